@@ -1,0 +1,4 @@
+//! The bridge's external interfaces.
+
+pub mod grpc;
+pub mod http;

@@ -1,0 +1,224 @@
+//! Bridge configuration: built-in defaults, overridden by a TOML file, overridden by
+//! `TUTTI_BRIDGE_*` environment variables. Every field and its default is listed in
+//! docs/bridge.md.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Identifies this bridge in GetInfo and logs.
+    pub bridge_id: String,
+    /// gRPC control API. Loopback by default: the API is not authenticated yet.
+    pub grpc_address: SocketAddr,
+    /// /metrics and /health.
+    pub http_address: SocketAddr,
+    /// The one UDP socket all endpoints' media uses. Port 0 binds a free port.
+    pub media_address: SocketAddr,
+    /// Addresses put in ICE candidates (NAT / Kubernetes node address). Empty: the media
+    /// address itself (which must then not be a wildcard).
+    pub advertised_addresses: Vec<IpAddr>,
+    /// Consent freshness: an endpoint silent this long is reported TIMED_OUT.
+    pub consent_timeout_secs: u64,
+    /// ICE must select a pair within this long after the remote transport is known.
+    pub ice_timeout_secs: u64,
+    /// DTLS must complete within this long after ICE selected a pair.
+    pub dtls_timeout_secs: u64,
+    /// Upper bound of signalled SSRCs per endpoint (SIM + FID groups count every SSRC).
+    pub max_sources_per_endpoint: usize,
+    /// Packet rate (in + out) at which stress reaches 1.0.
+    pub max_packet_rate: f64,
+    /// SRTP profiles the bridge accepts, in preference order: "gcm-then-aes-cm", "gcm", "aes-cm".
+    pub srtp_profiles: String,
+    /// Retransmission cache per video source, in packets (fixed memory per source).
+    pub retransmission_cache_packets: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        Config {
+            bridge_id: "bridge-1".to_string(),
+            grpc_address: SocketAddr::new(loopback, 10090),
+            http_address: SocketAddr::new(loopback, 10080),
+            media_address: SocketAddr::new(loopback, 10000),
+            advertised_addresses: Vec::new(),
+            consent_timeout_secs: 30,
+            ice_timeout_secs: 15,
+            dtls_timeout_secs: 10,
+            max_sources_per_endpoint: 20,
+            max_packet_rate: 400_000.0,
+            srtp_profiles: "gcm-then-aes-cm".to_string(),
+            retransmission_cache_packets: 256,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies `TUTTI_BRIDGE_<FIELD>` overrides (upper-case field names; lists comma-separated).
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn parse<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value
+                .trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("environment variable {name}={value:?}: {e}"))
+        }
+        let get = |field: &str| {
+            let name = format!("TUTTI_BRIDGE_{}", field.to_ascii_uppercase());
+            var(&name).map(|v| (name, v))
+        };
+        if let Some((_, v)) = get("bridge_id") {
+            self.bridge_id = v;
+        }
+        if let Some((n, v)) = get("grpc_address") {
+            self.grpc_address = parse(&n, &v)?;
+        }
+        if let Some((n, v)) = get("http_address") {
+            self.http_address = parse(&n, &v)?;
+        }
+        if let Some((n, v)) = get("media_address") {
+            self.media_address = parse(&n, &v)?;
+        }
+        if let Some((n, v)) = get("advertised_addresses") {
+            self.advertised_addresses = v
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| parse(&n, s))
+                .collect::<anyhow::Result<_>>()?;
+        }
+        if let Some((n, v)) = get("consent_timeout_secs") {
+            self.consent_timeout_secs = parse(&n, &v)?;
+        }
+        if let Some((n, v)) = get("ice_timeout_secs") {
+            self.ice_timeout_secs = parse(&n, &v)?;
+        }
+        if let Some((n, v)) = get("dtls_timeout_secs") {
+            self.dtls_timeout_secs = parse(&n, &v)?;
+        }
+        if let Some((n, v)) = get("max_sources_per_endpoint") {
+            self.max_sources_per_endpoint = parse(&n, &v)?;
+        }
+        if let Some((n, v)) = get("max_packet_rate") {
+            self.max_packet_rate = parse(&n, &v)?;
+        }
+        if let Some((_, v)) = get("srtp_profiles") {
+            self.srtp_profiles = v;
+        }
+        if let Some((n, v)) = get("retransmission_cache_packets") {
+            self.retransmission_cache_packets = parse(&n, &v)?;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.advertised_addresses.is_empty() && self.media_address.ip().is_unspecified() {
+            bail!(
+                "media_address {} is a wildcard: set advertised_addresses to the address clients reach",
+                self.media_address
+            );
+        }
+        self.srtp_profiles()?;
+        if self.consent_timeout_secs == 0 || self.ice_timeout_secs == 0 || self.dtls_timeout_secs == 0 {
+            bail!("timeouts must be at least one second");
+        }
+        if !(1..=4096).contains(&self.retransmission_cache_packets) {
+            bail!("retransmission_cache_packets must be in 1..=4096");
+        }
+        if self.max_sources_per_endpoint == 0 || self.max_packet_rate <= 0.0 {
+            bail!("max_sources_per_endpoint and max_packet_rate must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn srtp_profiles(&self) -> anyhow::Result<tutti_dtls::SrtpProfiles> {
+        Ok(match self.srtp_profiles.as_str() {
+            "gcm-then-aes-cm" => tutti_dtls::SrtpProfiles::GcmThenAesCm,
+            "gcm" => tutti_dtls::SrtpProfiles::GcmOnly,
+            "aes-cm" => tutti_dtls::SrtpProfiles::AesCmOnly,
+            other => bail!("srtp_profiles {other:?}: expected gcm-then-aes-cm, gcm or aes-cm"),
+        })
+    }
+
+    pub fn consent_timeout(&self) -> Duration {
+        Duration::from_secs(self.consent_timeout_secs)
+    }
+    pub fn ice_timeout(&self) -> Duration {
+        Duration::from_secs(self.ice_timeout_secs)
+    }
+    pub fn dtls_timeout(&self) -> Duration {
+        Duration::from_secs(self.dtls_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let mut config = Config::default();
+        config
+            .apply_env(|name| match name {
+                "TUTTI_BRIDGE_MEDIA_ADDRESS" => Some("127.0.0.1:0".into()),
+                "TUTTI_BRIDGE_ADVERTISED_ADDRESSES" => Some("192.0.2.1, 192.0.2.2".into()),
+                "TUTTI_BRIDGE_CONSENT_TIMEOUT_SECS" => Some("5".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.media_address.port(), 0);
+        assert_eq!(config.advertised_addresses.len(), 2);
+        assert_eq!(config.consent_timeout(), Duration::from_secs(5));
+        assert_eq!(config.grpc_address.port(), 10090);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut config = Config::default();
+        let err = config
+            .apply_env(|name| (name == "TUTTI_BRIDGE_ICE_TIMEOUT_SECS").then(|| "soon".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("TUTTI_BRIDGE_ICE_TIMEOUT_SECS"), "{err}");
+        let wildcard = Config {
+            media_address: "0.0.0.0:10000".parse().unwrap(),
+            ..Config::default()
+        };
+        assert!(wildcard.validate().unwrap_err().to_string().contains("advertised_addresses"));
+        let bad_profile = Config {
+            srtp_profiles: "des".into(),
+            ..Config::default()
+        };
+        assert!(bad_profile.validate().is_err());
+    }
+
+    #[test]
+    fn toml_file_fields() {
+        let config: Config = toml::from_str("media_address = \"127.0.0.1:4000\"\nmax_packet_rate = 1000.0\n").unwrap();
+        assert_eq!(config.media_address.port(), 4000);
+        assert_eq!(config.max_packet_rate, 1000.0);
+        assert!(toml::from_str::<Config>("no_such_field = 1").is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! The control plane's view of conferences and endpoints: validates requests, keeps what the
+//! focus needs back (credentials, states), hands validated commands to the media worker and
+//! fans the worker's events out to every watcher.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::mpsc::Sender;
+use std::sync::Mutex;
+
+use tokio::sync::{broadcast, mpsc};
+
+use crate::config::Config;
+use crate::media::stats::SharedSnapshot;
+use crate::media::{Command, EndpointState, WorkerEvent};
+
+/// Why a control request was refused; mapped to gRPC status codes by the API layer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ControlError {
+    #[error("unknown conference {0:?}")]
+    UnknownConference(String),
+    #[error("unknown endpoint {endpoint:?} in conference {conference:?}")]
+    UnknownEndpoint { conference: String, endpoint: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the media worker has stopped")]
+    WorkerGone,
+}
+
+pub struct EndpointEntry {
+    pub ice: tutti_ice::Credentials,
+    pub state: EndpointState,
+    pub detail: String,
+    pub ssrcs: Vec<u32>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    pub conferences: HashMap<String, HashMap<String, EndpointEntry>>,
+}
+
+pub struct Control {
+    pub config: Config,
+    pub media_address: SocketAddr,
+    pub fingerprint: String,
+    pub snapshot: SharedSnapshot,
+    registry: Mutex<Registry>,
+    commands: Mutex<Sender<Command>>,
+    events: broadcast::Sender<WorkerEvent>,
+}
+
+impl Control {
+    pub fn new(
+        config: Config,
+        media_address: SocketAddr,
+        fingerprint: String,
+        snapshot: SharedSnapshot,
+        commands: Sender<Command>,
+    ) -> Control {
+        let (events, _) = broadcast::channel(4096);
+        Control {
+            config,
+            media_address,
+            fingerprint,
+            snapshot,
+            registry: Mutex::new(Registry::default()),
+            commands: Mutex::new(commands),
+            events,
+        }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, command: Command) -> Result<(), ControlError> {
+        self.commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(command)
+            .map_err(|_| ControlError::WorkerGone)
+    }
+
+    /// Applies the worker's events to the registry and passes them to watchers. Runs until the
+    /// worker stops.
+    pub async fn pump_events(&self, mut from_worker: mpsc::UnboundedReceiver<WorkerEvent>) {
+        while let Some(event) = from_worker.recv().await {
+            let mut registry = self.registry();
+            if let Some(entry) = registry
+                .conferences
+                .get_mut(&event.conference_id)
+                .and_then(|c| c.get_mut(&event.endpoint_id))
+            {
+                entry.state = event.state;
+                entry.detail = event.detail.clone();
+            }
+            // Sent under the lock so a new watcher's snapshot and its events never overlap.
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// The state of every endpoint, and a receiver for every event after it.
+    pub fn watch(&self) -> (Vec<WorkerEvent>, broadcast::Receiver<WorkerEvent>) {
+        let registry = self.registry();
+        let snapshot = registry
+            .conferences
+            .iter()
+            .flat_map(|(conference, endpoints)| {
+                endpoints.iter().map(move |(endpoint, entry)| WorkerEvent {
+                    conference_id: conference.clone(),
+                    endpoint_id: endpoint.clone(),
+                    state: entry.state,
+                    detail: entry.detail.clone(),
+                })
+            })
+            .collect();
+        (snapshot, self.events.subscribe())
+    }
+
+    pub fn create_conference(&self, conference_id: &str) -> Result<bool, ControlError> {
+        check_id("conference_id", conference_id)?;
+        let mut registry = self.registry();
+        if registry.conferences.contains_key(conference_id) {
+            return Ok(false);
+        }
+        self.send(Command::CreateConference { conference_id: conference_id.to_string() })?;
+        registry.conferences.insert(conference_id.to_string(), HashMap::new());
+        Ok(true)
+    }
+
+    pub fn expire_conference(&self, conference_id: &str) -> Result<usize, ControlError> {
+        let mut registry = self.registry();
+        let endpoints = registry
+            .conferences
+            .remove(conference_id)
+            .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))?;
+        self.send(Command::ExpireConference { conference_id: conference_id.to_string() })?;
+        Ok(endpoints.len())
+    }
+
+    /// Allocates (or returns the existing) endpoint; the bool is true when newly created.
+    pub fn allocate_endpoint(
+        &self,
+        conference_id: &str,
+        endpoint_id: &str,
+    ) -> Result<(tutti_ice::Credentials, bool), ControlError> {
+        check_id("endpoint_id", endpoint_id)?;
+        let mut registry = self.registry();
+        let conference = registry
+            .conferences
+            .get_mut(conference_id)
+            .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))?;
+        if let Some(entry) = conference.get(endpoint_id) {
+            return Ok((entry.ice.clone(), false));
+        }
+        let ice = tutti_ice::Credentials::random();
+        self.send(Command::AllocateEndpoint {
+            conference_id: conference_id.to_string(),
+            endpoint_id: endpoint_id.to_string(),
+            ice: ice.clone(),
+        })?;
+        conference.insert(
+            endpoint_id.to_string(),
+            EndpointEntry { ice: ice.clone(), state: EndpointState::Allocated, detail: String::new(), ssrcs: Vec::new() },
+        );
+        Ok((ice, true))
+    }
+
+    /// Checks that the endpoint exists and that `ssrcs` (when given) are its own to signal,
+    /// then hands the update to the worker.
+    pub fn update_endpoint(&self, conference_id: &str, endpoint_id: &str, ssrcs: Option<Vec<u32>>, command: Command) -> Result<(), ControlError> {
+        let mut registry = self.registry();
+        let conference = registry
+            .conferences
+            .get_mut(conference_id)
+            .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))?;
+        if !conference.contains_key(endpoint_id) {
+            return Err(ControlError::UnknownEndpoint {
+                conference: conference_id.to_string(),
+                endpoint: endpoint_id.to_string(),
+            });
+        }
+        if let Some(ssrcs) = &ssrcs {
+            for (other_id, other) in conference.iter() {
+                if other_id == endpoint_id {
+                    continue;
+                }
+                if let Some(ssrc) = ssrcs.iter().find(|s| other.ssrcs.contains(s)) {
+                    return Err(ControlError::Conflict(format!(
+                        "ssrc {ssrc} is already signalled by endpoint {other_id:?}"
+                    )));
+                }
+            }
+        }
+        self.send(command)?;
+        if let (Some(ssrcs), Some(entry)) = (ssrcs, conference.get_mut(endpoint_id)) {
+            entry.ssrcs = ssrcs;
+        }
+        Ok(())
+    }
+
+    pub fn expire_endpoint(&self, conference_id: &str, endpoint_id: &str) -> Result<(), ControlError> {
+        let mut registry = self.registry();
+        let conference = registry
+            .conferences
+            .get_mut(conference_id)
+            .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))?;
+        if conference.remove(endpoint_id).is_none() {
+            return Err(ControlError::UnknownEndpoint {
+                conference: conference_id.to_string(),
+                endpoint: endpoint_id.to_string(),
+            });
+        }
+        self.send(Command::ExpireEndpoint {
+            conference_id: conference_id.to_string(),
+            endpoint_id: endpoint_id.to_string(),
+        })
+    }
+}
+
+fn check_id(field: &str, id: &str) -> Result<(), ControlError> {
+    if id.is_empty() || id.len() > 256 {
+        return Err(ControlError::Invalid(format!("{field} must be 1 to 256 bytes long")));
+    }
+    Ok(())
+}

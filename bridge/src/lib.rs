@@ -1,0 +1,85 @@
+//! Tutti's media bridge: a selective forwarding unit driven by the focus over gRPC.
+//!
+//! - `api/`: the gRPC control API and the HTTP endpoints (/metrics, /health).
+//! - `control`: the control plane's registry of conferences and endpoints.
+//! - `media/`: the media worker that owns the UDP socket and the packet path.
+
+pub mod api;
+pub mod config;
+pub mod control;
+pub mod media;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tutti_proto::bridge_v1::bridge_server::BridgeServer;
+
+use crate::config::Config;
+use crate::control::Control;
+use crate::media::endpoint_settings;
+use crate::media::stats::Snapshot;
+
+/// The addresses a running bridge actually bound (ports of 0 in the config resolved).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Bound {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub media: SocketAddr,
+    pub fingerprint: String,
+}
+
+/// Runs the bridge until `shutdown` completes. `on_ready` is told the bound addresses once
+/// every listener is up.
+pub async fn run(
+    config: Config,
+    on_ready: impl FnOnce(&Bound),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let cert = tutti_dtls::Certificate::generate().context("generating the DTLS certificate")?;
+    let fingerprint = cert.fingerprint().to_string();
+    let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+    let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
+    let worker = media::worker::spawn(config.media_address, endpoint_settings(&config)?, cert, event_tx, snapshot.clone())
+        .with_context(|| format!("binding the media socket {}", config.media_address))?;
+    let grpc_listener = TcpListener::bind(config.grpc_address)
+        .await
+        .with_context(|| format!("binding the gRPC address {}", config.grpc_address))?;
+    let http_listener = TcpListener::bind(config.http_address)
+        .await
+        .with_context(|| format!("binding the HTTP address {}", config.http_address))?;
+    let bound = Bound {
+        grpc: grpc_listener.local_addr()?,
+        http: http_listener.local_addr()?,
+        media: worker.media_address,
+        fingerprint: fingerprint.clone(),
+    };
+    let rates = Arc::new(metrics::Rates::new(snapshot.clone(), config.max_packet_rate));
+    let control = Arc::new(Control::new(config, worker.media_address, fingerprint, snapshot.clone(), worker.commands));
+    let worker_thread = Arc::new(worker.thread);
+
+    let pump = tokio::spawn({
+        let control = control.clone();
+        async move { control.pump_events(event_rx).await }
+    });
+    let sampler = tokio::spawn(rates.clone().run());
+    let http = axum::serve(http_listener, api::http::router(metrics::registry(snapshot, rates.clone()), worker_thread));
+    let service = api::grpc::BridgeService { control: control.clone(), rates };
+    let grpc = tonic::transport::Server::builder()
+        .add_service(BridgeServer::new(service))
+        .serve_with_incoming(TcpListenerStream::new(grpc_listener));
+
+    tracing::info!(grpc = %bound.grpc, http = %bound.http, media = %bound.media, "bridge ready");
+    on_ready(&bound);
+    tokio::select! {
+        r = grpc => r.context("gRPC server failed")?,
+        r = http => r.context("HTTP server failed")?,
+        _ = shutdown => tracing::info!("shutting down"),
+    }
+    pump.abort();
+    sampler.abort();
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! The media plane: one single-threaded worker that owns the UDP socket and every endpoint's
+//! ICE, DTLS and SRTP state (see docs/architecture.md). The control plane talks to it only
+//! through [`Command`]s and hears back through [`WorkerEvent`]s, so the packet path takes no lock.
+//!
+//! The path of one RTP packet: `worker.rs` (receive batch) → `endpoint.rs` (demultiplex,
+//! decrypt once) → `forward.rs` (choose receivers, rewrite, encrypt per receiver) → `udp.rs`
+//! (send batch).
+
+mod conference;
+mod endpoint;
+mod forward;
+mod retransmission;
+mod sources;
+pub mod stats;
+mod udp;
+pub mod worker;
+
+use std::net::SocketAddr;
+
+pub use sources::{GroupSemantics, SourceDesc, SourceGroup, SourcePlan, SourceSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// What the bridge offers as its DTLS setup; the remote's answer decides the role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteSetup {
+    /// The remote sends the ClientHello: the bridge is the DTLS server (browsers do this).
+    Active,
+    /// The remote waits: the bridge is the DTLS client.
+    Passive,
+}
+
+#[derive(Clone, Debug)]
+pub struct RemoteTransport {
+    pub ufrag: String,
+    pub pwd: String,
+    /// UDP candidates only (TCP ones are dropped by the control plane): address and priority.
+    pub candidates: Vec<(SocketAddr, u32)>,
+    pub fingerprint: [u8; 32],
+    pub setup: RemoteSetup,
+}
+
+/// What an endpoint sends and receives of one media type.
+#[derive(Clone, Debug, Default)]
+pub struct MediaDesc {
+    pub sends: bool,
+    pub receives: bool,
+    /// transport-wide-cc header extension id, when negotiated.
+    pub twcc_extension: Option<u8>,
+    /// transport-cc rtcp-fb negotiated (else the bridge sends REMB).
+    pub transport_cc: bool,
+    /// (original payload type, rtx payload type) pairs.
+    pub rtx: Vec<(u8, u8)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct MediaConfig {
+    pub audio: Option<MediaDesc>,
+    pub video: Option<MediaDesc>,
+}
+
+impl MediaConfig {
+    pub fn get(&self, kind: MediaKind) -> Option<&MediaDesc> {
+        match kind {
+            MediaKind::Audio => self.audio.as_ref(),
+            MediaKind::Video => self.video.as_ref(),
+        }
+    }
+}
+
+/// Control-plane requests, already validated. Ids are minted by the focus.
+#[derive(Debug)]
+pub enum Command {
+    CreateConference {
+        conference_id: String,
+    },
+    ExpireConference {
+        conference_id: String,
+    },
+    AllocateEndpoint {
+        conference_id: String,
+        endpoint_id: String,
+        ice: tutti_ice::Credentials,
+    },
+    UpdateEndpoint {
+        conference_id: String,
+        endpoint_id: String,
+        transport: Option<RemoteTransport>,
+        media: Option<MediaConfig>,
+        sources: Option<SourceSet>,
+    },
+    ExpireEndpoint {
+        conference_id: String,
+        endpoint_id: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointState {
+    Allocated,
+    Connected,
+    IceFailed,
+    DtlsFailed,
+    TimedOut,
+    Expired,
+}
+
+/// A change of an endpoint's state, reported by the worker.
+#[derive(Clone, Debug)]
+pub struct WorkerEvent {
+    pub conference_id: String,
+    pub endpoint_id: String,
+    pub state: EndpointState,
+    pub detail: String,
+}
+
+/// Endpoint settings from the configuration.
+pub fn endpoint_settings(config: &crate::config::Config) -> anyhow::Result<endpoint::EndpointSettings> {
+    Ok(endpoint::EndpointSettings {
+        consent_timeout: config.consent_timeout(),
+        ice_timeout: config.ice_timeout(),
+        dtls_timeout: config.dtls_timeout(),
+        srtp_profiles: config.srtp_profiles()?,
+        retransmission_cache_packets: config.retransmission_cache_packets,
+    })
+}

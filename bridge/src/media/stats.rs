@@ -1,0 +1,92 @@
+//! Counters of the media worker. The worker increments plain integers it alone owns and
+//! publishes a copy a few times per second, so the packet path never touches shared memory.
+
+use std::sync::{Arc, Mutex};
+
+macro_rules! reasons {
+    ($($variant:ident => $label:literal,)*) => {
+        /// Why a datagram or packet was dropped.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum DropReason { $($variant,)* }
+        impl DropReason {
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            pub fn label(self) -> &'static str {
+                match self { $(DropReason::$variant => $label,)* }
+            }
+        }
+    };
+}
+
+reasons! {
+    Unrecognized => "unrecognized_protocol",
+    Truncated => "truncated",
+    Oversized => "oversized",
+    StunMalformed => "stun_malformed",
+    StunUnknownUsername => "stun_unknown_username",
+    StunBadIntegrity => "stun_bad_integrity",
+    StunBadFingerprint => "stun_bad_fingerprint",
+    StunUnknownTransaction => "stun_unknown_transaction",
+    StunUnsupported => "stun_unsupported",
+    DtlsUnknownAddress => "dtls_unknown_address",
+    DtlsNotReady => "dtls_not_ready",
+    UnknownAddress => "unknown_address",
+    NotConnected => "not_connected",
+    SrtpAuthFailed => "srtp_auth_failed",
+    SrtpReplayed => "srtp_replayed",
+    SrtpInvalid => "srtp_invalid",
+    RtpMalformed => "rtp_malformed",
+    RtcpMalformed => "rtcp_malformed",
+    UnknownSsrc => "unknown_ssrc",
+    SendFailed => "send_failed",
+}
+
+/// Counters by media kind: index 0 audio, 1 video, 2 RTCP.
+pub const KIND_LABELS: [&str; 3] = ["audio", "video", "rtcp"];
+
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub packets_in: [u64; 3],
+    pub bytes_in: [u64; 3],
+    pub packets_out: [u64; 3],
+    pub bytes_out: [u64; 3],
+    pub drops: [u64; DropReason::ALL.len()],
+    pub ice_failures: u64,
+    pub dtls_failures: u64,
+    pub consent_timeouts: u64,
+    /// Received but deliberately not forwarded: simulcast layers above the first.
+    pub simulcast_layers_skipped: u64,
+    /// RTX and padding from senders, consumed by the bridge.
+    pub rtx_consumed: u64,
+    pub pli_received: u64,
+    pub pli_sent: u64,
+    pub pli_rate_limited: u64,
+    pub nack_received: u64,
+    pub retransmissions_sent: u64,
+    pub nack_cache_misses: u64,
+    pub transport_cc_feedback_sent: u64,
+    pub transport_cc_feedback_received: u64,
+    pub receiver_reports_sent: u64,
+    pub sender_reports_forwarded: u64,
+    pub remb_sent: u64,
+}
+
+impl Counters {
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+}
+
+/// What the worker publishes.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub counters: Counters,
+    pub conferences: u64,
+    pub endpoints: u64,
+    /// Bytes held by endpoint state (all endpoints, including their routing entries).
+    pub endpoint_state_bytes: u64,
+    /// Fraction of one core the worker thread used over the last second.
+    pub worker_busy: f64,
+}
+
+/// Written by the worker a few times per second, read by /metrics and GetInfo.
+pub type SharedSnapshot = Arc<Mutex<Snapshot>>;

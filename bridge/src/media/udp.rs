@@ -1,0 +1,204 @@
+//! Batched UDP I/O: one `recvmmsg` fills many preallocated buffers, one `sendmmsg` sends many.
+//! Written against libc directly because the batching is the point: a syscall per datagram
+//! costs more than the SRTP work per packet (docs/architecture.md).
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// Largest datagram the bridge accepts; larger ones are dropped as oversized.
+pub const MAX_DATAGRAM: usize = 1500;
+/// Buffer size per slot: room for a full datagram plus SRTP tags, and to detect oversize.
+pub const SLOT: usize = 2048;
+
+pub fn bind(addr: SocketAddr, poll_interval: Duration) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Large kernel buffers absorb bursts (keyframes fanned out to many receivers).
+    socket.set_recv_buffer_size(8 << 20)?;
+    socket.set_send_buffer_size(8 << 20)?;
+    socket.bind(&addr.into())?;
+    // The worker wakes at least this often for timers and control commands.
+    socket.set_read_timeout(Some(poll_interval))?;
+    Ok(socket.into())
+}
+
+fn to_storage(addr: SocketAddr, storage: &mut libc::sockaddr_storage) -> libc::socklen_t {
+    let sock = SockAddr::from(addr);
+    // SAFETY: SockAddr holds a valid sockaddr of `len()` bytes, which fits in sockaddr_storage.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            sock.as_ptr() as *const u8,
+            storage as *mut libc::sockaddr_storage as *mut u8,
+            sock.len() as usize,
+        );
+    }
+    sock.len()
+}
+
+fn from_storage(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    // SAFETY: the kernel wrote a sockaddr of `len` bytes into the storage.
+    let sock = unsafe { SockAddr::new(*storage, len) };
+    sock.as_socket()
+}
+
+/// Preallocated receive buffers for one `recvmmsg` call.
+pub struct RecvBatch {
+    bufs: Vec<u8>,
+    addrs: Vec<libc::sockaddr_storage>,
+    iovecs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+/// One received datagram.
+pub struct Received<'a> {
+    pub buf: &'a mut [u8],
+    pub len: usize,
+    pub from: Option<SocketAddr>,
+    /// The datagram was larger than the buffer (MSG_TRUNC).
+    pub truncated: bool,
+}
+
+impl RecvBatch {
+    pub fn new(count: usize) -> RecvBatch {
+        let mut batch = RecvBatch {
+            bufs: vec![0; count * SLOT],
+            // SAFETY: all-zero is a valid sockaddr_storage, iovec and mmsghdr.
+            addrs: vec![unsafe { zeroed() }; count],
+            iovecs: vec![unsafe { zeroed() }; count],
+            msgs: vec![unsafe { zeroed() }; count],
+        };
+        // The vectors never grow, so the pointers stay valid for the batch's life.
+        for i in 0..count {
+            batch.iovecs[i].iov_base = batch.bufs[i * SLOT..].as_mut_ptr() as *mut libc::c_void;
+            batch.iovecs[i].iov_len = SLOT;
+            batch.msgs[i].msg_hdr.msg_iov = &mut batch.iovecs[i];
+            batch.msgs[i].msg_hdr.msg_iovlen = 1;
+            batch.msgs[i].msg_hdr.msg_name = &mut batch.addrs[i] as *mut _ as *mut libc::c_void;
+        }
+        batch
+    }
+
+    /// Blocks until at least one datagram arrives or the socket's read timeout passes.
+    /// Returns the number received (0 on timeout).
+    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        for msg in &mut self.msgs {
+            msg.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            msg.msg_hdr.msg_flags = 0;
+            msg.msg_len = 0;
+        }
+        // SAFETY: msgs point at buffers owned by self, sized as declared.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.msgs.as_mut_ptr(),
+                self.msgs.len() as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return match err.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(err),
+            };
+        }
+        Ok(n as usize)
+    }
+
+    pub fn get(&mut self, i: usize) -> Received<'_> {
+        let msg = &self.msgs[i];
+        Received {
+            len: msg.msg_len as usize,
+            from: from_storage(&self.addrs[i], msg.msg_hdr.msg_namelen),
+            truncated: msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+            buf: &mut self.bufs[i * SLOT..(i + 1) * SLOT],
+        }
+    }
+}
+
+/// Outgoing datagrams collected for one `sendmmsg`; flushes itself when full.
+pub struct SendBatch {
+    fd: RawFd,
+    bufs: Vec<u8>,
+    lens: Vec<usize>,
+    addrs: Vec<libc::sockaddr_storage>,
+    addr_lens: Vec<libc::socklen_t>,
+    iovecs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+    count: usize,
+    /// Datagrams the kernel refused (counted by the caller as drops).
+    pub failed: u64,
+}
+
+impl SendBatch {
+    pub fn new(socket: &UdpSocket, capacity: usize) -> SendBatch {
+        SendBatch {
+            fd: socket.as_raw_fd(),
+            bufs: vec![0; capacity * SLOT],
+            lens: vec![0; capacity],
+            // SAFETY: all-zero is a valid sockaddr_storage, iovec and mmsghdr.
+            addrs: vec![unsafe { zeroed() }; capacity],
+            addr_lens: vec![0; capacity],
+            iovecs: vec![unsafe { zeroed() }; capacity],
+            msgs: vec![unsafe { zeroed() }; capacity],
+            count: 0,
+            failed: 0,
+        }
+    }
+
+    /// Lets `write` fill the next slot (SLOT bytes); it returns the destination and length, or
+    /// None to abandon the slot.
+    pub fn push(&mut self, write: impl FnOnce(&mut [u8]) -> Option<(SocketAddr, usize)>) {
+        if self.count == self.lens.len() {
+            self.flush();
+        }
+        let i = self.count;
+        let slot = &mut self.bufs[i * SLOT..(i + 1) * SLOT];
+        if let Some((to, len)) = write(slot) {
+            self.lens[i] = len.min(SLOT);
+            self.addr_lens[i] = to_storage(to, &mut self.addrs[i]);
+            self.count += 1;
+        }
+    }
+
+    pub fn flush(&mut self) {
+        let mut sent = 0;
+        while sent < self.count {
+            for i in sent..self.count {
+                self.iovecs[i].iov_base = self.bufs[i * SLOT..].as_mut_ptr() as *mut libc::c_void;
+                self.iovecs[i].iov_len = self.lens[i];
+                let hdr = &mut self.msgs[i].msg_hdr;
+                hdr.msg_iov = &mut self.iovecs[i];
+                hdr.msg_iovlen = 1;
+                hdr.msg_name = &mut self.addrs[i] as *mut _ as *mut libc::c_void;
+                hdr.msg_namelen = self.addr_lens[i];
+            }
+            // SAFETY: the headers point at buffers owned by self, sized as declared.
+            let n = unsafe {
+                libc::sendmmsg(
+                    self.fd,
+                    self.msgs[sent..].as_mut_ptr(),
+                    (self.count - sent) as libc::c_uint,
+                    0,
+                )
+            };
+            if n <= 0 {
+                let err = io::Error::last_os_error();
+                if n < 0 && err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // Skip the datagram the kernel refused (e.g. unreachable address) and go on.
+                self.failed += 1;
+                sent += 1;
+            } else {
+                sent += n as usize;
+            }
+        }
+        self.count = 0;
+    }
+}

@@ -1,0 +1,155 @@
+//! Prometheus exposition of the worker's published counters, and the load figures (packet
+//! rates, stress) derived from them once per second.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::media::stats::{DropReason, SharedSnapshot, KIND_LABELS};
+
+/// Packet rates over the last second and the stress figure (see docs/bridge.md):
+/// `stress = max((in_pps + out_pps) / max_packet_rate, worker_busy / 0.9)`.
+pub struct Rates {
+    snapshot: SharedSnapshot,
+    max_packet_rate: f64,
+    current: Mutex<(f64, f64, f64)>,
+}
+
+impl Rates {
+    pub fn new(snapshot: SharedSnapshot, max_packet_rate: f64) -> Rates {
+        Rates { snapshot, max_packet_rate, current: Mutex::new((0.0, 0.0, 0.0)) }
+    }
+
+    fn totals(&self) -> (u64, u64, f64) {
+        let s = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        (s.counters.packets_in.iter().sum(), s.counters.packets_out.iter().sum(), s.worker_busy)
+    }
+
+    /// Samples the counters every second, forever.
+    pub async fn run(self: Arc<Self>) {
+        let (mut last_in, mut last_out, _) = self.totals();
+        let mut last = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let (total_in, total_out, busy) = self.totals();
+            let secs = last.elapsed().as_secs_f64().max(1e-3);
+            let pps_in = total_in.saturating_sub(last_in) as f64 / secs;
+            let pps_out = total_out.saturating_sub(last_out) as f64 / secs;
+            let stress = ((pps_in + pps_out) / self.max_packet_rate).max(busy / 0.9);
+            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = (pps_in, pps_out, stress);
+            (last_in, last_out, last) = (total_in, total_out, Instant::now());
+        }
+    }
+
+    /// (packets in per second, packets out per second, stress).
+    pub fn current(&self) -> (f64, f64, f64) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Debug)]
+struct BridgeCollector {
+    snapshot: SharedSnapshot,
+    rates: Arc<Rates>,
+}
+
+impl std::fmt::Debug for Rates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rates").finish_non_exhaustive()
+    }
+}
+
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> std::fmt::Result {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn labelled_counters<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &'static str,
+    values: impl Iterator<Item = (&'a str, u64)>,
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+    for (value_label, value) in values {
+        let labels = [(label, value_label)];
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for BridgeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let s = self.snapshot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let c = &s.counters;
+        let e = &mut encoder;
+        gauge(e, "tutti_bridge_conferences", "Conferences on this bridge", s.conferences as f64)?;
+        gauge(e, "tutti_bridge_endpoints", "Endpoints on this bridge", s.endpoints as f64)?;
+        gauge(
+            e,
+            "tutti_bridge_endpoint_state_bytes",
+            "Bytes held by endpoint state (transport, SRTP, caches, routing entries)",
+            s.endpoint_state_bytes as f64,
+        )?;
+        gauge(e, "tutti_bridge_stress", "Load figure: 1.0 is full (docs/bridge.md)", self.rates.current().2)?;
+        gauge(e, "tutti_bridge_worker_busy", "Fraction of a core the media worker used", s.worker_busy)?;
+        let kinds = |v: &[u64; 3]| KIND_LABELS.iter().copied().zip(v.iter().copied()).collect::<Vec<_>>();
+        labelled_counters(e, "tutti_bridge_packets_received", "Packets received, by media", "media", kinds(&c.packets_in).into_iter())?;
+        labelled_counters(e, "tutti_bridge_bytes_received", "Bytes received (decrypted), by media", "media", kinds(&c.bytes_in).into_iter())?;
+        labelled_counters(e, "tutti_bridge_packets_sent", "Packets forwarded, by media", "media", kinds(&c.packets_out).into_iter())?;
+        labelled_counters(e, "tutti_bridge_bytes_sent", "Bytes forwarded (encrypted), by media", "media", kinds(&c.bytes_out).into_iter())?;
+        labelled_counters(
+            e,
+            "tutti_bridge_drops",
+            "Datagrams and packets dropped, by reason",
+            "reason",
+            DropReason::ALL.iter().map(|r| (r.label(), c.drops[*r as usize])),
+        )?;
+        counter(e, "tutti_bridge_ice_failures", "Endpoints whose ICE failed", c.ice_failures)?;
+        counter(e, "tutti_bridge_dtls_failures", "Endpoints whose DTLS failed", c.dtls_failures)?;
+        counter(
+            e,
+            "tutti_bridge_srtp_failures",
+            "SRTP/SRTCP packets that failed authentication or replay checks",
+            c.drops[DropReason::SrtpAuthFailed as usize] + c.drops[DropReason::SrtpReplayed as usize],
+        )?;
+        counter(e, "tutti_bridge_consent_timeouts", "Endpoints timed out by consent freshness", c.consent_timeouts)?;
+        counter(e, "tutti_bridge_simulcast_layers_skipped", "Packets of simulcast layers not forwarded", c.simulcast_layers_skipped)?;
+        counter(e, "tutti_bridge_rtx_consumed", "RTX and padding packets from senders, not forwarded", c.rtx_consumed)?;
+        counter(e, "tutti_bridge_keyframe_requests_received", "PLI/FIR received from receivers", c.pli_received)?;
+        counter(e, "tutti_bridge_keyframe_requests_sent", "PLI sent to senders", c.pli_sent)?;
+        counter(e, "tutti_bridge_keyframe_requests_rate_limited", "PLI/FIR not passed on (rate limit)", c.pli_rate_limited)?;
+        counter(e, "tutti_bridge_nack_received", "Sequence numbers NACKed by receivers", c.nack_received)?;
+        counter(e, "tutti_bridge_retransmissions_sent", "Packets retransmitted from the cache", c.retransmissions_sent)?;
+        counter(e, "tutti_bridge_nack_cache_misses", "NACKed packets no longer in the cache", c.nack_cache_misses)?;
+        counter(e, "tutti_bridge_transport_cc_feedback_sent", "transport-cc feedback packets sent to senders", c.transport_cc_feedback_sent)?;
+        counter(
+            e,
+            "tutti_bridge_transport_cc_feedback_received",
+            "transport-cc feedback packets received from receivers",
+            c.transport_cc_feedback_received,
+        )?;
+        counter(e, "tutti_bridge_receiver_reports_sent", "Receiver reports sent to senders", c.receiver_reports_sent)?;
+        counter(e, "tutti_bridge_sender_reports_forwarded", "Sender reports passed to receivers", c.sender_reports_forwarded)?;
+        counter(e, "tutti_bridge_remb_sent", "REMB packets sent to senders without transport-cc", c.remb_sent)?;
+        Ok(())
+    }
+}
+
+pub fn registry(snapshot: SharedSnapshot, rates: Arc<Rates>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(BridgeCollector { snapshot, rates }));
+    registry
+}

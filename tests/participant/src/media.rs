@@ -1,0 +1,339 @@
+//! Browser-shaped media: RTP packets with the transport-wide-cc extension, VP8 payload
+//! descriptors and frame headers, Opus-sized audio, and the integrity trailer every payload ends
+//! with so that any receiver can check the bridge forwarded the bytes untouched.
+
+use std::time::Duration;
+
+/// Marks the start of a payload trailer.
+pub const TRAILER_MAGIC: [u8; 4] = *b"TuTi";
+/// magic (4) + SSRC (4) + RTP sequence (2) + send time in µs (8) + CRC32 (4).
+pub const TRAILER_LEN: usize = 22;
+/// Size of the fixed RTP header plus our one-byte-header extension block (one element).
+pub const RTP_HEADER_LEN: usize = 12 + 8;
+/// Size of the VP8 payload descriptor we write (X, I with a 15-bit PictureID).
+pub const VP8_DESCRIPTOR_LEN: usize = 4;
+/// Largest RTP packet (before SRTP) we produce, like a browser's ~1,200-byte video packets.
+pub const MAX_RTP_PACKET: usize = 1200;
+/// Video frame rate of the generated stream.
+pub const VIDEO_FPS: u32 = 30;
+/// Interval between Opus packets.
+pub const AUDIO_PTIME: Duration = Duration::from_millis(20);
+/// RTP clock ticks per video frame (90 kHz / 30 fps).
+const VIDEO_TS_STEP: u32 = 90_000 / VIDEO_FPS;
+/// RTP clock ticks per Opus packet (48 kHz, 20 ms).
+const AUDIO_TS_STEP: u32 = 960;
+/// Keyframes are this many times larger than a delta frame, as with real encoders.
+const KEYFRAME_SIZE_FACTOR: usize = 3;
+
+/// What a payload trailer says about the packet it came in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trailer {
+    pub ssrc: u32,
+    pub seq: u16,
+    pub sent_at_us: u64,
+}
+
+/// Why a payload failed verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TrailerError {
+    #[error("payload shorter than the trailer")]
+    TooShort,
+    #[error("trailer magic missing")]
+    BadMagic,
+    #[error("payload checksum mismatch")]
+    BadChecksum,
+}
+
+/// Appends the trailer for `payload`; the CRC covers every byte before it, including the
+/// trailer's own fields.
+pub fn append_trailer(payload: &mut Vec<u8>, trailer: Trailer) {
+    payload.extend_from_slice(&TRAILER_MAGIC);
+    payload.extend_from_slice(&trailer.ssrc.to_be_bytes());
+    payload.extend_from_slice(&trailer.seq.to_be_bytes());
+    payload.extend_from_slice(&trailer.sent_at_us.to_be_bytes());
+    let crc = crc32fast::hash(payload);
+    payload.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// Checks the trailer at the end of `payload` and returns what it says.
+pub fn verify_trailer(payload: &[u8]) -> Result<Trailer, TrailerError> {
+    let start = payload
+        .len()
+        .checked_sub(TRAILER_LEN)
+        .ok_or(TrailerError::TooShort)?;
+    let t = &payload[start..];
+    if t[0..4] != TRAILER_MAGIC {
+        return Err(TrailerError::BadMagic);
+    }
+    let covered = &payload[..payload.len() - 4];
+    let crc = u32::from_be_bytes([t[18], t[19], t[20], t[21]]);
+    if crc32fast::hash(covered) != crc {
+        return Err(TrailerError::BadChecksum);
+    }
+    Ok(Trailer {
+        ssrc: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+        seq: u16::from_be_bytes([t[8], t[9]]),
+        sent_at_us: u64::from_be_bytes([t[10], t[11], t[12], t[13], t[14], t[15], t[16], t[17]]),
+    })
+}
+
+/// Fields of an outgoing RTP header.
+#[derive(Clone, Copy, Debug)]
+pub struct RtpFields {
+    pub payload_type: u8,
+    pub marker: bool,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+    /// One-byte-header extension id (1..=14) carrying the transport-wide sequence number.
+    pub twcc_ext_id: u8,
+    pub twcc_seq: u16,
+}
+
+/// Serialises an RTP packet whose header carries exactly one RFC 8285 one-byte extension: the
+/// transport-wide-cc sequence number (2 bytes, padded to a 32-bit word).
+pub fn build_rtp(f: &RtpFields, payload: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(RTP_HEADER_LEN + payload.len());
+    p.push(0x90); // V=2, P=0, X=1, CC=0
+    p.push((u8::from(f.marker) << 7) | (f.payload_type & 0x7f));
+    p.extend_from_slice(&f.seq.to_be_bytes());
+    p.extend_from_slice(&f.timestamp.to_be_bytes());
+    p.extend_from_slice(&f.ssrc.to_be_bytes());
+    p.extend_from_slice(&[0xbe, 0xde, 0x00, 0x01]);
+    p.push(((f.twcc_ext_id & 0x0f) << 4) | 0x01);
+    p.extend_from_slice(&f.twcc_seq.to_be_bytes());
+    p.push(0);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// RFC 7741 payload descriptor: X=1, S on the first packet of a frame, PartID 0, I=1, M=1 with a
+/// 15-bit PictureID.
+pub fn vp8_descriptor(start_of_frame: bool, picture_id: u16) -> [u8; VP8_DESCRIPTOR_LEN] {
+    let pid = picture_id & 0x7fff;
+    [
+        0x80 | if start_of_frame { 0x10 } else { 0 },
+        0x80,
+        0x80 | (pid >> 8) as u8,
+        (pid & 0xff) as u8,
+    ]
+}
+
+/// The VP8 frame header (RFC 6386 §9.1): a 3-byte frame tag (P=0 for key frames, version 0,
+/// show_frame=1, first partition size) and, for key frames, the start code and a 640x360 size.
+pub fn vp8_frame_header(keyframe: bool, first_partition_size: u32) -> Vec<u8> {
+    let size = first_partition_size & 0x7_ffff;
+    let tag = u32::from(!keyframe) | (1 << 4) | (size << 5);
+    let mut h = vec![tag as u8, (tag >> 8) as u8, (tag >> 16) as u8];
+    if keyframe {
+        h.extend_from_slice(&[0x9d, 0x01, 0x2a]);
+        h.extend_from_slice(&640u16.to_le_bytes());
+        h.extend_from_slice(&360u16.to_le_bytes());
+    }
+    h
+}
+
+/// What a receiver learns from a VP8 RTP payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vp8Info {
+    pub start_of_frame: bool,
+    pub partition_id: u8,
+    pub picture_id: Option<u16>,
+    /// First packet of a key frame with a valid frame tag and start code.
+    pub keyframe: bool,
+}
+
+/// Parses an RFC 7741 payload descriptor and, on a frame's first packet, the frame header.
+/// Returns None when the descriptor is truncated.
+pub fn parse_vp8(payload: &[u8]) -> Option<Vp8Info> {
+    let b0 = *payload.first()?;
+    let start_of_frame = b0 & 0x10 != 0;
+    let partition_id = b0 & 0x0f;
+    let mut pos = 1;
+    let mut picture_id = None;
+    if b0 & 0x80 != 0 {
+        let x = *payload.get(pos)?;
+        pos += 1;
+        if x & 0x80 != 0 {
+            let p0 = *payload.get(pos)?;
+            if p0 & 0x80 != 0 {
+                let p1 = *payload.get(pos + 1)?;
+                picture_id = Some(u16::from(p0 & 0x7f) << 8 | u16::from(p1));
+                pos += 2;
+            } else {
+                picture_id = Some(u16::from(p0));
+                pos += 1;
+            }
+        }
+        if x & 0x40 != 0 {
+            pos += 1; // TL0PICIDX
+        }
+        if x & 0x30 != 0 {
+            pos += 1; // TID/Y/KEYIDX
+        }
+    }
+    let frame = payload.get(pos..)?;
+    let keyframe = start_of_frame
+        && partition_id == 0
+        && frame.len() >= 10
+        && frame[0] & 0x01 == 0
+        && frame[3..6] == [0x9d, 0x01, 0x2a];
+    Some(Vp8Info {
+        start_of_frame,
+        partition_id,
+        picture_id,
+        keyframe,
+    })
+}
+
+/// An outgoing packet in plain RTP, with the transport-wide sequence number it carries.
+#[derive(Clone, Debug)]
+pub struct OutgoingPacket {
+    pub rtp: Vec<u8>,
+    pub twcc_seq: u16,
+}
+
+/// Sequence/timestamp state of the streams one participant sends.
+#[derive(Debug)]
+pub struct MediaSource {
+    audio_ssrc: u32,
+    video_ssrc: u32,
+    opus_pt: u8,
+    vp8_pt: u8,
+    twcc_ext_id: u8,
+    frame_bytes: usize,
+    frames_per_keyframe: u64,
+    audio_seq: u16,
+    audio_ts: u32,
+    video_seq: u16,
+    video_ts: u32,
+    picture_id: u16,
+    twcc_seq: u16,
+    frames_since_keyframe: u64,
+    keyframe_requested: bool,
+}
+
+impl MediaSource {
+    /// Random initial sequence numbers and timestamps, like a browser; the first video frame
+    /// is a key frame.
+    pub fn new(config: &crate::ParticipantConfig) -> MediaSource {
+        let interval_frames =
+            (config.keyframe_interval.as_secs_f64() * f64::from(VIDEO_FPS)).round() as u64;
+        MediaSource {
+            audio_ssrc: config.audio_ssrc,
+            video_ssrc: config.video_ssrc,
+            opus_pt: config.opus_pt,
+            vp8_pt: config.vp8_pt,
+            twcc_ext_id: config.twcc_ext_id,
+            frame_bytes: (config.video_bitrate_bps / 8 / VIDEO_FPS) as usize,
+            frames_per_keyframe: interval_frames.max(1),
+            audio_seq: rand::random(),
+            audio_ts: rand::random(),
+            video_seq: rand::random(),
+            video_ts: rand::random(),
+            picture_id: rand::random::<u16>() & 0x7fff,
+            twcc_seq: 1,
+            frames_since_keyframe: 0,
+            keyframe_requested: true,
+        }
+    }
+
+    /// Makes the next video frame a key frame (after a PLI or FIR).
+    pub fn request_keyframe(&mut self) {
+        self.keyframe_requested = true;
+    }
+
+    fn next_twcc(&mut self) -> u16 {
+        let s = self.twcc_seq;
+        self.twcc_seq = self.twcc_seq.wrapping_add(1);
+        s
+    }
+
+    /// One 20 ms Opus packet of 80-160 bytes of payload.
+    pub fn audio_packet(&mut self, now_us: u64) -> OutgoingPacket {
+        let seq = self.audio_seq;
+        let body_len = 80 + (rand::random::<u8>() as usize % 81) - TRAILER_LEN;
+        let mut payload = Vec::with_capacity(body_len + TRAILER_LEN);
+        // TOC byte: config 15 (CELT FB 20 ms), mono, one frame.
+        payload.push(0x78);
+        payload.extend((1..body_len).map(|i| (i as u8).wrapping_mul(7) ^ seq as u8));
+        append_trailer(
+            &mut payload,
+            Trailer {
+                ssrc: self.audio_ssrc,
+                seq,
+                sent_at_us: now_us,
+            },
+        );
+        let twcc_seq = self.next_twcc();
+        let rtp = build_rtp(
+            &RtpFields {
+                payload_type: self.opus_pt,
+                marker: false,
+                seq,
+                timestamp: self.audio_ts,
+                ssrc: self.audio_ssrc,
+                twcc_ext_id: self.twcc_ext_id,
+                twcc_seq,
+            },
+            &payload,
+        );
+        self.audio_seq = seq.wrapping_add(1);
+        self.audio_ts = self.audio_ts.wrapping_add(AUDIO_TS_STEP);
+        OutgoingPacket { rtp, twcc_seq }
+    }
+
+    /// All packets of the next video frame (a key frame when requested or due).
+    pub fn video_frame(&mut self, now_us: u64) -> Vec<OutgoingPacket> {
+        let keyframe =
+            self.keyframe_requested || self.frames_since_keyframe >= self.frames_per_keyframe;
+        if keyframe {
+            self.keyframe_requested = false;
+            self.frames_since_keyframe = 0;
+        }
+        self.frames_since_keyframe += 1;
+        let header_len = if keyframe { 10 } else { 3 };
+        let factor = if keyframe { KEYFRAME_SIZE_FACTOR } else { 1 };
+        let frame_len = (self.frame_bytes * factor).max(header_len + 1);
+        let per_packet = MAX_RTP_PACKET - RTP_HEADER_LEN - VP8_DESCRIPTOR_LEN - TRAILER_LEN;
+        let count = frame_len.div_ceil(per_packet);
+        let chunk = frame_len.div_ceil(count);
+        let mut frame = vp8_frame_header(keyframe, (frame_len / 4) as u32);
+        frame.extend((header_len..frame_len).map(|i| (i as u8).wrapping_mul(13) ^ self.picture_id as u8));
+
+        let parts: Vec<&[u8]> = frame.chunks(chunk).collect();
+        let mut out = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let seq = self.video_seq;
+            let mut payload = Vec::with_capacity(VP8_DESCRIPTOR_LEN + part.len() + TRAILER_LEN);
+            payload.extend_from_slice(&vp8_descriptor(i == 0, self.picture_id));
+            payload.extend_from_slice(part);
+            append_trailer(
+                &mut payload,
+                Trailer {
+                    ssrc: self.video_ssrc,
+                    seq,
+                    sent_at_us: now_us,
+                },
+            );
+            let twcc_seq = self.next_twcc();
+            let rtp = build_rtp(
+                &RtpFields {
+                    payload_type: self.vp8_pt,
+                    marker: i + 1 == parts.len(),
+                    seq,
+                    timestamp: self.video_ts,
+                    ssrc: self.video_ssrc,
+                    twcc_ext_id: self.twcc_ext_id,
+                    twcc_seq,
+                },
+                &payload,
+            );
+            self.video_seq = seq.wrapping_add(1);
+            out.push(OutgoingPacket { rtp, twcc_seq });
+        }
+        self.video_ts = self.video_ts.wrapping_add(VIDEO_TS_STEP);
+        self.picture_id = (self.picture_id + 1) & 0x7fff;
+        out
+    }
+}
