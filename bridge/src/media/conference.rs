@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use rustc_hash::FxHashMap;
 
 pub struct Conference {
-    pub id: String,
     /// Endpoint slots, in join order.
     pub members: Vec<usize>,
     pub by_endpoint_id: HashMap<String, usize>,
@@ -15,9 +14,8 @@ pub struct Conference {
 }
 
 impl Conference {
-    pub fn new(id: String) -> Conference {
+    pub fn new() -> Conference {
         Conference {
-            id,
             members: Vec::new(),
             by_endpoint_id: HashMap::new(),
             ssrc_owner: FxHashMap::default(),

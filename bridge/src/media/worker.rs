@@ -339,7 +339,7 @@ impl MediaState {
         match command {
             Command::CreateConference { conference_id } => {
                 if !self.conference_ids.contains_key(&conference_id) {
-                    let conference = Conference::new(conference_id.clone());
+                    let conference = Conference::new();
                     let slot = match self.free_conferences.pop() {
                         Some(slot) => {
                             self.conferences[slot] = Some(conference);

@@ -134,12 +134,15 @@ impl Certificate {
 
         let mut builder = X509::builder()?;
         builder.set_version(2)?;
-        builder.set_serial_number(&serial.to_asn1_integer()?)?;
+        let serial = serial.to_asn1_integer()?;
+        let not_before = Asn1Time::from_unix(now - DAY)?;
+        let not_after = Asn1Time::from_unix(now + 30 * DAY)?;
+        builder.set_serial_number(&serial)?;
         builder.set_subject_name(&name)?;
         builder.set_issuer_name(&name)?;
         builder.set_pubkey(&key)?;
-        builder.set_not_before(&Asn1Time::from_unix(now - DAY)?)?;
-        builder.set_not_after(&Asn1Time::from_unix(now + 30 * DAY)?)?;
+        builder.set_not_before(&not_before)?;
+        builder.set_not_after(&not_after)?;
         builder.sign(&key, MessageDigest::sha256())?;
         let cert = builder.build();
 

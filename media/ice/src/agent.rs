@@ -369,17 +369,16 @@ impl IceAgent {
             return Ok(());
         }
         self.mark_validated(i);
-        let pair = &mut self.pairs[i];
-        pair.state = PairState::Succeeded;
+        self.pairs[i].state = PairState::Succeeded;
         if self.controlling {
             if tx.kind == TxKind::Nominate {
-                pair.nominate = false;
+                self.pairs[i].nominate = false;
                 self.select(i, now);
             } else if self.selected.is_none() && !self.nomination_in_progress() {
-                pair.nominate = true;
-                pair.triggered = true;
+                self.pairs[i].nominate = true;
+                self.pairs[i].triggered = true;
             }
-        } else if pair.peer_nominated {
+        } else if self.pairs[i].peer_nominated {
             self.select(i, now);
         }
         Ok(())

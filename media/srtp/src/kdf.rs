@@ -35,7 +35,8 @@ impl Kdf {
         if master_key.len() != MASTER_KEY_LEN || master_salt.len() > PRF_SALT_LEN {
             return Err(Error::BadKeyLength);
         }
-        let unbound = UnboundCipherKey::new(&AES_128, master_key).map_err(|_| Error::BadKeyLength)?;
+        let unbound =
+            UnboundCipherKey::new(&AES_128, master_key).map_err(|_| Error::BadKeyLength)?;
         let key = EncryptingKey::ctr(unbound).map_err(|_| Error::BadKeyLength)?;
         let mut salt = [0u8; PRF_SALT_LEN];
         salt[..master_salt.len()].copy_from_slice(master_salt);
@@ -107,7 +108,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_lengths() {
-        assert_eq!(Kdf::new(&[0u8; 15], &[0u8; 14]).err(), Some(Error::BadKeyLength));
-        assert_eq!(Kdf::new(&[0u8; 16], &[0u8; 15]).err(), Some(Error::BadKeyLength));
+        assert_eq!(
+            Kdf::new(&[0u8; 15], &[0u8; 14]).err(),
+            Some(Error::BadKeyLength)
+        );
+        assert_eq!(
+            Kdf::new(&[0u8; 16], &[0u8; 15]).err(),
+            Some(Error::BadKeyLength)
+        );
     }
 }

@@ -108,13 +108,17 @@ const MAX_SALT_LEN: usize = 14;
 /// Heap held by one aws-lc `EVP_AEAD_CTX` (the GCM key schedule and GHASH table).
 const GCM_KEY_HEAP_BYTES: usize = 592;
 
-/// The expanded session keys of one of SRTP or SRTCP.
+/// The expanded session keys of one of SRTP or SRTCP. The AES-CM/HMAC keys are boxed: they
+/// hold two AES key schedules and three SHA-1 states inline (~1.7 KB), which would otherwise
+/// make every `Context` move expensive.
 enum Transform {
     Gcm(LessSafeKey),
-    CmHmac {
-        cipher: EncryptingKey,
-        auth: hmac::Key,
-    },
+    CmHmac(Box<CmHmacKeys>),
+}
+
+struct CmHmacKeys {
+    cipher: EncryptingKey,
+    auth: hmac::Key,
 }
 
 struct SessionKeys {
@@ -155,17 +159,18 @@ impl SessionKeys {
         }
         let transform = match profile {
             Profile::AeadAes128Gcm => {
-                let unbound = UnboundKey::new(&AES_128_GCM, key).map_err(|_| Error::BadKeyLength)?;
+                let unbound =
+                    UnboundKey::new(&AES_128_GCM, key).map_err(|_| Error::BadKeyLength)?;
                 Transform::Gcm(LessSafeKey::new(unbound))
             }
             Profile::Aes128CmHmacSha1_80 => {
                 let unbound =
                     UnboundCipherKey::new(&AES_128, key).map_err(|_| Error::BadKeyLength)?;
                 let cipher = EncryptingKey::ctr(unbound).map_err(|_| Error::BadKeyLength)?;
-                Transform::CmHmac {
+                Transform::CmHmac(Box::new(CmHmacKeys {
                     cipher,
                     auth: hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, auth_key),
-                }
+                }))
             }
         };
         let mut session_salt = [0u8; MAX_SALT_LEN];
@@ -224,7 +229,8 @@ impl SessionKeys {
                     .map_err(|_| Error::BufferTooSmall)?;
                 trailer[..GCM_TAG_LEN].copy_from_slice(tag.as_ref());
             }
-            Transform::CmHmac { cipher, auth } => {
+            Transform::CmHmac(keys) => {
+                let CmHmacKeys { cipher, auth } = &**keys;
                 cipher
                     .less_safe_encrypt(&mut buf[hlen..len], self.cm_iv(ssrc, index))
                     .map_err(|_| Error::BufferTooSmall)?;
@@ -252,7 +258,8 @@ impl SessionKeys {
                 key.open_in_place(nonce, Aad::from(&*header), &mut rest[..len - hlen])
                     .map_err(|_| Error::AuthFailed)?;
             }
-            Transform::CmHmac { cipher, auth } => {
+            Transform::CmHmac(keys) => {
+                let CmHmacKeys { cipher, auth } = &**keys;
                 let body_len = len - HMAC_TAG_LEN;
                 let expected = hmac_sha1(auth, &buf[..body_len], &roc_of(index).to_be_bytes());
                 constant_time::verify_slices_are_equal(
@@ -288,7 +295,8 @@ impl SessionKeys {
                 buf[len + GCM_TAG_LEN..len + GCM_TAG_LEN + SRTCP_INDEX_LEN]
                     .copy_from_slice(&e_index);
             }
-            Transform::CmHmac { cipher, auth } => {
+            Transform::CmHmac(keys) => {
+                let CmHmacKeys { cipher, auth } = &**keys;
                 cipher
                     .less_safe_encrypt(
                         &mut buf[RTCP_HEADER_LEN..len],
@@ -309,7 +317,7 @@ impl SessionKeys {
     fn srtcp_e_index(&self, packet: &[u8]) -> u32 {
         let at = match self.transform {
             Transform::Gcm(_) => packet.len() - SRTCP_INDEX_LEN,
-            Transform::CmHmac { .. } => packet.len() - SRTCP_INDEX_LEN - HMAC_TAG_LEN,
+            Transform::CmHmac(_) => packet.len() - SRTCP_INDEX_LEN - HMAC_TAG_LEN,
         };
         be_u32(&packet[at..at + SRTCP_INDEX_LEN])
     }
@@ -354,7 +362,8 @@ impl SessionKeys {
                     .map_err(|_| Error::AuthFailed)?;
                 }
             }
-            Transform::CmHmac { cipher, auth } => {
+            Transform::CmHmac(keys) => {
+                let CmHmacKeys { cipher, auth } = &**keys;
                 let signed_len = len - HMAC_TAG_LEN;
                 let expected = hmac_sha1(auth, &buf[..signed_len], &[]);
                 constant_time::verify_slices_are_equal(
@@ -378,7 +387,7 @@ impl SessionKeys {
     fn heap_bytes(&self) -> usize {
         match self.transform {
             Transform::Gcm(_) => GCM_KEY_HEAP_BYTES,
-            Transform::CmHmac { .. } => 0,
+            Transform::CmHmac(_) => std::mem::size_of::<CmHmacKeys>(),
         }
     }
 }
@@ -501,9 +510,7 @@ impl Context {
                 window.check(index)?;
                 index
             }
-            None if self.inbound_rtp.len() >= MAX_INBOUND_SSRCS => {
-                return Err(Error::TooManySsrcs)
-            }
+            None if self.inbound_rtp.len() >= MAX_INBOUND_SSRCS => return Err(Error::TooManySsrcs),
             None => u64::from(seq),
         };
         self.rtp.unprotect_rtp(buf, hlen, len, ssrc, index)?;

@@ -337,3 +337,185 @@ impl MediaSource {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ParticipantConfig;
+    use webrtc_util::Unmarshal;
+
+    fn trailer() -> Trailer {
+        Trailer {
+            ssrc: 0x1122_3344,
+            seq: 0xbeef,
+            sent_at_us: 1_700_000_000_123_456,
+        }
+    }
+
+    #[test]
+    fn trailer_round_trips() {
+        let mut p = b"some payload bytes".to_vec();
+        append_trailer(&mut p, trailer());
+        assert_eq!(p.len(), 18 + TRAILER_LEN);
+        assert_eq!(verify_trailer(&p), Ok(trailer()));
+    }
+
+    #[test]
+    fn trailer_detects_any_flipped_byte() {
+        let mut p = vec![0x5a; 100];
+        append_trailer(&mut p, trailer());
+        for i in 0..p.len() {
+            let mut bad = p.clone();
+            bad[i] ^= 0x01;
+            assert!(verify_trailer(&bad).is_err(), "flip at {i} not detected");
+        }
+    }
+
+    #[test]
+    fn trailer_rejects_short_and_truncated_payloads() {
+        assert_eq!(verify_trailer(&[0; 5]), Err(TrailerError::TooShort));
+        let mut p = vec![1, 2, 3];
+        append_trailer(&mut p, trailer());
+        assert_eq!(verify_trailer(&p[1..]), Err(TrailerError::BadChecksum));
+        assert_eq!(verify_trailer(&p[..p.len() - 1]), Err(TrailerError::BadMagic));
+    }
+
+    #[test]
+    fn rtp_header_carries_one_byte_twcc_extension() {
+        let f = RtpFields {
+            payload_type: 100,
+            marker: true,
+            seq: 0x1234,
+            timestamp: 0xdead_beef,
+            ssrc: 0xcafe_babe,
+            twcc_ext_id: 5,
+            twcc_seq: 0x0102,
+        };
+        let raw = build_rtp(&f, &[9, 8, 7]);
+        assert_eq!(
+            raw,
+            [
+                0x90, 0xe4, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0xca, 0xfe, 0xba, 0xbe, 0xbe,
+                0xde, 0x00, 0x01, 0x51, 0x01, 0x02, 0x00, 9, 8, 7
+            ]
+        );
+        let p = rtp::packet::Packet::unmarshal(&mut &raw[..]).unwrap();
+        assert!(p.header.marker);
+        assert_eq!(p.header.payload_type, 100);
+        assert_eq!(p.header.sequence_number, 0x1234);
+        assert_eq!(p.header.ssrc, 0xcafe_babe);
+        assert_eq!(p.header.get_extension(5).unwrap()[..], [0x01, 0x02]);
+        assert_eq!(p.payload[..], [9, 8, 7]);
+    }
+
+    #[test]
+    fn vp8_descriptor_bytes() {
+        assert_eq!(vp8_descriptor(true, 0x1234), [0x90, 0x80, 0x92, 0x34]);
+        assert_eq!(vp8_descriptor(false, 0xffff), [0x80, 0x80, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn vp8_keyframe_header_bytes() {
+        let h = vp8_frame_header(true, 1000);
+        // tag = P=0 | show_frame<<4 | 1000<<5 = 0x7d10
+        assert_eq!(h, [0x10, 0x7d, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01]);
+        let d = vp8_frame_header(false, 1000);
+        assert_eq!(d, [0x11, 0x7d, 0x00]);
+    }
+
+    #[test]
+    fn vp8_parse_sees_keyframes_only_on_frame_start() {
+        let mut p = vp8_descriptor(true, 77).to_vec();
+        p.extend(vp8_frame_header(true, 10));
+        let info = parse_vp8(&p).unwrap();
+        assert!(info.keyframe && info.start_of_frame);
+        assert_eq!(info.picture_id, Some(77));
+        assert_eq!(info.partition_id, 0);
+
+        let mut delta = vp8_descriptor(true, 78).to_vec();
+        delta.extend(vp8_frame_header(false, 10));
+        delta.extend([0; 10]);
+        assert!(!parse_vp8(&delta).unwrap().keyframe);
+
+        let mut cont = vp8_descriptor(false, 77).to_vec();
+        cont.extend(vp8_frame_header(true, 10));
+        assert!(!parse_vp8(&cont).unwrap().keyframe);
+
+        // Truncated descriptors never panic.
+        for n in 0..4 {
+            assert_eq!(parse_vp8(&p[..n]), None, "prefix of {n} bytes");
+        }
+        assert!(!parse_vp8(&p[..4]).unwrap().keyframe);
+        // 7-bit picture id, TL0PICIDX and TID present.
+        let short = [0x90, 0xe0, 0x05, 0x01, 0x00, 0x10, 0, 0, 0x9d, 0x01, 0x2a, 0x80, 0x02];
+        let info = parse_vp8(&short).unwrap();
+        assert_eq!(info.picture_id, Some(5));
+        assert!(!info.keyframe);
+    }
+
+    fn unmarshal(raw: &[u8]) -> rtp::packet::Packet {
+        rtp::packet::Packet::unmarshal(&mut &raw[..]).unwrap()
+    }
+
+    #[test]
+    fn audio_packets_are_opus_sized_with_valid_trailers() {
+        let cfg = ParticipantConfig::new("a");
+        let mut m = MediaSource::new(&cfg);
+        let first = unmarshal(&m.audio_packet(1).rtp);
+        let second_out = m.audio_packet(2);
+        let second = unmarshal(&second_out.rtp);
+        for p in [&first, &second] {
+            assert_eq!(p.header.payload_type, 111);
+            assert_eq!(p.header.ssrc, cfg.audio_ssrc);
+            assert!((80..=160).contains(&p.payload.len()), "{}", p.payload.len());
+            let t = verify_trailer(&p.payload).unwrap();
+            assert_eq!((t.ssrc, t.seq), (cfg.audio_ssrc, p.header.sequence_number));
+        }
+        assert_eq!(second.header.sequence_number, first.header.sequence_number.wrapping_add(1));
+        assert_eq!(second.header.timestamp, first.header.timestamp.wrapping_add(960));
+        assert_eq!(second_out.twcc_seq, 2);
+    }
+
+    #[test]
+    fn video_frames_are_browser_shaped() {
+        let mut cfg = ParticipantConfig::new("v");
+        cfg.keyframe_interval = Duration::from_millis(100); // every 3 frames
+        let mut m = MediaSource::new(&cfg);
+        let mut keyframes = Vec::new();
+        let mut last_ts = None;
+        let mut twcc = Vec::new();
+        for frame in 0..7 {
+            let packets = m.video_frame(0);
+            assert!(packets.len() > 1);
+            let parsed: Vec<_> = packets.iter().map(|p| unmarshal(&p.rtp)).collect();
+            let ts = parsed[0].header.timestamp;
+            if let Some(prev) = last_ts {
+                assert_eq!(ts, u32::wrapping_add(prev, 3000));
+            }
+            last_ts = Some(ts);
+            for (i, p) in parsed.iter().enumerate() {
+                assert!(packets[i].rtp.len() <= MAX_RTP_PACKET);
+                assert_eq!(p.header.timestamp, ts);
+                assert_eq!(p.header.marker, i + 1 == parsed.len());
+                let info = parse_vp8(&p.payload).unwrap();
+                assert_eq!(info.start_of_frame, i == 0);
+                assert_eq!(info.partition_id, 0);
+                assert!(info.picture_id.is_some());
+                verify_trailer(&p.payload).unwrap();
+                twcc.push(packets[i].twcc_seq);
+            }
+            if parse_vp8(&parsed[0].payload).unwrap().keyframe {
+                keyframes.push(frame);
+            }
+        }
+        assert_eq!(keyframes, [0, 3, 6]);
+        assert!(twcc.windows(2).all(|w| w[1] == w[0] + 1));
+        // 2 Mbit/s at 30 fps: a delta frame is ~8.3 kB, so ~7-8 packets of ~1.2 kB.
+        let delta = m.video_frame(0);
+        let bytes: usize = delta.iter().map(|p| p.rtp.len()).sum();
+        assert!((8_300..10_000).contains(&bytes), "{bytes}");
+        m.request_keyframe();
+        let kf = m.video_frame(0);
+        assert!(parse_vp8(&unmarshal(&kf[0].rtp).payload).unwrap().keyframe);
+    }
+}

@@ -161,3 +161,241 @@ fn on_twcc(stats: &mut Stats, cc: &TransportLayerCc) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{append_trailer, build_rtp, RtpFields, Trailer};
+    use rtcp::payload_feedbacks::full_intra_request::FirEntry;
+    use rtcp::reception_report::ReceptionReport;
+    use rtcp::transport_feedbacks::transport_layer_cc::{
+        RecvDelta, RunLengthChunk, StatusChunkTypeTcc, StatusVectorChunk, SymbolSizeTypeTcc,
+    };
+    use webrtc_util::Marshal;
+
+    const PTS: PayloadTypes = PayloadTypes {
+        opus: 111,
+        vp8: 100,
+        rtx: 96,
+    };
+
+    fn packet(pt: u8, ssrc: u32, seq: u16, payload: &[u8]) -> Vec<u8> {
+        build_rtp(
+            &RtpFields {
+                payload_type: pt,
+                marker: false,
+                seq,
+                timestamp: 1,
+                ssrc,
+                twcc_ext_id: 5,
+                twcc_seq: 1,
+            },
+            payload,
+        )
+    }
+
+    fn payload(ssrc: u32, seq: u16, sent_at_us: u64) -> Vec<u8> {
+        let mut p = vec![0x78; 60];
+        append_trailer(
+            &mut p,
+            Trailer {
+                ssrc,
+                seq,
+                sent_at_us,
+            },
+        );
+        p
+    }
+
+    #[test]
+    fn counts_verifies_and_times_rtp() {
+        let mut s = Stats::default();
+        on_rtp(&mut s, PTS, &packet(111, 7, 65535, &payload(7, 65535, 1_000)), 1_500);
+        on_rtp(&mut s, PTS, &packet(111, 7, 0, &payload(7, 0, 2_000)), 2_700);
+        on_rtp(&mut s, PTS, &packet(111, 7, 65534, &payload(7, 65534, 0)), 3_000);
+        let a = &s.received[&7];
+        assert_eq!(a.packets, 3);
+        assert_eq!(a.bytes, 3 * 82);
+        assert_eq!(a.payload_errors, 0);
+        assert_eq!(a.highest_seq, 0, "wraps forward, ignores the late packet");
+        assert_eq!(a.last_latency_us, 3_000);
+    }
+
+    #[test]
+    fn flags_tampered_or_mislabelled_payloads() {
+        let mut s = Stats::default();
+        let mut tampered = payload(7, 1, 0);
+        tampered[3] ^= 0x40;
+        on_rtp(&mut s, PTS, &packet(111, 7, 1, &tampered), 0);
+        on_rtp(&mut s, PTS, &packet(111, 7, 2, &payload(7, 3, 0)), 0); // wrong seq
+        on_rtp(&mut s, PTS, &packet(111, 7, 4, &payload(8, 4, 0)), 0); // wrong ssrc
+        on_rtp(&mut s, PTS, &packet(111, 7, 5, &payload(7, 5, 0)), 0);
+        assert_eq!(s.received[&7].payload_errors, 3);
+        assert_eq!(s.received[&7].packets, 4);
+    }
+
+    #[test]
+    fn counts_vp8_keyframes() {
+        let mut s = Stats::default();
+        let mut p = crate::media::vp8_descriptor(true, 1).to_vec();
+        p.extend(crate::media::vp8_frame_header(true, 100));
+        append_trailer(&mut p, Trailer { ssrc: 9, seq: 1, sent_at_us: 0 });
+        on_rtp(&mut s, PTS, &packet(100, 9, 1, &p), 0);
+        // The same bytes as audio are not a key frame.
+        on_rtp(&mut s, PTS, &packet(111, 10, 1, &p), 0);
+        assert_eq!(s.received[&9].keyframes, 1);
+        assert_eq!(s.received[&10].keyframes, 0);
+    }
+
+    #[test]
+    fn unwraps_rtx_and_checks_the_original_sequence() {
+        let mut s = Stats::default();
+        let mut good = vec![0x12, 0x34];
+        good.extend(payload(7, 0x1234, 0));
+        on_rtp(&mut s, PTS, &packet(96, 70, 1, &good), 0);
+        let mut wrong_osn = vec![0x12, 0x35];
+        wrong_osn.extend(payload(7, 0x1234, 0));
+        on_rtp(&mut s, PTS, &packet(96, 70, 2, &wrong_osn), 0);
+        on_rtp(&mut s, PTS, &packet(96, 70, 3, &[0x01]), 0);
+        on_rtp(&mut s, PTS, &packet(96, 70, 4, &[0x01, 0x02]), 0);
+        assert_eq!(s.rtx_received, [(70, 0x1234), (70, 0x1235)]);
+        assert_eq!(s.rtx_payload_errors, 2);
+        assert_eq!(s.padding_packets, 1);
+        assert!(s.received.is_empty(), "RTX is not counted as media");
+    }
+
+    #[test]
+    fn malformed_rtp_and_rtcp_are_counted_not_fatal() {
+        let mut s = Stats::default();
+        on_rtp(&mut s, PTS, &[0x80, 0x60, 0, 1], 0);
+        assert_eq!(on_rtcp(&mut s, &[0x81, 0xce, 0xff, 0xff, 1, 2]), Vec::<u32>::new());
+        assert_eq!((s.rtp_errors, s.rtcp_errors), (1, 1));
+    }
+
+    fn compound(packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>>) -> Vec<u8> {
+        rtcp::packet::marshal(&packets).unwrap().to_vec()
+    }
+
+    #[test]
+    fn records_keyframe_requests_reports_and_remb() {
+        let mut s = Stats::default();
+        let raw = compound(vec![
+            Box::new(ReceiverReport {
+                ssrc: 1,
+                reports: vec![ReceptionReport {
+                    ssrc: 42,
+                    fraction_lost: 12,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            Box::new(PictureLossIndication {
+                sender_ssrc: 1,
+                media_ssrc: 42,
+            }),
+            Box::new(FullIntraRequest {
+                sender_ssrc: 1,
+                media_ssrc: 0,
+                fir: vec![FirEntry {
+                    ssrc: 43,
+                    sequence_number: 1,
+                }],
+            }),
+            Box::new(ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: 1,
+                bitrate: 1_500_000.0,
+                ssrcs: vec![42],
+            }),
+            Box::new(TransportLayerNack {
+                sender_ssrc: 1,
+                media_ssrc: 42,
+                nacks: vec![rtcp::transport_feedbacks::transport_layer_nack::NackPair {
+                    packet_id: 10,
+                    lost_packets: 0b101,
+                }],
+            }),
+        ]);
+        assert_eq!(on_rtcp(&mut s, &raw), [42, 43]);
+        assert_eq!(s.plis_received[&42], 1);
+        assert_eq!(s.plis_received[&43], 1);
+        assert_eq!(s.receiver_reports, 1);
+        assert_eq!(s.report_blocks[&42].fraction_lost, 12);
+        assert_eq!(s.nacks_received, 3);
+        let remb = s.remb_bps.unwrap();
+        assert!((1_490_000..=1_510_000).contains(&remb), "{remb}");
+
+        let sr = compound(vec![Box::new(SenderReport {
+            ssrc: 5,
+            ..Default::default()
+        })]);
+        on_rtcp(&mut s, &sr);
+        assert_eq!(s.sender_reports, 1);
+    }
+
+    #[test]
+    fn records_transport_cc_coverage() {
+        use SymbolTypeTcc::{PacketNotReceived as L, PacketReceivedSmallDelta as R};
+        let cc = |base: u16, count: u16, chunks: Vec<PacketStatusChunk>, received: usize| {
+            TransportLayerCc {
+                sender_ssrc: 1,
+                media_ssrc: 2,
+                base_sequence_number: base,
+                packet_status_count: count,
+                reference_time: 0,
+                fb_pkt_count: 0,
+                packet_chunks: chunks,
+                recv_deltas: (0..received)
+                    .map(|_| RecvDelta {
+                        type_tcc_packet: R,
+                        delta: 250,
+                    })
+                    .collect(),
+            }
+        };
+        let first = cc(
+            65534,
+            9,
+            vec![
+                PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                    type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+                    packet_status_symbol: R,
+                    run_length: 3,
+                }),
+                PacketStatusChunk::StatusVectorChunk(StatusVectorChunk {
+                    type_tcc: StatusChunkTypeTcc::StatusVectorChunk,
+                    symbol_size: SymbolSizeTypeTcc::TwoBit,
+                    // The last symbol lies beyond packet_status_count and must be ignored.
+                    symbol_list: vec![L, R, L, L, L, L, L],
+                }),
+            ],
+            4,
+        );
+        let mut s = Stats::default();
+        on_rtcp(&mut s, &first.marshal().unwrap());
+        assert_eq!(s.twcc_feedbacks, 1);
+        assert_eq!(
+            s.twcc_reported_received.iter().copied().collect::<Vec<_>>(),
+            [0, 2, 65534, 65535]
+        );
+        assert_eq!(
+            s.twcc_reported_lost.iter().copied().collect::<Vec<_>>(),
+            [1, 3, 4, 5, 6]
+        );
+        // A later feedback that reports 1 received moves it out of "lost", not vice versa.
+        let second = cc(
+            0,
+            2,
+            vec![PacketStatusChunk::StatusVectorChunk(StatusVectorChunk {
+                type_tcc: StatusChunkTypeTcc::StatusVectorChunk,
+                symbol_size: SymbolSizeTypeTcc::TwoBit,
+                symbol_list: vec![L, R, L, L, L, L, L],
+            })],
+            1,
+        );
+        on_rtcp(&mut s, &second.marshal().unwrap());
+        assert!(s.twcc_reported_received.contains(&0));
+        assert!(!s.twcc_reported_lost.contains(&0));
+        assert!(s.twcc_reported_received.contains(&1));
+        assert!(!s.twcc_reported_lost.contains(&1));
+    }
+}

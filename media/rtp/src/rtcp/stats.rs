@@ -27,7 +27,7 @@ pub struct ReceiveStats {
     total_received: u64,
     last_transit: Option<u32>,
     /// Interarrival jitter scaled by 16 (RFC 3550 A.8 integer form).
-    jitter_q4: u32,
+    jitter_q4: u64,
     last_sr: Option<(u32, i64)>,
 }
 
@@ -95,10 +95,8 @@ impl ReceiveStats {
         let transit = (arrival_rtp as u32).wrapping_sub(rtp_timestamp);
         if let Some(last) = self.last_transit {
             let d = (transit.wrapping_sub(last) as i32).unsigned_abs();
-            self.jitter_q4 = self
-                .jitter_q4
-                .wrapping_add(d)
-                .wrapping_sub((self.jitter_q4 + 8) >> 4);
+            // Never underflows: (j + 8) >> 4 <= j for every j >= 0.
+            self.jitter_q4 = self.jitter_q4 + u64::from(d) - ((self.jitter_q4 + 8) >> 4);
         }
         self.last_transit = Some(transit);
     }
@@ -140,7 +138,7 @@ impl ReceiveStats {
             fraction_lost,
             cumulative_lost: lost.clamp(-0x80_0000, 0x7f_ffff) as i32,
             extended_highest_sequence: extended_max,
-            jitter: self.jitter_q4 >> 4,
+            jitter: u32::try_from(self.jitter_q4 >> 4).unwrap_or(u32::MAX),
             last_sr,
             delay_since_last_sr,
         }

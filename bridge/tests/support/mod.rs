@@ -1,0 +1,284 @@
+//! Harness for the bridge's end-to-end tests: every test runs the real `bridge` binary and
+//! real test participants inside its own network namespace with only `lo` up, so no packet
+//! can leave the machine (the bridge is a controlling ICE agent and would check any address).
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::transport::Channel;
+use tutti_participant::{LocalDescription, Participant, ParticipantConfig, RemoteDescription};
+use tutti_proto::bridge_v1 as pb;
+use tutti_proto::bridge_v1::bridge_client::BridgeClient;
+
+const CHILD_ENV: &str = "TUTTI_TEST_IN_NETNS";
+
+/// Re-runs the calling test alone inside a fresh network namespace (`unshare -n`, `lo` up) and
+/// returns true in the parent, which then only reports the child's result. Returns false when
+/// already inside, where the test body runs.
+pub fn rerun_in_own_netns(test_name: &str) -> bool {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return false;
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let status = Command::new("unshare")
+        .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
+        .arg(exe)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .status()
+        .expect("running unshare (util-linux) — the tests need root or CAP_SYS_ADMIN");
+    assert!(status.success(), "{test_name} failed inside its network namespace: {status}");
+    true
+}
+
+#[derive(serde::Deserialize, Debug, Clone)]
+pub struct Bound {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub media: SocketAddr,
+    pub fingerprint: String,
+}
+
+/// The real bridge binary, stopped when dropped.
+pub struct BridgeProcess {
+    child: Child,
+    pub bound: Bound,
+}
+
+impl BridgeProcess {
+    pub fn start(env: &[(&str, &str)]) -> BridgeProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bridge"));
+        command
+            .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
+            .env("TUTTI_BRIDGE_HTTP_ADDRESS", "127.0.0.1:0")
+            .env("TUTTI_BRIDGE_MEDIA_ADDRESS", "127.0.0.1:0")
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("starting the bridge binary");
+        let stdout = child.stdout.take().expect("bridge stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("reading the bridge's ready line");
+        let bound: Bound = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bridge ready line {line:?}: {e}"));
+        BridgeProcess { child, bound }
+    }
+
+    pub async fn client(&self) -> BridgeClient<Channel> {
+        BridgeClient::connect(format!("http://{}", self.bound.grpc)).await.expect("connecting to the bridge's gRPC API")
+    }
+
+    /// Scrapes /metrics: metric name with labels (as printed) → value.
+    pub async fn metrics(&self) -> Metrics {
+        let mut stream = tokio::net::TcpStream::connect(self.bound.http).await.expect("connecting to /metrics");
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bridge\r\n\r\n").await.unwrap();
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await.unwrap();
+        let mut values = HashMap::new();
+        for line in body.lines().filter(|l| !l.starts_with('#')) {
+            if let Some((name, value)) = line.rsplit_once(' ') {
+                if let Ok(v) = value.parse::<f64>() {
+                    values.insert(name.to_string(), v);
+                }
+            }
+        }
+        Metrics(values)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for BridgeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Metrics(pub HashMap<String, f64>);
+
+impl Metrics {
+    pub fn get(&self, name: &str) -> f64 {
+        self.0.get(name).copied().unwrap_or(0.0)
+    }
+    pub fn drop_count(&self, reason: &str) -> f64 {
+        self.get(&format!("tutti_bridge_drops_total{{reason=\"{reason}\"}}"))
+    }
+}
+
+pub fn remote_description(transport: &pb::Transport) -> RemoteDescription {
+    let ice = transport.ice.as_ref().expect("ice parameters");
+    RemoteDescription {
+        ufrag: ice.ufrag.clone(),
+        pwd: ice.pwd.clone(),
+        candidates: transport
+            .candidates
+            .iter()
+            .map(|c| SocketAddr::new(c.ip.parse().unwrap(), c.port as u16))
+            .collect(),
+        fingerprint: transport.dtls.as_ref().expect("dtls parameters").fingerprint.clone(),
+    }
+}
+
+pub fn remote_transport(local: &LocalDescription) -> pb::RemoteTransport {
+    pb::RemoteTransport {
+        ice: Some(pb::IceParameters { ufrag: local.ufrag.clone(), pwd: local.pwd.clone(), controlling: false }),
+        candidates: local
+            .candidates
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| pb::Candidate {
+                foundation: i.to_string(),
+                component: 1,
+                protocol: "udp".into(),
+                priority: 2_130_706_431 - i as u32,
+                ip: addr.ip().to_string(),
+                port: addr.port() as u32,
+                r#type: "host".into(),
+                generation: 0,
+            })
+            .collect(),
+        dtls: Some(pb::DtlsParameters {
+            hash: "sha-256".into(),
+            fingerprint: local.fingerprint.clone(),
+            setup: pb::DtlsSetup::Active as i32,
+        }),
+    }
+}
+
+const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// The media description a Jitsi-style focus would give for this participant.
+pub fn media_list(config: &ParticipantConfig) -> pb::MediaList {
+    let ext = |id: u8| vec![pb::HeaderExtension { id: id as u32, uri: TWCC_URI.into() }];
+    let fb = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    pb::MediaList {
+        media: vec![
+            pb::Media {
+                r#type: pb::MediaType::Audio as i32,
+                payload_types: vec![pb::PayloadType {
+                    id: config.opus_pt as u32,
+                    name: "opus".into(),
+                    clock_rate: 48_000,
+                    channels: 2,
+                    rtcp_fb: fb(&["transport-cc"]),
+                    ..Default::default()
+                }],
+                header_extensions: ext(config.twcc_ext_id),
+                sends: true,
+                receives: true,
+            },
+            pb::Media {
+                r#type: pb::MediaType::Video as i32,
+                payload_types: vec![
+                    pb::PayloadType {
+                        id: config.vp8_pt as u32,
+                        name: "VP8".into(),
+                        clock_rate: 90_000,
+                        rtcp_fb: fb(&["ccm fir", "nack", "nack pli", "transport-cc"]),
+                        ..Default::default()
+                    },
+                    pb::PayloadType {
+                        id: config.rtx_pt as u32,
+                        name: "rtx".into(),
+                        clock_rate: 90_000,
+                        rtx_apt: config.vp8_pt as u32,
+                        ..Default::default()
+                    },
+                ],
+                header_extensions: ext(config.twcc_ext_id),
+                sends: true,
+                receives: true,
+            },
+        ],
+    }
+}
+
+/// The participant's sources: audio, video and its RTX partner (FID).
+pub fn source_list(config: &ParticipantConfig) -> pb::SourceList {
+    let source = |ssrc: u32, kind: pb::MediaType| pb::Source {
+        ssrc,
+        media_type: kind as i32,
+        owner: config.name.clone(),
+        name: format!("{}-{ssrc}", config.name),
+    };
+    pb::SourceList {
+        sources: vec![
+            source(config.audio_ssrc, pb::MediaType::Audio),
+            source(config.video_ssrc, pb::MediaType::Video),
+            source(config.video_rtx_ssrc, pb::MediaType::Video),
+        ],
+        groups: vec![pb::SourceGroup { semantics: "FID".into(), ssrcs: vec![config.video_ssrc, config.video_rtx_ssrc] }],
+    }
+}
+
+/// Allocates an endpoint, tells the bridge about the participant, and connects it.
+pub async fn join(
+    client: &mut BridgeClient<Channel>,
+    conference: &str,
+    endpoint: &str,
+    config: ParticipantConfig,
+) -> Participant {
+    let sources = source_list(&config);
+    join_with_sources(client, conference, endpoint, config, sources).await
+}
+
+pub async fn join_with_sources(
+    client: &mut BridgeClient<Channel>,
+    conference: &str,
+    endpoint: &str,
+    config: ParticipantConfig,
+    sources: pb::SourceList,
+) -> Participant {
+    client
+        .create_conference(pb::CreateConferenceRequest { conference_id: conference.into(), name: conference.into() })
+        .await
+        .expect("create conference");
+    let allocated = client
+        .allocate_endpoint(pb::AllocateEndpointRequest {
+            conference_id: conference.into(),
+            endpoint_id: endpoint.into(),
+            dtls_setup: pb::DtlsSetup::Actpass as i32,
+        })
+        .await
+        .expect("allocate endpoint")
+        .into_inner();
+    let remote = remote_description(allocated.transport.as_ref().expect("transport"));
+    let media = media_list(&config);
+    let participant = Participant::bind(config).await.expect("binding the participant");
+    client
+        .update_endpoint(pb::UpdateEndpointRequest {
+            conference_id: conference.into(),
+            endpoint_id: endpoint.into(),
+            transport: Some(remote_transport(&participant.local_description())),
+            media: Some(media),
+            sources: Some(sources),
+        })
+        .await
+        .expect("update endpoint");
+    participant.connect(&remote, Duration::from_secs(10)).await.expect("participant connects (ICE + DTLS)");
+    participant
+}
+
+/// Polls `check` every 20 ms until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn received(participant: &Participant, ssrc: u32) -> u64 {
+    participant.stats().received.get(&ssrc).map_or(0, |s| s.packets)
+}
