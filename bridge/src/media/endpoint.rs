@@ -172,6 +172,19 @@ impl Endpoint {
             .collect();
     }
 
+    /// Drops what was kept for sending these (now gone) streams to this endpoint.
+    pub fn forget_ssrcs(&mut self, ssrcs: &[u32]) {
+        if let Some(srtp) = self.srtp_out.as_mut() {
+            for ssrc in ssrcs {
+                srtp.remove_ssrc(*ssrc);
+            }
+        }
+        self.rtx_sequences.retain(|(ssrc, _)| !ssrcs.contains(ssrc));
+        if self.rtx_sequences.is_empty() {
+            self.rtx_sequences.shrink_to_fit();
+        }
+    }
+
     pub fn next_rtx_sequence(&mut self, rtx_ssrc: u32) -> u16 {
         if let Some(entry) = self.rtx_sequences.iter_mut().find(|(s, _)| *s == rtx_ssrc) {
             entry.1 = entry.1.wrapping_add(1);

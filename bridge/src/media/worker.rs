@@ -404,18 +404,26 @@ impl MediaState {
                     endpoint.media = media;
                 }
                 if let Some(sources) = sources {
+                    let old: Vec<u32> = endpoint.sources.iter().map(|s| s.plan.ssrc).collect();
                     endpoint.set_sources(&sources, &self.settings);
+                    let gone: Vec<u32> = old.into_iter().filter(|s| endpoint.source_index(*s).is_none()).collect();
                     if let Some(conference) = self.conferences[endpoint.conference].as_mut() {
                         conference.ssrc_owner.retain(|_, owner| *owner != slot);
                         for source in &endpoint.sources {
                             conference.ssrc_owner.insert(source.plan.ssrc, slot);
                         }
                     }
+                    self.forget_ssrcs(slot, &gone);
                 }
                 self.drive(slot, now, out);
             }
             Command::ExpireEndpoint { conference_id, endpoint_id } => {
                 if let Some(slot) = self.endpoint_slot(&conference_id, &endpoint_id) {
+                    let ssrcs: Vec<u32> = self.endpoints[slot]
+                        .as_ref()
+                        .map(|e| e.sources.iter().map(|s| s.plan.ssrc).collect())
+                        .unwrap_or_default();
+                    self.forget_ssrcs(slot, &ssrcs);
                     if let Some(conference) = self.endpoints[slot]
                         .as_ref()
                         .and_then(|e| self.conferences[e.conference].as_mut())
@@ -424,6 +432,24 @@ impl MediaState {
                     }
                     self.free_endpoint(slot);
                 }
+            }
+        }
+    }
+
+    /// The sender at `slot` no longer sends `ssrcs`: the other members drop the SRTP and RTX
+    /// state they kept for sending those streams.
+    fn forget_ssrcs(&mut self, slot: usize, ssrcs: &[u32]) {
+        if ssrcs.is_empty() {
+            return;
+        }
+        let Some(conference) = self.endpoints[slot].as_ref().map(|e| e.conference) else { return };
+        let Some(conference) = self.conferences[conference].as_ref() else { return };
+        for &member in &conference.members {
+            if member == slot {
+                continue;
+            }
+            if let Some(receiver) = self.endpoints[member].as_mut() {
+                receiver.forget_ssrcs(ssrcs);
             }
         }
     }

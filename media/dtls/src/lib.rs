@@ -331,7 +331,26 @@ impl Dtls {
         now: Instant,
         handshake_timeout: Duration,
     ) -> Result<Dtls, Error> {
-        let mut ssl = Ssl::new(&cert.ctx)?;
+        let ssl = Ssl::new(&cert.ctx)?;
+        Dtls::with_ssl(
+            ssl,
+            role,
+            profiles,
+            remote_fingerprint,
+            now,
+            handshake_timeout,
+        )
+    }
+
+    /// [`Dtls::new`] on a prepared `Ssl`, so tests can shape the handshake (e.g. oversize it).
+    fn with_ssl(
+        mut ssl: Ssl,
+        role: Role,
+        profiles: SrtpProfiles,
+        remote_fingerprint: [u8; 32],
+        now: Instant,
+        handshake_timeout: Duration,
+    ) -> Result<Dtls, Error> {
         ssl.set_mtu(MTU)?;
         ssl.set_tlsext_use_srtp(profiles.openssl_list())?;
 
@@ -519,6 +538,7 @@ impl Dtls {
             .peer_certificate()
             .is_some_and(|c| cert_matches(&c, &self.remote_fingerprint));
         if !peer_ok {
+            let _ = self.stream.shutdown();
             self.fail(Error::FingerprintMismatch);
             return;
         }
@@ -530,7 +550,11 @@ impl Dtls {
                     keying_material,
                 });
             }
-            Err(e) => self.fail(e),
+            Err(e) => {
+                // The peer considers the handshake done: tell it the session is over.
+                let _ = self.stream.shutdown();
+                self.fail(e);
+            }
         }
     }
 

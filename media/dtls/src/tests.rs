@@ -564,3 +564,51 @@ fn heap_bytes_counts_queued_datagrams() {
     let queued = p.client.heap_bytes();
     assert!(queued >= idle + 100, "{idle} -> {queued}");
 }
+
+#[test]
+fn client_hello_larger_than_mtu_is_fragmented_and_reassembled() {
+    // Like a browser's DTLS 1.3 ClientHello with a post-quantum key share: well over 1200
+    // bytes. Eight 199-byte ALPN names inflate ours the same way.
+    let alpn: Vec<u8> = (0..8u8)
+        .flat_map(|i| std::iter::once(199).chain(std::iter::repeat_n(b'a' + i, 199)))
+        .collect();
+    let client_cert = Certificate::generate().unwrap();
+    let server_cert = Certificate::generate().unwrap();
+    let now = Instant::now();
+    let mut ssl = Ssl::new(&client_cert.ctx).unwrap();
+    ssl.set_alpn_protos(&alpn).unwrap();
+    let mut client = Dtls::with_ssl(
+        ssl,
+        Role::Client,
+        SrtpProfiles::GcmThenAesCm,
+        fingerprint_bytes(&server_cert),
+        now,
+        TIMEOUT,
+    )
+    .unwrap();
+    let mut server = Dtls::new(
+        &server_cert,
+        Role::Server,
+        SrtpProfiles::GcmThenAesCm,
+        fingerprint_bytes(&client_cert),
+        now,
+        TIMEOUT,
+    )
+    .unwrap();
+    client.start(now);
+    let hello: Vec<Vec<u8>> = std::iter::from_fn(|| client.poll_transmit()).collect();
+    assert!(hello.len() >= 2, "ClientHello in {} datagrams", hello.len());
+    let mut total = 0;
+    for d in &hello {
+        assert!(d.len() <= MTU as usize, "datagram of {} bytes", d.len());
+        assert_eq!((d[0], d[RECORD_HEADER_LEN]), (22, 1), "ClientHello fragment");
+        total += d.len();
+    }
+    assert!(total > 1600, "{total} bytes");
+    for d in &hello {
+        assert!(server.poll_transmit().is_none(), "server answered a partial hello");
+        server.handle_datagram(d, Instant::now());
+    }
+    pump(&mut client, &mut server);
+    assert_eq!(connected(&mut client), connected(&mut server));
+}

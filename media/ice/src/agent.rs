@@ -54,6 +54,8 @@ struct Transaction {
     /// When to retransmit, or give up after the last transmission.
     deadline: Instant,
     needs_send: bool,
+    /// Role announced in the last transmission; a 487 answer means "switch away from it".
+    sent_controlling: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -159,8 +161,7 @@ impl IceAgent {
 
     /// UDP candidate (the caller drops TCP ones). Duplicates ignored.
     pub fn add_remote_candidate(&mut self, addr: SocketAddr, priority: u32, now: Instant) {
-        if self.pairs.iter().any(|p| p.addr == addr) || self.pairs.len() >= MAX_REMOTE_CANDIDATES
-        {
+        if self.pairs.iter().any(|p| p.addr == addr) || self.pairs.len() >= MAX_REMOTE_CANDIDATES {
             return;
         }
         self.pairs.push(Pair::new(addr, priority));
@@ -216,6 +217,7 @@ impl IceAgent {
                 continue;
             };
             tx.needs_send = false;
+            tx.sent_controlling = self.controlling;
             let role = if self.controlling {
                 stun::Role::Controlling(self.tiebreaker)
             } else {
@@ -281,7 +283,12 @@ impl IceAgent {
             + remote
     }
 
-    fn handle_request(&mut self, from: SocketAddr, msg: &Message, now: Instant) -> Result<(), Error> {
+    fn handle_request(
+        &mut self,
+        from: SocketAddr,
+        msg: &Message,
+        now: Instant,
+    ) -> Result<(), Error> {
         msg.check_fingerprint()?;
         let username = msg.username.ok_or(Error::UnknownUsername)?;
         let colon = username
@@ -336,7 +343,12 @@ impl IceAgent {
         Ok(())
     }
 
-    fn handle_response(&mut self, from: SocketAddr, msg: &Message, now: Instant) -> Result<(), Error> {
+    fn handle_response(
+        &mut self,
+        from: SocketAddr,
+        msg: &Message,
+        now: Instant,
+    ) -> Result<(), Error> {
         msg.check_fingerprint()?;
         let i = self
             .pairs
@@ -356,8 +368,11 @@ impl IceAgent {
         }
         if msg.class == Class::ErrorResponse {
             if msg.error_code == Some(stun::ERROR_ROLE_CONFLICT) {
-                // RFC 8445 §7.2.5.1: switch role and retry the check.
-                self.set_role(!self.controlling);
+                // RFC 8445 §7.2.5.1: take the role opposite to the one the request claimed
+                // (a request from the peer may already have made us switch), then retry.
+                if self.controlling == tx.sent_controlling {
+                    self.set_role(!tx.sent_controlling);
+                }
                 let pair = &mut self.pairs[i];
                 if pair.state != PairState::Succeeded {
                     pair.state = PairState::Waiting;
@@ -412,7 +427,9 @@ impl IceAgent {
             }
         }
 
-        if self.selected.is_none() && !self.failed && self.connect_deadline.is_some_and(|d| now >= d)
+        if self.selected.is_none()
+            && !self.failed
+            && self.connect_deadline.is_some_and(|d| now >= d)
         {
             self.failed = true;
             self.push_event(Event::Failed);
@@ -433,6 +450,7 @@ impl IceAgent {
                             rto: self.config.consent_interval,
                             deadline: now + self.config.consent_timeout,
                             needs_send: true,
+                            sent_controlling: self.controlling,
                         });
                     }
                 }
@@ -458,6 +476,7 @@ impl IceAgent {
                     rto: INITIAL_RTO,
                     deadline: now + INITIAL_RTO,
                     needs_send: true,
+                    sent_controlling: self.controlling,
                 });
             }
         }
@@ -548,7 +567,8 @@ impl IceAgent {
 
     fn select(&mut self, i: usize, now: Instant) {
         let addr = self.pairs[i].addr;
-        if self.selected == Some(addr) {
+        // After `Event::Failed` the owner tears the endpoint down; only a restart revives it.
+        if self.selected == Some(addr) || self.failed {
             return;
         }
         // The controlled side follows the highest-priority nomination (RFC 8445 §8.1.1).
@@ -652,10 +672,7 @@ fn write_check(
     remote: &Remote,
 ) -> Result<usize, stun::BufferTooSmall> {
     let mut w = MessageWriter::new(buf, stun::BINDING_REQUEST, &tx.id)?;
-    w.username_pair(
-        remote.credentials.ufrag.as_bytes(),
-        local_ufrag.as_bytes(),
-    )?;
+    w.username_pair(remote.credentials.ufrag.as_bytes(), local_ufrag.as_bytes())?;
     w.priority(LOCAL_PRIORITY)?;
     match role {
         stun::Role::Controlling(t) => w.ice_controlling(t)?,

@@ -69,7 +69,10 @@ pub fn peek_username(buf: &[u8]) -> Option<&[u8]> {
     if !is_binding_request(buf) {
         return None;
     }
-    let mut attrs = Attributes { buf, offset: HEADER_LEN };
+    let mut attrs = Attributes {
+        buf,
+        offset: HEADER_LEN,
+    };
     while let Some(Ok((typ, value))) = attrs.next() {
         if typ == ATTR_USERNAME {
             return Some(value);
@@ -130,7 +133,10 @@ impl<'a> Iterator for Attributes<'a> {
         let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
         let start = self.offset + 4;
         let padded_end = start + len.next_multiple_of(4);
-        match (self.buf.get(start..start + len), padded_end <= self.buf.len()) {
+        match (
+            self.buf.get(start..start + len),
+            padded_end <= self.buf.len(),
+        ) {
             (Some(value), true) => {
                 self.offset = padded_end;
                 Some(Ok((typ, value)))
@@ -220,7 +226,10 @@ impl<'a> Message<'a> {
             integrity_offset: None,
             fingerprint_offset: None,
         };
-        let mut attrs = Attributes { buf, offset: HEADER_LEN };
+        let mut attrs = Attributes {
+            buf,
+            offset: HEADER_LEN,
+        };
         loop {
             let offset = attrs.offset;
             let Some(item) = attrs.next() else { break };
@@ -326,8 +335,7 @@ impl<'a> Message<'a> {
         let length = u16::try_from(offset + 4 + INTEGRITY_LEN - HEADER_LEN)
             .map_err(|_| Error::BadIntegrity)?;
         let tag = key.sign(self.buf, offset, length);
-        constant_time::verify_slices_are_equal(tag.as_ref(), value)
-            .map_err(|_| Error::BadIntegrity)
+        constant_time::verify_slices_are_equal(tag.as_ref(), value).map_err(|_| Error::BadIntegrity)
     }
 }
 

@@ -22,7 +22,8 @@ const ID: [u8; 12] = [0x11, 0x22, 0x33, 0x44, 5, 6, 7, 8, 9, 10, 11, 12];
 
 fn decode_with_webrtc(bytes: &[u8]) -> WMessage {
     let mut m = WMessage::new();
-    m.unmarshal_binary(bytes).expect("webrtc-rs decodes our message");
+    m.unmarshal_binary(bytes)
+        .expect("webrtc-rs decodes our message");
     m
 }
 
@@ -55,9 +56,11 @@ fn our_request_is_accepted_by_webrtc_stun() {
     MessageIntegrity::new_short_term_integrity(PWD.to_owned())
         .check(&mut m)
         .expect("integrity verifies");
-    assert!(MessageIntegrity::new_short_term_integrity("wrong".to_owned())
-        .check(&mut m)
-        .is_err());
+    assert!(
+        MessageIntegrity::new_short_term_integrity("wrong".to_owned())
+            .check(&mut m)
+            .is_err()
+    );
 }
 
 #[test]
@@ -159,7 +162,9 @@ fn webrtc_stun_response_xor_address_is_decoded() {
         let addr: SocketAddr = addr.parse().unwrap();
         let mut m = WMessage::new();
         m.build(&[
-            Box::new(TransactionId([0xCA, 0xFE, 0xBA, 0xBE, 1, 2, 3, 4, 5, 6, 7, 8])),
+            Box::new(TransactionId([
+                0xCA, 0xFE, 0xBA, 0xBE, 1, 2, 3, 4, 5, 6, 7, 8,
+            ])),
             Box::new(BINDING_SUCCESS),
             Box::new(XorMappedAddress {
                 ip: addr.ip(),

@@ -150,8 +150,9 @@ impl Iterator for Elements<'_> {
         while self.pos < self.end {
             let id_at = self.pos;
             let byte = *self.buf.get(id_at)?;
-            if byte == 0 {
-                // Padding byte between elements (both forms).
+            if byte == 0 || (!self.two_byte && byte >> 4 == 0) {
+                // Padding between elements: id 0 is reserved for it in both forms, and (as in
+                // libwebrtc) a one-byte-form id 0 skips a single byte whatever its length bits.
                 self.pos += 1;
                 continue;
             }

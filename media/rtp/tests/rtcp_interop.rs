@@ -147,7 +147,12 @@ fn webrtc_sender_and_receiver_reports_are_parsed() {
     buf.extend(marshal(&rr));
     let packets = ours(&buf);
     assert_eq!(packets.len(), 2);
-    let Packet::SenderReport { ssrc, info, reports } = &packets[0] else {
+    let Packet::SenderReport {
+        ssrc,
+        info,
+        reports,
+    } = &packets[0]
+    else {
         panic!("not an SR: {:?}", packets[0]);
     };
     assert_eq!((*ssrc, *info), (5, INFO));
@@ -322,7 +327,15 @@ fn webrtc_nack_is_expanded() {
 #[test]
 fn remb_mantissa_and_exponent() {
     let mut out = [0u8; 64];
-    for bitrate in [0u64, 1, 262_143, 262_144, 1_234_567, 2_500_000_000, u64::MAX] {
+    for bitrate in [
+        0u64,
+        1,
+        262_143,
+        262_144,
+        1_234_567,
+        2_500_000_000,
+        u64::MAX,
+    ] {
         let n = tr::write_remb(&mut out, 3, bitrate, &[10, 20]).unwrap();
         let remb: ReceiverEstimatedMaximumBitrate = only(&out[..n]);
         assert_eq!(remb.sender_ssrc, 3);
@@ -336,7 +349,10 @@ fn remb_mantissa_and_exponent() {
         assert_eq!(ssrcs.clone().collect::<Vec<_>>(), [10, 20]);
         // Rounded down, within the 18-bit mantissa precision.
         assert!(*bitrate_bps <= bitrate);
-        assert!(bitrate - bitrate_bps <= bitrate >> 17, "{bitrate} -> {bitrate_bps}");
+        assert!(
+            bitrate - bitrate_bps <= bitrate >> 17,
+            "{bitrate} -> {bitrate_bps}"
+        );
         // webrtc-rs decodes a zero mantissa as 2^23 (a bug of theirs), so compare the others.
         if bitrate != 0 {
             assert_eq!(remb.bitrate, *bitrate_bps as f32);
@@ -419,7 +435,13 @@ fn compound_packet_yields_every_packet_with_its_raw_bytes() {
             ..
         }
     ));
-    assert!(matches!(got[2].0, Packet::Remb { bitrate_bps: 1000, .. }));
+    assert!(matches!(
+        got[2].0,
+        Packet::Remb {
+            bitrate_bps: 1000,
+            ..
+        }
+    ));
     assert!(matches!(got[3].0, Packet::Pli { media_ssrc: 9, .. }));
 }
 
@@ -430,7 +452,10 @@ fn malformed_packet_stops_iteration_with_one_error() {
     let b = tr::write_pli(&mut buf[a..], 3, 4).unwrap();
     // Truncate the second packet: one Ok, one Err, then nothing.
     let mut it = tr::packets(&buf[..a + b - 1]);
-    assert!(matches!(it.next(), Some(Ok(Packet::Pli { sender_ssrc: 1, .. }))));
+    assert!(matches!(
+        it.next(),
+        Some(Ok(Packet::Pli { sender_ssrc: 1, .. }))
+    ));
     assert_eq!(it.next().map(|r| r.err()), Some(Some(Error::TooShort)));
     assert!(it.next().is_none());
     // Bad version on the first packet.
@@ -457,7 +482,10 @@ fn malformed_packet_stops_iteration_with_one_error() {
 fn writers_report_buffer_too_small() {
     let mut small = [0u8; 11];
     assert_eq!(tr::write_pli(&mut small, 1, 2), Err(Error::BufferTooSmall));
-    assert_eq!(tr::write_fir(&mut small, 1, 2, 3), Err(Error::BufferTooSmall));
+    assert_eq!(
+        tr::write_fir(&mut small, 1, 2, 3),
+        Err(Error::BufferTooSmall)
+    );
     assert_eq!(
         tr::write_receiver_report(&mut small, 1, &[block(1, 1)]),
         Err(Error::BufferTooSmall)
@@ -470,8 +498,14 @@ fn writers_report_buffer_too_small() {
         tr::write_remb(&mut small, 1, 5, &[]),
         Err(Error::BufferTooSmall)
     );
-    assert_eq!(tr::write_nack(&mut small, 1, 2, &[1]), Err(Error::BufferTooSmall));
-    assert_eq!(tr::write_bye(&mut small[..7], &[1, 2]), Err(Error::BufferTooSmall));
+    assert_eq!(
+        tr::write_nack(&mut small, 1, 2, &[1]),
+        Err(Error::BufferTooSmall)
+    );
+    assert_eq!(
+        tr::write_bye(&mut small[..7], &[1, 2]),
+        Err(Error::BufferTooSmall)
+    );
     let mut big = [0u8; 2048];
     let many = [block(1, 1); 32];
     assert_eq!(

@@ -102,7 +102,10 @@ impl Harness {
             else {
                 panic!("not transport-cc");
             };
-            assert_eq!((base_sequence, status_count), (fb.base_sequence_number, fb.packet_status_count));
+            assert_eq!(
+                (base_sequence, status_count),
+                (fb.base_sequence_number, fb.packet_status_count)
+            );
             assert_eq!(raw, buf);
             self.reported.extend(theirs);
             self.feedbacks.push(fb);
@@ -169,7 +172,10 @@ fn wrap_around_and_reordering() {
     assert_eq!(h.flush(&mut rec, &mut out), 1);
     h.check();
     let fb = &h.feedbacks[0];
-    assert_eq!((fb.base_sequence_number, fb.packet_status_count), (65530, 11));
+    assert_eq!(
+        (fb.base_sequence_number, fb.packet_status_count),
+        (65530, 11)
+    );
     // Reordered packets produce negative (large) deltas.
     assert!(fb
         .recv_deltas
@@ -214,19 +220,26 @@ fn long_lost_run_and_mixed_vectors() {
     assert_eq!(h.flush(&mut rec, &mut out), 1);
     h.check();
     let fb = &h.feedbacks[0];
-    assert_eq!((fb.base_sequence_number, fb.packet_status_count), (100, 2130));
+    assert_eq!(
+        (fb.base_sequence_number, fb.packet_status_count),
+        (100, 2130)
+    );
     assert!(fb.packet_chunks.iter().any(|c| matches!(c,
         PacketStatusChunk::RunLengthChunk(r)
             if r.packet_status_symbol == SymbolTypeTcc::PacketNotReceived && r.run_length > 1900)));
     let vector = |size| {
-        fb.packet_chunks.iter().any(
-            |c| matches!(c, PacketStatusChunk::StatusVectorChunk(v) if v.symbol_size == size),
-        )
+        fb.packet_chunks
+            .iter()
+            .any(|c| matches!(c, PacketStatusChunk::StatusVectorChunk(v) if v.symbol_size == size))
     };
     assert!(vector(SymbolSizeTypeTcc::OneBit));
     assert!(vector(SymbolSizeTypeTcc::TwoBit));
     // Compact: 100 alternating statuses need ~8 one-bit chunks, not 100.
-    assert!(fb.packet_chunks.len() < 30, "{} chunks", fb.packet_chunks.len());
+    assert!(
+        fb.packet_chunks.len() < 30,
+        "{} chunks",
+        fb.packet_chunks.len()
+    );
 }
 
 #[test]
@@ -245,7 +258,10 @@ fn gap_beyond_capacity_is_clamped() {
     h.check();
     let fb = &h.feedbacks[1];
     // The ring holds 64 packets: the feedback starts 63 before the highest.
-    assert_eq!((fb.base_sequence_number, fb.packet_status_count), (1009 - 63, 64));
+    assert_eq!(
+        (fb.base_sequence_number, fb.packet_status_count),
+        (1009 - 63, 64)
+    );
 }
 
 #[test]
@@ -290,7 +306,11 @@ fn small_output_buffer_splits_feedback() {
         }
     }
     let mut tiny = [0u8; 23];
-    assert_eq!(rec.write_feedback(&mut tiny, 1, 2), None, "cannot hold one packet");
+    assert_eq!(
+        rec.write_feedback(&mut tiny, 1, 2),
+        None,
+        "cannot hold one packet"
+    );
     let mut out = [0u8; 48];
     assert!(h.flush(&mut rec, &mut out) > 3);
     h.check();

@@ -569,6 +569,19 @@ impl Context {
     }
 
     /// Approximate heap bytes held (for the bridge's per-endpoint memory gauge).
+    /// Forgets every per-SSRC state (ROC, SRTCP index, replay window) of `ssrc`, e.g. when the
+    /// stream stops for good, and gives the memory back.
+    pub fn remove_ssrc(&mut self, ssrc: u32) {
+        self.outbound_rtp.remove(&ssrc);
+        self.inbound_rtp.remove(&ssrc);
+        self.outbound_rtcp.remove(&ssrc);
+        self.inbound_rtcp.remove(&ssrc);
+        self.outbound_rtp.shrink_to_fit();
+        self.inbound_rtp.shrink_to_fit();
+        self.outbound_rtcp.shrink_to_fit();
+        self.inbound_rtcp.shrink_to_fit();
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.rtp.heap_bytes()
             + self.rtcp.heap_bytes()

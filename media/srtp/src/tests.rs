@@ -482,3 +482,35 @@ fn random_bytes_never_panic_or_authenticate() {
         assert!(rx.inbound_rtp.is_empty() && rx.inbound_rtcp.is_empty());
     }
 }
+
+#[test]
+fn context_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Context>();
+}
+
+#[test]
+fn removed_ssrcs_free_their_state() {
+    for profile in PROFILES {
+        let (mut tx, mut rx) = pair(profile);
+        let (tx_start, rx_start) = (tx.heap_bytes(), rx.heap_bytes());
+        for ssrc in 1..=20u32 {
+            let mut p = rtp_packet(1, ssrc, 10, profile.rtp_overhead());
+            let n = tx.protect_rtp(&mut p, 22).unwrap();
+            assert_eq!(rx.unprotect_rtp(&mut p, n), Ok(22));
+            let mut p = rr_packet(ssrc, profile.rtcp_overhead());
+            let n = tx.protect_rtcp(&mut p, 32).unwrap();
+            assert_eq!(rx.unprotect_rtcp(&mut p, n), Ok(32));
+        }
+        assert!(tx.heap_bytes() > tx_start && rx.heap_bytes() > rx_start);
+        for ssrc in 1..=20u32 {
+            tx.remove_ssrc(ssrc);
+            rx.remove_ssrc(ssrc);
+        }
+        assert_eq!((tx.heap_bytes(), rx.heap_bytes()), (tx_start, rx_start));
+        // A removed SSRC can start over (its replay state is gone).
+        let mut p = rtp_packet(1, 5, 10, profile.rtp_overhead());
+        let n = tx.protect_rtp(&mut p, 22).unwrap();
+        assert_eq!(rx.unprotect_rtp(&mut p, n), Ok(22));
+    }
+}

@@ -5,9 +5,7 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Context as _};
 use stun::agent::TransactionId;
-use stun::attributes::{
-    ATTR_ICE_CONTROLLED, ATTR_PRIORITY, ATTR_USERNAME, ATTR_USE_CANDIDATE,
-};
+use stun::attributes::{ATTR_ICE_CONTROLLED, ATTR_PRIORITY, ATTR_USERNAME, ATTR_USE_CANDIDATE};
 use stun::fingerprint::FINGERPRINT;
 use stun::integrity::MessageIntegrity;
 use stun::message::{Message, Setter, BINDING_REQUEST, BINDING_SUCCESS};
@@ -117,5 +115,142 @@ pub fn handle_stun(
         })
     } else {
         bail!("unexpected STUN message type {}", m.typ)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stun::attributes::ATTR_ICE_CONTROLLING;
+
+    fn creds() -> Credentials {
+        Credentials {
+            local_ufrag: "part".into(),
+            local_pwd: "participantpassword12345".into(),
+            remote_ufrag: "brdg".into(),
+            remote_pwd: "bridgepassword1234567890".into(),
+        }
+    }
+
+    fn from() -> SocketAddr {
+        "127.0.0.1:40000".parse().unwrap()
+    }
+
+    /// A check as the controlling bridge sends it.
+    fn bridge_check(username: &str, pwd: &str, use_candidate: bool) -> (TransactionId, Vec<u8>) {
+        let txid = TransactionId::new();
+        let mut m = Message::new();
+        m.build(&[
+            Box::new(BINDING_REQUEST),
+            Box::new(txid),
+            Box::new(TextAttribute::new(ATTR_USERNAME, username.to_owned())),
+        ])
+        .unwrap();
+        m.add(ATTR_PRIORITY, &HOST_PRIORITY.to_be_bytes());
+        m.add(ATTR_ICE_CONTROLLING, &7u64.to_be_bytes());
+        if use_candidate {
+            m.add(ATTR_USE_CANDIDATE, &[]);
+        }
+        MessageIntegrity::new_short_term_integrity(pwd.to_owned())
+            .add_to(&mut m)
+            .unwrap();
+        FINGERPRINT.add_to(&mut m).unwrap();
+        (txid, m.raw)
+    }
+
+    #[test]
+    fn our_check_is_what_a_controlling_agent_expects() {
+        let c = creds();
+        let (txid, raw) = binding_request(&c, 99).unwrap();
+        let mut m = Message::new();
+        m.unmarshal_binary(&raw).unwrap();
+        assert_eq!(m.typ, BINDING_REQUEST);
+        assert_eq!(m.transaction_id, txid);
+        let user = TextAttribute::get_from_as(&m, ATTR_USERNAME).unwrap();
+        assert_eq!(user.text, "brdg:part");
+        assert_eq!(m.get(ATTR_PRIORITY).unwrap(), HOST_PRIORITY.to_be_bytes());
+        assert_eq!(m.get(ATTR_ICE_CONTROLLED).unwrap(), 99u64.to_be_bytes());
+        assert!(!m.contains(ATTR_USE_CANDIDATE));
+        FINGERPRINT.check(&m).unwrap();
+        MessageIntegrity::new_short_term_integrity(c.remote_pwd.clone())
+            .check(&mut m)
+            .unwrap();
+        assert!(MessageIntegrity::new_short_term_integrity(c.local_pwd)
+            .check(&mut m)
+            .is_err());
+    }
+
+    #[test]
+    fn answers_valid_checks_with_integrity_and_mapped_address() {
+        let c = creds();
+        let (txid, raw) = bridge_check("part:brdg", &c.local_pwd, true);
+        let ev = handle_stun(&raw, from(), "part", &c.local_pwd, None).unwrap();
+        let StunEvent::Request {
+            use_candidate,
+            response,
+        } = ev
+        else {
+            panic!("expected a request, got {ev:?}");
+        };
+        assert!(use_candidate);
+        let mut m = Message::new();
+        m.unmarshal_binary(&response).unwrap();
+        assert_eq!(m.typ, BINDING_SUCCESS);
+        assert_eq!(m.transaction_id, txid);
+        let mut xor = XorMappedAddress::default();
+        stun::message::Getter::get_from(&mut xor, &m).unwrap();
+        assert_eq!(SocketAddr::new(xor.ip, xor.port), from());
+        FINGERPRINT.check(&m).unwrap();
+        MessageIntegrity::new_short_term_integrity(c.local_pwd)
+            .check(&mut m)
+            .unwrap();
+
+        let (_, plain) = bridge_check("part:brdg", &c.remote_pwd.replace('b', "c"), false);
+        assert!(handle_stun(&plain, from(), "part", &c.remote_pwd, None).is_err());
+    }
+
+    #[test]
+    fn rejects_checks_with_wrong_credentials_or_garbage() {
+        let c = creds();
+        let (_, wrong_pwd) = bridge_check("part:brdg", "not-the-password", true);
+        assert!(handle_stun(&wrong_pwd, from(), "part", &c.local_pwd, None).is_err());
+        let (_, wrong_user) = bridge_check("other:brdg", &c.local_pwd, true);
+        assert!(handle_stun(&wrong_user, from(), "part", &c.local_pwd, None).is_err());
+        let (_, mut corrupt) = bridge_check("part:brdg", &c.local_pwd, true);
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        assert!(handle_stun(&corrupt, from(), "part", &c.local_pwd, None).is_err());
+        for n in 0..corrupt.len() {
+            assert!(handle_stun(&corrupt[..n], from(), "part", &c.local_pwd, None).is_err());
+        }
+    }
+
+    #[test]
+    fn accepts_only_authentic_responses() {
+        let c = creds();
+        let response = |pwd: &str| {
+            let txid = TransactionId::new();
+            let mut m = Message::new();
+            m.build(&[
+                Box::new(BINDING_SUCCESS),
+                Box::new(txid),
+                Box::new(XorMappedAddress {
+                    ip: from().ip(),
+                    port: from().port(),
+                }),
+                Box::new(MessageIntegrity::new_short_term_integrity(pwd.to_owned())),
+                Box::new(FINGERPRINT),
+            ])
+            .unwrap();
+            (txid, m.raw)
+        };
+        let (txid, good) = response(&c.remote_pwd);
+        match handle_stun(&good, from(), "part", &c.local_pwd, Some(&c.remote_pwd)).unwrap() {
+            StunEvent::Response { transaction_id } => assert_eq!(transaction_id, txid),
+            other => panic!("expected a response, got {other:?}"),
+        }
+        let (_, forged) = response("someone-else");
+        assert!(handle_stun(&forged, from(), "part", &c.local_pwd, Some(&c.remote_pwd)).is_err());
+        assert!(handle_stun(&good, from(), "part", &c.local_pwd, None).is_err());
     }
 }

@@ -393,22 +393,21 @@ impl Participant {
             Arc::clone(&self.shared.dtls_counters),
         );
         let counters = &self.shared.dtls_counters;
-        let dtls = match timeout_at(deadline, DTLSConn::new(Arc::new(conn), config, true, None))
-            .await
-        {
-            Ok(Ok(c)) => Arc::new(c),
-            Ok(Err(e)) => bail!(
+        let dtls =
+            match timeout_at(deadline, DTLSConn::new(Arc::new(conn), config, true, None)).await {
+                Ok(Ok(c)) => Arc::new(c),
+                Ok(Err(e)) => bail!(
                 "DTLS handshake with {selected} failed: {e} ({} datagrams sent before the first \
                  reply)",
                 counters.sent_before_reply()
             ),
-            Err(_) => bail!(
+                Err(_) => bail!(
                 "DTLS handshake with {selected} did not finish within {timeout:?} ({} datagrams \
                  sent before the first reply, reply seen: {})",
                 counters.sent_before_reply(),
                 counters.reply_seen()
             ),
-        };
+            };
 
         let (profile, profile_name) =
             transport::srtp_profile(dtls.selected_srtpprotection_profile())?;
@@ -441,7 +440,10 @@ impl Participant {
             st.stats.srtp_profile = Some(profile_name.to_owned());
         }
         *self.dtls.lock().await = Some(dtls);
-        self.spawn(media_loop(Arc::clone(&self.socket), Arc::clone(&self.shared)));
+        self.spawn(media_loop(
+            Arc::clone(&self.socket),
+            Arc::clone(&self.shared),
+        ));
         Ok(())
     }
 
@@ -531,7 +533,12 @@ impl Participant {
 
 impl Drop for Participant {
     fn drop(&mut self) {
-        for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             t.abort();
         }
     }

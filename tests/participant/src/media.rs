@@ -299,7 +299,9 @@ impl MediaSource {
         let count = frame_len.div_ceil(per_packet);
         let chunk = frame_len.div_ceil(count);
         let mut frame = vp8_frame_header(keyframe, (frame_len / 4) as u32);
-        frame.extend((header_len..frame_len).map(|i| (i as u8).wrapping_mul(13) ^ self.picture_id as u8));
+        frame.extend(
+            (header_len..frame_len).map(|i| (i as u8).wrapping_mul(13) ^ self.picture_id as u8),
+        );
 
         let parts: Vec<&[u8]> = frame.chunks(chunk).collect();
         let mut out = Vec::with_capacity(parts.len());
@@ -377,7 +379,10 @@ mod tests {
         let mut p = vec![1, 2, 3];
         append_trailer(&mut p, trailer());
         assert_eq!(verify_trailer(&p[1..]), Err(TrailerError::BadChecksum));
-        assert_eq!(verify_trailer(&p[..p.len() - 1]), Err(TrailerError::BadMagic));
+        assert_eq!(
+            verify_trailer(&p[..p.len() - 1]),
+            Err(TrailerError::BadMagic)
+        );
     }
 
     #[test]
@@ -395,8 +400,8 @@ mod tests {
         assert_eq!(
             raw,
             [
-                0x90, 0xe4, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0xca, 0xfe, 0xba, 0xbe, 0xbe,
-                0xde, 0x00, 0x01, 0x51, 0x01, 0x02, 0x00, 9, 8, 7
+                0x90, 0xe4, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0xca, 0xfe, 0xba, 0xbe, 0xbe, 0xde,
+                0x00, 0x01, 0x51, 0x01, 0x02, 0x00, 9, 8, 7
             ]
         );
         let p = rtp::packet::Packet::unmarshal(&mut &raw[..]).unwrap();
@@ -418,7 +423,10 @@ mod tests {
     fn vp8_keyframe_header_bytes() {
         let h = vp8_frame_header(true, 1000);
         // tag = P=0 | show_frame<<4 | 1000<<5 = 0x7d10
-        assert_eq!(h, [0x10, 0x7d, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01]);
+        assert_eq!(
+            h,
+            [0x10, 0x7d, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01]
+        );
         let d = vp8_frame_header(false, 1000);
         assert_eq!(d, [0x11, 0x7d, 0x00]);
     }
@@ -447,7 +455,9 @@ mod tests {
         }
         assert!(!parse_vp8(&p[..4]).unwrap().keyframe);
         // 7-bit picture id, TL0PICIDX and TID present.
-        let short = [0x90, 0xe0, 0x05, 0x01, 0x00, 0x10, 0, 0, 0x9d, 0x01, 0x2a, 0x80, 0x02];
+        let short = [
+            0x90, 0xe0, 0x05, 0x01, 0x00, 0x10, 0, 0, 0x9d, 0x01, 0x2a, 0x80, 0x02,
+        ];
         let info = parse_vp8(&short).unwrap();
         assert_eq!(info.picture_id, Some(5));
         assert!(!info.keyframe);
@@ -471,8 +481,14 @@ mod tests {
             let t = verify_trailer(&p.payload).unwrap();
             assert_eq!((t.ssrc, t.seq), (cfg.audio_ssrc, p.header.sequence_number));
         }
-        assert_eq!(second.header.sequence_number, first.header.sequence_number.wrapping_add(1));
-        assert_eq!(second.header.timestamp, first.header.timestamp.wrapping_add(960));
+        assert_eq!(
+            second.header.sequence_number,
+            first.header.sequence_number.wrapping_add(1)
+        );
+        assert_eq!(
+            second.header.timestamp,
+            first.header.timestamp.wrapping_add(960)
+        );
         assert_eq!(second_out.twcc_seq, 2);
     }
 

@@ -42,7 +42,10 @@ pub fn on_rtp(stats: &mut Stats, pts: PayloadTypes, packet: &[u8], now_us: u64) 
         on_rtx(stats, ssrc, payload);
         return;
     }
-    let s = stats.received.entry(ssrc).or_insert_with(StreamStats::default);
+    let s = stats
+        .received
+        .entry(ssrc)
+        .or_insert_with(StreamStats::default);
     s.packets += 1;
     s.bytes += payload.len() as u64;
     if s.packets == 1 || is_newer(seq, s.highest_seq) {
@@ -210,9 +213,24 @@ mod tests {
     #[test]
     fn counts_verifies_and_times_rtp() {
         let mut s = Stats::default();
-        on_rtp(&mut s, PTS, &packet(111, 7, 65535, &payload(7, 65535, 1_000)), 1_500);
-        on_rtp(&mut s, PTS, &packet(111, 7, 0, &payload(7, 0, 2_000)), 2_700);
-        on_rtp(&mut s, PTS, &packet(111, 7, 65534, &payload(7, 65534, 0)), 3_000);
+        on_rtp(
+            &mut s,
+            PTS,
+            &packet(111, 7, 65535, &payload(7, 65535, 1_000)),
+            1_500,
+        );
+        on_rtp(
+            &mut s,
+            PTS,
+            &packet(111, 7, 0, &payload(7, 0, 2_000)),
+            2_700,
+        );
+        on_rtp(
+            &mut s,
+            PTS,
+            &packet(111, 7, 65534, &payload(7, 65534, 0)),
+            3_000,
+        );
         let a = &s.received[&7];
         assert_eq!(a.packets, 3);
         assert_eq!(a.bytes, 3 * 82);
@@ -239,7 +257,14 @@ mod tests {
         let mut s = Stats::default();
         let mut p = crate::media::vp8_descriptor(true, 1).to_vec();
         p.extend(crate::media::vp8_frame_header(true, 100));
-        append_trailer(&mut p, Trailer { ssrc: 9, seq: 1, sent_at_us: 0 });
+        append_trailer(
+            &mut p,
+            Trailer {
+                ssrc: 9,
+                seq: 1,
+                sent_at_us: 0,
+            },
+        );
         on_rtp(&mut s, PTS, &packet(100, 9, 1, &p), 0);
         // The same bytes as audio are not a key frame.
         on_rtp(&mut s, PTS, &packet(111, 10, 1, &p), 0);
@@ -268,7 +293,10 @@ mod tests {
     fn malformed_rtp_and_rtcp_are_counted_not_fatal() {
         let mut s = Stats::default();
         on_rtp(&mut s, PTS, &[0x80, 0x60, 0, 1], 0);
-        assert_eq!(on_rtcp(&mut s, &[0x81, 0xce, 0xff, 0xff, 1, 2]), Vec::<u32>::new());
+        assert_eq!(
+            on_rtcp(&mut s, &[0x81, 0xce, 0xff, 0xff, 1, 2]),
+            Vec::<u32>::new()
+        );
         assert_eq!((s.rtp_errors, s.rtcp_errors), (1, 1));
     }
 

@@ -221,3 +221,61 @@ pub fn dtls_config(
         ..Default::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_colon_separated_upper_hex_sha256() {
+        let fp = fingerprint(b"abc");
+        assert_eq!(
+            fp,
+            "BA:78:16:BF:8F:01:CF:EA:41:41:40:DE:5D:AE:22:23:B0:03:61:A3:96:17:7A:9C:B4:10:FF:61:F2:00:15:AD"
+        );
+        assert_eq!(
+            parse_fingerprint(&fp).unwrap(),
+            Sha256::digest(b"abc").to_vec()
+        );
+        let lower = format!("sha-256 {}", fp.to_lowercase());
+        assert_eq!(
+            parse_fingerprint(&lower).unwrap(),
+            Sha256::digest(b"abc").to_vec()
+        );
+    }
+
+    #[test]
+    fn parse_fingerprint_rejects_malformed_text() {
+        assert!(parse_fingerprint("").is_err());
+        assert!(parse_fingerprint("AB:CD").is_err());
+        assert!(parse_fingerprint(&format!("{}ZZ", "AB:".repeat(31))).is_err());
+        assert!(parse_fingerprint(&format!("{}ABC", "AB:".repeat(31))).is_err());
+        assert!(parse_fingerprint(&format!("{}AB", "AB:".repeat(31))).is_ok());
+    }
+
+    #[test]
+    fn offers_profiles_in_the_configured_order() {
+        assert_eq!(
+            srtp_profiles(SrtpChoice::GcmFirst),
+            [
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80
+            ]
+        );
+        assert_eq!(
+            srtp_profiles(SrtpChoice::GcmOnly),
+            [SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]
+        );
+        assert_eq!(
+            srtp_profiles(SrtpChoice::AesCmOnly),
+            [SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80]
+        );
+        assert!(srtp_profile(SrtpProtectionProfile::Unsupported).is_err());
+        assert_eq!(
+            srtp_profile(SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm)
+                .unwrap()
+                .1,
+            "SRTP_AEAD_AES_128_GCM"
+        );
+    }
+}

@@ -313,9 +313,7 @@ fn parse_packet(raw: &[u8]) -> Result<Packet<'_>, Error> {
         (PT_SR, _) => {
             let blocks_len = REPORT_BLOCK_LEN * usize::from(count);
             let start = 4 + SENDER_INFO_LEN;
-            let bytes = body
-                .get(start..start + blocks_len)
-                .ok_or(Error::TooShort)?;
+            let bytes = body.get(start..start + blocks_len).ok_or(Error::TooShort)?;
             Packet::SenderReport {
                 ssrc: word(0)?,
                 info: SenderInfo {
@@ -336,9 +334,7 @@ fn parse_packet(raw: &[u8]) -> Result<Packet<'_>, Error> {
             }
         }
         (PT_BYE, _) => {
-            let bytes = body
-                .get(..4 * usize::from(count))
-                .ok_or(Error::TooShort)?;
+            let bytes = body.get(..4 * usize::from(count)).ok_or(Error::TooShort)?;
             Packet::Bye {
                 ssrcs: SsrcList { bytes },
             }
@@ -408,9 +404,9 @@ fn parse_packet(raw: &[u8]) -> Result<Packet<'_>, Error> {
     Ok(packet)
 }
 
-/// Writes a 4-byte RTCP common header (no padding) for a packet of `len` bytes.
+/// Writes a 4-byte RTCP common header (no padding) for a packet of `len` bytes (a non-zero
+/// multiple of 4, as every caller computes it).
 fn write_header(out: &mut [u8], count: u8, packet_type: u8, len: usize) -> Result<(), Error> {
-    debug_assert!(len % 4 == 0 && len >= 4);
     let words = u16::try_from(len / 4 - 1).map_err(|_| Error::Unsupported)?;
     let header = out.get_mut(..4).ok_or(Error::BufferTooSmall)?;
     header[0] = 0x80 | (count & 0x1f);

@@ -172,9 +172,8 @@ impl TwccRecorder {
                 continue;
             }
             let ticks = arrival.div_euclid(DELTA_TICK_US);
-            let prev = prev_ticks.unwrap_or(
-                arrival.div_euclid(DELTA_TICK_US * REFERENCE_TICKS) * REFERENCE_TICKS,
-            );
+            let prev = prev_ticks
+                .unwrap_or(arrival.div_euclid(DELTA_TICK_US * REFERENCE_TICKS) * REFERENCE_TICKS);
             let size = match ticks - prev {
                 0..=255 => 1,
                 d if i16::try_from(d).is_ok() => 2,
@@ -454,10 +453,7 @@ pub fn for_each_twcc_status(raw: &[u8], mut f: impl FnMut(u16, bool)) -> Result<
 /// Like [`for_each_twcc_status`], with each received packet's arrival time in µs on the
 /// feedback sender's clock (reference time plus the accumulated receive deltas); `None` for
 /// packets not received.
-pub fn for_each_twcc_arrival(
-    raw: &[u8],
-    mut f: impl FnMut(u16, Option<i64>),
-) -> Result<(), Error> {
+pub fn for_each_twcc_arrival(raw: &[u8], mut f: impl FnMut(u16, Option<i64>)) -> Result<(), Error> {
     let feedback = Feedback::parse(raw)?;
     let body = feedback.body;
     let mut at = feedback.deltas_at;

@@ -1,0 +1,211 @@
+//! RTP header view and rewriting checked against webrtc-rs `rtp`.
+
+use bytes::Bytes;
+use rtp::header::{Extension, Header as TheirHeader};
+use rtp::packet::Packet as TheirPacket;
+use tutti_rtp::rtp::{self as tr, PROFILE_ONE_BYTE, PROFILE_TWO_BYTE};
+use tutti_rtp::Error;
+use webrtc_util::marshal::{Marshal, Unmarshal};
+
+fn ext(id: u8, payload: &'static [u8]) -> Extension {
+    Extension {
+        id,
+        payload: Bytes::from_static(payload),
+    }
+}
+
+fn packet(profile: u16, extensions: Vec<Extension>, padding: bool) -> TheirPacket {
+    TheirPacket {
+        header: TheirHeader {
+            version: 2,
+            padding,
+            extension: !extensions.is_empty(),
+            marker: true,
+            payload_type: 96,
+            sequence_number: 65535,
+            timestamp: 0xdead_beef,
+            ssrc: 0x1234_5678,
+            csrc: vec![1, 2, 3],
+            extension_profile: profile,
+            extensions,
+            extensions_padding: 0,
+        },
+        payload: Bytes::from_static(b"hello payload!!"),
+    }
+}
+
+fn theirs(buf: &[u8]) -> TheirPacket {
+    TheirPacket::unmarshal(&mut Bytes::copy_from_slice(buf)).expect("webrtc-rs parses it")
+}
+
+#[test]
+fn header_with_csrcs_one_byte_extensions_and_padding() {
+    let p = packet(
+        PROFILE_ONE_BYTE,
+        vec![ext(1, b"ab"), ext(3, b"c"), ext(14, b"wxyz")],
+        true,
+    );
+    let buf = p.marshal().unwrap();
+    let h = tr::parse(&buf).unwrap();
+    assert!(h.marker);
+    assert_eq!(
+        (h.payload_type, h.sequence, h.timestamp, h.ssrc),
+        (96, 65535, 0xdead_beef, 0x1234_5678)
+    );
+    assert_eq!(h.payload(&buf), b"hello payload!!");
+    assert!(h.payload_end < buf.len(), "padding excluded");
+    let block = h.extensions.unwrap();
+    assert_eq!(block.profile, PROFILE_ONE_BYTE);
+    assert_eq!(block.offset, 12 + 12 + 4);
+    assert_eq!(block.offset + block.len, h.payload_offset);
+    let value = |id| tr::find_extension(&buf, &h, id).map(|r| &buf[r]);
+    assert_eq!(value(1), Some(&b"ab"[..]));
+    assert_eq!(value(3), Some(&b"c"[..]));
+    assert_eq!(value(14), Some(&b"wxyz"[..]));
+    assert_eq!(value(2), None);
+    assert_eq!(value(0), None);
+    let ids: Vec<u8> = tr::extensions(&buf, &h).map(|(id, _)| id).collect();
+    assert_eq!(ids, [1, 3, 14]);
+    assert_eq!(
+        tr::read_u16_extension(&buf, tr::find_extension(&buf, &h, 1).unwrap()),
+        Some(0x6162)
+    );
+    assert_eq!(
+        tr::read_u16_extension(&buf, tr::find_extension(&buf, &h, 3).unwrap()),
+        None
+    );
+}
+
+#[test]
+fn two_byte_extensions_found_and_renamed() {
+    let p = packet(
+        PROFILE_TWO_BYTE,
+        vec![
+            ext(1, b""),
+            ext(200, b"0123456789abcdefghij"),
+            ext(7, b"xy"),
+        ],
+        false,
+    );
+    let mut buf = p.marshal().unwrap().to_vec();
+    let h = tr::parse(&buf).unwrap();
+    assert_eq!(h.extensions.unwrap().profile, PROFILE_TWO_BYTE);
+    assert_eq!(tr::find_extension(&buf, &h, 1).map(|r| r.len()), Some(0));
+    let r = tr::find_extension(&buf, &h, 200).unwrap();
+    assert_eq!(&buf[r], b"0123456789abcdefghij");
+    assert!(tr::rename_extension(&mut buf, &h, 200, 201));
+    assert!(tr::rename_extension(&mut buf, &h, 7, 255));
+    assert!(!tr::rename_extension(&mut buf, &h, 9, 10), "absent id");
+    let back = theirs(&buf);
+    assert_eq!(
+        back.header.get_extension(201).as_deref(),
+        Some(&b"0123456789abcdefghij"[..])
+    );
+    assert_eq!(back.header.get_extension(255).as_deref(), Some(&b"xy"[..]));
+    assert_eq!(back.header.get_extension(200), None);
+}
+
+#[test]
+fn one_byte_rename_keeps_length_and_rejects_ids_above_14() {
+    let p = packet(PROFILE_ONE_BYTE, vec![ext(5, b"12"), ext(6, b"345")], false);
+    let mut buf = p.marshal().unwrap().to_vec();
+    let h = tr::parse(&buf).unwrap();
+    assert!(!tr::rename_extension(&mut buf, &h, 5, 15));
+    assert!(!tr::rename_extension(&mut buf, &h, 5, 0));
+    assert!(tr::rename_extension(&mut buf, &h, 6, 12));
+    let back = theirs(&buf);
+    assert_eq!(back.header.get_extension(12).as_deref(), Some(&b"345"[..]));
+    assert_eq!(back.header.get_extension(5).as_deref(), Some(&b"12"[..]));
+    // Rewrite the transport-wide sequence number in place.
+    let r = tr::find_extension(&buf, &h, 5).unwrap();
+    assert!(tr::write_u16_extension(&mut buf, r.clone(), 0xbeef));
+    assert_eq!(tr::read_u16_extension(&buf, r), Some(0xbeef));
+    assert!(!tr::write_u16_extension(&mut buf, 0..3, 1));
+    let len = buf.len();
+    assert!(!tr::write_u16_extension(&mut buf, len - 1..len + 1, 1));
+}
+
+#[test]
+fn setters_rewrite_fields_in_place() {
+    let mut buf = packet(PROFILE_ONE_BYTE, vec![ext(1, b"ab")], true)
+        .marshal()
+        .unwrap()
+        .to_vec();
+    tr::set_sequence(&mut buf, 4242);
+    tr::set_ssrc(&mut buf, 0xcafe_babe);
+    tr::set_payload_type(&mut buf, 111);
+    let back = theirs(&buf);
+    assert_eq!(back.header.sequence_number, 4242);
+    assert_eq!(back.header.ssrc, 0xcafe_babe);
+    assert_eq!(back.header.payload_type, 111);
+    assert!(back.header.marker, "marker kept");
+    assert_eq!(back.header.csrc, [1, 2, 3]);
+    // Short buffers are left alone rather than panicking.
+    let mut short = [0x80u8; 3];
+    tr::set_ssrc(&mut short, 1);
+    tr::set_sequence(&mut short[..1], 1);
+    assert_eq!(short, [0x80; 3]);
+}
+
+#[test]
+fn rtx_packet_is_parsed_by_webrtc() {
+    let original = packet(PROFILE_ONE_BYTE, vec![ext(1, b"ab"), ext(3, b"c")], true);
+    let buf = original.marshal().unwrap();
+    let h = tr::parse(&buf).unwrap();
+    let mut out = [0u8; 1500];
+    let n = tr::write_rtx(&buf, &h, 0x0bad_f00d, 97, 7, &mut out).unwrap();
+    assert_eq!(n, h.payload_offset + 2 + 15);
+    let rtx = theirs(&out[..n]);
+    assert_eq!(rtx.header.ssrc, 0x0bad_f00d);
+    assert_eq!(rtx.header.payload_type, 97);
+    assert_eq!(rtx.header.sequence_number, 7);
+    assert!(!rtx.header.padding, "padding dropped");
+    assert!(rtx.header.marker);
+    assert_eq!(rtx.header.timestamp, original.header.timestamp);
+    assert_eq!(rtx.header.csrc, original.header.csrc);
+    assert_eq!(rtx.header.extensions, original.header.extensions);
+    assert_eq!(&rtx.payload[..2], &65535u16.to_be_bytes());
+    assert_eq!(&rtx.payload[2..], &original.payload[..]);
+    assert_eq!(
+        tr::write_rtx(&buf, &h, 1, 97, 7, &mut out[..n - 1]),
+        Err(Error::BufferTooSmall)
+    );
+}
+
+#[test]
+fn rtcp_demux() {
+    assert!(tr::is_rtcp(&[0x80, 200]));
+    assert!(tr::is_rtcp(&[0x81, 205, 0, 1]));
+    assert!(tr::is_rtcp(&[0xbf, 223]));
+    assert!(!tr::is_rtcp(&[0x80, 96]));
+    assert!(!tr::is_rtcp(&[0x80, 0x80 | 96]), "RTP PT 96 with marker");
+    assert!(!tr::is_rtcp(&[0x80, 224]));
+    assert!(!tr::is_rtcp(&[0x40, 200]), "version 1");
+    assert!(!tr::is_rtcp(&[0x80]));
+    assert!(!tr::is_rtcp(&[]));
+}
+
+#[test]
+fn malformed_headers_are_rejected() {
+    let good = packet(PROFILE_ONE_BYTE, vec![ext(1, b"ab")], true)
+        .marshal()
+        .unwrap()
+        .to_vec();
+    assert!(tr::parse(&good).is_ok());
+    assert_eq!(tr::parse(&good[..11]).err(), Some(Error::TooShort));
+    let mut v1 = good.clone();
+    v1[0] = (v1[0] & 0x3f) | 0x40;
+    assert_eq!(tr::parse(&v1).err(), Some(Error::BadVersion));
+    // CSRC list longer than the packet.
+    assert_eq!(tr::parse(&good[..20]).err(), Some(Error::TooShort));
+    // Extension block longer than the packet.
+    let mut long_ext = good.clone();
+    long_ext[24 + 2..24 + 4].copy_from_slice(&1000u16.to_be_bytes());
+    assert_eq!(tr::parse(&long_ext).err(), Some(Error::TooShort));
+    // Zero padding count and padding reaching into the header.
+    let mut pad = good.clone();
+    *pad.last_mut().unwrap() = 0;
+    assert_eq!(tr::parse(&pad).err(), Some(Error::BadLength));
+    *pad.last_mut().unwrap() = 255;
+    assert_eq!(tr::parse(&pad).err(), Some(Error::BadLength));
+}
