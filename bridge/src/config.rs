@@ -142,7 +142,10 @@ impl Config {
             );
         }
         self.srtp_profiles()?;
-        if self.consent_timeout_secs == 0 || self.ice_timeout_secs == 0 || self.dtls_timeout_secs == 0 {
+        if self.consent_timeout_secs == 0
+            || self.ice_timeout_secs == 0
+            || self.dtls_timeout_secs == 0
+        {
             bail!("timeouts must be at least one second");
         }
         if !(1..=4096).contains(&self.retransmission_cache_packets) {
@@ -201,12 +204,19 @@ mod tests {
         let err = config
             .apply_env(|name| (name == "TUTTI_BRIDGE_ICE_TIMEOUT_SECS").then(|| "soon".into()))
             .unwrap_err();
-        assert!(err.to_string().contains("TUTTI_BRIDGE_ICE_TIMEOUT_SECS"), "{err}");
+        assert!(
+            err.to_string().contains("TUTTI_BRIDGE_ICE_TIMEOUT_SECS"),
+            "{err}"
+        );
         let wildcard = Config {
             media_address: "0.0.0.0:10000".parse().unwrap(),
             ..Config::default()
         };
-        assert!(wildcard.validate().unwrap_err().to_string().contains("advertised_addresses"));
+        assert!(wildcard
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("advertised_addresses"));
         let bad_profile = Config {
             srtp_profiles: "des".into(),
             ..Config::default()
@@ -216,7 +226,9 @@ mod tests {
 
     #[test]
     fn toml_file_fields() {
-        let config: Config = toml::from_str("media_address = \"127.0.0.1:4000\"\nmax_packet_rate = 1000.0\n").unwrap();
+        let config: Config =
+            toml::from_str("media_address = \"127.0.0.1:4000\"\nmax_packet_rate = 1000.0\n")
+                .unwrap();
         assert_eq!(config.media_address.port(), 4000);
         assert_eq!(config.max_packet_rate, 1000.0);
         assert!(toml::from_str::<Config>("no_such_field = 1").is_err());

@@ -19,7 +19,10 @@ pub enum ControlError {
     #[error("unknown conference {0:?}")]
     UnknownConference(String),
     #[error("unknown endpoint {endpoint:?} in conference {conference:?}")]
-    UnknownEndpoint { conference: String, endpoint: String },
+    UnknownEndpoint {
+        conference: String,
+        endpoint: String,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -124,8 +127,12 @@ impl Control {
         if registry.conferences.contains_key(conference_id) {
             return Ok(false);
         }
-        self.send(Command::CreateConference { conference_id: conference_id.to_string() })?;
-        registry.conferences.insert(conference_id.to_string(), HashMap::new());
+        self.send(Command::CreateConference {
+            conference_id: conference_id.to_string(),
+        })?;
+        registry
+            .conferences
+            .insert(conference_id.to_string(), HashMap::new());
         Ok(true)
     }
 
@@ -135,7 +142,9 @@ impl Control {
             .conferences
             .remove(conference_id)
             .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))?;
-        self.send(Command::ExpireConference { conference_id: conference_id.to_string() })?;
+        self.send(Command::ExpireConference {
+            conference_id: conference_id.to_string(),
+        })?;
         Ok(endpoints.len())
     }
 
@@ -162,14 +171,25 @@ impl Control {
         })?;
         conference.insert(
             endpoint_id.to_string(),
-            EndpointEntry { ice: ice.clone(), state: EndpointState::Allocated, detail: String::new(), ssrcs: Vec::new() },
+            EndpointEntry {
+                ice: ice.clone(),
+                state: EndpointState::Allocated,
+                detail: String::new(),
+                ssrcs: Vec::new(),
+            },
         );
         Ok((ice, true))
     }
 
     /// Checks that the endpoint exists and that `ssrcs` (when given) are its own to signal,
     /// then hands the update to the worker.
-    pub fn update_endpoint(&self, conference_id: &str, endpoint_id: &str, ssrcs: Option<Vec<u32>>, command: Command) -> Result<(), ControlError> {
+    pub fn update_endpoint(
+        &self,
+        conference_id: &str,
+        endpoint_id: &str,
+        ssrcs: Option<Vec<u32>>,
+        command: Command,
+    ) -> Result<(), ControlError> {
         let mut registry = self.registry();
         let conference = registry
             .conferences
@@ -200,7 +220,11 @@ impl Control {
         Ok(())
     }
 
-    pub fn expire_endpoint(&self, conference_id: &str, endpoint_id: &str) -> Result<(), ControlError> {
+    pub fn expire_endpoint(
+        &self,
+        conference_id: &str,
+        endpoint_id: &str,
+    ) -> Result<(), ControlError> {
         let mut registry = self.registry();
         let conference = registry
             .conferences
@@ -221,7 +245,9 @@ impl Control {
 
 fn check_id(field: &str, id: &str) -> Result<(), ControlError> {
     if id.is_empty() || id.len() > 256 {
-        return Err(ControlError::Invalid(format!("{field} must be 1 to 256 bytes long")));
+        return Err(ControlError::Invalid(format!(
+            "{field} must be 1 to 256 bytes long"
+        )));
     }
     Ok(())
 }

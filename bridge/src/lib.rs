@@ -43,8 +43,14 @@ pub async fn run(
     let fingerprint = cert.fingerprint().to_string();
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
     let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
-    let worker = media::worker::spawn(config.media_address, endpoint_settings(&config)?, cert, event_tx, snapshot.clone())
-        .with_context(|| format!("binding the media socket {}", config.media_address))?;
+    let worker = media::worker::spawn(
+        config.media_address,
+        endpoint_settings(&config)?,
+        cert,
+        event_tx,
+        snapshot.clone(),
+    )
+    .with_context(|| format!("binding the media socket {}", config.media_address))?;
     let grpc_listener = TcpListener::bind(config.grpc_address)
         .await
         .with_context(|| format!("binding the gRPC address {}", config.grpc_address))?;
@@ -57,8 +63,17 @@ pub async fn run(
         media: worker.media_address,
         fingerprint: fingerprint.clone(),
     };
-    let rates = Arc::new(metrics::Rates::new(snapshot.clone(), config.max_packet_rate));
-    let control = Arc::new(Control::new(config, worker.media_address, fingerprint, snapshot.clone(), worker.commands));
+    let rates = Arc::new(metrics::Rates::new(
+        snapshot.clone(),
+        config.max_packet_rate,
+    ));
+    let control = Arc::new(Control::new(
+        config,
+        worker.media_address,
+        fingerprint,
+        snapshot.clone(),
+        worker.commands,
+    ));
     let worker_thread = Arc::new(worker.thread);
 
     let pump = tokio::spawn({
@@ -66,8 +81,14 @@ pub async fn run(
         async move { control.pump_events(event_rx).await }
     });
     let sampler = tokio::spawn(rates.clone().run());
-    let http = axum::serve(http_listener, api::http::router(metrics::registry(snapshot, rates.clone()), worker_thread));
-    let service = api::grpc::BridgeService { control: control.clone(), rates };
+    let http = axum::serve(
+        http_listener,
+        api::http::router(metrics::registry(snapshot, rates.clone()), worker_thread),
+    );
+    let service = api::grpc::BridgeService {
+        control: control.clone(),
+        rates,
+    };
     let grpc = tonic::transport::Server::builder()
         .add_service(BridgeServer::new(service))
         .serve_with_incoming(TcpListenerStream::new(grpc_listener));

@@ -40,10 +40,11 @@ async fn main() -> ExitCode {
         }
     };
     let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -51,7 +52,11 @@ async fn main() -> ExitCode {
     };
     let announce = |bound: &tutti_bridge::Bound| {
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{}", serde_json::to_string(bound).unwrap_or_default());
+        let _ = writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string(bound).unwrap_or_default()
+        );
         let _ = stdout.flush();
     };
     match tutti_bridge::run(config, announce, shutdown).await {

@@ -22,12 +22,20 @@ pub struct Rates {
 
 impl Rates {
     pub fn new(snapshot: SharedSnapshot, max_packet_rate: f64) -> Rates {
-        Rates { snapshot, max_packet_rate, current: Mutex::new((0.0, 0.0, 0.0)) }
+        Rates {
+            snapshot,
+            max_packet_rate,
+            current: Mutex::new((0.0, 0.0, 0.0)),
+        }
     }
 
     fn totals(&self) -> (u64, u64, f64) {
         let s = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
-        (s.counters.packets_in.iter().sum(), s.counters.packets_out.iter().sum(), s.worker_busy)
+        (
+            s.counters.packets_in.iter().sum(),
+            s.counters.packets_out.iter().sum(),
+            s.worker_busy,
+        )
     }
 
     /// Samples the counters every second, forever.
@@ -65,7 +73,12 @@ impl std::fmt::Debug for Rates {
     }
 }
 
-fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
     let metric = ConstCounter::new(value);
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
@@ -82,7 +95,12 @@ fn labelled_counters<'a>(
     label: &'static str,
     values: impl Iterator<Item = (&'a str, u64)>,
 ) -> std::fmt::Result {
-    let mut family = encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+    let mut family = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
     for (value_label, value) in values {
         let labels = [(label, value_label)];
         ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
@@ -92,58 +110,190 @@ fn labelled_counters<'a>(
 
 impl Collector for BridgeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let s = self.snapshot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let s = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let c = &s.counters;
         let e = &mut encoder;
-        gauge(e, "tutti_bridge_conferences", "Conferences on this bridge", s.conferences as f64)?;
-        gauge(e, "tutti_bridge_endpoints", "Endpoints on this bridge", s.endpoints as f64)?;
+        gauge(
+            e,
+            "tutti_bridge_conferences",
+            "Conferences on this bridge",
+            s.conferences as f64,
+        )?;
+        gauge(
+            e,
+            "tutti_bridge_endpoints",
+            "Endpoints on this bridge",
+            s.endpoints as f64,
+        )?;
         gauge(
             e,
             "tutti_bridge_endpoint_state_bytes",
             "Bytes held by endpoint state (transport, SRTP, caches, routing entries)",
             s.endpoint_state_bytes as f64,
         )?;
-        gauge(e, "tutti_bridge_stress", "Load figure: 1.0 is full (docs/bridge.md)", self.rates.current().2)?;
-        gauge(e, "tutti_bridge_worker_busy", "Fraction of a core the media worker used", s.worker_busy)?;
-        let kinds = |v: &[u64; 3]| KIND_LABELS.iter().copied().zip(v.iter().copied()).collect::<Vec<_>>();
-        labelled_counters(e, "tutti_bridge_packets_received", "Packets received, by media", "media", kinds(&c.packets_in).into_iter())?;
-        labelled_counters(e, "tutti_bridge_bytes_received", "Bytes received (decrypted), by media", "media", kinds(&c.bytes_in).into_iter())?;
-        labelled_counters(e, "tutti_bridge_packets_sent", "Packets forwarded, by media", "media", kinds(&c.packets_out).into_iter())?;
-        labelled_counters(e, "tutti_bridge_bytes_sent", "Bytes forwarded (encrypted), by media", "media", kinds(&c.bytes_out).into_iter())?;
+        gauge(
+            e,
+            "tutti_bridge_stress",
+            "Load figure: 1.0 is full (docs/bridge.md)",
+            self.rates.current().2,
+        )?;
+        gauge(
+            e,
+            "tutti_bridge_worker_busy",
+            "Fraction of a core the media worker used",
+            s.worker_busy,
+        )?;
+        let kinds = |v: &[u64; 3]| {
+            KIND_LABELS
+                .iter()
+                .copied()
+                .zip(v.iter().copied())
+                .collect::<Vec<_>>()
+        };
+        labelled_counters(
+            e,
+            "tutti_bridge_packets_received",
+            "Packets received, by media",
+            "media",
+            kinds(&c.packets_in).into_iter(),
+        )?;
+        labelled_counters(
+            e,
+            "tutti_bridge_bytes_received",
+            "Bytes received (decrypted), by media",
+            "media",
+            kinds(&c.bytes_in).into_iter(),
+        )?;
+        labelled_counters(
+            e,
+            "tutti_bridge_packets_sent",
+            "Packets forwarded, by media",
+            "media",
+            kinds(&c.packets_out).into_iter(),
+        )?;
+        labelled_counters(
+            e,
+            "tutti_bridge_bytes_sent",
+            "Bytes forwarded (encrypted), by media",
+            "media",
+            kinds(&c.bytes_out).into_iter(),
+        )?;
         labelled_counters(
             e,
             "tutti_bridge_drops",
             "Datagrams and packets dropped, by reason",
             "reason",
-            DropReason::ALL.iter().map(|r| (r.label(), c.drops[*r as usize])),
+            DropReason::ALL
+                .iter()
+                .map(|r| (r.label(), c.drops[*r as usize])),
         )?;
-        counter(e, "tutti_bridge_ice_failures", "Endpoints whose ICE failed", c.ice_failures)?;
-        counter(e, "tutti_bridge_dtls_failures", "Endpoints whose DTLS failed", c.dtls_failures)?;
+        counter(
+            e,
+            "tutti_bridge_ice_failures",
+            "Endpoints whose ICE failed",
+            c.ice_failures,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_dtls_failures",
+            "Endpoints whose DTLS failed",
+            c.dtls_failures,
+        )?;
         counter(
             e,
             "tutti_bridge_srtp_failures",
             "SRTP/SRTCP packets that failed authentication or replay checks",
-            c.drops[DropReason::SrtpAuthFailed as usize] + c.drops[DropReason::SrtpReplayed as usize],
+            c.drops[DropReason::SrtpAuthFailed as usize]
+                + c.drops[DropReason::SrtpReplayed as usize],
         )?;
-        counter(e, "tutti_bridge_consent_timeouts", "Endpoints timed out by consent freshness", c.consent_timeouts)?;
-        counter(e, "tutti_bridge_simulcast_layers_skipped", "Packets of simulcast layers not forwarded", c.simulcast_layers_skipped)?;
-        counter(e, "tutti_bridge_rtx_consumed", "RTX and padding packets from senders, not forwarded", c.rtx_consumed)?;
-        counter(e, "tutti_bridge_keyframe_requests_received", "PLI/FIR received from receivers", c.pli_received)?;
-        counter(e, "tutti_bridge_keyframe_requests_sent", "PLI sent to senders", c.pli_sent)?;
-        counter(e, "tutti_bridge_keyframe_requests_rate_limited", "PLI/FIR not passed on (rate limit)", c.pli_rate_limited)?;
-        counter(e, "tutti_bridge_nack_received", "Sequence numbers NACKed by receivers", c.nack_received)?;
-        counter(e, "tutti_bridge_retransmissions_sent", "Packets retransmitted from the cache", c.retransmissions_sent)?;
-        counter(e, "tutti_bridge_nack_cache_misses", "NACKed packets no longer in the cache", c.nack_cache_misses)?;
-        counter(e, "tutti_bridge_transport_cc_feedback_sent", "transport-cc feedback packets sent to senders", c.transport_cc_feedback_sent)?;
+        counter(
+            e,
+            "tutti_bridge_consent_timeouts",
+            "Endpoints timed out by consent freshness",
+            c.consent_timeouts,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_simulcast_layers_skipped",
+            "Packets of simulcast layers not forwarded",
+            c.simulcast_layers_skipped,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_rtx_consumed",
+            "RTX and padding packets from senders, not forwarded",
+            c.rtx_consumed,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_keyframe_requests_received",
+            "PLI/FIR received from receivers",
+            c.pli_received,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_keyframe_requests_sent",
+            "PLI sent to senders",
+            c.pli_sent,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_keyframe_requests_rate_limited",
+            "PLI/FIR not passed on (rate limit)",
+            c.pli_rate_limited,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_nack_received",
+            "Sequence numbers NACKed by receivers",
+            c.nack_received,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_retransmissions_sent",
+            "Packets retransmitted from the cache",
+            c.retransmissions_sent,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_nack_cache_misses",
+            "NACKed packets no longer in the cache",
+            c.nack_cache_misses,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_transport_cc_feedback_sent",
+            "transport-cc feedback packets sent to senders",
+            c.transport_cc_feedback_sent,
+        )?;
         counter(
             e,
             "tutti_bridge_transport_cc_feedback_received",
             "transport-cc feedback packets received from receivers",
             c.transport_cc_feedback_received,
         )?;
-        counter(e, "tutti_bridge_receiver_reports_sent", "Receiver reports sent to senders", c.receiver_reports_sent)?;
-        counter(e, "tutti_bridge_sender_reports_forwarded", "Sender reports passed to receivers", c.sender_reports_forwarded)?;
-        counter(e, "tutti_bridge_remb_sent", "REMB packets sent to senders without transport-cc", c.remb_sent)?;
+        counter(
+            e,
+            "tutti_bridge_receiver_reports_sent",
+            "Receiver reports sent to senders",
+            c.receiver_reports_sent,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_sender_reports_forwarded",
+            "Sender reports passed to receivers",
+            c.sender_reports_forwarded,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_remb_sent",
+            "REMB packets sent to senders without transport-cc",
+            c.remb_sent,
+        )?;
         Ok(())
     }
 }

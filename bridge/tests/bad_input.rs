@@ -15,17 +15,34 @@ async fn bad_datagrams_are_counted_and_harmless() {
     }
     let bridge = BridgeProcess::start(&[]);
     let mut client = bridge.client().await;
-    let sender = join(&mut client, "room", "sender", ParticipantConfig::new("sender")).await;
-    let receiver = join(&mut client, "room", "receiver", ParticipantConfig::new("receiver")).await;
+    let sender = join(
+        &mut client,
+        "room",
+        "sender",
+        ParticipantConfig::new("sender"),
+    )
+    .await;
+    let receiver = join(
+        &mut client,
+        "room",
+        "receiver",
+        ParticipantConfig::new("receiver"),
+    )
+    .await;
     // This one's audio SSRC is not signalled to the bridge.
     let sneaky_config = ParticipantConfig::new("sneaky");
     let mut sources = source_list(&sneaky_config);
-    sources.sources.retain(|s| s.ssrc != sneaky_config.audio_ssrc);
+    sources
+        .sources
+        .retain(|s| s.ssrc != sneaky_config.audio_ssrc);
     let sneaky = join_with_sources(&mut client, "room", "sneaky", sneaky_config, sources).await;
     sender.start_media();
     sneaky.start_media();
     let video = sender.config().video_ssrc;
-    eventually(Duration::from_secs(5), "media flows", || received(&receiver, video) > 50).await;
+    eventually(Duration::from_secs(5), "media flows", || {
+        received(&receiver, video) > 50
+    })
+    .await;
 
     let stranger = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let media = bridge.bound.media;
@@ -72,9 +89,27 @@ async fn bad_datagrams_are_counted_and_harmless() {
     };
     send(check("nobody:x", 1)).await;
     send(check(&format!("{receiver_ufrag}:x"), 2)).await;
-    send([&[1u8, 1, 0, 8, 0x21, 0x12, 0xa4, 0x42][..], &[0u8; 12][..], &[0u8; 8][..]].concat()).await;
+    send(
+        [
+            &[1u8, 1, 0, 8, 0x21, 0x12, 0xa4, 0x42][..],
+            &[0u8; 12][..],
+            &[0u8; 8][..],
+        ]
+        .concat(),
+    )
+    .await;
     // From a connected participant's own address: SRTP that fails authentication, and a replay.
-    sender.send_raw(&[&[0x80u8, 0x60, 0, 9, 0, 0, 0, 1][..], &video.to_be_bytes()[..], &[5u8; 100][..]].concat()).await.unwrap();
+    sender
+        .send_raw(
+            &[
+                &[0x80u8, 0x60, 0, 9, 0, 0, 0, 1][..],
+                &video.to_be_bytes()[..],
+                &[5u8; 100][..],
+            ]
+            .concat(),
+        )
+        .await
+        .unwrap();
     sender.replay_last_rtp().await.unwrap();
 
     let expect = [
@@ -92,7 +127,10 @@ async fn bad_datagrams_are_counted_and_harmless() {
     let mut last = None;
     for _ in 0..50 {
         let metrics = bridge.metrics().await;
-        if expect.iter().all(|(reason, n)| metrics.drop_count(reason) >= *n) {
+        if expect
+            .iter()
+            .all(|(reason, n)| metrics.drop_count(reason) >= *n)
+        {
             last = Some(metrics);
             break;
         }
@@ -102,12 +140,27 @@ async fn bad_datagrams_are_counted_and_harmless() {
     for (reason, n) in expect {
         assert_eq!(metrics.drop_count(reason), n, "drops for {reason}");
     }
-    assert!(metrics.drop_count("unknown_ssrc") > 10.0, "the unsignalled audio SSRC was not dropped");
-    assert_eq!(received(&receiver, sneaky.config().audio_ssrc), 0, "an unsignalled SSRC was forwarded");
-    assert!(received(&receiver, sneaky.config().video_ssrc) > 0, "the sneaky participant's signalled video should flow");
+    assert!(
+        metrics.drop_count("unknown_ssrc") > 10.0,
+        "the unsignalled audio SSRC was not dropped"
+    );
+    assert_eq!(
+        received(&receiver, sneaky.config().audio_ssrc),
+        0,
+        "an unsignalled SSRC was forwarded"
+    );
+    assert!(
+        received(&receiver, sneaky.config().video_ssrc) > 0,
+        "the sneaky participant's signalled video should flow"
+    );
 
     // Everyone else's media went on.
     let before = received(&receiver, video);
-    eventually(Duration::from_secs(2), "media keeps flowing after the junk", || received(&receiver, video) > before + 50).await;
+    eventually(
+        Duration::from_secs(2),
+        "media keeps flowing after the junk",
+        || received(&receiver, video) > before + 50,
+    )
+    .await;
     assert_eq!(receiver.stats().received[&video].payload_errors, 0);
 }

@@ -16,36 +16,77 @@ async fn control_api_errors_and_idempotency() {
     let mut client = bridge.client().await;
 
     let err = client
-        .allocate_endpoint(pb::AllocateEndpointRequest { conference_id: "nope".into(), endpoint_id: "e".into(), dtls_setup: 0 })
+        .allocate_endpoint(pb::AllocateEndpointRequest {
+            conference_id: "nope".into(),
+            endpoint_id: "e".into(),
+            dtls_setup: 0,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    assert!(err.message().contains("unknown conference \"nope\""), "{}", err.message());
+    assert!(
+        err.message().contains("unknown conference \"nope\""),
+        "{}",
+        err.message()
+    );
 
     let created = client
-        .create_conference(pb::CreateConferenceRequest { conference_id: "c".into(), name: "room@muc".into() })
+        .create_conference(pb::CreateConferenceRequest {
+            conference_id: "c".into(),
+            name: "room@muc".into(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(created.created);
     let again = client
-        .create_conference(pb::CreateConferenceRequest { conference_id: "c".into(), name: "room@muc".into() })
+        .create_conference(pb::CreateConferenceRequest {
+            conference_id: "c".into(),
+            name: "room@muc".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert!(!again.created, "creating an existing conference is idempotent");
+    assert!(
+        !again.created,
+        "creating an existing conference is idempotent"
+    );
 
-    let allocate = pb::AllocateEndpointRequest { conference_id: "c".into(), endpoint_id: "e1".into(), dtls_setup: 0 };
-    let first = client.allocate_endpoint(allocate.clone()).await.unwrap().into_inner();
-    let second = client.allocate_endpoint(allocate).await.unwrap().into_inner();
+    let allocate = pb::AllocateEndpointRequest {
+        conference_id: "c".into(),
+        endpoint_id: "e1".into(),
+        dtls_setup: 0,
+    };
+    let first = client
+        .allocate_endpoint(allocate.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let second = client
+        .allocate_endpoint(allocate)
+        .await
+        .unwrap()
+        .into_inner();
     assert!(first.created && !second.created);
     let (t1, t2) = (first.transport.unwrap(), second.transport.unwrap());
-    assert_eq!(t1.ice, t2.ice, "a retried allocation returns the same endpoint");
-    assert!(t1.ice.as_ref().unwrap().controlling, "the bridge is the controlling ICE agent");
+    assert_eq!(
+        t1.ice, t2.ice,
+        "a retried allocation returns the same endpoint"
+    );
+    assert!(
+        t1.ice.as_ref().unwrap().controlling,
+        "the bridge is the controlling ICE agent"
+    );
     assert_eq!(t1.candidates.len(), 1);
     assert_eq!(t1.candidates[0].port, bridge.bound.media.port() as u32);
-    assert_eq!(t1.dtls.as_ref().unwrap().fingerprint, bridge.bound.fingerprint);
-    assert_eq!(t1.dtls.as_ref().unwrap().setup, pb::DtlsSetup::Actpass as i32);
+    assert_eq!(
+        t1.dtls.as_ref().unwrap().fingerprint,
+        bridge.bound.fingerprint
+    );
+    assert_eq!(
+        t1.dtls.as_ref().unwrap().setup,
+        pb::DtlsSetup::Actpass as i32
+    );
 
     let update = |endpoint: &str| pb::UpdateEndpointRequest {
         conference_id: "c".into(),
@@ -56,62 +97,132 @@ async fn control_api_errors_and_idempotency() {
     };
     let err = client.update_endpoint(update("ghost")).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    assert!(err.message().contains("unknown endpoint \"ghost\""), "{}", err.message());
+    assert!(
+        err.message().contains("unknown endpoint \"ghost\""),
+        "{}",
+        err.message()
+    );
 
     let participant_config = ParticipantConfig::new("p");
-    let participant = tutti_participant::Participant::bind(participant_config.clone()).await.unwrap();
+    let participant = tutti_participant::Participant::bind(participant_config.clone())
+        .await
+        .unwrap();
     let mut transport = remote_transport(&participant.local_description());
     transport.dtls.as_mut().unwrap().fingerprint = "not:a:fingerprint".into();
-    let err = client.update_endpoint(pb::UpdateEndpointRequest { transport: Some(transport), ..update("e1") }).await.unwrap_err();
+    let err = client
+        .update_endpoint(pb::UpdateEndpointRequest {
+            transport: Some(transport),
+            ..update("e1")
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("invalid DTLS fingerprint"), "{}", err.message());
+    assert!(
+        err.message().contains("invalid DTLS fingerprint"),
+        "{}",
+        err.message()
+    );
 
     let mut too_many = source_list(&participant_config);
     too_many.groups.clear();
     too_many.sources = (1..=21)
-        .map(|ssrc| pb::Source { ssrc, media_type: pb::MediaType::Video as i32, ..Default::default() })
+        .map(|ssrc| pb::Source {
+            ssrc,
+            media_type: pb::MediaType::Video as i32,
+            ..Default::default()
+        })
         .collect();
-    let err = client.update_endpoint(pb::UpdateEndpointRequest { sources: Some(too_many), ..update("e1") }).await.unwrap_err();
+    let err = client
+        .update_endpoint(pb::UpdateEndpointRequest {
+            sources: Some(too_many),
+            ..update("e1")
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("too many sources"), "{}", err.message());
+    assert!(
+        err.message().contains("too many sources"),
+        "{}",
+        err.message()
+    );
 
     // An SSRC another endpoint of the conference already signals cannot be taken over.
     client
-        .update_endpoint(pb::UpdateEndpointRequest { sources: Some(source_list(&participant_config)), ..update("e1") })
+        .update_endpoint(pb::UpdateEndpointRequest {
+            sources: Some(source_list(&participant_config)),
+            ..update("e1")
+        })
         .await
         .unwrap();
     client
-        .allocate_endpoint(pb::AllocateEndpointRequest { conference_id: "c".into(), endpoint_id: "e2".into(), dtls_setup: 0 })
+        .allocate_endpoint(pb::AllocateEndpointRequest {
+            conference_id: "c".into(),
+            endpoint_id: "e2".into(),
+            dtls_setup: 0,
+        })
         .await
         .unwrap();
     let err = client
-        .update_endpoint(pb::UpdateEndpointRequest { sources: Some(source_list(&participant_config)), ..update("e2") })
+        .update_endpoint(pb::UpdateEndpointRequest {
+            sources: Some(source_list(&participant_config)),
+            ..update("e2")
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
-    assert!(err.message().contains("already signalled by endpoint \"e1\""), "{}", err.message());
+    assert!(
+        err.message()
+            .contains("already signalled by endpoint \"e1\""),
+        "{}",
+        err.message()
+    );
 
     let err = client
-        .expire_endpoint(pb::ExpireEndpointRequest { conference_id: "c".into(), endpoint_id: "ghost".into() })
+        .expire_endpoint(pb::ExpireEndpointRequest {
+            conference_id: "c".into(),
+            endpoint_id: "ghost".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = client.expire_conference(pb::ExpireConferenceRequest { conference_id: "nope".into() }).await.unwrap_err();
+    let err = client
+        .expire_conference(pb::ExpireConferenceRequest {
+            conference_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let err = client
-        .create_conference(pb::CreateConferenceRequest { conference_id: String::new(), name: String::new() })
+        .create_conference(pb::CreateConferenceRequest {
+            conference_id: String::new(),
+            name: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
-    let info = client.get_info(pb::GetInfoRequest {}).await.unwrap().into_inner();
+    let info = client
+        .get_info(pb::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(info.media_address, bridge.bound.media.to_string());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let info = client.get_info(pb::GetInfoRequest {}).await.unwrap().into_inner();
+    let info = client
+        .get_info(pb::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((info.conferences, info.endpoints), (1, 2));
     assert!(info.stress >= 0.0);
 
-    let expired = client.expire_conference(pb::ExpireConferenceRequest { conference_id: "c".into() }).await.unwrap().into_inner();
+    let expired = client
+        .expire_conference(pb::ExpireConferenceRequest {
+            conference_id: "c".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(expired.endpoints_expired, 2);
     participant.close().await;
 }

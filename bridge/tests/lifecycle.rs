@@ -13,7 +13,10 @@ use tutti_proto::bridge_v1 as pb;
 
 /// Cycles to run; the bar is 1,000 (override with TUTTI_EXPIRY_CYCLES).
 fn cycles() -> usize {
-    std::env::var("TUTTI_EXPIRY_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
+    std::env::var("TUTTI_EXPIRY_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,7 +26,13 @@ async fn expired_endpoints_free_their_state() {
     }
     let bridge = BridgeProcess::start(&[]);
     let mut client = bridge.client().await;
-    let listener = join(&mut client, "room", "listener", ParticipantConfig::new("listener")).await;
+    let listener = join(
+        &mut client,
+        "room",
+        "listener",
+        ParticipantConfig::new("listener"),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let start = bridge.metrics().await;
     let start_bytes = start.get("tutti_bridge_endpoint_state_bytes");
@@ -51,14 +60,19 @@ async fn expired_endpoints_free_their_state() {
         }
         for (_, p) in &cyclers {
             let ssrc = p.config().audio_ssrc;
-            eventually(Duration::from_secs(5), "the listener receives the cycler's media", || {
-                received(&listener, ssrc) > 0
-            })
+            eventually(
+                Duration::from_secs(5),
+                "the listener receives the cycler's media",
+                || received(&listener, ssrc) > 0,
+            )
             .await;
         }
         for (id, p) in cyclers {
             client
-                .expire_endpoint(pb::ExpireEndpointRequest { conference_id: "room".into(), endpoint_id: id })
+                .expire_endpoint(pb::ExpireEndpointRequest {
+                    conference_id: "room".into(),
+                    endpoint_id: id,
+                })
                 .await
                 .expect("expire endpoint");
             if done == 0 {
@@ -67,7 +81,11 @@ async fn expired_endpoints_free_their_state() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let before = received(&listener, ssrc);
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                assert_eq!(received(&listener, ssrc), before, "media still forwarded after expiry");
+                assert_eq!(
+                    received(&listener, ssrc),
+                    before,
+                    "media still forwarded after expiry"
+                );
             }
             p.close().await;
         }
@@ -76,18 +94,29 @@ async fn expired_endpoints_free_their_state() {
     // The worker publishes its gauges every 100 ms.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let end = bridge.metrics().await;
-    assert_eq!(end.get("tutti_bridge_endpoints"), 1.0, "endpoints left behind");
+    assert_eq!(
+        end.get("tutti_bridge_endpoints"),
+        1.0,
+        "endpoints left behind"
+    );
     assert_eq!(
         end.get("tutti_bridge_endpoint_state_bytes"),
         start_bytes,
         "endpoint state memory after {total} cycles differs from the start"
     );
-    let info = client.get_info(pb::GetInfoRequest {}).await.unwrap().into_inner();
+    let info = client
+        .get_info(pb::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(info.endpoints, 1);
     listener.close().await;
 }
 
-async fn next_state(events: &mut tonic::Streaming<pb::BridgeEvent>, endpoint: &str) -> (pb::EndpointState, String) {
+async fn next_state(
+    events: &mut tonic::Streaming<pb::BridgeEvent>,
+    endpoint: &str,
+) -> (pb::EndpointState, String) {
     loop {
         let event = tokio::time::timeout(Duration::from_secs(15), events.next())
             .await
@@ -112,17 +141,36 @@ async fn failures_are_reported_as_events() {
         ("TUTTI_BRIDGE_CONSENT_TIMEOUT_SECS", "2"),
     ]);
     let mut client = bridge.client().await;
-    let mut events = client.watch_events(pb::WatchEventsRequest {}).await.unwrap().into_inner();
+    let mut events = client
+        .watch_events(pb::WatchEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let first = events.next().await.unwrap().unwrap();
-    assert!(matches!(first.event, Some(pb::bridge_event::Event::Snapshot(_))), "the stream starts with a snapshot");
+    assert!(
+        matches!(first.event, Some(pb::bridge_event::Event::Snapshot(_))),
+        "the stream starts with a snapshot"
+    );
 
     // ICE: the only candidate is a port nobody listens on.
-    client.create_conference(pb::CreateConferenceRequest { conference_id: "f".into(), name: String::new() }).await.unwrap();
     client
-        .allocate_endpoint(pb::AllocateEndpointRequest { conference_id: "f".into(), endpoint_id: "dead".into(), dtls_setup: 0 })
+        .create_conference(pb::CreateConferenceRequest {
+            conference_id: "f".into(),
+            name: String::new(),
+        })
         .await
         .unwrap();
-    let ghost = Participant::bind(ParticipantConfig::new("ghost")).await.unwrap();
+    client
+        .allocate_endpoint(pb::AllocateEndpointRequest {
+            conference_id: "f".into(),
+            endpoint_id: "dead".into(),
+            dtls_setup: 0,
+        })
+        .await
+        .unwrap();
+    let ghost = Participant::bind(ParticipantConfig::new("ghost"))
+        .await
+        .unwrap();
     let mut transport = remote_transport(&ghost.local_description());
     ghost.close().await;
     transport.candidates[0].port = 9;
@@ -136,17 +184,27 @@ async fn failures_are_reported_as_events() {
         })
         .await
         .unwrap();
-    assert_eq!(next_state(&mut events, "dead").await.0, pb::EndpointState::IceFailed);
+    assert_eq!(
+        next_state(&mut events, "dead").await.0,
+        pb::EndpointState::IceFailed
+    );
 
     // DTLS: the bridge was told a fingerprint that is not the participant's certificate.
     let allocated = client
-        .allocate_endpoint(pb::AllocateEndpointRequest { conference_id: "f".into(), endpoint_id: "liar".into(), dtls_setup: 0 })
+        .allocate_endpoint(pb::AllocateEndpointRequest {
+            conference_id: "f".into(),
+            endpoint_id: "liar".into(),
+            dtls_setup: 0,
+        })
         .await
         .unwrap()
         .into_inner();
-    let liar = Participant::bind(ParticipantConfig::new("liar")).await.unwrap();
+    let liar = Participant::bind(ParticipantConfig::new("liar"))
+        .await
+        .unwrap();
     let mut transport = remote_transport(&liar.local_description());
-    transport.dtls.as_mut().unwrap().fingerprint = (0..32).map(|_| "AB").collect::<Vec<_>>().join(":");
+    transport.dtls.as_mut().unwrap().fingerprint =
+        (0..32).map(|_| "AB").collect::<Vec<_>>().join(":");
     client
         .update_endpoint(pb::UpdateEndpointRequest {
             conference_id: "f".into(),
@@ -165,7 +223,10 @@ async fn failures_are_reported_as_events() {
 
     // Consent: a connected participant goes silent.
     let quiet = join(&mut client, "f", "quiet", ParticipantConfig::new("quiet")).await;
-    assert_eq!(next_state(&mut events, "quiet").await.0, pb::EndpointState::Connected);
+    assert_eq!(
+        next_state(&mut events, "quiet").await.0,
+        pb::EndpointState::Connected
+    );
     quiet.close().await;
     let (state, detail) = next_state(&mut events, "quiet").await;
     assert_eq!(state, pb::EndpointState::TimedOut, "{detail}");
@@ -176,11 +237,23 @@ async fn failures_are_reported_as_events() {
     assert_eq!(metrics.get("tutti_bridge_consent_timeouts_total"), 1.0);
 
     // A watcher that connects now gets every endpoint's current state first.
-    let mut late = client.watch_events(pb::WatchEventsRequest {}).await.unwrap().into_inner();
-    let Some(pb::bridge_event::Event::Snapshot(snapshot)) = late.next().await.unwrap().unwrap().event else {
+    let mut late = client
+        .watch_events(pb::WatchEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::bridge_event::Event::Snapshot(snapshot)) =
+        late.next().await.unwrap().unwrap().event
+    else {
         panic!("no snapshot first");
     };
-    let state_of = |id: &str| snapshot.endpoints.iter().find(|e| e.endpoint_id == id).map(|e| e.state);
+    let state_of = |id: &str| {
+        snapshot
+            .endpoints
+            .iter()
+            .find(|e| e.endpoint_id == id)
+            .map(|e| e.state)
+    };
     assert_eq!(state_of("dead"), Some(pb::EndpointState::IceFailed as i32));
     assert_eq!(state_of("liar"), Some(pb::EndpointState::DtlsFailed as i32));
     assert_eq!(state_of("quiet"), Some(pb::EndpointState::TimedOut as i32));

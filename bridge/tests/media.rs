@@ -26,11 +26,33 @@ async fn three_participants_exchange_media_and_feedback() {
     let mut fragmenting = config("alice", SrtpChoice::GcmOnly);
     fragmenting.dtls_mtu = 200;
     let alice = join(&mut client, "room", "alice", fragmenting).await;
-    let bob = join(&mut client, "room", "bob", config("bob", SrtpChoice::GcmFirst)).await;
-    let carol = join(&mut client, "room", "carol", config("carol", SrtpChoice::AesCmOnly)).await;
+    let bob = join(
+        &mut client,
+        "room",
+        "bob",
+        config("bob", SrtpChoice::GcmFirst),
+    )
+    .await;
+    let carol = join(
+        &mut client,
+        "room",
+        "carol",
+        config("carol", SrtpChoice::AesCmOnly),
+    )
+    .await;
     let alice_stats = alice.stats();
-    assert!(alice_stats.dtls_datagrams_before_reply > 1, "ClientHello was not fragmented: {alice_stats:?}");
-    assert_eq!(carol.stats().srtp_profile.as_deref().map(|p| p.contains("CM")), Some(true));
+    assert!(
+        alice_stats.dtls_datagrams_before_reply > 1,
+        "ClientHello was not fragmented: {alice_stats:?}"
+    );
+    assert_eq!(
+        carol
+            .stats()
+            .srtp_profile
+            .as_deref()
+            .map(|p| p.contains("CM")),
+        Some(true)
+    );
 
     let everyone = [&alice, &bob, &carol];
     for p in everyone {
@@ -42,9 +64,11 @@ async fn three_participants_exchange_media_and_feedback() {
                 continue;
             }
             let (audio, video) = (sender.config().audio_ssrc, sender.config().video_ssrc);
-            eventually(Duration::from_secs(5), "audio and video from every other participant", || {
-                received(receiver, audio) >= 50 && received(receiver, video) >= 200
-            })
+            eventually(
+                Duration::from_secs(5),
+                "audio and video from every other participant",
+                || received(receiver, audio) >= 50 && received(receiver, video) >= 200,
+            )
             .await;
         }
     }
@@ -62,35 +86,73 @@ async fn three_participants_exchange_media_and_feedback() {
 
     // A PLI from bob for alice's video reaches alice, who answers with a keyframe.
     let alice_video = alice.config().video_ssrc;
-    let keyframes_before = bob.stats().received.get(&alice_video).map_or(0, |s| s.keyframes);
+    let keyframes_before = bob
+        .stats()
+        .received
+        .get(&alice_video)
+        .map_or(0, |s| s.keyframes);
     bob.send_pli(alice_video).await.unwrap();
     eventually(Duration::from_secs(2), "alice receives the PLI", || {
-        alice.stats().plis_received.get(&alice_video).copied().unwrap_or(0) >= 1
+        alice
+            .stats()
+            .plis_received
+            .get(&alice_video)
+            .copied()
+            .unwrap_or(0)
+            >= 1
     })
     .await;
-    eventually(Duration::from_secs(2), "bob receives the requested keyframe", || {
-        bob.stats().received.get(&alice_video).map_or(0, |s| s.keyframes) > keyframes_before
-    })
+    eventually(
+        Duration::from_secs(2),
+        "bob receives the requested keyframe",
+        || {
+            bob.stats()
+                .received
+                .get(&alice_video)
+                .map_or(0, |s| s.keyframes)
+                > keyframes_before
+        },
+    )
     .await;
 
     // A NACK for a sequence number carol received is answered with RTX carrying it.
-    let nacked = carol.stats().received[&alice_video].highest_seq.wrapping_sub(3);
+    let nacked = carol.stats().received[&alice_video]
+        .highest_seq
+        .wrapping_sub(3);
     carol.send_nack(alice_video, nacked).await.unwrap();
     let alice_rtx = alice.config().video_rtx_ssrc;
-    eventually(Duration::from_secs(2), "carol receives RTX for the NACKed packet", || {
-        carol.stats().rtx_received.contains(&(alice_rtx, nacked))
-    })
+    eventually(
+        Duration::from_secs(2),
+        "carol receives RTX for the NACKed packet",
+        || carol.stats().rtx_received.contains(&(alice_rtx, nacked)),
+    )
     .await;
 
     // transport-cc feedback to bob covers exactly what bob sent.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sent: std::collections::BTreeSet<u16> = bob.twcc_sent_sequences().into_iter().collect();
     let stats = bob.stats();
-    assert!(stats.twcc_feedbacks > 10, "too little transport-cc feedback: {}", stats.twcc_feedbacks);
-    let stray: Vec<_> = stats.twcc_reported_received.difference(&sent).take(5).collect();
-    assert!(stray.is_empty(), "feedback reports sequence numbers bob never sent: {stray:?}");
+    assert!(
+        stats.twcc_feedbacks > 10,
+        "too little transport-cc feedback: {}",
+        stats.twcc_feedbacks
+    );
+    let stray: Vec<_> = stats
+        .twcc_reported_received
+        .difference(&sent)
+        .take(5)
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "feedback reports sequence numbers bob never sent: {stray:?}"
+    );
     let covered = stats.twcc_reported_received.len() as f64 / sent.len() as f64;
-    assert!(covered > 0.9, "feedback covers only {:.0}% of {} sent", covered * 100.0, sent.len());
+    assert!(
+        covered > 0.9,
+        "feedback covers only {:.0}% of {} sent",
+        covered * 100.0,
+        sent.len()
+    );
     assert!(stats.receiver_reports > 0, "no receiver report reached bob");
 
     let metrics = bridge.metrics().await;
@@ -116,34 +178,61 @@ async fn conferences_share_nothing() {
     for p in [&a1, &a2, &b1, &b2] {
         p.start_media();
     }
-    eventually(Duration::from_secs(5), "media within each conference", || {
-        received(&a2, a1.config().video_ssrc) > 100 && received(&b2, b1.config().video_ssrc) > 100
-    })
+    eventually(
+        Duration::from_secs(5),
+        "media within each conference",
+        || {
+            received(&a2, a1.config().video_ssrc) > 100
+                && received(&b2, b1.config().video_ssrc) > 100
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let foreign = |p: &Participant, others: [&Participant; 2]| {
         let stats = p.stats();
         others
             .iter()
-            .flat_map(|o| [o.config().audio_ssrc, o.config().video_ssrc, o.config().video_rtx_ssrc])
+            .flat_map(|o| {
+                [
+                    o.config().audio_ssrc,
+                    o.config().video_ssrc,
+                    o.config().video_rtx_ssrc,
+                ]
+            })
             .filter(|ssrc| stats.received.contains_key(ssrc))
             .count()
     };
-    assert_eq!(foreign(&a1, [&b1, &b2]), 0, "conference a got media of conference b");
+    assert_eq!(
+        foreign(&a1, [&b1, &b2]),
+        0,
+        "conference a got media of conference b"
+    );
     assert_eq!(foreign(&a2, [&b1, &b2]), 0);
-    assert_eq!(foreign(&b1, [&a1, &a2]), 0, "conference b got media of conference a");
+    assert_eq!(
+        foreign(&b1, [&a1, &a2]),
+        0,
+        "conference b got media of conference a"
+    );
     assert_eq!(foreign(&b2, [&a1, &a2]), 0);
     // Expiring conference a leaves b's media untouched.
     client
-        .expire_conference(tutti_proto::bridge_v1::ExpireConferenceRequest { conference_id: "a".into() })
+        .expire_conference(tutti_proto::bridge_v1::ExpireConferenceRequest {
+            conference_id: "a".into(),
+        })
         .await
         .unwrap();
     let before = received(&b2, b1.config().video_ssrc);
-    eventually(Duration::from_secs(2), "b keeps flowing after a expired", || {
-        received(&b2, b1.config().video_ssrc) > before + 50
-    })
+    eventually(
+        Duration::from_secs(2),
+        "b keeps flowing after a expired",
+        || received(&b2, b1.config().video_ssrc) > before + 50,
+    )
     .await;
     let a_before = received(&a2, a1.config().video_ssrc);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(received(&a2, a1.config().video_ssrc), a_before, "media still forwarded in an expired conference");
+    assert_eq!(
+        received(&a2, a1.config().video_ssrc),
+        a_before,
+        "media still forwarded in an expired conference"
+    );
 }

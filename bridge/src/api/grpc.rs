@@ -14,12 +14,13 @@ use tutti_proto::bridge_v1::bridge_server::Bridge;
 
 use crate::control::{Control, ControlError};
 use crate::media::{
-    Command, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind, RemoteSetup, RemoteTransport,
-    SourceDesc, SourceGroup, SourceSet, WorkerEvent,
+    Command, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind, RemoteSetup,
+    RemoteTransport, SourceDesc, SourceGroup, SourceSet, WorkerEvent,
 };
 use crate::metrics::Rates;
 
-const TRANSPORT_CC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+const TRANSPORT_CC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 /// ICE candidate priority of the bridge's host candidate (type preference 126, RFC 8445).
 const HOST_PRIORITY: u32 = (126 << 24) | (65535 << 8) | 255;
 const MAX_CANDIDATES: usize = 32;
@@ -33,7 +34,9 @@ impl From<ControlError> for Status {
     fn from(e: ControlError) -> Status {
         let message = e.to_string();
         match e {
-            ControlError::UnknownConference(_) | ControlError::UnknownEndpoint { .. } => Status::not_found(message),
+            ControlError::UnknownConference(_) | ControlError::UnknownEndpoint { .. } => {
+                Status::not_found(message)
+            }
             ControlError::Invalid(_) => Status::invalid_argument(message),
             ControlError::Conflict(_) => Status::already_exists(message),
             ControlError::WorkerGone => Status::unavailable(message),
@@ -69,29 +72,52 @@ fn kind_from_pb(value: i32, what: &str) -> Result<MediaKind, Status> {
     match pb::MediaType::try_from(value) {
         Ok(pb::MediaType::Audio) => Ok(MediaKind::Audio),
         Ok(pb::MediaType::Video) => Ok(MediaKind::Video),
-        _ => Err(invalid(format!("{what}: media type must be audio or video"))),
+        _ => Err(invalid(format!(
+            "{what}: media type must be audio or video"
+        ))),
     }
 }
 
 fn ice_chars(value: &str) -> bool {
-    value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 pub fn remote_transport_from_pb(t: &pb::RemoteTransport) -> Result<RemoteTransport, Status> {
-    let ice = t.ice.as_ref().ok_or_else(|| invalid("transport.ice (ufrag and pwd) is required"))?;
+    let ice = t
+        .ice
+        .as_ref()
+        .ok_or_else(|| invalid("transport.ice (ufrag and pwd) is required"))?;
     if !(4..=256).contains(&ice.ufrag.len()) || !ice_chars(&ice.ufrag) {
-        return Err(invalid("transport.ice.ufrag must be 4 to 256 ice-chars (RFC 8839)"));
+        return Err(invalid(
+            "transport.ice.ufrag must be 4 to 256 ice-chars (RFC 8839)",
+        ));
     }
     if !(22..=256).contains(&ice.pwd.len()) || !ice_chars(&ice.pwd) {
-        return Err(invalid("transport.ice.pwd must be 22 to 256 ice-chars (RFC 8839)"));
+        return Err(invalid(
+            "transport.ice.pwd must be 22 to 256 ice-chars (RFC 8839)",
+        ));
     }
-    let dtls = t.dtls.as_ref().ok_or_else(|| invalid("transport.dtls (fingerprint and setup) is required"))?;
-    let fingerprint = tutti_dtls::parse_fingerprint(&dtls.hash, &dtls.fingerprint)
-        .map_err(|e| invalid(format!("invalid DTLS fingerprint ({} {:?}): {e}", dtls.hash, dtls.fingerprint)))?;
+    let dtls = t
+        .dtls
+        .as_ref()
+        .ok_or_else(|| invalid("transport.dtls (fingerprint and setup) is required"))?;
+    let fingerprint =
+        tutti_dtls::parse_fingerprint(&dtls.hash, &dtls.fingerprint).map_err(|e| {
+            invalid(format!(
+                "invalid DTLS fingerprint ({} {:?}): {e}",
+                dtls.hash, dtls.fingerprint
+            ))
+        })?;
     let setup = match pb::DtlsSetup::try_from(dtls.setup) {
         Ok(pb::DtlsSetup::Active) | Ok(pb::DtlsSetup::Unspecified) => RemoteSetup::Active,
         Ok(pb::DtlsSetup::Passive) => RemoteSetup::Passive,
-        _ => return Err(invalid("transport.dtls.setup of an answer must be active or passive")),
+        _ => {
+            return Err(invalid(
+                "transport.dtls.setup of an answer must be active or passive",
+            ))
+        }
     };
     let mut candidates = Vec::new();
     for c in &t.candidates {
@@ -99,43 +125,67 @@ pub fn remote_transport_from_pb(t: &pb::RemoteTransport) -> Result<RemoteTranspo
             continue;
         }
         if !c.protocol.eq_ignore_ascii_case("udp") {
-            return Err(invalid(format!("candidate protocol {:?}: expected udp or tcp", c.protocol)));
+            return Err(invalid(format!(
+                "candidate protocol {:?}: expected udp or tcp",
+                c.protocol
+            )));
         }
-        let ip: IpAddr = c
-            .ip
-            .parse()
-            .map_err(|_| invalid(format!("candidate ip {:?} is not an IP address", c.ip)))?;
-        let port = u16::try_from(c.port).ok().filter(|p| *p != 0).ok_or_else(|| invalid(format!("candidate port {} out of range", c.port)))?;
+        let ip: IpAddr =
+            c.ip.parse()
+                .map_err(|_| invalid(format!("candidate ip {:?} is not an IP address", c.ip)))?;
+        let port = u16::try_from(c.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| invalid(format!("candidate port {} out of range", c.port)))?;
         if candidates.len() == MAX_CANDIDATES {
             return Err(invalid(format!("more than {MAX_CANDIDATES} candidates")));
         }
         candidates.push((SocketAddr::new(ip, port), c.priority));
     }
-    Ok(RemoteTransport { ufrag: ice.ufrag.clone(), pwd: ice.pwd.clone(), candidates, fingerprint, setup })
+    Ok(RemoteTransport {
+        ufrag: ice.ufrag.clone(),
+        pwd: ice.pwd.clone(),
+        candidates,
+        fingerprint,
+        setup,
+    })
 }
 
 pub fn media_from_pb(list: &pb::MediaList) -> Result<MediaConfig, Status> {
     let mut config = MediaConfig::default();
     for media in &list.media {
         let kind = kind_from_pb(media.r#type, "media")?;
-        let mut desc = MediaDesc { sends: media.sends, receives: media.receives, ..MediaDesc::default() };
+        let mut desc = MediaDesc {
+            sends: media.sends,
+            receives: media.receives,
+            ..MediaDesc::default()
+        };
         for pt in &media.payload_types {
             if pt.id > 127 {
-                return Err(invalid(format!("payload type {} out of range 0..=127", pt.id)));
+                return Err(invalid(format!(
+                    "payload type {} out of range 0..=127",
+                    pt.id
+                )));
             }
             if pt.rtcp_fb.iter().any(|fb| fb == "transport-cc") {
                 desc.transport_cc = true;
             }
             if pt.name.eq_ignore_ascii_case("rtx") {
                 if pt.rtx_apt > 127 {
-                    return Err(invalid(format!("rtx payload type {}: apt {} out of range", pt.id, pt.rtx_apt)));
+                    return Err(invalid(format!(
+                        "rtx payload type {}: apt {} out of range",
+                        pt.id, pt.rtx_apt
+                    )));
                 }
                 desc.rtx.push((pt.rtx_apt as u8, pt.id as u8));
             }
         }
         for ext in &media.header_extensions {
             if !(1..=14).contains(&ext.id) {
-                return Err(invalid(format!("header extension {} id {} out of range 1..=14", ext.uri, ext.id)));
+                return Err(invalid(format!(
+                    "header extension {} id {} out of range 1..=14",
+                    ext.uri, ext.id
+                )));
             }
             if ext.uri == TRANSPORT_CC_URI {
                 desc.twcc_extension = Some(ext.id as u8);
@@ -155,7 +205,10 @@ pub fn media_from_pb(list: &pb::MediaList) -> Result<MediaConfig, Status> {
 
 pub fn sources_from_pb(list: &pb::SourceList, max_sources: usize) -> Result<SourceSet, Status> {
     if list.sources.len() > max_sources {
-        return Err(invalid(format!("too many sources: {} (at most {max_sources} per endpoint)", list.sources.len())));
+        return Err(invalid(format!(
+            "too many sources: {} (at most {max_sources} per endpoint)",
+            list.sources.len()
+        )));
     }
     let mut set = SourceSet::default();
     for s in &list.sources {
@@ -165,13 +218,20 @@ pub fn sources_from_pb(list: &pb::SourceList, max_sources: usize) -> Result<Sour
         if set.sources.iter().any(|d| d.ssrc == s.ssrc) {
             return Err(invalid(format!("source ssrc {} listed twice", s.ssrc)));
         }
-        set.sources.push(SourceDesc { ssrc: s.ssrc, kind: kind_from_pb(s.media_type, &format!("source {}", s.ssrc))? });
+        set.sources.push(SourceDesc {
+            ssrc: s.ssrc,
+            kind: kind_from_pb(s.media_type, &format!("source {}", s.ssrc))?,
+        });
     }
     for g in &list.groups {
         let semantics = match g.semantics.as_str() {
             "SIM" => GroupSemantics::Simulcast,
             "FID" => GroupSemantics::Fid,
-            other => return Err(invalid(format!("source group semantics {other:?}: expected SIM or FID"))),
+            other => {
+                return Err(invalid(format!(
+                    "source group semantics {other:?}: expected SIM or FID"
+                )))
+            }
         };
         if semantics == GroupSemantics::Fid && g.ssrcs.len() != 2 {
             return Err(invalid("an FID group has exactly two SSRCs (media, rtx)"));
@@ -179,10 +239,20 @@ pub fn sources_from_pb(list: &pb::SourceList, max_sources: usize) -> Result<Sour
         if g.ssrcs.is_empty() {
             return Err(invalid("empty source group"));
         }
-        if let Some(stranger) = g.ssrcs.iter().find(|s| !set.sources.iter().any(|d| d.ssrc == **s)) {
-            return Err(invalid(format!("group {} references ssrc {stranger}, which is not one of the endpoint's sources", g.semantics)));
+        if let Some(stranger) = g
+            .ssrcs
+            .iter()
+            .find(|s| !set.sources.iter().any(|d| d.ssrc == **s))
+        {
+            return Err(invalid(format!(
+                "group {} references ssrc {stranger}, which is not one of the endpoint's sources",
+                g.semantics
+            )));
         }
-        set.groups.push(SourceGroup { semantics, ssrcs: g.ssrcs.clone() });
+        set.groups.push(SourceGroup {
+            semantics,
+            ssrcs: g.ssrcs.clone(),
+        });
     }
     Ok(set)
 }
@@ -209,7 +279,9 @@ impl Bridge for BridgeService {
     ) -> Result<Response<pb::ExpireConferenceResponse>, Status> {
         let r = request.into_inner();
         let expired = self.control.expire_conference(&r.conference_id)?;
-        Ok(Response::new(pb::ExpireConferenceResponse { endpoints_expired: expired as u32 }))
+        Ok(Response::new(pb::ExpireConferenceResponse {
+            endpoints_expired: expired as u32,
+        }))
     }
 
     async fn allocate_endpoint(
@@ -219,9 +291,15 @@ impl Bridge for BridgeService {
         let r = request.into_inner();
         let setup = match pb::DtlsSetup::try_from(r.dtls_setup) {
             Ok(pb::DtlsSetup::Unspecified) | Ok(pb::DtlsSetup::Actpass) => pb::DtlsSetup::Actpass,
-            _ => return Err(invalid("the bridge offers dtls_setup ACTPASS only: the remote's answer picks the role")),
+            _ => {
+                return Err(invalid(
+                    "the bridge offers dtls_setup ACTPASS only: the remote's answer picks the role",
+                ))
+            }
         };
-        let (ice, created) = self.control.allocate_endpoint(&r.conference_id, &r.endpoint_id)?;
+        let (ice, created) = self
+            .control
+            .allocate_endpoint(&r.conference_id, &r.endpoint_id)?;
         let config = &self.control.config;
         let port = self.control.media_address.port();
         let addresses: Vec<IpAddr> = if config.advertised_addresses.is_empty() {
@@ -246,7 +324,11 @@ impl Bridge for BridgeService {
         Ok(Response::new(pb::AllocateEndpointResponse {
             created,
             transport: Some(pb::Transport {
-                ice: Some(pb::IceParameters { ufrag: ice.ufrag, pwd: ice.pwd, controlling: true }),
+                ice: Some(pb::IceParameters {
+                    ufrag: ice.ufrag,
+                    pwd: ice.pwd,
+                    controlling: true,
+                }),
                 candidates,
                 dtls: Some(pb::DtlsParameters {
                     hash: "sha-256".into(),
@@ -263,14 +345,20 @@ impl Bridge for BridgeService {
         request: Request<pb::UpdateEndpointRequest>,
     ) -> Result<Response<pb::UpdateEndpointResponse>, Status> {
         let r = request.into_inner();
-        let transport = r.transport.as_ref().map(remote_transport_from_pb).transpose()?;
+        let transport = r
+            .transport
+            .as_ref()
+            .map(remote_transport_from_pb)
+            .transpose()?;
         let media = r.media.as_ref().map(media_from_pb).transpose()?;
         let sources = r
             .sources
             .as_ref()
             .map(|s| sources_from_pb(s, self.control.config.max_sources_per_endpoint))
             .transpose()?;
-        let ssrcs = sources.as_ref().map(|s| s.sources.iter().map(|d| d.ssrc).collect());
+        let ssrcs = sources
+            .as_ref()
+            .map(|s| s.sources.iter().map(|d| d.ssrc).collect());
         let command = Command::UpdateEndpoint {
             conference_id: r.conference_id.clone(),
             endpoint_id: r.endpoint_id.clone(),
@@ -278,7 +366,8 @@ impl Bridge for BridgeService {
             media,
             sources,
         };
-        self.control.update_endpoint(&r.conference_id, &r.endpoint_id, ssrcs, command)?;
+        self.control
+            .update_endpoint(&r.conference_id, &r.endpoint_id, ssrcs, command)?;
         Ok(Response::new(pb::UpdateEndpointResponse {}))
     }
 
@@ -287,7 +376,8 @@ impl Bridge for BridgeService {
         request: Request<pb::ExpireEndpointRequest>,
     ) -> Result<Response<pb::ExpireEndpointResponse>, Status> {
         let r = request.into_inner();
-        self.control.expire_endpoint(&r.conference_id, &r.endpoint_id)?;
+        self.control
+            .expire_endpoint(&r.conference_id, &r.endpoint_id)?;
         Ok(Response::new(pb::ExpireEndpointResponse {}))
     }
 
@@ -304,7 +394,9 @@ impl Bridge for BridgeService {
             })),
         };
         let events = BroadcastStream::new(receiver).map(|item| match item {
-            Ok(event) => Ok(pb::BridgeEvent { event: Some(pb::bridge_event::Event::Endpoint(event_to_pb(event))) }),
+            Ok(event) => Ok(pb::BridgeEvent {
+                event: Some(pb::bridge_event::Event::Endpoint(event_to_pb(event))),
+            }),
             Err(BroadcastStreamRecvError::Lagged(n)) => Err(Status::data_loss(format!(
                 "this watcher fell {n} events behind; reconnect to get a fresh snapshot"
             ))),
@@ -313,9 +405,17 @@ impl Bridge for BridgeService {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn get_info(&self, _request: Request<pb::GetInfoRequest>) -> Result<Response<pb::BridgeInfo>, Status> {
+    async fn get_info(
+        &self,
+        _request: Request<pb::GetInfoRequest>,
+    ) -> Result<Response<pb::BridgeInfo>, Status> {
         let (packets_in, packets_out, stress) = self.rates.current();
-        let snapshot = self.control.snapshot.lock().map(|s| (s.conferences, s.endpoints)).unwrap_or_default();
+        let snapshot = self
+            .control
+            .snapshot
+            .lock()
+            .map(|s| (s.conferences, s.endpoints))
+            .unwrap_or_default();
         let config = &self.control.config;
         Ok(Response::new(pb::BridgeInfo {
             bridge_id: config.bridge_id.clone(),
@@ -326,7 +426,11 @@ impl Bridge for BridgeService {
             packets_out_per_second: packets_out,
             stress,
             media_address: self.control.media_address.to_string(),
-            advertised_addresses: config.advertised_addresses.iter().map(|a| a.to_string()).collect(),
+            advertised_addresses: config
+                .advertised_addresses
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
             shutting_down: false,
         }))
     }
@@ -338,10 +442,26 @@ mod tests {
 
     fn transport(fingerprint: &str) -> pb::RemoteTransport {
         pb::RemoteTransport {
-            ice: Some(pb::IceParameters { ufrag: "abcd".into(), pwd: "abcdefghijklmnopqrstuv".into(), controlling: false }),
+            ice: Some(pb::IceParameters {
+                ufrag: "abcd".into(),
+                pwd: "abcdefghijklmnopqrstuv".into(),
+                controlling: false,
+            }),
             candidates: vec![
-                pb::Candidate { protocol: "udp".into(), ip: "127.0.0.1".into(), port: 5000, priority: 1, ..Default::default() },
-                pb::Candidate { protocol: "tcp".into(), ip: "127.0.0.1".into(), port: 9, priority: 1, ..Default::default() },
+                pb::Candidate {
+                    protocol: "udp".into(),
+                    ip: "127.0.0.1".into(),
+                    port: 5000,
+                    priority: 1,
+                    ..Default::default()
+                },
+                pb::Candidate {
+                    protocol: "tcp".into(),
+                    ip: "127.0.0.1".into(),
+                    port: 9,
+                    priority: 1,
+                    ..Default::default()
+                },
             ],
             dtls: Some(pb::DtlsParameters {
                 hash: "sha-256".into(),
@@ -353,7 +473,10 @@ mod tests {
 
     #[test]
     fn tcp_candidates_are_ignored_and_fingerprints_checked() {
-        let good = (0..32).map(|i| format!("{i:02X}")).collect::<Vec<_>>().join(":");
+        let good = (0..32)
+            .map(|i| format!("{i:02X}"))
+            .collect::<Vec<_>>()
+            .join(":");
         let t = remote_transport_from_pb(&transport(&good)).unwrap();
         assert_eq!(t.candidates, vec![("127.0.0.1:5000".parse().unwrap(), 1)]);
         assert_eq!(t.setup, RemoteSetup::Active);
@@ -364,18 +487,38 @@ mod tests {
 
     #[test]
     fn sources_are_validated() {
-        let source = |ssrc| pb::Source { ssrc, media_type: pb::MediaType::Video as i32, ..Default::default() };
-        let many = pb::SourceList { sources: (1..=21).map(source).collect(), groups: vec![] };
+        let source = |ssrc| pb::Source {
+            ssrc,
+            media_type: pb::MediaType::Video as i32,
+            ..Default::default()
+        };
+        let many = pb::SourceList {
+            sources: (1..=21).map(source).collect(),
+            groups: vec![],
+        };
         let err = sources_from_pb(&many, 20).unwrap_err();
-        assert!(err.message().contains("too many sources"), "{}", err.message());
+        assert!(
+            err.message().contains("too many sources"),
+            "{}",
+            err.message()
+        );
         let stranger = pb::SourceList {
             sources: vec![source(1)],
-            groups: vec![pb::SourceGroup { semantics: "FID".into(), ssrcs: vec![1, 99] }],
+            groups: vec![pb::SourceGroup {
+                semantics: "FID".into(),
+                ssrcs: vec![1, 99],
+            }],
         };
-        assert!(sources_from_pb(&stranger, 20).unwrap_err().message().contains("99"));
+        assert!(sources_from_pb(&stranger, 20)
+            .unwrap_err()
+            .message()
+            .contains("99"));
         let ok = pb::SourceList {
             sources: vec![source(1), source(2)],
-            groups: vec![pb::SourceGroup { semantics: "FID".into(), ssrcs: vec![1, 2] }],
+            groups: vec![pb::SourceGroup {
+                semantics: "FID".into(),
+                ssrcs: vec![1, 2],
+            }],
         };
         assert_eq!(sources_from_pb(&ok, 20).unwrap().groups.len(), 1);
     }

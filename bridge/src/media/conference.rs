@@ -27,5 +27,4 @@ impl Conference {
         self.by_endpoint_id.retain(|_, s| *s != slot);
         self.ssrc_owner.retain(|_, s| *s != slot);
     }
-
 }

@@ -133,13 +133,21 @@ impl Endpoint {
 
     /// transport-cc feedback is expected by this endpoint (it sends the extension).
     pub fn wants_transport_cc(&self) -> bool {
-        [MediaKind::Audio, MediaKind::Video]
-            .iter()
-            .any(|k| self.media.get(*k).is_some_and(|m| m.transport_cc && m.twcc_extension.is_some()))
+        [MediaKind::Audio, MediaKind::Video].iter().any(|k| {
+            self.media
+                .get(*k)
+                .is_some_and(|m| m.transport_cc && m.twcc_extension.is_some())
+        })
     }
 
     pub fn rtx_payload_type(&self, original: u8) -> Option<u8> {
-        self.media.video.as_ref()?.rtx.iter().find(|(apt, _)| *apt == original).map(|(_, pt)| *pt)
+        self.media
+            .video
+            .as_ref()?
+            .rtx
+            .iter()
+            .find(|(apt, _)| *apt == original)
+            .map(|(_, pt)| *pt)
     }
 
     pub fn source_index(&self, ssrc: u32) -> Option<usize> {
@@ -160,8 +168,9 @@ impl Endpoint {
                     MediaKind::Audio => 48_000,
                     MediaKind::Video => 90_000,
                 };
-                let cache = (plan.kind == MediaKind::Video && plan.forwarded && plan.rtx_for.is_none())
-                    .then(|| RetransmissionCache::new(settings.retransmission_cache_packets));
+                let cache =
+                    (plan.kind == MediaKind::Video && plan.forwarded && plan.rtx_for.is_none())
+                        .then(|| RetransmissionCache::new(settings.retransmission_cache_packets));
                 Source {
                     plan,
                     stats: ReceiveStats::new(clock_rate),
@@ -197,7 +206,8 @@ impl Endpoint {
 
     /// Applies a new remote transport: ICE credentials and candidates, DTLS fingerprint/setup.
     pub fn set_remote_transport(&mut self, remote: &RemoteTransport, now: Instant) {
-        self.ice.set_remote_credentials(&remote.ufrag, &remote.pwd, now);
+        self.ice
+            .set_remote_credentials(&remote.ufrag, &remote.pwd, now);
         for (addr, priority) in &remote.candidates {
             self.ice.add_remote_candidate(*addr, *priority, now);
         }
@@ -233,7 +243,14 @@ impl Endpoint {
         if self.dtls.is_none() {
             match self.remote {
                 Some((RemoteSetup::Active, fingerprint)) => {
-                    match Dtls::new(cert, Role::Server, settings.srtp_profiles, fingerprint, now, settings.dtls_timeout) {
+                    match Dtls::new(
+                        cert,
+                        Role::Server,
+                        settings.srtp_profiles,
+                        fingerprint,
+                        now,
+                        settings.dtls_timeout,
+                    ) {
                         Ok(dtls) => self.dtls = Some(dtls),
                         Err(_) => return false,
                     }
@@ -252,9 +269,14 @@ impl Endpoint {
 
     fn start_dtls_client(&mut self, cert: &Certificate, settings: &EndpointSettings, now: Instant) {
         if let (None, Some((RemoteSetup::Passive, fingerprint))) = (&self.dtls, self.remote) {
-            if let Ok(mut dtls) =
-                Dtls::new(cert, Role::Client, settings.srtp_profiles, fingerprint, now, settings.dtls_timeout)
-            {
+            if let Ok(mut dtls) = Dtls::new(
+                cert,
+                Role::Client,
+                settings.srtp_profiles,
+                fingerprint,
+                now,
+                settings.dtls_timeout,
+            ) {
                 dtls.start(now);
                 self.dtls = Some(dtls);
             }
@@ -289,7 +311,9 @@ impl Endpoint {
     ) {
         while let Some(event) = self.ice.poll_event() {
             match event {
-                tutti_ice::Event::AddressValidated(addr) => changes.push(TransportChange::AddressValidated(addr)),
+                tutti_ice::Event::AddressValidated(addr) => {
+                    changes.push(TransportChange::AddressValidated(addr))
+                }
                 tutti_ice::Event::Selected(_) => self.start_dtls_client(cert, settings, now),
                 tutti_ice::Event::Failed => {
                     if self.state == EndpointState::Allocated {
@@ -336,11 +360,16 @@ impl Endpoint {
             }
             while let Some(event) = dtls.poll_event() {
                 match event {
-                    tutti_dtls::Event::Connected { srtp_profile_id, keying_material } => {
+                    tutti_dtls::Event::Connected {
+                        srtp_profile_id,
+                        keying_material,
+                    } => {
                         let is_client = self.remote.is_some_and(|r| r.0 == RemoteSetup::Passive);
                         let keys = Profile::from_id(srtp_profile_id)
                             .ok_or(tutti_srtp::Error::BadKeyLength)
-                            .and_then(|p| Context::pair_from_keying_material(p, &keying_material, is_client));
+                            .and_then(|p| {
+                                Context::pair_from_keying_material(p, &keying_material, is_client)
+                            });
                         match keys {
                             Ok((outbound, inbound)) => {
                                 self.srtp_out = Some(outbound);
@@ -359,7 +388,10 @@ impl Endpoint {
                     tutti_dtls::Event::Failed(e) => {
                         counters.dtls_failures += 1;
                         self.state = EndpointState::DtlsFailed;
-                        changes.push(TransportChange::State(EndpointState::DtlsFailed, e.to_string()));
+                        changes.push(TransportChange::State(
+                            EndpointState::DtlsFailed,
+                            e.to_string(),
+                        ));
                     }
                     tutti_dtls::Event::Closed => {
                         self.srtp_in = None;
@@ -373,9 +405,15 @@ impl Endpoint {
                 }
             }
         }
-        if self.state == EndpointState::Allocated && self.srtp_out.is_some() && self.ice.selected().is_some() {
+        if self.state == EndpointState::Allocated
+            && self.srtp_out.is_some()
+            && self.ice.selected().is_some()
+        {
             self.state = EndpointState::Connected;
-            changes.push(TransportChange::State(EndpointState::Connected, String::new()));
+            changes.push(TransportChange::State(
+                EndpointState::Connected,
+                String::new(),
+            ));
         }
     }
 
@@ -398,7 +436,13 @@ impl Endpoint {
     }
 
     /// Rewrites the transport-wide sequence number of a packet about to be sent to this endpoint.
-    pub fn stamp_twcc(&mut self, packet: &mut [u8], header: &rtp::Header, sender_twcc: Option<u8>, kind: MediaKind) {
+    pub fn stamp_twcc(
+        &mut self,
+        packet: &mut [u8],
+        header: &rtp::Header,
+        sender_twcc: Option<u8>,
+        kind: MediaKind,
+    ) {
         let (Some(from_id), Some(to_id)) = (sender_twcc, self.twcc_extension(kind)) else {
             return;
         };

@@ -43,7 +43,9 @@ impl MediaState {
         now: Instant,
         out: &mut SendBatch,
     ) {
-        let Some(endpoint) = self.endpoints[slot].as_mut() else { return };
+        let Some(endpoint) = self.endpoints[slot].as_mut() else {
+            return;
+        };
         if !endpoint.is_connected() {
             self.counters.drop(DropReason::NotConnected);
             return;
@@ -53,7 +55,11 @@ impl MediaState {
             self.counters.drop(DropReason::NotConnected);
             return;
         };
-        let unprotected = if is_rtcp { srtp.unprotect_rtcp(buf, len) } else { srtp.unprotect_rtp(buf, len) };
+        let unprotected = if is_rtcp {
+            srtp.unprotect_rtcp(buf, len)
+        } else {
+            srtp.unprotect_rtp(buf, len)
+        };
         let len = match unprotected {
             Ok(n) => n,
             Err(e) => {
@@ -81,7 +87,9 @@ impl MediaState {
             self.counters.drop(DropReason::RtpMalformed);
             return;
         };
-        let Some(sender) = self.endpoints[slot].as_mut() else { return };
+        let Some(sender) = self.endpoints[slot].as_mut() else {
+            return;
+        };
         let Some(index) = sender.source_index(header.ssrc) else {
             self.counters.drop(DropReason::UnknownSsrc);
             return;
@@ -91,12 +99,16 @@ impl MediaState {
         self.counters.bytes_in[kind_index(kind)] += packet.len() as u64;
         let sender_twcc = sender.twcc_extension(kind);
         if let Some(id) = sender_twcc {
-            if let Some(seq) = rtp::find_extension(packet, &header, id).and_then(|r| rtp::read_u16_extension(packet, r)) {
+            if let Some(seq) = rtp::find_extension(packet, &header, id)
+                .and_then(|r| rtp::read_u16_extension(packet, r))
+            {
                 sender.twcc.record(seq, arrival_us);
             }
         }
         let source = &mut sender.sources[index];
-        source.stats.on_packet(header.sequence, header.timestamp, arrival_us);
+        source
+            .stats
+            .on_packet(header.sequence, header.timestamp, arrival_us);
         if source.plan.rtx_for.is_some() || header.payload_offset >= header.payload_end {
             // RTX and padding from a sender are probes or answers to nobody: the bridge answers
             // receivers' NACKs from its own cache.
@@ -111,12 +123,16 @@ impl MediaState {
             cache.insert(header.sequence, packet);
         }
         let conference = sender.conference;
-        let Some(conference) = self.conferences[conference].as_ref() else { return };
+        let Some(conference) = self.conferences[conference].as_ref() else {
+            return;
+        };
         for &member in &conference.members {
             if member == slot {
                 continue;
             }
-            let Some(receiver) = self.endpoints[member].as_mut() else { continue };
+            let Some(receiver) = self.endpoints[member].as_mut() else {
+                continue;
+            };
             if !receiver.receives(kind) {
                 continue;
             }
@@ -140,7 +156,9 @@ impl MediaState {
                 return;
             };
             match item {
-                Packet::SenderReport { ssrc, info, .. } => self.forward_sender_report(slot, ssrc, &info, now, out),
+                Packet::SenderReport { ssrc, info, .. } => {
+                    self.forward_sender_report(slot, ssrc, &info, now, out)
+                }
                 Packet::Pli { media_ssrc, .. } => {
                     self.counters.pli_received += 1;
                     self.request_keyframe(slot, media_ssrc, now, out);
@@ -151,7 +169,9 @@ impl MediaState {
                         self.request_keyframe(slot, media_ssrc, now, out);
                     }
                 }
-                Packet::Nack { media_ssrc, lost, .. } => {
+                Packet::Nack {
+                    media_ssrc, lost, ..
+                } => {
                     for seq in lost {
                         self.counters.nack_received += 1;
                         self.retransmit(slot, media_ssrc, seq, out);
@@ -166,16 +186,34 @@ impl MediaState {
     /// The owner of `media_ssrc` in the requester's conference.
     fn owner_of(&self, requester: usize, media_ssrc: u32) -> Option<usize> {
         let conference = self.endpoints[requester].as_ref()?.conference;
-        let owner = *self.conferences[conference].as_ref()?.ssrc_owner.get(&media_ssrc)?;
+        let owner = *self.conferences[conference]
+            .as_ref()?
+            .ssrc_owner
+            .get(&media_ssrc)?;
         (owner != requester).then_some(owner)
     }
 
-    fn request_keyframe(&mut self, requester: usize, media_ssrc: u32, now: Instant, out: &mut SendBatch) {
-        let Some(owner) = self.owner_of(requester, media_ssrc) else { return };
-        let Some(sender) = self.endpoints[owner].as_mut() else { return };
-        let Some(index) = sender.source_index(media_ssrc) else { return };
+    fn request_keyframe(
+        &mut self,
+        requester: usize,
+        media_ssrc: u32,
+        now: Instant,
+        out: &mut SendBatch,
+    ) {
+        let Some(owner) = self.owner_of(requester, media_ssrc) else {
+            return;
+        };
+        let Some(sender) = self.endpoints[owner].as_mut() else {
+            return;
+        };
+        let Some(index) = sender.source_index(media_ssrc) else {
+            return;
+        };
         let source = &mut sender.sources[index];
-        if source.last_keyframe_request.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
+        if source
+            .last_keyframe_request
+            .is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL)
+        {
             self.counters.pli_rate_limited += 1;
             return;
         }
@@ -201,19 +239,28 @@ impl MediaState {
             self.counters.nack_cache_misses += 1;
             return;
         };
-        let Ok([Some(sender), Some(receiver)]) = self.endpoints.get_disjoint_mut([owner, requester]) else {
+        let Ok([Some(sender), Some(receiver)]) =
+            self.endpoints.get_disjoint_mut([owner, requester])
+        else {
             return;
         };
-        let Some(index) = sender.source_index(media_ssrc) else { return };
+        let Some(index) = sender.source_index(media_ssrc) else {
+            return;
+        };
         let source = &sender.sources[index];
         let Some(original) = source.cache.as_ref().and_then(|c| c.get(seq)) else {
             self.counters.nack_cache_misses += 1;
             return;
         };
-        let Ok(header) = rtp::parse(original) else { return };
+        let Ok(header) = rtp::parse(original) else {
+            return;
+        };
         let kind = source.plan.kind;
         let sender_twcc = sender.twcc_extension(kind);
-        let rtx = source.plan.rtx_ssrc.zip(receiver.rtx_payload_type(header.payload_type));
+        let rtx = source
+            .plan
+            .rtx_ssrc
+            .zip(receiver.rtx_payload_type(header.payload_type));
         let mut sent = false;
         out.push(|slot| {
             let body = &mut slot[..SLOT - TAG_ROOM];
@@ -250,8 +297,12 @@ impl MediaState {
         out: &mut SendBatch,
     ) {
         let arrival_us = self.micros(now);
-        let Some(sender) = self.endpoints[slot].as_mut() else { return };
-        let Some(index) = sender.source_index(ssrc) else { return };
+        let Some(sender) = self.endpoints[slot].as_mut() else {
+            return;
+        };
+        let Some(index) = sender.source_index(ssrc) else {
+            return;
+        };
         let source = &mut sender.sources[index];
         source.stats.on_sender_report(info.ntp_time, arrival_us);
         if !source.plan.forwarded || source.plan.rtx_for.is_some() {
@@ -259,18 +310,23 @@ impl MediaState {
         }
         let kind = source.plan.kind;
         let conference = sender.conference;
-        let Some(conference) = self.conferences[conference].as_ref() else { return };
+        let Some(conference) = self.conferences[conference].as_ref() else {
+            return;
+        };
         for &member in &conference.members {
             if member == slot {
                 continue;
             }
-            let Some(receiver) = self.endpoints[member].as_mut() else { continue };
+            let Some(receiver) = self.endpoints[member].as_mut() else {
+                continue;
+            };
             if !receiver.receives(kind) {
                 continue;
             }
             let mut sent = false;
             out.push(|buf| {
-                let n = rtcp::write_sender_report(&mut buf[..SLOT - TAG_ROOM], ssrc, info, &[]).ok()?;
+                let n =
+                    rtcp::write_sender_report(&mut buf[..SLOT - TAG_ROOM], ssrc, info, &[]).ok()?;
                 let r = receiver.protect_rtcp(buf, n);
                 sent = r.is_some();
                 r
@@ -293,7 +349,9 @@ impl MediaState {
             out.push(|slot| {
                 let body = &mut slot[..SLOT - TAG_ROOM];
                 let rr = rtcp::write_receiver_report(body, rtcp_ssrc, &[]).ok()?;
-                let fb = endpoint.twcc.write_feedback(&mut body[rr..], rtcp_ssrc, media_ssrc)?;
+                let fb = endpoint
+                    .twcc
+                    .write_feedback(&mut body[rr..], rtcp_ssrc, media_ssrc)?;
                 let r = endpoint.protect_rtcp(slot, rr + fb);
                 sent = r.is_some();
                 r
@@ -330,9 +388,16 @@ impl MediaState {
             let mut sent = false;
             out.push(|slot| {
                 let body = &mut slot[..SLOT - TAG_ROOM];
-                let mut len = rtcp::write_receiver_report(body, rtcp_ssrc, &blocks[..count]).ok()?;
+                let mut len =
+                    rtcp::write_receiver_report(body, rtcp_ssrc, &blocks[..count]).ok()?;
                 if remb {
-                    len += rtcp::write_remb(&mut body[len..], rtcp_ssrc, REMB_BITRATE_BPS, &ssrcs[..count]).ok()?;
+                    len += rtcp::write_remb(
+                        &mut body[len..],
+                        rtcp_ssrc,
+                        REMB_BITRATE_BPS,
+                        &ssrcs[..count],
+                    )
+                    .ok()?;
                 }
                 let r = endpoint.protect_rtcp(slot, len);
                 sent = r.is_some();

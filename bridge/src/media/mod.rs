@@ -119,7 +119,9 @@ pub struct WorkerEvent {
 }
 
 /// Endpoint settings from the configuration.
-pub fn endpoint_settings(config: &crate::config::Config) -> anyhow::Result<endpoint::EndpointSettings> {
+pub fn endpoint_settings(
+    config: &crate::config::Config,
+) -> anyhow::Result<endpoint::EndpointSettings> {
     Ok(endpoint::EndpointSettings {
         consent_timeout: config.consent_timeout(),
         ice_timeout: config.ice_timeout(),

@@ -32,7 +32,9 @@ impl RetransmissionCache {
         }
         let i = seq as usize % self.entries.len();
         match self.entries[i] {
-            (s, len) if s == seq && len > 0 => Some(&self.data[i * MAX_DATAGRAM..i * MAX_DATAGRAM + len as usize]),
+            (s, len) if s == seq && len > 0 => {
+                Some(&self.data[i * MAX_DATAGRAM..i * MAX_DATAGRAM + len as usize])
+            }
             _ => None,
         }
     }

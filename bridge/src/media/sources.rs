@@ -80,7 +80,10 @@ mod tests {
     use super::*;
 
     fn video(ssrc: u32) -> SourceDesc {
-        SourceDesc { ssrc, kind: MediaKind::Video }
+        SourceDesc {
+            ssrc,
+            kind: MediaKind::Video,
+        }
     }
 
     #[test]
@@ -93,22 +96,46 @@ mod tests {
                 video(11),
                 video(12),
                 video(13),
-                SourceDesc { ssrc: 50, kind: MediaKind::Audio },
+                SourceDesc {
+                    ssrc: 50,
+                    kind: MediaKind::Audio,
+                },
             ],
             groups: vec![
-                SourceGroup { semantics: GroupSemantics::Simulcast, ssrcs: vec![1, 2, 3] },
-                SourceGroup { semantics: GroupSemantics::Fid, ssrcs: vec![1, 11] },
-                SourceGroup { semantics: GroupSemantics::Fid, ssrcs: vec![2, 12] },
-                SourceGroup { semantics: GroupSemantics::Fid, ssrcs: vec![3, 13] },
+                SourceGroup {
+                    semantics: GroupSemantics::Simulcast,
+                    ssrcs: vec![1, 2, 3],
+                },
+                SourceGroup {
+                    semantics: GroupSemantics::Fid,
+                    ssrcs: vec![1, 11],
+                },
+                SourceGroup {
+                    semantics: GroupSemantics::Fid,
+                    ssrcs: vec![2, 12],
+                },
+                SourceGroup {
+                    semantics: GroupSemantics::Fid,
+                    ssrcs: vec![3, 13],
+                },
             ],
         };
         let plan = set.plan();
-        let forwarded: Vec<u32> = plan.iter().filter(|p| p.forwarded).map(|p| p.ssrc).collect();
+        let forwarded: Vec<u32> = plan
+            .iter()
+            .filter(|p| p.forwarded)
+            .map(|p| p.ssrc)
+            .collect();
         assert_eq!(forwarded, vec![1, 11, 50]);
         let first = plan.iter().find(|p| p.ssrc == 1).unwrap();
         assert_eq!(first.rtx_ssrc, Some(11));
         let rtx = plan.iter().find(|p| p.ssrc == 11).unwrap();
         assert_eq!(rtx.rtx_for, Some(1));
-        assert!(plan.iter().find(|p| p.ssrc == 50).unwrap().rtx_ssrc.is_none());
+        assert!(plan
+            .iter()
+            .find(|p| p.ssrc == 50)
+            .unwrap()
+            .rtx_ssrc
+            .is_none());
     }
 }

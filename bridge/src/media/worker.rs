@@ -51,19 +51,25 @@ pub fn spawn(
     let socket = udp::bind(media_address, POLL_INTERVAL)?;
     let media_address = socket.local_addr()?;
     let (commands, command_rx) = std::sync::mpsc::channel();
-    let thread = std::thread::Builder::new().name("media-worker".into()).spawn(move || {
-        let worker = Worker {
-            recv: RecvBatch::new(RECV_BATCH),
-            out: SendBatch::new(&socket, SEND_BATCH),
-            socket,
-            commands: command_rx,
-            events,
-            snapshot,
-            state: MediaState::new(cert, settings),
-        };
-        worker.run();
-    })?;
-    Ok(WorkerHandle { commands, media_address, thread })
+    let thread = std::thread::Builder::new()
+        .name("media-worker".into())
+        .spawn(move || {
+            let worker = Worker {
+                recv: RecvBatch::new(RECV_BATCH),
+                out: SendBatch::new(&socket, SEND_BATCH),
+                socket,
+                commands: command_rx,
+                events,
+                snapshot,
+                state: MediaState::new(cert, settings),
+            };
+            worker.run();
+        })?;
+    Ok(WorkerHandle {
+        commands,
+        media_address,
+        thread,
+    })
 }
 
 struct Worker {
@@ -134,8 +140,14 @@ impl Worker {
 
     fn publish(&self, busy: Option<f64>) {
         let state = &self.state;
-        let endpoint_state_bytes: usize = state.endpoints.iter().flatten().map(|e| e.heap_bytes()).sum::<usize>()
-            + (state.by_ufrag.len() + state.by_tag.len() + state.by_address.len()) * ROUTE_ENTRY_BYTES;
+        let endpoint_state_bytes: usize = state
+            .endpoints
+            .iter()
+            .flatten()
+            .map(|e| e.heap_bytes())
+            .sum::<usize>()
+            + (state.by_ufrag.len() + state.by_tag.len() + state.by_address.len())
+                * ROUTE_ENTRY_BYTES;
         if let Ok(mut snapshot) = self.snapshot.lock() {
             let worker_busy = busy.unwrap_or(snapshot.worker_busy);
             *snapshot = Snapshot {
@@ -157,7 +169,10 @@ struct CpuMeter {
 
 impl CpuMeter {
     fn new(now: Instant) -> CpuMeter {
-        CpuMeter { since: now, cpu_since: thread_cpu_time() }
+        CpuMeter {
+            since: now,
+            cpu_since: thread_cpu_time(),
+        }
     }
 
     fn busy_fraction(&mut self, now: Instant) -> Option<f64> {
@@ -174,7 +189,10 @@ impl CpuMeter {
 }
 
 fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
@@ -278,7 +296,9 @@ impl MediaState {
                 None => return self.counters.drop(DropReason::StunUnknownTransaction),
             }
         };
-        let Some(endpoint) = self.endpoints[slot].as_mut() else { return };
+        let Some(endpoint) = self.endpoints[slot].as_mut() else {
+            return;
+        };
         if let Err(e) = endpoint.ice.handle_stun(from, buf, now) {
             use tutti_ice::Error;
             self.counters.drop(match e {
@@ -298,7 +318,9 @@ impl MediaState {
             self.counters.drop(DropReason::DtlsUnknownAddress);
             return;
         };
-        let Some(endpoint) = self.endpoints[slot].as_mut() else { return };
+        let Some(endpoint) = self.endpoints[slot].as_mut() else {
+            return;
+        };
         if !endpoint.handle_dtls(from, buf, &self.cert, &self.settings, now) {
             self.counters.drop(DropReason::DtlsNotReady);
         }
@@ -307,8 +329,17 @@ impl MediaState {
 
     /// Lets an endpoint's transport send what it has to and applies what changed.
     pub fn drive(&mut self, slot: usize, now: Instant, out: &mut SendBatch) {
-        let Some(endpoint) = self.endpoints[slot].as_mut() else { return };
-        endpoint.drive(&self.cert, &self.settings, now, out, &mut self.counters, &mut self.changes);
+        let Some(endpoint) = self.endpoints[slot].as_mut() else {
+            return;
+        };
+        endpoint.drive(
+            &self.cert,
+            &self.settings,
+            now,
+            out,
+            &mut self.counters,
+            &mut self.changes,
+        );
         for change in self.changes.drain(..) {
             match change {
                 TransportChange::AddressValidated(addr) => {
@@ -354,7 +385,9 @@ impl MediaState {
                 }
             }
             Command::ExpireConference { conference_id } => {
-                let Some(slot) = self.conference_ids.remove(&conference_id) else { return };
+                let Some(slot) = self.conference_ids.remove(&conference_id) else {
+                    return;
+                };
                 if let Some(conference) = self.conferences[slot].take() {
                     for member in conference.members {
                         self.free_endpoint(member);
@@ -362,17 +395,32 @@ impl MediaState {
                 }
                 self.free_conferences.push(slot);
             }
-            Command::AllocateEndpoint { conference_id, endpoint_id, ice } => {
-                let Some(&conf_slot) = self.conference_ids.get(&conference_id) else { return };
-                let Some(conference) = self.conferences[conf_slot].as_mut() else { return };
+            Command::AllocateEndpoint {
+                conference_id,
+                endpoint_id,
+                ice,
+            } => {
+                let Some(&conf_slot) = self.conference_ids.get(&conference_id) else {
+                    return;
+                };
+                let Some(conference) = self.conferences[conf_slot].as_mut() else {
+                    return;
+                };
                 if conference.by_endpoint_id.contains_key(&endpoint_id) {
                     return;
                 }
                 let tag = self.next_tag;
                 self.next_tag = self.next_tag.wrapping_add(1).max(1);
                 let ufrag = ice.ufrag.clone();
-                let endpoint =
-                    Endpoint::new(conference_id.clone(), endpoint_id.clone(), conf_slot, tag, ice, &self.settings, now);
+                let endpoint = Endpoint::new(
+                    conference_id.clone(),
+                    endpoint_id.clone(),
+                    conf_slot,
+                    tag,
+                    ice,
+                    &self.settings,
+                    now,
+                );
                 let slot = match self.free_endpoints.pop() {
                     Some(slot) => {
                         self.endpoints[slot] = Some(endpoint);
@@ -394,9 +442,19 @@ impl MediaState {
                     detail: String::new(),
                 });
             }
-            Command::UpdateEndpoint { conference_id, endpoint_id, transport, media, sources } => {
-                let Some(slot) = self.endpoint_slot(&conference_id, &endpoint_id) else { return };
-                let Some(endpoint) = self.endpoints[slot].as_mut() else { return };
+            Command::UpdateEndpoint {
+                conference_id,
+                endpoint_id,
+                transport,
+                media,
+                sources,
+            } => {
+                let Some(slot) = self.endpoint_slot(&conference_id, &endpoint_id) else {
+                    return;
+                };
+                let Some(endpoint) = self.endpoints[slot].as_mut() else {
+                    return;
+                };
                 if let Some(transport) = transport {
                     endpoint.set_remote_transport(&transport, now);
                 }
@@ -406,7 +464,10 @@ impl MediaState {
                 if let Some(sources) = sources {
                     let old: Vec<u32> = endpoint.sources.iter().map(|s| s.plan.ssrc).collect();
                     endpoint.set_sources(&sources, &self.settings);
-                    let gone: Vec<u32> = old.into_iter().filter(|s| endpoint.source_index(*s).is_none()).collect();
+                    let gone: Vec<u32> = old
+                        .into_iter()
+                        .filter(|s| endpoint.source_index(*s).is_none())
+                        .collect();
                     if let Some(conference) = self.conferences[endpoint.conference].as_mut() {
                         conference.ssrc_owner.retain(|_, owner| *owner != slot);
                         for source in &endpoint.sources {
@@ -417,7 +478,10 @@ impl MediaState {
                 }
                 self.drive(slot, now, out);
             }
-            Command::ExpireEndpoint { conference_id, endpoint_id } => {
+            Command::ExpireEndpoint {
+                conference_id,
+                endpoint_id,
+            } => {
                 if let Some(slot) = self.endpoint_slot(&conference_id, &endpoint_id) {
                     let ssrcs: Vec<u32> = self.endpoints[slot]
                         .as_ref()
@@ -442,8 +506,12 @@ impl MediaState {
         if ssrcs.is_empty() {
             return;
         }
-        let Some(conference) = self.endpoints[slot].as_ref().map(|e| e.conference) else { return };
-        let Some(conference) = self.conferences[conference].as_ref() else { return };
+        let Some(conference) = self.endpoints[slot].as_ref().map(|e| e.conference) else {
+            return;
+        };
+        let Some(conference) = self.conferences[conference].as_ref() else {
+            return;
+        };
         for &member in &conference.members {
             if member == slot {
                 continue;
@@ -461,8 +529,11 @@ impl MediaState {
 
     /// Drops an endpoint and every route to it; its memory is freed here.
     fn free_endpoint(&mut self, slot: usize) {
-        let Some(endpoint) = self.endpoints[slot].take() else { return };
-        self.by_ufrag.remove(&endpoint.ice.local_credentials().ufrag);
+        let Some(endpoint) = self.endpoints[slot].take() else {
+            return;
+        };
+        self.by_ufrag
+            .remove(&endpoint.ice.local_credentials().ufrag);
         self.by_tag.remove(&endpoint.tag);
         for addr in &endpoint.validated {
             if self.by_address.get(addr) == Some(&slot) {

@@ -27,13 +27,23 @@ pub fn rerun_in_own_netns(test_name: &str) -> bool {
     }
     let exe = std::env::current_exe().expect("test executable path");
     let status = Command::new("unshare")
-        .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
+        .args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$@\"",
+            "sh",
+        ])
         .arg(exe)
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, "1")
         .status()
         .expect("running unshare (util-linux) — the tests need root or CAP_SYS_ADMIN");
-    assert!(status.success(), "{test_name} failed inside its network namespace: {status}");
+    assert!(
+        status.success(),
+        "{test_name} failed inside its network namespace: {status}"
+    );
     true
 }
 
@@ -58,7 +68,10 @@ impl BridgeProcess {
             .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
             .env("TUTTI_BRIDGE_HTTP_ADDRESS", "127.0.0.1:0")
             .env("TUTTI_BRIDGE_MEDIA_ADDRESS", "127.0.0.1:0")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
@@ -67,19 +80,29 @@ impl BridgeProcess {
         let mut child = command.spawn().expect("starting the bridge binary");
         let stdout = child.stdout.take().expect("bridge stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("reading the bridge's ready line");
-        let bound: Bound = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bridge ready line {line:?}: {e}"));
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading the bridge's ready line");
+        let bound: Bound = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("bridge ready line {line:?}: {e}"));
         BridgeProcess { child, bound }
     }
 
     pub async fn client(&self) -> BridgeClient<Channel> {
-        BridgeClient::connect(format!("http://{}", self.bound.grpc)).await.expect("connecting to the bridge's gRPC API")
+        BridgeClient::connect(format!("http://{}", self.bound.grpc))
+            .await
+            .expect("connecting to the bridge's gRPC API")
     }
 
     /// Scrapes /metrics: metric name with labels (as printed) → value.
     pub async fn metrics(&self) -> Metrics {
-        let mut stream = tokio::net::TcpStream::connect(self.bound.http).await.expect("connecting to /metrics");
-        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bridge\r\n\r\n").await.unwrap();
+        let mut stream = tokio::net::TcpStream::connect(self.bound.http)
+            .await
+            .expect("connecting to /metrics");
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: bridge\r\n\r\n")
+            .await
+            .unwrap();
         let mut body = String::new();
         stream.read_to_string(&mut body).await.unwrap();
         let mut values = HashMap::new();
@@ -126,13 +149,22 @@ pub fn remote_description(transport: &pb::Transport) -> RemoteDescription {
             .iter()
             .map(|c| SocketAddr::new(c.ip.parse().unwrap(), c.port as u16))
             .collect(),
-        fingerprint: transport.dtls.as_ref().expect("dtls parameters").fingerprint.clone(),
+        fingerprint: transport
+            .dtls
+            .as_ref()
+            .expect("dtls parameters")
+            .fingerprint
+            .clone(),
     }
 }
 
 pub fn remote_transport(local: &LocalDescription) -> pb::RemoteTransport {
     pb::RemoteTransport {
-        ice: Some(pb::IceParameters { ufrag: local.ufrag.clone(), pwd: local.pwd.clone(), controlling: false }),
+        ice: Some(pb::IceParameters {
+            ufrag: local.ufrag.clone(),
+            pwd: local.pwd.clone(),
+            controlling: false,
+        }),
         candidates: local
             .candidates
             .iter()
@@ -160,7 +192,12 @@ const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide
 
 /// The media description a Jitsi-style focus would give for this participant.
 pub fn media_list(config: &ParticipantConfig) -> pb::MediaList {
-    let ext = |id: u8| vec![pb::HeaderExtension { id: id as u32, uri: TWCC_URI.into() }];
+    let ext = |id: u8| {
+        vec![pb::HeaderExtension {
+            id: id as u32,
+            uri: TWCC_URI.into(),
+        }]
+    };
     let fb = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     pb::MediaList {
         media: vec![
@@ -218,7 +255,10 @@ pub fn source_list(config: &ParticipantConfig) -> pb::SourceList {
             source(config.video_ssrc, pb::MediaType::Video),
             source(config.video_rtx_ssrc, pb::MediaType::Video),
         ],
-        groups: vec![pb::SourceGroup { semantics: "FID".into(), ssrcs: vec![config.video_ssrc, config.video_rtx_ssrc] }],
+        groups: vec![pb::SourceGroup {
+            semantics: "FID".into(),
+            ssrcs: vec![config.video_ssrc, config.video_rtx_ssrc],
+        }],
     }
 }
 
@@ -241,7 +281,10 @@ pub async fn join_with_sources(
     sources: pb::SourceList,
 ) -> Participant {
     client
-        .create_conference(pb::CreateConferenceRequest { conference_id: conference.into(), name: conference.into() })
+        .create_conference(pb::CreateConferenceRequest {
+            conference_id: conference.into(),
+            name: conference.into(),
+        })
         .await
         .expect("create conference");
     let allocated = client
@@ -255,7 +298,9 @@ pub async fn join_with_sources(
         .into_inner();
     let remote = remote_description(allocated.transport.as_ref().expect("transport"));
     let media = media_list(&config);
-    let participant = Participant::bind(config).await.expect("binding the participant");
+    let participant = Participant::bind(config)
+        .await
+        .expect("binding the participant");
     client
         .update_endpoint(pb::UpdateEndpointRequest {
             conference_id: conference.into(),
@@ -266,7 +311,10 @@ pub async fn join_with_sources(
         })
         .await
         .expect("update endpoint");
-    participant.connect(&remote, Duration::from_secs(10)).await.expect("participant connects (ICE + DTLS)");
+    participant
+        .connect(&remote, Duration::from_secs(10))
+        .await
+        .expect("participant connects (ICE + DTLS)");
     participant
 }
 
@@ -274,11 +322,18 @@ pub async fn join_with_sources(
 pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 pub fn received(participant: &Participant, ssrc: u32) -> u64 {
-    participant.stats().received.get(&ssrc).map_or(0, |s| s.packets)
+    participant
+        .stats()
+        .received
+        .get(&ssrc)
+        .map_or(0, |s| s.packets)
 }

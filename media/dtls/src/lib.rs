@@ -60,6 +60,9 @@ const KEYING_LEN_AES128_CM_SHA1_80: usize = 60;
 /// does not expose its allocations per connection, so this is a documented constant.
 const OPENSSL_CONNECTION_BYTES: usize = 40 * 1024;
 
+/// Cap on the handshake timeout so that `now + timeout` cannot overflow `Instant`.
+const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// `DTLS_CTRL_GET_TIMEOUT` (the macro `DTLSv1_get_timeout`), not bound by openssl-sys.
 const DTLS_CTRL_GET_TIMEOUT: c_int = 73;
 /// `DTLS_CTRL_HANDLE_TIMEOUT` (the macro `DTLSv1_handle_timeout`), not bound by openssl-sys.
@@ -323,6 +326,8 @@ pub struct Dtls {
 }
 
 impl Dtls {
+    /// Creates a session that authenticates the peer by `remote_fingerprint` (from
+    /// [`parse_fingerprint`]) and fails if not connected by `now + handshake_timeout`.
     pub fn new(
         cert: &Certificate,
         role: Role,
@@ -387,7 +392,7 @@ impl Dtls {
             started: false,
             remote_fingerprint,
             fingerprint_mismatch,
-            handshake_deadline: now + handshake_timeout,
+            handshake_deadline: now + handshake_timeout.min(MAX_HANDSHAKE_TIMEOUT),
             retransmit_at: None,
             events: VecDeque::new(),
         })
@@ -402,7 +407,9 @@ impl Dtls {
     }
 
     /// Feed one received datagram (first byte 20..=63). Errors are also reported as Event::Failed
-    /// once; garbage from the network never panics.
+    /// once; garbage from the network never panics. A datagram that is not a sequence of DTLS
+    /// records fails the session with [`Error::NotDtls`]; well-framed records OpenSSL cannot
+    /// authenticate are dropped by OpenSSL. Input after `Failed` or `Closed` is ignored.
     pub fn handle_datagram(&mut self, data: &[u8], now: Instant) {
         if matches!(self.state, State::Closed | State::Failed) {
             return;
@@ -415,6 +422,8 @@ impl Dtls {
         self.drive(now);
     }
 
+    /// Retransmits the last flight when OpenSSL's timer is due and enforces the handshake
+    /// deadline; call at [`Dtls::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
             State::Handshaking if now >= self.handshake_deadline => {
@@ -422,6 +431,7 @@ impl Dtls {
             }
             State::Handshaking | State::Connected => {
                 if self.retransmit_at.is_some_and(|t| now >= t) {
+                    clear_error_queue();
                     // SAFETY: the pointer comes from a live SslStream owned by `self`;
                     // DTLS_CTRL_HANDLE_TIMEOUT takes no argument pointer.
                     let ret = unsafe {
@@ -444,6 +454,7 @@ impl Dtls {
         }
     }
 
+    /// When [`Dtls::handle_timeout`] must next be called; `None` when no timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Handshaking => Some(
@@ -460,10 +471,12 @@ impl Dtls {
         self.stream.get_mut().outgoing.pop_front()
     }
 
+    /// Next outcome notification; `Connected`, `Failed` and `Closed` each come at most once.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
+    /// True between the `Connected` event and a failure or close.
     pub fn is_connected(&self) -> bool {
         self.state == State::Connected
     }
@@ -510,6 +523,7 @@ impl Dtls {
     /// Runs OpenSSL over whatever input is queued: advances the handshake, then consumes
     /// post-handshake records (alerts, duplicates, application data to discard).
     fn drive(&mut self, now: Instant) {
+        clear_error_queue();
         if self.state == State::Handshaking {
             match self.stream.do_handshake() {
                 Ok(()) => self.on_handshake_complete(),
@@ -615,6 +629,12 @@ impl Dtls {
             now + Duration::from_secs(secs) + Duration::from_micros(micros)
         });
     }
+}
+
+/// SSL_get_error misclassifies results while the thread's OpenSSL error queue holds stale
+/// entries from unrelated calls, so it is emptied before each SSL operation.
+fn clear_error_queue() {
+    drop(ErrorStack::get());
 }
 
 fn cert_matches(cert: &X509Ref, expected: &[u8; 32]) -> bool {

@@ -98,14 +98,11 @@ fn fingerprint_is_uppercase_colon_hex_of_der_sha256() {
     let cert = Certificate::generate().unwrap();
     let fp = cert.fingerprint();
     assert_eq!(fp.len(), 32 * 3 - 1);
-    assert!(fp
-        .bytes()
-        .enumerate()
-        .all(|(i, c)| if i % 3 == 2 {
-            c == b':'
-        } else {
-            c.is_ascii_digit() || (b'A'..=b'F').contains(&c)
-        }));
+    assert!(fp.bytes().enumerate().all(|(i, c)| if i % 3 == 2 {
+        c == b':'
+    } else {
+        c.is_ascii_digit() || (b'A'..=b'F').contains(&c)
+    }));
     let x509 = cert.ctx.certificate().expect("context has the certificate");
     let der_hash = openssl::sha::sha256(&x509.to_der().unwrap());
     assert_eq!(fingerprint_bytes(&cert), der_hash);
@@ -196,7 +193,10 @@ fn handshake_prefers_gcm_and_both_sides_agree() {
     let mut p = pair(SrtpProfiles::GcmThenAesCm, SrtpProfiles::GcmThenAesCm);
     assert!(p.client.poll_transmit().is_none(), "nothing before start");
     p.server.start(Instant::now());
-    assert!(p.server.poll_transmit().is_none(), "start is a no-op for servers");
+    assert!(
+        p.server.poll_transmit().is_none(),
+        "start is a no-op for servers"
+    );
     p.client.start(Instant::now());
     pump(&mut p.client, &mut p.server);
     assert!(p.client.is_connected() && p.server.is_connected());
@@ -206,6 +206,9 @@ fn handshake_prefers_gcm_and_both_sides_agree() {
     assert_eq!(ckeys.len(), 56);
     assert_eq!(ckeys, skeys);
     assert_ne!(ckeys, vec![0u8; 56]);
+    // No handshake deadline once connected.
+    assert_eq!(p.client.poll_timeout(), None);
+    assert_eq!(p.server.poll_timeout(), None);
 }
 
 #[test]
@@ -355,7 +358,10 @@ fn record_framing_check() {
         &[record(22, 3, 3), record(20, 1, 1)].concat()
     ));
     assert!(!is_dtls_record_sequence(&[]));
-    assert!(!is_dtls_record_sequence(&record(22, 6, 5)), "truncated body");
+    assert!(
+        !is_dtls_record_sequence(&record(22, 6, 5)),
+        "truncated body"
+    );
     assert!(!is_dtls_record_sequence(&record(22, 4, 5)), "trailing byte");
     assert!(!is_dtls_record_sequence(&record(19, 0, 0)));
     assert!(!is_dtls_record_sequence(&record(27, 0, 0)));
@@ -365,46 +371,76 @@ fn record_framing_check() {
     assert!(!is_dtls_record_sequence(&record(22, 0, 0)[..12]));
 }
 
-#[test]
-fn well_framed_random_records_do_not_disturb_the_handshake() {
-    let mut seed = 0x0123_4567_89AB_CDEF;
+/// Runs a handshake in which, before every real datagram, both sides get forged records with
+/// valid framing and random content; `epoch_zero` forges them in the handshake's own epoch (a
+/// spoofer who can guess it) instead of a random one. Returns each side's events.
+fn handshake_under_forged_records(epoch_zero: bool, seed: u64) -> (Vec<Event>, Vec<Event>) {
+    let mut seed = seed;
     let mut p = pair(SrtpProfiles::GcmThenAesCm, SrtpProfiles::GcmThenAesCm);
     p.client.start(Instant::now());
-    let mut flights = 0;
+    let mut datagrams = 0;
     loop {
-        // Before every real datagram, both sides get forged records with valid framing and
-        // random content: OpenSSL must discard them (bad epoch, MAC, or message) silently or
-        // fail cleanly, never panic.
         for side in [&mut p.client, &mut p.server] {
             for ty in 20..=26u8 {
                 let body = pseudo_random(&mut seed, 40);
                 let mut rec = vec![ty, 0xFE, 0xFD];
-                rec.extend_from_slice(&pseudo_random(&mut seed, 8));
+                let epoch_seq = pseudo_random(&mut seed, 8);
+                rec.extend_from_slice(if epoch_zero { &[0, 0] } else { &epoch_seq[..2] });
+                rec.extend_from_slice(&epoch_seq[2..]);
                 rec.extend_from_slice(&(body.len() as u16).to_be_bytes());
                 rec.extend_from_slice(&body);
                 side.handle_datagram(&rec, Instant::now());
             }
         }
-        let Some(d) = p.client.poll_transmit() else {
-            let Some(d) = p.server.poll_transmit() else {
-                break;
-            };
-            p.client.handle_datagram(&d, Instant::now());
-            continue;
+        let (from, to) = match p.client.poll_transmit() {
+            Some(d) => (d, &mut p.server),
+            None => match p.server.poll_transmit() {
+                Some(d) => (d, &mut p.client),
+                None => break,
+            },
         };
-        p.server.handle_datagram(&d, Instant::now());
-        flights += 1;
-        assert!(flights < 100);
+        to.handle_datagram(&from, Instant::now());
+        datagrams += 1;
+        assert!(datagrams < 100);
     }
-    let client_events = events(&mut p.client);
-    let server_events = events(&mut p.server);
-    for e in client_events.iter().chain(server_events.iter()) {
+    (events(&mut p.client), events(&mut p.server))
+}
+
+#[test]
+fn forged_records_in_foreign_epochs_are_discarded() {
+    for seed in [0x0123_4567_89AB_CDEF, 0xDEAD_BEEF_0BAD_F00D, 42] {
+        let (client, server) = handshake_under_forged_records(false, seed);
         assert!(
-            matches!(e, Event::Connected { .. } | Event::Failed(Error::Ssl(_))),
-            "{e:?}"
+            matches!(client.as_slice(), [Event::Connected { .. }]),
+            "{client:?}"
         );
+        assert_eq!(client, server);
     }
-    assert!(client_events.len() <= 1 && server_events.len() <= 1);
+}
+
+#[test]
+fn forged_records_in_the_handshake_epoch_never_panic() {
+    for seed in [0x0123_4567_89AB_CDEF, 0xDEAD_BEEF_0BAD_F00D, 42] {
+        let (client, server) = handshake_under_forged_records(true, seed);
+        // Random handshake bytes in epoch 0 may abort the handshake (OpenSSL cannot tell them
+        // from the peer's); what matters is a clean outcome: at most one event per side, and
+        // never a connection with mismatched keys.
+        assert!(
+            client.len() <= 1 && server.len() <= 1,
+            "{client:?} {server:?}"
+        );
+        for e in client.iter().chain(server.iter()) {
+            assert!(
+                matches!(e, Event::Connected { .. } | Event::Failed(Error::Ssl(_))),
+                "{e:?}"
+            );
+        }
+        if let ([Event::Connected { .. }], [Event::Connected { .. }]) =
+            (client.as_slice(), server.as_slice())
+        {
+            assert_eq!(client, server);
+        }
+    }
 }
 
 /// Re-fragments the single handshake message in `record` (one DTLS record holding one whole
@@ -415,7 +451,11 @@ fn refragment(record: &[u8], chunk: usize, first_seq: u64) -> Vec<Vec<u8>> {
     let hs = &record[RECORD_HEADER_LEN..];
     let body = &hs[HS_HEADER..];
     let total = u32::from_be_bytes([0, hs[1], hs[2], hs[3]]) as usize;
-    assert_eq!(total, body.len(), "record must carry one unfragmented message");
+    assert_eq!(
+        total,
+        body.len(),
+        "record must carry one unfragmented message"
+    );
     body.chunks(chunk)
         .enumerate()
         .map(|(i, part)| {
@@ -449,7 +489,10 @@ fn fragmented_client_hello_out_of_order_is_reassembled() {
         assert!(p.server.poll_transmit().is_none(), "server answered early");
         p.server.handle_datagram(f, Instant::now());
     }
-    let answer = p.server.poll_transmit().expect("server answers the whole hello");
+    let answer = p
+        .server
+        .poll_transmit()
+        .expect("server answers the whole hello");
     p.client.handle_datagram(&answer, Instant::now());
     pump(&mut p.client, &mut p.server);
     assert_eq!(connected(&mut p.client), connected(&mut p.server));
@@ -487,9 +530,16 @@ fn lost_client_hello_is_retransmitted() {
     p.client.start(start);
     let first = p.client.poll_transmit().unwrap();
     let at = p.client.poll_timeout().unwrap();
-    assert!(at > start && at <= start + Duration::from_secs(2), "{:?}", at - start);
+    assert!(
+        at > start && at <= start + Duration::from_secs(2),
+        "{:?}",
+        at - start
+    );
     p.client.handle_timeout(start);
-    assert!(p.client.poll_transmit().is_none(), "no retransmission before the timer");
+    assert!(
+        p.client.poll_transmit().is_none(),
+        "no retransmission before the timer"
+    );
     std::thread::sleep(at.saturating_duration_since(Instant::now()));
     p.client.handle_timeout(Instant::now());
     let again = p.client.poll_transmit().expect("retransmitted ClientHello");
@@ -601,12 +651,19 @@ fn client_hello_larger_than_mtu_is_fragmented_and_reassembled() {
     let mut total = 0;
     for d in &hello {
         assert!(d.len() <= MTU as usize, "datagram of {} bytes", d.len());
-        assert_eq!((d[0], d[RECORD_HEADER_LEN]), (22, 1), "ClientHello fragment");
+        assert_eq!(
+            (d[0], d[RECORD_HEADER_LEN]),
+            (22, 1),
+            "ClientHello fragment"
+        );
         total += d.len();
     }
     assert!(total > 1600, "{total} bytes");
     for d in &hello {
-        assert!(server.poll_transmit().is_none(), "server answered a partial hello");
+        assert!(
+            server.poll_transmit().is_none(),
+            "server answered a partial hello"
+        );
         server.handle_datagram(d, Instant::now());
     }
     pump(&mut client, &mut server);

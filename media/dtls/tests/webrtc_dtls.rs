@@ -213,13 +213,21 @@ async fn server_reassembles_client_hello_fragmented_over_datagrams() {
     let cert = Certificate::generate().unwrap();
     let peer = peer_identity();
     let mut dtls = ours(Role::Server, SrtpProfiles::GcmThenAesCm, &peer, &cert);
-    let config = peer_config(&peer, vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm], 32);
+    let config = peer_config(
+        &peer,
+        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+        32,
+    );
     let outcome = run(&mut dtls, true, config).await;
 
     // Everything the client sent before our first answer is its ClientHello in fragments, one
     // handshake record per datagram, that together cover the message exactly once.
     let flight = &outcome.peer_first_flight;
-    assert!(flight.len() >= 3, "ClientHello in {} datagrams", flight.len());
+    assert!(
+        flight.len() >= 3,
+        "ClientHello in {} datagrams",
+        flight.len()
+    );
     let mut covered = Vec::new();
     let mut total = None;
     for d in flight {

@@ -135,8 +135,10 @@ impl IceAgent {
         &self.local
     }
 
-    /// Starts checking. Credentials that differ from the current ones are an ICE restart:
-    /// pairs and the selection are forgotten and the connect timer starts again.
+    /// Enables checking. Credentials that differ from the current ones are an ICE restart:
+    /// pairs and the selection are forgotten and the connect timer starts again. Checks start
+    /// at the next `handle_timeout` (`poll_timeout` reports it due), so candidates added right
+    /// after this call are checked in priority order.
     pub fn set_remote_credentials(&mut self, ufrag: &str, pwd: &str, now: Instant) {
         if let Some(remote) = &self.remote {
             if remote.credentials.ufrag == ufrag && remote.credentials.pwd == pwd {
@@ -156,16 +158,17 @@ impl IceAgent {
         });
         self.failed = false;
         self.connect_deadline = Some(now + self.config.connect_timeout);
-        self.drive(now);
     }
 
-    /// UDP candidate (the caller drops TCP ones). Duplicates ignored.
+    /// UDP candidate (the caller drops TCP ones). Duplicates ignored. Like
+    /// `set_remote_credentials`, its check is started by the next `handle_timeout`.
     pub fn add_remote_candidate(&mut self, addr: SocketAddr, priority: u32, now: Instant) {
         if self.pairs.iter().any(|p| p.addr == addr) || self.pairs.len() >= MAX_REMOTE_CANDIDATES {
             return;
         }
         self.pairs.push(Pair::new(addr, priority));
-        self.drive(now);
+        // An idle agent's pacing restarts from the candidate's arrival.
+        self.next_paced = self.next_paced.max(now);
     }
 
     /// Any STUN message received from `from` for this agent.
@@ -299,20 +302,23 @@ impl IceAgent {
         if ours != self.local.ufrag.as_bytes() {
             return Err(Error::UnknownUsername);
         }
+        // Integrity before the remote half: a sender without our password is reported as
+        // such whatever it claims to be; an authentic one with a stale ufrag as unknown.
+        msg.check_integrity(&self.local_key)?;
         if let Some(remote) = &self.remote {
             if theirs != remote.credentials.ufrag.as_bytes() {
                 return Err(Error::UnknownUsername);
             }
         }
-        msg.check_integrity(&self.local_key)?;
 
-        // RFC 8445 §7.3.1.1: the larger tiebreaker keeps (or takes) the controlling role.
-        let conflict = match (self.controlling, msg.ice_controlling, msg.ice_controlled) {
+        // RFC 8445 §7.3.1.1: the larger tiebreaker ends up controlling. `Some(true)`: we keep
+        // our role and answer 487; `Some(false)`: we switch and answer normally.
+        let keep_role = match (self.controlling, msg.ice_controlling, msg.ice_controlled) {
             (true, Some(theirs), _) => Some(self.tiebreaker >= theirs),
             (false, _, Some(theirs)) => Some(self.tiebreaker < theirs),
             _ => None,
         };
-        match conflict {
+        match keep_role {
             Some(true) => {
                 self.queue_response(from, msg.transaction_id, true);
                 return Ok(());
@@ -447,7 +453,7 @@ impl IceAgent {
                             id: new_transaction_id(self.config.transaction_tag),
                             kind: TxKind::Consent,
                             transmissions: 1,
-                            rto: self.config.consent_interval,
+                            rto: INITIAL_RTO,
                             deadline: now + self.config.consent_timeout,
                             needs_send: true,
                             sent_controlling: self.controlling,

@@ -224,6 +224,13 @@ fn success_response_carries_source_address_and_routes_by_tag() {
     bridge.set_remote_credentials(&c.ufrag, &c.pwd, now);
     bridge.add_remote_candidate(addr(CLIENT), 100, now);
     let mut buf = [0u8; 548];
+    assert_eq!(
+        bridge.poll_transmit(&mut buf),
+        None,
+        "checks start on the timer"
+    );
+    assert_eq!(bridge.poll_timeout(), Some(now));
+    bridge.handle_timeout(now);
     let (to, n) = bridge.poll_transmit(&mut buf).unwrap();
     assert_eq!(to, addr(CLIENT));
     let req = Message::parse(&buf[..n]).unwrap();
@@ -323,6 +330,7 @@ fn request_before_remote_credentials_is_answered_and_learns_prflx() {
     let c = client_creds();
     let later = now + Duration::from_millis(300);
     bridge.set_remote_credentials(&c.ufrag, &c.pwd, later);
+    bridge.handle_timeout(later);
     let (to, n) = bridge.poll_transmit(&mut buf).unwrap();
     assert_eq!(to, from);
     let check = Message::parse(&buf[..n]).unwrap();
@@ -424,6 +432,18 @@ fn invalid_requests_are_rejected_without_response() {
     assert_eq!(
         bridge.handle_stun(from, &stranger, now),
         Err(Error::UnknownUsername)
+    );
+    // Without our password the claimed remote ufrag does not matter: integrity fails first.
+    let forged = client_request(
+        "bridgeuf:stranger",
+        "wrongPasswordWrongPass!",
+        [1; 12],
+        role,
+        false,
+    );
+    assert_eq!(
+        bridge.handle_stun(from, &forged, now),
+        Err(Error::BadIntegrity)
     );
     assert_eq!(bridge.poll_transmit(&mut buf), None);
     // And the good one is answered.
@@ -638,19 +658,16 @@ fn connect_timeout_fails_once_and_retransmissions_follow_rfc_schedule() {
 fn checks_are_paced_by_ta_in_priority_order_and_bounded() {
     let start = Instant::now();
     let mut bridge = IceAgent::new(bridge_config(), bridge_creds(), start);
+    let c = client_creds();
+    bridge.set_remote_credentials(&c.ufrag, &c.pwd, start);
     let heap_before = bridge.heap_bytes();
-    // Candidates may arrive before the credentials; checks start with the credentials.
+    // As the bridge applies a transport: credentials, then the candidates in signalled order.
     for i in 0..40u16 {
         let a = SocketAddr::from(([192, 0, 2, 1], 1000 + i));
         bridge.add_remote_candidate(a, 1000 + u32::from(i), start);
         bridge.add_remote_candidate(a, 1000 + u32::from(i), start); // duplicate
     }
     let mut buf = [0u8; 548];
-    assert_eq!(bridge.poll_transmit(&mut buf), None);
-    let c = client_creds();
-    bridge.set_remote_credentials(&c.ufrag, &c.pwd, start);
-    let heap_with_credentials = bridge.heap_bytes();
-    assert!(heap_with_credentials > heap_before);
     let mut now = start;
     let mut firsts: Vec<(Duration, SocketAddr)> = Vec::new();
     let end = start + Duration::from_secs(3);
@@ -676,7 +693,7 @@ fn checks_are_paced_by_ta_in_priority_order_and_bounded() {
     }
     assert_eq!(
         bridge.heap_bytes(),
-        heap_with_credentials,
+        heap_before,
         "no growth beyond reserved capacity"
     );
 }
@@ -915,6 +932,7 @@ fn role_conflict_error_response_switches_role_once_and_retries() {
         let mut bridge = IceAgent::new(bridge_config(), b.clone(), now);
         bridge.set_remote_credentials(&c.ufrag, &c.pwd, now);
         bridge.add_remote_candidate(addr(CLIENT), 100, now);
+        bridge.handle_timeout(now);
         let (_, n) = bridge.poll_transmit(&mut buf).unwrap();
         let check = Message::parse(&buf[..n]).unwrap();
         assert!(check.ice_controlling.is_some());
@@ -985,6 +1003,7 @@ fn nothing_is_selected_after_failure_until_restart() {
     let fresh = Credentials::random();
     bridge.set_remote_credentials(&fresh.ufrag, &fresh.pwd, late);
     bridge.add_remote_candidate(addr(CLIENT), 100, late);
+    bridge.handle_timeout(late);
     let sent = drain(&mut bridge);
     assert_eq!(sent.len(), 1);
     assert_eq!(Message::parse(&sent[0].1).unwrap().class, Class::Request);

@@ -200,3 +200,53 @@ fn webrtc_stun_message_without_fingerprint_is_reported() {
     assert_eq!(ours.check_fingerprint(), Err(Error::BadFingerprint));
     ours.check_integrity(&IntegrityKey::new(PWD)).unwrap();
 }
+
+#[test]
+fn agent_answers_webrtc_stun_request_verifiably() {
+    use std::time::Instant;
+    use tutti_ice::{AgentConfig, Credentials, Event, IceAgent};
+
+    let now = Instant::now();
+    let local = Credentials {
+        ufrag: "local".to_owned(),
+        pwd: PWD.to_owned(),
+    };
+    let mut agent = IceAgent::new(AgentConfig::default(), local, now);
+    let from: SocketAddr = "[2001:db8::7]:50000".parse().unwrap();
+    agent
+        .handle_stun(from, &webrtc_request(true, false), now)
+        .unwrap();
+    assert_eq!(agent.poll_event(), Some(Event::AddressValidated(from)));
+    let mut buf = [0u8; 548];
+    let (to, n) = agent.poll_transmit(&mut buf).unwrap();
+    assert_eq!(to, from);
+    let mut m = decode_with_webrtc(&buf[..n]);
+    assert_eq!(m.typ, BINDING_SUCCESS);
+    assert_eq!(m.transaction_id, TransactionId(ID));
+    let mut xor = XorMappedAddress::default();
+    xor.get_from(&m).unwrap();
+    assert_eq!(SocketAddr::new(xor.ip, xor.port), from);
+    FINGERPRINT.check(&m).unwrap();
+    MessageIntegrity::new_short_term_integrity(PWD.to_owned())
+        .check(&mut m)
+        .unwrap();
+
+    // The same request keyed with another password is dropped unanswered.
+    let mut forged = WMessage::new();
+    forged
+        .build(&[
+            Box::new(TransactionId([1; 12])),
+            Box::new(BINDING_REQUEST),
+            Box::new(TextAttribute::new(ATTR_USERNAME, "local:remote".to_owned())),
+            Box::new(MessageIntegrity::new_short_term_integrity(
+                "not the password at all".to_owned(),
+            )),
+            Box::new(FINGERPRINT),
+        ])
+        .unwrap();
+    assert_eq!(
+        agent.handle_stun(from, &forged.raw, now),
+        Err(Error::BadIntegrity)
+    );
+    assert_eq!(agent.poll_transmit(&mut buf), None);
+}

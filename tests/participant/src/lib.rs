@@ -22,6 +22,10 @@ use dtls::conn::DTLSConn;
 use dtls::crypto::Certificate;
 use rand::Rng;
 use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtcp::sender_report::SenderReport;
+use rtcp::source_description::{
+    SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem,
+};
 use rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use stun::agent::TransactionId;
 use tokio::net::UdpSocket;
@@ -61,7 +65,8 @@ pub struct ParticipantConfig {
     /// RFC 8285 one-byte-header id (1..=14) of the transport-wide-cc extension.
     pub twcc_ext_id: u8,
     pub srtp: SrtpChoice,
-    /// DTLS MTU; a small one (e.g. 200) makes the ClientHello go out in fragments.
+    /// Largest DTLS datagram we send (at least 64). The first ClientHello of this stack is
+    /// about 153 bytes, so e.g. 120 makes it go out in fragments.
     pub dtls_mtu: usize,
     pub video_bitrate_bps: u32,
     pub keyframe_interval: Duration,
@@ -170,6 +175,8 @@ pub struct Stats {
     pub stun_errors: u64,
     /// Datagrams matching no RFC 7983 range.
     pub unknown_datagrams: u64,
+    /// DTLS datagrams we sent before the bridge's first DTLS datagram arrived: more than one
+    /// means the ClientHello went out fragmented (retransmissions would count too).
     pub dtls_datagrams_before_reply: usize,
     /// RFC 5764 name of the negotiated profile, e.g. "SRTP_AEAD_AES_128_GCM".
     pub srtp_profile: Option<String>,
@@ -181,6 +188,8 @@ const MAX_PENDING_CHECKS: usize = 64;
 const CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// Pace of our consent freshness checks (RFC 7675) once connected.
 const CONSENT_INTERVAL: Duration = Duration::from_secs(5);
+/// Pace of our RTCP sender reports.
+const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Receive buffer; larger datagrams are truncated and then fail to parse.
 const RECV_BUFFER: usize = 4096;
 
@@ -259,6 +268,9 @@ impl Participant {
     pub async fn bind(config: ParticipantConfig) -> anyhow::Result<Participant> {
         if !(1..=14).contains(&config.twcc_ext_id) {
             bail!("twcc_ext_id must be 1..=14 (one-byte header extension)");
+        }
+        if config.dtls_mtu < transport::MIN_DTLS_DATAGRAM {
+            bail!("dtls_mtu must be at least {}", transport::MIN_DTLS_DATAGRAM);
         }
         let socket = Arc::new(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?);
         let local_addr = socket.local_addr()?;
@@ -701,21 +713,95 @@ async fn ice_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>, candidates: Vec<S
     }
 }
 
-/// Paces Opus (50 pps) and VP8 (30 fps) on tokio intervals and sends them as SRTP.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tick {
+    Audio,
+    Video,
+    Report,
+}
+
+async fn send_sender_reports(socket: &UdpSocket, shared: &Shared) {
+    let datagram = {
+        let mut st = shared.lock();
+        let st = &mut *st;
+        let (Some(to), Some(plain)) = (st.selected, sender_reports(shared, &st.media)) else {
+            return;
+        };
+        let Some(srtp) = st.srtp.as_mut() else {
+            return;
+        };
+        match srtp.tx.encrypt_rtcp(&plain) {
+            Ok(d) => (d, to),
+            Err(_) => {
+                st.stats.srtp_errors += 1;
+                return;
+            }
+        }
+    };
+    if let Err(e) = socket.send_to(&datagram.0, datagram.1).await {
+        tracing::debug!(participant = %shared.config.name, "RTCP send: {e}");
+    }
+}
+
+/// Builds the compound RTCP a browser sends for its outgoing streams: one SR per stream that
+/// has sent something, then SDES with the CNAME (RFC 3550 §6.1).
+fn sender_reports(shared: &Shared, media: &MediaSource) -> Option<Vec<u8>> {
+    let ntp = media::ntp_time(now_us());
+    let mut packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> = Vec::new();
+    let mut chunks = Vec::new();
+    for (ssrc, c) in [
+        (shared.config.audio_ssrc, media.audio_counts()),
+        (shared.config.video_ssrc, media.video_counts()),
+    ] {
+        if c.packets == 0 {
+            continue;
+        }
+        packets.push(Box::new(SenderReport {
+            ssrc,
+            ntp_time: ntp,
+            rtp_time: c.rtp_time,
+            packet_count: c.packets,
+            octet_count: c.octets,
+            ..Default::default()
+        }));
+        chunks.push(SourceDescriptionChunk {
+            source: ssrc,
+            items: vec![SourceDescriptionItem {
+                sdes_type: SdesType::SdesCname,
+                text: bytes::Bytes::from(shared.config.name.clone()),
+            }],
+        });
+    }
+    if packets.is_empty() {
+        return None;
+    }
+    packets.push(Box::new(SourceDescription { chunks }));
+    rtcp::packet::marshal(&packets).ok().map(|b| b.to_vec())
+}
+
+/// Paces Opus (50 pps) and VP8 (30 fps) on tokio intervals and sends them as SRTP, with sender
+/// reports every second.
 async fn media_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
     let mut audio = interval(media::AUDIO_PTIME);
     let mut video = interval(Duration::from_secs(1) / media::VIDEO_FPS);
+    let mut reports = interval(SENDER_REPORT_INTERVAL);
+    reports.reset();
     loop {
-        let is_audio = tokio::select! {
-            _ = audio.tick() => true,
-            _ = video.tick() => false,
+        let kind = tokio::select! {
+            _ = audio.tick() => Tick::Audio,
+            _ = video.tick() => Tick::Video,
+            _ = reports.tick() => Tick::Report,
         };
-        let wanted = if is_audio {
-            shared.config.send_audio
-        } else {
-            shared.config.send_video
+        let wanted = match kind {
+            Tick::Audio => shared.config.send_audio,
+            Tick::Video => shared.config.send_video,
+            Tick::Report => true,
         };
         if !wanted || !shared.media_on.load(Ordering::Relaxed) {
+            continue;
+        }
+        if kind == Tick::Report {
+            send_sender_reports(&socket, &shared).await;
             continue;
         }
         let mut out = Vec::new();
@@ -724,7 +810,7 @@ async fn media_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
             let st = &mut *st;
             let Some(to) = st.selected else { continue };
             let now = now_us();
-            let packets = if is_audio {
+            let packets = if kind == Tick::Audio {
                 vec![st.media.audio_packet(now)]
             } else {
                 st.media.video_frame(now)

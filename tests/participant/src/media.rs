@@ -211,6 +211,36 @@ pub struct MediaSource {
     twcc_seq: u16,
     frames_since_keyframe: u64,
     keyframe_requested: bool,
+    audio_counts: SenderCounts,
+    video_counts: SenderCounts,
+}
+
+/// RFC 3550 sender statistics of one stream, for its sender reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SenderCounts {
+    pub packets: u32,
+    /// Payload octets (header excluded), as RFC 3550 §6.4.1 counts them.
+    pub octets: u32,
+    /// RTP timestamp of the latest packet.
+    pub rtp_time: u32,
+}
+
+impl SenderCounts {
+    fn add(&mut self, payload_len: usize, rtp_time: u32) {
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(payload_len as u32);
+        self.rtp_time = rtp_time;
+    }
+}
+
+/// Seconds from the NTP epoch (1900) to the UNIX epoch.
+const NTP_UNIX_OFFSET_SECS: u64 = 2_208_988_800;
+
+/// 64-bit NTP timestamp (RFC 3550 §4) of a time given in µs since the UNIX epoch.
+pub fn ntp_time(unix_us: u64) -> u64 {
+    let secs = unix_us / 1_000_000 + NTP_UNIX_OFFSET_SECS;
+    let frac = ((unix_us % 1_000_000) << 32) / 1_000_000;
+    (secs << 32) | frac
 }
 
 impl MediaSource {
@@ -235,7 +265,18 @@ impl MediaSource {
             twcc_seq: 1,
             frames_since_keyframe: 0,
             keyframe_requested: true,
+            audio_counts: SenderCounts::default(),
+            video_counts: SenderCounts::default(),
         }
+    }
+
+    /// What was sent so far on the audio and the video stream.
+    pub fn audio_counts(&self) -> SenderCounts {
+        self.audio_counts
+    }
+
+    pub fn video_counts(&self) -> SenderCounts {
+        self.video_counts
     }
 
     /// Makes the next video frame a key frame (after a PLI or FIR).
@@ -278,6 +319,7 @@ impl MediaSource {
             },
             &payload,
         );
+        self.audio_counts.add(payload.len(), self.audio_ts);
         self.audio_seq = seq.wrapping_add(1);
         self.audio_ts = self.audio_ts.wrapping_add(AUDIO_TS_STEP);
         OutgoingPacket { rtp, twcc_seq }
@@ -331,6 +373,7 @@ impl MediaSource {
                 },
                 &payload,
             );
+            self.video_counts.add(payload.len(), self.video_ts);
             self.video_seq = seq.wrapping_add(1);
             out.push(OutgoingPacket { rtp, twcc_seq });
         }
@@ -490,6 +533,23 @@ mod tests {
             first.header.timestamp.wrapping_add(960)
         );
         assert_eq!(second_out.twcc_seq, 2);
+        let counts = m.audio_counts();
+        assert_eq!(counts.packets, 2);
+        assert_eq!(
+            counts.octets as usize,
+            first.payload.len() + second.payload.len()
+        );
+        assert_eq!(counts.rtp_time, second.header.timestamp);
+        assert_eq!(m.video_counts(), SenderCounts::default());
+    }
+
+    #[test]
+    fn ntp_time_of_unix_instants() {
+        assert_eq!(ntp_time(0), NTP_UNIX_OFFSET_SECS << 32);
+        assert_eq!(
+            ntp_time(1_500_000),
+            ((NTP_UNIX_OFFSET_SECS + 1) << 32) | (1 << 31)
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use webrtc_util::Unmarshal;
 
 use crate::media::{parse_vp8, verify_trailer};
-use crate::{Stats, StreamStats};
+use crate::Stats;
 
 /// Payload types that tell audio, video and retransmissions apart.
 #[derive(Clone, Copy, Debug)]
@@ -42,10 +42,7 @@ pub fn on_rtp(stats: &mut Stats, pts: PayloadTypes, packet: &[u8], now_us: u64) 
         on_rtx(stats, ssrc, payload);
         return;
     }
-    let s = stats
-        .received
-        .entry(ssrc)
-        .or_insert_with(StreamStats::default);
+    let s = stats.received.entry(ssrc).or_default();
     s.packets += 1;
     s.bytes += payload.len() as u64;
     if s.packets == 1 || is_newer(seq, s.highest_seq) {

@@ -192,15 +192,25 @@ pub fn srtp_profile(p: SrtpProtectionProfile) -> anyhow::Result<(ProtectionProfi
     })
 }
 
+/// DTLS record header (13) plus handshake header (12): what the `dtls` crate adds to each
+/// handshake fragment, whose body it cuts at its `mtu`.
+pub const DTLS_FRAGMENT_OVERHEAD: usize = 25;
+/// Smallest `max_datagram` we accept; below it handshakes would need hundreds of fragments.
+pub const MIN_DTLS_DATAGRAM: usize = 64;
+
 /// DTLS configuration for either side: our certificate, the offered SRTP profiles, extended
 /// master secret required, and the peer's certificate pinned by its sha-256 fingerprint instead
-/// of a CA chain (as WebRTC does).
+/// of a CA chain (as WebRTC does). No handshake datagram exceeds `max_datagram` bytes: anything
+/// larger (e.g. the ~153-byte first ClientHello when `max_datagram` is 120) is fragmented.
 pub fn dtls_config(
     certificate: Certificate,
     expected_fingerprint: &str,
     srtp: SrtpChoice,
-    mtu: usize,
+    max_datagram: usize,
 ) -> anyhow::Result<Config> {
+    if max_datagram < MIN_DTLS_DATAGRAM {
+        bail!("DTLS datagram size {max_datagram} is below {MIN_DTLS_DATAGRAM}");
+    }
     let expected = parse_fingerprint(expected_fingerprint)?;
     Ok(Config {
         certificates: vec![certificate],
@@ -217,7 +227,7 @@ pub fn dtls_config(
                 ))
             }
         })),
-        mtu,
+        mtu: max_datagram - DTLS_FRAGMENT_OVERHEAD,
         ..Default::default()
     })
 }

@@ -11,6 +11,7 @@ use dtls::config::ClientAuthType;
 use dtls::conn::DTLSConn;
 use dtls::crypto::Certificate;
 use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtcp::sender_report::SenderReport;
 use stun::agent::TransactionId;
 use stun::attributes::{ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USERNAME, ATTR_USE_CANDIDATE};
 use stun::fingerprint::FINGERPRINT;
@@ -49,6 +50,8 @@ struct BridgeState {
     rx: Option<Context>,
     media: HashMap<u32, Received>,
     plis_for: Vec<u32>,
+    /// (SSRC, packet count) of every sender report.
+    sender_reports: Vec<(u32, u32)>,
 }
 
 /// Just enough of a bridge to drive the participant through a real session.
@@ -275,6 +278,9 @@ fn on_media(state: &Mutex<BridgeState>, d: &[u8]) {
             if let Some(pli) = p.as_any().downcast_ref::<PictureLossIndication>() {
                 st.plis_for.push(pli.media_ssrc);
             }
+            if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
+                st.sender_reports.push((sr.ssrc, sr.packet_count));
+            }
         }
         return;
     }
@@ -312,7 +318,7 @@ fn media_to_participant(ssrc: u32, pt: u8, seq: u16, body: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn full_session_with_fragmented_client_hello() {
     let mut config = ParticipantConfig::new("alice");
-    config.dtls_mtu = 200;
+    config.dtls_mtu = 120;
     let participant = Participant::bind(config.clone()).await.unwrap();
     let bridge = FakeBridge::start(&participant.local_description(), SrtpChoice::GcmFirst).await;
 
@@ -410,6 +416,20 @@ async fn full_session_with_fragmented_client_hello() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(bridge.state.lock().unwrap().plis_for, [0x1234]);
 
+    // Sender reports went out for both streams, counting what was sent.
+    {
+        let st = bridge.state.lock().unwrap();
+        for ssrc in [config.audio_ssrc, config.video_ssrc] {
+            let (_, count) = st
+                .sender_reports
+                .iter()
+                .find(|(s, _)| *s == ssrc)
+                .expect("a sender report per stream");
+            assert!(u64::from(*count) <= st.media[&ssrc].packets);
+            assert!(*count > 0);
+        }
+    }
+
     // stop_media really stops.
     participant.stop_media();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -425,6 +445,12 @@ async fn full_session_with_fragmented_client_hello() {
     participant.close().await;
     UdpSocket::bind(addr).await.unwrap();
     assert!(bridge.dtls.lock().await.is_some());
+
+    // Neither side's DTLS tasks outlive their connections.
+    drop(bridge);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    assert_eq!(metrics.num_alive_tasks(), 0);
 }
 
 #[tokio::test]
@@ -468,9 +494,11 @@ async fn wrong_fingerprint_fails_the_handshake() {
 
 #[tokio::test]
 async fn silent_bridge_times_out_naming_ice() {
-    let participant = Participant::bind(ParticipantConfig::new("carol"))
-        .await
-        .unwrap();
+    let participant = Arc::new(
+        Participant::bind(ParticipantConfig::new("carol"))
+            .await
+            .unwrap(),
+    );
     let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let remote = RemoteDescription {
         ufrag: "x".into(),
@@ -479,9 +507,11 @@ async fn silent_bridge_times_out_naming_ice() {
         fingerprint: fingerprint(b"z"),
     };
     let started = std::time::Instant::now();
-    let err = participant
-        .connect(&remote, Duration::from_millis(300))
+    // On another task: the participant and its futures must be Send + Sync for the benchmark.
+    let p = Arc::clone(&participant);
+    let err = tokio::spawn(async move { p.connect(&remote, Duration::from_millis(300)).await })
         .await
+        .unwrap()
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(format!("{err}").contains("ICE"), "{err}");
