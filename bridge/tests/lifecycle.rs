@@ -33,7 +33,9 @@ async fn expired_endpoints_free_their_state() {
         ParticipantConfig::new("listener"),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Let every periodic exchange (its sender reports, the bridge's receiver reports and
+    // feedback) happen, so the listener's own state has its steady size before measuring.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let start = bridge.metrics().await;
     let start_bytes = start.get("tutti_bridge_endpoint_state_bytes");
     assert_eq!(start.get("tutti_bridge_endpoints"), 1.0);
@@ -227,7 +229,7 @@ async fn failures_are_reported_as_events() {
         next_state(&mut events, "quiet").await.0,
         pb::EndpointState::Connected
     );
-    quiet.close().await;
+    quiet.vanish().await;
     let (state, detail) = next_state(&mut events, "quiet").await;
     assert_eq!(state, pb::EndpointState::TimedOut, "{detail}");
 

@@ -24,7 +24,7 @@ async fn three_participants_exchange_media_and_feedback() {
     // One participant fragments its ClientHello over several datagrams; one uses AES-CM while
     // the others use GCM, so the bridge re-encrypts between profiles.
     let mut fragmenting = config("alice", SrtpChoice::GcmOnly);
-    fragmenting.dtls_mtu = 200;
+    fragmenting.dtls_mtu = 120;
     let alice = join(&mut client, "room", "alice", fragmenting).await;
     let bob = join(
         &mut client,
@@ -154,6 +154,20 @@ async fn three_participants_exchange_media_and_feedback() {
         sent.len()
     );
     assert!(stats.receiver_reports > 0, "no receiver report reached bob");
+    assert_eq!(
+        stats.remb_bps, None,
+        "bob negotiated transport-cc, REMB is not for him"
+    );
+    let carol_stats = carol.stats();
+    assert_eq!(
+        carol_stats.twcc_feedbacks, 0,
+        "carol negotiated no transport-cc"
+    );
+    assert!(
+        carol_stats.remb_bps.is_some_and(|bps| bps > 1_000_000),
+        "carol got no REMB: {:?}",
+        carol_stats.remb_bps
+    );
 
     let metrics = bridge.metrics().await;
     assert!(metrics.get("tutti_bridge_transport_cc_feedback_sent_total") > 10.0);

@@ -325,7 +325,13 @@ impl Endpoint {
                         ));
                     }
                 }
-                tutti_ice::Event::TimedOut => {
+                // A failure already reported stays the endpoint's state.
+                tutti_ice::Event::TimedOut
+                    if matches!(
+                        self.state,
+                        EndpointState::Allocated | EndpointState::Connected
+                    ) =>
+                {
                     counters.consent_timeouts += 1;
                     self.state = EndpointState::TimedOut;
                     changes.push(TransportChange::State(
@@ -333,6 +339,7 @@ impl Endpoint {
                         format!("no packets for {} s", settings.consent_timeout.as_secs()),
                     ));
                 }
+                tutti_ice::Event::TimedOut => {}
             }
         }
         loop {

@@ -270,15 +270,18 @@ pub async fn join(
     config: ParticipantConfig,
 ) -> Participant {
     let sources = source_list(&config);
-    join_with_sources(client, conference, endpoint, config, sources).await
+    let media = media_list(&config);
+    join_with(client, conference, endpoint, config, sources, media).await
 }
 
-pub async fn join_with_sources(
+/// Like `join`, with the sources and media description the test chooses.
+pub async fn join_with(
     client: &mut BridgeClient<Channel>,
     conference: &str,
     endpoint: &str,
     config: ParticipantConfig,
     sources: pb::SourceList,
+    media: pb::MediaList,
 ) -> Participant {
     client
         .create_conference(pb::CreateConferenceRequest {
@@ -297,7 +300,6 @@ pub async fn join_with_sources(
         .expect("allocate endpoint")
         .into_inner();
     let remote = remote_description(allocated.transport.as_ref().expect("transport"));
-    let media = media_list(&config);
     let participant = Participant::bind(config)
         .await
         .expect("binding the participant");

@@ -212,6 +212,8 @@ struct State {
     media: MediaSource,
     stats: Stats,
     twcc_sent: Vec<u16>,
+    /// The last SRTP packet sent, kept so a test can replay it.
+    last_rtp: Option<Vec<u8>>,
 }
 
 /// What the participant's tasks share.
@@ -307,6 +309,7 @@ impl Participant {
                 media: MediaSource::new(&config),
                 stats: Stats::default(),
                 twcc_sent: Vec::new(),
+                last_rtp: None,
             }),
         });
         let recv = tokio::spawn(recv_loop(Arc::clone(&socket), Arc::clone(&shared)));
@@ -512,6 +515,17 @@ impl Participant {
         Ok(())
     }
 
+    /// Sends the last SRTP packet again, byte for byte: a replay the bridge must reject.
+    pub async fn replay_last_rtp(&self) -> anyhow::Result<()> {
+        let datagram = self
+            .shared
+            .lock()
+            .last_rtp
+            .clone()
+            .context("no RTP sent yet")?;
+        self.send_raw(&datagram).await
+    }
+
     /// Transport-wide sequence numbers we actually sent (for checking feedback coverage).
     pub fn twcc_sent_sequences(&self) -> Vec<u16> {
         self.shared.lock().twcc_sent.clone()
@@ -540,6 +554,21 @@ impl Participant {
             let _ = t.await;
         }
         self.shared.lock().dtls_in = None;
+    }
+}
+
+impl Participant {
+    /// Stops every task and releases the socket without a DTLS close_notify: to the bridge this
+    /// participant simply falls silent, as when its network goes away.
+    pub async fn vanish(self) {
+        self.shared.dtls_counters.silence();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
     }
 }
 
@@ -828,7 +857,11 @@ async fn media_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
         };
         for (datagram, twcc_seq) in out {
             match socket.send_to(&datagram, to).await {
-                Ok(_) => shared.lock().twcc_sent.push(twcc_seq),
+                Ok(_) => {
+                    let mut st = shared.lock();
+                    st.twcc_sent.push(twcc_seq);
+                    st.last_rtp = Some(datagram.to_vec());
+                }
                 Err(e) => tracing::debug!(participant = %shared.config.name, "media send: {e}"),
             }
         }

@@ -25,6 +25,9 @@ use crate::SrtpChoice;
 pub struct DtlsCounters {
     sent_before_reply: AtomicUsize,
     reply_seen: AtomicBool,
+    /// Set when the participant vanishes: DTLS must not send anything more (not even the
+    /// close_notify its stack sends while shutting down).
+    silenced: AtomicBool,
 }
 
 impl DtlsCounters {
@@ -39,6 +42,10 @@ impl DtlsCounters {
 
     pub fn reply_seen(&self) -> bool {
         self.reply_seen.load(Ordering::Relaxed)
+    }
+
+    pub fn silence(&self) {
+        self.silenced.store(true, Ordering::Relaxed);
     }
 
     fn on_send(&self) {
@@ -111,6 +118,9 @@ impl Conn for ChannelConn {
             .socket
             .upgrade()
             .ok_or_else(|| webrtc_util::Error::Other("participant closed".to_owned()))?;
+        if self.counters.silenced.load(Ordering::Relaxed) {
+            return Err(webrtc_util::Error::Other("participant vanished".to_owned()));
+        }
         self.counters.on_send();
         Ok(socket.send_to(buf, target).await?)
     }
