@@ -46,6 +46,8 @@ async fn bad_datagrams_are_counted_and_harmless() {
     .await;
 
     let stranger = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Counters are published every 100 ms: let the ones from connecting settle first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let before = bridge.metrics().await;
     let media = bridge.bound.media;
     let send = |data: Vec<u8>| {
@@ -130,17 +132,13 @@ async fn bad_datagrams_are_counted_and_harmless() {
         ("srtp_replayed", 1.0),
         ("stun_unknown_transaction", 1.0),
     ];
-    let mut metrics = bridge.metrics().await;
-    for _ in 0..50 {
-        if expect
-            .iter()
-            .all(|(reason, n)| metrics.drop_count(reason) - before.drop_count(reason) >= *n)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        metrics = bridge.metrics().await;
-    }
+    let metrics = bridge
+        .metrics_when(|m| {
+            expect
+                .iter()
+                .all(|(reason, n)| m.drop_count(reason) - before.drop_count(reason) >= *n)
+        })
+        .await;
     for (reason, n) in expect {
         assert_eq!(
             metrics.drop_count(reason) - before.drop_count(reason),

@@ -93,9 +93,9 @@ async fn expired_endpoints_free_their_state() {
         }
         done += batch;
     }
-    // The worker publishes its gauges every 100 ms.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let end = bridge.metrics().await;
+    let end = bridge
+        .metrics_when(|m| m.get("tutti_bridge_endpoint_state_bytes") == start_bytes)
+        .await;
     assert_eq!(
         end.get("tutti_bridge_endpoints"),
         1.0,
@@ -233,7 +233,9 @@ async fn failures_are_reported_as_events() {
     let (state, detail) = next_state(&mut events, "quiet").await;
     assert_eq!(state, pb::EndpointState::TimedOut, "{detail}");
 
-    let metrics = bridge.metrics().await;
+    let metrics = bridge
+        .metrics_when(|m| m.get("tutti_bridge_consent_timeouts_total") > 0.0)
+        .await;
     assert_eq!(metrics.get("tutti_bridge_ice_failures_total"), 1.0);
     assert_eq!(metrics.get("tutti_bridge_dtls_failures_total"), 1.0);
     assert_eq!(metrics.get("tutti_bridge_consent_timeouts_total"), 1.0);

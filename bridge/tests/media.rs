@@ -33,11 +33,23 @@ async fn three_participants_exchange_media_and_feedback() {
         config("bob", SrtpChoice::GcmFirst),
     )
     .await;
-    let carol = join(
+    // carol negotiates no transport-cc: the bridge gives her REMB instead of feedback.
+    let carol_config = config("carol", SrtpChoice::AesCmOnly);
+    let mut carol_media = media_list(&carol_config);
+    for media in &mut carol_media.media {
+        media.header_extensions.clear();
+        for pt in &mut media.payload_types {
+            pt.rtcp_fb.retain(|fb| fb != "transport-cc");
+        }
+    }
+    let carol_sources = source_list(&carol_config);
+    let carol = join_with(
         &mut client,
         "room",
         "carol",
-        config("carol", SrtpChoice::AesCmOnly),
+        carol_config,
+        carol_sources,
+        carol_media,
     )
     .await;
     let alice_stats = alice.stats();
@@ -169,7 +181,9 @@ async fn three_participants_exchange_media_and_feedback() {
         carol_stats.remb_bps
     );
 
-    let metrics = bridge.metrics().await;
+    let metrics = bridge
+        .metrics_when(|m| m.get("tutti_bridge_transport_cc_feedback_sent_total") > 10.0)
+        .await;
     assert!(metrics.get("tutti_bridge_transport_cc_feedback_sent_total") > 10.0);
     assert!(metrics.get("tutti_bridge_packets_sent_total{media=\"video\"}") > 400.0);
     assert_eq!(metrics.get("tutti_bridge_endpoints"), 3.0);

@@ -116,8 +116,17 @@ impl BridgeProcess {
         Metrics(values)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// Scrapes /metrics until `check` holds (the worker publishes every 100 ms) or 5 s pass;
+    /// returns the last scrape either way, for the caller's assertions.
+    pub async fn metrics_when(&self, check: impl Fn(&Metrics) -> bool) -> Metrics {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let metrics = self.metrics().await;
+            if check(&metrics) || Instant::now() > deadline {
+                return metrics;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
