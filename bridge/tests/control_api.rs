@@ -14,6 +14,9 @@ async fn control_api_errors_and_idempotency() {
     }
     let bridge = BridgeProcess::start(&[]);
     let mut client = bridge.client().await;
+    let (status, body) = bridge.http_get("/health").await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(body, "ok\n");
 
     let err = client
         .allocate_endpoint(pb::AllocateEndpointRequest {

@@ -166,6 +166,10 @@ async fn three_participants_exchange_media_and_feedback() {
         sent.len()
     );
     assert!(stats.receiver_reports > 0, "no receiver report reached bob");
+    assert!(
+        stats.sender_reports > 0,
+        "the other senders' reports were not passed on to bob"
+    );
     assert_eq!(
         stats.remb_bps, None,
         "bob negotiated transport-cc, REMB is not for him"
@@ -263,4 +267,82 @@ async fn conferences_share_nothing() {
         a_before,
         "media still forwarded in an expired conference"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_forwards_only_the_first_layer() {
+    if rerun_in_own_netns("simulcast_forwards_only_the_first_layer") {
+        return;
+    }
+    let bridge = BridgeProcess::start(&[]);
+    let mut client = bridge.client().await;
+    // Two senders that signal SIM groups of two layers and send one of them: the first layer
+    // (forwarded) and the second (not forwarded until receivers can choose layers).
+    let simulcast = |config: &ParticipantConfig, layers: [u32; 2]| {
+        let mut sources = source_list(config);
+        let other = layers
+            .iter()
+            .copied()
+            .find(|s| *s != config.video_ssrc)
+            .unwrap();
+        sources.sources.push(tutti_proto::bridge_v1::Source {
+            ssrc: other,
+            media_type: tutti_proto::bridge_v1::MediaType::Video as i32,
+            ..Default::default()
+        });
+        sources.groups.push(tutti_proto::bridge_v1::SourceGroup {
+            semantics: "SIM".into(),
+            ssrcs: layers.to_vec(),
+        });
+        sources
+    };
+    let low_config = ParticipantConfig::new("low");
+    let low_sources = simulcast(&low_config, [low_config.video_ssrc, 7_000_001]);
+    let low_media = media_list(&low_config);
+    let low = join_with(
+        &mut client,
+        "sim",
+        "low",
+        low_config,
+        low_sources,
+        low_media,
+    )
+    .await;
+    let high_config = ParticipantConfig::new("high");
+    let high_sources = simulcast(&high_config, [7_000_002, high_config.video_ssrc]);
+    let high_media = media_list(&high_config);
+    let high = join_with(
+        &mut client,
+        "sim",
+        "high",
+        high_config,
+        high_sources,
+        high_media,
+    )
+    .await;
+    let viewer = join(
+        &mut client,
+        "sim",
+        "viewer",
+        ParticipantConfig::new("viewer"),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(5),
+        "the first layer and audio arrive",
+        || {
+            received(&viewer, low.config().video_ssrc) > 100
+                && received(&viewer, high.config().audio_ssrc) > 20
+        },
+    )
+    .await;
+    assert_eq!(
+        received(&viewer, high.config().video_ssrc),
+        0,
+        "a second simulcast layer was forwarded"
+    );
+    let metrics = bridge
+        .metrics_when(|m| m.get("tutti_bridge_simulcast_layers_skipped_total") > 100.0)
+        .await;
+    assert!(metrics.get("tutti_bridge_simulcast_layers_skipped_total") > 100.0);
 }

@@ -94,17 +94,25 @@ impl BridgeProcess {
             .expect("connecting to the bridge's gRPC API")
     }
 
-    /// Scrapes /metrics: metric name with labels (as printed) → value.
-    pub async fn metrics(&self) -> Metrics {
+    /// A plain HTTP/1.0 GET on the bridge's HTTP port: (status line, body).
+    pub async fn http_get(&self, path: &str) -> (String, String) {
         let mut stream = tokio::net::TcpStream::connect(self.bound.http)
             .await
-            .expect("connecting to /metrics");
+            .expect("connecting to the bridge's HTTP port");
         stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: bridge\r\n\r\n")
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: bridge\r\n\r\n").as_bytes())
             .await
             .unwrap();
-        let mut body = String::new();
-        stream.read_to_string(&mut body).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head.lines().next().unwrap_or_default().to_string();
+        (status, body.to_string())
+    }
+
+    /// Scrapes /metrics: metric name with labels (as printed) → value.
+    pub async fn metrics(&self) -> Metrics {
+        let (_, body) = self.http_get("/metrics").await;
         let mut values = HashMap::new();
         for line in body.lines().filter(|l| !l.starts_with('#')) {
             if let Some((name, value)) = line.rsplit_once(' ') {
