@@ -1,0 +1,27 @@
+//! The signalling logic of the Tutti focus, without sockets.
+//!
+//! - [`jingle`]: a lossless model of the Jingle elements lib-jitsi-meet clients and Jicofo
+//!   exchange, parsed from and written to `minidom` elements (the type tokio-xmpp carries).
+//! - [`jitsi`]: Jitsi Meet's own elements, kept apart from the plain XEPs.
+//! - [`sources`]: a participant's sources, their validation and what other participants see.
+//! - [`offer`]: the focus's `session-initiate`, `source-add` and `source-remove`.
+//! - [`to_bridge`]: a participant's answer and trickled candidates as bridge updates.
+
+pub mod error;
+pub mod extensions;
+pub mod jingle;
+pub mod jitsi;
+pub mod ns;
+pub mod offer;
+pub mod sources;
+pub mod to_bridge;
+mod xml;
+
+#[cfg(test)]
+mod test_support;
+
+#[cfg(test)]
+mod hostile_input_tests;
+
+pub use error::JingleError;
+pub use extensions::{Extension, Extensions};

@@ -1,0 +1,395 @@
+use minidom::Element;
+
+use super::*;
+use crate::test_support::{fixture_jingle, SESSION_ACCEPT};
+
+const ALICE: &str = "room@muc/alice";
+const BOB: &str = "room@muc/bob";
+
+fn source(ssrc: u32, media: MediaType) -> MediaSource {
+    MediaSource {
+        ssrc,
+        media,
+        name: None,
+        msid: None,
+        video_type: None,
+    }
+}
+
+fn group(semantics: GroupSemantics, ssrcs: &[u32]) -> SsrcGroup {
+    SsrcGroup {
+        media: MediaType::Video,
+        semantics,
+        ssrcs: ssrcs.to_vec(),
+    }
+}
+
+/// One audio source and a three-layer simulcast video with RTX: 1; 10, 11, 12 (layers) and 20,
+/// 21, 22 (their RTX).
+fn simulcast_sender() -> EndpointSources {
+    let mut sources = vec![source(1, MediaType::Audio)];
+    sources.extend([10, 11, 12, 20, 21, 22].map(|ssrc| source(ssrc, MediaType::Video)));
+    EndpointSources {
+        sources,
+        groups: vec![
+            group(GroupSemantics::Simulcast, &[10, 11, 12]),
+            group(GroupSemantics::Fid, &[10, 20]),
+            group(GroupSemantics::Fid, &[11, 21]),
+            group(GroupSemantics::Fid, &[12, 22]),
+        ],
+    }
+}
+
+fn ssrcs(sources: &EndpointSources) -> Vec<u32> {
+    sources.sources.iter().map(|source| source.ssrc).collect()
+}
+
+#[test]
+fn captured_session_accept_sources_are_extracted() {
+    let sources = EndpointSources::from_jingle(&fixture_jingle(SESSION_ACCEPT)).unwrap();
+    assert_eq!(
+        ssrcs(&sources),
+        [3196618725, 1130870372, 624615736, 1264459138, 3424343406, 3210077697, 989326016]
+    );
+    assert_eq!(sources.sources[0].media, MediaType::Audio);
+    assert_eq!(
+        sources.sources[0].msid.as_deref(),
+        Some("eff6ccca-audio-1 4c100a64-e1c1-461b-b26b-071f6e06b897-1")
+    );
+    assert!(sources.sources[1..]
+        .iter()
+        .all(|source| source.media == MediaType::Video));
+    assert_eq!(sources.groups.len(), 4);
+    assert_eq!(
+        sources.groups[1],
+        SsrcGroup {
+            media: MediaType::Video,
+            semantics: GroupSemantics::Simulcast,
+            ssrcs: vec![1130870372, 1264459138, 3424343406],
+        }
+    );
+}
+
+#[test]
+fn captured_simulcast_is_seen_by_receivers_as_its_first_layer_with_rtx() {
+    let sources = EndpointSources::from_jingle(&fixture_jingle(SESSION_ACCEPT)).unwrap();
+    let view = sources.receiver_view(ALICE);
+    assert_eq!(view.owner(), ALICE);
+    assert_eq!(ssrcs(view.sources()), [3196618725, 1130870372, 624615736]);
+    assert_eq!(
+        view.sources().groups,
+        [SsrcGroup {
+            media: MediaType::Video,
+            semantics: GroupSemantics::Fid,
+            ssrcs: vec![1130870372, 624615736],
+        }]
+    );
+}
+
+#[test]
+fn receiver_view_drops_other_groups_and_keeps_plain_sources() {
+    let mut sources = simulcast_sender();
+    sources.sources.push(source(30, MediaType::Video));
+    sources
+        .groups
+        .push(group(GroupSemantics::Other("FEC-FR".into()), &[30]));
+    let view = sources.receiver_view(ALICE);
+    assert_eq!(ssrcs(view.sources()), [1, 10, 20, 30]);
+    assert_eq!(
+        view.sources().groups,
+        [group(GroupSemantics::Fid, &[10, 20])]
+    );
+}
+
+fn invalid(sources: EndpointSources) -> SourceError {
+    sources.validate().unwrap_err()
+}
+
+#[test]
+fn validation_limits_ssrcs_per_participant() {
+    let at_limit = EndpointSources {
+        sources: (1..=20)
+            .map(|ssrc| source(ssrc, MediaType::Video))
+            .collect(),
+        groups: Vec::new(),
+    };
+    assert_eq!(at_limit.validate(), Ok(()));
+    let over = EndpointSources {
+        sources: (1..=21)
+            .map(|ssrc| source(ssrc, MediaType::Video))
+            .collect(),
+        groups: Vec::new(),
+    };
+    assert_eq!(invalid(over), SourceError::TooManySsrcs { count: 21 });
+}
+
+#[test]
+fn validation_refuses_zero_and_duplicate_ssrcs() {
+    let zero = EndpointSources {
+        sources: vec![source(0, MediaType::Audio)],
+        groups: Vec::new(),
+    };
+    assert_eq!(invalid(zero), SourceError::ZeroSsrc);
+    let duplicate = EndpointSources {
+        sources: vec![source(5, MediaType::Audio), source(5, MediaType::Video)],
+        groups: Vec::new(),
+    };
+    assert_eq!(invalid(duplicate), SourceError::DuplicateSsrc(5));
+}
+
+#[test]
+fn validation_refuses_groups_over_foreign_ssrcs() {
+    let mut sources = simulcast_sender();
+    sources.groups.push(group(GroupSemantics::Fid, &[12, 99]));
+    assert_eq!(
+        invalid(sources),
+        SourceError::GroupReferencesUnknownSsrc {
+            semantics: "FID".into(),
+            media: MediaType::Video,
+            ssrc: 99
+        }
+    );
+    let mut sources = simulcast_sender();
+    sources.groups.push(group(GroupSemantics::Fid, &[12, 1]));
+    assert!(
+        matches!(
+            invalid(sources),
+            SourceError::GroupReferencesUnknownSsrc { ssrc: 1, .. }
+        ),
+        "audio SSRC 1 in a video group"
+    );
+}
+
+#[test]
+fn validation_checks_group_shapes() {
+    let cases: [(&[u32], GroupSemantics, SourceError); 5] = [
+        (
+            &[10, 20, 21],
+            GroupSemantics::Fid,
+            SourceError::MalformedFidGroup {
+                ssrcs: vec![10, 20, 21],
+            },
+        ),
+        (
+            &[10, 10],
+            GroupSemantics::Fid,
+            SourceError::MalformedFidGroup {
+                ssrcs: vec![10, 10],
+            },
+        ),
+        (
+            &[10],
+            GroupSemantics::Simulcast,
+            SourceError::MalformedSimulcastGroup { ssrcs: vec![10] },
+        ),
+        (
+            &[10, 11, 10],
+            GroupSemantics::Simulcast,
+            SourceError::MalformedSimulcastGroup {
+                ssrcs: vec![10, 11, 10],
+            },
+        ),
+        (
+            &[10, 21],
+            GroupSemantics::Fid,
+            SourceError::SsrcWithTwoRtx { ssrc: 10 },
+        ),
+    ];
+    for (group_ssrcs, semantics, expected) in cases {
+        let mut sources = simulcast_sender();
+        sources.groups.push(group(semantics, group_ssrcs));
+        assert_eq!(invalid(sources), expected, "{group_ssrcs:?}");
+    }
+    let mut sources = simulcast_sender();
+    sources
+        .groups
+        .push(group(GroupSemantics::Simulcast, &[20, 11]));
+    assert_eq!(
+        invalid(sources),
+        SourceError::SsrcInTwoSimulcastGroups { ssrc: 11 }
+    );
+}
+
+#[test]
+fn sources_in_a_data_content_are_refused() {
+    let element: Element = "<jingle xmlns='urn:xmpp:jingle:1' action='source-add' sid='s'>\
+         <content name='data'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='application'>\
+         <source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='7'/></description></content>\
+         </jingle>"
+        .parse()
+        .unwrap();
+    let jingle = Jingle::from_element(&element).unwrap();
+    assert_eq!(
+        EndpointSources::from_jingle(&jingle),
+        Err(SourceError::SourcesInUnsupportedMedia {
+            content: "data".into(),
+            media: "application".into()
+        })
+    );
+}
+
+#[test]
+fn media_type_falls_back_to_the_content_name() {
+    let element: Element = "<jingle xmlns='urn:xmpp:jingle:1' action='source-add' sid='s'>\
+         <content name='video'><description xmlns='urn:xmpp:jingle:apps:rtp:1'>\
+         <source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='7' name='a-v1' videoType='desktop'/>\
+         </description></content></jingle>"
+        .parse()
+        .unwrap();
+    let sources = EndpointSources::from_jingle(&Jingle::from_element(&element).unwrap()).unwrap();
+    assert_eq!(
+        sources.sources,
+        [MediaSource {
+            ssrc: 7,
+            media: MediaType::Video,
+            name: Some("a-v1".into()),
+            msid: None,
+            video_type: Some("desktop".into()),
+        }]
+    );
+}
+
+#[test]
+fn accepted_sources_are_announced_as_the_receiver_view() {
+    let mut conference = ConferenceSources::new();
+    let change = conference.accept(ALICE, simulcast_sender()).unwrap();
+    assert_eq!(change.added, simulcast_sender().receiver_view(ALICE));
+    assert!(change.removed.is_empty());
+    assert_eq!(conference.owner_of(22), Some(ALICE));
+    assert_eq!(conference.get(ALICE), Some(&simulcast_sender()));
+}
+
+#[test]
+fn an_ssrc_owned_by_another_participant_is_refused() {
+    let mut conference = ConferenceSources::new();
+    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let stolen = EndpointSources {
+        sources: vec![source(2, MediaType::Audio), source(21, MediaType::Video)],
+        groups: Vec::new(),
+    };
+    let expected = SourceError::SsrcOwnedByOther {
+        ssrc: 21,
+        owner: ALICE.into(),
+    };
+    assert_eq!(
+        conference.accept(BOB, stolen.clone()),
+        Err(expected.clone())
+    );
+    assert_eq!(conference.add(BOB, &stolen), Err(expected));
+    assert_eq!(conference.get(BOB), None, "nothing stored on refusal");
+}
+
+#[test]
+fn source_add_is_checked_against_the_participants_existing_sources() {
+    let mut conference = ConferenceSources::new();
+    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let screen = EndpointSources {
+        sources: vec![source(40, MediaType::Video), source(41, MediaType::Video)],
+        groups: vec![group(GroupSemantics::Fid, &[40, 41])],
+    };
+    let change = conference.add(ALICE, &screen).unwrap();
+    assert_eq!(change.added.sources(), &screen);
+    assert!(change.removed.is_empty());
+    assert_eq!(conference.get(ALICE).unwrap().sources.len(), 9);
+
+    assert_eq!(
+        conference.add(ALICE, &screen),
+        Err(SourceError::DuplicateSsrc(40))
+    );
+    let too_many = EndpointSources {
+        sources: (100..112)
+            .map(|ssrc| source(ssrc, MediaType::Video))
+            .collect(),
+        groups: Vec::new(),
+    };
+    assert_eq!(
+        conference.add(ALICE, &too_many),
+        Err(SourceError::TooManySsrcs { count: 21 })
+    );
+    let group_over_existing = EndpointSources {
+        sources: vec![source(50, MediaType::Video)],
+        groups: vec![group(GroupSemantics::Fid, &[50, 12])],
+    };
+    assert_eq!(
+        conference.add(ALICE, &group_over_existing).map(|_| ()),
+        Ok(()),
+        "a group may reference SSRCs announced earlier"
+    );
+}
+
+#[test]
+fn source_remove_takes_groups_with_it_and_reports_what_receivers_lose() {
+    let mut conference = ConferenceSources::new();
+    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let removals = EndpointSources {
+        sources: vec![source(20, MediaType::Video)],
+        groups: Vec::new(),
+    };
+    let change = conference.remove(ALICE, &removals).unwrap();
+    assert_eq!(ssrcs(change.removed.sources()), [20]);
+    assert_eq!(
+        change.removed.sources().groups,
+        [group(GroupSemantics::Fid, &[10, 20])]
+    );
+    assert!(change.added.is_empty());
+    assert!(!conference
+        .get(ALICE)
+        .unwrap()
+        .groups
+        .iter()
+        .any(|group| group.ssrcs.contains(&20)));
+
+    assert_eq!(
+        conference.remove(ALICE, &removals),
+        Err(SourceError::RemovingUnknownSsrc { ssrc: 20 })
+    );
+}
+
+#[test]
+fn removing_the_simulcast_group_reveals_the_other_layers() {
+    let mut conference = ConferenceSources::new();
+    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let removals = EndpointSources {
+        sources: Vec::new(),
+        groups: vec![group(GroupSemantics::Simulcast, &[10, 11, 12])],
+    };
+    let change = conference.remove(ALICE, &removals).unwrap();
+    assert_eq!(ssrcs(change.added.sources()), [11, 12, 21, 22]);
+    assert!(change.removed.is_empty());
+}
+
+#[test]
+fn a_leaving_participant_is_removed_as_receivers_saw_it() {
+    let mut conference = ConferenceSources::new();
+    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let bob = EndpointSources {
+        sources: vec![source(7, MediaType::Audio)],
+        groups: Vec::new(),
+    };
+    conference.accept(BOB, bob.clone()).unwrap();
+
+    let for_carol = conference.receiver_views_except("room@muc/carol");
+    assert_eq!(for_carol.len(), 2);
+    let for_bob = conference.receiver_views_except(BOB);
+    assert_eq!(for_bob, [simulcast_sender().receiver_view(ALICE)]);
+
+    let removed = conference.remove_participant(ALICE);
+    assert_eq!(ssrcs(removed.sources()), [1, 10, 20]);
+    assert_eq!(conference.owner_of(10), None);
+    assert!(conference.receiver_views_except(BOB).is_empty());
+    assert!(conference.remove_participant(ALICE).is_empty());
+}
+
+#[test]
+fn a_new_session_accept_replaces_earlier_sources() {
+    let mut conference = ConferenceSources::new();
+    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let audio_only = EndpointSources {
+        sources: vec![source(1, MediaType::Audio)],
+        groups: Vec::new(),
+    };
+    let change = conference.accept(ALICE, audio_only.clone()).unwrap();
+    assert!(change.added.is_empty());
+    assert_eq!(ssrcs(change.removed.sources()), [10, 20]);
+    assert_eq!(conference.get(ALICE), Some(&audio_only));
+}
