@@ -43,6 +43,17 @@ pub struct Registry {
     pub conferences: HashMap<String, HashMap<String, EndpointEntry>>,
 }
 
+impl Registry {
+    fn conference(
+        &mut self,
+        conference_id: &str,
+    ) -> Result<&mut HashMap<String, EndpointEntry>, ControlError> {
+        self.conferences
+            .get_mut(conference_id)
+            .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))
+    }
+}
+
 pub struct Control {
     pub config: Config,
     pub media_address: SocketAddr,
@@ -156,10 +167,7 @@ impl Control {
     ) -> Result<(tutti_ice::Credentials, bool), ControlError> {
         check_id("endpoint_id", endpoint_id)?;
         let mut registry = self.registry();
-        let conference = registry
-            .conferences
-            .get_mut(conference_id)
-            .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))?;
+        let conference = registry.conference(conference_id)?;
         if let Some(entry) = conference.get(endpoint_id) {
             return Ok((entry.ice.clone(), false));
         }
@@ -191,10 +199,7 @@ impl Control {
         command: Command,
     ) -> Result<(), ControlError> {
         let mut registry = self.registry();
-        let conference = registry
-            .conferences
-            .get_mut(conference_id)
-            .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))?;
+        let conference = registry.conference(conference_id)?;
         if !conference.contains_key(endpoint_id) {
             return Err(ControlError::UnknownEndpoint {
                 conference: conference_id.to_string(),
@@ -226,10 +231,7 @@ impl Control {
         endpoint_id: &str,
     ) -> Result<(), ControlError> {
         let mut registry = self.registry();
-        let conference = registry
-            .conferences
-            .get_mut(conference_id)
-            .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))?;
+        let conference = registry.conference(conference_id)?;
         if conference.remove(endpoint_id).is_none() {
             return Err(ControlError::UnknownEndpoint {
                 conference: conference_id.to_string(),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tutti_rtp::rtcp::{self, Packet, ReportBlock};
 use tutti_rtp::rtp;
 
+use super::endpoint::Endpoint;
 use super::stats::DropReason;
 use super::udp::{SendBatch, SLOT};
 use super::worker::MediaState;
@@ -122,31 +123,11 @@ impl MediaState {
         if let Some(cache) = source.cache.as_mut() {
             cache.insert(header.sequence, packet);
         }
-        let conference = sender.conference;
-        let Some(conference) = self.conferences[conference].as_ref() else {
-            return;
-        };
-        for &member in &conference.members {
-            if member == slot {
-                continue;
-            }
-            let Some(receiver) = self.endpoints[member].as_mut() else {
-                continue;
-            };
-            if !receiver.receives(kind) {
-                continue;
-            }
-            let mut sent = 0;
-            out.push(|slot| {
-                let written = receiver.write_forwarded(packet, &header, sender_twcc, kind, slot);
-                sent = written.map_or(0, |w| w.1);
-                written
-            });
-            if sent > 0 {
-                self.counters.packets_out[kind_index(kind)] += 1;
-                self.counters.bytes_out[kind_index(kind)] += sent as u64;
-            }
-        }
+        let (packets, bytes) = self.fan_out(slot, kind, out, |receiver, buf| {
+            receiver.write_forwarded(packet, &header, sender_twcc, kind, buf)
+        });
+        self.counters.packets_out[kind_index(kind)] += packets;
+        self.counters.bytes_out[kind_index(kind)] += bytes;
     }
 
     fn on_rtcp(&mut self, slot: usize, packet: &[u8], now: Instant, out: &mut SendBatch) {
@@ -309,12 +290,31 @@ impl MediaState {
             return;
         }
         let kind = source.plan.kind;
-        let conference = sender.conference;
-        let Some(conference) = self.conferences[conference].as_ref() else {
-            return;
+        let (reports, _) = self.fan_out(slot, kind, out, |receiver, buf| {
+            let n = rtcp::write_sender_report(&mut buf[..SLOT - TAG_ROOM], ssrc, info, &[]).ok()?;
+            receiver.protect_rtcp(buf, n)
+        });
+        self.counters.sender_reports_forwarded += reports;
+    }
+
+    /// Sends one datagram, written per receiver by `write`, to every other member of the
+    /// sender's conference that receives `kind`; returns the datagrams and bytes sent.
+    fn fan_out(
+        &mut self,
+        sender: usize,
+        kind: MediaKind,
+        out: &mut SendBatch,
+        mut write: impl FnMut(&mut Endpoint, &mut [u8]) -> Option<(SocketAddr, usize)>,
+    ) -> (u64, u64) {
+        let Some(conference) = self.endpoints[sender].as_ref().map(|e| e.conference) else {
+            return (0, 0);
         };
+        let Some(conference) = self.conferences[conference].as_ref() else {
+            return (0, 0);
+        };
+        let (mut packets, mut bytes) = (0, 0);
         for &member in &conference.members {
-            if member == slot {
+            if member == sender {
                 continue;
             }
             let Some(receiver) = self.endpoints[member].as_mut() else {
@@ -323,18 +323,18 @@ impl MediaState {
             if !receiver.receives(kind) {
                 continue;
             }
-            let mut sent = false;
+            let mut sent = 0;
             out.push(|buf| {
-                let n =
-                    rtcp::write_sender_report(&mut buf[..SLOT - TAG_ROOM], ssrc, info, &[]).ok()?;
-                let r = receiver.protect_rtcp(buf, n);
-                sent = r.is_some();
-                r
+                let written = write(receiver, buf);
+                sent = written.map_or(0, |w| w.1);
+                written
             });
-            if sent {
-                self.counters.sender_reports_forwarded += 1;
+            if sent > 0 {
+                packets += 1;
+                bytes += sent as u64;
             }
         }
+        (packets, bytes)
     }
 
     /// transport-cc feedback to every sender that negotiated it: what arrived since the last one.
