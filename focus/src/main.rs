@@ -1,0 +1,156 @@
+//! `focus [--config FILE]`: the Tutti conference focus. It logs in to the XMPP server as an
+//! ordinary client (its account's JID is the address clients send conference requests to),
+//! joins MUC rooms as `focus`, and runs one Jingle session per participant, with media on the
+//! bridge. Once logged in it prints one JSON line to stdout, `{"jid":..,"http":..}` (the bound
+//! JID and the address of /metrics and /health), so whoever started it knows it is ready.
+
+mod service;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use futures::StreamExt;
+use tokio_xmpp::{Client, Event};
+use tracing::{info, warn};
+
+use service::bridge::Bridge;
+use service::conference::Focus;
+use service::config::Config;
+use service::metrics::{self, Metrics};
+
+fn usage() -> ExitCode {
+    eprintln!("usage: focus [--config FILE]\nEnvironment overrides: TUTTI_FOCUS_<FIELD> (see docs/focus.md)");
+    ExitCode::from(2)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // More than one rustls crypto provider is compiled into the workspace: choose one, or
+    // STARTTLS cannot pick it by itself. An error only means one is installed already.
+    let _ = tokio_xmpp::rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut args = std::env::args().skip(1);
+    let mut config_file: Option<PathBuf> = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => match args.next() {
+                Some(path) => config_file = Some(path.into()),
+                None => return usage(),
+            },
+            _ => return usage(),
+        }
+    }
+    let settings = match Config::load(config_file.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("focus: configuration error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("focus: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let listener = tokio::net::TcpListener::bind(settings.http_address)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the HTTP address {}: {e}", settings.http_address))?;
+    let http_address = listener.local_addr()?;
+    let http = axum::serve(listener, metrics::router(metrics.clone()));
+    tokio::spawn(async move {
+        if let Err(error) = http.await {
+            warn!(%error, "the HTTP server stopped");
+        }
+    });
+    let bridge = Bridge::new(&settings.bridge_url, settings.bridge_timeout)?;
+    info!(jid = %settings.jid, server = %settings.xmpp_server, "logging in");
+    let mut client = service::login::login(&settings).await?;
+    let bound = client
+        .bound_jid()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| settings.jid.to_string());
+    info!(jid = %bound, "online");
+    metrics.online.store(true, Ordering::Relaxed);
+    let mut focus = Focus::new(settings, bridge, metrics.clone());
+    focus.on_online();
+    flush(&mut client, &mut focus).await;
+    {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(
+            stdout,
+            "{}",
+            serde_json::json!({ "jid": bound, "http": http_address.to_string() })
+        );
+        let _ = stdout.flush();
+    }
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut reconnecting = false;
+    loop {
+        tokio::select! {
+            event = client.next() => match event {
+                Some(Event::Stanza(stanza)) => {
+                    focus.on_stanza(stanza).await;
+                    flush(&mut client, &mut focus).await;
+                }
+                Some(Event::Online { .. }) => {
+                    metrics.online.store(true, Ordering::Relaxed);
+                    if reconnecting {
+                        info!("online again: rejoining the rooms");
+                        focus.shutdown().await;
+                        focus.take_outbox();
+                        focus.on_online();
+                        flush(&mut client, &mut focus).await;
+                        reconnecting = false;
+                    }
+                }
+                Some(Event::Disconnected(error)) => {
+                    metrics.online.store(false, Ordering::Relaxed);
+                    warn!(%error, "disconnected from the XMPP server; reconnecting");
+                    reconnecting = true;
+                }
+                None => anyhow::bail!("the XMPP client stopped"),
+            },
+            () = &mut shutdown => {
+                info!("shutting down: leaving the rooms");
+                focus.shutdown().await;
+                flush(&mut client, &mut focus).await;
+                drop(client);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Sends what the focus produced, in order.
+async fn flush(client: &mut Client, focus: &mut Focus) {
+    for stanza in focus.take_outbox() {
+        if let Err(error) = client.send_stanza(stanza).await {
+            warn!(%error, "sending a stanza failed");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

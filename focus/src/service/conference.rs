@@ -1,0 +1,781 @@
+//! The focus's rooms: who is in them, their Jingle sessions and bridge endpoints.
+//!
+//! Everything here runs on the one signalling task, one stanza at a time, so the state needs no
+//! locks; what is to be sent is collected in an outbox the task writes to the XMPP stream.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::parsers::message::Message;
+use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
+use tokio_xmpp::Stanza;
+use tracing::{info, warn};
+use tutti_focus::jingle::{Action, Jingle, Reason, ReasonKind};
+use tutti_focus::offer::{self, SessionInitiate};
+use tutti_focus::sources::{ConferenceSources, EndpointSources, ReceiverView, SourceChange};
+use tutti_focus::to_bridge::{self, EndpointId, RemoteTransportState};
+
+use super::bridge::Bridge;
+use super::config::Settings;
+use super::metrics::Metrics;
+use super::stanzas::{self, iq_error, iq_result, iq_set, mint_id, Refusal};
+
+/// The nick lib-jitsi-meet expects the focus to have.
+pub const FOCUS_NICK: &str = "focus";
+
+enum SessionState {
+    /// session-initiate sent; source updates for the participant wait here until it accepts.
+    Pending {
+        queued: Vec<Jingle>,
+    },
+    Active,
+}
+
+struct Session {
+    sid: String,
+    endpoint_id: String,
+    state: SessionState,
+    transport: RemoteTransportState,
+}
+
+impl Session {
+    fn state_label(&self) -> &'static str {
+        match self.state {
+            SessionState::Pending { .. } => "pending",
+            SessionState::Active => "active",
+        }
+    }
+}
+
+struct Participant {
+    occupant: FullJid,
+    session: Option<Session>,
+}
+
+struct Room {
+    /// `room@muc/focus`.
+    focus_occupant: FullJid,
+    /// Joined from the configuration: the focus stays when the room empties.
+    configured: bool,
+    /// The bridge conference, once created.
+    conference_id: Option<String>,
+    /// Occupants other than the focus, by nick.
+    participants: BTreeMap<String, Participant>,
+    sources: ConferenceSources,
+}
+
+pub struct Focus {
+    settings: Settings,
+    bridge: Bridge,
+    metrics: Arc<Metrics>,
+    rooms: HashMap<BareJid, Room>,
+    outbox: Vec<Stanza>,
+}
+
+impl Focus {
+    pub fn new(settings: Settings, bridge: Bridge, metrics: Arc<Metrics>) -> Focus {
+        Focus {
+            settings,
+            bridge,
+            metrics,
+            rooms: HashMap::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// What is to be sent, in order.
+    pub fn take_outbox(&mut self) -> Vec<Stanza> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Joins the configured rooms (after every login).
+    pub fn on_online(&mut self) {
+        for room in self.settings.rooms.clone() {
+            self.join_room(room, true);
+        }
+    }
+
+    pub async fn on_stanza(&mut self, stanza: Stanza) {
+        match stanza {
+            Stanza::Iq(iq) => self.on_iq(iq).await,
+            Stanza::Presence(presence) => self.on_presence(presence).await,
+            Stanza::Message(message) => self.on_message(message),
+        }
+    }
+
+    /// Leaves every room and expires every conference (shutdown).
+    pub async fn shutdown(&mut self) {
+        let rooms: Vec<BareJid> = self.rooms.keys().cloned().collect();
+        for room in rooms {
+            self.leave_room(&room).await;
+        }
+    }
+
+    fn join_room(&mut self, room: BareJid, configured: bool) {
+        if let Some(existing) = self.rooms.get_mut(&room) {
+            existing.configured |= configured;
+            return;
+        }
+        let focus_occupant = match room.with_resource_str(FOCUS_NICK) {
+            Ok(occupant) => occupant,
+            Err(error) => {
+                warn!(%room, %error, "cannot form the focus's occupant JID");
+                self.metrics.error("room_join");
+                return;
+            }
+        };
+        info!(%room, "joining");
+        let history = Element::builder("history", stanzas::MUC)
+            .attr(rxml::xml_ncname!("maxstanzas").into(), "0")
+            .build();
+        let join = Presence::available()
+            .with_to(focus_occupant.clone())
+            .with_payloads(vec![Element::builder("x", stanzas::MUC)
+                .append(history)
+                .build()]);
+        self.outbox.push(Stanza::Presence(join));
+        self.rooms.insert(
+            room,
+            Room {
+                focus_occupant,
+                configured,
+                conference_id: None,
+                participants: BTreeMap::new(),
+                sources: ConferenceSources::new(),
+            },
+        );
+        self.metrics.rooms.inc();
+    }
+
+    /// Leaves `room`: expires its endpoints and conference and forgets it.
+    async fn leave_room(&mut self, room_jid: &BareJid) {
+        let Some(room) = self.rooms.remove(room_jid) else {
+            return;
+        };
+        info!(room = %room_jid, "leaving");
+        self.metrics.rooms.dec();
+        for participant in room.participants.values() {
+            self.metrics.participants.dec();
+            if let Some(session) = &participant.session {
+                self.metrics.session_state(session.state_label()).dec();
+            }
+        }
+        if let Some(conference_id) = &room.conference_id {
+            if let Err(error) = self.bridge.expire_conference(conference_id).await {
+                warn!(room = %room_jid, %error, "expiring the conference failed");
+                self.metrics.error("bridge");
+            }
+        }
+        let leave = Presence::unavailable().with_to(room.focus_occupant.clone());
+        self.outbox.push(Stanza::Presence(leave));
+    }
+
+    fn on_message(&mut self, message: Message) {
+        let Some(invite) = message
+            .payloads
+            .iter()
+            .find(|p| p.is("x", stanzas::DIRECT_INVITE))
+        else {
+            return;
+        };
+        match invite.attr("jid").map(|room| self.room_for_request(room)) {
+            Some(Ok(room)) => self.join_room(room, false),
+            Some(Err(refusal)) => {
+                warn!(from = ?message.from, ?refusal, "refused an invitation");
+                self.metrics.error(refusal.kind());
+            }
+            None => self.metrics.error("bad_request"),
+        }
+    }
+
+    /// `room` as a room JID on the configured MUC service.
+    fn room_for_request(&self, room: &str) -> Result<BareJid, Refusal> {
+        let jid = BareJid::new(room)
+            .map_err(|e| Refusal::BadRequest(format!("room '{room}' is not a JID: {e}")))?;
+        if jid.node().is_none() {
+            return Err(Refusal::BadRequest(format!(
+                "room '{room}' has no local part"
+            )));
+        }
+        if jid.domain().as_str() != self.settings.muc_domain {
+            return Err(Refusal::NotAllowed(format!(
+                "this focus serves rooms on {} only",
+                self.settings.muc_domain
+            )));
+        }
+        Ok(jid)
+    }
+
+    async fn on_iq(&mut self, iq: Iq) {
+        match iq {
+            Iq::Set {
+                from, id, payload, ..
+            } => {
+                let answer = self.on_iq_set(from.clone(), &payload).await;
+                self.answer(from, id, answer);
+            }
+            Iq::Get {
+                from, id, payload, ..
+            } => {
+                let answer = if payload.is("ping", stanzas::PING) {
+                    Ok(None)
+                } else if payload.is("query", stanzas::DISCO_INFO) {
+                    Ok(Some(disco_info()))
+                } else {
+                    Err(Refusal::ServiceUnavailable(format!(
+                        "<{} xmlns='{}'> is not served here",
+                        payload.name(),
+                        payload.ns()
+                    )))
+                };
+                self.answer(from, id, answer);
+            }
+            Iq::Error { from, error, .. } => {
+                warn!(?from, ?error, "a request of the focus was refused");
+                self.metrics.error("peer_refused");
+            }
+            Iq::Result { .. } => {}
+        }
+    }
+
+    fn answer(&mut self, to: Option<Jid>, id: String, answer: Result<Option<Element>, Refusal>) {
+        let stanza = match answer {
+            Ok(payload) => iq_result(to, id, payload),
+            Err(refusal) => {
+                info!(?to, ?refusal, "refused a request");
+                self.metrics.error(refusal.kind());
+                iq_error(to, id, &refusal)
+            }
+        };
+        self.outbox.push(stanza);
+    }
+
+    async fn on_iq_set(
+        &mut self,
+        from: Option<Jid>,
+        payload: &Element,
+    ) -> Result<Option<Element>, Refusal> {
+        if payload.is("conference", stanzas::FOCUS) {
+            let room = payload
+                .attr("room")
+                .ok_or_else(|| Refusal::BadRequest("<conference> lacks 'room'".to_owned()))?;
+            let room = self.room_for_request(room)?;
+            self.join_room(room.clone(), false);
+            let answer = Element::builder("conference", stanzas::FOCUS)
+                .attr(rxml::xml_ncname!("ready").into(), "true")
+                .attr(
+                    rxml::xml_ncname!("focusjid").into(),
+                    self.settings.full_jid.to_string(),
+                )
+                .attr(rxml::xml_ncname!("room").into(), room.to_string())
+                .build();
+            return Ok(Some(answer));
+        }
+        if payload.is("jingle", tutti_focus::ns::JINGLE) {
+            let from = from.ok_or(Refusal::UnknownSession)?;
+            return self.on_jingle(from, payload).await.map(|()| None);
+        }
+        Err(Refusal::ServiceUnavailable(format!(
+            "<{} xmlns='{}'> is not served here",
+            payload.name(),
+            payload.ns()
+        )))
+    }
+
+    async fn on_presence(&mut self, presence: Presence) {
+        let Some(Ok(from)) = presence.from.clone().map(Jid::try_into_full) else {
+            return;
+        };
+        let room_jid = from.to_bare();
+        if !self.rooms.contains_key(&room_jid) {
+            return;
+        }
+        let nick = from.resource().as_str().to_owned();
+        if nick == FOCUS_NICK {
+            self.on_own_presence(&room_jid, &presence).await;
+            return;
+        }
+        match presence.type_ {
+            PresenceType::None => {
+                let known = self
+                    .rooms
+                    .get(&room_jid)
+                    .is_some_and(|room| room.participants.contains_key(&nick));
+                if !known {
+                    self.participant_joined(&room_jid, from).await;
+                }
+            }
+            PresenceType::Unavailable => self.participant_left(&room_jid, &nick).await,
+            _ => {}
+        }
+    }
+
+    async fn on_own_presence(&mut self, room_jid: &BareJid, presence: &Presence) {
+        match presence.type_ {
+            PresenceType::Error => {
+                warn!(room = %room_jid, payloads = ?presence.payloads, "the room refused the focus");
+                self.metrics.error("room_join");
+                self.forget_room(room_jid).await;
+            }
+            PresenceType::Unavailable => {
+                info!(room = %room_jid, "the focus is no longer in the room");
+                self.forget_room(room_jid).await;
+            }
+            PresenceType::None => {
+                let created = presence
+                    .payloads
+                    .iter()
+                    .filter(|p| p.is("x", stanzas::MUC_USER))
+                    .flat_map(|x| x.children())
+                    .any(|status| {
+                        status.is("status", stanzas::MUC_USER) && status.attr("code") == Some("201")
+                    });
+                if created {
+                    let form = Element::builder("x", stanzas::DATA_FORMS)
+                        .attr(rxml::xml_ncname!("type").into(), "submit")
+                        .build();
+                    let query = Element::builder("query", stanzas::MUC_OWNER)
+                        .append(form)
+                        .build();
+                    self.outbox.push(iq_set(Jid::from(room_jid.clone()), query));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The room is gone for the focus: expire what the bridge has and forget it, without
+    /// sending anything to the room.
+    async fn forget_room(&mut self, room_jid: &BareJid) {
+        self.leave_room(room_jid).await;
+        self.outbox.pop();
+    }
+
+    /// A new occupant: conference (first time), endpoint, session-initiate.
+    async fn participant_joined(&mut self, room_jid: &BareJid, occupant: FullJid) {
+        let started = Instant::now();
+        let nick = occupant.resource().as_str().to_owned();
+        let Some(room) = self.rooms.get_mut(room_jid) else {
+            return;
+        };
+        info!(%occupant, "joined");
+        room.participants.insert(
+            nick.clone(),
+            Participant {
+                occupant: occupant.clone(),
+                session: None,
+            },
+        );
+        self.metrics.participants.inc();
+        let conference_id = match &room.conference_id {
+            Some(id) => id.clone(),
+            None => {
+                let id = mint_id();
+                if let Err(error) = self.bridge.create_conference(&id, room_jid.as_str()).await {
+                    self.allocation_failed(&occupant, &error.to_string());
+                    return;
+                }
+                room.conference_id = Some(id.clone());
+                id
+            }
+        };
+        let endpoint_id = mint_id();
+        let transport = match self
+            .bridge
+            .allocate_endpoint(&conference_id, &endpoint_id)
+            .await
+        {
+            Ok(transport) => transport,
+            Err(error) => {
+                self.allocation_failed(&occupant, &error.to_string());
+                return;
+            }
+        };
+        let sid = mint_id();
+        let initiator = room.focus_occupant.to_string();
+        let responder = occupant.to_string();
+        let views = room.sources.receiver_views_except(&responder);
+        let offer = offer::session_initiate(&SessionInitiate {
+            sid: &sid,
+            initiator: &initiator,
+            responder: &responder,
+            bridge_transport: &transport,
+            sources: &views,
+            bridge_session_id: Some(&endpoint_id),
+        });
+        let jingle = match offer {
+            Ok(jingle) => jingle,
+            Err(error) => {
+                if let Err(expire) = self
+                    .bridge
+                    .expire_endpoint(&conference_id, &endpoint_id)
+                    .await
+                {
+                    warn!(%expire, "expiring an unusable endpoint failed");
+                }
+                self.allocation_failed(&occupant, &format!("the bridge's transport: {error}"));
+                return;
+            }
+        };
+        let Some(participant) = room.participants.get_mut(&nick) else {
+            return;
+        };
+        participant.session = Some(Session {
+            sid,
+            endpoint_id,
+            state: SessionState::Pending { queued: Vec::new() },
+            transport: RemoteTransportState::new(),
+        });
+        self.metrics.session_state("pending").inc();
+        self.outbox
+            .push(iq_set(Jid::from(occupant), jingle.to_element()));
+        self.metrics
+            .allocation_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Tells the participant its media could not be set up; it stays in the room without a
+    /// session.
+    fn allocation_failed(&mut self, occupant: &FullJid, cause: &str) {
+        warn!(%occupant, cause, "allocation failed");
+        self.metrics.error("allocation");
+        let mut terminate = Jingle::new(Action::SessionTerminate, mint_id());
+        terminate.reason = Some(Reason::new(ReasonKind::GeneralError).with_text(format!(
+            "the focus could not allocate media on the bridge: {cause}"
+        )));
+        self.outbox
+            .push(iq_set(Jid::from(occupant.clone()), terminate.to_element()));
+    }
+
+    async fn participant_left(&mut self, room_jid: &BareJid, nick: &str) {
+        let Some(room) = self.rooms.get_mut(room_jid) else {
+            return;
+        };
+        let Some(participant) = room.participants.remove(nick) else {
+            return;
+        };
+        info!(occupant = %participant.occupant, "left");
+        self.metrics.participants.dec();
+        if let Some(session) = participant.session {
+            self.end_session(room_jid, &participant.occupant, session)
+                .await;
+        }
+        let Some(room) = self.rooms.get_mut(room_jid) else {
+            return;
+        };
+        if room.participants.is_empty() {
+            if room.configured {
+                if let Some(conference_id) = room.conference_id.take() {
+                    if let Err(error) = self.bridge.expire_conference(&conference_id).await {
+                        warn!(room = %room_jid, %error, "expiring the conference failed");
+                        self.metrics.error("bridge");
+                    }
+                }
+            } else {
+                self.leave_room(room_jid).await;
+            }
+        }
+    }
+
+    /// The participant's session is over: expire its endpoint, and remove its sources from
+    /// everyone else.
+    async fn end_session(&mut self, room_jid: &BareJid, occupant: &FullJid, session: Session) {
+        self.metrics.session_state(session.state_label()).dec();
+        let Some(room) = self.rooms.get_mut(room_jid) else {
+            return;
+        };
+        if let Some(conference_id) = &room.conference_id {
+            if let Err(error) = self
+                .bridge
+                .expire_endpoint(conference_id, &session.endpoint_id)
+                .await
+            {
+                warn!(%occupant, %error, "expiring the endpoint failed");
+                self.metrics.error("bridge");
+            }
+        }
+        let removed = room.sources.remove_participant(occupant.as_str());
+        let outbox = &mut self.outbox;
+        signal(
+            room,
+            occupant.as_str(),
+            &removed,
+            Action::SourceRemove,
+            outbox,
+        );
+    }
+
+    async fn on_jingle(&mut self, from: Jid, element: &Element) -> Result<(), Refusal> {
+        let jingle =
+            Jingle::from_element(element).map_err(|e| Refusal::BadRequest(e.to_string()))?;
+        let found = self.rooms.iter().find_map(|(room_jid, room)| {
+            room.participants.iter().find_map(|(nick, participant)| {
+                participant
+                    .session
+                    .as_ref()
+                    .filter(|session| session.sid == jingle.sid)
+                    .map(|_| (room_jid.clone(), nick.clone()))
+            })
+        });
+        if jingle.action == Action::SessionInitiate {
+            return Err(Refusal::ServiceUnavailable(match found {
+                Some(_) => format!("session '{}' already exists", jingle.sid),
+                None => "the focus initiates the sessions; it accepts none".to_owned(),
+            }));
+        }
+        let (room_jid, nick) = found.ok_or(Refusal::UnknownSession)?;
+        let room = self.rooms.get(&room_jid).ok_or(Refusal::UnknownSession)?;
+        let participant = room
+            .participants
+            .get(&nick)
+            .ok_or(Refusal::UnknownSession)?;
+        if from != participant.occupant.clone() {
+            return Err(Refusal::UnknownSession);
+        }
+        let occupant = participant.occupant.clone();
+        match jingle.action {
+            Action::SessionAccept => self.on_session_accept(&room_jid, &nick, &jingle).await,
+            Action::TransportInfo => self.on_transport_info(&room_jid, &nick, &jingle).await,
+            Action::SourceAdd | Action::SourceRemove => {
+                self.on_source_update(&room_jid, &nick, &jingle).await
+            }
+            Action::SessionTerminate => {
+                let session = self
+                    .rooms
+                    .get_mut(&room_jid)
+                    .and_then(|room| room.participants.get_mut(&nick))
+                    .and_then(|participant| participant.session.take());
+                if let Some(session) = session {
+                    info!(%occupant, reason = ?jingle.reason, "session terminated by the participant");
+                    self.end_session(&room_jid, &occupant, session).await;
+                }
+                Ok(())
+            }
+            Action::SessionInfo => Ok(()),
+            other => Err(Refusal::NotImplemented(format!(
+                "the focus does not handle {other}"
+            ))),
+        }
+    }
+
+    async fn on_session_accept(
+        &mut self,
+        room_jid: &BareJid,
+        nick: &str,
+        jingle: &Jingle,
+    ) -> Result<(), Refusal> {
+        let found = session_mut(&mut self.rooms, room_jid, nick)?;
+        if !matches!(found.session.state, SessionState::Pending { .. }) {
+            return Err(Refusal::OutOfOrder(
+                "the session is already accepted".to_owned(),
+            ));
+        }
+        let owner = found.occupant.to_string();
+        let conference_id = found.conference_id.ok_or(Refusal::UnknownSession)?;
+        let sources = EndpointSources::from_jingle(jingle).map_err(bad_sources)?;
+        let mut trial = found.sources.clone();
+        let change = trial.accept(&owner, sources.clone()).map_err(bad_sources)?;
+        let mut transport = found.session.transport.clone();
+        let endpoint = EndpointId {
+            conference_id: &conference_id,
+            endpoint_id: &found.session.endpoint_id,
+        };
+        let update =
+            to_bridge::session_accept_update(endpoint, &owner, jingle, &mut transport, &sources)
+                .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+        self.bridge
+            .update_endpoint(update)
+            .await
+            .map_err(|e| Refusal::Internal(e.to_string()))?;
+        *found.sources = trial;
+        found.session.transport = transport;
+        let queued = match std::mem::replace(&mut found.session.state, SessionState::Active) {
+            SessionState::Pending { queued } => queued,
+            SessionState::Active => Vec::new(),
+        };
+        self.metrics.session_state("pending").dec();
+        self.metrics.session_state("active").inc();
+        for update in queued {
+            self.outbox.push(iq_set(
+                Jid::from(found.occupant.clone()),
+                update.to_element(),
+            ));
+        }
+        info!(occupant = %found.occupant, "session accepted");
+        if let Some(room) = self.rooms.get_mut(room_jid) {
+            signal_change(room, &owner, &change, &mut self.outbox);
+        }
+        Ok(())
+    }
+
+    async fn on_transport_info(
+        &mut self,
+        room_jid: &BareJid,
+        nick: &str,
+        jingle: &Jingle,
+    ) -> Result<(), Refusal> {
+        let found = session_mut(&mut self.rooms, room_jid, nick)?;
+        let conference_id = found.conference_id.ok_or(Refusal::UnknownSession)?;
+        let mut transport = found.session.transport.clone();
+        let endpoint = EndpointId {
+            conference_id: &conference_id,
+            endpoint_id: &found.session.endpoint_id,
+        };
+        let update = to_bridge::transport_info_update(endpoint, jingle, &mut transport)
+            .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+        if let Some(update) = update {
+            self.bridge
+                .update_endpoint(update)
+                .await
+                .map_err(|e| Refusal::Internal(e.to_string()))?;
+        }
+        found.session.transport = transport;
+        Ok(())
+    }
+
+    async fn on_source_update(
+        &mut self,
+        room_jid: &BareJid,
+        nick: &str,
+        jingle: &Jingle,
+    ) -> Result<(), Refusal> {
+        let found = session_mut(&mut self.rooms, room_jid, nick)?;
+        if !matches!(found.session.state, SessionState::Active) {
+            return Err(Refusal::OutOfOrder(format!(
+                "{} before session-accept",
+                jingle.action
+            )));
+        }
+        let owner = found.occupant.to_string();
+        let conference_id = found.conference_id.ok_or(Refusal::UnknownSession)?;
+        let listed = EndpointSources::from_jingle(jingle).map_err(bad_sources)?;
+        let mut trial = found.sources.clone();
+        let change = match jingle.action {
+            Action::SourceAdd => trial.add(&owner, &listed),
+            _ => trial.remove(&owner, &listed),
+        }
+        .map_err(bad_sources)?;
+        let now = trial.get(&owner).cloned().unwrap_or_default();
+        let endpoint = EndpointId {
+            conference_id: &conference_id,
+            endpoint_id: &found.session.endpoint_id,
+        };
+        self.bridge
+            .update_endpoint(to_bridge::sources_update(endpoint, &owner, &now))
+            .await
+            .map_err(|e| Refusal::Internal(e.to_string()))?;
+        *found.sources = trial;
+        if let Some(room) = self.rooms.get_mut(room_jid) {
+            signal_change(room, &owner, &change, &mut self.outbox);
+        }
+        Ok(())
+    }
+}
+
+fn bad_sources(error: tutti_focus::sources::SourceError) -> Refusal {
+    Refusal::BadRequest(format!("invalid sources: {error}"))
+}
+
+/// A participant's session, with what of its room handling it needs.
+struct SessionRef<'a> {
+    conference_id: Option<String>,
+    sources: &'a mut ConferenceSources,
+    occupant: FullJid,
+    session: &'a mut Session,
+}
+
+fn session_mut<'a>(
+    rooms: &'a mut HashMap<BareJid, Room>,
+    room_jid: &BareJid,
+    nick: &str,
+) -> Result<SessionRef<'a>, Refusal> {
+    let Room {
+        conference_id,
+        participants,
+        sources,
+        ..
+    } = rooms.get_mut(room_jid).ok_or(Refusal::UnknownSession)?;
+    let participant = participants.get_mut(nick).ok_or(Refusal::UnknownSession)?;
+    let occupant = participant.occupant.clone();
+    let session = participant
+        .session
+        .as_mut()
+        .ok_or(Refusal::UnknownSession)?;
+    Ok(SessionRef {
+        conference_id: conference_id.clone(),
+        sources,
+        occupant,
+        session,
+    })
+}
+
+/// Tells everyone in `room` but `owner` of `owner`'s added and removed sources.
+fn signal_change(room: &mut Room, owner: &str, change: &SourceChange, outbox: &mut Vec<Stanza>) {
+    signal(room, owner, &change.removed, Action::SourceRemove, outbox);
+    signal(room, owner, &change.added, Action::SourceAdd, outbox);
+}
+
+/// Sends `view` as `action` (source-add or source-remove) to everyone in `room` with a session
+/// but `owner`; a participant that has not accepted yet gets it after its session-accept.
+fn signal(
+    room: &mut Room,
+    owner: &str,
+    view: &ReceiverView,
+    action: Action,
+    outbox: &mut Vec<Stanza>,
+) {
+    if view.is_empty() {
+        return;
+    }
+    let views = std::slice::from_ref(view);
+    for participant in room.participants.values_mut() {
+        if participant.occupant.as_str() == owner {
+            continue;
+        }
+        let Some(session) = participant.session.as_mut() else {
+            continue;
+        };
+        let update = match action {
+            Action::SourceAdd => offer::source_add(&session.sid, views),
+            _ => offer::source_remove(&session.sid, views),
+        };
+        let Some(update) = update else {
+            continue;
+        };
+        match &mut session.state {
+            SessionState::Pending { queued } => queued.push(update),
+            SessionState::Active => outbox.push(iq_set(
+                Jid::from(participant.occupant.clone()),
+                update.to_element(),
+            )),
+        }
+    }
+}
+
+/// The focus's disco#info: a conference focus speaking Jingle.
+fn disco_info() -> Element {
+    let identity = Element::builder("identity", stanzas::DISCO_INFO)
+        .attr(rxml::xml_ncname!("category").into(), "component")
+        .attr(rxml::xml_ncname!("type").into(), "conference-focus")
+        .attr(rxml::xml_ncname!("name").into(), "Tutti focus")
+        .build();
+    let mut query = Element::builder("query", stanzas::DISCO_INFO).append(identity);
+    for feature in [
+        stanzas::DISCO_INFO,
+        stanzas::PING,
+        stanzas::FOCUS,
+        tutti_focus::ns::JINGLE,
+        stanzas::DIRECT_INVITE,
+    ] {
+        query = query.append(
+            Element::builder("feature", stanzas::DISCO_INFO)
+                .attr(rxml::xml_ncname!("var").into(), feature)
+                .build(),
+        );
+    }
+    query.build()
+}

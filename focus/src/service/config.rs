@@ -1,0 +1,317 @@
+//! Focus configuration: built-in defaults, overridden by a TOML file, overridden by
+//! `TUTTI_FOCUS_*` environment variables. Every field and its default is listed in
+//! docs/focus.md.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use jid::{BareJid, FullJid, Jid};
+
+/// The resource the focus binds. A server answers IQs to an account's bare JID itself, so
+/// clients address conference requests to this full JID (`hosts.focus = user@domain/focus`).
+pub const RESOURCE: &str = "focus";
+use serde::Deserialize;
+
+/// How the XMPP connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XmppSecurity {
+    /// STARTTLS, required: a server that does not offer it is refused.
+    Starttls,
+    /// No TLS at all; only accepted for a loopback `xmpp_server`.
+    Plaintext,
+}
+
+impl std::str::FromStr for XmppSecurity {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value {
+            "starttls" => Ok(XmppSecurity::Starttls),
+            "plaintext" => Ok(XmppSecurity::Plaintext),
+            other => Err(format!("'{other}' is not starttls or plaintext")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The focus's account, e.g. `focus@meet.example`; it is also the address clients send
+    /// conference requests to.
+    pub jid: String,
+    pub password: String,
+    /// `host:port` of the XMPP server's client port (an IP address). Empty: the `jid`'s domain,
+    /// port 5222.
+    pub xmpp_server: String,
+    pub xmpp_security: XmppSecurity,
+    /// The MUC service rooms live on, e.g. `conference.meet.example`; requests for rooms
+    /// elsewhere are refused.
+    pub muc_domain: String,
+    /// Rooms (`room@muc_domain`) the focus joins at start and stays in.
+    pub rooms: Vec<String>,
+    /// The bridge's gRPC API, e.g. `http://127.0.0.1:10090`.
+    pub bridge_url: String,
+    /// /metrics and /health.
+    pub http_address: SocketAddr,
+    /// Login must complete within this long, or the focus exits with the cause.
+    pub login_timeout_secs: u64,
+    /// Each bridge call must answer within this long.
+    pub bridge_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            jid: String::new(),
+            password: String::new(),
+            xmpp_server: String::new(),
+            xmpp_security: XmppSecurity::Starttls,
+            muc_domain: String::new(),
+            rooms: Vec::new(),
+            bridge_url: "http://127.0.0.1:10090".to_owned(),
+            http_address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8888),
+            login_timeout_secs: 5,
+            bridge_timeout_secs: 5,
+        }
+    }
+}
+
+/// The configuration, checked and parsed.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub jid: BareJid,
+    /// `jid` with the resource [`RESOURCE`]: the conference-request address.
+    pub full_jid: FullJid,
+    pub password: String,
+    pub xmpp_server: SocketAddr,
+    pub xmpp_security: XmppSecurity,
+    pub muc_domain: String,
+    pub rooms: Vec<BareJid>,
+    pub bridge_url: String,
+    pub http_address: SocketAddr,
+    pub login_timeout: Duration,
+    pub bridge_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.settings()
+    }
+
+    /// Applies `TUTTI_FOCUS_<FIELD>` overrides (upper-case field names; lists comma-separated).
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn parse<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value
+                .trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("environment variable {name}={value:?}: {e}"))
+        }
+        let get = |field: &str| {
+            let name = format!("TUTTI_FOCUS_{}", field.to_ascii_uppercase());
+            var(&name).map(|v| (name, v))
+        };
+        if let Some((_, v)) = get("jid") {
+            self.jid = v;
+        }
+        if let Some((_, v)) = get("password") {
+            self.password = v;
+        }
+        if let Some((_, v)) = get("xmpp_server") {
+            self.xmpp_server = v;
+        }
+        if let Some((n, v)) = get("xmpp_security") {
+            self.xmpp_security = parse(&n, &v)?;
+        }
+        if let Some((_, v)) = get("muc_domain") {
+            self.muc_domain = v;
+        }
+        if let Some((_, v)) = get("rooms") {
+            self.rooms = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some((_, v)) = get("bridge_url") {
+            self.bridge_url = v;
+        }
+        if let Some((n, v)) = get("http_address") {
+            self.http_address = parse(&n, &v)?;
+        }
+        if let Some((n, v)) = get("login_timeout_secs") {
+            self.login_timeout_secs = parse(&n, &v)?;
+        }
+        if let Some((n, v)) = get("bridge_timeout_secs") {
+            self.bridge_timeout_secs = parse(&n, &v)?;
+        }
+        Ok(())
+    }
+
+    /// Checks every field and parses the addresses.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let jid = BareJid::new(&self.jid)
+            .map_err(|e| anyhow::anyhow!("jid {:?} is not a JID: {e}", self.jid))?;
+        if jid.node().is_none() {
+            bail!(
+                "jid {:?} has no local part: the focus logs in to an account (user@domain)",
+                self.jid
+            );
+        }
+        let full_jid = jid
+            .with_resource_str(RESOURCE)
+            .map_err(|e| anyhow::anyhow!("jid {:?} with resource {RESOURCE}: {e}", self.jid))?;
+        if self.password.is_empty() {
+            bail!("password is empty (set it in the file or TUTTI_FOCUS_PASSWORD)");
+        }
+        let xmpp_server = if self.xmpp_server.is_empty() {
+            let domain: IpAddr = jid.domain().as_str().parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "xmpp_server is empty and the domain {} is not an IP address: set xmpp_server",
+                    jid.domain()
+                )
+            })?;
+            SocketAddr::new(domain, 5222)
+        } else {
+            self.xmpp_server.parse().map_err(|e| {
+                anyhow::anyhow!("xmpp_server {:?} is not IP:port: {e}", self.xmpp_server)
+            })?
+        };
+        if self.xmpp_security == XmppSecurity::Plaintext && !xmpp_server.ip().is_loopback() {
+            bail!(
+                "xmpp_security = \"plaintext\" is only allowed for a loopback xmpp_server, not {xmpp_server}"
+            );
+        }
+        if self.muc_domain.is_empty() || self.muc_domain.contains(['@', '/']) {
+            bail!("muc_domain {:?} is not a domain", self.muc_domain);
+        }
+        let rooms = self
+            .rooms
+            .iter()
+            .map(|room| {
+                let jid = BareJid::new(room)
+                    .map_err(|e| anyhow::anyhow!("room {room:?} is not a JID: {e}"))?;
+                if jid.node().is_none() || jid.domain().as_str() != self.muc_domain {
+                    bail!("room {room:?} is not room@{}", self.muc_domain);
+                }
+                Ok(jid)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        if !self.bridge_url.starts_with("http://") && !self.bridge_url.starts_with("https://") {
+            bail!("bridge_url {:?} is not an http(s) URL", self.bridge_url);
+        }
+        if self.login_timeout_secs == 0 || self.bridge_timeout_secs == 0 {
+            bail!("timeouts must be at least one second");
+        }
+        Ok(Settings {
+            jid,
+            full_jid,
+            password: self.password.clone(),
+            xmpp_server,
+            xmpp_security: self.xmpp_security,
+            muc_domain: self.muc_domain.clone(),
+            rooms,
+            bridge_url: self.bridge_url.clone(),
+            http_address: self.http_address,
+            login_timeout: Duration::from_secs(self.login_timeout_secs),
+            bridge_timeout: Duration::from_secs(self.bridge_timeout_secs),
+        })
+    }
+}
+
+impl Settings {
+    /// The focus's own address as a JID, with its resource.
+    pub fn jid(&self) -> Jid {
+        Jid::from(self.full_jid.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Config {
+        Config {
+            jid: "focus@localhost".into(),
+            password: "pw".into(),
+            xmpp_server: "127.0.0.1:5222".into(),
+            muc_domain: "conference.localhost".into(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn env_overrides_file_values() {
+        let mut config = base();
+        config
+            .apply_env(|name| match name {
+                "TUTTI_FOCUS_ROOMS" => {
+                    Some("a@conference.localhost, b@conference.localhost".into())
+                }
+                "TUTTI_FOCUS_XMPP_SECURITY" => Some("plaintext".into()),
+                _ => None,
+            })
+            .unwrap();
+        let settings = config.settings().unwrap();
+        assert_eq!(settings.rooms.len(), 2);
+        assert_eq!(settings.xmpp_security, XmppSecurity::Plaintext);
+    }
+
+    #[test]
+    fn plaintext_is_refused_off_loopback() {
+        let config = Config {
+            xmpp_server: "192.0.2.1:5222".into(),
+            xmpp_security: XmppSecurity::Plaintext,
+            ..base()
+        };
+        let error = config.settings().unwrap_err().to_string();
+        assert!(error.contains("loopback"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let bad_env = base().apply_env(|name| {
+            (name == "TUTTI_FOCUS_LOGIN_TIMEOUT_SECS").then(|| "soon".to_owned())
+        });
+        assert!(bad_env
+            .unwrap_err()
+            .to_string()
+            .contains("LOGIN_TIMEOUT_SECS"));
+        let no_node = Config {
+            jid: "localhost".into(),
+            ..base()
+        };
+        assert!(no_node
+            .settings()
+            .unwrap_err()
+            .to_string()
+            .contains("local part"));
+        let foreign_room = Config {
+            rooms: vec!["r@elsewhere".into()],
+            ..base()
+        };
+        assert!(foreign_room.settings().is_err());
+        let no_password = Config {
+            password: String::new(),
+            ..base()
+        };
+        assert!(no_password.settings().is_err());
+    }
+}

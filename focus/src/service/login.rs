@@ -1,0 +1,154 @@
+//! Logging in to the XMPP server, with failures reported as such.
+//!
+//! tokio-xmpp's `Client` reconnects and re-authenticates forever and reports a refused
+//! password with no event at all. So before handing the account to it, the focus runs one
+//! login of its own over the same connector (TCP, STARTTLS, SASL) and turns each way that can
+//! fail into an error naming the cause; the `Client` is then given the whole login time-out to
+//! come online, which covers a server that changes its mind in between.
+
+use std::net::SocketAddr;
+
+use futures::StreamExt;
+use sasl::common::Credentials;
+use tokio_xmpp::connect::{
+    DnsConfig, ServerConnector, StartTlsServerConnector, TcpServerConnector,
+};
+use tokio_xmpp::error::{AuthError, Error as XmppError, ProtocolError};
+use tokio_xmpp::xmlstream::Timeouts;
+use tokio_xmpp::{Client, Event};
+
+use super::config::{Settings, XmppSecurity};
+
+/// Why the focus could not log in.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("cannot reach the XMPP server at {server}: {cause}")]
+    Unreachable { server: SocketAddr, cause: String },
+    #[error("the XMPP server at {server} does not offer STARTTLS (xmpp_security = \"starttls\"); use TLS on the server, or \"plaintext\" on loopback only")]
+    NoStarttls { server: SocketAddr },
+    #[error("login as {jid} refused by the server (SASL failure {condition}): wrong password or no such account")]
+    Refused { jid: String, condition: String },
+    #[error("login as {jid}: the server offers no SASL mechanism the focus supports")]
+    NoMechanism { jid: String },
+    #[error("login as {jid} at {server} failed: {cause}")]
+    Other {
+        jid: String,
+        server: SocketAddr,
+        cause: String,
+    },
+    #[error("login as {jid} at {server} did not complete within {seconds} s")]
+    TimedOut {
+        jid: String,
+        server: SocketAddr,
+        seconds: u64,
+    },
+}
+
+/// Checks the account with one login of its own, then starts the long-lived client and waits
+/// until it is online; all within `settings.login_timeout`.
+pub async fn login(settings: &Settings) -> Result<Client, LoginError> {
+    let timed_out = || LoginError::TimedOut {
+        jid: settings.jid.to_string(),
+        server: settings.xmpp_server,
+        seconds: settings.login_timeout.as_secs(),
+    };
+    let deadline = tokio::time::Instant::now() + settings.login_timeout;
+    let dns = DnsConfig::addr(&settings.xmpp_server.to_string());
+    let check = async {
+        match settings.xmpp_security {
+            XmppSecurity::Starttls => {
+                check_login(StartTlsServerConnector::from(dns.clone()), settings).await
+            }
+            XmppSecurity::Plaintext => {
+                check_login(TcpServerConnector::from(dns.clone()), settings).await
+            }
+        }
+    };
+    tokio::time::timeout_at(deadline, check)
+        .await
+        .map_err(|_| timed_out())??;
+    let mut client = match settings.xmpp_security {
+        XmppSecurity::Starttls => Client::new_starttls(
+            settings.jid(),
+            settings.password.clone(),
+            dns,
+            Timeouts::default(),
+        ),
+        XmppSecurity::Plaintext => Client::new_plaintext(
+            settings.jid(),
+            settings.password.clone(),
+            dns,
+            Timeouts::default(),
+        ),
+    };
+    let online = async {
+        loop {
+            match client.next().await {
+                Some(Event::Online { .. }) => return Ok(()),
+                Some(Event::Disconnected(error)) => {
+                    return Err(classify(error, settings));
+                }
+                Some(Event::Stanza(_)) => {}
+                None => {
+                    return Err(LoginError::Other {
+                        jid: settings.jid.to_string(),
+                        server: settings.xmpp_server,
+                        cause: "the XMPP client stopped".to_owned(),
+                    })
+                }
+            }
+        }
+    };
+    tokio::time::timeout_at(deadline, online)
+        .await
+        .map_err(|_| timed_out())??;
+    Ok(client)
+}
+
+/// One login (connect, TLS, SASL) over `connector`, then the connection is dropped.
+async fn check_login<C: ServerConnector>(
+    connector: C,
+    settings: &Settings,
+) -> Result<(), LoginError> {
+    let jid = settings.jid();
+    let inner = async {
+        let (pending, channel_binding) = connector
+            .connect(&jid, "jabber:client", Timeouts::default())
+            .await?;
+        let (features, stream) = pending.recv_features().await?;
+        let username = settings
+            .jid
+            .node()
+            .map(|node| node.as_str())
+            .unwrap_or_default();
+        let credentials = Credentials::default()
+            .with_username(username)
+            .with_password(settings.password.clone())
+            .with_channel_binding(channel_binding);
+        tokio_xmpp::client_login(stream, features.sasl_mechanisms, credentials).await?;
+        Ok::<(), XmppError>(())
+    };
+    inner.await.map_err(|error| classify(error, settings))
+}
+
+fn classify(error: XmppError, settings: &Settings) -> LoginError {
+    let jid = settings.jid.to_string();
+    let server = settings.xmpp_server;
+    match error {
+        XmppError::Io(io) => LoginError::Unreachable {
+            server,
+            cause: io.to_string(),
+        },
+        XmppError::Protocol(ProtocolError::NoTls) => LoginError::NoStarttls { server },
+        XmppError::Auth(AuthError::Fail(condition)) => LoginError::Refused {
+            jid,
+            condition: format!("{condition:?}"),
+        },
+        XmppError::Auth(AuthError::NoMechanism) => LoginError::NoMechanism { jid },
+        other => LoginError::Other {
+            jid,
+            server,
+            cause: other.to_string(),
+        },
+    }
+}

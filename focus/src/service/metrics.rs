@@ -1,0 +1,138 @@
+//! The focus's Prometheus metrics and its HTTP endpoints (`/metrics`, `/health`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+/// Everything the focus exports; cheap to update from the signalling loop.
+pub struct Metrics {
+    pub rooms: Gauge,
+    pub participants: Gauge,
+    /// Jingle sessions by state: `pending` (initiate sent), `active` (accepted).
+    pub sessions: Family<StateLabel, Gauge>,
+    /// Seconds from a participant's arrival to its session-initiate (CreateConference +
+    /// AllocateEndpoint + offer).
+    pub allocation_seconds: Histogram,
+    /// Refused stanzas and failed operations, by kind.
+    pub errors: Family<KindLabel, Counter>,
+    /// True while the XMPP session is up.
+    pub online: AtomicBool,
+    registry: Registry,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let rooms = Gauge::default();
+        let participants = Gauge::default();
+        let sessions = Family::<StateLabel, Gauge>::default();
+        let allocation_seconds =
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]);
+        let errors = Family::<KindLabel, Counter>::default();
+        let mut registry = Registry::with_prefix("tutti_focus");
+        registry.register("rooms", "MUC rooms the focus is in", rooms.clone());
+        registry.register(
+            "participants",
+            "Occupants other than the focus in its rooms",
+            participants.clone(),
+        );
+        registry.register(
+            "jingle_sessions",
+            "Jingle sessions by state",
+            sessions.clone(),
+        );
+        registry.register(
+            "allocation_seconds",
+            "Time from a participant's arrival to its session-initiate",
+            allocation_seconds.clone(),
+        );
+        registry.register(
+            "errors",
+            "Refused stanzas and failed operations by kind",
+            errors.clone(),
+        );
+        for state in ["pending", "active"] {
+            sessions.get_or_create(&StateLabel { state }).set(0);
+        }
+        Arc::new(Metrics {
+            rooms,
+            participants,
+            sessions,
+            allocation_seconds,
+            errors,
+            online: AtomicBool::new(false),
+            registry,
+        })
+    }
+
+    pub fn error(&self, kind: &'static str) {
+        self.errors.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    pub fn session_state(&self, state: &'static str) -> Gauge {
+        self.sessions.get_or_create(&StateLabel { state }).clone()
+    }
+
+    fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// `/metrics` (OpenMetrics text) and `/health` (200 while logged in to XMPP, 503 otherwise).
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(serve_metrics))
+        .route("/health", get(serve_health))
+        .with_state(metrics)
+}
+
+async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    match metrics.encode() {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        ),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "encoding the metrics failed\n".to_owned(),
+        ),
+    }
+}
+
+async fn serve_health(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    if metrics.online.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not connected to the XMPP server\n",
+        )
+    }
+}

@@ -1,0 +1,9 @@
+//! The focus process: configuration, XMPP login, the signalling loop, the bridge client and
+//! the HTTP endpoints.
+
+pub mod bridge;
+pub mod conference;
+pub mod config;
+pub mod login;
+pub mod metrics;
+pub mod stanzas;

@@ -1,0 +1,362 @@
+//! The focus end to end: real Prosody, real bridge, real focus binary; XMPP test clients with
+//! tutti-participant media, each test inside its own network namespace.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use jid::Jid;
+use support::*;
+use tokio_xmpp::parsers::iq::Iq;
+use tutti_focus::jingle::{Action, ReasonCondition, ReasonKind};
+use tutti_participant::{Participant, ParticipantConfig};
+
+const ROOM: &str = "room1@conference.localhost";
+
+/// A participant that asked for the conference, joined, accepted the focus's offer and
+/// connected its media to the bridge.
+struct Joined {
+    xmpp: XmppClient,
+    media: Participant,
+    config: ParticipantConfig,
+    sid: String,
+    initiate_ssrcs: Vec<u32>,
+}
+
+async fn join_and_accept(user: &str) -> Joined {
+    let mut xmpp = XmppClient::connect(user).await;
+    let answer = xmpp.conference_request(ROOM).await;
+    assert_eq!(answer.attr("ready"), Some("true"));
+    assert_eq!(answer.attr("focusjid"), Some("focus@localhost/focus"));
+    xmpp.join(ROOM, user).await;
+    let (from, initiate) = xmpp.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(from.to_string(), format!("{ROOM}/focus"));
+    assert_eq!(
+        initiate.responder.as_deref(),
+        Some(format!("{ROOM}/{user}").as_str())
+    );
+    let config = ParticipantConfig::new(user);
+    let media = Participant::bind(config.clone())
+        .await
+        .expect("binding the participant");
+    let accept = session_accept(&initiate.sid, &config, &media.local_description());
+    let answer = xmpp.request(from.clone(), accept.to_element()).await;
+    assert!(
+        matches!(answer, Iq::Result { .. }),
+        "session-accept refused: {answer:?}"
+    );
+    media
+        .connect(&remote_description(&initiate), Duration::from_secs(10))
+        .await
+        .expect("media connects to the bridge");
+    Joined {
+        xmpp,
+        media,
+        config,
+        sid: initiate.sid.clone(),
+        initiate_ssrcs: ssrcs(&initiate),
+    }
+}
+
+fn received(participant: &Participant, ssrc: u32) -> u64 {
+    participant
+        .stats()
+        .received
+        .get(&ssrc)
+        .map_or(0, |s| s.packets)
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn focus_occupant() -> Jid {
+    Jid::new(&format!("{ROOM}/focus")).unwrap()
+}
+
+#[tokio::test]
+async fn participants_get_sessions_sources_and_media() {
+    if rerun_in_own_netns("participants_get_sessions_sources_and_media") {
+        return;
+    }
+    let mut stack = Stack::start("media", &["alice", "bob", "carol"]);
+    stack.start_focus(&[]);
+    let (status, _) = stack.focus_http_get("/health").await;
+    assert!(status.contains("200"), "{status}");
+
+    let mut alice = join_and_accept("alice").await;
+    assert!(alice.initiate_ssrcs.is_empty(), "nobody else sends yet");
+    let mut bob = join_and_accept("bob").await;
+    // Bob's offer carries Alice's sources; Alice hears of Bob's in a source-add.
+    assert!(bob.initiate_ssrcs.contains(&alice.config.audio_ssrc));
+    assert!(bob.initiate_ssrcs.contains(&alice.config.video_ssrc));
+    let (from, add) = alice.xmpp.next_jingle(Action::SourceAdd).await;
+    assert_eq!(from, focus_occupant());
+    assert_eq!(add.sid, alice.sid);
+    let added = ssrcs(&add);
+    for ssrc in [
+        bob.config.audio_ssrc,
+        bob.config.video_ssrc,
+        bob.config.video_rtx_ssrc,
+    ] {
+        assert!(added.contains(&ssrc), "{ssrc} missing from {added:?}");
+    }
+
+    // Media flows both ways through the bridge.
+    eventually("alice receives bob's audio and video", || {
+        received(&alice.media, bob.config.audio_ssrc) > 10
+            && received(&alice.media, bob.config.video_ssrc) > 10
+    })
+    .await;
+    eventually("bob receives alice's audio and video", || {
+        received(&bob.media, alice.config.audio_ssrc) > 10
+            && received(&bob.media, alice.config.video_ssrc) > 10
+    })
+    .await;
+
+    // A third participant: offered both others' sources, announced to both.
+    let carol = join_and_accept("carol").await;
+    for ssrc in [alice.config.audio_ssrc, bob.config.audio_ssrc] {
+        assert!(carol.initiate_ssrcs.contains(&ssrc));
+    }
+    for other in [&mut alice, &mut bob] {
+        let (_, add) = other.xmpp.next_jingle(Action::SourceAdd).await;
+        assert!(ssrcs(&add).contains(&carol.config.audio_ssrc));
+    }
+    eventually("carol receives alice's and bob's audio", || {
+        received(&carol.media, alice.config.audio_ssrc) > 10
+            && received(&carol.media, bob.config.audio_ssrc) > 10
+    })
+    .await;
+
+    let (_, metrics) = stack.focus_http_get("/metrics").await;
+    assert!(metrics.contains("tutti_focus_participants 3"), "{metrics}");
+    assert!(
+        metrics.contains("tutti_focus_jingle_sessions{state=\"active\"} 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tutti_focus_rooms 1"), "{metrics}");
+    assert!(
+        metrics.contains("tutti_focus_allocation_seconds_count 3"),
+        "{metrics}"
+    );
+
+    // Carol leaves: the others get a source-remove of her sources.
+    let mut carol = carol;
+    carol.xmpp.leave(ROOM, "carol").await;
+    for other in [&mut alice, &mut bob] {
+        let (_, remove) = other.xmpp.next_jingle(Action::SourceRemove).await;
+        let removed = ssrcs(&remove);
+        assert!(removed.contains(&carol.config.audio_ssrc), "{removed:?}");
+        assert!(removed.contains(&carol.config.video_ssrc), "{removed:?}");
+    }
+    carol.media.close().await;
+    alice.media.close().await;
+    bob.media.close().await;
+}
+
+#[tokio::test]
+async fn bad_jingle_is_refused_and_the_session_survives() {
+    if rerun_in_own_netns("bad_jingle_is_refused_and_the_session_survives") {
+        return;
+    }
+    let mut stack = Stack::start("errors", &["alice", "mallory"]);
+    stack.start_focus(&[]);
+    let alice = join_and_accept("alice").await;
+
+    let mut mallory = XmppClient::connect("mallory").await;
+    mallory.conference_request(ROOM).await;
+    mallory.join(ROOM, "mallory").await;
+    let (from, initiate) = mallory.next_jingle(Action::SessionInitiate).await;
+    let config = ParticipantConfig::new("mallory");
+    let media = Participant::bind(config.clone()).await.unwrap();
+    let local = media.local_description();
+
+    // Unknown sid.
+    let unknown = session_accept("no-such-session", &config, &local);
+    let answer = mallory.request(from.clone(), unknown.to_element()).await;
+    let (condition, app, _) = error_of(&answer).expect("an error");
+    assert_eq!(condition, "ItemNotFound");
+    assert_eq!(app.as_deref(), Some("unknown-session"));
+
+    // Alice's sid, but Mallory is not its peer.
+    let stolen_session = session_accept(&alice.sid, &config, &local);
+    let answer = mallory
+        .request(from.clone(), stolen_session.to_element())
+        .await;
+    let (condition, app, _) = error_of(&answer).expect("an error");
+    assert_eq!(condition, "ItemNotFound");
+    assert_eq!(app.as_deref(), Some("unknown-session"));
+
+    // A session-initiate reusing an existing sid.
+    let mut initiate_again = session_accept(&initiate.sid, &config, &local);
+    initiate_again.action = Action::SessionInitiate;
+    let answer = mallory
+        .request(from.clone(), initiate_again.to_element())
+        .await;
+    assert_eq!(error_of(&answer).expect("an error").0, "ServiceUnavailable");
+
+    // Malformed: an action the model does not know.
+    let malformed = minidom::Element::builder("jingle", "urn:xmpp:jingle:1")
+        .attr(rxml::xml_ncname!("action").into(), "session-dance")
+        .attr(rxml::xml_ncname!("sid").into(), initiate.sid.as_str())
+        .build();
+    let answer = mallory.request(from.clone(), malformed).await;
+    let (condition, _, text) = error_of(&answer).expect("an error");
+    assert_eq!(condition, "BadRequest");
+    assert!(text.contains("action"), "{text}");
+
+    // Alice's audio SSRC in Mallory's answer.
+    let mut thief = config.clone();
+    thief.audio_ssrc = alice.config.audio_ssrc;
+    let stolen_ssrc = session_accept(&initiate.sid, &thief, &local);
+    let answer = mallory
+        .request(from.clone(), stolen_ssrc.to_element())
+        .await;
+    let (condition, _, text) = error_of(&answer).expect("an error");
+    assert_eq!(condition, "BadRequest");
+    assert!(
+        text.contains(&alice.config.audio_ssrc.to_string()),
+        "{text}"
+    );
+
+    // More than 20 SSRCs.
+    let mut greedy = session_accept(&initiate.sid, &config, &local);
+    if let Some(description) = greedy.contents[0].description.as_mut() {
+        for ssrc in 1..=25 {
+            description
+                .sources
+                .push(tutti_focus::jingle::Source::new(ssrc));
+        }
+    }
+    let answer = mallory.request(from.clone(), greedy.to_element()).await;
+    assert_eq!(error_of(&answer).expect("an error").0, "BadRequest");
+
+    // The session survived all of that: a valid answer is accepted and media flows.
+    let accept = session_accept(&initiate.sid, &config, &local);
+    let answer = mallory.request(from.clone(), accept.to_element()).await;
+    assert!(matches!(answer, Iq::Result { .. }), "{answer:?}");
+    media
+        .connect(&remote_description(&initiate), Duration::from_secs(10))
+        .await
+        .expect("media connects");
+    eventually("mallory receives alice's audio", || {
+        received(&media, alice.config.audio_ssrc) > 10
+    })
+    .await;
+    let (_, metrics) = stack.focus_http_get("/metrics").await;
+    assert!(
+        metrics.contains("tutti_focus_errors_total{kind=\"unknown_session\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tutti_focus_errors_total{kind=\"bad_request\"} 3"),
+        "{metrics}"
+    );
+    media.close().await;
+    alice.media.close().await;
+}
+
+#[tokio::test]
+async fn a_dead_bridge_terminates_the_session_with_a_reason() {
+    if rerun_in_own_netns("a_dead_bridge_terminates_the_session_with_a_reason") {
+        return;
+    }
+    let mut stack = Stack::start("deadbridge", &["alice"]);
+    stack.start_focus(&[("TUTTI_FOCUS_BRIDGE_TIMEOUT_SECS", "2")]);
+    stack.stop_bridge();
+    let mut alice = XmppClient::connect("alice").await;
+    alice.conference_request(ROOM).await;
+    alice.join(ROOM, "alice").await;
+    let (from, terminate) = alice.next_jingle(Action::SessionTerminate).await;
+    assert_eq!(from, focus_occupant());
+    let reason = terminate.reason.expect("a reason");
+    assert_eq!(
+        reason.condition,
+        ReasonCondition::Defined(ReasonKind::GeneralError)
+    );
+    let text = reason.text.expect("a reason text").text;
+    assert!(text.contains("bridge"), "{text}");
+    // The focus still answers, and the room is usable: leaving and asking again works.
+    alice.leave(ROOM, "alice").await;
+    let answer = alice.conference_request(ROOM).await;
+    assert_eq!(answer.attr("ready"), Some("true"));
+    let (_, metrics) = stack.focus_http_get("/metrics").await;
+    assert!(
+        metrics.contains("tutti_focus_errors_total{kind=\"allocation\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_configured_room_is_joined_and_an_invitation_works() {
+    if rerun_in_own_netns("a_configured_room_is_joined_and_an_invitation_works") {
+        return;
+    }
+    let mut stack = Stack::start("rooms", &["alice"]);
+    stack.start_focus(&[("TUTTI_FOCUS_ROOMS", "configured@conference.localhost")]);
+    let mut alice = XmppClient::connect("alice").await;
+    // Configured: no conference request needed.
+    alice.join("configured@conference.localhost", "alice").await;
+    let (from, _) = alice.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(from.to_string(), "configured@conference.localhost/focus");
+    // XEP-0249 invitation to another room.
+    let invite = minidom::Element::builder("x", "jabber:x:conference")
+        .attr(
+            rxml::xml_ncname!("jid").into(),
+            "invited@conference.localhost",
+        )
+        .build();
+    let mut message = tokio_xmpp::parsers::message::Message::new(Some(
+        Jid::new("focus@localhost/focus").unwrap(),
+    ));
+    message.payloads.push(invite);
+    alice.send(message).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    alice.join("invited@conference.localhost", "alice").await;
+    let (from, _) = alice.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(from.to_string(), "invited@conference.localhost/focus");
+    // A request for a room on another service is refused.
+    let payload = minidom::Element::builder("conference", "http://jitsi.org/protocol/focus")
+        .attr(rxml::xml_ncname!("room").into(), "x@elsewhere.example")
+        .build();
+    let answer = alice
+        .request(Jid::new("focus@localhost/focus").unwrap(), payload)
+        .await;
+    assert_eq!(error_of(&answer).expect("an error").0, "NotAllowed");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_reported_within_seconds() {
+    if rerun_in_own_netns("a_wrong_password_is_reported_within_seconds") {
+        return;
+    }
+    let stack = Stack::start("password", &[]);
+    let started = Instant::now();
+    let (child, line) = stack.spawn_focus(&[("TUTTI_FOCUS_PASSWORD", "not-the-password")]);
+    assert!(
+        line.is_none(),
+        "the focus came up with a wrong password: {line:?}"
+    );
+    let output = child.wait_with_output().expect("the focus exits");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("wrong password"), "{stderr}");
+
+    // An unreachable server is named as such.
+    let (child, line) = stack.spawn_focus(&[("TUTTI_FOCUS_XMPP_SERVER", "127.0.0.1:1")]);
+    assert!(line.is_none());
+    let output = child.wait_with_output().expect("the focus exits");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot reach the XMPP server"), "{stderr}");
+}

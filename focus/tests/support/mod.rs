@@ -1,0 +1,621 @@
+//! Harness for the focus's end-to-end tests: a real Prosody, the real bridge binary and the
+//! real focus binary, all inside the test's own network namespace with only `lo` up, and XMPP
+//! test clients that play lib-jitsi-meet's signalling with tutti-participant's media.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jid::{BareJid, Jid};
+use minidom::Element;
+use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::parsers::presence::Presence;
+use tokio_xmpp::xmlstream::Timeouts;
+use tokio_xmpp::{Client, Event, Stanza};
+use tutti_focus::jingle::{
+    Action, Candidate, CandidateType, Content, Creator, DtlsSetup, Fingerprint, Group,
+    GroupSemantics, HeaderExtension, IceUdpTransport, Jingle, Parameter, PayloadType, RtcpFeedback,
+    RtpDescription, Senders, Source, SourceGroup,
+};
+use tutti_focus::Extensions;
+use tutti_participant::{LocalDescription, ParticipantConfig, RemoteDescription};
+
+const CHILD_ENV: &str = "TUTTI_TEST_IN_NETNS";
+pub const DOMAIN: &str = "localhost";
+pub const MUC: &str = "conference.localhost";
+pub const C2S_PORT: u16 = 5222;
+pub const FOCUS_PASSWORD: &str = "focus-secret";
+pub const USER_PASSWORD: &str = "user-secret";
+
+/// Re-runs the calling test alone inside a fresh network namespace (`unshare -n`, `lo` up) and
+/// returns true in the parent, which then only reports the child's result. Returns false when
+/// already inside, where the test body runs. Prosody is installed first (Debian package) when
+/// missing: the namespace has no network.
+pub fn rerun_in_own_netns(test_name: &str) -> bool {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        // Both rustls providers are compiled into the test: choose one (see the focus's main).
+        let _ = tokio_xmpp::rustls::crypto::aws_lc_rs::default_provider().install_default();
+        return false;
+    }
+    ensure_prosody_installed();
+    let exe = std::env::current_exe().expect("test executable path");
+    let status = Command::new("unshare")
+        .args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$@\"",
+            "sh",
+        ])
+        .arg(exe)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .status()
+        .expect("running unshare (util-linux) — the tests need root or CAP_SYS_ADMIN");
+    assert!(
+        status.success(),
+        "{test_name} failed inside its network namespace: {status}"
+    );
+    true
+}
+
+fn ensure_prosody_installed() {
+    if Path::new("/usr/bin/prosody").exists() {
+        return;
+    }
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prosody",
+        ])
+        .status()
+        .expect("running apt-get");
+    assert!(status.success(), "installing prosody failed: {status}");
+}
+
+/// The bridge binary: `TUTTI_BRIDGE_BIN`, or `bridge` next to this test's target directory
+/// (build it first: `cargo build -p tutti-bridge`).
+pub fn bridge_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("TUTTI_BRIDGE_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let path = profile_dir.join("bridge");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p tutti-bridge` first, or set TUTTI_BRIDGE_BIN",
+        path.display()
+    );
+    path
+}
+
+/// A child process killed and reaped when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads the first stdout line of `child` within `timeout`.
+fn ready_line(child: &mut Child, timeout: Duration) -> Option<String> {
+    let stdout = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining so that the child never blocks on a full pipe.
+        let mut rest = String::new();
+        while reader.read_line(&mut rest).map(|n| n > 0).unwrap_or(false) {
+            rest.clear();
+        }
+    });
+    rx.recv_timeout(timeout)
+        .ok()
+        .filter(|line| !line.is_empty())
+}
+
+/// The whole stack: Prosody, bridge, focus.
+pub struct Stack {
+    pub dir: PathBuf,
+    pub prosody: Process,
+    pub bridge: Option<Process>,
+    pub bridge_grpc: SocketAddr,
+    pub focus: Option<Process>,
+    pub focus_http: Option<SocketAddr>,
+}
+
+impl Stack {
+    /// Prosody with the accounts `focus` and `users`, and the bridge.
+    pub fn start(name: &str, users: &[&str]) -> Stack {
+        let dir = std::env::temp_dir().join(format!("tutti-focus-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        let config = dir.join("prosody.cfg.lua");
+        std::fs::write(
+            &config,
+            format!(
+                r#"run_as_root = true
+daemonize = false
+pidfile = "{dir}/prosody.pid"
+data_path = "{dir}/data"
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {C2S_PORT} }}
+http_ports = {{ }}
+https_ports = {{ }}
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_hashed"
+modules_enabled = {{ "roster", "saslauth", "disco", "ping", "presence", "message", "iq" }}
+modules_disabled = {{ "s2s", "tls" }}
+log = {{ warn = "*stderr" }}
+VirtualHost "{DOMAIN}"
+Component "{MUC}" "muc"
+    muc_room_locking = false
+    muc_room_default_public_jids = true
+"#,
+                dir = dir.display()
+            ),
+        )
+        .unwrap();
+        for (user, password) in std::iter::once(("focus", FOCUS_PASSWORD))
+            .chain(users.iter().map(|user| (*user, USER_PASSWORD)))
+        {
+            let status = Command::new("prosodyctl")
+                .arg("--config")
+                .arg(&config)
+                .args(["register", user, DOMAIN, password])
+                .status()
+                .expect("running prosodyctl");
+            assert!(status.success(), "registering {user}: {status}");
+        }
+        let prosody = Command::new("prosody")
+            .arg("--config")
+            .arg(&config)
+            .arg("-F")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting prosody");
+        let prosody = Process(prosody);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", C2S_PORT)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "prosody did not open its client port"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (bridge, bridge_grpc) = start_bridge();
+        Stack {
+            dir,
+            prosody,
+            bridge: Some(bridge),
+            bridge_grpc,
+            focus: None,
+            focus_http: None,
+        }
+    }
+
+    /// Starts the focus with these extra environment variables; panics unless it comes up.
+    pub fn start_focus(&mut self, env: &[(&str, &str)]) {
+        let (mut child, line) = self.spawn_focus(env);
+        let Some(line) = line else {
+            let _ = child.kill();
+            let output = child.wait_with_output().ok();
+            panic!("the focus did not come up: {output:?}")
+        };
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("focus ready line");
+        self.focus_http = ready["http"].as_str().and_then(|a| a.parse().ok());
+        self.focus = Some(Process(child));
+    }
+
+    /// The focus process and its ready line, if it printed one within 15 s.
+    pub fn spawn_focus(&self, env: &[(&str, &str)]) -> (Child, Option<String>) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_focus"));
+        command
+            .env("TUTTI_FOCUS_JID", format!("focus@{DOMAIN}"))
+            .env("TUTTI_FOCUS_PASSWORD", FOCUS_PASSWORD)
+            .env("TUTTI_FOCUS_XMPP_SERVER", format!("127.0.0.1:{C2S_PORT}"))
+            .env("TUTTI_FOCUS_XMPP_SECURITY", "plaintext")
+            .env("TUTTI_FOCUS_MUC_DOMAIN", MUC)
+            .env(
+                "TUTTI_FOCUS_BRIDGE_URL",
+                format!("http://{}", self.bridge_grpc),
+            )
+            .env("TUTTI_FOCUS_HTTP_ADDRESS", "127.0.0.1:0")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("starting the focus binary");
+        let line = ready_line(&mut child, Duration::from_secs(15));
+        if line.is_some() {
+            if let Some(stderr) = child.stderr.take() {
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                        eprintln!("[focus] {line}");
+                    }
+                });
+            }
+        }
+        (child, line)
+    }
+
+    /// A plain HTTP/1.0 GET on the focus's HTTP port: (status line, body).
+    pub async fn focus_http_get(&self, path: &str) -> (String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.focus_http.expect("the focus is running");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: focus\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        (
+            head.lines().next().unwrap_or_default().to_owned(),
+            body.to_owned(),
+        )
+    }
+
+    /// Stops the bridge (to test the focus's handling of a dead one).
+    pub fn stop_bridge(&mut self) {
+        self.bridge = None;
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.focus = None;
+        self.bridge = None;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_bridge() -> (Process, SocketAddr) {
+    let mut child = Command::new(bridge_binary())
+        .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
+        .env("TUTTI_BRIDGE_HTTP_ADDRESS", "127.0.0.1:0")
+        .env("TUTTI_BRIDGE_MEDIA_ADDRESS", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting the bridge binary");
+    let line = ready_line(&mut child, Duration::from_secs(10)).expect("the bridge's ready line");
+    let bound: serde_json::Value = serde_json::from_str(&line).expect("bridge ready line");
+    let grpc = bound["grpc"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("grpc address");
+    (Process(child), grpc)
+}
+
+/// An XMPP client playing a lib-jitsi-meet participant's signalling.
+pub struct XmppClient {
+    client: Client,
+    pub jid: Jid,
+    inbox: VecDeque<Stanza>,
+}
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+impl XmppClient {
+    pub async fn connect(user: &str) -> XmppClient {
+        let jid = BareJid::new(&format!("{user}@{DOMAIN}")).unwrap();
+        let mut client = Client::new_plaintext(
+            jid.clone(),
+            USER_PASSWORD,
+            DnsConfig::addr(&format!("127.0.0.1:{C2S_PORT}")),
+            Timeouts::default(),
+        );
+        let bound = tokio::time::timeout(TIMEOUT, async {
+            loop {
+                match client.next().await {
+                    Some(Event::Online { bound_jid, .. }) => return bound_jid,
+                    Some(Event::Disconnected(e)) => panic!("{user} could not log in: {e}"),
+                    Some(Event::Stanza(_)) => {}
+                    None => panic!("{user}: client ended"),
+                }
+            }
+        })
+        .await
+        .expect("logging in");
+        XmppClient {
+            client,
+            jid: bound,
+            inbox: VecDeque::new(),
+        }
+    }
+
+    pub async fn send(&mut self, stanza: impl Into<Stanza>) {
+        self.client
+            .send_stanza(stanza.into())
+            .await
+            .expect("sending");
+    }
+
+    /// The first stanza (received earlier or now) for which `pick` returns Some; IQ requests
+    /// that are Jingle from the focus are acknowledged when taken.
+    pub async fn wait_for<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(&Stanza) -> Option<T>,
+    ) -> T {
+        if let Some(index) = self.inbox.iter().position(|s| pick(s).is_some()) {
+            let stanza = self.inbox.remove(index).unwrap();
+            return pick(&stanza).unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.client.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("timed out waiting for {what}; inbox: {:?}", self.inbox)
+                });
+            match event {
+                Some(Event::Stanza(stanza)) => {
+                    if let Some(found) = pick(&stanza) {
+                        return found;
+                    }
+                    self.inbox.push_back(stanza);
+                }
+                Some(Event::Disconnected(e)) => {
+                    panic!("disconnected while waiting for {what}: {e}")
+                }
+                Some(Event::Online { .. }) => {}
+                None => panic!("client ended while waiting for {what}"),
+            }
+        }
+    }
+
+    /// Asserts that nothing matching `pick` arrives within `duration`.
+    pub async fn expect_none(
+        &mut self,
+        duration: Duration,
+        what: &str,
+        pick: impl Fn(&Stanza) -> bool,
+    ) {
+        assert!(!self.inbox.iter().any(&pick), "unexpected {what}");
+        let deadline = tokio::time::Instant::now() + duration;
+        while let Ok(event) = tokio::time::timeout_at(deadline, self.client.next()).await {
+            if let Some(Event::Stanza(stanza)) = event {
+                assert!(!pick(&stanza), "unexpected {what}: {stanza:?}");
+                self.inbox.push_back(stanza);
+            }
+        }
+    }
+
+    /// Sends an IQ set and returns the answer (result or error).
+    pub async fn request(&mut self, to: Jid, payload: Element) -> Iq {
+        let id = format!("req-{}", rand::random::<u64>());
+        self.send(Iq::Set {
+            from: None,
+            to: Some(to),
+            id: id.clone(),
+            payload,
+        })
+        .await;
+        self.wait_for("an answer", |stanza| match stanza {
+            Stanza::Iq(iq @ (Iq::Result { .. } | Iq::Error { .. })) if iq.id() == id => {
+                Some(iq.clone())
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// The conference request; returns the answer's `<conference>`.
+    pub async fn conference_request(&mut self, room: &str) -> Element {
+        let payload = Element::builder("conference", "http://jitsi.org/protocol/focus")
+            .attr(rxml::xml_ncname!("room").into(), room)
+            .attr(rxml::xml_ncname!("machine-uid").into(), "test")
+            .build();
+        match self
+            .request(Jid::new(&format!("focus@{DOMAIN}/focus")).unwrap(), payload)
+            .await
+        {
+            Iq::Result {
+                payload: Some(answer),
+                ..
+            } => answer,
+            other => panic!("conference request refused: {other:?}"),
+        }
+    }
+
+    pub async fn join(&mut self, room: &str, nick: &str) {
+        let presence = Presence::available()
+            .with_to(Jid::new(&format!("{room}/{nick}")).unwrap())
+            .with_payloads(vec![Element::bare("x", "http://jabber.org/protocol/muc")]);
+        self.send(presence).await;
+    }
+
+    pub async fn leave(&mut self, room: &str, nick: &str) {
+        let presence =
+            Presence::unavailable().with_to(Jid::new(&format!("{room}/{nick}")).unwrap());
+        self.send(presence).await;
+    }
+
+    /// The next Jingle request with `action` (from whom, the request), acknowledged.
+    pub async fn next_jingle(&mut self, action: Action) -> (Jid, Jingle) {
+        let (from, id, jingle) = self
+            .wait_for(&format!("a Jingle {action}"), |stanza| match stanza {
+                Stanza::Iq(Iq::Set {
+                    from: Some(from),
+                    id,
+                    payload,
+                    ..
+                }) => Jingle::from_element(payload)
+                    .ok()
+                    .filter(|jingle| jingle.action == action)
+                    .map(|jingle| (from.clone(), id.clone(), jingle)),
+                _ => None,
+            })
+            .await;
+        self.send(Iq::Result {
+            from: None,
+            to: Some(from.clone()),
+            id,
+            payload: None,
+        })
+        .await;
+        (from, jingle)
+    }
+}
+
+/// What a tutti-participant needs from the focus's session-initiate.
+pub fn remote_description(initiate: &Jingle) -> RemoteDescription {
+    let transport = initiate
+        .contents
+        .iter()
+        .find_map(|content| content.transport.as_ref())
+        .expect("a transport in the session-initiate");
+    RemoteDescription {
+        ufrag: transport.ufrag.clone().expect("ufrag"),
+        pwd: transport.pwd.clone().expect("pwd"),
+        candidates: transport
+            .candidates
+            .iter()
+            .map(|c| SocketAddr::new(c.ip.parse().unwrap(), c.port))
+            .collect(),
+        fingerprint: transport.fingerprints[0].value.clone(),
+    }
+}
+
+/// The participant's transport as a client puts it in its answer.
+pub fn local_transport(local: &LocalDescription) -> IceUdpTransport {
+    let mut transport = IceUdpTransport::new(&local.ufrag, &local.pwd);
+    transport.fingerprints = vec![Fingerprint::new(
+        "sha-256",
+        &local.fingerprint,
+        DtlsSetup::Active,
+    )];
+    transport.rtcp_mux = true;
+    transport.candidates = local
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(index, address)| Candidate {
+            component: 1,
+            foundation: index.to_string(),
+            generation: Some(0),
+            id: Some(format!("c{index}")),
+            ip: address.ip().to_string(),
+            network: Some(0),
+            port: address.port(),
+            priority: 2_130_706_431 - index as u32,
+            protocol: "udp".to_owned(),
+            kind: CandidateType::Host,
+            rel_addr: None,
+            rel_port: None,
+            tcptype: None,
+            extensions: Extensions::default(),
+        })
+        .collect();
+    transport
+}
+
+/// A session-accept as lib-jitsi-meet would send it for this participant: its codecs, its
+/// transport, its sources (audio; video with RTX in an FID group).
+pub fn session_accept(sid: &str, config: &ParticipantConfig, local: &LocalDescription) -> Jingle {
+    let msid = |track: &str| {
+        Parameter::new(
+            "msid",
+            format!("{}-stream {}-{track}", config.name, config.name),
+        )
+    };
+    let mut opus = PayloadType::new(config.opus_pt, "opus", 48000, Some(2));
+    opus.rtcp_feedback = vec![RtcpFeedback::new("transport-cc", None)];
+    let mut audio = RtpDescription::new("audio");
+    audio.payload_types = vec![opus];
+    audio.header_extensions = vec![HeaderExtension::new(
+        config.twcc_ext_id,
+        tutti_focus::offer::TRANSPORT_CC_URI,
+    )];
+    audio.rtcp_mux = true;
+    let mut audio_source = Source::new(config.audio_ssrc);
+    audio_source.name = Some(format!("{}-a0", config.name));
+    audio_source.parameters.push(msid("audio"));
+    audio.sources = vec![audio_source];
+    let mut vp8 = PayloadType::new(config.vp8_pt, "VP8", 90000, None);
+    vp8.rtcp_feedback = vec![
+        RtcpFeedback::new("ccm", Some("fir")),
+        RtcpFeedback::new("nack", None),
+        RtcpFeedback::new("nack", Some("pli")),
+        RtcpFeedback::new("transport-cc", None),
+    ];
+    let mut rtx = PayloadType::new(config.rtx_pt, "rtx", 90000, None);
+    rtx.parameters = vec![Parameter::new("apt", config.vp8_pt.to_string())];
+    let mut video = RtpDescription::new("video");
+    video.payload_types = vec![vp8, rtx];
+    video.header_extensions = audio.header_extensions.clone();
+    video.rtcp_mux = true;
+    for ssrc in [config.video_ssrc, config.video_rtx_ssrc] {
+        let mut source = Source::new(ssrc);
+        source.name = Some(format!("{}-v0", config.name));
+        source.video_type = Some("camera".to_owned());
+        source.parameters.push(msid("video"));
+        video.sources.push(source);
+    }
+    video.source_groups = vec![SourceGroup::new(
+        GroupSemantics::Fid,
+        vec![config.video_ssrc, config.video_rtx_ssrc],
+    )];
+    let transport = local_transport(local);
+    let mut jingle = Jingle::new(Action::SessionAccept, sid);
+    for description in [audio, video] {
+        let mut content = Content::new(description.media.clone().unwrap_or_default());
+        content.creator = Some(Creator::Initiator);
+        content.senders = Some(Senders::Both);
+        content.description = Some(description);
+        content.transport = Some(transport.clone());
+        jingle.contents.push(content);
+    }
+    jingle.groups.push(Group::bundle(["audio", "video"]));
+    jingle
+}
+
+/// The SSRCs in a Jingle's descriptions.
+pub fn ssrcs(jingle: &Jingle) -> Vec<u32> {
+    jingle
+        .contents
+        .iter()
+        .filter_map(|content| content.description.as_ref())
+        .flat_map(|description| description.sources.iter().map(|source| source.ssrc))
+        .collect()
+}
+
+/// The error condition name and the application-specific child of an IQ error.
+pub fn error_of(iq: &Iq) -> Option<(String, Option<String>, String)> {
+    match iq {
+        Iq::Error { error, .. } => Some((
+            format!("{:?}", error.defined_condition),
+            error.other.as_ref().map(|other| other.name().to_owned()),
+            error.texts.values().next().cloned().unwrap_or_default(),
+        )),
+        _ => None,
+    }
+}
