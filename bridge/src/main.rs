@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use tutti_bridge::config::Config;
 
+/// With the `alloc-counter` feature every heap allocation is counted (see `metrics`).
+#[cfg(feature = "alloc-counter")]
+#[global_allocator]
+static ALLOCATOR: tutti_bridge::metrics::CountingAllocator =
+    tutti_bridge::metrics::CountingAllocator;
+
 fn usage() -> ExitCode {
     eprintln!("usage: bridge [--config FILE]\nEnvironment overrides: TUTTI_BRIDGE_<FIELD> (see docs/bridge.md)");
     ExitCode::from(2)

@@ -12,6 +12,43 @@ use prometheus_client::registry::Registry;
 
 use crate::media::stats::{DropReason, SharedSnapshot, KIND_LABELS};
 
+/// Heap allocations (alloc, alloc_zeroed, realloc) made by any thread of a bridge binary built
+/// with the `alloc-counter` feature, exported as `tutti_bridge_allocations_total`.
+#[cfg(feature = "alloc-counter")]
+pub static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The system allocator, counting calls in [`ALLOCATIONS`]; the bridge binary installs it as the
+/// global allocator when built with the `alloc-counter` feature.
+#[cfg(feature = "alloc-counter")]
+pub struct CountingAllocator;
+
+#[cfg(feature = "alloc-counter")]
+// SAFETY: every call is passed unchanged to the system allocator; counting has no effect on it.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller upholds GlobalAlloc's contract, which System shares.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: as above.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
 /// Packet rates over the last second and the stress figure (see docs/bridge.md):
 /// `stress = max((in_pps + out_pps) / max_packet_rate, worker_busy / 0.9)`.
 pub struct Rates {
@@ -293,6 +330,13 @@ impl Collector for BridgeCollector {
             "tutti_bridge_remb_sent",
             "REMB packets sent to senders without transport-cc",
             c.remb_sent,
+        )?;
+        #[cfg(feature = "alloc-counter")]
+        counter(
+            e,
+            "tutti_bridge_allocations",
+            "Heap allocations by any thread of the bridge (alloc-counter builds only)",
+            ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed),
         )?;
         Ok(())
     }

@@ -12,7 +12,7 @@ mod forward;
 mod retransmission;
 mod sources;
 pub mod stats;
-mod udp;
+pub mod udp;
 pub mod worker;
 
 use std::net::SocketAddr;

@@ -572,6 +572,90 @@ impl Participant {
     }
 }
 
+/// A connected session handed over to a raw packet loop by [`Participant::hand_over`]: what it
+/// takes to send and receive SRTP on the participant's socket and to keep the bridge's consent.
+pub struct Handover {
+    /// A duplicate of the participant's socket (non-blocking, like the original).
+    pub socket: std::net::UdpSocket,
+    pub local_addr: SocketAddr,
+    /// The bridge's address of the selected candidate pair.
+    pub remote: SocketAddr,
+    /// Protects what we send.
+    pub srtp_tx: SrtpContext,
+    /// Unprotects what the bridge sends us.
+    pub srtp_rx: SrtpContext,
+    /// RFC 5764 name of the negotiated profile, e.g. "SRTP_AEAD_AES_128_GCM".
+    pub srtp_profile: String,
+    ufrag: String,
+    pwd: String,
+    remote_pwd: String,
+}
+
+impl Handover {
+    /// Answers the bridge's connectivity and consent checks: the response to send back to
+    /// `from` for a valid Binding request addressed to us, None for any other datagram. The
+    /// bridge times an endpoint out when its checks go unanswered (consent freshness).
+    pub fn answer_stun(&self, datagram: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
+        match ice::handle_stun(
+            datagram,
+            from,
+            &self.ufrag,
+            &self.pwd,
+            Some(&self.remote_pwd),
+        ) {
+            Ok(StunEvent::Request { response, .. }) => Some(response),
+            _ => None,
+        }
+    }
+}
+
+impl Participant {
+    /// Hands a connected session over to the caller: stops every task of the participant (its
+    /// receive loop, checks, media and reports; DTLS is silenced, so no close_notify) and returns
+    /// a duplicate of its socket, the selected remote address, the SRTP contexts and what
+    /// answering the bridge's STUN checks takes. From then on the caller alone reads the socket.
+    pub async fn hand_over(self) -> anyhow::Result<Handover> {
+        use std::os::fd::AsFd;
+
+        self.shared.dtls_counters.silence();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            // Only cancellation errors are possible here; the task is gone either way.
+            let _ = t.await;
+        }
+        let socket = std::net::UdpSocket::from(
+            self.socket
+                .as_fd()
+                .try_clone_to_owned()
+                .context("duplicating the participant's socket")?,
+        );
+        let mut st = self.shared.lock();
+        let remote = st.selected.context("not connected")?;
+        let srtp = st.srtp.take().context("SRTP not established")?;
+        let remote_pwd = st
+            .remote
+            .as_ref()
+            .map(|r| r.remote_pwd.clone())
+            .context("no remote credentials")?;
+        let srtp_profile = st.stats.srtp_profile.clone().unwrap_or_default();
+        st.dtls_in = None;
+        Ok(Handover {
+            socket,
+            local_addr: self.local_addr,
+            remote,
+            srtp_tx: srtp.tx,
+            srtp_rx: srtp.rx,
+            srtp_profile,
+            ufrag: self.shared.ufrag.clone(),
+            pwd: self.shared.pwd.clone(),
+            remote_pwd,
+        })
+    }
+}
+
 impl Drop for Participant {
     fn drop(&mut self) {
         for t in self

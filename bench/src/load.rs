@@ -1,0 +1,451 @@
+//! The load loop: one thread that sends every publisher's audio and video on schedule and
+//! receives on every endpoint's socket (epoll, then batched `recvmmsg` per ready socket).
+//!
+//! Received RTP is counted from its clear header (SSRC + sequence number, which the bridge does
+//! not rewrite); every packet of one endpoint in `sample_every` is fully verified:
+//! SRTP-decrypted with the receiver's keys (bridge runs), its payload trailer checked (CRC, SSRC
+//! and sequence must match the header) and its latency taken from the trailer's send time.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tutti_bridge::media::udp::RecvBatch;
+use tutti_participant::media::{verify_trailer, MediaSource, AUDIO_PTIME, TRAILER_LEN, VIDEO_FPS};
+
+use crate::setup::Endpoint;
+
+/// Datagrams taken from one socket per `recvmmsg`.
+const RECV_BATCH: usize = 32;
+/// Longest sleep in `epoll_wait`.
+const MAX_WAIT: Duration = Duration::from_millis(5);
+/// A packet sent this late counts as a late send: the generator could not keep its schedule.
+const LATE: Duration = Duration::from_millis(5);
+
+#[derive(Clone, Copy, Debug)]
+pub struct LoadConfig {
+    pub warmup: Duration,
+    pub window: Duration,
+    /// After the window: still sending, so packets of the window can still arrive.
+    pub drain: Duration,
+    /// Verify (decrypt, check, time) every packet received by one endpoint in this many; the
+    /// others' packets are only counted. Whole endpoints rather than scattered packets, so each
+    /// verifying receiver's SRTP context sees its streams' sequence numbers without gaps (its
+    /// rollover-counter estimate needs them across a 16-bit wrap).
+    pub sample_every: usize,
+    /// SRTP tag length to pad plain (baseline) datagrams with, so they are as large as SRTP.
+    pub tag_len: usize,
+    /// Video is paced at this multiple of its bitrate, as libwebrtc's pacer does (2.5); 0 sends
+    /// each frame as one burst.
+    pub pacing_factor: f64,
+}
+
+/// The load loop calls this when the steady window starts and when it ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Boundary {
+    Start,
+    End,
+}
+
+#[derive(Debug, Default)]
+pub struct LoadResult {
+    /// Media packets sent by publishers in the window, times the endpoints receiving each.
+    pub expected: u64,
+    /// Of those, packets that arrived (by SSRC and sequence number).
+    pub received: u64,
+    pub window_secs: f64,
+    /// Verified packets' latencies (receive time − trailer send time), sorted.
+    pub latencies_us: Vec<u32>,
+    /// Sampled packets that failed SRTP authentication or decryption.
+    pub srtp_errors: u64,
+    /// Sampled packets whose payload trailer failed its checks (CRC, SSRC, sequence number).
+    pub payload_errors: u64,
+    pub rtcp_received: u64,
+    pub stun_answered: u64,
+    /// RTP with an SSRC nobody sent, and datagrams of no known kind.
+    pub unexpected: u64,
+    /// Packets sent more than 5 ms after their schedule.
+    pub late_sends: u64,
+    /// CPU used by this process over the window, as a fraction of one core.
+    pub generator_cpu_util: f64,
+}
+
+struct Stream {
+    /// First sequence number sent in the window.
+    first: Option<u16>,
+    /// Packets sent in the window (frozen when it ends).
+    sent: u32,
+    /// Endpoints that receive this stream (all but its publisher).
+    receivers: u64,
+}
+
+struct Publisher {
+    endpoint: usize,
+    media: MediaSource,
+    next_audio: Instant,
+    next_video: Instant,
+    /// Video packets waiting for the pacer, and when it sends the next one.
+    paced: VecDeque<Vec<u8>>,
+    next_paced: Instant,
+    /// Pacing rate in bytes per second (0: frames go out as bursts).
+    pacing_bytes_per_s: f64,
+}
+
+impl Publisher {
+    /// When the next packet is due: audio, a new video frame, or the pacer's next packet.
+    fn next_due(&self) -> Instant {
+        let due = self.next_audio.min(self.next_video);
+        if self.paced.is_empty() {
+            due
+        } else {
+            due.min(self.next_paced)
+        }
+    }
+
+    /// The next packet due at `now`, if any.
+    fn take_due(&mut self, now: Instant, now_us: u64, late: &mut u64) -> Option<Vec<u8>> {
+        let (due, packet) = if !self.paced.is_empty() && self.next_paced <= now {
+            let packet = self.paced.pop_front()?;
+            let due = self.next_paced;
+            if self.pacing_bytes_per_s > 0.0 {
+                self.next_paced +=
+                    Duration::from_secs_f64(packet.len() as f64 / self.pacing_bytes_per_s);
+            }
+            (due, packet)
+        } else if self.next_audio <= now {
+            let due = self.next_audio;
+            self.next_audio += AUDIO_PTIME;
+            (due, self.media.audio_packet(now_us).rtp)
+        } else if self.next_video <= now {
+            if now.duration_since(self.next_video) > LATE {
+                *late += 1;
+            }
+            self.next_video += Duration::from_secs(1) / VIDEO_FPS;
+            let frame = self.media.video_frame(now_us).into_iter().map(|p| p.rtp);
+            if self.pacing_bytes_per_s <= 0.0 {
+                self.paced.extend(frame);
+                self.next_paced = now;
+            } else {
+                if self.paced.is_empty() {
+                    self.next_paced = self.next_paced.max(now);
+                }
+                self.paced.extend(frame);
+            }
+            return self.take_due(now, now_us, late);
+        } else {
+            return None;
+        };
+        if now.duration_since(due) > LATE {
+            *late += 1;
+        }
+        Some(packet)
+    }
+}
+
+/// Rewrites the send time in a packet's payload trailer (and its CRC), so that a packet that
+/// waited in the pacer is timed from when it actually leaves.
+fn restamp(rtp: &mut [u8], now_us: u64) {
+    let Some(start) = rtp_payload(rtp).map(|p| rtp.len() - p.len()) else {
+        return;
+    };
+    let end = rtp.len();
+    if end < start + TRAILER_LEN {
+        return;
+    }
+    let t = end - TRAILER_LEN;
+    rtp[t + 10..t + 18].copy_from_slice(&now_us.to_be_bytes());
+    let crc = crc32fast::hash(&rtp[start..end - 4]);
+    rtp[end - 4..].copy_from_slice(&crc.to_be_bytes());
+}
+
+#[derive(PartialEq, Eq)]
+enum Phase {
+    Warmup,
+    Window,
+    Drain,
+}
+
+struct Epoll(libc::c_int);
+
+impl Epoll {
+    fn new(endpoints: &[Endpoint]) -> anyhow::Result<Epoll> {
+        // SAFETY: plain syscall; the fd is owned by the returned value.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error()).context("epoll_create1");
+        }
+        let epoll = Epoll(fd);
+        for (i, e) in endpoints.iter().enumerate() {
+            let mut event = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: i as u64,
+            };
+            // SAFETY: both fds are open; event is a valid epoll_event.
+            let rc = unsafe {
+                libc::epoll_ctl(
+                    epoll.0,
+                    libc::EPOLL_CTL_ADD,
+                    e.socket.as_raw_fd(),
+                    &mut event,
+                )
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error()).context("epoll_ctl");
+            }
+        }
+        Ok(epoll)
+    }
+
+    fn wait(&self, events: &mut [libc::epoll_event], timeout: Duration) -> usize {
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: events is a writable buffer of the given length.
+        let n = unsafe { libc::epoll_wait(self.0, events.as_mut_ptr(), events.len() as i32, ms) };
+        n.max(0) as usize
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// Offset of the RTP payload and its length without padding.
+fn rtp_payload(packet: &[u8]) -> Option<&[u8]> {
+    let b0 = *packet.first()?;
+    let mut start = 12 + 4 * usize::from(b0 & 0x0f);
+    if b0 & 0x10 != 0 {
+        let words = u16::from_be_bytes([*packet.get(start + 2)?, *packet.get(start + 3)?]);
+        start += 4 + 4 * usize::from(words);
+    }
+    let mut end = packet.len();
+    if b0 & 0x20 != 0 {
+        end = end.checked_sub(usize::from(*packet.last()?))?;
+    }
+    packet.get(start..end)
+}
+
+/// Turns a plain RTP packet into a datagram as large as its SRTP form: RTP padding of the
+/// tag's length (RFC 3550 §5.1), so receivers still find the trailer at the payload's end.
+fn pad(mut rtp: Vec<u8>, tag_len: usize) -> Vec<u8> {
+    if tag_len > 0 {
+        rtp[0] |= 0x20;
+        rtp.extend(std::iter::repeat_n(0, tag_len - 1));
+        rtp.push(tag_len as u8);
+    }
+    rtp
+}
+
+fn header_ids(rtp: &[u8]) -> (u32, u16) {
+    (
+        u32::from_be_bytes([rtp[8], rtp[9], rtp[10], rtp[11]]),
+        u16::from_be_bytes([rtp[2], rtp[3]]),
+    )
+}
+
+pub fn run(
+    mut endpoints: Vec<Endpoint>,
+    config: &LoadConfig,
+    mut at_boundary: impl FnMut(Boundary) -> anyhow::Result<()>,
+) -> anyhow::Result<LoadResult> {
+    let epoch = Instant::now();
+    let now_us = || epoch.elapsed().as_micros() as u64;
+    let total = endpoints.len();
+    let mut streams: Vec<Stream> = Vec::new();
+    let mut by_ssrc: HashMap<u32, usize> = HashMap::new();
+    let mut publishers = Vec::new();
+    let publisher_count = endpoints.iter().filter(|e| e.publishes.is_some()).count();
+    let video_interval = Duration::from_secs(1) / VIDEO_FPS;
+    for (i, e) in endpoints.iter().enumerate() {
+        let Some(cfg) = &e.publishes else { continue };
+        for ssrc in [cfg.audio_ssrc, cfg.video_ssrc] {
+            by_ssrc.insert(ssrc, streams.len());
+            streams.push(Stream {
+                first: None,
+                sent: 0,
+                receivers: total as u64 - 1,
+            });
+        }
+        // Publishers start spread over a frame interval, as independent clients would.
+        let k = publishers.len() as u32;
+        publishers.push(Publisher {
+            endpoint: i,
+            media: MediaSource::new(cfg),
+            next_audio: epoch + AUDIO_PTIME * k / publisher_count as u32,
+            next_video: epoch + video_interval * k / publisher_count as u32,
+            paced: VecDeque::new(),
+            next_paced: epoch,
+            pacing_bytes_per_s: config.pacing_factor * f64::from(cfg.video_bitrate_bps) / 8.0,
+        });
+    }
+    if publishers.is_empty() {
+        bail!("no publisher");
+    }
+    let epoll = Epoll::new(&endpoints)?;
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+    let mut batch = RecvBatch::new(RECV_BATCH);
+    let mut result = LoadResult::default();
+    let mut phase = Phase::Warmup;
+    let mut phase_end = epoch + config.warmup;
+    let mut window_start = epoch;
+    let mut generator_cpu = 0.0;
+
+    loop {
+        let now = Instant::now();
+        if now >= phase_end {
+            match phase {
+                Phase::Warmup => {
+                    at_boundary(Boundary::Start)?;
+                    generator_cpu = crate::sys::process_cpu_seconds("self")?;
+                    window_start = Instant::now();
+                    phase_end = window_start + config.window;
+                    phase = Phase::Window;
+                }
+                Phase::Window => {
+                    result.window_secs = now.duration_since(window_start).as_secs_f64();
+                    result.generator_cpu_util = (crate::sys::process_cpu_seconds("self")?
+                        - generator_cpu)
+                        / result.window_secs;
+                    at_boundary(Boundary::End)?;
+                    phase_end = Instant::now() + config.drain;
+                    phase = Phase::Drain;
+                }
+                Phase::Drain => break,
+            }
+            continue;
+        }
+
+        // Send what is due.
+        let mut next_due = phase_end;
+        for p in &mut publishers {
+            while let Some(mut rtp) = p.take_due(now, now_us(), &mut result.late_sends) {
+                restamp(&mut rtp, now_us());
+                let (ssrc, seq) = header_ids(&rtp);
+                if phase == Phase::Window {
+                    if let Some(&s) = by_ssrc.get(&ssrc) {
+                        streams[s].first.get_or_insert(seq);
+                        streams[s].sent += 1;
+                    }
+                }
+                let endpoint = &mut endpoints[p.endpoint];
+                let datagram = match &mut endpoint.session {
+                    Some(session) => session.srtp_tx.encrypt_rtp(&rtp)?.to_vec(),
+                    None => pad(rtp, config.tag_len),
+                };
+                endpoint.socket.send_to(&datagram, endpoint.to)?;
+            }
+            next_due = next_due.min(p.next_due());
+        }
+
+        // Receive until the next send is due.
+        let ready = epoll.wait(
+            &mut events,
+            next_due.saturating_duration_since(now).min(MAX_WAIT),
+        );
+        for event in &events[..ready] {
+            let index = event.u64 as usize;
+            let endpoint = &mut endpoints[index];
+            let fd = endpoint.socket.as_raw_fd();
+            loop {
+                let n = batch.recv(fd)?;
+                for i in 0..n {
+                    let d = batch.get(i);
+                    let datagram = &d.buf[..d.len.min(d.buf.len())];
+                    match datagram.first() {
+                        Some(0..=3) => {
+                            let (Some(session), Some(from)) = (&endpoint.session, d.from) else {
+                                result.unexpected += 1;
+                                continue;
+                            };
+                            if let Some(response) = session.answer_stun(datagram, from) {
+                                endpoint.socket.send_to(&response, from)?;
+                                result.stun_answered += 1;
+                            }
+                        }
+                        Some(128..=191) if datagram.len() >= 12 => {
+                            if (64..=95).contains(&(datagram[1] & 0x7f)) {
+                                result.rtcp_received += 1;
+                                continue;
+                            }
+                            let (ssrc, seq) = header_ids(datagram);
+                            let Some(stream) = by_ssrc.get(&ssrc).map(|&s| &streams[s]) else {
+                                result.unexpected += 1;
+                                continue;
+                            };
+                            let Some(first) = stream.first else { continue };
+                            if u32::from(seq.wrapping_sub(first)) >= stream.sent {
+                                continue;
+                            }
+                            result.received += 1;
+                            if !index.is_multiple_of(config.sample_every) {
+                                continue;
+                            }
+                            let plain = match &mut endpoint.session {
+                                Some(session) => match session.srtp_rx.decrypt_rtp(datagram) {
+                                    Ok(plain) => plain.to_vec(),
+                                    Err(_) => {
+                                        result.srtp_errors += 1;
+                                        continue;
+                                    }
+                                },
+                                None => datagram.to_vec(),
+                            };
+                            match rtp_payload(&plain).map(verify_trailer) {
+                                Some(Ok(t)) if t.ssrc == ssrc && t.seq == seq => {
+                                    let latency = now_us().saturating_sub(t.sent_at_us);
+                                    result
+                                        .latencies_us
+                                        .push(latency.min(u32::MAX as u64) as u32);
+                                }
+                                _ => result.payload_errors += 1,
+                            }
+                        }
+                        _ => result.unexpected += 1,
+                    }
+                }
+                if n < RECV_BATCH {
+                    break;
+                }
+            }
+        }
+    }
+    result.expected = streams
+        .iter()
+        .map(|s| u64::from(s.sent) * s.receivers)
+        .sum();
+    result.latencies_us.sort_unstable();
+    Ok(result)
+}
+
+/// The value at quantile `q` of sorted samples (NaN when there are none).
+pub fn percentile(sorted: &[u32], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    f64::from(sorted[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_keeps_the_payload_and_trailer() {
+        let rtp = vec![0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 1, 2, 3];
+        let padded = pad(rtp.clone(), 16);
+        assert_eq!(padded.len(), rtp.len() + 16);
+        assert_eq!(rtp_payload(&padded), Some(&[1u8, 2, 3][..]));
+        assert_eq!(rtp_payload(&rtp), Some(&[1u8, 2, 3][..]));
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), 51.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+}

@@ -1,0 +1,457 @@
+//! `bench-driver`: the bridge benchmark's load generator and orchestrator (run it through
+//! `bench/bridge`, which builds, pins and isolates it). For every scenario and SRTP profile it
+//! alternates runs against the real bridge and against the baseline relay (A B A B), each
+//! server started fresh on CPU 0, and prints one JSON line of medians per scenario and profile.
+//! Each run's own figures go to stderr as JSON lines.
+
+mod load;
+mod setup;
+mod sys;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use crate::load::{Boundary, LoadConfig, LoadResult};
+use crate::setup::{Profile, Role};
+
+/// Pause between calibration scrapes of /metrics (the HTTP stack's Date header is per second).
+const SCRAPE_GAP: Duration = Duration::from_millis(1100);
+
+const USAGE: &str = "usage: bench-driver --bridge PATH --relay PATH [options]
+  --scenarios LIST        fanout,meeting (default both)
+  --profiles LIST         gcm,aes-cm (default both)
+  --fanout-subscribers N  subscribers of the one fan-out publisher (default 300)
+  --meeting-publishers N  publishers in the meeting, all subscribing to all (default 8)
+  --warmup S              seconds before the window (default 5)
+  --window S              steady window in seconds (default 10)
+  --repeats N             A B pairs per scenario and profile; medians are reported (default 2)
+  --sample-every N        fan-out: verify every packet of one subscriber in N, count the rest
+                          (default 16); the meeting verifies every endpoint
+  --pacing-factor F       video paced at F x its bitrate like libwebrtc (default 2.5; 0 = bursts)
+  --quick                 smoke run: 20 subscribers, 4 publishers, 2 s + 3 s, 1 repeat
+  --commit C --date D     recorded in every line";
+
+#[derive(Clone, Debug)]
+struct Args {
+    bridge: PathBuf,
+    relay: PathBuf,
+    scenarios: Vec<String>,
+    profiles: Vec<Profile>,
+    fanout_subscribers: usize,
+    meeting_publishers: usize,
+    warmup: f64,
+    window: f64,
+    repeats: usize,
+    sample_every: usize,
+    pacing_factor: f64,
+    commit: String,
+    date: String,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        bridge: PathBuf::new(),
+        relay: PathBuf::new(),
+        scenarios: vec!["fanout".into(), "meeting".into()],
+        profiles: vec![Profile::Gcm, Profile::AesCm],
+        fanout_subscribers: 300,
+        meeting_publishers: 8,
+        warmup: 5.0,
+        window: 10.0,
+        repeats: 2,
+        sample_every: 16,
+        pacing_factor: 2.5,
+        commit: String::new(),
+        date: String::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--quick" {
+            args.fanout_subscribers = 20;
+            args.meeting_publishers = 4;
+            args.warmup = 2.0;
+            args.window = 3.0;
+            args.repeats = 1;
+            continue;
+        }
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = it
+            .next()
+            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--bridge" => args.bridge = value.into(),
+            "--relay" => args.relay = value.into(),
+            "--scenarios" => {
+                args.scenarios = value.split(',').map(str::to_owned).collect();
+                if let Some(s) = args
+                    .scenarios
+                    .iter()
+                    .find(|s| *s != "fanout" && *s != "meeting")
+                {
+                    bail!("unknown scenario {s:?} (fanout, meeting)");
+                }
+            }
+            "--profiles" => {
+                args.profiles = value
+                    .split(',')
+                    .map(Profile::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--fanout-subscribers" => args.fanout_subscribers = value.parse()?,
+            "--meeting-publishers" => args.meeting_publishers = value.parse()?,
+            "--warmup" => args.warmup = value.parse()?,
+            "--window" => args.window = value.parse()?,
+            "--repeats" => args.repeats = value.parse()?,
+            "--sample-every" => args.sample_every = value.parse()?,
+            "--pacing-factor" => args.pacing_factor = value.parse()?,
+            "--commit" => args.commit = value,
+            "--date" => args.date = value,
+            _ => bail!("unknown option {flag}\n{USAGE}"),
+        }
+    }
+    if args.bridge.as_os_str().is_empty() || args.relay.as_os_str().is_empty() {
+        bail!("--bridge and --relay are required\n{USAGE}");
+    }
+    if args.repeats == 0 || args.sample_every == 0 || args.window <= 0.0 {
+        bail!("--repeats, --sample-every and --window must be positive");
+    }
+    // Sequence numbers of one stream in the window must stay within half the 16-bit space.
+    if args.window > 60.0 {
+        bail!("--window is at most 60 s");
+    }
+    Ok(args)
+}
+
+fn roles(args: &Args, scenario: &str) -> Vec<Role> {
+    match scenario {
+        "fanout" => std::iter::once(Role { publishes: true })
+            .chain(std::iter::repeat_n(
+                Role { publishes: false },
+                args.fanout_subscribers,
+            ))
+            .collect(),
+        _ => vec![Role { publishes: true }; args.meeting_publishers],
+    }
+}
+
+/// What one run (bridge or baseline) measured over its window.
+#[derive(Debug, Default)]
+struct Run {
+    load: LoadResult,
+    server_cpu_s: f64,
+    server_window_s: f64,
+    cpu0_util: f64,
+    udp_buffer_errors: u64,
+    server_rss_kb: f64,
+    /// Bridge only: allocations between the window's two scrapes (raw), what one scrape
+    /// itself allocates, and the difference: the allocations of the window's traffic.
+    allocs_in_window: f64,
+    allocs_raw: f64,
+    scrape_allocs: f64,
+    bridge_sent: f64,
+}
+
+impl Run {
+    fn forwarded_pps(&self) -> f64 {
+        self.load.received as f64 / self.load.window_secs
+    }
+    fn cpu_util(&self) -> f64 {
+        self.server_cpu_s / self.server_window_s
+    }
+    fn cpu_s_per_mpkt(&self) -> f64 {
+        self.cpu_util() / self.forwarded_pps() * 1e6
+    }
+    fn loss_pct(&self) -> f64 {
+        if self.load.expected == 0 {
+            return 100.0;
+        }
+        100.0 * (1.0 - self.load.received as f64 / self.load.expected as f64)
+    }
+    fn json(&self, kind: &str, scenario: &str, profile: Profile) -> Value {
+        let l = &self.load;
+        json!({
+            "run": kind,
+            "scenario": scenario,
+            "srtp_profile": profile.name(),
+            "forwarded_pps": self.forwarded_pps().round(),
+            "cpu_util": round3(self.cpu_util()),
+            "cpu_s_per_mpkt": round3(self.cpu_s_per_mpkt()),
+            "cpu0_util": round3(self.cpu0_util),
+            "loss_pct": round3(self.loss_pct()),
+            "expected": l.expected,
+            "received": l.received,
+            "latency_p50_us": load::percentile(&l.latencies_us, 0.5),
+            "latency_p99_us": load::percentile(&l.latencies_us, 0.99),
+            "latency_p999_us": load::percentile(&l.latencies_us, 0.999),
+            "verified": l.latencies_us.len(),
+            "payload_errors": l.payload_errors,
+            "srtp_errors": l.srtp_errors,
+            "allocs_in_window": self.allocs_in_window,
+            "allocs_raw": self.allocs_raw,
+            "scrape_allocs": self.scrape_allocs,
+            "bridge_sent_pps": (self.bridge_sent / self.server_window_s).round(),
+            "udp_buffer_errors": self.udp_buffer_errors,
+            "rss_kb": self.server_rss_kb,
+            "rtcp_received": l.rtcp_received,
+            "stun_answered": l.stun_answered,
+            "unexpected": l.unexpected,
+            "late_sends": l.late_sends,
+            "generator_cpu_util": round3(l.generator_cpu_util),
+        })
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn rss_kb(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// CPU and error counters at the window's start, and what the end makes of them.
+struct Meter {
+    pid: String,
+    cpu: f64,
+    cpu0: (u64, u64),
+    errors: u64,
+    at: Instant,
+}
+
+impl Meter {
+    fn start(pid: &str) -> anyhow::Result<Meter> {
+        Ok(Meter {
+            pid: pid.to_owned(),
+            cpu: sys::process_cpu_seconds(pid)?,
+            cpu0: sys::cpu_jiffies(0)?,
+            errors: sys::udp_buffer_errors()?,
+            at: Instant::now(),
+        })
+    }
+
+    fn finish(&self, run: &mut Run) -> anyhow::Result<()> {
+        run.server_window_s = self.at.elapsed().as_secs_f64();
+        run.server_cpu_s = sys::process_cpu_seconds(&self.pid)? - self.cpu;
+        let (busy, total) = sys::cpu_jiffies(0)?;
+        run.cpu0_util = (busy - self.cpu0.0) as f64 / (total - self.cpu0.1).max(1) as f64;
+        run.udp_buffer_errors = sys::udp_buffer_errors()? - self.errors;
+        run.server_rss_kb = rss_kb(&self.pid);
+        Ok(())
+    }
+}
+
+fn load_config(args: &Args, roles: &[Role], profile: Profile) -> LoadConfig {
+    let publishers = roles.iter().filter(|r| r.publishes).count();
+    LoadConfig {
+        warmup: Duration::from_secs_f64(args.warmup),
+        window: Duration::from_secs_f64(args.window),
+        drain: Duration::from_millis(300),
+        sample_every: if publishers > 1 { 1 } else { args.sample_every },
+        tag_len: profile.tag_len(),
+        pacing_factor: args.pacing_factor,
+    }
+}
+
+fn run_bridge(
+    args: &Args,
+    rt: &tokio::runtime::Runtime,
+    roles: &[Role],
+    profile: Profile,
+) -> anyhow::Result<Run> {
+    let (server, addresses) = setup::start_bridge(&args.bridge, profile)?;
+    let setup_started = Instant::now();
+    let endpoints = rt.block_on(setup::bridge_endpoints(addresses.grpc, roles, profile))?;
+    eprintln!(
+        "bench: {} endpoints connected to the bridge in {:.1} s",
+        endpoints.len(),
+        setup_started.elapsed().as_secs_f64()
+    );
+    let pid = server.pid().to_string();
+    let mut run = Run::default();
+    // What one scrape of /metrics allocates in the bridge (after the counter is read, and
+    // before it is read in the next scrape), measured on the idle bridge: scrapes at least a
+    // second apart, like the window's, where the HTTP stack renders a fresh Date header.
+    let mut calibration = Vec::new();
+    for _ in 0..3 {
+        std::thread::sleep(SCRAPE_GAP);
+        calibration.push(sys::allocations(&sys::scrape(addresses.http)?)?);
+    }
+    run.scrape_allocs = calibration[2] - calibration[1];
+    let mut meter = None;
+    let mut scrapes = Vec::new();
+    run.load = load::run(endpoints, &load_config(args, roles, profile), |boundary| {
+        match boundary {
+            Boundary::Start => {
+                scrapes.push(sys::scrape(addresses.http)?);
+                meter = Some(Meter::start(&pid)?);
+            }
+            Boundary::End => {
+                meter
+                    .as_ref()
+                    .context("window ended before it started")?
+                    .finish(&mut run)?;
+                scrapes.push(sys::scrape(addresses.http)?);
+            }
+        }
+        Ok(())
+    })?;
+    let [s1, s2] = &scrapes[..] else {
+        bail!("expected two scrapes of /metrics");
+    };
+    run.allocs_raw = sys::allocations(s2)? - sys::allocations(s1)?;
+    run.allocs_in_window = run.allocs_raw - run.scrape_allocs;
+    run.bridge_sent = sys::media_packets_sent(s2) - sys::media_packets_sent(s1);
+    drop(server);
+    Ok(run)
+}
+
+fn run_baseline(args: &Args, roles: &[Role], profile: Profile) -> anyhow::Result<Run> {
+    let (server, endpoints) = setup::relay_endpoints(&args.relay, roles, profile)?;
+    let pid = server.pid().to_string();
+    let mut run = Run::default();
+    let mut meter = None;
+    run.load = load::run(endpoints, &load_config(args, roles, profile), |boundary| {
+        match boundary {
+            Boundary::Start => meter = Some(Meter::start(&pid)?),
+            Boundary::End => meter
+                .as_ref()
+                .context("window ended before it started")?
+                .finish(&mut run)?,
+        }
+        Ok(())
+    })?;
+    drop(server);
+    Ok(run)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.retain(|v| !v.is_nan());
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn summary(
+    args: &Args,
+    scenario: &str,
+    profile: Profile,
+    endpoints: usize,
+    bridge: &[Run],
+    baseline: &[Run],
+) -> Value {
+    let m = |runs: &[Run], f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
+    let cpu = m(bridge, &|r| r.cpu_s_per_mpkt());
+    let base_cpu = m(baseline, &|r| r.cpu_s_per_mpkt());
+    let forwarded = m(bridge, &|r| r.forwarded_pps());
+    let received: u64 = bridge.iter().map(|r| r.load.received).sum();
+    let allocs = m(bridge, &|r| r.allocs_in_window);
+    json!({
+        "scenario": scenario,
+        "srtp_profile": profile.name(),
+        "endpoints": endpoints,
+        "publishers": if scenario == "fanout" { 1 } else { endpoints },
+        "window_s": args.window,
+        "pacing_factor": args.pacing_factor,
+        "repeats": bridge.len(),
+        "forwarded_pps": forwarded.round(),
+        "bridge_cpu_util": round3(m(bridge, &|r| r.cpu_util())),
+        "bridge_cpu_s_per_mpkt": round3(cpu),
+        "bridge_pkts_per_cpu_s": (1e6 / cpu).round(),
+        "cpu0_util": round3(m(bridge, &|r| r.cpu0_util)),
+        "loss_pct": round3(m(bridge, &|r| r.loss_pct())),
+        "latency_p50_us": m(bridge, &|r| load::percentile(&r.load.latencies_us, 0.5)),
+        "latency_p99_us": m(bridge, &|r| load::percentile(&r.load.latencies_us, 0.99)),
+        "latency_p999_us": m(bridge, &|r| load::percentile(&r.load.latencies_us, 0.999)),
+        "allocs_in_window": allocs,
+        "allocs_per_packet": allocs / (received as f64 / bridge.len() as f64).max(1.0),
+        "payload_errors": bridge.iter().map(|r| r.load.payload_errors).sum::<u64>(),
+        "srtp_errors": bridge.iter().map(|r| r.load.srtp_errors).sum::<u64>(),
+        "udp_buffer_errors": bridge.iter().map(|r| r.udp_buffer_errors).sum::<u64>(),
+        "bridge_rss_kb": m(bridge, &|r| r.server_rss_kb),
+        "baseline_forwarded_pps": m(baseline, &|r| r.forwarded_pps()).round(),
+        "baseline_cpu_util": round3(m(baseline, &|r| r.cpu_util())),
+        "baseline_cpu_s_per_mpkt": round3(base_cpu),
+        "baseline_loss_pct": round3(m(baseline, &|r| r.loss_pct())),
+        "baseline_latency_p50_us": m(baseline, &|r| load::percentile(&r.load.latencies_us, 0.5)),
+        "baseline_latency_p99_us": m(baseline, &|r| load::percentile(&r.load.latencies_us, 0.99)),
+        "cpu_ratio_vs_baseline": round3(cpu / base_cpu),
+        "generator_cpu_util_max": round3(
+            bridge
+                .iter()
+                .chain(baseline)
+                .map(|r| r.load.generator_cpu_util)
+                .fold(0.0, f64::max)
+        ),
+        "generator_late_sends": bridge.iter().chain(baseline).map(|r| r.load.late_sends).sum::<u64>(),
+        "commit": args.commit,
+        "date": args.date,
+    })
+}
+
+fn raise_fd_limit() -> anyhow::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointer to an rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("getrlimit");
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("setrlimit");
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    raise_fd_limit()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    for scenario in &args.scenarios {
+        let roles = roles(&args, scenario);
+        for &profile in &args.profiles {
+            let mut bridge = Vec::new();
+            let mut baseline = Vec::new();
+            for _ in 0..args.repeats {
+                let run = run_bridge(&args, &rt, &roles, profile)
+                    .with_context(|| format!("{scenario}/{}: bridge run", profile.name()))?;
+                eprintln!("{}", run.json("bridge", scenario, profile));
+                bridge.push(run);
+                let run = run_baseline(&args, &roles, profile)
+                    .with_context(|| format!("{scenario}/{}: baseline run", profile.name()))?;
+                eprintln!("{}", run.json("baseline", scenario, profile));
+                baseline.push(run);
+            }
+            println!(
+                "{}",
+                summary(&args, scenario, profile, roles.len(), &bridge, &baseline)
+            );
+        }
+    }
+    Ok(())
+}

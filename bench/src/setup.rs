@@ -1,0 +1,430 @@
+//! Starting the systems under test and the endpoints that load them: the real bridge (every
+//! endpoint allocated over gRPC, connected with real ICE + DTLS by the test participant, then
+//! handed over to the load loop) and the baseline relay (plain sockets and a route list).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tonic::transport::Channel;
+use tutti_participant::{Handover, Participant, ParticipantConfig, RemoteDescription, SrtpChoice};
+use tutti_proto::bridge_v1 as pb;
+use tutti_proto::bridge_v1::bridge_client::BridgeClient;
+
+/// How long one endpoint may take for ICE + DTLS while hundreds connect at once.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Endpoints set up concurrently.
+const SETUP_CONCURRENCY: usize = 16;
+/// Receive buffer of every load-generator socket (SO_RCVBUFFORCE), so keyframe bursts fanned
+/// out to hundreds of receivers are not dropped by the generator's own sockets.
+const GENERATOR_RCVBUF: libc::c_int = 1 << 20;
+const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// Which DTLS-SRTP profile the bridge is forced to (TUTTI_BRIDGE_SRTP_PROFILES).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    Gcm,
+    AesCm,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Gcm => "gcm",
+            Profile::AesCm => "aes-cm",
+        }
+    }
+
+    pub fn parse(s: &str) -> anyhow::Result<Profile> {
+        match s {
+            "gcm" => Ok(Profile::Gcm),
+            "aes-cm" => Ok(Profile::AesCm),
+            _ => bail!("unknown SRTP profile {s:?} (gcm, aes-cm)"),
+        }
+    }
+
+    /// SRTP authentication tag length, so baseline datagrams are as large as SRTP ones.
+    pub fn tag_len(self) -> usize {
+        match self {
+            Profile::Gcm => 16,
+            Profile::AesCm => 10,
+        }
+    }
+
+    fn choice(self) -> SrtpChoice {
+        match self {
+            Profile::Gcm => SrtpChoice::GcmOnly,
+            Profile::AesCm => SrtpChoice::AesCmOnly,
+        }
+    }
+}
+
+/// One endpoint of the load: its socket, where it sends, and (against the bridge) its session.
+pub struct Endpoint {
+    pub socket: UdpSocket,
+    /// The bridge's address of the selected pair, or the relay's address.
+    pub to: SocketAddr,
+    /// Present when this endpoint publishes audio and video.
+    pub publishes: Option<ParticipantConfig>,
+    /// SRTP contexts and consent answers (bridge runs only).
+    pub session: Option<Handover>,
+}
+
+/// A child process (bridge or relay) pinned to CPU 0, killed when dropped.
+pub struct Server {
+    child: Child,
+    /// The first line it printed.
+    pub ready_line: String,
+}
+
+impl Server {
+    fn spawn(mut command: Command) -> anyhow::Result<Server> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting a server process")?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let mut ready_line = String::new();
+        BufReader::new(stdout).read_line(&mut ready_line)?;
+        if ready_line.trim().is_empty() {
+            let _ = child.kill();
+            bail!("the server exited before printing its address");
+        }
+        Ok(Server { child, ready_line })
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct BridgeAddresses {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// A server command on CPU 0 under the real-time FIFO policy, like the generator, so that other
+/// work on a shared machine (builds) cannot delay its packets; `chrt` and `taskset` exec the
+/// server, so the child's pid is the server's own.
+fn pinned(binary: &Path) -> Command {
+    let mut command = Command::new("chrt");
+    command.args(["-f", "10", "taskset", "-c", "0"]).arg(binary);
+    command
+}
+
+pub fn start_bridge(binary: &Path, profile: Profile) -> anyhow::Result<(Server, BridgeAddresses)> {
+    let mut command = pinned(binary);
+    command
+        .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
+        .env("TUTTI_BRIDGE_HTTP_ADDRESS", "127.0.0.1:0")
+        .env("TUTTI_BRIDGE_MEDIA_ADDRESS", "127.0.0.1:0")
+        .env("TUTTI_BRIDGE_SRTP_PROFILES", profile.name())
+        .env("RUST_LOG", "warn");
+    let server = Server::spawn(command)?;
+    let addresses: BridgeAddresses = serde_json::from_str(&server.ready_line)
+        .with_context(|| format!("bridge ready line {:?}", server.ready_line))?;
+    Ok((server, addresses))
+}
+
+/// What one endpoint of a scenario does.
+#[derive(Clone, Copy)]
+pub struct Role {
+    pub publishes: bool,
+}
+
+fn participant_config(index: usize, role: Role, profile: Profile) -> ParticipantConfig {
+    let mut config = ParticipantConfig::new(&format!("ep{index}"));
+    config.srtp = profile.choice();
+    config.send_audio = role.publishes;
+    config.send_video = role.publishes;
+    config
+}
+
+/// Allocates every endpoint on the bridge over gRPC and connects it (ICE + DTLS-SRTP), then
+/// takes the sessions over from the participants.
+pub async fn bridge_endpoints(
+    grpc: SocketAddr,
+    roles: &[Role],
+    profile: Profile,
+) -> anyhow::Result<Vec<Endpoint>> {
+    let mut client = BridgeClient::connect(format!("http://{grpc}"))
+        .await
+        .context("connecting to the bridge's gRPC API")?;
+    client
+        .create_conference(pb::CreateConferenceRequest {
+            conference_id: "bench".into(),
+            name: "bench".into(),
+        })
+        .await?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(SETUP_CONCURRENCY));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, role) in roles.iter().copied().enumerate() {
+        let client = client.clone();
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await?;
+            let config = participant_config(index, role, profile);
+            let handover = join(client, index, config.clone())
+                .await
+                .with_context(|| format!("endpoint {index}"))?;
+            anyhow::Ok((index, config, handover))
+        });
+    }
+    let mut endpoints: Vec<Option<Endpoint>> = (0..roles.len()).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, config, handover) = joined??;
+        if handover.srtp_profile.is_empty() {
+            bail!("endpoint {index} negotiated no SRTP profile");
+        }
+        endpoints[index] = Some(Endpoint {
+            socket: handover.socket.try_clone()?,
+            to: handover.remote,
+            publishes: roles[index].publishes.then_some(config),
+            session: Some(handover),
+        });
+    }
+    let endpoints: Vec<Endpoint> = endpoints.into_iter().flatten().collect();
+    for e in &endpoints {
+        force_rcvbuf(&e.socket)?;
+    }
+    Ok(endpoints)
+}
+
+async fn join(
+    mut client: BridgeClient<Channel>,
+    index: usize,
+    config: ParticipantConfig,
+) -> anyhow::Result<Handover> {
+    let endpoint_id = format!("ep{index}");
+    let allocated = client
+        .allocate_endpoint(pb::AllocateEndpointRequest {
+            conference_id: "bench".into(),
+            endpoint_id: endpoint_id.clone(),
+            dtls_setup: pb::DtlsSetup::Actpass as i32,
+        })
+        .await?
+        .into_inner();
+    let remote = remote_description(allocated.transport.as_ref().context("no transport")?)?;
+    let participant = Participant::bind(config.clone()).await?;
+    // The load loop sends the media; the participant only connects.
+    participant.stop_media();
+    let publishes = config.send_audio;
+    client
+        .update_endpoint(pb::UpdateEndpointRequest {
+            conference_id: "bench".into(),
+            endpoint_id,
+            transport: Some(remote_transport(&participant)),
+            media: Some(media_list(&config, publishes)),
+            sources: Some(if publishes {
+                source_list(&config)
+            } else {
+                pb::SourceList::default()
+            }),
+        })
+        .await?;
+    participant.connect(&remote, CONNECT_TIMEOUT).await?;
+    participant.hand_over().await
+}
+
+fn remote_description(transport: &pb::Transport) -> anyhow::Result<RemoteDescription> {
+    let ice = transport.ice.as_ref().context("no ICE parameters")?;
+    Ok(RemoteDescription {
+        ufrag: ice.ufrag.clone(),
+        pwd: ice.pwd.clone(),
+        candidates: transport
+            .candidates
+            .iter()
+            .map(|c| Ok(SocketAddr::new(c.ip.parse()?, c.port as u16)))
+            .collect::<anyhow::Result<_>>()?,
+        fingerprint: transport
+            .dtls
+            .as_ref()
+            .context("no DTLS parameters")?
+            .fingerprint
+            .clone(),
+    })
+}
+
+fn remote_transport(participant: &Participant) -> pb::RemoteTransport {
+    let local = participant.local_description();
+    pb::RemoteTransport {
+        ice: Some(pb::IceParameters {
+            ufrag: local.ufrag,
+            pwd: local.pwd,
+            controlling: false,
+        }),
+        candidates: local
+            .candidates
+            .iter()
+            .map(|addr| pb::Candidate {
+                foundation: "0".into(),
+                component: 1,
+                protocol: "udp".into(),
+                priority: tutti_participant::ice::HOST_PRIORITY,
+                ip: addr.ip().to_string(),
+                port: u32::from(addr.port()),
+                r#type: "host".into(),
+                generation: 0,
+            })
+            .collect(),
+        dtls: Some(pb::DtlsParameters {
+            hash: "sha-256".into(),
+            fingerprint: local.fingerprint,
+            setup: pb::DtlsSetup::Active as i32,
+        }),
+    }
+}
+
+/// Opus and VP8 (+RTX) with transport-cc, as a browser negotiates them.
+fn media_list(config: &ParticipantConfig, sends: bool) -> pb::MediaList {
+    let extensions = vec![pb::HeaderExtension {
+        id: u32::from(config.twcc_ext_id),
+        uri: TWCC_URI.into(),
+    }];
+    let feedback = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    pb::MediaList {
+        media: vec![
+            pb::Media {
+                r#type: pb::MediaType::Audio as i32,
+                payload_types: vec![pb::PayloadType {
+                    id: u32::from(config.opus_pt),
+                    name: "opus".into(),
+                    clock_rate: 48_000,
+                    channels: 2,
+                    rtcp_fb: feedback(&["transport-cc"]),
+                    ..Default::default()
+                }],
+                header_extensions: extensions.clone(),
+                sends,
+                receives: true,
+            },
+            pb::Media {
+                r#type: pb::MediaType::Video as i32,
+                payload_types: vec![
+                    pb::PayloadType {
+                        id: u32::from(config.vp8_pt),
+                        name: "VP8".into(),
+                        clock_rate: 90_000,
+                        rtcp_fb: feedback(&["ccm fir", "nack", "nack pli", "transport-cc"]),
+                        ..Default::default()
+                    },
+                    pb::PayloadType {
+                        id: u32::from(config.rtx_pt),
+                        name: "rtx".into(),
+                        clock_rate: 90_000,
+                        rtx_apt: u32::from(config.vp8_pt),
+                        ..Default::default()
+                    },
+                ],
+                header_extensions: extensions,
+                sends,
+                receives: true,
+            },
+        ],
+    }
+}
+
+fn source_list(config: &ParticipantConfig) -> pb::SourceList {
+    let source = |ssrc: u32, kind: pb::MediaType| pb::Source {
+        ssrc,
+        media_type: kind as i32,
+        owner: config.name.clone(),
+        name: format!("{}-{ssrc}", config.name),
+    };
+    pb::SourceList {
+        sources: vec![
+            source(config.audio_ssrc, pb::MediaType::Audio),
+            source(config.video_ssrc, pb::MediaType::Video),
+            source(config.video_rtx_ssrc, pb::MediaType::Video),
+        ],
+        groups: vec![pb::SourceGroup {
+            semantics: "FID".into(),
+            ssrcs: vec![config.video_ssrc, config.video_rtx_ssrc],
+        }],
+    }
+}
+
+/// Starts the baseline relay on CPU 0 and binds plain sockets for the same endpoints; each
+/// publisher's datagrams are routed to every other endpoint, as the bridge forwards them.
+pub fn relay_endpoints(
+    binary: &Path,
+    roles: &[Role],
+    profile: Profile,
+) -> anyhow::Result<(Server, Vec<Endpoint>)> {
+    let mut command = pinned(binary);
+    command.stdin(Stdio::piped());
+    let mut server = Server::spawn(command)?;
+    let relay: SocketAddr = server
+        .ready_line
+        .trim()
+        .parse()
+        .with_context(|| format!("relay ready line {:?}", server.ready_line))?;
+    let mut endpoints = Vec::with_capacity(roles.len());
+    for (index, role) in roles.iter().enumerate() {
+        let socket = UdpSocket::bind(("127.0.0.1", 0))?;
+        socket.set_nonblocking(true)?;
+        force_rcvbuf(&socket)?;
+        endpoints.push(Endpoint {
+            socket,
+            to: relay,
+            publishes: role
+                .publishes
+                .then(|| participant_config(index, *role, profile)),
+            session: None,
+        });
+    }
+    let addrs: Vec<SocketAddr> = endpoints
+        .iter()
+        .map(|e| e.socket.local_addr())
+        .collect::<Result<_, _>>()?;
+    let mut routes = String::new();
+    for (i, e) in endpoints.iter().enumerate() {
+        if e.publishes.is_none() {
+            continue;
+        }
+        routes.push_str(&addrs[i].to_string());
+        for (j, addr) in addrs.iter().enumerate() {
+            if j != i {
+                routes.push(' ');
+                routes.push_str(&addr.to_string());
+            }
+        }
+        routes.push('\n');
+    }
+    let mut stdin = server.child.stdin.take().context("relay stdin")?;
+    stdin.write_all(routes.as_bytes())?;
+    drop(stdin);
+    Ok((server, endpoints))
+}
+
+fn force_rcvbuf(socket: &UdpSocket) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid fd and an int option value of the declared size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            &GENERATOR_RCVBUF as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("SO_RCVBUFFORCE (needs root)");
+    }
+    Ok(())
+}
