@@ -268,6 +268,9 @@ impl Participant {
     /// Binds a UDP socket on 127.0.0.1, makes ICE credentials and a DTLS certificate, and
     /// starts answering the bridge's connectivity checks.
     pub async fn bind(config: ParticipantConfig) -> anyhow::Result<Participant> {
+        // webrtc-rs dtls needs rustls's process-wide provider; installing fails harmlessly when
+        // one is already installed (by an earlier participant or by the embedding program).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         if !(1..=14).contains(&config.twcc_ext_id) {
             bail!("twcc_ext_id must be 1..=14 (one-byte header extension)");
         }
