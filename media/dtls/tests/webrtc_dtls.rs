@@ -42,6 +42,9 @@ fn peer_identity() -> Peer {
 }
 
 fn peer_config(peer: &Peer, profiles: Vec<SrtpProtectionProfile>, mtu: usize) -> Config {
+    // The webrtc-rs peer asks rustls for its process-wide crypto provider, and the workspace
+    // compiles two; pick one (installing again fails harmlessly).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     Config {
         certificates: vec![peer.cert.clone()],
         srtp_protection_profiles: profiles,
