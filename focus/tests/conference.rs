@@ -27,7 +27,7 @@ async fn join_and_accept(user: &str) -> Joined {
     let mut xmpp = XmppClient::connect(user).await;
     let answer = xmpp.conference_request(ROOM).await;
     assert_eq!(answer.attr("ready"), Some("true"));
-    assert_eq!(answer.attr("focusjid"), Some("focus@localhost/focus"));
+    assert_eq!(answer.attr("focusjid"), Some("focus@localhost"));
     xmpp.join(ROOM, user).await;
     let (from, initiate) = xmpp.next_jingle(Action::SessionInitiate).await;
     assert_eq!(from.to_string(), format!("{ROOM}/focus"));

@@ -19,6 +19,12 @@ use crate::media::{
 };
 use crate::metrics::Rates;
 
+/// Header extensions that only mean something between a sender and its own peer connection.
+const SENDER_LOCAL_URIS: [&str; 3] = [
+    "urn:ietf:params:rtp-hdrext:sdes:mid",
+    "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+    "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+];
 const TRANSPORT_CC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 /// ICE candidate priority of the bridge's host candidate (type preference 126, RFC 8445).
@@ -189,6 +195,9 @@ pub fn media_from_pb(list: &pb::MediaList) -> Result<MediaConfig, Status> {
             }
             if ext.uri == TRANSPORT_CC_URI {
                 desc.twcc_extension = Some(ext.id as u8);
+            }
+            if SENDER_LOCAL_URIS.contains(&ext.uri.as_str()) {
+                desc.sender_local_extensions.push(ext.id as u8);
             }
         }
         let slot = match kind {

@@ -131,6 +131,23 @@ impl Endpoint {
         self.media.get(kind).and_then(|m| m.twcc_extension)
     }
 
+    /// Blanks, once on arrival, the extensions of a packet from this endpoint that must not
+    /// reach other endpoints (see `MediaDesc::sender_local_extensions`); the cached copy used for
+    /// retransmissions is then clean too.
+    pub fn remove_sender_local_extensions(&self, packet: &mut [u8]) {
+        let Ok(header) = rtp::parse(packet) else {
+            return;
+        };
+        if header.extensions.is_none() {
+            return;
+        }
+        for media in [&self.media.audio, &self.media.video].into_iter().flatten() {
+            for &id in &media.sender_local_extensions {
+                rtp::blank_extension(packet, &header, id);
+            }
+        }
+    }
+
     /// transport-cc feedback is expected by this endpoint (it sends the extension).
     pub fn wants_transport_cc(&self) -> bool {
         [MediaKind::Audio, MediaKind::Video].iter().any(|k| {

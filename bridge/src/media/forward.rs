@@ -78,6 +78,7 @@ impl MediaState {
             self.counters.bytes_in[2] += len as u64;
             self.on_rtcp(slot, &buf[..len], now, out);
         } else {
+            endpoint.remove_sender_local_extensions(&mut buf[..len]);
             self.on_rtp(slot, &buf[..len], now, out);
         }
     }

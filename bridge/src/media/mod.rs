@@ -51,6 +51,11 @@ pub struct MediaDesc {
     pub receives: bool,
     /// transport-wide-cc header extension id, when negotiated.
     pub twcc_extension: Option<u8>,
+    /// Ids of the extensions that name the sender's own m-line or encoding (mid, rid,
+    /// repaired-rid). Removed from what it sends before forwarding: browsers route an incoming
+    /// packet by its mid before its SSRC, so a forwarded sender's mid would land the packet on
+    /// the receiver's transceiver of that number instead of the one signalled for the SSRC.
+    pub sender_local_extensions: Vec<u8>,
     /// transport-cc rtcp-fb negotiated (else the bridge sends REMB).
     pub transport_cc: bool,
     /// (original payload type, rtx payload type) pairs.

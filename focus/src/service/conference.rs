@@ -267,9 +267,11 @@ impl Focus {
             self.join_room(room.clone(), false);
             let answer = Element::builder("conference", stanzas::FOCUS)
                 .attr(rxml::xml_ncname!("ready").into(), "true")
+                // Bare: lib-jitsi-meet recognises the focus's occupant by a real JID that
+                // starts with `focusjid/`.
                 .attr(
                     rxml::xml_ncname!("focusjid").into(),
-                    self.settings.full_jid.to_string(),
+                    self.settings.full_jid.to_bare().to_string(),
                 )
                 .attr(rxml::xml_ncname!("room").into(), room.to_string())
                 .build();

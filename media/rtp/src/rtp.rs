@@ -231,6 +231,24 @@ pub fn rename_extension(buf: &mut [u8], header: &Header, from: u8, to: u8) -> bo
     true
 }
 
+/// Overwrites, in place, the element whose id is `id` with padding (zero bytes), so that
+/// receivers skip it; the packet keeps its length. Returns whether the element was found.
+pub fn blank_extension(buf: &mut [u8], header: &Header, id: u8) -> bool {
+    if id == 0 {
+        return false;
+    }
+    let Some(element) = Elements::new(buf, header).find(|e| e.id == id) else {
+        return false;
+    };
+    match buf.get_mut(element.id_at..element.value.end) {
+        Some(bytes) => {
+            bytes.fill(0);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Rewrites the sequence number in place (no-op on a buffer shorter than the fixed header).
 pub fn set_sequence(buf: &mut [u8], seq: u16) {
     if let Some(field) = buf.get_mut(2..4) {

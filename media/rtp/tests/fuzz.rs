@@ -77,6 +77,7 @@ fn exercise_rtp(buf: &mut [u8], rng: &mut Rng) -> bool {
     let from = rng.next() as u8;
     let to = rng.next() as u8;
     let _ = rtp::rename_extension(buf, &h, from, to);
+    let _ = rtp::blank_extension(buf, &h, to);
     let _ = rtp::find_extension(buf, &h, from);
     let mut out = vec![0u8; rng.below(buf.len() as u64 + 8) as usize];
     if let Ok(n) = rtp::write_rtx(buf, &h, 1, 2, 3, &mut out) {

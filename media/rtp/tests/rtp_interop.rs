@@ -126,6 +126,41 @@ fn one_byte_rename_keeps_length_and_rejects_ids_above_14() {
 }
 
 #[test]
+fn blanked_extensions_become_padding_that_other_stacks_skip() {
+    for (profile, ids) in [
+        (PROFILE_ONE_BYTE, [3u8, 10, 14]),
+        (PROFILE_TWO_BYTE, [3, 200, 14]),
+    ] {
+        let p = packet(
+            profile,
+            vec![ext(ids[0], b"ab"), ext(ids[1], b"mid1"), ext(ids[2], b"x")],
+            true,
+        );
+        let mut buf = p.marshal().unwrap().to_vec();
+        let before = buf.len();
+        let h = tr::parse(&buf).unwrap();
+        assert!(tr::blank_extension(&mut buf, &h, ids[1]));
+        assert!(!tr::blank_extension(&mut buf, &h, ids[1]), "already gone");
+        assert!(!tr::blank_extension(&mut buf, &h, 0));
+        assert_eq!(buf.len(), before);
+        let h = tr::parse(&buf).unwrap();
+        let left: Vec<u8> = tr::extensions(&buf, &h).map(|(id, _)| id).collect();
+        assert_eq!(left, [ids[0], ids[2]]);
+        assert_eq!(h.payload(&buf), b"hello payload!!");
+        let back = theirs(&buf);
+        assert_eq!(back.header.get_extension(ids[1]), None);
+        assert_eq!(
+            back.header.get_extension(ids[0]).as_deref(),
+            Some(&b"ab"[..])
+        );
+        assert_eq!(
+            back.header.get_extension(ids[2]).as_deref(),
+            Some(&b"x"[..])
+        );
+    }
+}
+
+#[test]
 fn setters_rewrite_fields_in_place() {
     let mut buf = packet(PROFILE_ONE_BYTE, vec![ext(1, b"ab")], true)
         .marshal()

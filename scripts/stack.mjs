@@ -1,0 +1,314 @@
+// The local Tutti stack: Prosody (XMPP, WebSocket, the demo page), one bridge and the focus, all
+// on loopback. `scripts/up` runs it from the command line; the browser tests import startStack.
+//
+// Settings (environment, all optional):
+//   TUTTI_DOMAIN              XMPP domain (default localhost); guests log in anonymously at
+//                             guest.DOMAIN, rooms live at conference.DOMAIN
+//   TUTTI_HTTP_PORT           Prosody's HTTP port: demo page and /xmpp-websocket (default 8080)
+//   TUTTI_XMPP_PORT           Prosody's client port (default 5222)
+//   TUTTI_BIN_DIR             where the `bridge` and `focus` binaries are (default target/release)
+//   TUTTI_RUN_DIR             where configs, data and logs go (default .run/stack)
+//   TUTTI_BRIDGE_*, TUTTI_FOCUS_*  passed through to the bridge and the focus (docs/bridge.md,
+//                             docs/focus.md), e.g. TUTTI_BRIDGE_MEDIA_ADDRESS (127.0.0.1:10000)
+//                             and TUTTI_BRIDGE_ADVERTISED_ADDRESSES (the address browsers reach)
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, createWriteStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { createInterface } from 'node:readline';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The stack's settings: explicit options, then the environment, then defaults. */
+export function stackSettings(options = {}, env = process.env) {
+  const domain = options.domain ?? env.TUTTI_DOMAIN ?? 'localhost';
+  return {
+    domain,
+    guestDomain: `guest.${domain}`,
+    muc: `conference.${domain}`,
+    httpPort: Number(options.httpPort ?? env.TUTTI_HTTP_PORT ?? 8080),
+    xmppPort: Number(options.xmppPort ?? env.TUTTI_XMPP_PORT ?? 5222),
+    binDir: resolve(options.binDir ?? env.TUTTI_BIN_DIR ?? join(root, 'target', 'release')),
+    runDir: resolve(options.runDir ?? env.TUTTI_RUN_DIR ?? join(root, '.run', 'stack')),
+    webDir: join(root, 'web', 'dist'),
+    // 'inherit': children's logs go to this terminal, prefixed; 'files': to RUN_DIR/*.log.
+    logs: options.logs ?? 'inherit',
+  };
+}
+
+function prosodyConfig(s) {
+  return `-- Written by scripts/stack.mjs for one run of the local stack.
+run_as_root = true
+daemonize = false
+pidfile = "${s.runDir}/prosody.pid"
+data_path = "${s.runDir}/prosody-data"
+interfaces = { "127.0.0.1" }
+c2s_ports = { ${s.xmppPort} }
+http_ports = { ${s.httpPort} }
+http_interfaces = { "127.0.0.1" }
+https_ports = { }
+http_default_host = "${s.domain}"
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+consider_websocket_secure = true
+modules_enabled = { "roster", "saslauth", "disco", "ping", "presence", "message", "websocket", "http_files" }
+modules_disabled = { "s2s", "tls" }
+http_files_dir = "${s.runDir}/www"
+http_paths = { files = "/"; websocket = "/xmpp-websocket" }
+log = { info = "${s.runDir}/prosody.log" }
+
+-- The focus's account.
+VirtualHost "${s.domain}"
+    authentication = "internal_hashed"
+
+-- Browsers join as anonymous guests.
+VirtualHost "${s.guestDomain}"
+    authentication = "anonymous"
+
+-- Rooms. Real JIDs are visible: lib-jitsi-meet recognises the focus by its JID.
+Component "${s.muc}" "muc"
+    muc_room_locking = false
+    muc_room_default_public_jids = true
+`;
+}
+
+function waitForPort(port, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolvePort, reject) => {
+    const attempt = () => {
+      const socket = connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolvePort();
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        if (Date.now() > deadline) {
+          reject(new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`));
+        } else {
+          setTimeout(attempt, 50);
+        }
+      });
+    };
+    attempt();
+  });
+}
+
+/** Starts a child; resolves with its first stdout line parsed as JSON (its "ready" line). */
+function startChild(name, command, args, env, s, timeoutMs) {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  killOnExit(child);
+  const logTo = s.logs === 'files' ? createWriteStream(join(s.runDir, `${name}.log`)) : null;
+  const emit = (line) => (logTo ? logTo.write(`${line}\n`) : process.stderr.write(`[${name}] ${line}\n`));
+  createInterface({ input: child.stderr }).on('line', emit);
+  const stdout = createInterface({ input: child.stdout });
+  return new Promise((resolveReady, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} printed no ready line within ${timeoutMs} ms (see its log)`));
+    }, timeoutMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${signal ?? code}) before it was ready (see its log)`));
+    });
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${name} (${command}): ${error.message}`));
+    });
+    let ready = false;
+    stdout.on('line', (line) => {
+      if (ready) {
+        emit(line);
+        return;
+      }
+      ready = true;
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      try {
+        resolveReady({ child, ready: JSON.parse(line) });
+      } catch {
+        child.kill('SIGKILL');
+        reject(new Error(`${name}'s ready line is not JSON: ${line}`));
+      }
+    });
+  });
+}
+
+// Children run in their own process groups, so that Ctrl-C reaches only this process and the
+// stack stops in order (focus, bridge, Prosody); if this process dies first, they die with it.
+const running = new Set();
+process.once('exit', () => {
+  for (const child of running) {
+    child.kill('SIGKILL');
+  }
+});
+
+function killOnExit(child) {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
+
+function stopChild(child, timeoutMs = 5000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve();
+  }
+  return new Promise((resolveStop) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolveStop();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/**
+ * Starts Prosody, one bridge and the focus. Resolves with the addresses in use and stop().
+ * Rejects (after stopping whatever started) with a message naming what failed.
+ */
+export async function startStack(options = {}) {
+  const s = stackSettings(options);
+  for (const binary of ['bridge', 'focus']) {
+    if (!existsSync(join(s.binDir, binary))) {
+      throw new Error(`${join(s.binDir, binary)} is missing: build it (cargo build --release)`);
+    }
+  }
+  if (!existsSync(join(s.webDir, 'index.html'))) {
+    throw new Error(`${s.webDir} is missing: build the demo page (cd web && npm ci && npm run build)`);
+  }
+  rmSync(s.runDir, { recursive: true, force: true });
+  mkdirSync(join(s.runDir, 'prosody-data'), { recursive: true });
+  mkdirSync(join(s.runDir, 'certs'), { recursive: true });
+  cpSync(s.webDir, join(s.runDir, 'www'), { recursive: true });
+  const focusJid = `focus@${s.domain}`;
+  writeFileSync(
+    join(s.runDir, 'www', 'config.js'),
+    `window.TUTTI_CONFIG = ${JSON.stringify({
+      domain: s.domain,
+      guestDomain: s.guestDomain,
+      muc: s.muc,
+      // The focus is an account; it serves conference requests at its full JID (docs/focus.md).
+      focus: `${focusJid}/focus`,
+    })};\n`,
+  );
+  const config = join(s.runDir, 'prosody.cfg.lua');
+  writeFileSync(config, prosodyConfig(s));
+  const focusPassword = randomBytes(12).toString('hex');
+  const registered = spawnSync('prosodyctl', ['--config', config, 'register', 'focus', s.domain, focusPassword], {
+    encoding: 'utf8',
+  });
+  if (registered.status !== 0) {
+    throw new Error(`prosodyctl register failed: ${registered.error?.message ?? registered.stderr}`);
+  }
+
+  const children = [];
+  const stop = async () => {
+    // The focus first, so that it leaves its rooms and expires its conferences cleanly.
+    for (const child of children.reverse()) {
+      await stopChild(child);
+    }
+    children.length = 0;
+  };
+  try {
+    const prosody = spawn('prosody', ['--config', config, '-F'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
+    });
+    killOnExit(prosody);
+    children.push(prosody);
+    prosody.stderr.on('data', (chunk) => process.stderr.write(`[prosody] ${chunk}`));
+    const prosodyExit = new Promise((_, reject) => {
+      prosody.once('exit', (code) => reject(new Error(`prosody exited (${code}); see ${s.runDir}/prosody.log`)));
+    });
+    prosodyExit.catch(() => {});
+    await Promise.race([
+      Promise.all([waitForPort(s.xmppPort, 10000), waitForPort(s.httpPort, 10000)]),
+      prosodyExit,
+    ]);
+    prosody.removeAllListeners('exit');
+
+    const bridgeEnv = {
+      TUTTI_BRIDGE_MEDIA_ADDRESS: '127.0.0.1:10000',
+      TUTTI_BRIDGE_GRPC_ADDRESS: '127.0.0.1:10090',
+      TUTTI_BRIDGE_HTTP_ADDRESS: '127.0.0.1:10080',
+      RUST_LOG: 'info',
+      ...process.env,
+    };
+    const bridge = await startChild('bridge', join(s.binDir, 'bridge'), [], bridgeEnv, s, 15000);
+    children.push(bridge.child);
+
+    const focusEnv = {
+      TUTTI_FOCUS_HTTP_ADDRESS: '127.0.0.1:8888',
+      RUST_LOG: 'info',
+      ...process.env,
+      TUTTI_FOCUS_JID: focusJid,
+      TUTTI_FOCUS_PASSWORD: focusPassword,
+      TUTTI_FOCUS_XMPP_SERVER: `127.0.0.1:${s.xmppPort}`,
+      TUTTI_FOCUS_XMPP_SECURITY: 'plaintext',
+      TUTTI_FOCUS_MUC_DOMAIN: s.muc,
+      TUTTI_FOCUS_BRIDGE_URL: `http://${bridge.ready.grpc}`,
+    };
+    const focus = await startChild('focus', join(s.binDir, 'focus'), [], focusEnv, s, 15000);
+    children.push(focus.child);
+
+    return {
+      settings: s,
+      url: `http://127.0.0.1:${s.httpPort}/`,
+      xmpp: `127.0.0.1:${s.xmppPort}`,
+      bridge: bridge.ready,
+      focus: focus.ready,
+      children: { prosody, bridge: bridge.child, focus: focus.child },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function main() {
+  let stack;
+  try {
+    stack = await startStack();
+  } catch (error) {
+    console.error(`scripts/up: ${error.message}`);
+    process.exit(1);
+  }
+  const { url, xmpp, bridge, focus, settings } = stack;
+  console.log(`
+Tutti is up.
+  demo page      ${url}   (open it in two tabs, same room)
+  XMPP           ${xmpp} (domain ${settings.domain}, guests ${settings.guestDomain}, rooms ${settings.muc})
+  WebSocket      ws://127.0.0.1:${settings.httpPort}/xmpp-websocket
+  bridge         media udp ${bridge.media}, gRPC ${bridge.grpc}, metrics http://${bridge.http}/metrics
+  focus          ${focus.jid}, metrics http://${focus.http}/metrics
+  files and logs ${settings.runDir}
+Ctrl-C stops everything.
+`);
+  let stopping = false;
+  const shutdown = async (exitCode) => {
+    if (stopping) {
+      return;
+    }
+    stopping = true;
+    console.log('\nstopping…');
+    await stack.stop();
+    process.exit(exitCode);
+  };
+  process.on('SIGINT', () => shutdown(0));
+  process.on('SIGTERM', () => shutdown(0));
+  for (const [name, child] of Object.entries(stack.children)) {
+    child.once('exit', (code, signal) => {
+      if (!stopping) {
+        console.error(`scripts/up: ${name} exited (${signal ?? code}); stopping the stack`);
+        shutdown(1);
+      }
+    });
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main();
+}

@@ -1,0 +1,241 @@
+// Browser test harness: the real stack (scripts/stack.mjs) plus lib-jitsi-meet participants in
+// headless Debian Chromium driven by playwright-core. The runner (tests/browser/run) starts each
+// test file in its own network namespace with only `lo` up.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startStack } from '../../scripts/stack.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..', '..');
+export const artifacts = join(here, 'artifacts');
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required',
+  // Without it Chromium offers no 127.0.0.1 candidates, and loopback is all the namespace has.
+  '--allow-loopback-in-peer-connection',
+];
+
+export function sleep(ms) {
+  return new Promise((done) => setTimeout(done, ms));
+}
+
+/** Polls `probe` until it returns a truthy value; throws with `what` and the last value. */
+export async function waitFor(what, probe, timeoutMs = 20000, intervalMs = 250) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await probe();
+    if (last) {
+      return last;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * One test's world: the stack, one Chromium, and the participants opened in it. `run` gets the
+ * world; afterwards everything is stopped, and on failure every page is screenshotted and its
+ * console printed, with the tails of the stack's logs.
+ */
+export async function withWorld(name, run) {
+  if (!process.env.TUTTI_TEST_IN_NETNS) {
+    throw new Error('browser tests run inside their own network namespace: use tests/browser/run');
+  }
+  const runDir = join(tmpdir(), `tutti-browser-${name}-${process.pid}`);
+  const stack = await startStack({
+    runDir,
+    logs: 'files',
+    binDir: process.env.TUTTI_BIN_DIR ?? join(root, 'target', 'debug'),
+  });
+  const browser = await chromium.launch({
+    executablePath: process.env.TUTTI_CHROMIUM ?? '/usr/bin/chromium',
+    args: CHROMIUM_ARGS,
+    // Playwright mutes audio in headless mode; the tests listen to it.
+    ignoreDefaultArgs: ['--mute-audio'],
+  });
+  const world = new World(name, stack, browser);
+  try {
+    await run(world);
+  } catch (error) {
+    await world.report();
+    throw error;
+  } finally {
+    await browser.close().catch(() => {});
+    await stack.stop();
+  }
+}
+
+class World {
+  constructor(name, stack, browser) {
+    this.name = name;
+    this.stack = stack;
+    this.browser = browser;
+    this.participants = [];
+  }
+
+  /** Opens the demo page as `displayName` in `room` and waits until its media is connected. */
+  async join(room, displayName, { waitFor: state = 'connected' } = {}) {
+    const context = await this.browser.newContext();
+    const page = await context.newPage();
+    const participant = new Participant(displayName, context, page);
+    this.participants.push(participant);
+    const query = new URLSearchParams({ room, name: displayName, autojoin: '1' });
+    await page.goto(`${this.stack.url}?${query}`);
+    if (state) {
+      await participant.waitForState(state);
+    }
+    return participant;
+  }
+
+  /** The bridge's Prometheus text. */
+  async bridgeMetrics() {
+    const response = await fetch(`http://${this.stack.bridge.http}/metrics`);
+    return response.text();
+  }
+
+  /** Sum of the samples of one bridge metric family (any labels). */
+  async bridgeMetric(family) {
+    return sumMetric(await this.bridgeMetrics(), family);
+  }
+
+  async report() {
+    mkdirSync(artifacts, { recursive: true });
+    for (const participant of this.participants) {
+      const file = join(artifacts, `${this.name}-${participant.name}.png`);
+      await participant.page.screenshot({ path: file, fullPage: true }).catch(() => {});
+      console.error(`--- ${participant.name}: screenshot ${file}; console:`);
+      console.error(participant.console.join('\n') || '(empty)');
+    }
+    for (const log of ['focus.log', 'bridge.log', 'prosody.log']) {
+      try {
+        const lines = readFileSync(join(this.stack.settings.runDir, log), 'utf8').trim().split('\n');
+        console.error(`--- ${log} (last 60 lines):\n${lines.slice(-60).join('\n')}`);
+      } catch {
+        console.error(`--- ${log}: none`);
+      }
+    }
+  }
+}
+
+export function sumMetric(text, family) {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) {
+      continue;
+    }
+    const match = /^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (match && match[1] === family) {
+      sum += Number(match[3]);
+    }
+  }
+  return sum;
+}
+
+class Participant {
+  constructor(name, context, page) {
+    this.name = name;
+    this.context = context;
+    this.page = page;
+    this.console = [];
+    page.on('console', (message) => this.console.push(`[${message.type()}] ${message.text()}`));
+    page.on('pageerror', (error) => this.console.push(`[pageerror] ${error.message}`));
+  }
+
+  async state() {
+    return this.page.evaluate(() => window.tutti && window.tutti.state);
+  }
+
+  async waitForState(state, timeoutMs = 30000) {
+    await waitFor(`${this.name} to reach '${state}'`, async () => {
+      const current = await this.state();
+      if (current === 'failed') {
+        const errors = await this.page.evaluate(() => window.tutti.errors);
+        throw new Error(`${this.name}'s page failed: ${errors.join(' / ')}`);
+      }
+      return current === state;
+    }, timeoutMs);
+  }
+
+  /** Display names on the remote tiles. */
+  async remoteTiles() {
+    return this.page.$$eval('.tile:not(.local)', (tiles) => tiles.map((tile) => tile.dataset.name ?? ''));
+  }
+
+  /** The text the page shows as an error, or null. */
+  async shownError() {
+    return this.page.$eval('#error', (element) => (element.hidden ? null : element.textContent));
+  }
+
+  /** getStats of the conference's peer connection, reduced to what the tests look at. */
+  async stats() {
+    return this.page.evaluate(async () => {
+      const pc = window.tutti.conference.getActivePeerConnection();
+      if (!pc) {
+        return null;
+      }
+      const report = await pc.peerconnection.getStats();
+      const result = { inboundVideo: [], inboundAudio: [], outboundVideo: [], candidatePair: null, localSdp: pc.peerconnection.localDescription?.sdp ?? '' };
+      report.forEach((stat) => {
+        if (stat.type === 'inbound-rtp' && stat.kind === 'video') {
+          result.inboundVideo.push({
+            ssrc: stat.ssrc,
+            framesDecoded: stat.framesDecoded ?? 0,
+            frameWidth: stat.frameWidth ?? 0,
+            frameHeight: stat.frameHeight ?? 0,
+            packetsReceived: stat.packetsReceived ?? 0,
+          });
+        } else if (stat.type === 'inbound-rtp' && stat.kind === 'audio') {
+          result.inboundAudio.push({
+            ssrc: stat.ssrc,
+            packetsReceived: stat.packetsReceived ?? 0,
+            audioLevel: stat.audioLevel ?? 0,
+            totalAudioEnergy: stat.totalAudioEnergy ?? 0,
+          });
+        } else if (stat.type === 'outbound-rtp' && stat.kind === 'video') {
+          result.outboundVideo.push({
+            ssrc: stat.ssrc,
+            bytesSent: stat.bytesSent ?? 0,
+            timestamp: stat.timestamp,
+            frameHeight: stat.frameHeight ?? 0,
+          });
+        } else if (stat.type === 'candidate-pair' && stat.nominated && stat.state === 'succeeded') {
+          result.candidatePair = { availableOutgoingBitrate: stat.availableOutgoingBitrate ?? 0 };
+        }
+      });
+      return result;
+    });
+  }
+
+  /** Total video bytes sent over all simulcast encodings, with the stats' timestamp (ms). */
+  async videoBytesSent() {
+    const stats = await this.stats();
+    const bytes = stats.outboundVideo.reduce((sum, s) => sum + s.bytesSent, 0);
+    const at = Math.max(0, ...stats.outboundVideo.map((s) => s.timestamp));
+    return { bytes, at };
+  }
+
+  async leave() {
+    await this.page.click('#leave-button');
+    await this.waitForState('idle');
+  }
+
+  async close() {
+    await this.context.close();
+  }
+}

@@ -1,0 +1,269 @@
+// Tutti's demo page: one lib-jitsi-meet conference, a tile per participant.
+// window.TUTTI_CONFIG comes from config.js, written by the stack that serves this page.
+'use strict';
+
+const config = window.TUTTI_CONFIG;
+const { events, errors } = JitsiMeetJS;
+
+// How long the focus may take to let us into the room, and ICE/DTLS to come up, before the page
+// says so: lib-jitsi-meet itself retries the focus silently forever.
+const FOCUS_PATIENCE_MS = 10000;
+const MEDIA_PATIENCE_MS = 15000;
+// Audio level (0..1) above which a tile shows its participant as speaking.
+const SPEAKING_LEVEL = 0.02;
+
+const page = {
+  form: document.getElementById('join'),
+  room: document.getElementById('room'),
+  name: document.getElementById('name'),
+  join: document.getElementById('join-button'),
+  leave: document.getElementById('leave-button'),
+  status: document.getElementById('status'),
+  error: document.getElementById('error'),
+  tiles: document.getElementById('tiles'),
+};
+
+// What tests and curious people can inspect from the console.
+window.tutti = { connection: null, conference: null, localTracks: [], state: 'idle', errors: [] };
+
+function setStatus(text, state) {
+  page.status.textContent = text;
+  if (state) {
+    window.tutti.state = state;
+  }
+}
+
+function showError(text) {
+  window.tutti.errors.push(text);
+  page.error.textContent = text;
+  page.error.hidden = false;
+}
+
+function clearError() {
+  page.error.hidden = true;
+  page.error.textContent = '';
+}
+
+function tileFor(id, name, local) {
+  let tile = page.tiles.querySelector(`.tile[data-id="${CSS.escape(id)}"]`);
+  if (!tile) {
+    tile = document.createElement('div');
+    tile.className = local ? 'tile local' : 'tile';
+    tile.dataset.id = id;
+    const video = document.createElement('video');
+    video.autoplay = true;
+    video.playsInline = true;
+    video.muted = true;
+    const label = document.createElement('span');
+    label.className = 'name';
+    tile.append(video, label);
+    page.tiles.append(tile);
+  }
+  if (name !== undefined) {
+    tile.dataset.name = name;
+    tile.querySelector('.name').textContent = name || 'Guest';
+  }
+  return tile;
+}
+
+function removeTile(id) {
+  const tile = page.tiles.querySelector(`.tile[data-id="${CSS.escape(id)}"]`);
+  if (tile) {
+    tile.remove();
+  }
+}
+
+function attachTrack(tile, track) {
+  if (track.getType() === 'video') {
+    track.attach(tile.querySelector('video'));
+    return;
+  }
+  if (track.isLocal()) {
+    return;
+  }
+  const audio = document.createElement('audio');
+  audio.autoplay = true;
+  audio.dataset.trackId = track.getId();
+  tile.append(audio);
+  track.attach(audio);
+}
+
+function detachTrack(tile, track) {
+  const elements = track.getType() === 'video'
+    ? [tile.querySelector('video')]
+    : [...tile.querySelectorAll(`audio[data-track-id="${CSS.escape(track.getId())}"]`)];
+  for (const element of elements) {
+    track.detach(element);
+    if (element.tagName === 'AUDIO') {
+      element.remove();
+    }
+  }
+}
+
+function connect() {
+  return new Promise((resolve, reject) => {
+    const connection = new JitsiMeetJS.JitsiConnection(null, null, {
+      hosts: {
+        domain: config.domain,
+        anonymousdomain: config.guestDomain,
+        muc: config.muc,
+        focus: config.focus,
+      },
+      serviceUrl: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/xmpp-websocket`,
+    });
+    const C = events.connection;
+    connection.addEventListener(C.CONNECTION_ESTABLISHED, () => resolve(connection));
+    connection.addEventListener(C.CONNECTION_FAILED, (error, message) => {
+      reject(new Error(`cannot reach the XMPP server (${error}${message ? `: ${message}` : ''})`));
+    });
+    connection.addEventListener(C.CONNECTION_DISCONNECTED, () => {
+      if (window.tutti.state !== 'idle') {
+        showError('The connection to the XMPP server was lost.');
+        setStatus('Disconnected.', 'failed');
+      }
+    });
+    connection.connect();
+  });
+}
+
+async function join(roomName, displayName) {
+  clearError();
+  page.join.disabled = true;
+  setStatus('Connecting…', 'connecting');
+  let tracks;
+  try {
+    tracks = await JitsiMeetJS.createLocalTracks({ devices: ['audio', 'video'], resolution: 360 });
+  } catch (error) {
+    throw new Error(`camera or microphone unavailable: ${error.name || error.message || error}`);
+  }
+  window.tutti.localTracks = tracks;
+  const connection = await connect();
+  window.tutti.connection = connection;
+  const conference = connection.initJitsiConference(roomName, {
+    p2p: { enabled: false },
+    // Speaking indicators come from the receive-side audio levels.
+    enableTalkWhileMuted: false,
+  });
+  window.tutti.conference = conference;
+  const C = events.conference;
+
+  const localTile = tileFor('local', displayName, true);
+  for (const track of tracks) {
+    attachTrack(localTile, track);
+    conference.addTrack(track);
+  }
+
+  const focusTimer = setTimeout(() => {
+    showError('The conference focus did not answer: nobody can join this room right now.');
+    setStatus('Waiting for the conference focus…', 'failed');
+  }, FOCUS_PATIENCE_MS);
+  let mediaTimer = null;
+
+  conference.on(C.CONFERENCE_JOINED, () => {
+    clearTimeout(focusTimer);
+    clearError();
+    setStatus(`In room “${roomName}”; setting up media…`, 'joined');
+    mediaTimer = setTimeout(() => {
+      showError('Media could not be set up with the bridge (no connection after 15 s).');
+      setStatus('Media failed.', 'failed');
+    }, MEDIA_PATIENCE_MS);
+  });
+  conference.on(C.CONNECTION_ESTABLISHED, () => {
+    clearTimeout(mediaTimer);
+    clearError();
+    setStatus(`In room “${roomName}” as ${displayName}.`, 'connected');
+  });
+  conference.on(C.CONNECTION_INTERRUPTED, () => {
+    showError('The media connection to the bridge was interrupted; reconnecting…');
+  });
+  conference.on(C.CONNECTION_RESTORED, () => clearError());
+  conference.on(C.CONFERENCE_FAILED, (error, detail) => {
+    clearTimeout(focusTimer);
+    clearTimeout(mediaTimer);
+    const why = error === errors.conference.ICE_FAILED
+      ? 'media could not reach the bridge (ICE failed)'
+      : error === errors.conference.FOCUS_LEFT || error === errors.conference.FOCUS_DISCONNECTED
+        ? 'the conference focus left'
+        : `${error}${detail ? ` (${detail})` : ''}`;
+    showError(`The conference failed: ${why}.`);
+    setStatus('Conference failed.', 'failed');
+  });
+  conference.on(C.CONFERENCE_ERROR, (error) => showError(`Conference error: ${error}.`));
+  conference.on(C.USER_JOINED, (id, user) => tileFor(id, user.getDisplayName()));
+  conference.on(C.USER_LEFT, (id) => removeTile(id));
+  conference.on(C.DISPLAY_NAME_CHANGED, (id, name) => tileFor(id, name));
+  conference.on(C.TRACK_ADDED, (track) => {
+    if (track.isLocal()) {
+      return;
+    }
+    const id = track.getParticipantId();
+    const participant = conference.getParticipantById(id);
+    attachTrack(tileFor(id, participant ? participant.getDisplayName() : undefined), track);
+  });
+  conference.on(C.TRACK_REMOVED, (track) => {
+    if (track.isLocal()) {
+      return;
+    }
+    const tile = page.tiles.querySelector(`.tile[data-id="${CSS.escape(track.getParticipantId())}"]`);
+    if (tile) {
+      detachTrack(tile, track);
+    }
+  });
+  conference.on(C.TRACK_AUDIO_LEVEL_CHANGED, (id, level) => {
+    const tile = id === conference.myUserId()
+      ? page.tiles.querySelector('.tile.local')
+      : page.tiles.querySelector(`.tile[data-id="${CSS.escape(id)}"]`);
+    if (tile) {
+      tile.classList.toggle('speaking', level > SPEAKING_LEVEL);
+    }
+  });
+
+  conference.setDisplayName(displayName);
+  conference.join();
+  page.leave.hidden = false;
+}
+
+async function leave() {
+  const { conference, connection, localTracks } = window.tutti;
+  window.tutti.state = 'idle';
+  page.leave.hidden = true;
+  try {
+    if (conference) {
+      await conference.leave();
+    }
+  } finally {
+    for (const track of localTracks) {
+      track.dispose();
+    }
+    if (connection) {
+      connection.disconnect();
+    }
+    Object.assign(window.tutti, { connection: null, conference: null, localTracks: [] });
+    page.tiles.replaceChildren();
+    page.join.disabled = false;
+    setStatus('You left the room.', 'idle');
+  }
+}
+
+JitsiMeetJS.init({});
+JitsiMeetJS.setLogLevel(JitsiMeetJS.logLevels.WARN);
+
+page.form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  join(page.room.value.trim().toLowerCase(), page.name.value.trim()).catch((error) => {
+    showError(`Could not join: ${error.message}.`);
+    setStatus('Not connected.', 'failed');
+    page.join.disabled = false;
+  });
+});
+page.leave.addEventListener('click', () => {
+  leave().catch((error) => showError(`Leaving failed: ${error.message}.`));
+});
+
+// ?room=…&name=… fills the form (links to a room); &autojoin=1 joins at once.
+const query = new URLSearchParams(location.search);
+page.room.value = query.get('room') || '';
+page.name.value = query.get('name') || '';
+if (query.get('autojoin') === '1' && page.form.checkValidity()) {
+  page.form.requestSubmit();
+}
