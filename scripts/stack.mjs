@@ -232,7 +232,7 @@ export async function startStack(options = {}) {
     const bridgeEnv = {
       TUTTI_BRIDGE_MEDIA_ADDRESS: '127.0.0.1:10000',
       TUTTI_BRIDGE_GRPC_ADDRESS: '127.0.0.1:10090',
-      TUTTI_BRIDGE_HTTP_ADDRESS: '127.0.0.1:10080',
+      TUTTI_BRIDGE_HTTP_ADDRESS: '127.0.0.1:10091',
       RUST_LOG: 'info',
       ...process.env,
     };

@@ -45,7 +45,7 @@ impl Default for Config {
         Config {
             bridge_id: "bridge-1".to_string(),
             grpc_address: SocketAddr::new(loopback, 10090),
-            http_address: SocketAddr::new(loopback, 10080),
+            http_address: SocketAddr::new(loopback, 10091),
             media_address: SocketAddr::new(loopback, 10000),
             advertised_addresses: Vec::new(),
             consent_timeout_secs: 30,

@@ -1,7 +1,8 @@
 // Browser test harness: the real stack (scripts/stack.mjs) plus lib-jitsi-meet participants in
 // headless Debian Chromium driven by playwright-core. The runner (tests/browser/run) starts each
 // test file in its own network namespace with only `lo` up.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,7 +54,7 @@ export async function waitFor(what, probe, timeoutMs = 20000, intervalMs = 250) 
  * world; afterwards everything is stopped, and on failure every page is screenshotted and its
  * console printed, with the tails of the stack's logs.
  */
-export async function withWorld(name, run) {
+export async function withWorld(name, run, { camera = 'default' } = {}) {
   if (!process.env.TUTTI_TEST_IN_NETNS) {
     throw new Error('browser tests run inside their own network namespace: use tests/browser/run');
   }
@@ -63,9 +64,13 @@ export async function withWorld(name, run) {
     logs: 'files',
     binDir: process.env.TUTTI_BIN_DIR ?? join(root, 'target', 'debug'),
   });
+  const args = [...CHROMIUM_ARGS];
+  if (camera === 'noise') {
+    args.push(`--use-file-for-fake-video-capture=${writeNoiseVideo(runDir)}`);
+  }
   const browser = await chromium.launch({
     executablePath: process.env.TUTTI_CHROMIUM ?? '/usr/bin/chromium',
-    args: CHROMIUM_ARGS,
+    args,
     // Playwright mutes audio in headless mode; the tests listen to it.
     ignoreDefaultArgs: ['--mute-audio'],
   });
@@ -79,6 +84,25 @@ export async function withWorld(name, run) {
     await browser.close().catch(() => {});
     await stack.stop();
   }
+  rmSync(runDir, { recursive: true, force: true });
+}
+
+/**
+ * A 640x360, 30 fps Y4M clip of noise for the fake camera. Chromium's built-in fake camera
+ * draws a simple pattern that VP8 codes in a few hundred kbit/s whatever the network allows;
+ * noise makes the encoder use what congestion control gives it.
+ */
+function writeNoiseVideo(dir) {
+  const [width, height, frames] = [640, 360, 30];
+  const file = join(dir, 'noise.y4m');
+  const luma = width * height;
+  const chroma = luma / 4;
+  const parts = [Buffer.from(`YUV4MPEG2 W${width} H${height} F30:1 Ip A1:1 C420jpeg\n`)];
+  for (let frame = 0; frame < frames; frame += 1) {
+    parts.push(Buffer.from('FRAME\n'), randomBytes(luma), Buffer.alloc(2 * chroma, 128));
+  }
+  writeFileSync(file, Buffer.concat(parts));
+  return file;
 }
 
 class World {
@@ -101,6 +125,14 @@ class World {
       await participant.waitForState(state);
     }
     return participant;
+  }
+
+  /** Stops one of the stack's processes ('focus', 'bridge' or 'prosody'), as a crash would. */
+  async kill(name) {
+    const child = this.stack.children[name];
+    const exited = new Promise((done) => child.once('exit', done));
+    child.kill('SIGKILL');
+    await exited;
   }
 
   /** The bridge's Prometheus text. */
@@ -177,6 +209,12 @@ class Participant {
     return this.page.$$eval('.tile:not(.local)', (tiles) => tiles.map((tile) => tile.dataset.name ?? ''));
   }
 
+  /** The page's event log: tile-added, tile-removed, leave-clicked, with Date.now() times. */
+  async events(type) {
+    const events = await this.page.evaluate(() => window.tutti.events);
+    return events.filter((event) => event.type === type);
+  }
+
   /** The text the page shows as an error, or null. */
   async shownError() {
     return this.page.$eval('#error', (element) => (element.hidden ? null : element.textContent));
@@ -222,12 +260,64 @@ class Participant {
     });
   }
 
-  /** Total video bytes sent over all simulcast encodings, with the stats' timestamp (ms). */
-  async videoBytesSent() {
+  /** Video bitrate sent over all simulcast encodings, in kbit/s, measured over `windowMs`. */
+  async videoSendKbps(windowMs = 2000) {
+    const sample = async () => {
+      const stats = await this.stats();
+      return {
+        bytes: stats.outboundVideo.reduce((sum, s) => sum + s.bytesSent, 0),
+        at: Math.max(0, ...stats.outboundVideo.map((s) => s.timestamp)),
+      };
+    };
+    const before = await sample();
+    await sleep(windowMs);
+    const after = await sample();
+    return ((after.bytes - before.bytes) * 8) / Math.max(1, after.at - before.at);
+  }
+
+  /** SSRCs of the inbound video streams that decoded frames, with their frame counts. */
+  async decodedVideo() {
     const stats = await this.stats();
-    const bytes = stats.outboundVideo.reduce((sum, s) => sum + s.bytesSent, 0);
-    const at = Math.max(0, ...stats.outboundVideo.map((s) => s.timestamp));
-    return { bytes, at };
+    return stats.inboundVideo.filter((v) => v.framesDecoded > 0 && v.frameWidth > 0);
+  }
+
+  /**
+   * Waits until `count` inbound video streams decode, and keep decoding (their frame counts
+   * rise by more than 10 over a later sample).
+   */
+  async waitForDecodedVideo(count, timeoutMs = 20000) {
+    const first = await waitFor(`${this.name} to decode ${count} video streams`, async () => {
+      const decoding = await this.decodedVideo();
+      return decoding.length >= count && decoding;
+    }, timeoutMs);
+    await waitFor(`${this.name}'s decoded frame counts to rise`, async () => {
+      const now = await this.decodedVideo();
+      const risen = now.filter((v) => {
+        const before = first.find((b) => b.ssrc === v.ssrc);
+        return before && v.framesDecoded > before.framesDecoded + 10;
+      });
+      return risen.length >= count;
+    }, timeoutMs);
+  }
+
+  /** Waits until `count` inbound audio streams carry sound. */
+  async waitForAudio(count, timeoutMs = 20000) {
+    await waitFor(`${this.name} to hear ${count} audio streams`, async () => {
+      const stats = await this.stats();
+      const hearing = stats.inboundAudio.filter(
+        (a) => a.packetsReceived > 50 && (a.audioLevel > 0 || a.totalAudioEnergy > 0),
+      );
+      return hearing.length >= count;
+    }, timeoutMs);
+  }
+
+  /** Waits until the remote tiles show exactly `names`. */
+  async waitForTiles(names, timeoutMs = 20000) {
+    const wanted = JSON.stringify([...names].sort());
+    await waitFor(`${this.name} to show tiles for [${names}]`, async () => {
+      const tiles = (await this.remoteTiles()).sort();
+      return JSON.stringify(tiles) === wanted;
+    }, timeoutMs, 100);
   }
 
   async leave() {

@@ -24,7 +24,11 @@ const page = {
 };
 
 // What tests and curious people can inspect from the console.
-window.tutti = { connection: null, conference: null, localTracks: [], state: 'idle', errors: [] };
+window.tutti = { connection: null, conference: null, localTracks: [], state: 'idle', errors: [], events: [] };
+
+function note(type, detail) {
+  window.tutti.events.push({ type, at: Date.now(), ...detail });
+}
 
 function setStatus(text, state) {
   page.status.textContent = text;
@@ -58,6 +62,7 @@ function tileFor(id, name, local) {
     label.className = 'name';
     tile.append(video, label);
     page.tiles.append(tile);
+    note('tile-added', { id });
   }
   if (name !== undefined) {
     tile.dataset.name = name;
@@ -70,6 +75,7 @@ function removeTile(id) {
   const tile = page.tiles.querySelector(`.tile[data-id="${CSS.escape(id)}"]`);
   if (tile) {
     tile.remove();
+    note('tile-removed', { id, name: tile.dataset.name });
   }
 }
 
@@ -117,7 +123,7 @@ function connect() {
       reject(new Error(`cannot reach the XMPP server (${error}${message ? `: ${message}` : ''})`));
     });
     connection.addEventListener(C.CONNECTION_DISCONNECTED, () => {
-      if (window.tutti.state !== 'idle') {
+      if (!['idle', 'leaving'].includes(window.tutti.state)) {
         showError('The connection to the XMPP server was lost.');
         setStatus('Disconnected.', 'failed');
       }
@@ -225,7 +231,8 @@ async function join(roomName, displayName) {
 
 async function leave() {
   const { conference, connection, localTracks } = window.tutti;
-  window.tutti.state = 'idle';
+  note('leave-clicked');
+  window.tutti.state = 'leaving';
   page.leave.hidden = true;
   try {
     if (conference) {

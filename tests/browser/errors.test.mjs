@@ -1,0 +1,25 @@
+// Failures are shown on the page in words: the focus not answering, and media that cannot be
+// set up because the bridge is gone.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { waitFor, withWorld } from './harness.mjs';
+
+test('the page says so when the focus does not answer', { timeout: 120000 }, async () => {
+  await withWorld('nofocus', async (world) => {
+    await world.kill('focus');
+    const ada = await world.join('quiet', 'ada', { waitFor: null });
+    const shown = await waitFor('an error on the page', () => ada.shownError(), 20000);
+    assert.match(shown, /focus did not answer/);
+    assert.equal(await ada.state(), 'failed');
+  });
+});
+
+test('the page says so when media cannot reach a bridge', { timeout: 120000 }, async () => {
+  await withWorld('nobridge', async (world) => {
+    await world.kill('bridge');
+    const ada = await world.join('dark', 'ada', { waitFor: null });
+    const shown = await waitFor('an error on the page', () => ada.shownError(), 30000);
+    assert.match(shown, /[Mm]edia/);
+    assert.equal(await ada.state(), 'failed');
+  });
+});
