@@ -14,7 +14,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, createWriteStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,6 +93,16 @@ function waitForPort(port, timeoutMs) {
       });
     };
     attempt();
+  });
+}
+
+function ensurePortFree(port, setting) {
+  return new Promise((resolveFree, reject) => {
+    const server = createServer();
+    server.once('error', () => reject(new Error(
+      `127.0.0.1:${port} is already in use (another Prosody?); choose another port with ${setting}`,
+    )));
+    server.listen(port, '127.0.0.1', () => server.close(resolveFree));
   });
 }
 
@@ -178,6 +188,8 @@ export async function startStack(options = {}) {
   if (!existsSync(join(s.webDir, 'index.html'))) {
     throw new Error(`${s.webDir} is missing: build the demo page (cd web && npm ci && npm run build)`);
   }
+  await ensurePortFree(s.xmppPort, 'TUTTI_XMPP_PORT');
+  await ensurePortFree(s.httpPort, 'TUTTI_HTTP_PORT');
   rmSync(s.runDir, { recursive: true, force: true });
   mkdirSync(join(s.runDir, 'prosody-data'), { recursive: true });
   mkdirSync(join(s.runDir, 'certs'), { recursive: true });

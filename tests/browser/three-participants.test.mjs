@@ -2,7 +2,7 @@
 // everyone's audio through the bridge, while sending simulcast (lib-jitsi-meet's default).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { withWorld } from './harness.mjs';
+import { waitFor, withWorld } from './harness.mjs';
 
 test('three participants decode each other through the bridge', { timeout: 180000 }, async () => {
   await withWorld('three', async (world) => {
@@ -17,6 +17,14 @@ test('three participants decode each other through the bridge', { timeout: 18000
     for (const person of people) {
       await person.waitForDecodedVideo(2);
       await person.waitForAudio(2);
+    }
+    // The fake microphones beep: every remote tile lights up as speaking at some point.
+    for (const person of people) {
+      const others = names.filter((n) => n !== person.name);
+      await waitFor(`${person.name} to show ${others} speaking`, async () => {
+        const speakers = new Set((await person.events('speaking')).map((e) => e.name));
+        return others.every((n) => speakers.has(n));
+      });
     }
     for (const person of people) {
       const { localSdp } = await person.stats();

@@ -220,7 +220,11 @@ async function join(roomName, displayName) {
       ? page.tiles.querySelector('.tile.local')
       : page.tiles.querySelector(`.tile[data-id="${CSS.escape(id)}"]`);
     if (tile) {
-      tile.classList.toggle('speaking', level > SPEAKING_LEVEL);
+      const speaking = level > SPEAKING_LEVEL;
+      if (speaking && !tile.classList.contains('speaking')) {
+        note('speaking', { id: tile.dataset.id, name: tile.dataset.name });
+      }
+      tile.classList.toggle('speaking', speaking);
     }
   });
 
