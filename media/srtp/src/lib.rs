@@ -486,6 +486,12 @@ impl Context {
             return Err(Error::BufferTooSmall);
         }
         let highest = self.outbound_rtp.entry(ssrc).or_insert(u64::from(seq));
+        if *highest < 1 << 16 && seq > *highest as u16 && seq - *highest as u16 > 0x8000 {
+            // Older than the first packet sent, across a sequence wrap: its ROC would be -1,
+            // which no receiver can represent; sending it as ROC 0 would also move the highest
+            // index past every packet still to come.
+            return Err(Error::Replayed);
+        }
         let index = estimate_index(*highest, seq);
         self.rtp.protect_rtp(buf, hlen, len, ssrc, index)?;
         if index > *highest {
