@@ -20,7 +20,7 @@ use crate::media::{
 use crate::metrics::Rates;
 
 /// Header extensions that only mean something between a sender and its own peer connection.
-const SENDER_LOCAL_URIS: [&str; 3] = [
+pub(crate) const SENDER_LOCAL_URIS: [&str; 3] = [
     "urn:ietf:params:rtp-hdrext:sdes:mid",
     "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
     "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
@@ -196,8 +196,8 @@ pub fn media_from_pb(list: &pb::MediaList) -> Result<MediaConfig, Status> {
             if ext.uri == TRANSPORT_CC_URI {
                 desc.twcc_extension = Some(ext.id as u8);
             }
-            if SENDER_LOCAL_URIS.contains(&ext.uri.as_str()) {
-                desc.sender_local_extensions.push(ext.id as u8);
+            if let Some(slot) = SENDER_LOCAL_URIS.iter().position(|uri| *uri == ext.uri) {
+                desc.sender_local_extensions[slot] = ext.id as u8;
             }
         }
         let slot = match kind {

@@ -142,7 +142,7 @@ impl Endpoint {
             return;
         }
         for media in [&self.media.audio, &self.media.video].into_iter().flatten() {
-            for &id in &media.sender_local_extensions {
+            for id in media.sender_local_extensions {
                 rtp::blank_extension(packet, &header, id);
             }
         }

@@ -55,7 +55,8 @@ pub struct MediaDesc {
     /// repaired-rid). Removed from what it sends before forwarding: browsers route an incoming
     /// packet by its mid before its SSRC, so a forwarded sender's mid would land the packet on
     /// the receiver's transceiver of that number instead of the one signalled for the SSRC.
-    pub sender_local_extensions: Vec<u8>,
+    /// 0 = not negotiated (one slot per URI in `api::grpc::SENDER_LOCAL_URIS`).
+    pub sender_local_extensions: [u8; 3],
     /// transport-cc rtcp-fb negotiated (else the bridge sends REMB).
     pub transport_cc: bool,
     /// (original payload type, rtx payload type) pairs.

@@ -336,14 +336,17 @@ fn a_packet_from_before_the_first_sent_across_a_wrap_is_refused_not_misnumbered(
     for profile in PROFILES {
         let (mut tx, mut rx) = pair(profile);
         let oh = profile.rtp_overhead();
-        let mut send = |tx: &mut Context, seq: u16| {
+        let send = |tx: &mut Context, seq: u16| {
             let mut p = rtp_packet(seq, 3, 10, oh);
             tx.protect_rtp(&mut p, 22).map(|n| (p, n))
         };
         let (mut first, n) = send(&mut tx, 5).unwrap();
         assert_eq!(rx.unprotect_rtp(&mut first, n), Ok(22));
         assert_eq!(send(&mut tx, 0xfff0).err(), Some(Error::Replayed));
-        assert_eq!(tx.outbound_rtp[&3], 5, "the refused packet leaves the ROC alone");
+        assert_eq!(
+            tx.outbound_rtp[&3], 5,
+            "the refused packet leaves the ROC alone"
+        );
         for seq in 6..20 {
             let (mut p, n) = send(&mut tx, seq).unwrap();
             assert_eq!(rx.unprotect_rtp(&mut p, n), Ok(22), "{profile:?} seq {seq}");
