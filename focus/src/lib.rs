@@ -6,7 +6,9 @@
 //! - [`sources`]: a participant's sources, their validation and what other participants see.
 //! - [`offer`]: the focus's `session-initiate`, `source-add` and `source-remove`.
 //! - [`to_bridge`]: a participant's answer and trickled candidates as bridge updates.
+//! - [`capabilities`]: which occupants advertise Jingle RTP over ICE-UDP with DTLS.
 
+pub mod capabilities;
 pub mod error;
 pub mod extensions;
 pub mod jingle;

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
-use tokio_xmpp::{Client, Event};
+use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tracing::{info, warn};
 
 use service::bridge::Bridge;
@@ -77,16 +77,13 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
     });
     let bridge = Bridge::new(&settings.bridge_url, settings.bridge_timeout)?;
     info!(jid = %settings.jid, server = %settings.xmpp_server, "logging in");
-    let mut client = service::login::login(&settings).await?;
-    let bound = client
-        .bound_jid()
-        .map(ToString::to_string)
-        .unwrap_or_else(|| settings.jid.to_string());
+    let (mut client, bound) = service::login::login(&settings).await?;
+    let bound = bound.to_string();
     info!(jid = %bound, "online");
     metrics.online.store(true, Ordering::Relaxed);
     let mut focus = Focus::new(settings, bridge, metrics.clone());
     focus.on_online();
-    flush(&mut client, &mut focus).await;
+    flush(&client, &mut focus).await;
     {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(
@@ -98,49 +95,46 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
     }
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
-    let mut reconnecting = false;
     loop {
         tokio::select! {
             event = client.next() => match event {
                 Some(Event::Stanza(stanza)) => {
                     focus.on_stanza(stanza).await;
-                    flush(&mut client, &mut focus).await;
+                    flush(&client, &mut focus).await;
                 }
-                Some(Event::Online { .. }) => {
+                // A new session after a lost connection: the rooms are gone.
+                Some(Event::Stream(StreamEvent::Reset { .. })) => {
                     metrics.online.store(true, Ordering::Relaxed);
-                    if reconnecting {
-                        info!("online again: rejoining the rooms");
-                        focus.shutdown().await;
-                        focus.take_outbox();
-                        focus.on_online();
-                        flush(&mut client, &mut focus).await;
-                        reconnecting = false;
-                    }
+                    info!("online again: rejoining the rooms");
+                    focus.shutdown().await;
+                    focus.take_outbox();
+                    focus.on_online();
+                    flush(&client, &mut focus).await;
                 }
-                Some(Event::Disconnected(error)) => {
+                Some(Event::Stream(StreamEvent::Resumed)) => {
+                    metrics.online.store(true, Ordering::Relaxed);
+                }
+                Some(Event::Stream(StreamEvent::Suspended)) => {
                     metrics.online.store(false, Ordering::Relaxed);
-                    warn!(%error, "disconnected from the XMPP server; reconnecting");
-                    reconnecting = true;
+                    warn!("disconnected from the XMPP server; reconnecting");
                 }
-                None => anyhow::bail!("the XMPP client stopped"),
+                None => anyhow::bail!("the XMPP stream stopped"),
             },
             () = &mut shutdown => {
                 info!("shutting down: leaving the rooms");
                 focus.shutdown().await;
-                flush(&mut client, &mut focus).await;
-                drop(client);
+                flush(&client, &mut focus).await;
+                client.close().await;
                 return Ok(());
             }
         }
     }
 }
 
-/// Sends what the focus produced, in order.
-async fn flush(client: &mut Client, focus: &mut Focus) {
+/// Queues what the focus produced for sending, in order.
+async fn flush(client: &StanzaStream, focus: &mut Focus) {
     for stanza in focus.take_outbox() {
-        if let Err(error) = client.send_stanza(stanza).await {
-            warn!(%error, "sending a stanza failed");
-        }
+        client.send(Box::new(stanza)).await;
     }
 }
 

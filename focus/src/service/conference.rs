@@ -15,6 +15,7 @@ use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::Stanza;
 use tracing::{info, warn};
 use tutti_focus::jingle::{Action, Jingle, Reason, ReasonKind};
+use tutti_focus::jitsi::BridgeSession;
 use tutti_focus::offer::{self, SessionInitiate};
 use tutti_focus::sources::{ConferenceSources, EndpointSources, ReceiverView, SourceChange};
 use tutti_focus::to_bridge::{self, EndpointId, RemoteTransportState};
@@ -359,7 +360,6 @@ impl Focus {
 
     /// A new occupant: conference (first time), endpoint, session-initiate.
     async fn participant_joined(&mut self, room_jid: &BareJid, occupant: FullJid) {
-        let started = Instant::now();
         let nick = occupant.resource().as_str().to_owned();
         let Some(room) = self.rooms.get_mut(room_jid) else {
             return;
@@ -368,11 +368,24 @@ impl Focus {
         room.participants.insert(
             nick.clone(),
             Participant {
-                occupant: occupant.clone(),
+                occupant,
                 session: None,
             },
         );
         self.metrics.participants.inc();
+        self.invite(room_jid, &nick).await;
+    }
+
+    /// Gives a participant without a session a bridge endpoint (and the room its conference, the
+    /// first time) and sends it a session-initiate.
+    async fn invite(&mut self, room_jid: &BareJid, nick: &str) {
+        let started = Instant::now();
+        let Some(room) = self.rooms.get_mut(room_jid) else {
+            return;
+        };
+        let Some(occupant) = room.participants.get(nick).map(|p| p.occupant.clone()) else {
+            return;
+        };
         let conference_id = match &room.conference_id {
             Some(id) => id.clone(),
             None => {
@@ -423,7 +436,7 @@ impl Focus {
                 return;
             }
         };
-        let Some(participant) = room.participants.get_mut(&nick) else {
+        let Some(participant) = room.participants.get_mut(nick) else {
             return;
         };
         participant.session = Some(Session {
@@ -557,11 +570,45 @@ impl Focus {
                 }
                 Ok(())
             }
-            Action::SessionInfo => Ok(()),
+            Action::SessionInfo => {
+                let endpoint_id = participant
+                    .session
+                    .as_ref()
+                    .map(|session| session.endpoint_id.as_str());
+                if endpoint_id.is_some_and(|id| reports_ice_failure(&jingle, id)) {
+                    self.restart_session(&room_jid, &nick).await;
+                }
+                Ok(())
+            }
             other => Err(Refusal::NotImplemented(format!(
                 "the focus does not handle {other}"
             ))),
         }
+    }
+
+    /// lib-jitsi-meet's report that ICE failed: the session is replaced, as Jicofo does, by a
+    /// session-terminate, the old endpoint expired (source-remove to the others) and a new
+    /// endpoint with a new session-initiate (its sources reach the others again after its
+    /// session-accept).
+    async fn restart_session(&mut self, room_jid: &BareJid, nick: &str) {
+        let Some(participant) = self
+            .rooms
+            .get_mut(room_jid)
+            .and_then(|room| room.participants.get_mut(nick))
+        else {
+            return;
+        };
+        let occupant = participant.occupant.clone();
+        let Some(session) = participant.session.take() else {
+            return;
+        };
+        info!(%occupant, "ICE failed: restarting the session");
+        let mut terminate = Jingle::new(Action::SessionTerminate, session.sid.clone());
+        terminate.reason = Some(Reason::new(ReasonKind::Success).with_text("restart"));
+        self.outbox
+            .push(iq_set(Jid::from(occupant.clone()), terminate.to_element()));
+        self.end_session(room_jid, &occupant, session).await;
+        self.invite(room_jid, nick).await;
     }
 
     async fn on_session_accept(
@@ -676,6 +723,21 @@ impl Focus {
         }
         Ok(())
     }
+}
+
+/// A `session-info` with `<ice-state xmlns='http://jitsi.org/protocol/focus'>failed</ice-state>`
+/// about the current bridge session (a `<bridge-session id>` naming an earlier endpoint is a
+/// stale report).
+fn reports_ice_failure(jingle: &Jingle, endpoint_id: &str) -> bool {
+    let failed = jingle.extensions.children.iter().any(|child| {
+        child.is("ice-state", tutti_focus::ns::JITSI_FOCUS) && child.text().trim() == "failed"
+    });
+    let current = match jingle.extensions.get::<BridgeSession>() {
+        Ok(Some(bridge_session)) => bridge_session.id.is_none_or(|id| id == endpoint_id),
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    failed && current
 }
 
 fn bad_sources(error: tutti_focus::sources::SourceError) -> Refusal {

@@ -1,10 +1,15 @@
 //! Logging in to the XMPP server, with failures reported as such.
 //!
-//! tokio-xmpp's `Client` reconnects and re-authenticates forever and reports a refused
-//! password with no event at all. So before handing the account to it, the focus runs one
-//! login of its own over the same connector (TCP, STARTTLS, SASL) and turns each way that can
-//! fail into an error naming the cause; the `Client` is then given the whole login time-out to
-//! come online, which covers a server that changes its mind in between.
+//! tokio-xmpp's stream reconnects and re-authenticates forever and reports a refused password
+//! with no event at all. So before handing the account to it, the focus runs one login of its
+//! own over the same connector (TCP, STARTTLS, SASL) and turns each way that can fail into an
+//! error naming the cause; the stream is then given the whole login time-out to come online,
+//! which covers a server that changes its mind in between.
+//!
+//! The focus drives tokio-xmpp's `StanzaStream` itself, not its `Client`: the `Client` shares
+//! the stream between its sending half and a receive task behind a mutex whose receive side
+//! returns `Pending` without registering a waker while a send holds the lock (tokio-xmpp 6.0.0),
+//! so a send racing a receive could stop the focus from ever seeing another stanza.
 
 use std::net::SocketAddr;
 
@@ -14,8 +19,9 @@ use tokio_xmpp::connect::{
     DnsConfig, ServerConnector, StartTlsServerConnector, TcpServerConnector,
 };
 use tokio_xmpp::error::{AuthError, Error as XmppError, ProtocolError};
+use tokio_xmpp::jid::Jid;
+use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
-use tokio_xmpp::{Client, Event};
 
 use super::config::{Settings, XmppSecurity};
 
@@ -44,9 +50,12 @@ pub enum LoginError {
     },
 }
 
-/// Checks the account with one login of its own, then starts the long-lived client and waits
-/// until it is online; all within `settings.login_timeout`.
-pub async fn login(settings: &Settings) -> Result<Client, LoginError> {
+/// Stanzas queued in each direction before the other side waits.
+const QUEUE_DEPTH: usize = 256;
+
+/// Checks the account with one login of its own, then starts the long-lived stream and waits
+/// until it is online; all within `settings.login_timeout`. Returns the stream and its bound JID.
+pub async fn login(settings: &Settings) -> Result<(StanzaStream, Jid), LoginError> {
     let timed_out = || LoginError::TimedOut {
         jid: settings.jid.to_string(),
         server: settings.xmpp_server,
@@ -67,28 +76,28 @@ pub async fn login(settings: &Settings) -> Result<Client, LoginError> {
     tokio::time::timeout_at(deadline, check)
         .await
         .map_err(|_| timed_out())??;
-    let mut client = match settings.xmpp_security {
-        XmppSecurity::Starttls => Client::new_starttls(
+    let password = settings.password.clone();
+    let mut stream = match settings.xmpp_security {
+        XmppSecurity::Starttls => StanzaStream::new_c2s(
+            StartTlsServerConnector::from(dns),
             settings.jid(),
-            settings.password.clone(),
-            dns,
+            password,
             Timeouts::default(),
+            QUEUE_DEPTH,
         ),
-        XmppSecurity::Plaintext => Client::new_plaintext(
+        XmppSecurity::Plaintext => StanzaStream::new_c2s(
+            TcpServerConnector::from(dns),
             settings.jid(),
-            settings.password.clone(),
-            dns,
+            password,
             Timeouts::default(),
+            QUEUE_DEPTH,
         ),
     };
     let online = async {
         loop {
-            match client.next().await {
-                Some(Event::Online { .. }) => return Ok(()),
-                Some(Event::Disconnected(error)) => {
-                    return Err(classify(error, settings));
-                }
-                Some(Event::Stanza(_)) => {}
+            match stream.next().await {
+                Some(Event::Stream(StreamEvent::Reset { bound_jid, .. })) => return Ok(bound_jid),
+                Some(_) => {}
                 None => {
                     return Err(LoginError::Other {
                         jid: settings.jid.to_string(),
@@ -99,10 +108,10 @@ pub async fn login(settings: &Settings) -> Result<Client, LoginError> {
             }
         }
     };
-    tokio::time::timeout_at(deadline, online)
+    let bound = tokio::time::timeout_at(deadline, online)
         .await
         .map_err(|_| timed_out())??;
-    Ok(client)
+    Ok((stream, bound))
 }
 
 /// One login (connect, TLS, SASL) over `connector`, then the connection is dropped.

@@ -14,18 +14,19 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jid::{BareJid, Jid};
 use minidom::Element;
-use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::connect::{DnsConfig, TcpServerConnector};
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::presence::Presence;
+use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
-use tokio_xmpp::{Client, Event, Stanza};
+use tokio_xmpp::Stanza;
 use tutti_focus::jingle::{
     Action, Candidate, CandidateType, Content, Creator, DtlsSetup, Fingerprint, Group,
     GroupSemantics, HeaderExtension, IceUdpTransport, Jingle, Parameter, PayloadType, RtcpFeedback,
     RtpDescription, Senders, Source, SourceGroup,
 };
 use tutti_focus::Extensions;
-use tutti_participant::{LocalDescription, ParticipantConfig, RemoteDescription};
+use tutti_participant::{LocalDescription, Participant, ParticipantConfig, RemoteDescription};
 
 const CHILD_ENV: &str = "TUTTI_TEST_IN_NETNS";
 pub const DOMAIN: &str = "localhost";
@@ -137,6 +138,7 @@ pub struct Stack {
     pub prosody: Process,
     pub bridge: Option<Process>,
     pub bridge_grpc: SocketAddr,
+    pub bridge_http: SocketAddr,
     pub focus: Option<Process>,
     pub focus_http: Option<SocketAddr>,
 }
@@ -202,12 +204,13 @@ Component "{MUC}" "muc"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let (bridge, bridge_grpc) = start_bridge();
+        let (bridge, bridge_grpc, bridge_http) = start_bridge();
         Stack {
             dir,
             prosody,
             bridge: Some(bridge),
             bridge_grpc,
+            bridge_http,
             focus: None,
             focus_http: None,
         }
@@ -265,26 +268,56 @@ Component "{MUC}" "muc"
 
     /// A plain HTTP/1.0 GET on the focus's HTTP port: (status line, body).
     pub async fn focus_http_get(&self, path: &str) -> (String, String) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let address = self.focus_http.expect("the focus is running");
-        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: focus\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        (
-            head.lines().next().unwrap_or_default().to_owned(),
-            body.to_owned(),
-        )
+        http_get(self.focus_http.expect("the focus is running"), path).await
+    }
+
+    /// A gauge or counter from the bridge's /metrics (labels included in `name`).
+    pub async fn bridge_metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = http_get(self.bridge_http, "/metrics").await;
+        body.lines()
+            .filter_map(|line| line.rsplit_once(' '))
+            .find(|(metric, _)| *metric == name)
+            .and_then(|(_, value)| value.parse().ok())
+    }
+
+    /// Waits (up to `TIMEOUT`) until the bridge's metric `name` is `value`; the bridge's
+    /// workers apply changes a moment after its API answers.
+    pub async fn bridge_metric_becomes(&self, name: &str, value: f64) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let now = self.bridge_metric(name).await;
+            if now == Some(value) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the bridge's {name} stayed {now:?}, not {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops the bridge (to test the focus's handling of a dead one).
     pub fn stop_bridge(&mut self) {
         self.bridge = None;
     }
+}
+
+/// A plain HTTP/1.0 GET: (status line, body).
+async fn http_get(address: SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: tutti\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
 }
 
 impl Drop for Stack {
@@ -295,7 +328,7 @@ impl Drop for Stack {
     }
 }
 
-fn start_bridge() -> (Process, SocketAddr) {
+fn start_bridge() -> (Process, SocketAddr, SocketAddr) {
     let mut child = Command::new(bridge_binary())
         .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
         .env("TUTTI_BRIDGE_HTTP_ADDRESS", "127.0.0.1:0")
@@ -307,16 +340,23 @@ fn start_bridge() -> (Process, SocketAddr) {
         .expect("starting the bridge binary");
     let line = ready_line(&mut child, Duration::from_secs(10)).expect("the bridge's ready line");
     let bound: serde_json::Value = serde_json::from_str(&line).expect("bridge ready line");
-    let grpc = bound["grpc"]
-        .as_str()
-        .and_then(|a| a.parse().ok())
-        .expect("grpc address");
-    (Process(child), grpc)
+    let address = |key: &str| -> SocketAddr {
+        bound[key]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} address in the bridge's ready line"))
+    };
+    (Process(child), address("grpc"), address("http"))
 }
 
 /// An XMPP client playing a lib-jitsi-meet participant's signalling.
+///
+/// It drives tokio-xmpp's `StanzaStream` itself rather than its `Client`: the `Client` shares the
+/// stream between sending and a receive task behind a mutex whose receive side returns
+/// `Pending` without a waker while a send holds the lock (tokio-xmpp 6.0.0), which can stall
+/// reception for good.
 pub struct XmppClient {
-    client: Client,
+    client: StanzaStream,
     pub jid: Jid,
     inbox: VecDeque<Stanza>,
 }
@@ -326,24 +366,25 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 impl XmppClient {
     pub async fn connect(user: &str) -> XmppClient {
         let jid = BareJid::new(&format!("{user}@{DOMAIN}")).unwrap();
-        let mut client = Client::new_plaintext(
-            jid.clone(),
-            USER_PASSWORD,
-            DnsConfig::addr(&format!("127.0.0.1:{C2S_PORT}")),
+        // The stream retries a failed login by itself: a refused one ends in the time-out.
+        let mut client = StanzaStream::new_c2s(
+            TcpServerConnector::from(DnsConfig::addr(&format!("127.0.0.1:{C2S_PORT}"))),
+            jid.into(),
+            USER_PASSWORD.to_owned(),
             Timeouts::default(),
+            16,
         );
         let bound = tokio::time::timeout(TIMEOUT, async {
             loop {
                 match client.next().await {
-                    Some(Event::Online { bound_jid, .. }) => return bound_jid,
-                    Some(Event::Disconnected(e)) => panic!("{user} could not log in: {e}"),
-                    Some(Event::Stanza(_)) => {}
+                    Some(Event::Stream(StreamEvent::Reset { bound_jid, .. })) => return bound_jid,
+                    Some(_) => {}
                     None => panic!("{user}: client ended"),
                 }
             }
         })
         .await
-        .expect("logging in");
+        .unwrap_or_else(|_| panic!("{user} could not log in"));
         XmppClient {
             client,
             jid: bound,
@@ -351,11 +392,9 @@ impl XmppClient {
         }
     }
 
+    /// Queues `stanza` for sending (in order).
     pub async fn send(&mut self, stanza: impl Into<Stanza>) {
-        self.client
-            .send_stanza(stanza.into())
-            .await
-            .expect("sending");
+        self.client.send(Box::new(stanza.into())).await;
     }
 
     /// The first stanza (received earlier or now) for which `pick` returns Some; IQ requests
@@ -383,10 +422,10 @@ impl XmppClient {
                     }
                     self.inbox.push_back(stanza);
                 }
-                Some(Event::Disconnected(e)) => {
-                    panic!("disconnected while waiting for {what}: {e}")
+                Some(Event::Stream(StreamEvent::Reset { .. })) => {
+                    panic!("the stream was reset while waiting for {what}")
                 }
-                Some(Event::Online { .. }) => {}
+                Some(Event::Stream(_)) => {}
                 None => panic!("client ended while waiting for {what}"),
             }
         }
@@ -617,5 +656,79 @@ pub fn error_of(iq: &Iq) -> Option<(String, Option<String>, String)> {
             error.texts.values().next().cloned().unwrap_or_default(),
         )),
         _ => None,
+    }
+}
+
+/// A participant that asked for the conference `room`, joined, accepted the focus's offer (as
+/// `edit_accept` leaves the session-accept) and connected its media to the bridge.
+pub struct Joined {
+    pub xmpp: XmppClient,
+    pub media: Participant,
+    pub config: ParticipantConfig,
+    pub initiate: Jingle,
+}
+
+pub async fn join_and_accept(
+    room: &str,
+    user: &str,
+    edit_accept: impl FnOnce(&mut Jingle),
+) -> Joined {
+    let mut xmpp = XmppClient::connect(user).await;
+    let answer = xmpp.conference_request(room).await;
+    assert_eq!(answer.attr("ready"), Some("true"));
+    xmpp.join(room, user).await;
+    let (from, initiate) = xmpp.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(from.to_string(), format!("{room}/focus"));
+    let config = ParticipantConfig::new(user);
+    let media = accept(&mut xmpp, &from, &initiate, &config, edit_accept).await;
+    Joined {
+        xmpp,
+        media,
+        config,
+        initiate,
+    }
+}
+
+/// Answers `initiate` with a session-accept (edited by `edit_accept`) and connects a new
+/// participant's media to the bridge.
+pub async fn accept(
+    xmpp: &mut XmppClient,
+    focus: &Jid,
+    initiate: &Jingle,
+    config: &ParticipantConfig,
+    edit_accept: impl FnOnce(&mut Jingle),
+) -> Participant {
+    let media = Participant::bind(config.clone())
+        .await
+        .expect("binding the participant");
+    let mut accept = session_accept(&initiate.sid, config, &media.local_description());
+    edit_accept(&mut accept);
+    let answer = xmpp.request(focus.clone(), accept.to_element()).await;
+    assert!(
+        matches!(answer, Iq::Result { .. }),
+        "session-accept refused: {answer:?}"
+    );
+    media
+        .connect(&remote_description(initiate), TIMEOUT)
+        .await
+        .expect("media connects to the bridge");
+    media
+}
+
+/// Packets received from `ssrc` so far.
+pub fn received(participant: &Participant, ssrc: u32) -> u64 {
+    participant
+        .stats()
+        .received
+        .get(&ssrc)
+        .map_or(0, |s| s.packets)
+}
+
+/// Waits (up to `TIMEOUT`) until `check` holds.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

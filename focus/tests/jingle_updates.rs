@@ -1,0 +1,359 @@
+//! Jingle a participant sends after its session-accept (transport-info, source-add,
+//! source-remove, session-info, session-terminate, and the ICE-failure restart), end to end:
+//! real Prosody, real bridge, real focus binary, each test in its own network namespace.
+
+mod support;
+
+use std::time::Duration;
+
+use jid::Jid;
+use support::*;
+use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::Stanza;
+use tutti_focus::jingle::{
+    Action, Candidate, CandidateType, Content, GroupSemantics, IceUdpTransport, Jingle,
+    ReasonCondition, ReasonKind, RtpDescription, Source, SourceGroup,
+};
+use tutti_focus::jitsi::{BridgeSession, SsrcInfo};
+use tutti_focus::Extensions;
+
+const ROOM: &str = "updates@conference.localhost";
+
+fn focus_occupant() -> Jid {
+    Jid::new(&format!("{ROOM}/focus")).unwrap()
+}
+
+fn owner(user: &str) -> String {
+    format!("{ROOM}/{user}")
+}
+
+/// A session-accept without the video sources (and their group).
+fn without_video(accept: &mut Jingle) {
+    for description in accept
+        .contents
+        .iter_mut()
+        .filter_map(|content| content.description.as_mut())
+        .filter(|description| description.media.as_deref() == Some("video"))
+    {
+        description.sources.clear();
+        description.source_groups.clear();
+    }
+}
+
+/// A `source-add` or `source-remove` of `user`'s camera (VP8 SSRC and its RTX, FID group), as
+/// lib-jitsi-meet sends it.
+fn video_update(action: Action, sid: &str, user: &str, ssrcs: [u32; 2]) -> Jingle {
+    let mut description = RtpDescription::new("video");
+    for ssrc in ssrcs {
+        let mut source = Source::new(ssrc);
+        source.name = Some(format!("{user}-v0"));
+        description.sources.push(source);
+    }
+    description.source_groups = vec![SourceGroup::new(GroupSemantics::Fid, ssrcs.to_vec())];
+    let mut content = Content::new("video");
+    content.description = Some(description);
+    let mut jingle = Jingle::new(action, sid);
+    jingle.contents.push(content);
+    jingle
+}
+
+fn candidate(protocol: &str, port: u16) -> Candidate {
+    Candidate {
+        component: 1,
+        foundation: "7".to_owned(),
+        generation: Some(0),
+        id: Some(format!("{protocol}{port}")),
+        ip: "127.0.0.1".to_owned(),
+        network: Some(0),
+        port,
+        priority: 1_000,
+        protocol: protocol.to_owned(),
+        kind: CandidateType::Host,
+        rel_addr: None,
+        rel_port: None,
+        tcptype: (protocol == "tcp").then(|| "passive".to_owned()),
+        extensions: Extensions::default(),
+    }
+}
+
+/// A transport-info with one candidate in a content named "0" (lib-jitsi-meet names trickled
+/// candidates by m-line index).
+fn transport_info(sid: &str, joined: &Joined, candidate: Candidate) -> Jingle {
+    let local = joined.media.local_description();
+    let mut transport = IceUdpTransport::new(&local.ufrag, &local.pwd);
+    transport.candidates = vec![candidate];
+    let mut content = Content::new("0");
+    content.transport = Some(transport);
+    let mut jingle = Jingle::new(Action::TransportInfo, sid);
+    jingle.contents.push(content);
+    jingle
+}
+
+fn assert_result(answer: &Iq, what: &str) {
+    assert!(
+        matches!(answer, Iq::Result { .. }),
+        "{what} refused: {answer:?}"
+    );
+}
+
+fn bridge_session_id(jingle: &Jingle) -> String {
+    jingle
+        .extensions
+        .get::<BridgeSession>()
+        .unwrap()
+        .and_then(|session| session.id)
+        .expect("a <bridge-session id> in the session-initiate")
+}
+
+#[tokio::test]
+async fn transport_info_and_source_updates_reach_the_bridge_and_the_others() {
+    if rerun_in_own_netns("transport_info_and_source_updates_reach_the_bridge_and_the_others") {
+        return;
+    }
+    let mut stack = Stack::start("updates", &["alice", "dave"]);
+    stack.start_focus(&[]);
+    let mut alice = join_and_accept(ROOM, "alice", |_| {}).await;
+    // Dave accepts with his audio only; his camera comes later in a source-add.
+    let mut dave = join_and_accept(ROOM, "dave", without_video).await;
+    let dave_video = [dave.config.video_ssrc, dave.config.video_rtx_ssrc];
+    let (_, add) = alice.xmpp.next_jingle(Action::SourceAdd).await;
+    assert_eq!(ssrcs(&add), vec![dave.config.audio_ssrc]);
+
+    // Trickled candidates after the accept: UDP applied, TCP ignored, both acknowledged.
+    let dave_sid = dave.initiate.sid.clone();
+    for candidate in [candidate("udp", 50_000), candidate("tcp", 9)] {
+        let info = transport_info(&dave_sid, &dave, candidate);
+        let answer = dave.xmpp.request(focus_occupant(), info.to_element()).await;
+        assert_result(&answer, "transport-info");
+    }
+    // A plain session-info (no ICE failure) is acknowledged and changes nothing.
+    let info = Jingle::new(Action::SessionInfo, dave_sid.clone());
+    let answer = dave.xmpp.request(focus_occupant(), info.to_element()).await;
+    assert_result(&answer, "session-info");
+    dave.xmpp
+        .expect_none(Duration::from_millis(500), "a session-terminate", |s| {
+            is_jingle(s, Action::SessionTerminate)
+        })
+        .await;
+
+    // Dave's media reaches Alice, but the bridge drops his unannounced video.
+    eventually("alice receives dave's audio", || {
+        received(&alice.media, dave.config.audio_ssrc) > 20
+    })
+    .await;
+    assert_eq!(received(&alice.media, dave.config.video_ssrc), 0);
+
+    // source-add: Alice is told, with Dave as the owner, and the bridge forwards the video.
+    let add = video_update(Action::SourceAdd, &dave_sid, "dave", dave_video);
+    let answer = dave.xmpp.request(focus_occupant(), add.to_element()).await;
+    assert_result(&answer, "source-add");
+    let (from, add) = alice.xmpp.next_jingle(Action::SourceAdd).await;
+    assert_eq!(from, focus_occupant());
+    assert_eq!(add.sid, alice.initiate.sid);
+    assert_eq!(ssrcs(&add), dave_video.to_vec());
+    for source in add
+        .contents
+        .iter()
+        .filter_map(|content| content.description.as_ref())
+        .flat_map(|description| &description.sources)
+    {
+        let info = source.extensions.get::<SsrcInfo>().unwrap();
+        assert_eq!(info.map(|i| i.owner), Some(owner("dave")));
+    }
+    eventually("alice receives dave's video", || {
+        received(&alice.media, dave.config.video_ssrc) > 20
+    })
+    .await;
+
+    // An SSRC Alice already sends is refused, and nothing reaches her.
+    let stolen = video_update(
+        Action::SourceAdd,
+        &dave_sid,
+        "dave",
+        [alice.config.video_ssrc, 0x0bad_cafe],
+    );
+    let answer = dave
+        .xmpp
+        .request(focus_occupant(), stolen.to_element())
+        .await;
+    let (condition, _, text) = error_of(&answer).expect("a refused source-add");
+    assert_eq!(condition, "BadRequest", "{text}");
+
+    // source-remove: Alice is told, and the bridge stops forwarding.
+    let remove = video_update(Action::SourceRemove, &dave_sid, "dave", dave_video);
+    let answer = dave
+        .xmpp
+        .request(focus_occupant(), remove.to_element())
+        .await;
+    assert_result(&answer, "source-remove");
+    let (_, remove) = alice.xmpp.next_jingle(Action::SourceRemove).await;
+    assert_eq!(ssrcs(&remove), dave_video.to_vec());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = received(&alice.media, dave.config.video_ssrc);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        received(&alice.media, dave.config.video_ssrc),
+        before,
+        "the bridge still forwards a removed source"
+    );
+    alice.media.close().await;
+    dave.media.close().await;
+}
+
+fn is_jingle(stanza: &Stanza, action: Action) -> bool {
+    matches!(stanza, Stanza::Iq(Iq::Set { payload, .. })
+        if Jingle::from_element(payload).is_ok_and(|jingle| jingle.action == action))
+}
+
+#[tokio::test]
+async fn session_terminate_expires_the_endpoint_and_the_room_goes_on() {
+    if rerun_in_own_netns("session_terminate_expires_the_endpoint_and_the_room_goes_on") {
+        return;
+    }
+    let mut stack = Stack::start("terminate", &["alice", "bob", "carol"]);
+    stack.start_focus(&[]);
+    let mut alice = join_and_accept(ROOM, "alice", |_| {}).await;
+    let mut bob = join_and_accept(ROOM, "bob", |_| {}).await;
+    alice.xmpp.next_jingle(Action::SourceAdd).await;
+    let mut carol = join_and_accept(ROOM, "carol", |_| {}).await;
+    for other in [&mut alice, &mut bob] {
+        let (_, add) = other.xmpp.next_jingle(Action::SourceAdd).await;
+        assert!(ssrcs(&add).contains(&carol.config.audio_ssrc));
+    }
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 3.0)
+        .await;
+
+    let terminate = Jingle::new(Action::SessionTerminate, carol.initiate.sid.clone());
+    let answer = carol
+        .xmpp
+        .request(focus_occupant(), terminate.to_element())
+        .await;
+    assert_result(&answer, "session-terminate");
+    for other in [&mut alice, &mut bob] {
+        let (_, remove) = other.xmpp.next_jingle(Action::SourceRemove).await;
+        let removed = ssrcs(&remove);
+        for ssrc in [carol.config.audio_ssrc, carol.config.video_ssrc] {
+            assert!(removed.contains(&ssrc), "{ssrc} not in {removed:?}");
+        }
+    }
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
+        .await;
+    // The session is gone: a second terminate names an unknown session.
+    let answer = carol
+        .xmpp
+        .request(focus_occupant(), terminate.to_element())
+        .await;
+    let (condition, app, _) = error_of(&answer).expect("an error");
+    assert_eq!(condition, "ItemNotFound");
+    assert_eq!(app.as_deref(), Some("unknown-session"));
+
+    // Carol is still in the room; Alice and Bob still hear each other.
+    let (_, metrics) = stack.focus_http_get("/metrics").await;
+    assert!(metrics.contains("tutti_focus_participants 3"), "{metrics}");
+    assert!(
+        metrics.contains("tutti_focus_jingle_sessions{state=\"active\"} 2"),
+        "{metrics}"
+    );
+    let from_bob = received(&alice.media, bob.config.audio_ssrc);
+    let from_alice = received(&bob.media, alice.config.audio_ssrc);
+    eventually("alice and bob still receive each other's audio", || {
+        received(&alice.media, bob.config.audio_ssrc) > from_bob + 20
+            && received(&bob.media, alice.config.audio_ssrc) > from_alice + 20
+    })
+    .await;
+    for joined in [alice, bob, carol] {
+        joined.media.close().await;
+    }
+}
+
+#[tokio::test]
+async fn ice_failure_restarts_the_session_on_a_new_endpoint() {
+    if rerun_in_own_netns("ice_failure_restarts_the_session_on_a_new_endpoint") {
+        return;
+    }
+    let mut stack = Stack::start("restart", &["alice", "bob"]);
+    stack.start_focus(&[]);
+    let mut alice = join_and_accept(ROOM, "alice", |_| {}).await;
+    let mut bob = join_and_accept(ROOM, "bob", |_| {}).await;
+    let (_, _) = alice.xmpp.next_jingle(Action::SourceAdd).await;
+    let old_sid = bob.initiate.sid.clone();
+    let old_endpoint = bridge_session_id(&bob.initiate);
+    let ice_failed = |bridge_session: &str| {
+        let mut info = Jingle::new(Action::SessionInfo, old_sid.clone());
+        info.extensions.children.push(
+            minidom::Element::builder("ice-state", tutti_focus::ns::JITSI_FOCUS)
+                .append("failed")
+                .build(),
+        );
+        info.extensions.set(&BridgeSession {
+            id: Some(bridge_session.to_owned()),
+            ..BridgeSession::default()
+        });
+        info
+    };
+
+    // A report about another bridge session is stale: acknowledged, nothing restarts.
+    let stale = ice_failed("an-earlier-session");
+    let answer = bob.xmpp.request(focus_occupant(), stale.to_element()).await;
+    assert_result(&answer, "stale session-info");
+    bob.xmpp
+        .expect_none(Duration::from_millis(500), "a session-terminate", |s| {
+            is_jingle(s, Action::SessionTerminate)
+        })
+        .await;
+
+    let answer = bob
+        .xmpp
+        .request(focus_occupant(), ice_failed(&old_endpoint).to_element())
+        .await;
+    assert_result(&answer, "session-info with ice-state failed");
+    let (from, terminate) = bob.xmpp.next_jingle(Action::SessionTerminate).await;
+    assert_eq!(from, focus_occupant());
+    assert_eq!(terminate.sid, old_sid);
+    let reason = terminate.reason.expect("a reason");
+    assert_eq!(
+        reason.condition,
+        ReasonCondition::Defined(ReasonKind::Success)
+    );
+    let (_, remove) = alice.xmpp.next_jingle(Action::SourceRemove).await;
+    assert_eq!(remove.sid, alice.initiate.sid);
+    assert!(ssrcs(&remove).contains(&bob.config.audio_ssrc));
+
+    // A new session on a new endpoint, offering Alice's sources again.
+    let (from, initiate) = bob.xmpp.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(from, focus_occupant());
+    assert_ne!(initiate.sid, old_sid);
+    assert_ne!(bridge_session_id(&initiate), old_endpoint);
+    assert!(ssrcs(&initiate).contains(&alice.config.audio_ssrc));
+    // The old session is gone.
+    let answer = bob
+        .xmpp
+        .request(focus_occupant(), ice_failed(&old_endpoint).to_element())
+        .await;
+    assert_eq!(
+        error_of(&answer)
+            .map(|(condition, _, _)| condition)
+            .as_deref(),
+        Some("ItemNotFound")
+    );
+
+    bob.media.close().await;
+    let media = accept(&mut bob.xmpp, &from, &initiate, &bob.config, |_| {}).await;
+    let (_, add) = alice.xmpp.next_jingle(Action::SourceAdd).await;
+    assert_eq!(add.sid, alice.initiate.sid);
+    assert!(ssrcs(&add).contains(&bob.config.audio_ssrc));
+    let from_bob = received(&alice.media, bob.config.audio_ssrc);
+    eventually("media flows again both ways", || {
+        received(&alice.media, bob.config.audio_ssrc) > from_bob + 20
+            && received(&media, alice.config.audio_ssrc) > 20
+    })
+    .await;
+    // The old endpoint was expired: Alice's and Bob's new one are all the bridge has.
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
+        .await;
+    alice.media.close().await;
+    media.close().await;
+}
