@@ -14,6 +14,7 @@ use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::Stanza;
 use tracing::{info, warn};
+use tutti_focus::capabilities::{self, CapabilityCache};
 use tutti_focus::jingle::{Action, Jingle, Reason, ReasonKind};
 use tutti_focus::jitsi::BridgeSession;
 use tutti_focus::offer::{self, SessionInitiate};
@@ -23,7 +24,7 @@ use tutti_focus::to_bridge::{self, EndpointId, RemoteTransportState};
 use super::bridge::Bridge;
 use super::config::Settings;
 use super::metrics::Metrics;
-use super::stanzas::{self, iq_error, iq_result, iq_set, mint_id, Refusal};
+use super::stanzas::{self, iq_error, iq_get, iq_result, iq_set, mint_id, Refusal};
 
 /// The nick lib-jitsi-meet expects the focus to have.
 pub const FOCUS_NICK: &str = "focus";
@@ -69,12 +70,22 @@ struct Room {
     sources: ConferenceSources,
 }
 
+/// An occupant whose caps the focus asked about (disco#info) before inviting it.
+struct CapabilityQuery {
+    room: BareJid,
+    occupant: FullJid,
+    node: String,
+}
+
 pub struct Focus {
     settings: Settings,
     bridge: Bridge,
     metrics: Arc<Metrics>,
     rooms: HashMap<BareJid, Room>,
     outbox: Vec<Stanza>,
+    capabilities: CapabilityCache,
+    /// disco#info queries in flight, by IQ id.
+    capability_queries: HashMap<String, CapabilityQuery>,
 }
 
 impl Focus {
@@ -85,6 +96,8 @@ impl Focus {
             metrics,
             rooms: HashMap::new(),
             outbox: Vec::new(),
+            capabilities: CapabilityCache::default(),
+            capability_queries: HashMap::new(),
         }
     }
 
@@ -235,11 +248,29 @@ impl Focus {
                 };
                 self.answer(from, id, answer);
             }
-            Iq::Error { from, error, .. } => {
+            Iq::Error {
+                from, id, error, ..
+            } => {
+                if let Some(query) = self.take_capability_query(&id, from.as_ref()) {
+                    // No answer is not a "no": invite with the default features, as Jicofo.
+                    info!(occupant = %query.occupant, "no disco#info answer; inviting anyway");
+                    self.invite_if_capable(&query.room, &query.occupant, true)
+                        .await;
+                    return;
+                }
                 warn!(?from, ?error, "a request of the focus was refused");
                 self.metrics.error("peer_refused");
             }
-            Iq::Result { .. } => {}
+            Iq::Result {
+                from, id, payload, ..
+            } => {
+                if let Some(query) = self.take_capability_query(&id, from.as_ref()) {
+                    let capable = payload.as_ref().is_none_or(capabilities::is_jingle_capable);
+                    self.capabilities.remember(query.node, capable);
+                    self.invite_if_capable(&query.room, &query.occupant, capable)
+                        .await;
+                }
+            }
         }
     }
 
@@ -309,7 +340,8 @@ impl Focus {
                     .get(&room_jid)
                     .is_some_and(|room| room.participants.contains_key(&nick));
                 if !known {
-                    self.participant_joined(&room_jid, from).await;
+                    let caps = capabilities::caps_node(&presence.payloads);
+                    self.participant_joined(&room_jid, from, caps).await;
                 }
             }
             PresenceType::Unavailable => self.participant_left(&room_jid, &nick).await,
@@ -359,7 +391,12 @@ impl Focus {
     }
 
     /// A new occupant: conference (first time), endpoint, session-initiate.
-    async fn participant_joined(&mut self, room_jid: &BareJid, occupant: FullJid) {
+    async fn participant_joined(
+        &mut self,
+        room_jid: &BareJid,
+        occupant: FullJid,
+        caps: Option<String>,
+    ) {
         let nick = occupant.resource().as_str().to_owned();
         let Some(room) = self.rooms.get_mut(room_jid) else {
             return;
@@ -368,12 +405,61 @@ impl Focus {
         room.participants.insert(
             nick.clone(),
             Participant {
-                occupant,
+                occupant: occupant.clone(),
                 session: None,
             },
         );
         self.metrics.participants.inc();
-        self.invite(room_jid, &nick).await;
+        let Some(node) = caps else {
+            // No caps: assume a Jingle client (Jicofo's default features).
+            self.invite(room_jid, &nick).await;
+            return;
+        };
+        match self.capabilities.verdict(&node) {
+            Some(capable) => self.invite_if_capable(room_jid, &occupant, capable).await,
+            None => {
+                let id = mint_id();
+                self.outbox.push(iq_get(
+                    Jid::from(occupant.clone()),
+                    id.clone(),
+                    capabilities::disco_query(&node),
+                ));
+                self.capability_queries.insert(
+                    id,
+                    CapabilityQuery {
+                        room: room_jid.clone(),
+                        occupant,
+                        node,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The query with this id, if `from` is the occupant it was sent to.
+    fn take_capability_query(&mut self, id: &str, from: Option<&Jid>) -> Option<CapabilityQuery> {
+        let query = self.capability_queries.get(id)?;
+        if from.map(|from| from.to_string()) != Some(query.occupant.to_string()) {
+            return None;
+        }
+        self.capability_queries.remove(id)
+    }
+
+    async fn invite_if_capable(&mut self, room_jid: &BareJid, occupant: &FullJid, capable: bool) {
+        let still_waiting = self.rooms.get(room_jid).is_some_and(|room| {
+            room.participants
+                .get(occupant.resource().as_str())
+                .is_some_and(|p| p.occupant == *occupant && p.session.is_none())
+        });
+        if !still_waiting {
+            return;
+        }
+        if capable {
+            self.invite(room_jid, occupant.resource().as_str()).await;
+        } else {
+            info!(%occupant, "does not advertise Jingle RTP over ICE-UDP with DTLS; not invited");
+            self.metrics.error("not_jingle_capable");
+        }
     }
 
     /// Gives a participant without a session a bridge endpoint (and the room its conference, the
@@ -475,6 +561,8 @@ impl Focus {
         };
         info!(occupant = %participant.occupant, "left");
         self.metrics.participants.dec();
+        self.capability_queries
+            .retain(|_, query| query.occupant != participant.occupant);
         if let Some(session) = participant.session {
             self.end_session(room_jid, &participant.occupant, session)
                 .await;

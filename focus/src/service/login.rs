@@ -15,15 +15,14 @@ use std::net::SocketAddr;
 
 use futures::StreamExt;
 use sasl::common::Credentials;
-use tokio_xmpp::connect::{
-    DnsConfig, ServerConnector, StartTlsServerConnector, TcpServerConnector,
-};
+use tokio_xmpp::connect::ServerConnector;
 use tokio_xmpp::error::{AuthError, Error as XmppError, ProtocolError};
 use tokio_xmpp::jid::Jid;
 use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 
 use super::config::{Settings, XmppSecurity};
+use super::connector::{Plaintext, StartTls};
 
 /// Why the focus could not log in.
 #[derive(Debug, thiserror::Error)]
@@ -62,15 +61,10 @@ pub async fn login(settings: &Settings) -> Result<(StanzaStream, Jid), LoginErro
         seconds: settings.login_timeout.as_secs(),
     };
     let deadline = tokio::time::Instant::now() + settings.login_timeout;
-    let dns = DnsConfig::addr(&settings.xmpp_server.to_string());
     let check = async {
         match settings.xmpp_security {
-            XmppSecurity::Starttls => {
-                check_login(StartTlsServerConnector::from(dns.clone()), settings).await
-            }
-            XmppSecurity::Plaintext => {
-                check_login(TcpServerConnector::from(dns.clone()), settings).await
-            }
+            XmppSecurity::Starttls => check_login(StartTls(settings.xmpp_server), settings).await,
+            XmppSecurity::Plaintext => check_login(Plaintext(settings.xmpp_server), settings).await,
         }
     };
     tokio::time::timeout_at(deadline, check)
@@ -79,14 +73,14 @@ pub async fn login(settings: &Settings) -> Result<(StanzaStream, Jid), LoginErro
     let password = settings.password.clone();
     let mut stream = match settings.xmpp_security {
         XmppSecurity::Starttls => StanzaStream::new_c2s(
-            StartTlsServerConnector::from(dns),
+            StartTls(settings.xmpp_server),
             settings.jid(),
             password,
             Timeouts::default(),
             QUEUE_DEPTH,
         ),
         XmppSecurity::Plaintext => StanzaStream::new_c2s(
-            TcpServerConnector::from(dns),
+            Plaintext(settings.xmpp_server),
             settings.jid(),
             password,
             Timeouts::default(),

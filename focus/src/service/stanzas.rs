@@ -114,6 +114,15 @@ pub fn iq_set(to: Jid, payload: Element) -> Stanza {
     })
 }
 
+pub fn iq_get(to: Jid, id: String, payload: Element) -> Stanza {
+    Stanza::Iq(Iq::Get {
+        from: None,
+        to: Some(to),
+        id,
+        payload,
+    })
+}
+
 pub fn iq_result(to: Option<Jid>, id: String, payload: Option<Element>) -> Stanza {
     Stanza::Iq(Iq::Result {
         from: None,
