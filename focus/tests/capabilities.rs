@@ -94,7 +94,11 @@ async fn occupants_are_invited_by_their_advertised_features() {
     let mut web = XmppClient::connect("web").await;
     join_with_caps(&mut web, "web", "https://example.org/web", "v1=").await;
     let (focus, id, node) = disco_query(&mut web).await;
-    assert_eq!(focus.to_string(), format!("{ROOM}/focus"), "asked through the room");
+    assert_eq!(
+        focus.to_string(),
+        format!("{ROOM}/focus"),
+        "asked through the room"
+    );
     assert_eq!(node, "https://example.org/web#v1=");
     let mut browser_features = REQUIRED_FEATURES.to_vec();
     browser_features.push("urn:xmpp:jingle:apps:rtp:audio");
