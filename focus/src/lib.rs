@@ -1,4 +1,4 @@
-//! The signalling logic of the Tutti focus, without sockets.
+//! The signalling logic of the Tutti focus, without sockets (except [`connector`]).
 //!
 //! - [`jingle`]: a lossless model of the Jingle elements lib-jitsi-meet clients and Jicofo
 //!   exchange, parsed from and written to `minidom` elements (the type tokio-xmpp carries).
@@ -7,8 +7,11 @@
 //! - [`offer`]: the focus's `session-initiate`, `source-add` and `source-remove`.
 //! - [`to_bridge`]: a participant's answer and trickled candidates as bridge updates.
 //! - [`capabilities`]: which occupants advertise Jingle RTP over ICE-UDP with DTLS.
+//! - [`connector`]: XMPP client connections with Nagle's algorithm off, shared with the
+//!   benchmark's simulated participants.
 
 pub mod capabilities;
+pub mod connector;
 pub mod error;
 pub mod extensions;
 pub mod jingle;

@@ -22,7 +22,7 @@ use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 
 use super::config::{Settings, XmppSecurity};
-use super::connector::{Plaintext, StartTls};
+use tutti_focus::connector::{Plaintext, StartTls};
 
 /// Why the focus could not log in.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,6 @@
 pub mod bridge;
 pub mod conference;
 pub mod config;
-pub mod connector;
 pub mod login;
 pub mod metrics;
 pub mod stanzas;
