@@ -106,9 +106,7 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
                 Some(Event::Stream(StreamEvent::Reset { .. })) => {
                     metrics.online.store(true, Ordering::Relaxed);
                     info!("online again: rejoining the rooms");
-                    focus.shutdown().await;
-                    focus.take_outbox();
-                    focus.on_online();
+                    focus.on_reconnected().await;
                     flush(&client, &mut focus).await;
                 }
                 Some(Event::Stream(StreamEvent::Resumed)) => {

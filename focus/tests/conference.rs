@@ -352,11 +352,64 @@ async fn a_wrong_password_is_reported_within_seconds() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("wrong password"), "{stderr}");
 
-    // An unreachable server is named as such.
+    // An unreachable server is named as such, as quickly.
+    let started = Instant::now();
     let (child, line) = stack.spawn_focus(&[("TUTTI_FOCUS_XMPP_SERVER", "127.0.0.1:1")]);
     assert!(line.is_none());
     let output = child.wait_with_output().expect("the focus exits");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot reach the XMPP server"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_lost_connection_rebuilds_the_rooms() {
+    if rerun_in_own_netns("a_lost_connection_rebuilds_the_rooms") {
+        return;
+    }
+    let mut stack = Stack::start("reconnect", &["alice", "bob"]);
+    stack.start_focus(&[]);
+    let alice = join_and_accept("alice").await;
+    // Bob asks for a room and never joins it: nobody will be there after the reconnection.
+    let mut bob = XmppClient::connect("bob").await;
+    let answer = bob
+        .conference_request("abandoned@conference.localhost")
+        .await;
+    assert_eq!(answer.attr("ready"), Some("true"));
+    let (_, metrics) = stack.focus_http_get("/metrics").await;
+    assert!(metrics.contains("tutti_focus_rooms 2"), "{metrics}");
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 1.0)
+        .await;
+
+    stack.cut_focus_connection();
+
+    // Back in Alice's room by itself (no conference request), with a new session for her on a
+    // new endpoint; the old one is expired.
+    let mut xmpp = alice.xmpp;
+    let (from, initiate) = xmpp.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(from, focus_occupant());
+    assert_ne!(initiate.sid, alice.sid);
+    alice.media.close().await;
+    let media = accept(&mut xmpp, &from, &initiate, &alice.config, |_| {}).await;
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 1.0)
+        .await;
+    // The abandoned room is left again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = stack.focus_http_get("/metrics").await;
+        if metrics.contains("tutti_focus_rooms 1") {
+            assert!(metrics.contains("tutti_focus_participants 1"), "{metrics}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    media.close().await;
 }

@@ -63,6 +63,8 @@ struct Room {
     focus_occupant: FullJid,
     /// Joined from the configuration: the focus stays when the room empties.
     configured: bool,
+    /// Joined again after a lost connection: left at once if nobody is there any more.
+    rejoined: bool,
     /// The bridge conference, once created.
     conference_id: Option<String>,
     /// Occupants other than the focus, by nick.
@@ -121,6 +123,27 @@ impl Focus {
         }
     }
 
+    /// A new XMPP session after a lost connection: the server took the focus out of every
+    /// room, and its sessions are gone with it. Expires what the bridge holds and joins every
+    /// room again; the occupants still there get new sessions.
+    pub async fn on_reconnected(&mut self) {
+        let rooms: Vec<(BareJid, bool)> = self
+            .rooms
+            .iter()
+            .map(|(jid, room)| (jid.clone(), room.configured))
+            .collect();
+        self.shutdown().await;
+        self.outbox.clear();
+        self.capability_queries.clear();
+        for (jid, configured) in rooms {
+            self.join_room(jid.clone(), configured);
+            if let Some(room) = self.rooms.get_mut(&jid) {
+                room.rejoined = true;
+            }
+        }
+        self.on_online();
+    }
+
     /// Leaves every room and expires every conference (shutdown).
     pub async fn shutdown(&mut self) {
         let rooms: Vec<BareJid> = self.rooms.keys().cloned().collect();
@@ -157,6 +180,7 @@ impl Focus {
             Room {
                 focus_occupant,
                 configured,
+                rejoined: false,
                 conference_id: None,
                 participants: BTreeMap::new(),
                 sources: ConferenceSources::new(),
@@ -361,6 +385,17 @@ impl Focus {
                 self.forget_room(room_jid).await;
             }
             PresenceType::None => {
+                // The room sends its occupants' presences before the focus's own.
+                let abandoned = self.rooms.get_mut(room_jid).is_some_and(|room| {
+                    std::mem::take(&mut room.rejoined)
+                        && !room.configured
+                        && room.participants.is_empty()
+                });
+                if abandoned {
+                    info!(room = %room_jid, "nobody is left after the reconnection; leaving");
+                    self.leave_room(room_jid).await;
+                    return;
+                }
                 let created = presence
                     .payloads
                     .iter()

@@ -297,6 +297,38 @@ Component "{MUC}" "muc"
         }
     }
 
+    /// Aborts the focus's TCP connection to Prosody (`ss -K`, as a network failure would):
+    /// both ends see it fail, and the focus must log in again by itself.
+    pub fn cut_focus_connection(&self) {
+        let pid = self.focus.as_ref().expect("the focus is running").0.id();
+        let sockets = Command::new("ss")
+            .args(["-tnpH", "state", "established"])
+            .output()
+            .expect("running ss");
+        let sockets = String::from_utf8_lossy(&sockets.stdout);
+        let server = format!("127.0.0.1:{C2S_PORT}");
+        let local = sockets
+            .lines()
+            .find(|line| line.contains(&format!("pid={pid},")) && line.contains(&server))
+            .and_then(|line| line.split_whitespace().nth(2))
+            .unwrap_or_else(|| panic!("no connection of the focus in:\n{sockets}"));
+        let port = local.rsplit_once(':').expect("an address").1;
+        let status = Command::new("ss")
+            .args([
+                "-K",
+                "state",
+                "established",
+                "sport",
+                "=",
+                &format!(":{port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("running ss -K");
+        assert!(status.success(), "ss -K: {status}");
+    }
+
     /// Stops the bridge (to test the focus's handling of a dead one).
     pub fn stop_bridge(&mut self) {
         self.bridge = None;
