@@ -83,7 +83,7 @@ async fn participants_get_sessions_sources_and_media() {
     if rerun_in_own_netns("participants_get_sessions_sources_and_media") {
         return;
     }
-    let mut stack = Stack::start("media", &["alice", "bob", "carol"]);
+    let mut stack = Stack::start("media", &["alice", "bob", "carol", "dave"]);
     stack.start_focus(&[]);
     let (status, _) = stack.focus_http_get("/health").await;
     assert!(status.contains("200"), "{status}");
@@ -132,29 +132,63 @@ async fn participants_get_sessions_sources_and_media() {
             && received(&carol.media, bob.config.audio_ssrc) > 10
     })
     .await;
+    eventually("alice and bob receive carol's audio and video", || {
+        [&alice, &bob].iter().all(|other| {
+            received(&other.media, carol.config.audio_ssrc) > 10
+                && received(&other.media, carol.config.video_ssrc) > 10
+        })
+    })
+    .await;
+
+    // A fourth, later: everyone already there gets a source-add of its sources.
+    let mut carol = carol;
+    let dave = join_and_accept("dave").await;
+    for ssrc in [
+        alice.config.audio_ssrc,
+        bob.config.audio_ssrc,
+        carol.config.audio_ssrc,
+    ] {
+        assert!(dave.initiate_ssrcs.contains(&ssrc));
+    }
+    for other in [&mut alice, &mut bob, &mut carol] {
+        let (from, add) = other.xmpp.next_jingle(Action::SourceAdd).await;
+        assert_eq!(from, focus_occupant());
+        assert_eq!(add.sid, other.sid);
+        let added = ssrcs(&add);
+        assert!(added.contains(&dave.config.audio_ssrc), "{added:?}");
+        assert!(added.contains(&dave.config.video_ssrc), "{added:?}");
+    }
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 4.0)
+        .await;
 
     let (_, metrics) = stack.focus_http_get("/metrics").await;
-    assert!(metrics.contains("tutti_focus_participants 3"), "{metrics}");
+    assert!(metrics.contains("tutti_focus_participants 4"), "{metrics}");
     assert!(
-        metrics.contains("tutti_focus_jingle_sessions{state=\"active\"} 3"),
+        metrics.contains("tutti_focus_jingle_sessions{state=\"active\"} 4"),
         "{metrics}"
     );
     assert!(metrics.contains("tutti_focus_rooms 1"), "{metrics}");
     assert!(
-        metrics.contains("tutti_focus_allocation_seconds_count 3"),
+        metrics.contains("tutti_focus_allocation_seconds_count 4"),
         "{metrics}"
     );
 
-    // Carol leaves: the others get a source-remove of her sources.
-    let mut carol = carol;
+    // Carol leaves: the others get a source-remove of her sources, and her endpoint is
+    // expired on the bridge.
     carol.xmpp.leave(ROOM, "carol").await;
-    for other in [&mut alice, &mut bob] {
+    let mut dave = dave;
+    for other in [&mut alice, &mut bob, &mut dave] {
         let (_, remove) = other.xmpp.next_jingle(Action::SourceRemove).await;
         let removed = ssrcs(&remove);
         assert!(removed.contains(&carol.config.audio_ssrc), "{removed:?}");
         assert!(removed.contains(&carol.config.video_ssrc), "{removed:?}");
     }
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 3.0)
+        .await;
     carol.media.close().await;
+    dave.media.close().await;
     alice.media.close().await;
     bob.media.close().await;
 }
