@@ -12,7 +12,7 @@ use tokio::io::BufStream;
 use tokio::net::TcpStream;
 use tokio_xmpp::connect::starttls::starttls;
 use tokio_xmpp::connect::tls_common::TlsStream;
-use tokio_xmpp::connect::ServerConnector;
+use tokio_xmpp::connect::{ServerConnector, ServerConnectorError};
 use tokio_xmpp::error::ProtocolError;
 use tokio_xmpp::xmlstream::{initiate_stream, PendingFeaturesRecv, StreamHeader, Timeouts};
 use tokio_xmpp::Error;
@@ -69,8 +69,18 @@ impl ServerConnector for StartTls {
         if !features.can_starttls() {
             return Err(Error::Protocol(ProtocolError::NoTls));
         }
-        let (tls, binding) = starttls(stream, jid.domain().as_str()).await?;
+        let (tls, binding) = starttls(stream, jid.domain().as_str())
+            .await
+            .map_err(|error| Error::Connection(Box::new(TlsFailed(error.to_string()))))?;
         let pending = initiate_stream(BufStream::new(tls), ns, header(jid), timeouts).await?;
         Ok((pending, binding))
     }
 }
+
+/// The STARTTLS upgrade failed, most often because the server's certificate is not trusted for
+/// its domain; kept apart from I/O errors so that it is not reported as an unreachable server.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsFailed(pub String);
+
+impl ServerConnectorError for TlsFailed {}

@@ -399,6 +399,14 @@ async fn a_wrong_password_is_reported_within_seconds() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot reach the XMPP server"), "{stderr}");
+
+    // STARTTLS required, and this server does not offer it.
+    let (child, line) = stack.spawn_focus(&[("TUTTI_FOCUS_XMPP_SECURITY", "starttls")]);
+    assert!(line.is_none());
+    let output = child.wait_with_output().expect("the focus exits");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("does not offer STARTTLS"), "{stderr}");
 }
 
 #[tokio::test]
@@ -446,4 +454,30 @@ async fn a_lost_connection_rebuilds_the_rooms() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     media.close().await;
+}
+
+#[tokio::test]
+async fn starttls_needs_a_trusted_certificate() {
+    if rerun_in_own_netns("starttls_needs_a_trusted_certificate") {
+        return;
+    }
+    let mut stack = Stack::start_with_starttls("starttls", &["alice"]);
+    let starttls = ("TUTTI_FOCUS_XMPP_SECURITY", "starttls");
+    // The certificate's issuer is unknown to the focus: named as a TLS failure, within 10 s.
+    let started = Instant::now();
+    let (child, line) = stack.spawn_focus(&[starttls, ("SSL_CERT_FILE", "/dev/null")]);
+    assert!(line.is_none(), "the focus came up: {line:?}");
+    let output = child.wait_with_output().expect("the focus exits");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TLS with the XMPP server"), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+
+    // Trusting the test CA, the focus logs in over TLS and serves the room.
+    let ca = stack.dir.join("certs/ca.pem");
+    stack.start_focus(&[starttls, ("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    let alice = join_and_accept("alice").await;
+    assert!(alice.initiate_ssrcs.is_empty());
+    alice.media.close().await;
 }

@@ -31,6 +31,8 @@ pub enum LoginError {
     Unreachable { server: SocketAddr, cause: String },
     #[error("the XMPP server at {server} does not offer STARTTLS (xmpp_security = \"starttls\"); use TLS on the server, or \"plaintext\" on loopback only")]
     NoStarttls { server: SocketAddr },
+    #[error("TLS with the XMPP server at {server} failed: {cause} (the focus trusts the system's CAs and those in SSL_CERT_FILE; the certificate must name the XMPP domain)")]
+    Tls { server: SocketAddr, cause: String },
     #[error("login as {jid} refused by the server (SASL failure {condition}): wrong password or no such account")]
     Refused { jid: String, condition: String },
     #[error("login as {jid}: the server offers no SASL mechanism the focus supports")]
@@ -143,6 +145,10 @@ fn classify(error: XmppError, settings: &Settings) -> LoginError {
             cause: io.to_string(),
         },
         XmppError::Protocol(ProtocolError::NoTls) => LoginError::NoStarttls { server },
+        XmppError::Connection(error) => LoginError::Tls {
+            server,
+            cause: error.to_string(),
+        },
         XmppError::Auth(AuthError::Fail(condition)) => LoginError::Refused {
             jid,
             condition: format!("{condition:?}"),

@@ -144,12 +144,34 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Prosody with the accounts `focus` and `users`, and the bridge.
+    /// Prosody (plaintext only) with the accounts `focus` and `users`, and the bridge.
     pub fn start(name: &str, users: &[&str]) -> Stack {
+        Stack::start_with(name, users, false)
+    }
+
+    /// As `start`, with Prosody also offering STARTTLS, its certificate for `DOMAIN` issued by
+    /// a test CA whose certificate is at `dir/certs/ca.pem`.
+    pub fn start_with_starttls(name: &str, users: &[&str]) -> Stack {
+        Stack::start_with(name, users, true)
+    }
+
+    fn start_with(name: &str, users: &[&str], starttls: bool) -> Stack {
         let dir = std::env::temp_dir().join(format!("tutti-focus-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::create_dir_all(dir.join("certs")).unwrap();
+        let (tls_module, host_tls) = if starttls {
+            issue_certificate(&dir.join("certs"));
+            (
+                r#", "tls""#,
+                format!(
+                    r#"    ssl = {{ certificate = "{certs}/{DOMAIN}.crt"; key = "{certs}/{DOMAIN}.key" }}"#,
+                    certs = dir.join("certs").display()
+                ),
+            )
+        } else {
+            ("", String::new())
+        };
         let config = dir.join("prosody.cfg.lua");
         std::fs::write(
             &config,
@@ -165,10 +187,11 @@ https_ports = {{ }}
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 authentication = "internal_hashed"
-modules_enabled = {{ "roster", "saslauth", "disco", "ping", "presence", "message", "iq" }}
-modules_disabled = {{ "s2s", "tls" }}
+modules_enabled = {{ "roster", "saslauth", "disco", "ping", "presence", "message", "iq"{tls_module} }}
+modules_disabled = {{ "s2s" }}
 log = {{ warn = "*stderr" }}
 VirtualHost "{DOMAIN}"
+{host_tls}
 Component "{MUC}" "muc"
     muc_room_locking = false
     muc_room_default_public_jids = true
@@ -333,6 +356,74 @@ Component "{MUC}" "muc"
     pub fn stop_bridge(&mut self) {
         self.bridge = None;
     }
+}
+
+/// A test CA (`ca.pem`) and a certificate for `DOMAIN` issued by it (`DOMAIN.crt`, `.key`),
+/// made with the openssl tool (Prosody's Debian package depends on it).
+fn issue_certificate(certs: &Path) {
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(certs)
+            .output()
+            .expect("running openssl");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Tutti test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    std::fs::write(
+        certs.join("server.ext"),
+        format!("subjectAltName=DNS:{DOMAIN}\nbasicConstraints=CA:FALSE\n"),
+    )
+    .unwrap();
+    let key = format!("{DOMAIN}.key");
+    let crt = format!("{DOMAIN}.crt");
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        &format!("/CN={DOMAIN}"),
+        "-keyout",
+        &key,
+        "-out",
+        "server.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        &crt,
+    ]);
 }
 
 /// A plain HTTP/1.0 GET: (status line, body).
