@@ -187,6 +187,23 @@ async fn participants_get_sessions_sources_and_media() {
     stack
         .bridge_metric_becomes("tutti_bridge_endpoints", 3.0)
         .await;
+    stack
+        .bridge_metric_becomes("tutti_bridge_conferences", 1.0)
+        .await;
+
+    // The last ones leave: the focus leaves the room and expires the conference.
+    alice.xmpp.leave(ROOM, "alice").await;
+    bob.xmpp.leave(ROOM, "bob").await;
+    dave.xmpp.leave(ROOM, "dave").await;
+    stack
+        .bridge_metric_becomes("tutti_bridge_conferences", 0.0)
+        .await;
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 0.0)
+        .await;
+    let (_, metrics) = stack.focus_http_get("/metrics").await;
+    assert!(metrics.contains("tutti_focus_rooms 0"), "{metrics}");
+    assert!(metrics.contains("tutti_focus_participants 0"), "{metrics}");
     carol.media.close().await;
     dave.media.close().await;
     alice.media.close().await;
