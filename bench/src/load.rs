@@ -4,17 +4,20 @@
 //! Received RTP is counted from its clear header (SSRC + sequence number, which the bridge does
 //! not rewrite); every packet of one endpoint in `sample_every` is fully verified:
 //! SRTP-decrypted with the receiver's keys (bridge runs), its payload trailer checked (CRC, SSRC
-//! and sequence must match the header) and its latency taken from the trailer's send time.
+//! and sequence must match the header) and its latency taken from the trailer's send time to the
+//! kernel's arrival stamp on the receiving socket (`SO_TIMESTAMPNS`).
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use tutti_bridge::media::udp::RecvBatch;
 use tutti_participant::media::{verify_trailer, MediaSource, AUDIO_PTIME, TRAILER_LEN, VIDEO_FPS};
 
 use crate::setup::Endpoint;
+use crate::stamped::{self, StampedBatch};
 
 /// Datagrams taken from one socket per `recvmmsg`.
 const RECV_BATCH: usize = 32;
@@ -55,7 +58,7 @@ pub struct LoadResult {
     /// Of those, packets that arrived (by SSRC and sequence number).
     pub received: u64,
     pub window_secs: f64,
-    /// Verified packets' latencies (receive time − trailer send time), sorted.
+    /// Verified packets' latencies (kernel arrival time − trailer send time), sorted.
     pub latencies_us: Vec<u32>,
     /// Sampled packets that failed SRTP authentication or decryption.
     pub srtp_errors: u64,
@@ -245,6 +248,81 @@ fn header_ids(rtp: &[u8]) -> (u32, u16) {
     )
 }
 
+/// Counts received datagrams, and verifies those of sampled receivers.
+struct Tally<'a> {
+    streams: &'a [Stream],
+    by_ssrc: &'a HashMap<u32, usize>,
+    result: &'a mut LoadResult,
+}
+
+impl Tally<'_> {
+    /// One datagram `endpoint` received. `verify_arrival_us`: for a verified receiver, when the
+    /// datagram reached its socket (µs on the load loop's clock).
+    fn take(
+        &mut self,
+        endpoint: &mut Endpoint,
+        datagram: &[u8],
+        from: Option<SocketAddr>,
+        verify_arrival_us: Option<u64>,
+    ) -> anyhow::Result<()> {
+        let result = &mut *self.result;
+        match datagram.first() {
+            Some(0..=3) => {
+                let (Some(session), Some(from)) = (&endpoint.session, from) else {
+                    result.unexpected += 1;
+                    return Ok(());
+                };
+                if let Some(response) = session.answer_stun(datagram, from) {
+                    endpoint.socket.send_to(&response, from)?;
+                    result.stun_answered += 1;
+                }
+            }
+            Some(128..=191) if datagram.len() >= 12 => {
+                if (64..=95).contains(&(datagram[1] & 0x7f)) {
+                    result.rtcp_received += 1;
+                    return Ok(());
+                }
+                let (ssrc, seq) = header_ids(datagram);
+                let Some(stream) = self.by_ssrc.get(&ssrc).map(|&s| &self.streams[s]) else {
+                    result.unexpected += 1;
+                    return Ok(());
+                };
+                let Some(first) = stream.first else {
+                    return Ok(());
+                };
+                if u32::from(seq.wrapping_sub(first)) >= stream.sent {
+                    return Ok(());
+                }
+                result.received += 1;
+                let Some(arrival_us) = verify_arrival_us else {
+                    return Ok(());
+                };
+                let plain = match &mut endpoint.session {
+                    Some(session) => match session.srtp_rx.decrypt_rtp(datagram) {
+                        Ok(plain) => plain.to_vec(),
+                        Err(_) => {
+                            result.srtp_errors += 1;
+                            return Ok(());
+                        }
+                    },
+                    None => datagram.to_vec(),
+                };
+                match rtp_payload(&plain).map(verify_trailer) {
+                    Some(Ok(t)) if t.ssrc == ssrc && t.seq == seq => {
+                        let latency = arrival_us.saturating_sub(t.sent_at_us);
+                        result
+                            .latencies_us
+                            .push(latency.min(u32::MAX as u64) as u32);
+                    }
+                    _ => result.payload_errors += 1,
+                }
+            }
+            _ => result.unexpected += 1,
+        }
+        Ok(())
+    }
+}
+
 pub fn run(
     mut endpoints: Vec<Endpoint>,
     config: &LoadConfig,
@@ -286,6 +364,10 @@ pub fn run(
     let epoll = Epoll::new(&endpoints)?;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut batch = RecvBatch::new(RECV_BATCH);
+    let mut stamped_batch = StampedBatch::new(RECV_BATCH);
+    for endpoint in endpoints.iter().step_by(config.sample_every) {
+        stamped::enable(endpoint.socket.as_raw_fd())?;
+    }
     let mut result = LoadResult::default();
     let mut phase = Phase::Warmup;
     let mut phase_end = epoch + config.warmup;
@@ -348,65 +430,42 @@ pub fn run(
             let index = event.u64 as usize;
             let endpoint = &mut endpoints[index];
             let fd = endpoint.socket.as_raw_fd();
-            loop {
-                let n = batch.recv(fd)?;
-                for i in 0..n {
-                    let d = batch.get(i);
-                    let datagram = &d.buf[..d.len.min(d.buf.len())];
-                    match datagram.first() {
-                        Some(0..=3) => {
-                            let (Some(session), Some(from)) = (&endpoint.session, d.from) else {
-                                result.unexpected += 1;
-                                continue;
-                            };
-                            if let Some(response) = session.answer_stun(datagram, from) {
-                                endpoint.socket.send_to(&response, from)?;
-                                result.stun_answered += 1;
+            let mut tally = Tally {
+                streams: &streams,
+                by_ssrc: &by_ssrc,
+                result: &mut result,
+            };
+            if index.is_multiple_of(config.sample_every) {
+                // A verified receiver: latency up to the kernel's arrival stamp.
+                loop {
+                    let n = stamped_batch.recv(fd)?;
+                    let (wall, mono_us) = (SystemTime::now(), now_us());
+                    for i in 0..n {
+                        let arrived_us = match stamped_batch.arrival(i) {
+                            Some(arrival) => {
+                                let queued = wall.duration_since(arrival).unwrap_or_default();
+                                mono_us.saturating_sub(queued.as_micros() as u64)
                             }
-                        }
-                        Some(128..=191) if datagram.len() >= 12 => {
-                            if (64..=95).contains(&(datagram[1] & 0x7f)) {
-                                result.rtcp_received += 1;
-                                continue;
-                            }
-                            let (ssrc, seq) = header_ids(datagram);
-                            let Some(stream) = by_ssrc.get(&ssrc).map(|&s| &streams[s]) else {
-                                result.unexpected += 1;
-                                continue;
-                            };
-                            let Some(first) = stream.first else { continue };
-                            if u32::from(seq.wrapping_sub(first)) >= stream.sent {
-                                continue;
-                            }
-                            result.received += 1;
-                            if !index.is_multiple_of(config.sample_every) {
-                                continue;
-                            }
-                            let plain = match &mut endpoint.session {
-                                Some(session) => match session.srtp_rx.decrypt_rtp(datagram) {
-                                    Ok(plain) => plain.to_vec(),
-                                    Err(_) => {
-                                        result.srtp_errors += 1;
-                                        continue;
-                                    }
-                                },
-                                None => datagram.to_vec(),
-                            };
-                            match rtp_payload(&plain).map(verify_trailer) {
-                                Some(Ok(t)) if t.ssrc == ssrc && t.seq == seq => {
-                                    let latency = now_us().saturating_sub(t.sent_at_us);
-                                    result
-                                        .latencies_us
-                                        .push(latency.min(u32::MAX as u64) as u32);
-                                }
-                                _ => result.payload_errors += 1,
-                            }
-                        }
-                        _ => result.unexpected += 1,
+                            None => mono_us,
+                        };
+                        let from = stamped_batch.from(i);
+                        tally.take(endpoint, stamped_batch.datagram(i), from, Some(arrived_us))?;
+                    }
+                    if n < RECV_BATCH {
+                        break;
                     }
                 }
-                if n < RECV_BATCH {
-                    break;
+            } else {
+                loop {
+                    let n = batch.recv(fd)?;
+                    for i in 0..n {
+                        let d = batch.get(i);
+                        let datagram = &d.buf[..d.len.min(d.buf.len())];
+                        tally.take(endpoint, datagram, d.from, None)?;
+                    }
+                    if n < RECV_BATCH {
+                        break;
+                    }
                 }
             }
         }

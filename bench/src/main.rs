@@ -6,6 +6,7 @@
 
 mod load;
 mod setup;
+mod stamped;
 mod sys;
 
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ const SCRAPE_GAP: Duration = Duration::from_millis(1100);
 const USAGE: &str = "usage: bench-driver --bridge PATH --relay PATH [options]
   --scenarios LIST        fanout,meeting (default both)
   --profiles LIST         gcm,aes-cm (default both)
-  --fanout-subscribers N  subscribers of the one fan-out publisher (default 300)
+  --fanout-subscribers N  subscribers of the one fan-out publisher (default 400)
   --meeting-publishers N  publishers in the meeting, all subscribing to all (default 8)
   --warmup S              seconds before the window (default 5)
   --window S              steady window in seconds (default 10)
@@ -57,7 +58,7 @@ fn parse_args() -> anyhow::Result<Args> {
         relay: PathBuf::new(),
         scenarios: vec!["fanout".into(), "meeting".into()],
         profiles: vec![Profile::Gcm, Profile::AesCm],
-        fanout_subscribers: 300,
+        fanout_subscribers: 400,
         meeting_publishers: 8,
         warmup: 5.0,
         window: 10.0,

@@ -56,7 +56,7 @@ fn to_storage(addr: SocketAddr, storage: &mut libc::sockaddr_storage) -> libc::s
     }
 }
 
-fn from_storage(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+pub fn from_storage(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
     match storage.ss_family as libc::c_int {
         libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
             // SAFETY: the kernel wrote a sockaddr_in (family and length checked).
