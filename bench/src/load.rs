@@ -13,11 +13,10 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
-use tutti_bridge::media::udp::RecvBatch;
+use tutti_bridge::media::udp::{self, RecvBatch};
 use tutti_participant::media::{verify_trailer, MediaSource, AUDIO_PTIME, TRAILER_LEN, VIDEO_FPS};
 
 use crate::setup::Endpoint;
-use crate::stamped::{self, StampedBatch};
 
 /// Datagrams taken from one socket per `recvmmsg`.
 const RECV_BATCH: usize = 32;
@@ -364,9 +363,9 @@ pub fn run(
     let epoll = Epoll::new(&endpoints)?;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut batch = RecvBatch::new(RECV_BATCH);
-    let mut stamped_batch = StampedBatch::new(RECV_BATCH);
+    let mut stamped_batch = RecvBatch::stamped(RECV_BATCH);
     for endpoint in endpoints.iter().step_by(config.sample_every) {
-        stamped::enable(endpoint.socket.as_raw_fd())?;
+        udp::enable_arrival_stamps(&endpoint.socket)?;
     }
     let mut result = LoadResult::default();
     let mut phase = Phase::Warmup;
@@ -448,8 +447,9 @@ pub fn run(
                             }
                             None => mono_us,
                         };
-                        let from = stamped_batch.from(i);
-                        tally.take(endpoint, stamped_batch.datagram(i), from, Some(arrived_us))?;
+                        let d = stamped_batch.get(i);
+                        let datagram = &d.buf[..d.len.min(d.buf.len())];
+                        tally.take(endpoint, datagram, d.from, Some(arrived_us))?;
                     }
                     if n < RECV_BATCH {
                         break;

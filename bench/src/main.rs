@@ -6,7 +6,6 @@
 
 mod load;
 mod setup;
-mod stamped;
 mod sys;
 
 use std::path::PathBuf;

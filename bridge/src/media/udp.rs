@@ -6,7 +6,7 @@ use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -56,7 +56,7 @@ fn to_storage(addr: SocketAddr, storage: &mut libc::sockaddr_storage) -> libc::s
     }
 }
 
-pub fn from_storage(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+fn from_storage(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
     match storage.ss_family as libc::c_int {
         libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
             // SAFETY: the kernel wrote a sockaddr_in (family and length checked).
@@ -87,6 +87,32 @@ pub struct RecvBatch {
     addrs: Vec<libc::sockaddr_storage>,
     iovecs: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
+    /// Room for each datagram's arrival stamp; empty unless the batch is `stamped`.
+    controls: Vec<[u64; CONTROL / 8]>,
+}
+
+/// Room for one `SCM_TIMESTAMPNS` control message, aligned.
+const CONTROL: usize = 64;
+
+/// Asks the kernel to stamp every datagram `socket` receives with its arrival time, for a
+/// `stamped` batch to read.
+pub fn enable_arrival_stamps(socket: &UdpSocket) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a plain int option on a socket the caller owns.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            &on as *const _ as *const libc::c_void,
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// One received datagram.
@@ -100,12 +126,22 @@ pub struct Received<'a> {
 
 impl RecvBatch {
     pub fn new(count: usize) -> RecvBatch {
+        RecvBatch::build(count, false)
+    }
+
+    /// A batch that also takes each datagram's arrival time (see `enable_arrival_stamps`).
+    pub fn stamped(count: usize) -> RecvBatch {
+        RecvBatch::build(count, true)
+    }
+
+    fn build(count: usize, stamped: bool) -> RecvBatch {
         let mut batch = RecvBatch {
             bufs: vec![0; count * SLOT],
             // SAFETY: all-zero is a valid sockaddr_storage, iovec and mmsghdr.
             addrs: vec![unsafe { zeroed() }; count],
             iovecs: vec![unsafe { zeroed() }; count],
             msgs: vec![unsafe { zeroed() }; count],
+            controls: vec![[0; CONTROL / 8]; if stamped { count } else { 0 }],
         };
         // The vectors never grow, so the pointers stay valid for the batch's life.
         for i in 0..count {
@@ -114,6 +150,9 @@ impl RecvBatch {
             batch.msgs[i].msg_hdr.msg_iov = &mut batch.iovecs[i];
             batch.msgs[i].msg_hdr.msg_iovlen = 1;
             batch.msgs[i].msg_hdr.msg_name = &mut batch.addrs[i] as *mut _ as *mut libc::c_void;
+            if let Some(control) = batch.controls.get_mut(i) {
+                batch.msgs[i].msg_hdr.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+            }
         }
         batch
     }
@@ -121,8 +160,10 @@ impl RecvBatch {
     /// Blocks until at least one datagram arrives or the socket's read timeout passes.
     /// Returns the number received (0 on timeout).
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        let control_len = if self.controls.is_empty() { 0 } else { CONTROL };
         for msg in &mut self.msgs {
             msg.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            msg.msg_hdr.msg_controllen = control_len as _;
             msg.msg_hdr.msg_flags = 0;
             msg.msg_len = 0;
         }
@@ -156,6 +197,30 @@ impl RecvBatch {
             truncated: msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
             buf: &mut self.bufs[i * SLOT..(i + 1) * SLOT],
         }
+    }
+
+    /// The kernel's arrival time (wall clock) of datagram `i` of a `stamped` batch.
+    pub fn arrival(&self, i: usize) -> Option<SystemTime> {
+        if self.controls.is_empty() {
+            return None;
+        }
+        let hdr = &self.msgs[i].msg_hdr;
+        // SAFETY: the kernel filled msg_control up to msg_controllen with well-formed control
+        // messages; the CMSG macros stay within it.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                    && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+                {
+                    let ts =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::timespec);
+                    return Some(UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+                }
+                cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+            }
+        }
+        None
     }
 }
 
