@@ -10,6 +10,7 @@ use tutti_rtp::rtcp::{ReceiveStats, TwccRecorder};
 use tutti_rtp::rtp;
 use tutti_srtp::{Context, Profile};
 
+use super::numbering::Numbering;
 use super::retransmission::RetransmissionCache;
 use super::stats::Counters;
 use super::udp::SendBatch;
@@ -68,6 +69,8 @@ pub struct Endpoint {
     pub twcc_out: u16,
     /// Next RTX sequence number per RTX SSRC sent to this endpoint.
     pub rtx_sequences: Vec<(u32, u16)>,
+    /// The sequence numbering of the streams forwarded to this endpoint.
+    pub numbering: Numbering,
 }
 
 impl Endpoint {
@@ -106,6 +109,7 @@ impl Endpoint {
             twcc: TwccRecorder::new(TWCC_HISTORY),
             twcc_out: 1,
             rtx_sequences: Vec::new(),
+            numbering: Numbering::new(),
         }
     }
 
@@ -209,6 +213,7 @@ impl Endpoint {
         if self.rtx_sequences.is_empty() {
             self.rtx_sequences.shrink_to_fit();
         }
+        self.numbering.forget(ssrcs);
     }
 
     pub fn next_rtx_sequence(&mut self, rtx_ssrc: u32) -> u16 {
@@ -447,6 +452,7 @@ impl Endpoint {
         &mut self,
         packet: &[u8],
         header: &rtp::Header,
+        origin: u32,
         sender_twcc: Option<u8>,
         kind: MediaKind,
         out: &mut [u8],
@@ -454,6 +460,12 @@ impl Endpoint {
         let to = self.media_destination()?;
         let len = packet.len();
         out.get_mut(..len)?.copy_from_slice(packet);
+        let sequence = self
+            .numbering
+            .outgoing(header.ssrc, header.sequence, origin);
+        if sequence != header.sequence {
+            rtp::set_sequence(out, sequence);
+        }
         self.stamp_twcc(out, header, sender_twcc, kind);
         let n = self.srtp_out.as_mut()?.protect_rtp(out, len).ok()?;
         Some((to, n))
@@ -512,5 +524,6 @@ impl Endpoint {
             + self.twcc.heap_bytes()
             + self.validated.capacity() * std::mem::size_of::<SocketAddr>()
             + self.rtx_sequences.capacity() * std::mem::size_of::<(u32, u16)>()
+            + self.numbering.heap_bytes()
     }
 }

@@ -100,6 +100,7 @@ impl MediaState {
         self.counters.packets_in[kind_index(kind)] += 1;
         self.counters.bytes_in[kind_index(kind)] += packet.len() as u64;
         let sender_twcc = sender.twcc_extension(kind);
+        let origin = sender.tag;
         if let Some(id) = sender_twcc {
             if let Some(seq) = rtp::find_extension(packet, &header, id)
                 .and_then(|r| rtp::read_u16_extension(packet, r))
@@ -125,7 +126,7 @@ impl MediaState {
             cache.insert(header.sequence, packet);
         }
         let (packets, bytes) = self.fan_out(slot, kind, out, |receiver, buf| {
-            receiver.write_forwarded(packet, &header, sender_twcc, kind, buf)
+            receiver.write_forwarded(packet, &header, origin, sender_twcc, kind, buf)
         });
         self.counters.packets_out[kind_index(kind)] += packets;
         self.counters.bytes_out[kind_index(kind)] += bytes;
@@ -230,13 +231,19 @@ impl MediaState {
             return;
         };
         let source = &sender.sources[index];
-        let Some(original) = source.cache.as_ref().and_then(|c| c.get(seq)) else {
+        // `seq` is in the receiver's numbering; the cache holds the sender's.
+        let Some(original) = receiver
+            .numbering
+            .incoming(media_ssrc, seq, sender.tag)
+            .and_then(|sent| source.cache.as_ref()?.get(sent))
+        else {
             self.counters.nack_cache_misses += 1;
             return;
         };
-        let Ok(header) = rtp::parse(original) else {
+        let Ok(mut header) = rtp::parse(original) else {
             return;
         };
+        header.sequence = seq;
         let kind = source.plan.kind;
         let sender_twcc = sender.twcc_extension(kind);
         let rtx = source
@@ -254,6 +261,7 @@ impl MediaState {
                 }
                 None => {
                     body.get_mut(..original.len())?.copy_from_slice(original);
+                    rtp::set_sequence(body, seq);
                     original.len()
                 }
             };

@@ -9,6 +9,7 @@
 mod conference;
 mod endpoint;
 mod forward;
+mod numbering;
 mod retransmission;
 mod sources;
 pub mod stats;
