@@ -286,6 +286,19 @@ impl Tally<'_> {
                     result.unexpected += 1;
                     return Ok(());
                 };
+                // A verifying receiver decrypts every packet, those outside the window too:
+                // its SRTP context infers the rollover counter from the sequence numbers it
+                // has seen, so a stream that wraps during the warm-up must be seen wrapping.
+                let plain = match (verify_arrival_us, &mut endpoint.session) {
+                    (None, _) => None,
+                    (Some(_), Some(session)) => Some(
+                        session
+                            .srtp_rx
+                            .decrypt_rtp(datagram)
+                            .map(|plain| plain.to_vec()),
+                    ),
+                    (Some(_), None) => Some(Ok(datagram.to_vec())),
+                };
                 let Some(first) = stream.first else {
                     return Ok(());
                 };
@@ -293,18 +306,12 @@ impl Tally<'_> {
                     return Ok(());
                 }
                 result.received += 1;
-                let Some(arrival_us) = verify_arrival_us else {
+                let (Some(arrival_us), Some(plain)) = (verify_arrival_us, plain) else {
                     return Ok(());
                 };
-                let plain = match &mut endpoint.session {
-                    Some(session) => match session.srtp_rx.decrypt_rtp(datagram) {
-                        Ok(plain) => plain.to_vec(),
-                        Err(_) => {
-                            result.srtp_errors += 1;
-                            return Ok(());
-                        }
-                    },
-                    None => datagram.to_vec(),
+                let Ok(plain) = plain else {
+                    result.srtp_errors += 1;
+                    return Ok(());
                 };
                 match rtp_payload(&plain).map(verify_trailer) {
                     Some(Ok(t)) if t.ssrc == ssrc && t.seq == seq => {
