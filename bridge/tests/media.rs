@@ -346,3 +346,88 @@ async fn simulcast_forwards_only_the_first_layer() {
         .await;
     assert!(metrics.get("tutti_bridge_simulcast_layers_skipped_total") > 100.0);
 }
+
+/// A participant back on a new endpoint (as after an ICE restart) keeps its SSRCs and starts
+/// new sequence numbers. Its receivers kept their SRTP state for those SSRCs, rollover counter
+/// included, so the bridge must carry on both the numbering and the rollover counter where
+/// each receiver was: here the first session's streams had wrapped their sequence (ROC 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_back_after_its_sequence_wrapped_still_decrypts() {
+    if rerun_in_own_netns("a_stream_back_after_its_sequence_wrapped_still_decrypts") {
+        return;
+    }
+    let bridge = BridgeProcess::start(&[]);
+    let mut client = bridge.client().await;
+    let bob = join(
+        &mut client,
+        "room",
+        "bob",
+        config("bob", SrtpChoice::GcmOnly),
+    )
+    .await;
+    let carol = join(
+        &mut client,
+        "room",
+        "carol",
+        config("carol", SrtpChoice::AesCmOnly),
+    )
+    .await;
+    let listeners = [&bob, &carol];
+    let mut first = config("alice", SrtpChoice::GcmFirst);
+    first.first_sequence = Some(65_400);
+    let (audio, video) = (first.audio_ssrc, first.video_ssrc);
+    let alice = join(&mut client, "room", "alice", first.clone()).await;
+    alice.start_media();
+    // Audio (50 packets/s) wraps after 136 packets, video sooner.
+    eventually(
+        Duration::from_secs(10),
+        "alice's audio and video past the wrap at both listeners",
+        || {
+            listeners
+                .iter()
+                .all(|l| received(l, audio) >= 160 && received(l, video) >= 300)
+        },
+    )
+    .await;
+    alice.close().await;
+    client
+        .expire_endpoint(tutti_proto::bridge_v1::ExpireEndpointRequest {
+            conference_id: "room".into(),
+            endpoint_id: "alice".into(),
+        })
+        .await
+        .expect("expire alice's first endpoint");
+
+    let mut again = first;
+    again.first_sequence = Some(20_000);
+    let alice = join(&mut client, "room", "alice-again", again).await;
+    let before: Vec<(u64, u64)> = listeners
+        .iter()
+        .map(|l| (received(l, audio), received(l, video)))
+        .collect();
+    alice.start_media();
+    eventually(
+        Duration::from_secs(10),
+        "alice's returning streams decrypted at both listeners",
+        || {
+            listeners
+                .iter()
+                .zip(&before)
+                .all(|(l, (a, v))| received(l, audio) >= a + 50 && received(l, video) >= v + 200)
+        },
+    )
+    .await;
+    for listener in listeners {
+        let stats = listener.stats();
+        let name = &listener.config().name;
+        assert_eq!(stats.srtp_errors, 0, "{name} saw SRTP errors");
+        let damaged: u64 = stats.received.values().map(|s| s.payload_errors).sum();
+        assert_eq!(damaged, 0, "{name} received damaged payloads");
+        for ssrc in [audio, video] {
+            assert_eq!(
+                stats.received[&ssrc].renumbered, 1,
+                "{name}: the returning stream continues the numbering"
+            );
+        }
+    }
+}

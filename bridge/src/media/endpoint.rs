@@ -204,16 +204,14 @@ impl Endpoint {
 
     /// Drops what was kept for sending these (now gone) streams to this endpoint.
     pub fn forget_ssrcs(&mut self, ssrcs: &[u32]) {
-        if let Some(srtp) = self.srtp_out.as_mut() {
-            for ssrc in ssrcs {
-                srtp.remove_ssrc(*ssrc);
-            }
+        for &ssrc in ssrcs {
+            let srtp = self.srtp_out.as_mut().map(|srtp| srtp.remove_ssrc(ssrc));
+            self.numbering.forget(ssrc, srtp);
         }
         self.rtx_sequences.retain(|(ssrc, _)| !ssrcs.contains(ssrc));
         if self.rtx_sequences.is_empty() {
             self.rtx_sequences.shrink_to_fit();
         }
-        self.numbering.forget(ssrcs);
     }
 
     pub fn next_rtx_sequence(&mut self, rtx_ssrc: u32) -> u16 {
@@ -402,6 +400,7 @@ impl Endpoint {
                         match keys {
                             Ok((outbound, inbound)) => {
                                 self.srtp_out = Some(outbound);
+                                self.numbering.new_srtp_keys();
                                 self.srtp_in = Some(inbound);
                             }
                             Err(e) => {
@@ -460,14 +459,18 @@ impl Endpoint {
         let to = self.media_destination()?;
         let len = packet.len();
         out.get_mut(..len)?.copy_from_slice(packet);
-        let sequence = self
+        let numbered = self
             .numbering
             .outgoing(header.ssrc, header.sequence, origin);
-        if sequence != header.sequence {
-            rtp::set_sequence(out, sequence);
+        if numbered.sequence != header.sequence {
+            rtp::set_sequence(out, numbered.sequence);
         }
         self.stamp_twcc(out, header, sender_twcc, kind);
-        let n = self.srtp_out.as_mut()?.protect_rtp(out, len).ok()?;
+        let srtp = self.srtp_out.as_mut()?;
+        if let Some(state) = numbered.resume_srtp {
+            srtp.resume_outbound(header.ssrc, state);
+        }
+        let n = srtp.protect_rtp(out, len).ok()?;
         Some((to, n))
     }
 

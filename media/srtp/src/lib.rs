@@ -400,6 +400,15 @@ impl SessionKeys {
     }
 }
 
+/// Where one SSRC's outbound streams stand (RTP rollover counter and highest sequence, next
+/// SRTCP index): what a sender needs to resume that SSRC later towards the same receiver,
+/// whose SRTP state for it lives on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboundState {
+    rtp_highest_index: Option<u64>,
+    rtcp_next_index: u32,
+}
+
 /// One direction of one DTLS-SRTP association (all SSRCs of that direction).
 pub struct Context {
     profile: Profile,
@@ -584,16 +593,34 @@ impl Context {
 
     /// Approximate heap bytes held (for the bridge's per-endpoint memory gauge).
     /// Forgets every per-SSRC state (ROC, SRTCP index, replay window) of `ssrc`, e.g. when the
-    /// stream stops for good, and gives the memory back.
-    pub fn remove_ssrc(&mut self, ssrc: u32) {
-        self.outbound_rtp.remove(&ssrc);
+    /// stream stops, and gives the memory back; returns where its outbound streams stood, for
+    /// `resume_outbound` if it comes back.
+    pub fn remove_ssrc(&mut self, ssrc: u32) -> OutboundState {
+        let removed = OutboundState {
+            rtp_highest_index: self.outbound_rtp.remove(&ssrc),
+            rtcp_next_index: self.outbound_rtcp.remove(&ssrc).unwrap_or(0),
+        };
         self.inbound_rtp.remove(&ssrc);
-        self.outbound_rtcp.remove(&ssrc);
         self.inbound_rtcp.remove(&ssrc);
         self.outbound_rtp.shrink_to_fit();
         self.inbound_rtp.shrink_to_fit();
         self.outbound_rtcp.shrink_to_fit();
         self.inbound_rtcp.shrink_to_fit();
+        removed
+    }
+
+    /// Continues `ssrc`'s outbound streams from `state` (what `remove_ssrc` returned): the
+    /// receiver kept its SRTP state for the SSRC, so the rollover counter and the SRTCP index
+    /// must carry on from there, not restart at 0. Never moves either backwards.
+    pub fn resume_outbound(&mut self, ssrc: u32, state: OutboundState) {
+        if let Some(index) = state.rtp_highest_index {
+            let highest = self.outbound_rtp.entry(ssrc).or_insert(index);
+            *highest = (*highest).max(index);
+        }
+        if state.rtcp_next_index != 0 {
+            let next = self.outbound_rtcp.entry(ssrc).or_insert(0);
+            *next = (*next).max(state.rtcp_next_index);
+        }
     }
 
     pub fn heap_bytes(&self) -> usize {

@@ -537,3 +537,43 @@ fn removed_ssrcs_free_their_state() {
         assert_eq!(rx.unprotect_rtp(&mut p, n), Ok(22));
     }
 }
+
+#[test]
+fn a_removed_ssrc_resumes_where_its_receiver_left_it() {
+    for profile in PROFILES {
+        let send = |tx: &mut Context, rx: &mut Context, seq: u16| {
+            let mut p = rtp_packet(seq, 9, 10, profile.rtp_overhead());
+            let n = tx.protect_rtp(&mut p, 22).unwrap();
+            rx.unprotect_rtp(&mut p, n)
+        };
+        let send_rtcp = |tx: &mut Context, rx: &mut Context| {
+            let mut p = rr_packet(9, profile.rtcp_overhead());
+            let n = tx.protect_rtcp(&mut p, 32).unwrap();
+            rx.unprotect_rtcp(&mut p, n)
+        };
+        // Past the 16-bit wrap (ROC 1) and a few SRTCP packets; then the stream goes away on
+        // the sending side only.
+        let (mut tx, mut rx) = pair(profile);
+        for seq in (65_530..=65_535).chain(0..10) {
+            assert_eq!(send(&mut tx, &mut rx, seq), Ok(22));
+        }
+        for _ in 0..5 {
+            assert_eq!(send_rtcp(&mut tx, &mut rx), Ok(32));
+        }
+        let state = tx.remove_ssrc(9);
+
+        // Started over from nothing, the sender's ROC 0 and SRTCP index 0 fail at the receiver.
+        let mut fresh = ctx(profile);
+        assert_eq!(send(&mut fresh, &mut rx, 10), Err(Error::AuthFailed));
+        assert_eq!(send_rtcp(&mut fresh, &mut rx), Err(Error::Replayed));
+
+        tx.resume_outbound(9, state);
+        for seq in 10..20 {
+            assert_eq!(send(&mut tx, &mut rx, seq), Ok(22), "{profile:?} seq {seq}");
+        }
+        assert_eq!(send_rtcp(&mut tx, &mut rx), Ok(32));
+        // Resuming never moves a stream backwards.
+        tx.resume_outbound(9, OutboundState::default());
+        assert_eq!(send(&mut tx, &mut rx, 20), Ok(22));
+    }
+}

@@ -72,6 +72,9 @@ pub struct ParticipantConfig {
     pub keyframe_interval: Duration,
     pub send_audio: bool,
     pub send_video: bool,
+    /// First RTP sequence number of both streams; None (the default) draws them at random
+    /// like a browser. Tests set it to cross the 16-bit wrap within a few packets.
+    pub first_sequence: Option<u16>,
 }
 
 impl ParticipantConfig {
@@ -100,6 +103,7 @@ impl ParticipantConfig {
             keyframe_interval: Duration::from_secs(3),
             send_audio: true,
             send_video: true,
+            first_sequence: None,
         }
     }
 }
@@ -129,9 +133,16 @@ pub struct StreamStats {
     pub packets: u64,
     /// RTP payload bytes (header and padding excluded).
     pub bytes: u64,
-    /// Payloads whose trailer checksum failed or whose trailer SSRC/sequence differ from the
-    /// RTP header's.
+    /// Payloads whose trailer checksum failed, whose trailer SSRC differs from the RTP header's,
+    /// or whose header sequence is not the trailer's (the sender's) plus `sequence_offset`.
     pub payload_errors: u64,
+    /// This receiver's sequence numbers minus the sender's: 0 until a bridge renumbers.
+    pub sequence_offset: u16,
+    /// Times the offset changed because the sender's numbering jumped (a new session of the
+    /// same source, continued by the bridge in this receiver's numbering).
+    pub renumbered: u64,
+    /// The sender's sequence number in the latest packet that matched the offset.
+    pub last_sender_seq: Option<u16>,
     pub highest_seq: u16,
     /// VP8 key frames (first packets carrying a valid key frame header).
     pub keyframes: u64,

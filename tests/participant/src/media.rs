@@ -244,8 +244,8 @@ pub fn ntp_time(unix_us: u64) -> u64 {
 }
 
 impl MediaSource {
-    /// Random initial sequence numbers and timestamps, like a browser; the first video frame
-    /// is a key frame.
+    /// Random initial sequence numbers (unless the config sets them) and timestamps, like a
+    /// browser; the first video frame is a key frame.
     pub fn new(config: &crate::ParticipantConfig) -> MediaSource {
         let interval_frames =
             (config.keyframe_interval.as_secs_f64() * f64::from(VIDEO_FPS)).round() as u64;
@@ -257,9 +257,9 @@ impl MediaSource {
             twcc_ext_id: config.twcc_ext_id,
             frame_bytes: (config.video_bitrate_bps / 8 / VIDEO_FPS) as usize,
             frames_per_keyframe: interval_frames.max(1),
-            audio_seq: rand::random(),
+            audio_seq: config.first_sequence.unwrap_or_else(rand::random),
             audio_ts: rand::random(),
-            video_seq: rand::random(),
+            video_seq: config.first_sequence.unwrap_or_else(rand::random),
             video_ts: rand::random(),
             picture_id: rand::random::<u16>() & 0x7fff,
             twcc_seq: 1,

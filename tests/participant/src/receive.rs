@@ -49,8 +49,23 @@ pub fn on_rtp(stats: &mut Stats, pts: PayloadTypes, packet: &[u8], now_us: u64) 
         s.highest_seq = seq;
     }
     match verify_trailer(payload) {
-        Ok(t) if t.ssrc == ssrc && t.seq == seq => {
-            s.last_latency_us = now_us as i64 - t.sent_at_us as i64;
+        Ok(t) if t.ssrc == ssrc => {
+            let offset = seq.wrapping_sub(t.seq);
+            // The sender's own numbering jumped: a new session of the same source, which a
+            // bridge renumbers to continue this stream.
+            let new_session = s
+                .last_sender_seq
+                .is_some_and(|last| (t.seq.wrapping_sub(last) as i16).unsigned_abs() > 1_000);
+            if offset != s.sequence_offset && new_session {
+                s.sequence_offset = offset;
+                s.renumbered += 1;
+            }
+            if offset == s.sequence_offset {
+                s.last_sender_seq = Some(t.seq);
+                s.last_latency_us = now_us as i64 - t.sent_at_us as i64;
+            } else {
+                s.payload_errors += 1;
+            }
         }
         _ => s.payload_errors += 1,
     }
@@ -71,7 +86,12 @@ fn on_rtx(stats: &mut Stats, rtx_ssrc: u32, payload: &[u8]) {
     }
     let osn = u16::from_be_bytes([osn[0], osn[1]]);
     stats.rtx_received.push((rtx_ssrc, osn));
-    if !verify_trailer(inner).is_ok_and(|t| t.seq == osn) {
+    // The OSN is in this receiver's numbering of the original stream, the trailer in the sender's.
+    let in_our_numbering = |t: &crate::media::Trailer| {
+        let offset = stats.received.get(&t.ssrc).map_or(0, |s| s.sequence_offset);
+        t.seq.wrapping_add(offset) == osn
+    };
+    if !verify_trailer(inner).is_ok_and(|t| in_our_numbering(&t)) {
         stats.rtx_payload_errors += 1;
     }
 }
@@ -247,6 +267,28 @@ mod tests {
         on_rtp(&mut s, PTS, &packet(111, 7, 5, &payload(7, 5, 0)), 0);
         assert_eq!(s.received[&7].payload_errors, 3);
         assert_eq!(s.received[&7].packets, 4);
+    }
+
+    #[test]
+    fn a_new_sender_session_may_be_renumbered_once_a_scrambled_one_may_not() {
+        let mut s = Stats::default();
+        on_rtp(
+            &mut s,
+            PTS,
+            &packet(111, 7, 65_535, &payload(7, 65_535, 0)),
+            0,
+        );
+        on_rtp(&mut s, PTS, &packet(111, 7, 0, &payload(7, 0, 0)), 0);
+        // The sender starts over at 20,000; the bridge continues at 1, 2.
+        on_rtp(&mut s, PTS, &packet(111, 7, 1, &payload(7, 20_000, 0)), 0);
+        on_rtp(&mut s, PTS, &packet(111, 7, 2, &payload(7, 20_001, 0)), 0);
+        let a = &s.received[&7];
+        assert_eq!((a.payload_errors, a.renumbered), (0, 1));
+        assert_eq!(a.sequence_offset, 1u16.wrapping_sub(20_000));
+        // Same sender session, numbers off by one: damaged, not renumbered.
+        on_rtp(&mut s, PTS, &packet(111, 7, 4, &payload(7, 20_002, 0)), 0);
+        let a = &s.received[&7];
+        assert_eq!((a.payload_errors, a.renumbered), (1, 1));
     }
 
     #[test]
