@@ -135,6 +135,21 @@ impl Extension for BridgeSession {
     }
 }
 
+/// `<conference-properties xmlns='http://jitsi.org/protocol/focus'>` for the focus's MUC presence:
+/// what lib-jitsi-meet learns about the focus. `support-terminate-restart`: a `session-terminate`
+/// with `<bridge-session restart='true'>` gets the participant a new session. That is
+/// lib-jitsi-meet's default answer to an ICE failure; without the property the client gives the
+/// conference up instead.
+pub fn conference_properties() -> Element {
+    let property = Element::builder("property", ns::JITSI_FOCUS)
+        .attr(xml_ncname!("key").into(), "support-terminate-restart")
+        .attr(xml_ncname!("value").into(), "true")
+        .build();
+    Element::builder("conference-properties", ns::JITSI_FOCUS)
+        .append(property)
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

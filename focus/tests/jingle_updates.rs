@@ -11,7 +11,7 @@ use support::*;
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::Stanza;
 use tutti_focus::jingle::{
-    Action, Candidate, CandidateType, Content, GroupSemantics, IceUdpTransport, Jingle,
+    Action, Candidate, CandidateType, Content, GroupSemantics, IceUdpTransport, Jingle, Reason,
     ReasonCondition, ReasonKind, RtpDescription, Source, SourceGroup,
 };
 use tutti_focus::jitsi::{BridgeSession, SsrcInfo};
@@ -356,4 +356,110 @@ async fn ice_failure_restarts_the_session_on_a_new_endpoint() {
         .await;
     alice.media.close().await;
     media.close().await;
+}
+
+/// lib-jitsi-meet's default reaction to an ICE failure: a session-terminate asking for a restart
+/// (`<bridge-session id restart='true'>`), which it only sends to a focus whose presence says
+/// `support-terminate-restart`. Also: restarts are limited to three a minute.
+#[tokio::test]
+async fn a_session_terminate_asking_for_a_restart_gets_a_new_session() {
+    if rerun_in_own_netns("a_session_terminate_asking_for_a_restart_gets_a_new_session") {
+        return;
+    }
+    let mut stack = Stack::start("terminate-restart", &["alice", "bob"]);
+    stack.start_focus(&[]);
+    let mut alice = join_and_accept(ROOM, "alice", |_| {}).await;
+    let mut bob = join_and_accept(ROOM, "bob", |_| {}).await;
+    alice.xmpp.next_jingle(Action::SourceAdd).await;
+
+    let supports_restart = bob
+        .xmpp
+        .wait_for("the focus's conference properties", |stanza| match stanza {
+            Stanza::Presence(presence) if presence.from == Some(focus_occupant()) => presence
+                .payloads
+                .iter()
+                .filter(|p| p.is("conference-properties", tutti_focus::ns::JITSI_FOCUS))
+                .flat_map(|p| p.children())
+                .find(|p| p.attr("key") == Some("support-terminate-restart"))
+                .map(|p| p.attr("value") == Some("true")),
+            _ => None,
+        })
+        .await;
+    assert!(supports_restart);
+
+    let restart = |initiate: &Jingle, bridge_session: &str| {
+        let mut terminate = Jingle::new(Action::SessionTerminate, initiate.sid.clone());
+        terminate.reason = Some(Reason::new(ReasonKind::ConnectivityError).with_text("ICE FAILED"));
+        terminate.extensions.set(&BridgeSession {
+            id: Some(bridge_session.to_owned()),
+            restart: Some(true),
+            ..BridgeSession::default()
+        });
+        terminate
+    };
+    // A restart of the current bridge session: the session ends, a new one starts on a new
+    // endpoint. (A request naming an earlier bridge session restarts nothing: unit-tested.)
+    let old = bob.initiate.clone();
+    let old_endpoint = bridge_session_id(&old);
+    let answer = bob
+        .xmpp
+        .request(focus_occupant(), restart(&old, &old_endpoint).to_element())
+        .await;
+    assert_result(&answer, "session-terminate with restart");
+    let (_, remove) = alice.xmpp.next_jingle(Action::SourceRemove).await;
+    assert!(ssrcs(&remove).contains(&bob.config.audio_ssrc));
+    let (from, initiate) = bob.xmpp.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(from, focus_occupant());
+    assert_ne!(initiate.sid, old.sid);
+    assert_ne!(bridge_session_id(&initiate), old_endpoint);
+    assert!(ssrcs(&initiate).contains(&alice.config.audio_ssrc));
+
+    bob.media.close().await;
+    let media = accept(&mut bob.xmpp, &from, &initiate, &bob.config, |_| {}).await;
+    let (_, add) = alice.xmpp.next_jingle(Action::SourceAdd).await;
+    assert!(ssrcs(&add).contains(&bob.config.audio_ssrc));
+    let from_bob = received(&alice.media, bob.config.audio_ssrc);
+    eventually("media flows again both ways", || {
+        received(&alice.media, bob.config.audio_ssrc) > from_bob + 20
+            && received(&media, alice.config.audio_ssrc) > 20
+    })
+    .await;
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
+        .await;
+    media.close().await;
+
+    // Two more restarts within the minute are granted; the fourth ends the session only.
+    let mut current = initiate;
+    for _ in 0..2 {
+        let endpoint = bridge_session_id(&current);
+        let answer = bob
+            .xmpp
+            .request(focus_occupant(), restart(&current, &endpoint).to_element())
+            .await;
+        assert_result(&answer, "a further restart");
+        let (_, initiate) = bob.xmpp.next_jingle(Action::SessionInitiate).await;
+        assert_ne!(initiate.sid, current.sid);
+        current = initiate;
+    }
+    let endpoint = bridge_session_id(&current);
+    let answer = bob
+        .xmpp
+        .request(focus_occupant(), restart(&current, &endpoint).to_element())
+        .await;
+    assert_result(&answer, "the session-terminate over the limit");
+    bob.xmpp
+        .expect_none(Duration::from_secs(1), "a session-initiate", |s| {
+            is_jingle(s, Action::SessionInitiate)
+        })
+        .await;
+    let (_, metrics) = stack.focus_http_get("/metrics").await;
+    assert!(
+        metrics.contains("tutti_focus_errors_total{kind=\"restart_limited\"} 1"),
+        "{metrics}"
+    );
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 1.0)
+        .await;
+    alice.media.close().await;
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
@@ -16,7 +16,7 @@ use tokio_xmpp::Stanza;
 use tracing::{info, warn};
 use tutti_focus::capabilities::{self, CapabilityCache};
 use tutti_focus::jingle::{Action, Jingle, Reason, ReasonKind};
-use tutti_focus::jitsi::BridgeSession;
+use tutti_focus::jitsi::{self, BridgeSession};
 use tutti_focus::offer::{self, SessionInitiate};
 use tutti_focus::sources::{ConferenceSources, EndpointSources, ReceiverView, SourceChange};
 use tutti_focus::to_bridge::{self, EndpointId, RemoteTransportState};
@@ -56,6 +56,32 @@ impl Session {
 struct Participant {
     occupant: FullJid,
     session: Option<Session>,
+    restarts: RestartLimit,
+}
+
+/// Session restarts one participant may ask for (ICE failure reports, session-terminate with a
+/// restart request) within `RESTART_WINDOW`, as Jicofo limits them: a client whose network
+/// keeps failing would otherwise have the focus allocate endpoints in a loop.
+const MAX_RESTARTS: usize = 3;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct RestartLimit {
+    /// When the restarts inside the window happened; never more than `MAX_RESTARTS`.
+    recent: Vec<Instant>,
+}
+
+impl RestartLimit {
+    /// Counts a restart at `now` if the window has room for it.
+    fn allow(&mut self, now: Instant) -> bool {
+        self.recent
+            .retain(|at| now.saturating_duration_since(*at) < RESTART_WINDOW);
+        if self.recent.len() >= MAX_RESTARTS {
+            return false;
+        }
+        self.recent.push(now);
+        true
+    }
 }
 
 struct Room {
@@ -171,9 +197,10 @@ impl Focus {
             .build();
         let join = Presence::available()
             .with_to(focus_occupant.clone())
-            .with_payloads(vec![Element::builder("x", stanzas::MUC)
-                .append(history)
-                .build()]);
+            .with_payloads(vec![
+                Element::builder("x", stanzas::MUC).append(history).build(),
+                jitsi::conference_properties(),
+            ]);
         self.outbox.push(Stanza::Presence(join));
         self.rooms.insert(
             room,
@@ -442,6 +469,7 @@ impl Focus {
             Participant {
                 occupant: occupant.clone(),
                 session: None,
+                restarts: RestartLimit::default(),
             },
         );
         self.metrics.participants.inc();
@@ -682,14 +710,23 @@ impl Focus {
                 self.on_source_update(&room_jid, &nick, &jingle).await
             }
             Action::SessionTerminate => {
+                let restart = participant
+                    .session
+                    .as_ref()
+                    .is_some_and(|session| requests_restart(&jingle, &session.endpoint_id));
                 let session = self
                     .rooms
                     .get_mut(&room_jid)
                     .and_then(|room| room.participants.get_mut(&nick))
                     .and_then(|participant| participant.session.take());
                 if let Some(session) = session {
-                    info!(%occupant, reason = ?jingle.reason, "session terminated by the participant");
+                    info!(%occupant, reason = ?jingle.reason, restart, "session terminated by the participant");
                     self.end_session(&room_jid, &occupant, session).await;
+                    // The client has ended its side already: a refused restart leaves it in the
+                    // room without a session, as a plain terminate does.
+                    if restart && self.count_restart(&room_jid, &nick) {
+                        self.invite(&room_jid, &nick).await;
+                    }
                 }
                 Ok(())
             }
@@ -699,6 +736,12 @@ impl Focus {
                     .as_ref()
                     .map(|session| session.endpoint_id.as_str());
                 if endpoint_id.is_some_and(|id| reports_ice_failure(&jingle, id)) {
+                    if !self.count_restart(&room_jid, &nick) {
+                        return Err(Refusal::ResourceConstraint(format!(
+                            "at most {MAX_RESTARTS} session restarts per {} s",
+                            RESTART_WINDOW.as_secs()
+                        )));
+                    }
                     self.restart_session(&room_jid, &nick).await;
                 }
                 Ok(())
@@ -707,6 +750,23 @@ impl Focus {
                 "the focus does not handle {other}"
             ))),
         }
+    }
+
+    /// Whether the participant may restart its session now (and counts it if so).
+    fn count_restart(&mut self, room_jid: &BareJid, nick: &str) -> bool {
+        let Some(participant) = self
+            .rooms
+            .get_mut(room_jid)
+            .and_then(|room| room.participants.get_mut(nick))
+        else {
+            return false;
+        };
+        let allowed = participant.restarts.allow(Instant::now());
+        if !allowed {
+            warn!(occupant = %participant.occupant, "too many session restarts; not restarting");
+            self.metrics.error("restart_limited");
+        }
+        allowed
     }
 
     /// lib-jitsi-meet's report that ICE failed: the session is replaced, as Jicofo does, by a
@@ -863,6 +923,16 @@ fn reports_ice_failure(jingle: &Jingle, endpoint_id: &str) -> bool {
     failed && current
 }
 
+/// A `session-terminate` with `<bridge-session restart='true'>` about the current bridge session:
+/// the client asks for a new session (lib-jitsi-meet's default reaction to an ICE failure).
+fn requests_restart(jingle: &Jingle, endpoint_id: &str) -> bool {
+    matches!(
+        jingle.extensions.get::<BridgeSession>(),
+        Ok(Some(BridgeSession { id, restart: Some(true), .. }))
+            if id.as_deref().is_none_or(|id| id == endpoint_id)
+    )
+}
+
 fn bad_sources(error: tutti_focus::sources::SourceError) -> Refusal {
     Refusal::BadRequest(format!("invalid sources: {error}"))
 }
@@ -965,4 +1035,46 @@ fn disco_info() -> Element {
         );
     }
     query.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_are_limited_per_window() {
+        let mut limit = RestartLimit::default();
+        let start = Instant::now();
+        for i in 0..MAX_RESTARTS as u64 {
+            assert!(limit.allow(start + Duration::from_secs(i)));
+        }
+        assert!(!limit.allow(start + Duration::from_secs(10)));
+        assert!(!limit.allow(start + RESTART_WINDOW - Duration::from_millis(1)));
+        // The first one has left the window: room for one more, then full again.
+        assert!(limit.allow(start + RESTART_WINDOW));
+        assert!(!limit.allow(start + RESTART_WINDOW + Duration::from_millis(500)));
+        assert_eq!(limit.recent.len(), MAX_RESTARTS);
+    }
+
+    #[test]
+    fn only_a_restart_of_the_current_bridge_session_counts() {
+        let terminate = |id: Option<&str>, restart: Option<bool>| {
+            let mut jingle = Jingle::new(Action::SessionTerminate, "s1");
+            jingle.extensions.set(&BridgeSession {
+                id: id.map(str::to_owned),
+                restart,
+                ..BridgeSession::default()
+            });
+            jingle
+        };
+        assert!(requests_restart(&terminate(Some("e1"), Some(true)), "e1"));
+        assert!(requests_restart(&terminate(None, Some(true)), "e1"));
+        assert!(!requests_restart(&terminate(Some("e0"), Some(true)), "e1"));
+        assert!(!requests_restart(&terminate(Some("e1"), Some(false)), "e1"));
+        assert!(!requests_restart(&terminate(Some("e1"), None), "e1"));
+        assert!(!requests_restart(
+            &Jingle::new(Action::SessionTerminate, "s1"),
+            "e1"
+        ));
+    }
 }

@@ -33,6 +33,8 @@ pub enum Refusal {
     NotImplemented(String),
     /// `internal-server-error`: the focus could not carry the request out (e.g. the bridge).
     Internal(String),
+    /// `resource-constraint` with the reason: a limit (e.g. on restarts) was reached.
+    ResourceConstraint(String),
 }
 
 impl Refusal {
@@ -46,6 +48,7 @@ impl Refusal {
             Refusal::OutOfOrder(_) => "out_of_order",
             Refusal::NotImplemented(_) => "not_implemented",
             Refusal::Internal(_) => "internal",
+            Refusal::ResourceConstraint(_) => "resource_constraint",
         }
     }
 
@@ -90,6 +93,12 @@ impl Refusal {
             Refusal::Internal(text) => (
                 ErrorType::Wait,
                 DefinedCondition::InternalServerError,
+                text.clone(),
+                None,
+            ),
+            Refusal::ResourceConstraint(text) => (
+                ErrorType::Wait,
+                DefinedCondition::ResourceConstraint,
                 text.clone(),
                 None,
             ),
