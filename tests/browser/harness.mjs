@@ -135,6 +135,20 @@ class World {
     await exited;
   }
 
+  /** Freezes one of the stack's processes (SIGSTOP): it answers nothing until `resume`. */
+  pause(name) {
+    this.stack.children[name].kill('SIGSTOP');
+  }
+
+  resume(name) {
+    this.stack.children[name].kill('SIGCONT');
+  }
+
+  /** What one of the stack's processes ('focus', 'bridge', 'prosody') logged so far. */
+  log(name) {
+    return readFileSync(join(this.stack.settings.runDir, `${name}.log`), 'utf8');
+  }
+
   /** The bridge's Prometheus text. */
   async bridgeMetrics() {
     const response = await fetch(`http://${this.stack.bridge.http}/metrics`);
