@@ -16,6 +16,7 @@ use tutti_focus::jingle::{
 };
 use tutti_focus::jitsi::{BridgeSession, SsrcInfo};
 use tutti_focus::Extensions;
+use tutti_participant::{Participant, ParticipantConfig};
 
 const ROOM: &str = "updates@conference.localhost";
 
@@ -268,6 +269,28 @@ async fn session_terminate_expires_the_endpoint_and_the_room_goes_on() {
     }
 }
 
+/// Bob accepts the new session `initiate` a restart got him: Alice gets his sources again and
+/// media flows both ways through his new endpoint. Returns his new media participant.
+async fn accept_new_session(
+    alice: &mut Joined,
+    bob: (&mut XmppClient, &ParticipantConfig),
+    focus: &Jid,
+    initiate: &Jingle,
+) -> Participant {
+    let (bob_xmpp, bob_config) = bob;
+    let media = accept(bob_xmpp, focus, initiate, bob_config, |_| {}).await;
+    let (_, add) = alice.xmpp.next_jingle(Action::SourceAdd).await;
+    assert_eq!(add.sid, alice.initiate.sid);
+    assert!(ssrcs(&add).contains(&bob_config.audio_ssrc));
+    let from_bob = received(&alice.media, bob_config.audio_ssrc);
+    eventually("media flows again both ways", || {
+        received(&alice.media, bob_config.audio_ssrc) > from_bob + 20
+            && received(&media, alice.config.audio_ssrc) > 20
+    })
+    .await;
+    media
+}
+
 #[tokio::test]
 async fn ice_failure_restarts_the_session_on_a_new_endpoint() {
     if rerun_in_own_netns("ice_failure_restarts_the_session_on_a_new_endpoint") {
@@ -340,16 +363,8 @@ async fn ice_failure_restarts_the_session_on_a_new_endpoint() {
     );
 
     bob.media.close().await;
-    let media = accept(&mut bob.xmpp, &from, &initiate, &bob.config, |_| {}).await;
-    let (_, add) = alice.xmpp.next_jingle(Action::SourceAdd).await;
-    assert_eq!(add.sid, alice.initiate.sid);
-    assert!(ssrcs(&add).contains(&bob.config.audio_ssrc));
-    let from_bob = received(&alice.media, bob.config.audio_ssrc);
-    eventually("media flows again both ways", || {
-        received(&alice.media, bob.config.audio_ssrc) > from_bob + 20
-            && received(&media, alice.config.audio_ssrc) > 20
-    })
-    .await;
+    let media =
+        accept_new_session(&mut alice, (&mut bob.xmpp, &bob.config), &from, &initiate).await;
     // The old endpoint was expired: Alice's and Bob's new one are all the bridge has.
     stack
         .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
@@ -415,15 +430,8 @@ async fn a_session_terminate_asking_for_a_restart_gets_a_new_session() {
     assert!(ssrcs(&initiate).contains(&alice.config.audio_ssrc));
 
     bob.media.close().await;
-    let media = accept(&mut bob.xmpp, &from, &initiate, &bob.config, |_| {}).await;
-    let (_, add) = alice.xmpp.next_jingle(Action::SourceAdd).await;
-    assert!(ssrcs(&add).contains(&bob.config.audio_ssrc));
-    let from_bob = received(&alice.media, bob.config.audio_ssrc);
-    eventually("media flows again both ways", || {
-        received(&alice.media, bob.config.audio_ssrc) > from_bob + 20
-            && received(&media, alice.config.audio_ssrc) > 20
-    })
-    .await;
+    let media =
+        accept_new_session(&mut alice, (&mut bob.xmpp, &bob.config), &from, &initiate).await;
     stack
         .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
         .await;
