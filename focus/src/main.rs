@@ -12,12 +12,12 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
-use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
+use tokio_xmpp::stanzastream::{Event, StreamEvent};
 use tracing::{info, warn};
 
 use service::bridge::Bridge;
-use service::conference::Focus;
 use service::config::Config;
+use service::focus::Focus;
 use service::metrics::{self, Metrics};
 
 fn usage() -> ExitCode {
@@ -81,9 +81,12 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
     let bound = bound.to_string();
     info!(jid = %bound, "online");
     metrics.online.store(true, Ordering::Relaxed);
-    let mut focus = Focus::new(settings, bridge, metrics.clone());
+    let (mut focus, mut output) = Focus::new(settings, bridge, metrics.clone());
     focus.on_online();
-    flush(&client, &mut focus).await;
+    // The configured rooms' joins go out before whoever started the focus hears it is ready.
+    while let Ok(stanza) = output.stanzas.try_recv() {
+        client.send(Box::new(stanza)).await;
+    }
     {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(
@@ -98,16 +101,14 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             event = client.next() => match event {
-                Some(Event::Stanza(stanza)) => {
-                    focus.on_stanza(stanza).await;
-                    flush(&client, &mut focus).await;
-                }
-                // A new session after a lost connection: the rooms are gone.
+                Some(Event::Stanza(stanza)) => focus.on_stanza(stanza),
+                // A new session after a lost connection: the rooms are gone, and so is the
+                // point of what was queued for them.
                 Some(Event::Stream(StreamEvent::Reset { .. })) => {
                     metrics.online.store(true, Ordering::Relaxed);
                     info!("online again: rejoining the rooms");
-                    focus.on_reconnected().await;
-                    flush(&client, &mut focus).await;
+                    while output.stanzas.try_recv().is_ok() {}
+                    focus.on_reconnected();
                 }
                 Some(Event::Stream(StreamEvent::Resumed)) => {
                     metrics.online.store(true, Ordering::Relaxed);
@@ -118,21 +119,20 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
                 }
                 None => anyhow::bail!("the XMPP stream stopped"),
             },
+            Some(stanza) = output.stanzas.recv() => {
+                client.send(Box::new(stanza)).await;
+            }
+            Some(closed) = output.closed_rooms.recv() => focus.on_room_closed(closed),
             () = &mut shutdown => {
                 info!("shutting down: leaving the rooms");
                 focus.shutdown().await;
-                flush(&client, &mut focus).await;
+                while let Ok(stanza) = output.stanzas.try_recv() {
+                    client.send(Box::new(stanza)).await;
+                }
                 client.close().await;
                 return Ok(());
             }
         }
-    }
-}
-
-/// Queues what the focus produced for sending, in order.
-async fn flush(client: &StanzaStream, focus: &mut Focus) {
-    for stanza in focus.take_outbox() {
-        client.send(Box::new(stanza)).await;
     }
 }
 

@@ -344,6 +344,50 @@ async fn a_dead_bridge_terminates_the_session_with_a_reason() {
 }
 
 #[tokio::test]
+async fn a_room_waiting_on_the_bridge_holds_up_no_other_room() {
+    if rerun_in_own_netns("a_room_waiting_on_the_bridge_holds_up_no_other_room") {
+        return;
+    }
+    const OTHER_ROOM: &str = "room2@conference.localhost";
+    let mut stack = Stack::start("stalled", &["alice", "bob"]);
+    stack.start_focus(&[("TUTTI_FOCUS_BRIDGE_TIMEOUT_SECS", "8")]);
+    let mut alice = XmppClient::connect("alice").await;
+    let mut bob = XmppClient::connect("bob").await;
+    stack.pause_bridge();
+    alice.conference_request(ROOM).await;
+    alice.join(ROOM, "alice").await;
+    // The focus has Alice in its books: its call to create her room's conference is under
+    // way, and unanswered for as long as the bridge is frozen.
+    stack
+        .focus_metric_becomes("tutti_focus_participants 1")
+        .await;
+
+    // Another room is served meanwhile. Were it queued behind Alice's room, the answer would
+    // come only once her call had timed out (8 s), and she would get a session-terminate.
+    let answer = bob.conference_request(OTHER_ROOM).await;
+    assert_eq!(answer.attr("ready"), Some("true"));
+    bob.join(OTHER_ROOM, "bob").await;
+    stack
+        .focus_metric_becomes("tutti_focus_participants 2")
+        .await;
+
+    // Both calls complete once the bridge answers: a session for each.
+    stack.resume_bridge();
+    let (from, _) = alice.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(from, focus_occupant());
+    let (from, _) = bob.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(from.to_string(), format!("{OTHER_ROOM}/focus"));
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
+        .await;
+    let (_, metrics) = stack.focus_http_get("/metrics").await;
+    assert!(
+        !metrics.contains("tutti_focus_errors_total{kind=\"allocation\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn a_configured_room_is_joined_and_an_invitation_works() {
     if rerun_in_own_netns("a_configured_room_is_joined_and_an_invitation_works") {
         return;

@@ -1,16 +1,19 @@
-//! The focus's rooms: who is in them, their Jingle sessions and bridge endpoints.
+//! One room's conference: its occupants, their Jingle sessions and bridge endpoints.
 //!
-//! Everything here runs on the one signalling task, one stanza at a time, so the state needs no
-//! locks; what is to be sent is collected in an outbox the task writes to the XMPP stream.
+//! Every room the focus is in runs as a task of its own (`Conference::run`), which handles the
+//! room's stanzas one at a time: the state needs no locks, the order of a room's signalling is
+//! the order its stanzas came in, and a slow bridge call holds up that room only. `focus.rs`
+//! routes stanzas to the rooms; what a room sends goes to the outbox, which the signalling
+//! task writes to the XMPP stream in order.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
+use tokio::sync::mpsc;
 use tokio_xmpp::parsers::iq::Iq;
-use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::Stanza;
 use tracing::{info, warn};
@@ -22,12 +25,60 @@ use tutti_focus::sources::{ConferenceSources, EndpointSources, ReceiverView, Sou
 use tutti_focus::to_bridge::{self, EndpointId, RemoteTransportState};
 
 use super::bridge::Bridge;
-use super::config::Settings;
 use super::metrics::Metrics;
-use super::stanzas::{self, iq_error, iq_get, iq_result, iq_set, mint_id, Refusal};
+use super::stanzas::{self, answer, iq_get, iq_set, mint_id, Refusal};
 
 /// The nick lib-jitsi-meet expects the focus to have.
 pub const FOCUS_NICK: &str = "focus";
+
+/// Stanzas to send, in order.
+pub type Outbox = mpsc::UnboundedSender<Stanza>;
+
+/// What the rooms share: the bridge, the metrics, and what is known of clients' capabilities.
+#[derive(Clone)]
+pub struct Services {
+    pub bridge: Bridge,
+    pub metrics: Arc<Metrics>,
+    /// Verdicts by caps node, for every room (a lock held for a map look-up, never across an
+    /// await).
+    pub capabilities: Arc<Mutex<CapabilityCache>>,
+}
+
+/// What a room's task is handed.
+pub enum RoomInput {
+    /// A stanza from the room or one of its occupants (boxed: stanzas are large, the other
+    /// inputs tiny).
+    Stanza(Box<Stanza>),
+    /// The room was asked for again (conference request, invitation, configuration).
+    Join { configured: bool },
+    /// A new XMPP session after a lost connection: the server took the focus out of the room.
+    Rejoin,
+    /// The focus is shutting down.
+    Leave,
+}
+
+/// A room's task has ended. `join_again` (with whether the room is configured) when the room
+/// was asked for while its task was leaving it.
+pub struct RoomClosed {
+    pub room: BareJid,
+    pub join_again: Option<bool>,
+}
+
+/// Reports the end of a room's task when dropped, so also if the task panicked.
+struct ClosedNotice {
+    room: BareJid,
+    join_again: Option<bool>,
+    to: mpsc::UnboundedSender<RoomClosed>,
+}
+
+impl Drop for ClosedNotice {
+    fn drop(&mut self) {
+        let _ = self.to.send(RoomClosed {
+            room: self.room.clone(),
+            join_again: self.join_again,
+        });
+    }
+}
 
 enum SessionState {
     /// session-initiate sent; source updates for the participant wait here until it accepts.
@@ -100,111 +151,60 @@ struct Room {
 
 /// An occupant whose caps the focus asked about (disco#info) before inviting it.
 struct CapabilityQuery {
-    room: BareJid,
     occupant: FullJid,
     node: String,
 }
 
-pub struct Focus {
-    settings: Settings,
-    bridge: Bridge,
-    metrics: Arc<Metrics>,
-    rooms: HashMap<BareJid, Room>,
-    outbox: Vec<Stanza>,
-    capabilities: CapabilityCache,
+pub struct Conference {
+    jid: BareJid,
+    room: Room,
     /// disco#info queries in flight, by IQ id.
     capability_queries: HashMap<String, CapabilityQuery>,
+    bridge: Bridge,
+    metrics: Arc<Metrics>,
+    capabilities: Arc<Mutex<CapabilityCache>>,
+    outbox: Outbox,
+    /// The focus has left the room, or lost it: the task ends.
+    ended: bool,
 }
 
-impl Focus {
-    pub fn new(settings: Settings, bridge: Bridge, metrics: Arc<Metrics>) -> Focus {
-        Focus {
-            settings,
-            bridge,
-            metrics,
-            rooms: HashMap::new(),
-            outbox: Vec::new(),
-            capabilities: CapabilityCache::default(),
-            capability_queries: HashMap::new(),
-        }
-    }
-
-    /// What is to be sent, in order.
-    pub fn take_outbox(&mut self) -> Vec<Stanza> {
-        std::mem::take(&mut self.outbox)
-    }
-
-    /// Joins the configured rooms (after every login).
-    pub fn on_online(&mut self) {
-        for room in self.settings.rooms.clone() {
-            self.join_room(room, true);
-        }
-    }
-
-    pub async fn on_stanza(&mut self, stanza: Stanza) {
-        match stanza {
-            Stanza::Iq(iq) => self.on_iq(iq).await,
-            Stanza::Presence(presence) => self.on_presence(presence).await,
-            Stanza::Message(message) => self.on_message(message),
-        }
-    }
-
-    /// A new XMPP session after a lost connection: the server took the focus out of every
-    /// room, and its sessions are gone with it. Expires what the bridge holds and joins every
-    /// room again; the occupants still there get new sessions.
-    pub async fn on_reconnected(&mut self) {
-        let rooms: Vec<(BareJid, bool)> = self
-            .rooms
-            .iter()
-            .map(|(jid, room)| (jid.clone(), room.configured))
-            .collect();
-        self.shutdown().await;
-        self.outbox.clear();
-        self.capability_queries.clear();
-        for (jid, configured) in rooms {
-            self.join_room(jid.clone(), configured);
-            if let Some(room) = self.rooms.get_mut(&jid) {
-                room.rejoined = true;
-            }
-        }
-        self.on_online();
-    }
-
-    /// Leaves every room and expires every conference (shutdown).
-    pub async fn shutdown(&mut self) {
-        let rooms: Vec<BareJid> = self.rooms.keys().cloned().collect();
-        for room in rooms {
-            self.leave_room(&room).await;
-        }
-    }
-
-    fn join_room(&mut self, room: BareJid, configured: bool) {
-        if let Some(existing) = self.rooms.get_mut(&room) {
-            existing.configured |= configured;
-            return;
-        }
-        let focus_occupant = match room.with_resource_str(FOCUS_NICK) {
-            Ok(occupant) => occupant,
-            Err(error) => {
-                warn!(%room, %error, "cannot form the focus's occupant JID");
-                self.metrics.error("room_join");
-                return;
-            }
-        };
-        info!(%room, "joining");
-        let history = Element::builder("history", stanzas::MUC)
-            .attr(rxml::xml_ncname!("maxstanzas").into(), "0")
-            .build();
-        let join = Presence::available()
+/// The presence that joins `focus_occupant`'s room (no history: the focus acts on presences).
+fn join_presence(focus_occupant: &FullJid) -> Stanza {
+    let history = Element::builder("history", stanzas::MUC)
+        .attr(rxml::xml_ncname!("maxstanzas").into(), "0")
+        .build();
+    Stanza::Presence(
+        Presence::available()
             .with_to(focus_occupant.clone())
             .with_payloads(vec![
                 Element::builder("x", stanzas::MUC).append(history).build(),
                 jitsi::conference_properties(),
-            ]);
-        self.outbox.push(Stanza::Presence(join));
-        self.rooms.insert(
-            room,
-            Room {
+            ]),
+    )
+}
+
+impl Conference {
+    /// Sends the presence that joins `room`; `run` then handles the room.
+    pub fn join(
+        room: BareJid,
+        configured: bool,
+        services: Services,
+        outbox: Outbox,
+    ) -> Option<Conference> {
+        let focus_occupant = match room.with_resource_str(FOCUS_NICK) {
+            Ok(occupant) => occupant,
+            Err(error) => {
+                warn!(%room, %error, "cannot form the focus's occupant JID");
+                services.metrics.error("room_join");
+                return None;
+            }
+        };
+        info!(%room, "joining");
+        let _ = outbox.send(join_presence(&focus_occupant));
+        services.metrics.rooms.inc();
+        Some(Conference {
+            jid: room,
+            room: Room {
                 focus_occupant,
                 configured,
                 rejoined: false,
@@ -212,67 +212,98 @@ impl Focus {
                 participants: BTreeMap::new(),
                 sources: ConferenceSources::new(),
             },
-        );
-        self.metrics.rooms.inc();
+            capability_queries: HashMap::new(),
+            bridge: services.bridge,
+            metrics: services.metrics,
+            capabilities: services.capabilities,
+            outbox,
+            ended: false,
+        })
     }
 
-    /// Leaves `room`: expires its endpoints and conference and forgets it.
-    async fn leave_room(&mut self, room_jid: &BareJid) {
-        let Some(room) = self.rooms.remove(room_jid) else {
-            return;
+    /// Handles the room's inputs, one at a time, until the focus leaves the room.
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::UnboundedReceiver<RoomInput>,
+        closed: mpsc::UnboundedSender<RoomClosed>,
+    ) {
+        let mut notice = ClosedNotice {
+            room: self.jid.clone(),
+            join_again: None,
+            to: closed,
         };
-        info!(room = %room_jid, "leaving");
-        self.metrics.rooms.dec();
-        for participant in room.participants.values() {
+        while let Some(input) = inputs.recv().await {
+            match input {
+                RoomInput::Stanza(stanza) => self.on_stanza(*stanza).await,
+                RoomInput::Join { configured } => self.room.configured |= configured,
+                RoomInput::Rejoin => self.rejoin().await,
+                RoomInput::Leave => self.leave(true).await,
+            }
+            if self.ended {
+                break;
+            }
+        }
+        // The room was asked for while the focus was leaving it: join it again afterwards.
+        inputs.close();
+        while let Ok(input) = inputs.try_recv() {
+            if let RoomInput::Join { configured } = input {
+                notice.join_again = Some(notice.join_again.unwrap_or(false) | configured);
+            }
+        }
+    }
+
+    fn send(&self, stanza: Stanza) {
+        // Fails only once the signalling task is gone, when nothing can be sent anyway.
+        let _ = self.outbox.send(stanza);
+    }
+
+    async fn on_stanza(&mut self, stanza: Stanza) {
+        match stanza {
+            Stanza::Iq(iq) => self.on_iq(iq).await,
+            Stanza::Presence(presence) => self.on_presence(presence).await,
+            Stanza::Message(_) => {}
+        }
+    }
+
+    /// Expires what the bridge holds for the room and forgets its occupants.
+    async fn forget_occupants(&mut self) {
+        for participant in self.room.participants.values() {
             self.metrics.participants.dec();
             if let Some(session) = &participant.session {
                 self.metrics.session_state(session.state_label()).dec();
             }
         }
-        if let Some(conference_id) = &room.conference_id {
-            if let Err(error) = self.bridge.expire_conference(conference_id).await {
-                warn!(room = %room_jid, %error, "expiring the conference failed");
+        self.room.participants.clear();
+        self.room.sources = ConferenceSources::new();
+        self.capability_queries.clear();
+        if let Some(conference_id) = self.room.conference_id.take() {
+            if let Err(error) = self.bridge.expire_conference(&conference_id).await {
+                warn!(room = %self.jid, %error, "expiring the conference failed");
                 self.metrics.error("bridge");
             }
         }
-        let leave = Presence::unavailable().with_to(room.focus_occupant.clone());
-        self.outbox.push(Stanza::Presence(leave));
     }
 
-    fn on_message(&mut self, message: Message) {
-        let Some(invite) = message
-            .payloads
-            .iter()
-            .find(|p| p.is("x", stanzas::DIRECT_INVITE))
-        else {
-            return;
-        };
-        match invite.attr("jid").map(|room| self.room_for_request(room)) {
-            Some(Ok(room)) => self.join_room(room, false),
-            Some(Err(refusal)) => {
-                warn!(from = ?message.from, ?refusal, "refused an invitation");
-                self.metrics.error(refusal.kind());
-            }
-            None => self.metrics.error("bad_request"),
+    /// Leaves the room (with an unavailable presence, unless the room is gone for the focus
+    /// already) after expiring its endpoints and conference.
+    async fn leave(&mut self, send_presence: bool) {
+        info!(room = %self.jid, "leaving");
+        self.forget_occupants().await;
+        self.metrics.rooms.dec();
+        if send_presence {
+            let leave = Presence::unavailable().with_to(self.room.focus_occupant.clone());
+            self.send(Stanza::Presence(leave));
         }
+        self.ended = true;
     }
 
-    /// `room` as a room JID on the configured MUC service.
-    fn room_for_request(&self, room: &str) -> Result<BareJid, Refusal> {
-        let jid = BareJid::new(room)
-            .map_err(|e| Refusal::BadRequest(format!("room '{room}' is not a JID: {e}")))?;
-        if jid.node().is_none() {
-            return Err(Refusal::BadRequest(format!(
-                "room '{room}' has no local part"
-            )));
-        }
-        if jid.domain().as_str() != self.settings.muc_domain {
-            return Err(Refusal::NotAllowed(format!(
-                "this focus serves rooms on {} only",
-                self.settings.muc_domain
-            )));
-        }
-        Ok(jid)
+    /// The server took the focus out of the room (a new XMPP session): its sessions are gone
+    /// with it. Expires what the bridge holds and joins again; the occupants still there get
+    /// new sessions.
+    async fn rejoin(&mut self) {
+        self.forget_occupants().await;
+        self.room.rejoined = true;
+        self.send(join_presence(&self.room.focus_occupant));
     }
 
     async fn on_iq(&mut self, iq: Iq) {
@@ -280,33 +311,26 @@ impl Focus {
             Iq::Set {
                 from, id, payload, ..
             } => {
-                let answer = self.on_iq_set(from.clone(), &payload).await;
-                self.answer(from, id, answer);
-            }
-            Iq::Get {
-                from, id, payload, ..
-            } => {
-                let answer = if payload.is("ping", stanzas::PING) {
-                    Ok(None)
-                } else if payload.is("query", stanzas::DISCO_INFO) {
-                    Ok(Some(disco_info()))
-                } else {
-                    Err(Refusal::ServiceUnavailable(format!(
+                let result = match from.clone() {
+                    Some(from) if payload.is("jingle", tutti_focus::ns::JINGLE) => {
+                        self.on_jingle(from, &payload).await.map(|()| None)
+                    }
+                    _ => Err(Refusal::ServiceUnavailable(format!(
                         "<{} xmlns='{}'> is not served here",
                         payload.name(),
                         payload.ns()
-                    )))
+                    ))),
                 };
-                self.answer(from, id, answer);
+                self.send(answer(from, id, result, &self.metrics));
             }
+            Iq::Get { .. } => {}
             Iq::Error {
                 from, id, error, ..
             } => {
                 if let Some(query) = self.take_capability_query(&id, from.as_ref()) {
                     // No answer is not a "no": invite with the default features, as Jicofo.
                     info!(occupant = %query.occupant, "no disco#info answer; inviting anyway");
-                    self.invite_if_capable(&query.room, &query.occupant, true)
-                        .await;
+                    self.invite_if_capable(&query.occupant, true).await;
                     return;
                 }
                 warn!(?from, ?error, "a request of the focus was refused");
@@ -317,110 +341,57 @@ impl Focus {
             } => {
                 if let Some(query) = self.take_capability_query(&id, from.as_ref()) {
                     let capable = payload.as_ref().is_none_or(capabilities::is_jingle_capable);
-                    self.capabilities.remember(query.node, capable);
-                    self.invite_if_capable(&query.room, &query.occupant, capable)
-                        .await;
+                    self.capabilities
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .remember(query.node, capable);
+                    self.invite_if_capable(&query.occupant, capable).await;
                 }
             }
         }
-    }
-
-    fn answer(&mut self, to: Option<Jid>, id: String, answer: Result<Option<Element>, Refusal>) {
-        let stanza = match answer {
-            Ok(payload) => iq_result(to, id, payload),
-            Err(refusal) => {
-                info!(?to, ?refusal, "refused a request");
-                self.metrics.error(refusal.kind());
-                iq_error(to, id, &refusal)
-            }
-        };
-        self.outbox.push(stanza);
-    }
-
-    async fn on_iq_set(
-        &mut self,
-        from: Option<Jid>,
-        payload: &Element,
-    ) -> Result<Option<Element>, Refusal> {
-        if payload.is("conference", stanzas::FOCUS) {
-            let room = payload
-                .attr("room")
-                .ok_or_else(|| Refusal::BadRequest("<conference> lacks 'room'".to_owned()))?;
-            let room = self.room_for_request(room)?;
-            self.join_room(room.clone(), false);
-            let answer = Element::builder("conference", stanzas::FOCUS)
-                .attr(rxml::xml_ncname!("ready").into(), "true")
-                // Bare: lib-jitsi-meet recognises the focus's occupant by a real JID that
-                // starts with `focusjid/`.
-                .attr(
-                    rxml::xml_ncname!("focusjid").into(),
-                    self.settings.full_jid.to_bare().to_string(),
-                )
-                .attr(rxml::xml_ncname!("room").into(), room.to_string())
-                .build();
-            return Ok(Some(answer));
-        }
-        if payload.is("jingle", tutti_focus::ns::JINGLE) {
-            let from = from.ok_or(Refusal::UnknownSession)?;
-            return self.on_jingle(from, payload).await.map(|()| None);
-        }
-        Err(Refusal::ServiceUnavailable(format!(
-            "<{} xmlns='{}'> is not served here",
-            payload.name(),
-            payload.ns()
-        )))
     }
 
     async fn on_presence(&mut self, presence: Presence) {
         let Some(Ok(from)) = presence.from.clone().map(Jid::try_into_full) else {
             return;
         };
-        let room_jid = from.to_bare();
-        if !self.rooms.contains_key(&room_jid) {
+        if from.to_bare() != self.jid {
             return;
         }
         let nick = from.resource().as_str().to_owned();
         if nick == FOCUS_NICK {
-            self.on_own_presence(&room_jid, &presence).await;
+            self.on_own_presence(&presence).await;
             return;
         }
         match presence.type_ {
-            PresenceType::None => {
-                let known = self
-                    .rooms
-                    .get(&room_jid)
-                    .is_some_and(|room| room.participants.contains_key(&nick));
-                if !known {
-                    let caps = capabilities::caps_node(&presence.payloads);
-                    self.participant_joined(&room_jid, from, caps).await;
-                }
+            PresenceType::None if !self.room.participants.contains_key(&nick) => {
+                let caps = capabilities::caps_node(&presence.payloads);
+                self.participant_joined(from, caps).await;
             }
-            PresenceType::Unavailable => self.participant_left(&room_jid, &nick).await,
+            PresenceType::Unavailable => self.participant_left(&nick).await,
             _ => {}
         }
     }
 
-    async fn on_own_presence(&mut self, room_jid: &BareJid, presence: &Presence) {
+    async fn on_own_presence(&mut self, presence: &Presence) {
         match presence.type_ {
             PresenceType::Error => {
-                warn!(room = %room_jid, payloads = ?presence.payloads, "the room refused the focus");
+                warn!(room = %self.jid, payloads = ?presence.payloads, "the room refused the focus");
                 self.metrics.error("room_join");
-                self.forget_room(room_jid).await;
+                self.leave(false).await;
             }
             PresenceType::Unavailable => {
-                info!(room = %room_jid, "the focus is no longer in the room");
-                self.forget_room(room_jid).await;
+                info!(room = %self.jid, "the focus is no longer in the room");
+                self.leave(false).await;
             }
             PresenceType::None => {
                 // The room sends its occupants' presences before the focus's own.
-                let abandoned = self.rooms.get_mut(room_jid).is_some_and(|room| {
-                    std::mem::take(&mut room.rejoined)
-                        && !room.configured
-                        && room.participants.is_empty()
-                });
+                let abandoned = std::mem::take(&mut self.room.rejoined)
+                    && !self.room.configured
+                    && self.room.participants.is_empty();
                 if abandoned {
-                    info!(room = %room_jid, "nobody is left after the reconnection; leaving");
-                    self.leave_room(room_jid).await;
+                    info!(room = %self.jid, "nobody is left after the reconnection; leaving");
+                    self.leave(true).await;
                     return;
                 }
                 let created = presence
@@ -438,33 +409,18 @@ impl Focus {
                     let query = Element::builder("query", stanzas::MUC_OWNER)
                         .append(form)
                         .build();
-                    self.outbox.push(iq_set(Jid::from(room_jid.clone()), query));
+                    self.send(iq_set(Jid::from(self.jid.clone()), query));
                 }
             }
             _ => {}
         }
     }
 
-    /// The room is gone for the focus: expire what the bridge has and forget it, without
-    /// sending anything to the room.
-    async fn forget_room(&mut self, room_jid: &BareJid) {
-        self.leave_room(room_jid).await;
-        self.outbox.pop();
-    }
-
     /// A new occupant: conference (first time), endpoint, session-initiate.
-    async fn participant_joined(
-        &mut self,
-        room_jid: &BareJid,
-        occupant: FullJid,
-        caps: Option<String>,
-    ) {
+    async fn participant_joined(&mut self, occupant: FullJid, caps: Option<String>) {
         let nick = occupant.resource().as_str().to_owned();
-        let Some(room) = self.rooms.get_mut(room_jid) else {
-            return;
-        };
         info!(%occupant, "joined");
-        room.participants.insert(
+        self.room.participants.insert(
             nick.clone(),
             Participant {
                 occupant: occupant.clone(),
@@ -475,26 +431,25 @@ impl Focus {
         self.metrics.participants.inc();
         let Some(node) = caps else {
             // No caps: assume a Jingle client (Jicofo's default features).
-            self.invite(room_jid, &nick).await;
+            self.invite(&nick).await;
             return;
         };
-        match self.capabilities.verdict(&node) {
-            Some(capable) => self.invite_if_capable(room_jid, &occupant, capable).await,
+        let verdict = self
+            .capabilities
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .verdict(&node);
+        match verdict {
+            Some(capable) => self.invite_if_capable(&occupant, capable).await,
             None => {
                 let id = mint_id();
-                self.outbox.push(iq_get(
+                self.send(iq_get(
                     Jid::from(occupant.clone()),
                     id.clone(),
                     capabilities::disco_query(&node),
                 ));
-                self.capability_queries.insert(
-                    id,
-                    CapabilityQuery {
-                        room: room_jid.clone(),
-                        occupant,
-                        node,
-                    },
-                );
+                self.capability_queries
+                    .insert(id, CapabilityQuery { occupant, node });
             }
         }
     }
@@ -508,17 +463,17 @@ impl Focus {
         self.capability_queries.remove(id)
     }
 
-    async fn invite_if_capable(&mut self, room_jid: &BareJid, occupant: &FullJid, capable: bool) {
-        let still_waiting = self.rooms.get(room_jid).is_some_and(|room| {
-            room.participants
-                .get(occupant.resource().as_str())
-                .is_some_and(|p| p.occupant == *occupant && p.session.is_none())
-        });
+    async fn invite_if_capable(&mut self, occupant: &FullJid, capable: bool) {
+        let still_waiting = self
+            .room
+            .participants
+            .get(occupant.resource().as_str())
+            .is_some_and(|p| p.occupant == *occupant && p.session.is_none());
         if !still_waiting {
             return;
         }
         if capable {
-            self.invite(room_jid, occupant.resource().as_str()).await;
+            self.invite(occupant.resource().as_str()).await;
         } else {
             info!(%occupant, "does not advertise Jingle RTP over ICE-UDP with DTLS; not invited");
             self.metrics.error("not_jingle_capable");
@@ -527,23 +482,20 @@ impl Focus {
 
     /// Gives a participant without a session a bridge endpoint (and the room its conference, the
     /// first time) and sends it a session-initiate.
-    async fn invite(&mut self, room_jid: &BareJid, nick: &str) {
+    async fn invite(&mut self, nick: &str) {
         let started = Instant::now();
-        let Some(room) = self.rooms.get_mut(room_jid) else {
+        let Some(occupant) = self.room.participants.get(nick).map(|p| p.occupant.clone()) else {
             return;
         };
-        let Some(occupant) = room.participants.get(nick).map(|p| p.occupant.clone()) else {
-            return;
-        };
-        let conference_id = match &room.conference_id {
+        let conference_id = match &self.room.conference_id {
             Some(id) => id.clone(),
             None => {
                 let id = mint_id();
-                if let Err(error) = self.bridge.create_conference(&id, room_jid.as_str()).await {
+                if let Err(error) = self.bridge.create_conference(&id, self.jid.as_str()).await {
                     self.allocation_failed(&occupant, &error.to_string());
                     return;
                 }
-                room.conference_id = Some(id.clone());
+                self.room.conference_id = Some(id.clone());
                 id
             }
         };
@@ -560,9 +512,9 @@ impl Focus {
             }
         };
         let sid = mint_id();
-        let initiator = room.focus_occupant.to_string();
+        let initiator = self.room.focus_occupant.to_string();
         let responder = occupant.to_string();
-        let views = room.sources.receiver_views_except(&responder);
+        let views = self.room.sources.receiver_views_except(&responder);
         let offer = offer::session_initiate(&SessionInitiate {
             sid: &sid,
             initiator: &initiator,
@@ -585,7 +537,7 @@ impl Focus {
                 return;
             }
         };
-        let Some(participant) = room.participants.get_mut(nick) else {
+        let Some(participant) = self.room.participants.get_mut(nick) else {
             return;
         };
         participant.session = Some(Session {
@@ -595,8 +547,7 @@ impl Focus {
             transport: RemoteTransportState::new(),
         });
         self.metrics.session_state("pending").inc();
-        self.outbox
-            .push(iq_set(Jid::from(occupant), jingle.to_element()));
+        self.send(iq_set(Jid::from(occupant), jingle.to_element()));
         self.metrics
             .allocation_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -611,15 +562,11 @@ impl Focus {
         terminate.reason = Some(Reason::new(ReasonKind::GeneralError).with_text(format!(
             "the focus could not allocate media on the bridge: {cause}"
         )));
-        self.outbox
-            .push(iq_set(Jid::from(occupant.clone()), terminate.to_element()));
+        self.send(iq_set(Jid::from(occupant.clone()), terminate.to_element()));
     }
 
-    async fn participant_left(&mut self, room_jid: &BareJid, nick: &str) {
-        let Some(room) = self.rooms.get_mut(room_jid) else {
-            return;
-        };
-        let Some(participant) = room.participants.remove(nick) else {
+    async fn participant_left(&mut self, nick: &str) {
+        let Some(participant) = self.room.participants.remove(nick) else {
             return;
         };
         info!(occupant = %participant.occupant, "left");
@@ -627,34 +574,28 @@ impl Focus {
         self.capability_queries
             .retain(|_, query| query.occupant != participant.occupant);
         if let Some(session) = participant.session {
-            self.end_session(room_jid, &participant.occupant, session)
-                .await;
+            self.end_session(&participant.occupant, session).await;
         }
-        let Some(room) = self.rooms.get_mut(room_jid) else {
+        if !self.room.participants.is_empty() {
             return;
-        };
-        if room.participants.is_empty() {
-            if room.configured {
-                if let Some(conference_id) = room.conference_id.take() {
-                    if let Err(error) = self.bridge.expire_conference(&conference_id).await {
-                        warn!(room = %room_jid, %error, "expiring the conference failed");
-                        self.metrics.error("bridge");
-                    }
+        }
+        if self.room.configured {
+            if let Some(conference_id) = self.room.conference_id.take() {
+                if let Err(error) = self.bridge.expire_conference(&conference_id).await {
+                    warn!(room = %self.jid, %error, "expiring the conference failed");
+                    self.metrics.error("bridge");
                 }
-            } else {
-                self.leave_room(room_jid).await;
             }
+        } else {
+            self.leave(true).await;
         }
     }
 
     /// The participant's session is over: expire its endpoint, and remove its sources from
     /// everyone else.
-    async fn end_session(&mut self, room_jid: &BareJid, occupant: &FullJid, session: Session) {
+    async fn end_session(&mut self, occupant: &FullJid, session: Session) {
         self.metrics.session_state(session.state_label()).dec();
-        let Some(room) = self.rooms.get_mut(room_jid) else {
-            return;
-        };
-        if let Some(conference_id) = &room.conference_id {
+        if let Some(conference_id) = &self.room.conference_id {
             if let Err(error) = self
                 .bridge
                 .expire_endpoint(conference_id, &session.endpoint_id)
@@ -664,38 +605,39 @@ impl Focus {
                 self.metrics.error("bridge");
             }
         }
-        let removed = room.sources.remove_participant(occupant.as_str());
-        let outbox = &mut self.outbox;
+        let removed = self.room.sources.remove_participant(occupant.as_str());
         signal(
-            room,
+            &mut self.room,
             occupant.as_str(),
             &removed,
             Action::SourceRemove,
-            outbox,
+            &self.outbox,
         );
     }
 
     async fn on_jingle(&mut self, from: Jid, element: &Element) -> Result<(), Refusal> {
         let jingle =
             Jingle::from_element(element).map_err(|e| Refusal::BadRequest(e.to_string()))?;
-        let found = self.rooms.iter().find_map(|(room_jid, room)| {
-            room.participants.iter().find_map(|(nick, participant)| {
+        let found = self
+            .room
+            .participants
+            .iter()
+            .find_map(|(nick, participant)| {
                 participant
                     .session
                     .as_ref()
                     .filter(|session| session.sid == jingle.sid)
-                    .map(|_| (room_jid.clone(), nick.clone()))
-            })
-        });
+                    .map(|_| nick.clone())
+            });
         if jingle.action == Action::SessionInitiate {
             return Err(Refusal::ServiceUnavailable(match found {
                 Some(_) => format!("session '{}' already exists", jingle.sid),
                 None => "the focus initiates the sessions; it accepts none".to_owned(),
             }));
         }
-        let (room_jid, nick) = found.ok_or(Refusal::UnknownSession)?;
-        let room = self.rooms.get(&room_jid).ok_or(Refusal::UnknownSession)?;
-        let participant = room
+        let nick = found.ok_or(Refusal::UnknownSession)?;
+        let participant = self
+            .room
             .participants
             .get(&nick)
             .ok_or(Refusal::UnknownSession)?;
@@ -704,28 +646,26 @@ impl Focus {
         }
         let occupant = participant.occupant.clone();
         match jingle.action {
-            Action::SessionAccept => self.on_session_accept(&room_jid, &nick, &jingle).await,
-            Action::TransportInfo => self.on_transport_info(&room_jid, &nick, &jingle).await,
-            Action::SourceAdd | Action::SourceRemove => {
-                self.on_source_update(&room_jid, &nick, &jingle).await
-            }
+            Action::SessionAccept => self.on_session_accept(&nick, &jingle).await,
+            Action::TransportInfo => self.on_transport_info(&nick, &jingle).await,
+            Action::SourceAdd | Action::SourceRemove => self.on_source_update(&nick, &jingle).await,
             Action::SessionTerminate => {
                 let restart = participant
                     .session
                     .as_ref()
                     .is_some_and(|session| requests_restart(&jingle, &session.endpoint_id));
                 let session = self
-                    .rooms
-                    .get_mut(&room_jid)
-                    .and_then(|room| room.participants.get_mut(&nick))
+                    .room
+                    .participants
+                    .get_mut(&nick)
                     .and_then(|participant| participant.session.take());
                 if let Some(session) = session {
                     info!(%occupant, reason = ?jingle.reason, restart, "session terminated by the participant");
-                    self.end_session(&room_jid, &occupant, session).await;
+                    self.end_session(&occupant, session).await;
                     // The client has ended its side already: a refused restart leaves it in the
                     // room without a session, as a plain terminate does.
-                    if restart && self.count_restart(&room_jid, &nick) {
-                        self.invite(&room_jid, &nick).await;
+                    if restart && self.count_restart(&nick) {
+                        self.invite(&nick).await;
                     }
                 }
                 Ok(())
@@ -736,13 +676,13 @@ impl Focus {
                     .as_ref()
                     .map(|session| session.endpoint_id.as_str());
                 if endpoint_id.is_some_and(|id| reports_ice_failure(&jingle, id)) {
-                    if !self.count_restart(&room_jid, &nick) {
+                    if !self.count_restart(&nick) {
                         return Err(Refusal::ResourceConstraint(format!(
                             "at most {MAX_RESTARTS} session restarts per {} s",
                             RESTART_WINDOW.as_secs()
                         )));
                     }
-                    self.restart_session(&room_jid, &nick).await;
+                    self.restart_session(&nick).await;
                 }
                 Ok(())
             }
@@ -753,12 +693,8 @@ impl Focus {
     }
 
     /// Whether the participant may restart its session now (and counts it if so).
-    fn count_restart(&mut self, room_jid: &BareJid, nick: &str) -> bool {
-        let Some(participant) = self
-            .rooms
-            .get_mut(room_jid)
-            .and_then(|room| room.participants.get_mut(nick))
-        else {
+    fn count_restart(&mut self, nick: &str) -> bool {
+        let Some(participant) = self.room.participants.get_mut(nick) else {
             return false;
         };
         let allowed = participant.restarts.allow(Instant::now());
@@ -773,12 +709,8 @@ impl Focus {
     /// session-terminate, the old endpoint expired (source-remove to the others) and a new
     /// endpoint with a new session-initiate (its sources reach the others again after its
     /// session-accept).
-    async fn restart_session(&mut self, room_jid: &BareJid, nick: &str) {
-        let Some(participant) = self
-            .rooms
-            .get_mut(room_jid)
-            .and_then(|room| room.participants.get_mut(nick))
-        else {
+    async fn restart_session(&mut self, nick: &str) {
+        let Some(participant) = self.room.participants.get_mut(nick) else {
             return;
         };
         let occupant = participant.occupant.clone();
@@ -788,19 +720,13 @@ impl Focus {
         info!(%occupant, "ICE failed: restarting the session");
         let mut terminate = Jingle::new(Action::SessionTerminate, session.sid.clone());
         terminate.reason = Some(Reason::new(ReasonKind::Success).with_text("restart"));
-        self.outbox
-            .push(iq_set(Jid::from(occupant.clone()), terminate.to_element()));
-        self.end_session(room_jid, &occupant, session).await;
-        self.invite(room_jid, nick).await;
+        self.send(iq_set(Jid::from(occupant.clone()), terminate.to_element()));
+        self.end_session(&occupant, session).await;
+        self.invite(nick).await;
     }
 
-    async fn on_session_accept(
-        &mut self,
-        room_jid: &BareJid,
-        nick: &str,
-        jingle: &Jingle,
-    ) -> Result<(), Refusal> {
-        let found = session_mut(&mut self.rooms, room_jid, nick)?;
+    async fn on_session_accept(&mut self, nick: &str, jingle: &Jingle) -> Result<(), Refusal> {
+        let found = session_mut(&mut self.room, nick)?;
         if !matches!(found.session.state, SessionState::Pending { .. }) {
             return Err(Refusal::OutOfOrder(
                 "the session is already accepted".to_owned(),
@@ -832,25 +758,18 @@ impl Focus {
         self.metrics.session_state("pending").dec();
         self.metrics.session_state("active").inc();
         for update in queued {
-            self.outbox.push(iq_set(
+            let _ = self.outbox.send(iq_set(
                 Jid::from(found.occupant.clone()),
                 update.to_element(),
             ));
         }
         info!(occupant = %found.occupant, "session accepted");
-        if let Some(room) = self.rooms.get_mut(room_jid) {
-            signal_change(room, &owner, &change, &mut self.outbox);
-        }
+        signal_change(&mut self.room, &owner, &change, &self.outbox);
         Ok(())
     }
 
-    async fn on_transport_info(
-        &mut self,
-        room_jid: &BareJid,
-        nick: &str,
-        jingle: &Jingle,
-    ) -> Result<(), Refusal> {
-        let found = session_mut(&mut self.rooms, room_jid, nick)?;
+    async fn on_transport_info(&mut self, nick: &str, jingle: &Jingle) -> Result<(), Refusal> {
+        let found = session_mut(&mut self.room, nick)?;
         let conference_id = found.conference_id.ok_or(Refusal::UnknownSession)?;
         let mut transport = found.session.transport.clone();
         let endpoint = EndpointId {
@@ -869,13 +788,8 @@ impl Focus {
         Ok(())
     }
 
-    async fn on_source_update(
-        &mut self,
-        room_jid: &BareJid,
-        nick: &str,
-        jingle: &Jingle,
-    ) -> Result<(), Refusal> {
-        let found = session_mut(&mut self.rooms, room_jid, nick)?;
+    async fn on_source_update(&mut self, nick: &str, jingle: &Jingle) -> Result<(), Refusal> {
+        let found = session_mut(&mut self.room, nick)?;
         if !matches!(found.session.state, SessionState::Active) {
             return Err(Refusal::OutOfOrder(format!(
                 "{} before session-accept",
@@ -901,9 +815,7 @@ impl Focus {
             .await
             .map_err(|e| Refusal::Internal(e.to_string()))?;
         *found.sources = trial;
-        if let Some(room) = self.rooms.get_mut(room_jid) {
-            signal_change(room, &owner, &change, &mut self.outbox);
-        }
+        signal_change(&mut self.room, &owner, &change, &self.outbox);
         Ok(())
     }
 }
@@ -945,17 +857,13 @@ struct SessionRef<'a> {
     session: &'a mut Session,
 }
 
-fn session_mut<'a>(
-    rooms: &'a mut HashMap<BareJid, Room>,
-    room_jid: &BareJid,
-    nick: &str,
-) -> Result<SessionRef<'a>, Refusal> {
+fn session_mut<'a>(room: &'a mut Room, nick: &str) -> Result<SessionRef<'a>, Refusal> {
     let Room {
         conference_id,
         participants,
         sources,
         ..
-    } = rooms.get_mut(room_jid).ok_or(Refusal::UnknownSession)?;
+    } = room;
     let participant = participants.get_mut(nick).ok_or(Refusal::UnknownSession)?;
     let occupant = participant.occupant.clone();
     let session = participant
@@ -971,20 +879,14 @@ fn session_mut<'a>(
 }
 
 /// Tells everyone in `room` but `owner` of `owner`'s added and removed sources.
-fn signal_change(room: &mut Room, owner: &str, change: &SourceChange, outbox: &mut Vec<Stanza>) {
+fn signal_change(room: &mut Room, owner: &str, change: &SourceChange, outbox: &Outbox) {
     signal(room, owner, &change.removed, Action::SourceRemove, outbox);
     signal(room, owner, &change.added, Action::SourceAdd, outbox);
 }
 
 /// Sends `view` as `action` (source-add or source-remove) to everyone in `room` with a session
 /// but `owner`; a participant that has not accepted yet gets it after its session-accept.
-fn signal(
-    room: &mut Room,
-    owner: &str,
-    view: &ReceiverView,
-    action: Action,
-    outbox: &mut Vec<Stanza>,
-) {
+fn signal(room: &mut Room, owner: &str, view: &ReceiverView, action: Action, outbox: &Outbox) {
     if view.is_empty() {
         return;
     }
@@ -1005,36 +907,14 @@ fn signal(
         };
         match &mut session.state {
             SessionState::Pending { queued } => queued.push(update),
-            SessionState::Active => outbox.push(iq_set(
-                Jid::from(participant.occupant.clone()),
-                update.to_element(),
-            )),
+            SessionState::Active => {
+                let _ = outbox.send(iq_set(
+                    Jid::from(participant.occupant.clone()),
+                    update.to_element(),
+                ));
+            }
         }
     }
-}
-
-/// The focus's disco#info: a conference focus speaking Jingle.
-fn disco_info() -> Element {
-    let identity = Element::builder("identity", stanzas::DISCO_INFO)
-        .attr(rxml::xml_ncname!("category").into(), "component")
-        .attr(rxml::xml_ncname!("type").into(), "conference-focus")
-        .attr(rxml::xml_ncname!("name").into(), "Tutti focus")
-        .build();
-    let mut query = Element::builder("query", stanzas::DISCO_INFO).append(identity);
-    for feature in [
-        stanzas::DISCO_INFO,
-        stanzas::PING,
-        stanzas::FOCUS,
-        tutti_focus::ns::JINGLE,
-        stanzas::DIRECT_INVITE,
-    ] {
-        query = query.append(
-            Element::builder("feature", stanzas::DISCO_INFO)
-                .attr(rxml::xml_ncname!("var").into(), feature)
-                .build(),
-        );
-    }
-    query.build()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod bridge;
 pub mod conference;
 pub mod config;
+pub mod focus;
 pub mod login;
 pub mod metrics;
 pub mod stanzas;

@@ -5,6 +5,9 @@ use minidom::Element;
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use tokio_xmpp::Stanza;
+use tracing::info;
+
+use super::metrics::Metrics;
 
 pub const FOCUS: &str = "http://jitsi.org/protocol/focus";
 pub const MUC: &str = "http://jabber.org/protocol/muc";
@@ -149,4 +152,21 @@ pub fn iq_error(to: Option<Jid>, id: String, refusal: &Refusal) -> Stanza {
         error: refusal.to_stanza_error(),
         payload: None,
     })
+}
+
+/// The answer to the IQ `id` from `to`: its result, or the refusal (logged and counted).
+pub fn answer(
+    to: Option<Jid>,
+    id: String,
+    result: Result<Option<Element>, Refusal>,
+    metrics: &Metrics,
+) -> Stanza {
+    match result {
+        Ok(payload) => iq_result(to, id, payload),
+        Err(refusal) => {
+            info!(?to, ?refusal, "refused a request");
+            metrics.error(refusal.kind());
+            iq_error(to, id, &refusal)
+        }
+    }
 }

@@ -352,6 +352,38 @@ Component "{MUC}" "muc"
         assert!(status.success(), "ss -K: {status}");
     }
 
+    /// Freezes the bridge (SIGSTOP): its sockets stay open, and nothing it is asked is
+    /// answered until `resume_bridge`.
+    pub fn pause_bridge(&self) {
+        self.signal_bridge("-STOP");
+    }
+
+    pub fn resume_bridge(&self) {
+        self.signal_bridge("-CONT");
+    }
+
+    fn signal_bridge(&self, signal: &str) {
+        let pid = self.bridge.as_ref().expect("the bridge is running").0.id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {signal} {pid}: {status}");
+    }
+
+    /// Waits (up to `TIMEOUT`) until the focus's /metrics has the line `line`.
+    pub async fn focus_metric_becomes(&self, line: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let (_, metrics) = self.focus_http_get("/metrics").await;
+            if metrics.lines().any(|l| l == line) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no '{line}' in:\n{metrics}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops the bridge (to test the focus's handling of a dead one).
     pub fn stop_bridge(&mut self) {
         self.bridge = None;

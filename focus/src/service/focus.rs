@@ -1,0 +1,314 @@
+//! The focus across its rooms: joins rooms when asked (conference requests, invitations, the
+//! configuration), answers what is not about one room (ping, disco#info), and hands every
+//! stanza from a room or its occupants to that room's task (`conference.rs`).
+//!
+//! Routing is by the sender's bare JID: MUC delivers an occupant's presences and IQs from
+//! `room@muc/nick`. The rooms' tasks run side by side, so one room waiting on the bridge does
+//! not hold up the others or the focus's answers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jid::{BareJid, Jid};
+use minidom::Element;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::parsers::message::Message;
+use tokio_xmpp::Stanza;
+use tracing::warn;
+use tutti_focus::jingle::{Action, Jingle};
+
+use super::bridge::Bridge;
+use super::conference::{Conference, Outbox, RoomClosed, RoomInput, Services};
+use super::config::Settings;
+use super::metrics::Metrics;
+use super::stanzas::{self, answer, Refusal};
+
+/// A room the focus is in: its task and the way to it.
+struct RoomHandle {
+    inputs: mpsc::UnboundedSender<RoomInput>,
+    task: JoinHandle<()>,
+    /// Asked for after its task stopped taking inputs: joined again once the task has ended
+    /// (with whether it is configured).
+    join_again: Option<bool>,
+}
+
+/// What the rooms produce for the signalling task: stanzas to send, and rooms whose task ended.
+pub struct FocusOutput {
+    pub stanzas: mpsc::UnboundedReceiver<Stanza>,
+    pub closed_rooms: mpsc::UnboundedReceiver<RoomClosed>,
+}
+
+pub struct Focus {
+    settings: Settings,
+    services: Services,
+    rooms: HashMap<BareJid, RoomHandle>,
+    outbox: Outbox,
+    closed_rooms: mpsc::UnboundedSender<RoomClosed>,
+}
+
+impl Focus {
+    pub fn new(settings: Settings, bridge: Bridge, metrics: Arc<Metrics>) -> (Focus, FocusOutput) {
+        let (outbox, stanzas) = mpsc::unbounded_channel();
+        let (closed_rooms, closed_receiver) = mpsc::unbounded_channel();
+        let focus = Focus {
+            settings,
+            services: Services {
+                bridge,
+                metrics,
+                capabilities: Arc::new(Mutex::default()),
+            },
+            rooms: HashMap::new(),
+            outbox,
+            closed_rooms,
+        };
+        let output = FocusOutput {
+            stanzas,
+            closed_rooms: closed_receiver,
+        };
+        (focus, output)
+    }
+
+    /// Joins the configured rooms (after every login).
+    pub fn on_online(&mut self) {
+        for room in self.settings.rooms.clone() {
+            self.join_room(room, true);
+        }
+    }
+
+    pub fn on_stanza(&mut self, stanza: Stanza) {
+        match stanza {
+            Stanza::Iq(iq) => self.on_iq(iq),
+            Stanza::Presence(presence) => {
+                if let Some(room) = presence.from.as_ref().map(Jid::to_bare) {
+                    // A room the focus is leaving: what its occupants do no longer matters.
+                    self.to_room(&room, Stanza::Presence(presence));
+                }
+            }
+            Stanza::Message(message) => self.on_message(message),
+        }
+    }
+
+    /// A room's task has ended: forget the room, or join it again if it was asked for meanwhile.
+    pub fn on_room_closed(&mut self, closed: RoomClosed) {
+        let Some(handle) = self.rooms.remove(&closed.room) else {
+            return;
+        };
+        let join_again = match (handle.join_again, closed.join_again) {
+            (None, None) => return,
+            (a, b) => a.unwrap_or(false) | b.unwrap_or(false),
+        };
+        self.join_room(closed.room, join_again);
+    }
+
+    /// A new XMPP session after a lost connection: the server took the focus out of every
+    /// room. Each room expires what the bridge holds and joins again.
+    pub fn on_reconnected(&mut self) {
+        for handle in self.rooms.values() {
+            let _ = handle.inputs.send(RoomInput::Rejoin);
+        }
+        self.on_online();
+    }
+
+    /// Leaves every room and expires every conference; returns once every room's task is done.
+    pub async fn shutdown(&mut self) {
+        let rooms: Vec<RoomHandle> = self.rooms.drain().map(|(_, handle)| handle).collect();
+        for room in &rooms {
+            let _ = room.inputs.send(RoomInput::Leave);
+        }
+        for room in rooms {
+            if let Err(error) = room.task.await {
+                warn!(%error, "a room's task failed");
+            }
+        }
+    }
+
+    fn join_room(&mut self, room: BareJid, configured: bool) {
+        if let Some(handle) = self.rooms.get_mut(&room) {
+            if handle.inputs.send(RoomInput::Join { configured }).is_err() {
+                handle.join_again = Some(handle.join_again.unwrap_or(false) | configured);
+            }
+            return;
+        }
+        let Some(conference) = Conference::join(
+            room.clone(),
+            configured,
+            self.services.clone(),
+            self.outbox.clone(),
+        ) else {
+            return;
+        };
+        let (inputs, receiver) = mpsc::unbounded_channel();
+        let task = tokio::spawn(conference.run(receiver, self.closed_rooms.clone()));
+        self.rooms.insert(
+            room,
+            RoomHandle {
+                inputs,
+                task,
+                join_again: None,
+            },
+        );
+    }
+
+    /// Hands `stanza` to `room`'s task; gives it back if the focus is not (or no longer) there.
+    fn to_room(&self, room: &BareJid, stanza: Stanza) -> Option<Stanza> {
+        let Some(handle) = self.rooms.get(room) else {
+            return Some(stanza);
+        };
+        match handle.inputs.send(RoomInput::Stanza(Box::new(stanza))) {
+            Ok(()) => None,
+            Err(mpsc::error::SendError(RoomInput::Stanza(stanza))) => Some(*stanza),
+            Err(_) => None,
+        }
+    }
+
+    fn on_message(&mut self, message: Message) {
+        let Some(invite) = message
+            .payloads
+            .iter()
+            .find(|p| p.is("x", stanzas::DIRECT_INVITE))
+        else {
+            return;
+        };
+        match invite.attr("jid").map(|room| self.room_for_request(room)) {
+            Some(Ok(room)) => self.join_room(room, false),
+            Some(Err(refusal)) => {
+                warn!(from = ?message.from, ?refusal, "refused an invitation");
+                self.services.metrics.error(refusal.kind());
+            }
+            None => self.services.metrics.error("bad_request"),
+        }
+    }
+
+    /// `room` as a room JID on the configured MUC service.
+    fn room_for_request(&self, room: &str) -> Result<BareJid, Refusal> {
+        let jid = BareJid::new(room)
+            .map_err(|e| Refusal::BadRequest(format!("room '{room}' is not a JID: {e}")))?;
+        if jid.node().is_none() {
+            return Err(Refusal::BadRequest(format!(
+                "room '{room}' has no local part"
+            )));
+        }
+        if jid.domain().as_str() != self.settings.muc_domain {
+            return Err(Refusal::NotAllowed(format!(
+                "this focus serves rooms on {} only",
+                self.settings.muc_domain
+            )));
+        }
+        Ok(jid)
+    }
+
+    fn on_iq(&mut self, iq: Iq) {
+        let sender_room = match &iq {
+            Iq::Get { .. } => None,
+            Iq::Set { from, .. } | Iq::Result { from, .. } | Iq::Error { from, .. } => {
+                from.as_ref().map(Jid::to_bare)
+            }
+        };
+        // Jingle from an occupant, and answers to the room's own requests, are the room's.
+        let iq = match sender_room {
+            Some(room) => match self.to_room(&room, Stanza::Iq(iq)) {
+                Some(Stanza::Iq(iq)) => iq,
+                _ => return,
+            },
+            None => iq,
+        };
+        match iq {
+            Iq::Set {
+                from, id, payload, ..
+            } => {
+                let result = self.on_iq_set(&payload);
+                self.send(answer(from, id, result, &self.services.metrics));
+            }
+            Iq::Get {
+                from, id, payload, ..
+            } => {
+                let result = if payload.is("ping", stanzas::PING) {
+                    Ok(None)
+                } else if payload.is("query", stanzas::DISCO_INFO) {
+                    Ok(Some(disco_info()))
+                } else {
+                    Err(not_served(&payload))
+                };
+                self.send(answer(from, id, result, &self.services.metrics));
+            }
+            Iq::Error { from, error, .. } => {
+                warn!(?from, ?error, "a request of the focus was refused");
+                self.services.metrics.error("peer_refused");
+            }
+            Iq::Result { .. } => {}
+        }
+    }
+
+    /// An IQ set that is not from an occupant of one of the focus's rooms.
+    fn on_iq_set(&mut self, payload: &Element) -> Result<Option<Element>, Refusal> {
+        if payload.is("conference", stanzas::FOCUS) {
+            let room = payload
+                .attr("room")
+                .ok_or_else(|| Refusal::BadRequest("<conference> lacks 'room'".to_owned()))?;
+            let room = self.room_for_request(room)?;
+            self.join_room(room.clone(), false);
+            let answer = Element::builder("conference", stanzas::FOCUS)
+                .attr(rxml::xml_ncname!("ready").into(), "true")
+                // Bare: lib-jitsi-meet recognises the focus's occupant by a real JID that
+                // starts with `focusjid/`.
+                .attr(
+                    rxml::xml_ncname!("focusjid").into(),
+                    self.settings.full_jid.to_bare().to_string(),
+                )
+                .attr(rxml::xml_ncname!("room").into(), room.to_string())
+                .build();
+            return Ok(Some(answer));
+        }
+        if payload.is("jingle", tutti_focus::ns::JINGLE) {
+            let jingle =
+                Jingle::from_element(payload).map_err(|e| Refusal::BadRequest(e.to_string()))?;
+            return Err(if jingle.action == Action::SessionInitiate {
+                Refusal::ServiceUnavailable(
+                    "the focus initiates the sessions; it accepts none".to_owned(),
+                )
+            } else {
+                Refusal::UnknownSession
+            });
+        }
+        Err(not_served(payload))
+    }
+
+    fn send(&self, stanza: Stanza) {
+        // Fails only once the signalling task is gone, when nothing can be sent anyway.
+        let _ = self.outbox.send(stanza);
+    }
+}
+
+fn not_served(payload: &Element) -> Refusal {
+    Refusal::ServiceUnavailable(format!(
+        "<{} xmlns='{}'> is not served here",
+        payload.name(),
+        payload.ns()
+    ))
+}
+
+/// The focus's disco#info: a conference focus speaking Jingle.
+fn disco_info() -> Element {
+    let identity = Element::builder("identity", stanzas::DISCO_INFO)
+        .attr(rxml::xml_ncname!("category").into(), "component")
+        .attr(rxml::xml_ncname!("type").into(), "conference-focus")
+        .attr(rxml::xml_ncname!("name").into(), "Tutti focus")
+        .build();
+    let mut query = Element::builder("query", stanzas::DISCO_INFO).append(identity);
+    for feature in [
+        stanzas::DISCO_INFO,
+        stanzas::PING,
+        stanzas::FOCUS,
+        tutti_focus::ns::JINGLE,
+        stanzas::DIRECT_INVITE,
+    ] {
+        query = query.append(
+            Element::builder("feature", stanzas::DISCO_INFO)
+                .attr(rxml::xml_ncname!("var").into(), feature)
+                .build(),
+        );
+    }
+    query.build()
+}
