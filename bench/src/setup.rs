@@ -215,6 +215,7 @@ async fn join(
             conference_id: "bench".into(),
             endpoint_id: endpoint_id.clone(),
             dtls_setup: pb::DtlsSetup::Actpass as i32,
+            participant_id: String::new(),
         })
         .await?
         .into_inner();

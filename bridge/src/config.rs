@@ -16,8 +16,11 @@ pub struct Config {
     pub bridge_id: String,
     /// gRPC control API. Loopback by default: the API is not authenticated yet.
     pub grpc_address: SocketAddr,
-    /// /metrics and /health.
+    /// /metrics, /health and the bridge channels' WebSockets (/colibri-ws/...).
     pub http_address: SocketAddr,
+    /// How clients reach `http_address` for their bridge channel, e.g. `wss://meet.example.com`
+    /// behind a TLS proxy that passes /colibri-ws/ on. Empty: `ws://` and the bound address.
+    pub bridge_channel_base_url: String,
     /// The one UDP socket all endpoints' media uses. Port 0 binds a free port.
     pub media_address: SocketAddr,
     /// Addresses put in ICE candidates (NAT / Kubernetes node address). Empty: the media
@@ -46,6 +49,7 @@ impl Default for Config {
             bridge_id: "bridge-1".to_string(),
             grpc_address: SocketAddr::new(loopback, 10090),
             http_address: SocketAddr::new(loopback, 10091),
+            bridge_channel_base_url: String::new(),
             media_address: SocketAddr::new(loopback, 10000),
             advertised_addresses: Vec::new(),
             consent_timeout_secs: 30,
@@ -100,6 +104,9 @@ impl Config {
         if let Some((n, v)) = get("http_address") {
             self.http_address = parse(&n, &v)?;
         }
+        if let Some((_, v)) = get("bridge_channel_base_url") {
+            self.bridge_channel_base_url = v;
+        }
         if let Some((n, v)) = get("media_address") {
             self.media_address = parse(&n, &v)?;
         }
@@ -142,6 +149,10 @@ impl Config {
             );
         }
         self.srtp_profiles()?;
+        let base = &self.bridge_channel_base_url;
+        if !(base.is_empty() || base.starts_with("ws://") || base.starts_with("wss://")) {
+            bail!("bridge_channel_base_url {base:?} must start with ws:// or wss://");
+        }
         if self.consent_timeout_secs == 0
             || self.ice_timeout_secs == 0
             || self.dtls_timeout_secs == 0
@@ -222,6 +233,20 @@ mod tests {
             ..Config::default()
         };
         assert!(bad_profile.validate().is_err());
+        let http_base = Config {
+            bridge_channel_base_url: "https://meet.example".into(),
+            ..Config::default()
+        };
+        assert!(http_base
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("bridge_channel_base_url"));
+        let proxied = Config {
+            bridge_channel_base_url: "wss://meet.example".into(),
+            ..Config::default()
+        };
+        assert!(proxied.validate().is_ok());
     }
 
     #[test]

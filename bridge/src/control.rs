@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use tokio::sync::{broadcast, mpsc};
 
+use crate::channel::ChannelHub;
 use crate::config::Config;
 use crate::media::stats::SharedSnapshot;
 use crate::media::{Command, EndpointState, WorkerEvent};
@@ -59,6 +60,9 @@ pub struct Control {
     pub media_address: SocketAddr,
     pub fingerprint: String,
     pub snapshot: SharedSnapshot,
+    /// Bridge-channel URLs start with this (`ws://HOST:PORT` or a proxy's `wss://...`).
+    pub channel_base: String,
+    pub channels: ChannelHub,
     registry: Mutex<Registry>,
     commands: Mutex<Sender<Command>>,
     events: broadcast::Sender<WorkerEvent>,
@@ -70,6 +74,7 @@ impl Control {
         media_address: SocketAddr,
         fingerprint: String,
         snapshot: SharedSnapshot,
+        channel_base: String,
         commands: Sender<Command>,
     ) -> Control {
         let (events, _) = broadcast::channel(4096);
@@ -78,6 +83,8 @@ impl Control {
             media_address,
             fingerprint,
             snapshot,
+            channel_base,
+            channels: ChannelHub::default(),
             registry: Mutex::new(Registry::default()),
             commands: Mutex::new(commands),
             events,
@@ -153,23 +160,48 @@ impl Control {
             .conferences
             .remove(conference_id)
             .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))?;
+        self.channels.remove_conference(conference_id);
         self.send(Command::ExpireConference {
             conference_id: conference_id.to_string(),
         })?;
         Ok(endpoints.len())
     }
 
-    /// Allocates (or returns the existing) endpoint; the bool is true when newly created.
+    /// Allocates (or returns the existing) endpoint: its ICE credentials, its bridge-channel
+    /// URL, and whether it is new. `participant_id` names it in bridge-channel messages.
     pub fn allocate_endpoint(
         &self,
         conference_id: &str,
         endpoint_id: &str,
-    ) -> Result<(tutti_ice::Credentials, bool), ControlError> {
+        participant_id: &str,
+    ) -> Result<(tutti_ice::Credentials, String, bool), ControlError> {
         check_id("endpoint_id", endpoint_id)?;
+        if participant_id.len() > 256 {
+            return Err(ControlError::Invalid(
+                "participant_id must be at most 256 bytes long".to_string(),
+            ));
+        }
+        let participant_id = if participant_id.is_empty() {
+            endpoint_id
+        } else {
+            participant_id
+        };
         let mut registry = self.registry();
         let conference = registry.conference(conference_id)?;
+        let channel_url = |password: &str| {
+            crate::channel::url(
+                &self.channel_base,
+                &self.config.bridge_id,
+                conference_id,
+                endpoint_id,
+                password,
+            )
+        };
         if let Some(entry) = conference.get(endpoint_id) {
-            return Ok((entry.ice.clone(), false));
+            let password = self
+                .channels
+                .add(conference_id, endpoint_id, participant_id);
+            return Ok((entry.ice.clone(), channel_url(&password), false));
         }
         let ice = tutti_ice::Credentials::random();
         self.send(Command::AllocateEndpoint {
@@ -186,7 +218,10 @@ impl Control {
                 ssrcs: Vec::new(),
             },
         );
-        Ok((ice, true))
+        let password = self
+            .channels
+            .add(conference_id, endpoint_id, participant_id);
+        Ok((ice, channel_url(&password), true))
     }
 
     /// Checks that the endpoint exists and that `ssrcs` (when given) are its own to signal,
@@ -238,6 +273,7 @@ impl Control {
                 endpoint: endpoint_id.to_string(),
             });
         }
+        self.channels.remove(conference_id, endpoint_id);
         self.send(Command::ExpireEndpoint {
             conference_id: conference_id.to_string(),
             endpoint_id: endpoint_id.to_string(),

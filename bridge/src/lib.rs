@@ -1,10 +1,13 @@
 //! Tutti's media bridge: a selective forwarding unit driven by the focus over gRPC.
 //!
-//! - `api/`: the gRPC control API and the HTTP endpoints (/metrics, /health).
+//! - `api/`: the gRPC control API, the HTTP endpoints (/metrics, /health) and the bridge
+//!   channel's WebSocket.
 //! - `control`: the control plane's registry of conferences and endpoints.
+//! - `channel`: the bridge channel (a WebSocket per endpoint) and where its messages go.
 //! - `media/`: the media worker that owns the UDP socket and the packet path.
 
 pub mod api;
+pub mod channel;
 pub mod config;
 pub mod control;
 pub mod media;
@@ -67,11 +70,17 @@ pub async fn run(
         snapshot.clone(),
         config.max_packet_rate,
     ));
+    let channel_base = if config.bridge_channel_base_url.is_empty() {
+        format!("ws://{}", bound.http)
+    } else {
+        config.bridge_channel_base_url.clone()
+    };
     let control = Arc::new(Control::new(
         config,
         worker.media_address,
         fingerprint,
         snapshot.clone(),
+        channel_base,
         worker.commands,
     ));
     let worker_thread = Arc::new(worker.thread);
@@ -81,9 +90,11 @@ pub async fn run(
         async move { control.pump_events(event_rx).await }
     });
     let sampler = tokio::spawn(rates.clone().run());
+    let mut registry = metrics::registry(snapshot, rates.clone());
+    control.channels.register_metrics(&mut registry);
     let http = axum::serve(
         http_listener,
-        api::http::router(metrics::registry(snapshot, rates.clone()), worker_thread),
+        api::http::router(registry, worker_thread).merge(api::ws::router(control.clone())),
     );
     let service = api::grpc::BridgeService {
         control: control.clone(),

@@ -72,6 +72,7 @@ async fn bad_datagrams_are_counted_and_harmless() {
             conference_id: "room".into(),
             endpoint_id: "receiver".into(),
             dtls_setup: 0,
+            participant_id: String::new(),
         })
         .await
         .unwrap()

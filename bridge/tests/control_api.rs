@@ -23,6 +23,7 @@ async fn control_api_errors_and_idempotency() {
             conference_id: "nope".into(),
             endpoint_id: "e".into(),
             dtls_setup: 0,
+            participant_id: String::new(),
         })
         .await
         .unwrap_err();
@@ -59,6 +60,7 @@ async fn control_api_errors_and_idempotency() {
         conference_id: "c".into(),
         endpoint_id: "e1".into(),
         dtls_setup: 0,
+        participant_id: String::new(),
     };
     let first = client
         .allocate_endpoint(allocate.clone())
@@ -162,6 +164,7 @@ async fn control_api_errors_and_idempotency() {
             conference_id: "c".into(),
             endpoint_id: "e2".into(),
             dtls_setup: 0,
+            participant_id: String::new(),
         })
         .await
         .unwrap();

@@ -167,6 +167,7 @@ async fn failures_are_reported_as_events() {
             conference_id: "f".into(),
             endpoint_id: "dead".into(),
             dtls_setup: 0,
+            participant_id: String::new(),
         })
         .await
         .unwrap();
@@ -197,6 +198,7 @@ async fn failures_are_reported_as_events() {
             conference_id: "f".into(),
             endpoint_id: "liar".into(),
             dtls_setup: 0,
+            participant_id: String::new(),
         })
         .await
         .unwrap()

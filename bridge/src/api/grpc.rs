@@ -306,9 +306,9 @@ impl Bridge for BridgeService {
                 ))
             }
         };
-        let (ice, created) = self
-            .control
-            .allocate_endpoint(&r.conference_id, &r.endpoint_id)?;
+        let (ice, bridge_channel_url, created) =
+            self.control
+                .allocate_endpoint(&r.conference_id, &r.endpoint_id, &r.participant_id)?;
         let config = &self.control.config;
         let port = self.control.media_address.port();
         let addresses: Vec<IpAddr> = if config.advertised_addresses.is_empty() {
@@ -344,7 +344,7 @@ impl Bridge for BridgeService {
                     fingerprint: self.control.fingerprint.clone(),
                     setup: setup as i32,
                 }),
-                bridge_channel_url: String::new(),
+                bridge_channel_url,
             }),
         }))
     }

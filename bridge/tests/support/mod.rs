@@ -312,6 +312,7 @@ pub async fn join_with(
             conference_id: conference.into(),
             endpoint_id: endpoint.into(),
             dtls_setup: pb::DtlsSetup::Actpass as i32,
+            participant_id: String::new(),
         })
         .await
         .expect("allocate endpoint")

@@ -77,11 +77,13 @@ impl Bridge {
         .map(|_| ())
     }
 
-    /// A new endpoint; the bridge's transport for the offer.
+    /// A new endpoint; the bridge's transport for the offer. `participant_id` is the MUC nick:
+    /// the id the room's clients use for each other in bridge-channel messages.
     pub async fn allocate_endpoint(
         &self,
         conference_id: &str,
         endpoint_id: &str,
+        participant_id: &str,
     ) -> Result<pb::Transport, BridgeError> {
         let mut client = self.client.clone();
         let response = self
@@ -91,6 +93,7 @@ impl Bridge {
                     conference_id: conference_id.to_owned(),
                     endpoint_id: endpoint_id.to_owned(),
                     dtls_setup: pb::DtlsSetup::Actpass as i32,
+                    participant_id: participant_id.to_owned(),
                 }),
             )
             .await?;

@@ -502,7 +502,7 @@ impl Conference {
         let endpoint_id = mint_id();
         let transport = match self
             .bridge
-            .allocate_endpoint(&conference_id, &endpoint_id)
+            .allocate_endpoint(&conference_id, &endpoint_id, nick)
             .await
         {
             Ok(transport) => transport,

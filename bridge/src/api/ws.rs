@@ -1,0 +1,101 @@
+//! `/colibri-ws/{bridge}/{conference}/{endpoint}?pwd=...`: the bridge channel's WebSocket.
+//! Only the socket work is here; who may connect and where messages go is `crate::channel`.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use crate::channel::{self, Connection, Refusal, MAX_MESSAGE_BYTES};
+use crate::control::Control;
+
+/// WebSocket close code 1001 ("going away"): the endpoint expired or a newer connection of it
+/// took over.
+const GOING_AWAY: u16 = 1001;
+
+pub fn router(control: Arc<Control>) -> Router {
+    Router::new()
+        .route("/colibri-ws/{bridge}/{conference}/{endpoint}", get(upgrade))
+        .with_state(control)
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    pwd: Option<String>,
+}
+
+async fn upgrade(
+    State(control): State<Arc<Control>>,
+    Path((bridge, conference, endpoint)): Path<(String, String, String)>,
+    Query(credentials): Query<Credentials>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if bridge != control.config.bridge_id {
+        return (StatusCode::NOT_FOUND, "no such bridge here\n").into_response();
+    }
+    let password = credentials.pwd.unwrap_or_default();
+    let connection = match control.channels.connect(&conference, &endpoint, &password) {
+        Ok(connection) => connection,
+        Err(refusal) => {
+            let status = match refusal {
+                Refusal::UnknownEndpoint => StatusCode::NOT_FOUND,
+                Refusal::BadPassword => StatusCode::UNAUTHORIZED,
+            };
+            tracing::info!(%conference, %endpoint, %refusal, "bridge channel refused");
+            return (status, format!("{refusal}\n")).into_response();
+        }
+    };
+    upgrade
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| serve(socket, control, conference, endpoint, connection))
+}
+
+async fn serve(
+    mut socket: WebSocket,
+    control: Arc<Control>,
+    conference: String,
+    endpoint: String,
+    mut connection: Connection,
+) {
+    let hub = &control.channels;
+    if socket
+        .send(Message::Text(channel::server_hello().into()))
+        .await
+        .is_ok()
+    {
+        loop {
+            tokio::select! {
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        hub.receive(&conference, &endpoint, text.as_str());
+                    }
+                    Some(Ok(Message::Binary(_))) => hub.count_malformed(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                },
+                outgoing = connection.outbox.recv() => match outgoing {
+                    Some(text) => {
+                        if socket.send(Message::Text(text.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => {
+                        let close = CloseFrame {
+                            code: GOING_AWAY,
+                            reason: "endpoint expired or reconnected".into(),
+                        };
+                        let _ = socket.send(Message::Close(Some(close))).await;
+                        break;
+                    }
+                },
+            }
+        }
+    }
+    hub.disconnect(&conference, &endpoint, connection.id);
+}

@@ -1,0 +1,469 @@
+//! The bridge channel: one WebSocket per endpoint carrying Jitsi's colibri JSON messages
+//! (`{"colibriClass": ...}`). Clients reach each other through it (EndpointMessage,
+//! EndpointStats) and, with lib-jitsi-meet, a session offer without one makes the browser open
+//! an SCTP data channel the bridge does not offer, which leaves its peer connection asking for a
+//! renegotiation that can never succeed — a new answer every few tens of milliseconds.
+//!
+//! This module is the channel's logic: who may connect (a per-endpoint password minted at
+//! allocation) and where each message goes. `api::ws` is the socket shell around it. It is
+//! control-plane traffic, so one mutex over the hub is fine.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+/// Messages waiting for one slow client before further ones to it are dropped (and counted).
+pub const OUTBOX_CAPACITY: usize = 256;
+/// Largest message a client may send; bigger frames close its socket.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+const PASSWORD_LENGTH: usize = 24;
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("unknown conference or endpoint")]
+    UnknownEndpoint,
+    #[error("wrong bridge-channel password")]
+    BadPassword,
+}
+
+/// What became of one message from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Passed to this many other endpoints' sockets.
+    Relayed(usize),
+    /// Addressed to an endpoint that has no open channel in the conference.
+    Undeliverable,
+    /// Not a JSON object with a string `colibriClass`.
+    Malformed,
+    /// A well-formed message the bridge does not act on (e.g. ReceiverVideoConstraints: the
+    /// forwarder sends every receiver the same layer).
+    Ignored,
+}
+
+/// An accepted connection: its id (a later connection of the same endpoint replaces it) and
+/// the messages to write to its socket. The receiver ends when the endpoint expires or a newer
+/// connection takes over.
+pub struct Connection {
+    pub id: u64,
+    pub outbox: mpsc::Receiver<String>,
+}
+
+struct Member {
+    participant_id: String,
+    password: String,
+    open: Option<(u64, mpsc::Sender<String>)>,
+}
+
+#[derive(Default)]
+struct Hub {
+    /// conference id → endpoint id → member.
+    conferences: HashMap<String, HashMap<String, Member>>,
+    next_connection: u64,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+/// The hub's counters, exported in /metrics.
+#[derive(Default)]
+struct ChannelMetrics {
+    connections: Family<ResultLabel, Counter>,
+    messages: Family<ResultLabel, Counter>,
+    open: Gauge,
+}
+
+#[derive(Default)]
+pub struct ChannelHub {
+    hub: Mutex<Hub>,
+    metrics: ChannelMetrics,
+}
+
+impl ChannelHub {
+    fn hub(&self) -> std::sync::MutexGuard<'_, Hub> {
+        self.hub.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "tutti_bridge_channel_connections",
+            "Bridge-channel WebSocket connection attempts, by result",
+            self.metrics.connections.clone(),
+        );
+        registry.register(
+            "tutti_bridge_channel_messages",
+            "Bridge-channel messages from clients, by what became of them (dropped: a \
+             recipient's outbox was full)",
+            self.metrics.messages.clone(),
+        );
+        registry.register(
+            "tutti_bridge_channels_open",
+            "Open bridge-channel WebSockets",
+            self.metrics.open.clone(),
+        );
+    }
+
+    fn count(&self, family: &Family<ResultLabel, Counter>, result: &'static str, n: u64) {
+        family.get_or_create(&ResultLabel { result }).inc_by(n);
+    }
+
+    /// Makes an endpoint reachable; returns the password its bridge-channel URL carries.
+    /// Adding an endpoint again keeps its password.
+    pub fn add(&self, conference_id: &str, endpoint_id: &str, participant_id: &str) -> String {
+        let mut hub = self.hub();
+        let member = hub
+            .conferences
+            .entry(conference_id.to_owned())
+            .or_default()
+            .entry(endpoint_id.to_owned())
+            .or_insert_with(|| Member {
+                participant_id: participant_id.to_owned(),
+                password: Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH),
+                open: None,
+            });
+        member.password.clone()
+    }
+
+    /// Forgets an endpoint; its open socket (if any) is closed.
+    pub fn remove(&self, conference_id: &str, endpoint_id: &str) {
+        let mut hub = self.hub();
+        if let Some(conference) = hub.conferences.get_mut(conference_id) {
+            if let Some(member) = conference.remove(endpoint_id) {
+                self.closed(member.open.is_some());
+            }
+        }
+    }
+
+    pub fn remove_conference(&self, conference_id: &str) {
+        let mut hub = self.hub();
+        if let Some(conference) = hub.conferences.remove(conference_id) {
+            for member in conference.into_values() {
+                self.closed(member.open.is_some());
+            }
+        }
+    }
+
+    fn closed(&self, was_open: bool) {
+        if was_open {
+            self.metrics.open.dec();
+        }
+    }
+
+    /// Accepts a client that knows the endpoint's password, replacing any earlier connection
+    /// of the same endpoint (a client reconnecting after a network change).
+    pub fn connect(
+        &self,
+        conference_id: &str,
+        endpoint_id: &str,
+        password: &str,
+    ) -> Result<Connection, Refusal> {
+        let mut guard = self.hub();
+        let hub = &mut *guard;
+        let Some(member) = hub
+            .conferences
+            .get_mut(conference_id)
+            .and_then(|c| c.get_mut(endpoint_id))
+        else {
+            self.count(&self.metrics.connections, "unknown_endpoint", 1);
+            return Err(Refusal::UnknownEndpoint);
+        };
+        if !same_secret(member.password.as_bytes(), password.as_bytes()) {
+            self.count(&self.metrics.connections, "bad_password", 1);
+            return Err(Refusal::BadPassword);
+        }
+        hub.next_connection += 1;
+        let id = hub.next_connection;
+        let (sender, outbox) = mpsc::channel(OUTBOX_CAPACITY);
+        if member.open.replace((id, sender)).is_none() {
+            self.metrics.open.inc();
+        }
+        self.count(&self.metrics.connections, "accepted", 1);
+        Ok(Connection { id, outbox })
+    }
+
+    /// The socket of connection `id` closed; a newer connection of the endpoint stays.
+    pub fn disconnect(&self, conference_id: &str, endpoint_id: &str, id: u64) {
+        let mut hub = self.hub();
+        let member = hub
+            .conferences
+            .get_mut(conference_id)
+            .and_then(|c| c.get_mut(endpoint_id));
+        if let Some(member) = member {
+            if member.open.as_ref().is_some_and(|(open, _)| *open == id) {
+                member.open = None;
+                self.metrics.open.dec();
+            }
+        }
+    }
+
+    /// A message endpoint `endpoint_id` sent (text frames only: binary ones are malformed).
+    pub fn receive(&self, conference_id: &str, endpoint_id: &str, text: &str) -> Outcome {
+        let outcome = self.route(conference_id, endpoint_id, text);
+        let result = match outcome {
+            Outcome::Relayed(_) => "relayed",
+            Outcome::Undeliverable => "undeliverable",
+            Outcome::Malformed => "malformed",
+            Outcome::Ignored => "ignored",
+        };
+        self.count(&self.metrics.messages, result, 1);
+        outcome
+    }
+
+    /// Counts a frame the socket shell could not even read as text.
+    pub fn count_malformed(&self) {
+        self.count(&self.metrics.messages, "malformed", 1);
+    }
+
+    fn route(&self, conference_id: &str, endpoint_id: &str, text: &str) -> Outcome {
+        let Ok(Value::Object(mut message)) = serde_json::from_str::<Value>(text) else {
+            return Outcome::Malformed;
+        };
+        let Some(Value::String(class)) = message.get("colibriClass") else {
+            return Outcome::Malformed;
+        };
+        // Jitsi's relayed classes; EndpointStats always goes to everyone.
+        let to = match class.as_str() {
+            "EndpointMessage" => match message.get("to") {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(to)) => to.clone(),
+                Some(_) => return Outcome::Malformed,
+            },
+            "EndpointStats" => String::new(),
+            _ => return Outcome::Ignored,
+        };
+        let hub = self.hub();
+        let Some(conference) = hub.conferences.get(conference_id) else {
+            return Outcome::Undeliverable;
+        };
+        let Some(sender) = conference.get(endpoint_id) else {
+            return Outcome::Undeliverable;
+        };
+        // The sender is who the bridge says it is, whatever the client wrote.
+        stamp_sender(&mut message, &sender.participant_id);
+        let text = Value::Object(message).to_string();
+        let mut relayed = 0;
+        let mut dropped = 0;
+        for (id, member) in conference {
+            if id == endpoint_id || !(to.is_empty() || member.participant_id == to) {
+                continue;
+            }
+            let Some((_, outbox)) = &member.open else {
+                continue;
+            };
+            match outbox.try_send(text.clone()) {
+                Ok(()) => relayed += 1,
+                Err(_) => dropped += 1,
+            }
+        }
+        if dropped > 0 {
+            self.count(&self.metrics.messages, "dropped", dropped);
+        }
+        if relayed == 0 && dropped == 0 && !to.is_empty() {
+            return Outcome::Undeliverable;
+        }
+        Outcome::Relayed(relayed)
+    }
+}
+
+fn stamp_sender(message: &mut Map<String, Value>, participant_id: &str) {
+    message.insert("from".to_owned(), Value::String(participant_id.to_owned()));
+}
+
+/// Compares without stopping at the first difference, so the time taken says nothing about
+/// how much of a guessed password was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The first message on every connection (lib-jitsi-meet logs the version).
+pub fn server_hello() -> String {
+    serde_json::json!({
+        "colibriClass": "ServerHello",
+        "version": concat!("tutti-bridge ", env!("CARGO_PKG_VERSION")),
+    })
+    .to_string()
+}
+
+/// `base/colibri-ws/BRIDGE/CONFERENCE/ENDPOINT?pwd=PASSWORD`, the path Jitsi clients and
+/// proxies know, with each part percent-encoded.
+pub fn url(
+    base: &str,
+    bridge_id: &str,
+    conference_id: &str,
+    endpoint_id: &str,
+    password: &str,
+) -> String {
+    format!(
+        "{}/colibri-ws/{}/{}/{}?pwd={}",
+        base.trim_end_matches('/'),
+        percent_encode(bridge_id),
+        percent_encode(conference_id),
+        percent_encode(endpoint_id),
+        percent_encode(password)
+    )
+}
+
+fn percent_encode(part: &str) -> String {
+    let mut out = String::with_capacity(part.len());
+    for byte in part.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub_with(endpoints: &[(&str, &str)]) -> (ChannelHub, Vec<String>) {
+        let hub = ChannelHub::default();
+        let passwords = endpoints
+            .iter()
+            .map(|(endpoint, participant)| hub.add("c1", endpoint, participant))
+            .collect();
+        (hub, passwords)
+    }
+
+    fn json(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn only_the_endpoint_password_opens_its_channel() {
+        let (hub, passwords) = hub_with(&[("e1", "alice")]);
+        assert_eq!(passwords[0].len(), PASSWORD_LENGTH);
+        assert_eq!(
+            hub.connect("c1", "e1", "guess").err(),
+            Some(Refusal::BadPassword)
+        );
+        assert_eq!(
+            hub.connect("c1", "e2", &passwords[0]).err(),
+            Some(Refusal::UnknownEndpoint)
+        );
+        assert_eq!(
+            hub.connect("c2", "e1", &passwords[0]).err(),
+            Some(Refusal::UnknownEndpoint)
+        );
+        assert!(hub.connect("c1", "e1", &passwords[0]).is_ok());
+        assert_eq!(
+            hub.add("c1", "e1", "alice"),
+            passwords[0],
+            "re-adding keeps it"
+        );
+    }
+
+    #[test]
+    fn endpoint_messages_reach_everyone_else_or_the_addressee_with_the_true_sender() {
+        let (hub, pw) = hub_with(&[("e1", "alice"), ("e2", "bob"), ("e3", "cyd")]);
+        let _alice = hub.connect("c1", "e1", &pw[0]).unwrap();
+        let mut bob = hub.connect("c1", "e2", &pw[1]).unwrap();
+        let mut cyd = hub.connect("c1", "e3", &pw[2]).unwrap();
+
+        let broadcast =
+            r#"{"colibriClass":"EndpointMessage","to":"","from":"mallory","msgPayload":{"x":1}}"#;
+        assert_eq!(hub.receive("c1", "e1", broadcast), Outcome::Relayed(2));
+        for outbox in [&mut bob.outbox, &mut cyd.outbox] {
+            let got = json(&outbox.try_recv().unwrap());
+            assert_eq!(got["from"], "alice");
+            assert_eq!(got["msgPayload"]["x"], 1);
+        }
+
+        let direct = r#"{"colibriClass":"EndpointMessage","to":"cyd","msgPayload":"hi"}"#;
+        assert_eq!(hub.receive("c1", "e2", direct), Outcome::Relayed(1));
+        assert_eq!(json(&cyd.outbox.try_recv().unwrap())["from"], "bob");
+        assert!(bob.outbox.try_recv().is_err(), "not echoed to the sender");
+
+        let stats = r#"{"colibriClass":"EndpointStats","bitrate":1}"#;
+        assert_eq!(hub.receive("c1", "e3", stats), Outcome::Relayed(2));
+        assert_eq!(json(&bob.outbox.try_recv().unwrap())["from"], "cyd");
+    }
+
+    #[test]
+    fn bad_and_unroutable_messages_are_told_apart() {
+        let (hub, pw) = hub_with(&[("e1", "alice"), ("e2", "bob")]);
+        let _alice = hub.connect("c1", "e1", &pw[0]).unwrap();
+        for garbage in [
+            "not json",
+            "[1,2]",
+            r#"{"no":"class"}"#,
+            r#"{"colibriClass":7}"#,
+            r#"{"colibriClass":"EndpointMessage","to":5}"#,
+        ] {
+            assert_eq!(
+                hub.receive("c1", "e1", garbage),
+                Outcome::Malformed,
+                "{garbage}"
+            );
+        }
+        let to_bob = r#"{"colibriClass":"EndpointMessage","to":"bob","msgPayload":{}}"#;
+        assert_eq!(
+            hub.receive("c1", "e1", to_bob),
+            Outcome::Undeliverable,
+            "bob has no open channel"
+        );
+        let to_nobody = r#"{"colibriClass":"EndpointMessage","to":"zed","msgPayload":{}}"#;
+        assert_eq!(hub.receive("c1", "e1", to_nobody), Outcome::Undeliverable);
+        let constraints = r#"{"colibriClass":"ReceiverVideoConstraints","lastN":3}"#;
+        assert_eq!(hub.receive("c1", "e1", constraints), Outcome::Ignored);
+    }
+
+    #[test]
+    fn a_full_outbox_drops_for_that_receiver_only() {
+        let (hub, pw) = hub_with(&[("e1", "alice"), ("e2", "bob"), ("e3", "cyd")]);
+        let _alice = hub.connect("c1", "e1", &pw[0]).unwrap();
+        let _slow_bob = hub.connect("c1", "e2", &pw[1]).unwrap();
+        let mut cyd = hub.connect("c1", "e3", &pw[2]).unwrap();
+        let message = r#"{"colibriClass":"EndpointMessage","to":"","msgPayload":0}"#;
+        for _ in 0..OUTBOX_CAPACITY {
+            assert_eq!(hub.receive("c1", "e1", message), Outcome::Relayed(2));
+            cyd.outbox.try_recv().unwrap();
+        }
+        assert_eq!(hub.receive("c1", "e1", message), Outcome::Relayed(1));
+        assert!(cyd.outbox.try_recv().is_ok());
+    }
+
+    #[test]
+    fn expiry_and_reconnection_close_the_old_socket() {
+        let (hub, pw) = hub_with(&[("e1", "alice")]);
+        let mut first = hub.connect("c1", "e1", &pw[0]).unwrap();
+        let mut second = hub.connect("c1", "e1", &pw[0]).unwrap();
+        assert!(matches!(
+            first.outbox.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+        hub.disconnect("c1", "e1", first.id);
+        assert_eq!(hub.metrics.open.get(), 1, "the newer connection stays");
+        hub.remove_conference("c1");
+        assert!(matches!(
+            second.outbox.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+        assert_eq!(hub.metrics.open.get(), 0);
+        assert_eq!(
+            hub.connect("c1", "e1", &pw[0]).err(),
+            Some(Refusal::UnknownEndpoint)
+        );
+    }
+
+    #[test]
+    fn urls_carry_every_part_encoded() {
+        assert_eq!(
+            url("wss://meet.example/", "b 1", "c/1", "e1", "p?w"),
+            "wss://meet.example/colibri-ws/b%201/c%2F1/e1?pwd=p%3Fw"
+        );
+    }
+}
