@@ -1,0 +1,208 @@
+//! The bridge channel over a real WebSocket: the URL from AllocateEndpoint opens it, nothing
+//! else does, messages reach the other endpoints with the true sender, garbage is counted and
+//! harms nobody, and expiring an endpoint closes its socket.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use support::*;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+use tutti_proto::bridge_v1 as pb;
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn allocate(
+    client: &mut pb::bridge_client::BridgeClient<tonic::transport::Channel>,
+    endpoint: &str,
+    participant: &str,
+) -> String {
+    client
+        .allocate_endpoint(pb::AllocateEndpointRequest {
+            conference_id: "c".into(),
+            endpoint_id: endpoint.into(),
+            dtls_setup: 0,
+            participant_id: participant.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .transport
+        .unwrap()
+        .bridge_channel_url
+}
+
+/// The next text message, skipping pings; None when the socket closed.
+async fn next_text(socket: &mut Socket) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a message within 5 s");
+        match message {
+            Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).unwrap()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+async fn open(url: &str) -> Socket {
+    let (mut socket, _) = connect_async(url).await.expect("the channel opens");
+    let hello = next_text(&mut socket).await.expect("a ServerHello");
+    assert_eq!(hello["colibriClass"], "ServerHello");
+    socket
+}
+
+fn refused_with(url: &str) -> impl std::future::Future<Output = u16> + '_ {
+    async move {
+        match connect_async(url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                response.status().as_u16()
+            }
+            other => panic!("{url} was not refused: {:?}", other.map(|_| ())),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_channel_relays_between_endpoints_and_refuses_strangers() {
+    if rerun_in_own_netns("bridge_channel_relays_between_endpoints_and_refuses_strangers") {
+        return;
+    }
+    let bridge = BridgeProcess::start(&[]);
+    let mut client = bridge.client().await;
+    client
+        .create_conference(pb::CreateConferenceRequest {
+            conference_id: "c".into(),
+            name: "room@muc".into(),
+        })
+        .await
+        .unwrap();
+    let alice_url = allocate(&mut client, "e1", "alice").await;
+    let bob_url = allocate(&mut client, "e2", "bob").await;
+    let cyd_url = allocate(&mut client, "e3", "").await;
+    assert!(
+        alice_url.starts_with(&format!(
+            "ws://{}/colibri-ws/bridge-1/c/e1?pwd=",
+            bridge.bound.http
+        )),
+        "{alice_url}"
+    );
+    assert_ne!(alice_url, bob_url);
+    assert_eq!(
+        allocate(&mut client, "e1", "alice").await,
+        alice_url,
+        "allocating again returns the same URL"
+    );
+
+    let (base, _) = alice_url.split_once("?pwd=").unwrap();
+    assert_eq!(refused_with(&format!("{base}?pwd=wrong")).await, 401);
+    assert_eq!(refused_with(base).await, 401);
+    let (bob_base, _) = bob_url.split_once("?pwd=").unwrap();
+    let alice_password = alice_url.split_once("?pwd=").unwrap().1;
+    assert_eq!(
+        refused_with(&format!("{bob_base}?pwd={alice_password}")).await,
+        401,
+        "one endpoint's password opens no other"
+    );
+    let stranger = alice_url.replace("/e1?", "/e9?");
+    assert_eq!(refused_with(&stranger).await, 404);
+
+    let mut alice = open(&alice_url).await;
+    let mut bob = open(&bob_url).await;
+    let mut cyd = open(&cyd_url).await;
+
+    // Garbage first: counted, and the sender's channel keeps working.
+    alice.send(Message::text("not json")).await.unwrap();
+    alice.send(Message::binary(vec![0u8; 16])).await.unwrap();
+    alice
+        .send(Message::text(
+            r#"{"colibriClass":"EndpointMessage","to":42}"#,
+        ))
+        .await
+        .unwrap();
+    alice
+        .send(Message::text(
+            r#"{"colibriClass":"EndpointMessage","to":"","from":"mallory","msgPayload":{"n":1}}"#,
+        ))
+        .await
+        .unwrap();
+    for socket in [&mut bob, &mut cyd] {
+        let got = next_text(socket).await.expect("the broadcast");
+        assert_eq!(got["colibriClass"], "EndpointMessage");
+        assert_eq!(got["from"], "alice", "the bridge names the true sender");
+        assert_eq!(got["msgPayload"]["n"], 1);
+    }
+    bob.send(Message::text(
+        r#"{"colibriClass":"EndpointMessage","to":"e3","msgPayload":"psst"}"#,
+    ))
+    .await
+    .unwrap();
+    let got = next_text(&mut cyd).await.expect("the direct message");
+    assert_eq!(
+        (got["from"].as_str(), got["msgPayload"].as_str()),
+        (Some("bob"), Some("psst")),
+        "an endpoint without a participant id is addressed by its endpoint id"
+    );
+
+    let metrics = bridge
+        .metrics_when(|m| m.get("tutti_bridge_channel_messages_total{result=\"malformed\"}") >= 3.0)
+        .await;
+    assert_eq!(
+        metrics.get("tutti_bridge_channel_messages_total{result=\"malformed\"}"),
+        3.0
+    );
+    assert_eq!(
+        metrics.get("tutti_bridge_channel_messages_total{result=\"relayed\"}"),
+        2.0
+    );
+    assert_eq!(
+        metrics.get("tutti_bridge_channel_connections_total{result=\"bad_password\"}"),
+        3.0
+    );
+    assert_eq!(
+        metrics.get("tutti_bridge_channel_connections_total{result=\"unknown_endpoint\"}"),
+        1.0
+    );
+    assert_eq!(metrics.get("tutti_bridge_channels_open"), 3.0);
+
+    client
+        .expire_endpoint(pb::ExpireEndpointRequest {
+            conference_id: "c".into(),
+            endpoint_id: "e2".into(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        next_text(&mut bob).await.is_none(),
+        "expiry closes the socket"
+    );
+    assert_eq!(refused_with(&bob_url).await, 404);
+    alice
+        .send(Message::text(
+            r#"{"colibriClass":"EndpointMessage","to":"","msgPayload":{"n":2}}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&mut cyd).await.expect("still relayed")["msgPayload"]["n"],
+        2
+    );
+
+    client
+        .expire_conference(pb::ExpireConferenceRequest {
+            conference_id: "c".into(),
+        })
+        .await
+        .unwrap();
+    assert!(next_text(&mut alice).await.is_none());
+    assert!(next_text(&mut cyd).await.is_none());
+    let metrics = bridge
+        .metrics_when(|m| m.get("tutti_bridge_channels_open") == 0.0)
+        .await;
+    assert_eq!(metrics.get("tutti_bridge_channels_open"), 0.0);
+}
