@@ -57,14 +57,10 @@ async fn open(url: &str) -> Socket {
     socket
 }
 
-fn refused_with(url: &str) -> impl std::future::Future<Output = u16> + '_ {
-    async move {
-        match connect_async(url).await {
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                response.status().as_u16()
-            }
-            other => panic!("{url} was not refused: {:?}", other.map(|_| ())),
-        }
+async fn refused_with(url: &str) -> u16 {
+    match connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        other => panic!("{url} was not refused: {:?}", other.map(|_| ())),
     }
 }
 
