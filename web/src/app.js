@@ -9,6 +9,7 @@ const { events, errors } = JitsiMeetJS;
 // says so: lib-jitsi-meet itself retries the focus silently forever.
 const FOCUS_PATIENCE_MS = 10000;
 const MEDIA_PATIENCE_MS = 15000;
+const INTERRUPTION_CHECK_MS = 500;
 // Audio level (0..1) above which a tile shows its participant as speaking.
 const SPEAKING_LEVEL = 0.02;
 
@@ -179,10 +180,31 @@ async function join(roomName, displayName) {
     clearError();
     setStatus(`In room “${roomName}” as ${displayName}.`, 'connected');
   });
+  // lib-jitsi-meet reports CONNECTION_RESTORED only if ICE comes back while no renegotiation
+  // is under way; when a source update from the focus lands at that moment the event never
+  // comes, so while the notice shows the page also looks at the ICE state itself.
+  let interruption = null;
+  const restored = () => {
+    clearInterval(interruption);
+    interruption = null;
+    clearError();
+  };
   conference.on(C.CONNECTION_INTERRUPTED, () => {
     showError('The media connection to the bridge was interrupted; reconnecting…');
+    clearInterval(interruption);
+    interruption = setInterval(() => {
+      const ice = conference.jvbJingleSession?.getIceConnectionState();
+      if (ice === 'connected' || ice === 'completed') {
+        restored();
+      }
+    }, INTERRUPTION_CHECK_MS);
   });
-  conference.on(C.CONNECTION_RESTORED, () => clearError());
+  conference.on(C.CONNECTION_RESTORED, restored);
+  conference.on(C.CONFERENCE_LEFT, () => clearInterval(interruption));
+  conference.on(C.DATA_CHANNEL_OPENED, () => note('bridge-channel-open'));
+  conference.on(C.ENDPOINT_MESSAGE_RECEIVED, (participant, payload) => {
+    note('endpoint-message', { from: participant.getId(), payload });
+  });
   conference.on(C.CONFERENCE_FAILED, (error, detail) => {
     clearTimeout(focusTimer);
     clearTimeout(mediaTimer);
