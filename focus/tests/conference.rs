@@ -5,8 +5,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use futures::{SinkExt, StreamExt};
 use jid::Jid;
 use support::*;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_xmpp::parsers::iq::Iq;
 use tutti_focus::jingle::{Action, ReasonCondition, ReasonKind};
 use tutti_participant::{Participant, ParticipantConfig};
@@ -21,6 +23,7 @@ struct Joined {
     config: ParticipantConfig,
     sid: String,
     initiate_ssrcs: Vec<u32>,
+    bridge_channel: String,
 }
 
 async fn join_and_accept(user: &str) -> Joined {
@@ -55,6 +58,28 @@ async fn join_and_accept(user: &str) -> Joined {
         config,
         sid: initiate.sid.clone(),
         initiate_ssrcs: ssrcs(&initiate),
+        bridge_channel: bridge_channel_url(&initiate),
+    }
+}
+
+/// The next text frame of a bridge channel (after its ServerHello), as JSON.
+async fn next_channel_message(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> serde_json::Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a bridge-channel message within 5 s")
+            .expect("the bridge channel stays open")
+            .expect("a readable frame");
+        if let Message::Text(text) = frame {
+            let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if message["colibriClass"] != "ServerHello" {
+                return message;
+            }
+        }
     }
 }
 
@@ -117,6 +142,30 @@ async fn participants_get_sessions_sources_and_media() {
             && received(&bob.media, alice.config.video_ssrc) > 10
     })
     .await;
+
+    // Each offer names that participant's own bridge channel on the bridge; what Alice sends
+    // there reaches Bob marked with her nick, the id lib-jitsi-meet knows her by.
+    assert_ne!(alice.bridge_channel, bob.bridge_channel);
+    assert!(
+        alice.bridge_channel.contains("/colibri-ws/"),
+        "{}",
+        alice.bridge_channel
+    );
+    let (mut alice_channel, _) = tokio_tungstenite::connect_async(&alice.bridge_channel)
+        .await
+        .expect("alice's bridge channel opens");
+    let (mut bob_channel, _) = tokio_tungstenite::connect_async(&bob.bridge_channel)
+        .await
+        .expect("bob's bridge channel opens");
+    alice_channel
+        .send(Message::text(
+            r#"{"colibriClass":"EndpointMessage","to":"","msgPayload":{"hi":"bob"}}"#,
+        ))
+        .await
+        .unwrap();
+    let message = next_channel_message(&mut bob_channel).await;
+    assert_eq!(message["from"], "alice");
+    assert_eq!(message["msgPayload"]["hi"], "bob");
 
     // A third participant: offered both others' sources, announced to both.
     let carol = join_and_accept("carol").await;

@@ -25,6 +25,7 @@ use tutti_focus::jingle::{
     GroupSemantics, HeaderExtension, IceUdpTransport, Jingle, Parameter, PayloadType, RtcpFeedback,
     RtpDescription, Senders, Source, SourceGroup,
 };
+use tutti_focus::jitsi::WebSocket;
 use tutti_focus::Extensions;
 use tutti_participant::{LocalDescription, Participant, ParticipantConfig, RemoteDescription};
 
@@ -793,6 +794,17 @@ pub fn session_accept(sid: &str, config: &ParticipantConfig, local: &LocalDescri
 }
 
 /// The SSRCs in a Jingle's descriptions.
+/// The bridge-channel URL in a session-initiate's transport.
+pub fn bridge_channel_url(initiate: &Jingle) -> String {
+    initiate
+        .contents
+        .iter()
+        .find_map(|content| content.transport.as_ref())
+        .and_then(|transport| transport.extensions.get::<WebSocket>().ok().flatten())
+        .expect("a <web-socket> in the session-initiate's transport")
+        .url
+}
+
 pub fn ssrcs(jingle: &Jingle) -> Vec<u32> {
     jingle
         .contents
