@@ -299,7 +299,7 @@ Tutti is up.
   demo page      ${url}   (open it in two tabs, same room)
   XMPP           ${xmpp} (domain ${settings.domain}, guests ${settings.guestDomain}, rooms ${settings.muc})
   WebSocket      ws://127.0.0.1:${settings.httpPort}/xmpp-websocket
-  bridge         media udp ${bridge.media}, gRPC ${bridge.grpc}, metrics http://${bridge.http}/metrics
+  bridge         media udp ${bridge.media}, gRPC ${bridge.grpc}, metrics http://${bridge.http}/metrics, bridge channels ws://${bridge.http}/colibri-ws/
   focus          ${focus.jid}, metrics http://${focus.http}/metrics
   files and logs ${settings.runDir}
 Ctrl-C stops everything.
