@@ -150,6 +150,12 @@ pub fn conference_properties() -> Element {
         .build()
 }
 
+/// Jicofo's presence extension for "no bridge can take this conference now": lib-jitsi-meet
+/// reports it as the conference error `conference.videobridgeNotAvailable`.
+pub fn bridge_not_available() -> Element {
+    Element::builder("bridgeNotAvailable", ns::JITSI_FOCUS).build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

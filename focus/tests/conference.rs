@@ -10,6 +10,7 @@ use jid::Jid;
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::Stanza;
 use tutti_focus::jingle::{Action, ReasonCondition, ReasonKind};
 use tutti_participant::{Participant, ParticipantConfig};
 
@@ -361,9 +362,31 @@ async fn bad_jingle_is_refused_and_the_session_survives() {
     alice.media.close().await;
 }
 
+/// The focus's presence in `ROOM`: whether it says that no bridge is available.
+async fn next_focus_presence(client: &mut XmppClient) -> bool {
+    client
+        .wait_for("the focus's presence", |stanza| match stanza {
+            Stanza::Presence(presence) if presence.from.as_ref() == Some(&focus_occupant()) => {
+                Some(
+                    presence
+                        .payloads
+                        .iter()
+                        .any(|p| p.name() == "bridgeNotAvailable"),
+                )
+            }
+            _ => None,
+        })
+        .await
+}
+
+/// Waits for the focus's presence in `ROOM` to say `bridge_down`.
+async fn focus_presence_becomes(client: &mut XmppClient, bridge_down: bool) {
+    while next_focus_presence(client).await != bridge_down {}
+}
+
 #[tokio::test]
-async fn a_dead_bridge_terminates_the_session_with_a_reason() {
-    if rerun_in_own_netns("a_dead_bridge_terminates_the_session_with_a_reason") {
+async fn a_dead_bridge_is_announced_and_the_room_stays_usable() {
+    if rerun_in_own_netns("a_dead_bridge_is_announced_and_the_room_stays_usable") {
         return;
     }
     let mut stack = Stack::start("deadbridge", &["alice"]);
@@ -372,24 +395,78 @@ async fn a_dead_bridge_terminates_the_session_with_a_reason() {
     let mut alice = XmppClient::connect("alice").await;
     alice.conference_request(ROOM).await;
     alice.join(ROOM, "alice").await;
-    let (from, terminate) = alice.next_jingle(Action::SessionTerminate).await;
-    assert_eq!(from, focus_occupant());
-    let reason = terminate.reason.expect("a reason");
-    assert_eq!(
-        reason.condition,
-        ReasonCondition::Defined(ReasonKind::GeneralError)
-    );
-    let text = reason.text.expect("a reason text").text;
-    assert!(text.contains("bridge"), "{text}");
+    // No session exists to terminate: the focus's presence says it (lib-jitsi-meet reports
+    // conference.videobridgeNotAvailable), and no Jingle request with a made-up sid comes.
+    focus_presence_becomes(&mut alice, true).await;
+    alice
+        .expect_none(Duration::from_secs(2), "a Jingle request", |stanza| {
+            matches!(stanza, Stanza::Iq(Iq::Set { payload, .. }) if payload.name() == "jingle")
+        })
+        .await;
     // The focus still answers, and the room is usable: leaving and asking again works.
     alice.leave(ROOM, "alice").await;
     let answer = alice.conference_request(ROOM).await;
     assert_eq!(answer.attr("ready"), Some("true"));
     let (_, metrics) = stack.focus_http_get("/metrics").await;
     assert!(
-        metrics.contains("tutti_focus_errors_total{kind=\"allocation\"} 1"),
+        metrics.contains("tutti_focus_errors_total{kind=\"allocation\"}"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_bridge_that_stops_answering_is_tried_again_until_it_does() {
+    if rerun_in_own_netns("a_bridge_that_stops_answering_is_tried_again_until_it_does") {
+        return;
+    }
+    let mut stack = Stack::start("bridgeback", &["alice"]);
+    stack.start_focus(&[("TUTTI_FOCUS_BRIDGE_TIMEOUT_SECS", "1")]);
+    let mut alice = XmppClient::connect("alice").await;
+    alice.conference_request(ROOM).await;
+
+    // Frozen during allocation: announced, then a session once the bridge answers again.
+    stack.pause_bridge();
+    alice.join(ROOM, "alice").await;
+    focus_presence_becomes(&mut alice, true).await;
+    stack.resume_bridge();
+    let (from, first) = alice.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(from, focus_occupant());
+    focus_presence_becomes(&mut alice, false).await;
+
+    // Frozen when the participant accepts: the accept is refused, the session terminated with
+    // the cause, and a new session offered once the bridge is back.
+    stack.pause_bridge();
+    let config = ParticipantConfig::new("alice");
+    let media = Participant::bind(config.clone()).await.unwrap();
+    let refused = session_accept(&first.sid, &config, &media.local_description());
+    let answer = alice.request(from.clone(), refused.to_element()).await;
+    let (condition, _, text) = error_of(&answer).expect("the accept is refused");
+    assert_eq!(condition, "InternalServerError");
+    assert!(text.contains("bridge"), "{text}");
+    let (_, terminate) = alice.next_jingle(Action::SessionTerminate).await;
+    assert_eq!(
+        terminate.sid, first.sid,
+        "the terminate names the offered session"
+    );
+    let reason = terminate.reason.expect("a reason");
+    assert_eq!(
+        reason.condition,
+        ReasonCondition::Defined(ReasonKind::GeneralError)
+    );
+    let text = reason.text.expect("a reason text").text;
+    assert!(text.starts_with("the bridge failed the session"), "{text}");
+    focus_presence_becomes(&mut alice, true).await;
+    stack.resume_bridge();
+    let (_, second) = alice.next_jingle(Action::SessionInitiate).await;
+    assert_ne!(second.sid, first.sid);
+    focus_presence_becomes(&mut alice, false).await;
+
+    // The new session works end to end.
+    drop(media);
+    let _media = accept(&mut alice, &from, &second, &config, |_| {}).await;
+    stack
+        .focus_metric_becomes("tutti_focus_jingle_sessions{state=\"active\"} 1")
+        .await;
 }
 
 #[tokio::test]

@@ -210,9 +210,11 @@ async function join(roomName, displayName) {
     clearTimeout(mediaTimer);
     const why = error === errors.conference.ICE_FAILED
       ? 'media could not reach the bridge (ICE failed)'
-      : error === errors.conference.FOCUS_LEFT || error === errors.conference.FOCUS_DISCONNECTED
-        ? 'the conference focus left'
-        : `${error}${detail ? ` (${detail})` : ''}`;
+      : error === errors.conference.VIDEOBRIDGE_NOT_AVAILABLE
+        ? 'no media bridge is available; the focus keeps trying'
+        : error === errors.conference.FOCUS_LEFT || error === errors.conference.FOCUS_DISCONNECTED
+          ? 'the conference focus left'
+          : `${error}${detail ? ` (${detail})` : ''}`;
     showError(`The conference failed: ${why}.`);
     setStatus('Conference failed.', 'failed');
   });

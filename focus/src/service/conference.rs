@@ -108,6 +108,35 @@ struct Participant {
     occupant: FullJid,
     session: Option<Session>,
     restarts: RestartLimit,
+    /// Its invitation failed on the bridge: invited again when the room next tries the bridge.
+    awaiting_bridge: bool,
+}
+
+/// How soon a room whose bridge failed tries it again, doubling up to `BRIDGE_RETRY_MAX`.
+const BRIDGE_RETRY_FIRST: Duration = Duration::from_secs(1);
+const BRIDGE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The room's next attempt at the bridge for the participants it could not invite.
+struct BridgeRetry {
+    at: Instant,
+    delay: Duration,
+}
+
+impl BridgeRetry {
+    fn first(now: Instant) -> BridgeRetry {
+        BridgeRetry {
+            at: now + BRIDGE_RETRY_FIRST,
+            delay: BRIDGE_RETRY_FIRST,
+        }
+    }
+
+    fn after(&self, now: Instant) -> BridgeRetry {
+        let delay = (self.delay * 2).min(BRIDGE_RETRY_MAX);
+        BridgeRetry {
+            at: now + delay,
+            delay,
+        }
+    }
 }
 
 /// Session restarts one participant may ask for (ICE failure reports, session-terminate with a
@@ -164,6 +193,13 @@ pub struct Conference {
     metrics: Arc<Metrics>,
     capabilities: Arc<Mutex<CapabilityCache>>,
     outbox: Outbox,
+    /// The focus's presence in the room says that no bridge is available (`bridgeNotAvailable`).
+    bridge_down: bool,
+    /// When to try the bridge again for the participants awaiting it.
+    bridge_retry: Option<BridgeRetry>,
+    /// A session the bridge failed during a request of the participant's: ended once the
+    /// request is answered.
+    failed_session: Option<(String, String)>,
     /// The focus has left the room, or lost it: the task ends.
     ended: bool,
 }
@@ -217,6 +253,9 @@ impl Conference {
             metrics: services.metrics,
             capabilities: services.capabilities,
             outbox,
+            bridge_down: false,
+            bridge_retry: None,
+            failed_session: None,
             ended: false,
         })
     }
@@ -232,7 +271,20 @@ impl Conference {
             join_again: None,
             to: closed,
         };
-        while let Some(input) = inputs.recv().await {
+        loop {
+            let input = match self.bridge_retry.as_ref().map(|retry| retry.at) {
+                Some(at) => tokio::select! {
+                    input = inputs.recv() => input,
+                    () = tokio::time::sleep_until(at.into()) => {
+                        self.retry_invitations().await;
+                        continue;
+                    }
+                },
+                None => inputs.recv().await,
+            };
+            let Some(input) = input else {
+                break;
+            };
             match input {
                 RoomInput::Stanza(stanza) => self.on_stanza(*stanza).await,
                 RoomInput::Join { configured } => self.room.configured |= configured,
@@ -276,6 +328,9 @@ impl Conference {
         self.room.participants.clear();
         self.room.sources = ConferenceSources::new();
         self.capability_queries.clear();
+        self.bridge_down = false;
+        self.bridge_retry = None;
+        self.failed_session = None;
         if let Some(conference_id) = self.room.conference_id.take() {
             if let Err(error) = self.bridge.expire_conference(&conference_id).await {
                 warn!(room = %self.jid, %error, "expiring the conference failed");
@@ -322,6 +377,9 @@ impl Conference {
                     ))),
                 };
                 self.send(answer(from, id, result, &self.metrics));
+                if let Some((nick, cause)) = self.failed_session.take() {
+                    self.drop_failed_session(&nick, &cause).await;
+                }
             }
             Iq::Get { .. } => {}
             Iq::Error {
@@ -426,6 +484,7 @@ impl Conference {
                 occupant: occupant.clone(),
                 session: None,
                 restarts: RestartLimit::default(),
+                awaiting_bridge: false,
             },
         );
         self.metrics.participants.inc();
@@ -492,7 +551,7 @@ impl Conference {
             None => {
                 let id = mint_id();
                 if let Err(error) = self.bridge.create_conference(&id, self.jid.as_str()).await {
-                    self.allocation_failed(&occupant, &error.to_string());
+                    self.allocation_failed(nick, &error.to_string());
                     return;
                 }
                 self.room.conference_id = Some(id.clone());
@@ -507,7 +566,7 @@ impl Conference {
         {
             Ok(transport) => transport,
             Err(error) => {
-                self.allocation_failed(&occupant, &error.to_string());
+                self.allocation_failed(nick, &error.to_string());
                 return;
             }
         };
@@ -533,7 +592,7 @@ impl Conference {
                 {
                     warn!(%expire, "expiring an unusable endpoint failed");
                 }
-                self.allocation_failed(&occupant, &format!("the bridge's transport: {error}"));
+                self.allocation_failed(nick, &format!("the bridge's transport: {error}"));
                 return;
             }
         };
@@ -555,14 +614,99 @@ impl Conference {
 
     /// Tells the participant its media could not be set up; it stays in the room without a
     /// session.
-    fn allocation_failed(&mut self, occupant: &FullJid, cause: &str) {
-        warn!(%occupant, cause, "allocation failed");
+    /// The bridge could not give the participant an endpoint. Before a session-initiate there
+    /// is no session to terminate (a session-terminate for a sid the client never saw is
+    /// refused as unknown-session), so the room says it in the focus's presence, as Jicofo
+    /// does, and tries the bridge again for the participant with back-off.
+    fn allocation_failed(&mut self, nick: &str, cause: &str) {
+        warn!(room = %self.jid, nick, cause, "allocation failed");
         self.metrics.error("allocation");
-        let mut terminate = Jingle::new(Action::SessionTerminate, mint_id());
-        terminate.reason = Some(Reason::new(ReasonKind::GeneralError).with_text(format!(
-            "the focus could not allocate media on the bridge: {cause}"
-        )));
+        if let Some(participant) = self.room.participants.get_mut(nick) {
+            participant.awaiting_bridge = true;
+        }
+        if !self.bridge_down {
+            self.bridge_down = true;
+            self.send(self.focus_presence());
+        }
+        if self.bridge_retry.is_none() {
+            self.bridge_retry = Some(BridgeRetry::first(Instant::now()));
+        }
+    }
+
+    /// The focus's presence in the room after joining: its conference properties, and whether
+    /// a bridge is available.
+    fn focus_presence(&self) -> Stanza {
+        let mut payloads = vec![jitsi::conference_properties()];
+        if self.bridge_down {
+            payloads.push(jitsi::bridge_not_available());
+        }
+        Stanza::Presence(
+            Presence::available()
+                .with_to(self.room.focus_occupant.clone())
+                .with_payloads(payloads),
+        )
+    }
+
+    /// Invites the participants awaiting the bridge again; once every one has a session, the
+    /// focus's presence says the bridge is back.
+    async fn retry_invitations(&mut self) {
+        let Some(retry) = self.bridge_retry.take() else {
+            return;
+        };
+        if self.room.participants.values().all(|p| p.session.is_none()) {
+            // Nobody holds an endpoint in the room's conference: a bridge that restarted has
+            // lost it, so the next invitation creates a new one.
+            if let Some(conference_id) = self.room.conference_id.take() {
+                if let Err(error) = self.bridge.expire_conference(&conference_id).await {
+                    info!(room = %self.jid, %error, "expiring the old conference failed");
+                }
+            }
+        }
+        let waiting: Vec<String> = self
+            .room
+            .participants
+            .iter()
+            .filter(|(_, participant)| participant.awaiting_bridge)
+            .map(|(nick, _)| nick.clone())
+            .collect();
+        for nick in waiting {
+            if let Some(participant) = self.room.participants.get_mut(&nick) {
+                participant.awaiting_bridge = false;
+            }
+            self.invite(&nick).await;
+            if self.bridge_retry.is_some() {
+                // Still failing: the others wait for the next attempt rather than each
+                // waiting out the bridge's timeout now.
+                self.bridge_retry = Some(retry.after(Instant::now()));
+                return;
+            }
+        }
+        if self.bridge_down {
+            info!(room = %self.jid, "the bridge is available again");
+            self.bridge_down = false;
+            self.send(self.focus_presence());
+        }
+    }
+
+    /// The bridge failed the participant's session after its session-initiate: the session is
+    /// terminated with the cause as its reason, and the participant invited again once the
+    /// bridge takes endpoints.
+    async fn drop_failed_session(&mut self, nick: &str, cause: &str) {
+        let Some(participant) = self.room.participants.get_mut(nick) else {
+            return;
+        };
+        let occupant = participant.occupant.clone();
+        let Some(session) = participant.session.take() else {
+            return;
+        };
+        let mut terminate = Jingle::new(Action::SessionTerminate, session.sid.clone());
+        terminate.reason = Some(
+            Reason::new(ReasonKind::GeneralError)
+                .with_text(format!("the bridge failed the session: {cause}")),
+        );
         self.send(iq_set(Jid::from(occupant.clone()), terminate.to_element()));
+        self.end_session(&occupant, session).await;
+        self.allocation_failed(nick, cause);
     }
 
     async fn participant_left(&mut self, nick: &str) {
@@ -745,10 +889,12 @@ impl Conference {
         let update =
             to_bridge::session_accept_update(endpoint, &owner, jingle, &mut transport, &sources)
                 .map_err(|e| Refusal::BadRequest(e.to_string()))?;
-        self.bridge
-            .update_endpoint(update)
-            .await
-            .map_err(|e| Refusal::Internal(e.to_string()))?;
+        if let Err(error) = self.bridge.update_endpoint(update).await {
+            self.failed_session = Some((nick.to_owned(), error.to_string()));
+            return Err(Refusal::Internal(format!(
+                "the bridge did not take the session: {error}"
+            )));
+        }
         *found.sources = trial;
         found.session.transport = transport;
         let queued = match std::mem::replace(&mut found.session.state, SessionState::Active) {
