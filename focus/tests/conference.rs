@@ -282,7 +282,7 @@ async fn bad_jingle_is_refused_and_the_session_survives() {
     let answer = mallory.request(from.clone(), unknown.to_element()).await;
     let (condition, app, _) = error_of(&answer).expect("an error");
     assert_eq!(condition, "ItemNotFound");
-    assert_eq!(app.as_deref(), Some("unknown-session"));
+    assert_eq!(app.as_deref(), Some(UNKNOWN_SESSION));
 
     // Alice's sid, but Mallory is not its peer.
     let stolen_session = session_accept(&alice.sid, &config, &local);
@@ -291,7 +291,7 @@ async fn bad_jingle_is_refused_and_the_session_survives() {
         .await;
     let (condition, app, _) = error_of(&answer).expect("an error");
     assert_eq!(condition, "ItemNotFound");
-    assert_eq!(app.as_deref(), Some("unknown-session"));
+    assert_eq!(app.as_deref(), Some(UNKNOWN_SESSION));
 
     // A session-initiate reusing an existing sid.
     let mut initiate_again = session_accept(&initiate.sid, &config, &local);
@@ -337,6 +337,28 @@ async fn bad_jingle_is_refused_and_the_session_survives() {
     let answer = mallory.request(from.clone(), greedy.to_element()).await;
     assert_eq!(error_of(&answer).expect("an error").0, "BadRequest");
 
+    // A FID group that pairs Mallory's video with Alice's.
+    let mut grouping = session_accept(&initiate.sid, &config, &local);
+    let video = grouping
+        .contents
+        .iter_mut()
+        .filter_map(|content| content.description.as_mut())
+        .find(|description| description.media.as_deref() == Some("video"))
+        .expect("a video description");
+    video
+        .source_groups
+        .push(tutti_focus::jingle::SourceGroup::new(
+            tutti_focus::jingle::GroupSemantics::Fid,
+            vec![config.video_ssrc, alice.config.video_ssrc],
+        ));
+    let answer = mallory.request(from.clone(), grouping.to_element()).await;
+    let (condition, _, text) = error_of(&answer).expect("an error");
+    assert_eq!(condition, "BadRequest");
+    assert!(
+        text.contains(&alice.config.video_ssrc.to_string()),
+        "{text}"
+    );
+
     // The session survived all of that: a valid answer is accepted and media flows.
     let accept = session_accept(&initiate.sid, &config, &local);
     let answer = mallory.request(from.clone(), accept.to_element()).await;
@@ -355,7 +377,7 @@ async fn bad_jingle_is_refused_and_the_session_survives() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("tutti_focus_errors_total{kind=\"bad_request\"} 3"),
+        metrics.contains("tutti_focus_errors_total{kind=\"bad_request\"} 4"),
         "{metrics}"
     );
     media.close().await;
@@ -382,6 +404,38 @@ async fn next_focus_presence(client: &mut XmppClient) -> bool {
 /// Waits for the focus's presence in `ROOM` to say `bridge_down`.
 async fn focus_presence_becomes(client: &mut XmppClient, bridge_down: bool) {
     while next_focus_presence(client).await != bridge_down {}
+}
+
+#[tokio::test]
+async fn the_focus_configures_the_rooms_it_creates_to_show_real_jids() {
+    if rerun_in_own_netns("the_focus_configures_the_rooms_it_creates_to_show_real_jids") {
+        return;
+    }
+    let mut stack = Stack::start_with_default_rooms("whois", &["alice"]);
+    stack.start_focus(&[]);
+    let mut alice = XmppClient::connect("alice").await;
+    let answer = alice.conference_request(ROOM).await;
+    assert_eq!(answer.attr("ready"), Some("true"));
+    // Joining right after the answer: the room, locked when created, is configured already.
+    alice.join(ROOM, "alice").await;
+    let real_jid = alice
+        .wait_for("the focus's presence", |stanza| match stanza {
+            Stanza::Presence(presence) if presence.from.as_ref() == Some(&focus_occupant()) => {
+                Some(
+                    presence
+                        .payloads
+                        .iter()
+                        .filter(|p| p.is("x", "http://jabber.org/protocol/muc#user"))
+                        .flat_map(|x| x.children())
+                        .find_map(|item| item.attr("jid").map(str::to_owned)),
+                )
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(real_jid.as_deref(), Some("focus@localhost/focus"));
+    let (from, _) = alice.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(from, focus_occupant());
 }
 
 #[tokio::test]

@@ -248,7 +248,7 @@ async fn session_terminate_expires_the_endpoint_and_the_room_goes_on() {
         .await;
     let (condition, app, _) = error_of(&answer).expect("an error");
     assert_eq!(condition, "ItemNotFound");
-    assert_eq!(app.as_deref(), Some("unknown-session"));
+    assert_eq!(app.as_deref(), Some(UNKNOWN_SESSION));
 
     // Carol is still in the room; Alice and Bob still hear each other.
     let (_, metrics) = stack.focus_http_get("/metrics").await;

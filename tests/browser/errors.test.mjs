@@ -14,7 +14,7 @@ test('the page says so when the focus does not answer', { timeout: 120000 }, asy
   });
 });
 
-test('the page says so when media cannot reach a bridge', { timeout: 120000 }, async () => {
+test('the page says so when no bridge is available', { timeout: 120000 }, async () => {
   await withWorld('nobridge', async (world) => {
     await world.kill('bridge');
     const ada = await world.join('dark', 'ada', { waitFor: null });

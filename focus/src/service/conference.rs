@@ -189,6 +189,8 @@ pub struct Conference {
     room: Room,
     /// disco#info queries in flight, by IQ id.
     capability_queries: HashMap<String, CapabilityQuery>,
+    /// The id of the last room configuration the focus submitted.
+    configuration_id: String,
     bridge: Bridge,
     metrics: Arc<Metrics>,
     capabilities: Arc<Mutex<CapabilityCache>>,
@@ -202,6 +204,38 @@ pub struct Conference {
     failed_session: Option<(String, String)>,
     /// The focus has left the room, or lost it: the task ends.
     ended: bool,
+}
+
+/// The owner's room configuration (XEP-0045 §10.2): occupants' real JIDs visible to anyone, so
+/// that clients can tell the focus's occupant by its real JID (lib-jitsi-meet does) whatever
+/// the server's default. Submitted right behind the join presence: the server handles both in
+/// order, so a room the focus creates is configured (and, where rooms start locked, unlocked)
+/// before anyone the focus answers can join it.
+fn room_configuration(room: &BareJid, id: &str) -> Stanza {
+    let field = |var: &str, value: &str| {
+        Element::builder("field", stanzas::DATA_FORMS)
+            .attr(rxml::xml_ncname!("var").into(), var)
+            .append(
+                Element::builder("value", stanzas::DATA_FORMS)
+                    .append(value)
+                    .build(),
+            )
+            .build()
+    };
+    let form = Element::builder("x", stanzas::DATA_FORMS)
+        .attr(rxml::xml_ncname!("type").into(), "submit")
+        .append(field("FORM_TYPE", stanzas::MUC_ROOMCONFIG))
+        .append(field("muc#roomconfig_whois", "anyone"))
+        .build();
+    let query = Element::builder("query", stanzas::MUC_OWNER)
+        .append(form)
+        .build();
+    Stanza::Iq(Iq::Set {
+        from: None,
+        to: Some(Jid::from(room.clone())),
+        id: id.to_owned(),
+        payload: query,
+    })
 }
 
 /// The presence that joins `focus_occupant`'s room (no history: the focus acts on presences).
@@ -236,7 +270,9 @@ impl Conference {
             }
         };
         info!(%room, "joining");
+        let configuration_id = mint_id();
         let _ = outbox.send(join_presence(&focus_occupant));
+        let _ = outbox.send(room_configuration(&room, &configuration_id));
         services.metrics.rooms.inc();
         Some(Conference {
             jid: room,
@@ -249,6 +285,7 @@ impl Conference {
                 sources: ConferenceSources::new(),
             },
             capability_queries: HashMap::new(),
+            configuration_id,
             bridge: services.bridge,
             metrics: services.metrics,
             capabilities: services.capabilities,
@@ -358,7 +395,9 @@ impl Conference {
     async fn rejoin(&mut self) {
         self.forget_occupants().await;
         self.room.rejoined = true;
+        self.configuration_id = mint_id();
         self.send(join_presence(&self.room.focus_occupant));
+        self.send(room_configuration(&self.jid, &self.configuration_id));
     }
 
     async fn on_iq(&mut self, iq: Iq) {
@@ -389,6 +428,11 @@ impl Conference {
                     // No answer is not a "no": invite with the default features, as Jicofo.
                     info!(occupant = %query.occupant, "no disco#info answer; inviting anyway");
                     self.invite_if_capable(&query.occupant, true).await;
+                    return;
+                }
+                if id == self.configuration_id {
+                    // A room someone else owns keeps its configuration.
+                    info!(room = %self.jid, ?error, "the room's configuration was not changed");
                     return;
                 }
                 warn!(?from, ?error, "a request of the focus was refused");
@@ -450,24 +494,6 @@ impl Conference {
                 if abandoned {
                     info!(room = %self.jid, "nobody is left after the reconnection; leaving");
                     self.leave(true).await;
-                    return;
-                }
-                let created = presence
-                    .payloads
-                    .iter()
-                    .filter(|p| p.is("x", stanzas::MUC_USER))
-                    .flat_map(|x| x.children())
-                    .any(|status| {
-                        status.is("status", stanzas::MUC_USER) && status.attr("code") == Some("201")
-                    });
-                if created {
-                    let form = Element::builder("x", stanzas::DATA_FORMS)
-                        .attr(rxml::xml_ncname!("type").into(), "submit")
-                        .build();
-                    let query = Element::builder("query", stanzas::MUC_OWNER)
-                        .append(form)
-                        .build();
-                    self.send(iq_set(Jid::from(self.jid.clone()), query));
                 }
             }
             _ => {}

@@ -11,8 +11,8 @@ use super::metrics::Metrics;
 
 pub const FOCUS: &str = "http://jitsi.org/protocol/focus";
 pub const MUC: &str = "http://jabber.org/protocol/muc";
-pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 pub const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+pub const MUC_ROOMCONFIG: &str = "http://jabber.org/protocol/muc#roomconfig";
 pub const DATA_FORMS: &str = "jabber:x:data";
 pub const DIRECT_INVITE: &str = "jabber:x:conference";
 pub const JINGLE_ERRORS: &str = "urn:xmpp:jingle:errors:1";

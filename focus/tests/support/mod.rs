@@ -147,16 +147,22 @@ pub struct Stack {
 impl Stack {
     /// Prosody (plaintext only) with the accounts `focus` and `users`, and the bridge.
     pub fn start(name: &str, users: &[&str]) -> Stack {
-        Stack::start_with(name, users, false)
+        Stack::start_with(name, users, false, true)
+    }
+
+    /// As `start`, with Prosody's own MUC defaults: new rooms locked until their owner
+    /// configures them, occupants' real JIDs shown to moderators only.
+    pub fn start_with_default_rooms(name: &str, users: &[&str]) -> Stack {
+        Stack::start_with(name, users, false, false)
     }
 
     /// As `start`, with Prosody also offering STARTTLS, its certificate for `DOMAIN` issued by
     /// a test CA whose certificate is at `dir/certs/ca.pem`.
     pub fn start_with_starttls(name: &str, users: &[&str]) -> Stack {
-        Stack::start_with(name, users, true)
+        Stack::start_with(name, users, true, true)
     }
 
-    fn start_with(name: &str, users: &[&str], starttls: bool) -> Stack {
+    fn start_with(name: &str, users: &[&str], starttls: bool, open_rooms: bool) -> Stack {
         let dir = std::env::temp_dir().join(format!("tutti-focus-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -172,6 +178,11 @@ impl Stack {
             )
         } else {
             ("", String::new())
+        };
+        let rooms = if open_rooms {
+            "    muc_room_locking = false\n    muc_room_default_public_jids = true\n"
+        } else {
+            ""
         };
         let config = dir.join("prosody.cfg.lua");
         std::fs::write(
@@ -194,9 +205,7 @@ log = {{ warn = "*stderr" }}
 VirtualHost "{DOMAIN}"
 {host_tls}
 Component "{MUC}" "muc"
-    muc_room_locking = false
-    muc_room_default_public_jids = true
-"#,
+{rooms}"#,
                 dir = dir.display()
             ),
         )
@@ -814,12 +823,19 @@ pub fn ssrcs(jingle: &Jingle) -> Vec<u32> {
         .collect()
 }
 
-/// The error condition name and the application-specific child of an IQ error.
+/// Jingle's application error for a session the receiver does not have, as `error_of` gives it.
+pub const UNKNOWN_SESSION: &str = "{urn:xmpp:jingle:errors:1}unknown-session";
+
+/// The error condition name, the application-specific child (`{namespace}name`) and the text
+/// of an IQ error.
 pub fn error_of(iq: &Iq) -> Option<(String, Option<String>, String)> {
     match iq {
         Iq::Error { error, .. } => Some((
             format!("{:?}", error.defined_condition),
-            error.other.as_ref().map(|other| other.name().to_owned()),
+            error
+                .other
+                .as_ref()
+                .map(|other| format!("{{{}}}{}", other.ns(), other.name())),
             error.texts.values().next().cloned().unwrap_or_default(),
         )),
         _ => None,
