@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tutti_proto::bridge_v1::bridge_server::BridgeServer;
 
 use crate::config::Config;
@@ -102,7 +102,9 @@ pub async fn run(
     };
     let grpc = tonic::transport::Server::builder()
         .add_service(BridgeServer::new(service))
-        .serve_with_incoming(TcpListenerStream::new(grpc_listener));
+        // Nagle off: a response written in more than one segment would otherwise wait for
+        // the focus's delayed ACK (40 ms per call, measured with bench/focus).
+        .serve_with_incoming(TcpIncoming::from(grpc_listener).with_nodelay(Some(true)));
 
     tracing::info!(grpc = %bound.grpc, http = %bound.http, media = %bound.media, "bridge ready");
     on_ready(&bound);
