@@ -24,3 +24,16 @@ test('the page says so when no bridge is available', { timeout: 120000 }, async 
     assert.equal(await ada.state(), 'failed');
   });
 });
+
+test('the page recovers once the bridge answers again', { timeout: 120000 }, async () => {
+  await withWorld('bridgeback', async (world) => {
+    world.pause('bridge');
+    const ada = await world.join('later', 'ada', { waitFor: null });
+    const shown = await waitFor('an error on the page', () => ada.shownError(), 30000);
+    assert.match(shown, /no media bridge is available/);
+    // The focus keeps asking the bridge; once it answers, ada gets her session and media.
+    world.resume('bridge');
+    await waitFor('ada to connect her media', async () => (await ada.state()) === 'connected', 30000);
+    assert.equal(await ada.shownError(), null);
+  });
+});
