@@ -521,6 +521,11 @@ async fn a_bridge_that_stops_answering_is_tried_again_until_it_does() {
     stack
         .focus_metric_becomes("tutti_focus_jingle_sessions{state=\"active\"} 1")
         .await;
+    // The CreateConference that timed out reached the bridge once it ran again; every later
+    // attempt asked for the same conference, so the bridge holds one.
+    stack
+        .bridge_metric_becomes("tutti_bridge_conferences", 1.0)
+        .await;
 }
 
 #[tokio::test]

@@ -110,6 +110,9 @@ struct Participant {
     restarts: RestartLimit,
     /// Its invitation failed on the bridge: invited again when the room next tries the bridge.
     awaiting_bridge: bool,
+    /// The endpoint id of its failed `AllocateEndpoint`, asked for again at the next attempt
+    /// (as with `Room::conference_attempt`, so that no endpoint is left behind on the bridge).
+    endpoint_attempt: Option<String>,
 }
 
 /// How soon a room whose bridge failed tries it again, doubling up to `BRIDGE_RETRY_MAX`.
@@ -173,6 +176,10 @@ struct Room {
     rejoined: bool,
     /// The bridge conference, once created.
     conference_id: Option<String>,
+    /// The id of a `CreateConference` that failed: the bridge may have made it all the same
+    /// (an answer lost to the time-out), so the next attempt asks for the same id, which the
+    /// bridge treats as the same request.
+    conference_attempt: Option<String>,
     /// Occupants other than the focus, by nick.
     participants: BTreeMap<String, Participant>,
     sources: ConferenceSources,
@@ -281,6 +288,7 @@ impl Conference {
                 configured,
                 rejoined: false,
                 conference_id: None,
+                conference_attempt: None,
                 participants: BTreeMap::new(),
                 sources: ConferenceSources::new(),
             },
@@ -373,6 +381,10 @@ impl Conference {
                 warn!(room = %self.jid, %error, "expiring the conference failed");
                 self.metrics.error("bridge");
             }
+        }
+        if let Some(attempt) = self.room.conference_attempt.take() {
+            // Usually not there (the bridge never made it): no error either way.
+            let _ = self.bridge.expire_conference(&attempt).await;
         }
     }
 
@@ -511,6 +523,7 @@ impl Conference {
                 session: None,
                 restarts: RestartLimit::default(),
                 awaiting_bridge: false,
+                endpoint_attempt: None,
             },
         );
         self.metrics.participants.inc();
@@ -575,16 +588,26 @@ impl Conference {
         let conference_id = match &self.room.conference_id {
             Some(id) => id.clone(),
             None => {
-                let id = mint_id();
+                let id = self
+                    .room
+                    .conference_attempt
+                    .get_or_insert_with(mint_id)
+                    .clone();
                 if let Err(error) = self.bridge.create_conference(&id, self.jid.as_str()).await {
                     self.allocation_failed(nick, &error.to_string());
                     return;
                 }
+                self.room.conference_attempt = None;
                 self.room.conference_id = Some(id.clone());
                 id
             }
         };
-        let endpoint_id = mint_id();
+        let endpoint_id = self
+            .room
+            .participants
+            .get_mut(nick)
+            .and_then(|participant| participant.endpoint_attempt.take())
+            .unwrap_or_else(mint_id);
         let transport = match self
             .bridge
             .allocate_endpoint(&conference_id, &endpoint_id, nick)
@@ -592,6 +615,9 @@ impl Conference {
         {
             Ok(transport) => transport,
             Err(error) => {
+                if let Some(participant) = self.room.participants.get_mut(nick) {
+                    participant.endpoint_attempt = Some(endpoint_id);
+                }
                 self.allocation_failed(nick, &error.to_string());
                 return;
             }
@@ -680,12 +706,11 @@ impl Conference {
             return;
         };
         if self.room.participants.values().all(|p| p.session.is_none()) {
-            // Nobody holds an endpoint in the room's conference: a bridge that restarted has
-            // lost it, so the next invitation creates a new one.
+            // Nobody holds a session in the room's conference: the next invitation creates it
+            // again under the same id, which changes nothing on a bridge that still has it and
+            // makes it anew on one that restarted and lost it.
             if let Some(conference_id) = self.room.conference_id.take() {
-                if let Err(error) = self.bridge.expire_conference(&conference_id).await {
-                    info!(room = %self.jid, %error, "expiring the old conference failed");
-                }
+                self.room.conference_attempt = Some(conference_id);
             }
         }
         let waiting: Vec<String> = self
@@ -745,6 +770,15 @@ impl Conference {
             .retain(|_, query| query.occupant != participant.occupant);
         if let Some(session) = participant.session {
             self.end_session(&participant.occupant, session).await;
+        }
+        if let (Some(endpoint_id), Some(conference_id)) =
+            (&participant.endpoint_attempt, &self.room.conference_id)
+        {
+            // A failed allocation the bridge may have made after all.
+            let _ = self
+                .bridge
+                .expire_endpoint(conference_id, endpoint_id)
+                .await;
         }
         if !self.room.participants.is_empty() {
             return;
