@@ -664,8 +664,6 @@ impl Conference {
             .observe(started.elapsed().as_secs_f64());
     }
 
-    /// Tells the participant its media could not be set up; it stays in the room without a
-    /// session.
     /// The bridge could not give the participant an endpoint. Before a session-initiate there
     /// is no session to terminate (a session-terminate for a sid the client never saw is
     /// refused as unknown-session), so the room says it in the focus's presence, as Jicofo
