@@ -703,6 +703,29 @@ async fn a_lost_connection_rebuilds_the_rooms() {
 }
 
 #[tokio::test]
+async fn the_focus_is_unhealthy_while_the_server_is_down_and_comes_back_with_it() {
+    if rerun_in_own_netns("the_focus_is_unhealthy_while_the_server_is_down_and_comes_back_with_it")
+    {
+        return;
+    }
+    let mut stack = Stack::start("serverdown", &["alice"]);
+    stack.start_focus(&[]);
+    stack.focus_health_becomes("200", TIMEOUT).await;
+    stack.stop_prosody();
+    stack
+        .focus_health_becomes("503", Duration::from_secs(5))
+        .await;
+    // The focus keeps trying with back-off (1 s, doubling) and logs in again by itself.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack.start_prosody_again();
+    stack
+        .focus_health_becomes("200", Duration::from_secs(20))
+        .await;
+    let joined = join_and_accept("alice").await;
+    joined.media.close().await;
+}
+
+#[tokio::test]
 async fn starttls_needs_a_trusted_certificate() {
     if rerun_in_own_netns("starttls_needs_a_trusted_certificate") {
         return;

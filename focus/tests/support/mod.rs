@@ -221,22 +221,7 @@ Component "{MUC}" "muc"
                 .expect("running prosodyctl");
             assert!(status.success(), "registering {user}: {status}");
         }
-        let prosody = Command::new("prosody")
-            .arg("--config")
-            .arg(&config)
-            .arg("-F")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting prosody");
-        let prosody = Process(prosody);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", C2S_PORT)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "prosody did not open its client port"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let prosody = start_prosody(&config);
         let (bridge, bridge_grpc, bridge_http) = start_bridge();
         Stack {
             dir,
@@ -394,10 +379,57 @@ Component "{MUC}" "muc"
         }
     }
 
+    /// Stops Prosody, as a crash would; `start_prosody_again` brings it back with its accounts.
+    pub fn stop_prosody(&mut self) {
+        let _ = self.prosody.0.kill();
+        let _ = self.prosody.0.wait();
+    }
+
+    pub fn start_prosody_again(&mut self) {
+        self.prosody = start_prosody(&self.dir.join("prosody.cfg.lua"));
+    }
+
+    /// Waits (up to `wait`) until the focus's /health answers with `status` (e.g. "200").
+    pub async fn focus_health_becomes(&self, status: &str, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        loop {
+            let (status_line, body) = self.focus_http_get("/health").await;
+            if status_line.split_whitespace().nth(1) == Some(status) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/health still says {status_line}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stops the bridge (to test the focus's handling of a dead one).
     pub fn stop_bridge(&mut self) {
         self.bridge = None;
     }
+}
+
+/// Prosody with `config`, once its client port is open.
+fn start_prosody(config: &Path) -> Process {
+    let prosody = Command::new("prosody")
+        .arg("--config")
+        .arg(config)
+        .arg("-F")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("starting prosody");
+    let prosody = Process(prosody);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", C2S_PORT)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "prosody did not open its client port"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    prosody
 }
 
 /// A test CA (`ca.pem`) and a certificate for `DOMAIN` issued by it (`DOMAIN.crt`, `.key`),
