@@ -256,14 +256,38 @@ impl Collector for BridgeCollector {
         counter(
             e,
             "tutti_bridge_simulcast_layers_skipped",
-            "Packets of simulcast layers not forwarded",
+            "Packets of simulcast layers no receiver takes",
             c.simulcast_layers_skipped,
         )?;
         counter(
             e,
             "tutti_bridge_rtx_consumed",
-            "RTX and padding packets from senders, not forwarded",
+            "RTX and padding packets from senders that answer no NACK of the bridge's, not forwarded",
             c.rtx_consumed,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_rtx_recovered",
+            "RTX packets from senders that answered a NACK of the bridge's, forwarded as the original",
+            c.rtx_recovered,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_nacks_sent",
+            "Sequence numbers NACKed to senders (lost on their way to the bridge)",
+            c.nacks_sent,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_transport_cc_reported_received",
+            "Packets sent to receivers that their transport-cc feedback reported as arrived",
+            c.transport_cc_reported_received,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_transport_cc_reported_lost",
+            "Packets sent to receivers that their transport-cc feedback reported as lost",
+            c.transport_cc_reported_lost,
         )?;
         counter(
             e,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rustc_hash::FxHashMap;
+use tutti_bridge::media::outbox::Outbox;
 use tutti_bridge::media::udp::{self, RecvBatch, SendBatch};
 
 /// The media worker's batch sizes (bridge/src/media/worker.rs).

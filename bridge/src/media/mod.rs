@@ -1,24 +1,41 @@
-//! The media plane: one single-threaded worker that owns the UDP socket and every endpoint's
-//! ICE, DTLS and SRTP state (see docs/architecture.md). The control plane talks to it only
-//! through [`Command`]s and hears back through [`WorkerEvent`]s, so the packet path takes no lock.
+//! The media plane: a sans-IO core ([`core::Core`]) that holds every conference and endpoint of
+//! a worker, and the worker thread around it that owns the UDP socket and the clock (see
+//! docs/architecture.md). The control plane talks to the worker only through [`Command`]s and
+//! hears back through [`WorkerEvent`]s, so the packet path takes no lock.
 //!
-//! The path of one RTP packet: `worker.rs` (receive batch) → `endpoint.rs` (demultiplex,
-//! decrypt once) → `forward.rs` (choose receivers, rewrite, encrypt per receiver) → `udp.rs`
-//! (send batch).
+//! One type per concept, in the way of mediasoup's worker:
+//! - [`endpoint::Endpoint`] — a participant: its [`transport::Transport`] (ICE, DTLS, SRTP,
+//!   transport-cc both ways and the send history) and what it negotiated;
+//! - [`producer::Producer`] — one source a sender sends: encodings, receive statistics, packet
+//!   cache, NACK generator ([`nack`]), key-frame request rate limit;
+//! - [`consumer::Consumer`] — one receiver × one producer: the layer it forwards, sequence
+//!   rewriting, RTX;
+//! - [`router::Router`] — one conference: producers → consumers, the fan-out loop.
+//!
+//! The path of one RTP packet: `worker.rs` (receive batch) → `core/` (demultiplex, the
+//! sender's `Transport` decrypts once) → `Router::fan_out` → `Consumer::forward` (rewrite,
+//! encrypt per receiver) → `udp.rs` (send batch).
 
-mod conference;
+mod consumer;
+pub mod core;
 mod endpoint;
-mod forward;
-mod numbering;
+mod nack;
+pub mod outbox;
+mod producer;
 mod retransmission;
+mod router;
+mod send_history;
 mod sources;
 pub mod stats;
+mod stream_history;
+mod transport;
 pub mod udp;
 pub mod worker;
 
 use std::net::SocketAddr;
 
-pub use sources::{GroupSemantics, SourceDesc, SourceGroup, SourcePlan, SourceSet};
+pub use sources::{GroupSemantics, ProducerSpec, SourceDesc, SourceGroup, SourceSet};
+pub use transport::EndpointSettings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MediaKind {
@@ -126,10 +143,8 @@ pub struct WorkerEvent {
 }
 
 /// Endpoint settings from the configuration.
-pub fn endpoint_settings(
-    config: &crate::config::Config,
-) -> anyhow::Result<endpoint::EndpointSettings> {
-    Ok(endpoint::EndpointSettings {
+pub fn endpoint_settings(config: &crate::config::Config) -> anyhow::Result<EndpointSettings> {
+    Ok(EndpointSettings {
         consent_timeout: config.consent_timeout(),
         ice_timeout: config.ice_timeout(),
         dtls_timeout: config.dtls_timeout(),

@@ -1,8 +1,7 @@
-//! An endpoint's signalled sources and what the bridge forwards of them.
+//! An endpoint's signalled sources, and how they group into the producers the bridge keeps.
 //!
-//! Until per-receiver layer choice exists, a simulcast (SIM) group is forwarded as its first
-//! SSRC only, with that SSRC's FID (RTX) partner; the focus signals receivers exactly that.
-
+//! A producer is one source of a sender as a receiver sees it: an audio stream, or a video
+//! whose simulcast (SIM) layers are its encodings, each with its FID (RTX) partner.
 use super::MediaKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,49 +28,55 @@ pub struct SourceSet {
     pub groups: Vec<SourceGroup>,
 }
 
-/// How the bridge treats one received SSRC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SourcePlan {
-    pub ssrc: u32,
+/// One producer's shape: its media kind and its encodings, lowest simulcast layer first, each
+/// as (media SSRC, RTX SSRC).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerSpec {
     pub kind: MediaKind,
-    /// Forwarded to receivers (false for simulcast layers above the first).
-    pub forwarded: bool,
-    /// This SSRC carries RTX for `rtx_for`.
-    pub rtx_for: Option<u32>,
-    /// The RTX SSRC that retransmits this one (its FID partner).
-    pub rtx_ssrc: Option<u32>,
+    pub encodings: Vec<(u32, Option<u32>)>,
 }
 
 impl SourceSet {
-    /// Every SSRC's role. Assumes a validated set (groups reference own SSRCs).
-    pub fn plan(&self) -> Vec<SourcePlan> {
-        let fid_pairs: Vec<(u32, u32)> = self
-            .groups
-            .iter()
-            .filter(|g| g.semantics == GroupSemantics::Fid && g.ssrcs.len() == 2)
-            .map(|g| (g.ssrcs[0], g.ssrcs[1]))
-            .collect();
-        let dropped_layers: Vec<u32> = self
-            .groups
-            .iter()
-            .filter(|g| g.semantics == GroupSemantics::Simulcast)
-            .flat_map(|g| g.ssrcs.iter().skip(1).copied())
-            .collect();
-        self.sources
-            .iter()
-            .map(|s| {
-                let rtx_for = fid_pairs.iter().find(|p| p.1 == s.ssrc).map(|p| p.0);
-                let rtx_ssrc = fid_pairs.iter().find(|p| p.0 == s.ssrc).map(|p| p.1);
-                let primary = rtx_for.unwrap_or(s.ssrc);
-                SourcePlan {
-                    ssrc: s.ssrc,
-                    kind: s.kind,
-                    forwarded: !dropped_layers.contains(&primary),
-                    rtx_for,
-                    rtx_ssrc,
-                }
+    /// The producers these sources make. Assumes a validated set (groups reference own SSRCs,
+    /// no SSRC in two SIM groups or with two RTX partners).
+    pub fn producers(&self) -> Vec<ProducerSpec> {
+        let rtx_of = |ssrc: u32| {
+            self.groups
+                .iter()
+                .filter(|g| g.semantics == GroupSemantics::Fid && g.ssrcs.len() == 2)
+                .find(|g| g.ssrcs[0] == ssrc)
+                .map(|g| g.ssrcs[1])
+        };
+        let is_rtx = |ssrc: u32| {
+            self.groups.iter().any(|g| {
+                g.semantics == GroupSemantics::Fid && g.ssrcs.len() == 2 && g.ssrcs[1] == ssrc
             })
-            .collect()
+        };
+        let simulcast = |ssrc: u32| {
+            self.groups
+                .iter()
+                .find(|g| g.semantics == GroupSemantics::Simulcast && g.ssrcs.contains(&ssrc))
+        };
+        let mut specs = Vec::new();
+        for source in &self.sources {
+            if is_rtx(source.ssrc) {
+                continue;
+            }
+            let layers = match simulcast(source.ssrc) {
+                // A simulcast source is made once, by its first layer.
+                Some(group) if group.ssrcs[0] != source.ssrc => continue,
+                Some(group) => group.ssrcs.clone(),
+                None => vec![source.ssrc],
+            };
+            specs.push(ProducerSpec {
+                kind: source.kind,
+                encodings: layers
+                    .into_iter()
+                    .map(|ssrc| (ssrc, rtx_of(ssrc)))
+                    .collect(),
+            });
+        }
+        specs
     }
 }
 
@@ -87,7 +92,7 @@ mod tests {
     }
 
     #[test]
-    fn simulcast_forwards_first_layer_and_its_rtx() {
+    fn a_simulcast_source_is_one_producer_with_its_layers_and_their_rtx() {
         let set = SourceSet {
             sources: vec![
                 video(1),
@@ -120,22 +125,18 @@ mod tests {
                 },
             ],
         };
-        let plan = set.plan();
-        let forwarded: Vec<u32> = plan
-            .iter()
-            .filter(|p| p.forwarded)
-            .map(|p| p.ssrc)
-            .collect();
-        assert_eq!(forwarded, vec![1, 11, 50]);
-        let first = plan.iter().find(|p| p.ssrc == 1).unwrap();
-        assert_eq!(first.rtx_ssrc, Some(11));
-        let rtx = plan.iter().find(|p| p.ssrc == 11).unwrap();
-        assert_eq!(rtx.rtx_for, Some(1));
-        assert!(plan
-            .iter()
-            .find(|p| p.ssrc == 50)
-            .unwrap()
-            .rtx_ssrc
-            .is_none());
+        assert_eq!(
+            set.producers(),
+            vec![
+                ProducerSpec {
+                    kind: MediaKind::Video,
+                    encodings: vec![(1, Some(11)), (2, Some(12)), (3, Some(13))],
+                },
+                ProducerSpec {
+                    kind: MediaKind::Audio,
+                    encodings: vec![(50, None)],
+                },
+            ]
+        );
     }
 }

@@ -55,8 +55,12 @@ pub struct Counters {
     pub consent_timeouts: u64,
     /// Received but deliberately not forwarded: simulcast layers above the first.
     pub simulcast_layers_skipped: u64,
-    /// RTX and padding from senders, consumed by the bridge.
+    /// RTX and padding from senders that answer no NACK of the bridge's, consumed.
     pub rtx_consumed: u64,
+    /// RTX from senders that answered a NACK of the bridge's: forwarded as the original.
+    pub rtx_recovered: u64,
+    /// Sequence numbers the bridge NACKed to senders (what it lost on their way in).
+    pub nacks_sent: u64,
     pub pli_received: u64,
     pub pli_sent: u64,
     pub pli_rate_limited: u64,
@@ -65,6 +69,9 @@ pub struct Counters {
     pub nack_cache_misses: u64,
     pub transport_cc_feedback_sent: u64,
     pub transport_cc_feedback_received: u64,
+    /// Packets the bridge sent that receivers' transport-cc feedback reported as arrived / lost.
+    pub transport_cc_reported_received: u64,
+    pub transport_cc_reported_lost: u64,
     pub receiver_reports_sent: u64,
     pub sender_reports_forwarded: u64,
     pub remb_sent: u64,

@@ -10,10 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Largest datagram the bridge accepts; larger ones are dropped as oversized.
-pub const MAX_DATAGRAM: usize = 1500;
-/// Buffer size per slot: room for a full datagram plus SRTP tags, and to detect oversize.
-pub const SLOT: usize = 2048;
+use super::outbox::Outbox;
+pub use super::outbox::{MAX_DATAGRAM, SLOT};
 
 pub fn bind(addr: SocketAddr, poll_interval: Duration) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -224,7 +222,7 @@ impl RecvBatch {
     }
 }
 
-/// Outgoing datagrams collected for one `sendmmsg`; flushes itself when full.
+/// Outgoing datagrams collected for one `sendmmsg`; sends a full batch before taking more.
 pub struct SendBatch {
     fd: RawFd,
     bufs: Vec<u8>,
@@ -251,21 +249,6 @@ impl SendBatch {
             msgs: vec![unsafe { zeroed() }; capacity],
             count: 0,
             failed: 0,
-        }
-    }
-
-    /// Lets `write` fill the next slot (SLOT bytes); it returns the destination and length, or
-    /// None to abandon the slot.
-    pub fn push(&mut self, write: impl FnOnce(&mut [u8]) -> Option<(SocketAddr, usize)>) {
-        if self.count == self.lens.len() {
-            self.flush();
-        }
-        let i = self.count;
-        let slot = &mut self.bufs[i * SLOT..(i + 1) * SLOT];
-        if let Some((to, len)) = write(slot) {
-            self.lens[i] = len.min(SLOT);
-            self.addr_lens[i] = to_storage(to, &mut self.addrs[i]);
-            self.count += 1;
         }
     }
 
@@ -303,5 +286,20 @@ impl SendBatch {
             }
         }
         self.count = 0;
+    }
+}
+
+impl Outbox for SendBatch {
+    fn push(&mut self, write: impl FnOnce(&mut [u8]) -> Option<(SocketAddr, usize)>) {
+        if self.count == self.lens.len() {
+            self.flush();
+        }
+        let i = self.count;
+        let slot = &mut self.bufs[i * SLOT..(i + 1) * SLOT];
+        if let Some((to, len)) = write(slot) {
+            self.lens[i] = len.min(SLOT);
+            self.addr_lens[i] = to_storage(to, &mut self.addrs[i]);
+            self.count += 1;
+        }
     }
 }

@@ -302,6 +302,30 @@ pub fn write_rtx(
     Ok(total)
 }
 
+/// RFC 4588, the other way: turns the RTX packet in `buf` (parsed as `header`) back into the
+/// original packet in place — the original sequence number taken from the payload's first two
+/// bytes, `ssrc` and `pt` restored, padding dropped. Returns the original's length and
+/// sequence number.
+pub fn unwrap_rtx(
+    buf: &mut [u8],
+    header: &Header,
+    ssrc: u32,
+    pt: u8,
+) -> Result<(usize, u16), Error> {
+    let start = header.payload_offset;
+    if header.payload_end < start + 2 || buf.len() < header.payload_end {
+        return Err(Error::BadLength);
+    }
+    let osn = u16::from_be_bytes([buf[start], buf[start + 1]]);
+    buf.copy_within(start + 2..header.payload_end, start);
+    let len = header.payload_end - 2;
+    buf[0] &= !0x20;
+    set_payload_type(buf, pt);
+    set_sequence(buf, osn);
+    set_ssrc(buf, ssrc);
+    Ok((len, osn))
+}
+
 /// Reads a 16-bit big-endian extension value (transport-wide-cc sequence number).
 pub fn read_u16_extension(buf: &[u8], range: Range<usize>) -> Option<u16> {
     if range.len() != 2 {

@@ -86,7 +86,12 @@ fn exercise_rtp(buf: &mut [u8], rng: &mut Rng) -> bool {
             rtx.payload_end - rtx.payload_offset,
             h.payload_end - h.payload_offset + 2
         );
+        let (len, osn) = rtp::unwrap_rtx(&mut out[..n], &rtx, h.ssrc, h.payload_type)
+            .expect("an RTX packet made here unwraps");
+        assert_eq!((len, osn), (h.payload_end, h.sequence));
+        assert_eq!(&out[h.payload_offset..len], h.payload(buf));
     }
+    let _ = rtp::unwrap_rtx(buf, &h, 1, 2);
     rtp::set_payload_type(buf, 5);
     rtp::set_sequence(buf, 6);
     rtp::set_ssrc(buf, 7);

@@ -208,6 +208,34 @@ fn rtx_packet_is_parsed_by_webrtc() {
 }
 
 #[test]
+fn rtx_unwraps_to_the_original_as_webrtc_parses_it() {
+    let original = packet(PROFILE_ONE_BYTE, vec![ext(1, b"ab"), ext(3, b"c")], true);
+    let buf = original.marshal().unwrap();
+    let h = tr::parse(&buf).unwrap();
+    let mut rtx = [0u8; 1500];
+    let n = tr::write_rtx(&buf, &h, 0x0bad_f00d, 97, 7, &mut rtx).unwrap();
+    let rtx_header = tr::parse(&rtx[..n]).unwrap();
+    let (len, osn) = tr::unwrap_rtx(&mut rtx[..n], &rtx_header, 0xcafe_babe, 96).unwrap();
+    assert_eq!(osn, 65535);
+    let back = theirs(&rtx[..len]);
+    assert_eq!(back.header.ssrc, 0xcafe_babe);
+    assert_eq!(back.header.payload_type, 96);
+    assert_eq!(back.header.sequence_number, 65535);
+    assert!(!back.header.padding);
+    assert_eq!(back.header.extensions, original.header.extensions);
+    assert_eq!(back.payload, original.payload);
+    // An RTX packet without room for the original sequence number is refused.
+    let short = tr::parse(&rtx[..h.payload_offset + 1]);
+    if let Ok(short_header) = short {
+        let mut copy = rtx;
+        assert_eq!(
+            tr::unwrap_rtx(&mut copy[..h.payload_offset + 1], &short_header, 1, 2),
+            Err(Error::BadLength)
+        );
+    }
+}
+
+#[test]
 fn rtcp_demux() {
     assert!(tr::is_rtcp(&[0x80, 200]));
     assert!(tr::is_rtcp(&[0x81, 205, 0, 1]));

@@ -1,0 +1,330 @@
+//! The sans-IO media core: every conference and endpoint of one worker, and the tables that
+//! route datagrams to them. It takes time and bytes in — a received datagram with its source
+//! address, a control command, a timer tick — and gives bytes out (into an [`Outbox`]), events
+//! ([`Core::poll_event`]) and its next timeout ([`Core::poll_timeout`]). It holds no socket and
+//! reads no clock; its randomness comes from a seeded generator. (OpenSSL's DTLS draws its own.)
+//!
+//! - `mod.rs`: demultiplexing (STUN, DTLS, SRTP by RFC 7983's first byte), ICE and DTLS driving,
+//!   timers, events.
+//! - `commands.rs`: conferences and endpoints made, changed and expired.
+//! - `rtp_path.rs`: one RTP packet's path from its sender's transport to its router's consumers.
+//! - `rtcp_path.rs`: RTCP from endpoints (terminated: key-frame requests, NACKs, reports, feedback)
+//!   and the RTCP the bridge sends (receiver reports, transport-cc feedback, NACKs, REMB).
+
+mod commands;
+mod rtcp_path;
+mod rtp_path;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rustc_hash::FxHashMap;
+use tutti_dtls::Certificate;
+use tutti_ice::stun;
+
+use super::endpoint::Endpoint;
+use super::outbox::{Outbox, MAX_DATAGRAM};
+use super::router::{Router, ROUTE_ENTRY_BYTES};
+use super::stats::{Counters, DropReason};
+use super::transport::{EndpointSettings, TransportChange};
+use super::{EndpointState, WorkerEvent};
+
+/// Endpoint timers (ICE checks, DTLS retransmissions) and NACKs to senders run this often.
+const TICK_INTERVAL: Duration = Duration::from_millis(5);
+/// transport-cc feedback cadence per endpoint.
+const FEEDBACK_INTERVAL: Duration = Duration::from_millis(50);
+/// Receiver reports (and REMB) cadence.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct Core {
+    cert: Certificate,
+    settings: EndpointSettings,
+    routers: Vec<Option<Router>>,
+    router_ids: HashMap<String, usize>,
+    endpoints: Vec<Option<Endpoint>>,
+    free_endpoints: Vec<usize>,
+    free_routers: Vec<usize>,
+    /// Local ICE ufrag → endpoint: binding requests before any address is known.
+    by_ufrag: HashMap<String, usize>,
+    /// Transaction tag → endpoint: STUN responses.
+    by_tag: FxHashMap<u32, usize>,
+    /// Validated remote address → endpoint: DTLS, RTP and RTCP.
+    by_address: FxHashMap<SocketAddr, usize>,
+    next_tag: u32,
+    counters: Counters,
+    events: VecDeque<WorkerEvent>,
+    changes: Vec<TransportChange>,
+    rng: StdRng,
+    /// Origin of the microsecond clock used for transport-cc and receive statistics.
+    epoch: Instant,
+    next_tick: Instant,
+    next_feedback: Instant,
+    next_reports: Instant,
+}
+
+impl Core {
+    pub fn new(cert: Certificate, settings: EndpointSettings, seed: u64, now: Instant) -> Core {
+        Core {
+            cert,
+            settings,
+            routers: Vec::new(),
+            router_ids: HashMap::new(),
+            endpoints: Vec::new(),
+            free_endpoints: Vec::new(),
+            free_routers: Vec::new(),
+            by_ufrag: HashMap::new(),
+            by_tag: FxHashMap::default(),
+            by_address: FxHashMap::default(),
+            next_tag: 1,
+            counters: Counters::default(),
+            events: VecDeque::new(),
+            changes: Vec::new(),
+            rng: StdRng::seed_from_u64(seed),
+            epoch: now,
+            next_tick: now,
+            next_feedback: now,
+            next_reports: now + REPORT_INTERVAL,
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Counts a datagram the shell dropped before the core saw it.
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.counters.drop(reason);
+    }
+
+    pub fn conferences(&self) -> usize {
+        self.router_ids.len()
+    }
+
+    pub fn endpoints(&self) -> usize {
+        self.endpoints.iter().flatten().count()
+    }
+
+    /// Bytes held by conference and endpoint state, routing entries included.
+    pub fn state_bytes(&self) -> usize {
+        self.endpoints
+            .iter()
+            .flatten()
+            .map(Endpoint::heap_bytes)
+            .sum::<usize>()
+            + self
+                .routers
+                .iter()
+                .flatten()
+                .map(Router::heap_bytes)
+                .sum::<usize>()
+            + (self.by_ufrag.len() + self.by_tag.len() + self.by_address.len()) * ROUTE_ENTRY_BYTES
+    }
+
+    pub fn poll_event(&mut self) -> Option<WorkerEvent> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` is next due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_tick
+            .min(self.next_feedback)
+            .min(self.next_reports)
+    }
+
+    fn micros(&self, now: Instant) -> i64 {
+        now.saturating_duration_since(self.epoch).as_micros() as i64
+    }
+
+    /// Runs what is due at `now`: endpoint timers and NACKs every tick, transport-cc feedback,
+    /// receiver reports.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut impl Outbox) {
+        if now >= self.next_tick {
+            self.run_endpoint_timers(now, out);
+            self.send_nacks(now, out);
+            self.next_tick = now + TICK_INTERVAL;
+        }
+        if now >= self.next_feedback {
+            self.send_transport_feedback(out);
+            self.next_feedback = now + FEEDBACK_INTERVAL;
+        }
+        if now >= self.next_reports {
+            self.send_receiver_reports(now, out);
+            self.next_reports = now + REPORT_INTERVAL;
+        }
+    }
+
+    /// One received datagram: `buf` holds it (and may be written to: SRTP is decrypted in
+    /// place), `len` is its length as the network gave it (larger than `buf` if it was cut).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+        out: &mut impl Outbox,
+    ) {
+        if len > MAX_DATAGRAM || len > buf.len() {
+            self.counters.drop(DropReason::Oversized);
+            return;
+        }
+        let Some(&first) = buf.first().filter(|_| len > 0) else {
+            self.counters.drop(DropReason::Truncated);
+            return;
+        };
+        match first {
+            0..=3 => self.on_stun(from, &buf[..len], now, out),
+            20..=63 => self.on_dtls(from, &buf[..len], now, out),
+            128..=191 => {
+                if len < 8 {
+                    self.counters.drop(DropReason::Truncated);
+                    return;
+                }
+                match self.by_address.get(&from) {
+                    Some(&slot) => self.on_media(slot, buf, len, from, now, out),
+                    None => self.counters.drop(DropReason::UnknownAddress),
+                }
+            }
+            _ => self.counters.drop(DropReason::Unrecognized),
+        }
+    }
+
+    fn on_stun(&mut self, from: SocketAddr, buf: &[u8], now: Instant, out: &mut impl Outbox) {
+        if !stun::is_stun(buf) {
+            self.counters.drop(DropReason::StunMalformed);
+            return;
+        }
+        let slot = if stun::is_binding_request(buf) {
+            let local_ufrag = stun::peek_username(buf)
+                .and_then(|u| u.split(|b| *b == b':').next())
+                .and_then(|u| std::str::from_utf8(u).ok());
+            match local_ufrag.and_then(|u| self.by_ufrag.get(u)) {
+                Some(&slot) => slot,
+                None => return self.counters.drop(DropReason::StunUnknownUsername),
+            }
+        } else {
+            match stun::response_transaction_tag(buf).and_then(|t| self.by_tag.get(&t)) {
+                Some(&slot) => slot,
+                None => return self.counters.drop(DropReason::StunUnknownTransaction),
+            }
+        };
+        let Some(endpoint) = self.endpoints[slot].as_mut() else {
+            return;
+        };
+        if let Err(e) = endpoint.transport.ice.handle_stun(from, buf, now) {
+            use tutti_ice::Error;
+            self.counters.drop(match e {
+                Error::Malformed | Error::NoRemoteCredentials => DropReason::StunMalformed,
+                Error::BadFingerprint => DropReason::StunBadFingerprint,
+                Error::BadIntegrity => DropReason::StunBadIntegrity,
+                Error::UnknownUsername => DropReason::StunUnknownUsername,
+                Error::UnknownTransaction => DropReason::StunUnknownTransaction,
+                Error::Unsupported => DropReason::StunUnsupported,
+            });
+        }
+        self.drive(slot, now, out);
+    }
+
+    fn on_dtls(&mut self, from: SocketAddr, buf: &[u8], now: Instant, out: &mut impl Outbox) {
+        let Some(&slot) = self.by_address.get(&from) else {
+            self.counters.drop(DropReason::DtlsUnknownAddress);
+            return;
+        };
+        let Some(endpoint) = self.endpoints[slot].as_mut() else {
+            return;
+        };
+        if !endpoint
+            .transport
+            .handle_dtls(from, buf, &self.cert, &self.settings, now)
+        {
+            self.counters.drop(DropReason::DtlsNotReady);
+        }
+        self.drive(slot, now, out);
+    }
+
+    /// Lets an endpoint's transport send what it has to and applies what changed.
+    fn drive(&mut self, slot: usize, now: Instant, out: &mut impl Outbox) {
+        let Some(endpoint) = self.endpoints[slot].as_mut() else {
+            return;
+        };
+        endpoint.transport.drive(
+            &self.cert,
+            &self.settings,
+            now,
+            out,
+            &mut self.counters,
+            &mut self.changes,
+        );
+        for change in self.changes.drain(..) {
+            match change {
+                TransportChange::AddressValidated(addr) => {
+                    if endpoint.transport.remember_validated(addr) {
+                        self.by_address.insert(addr, slot);
+                    }
+                }
+                TransportChange::NewSrtpKeys => endpoint.history.new_srtp_keys(),
+                TransportChange::State(state, detail) => {
+                    tracing::info!(
+                        conference = %endpoint.conference_id,
+                        endpoint = %endpoint.endpoint_id,
+                        ?state,
+                        %detail,
+                        "endpoint state"
+                    );
+                    self.events.push_back(WorkerEvent {
+                        conference_id: endpoint.conference_id.clone(),
+                        endpoint_id: endpoint.endpoint_id.clone(),
+                        state,
+                        detail,
+                    });
+                }
+            }
+        }
+    }
+
+    fn run_endpoint_timers(&mut self, now: Instant, out: &mut impl Outbox) {
+        for slot in 0..self.endpoints.len() {
+            let due = match &self.endpoints[slot] {
+                Some(e) => e.transport.next_timeout().is_some_and(|t| t <= now),
+                None => false,
+            };
+            if due {
+                if let Some(endpoint) = self.endpoints[slot].as_mut() {
+                    endpoint.transport.handle_timeout(now);
+                }
+                self.drive(slot, now, out);
+            }
+        }
+    }
+
+    /// Drops an endpoint and every route to it; its memory is freed here.
+    fn free_endpoint(&mut self, slot: usize) {
+        let Some(endpoint) = self.endpoints[slot].take() else {
+            return;
+        };
+        self.by_ufrag
+            .remove(&endpoint.transport.ice.local_credentials().ufrag);
+        self.by_tag.remove(&endpoint.tag);
+        for addr in &endpoint.transport.validated {
+            if self.by_address.get(addr) == Some(&slot) {
+                self.by_address.remove(addr);
+            }
+        }
+        self.free_endpoints.push(slot);
+        self.events.push_back(WorkerEvent {
+            conference_id: endpoint.conference_id,
+            endpoint_id: endpoint.endpoint_id,
+            state: EndpointState::Expired,
+            detail: String::new(),
+        });
+        // With no endpoints left, give back the tables' capacity too, so an idle bridge's
+        // footprint returns to its starting point.
+        if self.by_tag.is_empty() {
+            self.by_ufrag.shrink_to_fit();
+            self.by_tag.shrink_to_fit();
+            self.by_address.shrink_to_fit();
+        }
+    }
+}

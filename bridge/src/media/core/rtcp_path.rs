@@ -1,0 +1,358 @@
+//! RTCP: what endpoints send is terminated here — key-frame requests go to the producer's
+//! sender (rate-limited), NACKs are answered from the producer's cache, sender reports are
+//! passed to the consumers' receivers, transport-cc feedback is matched against the send
+//! history. What the bridge sends of its own: receiver reports (with REMB for senders without
+//! transport-cc), transport-cc feedback and NACKs for what it lost from senders.
+
+use std::time::Instant;
+
+use tutti_rtp::rtcp::{self, Packet, ReportBlock};
+
+use super::Core;
+use crate::media::consumer::TAG_ROOM;
+use crate::media::nack;
+use crate::media::outbox::{Outbox, SLOT};
+use crate::media::router::RetransmitError;
+use crate::media::stats::DropReason;
+
+/// Bitrate announced in REMB to senders without transport-cc: the bridge does not estimate
+/// bandwidth yet, so it only caps what a sender may ramp up to.
+const REMB_BITRATE_BPS: u64 = 5_000_000;
+/// RFC 3550: at most 31 report blocks in one RR.
+const MAX_REPORT_BLOCKS: usize = 31;
+
+impl Core {
+    pub(super) fn on_rtcp(
+        &mut self,
+        slot: usize,
+        packet: &[u8],
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let Some(conference) = self.endpoints[slot].as_ref().map(|e| e.conference) else {
+            return;
+        };
+        for item in rtcp::packets(packet) {
+            let Ok(item) = item else {
+                self.counters.drop(DropReason::RtcpMalformed);
+                return;
+            };
+            match item {
+                Packet::SenderReport { ssrc, info, .. } => {
+                    self.on_sender_report(slot, conference, ssrc, &info, now, out)
+                }
+                Packet::Pli { media_ssrc, .. } => {
+                    self.counters.pli_received += 1;
+                    self.on_keyframe_request(slot, conference, media_ssrc, now, out);
+                }
+                Packet::Fir { entries, .. } => {
+                    for (media_ssrc, _) in entries {
+                        self.counters.pli_received += 1;
+                        self.on_keyframe_request(slot, conference, media_ssrc, now, out);
+                    }
+                }
+                Packet::Nack {
+                    media_ssrc, lost, ..
+                } => {
+                    for seq in lost {
+                        self.counters.nack_received += 1;
+                        self.on_nack(slot, conference, media_ssrc, seq, now, out);
+                    }
+                }
+                Packet::TransportCc { raw, .. } => {
+                    self.counters.transport_cc_feedback_received += 1;
+                    let summary = self.endpoints[slot]
+                        .as_mut()
+                        .and_then(|e| e.transport.on_transport_feedback(raw));
+                    if let Some(summary) = summary {
+                        self.counters.transport_cc_reported_received += summary.received;
+                        self.counters.transport_cc_reported_lost += summary.lost;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Receivers learn the sender's RTP/NTP timestamp mapping (lip sync) from its SR.
+    fn on_sender_report(
+        &mut self,
+        slot: usize,
+        conference: usize,
+        ssrc: u32,
+        info: &rtcp::SenderInfo,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let arrival_us = self.micros(now);
+        let Some(router) = self.routers[conference].as_mut() else {
+            return;
+        };
+        let Some(route) = router.route(ssrc).filter(|r| !r.rtx) else {
+            return;
+        };
+        let Some(producer) = router.producer_mut(route.producer) else {
+            return;
+        };
+        if producer.owner != slot {
+            return;
+        }
+        producer.encodings[route.encoding]
+            .stats
+            .on_sender_report(info.ntp_time, arrival_us);
+        self.counters.sender_reports_forwarded += router.forward_sender_report(
+            route.producer,
+            route.encoding,
+            info,
+            &mut self.endpoints,
+            out,
+        );
+    }
+
+    /// A receiver asks for a key frame of the stream it knows as `media_ssrc`.
+    fn on_keyframe_request(
+        &mut self,
+        requester: usize,
+        conference: usize,
+        media_ssrc: u32,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let Some(router) = self.routers[conference].as_mut() else {
+            return;
+        };
+        let Some(p) = router.output(media_ssrc) else {
+            return;
+        };
+        let Some(producer) = router.producer_mut(p).filter(|p| p.owner != requester) else {
+            return;
+        };
+        // The sender is asked for a key frame of the encoding this receiver gets.
+        let layer = producer.consumer_of(requester).map_or(0, |c| c.layer);
+        let ssrc = producer.encodings[layer].ssrc;
+        self.request_keyframe(conference, p, ssrc, now, out);
+    }
+
+    /// Sends a PLI for `ssrc` to the sender of producer `p`, unless one went out very recently.
+    pub(super) fn request_keyframe(
+        &mut self,
+        conference: usize,
+        p: usize,
+        ssrc: u32,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let Some(producer) = self.routers[conference]
+            .as_mut()
+            .and_then(|r| r.producer_mut(p))
+        else {
+            return;
+        };
+        if !producer.keyframes.allow(now) {
+            self.counters.pli_rate_limited += 1;
+            return;
+        }
+        let Some(sender) = self.endpoints[producer.owner].as_mut() else {
+            return;
+        };
+        let rtcp_ssrc = sender.transport.rtcp_ssrc;
+        let mut sent = false;
+        out.push(|slot| {
+            let body = &mut slot[..SLOT - TAG_ROOM];
+            let rr = rtcp::write_receiver_report(body, rtcp_ssrc, &[]).ok()?;
+            let pli = rtcp::write_pli(&mut body[rr..], rtcp_ssrc, ssrc).ok()?;
+            let w = sender.transport.protect_rtcp(slot, rr + pli);
+            sent = w.is_some();
+            w
+        });
+        if sent {
+            self.counters.pli_sent += 1;
+        }
+    }
+
+    /// Answers a receiver's NACK from the producer's cache.
+    fn on_nack(
+        &mut self,
+        requester: usize,
+        conference: usize,
+        media_ssrc: u32,
+        seq: u16,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let now_us = self.micros(now);
+        let Some(router) = self.routers[conference].as_mut() else {
+            return;
+        };
+        let Some((p, owner, kind)) = router
+            .output(media_ssrc)
+            .and_then(|p| {
+                router
+                    .producer(p)
+                    .map(|producer| (p, producer.owner, producer.kind))
+            })
+            .filter(|(_, owner, _)| *owner != requester)
+        else {
+            self.counters.nack_cache_misses += 1;
+            return;
+        };
+        let sender_twcc = self.endpoints[owner]
+            .as_ref()
+            .and_then(|e| e.twcc_extension(kind));
+        match router.retransmit(
+            p,
+            requester,
+            seq,
+            sender_twcc,
+            now_us,
+            &mut self.endpoints,
+            out,
+        ) {
+            Ok(()) => self.counters.retransmissions_sent += 1,
+            Err(RetransmitError::Missed) => self.counters.nack_cache_misses += 1,
+            Err(RetransmitError::NotSent) => {}
+        }
+    }
+
+    /// NACKs to senders for what they sent that never arrived.
+    pub(super) fn send_nacks(&mut self, now: Instant, out: &mut impl Outbox) {
+        let now_us = self.micros(now);
+        let mut lost = [0u16; nack::CAPACITY];
+        for endpoint in self.endpoints.iter_mut().flatten() {
+            if !endpoint.transport.is_connected() || endpoint.producers.is_empty() {
+                continue;
+            }
+            let Some(router) = self.routers[endpoint.conference].as_mut() else {
+                continue;
+            };
+            let rtcp_ssrc = endpoint.transport.rtcp_ssrc;
+            for &p in &endpoint.producers {
+                let Some(producer) = router.producer_mut(p) else {
+                    continue;
+                };
+                for encoding in producer.encodings.iter_mut() {
+                    let Some(nacks) = encoding.nacks.as_mut() else {
+                        continue;
+                    };
+                    let count = nacks.poll(now_us, &mut lost);
+                    if count == 0 {
+                        continue;
+                    }
+                    let media_ssrc = encoding.ssrc;
+                    let transport = &mut endpoint.transport;
+                    let mut sent = false;
+                    out.push(|slot| {
+                        let body = &mut slot[..SLOT - TAG_ROOM];
+                        let rr = rtcp::write_receiver_report(body, rtcp_ssrc, &[]).ok()?;
+                        let nack = rtcp::write_nack(
+                            &mut body[rr..],
+                            rtcp_ssrc,
+                            media_ssrc,
+                            &lost[..count],
+                        )
+                        .ok()?;
+                        let w = transport.protect_rtcp(slot, rr + nack);
+                        sent = w.is_some();
+                        w
+                    });
+                    if sent {
+                        self.counters.nacks_sent += count as u64;
+                    }
+                }
+            }
+        }
+    }
+
+    /// transport-cc feedback to every sender that negotiated it: what arrived since the last one.
+    pub(super) fn send_transport_feedback(&mut self, out: &mut impl Outbox) {
+        for endpoint in self.endpoints.iter_mut().flatten() {
+            if !endpoint.transport.is_connected() || !endpoint.wants_transport_cc() {
+                continue;
+            }
+            let media_ssrc = endpoint
+                .producers
+                .first()
+                .and_then(|&p| self.routers[endpoint.conference].as_ref()?.producer(p))
+                .map_or(0, |p| p.encodings[0].ssrc);
+            let transport = &mut endpoint.transport;
+            let rtcp_ssrc = transport.rtcp_ssrc;
+            let mut sent = false;
+            out.push(|slot| {
+                let body = &mut slot[..SLOT - TAG_ROOM];
+                let rr = rtcp::write_receiver_report(body, rtcp_ssrc, &[]).ok()?;
+                let fb = transport
+                    .twcc
+                    .write_feedback(&mut body[rr..], rtcp_ssrc, media_ssrc)?;
+                let w = transport.protect_rtcp(slot, rr + fb);
+                sent = w.is_some();
+                w
+            });
+            if sent {
+                self.counters.transport_cc_feedback_sent += 1;
+            }
+        }
+    }
+
+    /// Receiver reports for every sender's streams; REMB for senders without transport-cc.
+    pub(super) fn send_receiver_reports(&mut self, now: Instant, out: &mut impl Outbox) {
+        let now_us = self.micros(now);
+        for endpoint in self.endpoints.iter_mut().flatten() {
+            if !endpoint.transport.is_connected() || endpoint.producers.is_empty() {
+                continue;
+            }
+            let Some(router) = self.routers[endpoint.conference].as_mut() else {
+                continue;
+            };
+            let mut blocks = [ReportBlock::default(); MAX_REPORT_BLOCKS];
+            let mut ssrcs = [0u32; MAX_REPORT_BLOCKS];
+            let mut count = 0;
+            for &p in &endpoint.producers {
+                let Some(producer) = router.producer_mut(p) else {
+                    continue;
+                };
+                for encoding in producer.encodings.iter_mut() {
+                    let streams = std::iter::once((encoding.ssrc, &mut encoding.stats))
+                        .chain(encoding.rtx_ssrc.zip(encoding.rtx_stats.as_mut()));
+                    for (ssrc, stats) in streams {
+                        if count == MAX_REPORT_BLOCKS || stats.packets_received() == 0 {
+                            continue;
+                        }
+                        blocks[count] = stats.report_block(ssrc, now_us);
+                        ssrcs[count] = ssrc;
+                        count += 1;
+                    }
+                }
+            }
+            if count == 0 {
+                continue;
+            }
+            let remb = !endpoint.wants_transport_cc();
+            let transport = &mut endpoint.transport;
+            let rtcp_ssrc = transport.rtcp_ssrc;
+            let mut sent = false;
+            out.push(|slot| {
+                let body = &mut slot[..SLOT - TAG_ROOM];
+                let mut len =
+                    rtcp::write_receiver_report(body, rtcp_ssrc, &blocks[..count]).ok()?;
+                if remb {
+                    len += rtcp::write_remb(
+                        &mut body[len..],
+                        rtcp_ssrc,
+                        REMB_BITRATE_BPS,
+                        &ssrcs[..count],
+                    )
+                    .ok()?;
+                }
+                let w = transport.protect_rtcp(slot, len);
+                sent = w.is_some();
+                w
+            });
+            if sent {
+                self.counters.receiver_reports_sent += 1;
+                if remb {
+                    self.counters.remb_sent += 1;
+                }
+            }
+        }
+    }
+}

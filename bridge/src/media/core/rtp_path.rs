@@ -1,0 +1,183 @@
+//! The path of one RTP packet: decrypted once in the receive buffer, checked against its
+//! sender's producers, then fanned out by its router to the consumers that forward its
+//! encoding, each copy written and encrypted for its receiver. No allocation, no lock.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tutti_rtp::rtp;
+
+use super::Core;
+use crate::media::nack::Arrival;
+use crate::media::outbox::Outbox;
+use crate::media::stats::DropReason;
+use crate::media::MediaKind;
+
+fn kind_index(kind: MediaKind) -> usize {
+    match kind {
+        MediaKind::Audio => 0,
+        MediaKind::Video => 1,
+    }
+}
+
+impl Core {
+    /// An SRTP or SRTCP datagram from an endpoint's validated address.
+    pub(super) fn on_media(
+        &mut self,
+        slot: usize,
+        buf: &mut [u8],
+        len: usize,
+        from: SocketAddr,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let Some(endpoint) = self.endpoints[slot].as_mut() else {
+            return;
+        };
+        if !endpoint.transport.is_connected() {
+            self.counters.drop(DropReason::NotConnected);
+            return;
+        }
+        let is_rtcp = rtp::is_rtcp(&buf[..len]);
+        let Some(srtp) = endpoint.transport.srtp_in.as_mut() else {
+            self.counters.drop(DropReason::NotConnected);
+            return;
+        };
+        let unprotected = if is_rtcp {
+            srtp.unprotect_rtcp(buf, len)
+        } else {
+            srtp.unprotect_rtp(buf, len)
+        };
+        let len = match unprotected {
+            Ok(n) => n,
+            Err(e) => {
+                self.counters.drop(match e {
+                    tutti_srtp::Error::AuthFailed => DropReason::SrtpAuthFailed,
+                    tutti_srtp::Error::Replayed => DropReason::SrtpReplayed,
+                    _ => DropReason::SrtpInvalid,
+                });
+                return;
+            }
+        };
+        endpoint.transport.ice.note_media_received(from, now);
+        if is_rtcp {
+            self.counters.packets_in[2] += 1;
+            self.counters.bytes_in[2] += len as u64;
+            self.on_rtcp(slot, &buf[..len], now, out);
+        } else {
+            endpoint.remove_sender_local_extensions(&mut buf[..len]);
+            self.on_rtp(slot, &mut buf[..len], now, out);
+        }
+    }
+
+    fn on_rtp(&mut self, slot: usize, packet: &mut [u8], now: Instant, out: &mut impl Outbox) {
+        let arrival_us = self.micros(now);
+        let Ok(mut header) = rtp::parse(packet) else {
+            self.counters.drop(DropReason::RtpMalformed);
+            return;
+        };
+        let Some(sender) = self.endpoints[slot].as_mut() else {
+            return;
+        };
+        let conference = sender.conference;
+        let Some(router) = self.routers[conference].as_mut() else {
+            return;
+        };
+        let Some((route, producer)) = router
+            .route(header.ssrc)
+            .and_then(|r| Some((r, router.producer_mut(r.producer)?)))
+            .filter(|(_, p)| p.owner == slot)
+        else {
+            self.counters.drop(DropReason::UnknownSsrc);
+            return;
+        };
+        let kind = producer.kind;
+        self.counters.packets_in[kind_index(kind)] += 1;
+        self.counters.bytes_in[kind_index(kind)] += packet.len() as u64;
+        let sender_twcc = sender.twcc_extension(kind);
+        if let Some(id) = sender_twcc {
+            if let Some(seq) = rtp::find_extension(packet, &header, id)
+                .and_then(|r| rtp::read_u16_extension(packet, r))
+            {
+                sender.transport.twcc.record(seq, arrival_us);
+            }
+        }
+        let encoding = &mut producer.encodings[route.encoding];
+        let padding_only = header.payload_offset >= header.payload_end;
+        let mut len = packet.len();
+        if route.rtx {
+            if let Some(stats) = encoding.rtx_stats.as_mut() {
+                stats.on_packet(header.sequence, header.timestamp, arrival_us);
+            }
+            // An RTX packet is forwarded only as the answer to a NACK of the bridge's; padding
+            // and retransmissions nobody here asked for (probes) end here.
+            let recovered = match (
+                padding_only,
+                sender.rtx_original_payload_type(header.payload_type),
+                encoding.nacks.as_mut(),
+            ) {
+                (false, Some(pt), Some(nacks)) => {
+                    let payload = header.payload(packet);
+                    let osn =
+                        u16::from_be_bytes([payload[0], payload.get(1).copied().unwrap_or(0)]);
+                    (payload.len() >= 2 && nacks.on_packet(osn, arrival_us) == Arrival::Recovered)
+                        .then_some(pt)
+                }
+                _ => None,
+            };
+            let Some(pt) = recovered else {
+                self.counters.rtx_consumed += 1;
+                return;
+            };
+            let Ok((original_len, _)) = rtp::unwrap_rtx(packet, &header, encoding.ssrc, pt) else {
+                self.counters.rtx_consumed += 1;
+                return;
+            };
+            len = original_len;
+            let Ok(original) = rtp::parse(&packet[..len]) else {
+                return;
+            };
+            header = original;
+            self.counters.rtx_recovered += 1;
+        } else {
+            encoding
+                .stats
+                .on_packet(header.sequence, header.timestamp, arrival_us);
+            let arrival = encoding
+                .nacks
+                .as_mut()
+                .map(|n| n.on_packet(header.sequence, arrival_us));
+            if arrival == Some(Arrival::GapTooLarge) {
+                let (p, ssrc) = (route.producer, encoding.ssrc);
+                self.request_keyframe(conference, p, ssrc, now, out);
+            }
+            if padding_only {
+                self.counters.rtx_consumed += 1;
+                return;
+            }
+        }
+        let Some(router) = self.routers[conference].as_mut() else {
+            return;
+        };
+        let sent = router.fan_out(
+            route.producer,
+            route.encoding,
+            &packet[..len],
+            &header,
+            sender_twcc,
+            arrival_us,
+            self.settings.retransmission_cache_packets,
+            &mut self.endpoints,
+            out,
+        );
+        if !sent.wanted
+            && router
+                .producer(route.producer)
+                .is_some_and(|p| p.encodings.len() > 1)
+        {
+            self.counters.simulcast_layers_skipped += 1;
+        }
+        self.counters.packets_out[kind_index(kind)] += sent.packets;
+        self.counters.bytes_out[kind_index(kind)] += sent.bytes;
+    }
+}

@@ -1,0 +1,132 @@
+//! One source of a sender, as the bridge receives it: its encodings (simulcast layers, each
+//! with its RTX stream), their receive statistics, the packet cache that answers receivers'
+//! NACKs, the NACK generator for losses on the way in, and the rate limit on key-frame
+//! requests. Its consumers are the receivers it is forwarded to.
+
+use std::time::{Duration, Instant};
+
+use tutti_rtp::rtcp::ReceiveStats;
+
+use super::consumer::Consumer;
+use super::nack::NackGenerator;
+use super::retransmission::RetransmissionCache;
+use super::sources::ProducerSpec;
+use super::MediaKind;
+
+/// A sender is asked for a key frame at most this often, however many receivers ask.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
+
+/// One encoding: a simulcast layer (or the only stream) and its RTX stream.
+pub struct Encoding {
+    pub ssrc: u32,
+    pub rtx_ssrc: Option<u32>,
+    pub stats: ReceiveStats,
+    pub rtx_stats: Option<ReceiveStats>,
+    /// Recent packets, for receivers' NACKs: made with the producer for the lowest layer of a
+    /// video (every receiver can be given that one), for higher layers when first forwarded.
+    pub cache: Option<RetransmissionCache>,
+    /// Losses on the way in; only where the sender retransmits (it has an RTX stream).
+    pub nacks: Option<NackGenerator>,
+}
+
+/// Rate-limits key-frame requests to the sender.
+#[derive(Default)]
+pub struct KeyframeRequests {
+    last: Option<Instant>,
+}
+
+impl KeyframeRequests {
+    /// True if a request may go to the sender now (and notes that it does).
+    pub fn allow(&mut self, now: Instant) -> bool {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL)
+        {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+}
+
+pub struct Producer {
+    /// The sending endpoint's slot.
+    pub owner: usize,
+    pub kind: MediaKind,
+    pub encodings: Vec<Encoding>,
+    pub keyframes: KeyframeRequests,
+    pub consumers: Vec<Consumer>,
+}
+
+impl Producer {
+    pub fn new(owner: usize, spec: &ProducerSpec, cache_packets: usize) -> Producer {
+        let clock_rate = match spec.kind {
+            MediaKind::Audio => 48_000,
+            MediaKind::Video => 90_000,
+        };
+        Producer {
+            owner,
+            kind: spec.kind,
+            encodings: spec
+                .encodings
+                .iter()
+                .enumerate()
+                .map(|(layer, &(ssrc, rtx_ssrc))| Encoding {
+                    ssrc,
+                    rtx_ssrc,
+                    stats: ReceiveStats::new(clock_rate),
+                    rtx_stats: rtx_ssrc.map(|_| ReceiveStats::new(clock_rate)),
+                    cache: (layer == 0 && spec.kind == MediaKind::Video)
+                        .then(|| RetransmissionCache::new(cache_packets)),
+                    nacks: rtx_ssrc.map(|_| NackGenerator::new()),
+                })
+                .collect(),
+            keyframes: KeyframeRequests::default(),
+            consumers: Vec::new(),
+        }
+    }
+
+    /// Made from this spec (a source that stays keeps its state).
+    pub fn is(&self, spec: &ProducerSpec) -> bool {
+        self.kind == spec.kind
+            && self.encodings.len() == spec.encodings.len()
+            && self
+                .encodings
+                .iter()
+                .zip(&spec.encodings)
+                .all(|(e, s)| (e.ssrc, e.rtx_ssrc) == *s)
+    }
+
+    /// The SSRC receivers get this source under, and its RTX SSRC.
+    pub fn output_ssrcs(&self) -> (u32, Option<u32>) {
+        let first = &self.encodings[0];
+        (first.ssrc, first.rtx_ssrc)
+    }
+
+    /// Every SSRC the sender sends for this source.
+    pub fn ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.encodings
+            .iter()
+            .flat_map(|e| std::iter::once(e.ssrc).chain(e.rtx_ssrc))
+    }
+
+    pub fn consumer_of(&mut self, receiver: usize) -> Option<&mut Consumer> {
+        self.consumers.iter_mut().find(|c| c.receiver == receiver)
+    }
+
+    /// Bytes of this producer's state (consumers by number, not by the capacity their vector
+    /// grew to, so the figure returns to where it was when receivers leave).
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Producer>()
+            + self.encodings.capacity() * std::mem::size_of::<Encoding>()
+            + self
+                .encodings
+                .iter()
+                .map(|e| {
+                    e.cache.as_ref().map_or(0, |c| c.heap_bytes())
+                        + e.nacks.as_ref().map_or(0, |n| n.heap_bytes())
+                })
+                .sum::<usize>()
+            + self.consumers.len() * std::mem::size_of::<Consumer>()
+    }
+}

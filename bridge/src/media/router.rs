@@ -1,0 +1,439 @@
+//! One conference: its members, the producers they send and the consumers each producer is
+//! forwarded to, and the fan-out of one packet. Routers share nothing: a packet is only ever
+//! forwarded to consumers of its own router.
+
+use std::collections::HashMap;
+
+use rand::Rng;
+use rustc_hash::FxHashMap;
+use tutti_rtp::rtcp;
+use tutti_rtp::rtp;
+
+use super::consumer::{Consumer, Outgoing, TAG_ROOM};
+use super::endpoint::Endpoint;
+use super::outbox::{Outbox, SLOT};
+use super::producer::Producer;
+use super::retransmission::RetransmissionCache;
+use super::sources::ProducerSpec;
+use super::MediaKind;
+
+/// Where a received SSRC goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub producer: usize,
+    pub encoding: usize,
+    /// The encoding's RTX stream.
+    pub rtx: bool,
+}
+
+/// What one fan-out sent.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sent {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Some consumer forwards this encoding (it may still not be connected).
+    pub wanted: bool,
+}
+
+/// Why a receiver's NACK could not be answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetransmitError {
+    /// Not in the cache (too old, never received, or from a producer that is gone).
+    Missed,
+    /// In the cache, but the receiver cannot be sent to now.
+    NotSent,
+}
+
+#[derive(Default)]
+pub struct Router {
+    /// Endpoint slots, in join order.
+    pub members: Vec<usize>,
+    pub by_endpoint_id: HashMap<String, usize>,
+    producers: Vec<Option<Producer>>,
+    free_producers: Vec<usize>,
+    /// Every SSRC a producer receives.
+    routes: FxHashMap<u32, Route>,
+    /// The SSRCs receivers get (and name in their RTCP) → producer.
+    outputs: FxHashMap<u32, usize>,
+}
+
+impl Router {
+    pub fn route(&self, ssrc: u32) -> Option<Route> {
+        self.routes.get(&ssrc).copied()
+    }
+
+    /// The producer a receiver knows under `ssrc` (its output SSRC or output RTX SSRC).
+    pub fn output(&self, ssrc: u32) -> Option<usize> {
+        self.outputs.get(&ssrc).copied()
+    }
+
+    pub fn producer(&self, p: usize) -> Option<&Producer> {
+        self.producers.get(p)?.as_ref()
+    }
+
+    pub fn producer_mut(&mut self, p: usize) -> Option<&mut Producer> {
+        self.producers.get_mut(p)?.as_mut()
+    }
+
+    /// Gives `owner` exactly the producers `specs` describe: the ones it has that stay keep their
+    /// state and consumers; a spec naming an SSRC another member sends is skipped.
+    pub fn set_producers(
+        &mut self,
+        owner: usize,
+        specs: &[ProducerSpec],
+        cache_packets: usize,
+        endpoints: &mut [Option<Endpoint>],
+        rng: &mut impl Rng,
+    ) {
+        let Some(current) = endpoints[owner].as_ref().map(|e| e.producers.clone()) else {
+            return;
+        };
+        let mut kept = Vec::new();
+        for p in current {
+            match self.producer(p) {
+                Some(producer) if specs.iter().any(|s| producer.is(s)) => kept.push(p),
+                _ => self.remove_producer(p, endpoints),
+            }
+        }
+        for spec in specs {
+            if kept
+                .iter()
+                .any(|&p| self.producer(p).is_some_and(|producer| producer.is(spec)))
+            {
+                continue;
+            }
+            if let Some(p) = self.add_producer(owner, spec, cache_packets, endpoints, rng) {
+                kept.push(p);
+            }
+        }
+        if let Some(endpoint) = endpoints[owner].as_mut() {
+            endpoint.producers = kept;
+        }
+    }
+
+    fn add_producer(
+        &mut self,
+        owner: usize,
+        spec: &ProducerSpec,
+        cache_packets: usize,
+        endpoints: &mut [Option<Endpoint>],
+        rng: &mut impl Rng,
+    ) -> Option<usize> {
+        let mut producer = Producer::new(owner, spec, cache_packets);
+        let taken = producer.ssrcs().any(|ssrc| self.routes.contains_key(&ssrc))
+            || self.outputs.contains_key(&producer.output_ssrcs().0);
+        if taken || spec.encodings.is_empty() {
+            return None;
+        }
+        let (output, output_rtx) = producer.output_ssrcs();
+        for &member in &self.members {
+            let Some(receiver) = endpoints[member].as_mut() else {
+                continue;
+            };
+            if member != owner && receiver.receives(spec.kind) {
+                producer
+                    .consumers
+                    .push(new_consumer(member, receiver, output, rng));
+            }
+        }
+        let p = match self.free_producers.pop() {
+            Some(p) => p,
+            None => {
+                self.producers.push(None);
+                self.producers.len() - 1
+            }
+        };
+        for (encoding, e) in producer.encodings.iter().enumerate() {
+            let route = |rtx| Route {
+                producer: p,
+                encoding,
+                rtx,
+            };
+            self.routes.insert(e.ssrc, route(false));
+            if let Some(rtx) = e.rtx_ssrc {
+                self.routes.insert(rtx, route(true));
+            }
+        }
+        self.outputs.insert(output, p);
+        if let Some(rtx) = output_rtx {
+            self.outputs.insert(rtx, p);
+        }
+        self.producers[p] = Some(producer);
+        Some(p)
+    }
+
+    /// Removes a producer; each receiver keeps where its stream stood, in case it returns.
+    fn remove_producer(&mut self, p: usize, endpoints: &mut [Option<Endpoint>]) {
+        let Some(producer) = self.producers.get_mut(p).and_then(Option::take) else {
+            return;
+        };
+        let (output, output_rtx) = producer.output_ssrcs();
+        for consumer in &producer.consumers {
+            let Some(receiver) = endpoints[consumer.receiver].as_mut() else {
+                continue;
+            };
+            let srtp = receiver.transport.srtp_out.as_mut();
+            let state = srtp.map(|srtp| {
+                if let Some(rtx) = output_rtx {
+                    srtp.remove_ssrc(rtx);
+                }
+                srtp.remove_ssrc(output)
+            });
+            if let Some(mut stopped) = consumer.stopped(output) {
+                stopped.srtp = state;
+                receiver.history.remember(stopped);
+            }
+        }
+        for ssrc in producer.ssrcs() {
+            self.routes.remove(&ssrc);
+        }
+        self.outputs.remove(&output);
+        if let Some(rtx) = output_rtx {
+            self.outputs.remove(&rtx);
+        }
+        if let Some(owner) = endpoints[producer.owner].as_mut() {
+            owner.producers.retain(|&q| q != p);
+        }
+        self.free_producers.push(p);
+    }
+
+    /// Makes `receiver`'s consumers match what it receives now (after it joined or changed its
+    /// media).
+    pub fn update_consumers(
+        &mut self,
+        receiver: usize,
+        endpoints: &mut [Option<Endpoint>],
+        rng: &mut impl Rng,
+    ) {
+        let Some(endpoint) = endpoints[receiver].as_mut() else {
+            return;
+        };
+        for producer in self.producers.iter_mut().flatten() {
+            if producer.owner == receiver {
+                continue;
+            }
+            let has = producer.consumers.iter().any(|c| c.receiver == receiver);
+            let wants = endpoint.receives(producer.kind);
+            if wants && !has {
+                let output = producer.output_ssrcs().0;
+                producer
+                    .consumers
+                    .push(new_consumer(receiver, endpoint, output, rng));
+            } else if has && !wants {
+                producer.consumers.retain(|c| c.receiver != receiver);
+            }
+        }
+    }
+
+    pub fn add_member(&mut self, endpoint_id: String, slot: usize) {
+        self.members.push(slot);
+        self.by_endpoint_id.insert(endpoint_id, slot);
+    }
+
+    /// Removes a member: its producers (their receivers keep where their streams stood) and its
+    /// consumers.
+    pub fn remove_member(&mut self, slot: usize, endpoints: &mut [Option<Endpoint>]) {
+        let producers = endpoints[slot]
+            .as_ref()
+            .map(|e| e.producers.clone())
+            .unwrap_or_default();
+        for p in producers {
+            self.remove_producer(p, endpoints);
+        }
+        for producer in self.producers.iter_mut().flatten() {
+            producer.consumers.retain(|c| c.receiver != slot);
+        }
+        self.members.retain(|m| *m != slot);
+        self.by_endpoint_id.retain(|_, s| *s != slot);
+        if self.members.is_empty() {
+            self.producers = Vec::new();
+            self.free_producers = Vec::new();
+            self.routes = FxHashMap::default();
+            self.outputs = FxHashMap::default();
+        }
+    }
+
+    /// Sends a packet of encoding `encoding` of producer `p` to every consumer that forwards
+    /// that encoding, each written and encrypted for its receiver; caches it for their NACKs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fan_out(
+        &mut self,
+        p: usize,
+        encoding: usize,
+        packet: &[u8],
+        header: &rtp::Header,
+        sender_twcc: Option<u8>,
+        now_us: i64,
+        cache_packets: usize,
+        endpoints: &mut [Option<Endpoint>],
+        out: &mut impl Outbox,
+    ) -> Sent {
+        let mut sent = Sent::default();
+        let Some(producer) = self.producers.get_mut(p).and_then(Option::as_mut) else {
+            return sent;
+        };
+        let (ssrc, rtx_ssrc) = producer.output_ssrcs();
+        let outgoing = Outgoing {
+            packet,
+            header,
+            kind: producer.kind,
+            ssrc,
+            rtx_ssrc,
+            sender_twcc,
+            now_us,
+        };
+        for consumer in producer.consumers.iter_mut() {
+            if !consumer.wants(encoding) {
+                continue;
+            }
+            sent.wanted = true;
+            let Some(receiver) = endpoints[consumer.receiver].as_mut() else {
+                continue;
+            };
+            let mut written = 0;
+            out.push(|slot| {
+                let w = consumer.forward(receiver, outgoing, slot);
+                written = w.map_or(0, |w| w.1);
+                w
+            });
+            if written > 0 {
+                sent.packets += 1;
+                sent.bytes += written as u64;
+            }
+        }
+        if sent.wanted && producer.kind == MediaKind::Video {
+            if let Some(e) = producer.encodings.get_mut(encoding) {
+                e.cache
+                    .get_or_insert_with(|| RetransmissionCache::new(cache_packets))
+                    .insert(header.sequence, packet);
+            }
+        }
+        sent
+    }
+
+    /// Answers `receiver`'s NACK for `sequence` (in its numbering) of producer `p` from the
+    /// cache of the encoding it forwards.
+    #[allow(clippy::too_many_arguments)]
+    pub fn retransmit(
+        &mut self,
+        p: usize,
+        receiver: usize,
+        sequence: u16,
+        sender_twcc: Option<u8>,
+        now_us: i64,
+        endpoints: &mut [Option<Endpoint>],
+        out: &mut impl Outbox,
+    ) -> Result<(), RetransmitError> {
+        let producer = self
+            .producers
+            .get_mut(p)
+            .and_then(Option::as_mut)
+            .ok_or(RetransmitError::Missed)?;
+        let (ssrc, rtx_ssrc) = producer.output_ssrcs();
+        let kind = producer.kind;
+        let Producer {
+            encodings,
+            consumers,
+            ..
+        } = producer;
+        let consumer = consumers
+            .iter_mut()
+            .find(|c| c.receiver == receiver)
+            .ok_or(RetransmitError::Missed)?;
+        let original = consumer
+            .incoming_sequence(sequence)
+            .and_then(|s| encodings.get(consumer.layer)?.cache.as_ref()?.get(s))
+            .ok_or(RetransmitError::Missed)?;
+        let mut header = rtp::parse(original).map_err(|_| RetransmitError::Missed)?;
+        header.sequence = sequence;
+        let receiver = endpoints[receiver]
+            .as_mut()
+            .ok_or(RetransmitError::NotSent)?;
+        let p = Outgoing {
+            packet: original,
+            header: &header,
+            kind,
+            ssrc,
+            rtx_ssrc,
+            sender_twcc,
+            now_us,
+        };
+        let mut sent = false;
+        out.push(|slot| {
+            let w = consumer.retransmit(receiver, p, slot);
+            sent = w.is_some();
+            w
+        });
+        if sent {
+            Ok(())
+        } else {
+            Err(RetransmitError::NotSent)
+        }
+    }
+
+    /// Passes a sender's SR for encoding `encoding` of producer `p` to the receivers that get
+    /// that encoding, under the output SSRC and without the sender's report blocks (those
+    /// describe the sender's own reception). Returns how many were sent.
+    pub fn forward_sender_report(
+        &mut self,
+        p: usize,
+        encoding: usize,
+        info: &rtcp::SenderInfo,
+        endpoints: &mut [Option<Endpoint>],
+        out: &mut impl Outbox,
+    ) -> u64 {
+        let Some(producer) = self.producers.get(p).and_then(Option::as_ref) else {
+            return 0;
+        };
+        let ssrc = producer.output_ssrcs().0;
+        let mut reports = 0;
+        for consumer in producer.consumers.iter().filter(|c| c.wants(encoding)) {
+            let Some(receiver) = endpoints[consumer.receiver].as_mut() else {
+                continue;
+            };
+            let mut sent = false;
+            out.push(|slot| {
+                let n = rtcp::write_sender_report(&mut slot[..SLOT - TAG_ROOM], ssrc, info, &[])
+                    .ok()?;
+                let w = receiver.transport.protect_rtcp(slot, n);
+                sent = w.is_some();
+                w
+            });
+            reports += sent as u64;
+        }
+        reports
+    }
+
+    /// Bytes of the conference's state: its producers and its routing entries, by number (not
+    /// by the capacity the tables grew to), so the figure returns to where it was when members
+    /// leave.
+    pub fn heap_bytes(&self) -> usize {
+        let strings: usize = self.by_endpoint_id.keys().map(|k| k.capacity()).sum();
+        self.members.len() * std::mem::size_of::<usize>()
+            + strings
+            + self
+                .producers
+                .iter()
+                .flatten()
+                .map(Producer::heap_bytes)
+                .sum::<usize>()
+            + (self.routes.len() + self.outputs.len() + self.by_endpoint_id.len())
+                * ROUTE_ENTRY_BYTES
+    }
+}
+
+/// Approximate bytes of one hash map entry, for the memory gauge.
+pub const ROUTE_ENTRY_BYTES: usize = 48;
+
+/// A consumer for `receiver`, continuing what it saw of `output` from an earlier producer, and
+/// resuming the outbound SRTP state it had for it.
+fn new_consumer(slot: usize, receiver: &mut Endpoint, output: u32, rng: &mut impl Rng) -> Consumer {
+    let before = receiver.history.take(output);
+    if let (Some(state), Some(srtp)) = (
+        before.and_then(|b| b.srtp),
+        receiver.transport.srtp_out.as_mut(),
+    ) {
+        srtp.resume_outbound(output, state);
+    }
+    Consumer::new(slot, before.as_ref(), rng.random())
+}

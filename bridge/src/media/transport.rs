@@ -1,0 +1,380 @@
+//! One endpoint's transport: ICE, DTLS, SRTP, and transport-wide congestion control in both
+//! directions (arrival records for the feedback the bridge sends, and a send history for the
+//! feedback it receives). A bridge-to-bridge relay is another user of the same type.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tutti_dtls::{Certificate, Dtls, Role, SrtpProfiles};
+use tutti_ice::{AgentConfig, IceAgent};
+use tutti_rtp::rtcp::TwccRecorder;
+use tutti_rtp::rtp;
+use tutti_srtp::{Context, Profile};
+
+use super::outbox::Outbox;
+use super::send_history::{FeedbackSummary, SendHistory};
+use super::stats::Counters;
+use super::{EndpointState, RemoteSetup, RemoteTransport};
+
+/// At most this many remote addresses are remembered as validated per endpoint.
+const MAX_VALIDATED_ADDRESSES: usize = 8;
+/// transport-cc arrival records kept between two feedback packets.
+const TWCC_HISTORY: usize = 1024;
+/// Packets sent with a transport-wide sequence number that are kept for matching feedback
+/// (about two seconds of a 4 Mbit/s receiver).
+const SEND_HISTORY: usize = 1024;
+
+/// Settings every endpoint shares.
+pub struct EndpointSettings {
+    pub consent_timeout: Duration,
+    pub ice_timeout: Duration,
+    pub dtls_timeout: Duration,
+    pub srtp_profiles: SrtpProfiles,
+    pub retransmission_cache_packets: usize,
+}
+
+/// What happened to a transport that the core must act on.
+pub enum TransportChange {
+    AddressValidated(SocketAddr),
+    State(EndpointState, String),
+    /// New SRTP keys: outbound state kept for returning streams no longer applies.
+    NewSrtpKeys,
+}
+
+pub struct Transport {
+    pub ice: IceAgent,
+    dtls: Option<Dtls>,
+    remote: Option<(RemoteSetup, [u8; 32])>,
+    /// Where DTLS came from before ICE selected a pair.
+    dtls_peer: Option<SocketAddr>,
+    pub srtp_in: Option<Context>,
+    pub srtp_out: Option<Context>,
+    pub state: EndpointState,
+    pub validated: Vec<SocketAddr>,
+    /// The SSRC the bridge uses in RTCP it sends on this transport.
+    pub rtcp_ssrc: u32,
+    /// Arrivals of what the remote sends, for the transport-cc feedback the bridge sends.
+    pub twcc: TwccRecorder,
+    /// Transport-wide sequence number of the next packet the bridge sends here.
+    twcc_out: u16,
+    /// What the bridge sent here, for the transport-cc feedback the remote sends.
+    pub sent: SendHistory,
+}
+
+impl Transport {
+    pub fn new(
+        ice: tutti_ice::Credentials,
+        tag: u32,
+        rtcp_ssrc: u32,
+        settings: &EndpointSettings,
+        now: Instant,
+    ) -> Transport {
+        let config = AgentConfig {
+            controlling: true,
+            transaction_tag: tag,
+            connect_timeout: settings.ice_timeout,
+            consent_timeout: settings.consent_timeout,
+            ..AgentConfig::default()
+        };
+        Transport {
+            ice: IceAgent::new(config, ice, now),
+            dtls: None,
+            remote: None,
+            dtls_peer: None,
+            srtp_in: None,
+            srtp_out: None,
+            state: EndpointState::Allocated,
+            validated: Vec::new(),
+            rtcp_ssrc,
+            twcc: TwccRecorder::new(TWCC_HISTORY),
+            twcc_out: 1,
+            sent: SendHistory::new(SEND_HISTORY),
+        }
+    }
+
+    /// Media flows both ways.
+    pub fn is_connected(&self) -> bool {
+        self.state == EndpointState::Connected
+    }
+
+    /// Where media goes, once connected.
+    pub fn media_destination(&self) -> Option<SocketAddr> {
+        if self.is_connected() {
+            self.ice.selected()
+        } else {
+            None
+        }
+    }
+
+    /// Applies a new remote transport: ICE credentials and candidates, DTLS fingerprint/setup.
+    pub fn set_remote_transport(&mut self, remote: &RemoteTransport, now: Instant) {
+        self.ice
+            .set_remote_credentials(&remote.ufrag, &remote.pwd, now);
+        for (addr, priority) in &remote.candidates {
+            self.ice.add_remote_candidate(*addr, *priority, now);
+        }
+        if self.remote.map(|r| r.1) != Some(remote.fingerprint) && self.dtls.is_some() {
+            // A new certificate means a new DTLS session (e.g. the client restarted).
+            self.dtls = None;
+            self.srtp_in = None;
+            self.srtp_out = None;
+            if self.state == EndpointState::Connected {
+                self.state = EndpointState::Allocated;
+            }
+        }
+        self.remote = Some((remote.setup, remote.fingerprint));
+    }
+
+    pub fn remember_validated(&mut self, addr: SocketAddr) -> bool {
+        if self.validated.contains(&addr) || self.validated.len() >= MAX_VALIDATED_ADDRESSES {
+            return false;
+        }
+        self.validated.push(addr);
+        true
+    }
+
+    /// A DTLS datagram from a validated address.
+    pub fn handle_dtls(
+        &mut self,
+        from: SocketAddr,
+        data: &[u8],
+        cert: &Certificate,
+        settings: &EndpointSettings,
+        now: Instant,
+    ) -> bool {
+        if self.dtls.is_none() {
+            match self.remote {
+                Some((RemoteSetup::Active, fingerprint)) => {
+                    match Dtls::new(
+                        cert,
+                        Role::Server,
+                        settings.srtp_profiles,
+                        fingerprint,
+                        now,
+                        settings.dtls_timeout,
+                    ) {
+                        Ok(dtls) => self.dtls = Some(dtls),
+                        Err(_) => return false,
+                    }
+                }
+                // No fingerprint yet (the client is faster than the focus), or we are the client
+                // and have not started: the client will retransmit.
+                _ => return false,
+            }
+        }
+        self.dtls_peer = Some(from);
+        if let Some(dtls) = self.dtls.as_mut() {
+            dtls.handle_datagram(data, now);
+        }
+        true
+    }
+
+    fn start_dtls_client(&mut self, cert: &Certificate, settings: &EndpointSettings, now: Instant) {
+        if let (None, Some((RemoteSetup::Passive, fingerprint))) = (&self.dtls, self.remote) {
+            if let Ok(mut dtls) = Dtls::new(
+                cert,
+                Role::Client,
+                settings.srtp_profiles,
+                fingerprint,
+                now,
+                settings.dtls_timeout,
+            ) {
+                dtls.start(now);
+                self.dtls = Some(dtls);
+            }
+        }
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let ice = self.ice.poll_timeout();
+        let dtls = self.dtls.as_ref().and_then(|d| d.poll_timeout());
+        match (ice, dtls) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.ice.handle_timeout(now);
+        if let Some(dtls) = self.dtls.as_mut() {
+            dtls.handle_timeout(now);
+        }
+    }
+
+    /// Sends what ICE and DTLS want to send and collects what changed.
+    pub fn drive(
+        &mut self,
+        cert: &Certificate,
+        settings: &EndpointSettings,
+        now: Instant,
+        out: &mut impl Outbox,
+        counters: &mut Counters,
+        changes: &mut Vec<TransportChange>,
+    ) {
+        while let Some(event) = self.ice.poll_event() {
+            match event {
+                tutti_ice::Event::AddressValidated(addr) => {
+                    changes.push(TransportChange::AddressValidated(addr))
+                }
+                tutti_ice::Event::Selected(_) => self.start_dtls_client(cert, settings, now),
+                tutti_ice::Event::Failed => {
+                    if self.state == EndpointState::Allocated {
+                        counters.ice_failures += 1;
+                        self.state = EndpointState::IceFailed;
+                        changes.push(TransportChange::State(
+                            EndpointState::IceFailed,
+                            "no candidate pair succeeded in time".into(),
+                        ));
+                    }
+                }
+                // A failure already reported stays the endpoint's state.
+                tutti_ice::Event::TimedOut
+                    if matches!(
+                        self.state,
+                        EndpointState::Allocated | EndpointState::Connected
+                    ) =>
+                {
+                    counters.consent_timeouts += 1;
+                    self.state = EndpointState::TimedOut;
+                    changes.push(TransportChange::State(
+                        EndpointState::TimedOut,
+                        format!("no packets for {} s", settings.consent_timeout.as_secs()),
+                    ));
+                }
+                tutti_ice::Event::TimedOut => {}
+            }
+        }
+        loop {
+            let ice = &mut self.ice;
+            let mut sent = false;
+            out.push(|slot| {
+                let r = ice.poll_transmit(slot);
+                sent = r.is_some();
+                r
+            });
+            if !sent {
+                break;
+            }
+        }
+        if let Some(dtls) = self.dtls.as_mut() {
+            let to = self.ice.selected().or(self.dtls_peer);
+            while let Some(datagram) = dtls.poll_transmit() {
+                if let Some(to) = to {
+                    out.push(|slot| {
+                        let n = datagram.len().min(slot.len());
+                        slot[..n].copy_from_slice(&datagram[..n]);
+                        Some((to, n))
+                    });
+                }
+            }
+            while let Some(event) = dtls.poll_event() {
+                match event {
+                    tutti_dtls::Event::Connected {
+                        srtp_profile_id,
+                        keying_material,
+                    } => {
+                        let is_client = self.remote.is_some_and(|r| r.0 == RemoteSetup::Passive);
+                        let keys = Profile::from_id(srtp_profile_id)
+                            .ok_or(tutti_srtp::Error::BadKeyLength)
+                            .and_then(|p| {
+                                Context::pair_from_keying_material(p, &keying_material, is_client)
+                            });
+                        match keys {
+                            Ok((outbound, inbound)) => {
+                                self.srtp_out = Some(outbound);
+                                self.srtp_in = Some(inbound);
+                                changes.push(TransportChange::NewSrtpKeys);
+                            }
+                            Err(e) => {
+                                counters.dtls_failures += 1;
+                                self.state = EndpointState::DtlsFailed;
+                                changes.push(TransportChange::State(
+                                    EndpointState::DtlsFailed,
+                                    format!("unusable SRTP keys: {e}"),
+                                ));
+                            }
+                        }
+                    }
+                    tutti_dtls::Event::Failed(e) => {
+                        counters.dtls_failures += 1;
+                        self.state = EndpointState::DtlsFailed;
+                        changes.push(TransportChange::State(
+                            EndpointState::DtlsFailed,
+                            e.to_string(),
+                        ));
+                    }
+                    tutti_dtls::Event::Closed => {
+                        self.srtp_in = None;
+                        self.srtp_out = None;
+                        self.state = EndpointState::DtlsFailed;
+                        changes.push(TransportChange::State(
+                            EndpointState::DtlsFailed,
+                            "the client closed the DTLS session".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        if self.state == EndpointState::Allocated
+            && self.srtp_out.is_some()
+            && self.ice.selected().is_some()
+        {
+            self.state = EndpointState::Connected;
+            changes.push(TransportChange::State(
+                EndpointState::Connected,
+                String::new(),
+            ));
+        }
+    }
+
+    /// Gives a packet about to be sent here this transport's next transport-wide sequence
+    /// number (in the extension the sender used, `from_id`, renamed to this remote's `to_id`)
+    /// and records it in the send history. `packet` may be a whole send slot; `len` bytes of it
+    /// are the packet.
+    pub fn stamp_twcc(
+        &mut self,
+        packet: &mut [u8],
+        len: usize,
+        header: &rtp::Header,
+        (from_id, to_id): (u8, u8),
+        now_us: i64,
+    ) {
+        if let Some(range) = rtp::find_extension(packet, header, from_id) {
+            if rtp::write_u16_extension(packet, range, self.twcc_out) {
+                self.sent.record(self.twcc_out, now_us, len);
+                self.twcc_out = self.twcc_out.wrapping_add(1);
+                if to_id != from_id {
+                    rtp::rename_extension(packet, header, from_id, to_id);
+                }
+            }
+        }
+    }
+
+    /// Matches a transport-cc feedback packet from the remote against what was sent.
+    pub fn on_transport_feedback(&mut self, raw: &[u8]) -> Option<FeedbackSummary> {
+        let mut summary = FeedbackSummary::default();
+        let sent = &mut self.sent;
+        tutti_rtp::rtcp::for_each_twcc_status(raw, |seq, arrived| {
+            sent.on_feedback(seq, arrived, &mut summary)
+        })
+        .ok()?;
+        Some(summary)
+    }
+
+    /// Encrypts an RTCP packet the bridge wrote into `out` for this remote.
+    pub fn protect_rtcp(&mut self, out: &mut [u8], len: usize) -> Option<(SocketAddr, usize)> {
+        let to = self.media_destination()?;
+        let n = self.srtp_out.as_mut()?.protect_rtcp(out, len).ok()?;
+        Some((to, n))
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.ice.heap_bytes()
+            + self.dtls.as_ref().map_or(0, |d| d.heap_bytes())
+            + self.srtp_in.as_ref().map_or(0, |c| c.heap_bytes())
+            + self.srtp_out.as_ref().map_or(0, |c| c.heap_bytes())
+            + self.twcc.heap_bytes()
+            + self.sent.heap_bytes()
+            + self.validated.capacity() * std::mem::size_of::<SocketAddr>()
+    }
+}
