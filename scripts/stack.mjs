@@ -13,7 +13,7 @@
 //                             and TUTTI_BRIDGE_ADVERTISED_ADDRESSES (the address browsers reach)
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, createWriteStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { dirname, join, resolve } from 'node:path';
@@ -38,45 +38,45 @@ export function stackSettings(options = {}, env = process.env) {
   };
 }
 
+// The one Prosody configuration of the project (tests/harness/prosody.cfg.lua.in), which the
+// Rust side (tests/harness/src/prosody.rs) fills too.
+const prosodyTemplate = join(root, 'tests', 'harness', 'prosody.cfg.lua.in');
+
+/**
+ * Fills the template's placeholders: `{{NAME}}` with values[NAME], which must be given;
+ * `{{NAME=default}}` with values[NAME], or `default` when it is not given. A value for a name
+ * the template does not have is an error too.
+ */
+function fillTemplate(template, values) {
+  const unused = new Set(Object.keys(values));
+  const filled = template.replace(/\{\{([A-Z0-9_]+)(?:=([^}]*))?\}\}/g, (_, name, fallback) => {
+    unused.delete(name);
+    if (Object.hasOwn(values, name)) {
+      return String(values[name]);
+    }
+    if (fallback === undefined) {
+      throw new Error(`${prosodyTemplate}: no value for ${name}`);
+    }
+    return fallback;
+  });
+  if (unused.size) {
+    throw new Error(`${prosodyTemplate} has no ${[...unused].join(', ')}`);
+  }
+  return filled;
+}
+
 function prosodyConfig(s) {
-  return `-- Written by scripts/stack.mjs for one run of the local stack.
-run_as_root = true
-daemonize = false
-pidfile = "${s.runDir}/prosody.pid"
-data_path = "${s.runDir}/prosody-data"
-interfaces = { "127.0.0.1" }
-c2s_ports = { ${s.xmppPort} }
-http_ports = { ${s.httpPort} }
-http_interfaces = { "127.0.0.1" }
-https_ports = { }
-http_default_host = "${s.domain}"
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-consider_websocket_secure = true
-modules_enabled = { "roster", "saslauth", "disco", "ping", "presence", "message", "websocket", "http_files" }
-modules_disabled = { "s2s", "tls" }
-http_files_dir = "${s.runDir}/www"
-http_paths = { files = "/"; websocket = "/xmpp-websocket" }
-log = { info = "${s.runDir}/prosody.log" }
--- Latency of signalling (docs/benchmarks.md, the focus benchmark): small stanzas leave at once
--- (no Nagle, no wait for the next loop turn), and Lua's collector runs at its own pace rather
--- than Prosody 0.12's default, which spent more than half of Prosody's CPU time collecting.
-network_settings = { nagle = false; opportunistic_writes = true }
-gc = { mode = "incremental"; threshold = 200; speed = 200 }
-
--- The focus's account.
-VirtualHost "${s.domain}"
-    authentication = "internal_hashed"
-
--- Browsers join as anonymous guests.
-VirtualHost "${s.guestDomain}"
-    authentication = "anonymous"
-
--- Rooms. Real JIDs are visible: lib-jitsi-meet recognises the focus by its JID.
-Component "${s.muc}" "muc"
-    muc_room_locking = false
-    muc_room_default_public_jids = true
-`;
+  // Everything else (guests at guest.DOMAIN, rooms open with real JIDs at conference.DOMAIN,
+  // plaintext on loopback) is the template's default.
+  return fillTemplate(readFileSync(prosodyTemplate, 'utf8'), {
+    WRITER: 'scripts/stack.mjs',
+    DIR: s.runDir,
+    DOMAIN: s.domain,
+    C2S_PORT: s.xmppPort,
+    HTTP_PORT: s.httpPort,
+    LOG_LEVEL: 'info',
+    LOG_TO: `${s.runDir}/prosody.log`,
+  });
 }
 
 function waitForPort(port, timeoutMs) {

@@ -2,6 +2,8 @@
 //! `bench/bridge`, which builds, pins and isolates it). For every scenario and SRTP profile it
 //! alternates runs against the real bridge and against the baseline relay (A B A B), each
 //! server started fresh on CPU 0, and prints one JSON line of medians per scenario and profile.
+//! With `--bridge-before`, an earlier build of the bridge runs in the same rounds (A B C A B C),
+//! so a change is measured against what it changes in one run on the same machine.
 //! Each run's own figures go to stderr as JSON lines.
 
 mod load;
@@ -32,11 +34,15 @@ const USAGE: &str = "usage: bench-driver --bridge PATH --relay PATH [options]
                           (default 16); the meeting verifies every endpoint
   --pacing-factor F       video paced at F x its bitrate like libwebrtc (default 2.5; 0 = bursts)
   --quick                 smoke run: 20 subscribers, 4 publishers, 2 s + 3 s, 1 repeat
+  --bridge-before PATH    an earlier bridge build, run in every round too and compared
+  --before-commit C       the commit it was built from (recorded)
   --commit C --date D     recorded in every line";
 
 #[derive(Clone, Debug)]
 struct Args {
     bridge: PathBuf,
+    bridge_before: Option<PathBuf>,
+    before_commit: String,
     relay: PathBuf,
     scenarios: Vec<String>,
     profiles: Vec<Profile>,
@@ -54,6 +60,8 @@ struct Args {
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         bridge: PathBuf::new(),
+        bridge_before: None,
+        before_commit: String::new(),
         relay: PathBuf::new(),
         scenarios: vec!["fanout".into(), "meeting".into()],
         profiles: vec![Profile::Gcm, Profile::AesCm],
@@ -86,6 +94,8 @@ fn parse_args() -> anyhow::Result<Args> {
             .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
         match flag.as_str() {
             "--bridge" => args.bridge = value.into(),
+            "--bridge-before" => args.bridge_before = Some(value.into()),
+            "--before-commit" => args.before_commit = value,
             "--relay" => args.relay = value.into(),
             "--scenarios" => {
                 args.scenarios = value.split(',').map(str::to_owned).collect();
@@ -267,11 +277,12 @@ fn load_config(args: &Args, roles: &[Role], profile: Profile) -> LoadConfig {
 
 fn run_bridge(
     args: &Args,
+    binary: &std::path::Path,
     rt: &tokio::runtime::Runtime,
     roles: &[Role],
     profile: Profile,
 ) -> anyhow::Result<Run> {
-    let (server, addresses) = setup::start_bridge(&args.bridge, profile)?;
+    let (server, addresses) = setup::start_bridge(binary, profile)?;
     let setup_started = Instant::now();
     let endpoints = rt.block_on(setup::bridge_endpoints(addresses.grpc, roles, profile))?;
     eprintln!(
@@ -358,6 +369,7 @@ fn summary(
     endpoints: usize,
     bridge: &[Run],
     baseline: &[Run],
+    before: &[Run],
 ) -> Value {
     let m = |runs: &[Run], f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
     let cpu = m(bridge, &|r| r.cpu_s_per_mpkt());
@@ -365,7 +377,8 @@ fn summary(
     let forwarded = m(bridge, &|r| r.forwarded_pps());
     let received: u64 = bridge.iter().map(|r| r.load.received).sum();
     let allocs = m(bridge, &|r| r.allocs_in_window);
-    json!({
+    let before_cpu = m(before, &|r| r.cpu_s_per_mpkt());
+    let mut line = json!({
         "scenario": scenario,
         "srtp_profile": profile.name(),
         "endpoints": endpoints,
@@ -405,7 +418,25 @@ fn summary(
         "generator_late_sends": bridge.iter().chain(baseline).map(|r| r.load.late_sends).sum::<u64>(),
         "commit": args.commit,
         "date": args.date,
-    })
+    });
+    if !before.is_empty() {
+        let before_received: u64 = before.iter().map(|r| r.load.received).sum();
+        let before_allocs = m(before, &|r| r.allocs_in_window);
+        let fields = json!({
+            "before_commit": args.before_commit,
+            "before_cpu_s_per_mpkt": round3(before_cpu),
+            "before_cpu_ratio_vs_baseline": round3(before_cpu / base_cpu),
+            "cpu_ratio_vs_before": round3(cpu / before_cpu),
+            "before_loss_pct": round3(m(before, &|r| r.loss_pct())),
+            "before_latency_p99_us": m(before, &|r| load::percentile(&r.load.latencies_us, 0.99)),
+            "before_allocs_per_packet":
+                before_allocs / (before_received as f64 / before.len() as f64).max(1.0),
+        });
+        if let (Some(line), Value::Object(fields)) = (line.as_object_mut(), fields) {
+            line.extend(fields);
+        }
+    }
+    line
 }
 
 fn raise_fd_limit() -> anyhow::Result<()> {
@@ -437,11 +468,20 @@ fn main() -> anyhow::Result<()> {
         for &profile in &args.profiles {
             let mut bridge = Vec::new();
             let mut baseline = Vec::new();
+            let mut before = Vec::new();
             for _ in 0..args.repeats {
-                let run = run_bridge(&args, &rt, &roles, profile)
+                let run = run_bridge(&args, &args.bridge, &rt, &roles, profile)
                     .with_context(|| format!("{scenario}/{}: bridge run", profile.name()))?;
                 eprintln!("{}", run.json("bridge", scenario, profile));
                 bridge.push(run);
+                if let Some(binary) = &args.bridge_before {
+                    let run =
+                        run_bridge(&args, binary, &rt, &roles, profile).with_context(|| {
+                            format!("{scenario}/{}: earlier bridge run", profile.name())
+                        })?;
+                    eprintln!("{}", run.json("bridge_before", scenario, profile));
+                    before.push(run);
+                }
                 let run = run_baseline(&args, &roles, profile)
                     .with_context(|| format!("{scenario}/{}: baseline run", profile.name()))?;
                 eprintln!("{}", run.json("baseline", scenario, profile));
@@ -449,7 +489,15 @@ fn main() -> anyhow::Result<()> {
             }
             println!(
                 "{}",
-                summary(&args, scenario, profile, roles.len(), &bridge, &baseline)
+                summary(
+                    &args,
+                    scenario,
+                    profile,
+                    roles.len(),
+                    &bridge,
+                    &baseline,
+                    &before
+                )
             );
         }
     }

@@ -6,8 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde::Deserialize;
+use tutti_config_env::{apply_env, file_or_default, Field};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -66,15 +67,7 @@ impl Default for Config {
 impl Config {
     /// Defaults, then the file (if any), then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
-        let mut config = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading config file {}", path.display()))?;
-                toml::from_str(&text)
-                    .with_context(|| format!("parsing config file {}", path.display()))?
-            }
-            None => Config::default(),
-        };
+        let mut config: Config = file_or_default(file)?;
         config.apply_env(|name| std::env::var(name).ok())?;
         config.validate()?;
         Ok(config)
@@ -82,62 +75,43 @@ impl Config {
 
     /// Applies `TUTTI_BRIDGE_<FIELD>` overrides (upper-case field names; lists comma-separated).
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        fn parse<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value
-                .trim()
-                .parse()
-                .map_err(|e| anyhow::anyhow!("environment variable {name}={value:?}: {e}"))
-        }
-        let get = |field: &str| {
-            let name = format!("TUTTI_BRIDGE_{}", field.to_ascii_uppercase());
-            var(&name).map(|v| (name, v))
-        };
-        if let Some((_, v)) = get("bridge_id") {
-            self.bridge_id = v;
-        }
-        if let Some((n, v)) = get("grpc_address") {
-            self.grpc_address = parse(&n, &v)?;
-        }
-        if let Some((n, v)) = get("http_address") {
-            self.http_address = parse(&n, &v)?;
-        }
-        if let Some((_, v)) = get("bridge_channel_base_url") {
-            self.bridge_channel_base_url = v;
-        }
-        if let Some((n, v)) = get("media_address") {
-            self.media_address = parse(&n, &v)?;
-        }
-        if let Some((n, v)) = get("advertised_addresses") {
-            self.advertised_addresses = v
-                .split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| parse(&n, s))
-                .collect::<anyhow::Result<_>>()?;
-        }
-        if let Some((n, v)) = get("consent_timeout_secs") {
-            self.consent_timeout_secs = parse(&n, &v)?;
-        }
-        if let Some((n, v)) = get("ice_timeout_secs") {
-            self.ice_timeout_secs = parse(&n, &v)?;
-        }
-        if let Some((n, v)) = get("dtls_timeout_secs") {
-            self.dtls_timeout_secs = parse(&n, &v)?;
-        }
-        if let Some((n, v)) = get("max_sources_per_endpoint") {
-            self.max_sources_per_endpoint = parse(&n, &v)?;
-        }
-        if let Some((n, v)) = get("max_packet_rate") {
-            self.max_packet_rate = parse(&n, &v)?;
-        }
-        if let Some((_, v)) = get("srtp_profiles") {
-            self.srtp_profiles = v;
-        }
-        if let Some((n, v)) = get("retransmission_cache_packets") {
-            self.retransmission_cache_packets = parse(&n, &v)?;
-        }
+        apply_env(
+            "TUTTI_BRIDGE_",
+            var,
+            [
+                ("bridge_id", Field::text(&mut self.bridge_id)),
+                ("grpc_address", Field::value(&mut self.grpc_address)),
+                ("http_address", Field::value(&mut self.http_address)),
+                (
+                    "bridge_channel_base_url",
+                    Field::text(&mut self.bridge_channel_base_url),
+                ),
+                ("media_address", Field::value(&mut self.media_address)),
+                (
+                    "advertised_addresses",
+                    Field::list(&mut self.advertised_addresses),
+                ),
+                (
+                    "consent_timeout_secs",
+                    Field::value(&mut self.consent_timeout_secs),
+                ),
+                ("ice_timeout_secs", Field::value(&mut self.ice_timeout_secs)),
+                (
+                    "dtls_timeout_secs",
+                    Field::value(&mut self.dtls_timeout_secs),
+                ),
+                (
+                    "max_sources_per_endpoint",
+                    Field::value(&mut self.max_sources_per_endpoint),
+                ),
+                ("max_packet_rate", Field::value(&mut self.max_packet_rate)),
+                ("srtp_profiles", Field::text(&mut self.srtp_profiles)),
+                (
+                    "retransmission_cache_packets",
+                    Field::value(&mut self.retransmission_cache_packets),
+                ),
+            ],
+        )?;
         Ok(())
     }
 

@@ -32,6 +32,7 @@ use tutti_focus::jingle::{
     Source, SourceGroup,
 };
 use tutti_focus::Extensions;
+use tutti_test_harness::prosody::{self, Gc, Prosody};
 
 const DOMAIN: &str = "localhost";
 const GUEST_DOMAIN: &str = "guest.localhost";
@@ -55,27 +56,11 @@ const USAGE: &str = "usage: bench-focus-load --bridge PATH --focus PATH [options
                   speed 200); prosody: Prosody 0.12's default (threshold 105, speed 500)
   --commit C --date D   recorded in the line";
 
-/// Prosody's Lua garbage collector. Prosody 0.12 starts a cycle when the heap has grown by 5 %
-/// and runs it at 5x the allocation rate: more than half of its CPU time under this load.
-#[derive(Clone, Copy)]
-enum ProsodyGc {
-    Tuned,
-    ProsodyDefault,
-}
-
-impl ProsodyGc {
-    fn config_line(self) -> &'static str {
-        match self {
-            ProsodyGc::Tuned => r#"gc = { mode = "incremental"; threshold = 200; speed = 200 }"#,
-            ProsodyGc::ProsodyDefault => "",
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            ProsodyGc::Tuned => "tuned",
-            ProsodyGc::ProsodyDefault => "prosody",
-        }
+/// The name `--prosody-gc` gives Prosody's collector setting.
+fn gc_name(gc: Gc) -> &'static str {
+    match gc {
+        Gc::Tuned => "tuned",
+        Gc::ProsodyDefault => "prosody",
     }
 }
 
@@ -85,7 +70,7 @@ struct Args {
     rooms: usize,
     per_room: usize,
     rate: f64,
-    prosody_gc: ProsodyGc,
+    prosody_gc: Gc,
     commit: String,
     date: String,
 }
@@ -97,7 +82,7 @@ fn parse_args() -> anyhow::Result<Args> {
         rooms: 100,
         per_room: 10,
         rate: 20.0,
-        prosody_gc: ProsodyGc::Tuned,
+        prosody_gc: Gc::Tuned,
         commit: String::new(),
         date: String::new(),
     };
@@ -116,8 +101,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--rate" => args.rate = value.parse()?,
             "--prosody-gc" => {
                 args.prosody_gc = match value.as_str() {
-                    "tuned" => ProsodyGc::Tuned,
-                    "prosody" => ProsodyGc::ProsodyDefault,
+                    "tuned" => Gc::Tuned,
+                    "prosody" => Gc::ProsodyDefault,
                     _ => bail!("--prosody-gc is tuned or prosody"),
                 }
             }
@@ -147,19 +132,24 @@ impl Drop for Process {
 
 impl Process {
     fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id()))?;
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .context("malformed /proc/PID/stat")?
-            .1
-            .split_whitespace()
-            .collect();
-        // Fields 14 and 15 of stat(5) (utime, stime) are the 12th and 13th after the name.
-        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-        // SAFETY: sysconf has no preconditions.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        Ok(ticks / per_second)
+        cpu_seconds(self.0.id())
     }
+}
+
+/// User and system CPU time of process `pid`.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("malformed /proc/PID/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    // Fields 14 and 15 of stat(5) (utime, stime) are the 12th and 13th after the name.
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks / per_second)
 }
 
 /// The first stdout line of `child` as JSON, within `timeout`; the rest of stdout is drained.
@@ -189,86 +179,36 @@ fn address(ready: &serde_json::Value, key: &str) -> anyhow::Result<SocketAddr> {
 
 /// Prosody, bridge and focus, stopped (in reverse order) when dropped.
 struct Stack {
-    dir: PathBuf,
     focus: Process,
     focus_http: SocketAddr,
     bridge: Process,
-    prosody: Process,
+    prosody: Prosody,
 }
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl Stack {
+    fn prosody_cpu_seconds(&self) -> anyhow::Result<f64> {
+        cpu_seconds(self.prosody.pid().context("prosody is not running")?)
     }
 }
 
 fn start_stack(args: &Args) -> anyhow::Result<Stack> {
-    let dir = std::env::temp_dir().join(format!("tutti-bench-focus-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data"))?;
-    std::fs::create_dir_all(dir.join("certs"))?;
-    let config = dir.join("prosody.cfg.lua");
-    // No mod_limits (no c2s rate limit); the MUC has no rate limit of its own in Prosody 0.12.
-    // Nagle off: with it (Prosody's default) a small stanza written while an earlier one is
-    // unacknowledged waits for the peer's delayed ACK, up to 40 ms on Linux. Opportunistic
-    // writes: a stanza goes to the socket at once instead of at the next turn of the loop.
-    std::fs::write(
-        &config,
-        format!(
-            r#"run_as_root = true
-daemonize = false
-pidfile = "{dir}/prosody.pid"
-data_path = "{dir}/data"
-interfaces = {{ "127.0.0.1" }}
-c2s_ports = {{ {C2S_PORT} }}
-http_ports = {{ }}
-https_ports = {{ }}
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-authentication = "internal_hashed"
-modules_enabled = {{ "roster", "saslauth", "disco", "ping", "presence", "message", "iq" }}
-modules_disabled = {{ "s2s", "tls", "limits" }}
-log = {{ warn = "*stderr" }}
-network_settings = {{ nagle = false; opportunistic_writes = true }}
-{gc}
-certificates = "{dir}/certs"
-VirtualHost "{DOMAIN}"
-VirtualHost "{GUEST_DOMAIN}"
-    authentication = "anonymous"
-Component "{MUC}" "muc"
-    muc_room_locking = false
-    muc_room_default_public_jids = true
-    max_history_messages = 0
-"#,
-            dir = dir.display(),
-            gc = args.prosody_gc.config_line(),
-        ),
-    )?;
-    let status = Command::new("prosodyctl")
-        .arg("--config")
-        .arg(&config)
-        .args(["register", "focus", DOMAIN, FOCUS_PASSWORD])
-        .status()
-        .context("running prosodyctl")?;
-    if !status.success() {
-        bail!("registering the focus's account: {status}");
+    // The MUC keeps no history; Prosody 0.12's MUC has no rate limit of its own, and the
+    // configuration disables mod_limits (no c2s rate limit).
+    let config = prosody::Config {
+        domain: DOMAIN.to_owned(),
+        c2s_port: C2S_PORT,
+        max_history: Some(0),
+        gc: args.prosody_gc,
+        ..prosody::Config::new(
+            std::env::temp_dir().join(format!("tutti-bench-focus-{}", std::process::id())),
+        )
+    };
+    if config.guest_domain() != GUEST_DOMAIN || config.muc_domain() != MUC {
+        bail!("the Prosody configuration's hosts are not {GUEST_DOMAIN} and {MUC}");
     }
-    let prosody = Process(
-        Command::new("prosody")
-            .arg("--config")
-            .arg(&config)
-            .arg("-F")
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting prosody")?,
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", C2S_PORT)).is_err() {
-        if Instant::now() > deadline {
-            bail!("prosody did not open its client port");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut prosody = Prosody::configure(config)?;
+    prosody.register("focus", FOCUS_PASSWORD)?;
+    prosody.start()?;
     let mut bridge = Process(
         Command::new(&args.bridge)
             .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
@@ -296,7 +236,6 @@ Component "{MUC}" "muc"
     );
     let focus_http = address(&ready_line(&mut focus.0, Duration::from_secs(15))?, "http")?;
     Ok(Stack {
-        dir,
         focus,
         focus_http,
         bridge,
@@ -661,7 +600,7 @@ async fn main() -> anyhow::Result<()> {
     let cpu_before = [
         stack.focus.cpu_seconds()?,
         stack.bridge.cpu_seconds()?,
-        stack.prosody.cpu_seconds()?,
+        stack.prosody_cpu_seconds()?,
     ];
     let (stop_tx, stop_rx) = watch::channel(false);
     let begin = tokio::time::Instant::now() + Duration::from_millis(200);
@@ -690,7 +629,7 @@ async fn main() -> anyhow::Result<()> {
     let cpu_after = [
         stack.focus.cpu_seconds()?,
         stack.bridge.cpu_seconds()?,
-        stack.prosody.cpu_seconds()?,
+        stack.prosody_cpu_seconds()?,
     ];
     stop_tx.send(true)?;
     let mut outcomes = Vec::with_capacity(total);
@@ -742,7 +681,7 @@ async fn main() -> anyhow::Result<()> {
         "date": args.date,
         "commit": args.commit,
         "rooms": args.rooms,
-        "prosody_gc": args.prosody_gc.name(),
+        "prosody_gc": gc_name(args.prosody_gc),
         "per_room": args.per_room,
         "join_rate_per_s": args.rate,
         "participants": accepted,

@@ -1,6 +1,7 @@
 //! Harness for the bridge's end-to-end tests: every test runs the real `bridge` binary and
 //! real test participants inside its own network namespace with only `lo` up, so no packet
-//! can leave the machine (the bridge is a controlling ICE agent and would check any address).
+//! can leave the machine (the bridge is a controlling ICE agent and would check any address):
+//! `rerun_in_own_netns` (tutti-test-harness).
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -15,37 +16,7 @@ use tonic::transport::Channel;
 use tutti_participant::{LocalDescription, Participant, ParticipantConfig, RemoteDescription};
 use tutti_proto::bridge_v1 as pb;
 use tutti_proto::bridge_v1::bridge_client::BridgeClient;
-
-const CHILD_ENV: &str = "TUTTI_TEST_IN_NETNS";
-
-/// Re-runs the calling test alone inside a fresh network namespace (`unshare -n`, `lo` up) and
-/// returns true in the parent, which then only reports the child's result. Returns false when
-/// already inside, where the test body runs.
-pub fn rerun_in_own_netns(test_name: &str) -> bool {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        return false;
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let status = Command::new("unshare")
-        .args([
-            "--net",
-            "--",
-            "sh",
-            "-c",
-            "ip link set lo up && exec \"$@\"",
-            "sh",
-        ])
-        .arg(exe)
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .status()
-        .expect("running unshare (util-linux) — the tests need root or CAP_SYS_ADMIN");
-    assert!(
-        status.success(),
-        "{test_name} failed inside its network namespace: {status}"
-    );
-    true
-}
+pub use tutti_test_harness::netns::rerun_in_own_netns;
 
 #[derive(serde::Deserialize, Debug, Clone)]
 pub struct Bound {

@@ -6,8 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use jid::{BareJid, FullJid, Jid};
+use tutti_config_env::{apply_env, file_or_default, Field};
 
 /// The resource the focus binds. A server answers IQs to an account's bare JID itself, so
 /// clients address conference requests to this full JID (`hosts.focus = user@domain/focus`).
@@ -99,69 +100,35 @@ pub struct Settings {
 impl Config {
     /// Defaults, then the file (if any), then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
-        let mut config = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading config file {}", path.display()))?;
-                toml::from_str(&text)
-                    .with_context(|| format!("parsing config file {}", path.display()))?
-            }
-            None => Config::default(),
-        };
+        let mut config: Config = file_or_default(file)?;
         config.apply_env(|name| std::env::var(name).ok())?;
         config.settings()
     }
 
     /// Applies `TUTTI_FOCUS_<FIELD>` overrides (upper-case field names; lists comma-separated).
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        fn parse<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value
-                .trim()
-                .parse()
-                .map_err(|e| anyhow::anyhow!("environment variable {name}={value:?}: {e}"))
-        }
-        let get = |field: &str| {
-            let name = format!("TUTTI_FOCUS_{}", field.to_ascii_uppercase());
-            var(&name).map(|v| (name, v))
-        };
-        if let Some((_, v)) = get("jid") {
-            self.jid = v;
-        }
-        if let Some((_, v)) = get("password") {
-            self.password = v;
-        }
-        if let Some((_, v)) = get("xmpp_server") {
-            self.xmpp_server = v;
-        }
-        if let Some((n, v)) = get("xmpp_security") {
-            self.xmpp_security = parse(&n, &v)?;
-        }
-        if let Some((_, v)) = get("muc_domain") {
-            self.muc_domain = v;
-        }
-        if let Some((_, v)) = get("rooms") {
-            self.rooms = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-        }
-        if let Some((_, v)) = get("bridge_url") {
-            self.bridge_url = v;
-        }
-        if let Some((n, v)) = get("http_address") {
-            self.http_address = parse(&n, &v)?;
-        }
-        if let Some((n, v)) = get("login_timeout_secs") {
-            self.login_timeout_secs = parse(&n, &v)?;
-        }
-        if let Some((n, v)) = get("bridge_timeout_secs") {
-            self.bridge_timeout_secs = parse(&n, &v)?;
-        }
+        apply_env(
+            "TUTTI_FOCUS_",
+            var,
+            [
+                ("jid", Field::text(&mut self.jid)),
+                ("password", Field::text(&mut self.password)),
+                ("xmpp_server", Field::text(&mut self.xmpp_server)),
+                ("xmpp_security", Field::value(&mut self.xmpp_security)),
+                ("muc_domain", Field::text(&mut self.muc_domain)),
+                ("rooms", Field::list(&mut self.rooms)),
+                ("bridge_url", Field::text(&mut self.bridge_url)),
+                ("http_address", Field::value(&mut self.http_address)),
+                (
+                    "login_timeout_secs",
+                    Field::value(&mut self.login_timeout_secs),
+                ),
+                (
+                    "bridge_timeout_secs",
+                    Field::value(&mut self.bridge_timeout_secs),
+                ),
+            ],
+        )?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Harness for the focus's end-to-end tests: a real Prosody, the real bridge binary and the
 //! real focus binary, all inside the test's own network namespace with only `lo` up, and XMPP
-//! test clients that play lib-jitsi-meet's signalling with tutti-participant's media.
+//! test clients that play lib-jitsi-meet's signalling with tutti-participant's media. The
+//! namespace and Prosody (its configuration, accounts, process) come from tutti-test-harness.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -28,59 +29,29 @@ use tutti_focus::jingle::{
 use tutti_focus::jitsi::WebSocket;
 use tutti_focus::Extensions;
 use tutti_participant::{LocalDescription, Participant, ParticipantConfig, RemoteDescription};
+use tutti_test_harness::netns;
+use tutti_test_harness::prosody::{self, Prosody};
 
-const CHILD_ENV: &str = "TUTTI_TEST_IN_NETNS";
 pub const DOMAIN: &str = "localhost";
 pub const MUC: &str = "conference.localhost";
 pub const C2S_PORT: u16 = 5222;
 pub const FOCUS_PASSWORD: &str = "focus-secret";
 pub const USER_PASSWORD: &str = "user-secret";
 
-/// Re-runs the calling test alone inside a fresh network namespace (`unshare -n`, `lo` up) and
-/// returns true in the parent, which then only reports the child's result. Returns false when
-/// already inside, where the test body runs. Prosody is installed first (Debian package) when
-/// missing: the namespace has no network.
+/// Re-runs the calling test alone inside a fresh network namespace (`lo` up) and returns true
+/// in the parent, which then only reports the child's result; returns false inside, where the
+/// test body runs. Prosody is installed first (Debian package) when missing: the namespace has
+/// no network.
 pub fn rerun_in_own_netns(test_name: &str) -> bool {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        // Both rustls providers are compiled into the test: choose one (see the focus's main).
-        let _ = tokio_xmpp::rustls::crypto::aws_lc_rs::default_provider().install_default();
-        return false;
+    if !netns::inside_own_netns() {
+        prosody::ensure_installed().expect("installing prosody");
     }
-    ensure_prosody_installed();
-    let exe = std::env::current_exe().expect("test executable path");
-    let status = Command::new("unshare")
-        .args([
-            "--net",
-            "--",
-            "sh",
-            "-c",
-            "ip link set lo up && exec \"$@\"",
-            "sh",
-        ])
-        .arg(exe)
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .status()
-        .expect("running unshare (util-linux) — the tests need root or CAP_SYS_ADMIN");
-    assert!(
-        status.success(),
-        "{test_name} failed inside its network namespace: {status}"
-    );
-    true
-}
-
-fn ensure_prosody_installed() {
-    if Path::new("/usr/bin/prosody").exists() {
-        return;
+    if netns::rerun_in_own_netns(test_name) {
+        return true;
     }
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prosody",
-        ])
-        .status()
-        .expect("running apt-get");
-    assert!(status.success(), "installing prosody failed: {status}");
+    // Both rustls providers are compiled into the test: choose one (see the focus's main).
+    let _ = tokio_xmpp::rustls::crypto::aws_lc_rs::default_provider().install_default();
+    false
 }
 
 /// The bridge binary: `TUTTI_BRIDGE_BIN`, or `bridge` next to this test's target directory
@@ -135,8 +106,7 @@ fn ready_line(child: &mut Child, timeout: Duration) -> Option<String> {
 
 /// The whole stack: Prosody, bridge, focus.
 pub struct Stack {
-    pub dir: PathBuf,
-    pub prosody: Process,
+    pub prosody: Prosody,
     pub bridge: Option<Process>,
     pub bridge_grpc: SocketAddr,
     pub bridge_http: SocketAddr,
@@ -157,74 +127,30 @@ impl Stack {
     }
 
     /// As `start`, with Prosody also offering STARTTLS, its certificate for `DOMAIN` issued by
-    /// a test CA whose certificate is at `dir/certs/ca.pem`.
+    /// a test CA whose certificate is at `prosody.test_ca()`.
     pub fn start_with_starttls(name: &str, users: &[&str]) -> Stack {
         Stack::start_with(name, users, true, true)
     }
 
     fn start_with(name: &str, users: &[&str], starttls: bool, open_rooms: bool) -> Stack {
         let dir = std::env::temp_dir().join(format!("tutti-focus-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::create_dir_all(dir.join("certs")).unwrap();
-        let (tls_module, host_tls) = if starttls {
-            issue_certificate(&dir.join("certs"));
-            (
-                r#", "tls""#,
-                format!(
-                    r#"    ssl = {{ certificate = "{certs}/{DOMAIN}.crt"; key = "{certs}/{DOMAIN}.key" }}"#,
-                    certs = dir.join("certs").display()
-                ),
-            )
-        } else {
-            ("", String::new())
+        let config = prosody::Config {
+            domain: DOMAIN.to_owned(),
+            c2s_port: C2S_PORT,
+            starttls,
+            open_rooms,
+            ..prosody::Config::new(dir)
         };
-        let rooms = if open_rooms {
-            "    muc_room_locking = false\n    muc_room_default_public_jids = true\n"
-        } else {
-            ""
-        };
-        let config = dir.join("prosody.cfg.lua");
-        std::fs::write(
-            &config,
-            format!(
-                r#"run_as_root = true
-daemonize = false
-pidfile = "{dir}/prosody.pid"
-data_path = "{dir}/data"
-interfaces = {{ "127.0.0.1" }}
-c2s_ports = {{ {C2S_PORT} }}
-http_ports = {{ }}
-https_ports = {{ }}
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-authentication = "internal_hashed"
-modules_enabled = {{ "roster", "saslauth", "disco", "ping", "presence", "message", "iq"{tls_module} }}
-modules_disabled = {{ "s2s" }}
-log = {{ warn = "*stderr" }}
-VirtualHost "{DOMAIN}"
-{host_tls}
-Component "{MUC}" "muc"
-{rooms}"#,
-                dir = dir.display()
-            ),
-        )
-        .unwrap();
+        assert_eq!(config.muc_domain(), MUC);
+        let mut prosody = Prosody::configure(config).expect("configuring prosody");
         for (user, password) in std::iter::once(("focus", FOCUS_PASSWORD))
             .chain(users.iter().map(|user| (*user, USER_PASSWORD)))
         {
-            let status = Command::new("prosodyctl")
-                .arg("--config")
-                .arg(&config)
-                .args(["register", user, DOMAIN, password])
-                .status()
-                .expect("running prosodyctl");
-            assert!(status.success(), "registering {user}: {status}");
+            prosody.register(user, password).expect("registering");
         }
-        let prosody = start_prosody(&config);
+        prosody.start().expect("starting prosody");
         let (bridge, bridge_grpc, bridge_http) = start_bridge();
         Stack {
-            dir,
             prosody,
             bridge: Some(bridge),
             bridge_grpc,
@@ -381,12 +307,11 @@ Component "{MUC}" "muc"
 
     /// Stops Prosody, as a crash would; `start_prosody_again` brings it back with its accounts.
     pub fn stop_prosody(&mut self) {
-        let _ = self.prosody.0.kill();
-        let _ = self.prosody.0.wait();
+        self.prosody.stop();
     }
 
     pub fn start_prosody_again(&mut self) {
-        self.prosody = start_prosody(&self.dir.join("prosody.cfg.lua"));
+        self.prosody.start().expect("starting prosody again");
     }
 
     /// Waits (up to `wait`) until the focus's /health answers with `status` (e.g. "200").
@@ -411,95 +336,6 @@ Component "{MUC}" "muc"
     }
 }
 
-/// Prosody with `config`, once its client port is open.
-fn start_prosody(config: &Path) -> Process {
-    let prosody = Command::new("prosody")
-        .arg("--config")
-        .arg(config)
-        .arg("-F")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("starting prosody");
-    let prosody = Process(prosody);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", C2S_PORT)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "prosody did not open its client port"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    prosody
-}
-
-/// A test CA (`ca.pem`) and a certificate for `DOMAIN` issued by it (`DOMAIN.crt`, `.key`),
-/// made with the openssl tool (Prosody's Debian package depends on it).
-fn issue_certificate(certs: &Path) {
-    let run = |args: &[&str]| {
-        let output = Command::new("openssl")
-            .args(args)
-            .current_dir(certs)
-            .output()
-            .expect("running openssl");
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Tutti test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    std::fs::write(
-        certs.join("server.ext"),
-        format!("subjectAltName=DNS:{DOMAIN}\nbasicConstraints=CA:FALSE\n"),
-    )
-    .unwrap();
-    let key = format!("{DOMAIN}.key");
-    let crt = format!("{DOMAIN}.crt");
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        &format!("/CN={DOMAIN}"),
-        "-keyout",
-        &key,
-        "-out",
-        "server.csr",
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-        "-out",
-        &crt,
-    ]);
-}
-
 /// A plain HTTP/1.0 GET: (status line, body).
 async fn http_get(address: SocketAddr, path: &str) -> (String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -519,9 +355,9 @@ async fn http_get(address: SocketAddr, path: &str) -> (String, String) {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        // The focus first, then the bridge; Prosody (and its directory) goes last, as a field.
         self.focus = None;
         self.bridge = None;
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

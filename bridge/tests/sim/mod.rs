@@ -1,0 +1,345 @@
+//! The in-memory harness for the bridge's core: the sans-IO [`Core`] as a node of `tutti-sim`'s
+//! simulated network and clock, str0m participants ([`SimPeer`]) around it, and the signalling
+//! the focus would do (allocate, describe the transport, media and sources, tell the others) by
+//! direct commands. No socket, no thread, no real clock: a test of a minute of call runs in the
+//! time its CPU work takes, and its network (delay, loss, caps, cuts) is the seed's.
+//!
+//! DTLS completes for real (the core's OpenSSL against str0m's own DTLS), so SRTP keys are what
+//! the handshake gives: installing keys directly would leave the handshake, the fingerprint
+//! check and the key export untested here. OpenSSL and str0m draw their own randomness for it,
+//! so only the network's behaviour is reproducible from the seed, not every byte.
+
+#![allow(dead_code)] // each scenario file uses a different part of the harness
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tutti_bridge::media::core::Core;
+use tutti_bridge::media::outbox::{Datagrams, SLOT};
+use tutti_bridge::media::stats::Counters;
+use tutti_bridge::media::{
+    Command, EndpointSettings, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind,
+    RemoteSetup, RemoteTransport, SourceDesc, SourceGroup, SourceSet, WorkerEvent,
+};
+use tutti_sim::{Node, NodeId, Outbox, PeerConfig, Sim, SimPeer};
+
+pub const BRIDGE: &str = "10.0.0.1:10000";
+pub const CONFERENCE: &str = "conference";
+
+/// The bridge's core as a node: one address, the datagrams it writes passed to the network.
+pub struct BridgeNode {
+    pub core: Core,
+    pub addr: SocketAddr,
+    pub fingerprint: [u8; 32],
+    out: Datagrams,
+    events: Vec<WorkerEvent>,
+    last_now: Instant,
+}
+
+impl BridgeNode {
+    pub fn new(seed: u64, start: Instant) -> BridgeNode {
+        let cert = tutti_dtls::Certificate::generate().expect("a DTLS certificate");
+        let fingerprint =
+            tutti_dtls::parse_fingerprint("sha-256", cert.fingerprint()).expect("sha-256");
+        let settings = EndpointSettings {
+            consent_timeout: Duration::from_secs(10),
+            ice_timeout: Duration::from_secs(10),
+            dtls_timeout: Duration::from_secs(10),
+            srtp_profiles: tutti_dtls::SrtpProfiles::GcmThenAesCm,
+            retransmission_cache_packets: 512,
+        };
+        BridgeNode {
+            core: Core::new(cert, settings, seed, start),
+            addr: BRIDGE.parse().unwrap(),
+            fingerprint,
+            out: Datagrams::default(),
+            events: Vec::new(),
+            last_now: start,
+        }
+    }
+
+    /// Applies a control command (what the gRPC API would hand the worker).
+    pub fn command(&mut self, now: Instant, command: Command) {
+        self.last_now = now;
+        self.core.handle_command(now, command, &mut self.out);
+        self.collect_events();
+    }
+
+    /// A datagram from `from`, handed to the core as if it had arrived (for hostile input
+    /// that no participant would send); what the core answers goes out with the next step.
+    pub fn inject(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.last_now = now;
+        let mut buf = [0u8; SLOT];
+        let n = data.len().min(SLOT);
+        buf[..n].copy_from_slice(&data[..n]);
+        self.core
+            .handle_datagram(now, from, &mut buf, data.len(), &mut self.out);
+        self.collect_events();
+    }
+
+    /// Every state change the core reported so far.
+    pub fn events(&self) -> &[WorkerEvent] {
+        &self.events
+    }
+
+    pub fn counters(&self) -> &Counters {
+        self.core.counters()
+    }
+
+    fn collect_events(&mut self) {
+        while let Some(event) = self.core.poll_event() {
+            self.events.push(event);
+        }
+    }
+
+    fn flush(&mut self, out: &mut Outbox) {
+        out.extend_from(self.addr, self.out.sent.drain(..));
+    }
+}
+
+impl Node for BridgeNode {
+    fn addresses(&self) -> Vec<SocketAddr> {
+        vec![self.addr]
+    }
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        _to: SocketAddr,
+        data: &[u8],
+        out: &mut Outbox,
+    ) {
+        self.inject(now, from, data);
+        self.flush(out);
+    }
+
+    fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) {
+        self.last_now = now;
+        self.core.handle_timeout(now, &mut self.out);
+        self.flush(out);
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        // What a command wrote goes out at once.
+        if !self.out.sent.is_empty() {
+            return Some(self.last_now);
+        }
+        Some(self.core.poll_timeout())
+    }
+}
+
+/// A conference on one simulated bridge.
+pub struct Call {
+    pub sim: Sim,
+    pub bridge: NodeId<BridgeNode>,
+    pub peers: Vec<NodeId<SimPeer>>,
+    next_host: u8,
+}
+
+impl Call {
+    pub fn new(seed: u64) -> Call {
+        let start = Instant::now();
+        let mut sim = Sim::new(seed, start);
+        let bridge = sim.add("bridge", BridgeNode::new(seed, start));
+        sim.with(bridge, |b, now| {
+            b.command(
+                now,
+                Command::CreateConference {
+                    conference_id: CONFERENCE.into(),
+                },
+            )
+        });
+        Call {
+            sim,
+            bridge,
+            peers: Vec::new(),
+            next_host: 2,
+        }
+    }
+
+    /// A browser-like participant's configuration at the next free address.
+    pub fn peer_config(&mut self, name: &str) -> PeerConfig {
+        let addr = SocketAddr::from(([10, 0, 1, self.next_host], 5000));
+        self.next_host += 1;
+        PeerConfig::new(name, addr, u64::from(self.next_host))
+    }
+
+    /// Joins a participant the way the focus does: an endpoint for it, its transport, media
+    /// and sources to the bridge, the bridge's transport to it, and every participant told of
+    /// the other's sources (as the receivers' Jingle names them: the first layer and its RTX).
+    pub fn join(&mut self, config: PeerConfig) -> NodeId<SimPeer> {
+        let name = config.name.clone();
+        let peer = SimPeer::new(config, self.sim.start());
+        let id = self.sim.add(&name, peer);
+        self.connect(id);
+        let config = self.sim.node(id).config().clone();
+        for &other in &self.peers {
+            let other_config = self.sim.node(other).config().clone();
+            expect(self.sim.node_mut(other), &config);
+            expect(self.sim.node_mut(id), &other_config);
+        }
+        self.sim.node_mut(id).set_sending(true);
+        self.peers.push(id);
+        id
+    }
+
+    /// Gives `peer` a (new) endpoint on the bridge named after it, and connects them.
+    pub fn connect(&mut self, peer: NodeId<SimPeer>) {
+        let config = self.sim.node(peer).config().clone();
+        self.connect_signalling(peer, sources(&config));
+    }
+
+    /// Like [`Call::connect`], with `signalled` as the sources the bridge is told of (which
+    /// need not be what the participant sends).
+    pub fn connect_signalling(&mut self, peer: NodeId<SimPeer>, signalled: SourceSet) {
+        let config = self.sim.node(peer).config().clone();
+        let local = self.sim.node(peer).local();
+        let ice = tutti_ice::Credentials::random();
+        let (ufrag, pwd) = (ice.ufrag.clone(), ice.pwd.clone());
+        let bridge_addr = self.sim.node(self.bridge).addr;
+        let fingerprint = self.sim.node(self.bridge).fingerprint;
+        self.sim.with(self.bridge, |b, now| {
+            b.command(
+                now,
+                Command::AllocateEndpoint {
+                    conference_id: CONFERENCE.into(),
+                    endpoint_id: config.name.clone(),
+                    ice,
+                },
+            );
+            b.command(
+                now,
+                Command::UpdateEndpoint {
+                    conference_id: CONFERENCE.into(),
+                    endpoint_id: config.name.clone(),
+                    transport: Some(RemoteTransport {
+                        ufrag: local.ufrag.clone(),
+                        pwd: local.pwd.clone(),
+                        candidates: vec![(local.candidate, local.priority)],
+                        fingerprint: local.fingerprint,
+                        setup: if config.dtls_active {
+                            RemoteSetup::Active
+                        } else {
+                            RemoteSetup::Passive
+                        },
+                    }),
+                    media: Some(media_config(&config)),
+                    sources: Some(signalled),
+                },
+            );
+        });
+        self.sim.node_mut(peer).set_remote(
+            &ufrag,
+            &pwd,
+            fingerprint,
+            &[(bridge_addr, 2_130_706_431)],
+        );
+    }
+
+    /// Expires `peer`'s endpoint on the bridge.
+    pub fn expire(&mut self, peer: NodeId<SimPeer>) {
+        let name = self.sim.node(peer).config().name.clone();
+        self.sim.with(self.bridge, |b, now| {
+            b.command(
+                now,
+                Command::ExpireEndpoint {
+                    conference_id: CONFERENCE.into(),
+                    endpoint_id: name,
+                },
+            )
+        });
+    }
+
+    /// Runs until every participant is connected to the bridge (at most 10 simulated s).
+    pub fn connect_all(&mut self) {
+        let peers = self.peers.clone();
+        let connected = self.sim.run_until_cond(Duration::from_secs(10), |sim| {
+            peers.iter().all(|&p| sim.node(p).is_connected())
+        });
+        assert!(connected, "every participant connects within 10 s");
+    }
+
+    pub fn peer(&self, id: NodeId<SimPeer>) -> &SimPeer {
+        self.sim.node(id)
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.sim.node(self.bridge).counters().clone()
+    }
+
+    /// The endpoint states the core reported for `name`, in order.
+    pub fn states(&self, name: &str) -> Vec<EndpointState> {
+        self.sim
+            .node(self.bridge)
+            .events()
+            .iter()
+            .filter(|e| e.endpoint_id == name)
+            .map(|e| e.state)
+            .collect()
+    }
+
+    pub fn bridge_ip(&self) -> std::net::IpAddr {
+        self.sim.node(self.bridge).addr.ip()
+    }
+}
+
+/// What a receiver is told of `sender`'s sources: audio, and video as its first layer with RTX.
+pub fn expect(receiver: &mut SimPeer, sender: &PeerConfig) {
+    if let Some(audio) = sender.audio {
+        receiver.expect_audio(audio);
+    }
+    if let Some(first) = sender.video.first() {
+        receiver.expect_video(first.ssrc, first.rtx);
+    }
+}
+
+/// The media a peer negotiated, as the gRPC API would give it to the core.
+pub fn media_config(config: &PeerConfig) -> MediaConfig {
+    let desc = |rtx: Vec<(u8, u8)>| MediaDesc {
+        sends: true,
+        receives: true,
+        twcc_extension: config.twcc_ext,
+        sender_local_extensions: [config.mid_ext.unwrap_or(0), 0, 0],
+        transport_cc: config.twcc_feedback,
+        rtx,
+    };
+    MediaConfig {
+        audio: Some(desc(Vec::new())),
+        video: Some(desc(vec![(config.vp8_pt, config.rtx_pt)])),
+    }
+}
+
+/// The sources a peer sends, as the focus passes them to the bridge.
+pub fn sources(config: &PeerConfig) -> SourceSet {
+    let mut set = SourceSet::default();
+    if let Some(audio) = config.audio {
+        set.sources.push(SourceDesc {
+            ssrc: audio,
+            kind: MediaKind::Audio,
+        });
+    }
+    for layer in &config.video {
+        set.sources.push(SourceDesc {
+            ssrc: layer.ssrc,
+            kind: MediaKind::Video,
+        });
+        if let Some(rtx) = layer.rtx {
+            set.sources.push(SourceDesc {
+                ssrc: rtx,
+                kind: MediaKind::Video,
+            });
+            set.groups.push(SourceGroup {
+                semantics: GroupSemantics::Fid,
+                ssrcs: vec![layer.ssrc, rtx],
+            });
+        }
+    }
+    if config.video.len() > 1 {
+        set.groups.push(SourceGroup {
+            semantics: GroupSemantics::Simulcast,
+            ssrcs: config.video.iter().map(|l| l.ssrc).collect(),
+        });
+    }
+    set
+}

@@ -1,0 +1,14 @@
+//! Test plumbing written once, for the bridge's and the focus's end-to-end tests, the
+//! benchmarks (`bench/`) and the scripts:
+//!
+//! - [`netns`]: a test (or any program) re-run inside a fresh network namespace with only `lo`
+//!   up, and [`netns::Network`], several hosts in their own namespaces on links that can be
+//!   shaped (`tc … tbf`) and cut;
+//! - [`prosody`]: the one Prosody configuration (`prosody.cfg.lua.in`, which
+//!   `scripts/stack.mjs` fills as well), and a Prosody process with its accounts.
+//!
+//! The binary `in-own-netns PROGRAM [ARG...]` runs a program in a fresh network namespace for
+//! the shell scripts (`bench/bridge`, `bench/focus`, `tests/browser/run`).
+
+pub mod netns;
+pub mod prosody;

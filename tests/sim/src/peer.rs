@@ -1,0 +1,1312 @@
+//! A WebRTC participant without sockets: [`SimPeer`] runs str0m (sans-IO, RTP mode, direct API,
+//! no SDP) on the simulated clock and network, sends browser-shaped Opus and VP8 media and
+//! records everything it receives.
+//!
+//! # Against the bridge
+//!
+//! By default it is what a browser is to Tutti's bridge: ICE **controlled** (the bridge is a
+//! controlling full agent), DTLS **active** (client; the bridge is the DTLS 1.2 server), one
+//! BUNDLEd, rtcp-muxed transport, Opus on payload type 111, VP8 on 100 with RTX on 96 (apt 100),
+//! and the header extensions of Jicofo's offer: ssrc-audio-level 1, transport-wide-cc 5 (the id
+//! `tests/participant` uses), sdes:mid 10 (see [`PeerConfig`]). str0m offers the SRTP profiles
+//! AEAD_AES_256_GCM, AEAD_AES_128_GCM and AES_CM_128_HMAC_SHA1_80 and lets the DTLS server
+//! choose, so the bridge's profile setting decides which one is used. `tests/bridge_stack.rs`
+//! checks all of this against the bridge's own `tutti-ice`, `tutti-dtls` and `tutti-srtp`, with
+//! both SRTP profiles. (OpenSSL times its DTLS retransmissions by the real clock, which does not
+//! move in a simulation: a handshake datagram the network loses is recovered by str0m's
+//! retransmissions, which run on simulated time, not by the bridge's.)
+//!
+//! Signalling is by hand, as the focus does it over Jingle: [`SimPeer::local`] gives the ICE
+//! credentials, the sha-256 fingerprint and the host candidate to put in the bridge's endpoint,
+//! [`SimPeer::set_remote`] takes the bridge's. Remote sources must be announced with
+//! [`SimPeer::expect_audio`] / [`SimPeer::expect_video`] (what `source-add` does); str0m drops
+//! RTP of SSRCs it was not told about (counted in [`PeerStats::unknown_ssrc_packets`]).
+//!
+//! # Media
+//!
+//! With [`SimPeer::set_sending`] on and the transport up, the peer writes an Opus packet every
+//! 20 ms and a VP8 frame every 1/`video_fps` s on each simulcast layer, at exactly those
+//! simulated instants (they are part of its [`Node::poll_timeout`]). A frame is split into
+//! packets of at most [`MAX_PAYLOAD`] bytes; the first frame of a layer, one every
+//! `keyframe_interval` and the next one after a PLI or FIR for that layer's SSRC are key frames
+//! (3× larger, VP8 key frame header). Every payload ends with the trailer of
+//! `tutti_participant::media` (magic, SSRC, the sender's sequence number, send time in µs since
+//! `start`, CRC32 of everything before it), so a receiver detects any corruption, and a receiver
+//! behind a renumbering bridge still knows the sender's sequence number. Every packet carries
+//! the transport-wide-cc extension (str0m numbers them).
+//!
+//! Simulcast layers ([`PeerConfig::simulcast`]) are separate SSRCs (each with its RTX SSRC) in
+//! the video section, as Jitsi clients send them; str0m needs a rid per layer internally, but
+//! without the rid header extension mapped none goes on the wire.
+//!
+//! [`SimPeer::restart`] starts a new session like a browser's new peer connection: new ICE
+//! credentials and certificate, same SSRCs, new numbering.
+//!
+//! # NACK / RTX
+//!
+//! str0m's own machinery works as in a browser: a receiver NACKs gaps in video streams that have
+//! an RTX SSRC (not audio), a sender answers from its send buffer over RTX. Both can be turned
+//! off ([`PeerConfig::send_nacks`], [`PeerConfig::answer_nacks`]).
+//!
+//! # What is observable
+//!
+//! With str0m's raw-packet events on, the peer sees every RTCP packet it receives and sends,
+//! parsed: SR, RR (with report blocks), SDES, BYE, XR, NACK, PLI, FIR, transport-cc feedback,
+//! REMB and application feedback ([`RtcpCounts`]). It can *send* PLI, FIR and REMB on demand, but
+//! **not NACK**: str0m generates NACKs only from the gaps it sees itself and has no API to send
+//! one for a given sequence number (drop a packet on the network to provoke one). str0m also
+//! drops duplicate RTP before any event; [`RxStream::wire_duplicates`] counts them from the
+//! cleartext RTP header of each datagram instead (assuming one numbering per SSRC: a sender
+//! whose numbering jumps back into a range already seen, without a bridge renumbering it, shows
+//! as duplicates there).
+//!
+//! # Randomness
+//!
+//! The peer's own choices (SSRCs unless given, initial sequence numbers and timestamps, payload
+//! sizes, ICE credentials) come from `PeerConfig::seed`. str0m's DTLS (certificate, handshake
+//! randoms) and a few internal ids draw from the system's randomness, so two runs exchange
+//! different bytes; only the network layer's trace is reproducible byte for byte.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use str0m::bwe::Bitrate;
+use str0m::format::{Codec, FormatParams};
+use str0m::ice::IceCreds;
+use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::rtcp::Rtcp;
+use str0m::rtp::{Extension, ExtensionValues, RawPacket, RtpWrite, SeqNo, Ssrc};
+use str0m::{Candidate, CandidateKind, Event, IceConnectionState, Input, Output, Rtc};
+use tutti_participant::media::{
+    append_trailer, parse_vp8, verify_trailer, vp8_descriptor, vp8_frame_header, Trailer,
+    TRAILER_LEN, VP8_DESCRIPTOR_LEN,
+};
+
+use crate::sim::{Node, Outbox};
+
+/// Largest RTP payload the peer writes (the SRTP datagram stays under ~1,160 bytes).
+pub const MAX_PAYLOAD: usize = 1100;
+/// Interval between Opus packets.
+pub const AUDIO_PTIME: Duration = Duration::from_millis(20);
+/// Keyframes are this many times larger than a delta frame, as with real encoders.
+const KEYFRAME_SIZE_FACTOR: usize = 3;
+/// The mids of the peer's two media sections.
+pub const AUDIO_MID: &str = "audio";
+pub const VIDEO_MID: &str = "video";
+
+/// One simulcast layer (or the only video stream).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VideoLayer {
+    pub ssrc: u32,
+    /// RTX SSRC; without one nothing is retransmitted.
+    pub rtx: Option<u32>,
+    pub bitrate_bps: u32,
+}
+
+/// How a [`SimPeer`] is set up. `PeerConfig::new` gives a browser-like participant.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    pub name: String,
+    /// Its host candidate; the only address it sends from and receives on.
+    pub addr: SocketAddr,
+    /// Seeds the peer's own random choices (see the module docs).
+    pub seed: u64,
+    /// false (default): controlled, as a browser facing the bridge.
+    pub ice_controlling: bool,
+    /// true (default): DTLS client.
+    pub dtls_active: bool,
+    pub opus_pt: u8,
+    pub vp8_pt: u8,
+    pub rtx_pt: u8,
+    /// One-byte header extension ids; None leaves the extension out.
+    pub audio_level_ext: Option<u8>,
+    pub twcc_ext: Option<u8>,
+    pub mid_ext: Option<u8>,
+    pub abs_send_time_ext: Option<u8>,
+    /// The audio SSRC it sends, if it sends audio.
+    pub audio: Option<u32>,
+    /// Its video layers, lowest first; empty for no video.
+    pub video: Vec<VideoLayer>,
+    pub video_fps: u32,
+    pub keyframe_interval: Duration,
+    /// Whether it NACKs losses on received video (streams with RTX).
+    pub send_nacks: bool,
+    /// Whether its video can be retransmitted when NACKed.
+    pub answer_nacks: bool,
+    /// Sends transport-cc feedback for what it receives.
+    pub twcc_feedback: bool,
+}
+
+impl PeerConfig {
+    /// Audio, one video layer of 1 Mbit/s with RTX, 30 fps, a key frame every 3 s, SSRCs drawn
+    /// from `seed`, controlled ICE, DTLS client.
+    pub fn new(name: &str, addr: SocketAddr, seed: u64) -> PeerConfig {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5353_5243);
+        let mut ssrcs = HashSet::new();
+        let mut ssrc = || loop {
+            let s: u32 = rng.random();
+            if s != 0 && ssrcs.insert(s) {
+                return s;
+            }
+        };
+        PeerConfig {
+            name: name.to_owned(),
+            addr,
+            seed,
+            ice_controlling: false,
+            dtls_active: true,
+            opus_pt: 111,
+            vp8_pt: 100,
+            rtx_pt: 96,
+            audio_level_ext: Some(1),
+            twcc_ext: Some(5),
+            mid_ext: Some(10),
+            abs_send_time_ext: None,
+            audio: Some(ssrc()),
+            video: vec![VideoLayer {
+                ssrc: ssrc(),
+                rtx: Some(ssrc()),
+                bitrate_bps: 1_000_000,
+            }],
+            video_fps: 30,
+            keyframe_interval: Duration::from_secs(3),
+            send_nacks: true,
+            answer_nacks: true,
+            twcc_feedback: true,
+        }
+    }
+
+    /// Replaces the video by `layers` simulcast layers (SSRC and RTX SSRC each, drawn from the
+    /// seed), the top one at `top_bps`, each lower one a quarter of the next.
+    pub fn simulcast(mut self, layers: usize, top_bps: u32) -> PeerConfig {
+        let mut rng = StdRng::seed_from_u64(self.seed ^ 0x5349_4d55);
+        let mut taken: HashSet<u32> = self.audio.into_iter().collect();
+        let mut ssrc = || loop {
+            let s: u32 = rng.random();
+            if s != 0 && taken.insert(s) {
+                return s;
+            }
+        };
+        self.video = (0..layers)
+            .map(|i| VideoLayer {
+                ssrc: ssrc(),
+                rtx: Some(ssrc()),
+                bitrate_bps: top_bps >> (2 * (layers - 1 - i)),
+            })
+            .collect();
+        self
+    }
+}
+
+/// What the other side needs to reach this peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalParams {
+    pub ufrag: String,
+    pub pwd: String,
+    /// sha-256 of its DTLS certificate.
+    pub fingerprint: [u8; 32],
+    pub candidate: SocketAddr,
+    pub priority: u32,
+}
+
+/// One received RTP packet (after SRTP, RTX unwrapped).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RxPacket {
+    /// Extended sequence number as received (in the receiver's numbering).
+    pub seq: u64,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub arrived: Instant,
+    /// It arrived only as an RTX retransmission.
+    pub via_rtx: bool,
+    /// The sender's sequence number from the trailer; None when the payload failed the check.
+    pub sender_seq: Option<u16>,
+    /// Send time from the trailer, µs since the sender's `start`.
+    pub sent_at_us: Option<u64>,
+    /// VP8: first packet of a frame, and a key frame's first packet.
+    pub start_of_frame: bool,
+    pub keyframe: bool,
+    pub payload_len: usize,
+}
+
+/// Frames of a received stream, grouped by RTP timestamp.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameCounts {
+    /// Frames with their first packet, their marker packet and every packet between.
+    pub complete: usize,
+    /// Frames of which some packet arrived but not all.
+    pub incomplete: usize,
+    /// Complete key frames.
+    pub keyframes: usize,
+}
+
+/// Everything received on one remote SSRC.
+#[derive(Clone, Debug)]
+pub struct RxStream {
+    pub ssrc: u32,
+    pub rtx: Option<u32>,
+    pub kind: MediaKind,
+    /// In arrival order. str0m passes on each sequence number once.
+    pub packets: Vec<RxPacket>,
+    /// Payloads failing the trailer check, or whose trailer names another SSRC.
+    pub payload_errors: u64,
+    /// RTX packets with a payload that arrived for this stream (useful or not).
+    pub rtx_packets: u64,
+    /// RTX packets that were padding only (bandwidth probes).
+    pub rtx_padding: u64,
+    /// Datagrams seen on the wire with this SSRC (before SRTP), and how many repeated a
+    /// sequence number already seen.
+    pub wire_packets: u64,
+    pub wire_duplicates: u64,
+    /// Sender sequence number minus receiver sequence number of the first verified packet, and
+    /// how many verified packets had another offset since (a bridge renumbering a restarted
+    /// source changes it once per restart).
+    pub sequence_offset: Option<u16>,
+    pub offset_changes: u64,
+    wire_seen: HashSet<u64>,
+    wire_last: Option<u64>,
+}
+
+impl RxStream {
+    fn new(ssrc: u32, rtx: Option<u32>, kind: MediaKind) -> RxStream {
+        RxStream {
+            ssrc,
+            rtx,
+            kind,
+            packets: Vec::new(),
+            payload_errors: 0,
+            rtx_packets: 0,
+            rtx_padding: 0,
+            wire_packets: 0,
+            wire_duplicates: 0,
+            sequence_offset: None,
+            offset_changes: 0,
+            wire_seen: HashSet::new(),
+            wire_last: None,
+        }
+    }
+
+    pub fn received(&self) -> usize {
+        self.packets.len()
+    }
+
+    /// Sequence numbers between the lowest and the highest received that never arrived.
+    pub fn missing(&self) -> Vec<u64> {
+        let seqs: std::collections::BTreeSet<u64> = self.packets.iter().map(|p| p.seq).collect();
+        let (Some(&lo), Some(&hi)) = (seqs.first(), seqs.last()) else {
+            return Vec::new();
+        };
+        (lo..=hi).filter(|s| !seqs.contains(s)).collect()
+    }
+
+    /// No sequence number missing between the first and the last received.
+    pub fn is_continuous(&self) -> bool {
+        self.missing().is_empty()
+    }
+
+    /// Packets that arrived after a later one.
+    pub fn out_of_order(&self) -> usize {
+        let mut highest = None;
+        let mut late = 0;
+        for p in &self.packets {
+            match highest {
+                Some(h) if p.seq < h => late += 1,
+                _ => highest = Some(p.seq),
+            }
+        }
+        late
+    }
+
+    /// Packets recovered by RTX.
+    pub fn recovered(&self) -> usize {
+        self.packets.iter().filter(|p| p.via_rtx).count()
+    }
+
+    /// Key frames whose first packet arrived.
+    pub fn keyframes(&self) -> usize {
+        self.packets.iter().filter(|p| p.keyframe).count()
+    }
+
+    /// Frame completeness (video; every audio packet is a frame of its own).
+    pub fn frames(&self) -> FrameCounts {
+        struct Frame {
+            lo: u64,
+            hi: u64,
+            count: u64,
+            start: bool,
+            end: bool,
+            key: bool,
+        }
+        let mut frames: BTreeMap<u32, Frame> = BTreeMap::new();
+        for p in &self.packets {
+            let f = frames.entry(p.timestamp).or_insert(Frame {
+                lo: p.seq,
+                hi: p.seq,
+                count: 0,
+                start: false,
+                end: false,
+                key: false,
+            });
+            f.lo = f.lo.min(p.seq);
+            f.hi = f.hi.max(p.seq);
+            f.count += 1;
+            let audio = self.kind == MediaKind::Audio;
+            f.start |= audio || p.start_of_frame;
+            f.end |= audio || p.marker;
+            f.key |= p.keyframe;
+        }
+        let mut counts = FrameCounts::default();
+        for f in frames.values() {
+            if f.start && f.end && f.count == f.hi - f.lo + 1 {
+                counts.complete += 1;
+                counts.keyframes += usize::from(f.key);
+            } else {
+                counts.incomplete += 1;
+            }
+        }
+        counts
+    }
+
+    /// Receive time minus the trailer's send time, of every verified packet (µs; the sender
+    /// and receiver must share `start`).
+    pub fn latencies_us(&self, start: Instant) -> Vec<i64> {
+        self.packets
+            .iter()
+            .filter_map(|p| {
+                let sent = p.sent_at_us? as i64;
+                Some((p.arrived - start).as_micros() as i64 - sent)
+            })
+            .collect()
+    }
+
+    fn on_wire(&mut self, seq: u16) {
+        self.wire_packets += 1;
+        let ext = extend_seq(self.wire_last, seq);
+        self.wire_last = Some(self.wire_last.map_or(ext, |l| l.max(ext)));
+        if !self.wire_seen.insert(ext) {
+            self.wire_duplicates += 1;
+        }
+    }
+}
+
+/// Extends a 16-bit sequence number next to the highest seen so far.
+fn extend_seq(last: Option<u64>, seq: u16) -> u64 {
+    let Some(last) = last else {
+        return u64::from(seq) + (1 << 16);
+    };
+    let base = last & !0xffff;
+    let candidates = [base.wrapping_sub(1 << 16), base, base + (1 << 16)];
+    candidates
+        .iter()
+        .map(|b| b + u64::from(seq))
+        .min_by_key(|c| c.abs_diff(last))
+        .expect("three candidates")
+}
+
+/// What one direction of RTCP carried, packet by packet.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RtcpCounts {
+    pub sender_reports: u64,
+    pub receiver_reports: u64,
+    /// Latest report block per reported (media) SSRC, from SRs and RRs.
+    pub report_blocks: HashMap<u32, ReportBlock>,
+    pub sdes: u64,
+    pub byes: u64,
+    pub extended_reports: u64,
+    /// NACK packets, and the sequence numbers they asked for, per media SSRC.
+    pub nack_packets: u64,
+    pub nacked: HashMap<u32, u64>,
+    /// PLIs and FIR entries per media SSRC.
+    pub plis: HashMap<u32, u64>,
+    pub firs: HashMap<u32, u64>,
+    pub twcc_feedbacks: u64,
+    pub rembs: u64,
+    pub last_remb_bps: Option<f64>,
+    pub app_feedbacks: u64,
+}
+
+impl RtcpCounts {
+    pub fn nacked_total(&self) -> u64 {
+        self.nacked.values().sum()
+    }
+
+    fn count(&mut self, rtcp: &Rtcp) {
+        match rtcp {
+            Rtcp::SenderReport(sr) => {
+                self.sender_reports += 1;
+                for r in sr.reports.iter() {
+                    self.report_blocks.insert(*r.ssrc, ReportBlock::from(r));
+                }
+            }
+            Rtcp::ReceiverReport(rr) => {
+                self.receiver_reports += 1;
+                for r in rr.reports.iter() {
+                    self.report_blocks.insert(*r.ssrc, ReportBlock::from(r));
+                }
+            }
+            Rtcp::ExtendedReport(_) => self.extended_reports += 1,
+            Rtcp::SourceDescription(_) => self.sdes += 1,
+            Rtcp::Goodbye(_) => self.byes += 1,
+            Rtcp::Nack(nack) => {
+                self.nack_packets += 1;
+                let seqs: u64 = nack
+                    .reports
+                    .iter()
+                    .map(|e| 1 + u64::from(e.blp.count_ones()))
+                    .sum();
+                *self.nacked.entry(*nack.ssrc).or_default() += seqs;
+            }
+            Rtcp::Pli(pli) => *self.plis.entry(*pli.ssrc).or_default() += 1,
+            Rtcp::Fir(fir) => {
+                for e in fir.reports.iter() {
+                    *self.firs.entry(*e.ssrc).or_default() += 1;
+                }
+            }
+            Rtcp::Twcc(_) => self.twcc_feedbacks += 1,
+            Rtcp::Remb(remb) => {
+                self.rembs += 1;
+                self.last_remb_bps = Some(f64::from(remb.bitrate));
+            }
+            Rtcp::AppSpecificFeedback(_) => self.app_feedbacks += 1,
+        }
+    }
+}
+
+/// An RFC 3550 report block, as far as tests look at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportBlock {
+    pub fraction_lost: u8,
+    pub packets_lost: i32,
+    pub max_seq: u32,
+    pub jitter: u32,
+}
+
+impl From<&str0m::rtp::rtcp::ReceptionReport> for ReportBlock {
+    fn from(r: &str0m::rtp::rtcp::ReceptionReport) -> Self {
+        ReportBlock {
+            fraction_lost: r.fraction_lost,
+            // 24-bit two's complement.
+            packets_lost: ((r.packets_lost << 8) as i32) >> 8,
+            max_seq: r.max_seq,
+            jitter: r.jitter,
+        }
+    }
+}
+
+/// What one sent stream did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxStream {
+    pub ssrc: u32,
+    pub rtx: Option<u32>,
+    /// Media packets written (not counting retransmissions) and their payload bytes.
+    pub packets: u64,
+    pub bytes: u64,
+    pub frames: u64,
+    pub keyframes: u64,
+    /// Key frames sent because of a PLI or FIR.
+    pub requested_keyframes: u64,
+    /// Retransmissions str0m sent on the RTX SSRC (with a payload), and RTX padding.
+    pub rtx_sent: u64,
+    pub rtx_padding_sent: u64,
+}
+
+/// Everything else the peer observed.
+#[derive(Clone, Debug, Default)]
+pub struct PeerStats {
+    pub ice_state: Option<IceConnectionState>,
+    /// When ICE + DTLS completed (str0m's `Connected`).
+    pub connected_at: Option<Instant>,
+    pub rtcp_received: RtcpCounts,
+    pub rtcp_sent: RtcpCounts,
+    /// str0m's own keyframe request events (per mid/rid, not per SSRC).
+    pub keyframe_request_events: u64,
+    /// Datagrams str0m could not classify (not STUN, DTLS, RTP or RTCP), and inputs or polls
+    /// it refused (after a refused poll the str0m instance is dead: no more timeouts).
+    pub undecodable: u64,
+    pub input_errors: u64,
+    /// RTP datagrams on the wire for SSRCs not expected.
+    pub unknown_ssrc_packets: u64,
+    pub datagrams_received: u64,
+    pub datagrams_sent: u64,
+    /// `Event::Closed`: the remote closed DTLS.
+    pub closed: bool,
+    /// Times [`SimPeer::restart`] started a new session.
+    pub sessions: u64,
+}
+
+/// A sending stream's state.
+struct Source {
+    ssrc: u32,
+    pt: u8,
+    seq: u64,
+    timestamp: u32,
+    bitrate_bps: u32,
+    picture_id: u16,
+    next_keyframe: Option<Instant>,
+    keyframe_requested: bool,
+    stats: TxStream,
+}
+
+impl Source {
+    fn new(rng: &mut StdRng, ssrc: u32, pt: u8, bitrate_bps: u32, rtx: Option<u32>) -> Source {
+        let mut source = Source {
+            ssrc,
+            pt,
+            seq: 0,
+            timestamp: 0,
+            bitrate_bps,
+            picture_id: 0,
+            next_keyframe: None,
+            keyframe_requested: true,
+            stats: TxStream {
+                ssrc,
+                rtx,
+                ..TxStream::default()
+            },
+        };
+        source.restart(rng);
+        source
+    }
+
+    /// Random numbering, as a new RTP sender starts with, and a key frame first.
+    fn restart(&mut self, rng: &mut StdRng) {
+        // Below 2^15 so that str0m needs no rollover counter signalled.
+        self.seq = u64::from(rng.random::<u16>() & 0x7fff);
+        self.timestamp = rng.random();
+        self.picture_id = rng.random::<u16>() & 0x7fff;
+        self.next_keyframe = None;
+        self.keyframe_requested = true;
+    }
+}
+
+/// A str0m instance set up as `config` says, with ICE credentials from `rng`, and what the
+/// other side needs to know of it.
+fn build_rtc(config: &PeerConfig, rng: &mut StdRng, now: Instant) -> (Rtc, LocalParams) {
+    let creds = IceCreds {
+        ufrag: random_token(rng, 8),
+        pass: random_token(rng, 24),
+    };
+    let mut builder = Rtc::builder()
+        .set_rtp_mode(true)
+        .enable_raw_packets(true)
+        .set_local_ice_credentials(creds.clone())
+        .clear_codecs()
+        .clear_extension_map();
+    builder.codec_config().add_config(
+        config.opus_pt.into(),
+        None,
+        Codec::Opus,
+        Frequency::FORTY_EIGHT_KHZ,
+        Some(2),
+        FormatParams {
+            min_p_time: Some(10),
+            use_inband_fec: Some(true),
+            ..Default::default()
+        },
+    );
+    builder.codec_config().add_config(
+        config.vp8_pt.into(),
+        Some(config.rtx_pt.into()),
+        Codec::Vp8,
+        Frequency::NINETY_KHZ,
+        None,
+        FormatParams::default(),
+    );
+    let extensions = [
+        (config.audio_level_ext, Extension::AudioLevel),
+        (config.twcc_ext, Extension::TransportSequenceNumber),
+        (config.mid_ext, Extension::RtpMid),
+        (config.abs_send_time_ext, Extension::AbsoluteSendTime),
+    ];
+    for (id, ext) in extensions {
+        if let Some(id) = id {
+            builder = builder.set_extension(id, ext);
+        }
+    }
+    let mut rtc = builder.build(now);
+
+    let host = Candidate::host(config.addr, "udp").expect("a valid host candidate address");
+    let priority = host.prio();
+    rtc.add_local_candidate(host);
+    let fingerprint = {
+        let f = rtc.direct_api().local_dtls_fingerprint().clone();
+        assert_eq!(f.hash_func, "sha-256");
+        f.bytes.as_slice().try_into().expect("32-byte sha-256")
+    };
+
+    let mut api = rtc.direct_api();
+    api.set_ice_controlling(config.ice_controlling);
+    if config.twcc_feedback {
+        api.enable_twcc_feedback();
+    }
+    api.declare_media(Mid::from(AUDIO_MID), MediaKind::Audio);
+    api.declare_media(Mid::from(VIDEO_MID), MediaKind::Video);
+    if let Some(ssrc) = config.audio {
+        api.declare_stream_tx(ssrc.into(), None, Mid::from(AUDIO_MID), None);
+    }
+    for (i, layer) in config.video.iter().enumerate() {
+        let rtx = layer.rtx.filter(|_| config.answer_nacks).map(Ssrc::from);
+        // str0m's pacer tells send streams apart by (mid, rid): simulcast layers need a rid,
+        // though without the rid header extension mapped it never goes on the wire (Jitsi
+        // tells layers apart by SSRC).
+        let rid = (config.video.len() > 1).then(|| Rid::from(i.to_string().as_str()));
+        api.declare_stream_tx(layer.ssrc.into(), rtx, Mid::from(VIDEO_MID), rid);
+    }
+    let local = LocalParams {
+        ufrag: creds.ufrag,
+        pwd: creds.pass,
+        fingerprint,
+        candidate: config.addr,
+        priority,
+    };
+    (rtc, local)
+}
+
+/// The participant. Put it in a [`crate::Sim`] (it implements [`Node`]).
+pub struct SimPeer {
+    config: PeerConfig,
+    start: Instant,
+    rtc: Rtc,
+    rng: StdRng,
+    local: LocalParams,
+    /// The latest `now` str0m was given.
+    now: Instant,
+    rtc_timeout: Option<Instant>,
+    pending: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    connected: bool,
+    sending: bool,
+    next_audio: Option<Instant>,
+    next_video: Option<Instant>,
+    audio: Option<Source>,
+    video: Vec<Source>,
+    rx: BTreeMap<u32, RxStream>,
+    /// RTX SSRC → main SSRC of the expected streams.
+    rtx_of: HashMap<u32, u32>,
+    /// The RTX packet of the datagram being handled: (main SSRC, original sequence number).
+    rtx_in_progress: Option<(u32, u16)>,
+    stats: PeerStats,
+}
+
+impl SimPeer {
+    /// A peer at `start` (the simulation's start), with `config`.
+    pub fn new(config: PeerConfig, start: Instant) -> SimPeer {
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let (rtc, local) = build_rtc(&config, &mut rng, start);
+        let audio = config
+            .audio
+            .map(|s| Source::new(&mut rng, s, config.opus_pt, 0, None));
+        let video = config
+            .video
+            .iter()
+            .map(|l| Source::new(&mut rng, l.ssrc, config.vp8_pt, l.bitrate_bps, l.rtx))
+            .collect();
+        SimPeer {
+            local,
+            config,
+            start,
+            rtc,
+            rng,
+            now: start,
+            rtc_timeout: Some(start),
+            pending: VecDeque::new(),
+            connected: false,
+            sending: false,
+            next_audio: None,
+            next_video: None,
+            audio,
+            video,
+            rx: BTreeMap::new(),
+            rtx_of: HashMap::new(),
+            rtx_in_progress: None,
+            stats: PeerStats::default(),
+        }
+    }
+
+    /// Starts over as a new peer connection would (what a browser does when the focus gives it
+    /// a new session): a new str0m instance with new ICE credentials and DTLS certificate, the
+    /// same SSRCs with new random sequence numbers and timestamps, a key frame first, and the
+    /// same expected remote sources. Call [`SimPeer::local`] and [`SimPeer::set_remote`] again.
+    /// Records and counters carry on; [`PeerStats::sessions`] counts the restarts.
+    pub fn restart(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let (rtc, local) = build_rtc(&self.config, &mut self.rng, self.now);
+        self.rtc = rtc;
+        self.local = local;
+        self.rtc_timeout = Some(self.now);
+        self.pending.clear();
+        self.connected = false;
+        self.next_audio = None;
+        self.next_video = None;
+        for src in self.audio.iter_mut().chain(self.video.iter_mut()) {
+            src.restart(&mut self.rng);
+        }
+        let expected: Vec<(u32, Option<u32>, MediaKind)> =
+            self.rx.values().map(|r| (r.ssrc, r.rtx, r.kind)).collect();
+        for (ssrc, rtx, kind) in expected {
+            if kind == MediaKind::Audio {
+                self.expect_audio(ssrc);
+            } else {
+                self.expect_video(ssrc, rtx);
+            }
+        }
+        self.stats.sessions += 1;
+        self.stats.ice_state = None;
+        self.stats.closed = false;
+    }
+
+    pub fn config(&self) -> &PeerConfig {
+        &self.config
+    }
+
+    /// ICE credentials, fingerprint and host candidate for the other side.
+    pub fn local(&self) -> LocalParams {
+        self.local.clone()
+    }
+
+    /// The other side's ICE credentials, sha-256 fingerprint and candidates (address,
+    /// priority); starts ICE and, once it connects, DTLS in this peer's role.
+    pub fn set_remote(
+        &mut self,
+        ufrag: &str,
+        pwd: &str,
+        fingerprint: [u8; 32],
+        candidates: &[(SocketAddr, u32)],
+    ) {
+        let mut api = self.rtc.direct_api();
+        api.set_remote_ice_credentials(IceCreds {
+            ufrag: ufrag.to_owned(),
+            pass: pwd.to_owned(),
+        });
+        api.set_remote_fingerprint(str0m::config::Fingerprint {
+            hash_func: "sha-256".to_owned(),
+            bytes: fingerprint.to_vec(),
+        });
+        api.start_dtls(self.config.dtls_active)
+            .expect("DTLS starts once");
+        for (i, &(addr, priority)) in candidates.iter().enumerate() {
+            self.rtc.add_remote_candidate(Candidate::from_parts(
+                format!("{}", i + 1),
+                1,
+                Protocol::Udp,
+                priority,
+                addr,
+                CandidateKind::Host,
+                None,
+                None,
+                None,
+            ));
+        }
+    }
+
+    /// Connects two peers' signalling directly (no bridge in between).
+    pub fn set_remote_peer(&mut self, other: &LocalParams) {
+        self.set_remote(
+            &other.ufrag,
+            &other.pwd,
+            other.fingerprint,
+            &[(other.candidate, other.priority)],
+        );
+    }
+
+    /// Announces a remote audio source.
+    pub fn expect_audio(&mut self, ssrc: u32) {
+        // Browsers do not NACK audio.
+        self.rtc
+            .direct_api()
+            .expect_stream_rx(ssrc.into(), None, Mid::from(AUDIO_MID), None)
+            .suppress_nack(true);
+        self.rx
+            .entry(ssrc)
+            .or_insert_with(|| RxStream::new(ssrc, None, MediaKind::Audio));
+    }
+
+    /// Announces a remote video source and its RTX SSRC.
+    pub fn expect_video(&mut self, ssrc: u32, rtx: Option<u32>) {
+        let send_nacks = self.config.send_nacks;
+        self.rtc
+            .direct_api()
+            .expect_stream_rx(ssrc.into(), rtx.map(Ssrc::from), Mid::from(VIDEO_MID), None)
+            .suppress_nack(!send_nacks || rtx.is_none());
+        if let Some(rtx) = rtx {
+            self.rtx_of.insert(rtx, ssrc);
+        }
+        self.rx
+            .entry(ssrc)
+            .or_insert_with(|| RxStream::new(ssrc, rtx, MediaKind::Video));
+    }
+
+    /// Expects everything `other` sends (for peer-to-peer tests).
+    pub fn expect_from(&mut self, other: &PeerConfig) {
+        if let Some(ssrc) = other.audio {
+            self.expect_audio(ssrc);
+        }
+        for layer in &other.video {
+            self.expect_video(layer.ssrc, layer.rtx);
+        }
+    }
+
+    /// Stops expecting a remote source (its record stays).
+    pub fn forget(&mut self, ssrc: u32) {
+        self.rtc.direct_api().remove_stream_rx(ssrc.into());
+        self.rtx_of.retain(|_, main| *main != ssrc);
+    }
+
+    /// Starts or stops sending media; it flows once ICE and DTLS are up.
+    pub fn set_sending(&mut self, on: bool) {
+        self.sending = on;
+        if !on {
+            self.next_audio = None;
+            self.next_video = None;
+        }
+    }
+
+    /// Asks for a key frame of a remote stream with a PLI.
+    pub fn request_pli(&mut self, ssrc: u32) {
+        let mut api = self.rtc.direct_api();
+        if let Some(stream) = api.stream_rx(&ssrc.into()) {
+            stream.request_keyframe(KeyframeRequestKind::Pli);
+        } else {
+            let sender = self
+                .config
+                .video
+                .first()
+                .map(|l| l.ssrc)
+                .or(self.config.audio)
+                .unwrap_or(1);
+            api.send_pli_feedback(sender.into(), ssrc.into());
+        }
+    }
+
+    /// Asks for a key frame of an expected remote stream with a FIR.
+    pub fn request_fir(&mut self, ssrc: u32) {
+        if let Some(stream) = self.rtc.direct_api().stream_rx(&ssrc.into()) {
+            stream.request_keyframe(KeyframeRequestKind::Fir);
+        }
+    }
+
+    /// Sends a REMB for an expected remote stream.
+    pub fn request_remb(&mut self, ssrc: u32, bps: u64) {
+        if let Some(stream) = self.rtc.direct_api().stream_rx(&ssrc.into()) {
+            stream.request_remb(Bitrate::bps(bps));
+        }
+    }
+
+    /// Whether ICE and DTLS completed.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// The str0m instance, for anything this wrapper does not cover.
+    pub fn rtc(&mut self) -> &mut Rtc {
+        &mut self.rtc
+    }
+
+    pub fn stats(&self) -> &PeerStats {
+        &self.stats
+    }
+
+    /// What arrived on a remote SSRC, if it was expected.
+    pub fn rx(&self, ssrc: u32) -> Option<&RxStream> {
+        self.rx.get(&ssrc)
+    }
+
+    /// All expected remote streams, by SSRC.
+    pub fn rx_streams(&self) -> impl Iterator<Item = &RxStream> {
+        self.rx.values()
+    }
+
+    /// What was sent on one of its SSRCs.
+    pub fn tx(&self, ssrc: u32) -> Option<&TxStream> {
+        self.audio
+            .iter()
+            .chain(&self.video)
+            .find(|s| s.ssrc == ssrc)
+            .map(|s| &s.stats)
+    }
+
+    /// Writes the media due up to `now` (called by the simulation at each media instant).
+    pub fn emit_media(&mut self, now: Instant) {
+        if !self.sending || !self.connected {
+            return;
+        }
+        let frame_interval = Duration::from_secs(1) / self.config.video_fps.max(1);
+        if self.audio.is_some() {
+            let mut at = *self.next_audio.get_or_insert(now);
+            while at <= now {
+                self.write_audio(at);
+                at += AUDIO_PTIME;
+            }
+            self.next_audio = Some(at);
+        }
+        if !self.video.is_empty() {
+            let mut at = *self.next_video.get_or_insert(now);
+            while at <= now {
+                for layer in 0..self.video.len() {
+                    self.write_video_frame(at, layer);
+                }
+                at += frame_interval;
+            }
+            self.next_video = Some(at);
+        }
+    }
+
+    /// When media is due next (None while not sending or not connected).
+    fn next_media(&self) -> Option<Instant> {
+        if !self.sending || !self.connected {
+            return None;
+        }
+        let audio = self
+            .audio
+            .as_ref()
+            .map(|_| self.next_audio.unwrap_or(self.now));
+        let video = (!self.video.is_empty()).then(|| self.next_video.unwrap_or(self.now));
+        audio.into_iter().chain(video).min()
+    }
+
+    fn sent_at_us(&self, at: Instant) -> u64 {
+        (at - self.start).as_micros() as u64
+    }
+
+    fn write_audio(&mut self, at: Instant) {
+        let sent_at_us = self.sent_at_us(at);
+        let body_len = self.rng.random_range(80..=160) - TRAILER_LEN;
+        let Some(src) = self.audio.as_mut() else {
+            return;
+        };
+        let seq = src.seq;
+        let mut payload = Vec::with_capacity(body_len + TRAILER_LEN);
+        // TOC byte: config 15 (CELT FB 20 ms), mono, one frame.
+        payload.push(0x78);
+        payload.extend((1..body_len).map(|i| (i as u8).wrapping_mul(7) ^ seq as u8));
+        append_trailer(
+            &mut payload,
+            Trailer {
+                ssrc: src.ssrc,
+                seq: seq as u16,
+                sent_at_us,
+            },
+        );
+        src.stats.bytes += payload.len() as u64;
+        let write = RtpWrite::new(src.pt.into(), SeqNo::from(seq), src.timestamp, at, payload)
+            .ext_vals(ExtensionValues {
+                audio_level: Some(-30),
+                voice_activity: Some(true),
+                ..Default::default()
+            });
+        src.seq += 1;
+        src.timestamp = src.timestamp.wrapping_add(960);
+        src.stats.packets += 1;
+        src.stats.frames += 1;
+        let ssrc = src.ssrc;
+        if let Some(stream) = self.rtc.direct_api().stream_tx(&ssrc.into()) {
+            stream.write_rtp(write);
+        }
+    }
+
+    fn write_video_frame(&mut self, at: Instant, layer: usize) {
+        let sent_at_us = self.sent_at_us(at);
+        let fps = self.config.video_fps.max(1);
+        let interval = self.config.keyframe_interval;
+        let nackable = self.config.answer_nacks;
+        let src = &mut self.video[layer];
+        let keyframe = src.keyframe_requested || src.next_keyframe.is_none_or(|t| at >= t);
+        if keyframe {
+            if src.keyframe_requested && src.next_keyframe.is_some() {
+                src.stats.requested_keyframes += 1;
+            }
+            src.keyframe_requested = false;
+            src.next_keyframe = Some(at + interval);
+            src.stats.keyframes += 1;
+        }
+        let header_len = if keyframe { 10 } else { 3 };
+        let factor = if keyframe { KEYFRAME_SIZE_FACTOR } else { 1 };
+        let frame_len = ((src.bitrate_bps / 8 / fps) as usize * factor).max(header_len + 1);
+        let per_packet = MAX_PAYLOAD - VP8_DESCRIPTOR_LEN - TRAILER_LEN;
+        let count = frame_len.div_ceil(per_packet);
+        let chunk = frame_len.div_ceil(count);
+        let mut frame = vp8_frame_header(keyframe, (frame_len / 4) as u32);
+        let pid = src.picture_id;
+        frame.extend((header_len..frame_len).map(|i| (i as u8).wrapping_mul(13) ^ pid as u8));
+        let parts: Vec<&[u8]> = frame.chunks(chunk).collect();
+        let mut writes = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let seq = src.seq;
+            let mut payload = Vec::with_capacity(VP8_DESCRIPTOR_LEN + part.len() + TRAILER_LEN);
+            payload.extend_from_slice(&vp8_descriptor(i == 0, pid));
+            payload.extend_from_slice(part);
+            append_trailer(
+                &mut payload,
+                Trailer {
+                    ssrc: src.ssrc,
+                    seq: seq as u16,
+                    sent_at_us,
+                },
+            );
+            src.stats.packets += 1;
+            src.stats.bytes += payload.len() as u64;
+            writes.push(
+                RtpWrite::new(src.pt.into(), SeqNo::from(seq), src.timestamp, at, payload)
+                    .marker(i + 1 == parts.len())
+                    .nackable(nackable),
+            );
+            src.seq += 1;
+        }
+        src.stats.frames += 1;
+        src.timestamp = src.timestamp.wrapping_add(90_000 / fps);
+        src.picture_id = (src.picture_id + 1) & 0x7fff;
+        let ssrc = src.ssrc;
+        if let Some(stream) = self.rtc.direct_api().stream_tx(&ssrc.into()) {
+            for w in writes {
+                stream.write_rtp(w);
+            }
+        }
+    }
+
+    /// Drains str0m's output: transmits into `pending`, events into the records.
+    fn drive(&mut self) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.rtc_timeout = Some(t);
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    self.stats.datagrams_sent += 1;
+                    self.pending
+                        .push_back((t.source, t.destination, t.contents.into()));
+                }
+                Ok(Output::Event(e)) => self.on_event(e),
+                Err(_) => {
+                    self.stats.input_errors += 1;
+                    self.rtc_timeout = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                self.stats.connected_at = Some(self.now);
+            }
+            Event::IceConnectionStateChange(s) => self.stats.ice_state = Some(s),
+            Event::KeyframeRequest(_) => self.stats.keyframe_request_events += 1,
+            Event::Closed => self.stats.closed = true,
+            Event::RtpPacket(p) => self.on_rtp(p),
+            Event::RawPacket(raw) => self.on_raw(*raw),
+            _ => {}
+        }
+    }
+
+    fn on_raw(&mut self, raw: RawPacket) {
+        match raw {
+            RawPacket::RtcpRx(rtcp) => {
+                self.stats.rtcp_received.count(&rtcp);
+                let mut wants_keyframe = |ssrc: u32| {
+                    if let Some(src) = self.video.iter_mut().find(|s| s.ssrc == ssrc) {
+                        src.keyframe_requested = true;
+                    }
+                };
+                match &rtcp {
+                    Rtcp::Pli(pli) => wants_keyframe(*pli.ssrc),
+                    Rtcp::Fir(fir) => {
+                        for e in fir.reports.iter() {
+                            wants_keyframe(*e.ssrc);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            RawPacket::RtcpTx(rtcp) => self.stats.rtcp_sent.count(&rtcp),
+            RawPacket::RtpRx(header, payload) => {
+                let ssrc = *header.ssrc;
+                let Some(&main) = self.rtx_of.get(&ssrc) else {
+                    return;
+                };
+                let Some(stream) = self.rx.get_mut(&main) else {
+                    return;
+                };
+                if payload.len() <= 2 {
+                    stream.rtx_padding += 1;
+                } else {
+                    stream.rtx_packets += 1;
+                    self.rtx_in_progress =
+                        Some((main, u16::from_be_bytes([payload[0], payload[1]])));
+                }
+            }
+            RawPacket::RtpTx(header, payload) => {
+                let ssrc = *header.ssrc;
+                if let Some(src) = self.video.iter_mut().find(|s| s.stats.rtx == Some(ssrc)) {
+                    if payload.len() <= 2 {
+                        src.stats.rtx_padding_sent += 1;
+                    } else {
+                        src.stats.rtx_sent += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_rtp(&mut self, p: str0m::rtp::RtpPacket) {
+        let ssrc = *p.header.ssrc;
+        let seq16 = p.header.sequence_number;
+        let via_rtx = self.rtx_in_progress == Some((ssrc, seq16));
+        let Some(stream) = self.rx.get_mut(&ssrc) else {
+            return;
+        };
+        let payload = &p.payload[..];
+        let (sender_seq, sent_at_us) = match verify_trailer(payload) {
+            Ok(t) if t.ssrc == ssrc => (Some(t.seq), Some(t.sent_at_us)),
+            _ => {
+                stream.payload_errors += 1;
+                (None, None)
+            }
+        };
+        if let Some(sender_seq) = sender_seq {
+            let offset = seq16.wrapping_sub(sender_seq);
+            match stream.sequence_offset {
+                None => stream.sequence_offset = Some(offset),
+                Some(o) if o != offset => {
+                    stream.sequence_offset = Some(offset);
+                    stream.offset_changes += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        let vp8 = (stream.kind == MediaKind::Video)
+            .then(|| parse_vp8(payload))
+            .flatten();
+        stream.packets.push(RxPacket {
+            seq: *p.seq_no,
+            timestamp: p.header.timestamp,
+            marker: p.header.marker,
+            arrived: self.now,
+            via_rtx,
+            sender_seq,
+            sent_at_us,
+            start_of_frame: vp8.is_some_and(|v| v.start_of_frame && v.partition_id == 0),
+            keyframe: vp8.is_some_and(|v| v.keyframe),
+            payload_len: payload.len(),
+        });
+    }
+
+    /// Wire-level accounting of an incoming datagram from its cleartext RTP header.
+    fn on_wire(&mut self, data: &[u8]) {
+        if data.len() < 12 || !(128..192).contains(&data[0]) {
+            return;
+        }
+        let pt = data[1] & 0x7f;
+        if (64..96).contains(&pt) {
+            return; // RTCP
+        }
+        let seq = u16::from_be_bytes([data[2], data[3]]);
+        let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+        if let Some(stream) = self.rx.get_mut(&ssrc) {
+            stream.on_wire(seq);
+        } else if !self.rtx_of.contains_key(&ssrc) {
+            self.stats.unknown_ssrc_packets += 1;
+        }
+    }
+
+    fn flush(&mut self, out: &mut Outbox) {
+        for (from, to, data) in self.pending.drain(..) {
+            out.push(from, to, data);
+        }
+    }
+}
+
+impl Node for SimPeer {
+    fn addresses(&self) -> Vec<SocketAddr> {
+        vec![self.config.addr]
+    }
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        data: &[u8],
+        out: &mut Outbox,
+    ) {
+        self.now = self.now.max(now);
+        self.stats.datagrams_received += 1;
+        self.on_wire(data);
+        match Receive::new(Protocol::Udp, from, to, data) {
+            Ok(receive) => {
+                self.rtx_in_progress = None;
+                if self.rtc.handle_input(Input::Receive(now, receive)).is_err() {
+                    self.stats.input_errors += 1;
+                }
+                self.drive();
+                self.rtx_in_progress = None;
+            }
+            Err(_) => self.stats.undecodable += 1,
+        }
+        self.flush(out);
+    }
+
+    fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) {
+        self.now = self.now.max(now);
+        self.emit_media(now);
+        if self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            self.stats.input_errors += 1;
+        }
+        self.drive();
+        // Media starts right when DTLS completes.
+        if self.next_media().is_some_and(|t| t <= now) {
+            self.emit_media(now);
+            self.drive();
+        }
+        self.flush(out);
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        // The test may have acted on the peer since the last input.
+        self.drive();
+        if !self.pending.is_empty() {
+            return Some(self.now);
+        }
+        match (self.rtc_timeout, self.next_media()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+fn random_token(rng: &mut StdRng, len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_extension_follows_wraps() {
+        let first = extend_seq(None, 65_535);
+        assert_eq!(extend_seq(Some(first), 0), first + 1);
+        assert_eq!(extend_seq(Some(first + 1), 65_534), first - 1);
+        assert_eq!(extend_seq(Some(first), 65_535), first);
+    }
+
+    #[test]
+    fn simulcast_layers_have_distinct_ssrcs_and_rates() {
+        let c = PeerConfig::new("a", "10.0.0.1:1".parse().unwrap(), 1).simulcast(3, 1_600_000);
+        let rates: Vec<u32> = c.video.iter().map(|l| l.bitrate_bps).collect();
+        assert_eq!(rates, [100_000, 400_000, 1_600_000]);
+        let mut ssrcs: HashSet<u32> = c.audio.into_iter().collect();
+        for l in &c.video {
+            assert!(ssrcs.insert(l.ssrc));
+            assert!(ssrcs.insert(l.rtx.unwrap()));
+        }
+    }
+}
