@@ -151,6 +151,64 @@ async fn control_api_errors_and_idempotency() {
         err.message()
     );
 
+    // What receivers get of a simulcast source: its first layer with that layer's RTX, under
+    // the names the request gave; no answer about sources when none were sent.
+    let mut simulcast = source_list(&participant_config);
+    let video = |ssrc| pb::Source {
+        ssrc,
+        media_type: pb::MediaType::Video as i32,
+        owner: "room@muc/p".into(),
+        name: "p-v0".into(),
+    };
+    simulcast.sources.extend([video(9_001), video(9_002)]);
+    simulcast.groups.push(pb::SourceGroup {
+        semantics: "SIM".into(),
+        ssrcs: vec![participant_config.video_ssrc, 9_001],
+    });
+    simulcast.groups.push(pb::SourceGroup {
+        semantics: "FID".into(),
+        ssrcs: vec![9_001, 9_002],
+    });
+    let forwarded = client
+        .update_endpoint(pb::UpdateEndpointRequest {
+            sources: Some(simulcast.clone()),
+            ..update("e1")
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .forwarded
+        .expect("the forwarded view of the sources sent");
+    let mut expected = simulcast.clone();
+    expected
+        .sources
+        .retain(|s| s.ssrc != 9_001 && s.ssrc != 9_002);
+    expected
+        .groups
+        .retain(|g| g.semantics == "FID" && g.ssrcs[0] != 9_001);
+    let ssrcs = |list: &pb::SourceList| {
+        let mut v: Vec<u32> = list.sources.iter().map(|s| s.ssrc).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ssrcs(&forwarded), ssrcs(&expected));
+    assert_eq!(forwarded.groups, expected.groups);
+    let described = forwarded
+        .sources
+        .iter()
+        .find(|s| s.ssrc == participant_config.video_ssrc)
+        .unwrap();
+    assert_eq!(
+        described,
+        simulcast
+            .sources
+            .iter()
+            .find(|s| s.ssrc == participant_config.video_ssrc)
+            .unwrap()
+    );
+    let answer = client.update_endpoint(update("e1")).await.unwrap();
+    assert_eq!(answer.into_inner().forwarded, None);
+
     // An SSRC another endpoint of the conference already signals cannot be taken over.
     client
         .update_endpoint(pb::UpdateEndpointRequest {

@@ -7,7 +7,7 @@ use minidom::{Element, Node};
 use crate::jingle::Jingle;
 use crate::sources::{ConferenceSources, EndpointSources};
 use crate::test_support::{jingle_of, SESSION_ACCEPT, TRANSPORT_INFO};
-use crate::to_bridge::{media_list, RemoteTransportState};
+use crate::to_bridge::{forwarded_from_pb, media_list, source_list, RemoteTransportState};
 
 const HOSTILE_VALUES: [&str; 7] = [
     "",
@@ -33,11 +33,17 @@ fn process(element: &Element) {
     let _ = media_list(&jingle);
     let _ = RemoteTransportState::new().apply(&jingle);
     if let Ok(sources) = EndpointSources::from_jingle(&jingle) {
-        let _ = sources.receiver_view("room@muc/a");
+        // A bridge that forwards everything it is given, groups included.
+        let everything = forwarded_from_pb(&source_list("room@muc/a", &sources));
+        let _ = sources.receiver_view("room@muc/a", &everything);
         let mut conference = ConferenceSources::new();
         let _ = conference.accept("room@muc/a", sources.clone());
+        let _ = conference.show("room@muc/a", &everything);
         let _ = conference.add("room@muc/a", &sources);
         let _ = conference.remove("room@muc/a", &sources);
+        let _ = conference.show("room@muc/a", &everything);
+        let _ = conference.receiver_views_except("room@muc/b");
+        let _ = conference.remove_participant("room@muc/a");
     }
 }
 

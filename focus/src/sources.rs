@@ -3,9 +3,10 @@
 //!
 //! A participant announces its sources in its `session-accept` and later `source-add` /
 //! `source-remove`. The focus checks each announcement on its own ([`EndpointSources::validate`])
-//! and against the rest of the conference ([`ConferenceSources`]) and then tells the others what
-//! changed in their [`ReceiverView`]: the bridge forwards a simulcast source as its first layer
-//! under that layer's SSRC (with its RTX), so receivers are told of exactly that.
+//! and against the rest of the conference ([`ConferenceSources`]), gives them to the bridge, and
+//! then tells the others what changed in their [`ReceiverView`]: exactly what the bridge answers
+//! it forwards of them ([`Forwarded`]), in the participant's own description. Which streams reach
+//! receivers (e.g. which simulcast layers) is the bridge's choice; the focus knows nothing of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -74,6 +75,28 @@ pub struct SsrcGroup {
 pub struct EndpointSources {
     pub sources: Vec<MediaSource>,
     pub groups: Vec<SsrcGroup>,
+}
+
+/// What the bridge forwards of one participant's sources to every other participant, from its
+/// answer to the `UpdateEndpoint` that gave it those sources (see
+/// [`crate::to_bridge::forwarded_from_pb`]): the SSRCs receivers get, and the groups among them
+/// (a stream's SSRC and its RTX SSRC as an FID group). Which of a participant's streams reach
+/// receivers (e.g. which simulcast layer) is the bridge's choice alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forwarded {
+    pub ssrcs: BTreeSet<u32>,
+    pub groups: Vec<(GroupSemantics, Vec<u32>)>,
+}
+
+impl Forwarded {
+    /// Whether the bridge lists this group, and forwards every SSRC in it.
+    fn lists_group(&self, semantics: &GroupSemantics, ssrcs: &[u32]) -> bool {
+        ssrcs.iter().all(|ssrc| self.ssrcs.contains(ssrc))
+            && self
+                .groups
+                .iter()
+                .any(|(listed, listed_ssrcs)| listed == semantics && listed_ssrcs == ssrcs)
+    }
 }
 
 /// Why a participant's sources were refused.
@@ -227,46 +250,24 @@ impl EndpointSources {
         self.sources.is_empty() && self.groups.is_empty()
     }
 
-    /// What other participants receive of these sources: each SIM group becomes its first
-    /// layer, the other layers and their RTX SSRCs disappear, and only FID groups are kept (the
-    /// bridge forwards media and its retransmissions, nothing else grouped).
-    pub fn receiver_view(&self, owner: &str) -> ReceiverView {
-        let layers_not_forwarded: BTreeSet<u32> = self
-            .groups
-            .iter()
-            .filter(|group| group.semantics == GroupSemantics::Simulcast)
-            .flat_map(|group| group.ssrcs.iter().skip(1).copied())
-            .collect();
-        let rtx_not_forwarded = self
-            .groups
-            .iter()
-            .filter(|group| group.semantics == GroupSemantics::Fid)
-            .filter(|group| {
-                group
-                    .ssrcs
-                    .first()
-                    .is_some_and(|primary| layers_not_forwarded.contains(primary))
-            })
-            .flat_map(|group| group.ssrcs.iter().skip(1).copied());
-        let hidden: BTreeSet<u32> = layers_not_forwarded
-            .iter()
-            .copied()
-            .chain(rtx_not_forwarded)
-            .collect();
+    /// What other participants receive of these sources, given what the bridge forwards of
+    /// them: the participant's own sources the bridge forwards and its own groups the bridge
+    /// lists (over those sources), each as the participant described it, so that receivers get
+    /// every detail of the description (`msid`, name, video type) of exactly what reaches them.
+    pub fn receiver_view(&self, owner: &str, forwarded: &Forwarded) -> ReceiverView {
         ReceiverView {
             owner: owner.to_owned(),
             sources: EndpointSources {
                 sources: self
                     .sources
                     .iter()
-                    .filter(|source| !hidden.contains(&source.ssrc))
+                    .filter(|source| forwarded.ssrcs.contains(&source.ssrc))
                     .cloned()
                     .collect(),
                 groups: self
                     .groups
                     .iter()
-                    .filter(|group| group.semantics == GroupSemantics::Fid)
-                    .filter(|group| group.ssrcs.iter().all(|ssrc| !hidden.contains(ssrc)))
+                    .filter(|group| forwarded.lists_group(&group.semantics, &group.ssrcs))
                     .cloned()
                     .collect(),
             },
@@ -294,7 +295,7 @@ impl EndpointSources {
 
 /// One participant's sources as the others receive them; made only by
 /// [`EndpointSources::receiver_view`] and [`ConferenceSources`], so what the focus signals to
-/// receivers always matches what the bridge forwards.
+/// receivers is always what the bridge said it forwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiverView {
     owner: String,
@@ -325,10 +326,26 @@ pub struct SourceChange {
     pub removed: ReceiverView,
 }
 
+/// One participant's sources, and what the others were last told of them.
+#[derive(Debug, Clone, Default)]
+struct ParticipantSources {
+    /// Everything it sends, as it announced it.
+    sources: EndpointSources,
+    /// What the others were last signalled (by [`ConferenceSources::show`]): the part of the
+    /// sources the bridge forwarded then.
+    shown: EndpointSources,
+}
+
 /// Every participant's sources in one conference, by occupant JID.
+///
+/// A change of a participant's sources takes two steps, with the bridge in between: `accept`,
+/// `add` or `remove` check the announcement and store the sources (nothing is stored on a
+/// refusal); the sources then go to the bridge, and `show` takes its answer (what it forwards
+/// of them to the others) and says what the others must be told. Until then the others are
+/// offered what was shown before (nothing, for a new participant).
 #[derive(Debug, Clone, Default)]
 pub struct ConferenceSources {
-    participants: BTreeMap<String, EndpointSources>,
+    participants: BTreeMap<String, ParticipantSources>,
 }
 
 impl ConferenceSources {
@@ -338,45 +355,44 @@ impl ConferenceSources {
 
     /// The sources `owner` sends.
     pub fn get(&self, owner: &str) -> Option<&EndpointSources> {
-        self.participants.get(owner)
+        self.participants
+            .get(owner)
+            .map(|participant| &participant.sources)
     }
 
     /// The participant who sends `ssrc`.
     pub fn owner_of(&self, ssrc: u32) -> Option<&str> {
         self.participants
             .iter()
-            .find(|(_, sources)| sources.media_of(ssrc).is_some())
+            .find(|(_, participant)| participant.sources.media_of(ssrc).is_some())
             .map(|(owner, _)| owner.as_str())
     }
 
-    /// What `receiver` is to be offered in its `session-initiate`: everyone else's sources.
+    /// What `receiver` is to be offered in its `session-initiate`: what the others were shown
+    /// of everyone else's sources.
     pub fn receiver_views_except(&self, receiver: &str) -> Vec<ReceiverView> {
         self.participants
             .iter()
             .filter(|(owner, _)| owner.as_str() != receiver)
-            .map(|(owner, sources)| sources.receiver_view(owner))
+            .map(|(owner, participant)| ReceiverView {
+                owner: owner.clone(),
+                sources: participant.shown.clone(),
+            })
             .filter(|view| !view.is_empty())
             .collect()
     }
 
     /// Sets `owner`'s sources to `sources` (its `session-accept`, replacing any earlier ones).
-    pub fn accept(
-        &mut self,
-        owner: &str,
-        sources: EndpointSources,
-    ) -> Result<SourceChange, SourceError> {
+    pub fn accept(&mut self, owner: &str, sources: EndpointSources) -> Result<(), SourceError> {
         sources.validate()?;
         self.check_not_owned_by_others(owner, &sources)?;
-        Ok(self.replace(owner, sources))
+        self.store(owner, sources);
+        Ok(())
     }
 
     /// Adds sources to `owner`'s (its `source-add`).
-    pub fn add(
-        &mut self,
-        owner: &str,
-        additions: &EndpointSources,
-    ) -> Result<SourceChange, SourceError> {
-        let mut combined = self.participants.get(owner).cloned().unwrap_or_default();
+    pub fn add(&mut self, owner: &str, additions: &EndpointSources) -> Result<(), SourceError> {
+        let mut combined = self.get(owner).cloned().unwrap_or_default();
         combined.sources.extend(additions.sources.iter().cloned());
         combined.groups.extend(
             additions
@@ -388,17 +404,14 @@ impl ConferenceSources {
         );
         combined.validate()?;
         self.check_not_owned_by_others(owner, additions)?;
-        Ok(self.replace(owner, combined))
+        self.store(owner, combined);
+        Ok(())
     }
 
     /// Removes sources from `owner`'s (its `source-remove`): the listed SSRCs, every group that
     /// references one of them, and the listed groups.
-    pub fn remove(
-        &mut self,
-        owner: &str,
-        removals: &EndpointSources,
-    ) -> Result<SourceChange, SourceError> {
-        let mut remaining = self.participants.get(owner).cloned().unwrap_or_default();
+    pub fn remove(&mut self, owner: &str, removals: &EndpointSources) -> Result<(), SourceError> {
+        let mut remaining = self.get(owner).cloned().unwrap_or_default();
         if let Some(stranger) = removals
             .sources
             .iter()
@@ -417,13 +430,43 @@ impl ConferenceSources {
             !removals.groups.contains(group)
                 && group.ssrcs.iter().all(|ssrc| !removed_ssrcs.contains(ssrc))
         });
-        Ok(self.replace(owner, remaining))
+        self.store(owner, remaining);
+        Ok(())
     }
 
-    /// Forgets `owner` (it left); what the others must remove.
+    /// Takes the bridge's answer to `owner`'s sources (what it forwards of them): the view the
+    /// others get from now on, and what they must be told of it, the difference from what they
+    /// were shown before. An unknown `owner` changes nothing.
+    pub fn show(&mut self, owner: &str, forwarded: &Forwarded) -> SourceChange {
+        let view = |sources| ReceiverView {
+            owner: owner.to_owned(),
+            sources,
+        };
+        let Some(participant) = self.participants.get_mut(owner) else {
+            return SourceChange {
+                added: view(EndpointSources::default()),
+                removed: view(EndpointSources::default()),
+            };
+        };
+        let now = participant.sources.receiver_view(owner, forwarded).sources;
+        let change = SourceChange {
+            added: view(now.difference(&participant.shown)),
+            removed: view(participant.shown.difference(&now)),
+        };
+        participant.shown = now;
+        change
+    }
+
+    /// Forgets `owner` (it left); what the others must remove: what they were shown.
     pub fn remove_participant(&mut self, owner: &str) -> ReceiverView {
-        let before = self.participants.remove(owner).unwrap_or_default();
-        before.receiver_view(owner)
+        ReceiverView {
+            owner: owner.to_owned(),
+            sources: self
+                .participants
+                .remove(owner)
+                .map(|participant| participant.shown)
+                .unwrap_or_default(),
+        }
     }
 
     fn check_not_owned_by_others(
@@ -442,25 +485,12 @@ impl ConferenceSources {
         Ok(())
     }
 
-    fn replace(&mut self, owner: &str, sources: EndpointSources) -> SourceChange {
-        let before = self
-            .participants
-            .get(owner)
-            .map(|before| before.receiver_view(owner).sources)
-            .unwrap_or_default();
-        let after = sources.receiver_view(owner).sources;
-        let change = SourceChange {
-            added: ReceiverView {
-                owner: owner.to_owned(),
-                sources: after.difference(&before),
-            },
-            removed: ReceiverView {
-                owner: owner.to_owned(),
-                sources: before.difference(&after),
-            },
-        };
-        self.participants.insert(owner.to_owned(), sources);
-        change
+    /// Sets `owner`'s sources, leaving what the others were shown as it was.
+    fn store(&mut self, owner: &str, sources: EndpointSources) {
+        self.participants
+            .entry(owner.to_owned())
+            .or_default()
+            .sources = sources;
     }
 }
 

@@ -2,13 +2,34 @@
 
 use minidom::Element;
 
-use crate::jingle::Jingle;
+use crate::jingle::{GroupSemantics, Jingle};
 use crate::ns;
+use crate::sources::Forwarded;
 
 /// lib-jitsi-meet 2.6726 (Chromium 156) answering a focus: audio + video, SSRC simulcast.
 pub const SESSION_ACCEPT: &str = include_str!("../tests/fixtures/ljm-2.6726-session-accept.xml");
 /// The ICE candidates it trickled afterwards, UDP and TCP, IPv4 and IPv6.
 pub const TRANSPORT_INFO: &str = include_str!("../tests/fixtures/ljm-2.6726-transport-info.xml");
+
+/// What the bridge answers it forwards of the captured session-accept's sources: the audio
+/// source, and the video's first simulcast layer with its RTX.
+pub const SESSION_ACCEPT_FORWARDED: [(u32, Option<u32>); 2] =
+    [(3196618725, None), (1130870372, Some(624615736))];
+
+/// A bridge's `forwarded` answer: one stream per source, each an SSRC with (if any) its RTX SSRC
+/// as an FID group.
+pub fn forwarded(streams: &[(u32, Option<u32>)]) -> Forwarded {
+    Forwarded {
+        ssrcs: streams
+            .iter()
+            .flat_map(|(ssrc, rtx)| std::iter::once(*ssrc).chain(*rtx))
+            .collect(),
+        groups: streams
+            .iter()
+            .filter_map(|(ssrc, rtx)| rtx.map(|rtx| (GroupSemantics::Fid, vec![*ssrc, rtx])))
+            .collect(),
+    }
+}
 
 /// The `<jingle>` child of a captured `<iq>`. The capture has the stream's default namespace
 /// stripped; it is put back so that the IQ parses as it did on the stream.

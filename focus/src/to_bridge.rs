@@ -1,4 +1,5 @@
-//! A participant's Jingle as updates of its bridge endpoint (`UpdateEndpointRequest`).
+//! A participant's Jingle as updates of its bridge endpoint (`UpdateEndpointRequest`), and the
+//! bridge's answer of what it forwards of the participant's sources (`UpdateEndpointResponse`).
 //!
 //! In the sessions the focus runs, the focus is the initiator and the participant the
 //! responder, so `senders` is read from the participant's side. All contents are BUNDLEd: every
@@ -10,7 +11,7 @@ use std::net::IpAddr;
 use tutti_proto::bridge_v1 as pb;
 
 use crate::jingle::{DtlsSetup, GroupSemantics, Jingle, RtpDescription, Senders};
-use crate::sources::{EndpointSources, MediaType};
+use crate::sources::{EndpointSources, Forwarded, MediaType};
 
 /// The bridge parses header extensions with one-byte headers only (RFC 8285 ids 1 to 14).
 const MAX_ONE_BYTE_HEADER_EXTENSION_ID: u8 = 14;
@@ -314,6 +315,26 @@ pub fn sources_update(
         transport: None,
         media: None,
         sources: Some(source_list(owner, sources)),
+    }
+}
+
+/// What the bridge forwards of a participant's sources to the others (the `forwarded` of its
+/// `UpdateEndpointResponse`): the SSRCs receivers get and the groups among them. The owner,
+/// name and media the bridge repeats are the focus's own; the participant's description of
+/// each SSRC is what receivers are told.
+pub fn forwarded_from_pb(forwarded: &pb::SourceList) -> Forwarded {
+    Forwarded {
+        ssrcs: forwarded.sources.iter().map(|source| source.ssrc).collect(),
+        groups: forwarded
+            .groups
+            .iter()
+            .map(|group| {
+                (
+                    GroupSemantics::from(group.semantics.as_str()),
+                    group.ssrcs.clone(),
+                )
+            })
+            .collect(),
     }
 }
 

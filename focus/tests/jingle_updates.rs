@@ -11,8 +11,8 @@ use support::*;
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::Stanza;
 use tutti_focus::jingle::{
-    Action, Candidate, CandidateType, Content, GroupSemantics, IceUdpTransport, Jingle, Reason,
-    ReasonCondition, ReasonKind, RtpDescription, Source, SourceGroup,
+    Action, Candidate, CandidateType, Content, GroupSemantics, IceUdpTransport, Jingle, Parameter,
+    Reason, ReasonCondition, ReasonKind, RtpDescription, Source, SourceGroup,
 };
 use tutti_focus::jitsi::{BridgeSession, SsrcInfo};
 use tutti_focus::Extensions;
@@ -197,6 +197,88 @@ async fn transport_info_and_source_updates_reach_the_bridge_and_the_others() {
         before,
         "the bridge still forwards a removed source"
     );
+    alice.media.close().await;
+    dave.media.close().await;
+}
+
+/// A `source-add` or `source-remove` of `user`'s screen share in three simulcast layers, each
+/// with its RTX (SIM group, FID groups), as lib-jitsi-meet sends it.
+fn simulcast_update(
+    action: Action,
+    sid: &str,
+    user: &str,
+    layers: [u32; 3],
+    rtx: [u32; 3],
+) -> Jingle {
+    let mut description = RtpDescription::new("video");
+    for ssrc in layers.into_iter().chain(rtx) {
+        let mut source = Source::new(ssrc);
+        source.name = Some(format!("{user}-v1"));
+        source.video_type = Some("desktop".to_owned());
+        source
+            .parameters
+            .push(Parameter::new("msid", format!("{user}-screen {user}-v1")));
+        description.sources.push(source);
+    }
+    description.source_groups = vec![SourceGroup::new(GroupSemantics::Simulcast, layers.to_vec())];
+    description.source_groups.extend(
+        layers
+            .into_iter()
+            .zip(rtx)
+            .map(|(layer, rtx)| SourceGroup::new(GroupSemantics::Fid, vec![layer, rtx])),
+    );
+    let mut content = Content::new("video");
+    content.description = Some(description);
+    let mut jingle = Jingle::new(action, sid);
+    jingle.contents.push(content);
+    jingle
+}
+
+#[tokio::test]
+async fn a_simulcast_source_reaches_the_others_as_the_bridge_forwards_it() {
+    if rerun_in_own_netns("a_simulcast_source_reaches_the_others_as_the_bridge_forwards_it") {
+        return;
+    }
+    let mut stack = Stack::start("updates", &["alice", "dave"]);
+    stack.start_focus(&[]);
+    let mut alice = join_and_accept(ROOM, "alice", |_| {}).await;
+    let mut dave = join_and_accept(ROOM, "dave", |_| {}).await;
+    alice.xmpp.next_jingle(Action::SourceAdd).await;
+
+    // The bridge forwards the first layer with its RTX, and Alice is told of exactly those,
+    // as Dave described them.
+    let dave_sid = dave.initiate.sid.clone();
+    let (layers, rtx) = ([0x5100, 0x5101, 0x5102], [0x5200, 0x5201, 0x5202]);
+    let add = simulcast_update(Action::SourceAdd, &dave_sid, "dave", layers, rtx);
+    let answer = dave.xmpp.request(focus_occupant(), add.to_element()).await;
+    assert_result(&answer, "source-add");
+    let (_, add) = alice.xmpp.next_jingle(Action::SourceAdd).await;
+    assert_eq!(ssrcs(&add), [layers[0], rtx[0]]);
+    let video = add.content("video").unwrap().description.as_ref().unwrap();
+    assert_eq!(
+        video.source_groups,
+        [SourceGroup::new(
+            GroupSemantics::Fid,
+            vec![layers[0], rtx[0]]
+        )]
+    );
+    for source in &video.sources {
+        assert_eq!(source.name.as_deref(), Some("dave-v1"));
+        assert_eq!(source.video_type.as_deref(), Some("desktop"));
+        assert_eq!(source.parameter("msid"), Some("dave-screen dave-v1"));
+        let info = source.extensions.get::<SsrcInfo>().unwrap();
+        assert_eq!(info.map(|i| i.owner), Some(owner("dave")));
+    }
+
+    // Removing it takes away what Alice was told of.
+    let remove = simulcast_update(Action::SourceRemove, &dave_sid, "dave", layers, rtx);
+    let answer = dave
+        .xmpp
+        .request(focus_occupant(), remove.to_element())
+        .await;
+    assert_result(&answer, "source-remove");
+    let (_, remove) = alice.xmpp.next_jingle(Action::SourceRemove).await;
+    assert_eq!(ssrcs(&remove), [layers[0], rtx[0]]);
     alice.media.close().await;
     dave.media.close().await;
 }

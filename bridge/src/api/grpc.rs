@@ -266,6 +266,25 @@ pub fn sources_from_pb(list: &pb::SourceList, max_sources: usize) -> Result<Sour
     Ok(set)
 }
 
+/// What receivers get of an endpoint's sources (`UpdateEndpointResponse::forwarded`): one
+/// stream per producer under its output SSRCs, described as the request described them.
+fn forwarded_to_pb(list: &pb::SourceList, set: &SourceSet) -> pb::SourceList {
+    let described = |ssrc: u32| list.sources.iter().find(|s| s.ssrc == ssrc).cloned();
+    let mut forwarded = pb::SourceList::default();
+    for spec in set.producers() {
+        let (ssrc, rtx) = spec.output_ssrcs();
+        forwarded.sources.extend(described(ssrc));
+        if let Some(rtx) = rtx {
+            forwarded.sources.extend(described(rtx));
+            forwarded.groups.push(pb::SourceGroup {
+                semantics: "FID".into(),
+                ssrcs: vec![ssrc, rtx],
+            });
+        }
+    }
+    forwarded
+}
+
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::BridgeEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -368,6 +387,11 @@ impl Bridge for BridgeService {
         let ssrcs = sources
             .as_ref()
             .map(|s| s.sources.iter().map(|d| d.ssrc).collect());
+        let forwarded = r
+            .sources
+            .as_ref()
+            .zip(sources.as_ref())
+            .map(|(list, set)| forwarded_to_pb(list, set));
         let command = Command::UpdateEndpoint {
             conference_id: r.conference_id.clone(),
             endpoint_id: r.endpoint_id.clone(),
@@ -377,7 +401,7 @@ impl Bridge for BridgeService {
         };
         self.control
             .update_endpoint(&r.conference_id, &r.endpoint_id, ssrcs, command)?;
-        Ok(Response::new(pb::UpdateEndpointResponse {}))
+        Ok(Response::new(pb::UpdateEndpointResponse { forwarded }))
     }
 
     async fn expire_endpoint(

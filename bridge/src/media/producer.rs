@@ -54,6 +54,8 @@ pub struct Producer {
     pub owner: usize,
     pub kind: MediaKind,
     pub encodings: Vec<Encoding>,
+    /// The SSRC receivers get it under, and its RTX SSRC.
+    output: (u32, Option<u32>),
     pub keyframes: KeyframeRequests,
     pub consumers: Vec<Consumer>,
 }
@@ -81,6 +83,7 @@ impl Producer {
                     nacks: rtx_ssrc.map(|_| NackGenerator::new()),
                 })
                 .collect(),
+            output: spec.output_ssrcs(),
             keyframes: KeyframeRequests::default(),
             consumers: Vec::new(),
         }
@@ -99,8 +102,7 @@ impl Producer {
 
     /// The SSRC receivers get this source under, and its RTX SSRC.
     pub fn output_ssrcs(&self) -> (u32, Option<u32>) {
-        let first = &self.encodings[0];
-        (first.ssrc, first.rtx_ssrc)
+        self.output
     }
 
     /// Every SSRC the sender sends for this source.

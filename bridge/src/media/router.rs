@@ -119,10 +119,13 @@ impl Router {
         endpoints: &mut [Option<Endpoint>],
         rng: &mut impl Rng,
     ) -> Option<usize> {
+        if spec.encodings.is_empty() {
+            return None;
+        }
         let mut producer = Producer::new(owner, spec, cache_packets);
         let taken = producer.ssrcs().any(|ssrc| self.routes.contains_key(&ssrc))
             || self.outputs.contains_key(&producer.output_ssrcs().0);
-        if taken || spec.encodings.is_empty() {
+        if taken {
             return None;
         }
         let (output, output_rtx) = producer.output_ssrcs();

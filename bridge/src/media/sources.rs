@@ -29,11 +29,20 @@ pub struct SourceSet {
 }
 
 /// One producer's shape: its media kind and its encodings, lowest simulcast layer first, each
-/// as (media SSRC, RTX SSRC).
+/// as (media SSRC, RTX SSRC); never empty.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerSpec {
     pub kind: MediaKind,
     pub encodings: Vec<(u32, Option<u32>)>,
+}
+
+impl ProducerSpec {
+    /// The SSRC receivers get this source under, and its RTX SSRC: the lowest layer's. Layer
+    /// choice (a consumer forwarding any layer under these) is in the bridge alone; this is all
+    /// that receivers' signalling needs of it.
+    pub fn output_ssrcs(&self) -> (u32, Option<u32>) {
+        self.encodings[0]
+    }
 }
 
 impl SourceSet {

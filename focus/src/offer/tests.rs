@@ -4,7 +4,7 @@ use super::*;
 use crate::jingle::GroupSemantics;
 use crate::ns;
 use crate::sources::{ConferenceSources, EndpointSources, MediaSource};
-use crate::test_support::{fixture_jingle, SESSION_ACCEPT};
+use crate::test_support::{fixture_jingle, forwarded, SESSION_ACCEPT, SESSION_ACCEPT_FORWARDED};
 
 const ALICE: &str = "room@muc/alice";
 
@@ -34,11 +34,13 @@ fn bridge() -> pb::Transport {
     }
 }
 
-/// A conference where alice has answered with the captured simulcast session-accept.
+/// A conference where alice has answered with the captured simulcast session-accept, and the
+/// bridge forwards its audio and the video's first layer with RTX.
 fn alice_views() -> Vec<ReceiverView> {
     let mut conference = ConferenceSources::new();
     let sources = EndpointSources::from_jingle(&fixture_jingle(SESSION_ACCEPT)).unwrap();
     conference.accept(ALICE, sources).unwrap();
+    conference.show(ALICE, &forwarded(&SESSION_ACCEPT_FORWARDED));
     conference.receiver_views_except("room@muc/bob")
 }
 
@@ -300,7 +302,7 @@ fn source_add_and_remove_carry_only_media_with_sources() {
         }],
         groups: Vec::new(),
     };
-    let view = audio_only.receiver_view("room@muc/carol");
+    let view = audio_only.receiver_view("room@muc/carol", &forwarded(&[(9, None)]));
     let add = source_add("s", std::slice::from_ref(&view)).unwrap();
     assert_eq!(add.action, Action::SourceAdd);
     assert_eq!(add.sid, "s");

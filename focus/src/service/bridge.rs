@@ -103,14 +103,29 @@ impl Bridge {
         })
     }
 
+    /// Gives the bridge the remote side of an endpoint (transport, media, sources).
     pub async fn update_endpoint(
         &self,
         request: pb::UpdateEndpointRequest,
-    ) -> Result<(), BridgeError> {
+    ) -> Result<pb::UpdateEndpointResponse, BridgeError> {
         let mut client = self.client.clone();
         self.call("UpdateEndpoint", client.update_endpoint(request))
             .await
-            .map(|_| ())
+    }
+
+    /// An `update_endpoint` that carries the endpoint's sources: what the other endpoints
+    /// receive of them (the answer's `forwarded`; an answer without it is an error).
+    pub async fn update_endpoint_sources(
+        &self,
+        request: pb::UpdateEndpointRequest,
+    ) -> Result<pb::SourceList, BridgeError> {
+        self.update_endpoint(request)
+            .await?
+            .forwarded
+            .ok_or(BridgeError {
+                call: "UpdateEndpoint",
+                cause: "the answer does not say what is forwarded of the sources".to_owned(),
+            })
     }
 
     pub async fn expire_endpoint(

@@ -938,7 +938,7 @@ impl Conference {
         let conference_id = found.conference_id.ok_or(Refusal::UnknownSession)?;
         let sources = EndpointSources::from_jingle(jingle).map_err(bad_sources)?;
         let mut trial = found.sources.clone();
-        let change = trial.accept(&owner, sources.clone()).map_err(bad_sources)?;
+        trial.accept(&owner, sources.clone()).map_err(bad_sources)?;
         let mut transport = found.session.transport.clone();
         let endpoint = EndpointId {
             conference_id: &conference_id,
@@ -947,12 +947,16 @@ impl Conference {
         let update =
             to_bridge::session_accept_update(endpoint, &owner, jingle, &mut transport, &sources)
                 .map_err(|e| Refusal::BadRequest(e.to_string()))?;
-        if let Err(error) = self.bridge.update_endpoint(update).await {
-            self.failed_session = Some((nick.to_owned(), error.to_string()));
-            return Err(Refusal::Internal(format!(
-                "the bridge did not take the session: {error}"
-            )));
-        }
+        let forwarded = match self.bridge.update_endpoint_sources(update).await {
+            Ok(forwarded) => forwarded,
+            Err(error) => {
+                self.failed_session = Some((nick.to_owned(), error.to_string()));
+                return Err(Refusal::Internal(format!(
+                    "the bridge did not take the session: {error}"
+                )));
+            }
+        };
+        let change = trial.show(&owner, &to_bridge::forwarded_from_pb(&forwarded));
         *found.sources = trial;
         found.session.transport = transport;
         let queued = match std::mem::replace(&mut found.session.state, SessionState::Active) {
@@ -1004,7 +1008,7 @@ impl Conference {
         let conference_id = found.conference_id.ok_or(Refusal::UnknownSession)?;
         let listed = EndpointSources::from_jingle(jingle).map_err(bad_sources)?;
         let mut trial = found.sources.clone();
-        let change = match jingle.action {
+        match jingle.action {
             Action::SourceAdd => trial.add(&owner, &listed),
             _ => trial.remove(&owner, &listed),
         }
@@ -1014,10 +1018,12 @@ impl Conference {
             conference_id: &conference_id,
             endpoint_id: &found.session.endpoint_id,
         };
-        self.bridge
-            .update_endpoint(to_bridge::sources_update(endpoint, &owner, &now))
+        let forwarded = self
+            .bridge
+            .update_endpoint_sources(to_bridge::sources_update(endpoint, &owner, &now))
             .await
             .map_err(|e| Refusal::Internal(e.to_string()))?;
+        let change = trial.show(&owner, &to_bridge::forwarded_from_pb(&forwarded));
         *found.sources = trial;
         signal_change(&mut self.room, &owner, &change, &self.outbox);
         Ok(())

@@ -1,7 +1,7 @@
 use minidom::Element;
 
 use super::*;
-use crate::test_support::{fixture_jingle, SESSION_ACCEPT};
+use crate::test_support::{fixture_jingle, forwarded, SESSION_ACCEPT, SESSION_ACCEPT_FORWARDED};
 
 const ALICE: &str = "room@muc/alice";
 const BOB: &str = "room@muc/bob";
@@ -40,6 +40,19 @@ fn simulcast_sender() -> EndpointSources {
     }
 }
 
+/// What the bridge forwards of [`simulcast_sender`]'s sources: the audio, and the video's first
+/// layer with its RTX.
+const SIMULCAST_FORWARDED: [(u32, Option<u32>); 2] = [(1, None), (10, Some(20))];
+
+/// A conference where alice's [`simulcast_sender`] sources are accepted and shown to the others
+/// as the bridge forwards them.
+fn conference_with_alice() -> ConferenceSources {
+    let mut conference = ConferenceSources::new();
+    conference.accept(ALICE, simulcast_sender()).unwrap();
+    conference.show(ALICE, &forwarded(&SIMULCAST_FORWARDED));
+    conference
+}
+
 fn ssrcs(sources: &EndpointSources) -> Vec<u32> {
     sources.sources.iter().map(|source| source.ssrc).collect()
 }
@@ -71,9 +84,9 @@ fn captured_session_accept_sources_are_extracted() {
 }
 
 #[test]
-fn captured_simulcast_is_seen_by_receivers_as_its_first_layer_with_rtx() {
+fn captured_sources_are_seen_by_receivers_as_the_bridge_forwards_them() {
     let sources = EndpointSources::from_jingle(&fixture_jingle(SESSION_ACCEPT)).unwrap();
-    let view = sources.receiver_view(ALICE);
+    let view = sources.receiver_view(ALICE, &forwarded(&SESSION_ACCEPT_FORWARDED));
     assert_eq!(view.owner(), ALICE);
     assert_eq!(ssrcs(view.sources()), [3196618725, 1130870372, 624615736]);
     assert_eq!(
@@ -84,21 +97,51 @@ fn captured_simulcast_is_seen_by_receivers_as_its_first_layer_with_rtx() {
             ssrcs: vec![1130870372, 624615736],
         }]
     );
+    let described: Vec<&MediaSource> = view.sources().sources.iter().collect();
+    let own: Vec<&MediaSource> = sources
+        .sources
+        .iter()
+        .filter(|source| view.sources().media_of(source.ssrc).is_some())
+        .collect();
+    assert_eq!(described, own, "each as the participant described it");
+    assert_eq!(
+        described[1].msid.as_deref(),
+        Some("eff6ccca-video-1 bbeff73c-2148-4f9b-b8d8-b5fc4d21c184-1")
+    );
 }
 
 #[test]
-fn receiver_view_drops_other_groups_and_keeps_plain_sources() {
+fn receiver_view_keeps_only_what_the_bridge_forwards() {
     let mut sources = simulcast_sender();
     sources.sources.push(source(30, MediaType::Video));
     sources
         .groups
         .push(group(GroupSemantics::Other("FEC-FR".into()), &[30]));
-    let view = sources.receiver_view(ALICE);
+    let view = sources.receiver_view(ALICE, &forwarded(&[(1, None), (10, Some(20)), (30, None)]));
     assert_eq!(ssrcs(view.sources()), [1, 10, 20, 30]);
     assert_eq!(
         view.sources().groups,
         [group(GroupSemantics::Fid, &[10, 20])]
     );
+
+    let mut strange = forwarded(&[(1, None), (10, Some(21)), (99, None)]);
+    strange
+        .groups
+        .push((GroupSemantics::Simulcast, vec![10, 11, 12]));
+    let view = sources.receiver_view(ALICE, &strange);
+    assert_eq!(
+        ssrcs(view.sources()),
+        [1, 10, 21],
+        "SSRCs the participant does not send are not made up"
+    );
+    assert!(
+        view.sources().groups.is_empty(),
+        "nor are groups it did not announce, and a listed group over SSRCs not forwarded is left out"
+    );
+
+    assert!(sources
+        .receiver_view(ALICE, &Forwarded::default())
+        .is_empty());
 }
 
 fn invalid(sources: EndpointSources) -> SourceError {
@@ -250,19 +293,79 @@ fn media_type_falls_back_to_the_content_name() {
 }
 
 #[test]
-fn accepted_sources_are_announced_as_the_receiver_view() {
+fn accepted_sources_are_announced_as_the_bridge_forwards_them() {
     let mut conference = ConferenceSources::new();
-    let change = conference.accept(ALICE, simulcast_sender()).unwrap();
-    assert_eq!(change.added, simulcast_sender().receiver_view(ALICE));
-    assert!(change.removed.is_empty());
+    assert_eq!(conference.accept(ALICE, simulcast_sender()), Ok(()));
     assert_eq!(conference.owner_of(22), Some(ALICE));
     assert_eq!(conference.get(ALICE), Some(&simulcast_sender()));
+    let answer = forwarded(&SIMULCAST_FORWARDED);
+    let change = conference.show(ALICE, &answer);
+    assert_eq!(
+        change.added,
+        simulcast_sender().receiver_view(ALICE, &answer)
+    );
+    assert_eq!(ssrcs(change.added.sources()), [1, 10, 20]);
+    assert!(change.removed.is_empty());
+    assert_eq!(change.removed.owner(), ALICE);
+}
+
+#[test]
+fn a_second_show_with_the_same_answer_changes_nothing() {
+    let mut conference = conference_with_alice();
+    let change = conference.show(ALICE, &forwarded(&SIMULCAST_FORWARDED));
+    assert!(change.added.is_empty());
+    assert!(change.removed.is_empty());
+    assert_eq!(
+        conference.receiver_views_except(BOB),
+        [simulcast_sender().receiver_view(ALICE, &forwarded(&SIMULCAST_FORWARDED))]
+    );
+}
+
+#[test]
+fn show_adds_and_removes_the_difference_from_what_was_shown() {
+    let mut conference = conference_with_alice();
+    let change = conference.show(ALICE, &forwarded(&[(1, None), (11, Some(21))]));
+    assert_eq!(ssrcs(change.added.sources()), [11, 21]);
+    assert_eq!(
+        change.added.sources().groups,
+        [group(GroupSemantics::Fid, &[11, 21])]
+    );
+    assert_eq!(ssrcs(change.removed.sources()), [10, 20]);
+    assert_eq!(
+        change.removed.sources().groups,
+        [group(GroupSemantics::Fid, &[10, 20])]
+    );
+    assert_eq!(
+        ssrcs(conference.receiver_views_except(BOB)[0].sources()),
+        [1, 11, 21]
+    );
+}
+
+#[test]
+fn sources_accepted_but_not_yet_shown_are_not_offered_to_others() {
+    let mut conference = ConferenceSources::new();
+    conference.accept(ALICE, simulcast_sender()).unwrap();
+    assert!(conference.receiver_views_except(BOB).is_empty());
+    assert_eq!(
+        conference.owner_of(10),
+        Some(ALICE),
+        "yet its SSRCs are taken"
+    );
+    assert!(
+        conference.remove_participant(ALICE).is_empty(),
+        "nobody was told of them: nothing to remove"
+    );
+
+    let change = ConferenceSources::new().show(ALICE, &forwarded(&SIMULCAST_FORWARDED));
+    assert!(
+        change.added.is_empty() && change.removed.is_empty(),
+        "an answer about unknown sources shows nothing"
+    );
 }
 
 #[test]
 fn an_ssrc_owned_by_another_participant_is_refused() {
-    let mut conference = ConferenceSources::new();
-    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let mut conference = conference_with_alice();
     let stolen = EndpointSources {
         sources: vec![source(2, MediaType::Audio), source(21, MediaType::Video)],
         groups: Vec::new(),
@@ -281,16 +384,19 @@ fn an_ssrc_owned_by_another_participant_is_refused() {
 
 #[test]
 fn source_add_is_checked_against_the_participants_existing_sources() {
-    let mut conference = ConferenceSources::new();
-    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let mut conference = conference_with_alice();
     let screen = EndpointSources {
         sources: vec![source(40, MediaType::Video), source(41, MediaType::Video)],
         groups: vec![group(GroupSemantics::Fid, &[40, 41])],
     };
-    let change = conference.add(ALICE, &screen).unwrap();
+    assert_eq!(conference.add(ALICE, &screen), Ok(()));
+    assert_eq!(conference.get(ALICE).unwrap().sources.len(), 9);
+    let change = conference.show(
+        ALICE,
+        &forwarded(&[(1, None), (10, Some(20)), (40, Some(41))]),
+    );
     assert_eq!(change.added.sources(), &screen);
     assert!(change.removed.is_empty());
-    assert_eq!(conference.get(ALICE).unwrap().sources.len(), 9);
 
     assert_eq!(
         conference.add(ALICE, &screen),
@@ -306,38 +412,49 @@ fn source_add_is_checked_against_the_participants_existing_sources() {
         conference.add(ALICE, &too_many),
         Err(SourceError::TooManySsrcs { count: 21 })
     );
+    assert_eq!(
+        conference.get(ALICE).unwrap().sources.len(),
+        9,
+        "nothing stored on refusal"
+    );
     let group_over_existing = EndpointSources {
         sources: vec![source(50, MediaType::Video)],
         groups: vec![group(GroupSemantics::Fid, &[50, 12])],
     };
     assert_eq!(
-        conference.add(ALICE, &group_over_existing).map(|_| ()),
+        conference.add(ALICE, &group_over_existing),
         Ok(()),
         "a group may reference SSRCs announced earlier"
     );
 }
 
 #[test]
-fn source_remove_takes_groups_with_it_and_reports_what_receivers_lose() {
-    let mut conference = ConferenceSources::new();
-    conference.accept(ALICE, simulcast_sender()).unwrap();
+fn source_remove_takes_groups_with_it_and_receivers_lose_what_the_bridge_no_longer_forwards() {
+    let mut conference = conference_with_alice();
     let removals = EndpointSources {
         sources: vec![source(20, MediaType::Video)],
         groups: Vec::new(),
     };
-    let change = conference.remove(ALICE, &removals).unwrap();
-    assert_eq!(ssrcs(change.removed.sources()), [20]);
-    assert_eq!(
-        change.removed.sources().groups,
-        [group(GroupSemantics::Fid, &[10, 20])]
-    );
-    assert!(change.added.is_empty());
+    assert_eq!(conference.remove(ALICE, &removals), Ok(()));
     assert!(!conference
         .get(ALICE)
         .unwrap()
         .groups
         .iter()
         .any(|group| group.ssrcs.contains(&20)));
+    assert_eq!(
+        ssrcs(conference.receiver_views_except(BOB)[0].sources()),
+        [1, 10, 20],
+        "shown as before until the bridge answers"
+    );
+    // The first layer keeps its SSRC, now without RTX.
+    let change = conference.show(ALICE, &forwarded(&[(1, None), (10, None)]));
+    assert_eq!(ssrcs(change.removed.sources()), [20]);
+    assert_eq!(
+        change.removed.sources().groups,
+        [group(GroupSemantics::Fid, &[10, 20])]
+    );
+    assert!(change.added.is_empty());
 
     assert_eq!(
         conference.remove(ALICE, &removals),
@@ -346,34 +463,25 @@ fn source_remove_takes_groups_with_it_and_reports_what_receivers_lose() {
 }
 
 #[test]
-fn removing_the_simulcast_group_reveals_the_other_layers() {
-    let mut conference = ConferenceSources::new();
-    conference.accept(ALICE, simulcast_sender()).unwrap();
-    let removals = EndpointSources {
-        sources: Vec::new(),
-        groups: vec![group(GroupSemantics::Simulcast, &[10, 11, 12])],
-    };
-    let change = conference.remove(ALICE, &removals).unwrap();
-    assert_eq!(ssrcs(change.added.sources()), [11, 12, 21, 22]);
-    assert!(change.removed.is_empty());
-}
-
-#[test]
 fn a_leaving_participant_is_removed_as_receivers_saw_it() {
-    let mut conference = ConferenceSources::new();
-    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let mut conference = conference_with_alice();
     let bob = EndpointSources {
         sources: vec![source(7, MediaType::Audio)],
         groups: Vec::new(),
     };
     conference.accept(BOB, bob.clone()).unwrap();
+    conference.show(BOB, &forwarded(&[(7, None)]));
 
     let for_carol = conference.receiver_views_except("room@muc/carol");
     assert_eq!(for_carol.len(), 2);
     let for_bob = conference.receiver_views_except(BOB);
-    assert_eq!(for_bob, [simulcast_sender().receiver_view(ALICE)]);
+    assert_eq!(
+        for_bob,
+        [simulcast_sender().receiver_view(ALICE, &forwarded(&SIMULCAST_FORWARDED))]
+    );
 
     let removed = conference.remove_participant(ALICE);
+    assert_eq!(removed.owner(), ALICE);
     assert_eq!(ssrcs(removed.sources()), [1, 10, 20]);
     assert_eq!(conference.owner_of(10), None);
     assert!(conference.receiver_views_except(BOB).is_empty());
@@ -382,14 +490,14 @@ fn a_leaving_participant_is_removed_as_receivers_saw_it() {
 
 #[test]
 fn a_new_session_accept_replaces_earlier_sources() {
-    let mut conference = ConferenceSources::new();
-    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let mut conference = conference_with_alice();
     let audio_only = EndpointSources {
         sources: vec![source(1, MediaType::Audio)],
         groups: Vec::new(),
     };
-    let change = conference.accept(ALICE, audio_only.clone()).unwrap();
+    conference.accept(ALICE, audio_only.clone()).unwrap();
+    assert_eq!(conference.get(ALICE), Some(&audio_only));
+    let change = conference.show(ALICE, &forwarded(&[(1, None)]));
     assert!(change.added.is_empty());
     assert_eq!(ssrcs(change.removed.sources()), [10, 20]);
-    assert_eq!(conference.get(ALICE), Some(&audio_only));
 }

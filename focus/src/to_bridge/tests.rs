@@ -1,7 +1,9 @@
 use minidom::Element;
 
 use super::*;
-use crate::test_support::{fixture_jingle, SESSION_ACCEPT, TRANSPORT_INFO};
+use crate::test_support::{
+    fixture_jingle, SESSION_ACCEPT, SESSION_ACCEPT_FORWARDED, TRANSPORT_INFO,
+};
 
 const ALICE: &str = "test@conference.meet.test/eff6ccca";
 const FINGERPRINT: &str =
@@ -381,4 +383,54 @@ fn groups_the_bridge_does_not_know_are_left_out() {
     let list = source_list(ALICE, &sources);
     assert_eq!(list.sources[0].name, "a-v0");
     assert!(list.groups.is_empty());
+}
+
+#[test]
+fn the_bridges_forwarded_answer_gives_the_streams_receivers_get() {
+    let sources = EndpointSources::from_jingle(&fixture_jingle(SESSION_ACCEPT)).unwrap();
+    let list = source_list(ALICE, &sources);
+    // The bridge's answer to the captured sources: the audio, and the video's first layer with
+    // its RTX, each described as the request described it.
+    let described = |ssrc: u32| {
+        list.sources
+            .iter()
+            .find(|source| source.ssrc == ssrc)
+            .cloned()
+            .unwrap()
+    };
+    let answer = pb::SourceList {
+        sources: vec![
+            described(3196618725),
+            described(1130870372),
+            described(624615736),
+        ],
+        groups: vec![pb::SourceGroup {
+            semantics: "FID".into(),
+            ssrcs: vec![1130870372, 624615736],
+        }],
+    };
+    let forwarded = forwarded_from_pb(&answer);
+    assert_eq!(
+        forwarded,
+        crate::test_support::forwarded(&SESSION_ACCEPT_FORWARDED)
+    );
+    let view = sources.receiver_view(ALICE, &forwarded);
+    let ssrcs: Vec<u32> = view.sources().sources.iter().map(|s| s.ssrc).collect();
+    assert_eq!(ssrcs, [3196618725, 1130870372, 624615736]);
+
+    let unknown = forwarded_from_pb(&pb::SourceList {
+        sources: Vec::new(),
+        groups: vec![pb::SourceGroup {
+            semantics: "FEC-FR".into(),
+            ssrcs: vec![5, 6],
+        }],
+    });
+    assert_eq!(
+        unknown.groups,
+        [(GroupSemantics::Other("FEC-FR".into()), vec![5, 6])]
+    );
+    assert_eq!(
+        forwarded_from_pb(&pb::SourceList::default()),
+        Forwarded::default()
+    );
 }
