@@ -125,6 +125,38 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) ->
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
+fn histogram(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    h: &crate::media::stats::DelayHistogram,
+) -> std::fmt::Result {
+    let mut cumulative = 0;
+    let buckets: Vec<(f64, u64)> = crate::media::stats::FEEDBACK_DELAY_BOUNDS
+        .iter()
+        .copied()
+        .chain([f64::INFINITY])
+        .zip(h.buckets)
+        .map(|(bound, n)| {
+            cumulative += n;
+            (bound, cumulative)
+        })
+        .collect();
+    encoder
+        .encode_descriptor(
+            name,
+            help,
+            None,
+            prometheus_client::metrics::MetricType::Histogram,
+        )?
+        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            h.sum_seconds,
+            h.count,
+            &buckets,
+            None,
+        )
+}
+
 fn labelled_counters<'a>(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -288,6 +320,12 @@ impl Collector for BridgeCollector {
             "tutti_bridge_transport_cc_reported_lost",
             "Packets sent to receivers that their transport-cc feedback reported as lost",
             c.transport_cc_reported_lost,
+        )?;
+        histogram(
+            e,
+            "tutti_bridge_transport_cc_feedback_delay_seconds",
+            "Per receiver feedback packet: from sending the newest packet it reports as arrived to receiving the report",
+            &c.transport_cc_feedback_delay,
         )?;
         counter(
             e,

@@ -24,13 +24,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// `random` is the RTCP SSRC the bridge uses towards it and a seed for its ICE agent.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         conference_id: String,
         endpoint_id: String,
         conference: usize,
         tag: u32,
-        rtcp_ssrc: u32,
+        random: (u32, u64),
         ice: tutti_ice::Credentials,
         settings: &EndpointSettings,
         now: Instant,
@@ -40,7 +41,7 @@ impl Endpoint {
             endpoint_id,
             conference,
             tag,
-            transport: Transport::new(ice, tag, rtcp_ssrc, settings, now),
+            transport: Transport::new(ice, tag, random, settings, now),
             media: MediaConfig::default(),
             producers: Vec::new(),
             history: StreamHistory::new(),

@@ -1,18 +1,24 @@
 //! What a transport sent, by transport-wide sequence number: when and how many bytes. A
 //! receiver's transport-cc feedback is matched against it (which packets arrived, which were
 //! lost); bandwidth estimation reads the same records. Fixed size, allocated once.
+//!
+//! It is written once per packet sent, to every receiver, so an entry is kept to 8 bytes
+//! (eight to a cache line, written in order) and the ring is a power of two (a mask, not a
+//! division): the fan-out of one packet to 400 receivers touches 400 of these rings.
+
+/// Flags kept in the top bits of an entry's byte count (a datagram is at most 1500 bytes).
+const REPORTED_RECEIVED: u16 = 1 << 15;
+const REPORTED_LOST: u16 = 1 << 14;
+const BYTES: u16 = (1 << 14) - 1;
 
 /// One packet sent with a transport-wide sequence number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SentPacket {
-    pub sequence: u16,
-    /// Send time, µs on the core's clock.
-    pub sent_us: i64,
-    pub bytes: u16,
-    /// A feedback report already said it arrived.
-    pub reported: bool,
-    /// A feedback report already said it was lost.
-    pub reported_lost: bool,
+#[derive(Clone, Copy, Default)]
+struct SentPacket {
+    /// Send time, µs on the core's clock, modulo 2^32 (feedback comes within seconds).
+    sent_us: u32,
+    sequence: u16,
+    /// Bytes sent (0: an empty entry) and the REPORTED_* flags.
+    bytes_and_flags: u16,
 }
 
 /// What feedback said of the packets it covered.
@@ -24,56 +30,63 @@ pub struct FeedbackSummary {
     pub lost: u64,
     /// Covered sequence numbers that are not in the history (too old, or never sent).
     pub unknown: u64,
+    /// Send time (µs modulo 2^32) of the newest of the packets reported arrived for the
+    /// first time.
+    pub newest_received_sent_us: Option<u32>,
 }
 
 pub struct SendHistory {
-    /// Indexed by sequence number modulo the capacity.
-    entries: Vec<Option<SentPacket>>,
+    /// Indexed by sequence number & mask.
+    entries: Vec<SentPacket>,
+    mask: usize,
 }
 
 impl SendHistory {
+    /// Room for `capacity` packets, rounded up to a power of two.
     pub fn new(capacity: usize) -> SendHistory {
+        let size = capacity.max(1).next_power_of_two();
         SendHistory {
-            entries: vec![None; capacity.max(1)],
+            entries: vec![SentPacket::default(); size],
+            mask: size - 1,
         }
     }
 
     pub fn record(&mut self, sequence: u16, sent_us: i64, bytes: usize) {
-        let i = self.index(sequence);
-        self.entries[i] = Some(SentPacket {
+        self.entries[sequence as usize & self.mask] = SentPacket {
+            sent_us: sent_us as u32,
             sequence,
-            sent_us,
-            bytes: bytes.min(u16::MAX as usize) as u16,
-            reported: false,
-            reported_lost: false,
-        });
+            bytes_and_flags: bytes.clamp(1, BYTES as usize) as u16,
+        };
     }
 
-    /// Applies one feedback status: `arrived` is None for a packet reported lost. A packet
-    /// reported lost and later arrived (feedback covers it again) counts as received then.
+    /// Applies one feedback status. A packet reported lost and later arrived (feedback covers
+    /// it again) counts as received then; each is counted once as lost and once as received.
     pub fn on_feedback(&mut self, sequence: u16, arrived: bool, summary: &mut FeedbackSummary) {
-        let i = self.index(sequence);
-        match self.entries[i].as_mut().filter(|p| p.sequence == sequence) {
-            None => summary.unknown += 1,
-            Some(packet) if packet.reported => {}
-            Some(packet) => {
-                if arrived {
-                    packet.reported = true;
-                    summary.received += 1;
-                } else if !packet.reported_lost {
-                    packet.reported_lost = true;
-                    summary.lost += 1;
-                }
+        let entry = &mut self.entries[sequence as usize & self.mask];
+        if entry.sequence != sequence || entry.bytes_and_flags & BYTES == 0 {
+            summary.unknown += 1;
+            return;
+        }
+        if entry.bytes_and_flags & REPORTED_RECEIVED != 0 {
+            return;
+        }
+        if arrived {
+            entry.bytes_and_flags |= REPORTED_RECEIVED;
+            summary.received += 1;
+            let newer = summary
+                .newest_received_sent_us
+                .is_none_or(|t| (entry.sent_us.wrapping_sub(t) as i32) > 0);
+            if newer {
+                summary.newest_received_sent_us = Some(entry.sent_us);
             }
+        } else if entry.bytes_and_flags & REPORTED_LOST == 0 {
+            entry.bytes_and_flags |= REPORTED_LOST;
+            summary.lost += 1;
         }
     }
 
-    fn index(&self, sequence: u16) -> usize {
-        sequence as usize % self.entries.len()
-    }
-
     pub fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Option<SentPacket>>()
+        self.entries.capacity() * std::mem::size_of::<SentPacket>()
     }
 }
 
@@ -83,7 +96,8 @@ mod tests {
 
     #[test]
     fn feedback_counts_each_packet_once_and_ignores_unknown_ones() {
-        let mut history = SendHistory::new(4);
+        let mut history = SendHistory::new(3);
+        assert_eq!(history.heap_bytes(), 4 * 8, "four 8-byte entries");
         for seq in 10u16..15 {
             history.record(seq, seq as i64 * 1000, 1200);
         }
@@ -94,16 +108,20 @@ mod tests {
         history.on_feedback(10, true, &mut summary);
         history.on_feedback(11, true, &mut summary);
         history.on_feedback(12, false, &mut summary);
+        // Never sent.
+        history.on_feedback(300, true, &mut summary);
         assert_eq!(
             summary,
             FeedbackSummary {
                 received: 1,
                 lost: 1,
-                unknown: 1
+                unknown: 2,
+                newest_received_sent_us: Some(11_000),
             }
         );
         // Lost in one report, arrived by the next (reordering): received.
         history.on_feedback(12, true, &mut summary);
         assert_eq!(summary.received, 2);
+        assert_eq!(summary.newest_received_sent_us, Some(12_000));
     }
 }

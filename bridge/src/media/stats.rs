@@ -40,6 +40,30 @@ reasons! {
     SendFailed => "send_failed",
 }
 
+/// Upper bounds (seconds) of the feedback delay histogram's buckets; the last bucket is +Inf.
+pub const FEEDBACK_DELAY_BOUNDS: [f64; 9] = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0];
+
+/// A histogram with fixed buckets, counted by the worker and published as it is.
+#[derive(Clone, Debug, Default)]
+pub struct DelayHistogram {
+    /// Observations per bucket (not cumulative); one more than the bounds (+Inf).
+    pub buckets: [u64; FEEDBACK_DELAY_BOUNDS.len() + 1],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl DelayHistogram {
+    pub fn observe(&mut self, seconds: f64) {
+        let bucket = FEEDBACK_DELAY_BOUNDS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(FEEDBACK_DELAY_BOUNDS.len());
+        self.buckets[bucket] += 1;
+        self.sum_seconds += seconds;
+        self.count += 1;
+    }
+}
+
 /// Counters by media kind: index 0 audio, 1 video, 2 RTCP.
 pub const KIND_LABELS: [&str; 3] = ["audio", "video", "rtcp"];
 
@@ -72,6 +96,10 @@ pub struct Counters {
     /// Packets the bridge sent that receivers' transport-cc feedback reported as arrived / lost.
     pub transport_cc_reported_received: u64,
     pub transport_cc_reported_lost: u64,
+    /// Per feedback packet from a receiver: from sending the newest packet it newly reports as
+    /// arrived to receiving the feedback (the path's delay, the receiver's feedback interval and
+    /// the way back).
+    pub transport_cc_feedback_delay: DelayHistogram,
     pub receiver_reports_sent: u64,
     pub sender_reports_forwarded: u64,
     pub remb_sent: u64,

@@ -62,10 +62,11 @@ pub struct Transport {
 }
 
 impl Transport {
+    /// `seed` seeds the ICE agent's own randomness.
     pub fn new(
         ice: tutti_ice::Credentials,
         tag: u32,
-        rtcp_ssrc: u32,
+        (rtcp_ssrc, seed): (u32, u64),
         settings: &EndpointSettings,
         now: Instant,
     ) -> Transport {
@@ -74,6 +75,7 @@ impl Transport {
             transaction_tag: tag,
             connect_timeout: settings.ice_timeout,
             consent_timeout: settings.consent_timeout,
+            seed,
             ..AgentConfig::default()
         };
         Transport {

@@ -6,7 +6,8 @@ use std::mem::size_of;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::stun::{self, Class, IntegrityKey, Message, MessageWriter};
 use crate::{AgentConfig, Credentials, Error, Event};
@@ -95,6 +96,8 @@ pub struct IceAgent {
     remote: Option<Remote>,
     controlling: bool,
     tiebreaker: u64,
+    /// Seeded from `AgentConfig::seed`.
+    rng: StdRng,
     pairs: Vec<Pair>,
     responses: VecDeque<PendingResponse>,
     events: VecDeque<Event>,
@@ -111,13 +114,15 @@ pub struct IceAgent {
 impl IceAgent {
     pub fn new(config: AgentConfig, local: Credentials, now: Instant) -> IceAgent {
         let local_key = IntegrityKey::new(&local.pwd);
+        let mut rng = StdRng::seed_from_u64(config.seed);
         IceAgent {
             controlling: config.controlling,
             config,
             local,
             local_key,
             remote: None,
-            tiebreaker: rand::random(),
+            tiebreaker: rng.random(),
+            rng,
             pairs: Vec::with_capacity(MAX_REMOTE_CANDIDATES),
             responses: VecDeque::with_capacity(MAX_PENDING_RESPONSES),
             events: VecDeque::with_capacity(MAX_PENDING_EVENTS),
@@ -450,7 +455,7 @@ impl IceAgent {
                 if let Some(pair) = self.pairs.iter_mut().find(|p| p.addr == selected) {
                     if pair.tx.is_none_or(|tx| tx.kind == TxKind::Consent) {
                         pair.tx = Some(Transaction {
-                            id: new_transaction_id(self.config.transaction_tag),
+                            id: new_transaction_id(self.config.transaction_tag, &mut self.rng),
                             kind: TxKind::Consent,
                             transmissions: 1,
                             rto: INITIAL_RTO,
@@ -472,7 +477,7 @@ impl IceAgent {
                     pair.state = PairState::InProgress;
                 }
                 pair.tx = Some(Transaction {
-                    id: new_transaction_id(self.config.transaction_tag),
+                    id: new_transaction_id(self.config.transaction_tag, &mut self.rng),
                     kind: if pair.nominate {
                         TxKind::Nominate
                     } else {
@@ -639,10 +644,10 @@ impl IceAgent {
         self.events.push_back(event);
     }
 
-    fn jittered_consent_interval(&self) -> Duration {
+    fn jittered_consent_interval(&mut self) -> Duration {
         self.config
             .consent_interval
-            .mul_f64(rand::rng().random_range(0.8..=1.2))
+            .mul_f64(self.rng.random_range(0.8..=1.2))
     }
 }
 
@@ -661,10 +666,10 @@ impl Pair {
     }
 }
 
-fn new_transaction_id(tag: u32) -> [u8; 12] {
+fn new_transaction_id(tag: u32, rng: &mut StdRng) -> [u8; 12] {
     let mut id = [0u8; 12];
     id[..4].copy_from_slice(&tag.to_be_bytes());
-    rand::rng().fill(&mut id[4..]);
+    rng.fill(&mut id[4..]);
     id
 }
 

@@ -53,6 +53,9 @@ pub struct AgentConfig {
     pub consent_interval: Duration,
     /// Silence on the selected pair after which consent is lost.
     pub consent_timeout: Duration,
+    /// Seeds the agent's own randomness (tie-breaker, transaction ids, consent jitter), so an
+    /// owner that is itself seeded gets the same agent behaviour for the same inputs.
+    pub seed: u64,
 }
 
 impl Default for AgentConfig {
@@ -64,6 +67,7 @@ impl Default for AgentConfig {
             connect_timeout: Duration::from_secs(15),
             consent_interval: Duration::from_secs(5),
             consent_timeout: Duration::from_secs(30),
+            seed: rand::random(),
         }
     }
 }

@@ -59,7 +59,10 @@ impl Core {
                     endpoint_id.clone(),
                     conference,
                     tag,
-                    rand::Rng::random(&mut self.rng),
+                    (
+                        rand::Rng::random(&mut self.rng),
+                        rand::Rng::random(&mut self.rng),
+                    ),
                     ice,
                     &self.settings,
                     now,

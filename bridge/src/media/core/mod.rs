@@ -328,3 +328,6 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -67,6 +67,12 @@ impl Core {
                     if let Some(summary) = summary {
                         self.counters.transport_cc_reported_received += summary.received;
                         self.counters.transport_cc_reported_lost += summary.lost;
+                        if let Some(sent_us) = summary.newest_received_sent_us {
+                            let delay_us = (self.micros(now) as u32).wrapping_sub(sent_us);
+                            self.counters
+                                .transport_cc_feedback_delay
+                                .observe(delay_us as f64 / 1e6);
+                        }
                     }
                 }
                 _ => {}
