@@ -4,7 +4,8 @@
 //!   channel's WebSocket.
 //! - `control`: the control plane's registry of conferences and endpoints.
 //! - `channel`: the bridge channel (a WebSocket per endpoint) and where its messages go.
-//! - `media/`: the media worker that owns the UDP socket and the packet path.
+//! - `media/`: the media plane: the sans-IO core (conferences, endpoints, the packet path) and
+//!   the worker thread around it that owns the UDP socket and the clock.
 
 pub mod api;
 pub mod channel;
