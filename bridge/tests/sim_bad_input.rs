@@ -10,14 +10,10 @@ use std::time::Duration;
 use sim::{expect, Call};
 use tutti_bridge::media::stats::DropReason;
 use tutti_bridge::media::{MediaKind, SourceDesc, SourceSet};
-use tutti_sim::LinkConfig;
 
 #[test]
 fn bad_datagrams_are_counted_and_harm_no_one() {
-    let mut call = Call::new(6);
-    call.sim
-        .net
-        .set_default_link(LinkConfig::new().delay(Duration::from_millis(10)));
+    let mut call = Call::new(6, 10);
     let alice = call.peer_config("alice");
     let watcher = call.peer_config("watcher");
     let alice_audio = alice.audio.unwrap();

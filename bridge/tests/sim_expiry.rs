@@ -9,14 +9,10 @@ use std::time::Duration;
 use sim::Call;
 use tutti_bridge::media::stats::DropReason;
 use tutti_bridge::media::EndpointState;
-use tutti_sim::LinkConfig;
 
 #[test]
 fn an_endpoint_expired_mid_stream_is_gone_for_everyone_else() {
-    let mut call = Call::new(7);
-    call.sim
-        .net
-        .set_default_link(LinkConfig::new().delay(Duration::from_millis(10)));
+    let mut call = Call::new(7, 10);
     let configs: Vec<_> = ["a", "b", "leaver"]
         .iter()
         .map(|n| call.peer_config(n))

@@ -7,14 +7,10 @@ use std::time::Duration;
 
 use sim::Call;
 use tutti_bridge::media::stats::DropReason;
-use tutti_sim::LinkConfig;
 
 #[test]
 fn three_participants_receive_each_other() {
-    let mut call = Call::new(1);
-    call.sim
-        .net
-        .set_default_link(LinkConfig::new().delay(Duration::from_millis(20)));
+    let mut call = Call::new(1, 20);
     let a = call.peer_config("a");
     let b = call.peer_config("b");
     let c = call.peer_config("c");

@@ -7,14 +7,10 @@ mod sim;
 use std::time::Duration;
 
 use sim::Call;
-use tutti_sim::LinkConfig;
 
 #[test]
 fn a_storm_of_key_frame_requests_reaches_the_sender_rate_limited() {
-    let mut call = Call::new(4);
-    call.sim
-        .net
-        .set_default_link(LinkConfig::new().delay(Duration::from_millis(10)));
+    let mut call = Call::new(4, 10);
     let mut sender = call.peer_config("sender");
     // No periodic key frames: every key frame after the first is a requested one.
     sender.keyframe_interval = Duration::from_secs(3600);

@@ -8,33 +8,19 @@ mod sim;
 use std::time::Duration;
 
 use sim::Call;
-use tutti_sim::LinkConfig;
 
 #[test]
 fn receivers_nacks_are_answered_from_the_cache() {
-    let mut call = Call::new(2);
-    call.sim
-        .net
-        .set_default_link(LinkConfig::new().delay(Duration::from_millis(15)));
+    let mut call = Call::new(2, 15);
     let sender = call.peer_config("sender");
     let receiver = call.peer_config("receiver");
     let receiver_ip = receiver.addr.ip();
     let (sender, receiver) = (call.join(sender), call.join(receiver));
     call.connect_all();
     let bridge = call.bridge_ip();
-    call.sim.net.set_link(
-        bridge,
-        receiver_ip,
-        LinkConfig::new()
-            .delay(Duration::from_millis(15))
-            .loss(0.05),
-    );
+    call.set_loss(bridge, receiver_ip, 0.05);
     call.sim.run_for(Duration::from_secs(6));
-    call.sim.net.set_link(
-        bridge,
-        receiver_ip,
-        LinkConfig::new().delay(Duration::from_millis(15)),
-    );
+    call.set_loss(bridge, receiver_ip, 0.0);
     call.sim.run_for(Duration::from_secs(1));
 
     let video_ssrc = call.peer(sender).config().video[0].ssrc;
@@ -63,10 +49,7 @@ fn receivers_nacks_are_answered_from_the_cache() {
 
 #[test]
 fn the_bridge_nacks_senders_for_what_it_lost() {
-    let mut call = Call::new(3);
-    call.sim
-        .net
-        .set_default_link(LinkConfig::new().delay(Duration::from_millis(15)));
+    let mut call = Call::new(3, 15);
     let sender = call.peer_config("sender");
     let sender_ip = sender.addr.ip();
     let mut receiver = call.peer_config("receiver");
@@ -75,19 +58,9 @@ fn the_bridge_nacks_senders_for_what_it_lost() {
     let (sender, receiver) = (call.join(sender), call.join(receiver));
     call.connect_all();
     let bridge = call.bridge_ip();
-    call.sim.net.set_link(
-        sender_ip,
-        bridge,
-        LinkConfig::new()
-            .delay(Duration::from_millis(15))
-            .loss(0.05),
-    );
+    call.set_loss(sender_ip, bridge, 0.05);
     call.sim.run_for(Duration::from_secs(6));
-    call.sim.net.set_link(
-        sender_ip,
-        bridge,
-        LinkConfig::new().delay(Duration::from_millis(15)),
-    );
+    call.set_loss(sender_ip, bridge, 0.0);
     call.sim.run_for(Duration::from_secs(1));
 
     let config = call.peer(sender).config().clone();

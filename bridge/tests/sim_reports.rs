@@ -8,14 +8,10 @@ mod sim;
 use std::time::Duration;
 
 use sim::Call;
-use tutti_sim::LinkConfig;
 
 #[test]
 fn receiver_reports_tell_the_uplink_loss_and_sender_reports_reach_receivers() {
-    let mut call = Call::new(8);
-    call.sim
-        .net
-        .set_default_link(LinkConfig::new().delay(Duration::from_millis(10)));
+    let mut call = Call::new(8, 10);
     let sender = call.peer_config("sender");
     let sender_ip = sender.addr.ip();
     let mut old_client = call.peer_config("old-client");
@@ -25,13 +21,7 @@ fn receiver_reports_tell_the_uplink_loss_and_sender_reports_reach_receivers() {
     let (sender, old_client) = (call.join(sender), call.join(old_client));
     call.connect_all();
     let bridge = call.bridge_ip();
-    call.sim.net.set_link(
-        sender_ip,
-        bridge,
-        LinkConfig::new()
-            .delay(Duration::from_millis(10))
-            .loss(0.10),
-    );
+    call.set_loss(sender_ip, bridge, 0.10);
     call.sim.run_for(Duration::from_secs(8));
 
     let config = call.peer(sender).config().clone();

@@ -9,14 +9,11 @@ use std::time::Duration;
 
 use sim::{expect, Call};
 use tutti_bridge::media::EndpointState;
-use tutti_sim::{LinkConfig, SimPeer};
+use tutti_sim::SimPeer;
 
 #[test]
 fn a_sender_back_on_a_new_endpoint_with_the_same_ssrcs_continues_its_streams() {
-    let mut call = Call::new(5);
-    call.sim
-        .net
-        .set_default_link(LinkConfig::new().delay(Duration::from_millis(10)));
+    let mut call = Call::new(5, 10);
     let first = call.peer_config("alice");
     let watcher = call.peer_config("watcher");
     let (alice, watcher) = (call.join(first.clone()), call.join(watcher));

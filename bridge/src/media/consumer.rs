@@ -98,7 +98,6 @@ impl Consumer {
         p: Outgoing<'_>,
         slot: &mut [u8],
     ) -> Option<(SocketAddr, usize)> {
-        let to = receiver.transport.media_destination()?;
         let len = p.packet.len();
         let body = slot.get_mut(..SLOT - TAG_ROOM)?;
         body.get_mut(..len)?.copy_from_slice(p.packet);
@@ -109,14 +108,7 @@ impl Consumer {
         if p.ssrc != p.header.ssrc {
             rtp::set_ssrc(body, p.ssrc);
         }
-        stamp_twcc(receiver, body, len, p);
-        let n = receiver
-            .transport
-            .srtp_out
-            .as_mut()?
-            .protect_rtp(slot, len)
-            .ok()?;
-        Some((to, n))
+        seal(receiver, slot, len, p)
     }
 
     /// Writes the retransmission of `p` (a cached packet, already carrying the receiver's
@@ -127,7 +119,8 @@ impl Consumer {
         p: Outgoing<'_>,
         slot: &mut [u8],
     ) -> Option<(SocketAddr, usize)> {
-        let to = receiver.transport.media_destination()?;
+        // Not connected: nothing is sent, and no RTX sequence number is used up.
+        receiver.transport.media_destination()?;
         let body = slot.get_mut(..SLOT - TAG_ROOM)?;
         let rtx = p
             .rtx_ssrc
@@ -146,31 +139,36 @@ impl Consumer {
             }
         };
         let written = rtp::parse(&body[..len]).ok()?;
-        stamp_twcc(
-            receiver,
-            body,
-            len,
-            Outgoing {
-                header: &written,
-                ..p
-            },
-        );
-        let n = receiver
-            .transport
-            .srtp_out
-            .as_mut()?
-            .protect_rtp(slot, len)
-            .ok()?;
-        Some((to, n))
+        let p = Outgoing {
+            header: &written,
+            ..p
+        };
+        seal(receiver, slot, len, p)
     }
 }
 
-fn stamp_twcc(receiver: &mut Endpoint, body: &mut [u8], len: usize, p: Outgoing<'_>) {
-    if let (Some(from), Some(to)) = (p.sender_twcc, receiver.twcc_extension(p.kind)) {
+/// Gives the RTP packet of `len` bytes in `slot` (described by `p.header`) the receiver's
+/// transport-wide sequence number and encrypts it with the receiver's keys.
+fn seal(
+    receiver: &mut Endpoint,
+    slot: &mut [u8],
+    len: usize,
+    p: Outgoing<'_>,
+) -> Option<(SocketAddr, usize)> {
+    let to = receiver.transport.media_destination()?;
+    if let (Some(from), Some(to_id)) = (p.sender_twcc, receiver.twcc_extension(p.kind)) {
+        let body = &mut slot[..SLOT - TAG_ROOM];
         receiver
             .transport
-            .stamp_twcc(body, len, p.header, (from, to), p.now_us);
+            .stamp_twcc(body, len, p.header, (from, to_id), p.now_us);
     }
+    let n = receiver
+        .transport
+        .srtp_out
+        .as_mut()?
+        .protect_rtp(slot, len)
+        .ok()?;
+    Some((to, n))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 
 #![allow(dead_code)] // each scenario file uses a different part of the harness
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tutti_bridge::media::core::Core;
@@ -21,7 +21,7 @@ use tutti_bridge::media::{
     Command, EndpointSettings, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind,
     RemoteSetup, RemoteTransport, SourceDesc, SourceGroup, SourceSet, WorkerEvent,
 };
-use tutti_sim::{Node, NodeId, Outbox, PeerConfig, Sim, SimPeer};
+use tutti_sim::{LinkConfig, Node, NodeId, Outbox, PeerConfig, Sim, SimPeer};
 
 pub const BRIDGE: &str = "10.0.0.1:10000";
 pub const CONFERENCE: &str = "conference";
@@ -135,12 +135,17 @@ pub struct Call {
     pub bridge: NodeId<BridgeNode>,
     pub peers: Vec<NodeId<SimPeer>>,
     next_host: u8,
+    /// Every link's one-way delay.
+    delay: Duration,
 }
 
 impl Call {
-    pub fn new(seed: u64) -> Call {
+    /// A conference on a network whose links all have `delay_ms` of one-way delay.
+    pub fn new(seed: u64, delay_ms: u64) -> Call {
         let start = Instant::now();
+        let delay = Duration::from_millis(delay_ms);
         let mut sim = Sim::new(seed, start);
+        sim.net.set_default_link(LinkConfig::new().delay(delay));
         let bridge = sim.add("bridge", BridgeNode::new(seed, start));
         sim.with(bridge, |b, now| {
             b.command(
@@ -155,7 +160,14 @@ impl Call {
             bridge,
             peers: Vec::new(),
             next_host: 2,
+            delay,
         }
+    }
+
+    /// Makes the link from `from` to `to` lose `loss` of its packets (0 for none).
+    pub fn set_loss(&mut self, from: IpAddr, to: IpAddr, loss: f64) {
+        let link = LinkConfig::new().delay(self.delay).loss(loss);
+        self.sim.net.set_link(from, to, link);
     }
 
     /// A browser-like participant's configuration at the next free address.
@@ -279,7 +291,7 @@ impl Call {
             .collect()
     }
 
-    pub fn bridge_ip(&self) -> std::net::IpAddr {
+    pub fn bridge_ip(&self) -> IpAddr {
         self.sim.node(self.bridge).addr.ip()
     }
 }
