@@ -46,7 +46,7 @@ pub mod sim;
 
 pub use net::{Delivery, LinkConfig, LinkStats, SimNetwork, PACKET_OVERHEAD};
 pub use peer::{
-    FrameCounts, LocalParams, PeerConfig, PeerStats, RtcpCounts, RxPacket, RxStream, SimPeer,
-    TxStream, VideoLayer,
+    call_each_other, FrameCounts, LocalParams, PeerConfig, PeerStats, RtcpCounts, RxPacket,
+    RxStream, SimPeer, TxStream, VideoLayer,
 };
 pub use sim::{Node, NodeId, Outbox, Sim, TraceEntry, Transmit};

@@ -1286,6 +1286,31 @@ fn random_token(rng: &mut StdRng, len: usize) -> String {
         .collect()
 }
 
+/// Two peers that call each other directly, without a bridge: `b` takes the bridge's side
+/// (controlling ICE, DTLS server), each has the other's ICE parameters and expects the other's
+/// streams. Neither sends until told to ([`SimPeer::set_sending`]).
+pub fn call_each_other(
+    sim: &mut crate::Sim,
+    a: PeerConfig,
+    b: PeerConfig,
+) -> (crate::NodeId<SimPeer>, crate::NodeId<SimPeer>) {
+    let start = sim.start();
+    let mut a = SimPeer::new(a, start);
+    let mut b = SimPeer::new(
+        PeerConfig {
+            ice_controlling: true,
+            dtls_active: false,
+            ..b
+        },
+        start,
+    );
+    a.set_remote_peer(&b.local());
+    b.set_remote_peer(&a.local());
+    a.expect_from(b.config());
+    b.expect_from(a.config());
+    (sim.add("a", a), sim.add("b", b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

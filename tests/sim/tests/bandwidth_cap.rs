@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tutti_sim::{LinkConfig, PeerConfig, Sim, SimPeer, PACKET_OVERHEAD};
+use tutti_sim::{call_each_other, LinkConfig, PeerConfig, Sim, PACKET_OVERHEAD};
 
 const RATE_BPS: u64 = 600_000;
 const QUEUE_BYTES: usize = 12_000;
@@ -24,20 +24,12 @@ fn bottleneck_caps_rate_drops_and_delays() {
         "10.0.0.1:5000".parse().unwrap(),
         "10.0.0.2:5000".parse().unwrap(),
     );
-    let mut a = SimPeer::new(PeerConfig::new("a", a_addr, 1), start);
-    let mut b = SimPeer::new(
-        PeerConfig {
-            ice_controlling: true,
-            dtls_active: false,
-            ..PeerConfig::new("b", b_addr, 2)
-        },
-        start,
+    let (a, b) = call_each_other(
+        &mut sim,
+        PeerConfig::new("a", a_addr, 1),
+        PeerConfig::new("b", b_addr, 2),
     );
-    a.set_remote_peer(&b.local());
-    b.set_remote_peer(&a.local());
-    b.expect_from(a.config());
-    a.set_sending(true);
-    let (a, b) = (sim.add("a", a), sim.add("b", b));
+    sim.node_mut(a).set_sending(true);
     assert!(sim.run_until_cond(Duration::from_secs(5), |s| s.node(b).is_connected()));
     sim.run_for(Duration::from_secs(1));
 

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tutti_sim::{LinkConfig, NodeId, PeerConfig, Sim, SimPeer};
+use tutti_sim::{call_each_other, LinkConfig, NodeId, PeerConfig, Sim, SimPeer};
 
 const A: &str = "10.0.0.1:5000";
 const B: &str = "10.0.0.2:5000";
@@ -21,21 +21,15 @@ fn call(seed: u64, b_sends_nacks: bool, secs: u64) -> (Sim, NodeId<SimPeer>, Nod
     let (a_addr, b_addr) = (A.parse().unwrap(), B.parse().unwrap());
     sim.net
         .set_default_link(LinkConfig::new().delay(Duration::from_millis(20)));
-    let mut a = SimPeer::new(PeerConfig::new("a", a_addr, 1), start);
-    let mut b = SimPeer::new(
+    let (a, b) = call_each_other(
+        &mut sim,
+        PeerConfig::new("a", a_addr, 1),
         PeerConfig {
-            ice_controlling: true,
-            dtls_active: false,
             send_nacks: b_sends_nacks,
             ..PeerConfig::new("b", b_addr, 2)
         },
-        start,
     );
-    a.set_remote_peer(&b.local());
-    b.set_remote_peer(&a.local());
-    b.expect_from(a.config());
-    a.set_sending(true);
-    let (a, b) = (sim.add("a", a), sim.add("b", b));
+    sim.node_mut(a).set_sending(true);
     assert!(sim.run_until_cond(Duration::from_secs(5), |s| s.node(b).is_connected()));
 
     // Lossy only once connected: the handshake is not what this test is about.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tutti_sim::{LinkConfig, PeerConfig, Sim, SimPeer};
+use tutti_sim::{call_each_other, LinkConfig, PeerConfig, Sim};
 
 #[test]
 fn two_peers_exchange_audio_and_video() {
@@ -13,25 +13,13 @@ fn two_peers_exchange_audio_and_video() {
     sim.net
         .set_default_link(LinkConfig::new().delay(Duration::from_millis(20)));
 
-    let mut a = SimPeer::new(
+    let (a, b) = call_each_other(
+        &mut sim,
         PeerConfig::new("a", "10.0.0.1:5000".parse().unwrap(), 1),
-        start,
+        PeerConfig::new("b", "10.0.0.2:5000".parse().unwrap(), 2),
     );
-    let mut b = SimPeer::new(
-        PeerConfig {
-            ice_controlling: true,
-            dtls_active: false,
-            ..PeerConfig::new("b", "10.0.0.2:5000".parse().unwrap(), 2)
-        },
-        start,
-    );
-    a.set_remote_peer(&b.local());
-    b.set_remote_peer(&a.local());
-    a.expect_from(b.config());
-    b.expect_from(a.config());
-    a.set_sending(true);
-    b.set_sending(true);
-    let (a, b) = (sim.add("a", a), sim.add("b", b));
+    sim.node_mut(a).set_sending(true);
+    sim.node_mut(b).set_sending(true);
 
     assert!(
         sim.run_until_cond(Duration::from_secs(5), |s| s.node(a).is_connected()

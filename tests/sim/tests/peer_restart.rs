@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tutti_sim::{LinkConfig, PeerConfig, Sim, SimPeer};
+use tutti_sim::{call_each_other, LinkConfig, PeerConfig, Sim};
 
 #[test]
 fn peers_reconnect_after_restart() {
@@ -12,23 +12,12 @@ fn peers_reconnect_after_restart() {
     let mut sim = Sim::new(4, start);
     sim.net
         .set_default_link(LinkConfig::new().delay(Duration::from_millis(20)));
-    let mut a = SimPeer::new(
+    let (a, b) = call_each_other(
+        &mut sim,
         PeerConfig::new("a", "10.0.0.1:5000".parse().unwrap(), 1),
-        start,
+        PeerConfig::new("b", "10.0.0.2:5000".parse().unwrap(), 2),
     );
-    let mut b = SimPeer::new(
-        PeerConfig {
-            ice_controlling: true,
-            dtls_active: false,
-            ..PeerConfig::new("b", "10.0.0.2:5000".parse().unwrap(), 2)
-        },
-        start,
-    );
-    a.set_remote_peer(&b.local());
-    b.set_remote_peer(&a.local());
-    a.expect_from(b.config());
-    b.set_sending(true);
-    let (a, b) = (sim.add("a", a), sim.add("b", b));
+    sim.node_mut(b).set_sending(true);
     assert!(sim.run_until_cond(Duration::from_secs(5), |s| s.node(a).is_connected()));
     sim.run_for(Duration::from_secs(2));
     let audio = sim.node(b).config().audio.unwrap();
