@@ -4,7 +4,11 @@
 //! and validate every length before reading, so no input from the network can make them panic;
 //! writers fill caller-provided buffers and report the length written, so the steady-state
 //! packet path never allocates.
+//!
+//! [`codec`] reads the VP8 and H.264 payloads as far as simulcast layer switching needs (frame
+//! starts, key frames, temporal layers) and rewrites VP8's PictureID and TL0PICIDX in place.
 
+pub mod codec;
 pub mod rtcp;
 pub mod rtp;
 

@@ -1,5 +1,6 @@
 //! Every parser and in-place rewriter, fed random and mutated packets, must not panic.
 
+use tutti_rtp::codec::{self, h264, vp8, Codec, Details};
 use tutti_rtp::rtcp::{self as tr, Packet, ReportBlock, SenderInfo, TwccRecorder};
 use tutti_rtp::rtp;
 
@@ -60,10 +61,62 @@ fn exercise_rtcp(buf: &[u8]) -> usize {
     ok
 }
 
+/// Runs every codec parser and rewriter over `payload` (rewriting a copy); returns whether it
+/// parsed as VP8 and as H.264.
+fn exercise_codec(payload: &[u8], rng: &mut Rng) -> (bool, bool) {
+    let vp8 = vp8::parse(payload);
+    if let Ok(d) = vp8 {
+        assert!(d.payload_offset < payload.len());
+        assert!(d.keyframe <= d.starts_frame());
+        let copy = &mut payload.to_vec()[..];
+        let (picture_id, tl0) = (rng.next() as u16, rng.next() as u8);
+        assert_eq!(
+            vp8::set_picture_id(copy, &d, picture_id),
+            d.picture_id.is_some()
+        );
+        assert_eq!(vp8::set_tl0_pic_idx(copy, &d, tl0), d.tl0_pic_idx.is_some());
+        let after = vp8::parse(copy).expect("rewriting keeps the descriptor valid");
+        assert_eq!(
+            after.picture_id.map(|p| p.value),
+            d.picture_id.map(|p| picture_id % p.modulus())
+        );
+        assert_eq!(
+            after.tl0_pic_idx.map(|t| t.value),
+            d.tl0_pic_idx.map(|_| tl0)
+        );
+        assert_eq!(after.payload_offset, d.payload_offset);
+        assert_eq!(&copy[d.payload_offset..], &payload[d.payload_offset..]);
+        if let Some((w, h)) = vp8::keyframe_size(payload, &d) {
+            assert!(d.keyframe && w < 0x4000 && h < 0x4000);
+        }
+        // A descriptor applied to a shorter or different buffer writes nothing out of bounds.
+        let cut = rng.below(payload.len() as u64) as usize;
+        let _ = vp8::set_picture_id(&mut copy[..cut], &d, 1);
+        let _ = vp8::set_tl0_pic_idx(&mut copy[..cut], &d, 1);
+        let _ = vp8::keyframe_size(&payload[..cut], &d);
+    }
+    let h264 = h264::parse(payload);
+    if let Ok(i) = h264 {
+        assert!(i.starts_nal || !i.keyframe() && !i.starts_frame);
+        assert!((1..=23).contains(&i.nal_type));
+    }
+    match codec::frame_info(Codec::Vp8, payload) {
+        Some(f) => assert_eq!(f.details, Details::Vp8(vp8.unwrap())),
+        None => assert!(vp8.is_err()),
+    }
+    match codec::frame_info(Codec::H264, payload) {
+        Some(f) => assert_eq!(f.details, Details::H264(h264.unwrap())),
+        None => assert!(h264.is_err()),
+    }
+    assert_eq!(codec::frame_info(Codec::Other, payload), None);
+    (vp8.is_ok(), h264.is_ok())
+}
+
 fn exercise_rtp(buf: &mut [u8], rng: &mut Rng) -> bool {
     let Ok(h) = rtp::parse(buf) else {
         return false;
     };
+    exercise_codec(h.payload(buf), rng);
     assert!(h.payload_offset <= h.payload_end && h.payload_end <= buf.len());
     for (id, range) in rtp::extensions(buf, &h).collect::<Vec<_>>() {
         assert!(range.end <= buf.len());
@@ -231,4 +284,65 @@ fn recorder_survives_arbitrary_input() {
             }
         }
     }
+}
+
+/// Valid VP8 and H.264 payloads of every shape the codec module reads, to mutate.
+fn codec_seeds() -> Vec<Vec<u8>> {
+    vec![
+        vec![0x10, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01, 0xaa],
+        vec![0x90, 0x80, 0x05, 0x01],
+        vec![
+            0x90, 0xf0, 0xab, 0xcd, 0x42, 0xa7, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 1, 2, 3, 4,
+        ],
+        vec![0x90, 0x60, 0x07, 0x40, 0x01, 0x02],
+        vec![0x80, 0x10, 0xe5, 0x00],
+        vec![0x65, 0x88, 0x84, 0x00],
+        vec![0x41, 0x9a, 0x00],
+        vec![
+            0x78, 0x00, 0x04, 0x67, 0x42, 0xc0, 0x1f, 0x00, 0x03, 0x68, 0xce, 0x3c, 0x00, 0x03,
+            0x65, 0x88, 0x84,
+        ],
+        vec![0x7c, 0x85, 0x88, 0x84, 0x00],
+        vec![0x7c, 0x05, 0x01, 0x02],
+        vec![0x7c, 0x45, 0x01, 0x02],
+    ]
+}
+
+#[test]
+fn codec_payloads_never_panic() {
+    let mut rng = Rng(0xc0de_c0de_0000_0001);
+    let mut buf = [0u8; 64];
+    let (mut vp8_ok, mut h264_ok) = (0, 0);
+    for _ in 0..200_000 {
+        let len = rng.below(buf.len() as u64 + 1) as usize;
+        let data = &mut buf[..len];
+        rng.fill(data);
+        let (v, h) = exercise_codec(data, &mut rng);
+        vp8_ok += usize::from(v);
+        h264_ok += usize::from(h);
+    }
+    let seeds = codec_seeds();
+    for seed in &seeds {
+        assert_ne!(
+            exercise_codec(seed, &mut rng),
+            (false, false),
+            "{seed:02x?}"
+        );
+    }
+    for _ in 0..200_000 {
+        let mut data = seeds[rng.below(seeds.len() as u64) as usize].clone();
+        for _ in 0..=rng.below(3) {
+            let i = rng.below(data.len() as u64) as usize;
+            data[i] ^= 1 << rng.below(8);
+        }
+        if rng.below(4) == 0 {
+            data.truncate(rng.below(data.len() as u64 + 1) as usize);
+        }
+        let (v, h) = exercise_codec(&data, &mut rng);
+        vp8_ok += usize::from(v);
+        h264_ok += usize::from(h);
+    }
+    // The fuzzer must reach the parsers' deeper paths.
+    assert!(vp8_ok > 100_000, "{vp8_ok}");
+    assert!(h264_ok > 50_000, "{h264_ok}");
 }
