@@ -329,6 +329,12 @@ impl Collector for BridgeCollector {
         )?;
         counter(
             e,
+            "tutti_bridge_keyframes_received",
+            "Key frames received from senders (VP8 and H264)",
+            c.keyframes_received,
+        )?;
+        counter(
+            e,
             "tutti_bridge_keyframe_requests_received",
             "PLI/FIR received from receivers",
             c.pli_received,

@@ -52,12 +52,20 @@ fn a_storm_of_key_frame_requests_reaches_the_sender_rate_limited() {
         "about one PLI per 300 ms over 2 s reached the sender, not {plis}"
     );
     assert!(counters.pli_rate_limited >= 140, "{counters:?}");
-    let requested = call
-        .peer(sender)
-        .tx(video_ssrc)
-        .unwrap()
-        .requested_keyframes;
-    assert!(requested >= 4, "the sender answered: {requested}");
+    let sent = call.peer(sender).tx(video_ssrc).unwrap();
+    assert!(
+        sent.requested_keyframes >= 4,
+        "the sender answered: {sent:?}"
+    );
+    // Nothing was lost: the bridge saw each key frame anyone sent, once.
+    let all_sent: u64 = std::iter::once(sender)
+        .chain(receivers.iter().copied())
+        .map(|p| {
+            let peer = call.peer(p);
+            peer.tx(peer.config().video[0].ssrc).unwrap().keyframes
+        })
+        .sum();
+    assert_eq!(counters.keyframes_received, all_sent, "{counters:?}");
     for (i, &r) in receivers.iter().enumerate() {
         let frames = call.peer(r).rx(video_ssrc).unwrap().frames();
         assert!(

@@ -11,6 +11,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use tutti_proto::bridge_v1 as pb;
 use tutti_proto::bridge_v1::bridge_server::Bridge;
+use tutti_rtp::codec::Codec;
 
 use crate::control::{Control, ControlError};
 use crate::media::{
@@ -175,6 +176,10 @@ pub fn media_from_pb(list: &pb::MediaList) -> Result<MediaConfig, Status> {
             }
             if pt.rtcp_fb.iter().any(|fb| fb == "transport-cc") {
                 desc.transport_cc = true;
+            }
+            let codec = Codec::from_encoding_name(&pt.name);
+            if codec != Codec::Other {
+                desc.codecs.push((pt.id as u8, codec));
             }
             if pt.name.eq_ignore_ascii_case("rtx") {
                 if pt.rtx_apt > 127 {

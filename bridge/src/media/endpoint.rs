@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use tutti_rtp::codec::Codec;
 use tutti_rtp::rtp;
 
 use super::stream_history::StreamHistory;
@@ -76,6 +77,15 @@ impl Endpoint {
             .map(|(_, pt)| *pt)
     }
 
+    /// The codec of one of this endpoint's video payload types.
+    pub fn video_codec(&self, payload_type: u8) -> Codec {
+        self.media
+            .video
+            .as_ref()
+            .and_then(|v| v.codecs.iter().find(|(pt, _)| *pt == payload_type))
+            .map_or(Codec::Other, |(_, codec)| *codec)
+    }
+
     /// The payload type an RTX payload type of this endpoint retransmits.
     pub fn rtx_original_payload_type(&self, rtx: u8) -> Option<u8> {
         self.media
@@ -110,7 +120,7 @@ impl Endpoint {
         let media = [&self.media.audio, &self.media.video]
             .iter()
             .filter_map(|m| m.as_ref())
-            .map(|m| m.rtx.capacity() * 2)
+            .map(|m| m.rtx.capacity() * 2 + m.codecs.capacity() * 2)
             .sum::<usize>();
         std::mem::size_of::<Endpoint>()
             + strings

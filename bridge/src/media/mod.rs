@@ -79,6 +79,9 @@ pub struct MediaDesc {
     pub transport_cc: bool,
     /// (original payload type, rtx payload type) pairs.
     pub rtx: Vec<(u8, u8)>,
+    /// (payload type, codec) of the payload types whose frames the bridge understands (VP8,
+    /// H264).
+    pub codecs: Vec<(u8, tutti_rtp::codec::Codec)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -96,8 +99,10 @@ impl MediaConfig {
     }
 }
 
-/// Control-plane requests, already validated. Ids are minted by the focus.
+/// Control-plane requests, already validated. Ids are minted by the focus. A few per endpoint
+/// and session, never per packet: the size of the largest variant does not matter.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     CreateConference {
         conference_id: String,

@@ -85,6 +85,8 @@ pub struct Counters {
     pub rtx_recovered: u64,
     /// Sequence numbers the bridge NACKed to senders (what it lost on their way in).
     pub nacks_sent: u64,
+    /// Key frames (their first packets) senders sent, of the codecs the bridge understands.
+    pub keyframes_received: u64,
     pub pli_received: u64,
     pub pli_sent: u64,
     pub pli_rate_limited: u64,

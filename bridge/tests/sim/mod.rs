@@ -21,6 +21,7 @@ use tutti_bridge::media::{
     Command, EndpointSettings, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind,
     RemoteSetup, RemoteTransport, SourceDesc, SourceGroup, SourceSet, WorkerEvent,
 };
+use tutti_rtp::codec::Codec;
 use tutti_sim::{LinkConfig, Node, NodeId, Outbox, PeerConfig, Sim, SimPeer};
 
 pub const BRIDGE: &str = "10.0.0.1:10000";
@@ -308,17 +309,21 @@ pub fn expect(receiver: &mut SimPeer, sender: &PeerConfig) {
 
 /// The media a peer negotiated, as the gRPC API would give it to the core.
 pub fn media_config(config: &PeerConfig) -> MediaConfig {
-    let desc = |rtx: Vec<(u8, u8)>| MediaDesc {
+    let desc = |rtx: Vec<(u8, u8)>, codecs: Vec<(u8, Codec)>| MediaDesc {
         sends: true,
         receives: true,
         twcc_extension: config.twcc_ext,
         sender_local_extensions: [config.mid_ext.unwrap_or(0), 0, 0],
         transport_cc: config.twcc_feedback,
         rtx,
+        codecs,
     };
     MediaConfig {
-        audio: Some(desc(Vec::new())),
-        video: Some(desc(vec![(config.vp8_pt, config.rtx_pt)])),
+        audio: Some(desc(Vec::new(), Vec::new())),
+        video: Some(desc(
+            vec![(config.vp8_pt, config.rtx_pt)],
+            vec![(config.vp8_pt, Codec::Vp8)],
+        )),
     }
 }
 

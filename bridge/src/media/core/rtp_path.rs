@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use tutti_rtp::codec::{self, Codec, Details, FrameInfo};
 use tutti_rtp::rtp;
 
 use super::Core;
@@ -154,6 +155,27 @@ impl Core {
             if padding_only {
                 self.counters.rtx_consumed += 1;
                 return;
+            }
+        }
+        if kind == MediaKind::Video {
+            let codec = self.endpoints[slot]
+                .as_ref()
+                .map_or(Codec::Other, |e| e.video_codec(header.payload_type));
+            let payload = header.payload(&packet[..len]);
+            // A key frame is counted at its first packet; for H264 at the start of its IDR
+            // picture (SPS and PPS may come in packets of their own before it).
+            let keyframe = match codec::frame_info(codec, payload) {
+                Some(
+                    f @ FrameInfo {
+                        details: Details::H264(h264),
+                        ..
+                    },
+                ) => f.starts_frame && h264.idr,
+                Some(f) => f.starts_frame && f.keyframe,
+                None => false,
+            };
+            if keyframe {
+                self.counters.keyframes_received += 1;
             }
         }
         let Some(router) = self.routers[conference].as_mut() else {
