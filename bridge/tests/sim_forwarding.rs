@@ -1,5 +1,7 @@
 //! In memory: three participants on 20 ms links each decode the other two's audio and video
-//! through the core, continuous and intact, and the bridge's own RTCP reaches them.
+//! through the core, continuous and intact, and the bridge's own RTCP reaches them — with the
+//! bridge preferring AEAD_AES_128_GCM, and with a bridge that accepts only AES_CM_128_HMAC_SHA1_80
+//! (str0m offers both: each profile is negotiated and works end to end).
 
 mod sim;
 
@@ -10,7 +12,15 @@ use tutti_bridge::media::stats::DropReason;
 
 #[test]
 fn three_participants_receive_each_other() {
-    let mut call = Call::new(1, 20);
+    three_participants(Call::new(1, 20));
+}
+
+#[test]
+fn three_participants_receive_each_other_over_aes_cm() {
+    three_participants(Call::with_srtp(9, 20, tutti_dtls::SrtpProfiles::AesCmOnly));
+}
+
+fn three_participants(mut call: Call) {
     let a = call.peer_config("a");
     let b = call.peer_config("b");
     let c = call.peer_config("c");

@@ -38,7 +38,7 @@ pub struct BridgeNode {
 }
 
 impl BridgeNode {
-    pub fn new(seed: u64, start: Instant) -> BridgeNode {
+    pub fn new(seed: u64, start: Instant, srtp_profiles: tutti_dtls::SrtpProfiles) -> BridgeNode {
         let cert = tutti_dtls::Certificate::generate().expect("a DTLS certificate");
         let fingerprint =
             tutti_dtls::parse_fingerprint("sha-256", cert.fingerprint()).expect("sha-256");
@@ -46,7 +46,7 @@ impl BridgeNode {
             consent_timeout: Duration::from_secs(10),
             ice_timeout: Duration::from_secs(10),
             dtls_timeout: Duration::from_secs(10),
-            srtp_profiles: tutti_dtls::SrtpProfiles::GcmThenAesCm,
+            srtp_profiles,
             retransmission_cache_packets: 512,
         };
         BridgeNode {
@@ -141,13 +141,19 @@ pub struct Call {
 }
 
 impl Call {
-    /// A conference on a network whose links all have `delay_ms` of one-way delay.
+    /// A conference on a network whose links all have `delay_ms` of one-way delay, on a bridge
+    /// that prefers AEAD_AES_128_GCM (the default).
     pub fn new(seed: u64, delay_ms: u64) -> Call {
+        Call::with_srtp(seed, delay_ms, tutti_dtls::SrtpProfiles::GcmThenAesCm)
+    }
+
+    /// Like [`Call::new`], on a bridge that accepts only `srtp_profiles`.
+    pub fn with_srtp(seed: u64, delay_ms: u64, srtp_profiles: tutti_dtls::SrtpProfiles) -> Call {
         let start = Instant::now();
         let delay = Duration::from_millis(delay_ms);
         let mut sim = Sim::new(seed, start);
         sim.net.set_default_link(LinkConfig::new().delay(delay));
-        let bridge = sim.add("bridge", BridgeNode::new(seed, start));
+        let bridge = sim.add("bridge", BridgeNode::new(seed, start, srtp_profiles));
         sim.with(bridge, |b, now| {
             b.command(
                 now,

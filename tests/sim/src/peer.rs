@@ -10,9 +10,9 @@
 //! and the header extensions of Jicofo's offer: ssrc-audio-level 1, transport-wide-cc 5 (the id
 //! `tests/participant` uses), sdes:mid 10 (see [`PeerConfig`]). str0m offers the SRTP profiles
 //! AEAD_AES_256_GCM, AEAD_AES_128_GCM and AES_CM_128_HMAC_SHA1_80 and lets the DTLS server
-//! choose, so the bridge's profile setting decides which one is used. `tests/bridge_stack.rs`
-//! checks all of this against the bridge's own `tutti-ice`, `tutti-dtls` and `tutti-srtp`, with
-//! both SRTP profiles. (OpenSSL times its DTLS retransmissions by the real clock, which does not
+//! choose, so the bridge's profile setting decides which one is used. The bridge's in-memory
+//! tests (`bridge/tests/sim_*.rs`) run it against the bridge's own core, with both SRTP
+//! profiles. (OpenSSL times its DTLS retransmissions by the real clock, which does not
 //! move in a simulation: a handshake datagram the network loses is recovered by str0m's
 //! retransmissions, which run on simulated time, not by the bridge's.)
 //!
