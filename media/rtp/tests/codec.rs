@@ -11,25 +11,8 @@ use tutti_rtp::codec::vp8::{self, PictureId, Tl0PicIdx};
 use tutti_rtp::codec::{frame_info, Codec, Details};
 use tutti_rtp::Error;
 
-/// xorshift64*: deterministic pseudo-random numbers without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn bit(&mut self) -> bool {
-        self.next() & 1 != 0
-    }
-}
+mod support;
+use support::Rng;
 
 // ---------------------------------------------------------------------------------------------
 // VP8

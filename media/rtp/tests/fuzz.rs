@@ -4,27 +4,8 @@ use tutti_rtp::codec::{self, h264, vp8, Codec, Details};
 use tutti_rtp::rtcp::{self as tr, Packet, ReportBlock, SenderInfo, TwccRecorder};
 use tutti_rtp::rtp;
 
-/// xorshift64*: deterministic pseudo-random numbers without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            *b = self.next() as u8;
-        }
-    }
-}
+mod support;
+use support::Rng;
 
 /// Drains every lazily decoded part of every packet; returns how many parsed.
 fn exercise_rtcp(buf: &[u8]) -> usize {

@@ -12,6 +12,9 @@ use tutti_rtp::rtcp::{self as tr, Packet, TwccRecorder};
 use tutti_rtp::Error;
 use webrtc_util::marshal::{Marshal, Unmarshal};
 
+mod support;
+use support::Rng;
+
 /// The 24-bit reference time in 64 ms units wraps every 2^24 × 64 ms.
 const REFERENCE_PERIOD_US: i64 = (1 << 24) * 64_000;
 
@@ -330,22 +333,6 @@ fn heap_is_fixed_at_construction() {
     }
     assert_eq!(rec.heap_bytes(), before);
     assert_eq!(TwccRecorder::new(0).heap_bytes(), 16 * 8);
-}
-
-/// xorshift64*: deterministic pseudo-random numbers without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 #[test]
