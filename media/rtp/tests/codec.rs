@@ -107,6 +107,14 @@ fn vp8_minimal_descriptor_key_and_delta_frames() {
     assert!(key.starts_frame());
     let delta = vp8_ok(&[0x10, 0x9d, 0x01, 0x00]);
     assert!(delta.starts_frame() && !delta.keyframe);
+    // Where a key frame's picture begins: its first packet only.
+    let picture = |p: &[u8]| frame_info(Codec::Vp8, p).unwrap().starts_keyframe_picture();
+    assert!(picture(&[0x10, 0x9c, 0x01, 0x00]));
+    assert!(!picture(&[0x10, 0x9d, 0x01, 0x00]), "a delta frame");
+    assert!(
+        !picture(&[0x00, 0x9c, 0x01, 0x00]),
+        "not the frame's first packet"
+    );
 }
 
 #[test]
@@ -656,7 +664,13 @@ fn h264_single_nal_units() {
     assert!(h264_ok(&[0x05, 0x80]).idr);
 
     let info = frame_info(Codec::H264, &nal(5, 20, true)).unwrap();
-    assert!(info.starts_frame && info.keyframe);
+    assert!(info.starts_frame && info.keyframe && info.starts_keyframe_picture());
+    // An SPS of its own starts a frame and is key-frame data, but the picture starts later;
+    // a second slice of the IDR picture does not start it either.
+    let sps = frame_info(Codec::H264, &[0x67, 0x42, 0xc0, 0x1f]).unwrap();
+    assert!(sps.starts_frame && sps.keyframe && !sps.starts_keyframe_picture());
+    let second = frame_info(Codec::H264, &nal(5, 20, false)).unwrap();
+    assert!(second.keyframe && !second.starts_keyframe_picture());
     assert_eq!((info.temporal_layer, info.layer_sync), (None, false));
     assert_eq!(info.details, Details::H264(idr_info(Packetization::Single)));
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use tutti_rtp::codec::{self, Codec, Details, FrameInfo};
+use tutti_rtp::codec::{self, Codec};
 use tutti_rtp::rtp;
 
 use super::Core;
@@ -117,13 +117,12 @@ impl Core {
                 sender.rtx_original_payload_type(header.payload_type),
                 encoding.nacks.as_mut(),
             ) {
-                (false, Some(pt), Some(nacks)) => {
-                    let payload = header.payload(packet);
-                    let osn =
-                        u16::from_be_bytes([payload[0], payload.get(1).copied().unwrap_or(0)]);
-                    (payload.len() >= 2 && nacks.on_packet(osn, arrival_us) == Arrival::Recovered)
-                        .then_some(pt)
-                }
+                (false, Some(pt), Some(nacks)) => header
+                    .payload(packet)
+                    .get(..2)
+                    .map(|osn| u16::from_be_bytes([osn[0], osn[1]]))
+                    .filter(|&osn| nacks.on_packet(osn, arrival_us) == Arrival::Recovered)
+                    .map(|_| pt),
                 _ => None,
             };
             let Some(pt) = recovered else {
@@ -162,19 +161,7 @@ impl Core {
                 .as_ref()
                 .map_or(Codec::Other, |e| e.video_codec(header.payload_type));
             let payload = header.payload(&packet[..len]);
-            // A key frame is counted at its first packet; for H264 at the start of its IDR
-            // picture (SPS and PPS may come in packets of their own before it).
-            let keyframe = match codec::frame_info(codec, payload) {
-                Some(
-                    f @ FrameInfo {
-                        details: Details::H264(h264),
-                        ..
-                    },
-                ) => f.starts_frame && h264.idr,
-                Some(f) => f.starts_frame && f.keyframe,
-                None => false,
-            };
-            if keyframe {
+            if codec::frame_info(codec, payload).is_some_and(|f| f.starts_keyframe_picture()) {
                 self.counters.keyframes_received += 1;
             }
         }

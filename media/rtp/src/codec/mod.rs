@@ -74,6 +74,18 @@ pub struct FrameInfo {
     pub details: Details,
 }
 
+impl FrameInfo {
+    /// The packet where a key frame's picture begins: VP8, the first packet of a key frame;
+    /// H264, the start of an IDR picture's first slice (an SPS or PPS in a packet of its own
+    /// before it is not counted, so each key frame is seen once).
+    pub fn starts_keyframe_picture(&self) -> bool {
+        match self.details {
+            Details::Vp8(_) => self.starts_frame && self.keyframe,
+            Details::H264(h264) => self.starts_frame && h264.idr,
+        }
+    }
+}
+
 /// The codec-specific parse behind a [`FrameInfo`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Details {
