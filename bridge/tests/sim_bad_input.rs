@@ -27,7 +27,7 @@ fn bad_datagrams_are_counted_and_harm_no_one() {
             ssrc: mallory.audio.unwrap(),
             kind: MediaKind::Audio,
         }],
-        groups: Vec::new(),
+        ..SourceSet::default()
     };
     mallory.audio = Some(alice_audio);
     mallory.video.clear();

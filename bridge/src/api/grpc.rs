@@ -16,7 +16,7 @@ use tutti_rtp::codec::Codec;
 use crate::control::{Control, ControlError};
 use crate::media::{
     Command, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind, RemoteSetup,
-    RemoteTransport, SourceDesc, SourceGroup, SourceSet, WorkerEvent,
+    RemoteTransport, SourceDesc, SourceGroup, SourceOutput, SourceSet, WorkerEvent,
 };
 use crate::metrics::Rates;
 
@@ -268,19 +268,67 @@ pub fn sources_from_pb(list: &pb::SourceList, max_sources: usize) -> Result<Sour
             ssrcs: g.ssrcs.clone(),
         });
     }
+    let firsts: Vec<u32> = set
+        .producers()
+        .iter()
+        .map(|spec| spec.encodings[0].0)
+        .collect();
+    for o in &list.outputs {
+        if !firsts.contains(&o.source_ssrc) {
+            return Err(invalid(format!(
+                "output for ssrc {}, which is not the first ssrc of one of the endpoint's sources",
+                o.source_ssrc
+            )));
+        }
+        let rtx = (o.rtx_ssrc != 0).then_some(o.rtx_ssrc);
+        for ssrc in std::iter::once(o.ssrc).chain(rtx) {
+            if ssrc == 0 {
+                return Err(invalid("output ssrc 0 is not allowed"));
+            }
+            if set.sources.iter().any(|d| d.ssrc == ssrc) {
+                return Err(invalid(format!(
+                    "output ssrc {ssrc} is one of the endpoint's own sources"
+                )));
+            }
+            if set
+                .outputs
+                .iter()
+                .any(|p| p.source == o.source_ssrc || p.ssrc == ssrc || p.rtx == Some(ssrc))
+                || rtx == Some(o.ssrc)
+            {
+                return Err(invalid(format!(
+                    "output ssrc {ssrc} (source {}) listed twice",
+                    o.source_ssrc
+                )));
+            }
+        }
+        set.outputs.push(SourceOutput {
+            source: o.source_ssrc,
+            ssrc: o.ssrc,
+            rtx,
+        });
+    }
     Ok(set)
 }
 
 /// What receivers get of an endpoint's sources (`UpdateEndpointResponse::forwarded`): one
-/// stream per producer under its output SSRCs, described as the request described them.
+/// stream per producer under its output SSRCs, each described as the request described the
+/// producer's first SSRC.
 fn forwarded_to_pb(list: &pb::SourceList, set: &SourceSet) -> pb::SourceList {
-    let described = |ssrc: u32| list.sources.iter().find(|s| s.ssrc == ssrc).cloned();
+    let described = |first: u32, ssrc: u32| {
+        let source = list.sources.iter().find(|s| s.ssrc == first)?;
+        Some(pb::Source {
+            ssrc,
+            ..source.clone()
+        })
+    };
     let mut forwarded = pb::SourceList::default();
     for spec in set.producers() {
+        let first = spec.encodings[0].0;
         let (ssrc, rtx) = spec.output_ssrcs();
-        forwarded.sources.extend(described(ssrc));
+        forwarded.sources.extend(described(first, ssrc));
         if let Some(rtx) = rtx {
-            forwarded.sources.extend(described(rtx));
+            forwarded.sources.extend(described(first, rtx));
             forwarded.groups.push(pb::SourceGroup {
                 semantics: "FID".into(),
                 ssrcs: vec![ssrc, rtx],
@@ -389,9 +437,19 @@ impl Bridge for BridgeService {
             .as_ref()
             .map(|s| sources_from_pb(s, self.control.config.max_sources_per_endpoint))
             .transpose()?;
-        let ssrcs = sources
-            .as_ref()
-            .map(|s| s.sources.iter().map(|d| d.ssrc).collect());
+        // Every SSRC the endpoint takes in the conference: what it sends and what its sources
+        // are forwarded under.
+        let ssrcs = sources.as_ref().map(|s| {
+            s.sources
+                .iter()
+                .map(|d| d.ssrc)
+                .chain(
+                    s.outputs
+                        .iter()
+                        .flat_map(|o| std::iter::once(o.ssrc).chain(o.rtx)),
+                )
+                .collect()
+        });
         let forwarded = r
             .sources
             .as_ref()
@@ -532,7 +590,7 @@ mod tests {
         };
         let many = pb::SourceList {
             sources: (1..=21).map(source).collect(),
-            groups: vec![],
+            ..Default::default()
         };
         let err = sources_from_pb(&many, 20).unwrap_err();
         assert!(
@@ -546,6 +604,7 @@ mod tests {
                 semantics: "FID".into(),
                 ssrcs: vec![1, 99],
             }],
+            ..Default::default()
         };
         assert!(sources_from_pb(&stranger, 20)
             .unwrap_err()
@@ -557,7 +616,63 @@ mod tests {
                 semantics: "FID".into(),
                 ssrcs: vec![1, 2],
             }],
+            ..Default::default()
         };
         assert_eq!(sources_from_pb(&ok, 20).unwrap().groups.len(), 1);
+    }
+
+    #[test]
+    fn outputs_are_validated() {
+        let source = |ssrc| pb::Source {
+            ssrc,
+            media_type: pb::MediaType::Video as i32,
+            ..Default::default()
+        };
+        // Two layers (1, 2) with RTX (11, 12).
+        let with = |outputs: Vec<(u32, u32, u32)>| pb::SourceList {
+            sources: [1, 2, 11, 12].map(source).to_vec(),
+            groups: vec![
+                pb::SourceGroup {
+                    semantics: "SIM".into(),
+                    ssrcs: vec![1, 2],
+                },
+                pb::SourceGroup {
+                    semantics: "FID".into(),
+                    ssrcs: vec![1, 11],
+                },
+                pb::SourceGroup {
+                    semantics: "FID".into(),
+                    ssrcs: vec![2, 12],
+                },
+            ],
+            outputs: outputs
+                .into_iter()
+                .map(|(source_ssrc, ssrc, rtx_ssrc)| pb::SourceOutput {
+                    source_ssrc,
+                    ssrc,
+                    rtx_ssrc,
+                })
+                .collect(),
+        };
+        let set = sources_from_pb(&with(vec![(1, 500, 501)]), 20).unwrap();
+        assert_eq!(set.producers()[0].output_ssrcs(), (500, Some(501)));
+        let refused = |outputs, expected: &str| {
+            let message = sources_from_pb(&with(outputs), 20)
+                .unwrap_err()
+                .message()
+                .to_owned();
+            assert!(message.contains(expected), "{message}");
+        };
+        refused(vec![(2, 500, 501)], "not the first ssrc");
+        refused(vec![(11, 500, 0)], "not the first ssrc");
+        refused(vec![(1, 0, 501)], "ssrc 0");
+        refused(vec![(1, 12, 501)], "own sources");
+        refused(vec![(1, 500, 2)], "own sources");
+        refused(vec![(1, 500, 500)], "twice");
+        refused(vec![(1, 500, 501), (1, 600, 601)], "twice");
+        let forwarded = forwarded_to_pb(&with(vec![(1, 500, 501)]), &set);
+        let ssrcs: Vec<u32> = forwarded.sources.iter().map(|s| s.ssrc).collect();
+        assert_eq!(ssrcs, [500, 501]);
+        assert_eq!(forwarded.groups[0].ssrcs, [500, 501]);
     }
 }

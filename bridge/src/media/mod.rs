@@ -34,7 +34,7 @@ pub mod worker;
 
 use std::net::SocketAddr;
 
-pub use sources::{GroupSemantics, ProducerSpec, SourceDesc, SourceGroup, SourceSet};
+pub use sources::{GroupSemantics, ProducerSpec, SourceDesc, SourceGroup, SourceOutput, SourceSet};
 pub use transport::EndpointSettings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -92,6 +92,7 @@ impl Producer {
     /// Made from this spec (a source that stays keeps its state).
     pub fn is(&self, spec: &ProducerSpec) -> bool {
         self.kind == spec.kind
+            && self.output == spec.output_ssrcs()
             && self.encodings.len() == spec.encodings.len()
             && self
                 .encodings

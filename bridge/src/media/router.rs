@@ -123,12 +123,15 @@ impl Router {
             return None;
         }
         let mut producer = Producer::new(owner, spec, cache_packets);
-        let taken = producer.ssrcs().any(|ssrc| self.routes.contains_key(&ssrc))
-            || self.outputs.contains_key(&producer.output_ssrcs().0);
+        let (output, output_rtx) = producer.output_ssrcs();
+        // Its SSRCs, sent or forwarded under, must be no other producer's.
+        let in_use =
+            |ssrc: u32| self.routes.contains_key(&ssrc) || self.outputs.contains_key(&ssrc);
+        let taken = producer.ssrcs().any(in_use)
+            || [Some(output), output_rtx].into_iter().flatten().any(in_use);
         if taken {
             return None;
         }
-        let (output, output_rtx) = producer.output_ssrcs();
         for &member in &self.members {
             let Some(receiver) = endpoints[member].as_mut() else {
                 continue;

@@ -22,32 +22,44 @@ pub struct SourceGroup {
     pub ssrcs: Vec<u32>,
 }
 
+/// The SSRCs receivers get a source under (minted by the focus), whatever layer of it they
+/// are forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceOutput {
+    /// The source's first SSRC (its first SIM layer, or its only SSRC).
+    pub source: u32,
+    pub ssrc: u32,
+    pub rtx: Option<u32>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SourceSet {
     pub sources: Vec<SourceDesc>,
     pub groups: Vec<SourceGroup>,
+    pub outputs: Vec<SourceOutput>,
 }
 
-/// One producer's shape: its media kind and its encodings, lowest simulcast layer first, each
-/// as (media SSRC, RTX SSRC); never empty.
+/// One producer's shape: its media kind, its encodings, lowest simulcast layer first, each as
+/// (media SSRC, RTX SSRC) (never empty), and the SSRCs receivers get it under when the focus
+/// chose them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerSpec {
     pub kind: MediaKind,
     pub encodings: Vec<(u32, Option<u32>)>,
+    pub output: Option<(u32, Option<u32>)>,
 }
 
 impl ProducerSpec {
-    /// The SSRC receivers get this source under, and its RTX SSRC: the lowest layer's. Layer
-    /// choice (a consumer forwarding any layer under these) is in the bridge alone; this is all
-    /// that receivers' signalling needs of it.
+    /// The SSRC receivers get this source under, and its RTX SSRC, whichever layer a consumer
+    /// forwards: the focus's choice, else the first layer's.
     pub fn output_ssrcs(&self) -> (u32, Option<u32>) {
-        self.encodings[0]
+        self.output.unwrap_or(self.encodings[0])
     }
 }
 
 impl SourceSet {
     /// The producers these sources make. Assumes a validated set (groups reference own SSRCs,
-    /// no SSRC in two SIM groups or with two RTX partners).
+    /// no SSRC in two SIM groups or with two RTX partners, outputs name first SSRCs).
     pub fn producers(&self) -> Vec<ProducerSpec> {
         let rtx_of = |ssrc: u32| {
             self.groups
@@ -83,6 +95,11 @@ impl SourceSet {
                     .into_iter()
                     .map(|ssrc| (ssrc, rtx_of(ssrc)))
                     .collect(),
+                output: self
+                    .outputs
+                    .iter()
+                    .find(|o| o.source == source.ssrc)
+                    .map(|o| (o.ssrc, o.rtx)),
             });
         }
         specs
@@ -101,7 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn a_simulcast_source_is_one_producer_with_its_layers_and_their_rtx() {
+    fn a_simulcast_source_is_one_producer_with_its_layers_their_rtx_and_its_output() {
         let set = SourceSet {
             sources: vec![
                 video(1),
@@ -133,6 +150,11 @@ mod tests {
                     ssrcs: vec![3, 13],
                 },
             ],
+            outputs: vec![SourceOutput {
+                source: 1,
+                ssrc: 900,
+                rtx: Some(901),
+            }],
         };
         assert_eq!(
             set.producers(),
@@ -140,10 +162,12 @@ mod tests {
                 ProducerSpec {
                     kind: MediaKind::Video,
                     encodings: vec![(1, Some(11)), (2, Some(12)), (3, Some(13))],
+                    output: Some((900, Some(901))),
                 },
                 ProducerSpec {
                     kind: MediaKind::Audio,
                     encodings: vec![(50, None)],
+                    output: None,
                 },
             ]
         );

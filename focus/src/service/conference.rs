@@ -944,9 +944,15 @@ impl Conference {
             conference_id: &conference_id,
             endpoint_id: &found.session.endpoint_id,
         };
-        let update =
-            to_bridge::session_accept_update(endpoint, &owner, jingle, &mut transport, &sources)
-                .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+        let update = to_bridge::session_accept_update(
+            endpoint,
+            &owner,
+            jingle,
+            &mut transport,
+            &sources,
+            trial.outputs(&owner),
+        )
+        .map_err(|e| Refusal::BadRequest(e.to_string()))?;
         let forwarded = match self.bridge.update_endpoint_sources(update).await {
             Ok(forwarded) => forwarded,
             Err(error) => {
@@ -1020,7 +1026,12 @@ impl Conference {
         };
         let forwarded = self
             .bridge
-            .update_endpoint_sources(to_bridge::sources_update(endpoint, &owner, &now))
+            .update_endpoint_sources(to_bridge::sources_update(
+                endpoint,
+                &owner,
+                &now,
+                trial.outputs(&owner),
+            ))
             .await
             .map_err(|e| Refusal::Internal(e.to_string()))?;
         let change = trial.show(&owner, &to_bridge::forwarded_from_pb(&forwarded));

@@ -670,7 +670,6 @@ pub fn session_accept(sid: &str, config: &ParticipantConfig, local: &LocalDescri
     jingle
 }
 
-/// The SSRCs in a Jingle's descriptions.
 /// The bridge-channel URL in a session-initiate's transport.
 pub fn bridge_channel_url(initiate: &Jingle) -> String {
     initiate
@@ -682,6 +681,7 @@ pub fn bridge_channel_url(initiate: &Jingle) -> String {
         .url
 }
 
+/// The SSRCs in a Jingle's descriptions.
 pub fn ssrcs(jingle: &Jingle) -> Vec<u32> {
     jingle
         .contents
@@ -689,6 +689,27 @@ pub fn ssrcs(jingle: &Jingle) -> Vec<u32> {
         .filter_map(|content| content.description.as_ref())
         .flat_map(|description| description.sources.iter().map(|source| source.ssrc))
         .collect()
+}
+
+/// The SSRCs of the sources named `name` in a Jingle's descriptions, in order: for a video
+/// source, the SSRC receivers get it under, then its RTX SSRC.
+pub fn ssrcs_named(jingle: &Jingle, name: &str) -> Vec<u32> {
+    jingle
+        .contents
+        .iter()
+        .filter_map(|content| content.description.as_ref())
+        .flat_map(|description| &description.sources)
+        .filter(|source| source.name.as_deref() == Some(name))
+        .map(|source| source.ssrc)
+        .collect()
+}
+
+/// The SSRC receivers get `user`'s camera under (minted by the focus), from a Jingle that
+/// lists it.
+pub fn camera_of(jingle: &Jingle, user: &str) -> u32 {
+    *ssrcs_named(jingle, &format!("{user}-v0"))
+        .first()
+        .unwrap_or_else(|| panic!("{user}'s camera is not in {:?}", ssrcs(jingle)))
 }
 
 /// Jingle's application error for a session the receiver does not have, as `error_of` gives it.
