@@ -26,6 +26,7 @@ fn bad_datagrams_are_counted_and_harm_no_one() {
         sources: vec![SourceDesc {
             ssrc: mallory.audio.unwrap(),
             kind: MediaKind::Audio,
+            name: "mallory-a0".into(),
         }],
         ..SourceSet::default()
     };

@@ -65,11 +65,13 @@ async fn join_and_accept(user: &str) -> Joined {
     }
 }
 
-/// The next text frame of a bridge channel (after its ServerHello), as JSON.
+/// The next message of colibri class `class` on a bridge channel (others are skipped), as
+/// JSON.
 async fn next_channel_message(
     socket: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
+    class: &str,
 ) -> serde_json::Value {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
@@ -79,7 +81,7 @@ async fn next_channel_message(
             .expect("a readable frame");
         if let Message::Text(text) = frame {
             let message: serde_json::Value = serde_json::from_str(&text).unwrap();
-            if message["colibriClass"] != "ServerHello" {
+            if message["colibriClass"] == class {
                 return message;
             }
         }
@@ -173,7 +175,10 @@ async fn participants_get_sessions_sources_and_media() {
         ))
         .await
         .unwrap();
-    let message = next_channel_message(&mut bob_channel).await;
+    // Bob is told whose video the bridge forwards him.
+    let forwarded = next_channel_message(&mut bob_channel, "LastNEndpointsChangeEvent").await;
+    assert_eq!(forwarded["lastNEndpoints"], serde_json::json!(["alice"]));
+    let message = next_channel_message(&mut bob_channel, "EndpointMessage").await;
     assert_eq!(message["from"], "alice");
     assert_eq!(message["msgPayload"]["hi"], "bob");
 

@@ -296,6 +296,18 @@ class Participant {
   }
 
   /**
+   * SSRCs of the remote video tracks this page has from the participant named `name` (what the
+   * focus signalled for them: the SSRC the bridge forwards each source under).
+   */
+  async videoSsrcsFrom(name) {
+    return this.page.evaluate((who) => window.tutti.conference.getParticipants()
+      .filter((p) => p.getDisplayName() === who)
+      .flatMap((p) => p.getTracks())
+      .filter((t) => t.getType() === 'video')
+      .map((t) => t.getSSRC()), name);
+  }
+
+  /**
    * Waits until `count` inbound video streams decode, and keep decoding (their frame counts
    * rise by more than 10 over a later sample).
    */

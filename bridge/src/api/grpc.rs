@@ -232,9 +232,16 @@ pub fn sources_from_pb(list: &pb::SourceList, max_sources: usize) -> Result<Sour
         if set.sources.iter().any(|d| d.ssrc == s.ssrc) {
             return Err(invalid(format!("source ssrc {} listed twice", s.ssrc)));
         }
+        if s.name.len() > 256 {
+            return Err(invalid(format!(
+                "source {}: name longer than 256 bytes",
+                s.ssrc
+            )));
+        }
         set.sources.push(SourceDesc {
             ssrc: s.ssrc,
             kind: kind_from_pb(s.media_type, &format!("source {}", s.ssrc))?,
+            name: s.name.clone(),
         });
     }
     for g in &list.groups {

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::channel::{self, Connection, Refusal, MAX_MESSAGE_BYTES};
+use crate::channel::{self, Connection, Outcome, Refusal, MAX_MESSAGE_BYTES};
 use crate::control::Control;
 
 /// WebSocket close code 1001 ("going away"): the endpoint expired or a newer connection of it
@@ -73,7 +73,11 @@ async fn serve(
             tokio::select! {
                 incoming = socket.recv() => match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        hub.receive(&conference, &endpoint, text.as_str());
+                        if let Outcome::Constraints(update) =
+                            hub.receive(&conference, &endpoint, text.as_str())
+                        {
+                            control.set_constraints(&conference, &endpoint, update);
+                        }
                     }
                     Some(Ok(Message::Binary(_))) => hub.count_malformed(),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 
 use rand::Rng;
 use rustc_hash::FxHashMap;
+use tutti_rtp::codec::{self, FrameInfo};
 use tutti_rtp::rtcp;
 use tutti_rtp::rtp;
 
-use super::consumer::{Consumer, Outgoing, TAG_ROOM};
+use super::allocator::{self, Candidate, LayerOption};
+use super::consumer::{Admission, Consumer, Layer, Outgoing, TAG_ROOM};
 use super::endpoint::Endpoint;
 use super::outbox::{Outbox, SLOT};
 use super::producer::Producer;
@@ -17,11 +19,14 @@ use super::retransmission::RetransmissionCache;
 use super::sources::ProducerSpec;
 use super::MediaKind;
 
+/// Most encodings (simulcast layers) a producer may have.
+pub const MAX_ENCODINGS: usize = 8;
+
 /// Where a received SSRC goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
     pub producer: usize,
-    pub encoding: usize,
+    pub encoding: u8,
     /// The encoding's RTX stream.
     pub rtx: bool,
 }
@@ -33,6 +38,15 @@ pub struct Sent {
     pub bytes: u64,
     /// Some consumer forwards this encoding (it may still not be connected).
     pub wanted: bool,
+    /// Consumers that moved to this encoding here, to a higher one than before, to a lower
+    /// one, or as their first.
+    pub switched_up: u32,
+    pub switched_down: u32,
+    pub started: u32,
+    /// Packets not sent to a consumer because their temporal layer is above its target.
+    pub dropped_temporal: u32,
+    /// A consumer waits for a key frame of this encoding.
+    pub keyframe_wanted: bool,
 }
 
 /// Why a receiver's NACK could not be answered.
@@ -119,7 +133,7 @@ impl Router {
         endpoints: &mut [Option<Endpoint>],
         rng: &mut impl Rng,
     ) -> Option<usize> {
-        if spec.encodings.is_empty() {
+        if spec.encodings.is_empty() || spec.encodings.len() > MAX_ENCODINGS {
             return None;
         }
         let mut producer = Producer::new(owner, spec, cache_packets);
@@ -139,7 +153,7 @@ impl Router {
             if member != owner && receiver.receives(spec.kind) {
                 producer
                     .consumers
-                    .push(new_consumer(member, receiver, output, rng));
+                    .push(new_consumer(member, receiver, spec.kind, output, rng));
             }
         }
         let p = match self.free_producers.pop() {
@@ -152,7 +166,7 @@ impl Router {
         for (encoding, e) in producer.encodings.iter().enumerate() {
             let route = |rtx| Route {
                 producer: p,
-                encoding,
+                encoding: encoding as u8,
                 rtx,
             };
             self.routes.insert(e.ssrc, route(false));
@@ -222,9 +236,10 @@ impl Router {
             let wants = endpoint.receives(producer.kind);
             if wants && !has {
                 let output = producer.output_ssrcs().0;
+                let kind = producer.kind;
                 producer
                     .consumers
-                    .push(new_consumer(receiver, endpoint, output, rng));
+                    .push(new_consumer(receiver, endpoint, kind, output, rng));
             } else if has && !wants {
                 producer.consumers.retain(|c| c.receiver != receiver);
             }
@@ -259,13 +274,15 @@ impl Router {
         }
     }
 
-    /// Sends a packet of encoding `encoding` of producer `p` to every consumer that forwards
-    /// that encoding, each written and encrypted for its receiver; caches it for their NACKs.
+    /// Sends a packet of encoding `encoding` of producer `p` to every consumer that admits it
+    /// (see [`Consumer::admit`]), each written and encrypted for its receiver; caches it for
+    /// their NACKs. `frame` is what its payload says of its frame.
     #[allow(clippy::too_many_arguments)]
     pub fn fan_out(
         &mut self,
         p: usize,
-        encoding: usize,
+        encoding: u8,
+        frame: Option<FrameInfo>,
         packet: &[u8],
         header: &rtp::Header,
         sender_twcc: Option<u8>,
@@ -283,14 +300,31 @@ impl Router {
             packet,
             header,
             kind: producer.kind,
+            encoding,
+            frame,
             ssrc,
             rtx_ssrc,
             sender_twcc,
             now_us,
         };
         for consumer in producer.consumers.iter_mut() {
-            if !consumer.wants(encoding) {
-                continue;
+            match consumer.admit(&outgoing) {
+                Admission::Skip => {
+                    let wanted = consumer.target.is_some_and(|t| t.spatial == encoding);
+                    sent.keyframe_wanted |= wanted && consumer.waiting_for_keyframe;
+                    continue;
+                }
+                Admission::DropTemporal => {
+                    sent.wanted = true;
+                    sent.dropped_temporal += 1;
+                    continue;
+                }
+                Admission::Switch { from } => match from {
+                    None => sent.started += 1,
+                    Some(from) if from < encoding => sent.switched_up += 1,
+                    Some(_) => sent.switched_down += 1,
+                },
+                Admission::Forward => {}
             }
             sent.wanted = true;
             let Some(receiver) = endpoints[consumer.receiver].as_mut() else {
@@ -308,7 +342,7 @@ impl Router {
             }
         }
         if sent.wanted && producer.kind == MediaKind::Video {
-            if let Some(e) = producer.encodings.get_mut(encoding) {
+            if let Some(e) = producer.encodings.get_mut(usize::from(encoding)) {
                 e.cache
                     .get_or_insert_with(|| RetransmissionCache::new(cache_packets))
                     .insert(header.sequence, packet);
@@ -337,6 +371,7 @@ impl Router {
             .ok_or(RetransmitError::Missed)?;
         let (ssrc, rtx_ssrc) = producer.output_ssrcs();
         let kind = producer.kind;
+        let owner = producer.owner;
         let Producer {
             encodings,
             consumers,
@@ -346,12 +381,17 @@ impl Router {
             .iter_mut()
             .find(|c| c.receiver == receiver)
             .ok_or(RetransmitError::Missed)?;
-        let original = consumer
-            .incoming_sequence(sequence)
-            .and_then(|s| encodings.get(consumer.layer)?.cache.as_ref()?.get(s))
+        let (layer, original_sequence) =
+            consumer.incoming(sequence).ok_or(RetransmitError::Missed)?;
+        let original = encodings
+            .get(usize::from(layer))
+            .and_then(|e| e.cache.as_ref()?.get(original_sequence))
             .ok_or(RetransmitError::Missed)?;
-        let mut header = rtp::parse(original).map_err(|_| RetransmitError::Missed)?;
-        header.sequence = sequence;
+        let header = rtp::parse(original).map_err(|_| RetransmitError::Missed)?;
+        let codec = endpoints[owner]
+            .as_ref()
+            .map_or(codec::Codec::Other, |o| o.video_codec(header.payload_type));
+        let frame = codec::frame_info(codec, header.payload(original));
         let receiver = endpoints[receiver]
             .as_mut()
             .ok_or(RetransmitError::NotSent)?;
@@ -359,6 +399,8 @@ impl Router {
             packet: original,
             header: &header,
             kind,
+            encoding: layer,
+            frame,
             ssrc,
             rtx_ssrc,
             sender_twcc,
@@ -378,12 +420,13 @@ impl Router {
     }
 
     /// Passes a sender's SR for encoding `encoding` of producer `p` to the receivers that get
-    /// that encoding, under the output SSRC and without the sender's report blocks (those
-    /// describe the sender's own reception). Returns how many were sent.
+    /// that encoding, under the output SSRC, with its RTP time in the receiver's timestamps and
+    /// without the sender's report blocks (those describe the sender's own reception). Returns
+    /// how many were sent.
     pub fn forward_sender_report(
         &mut self,
         p: usize,
-        encoding: usize,
+        encoding: u8,
         info: &rtcp::SenderInfo,
         endpoints: &mut [Option<Endpoint>],
         out: &mut impl Outbox,
@@ -393,13 +436,20 @@ impl Router {
         };
         let ssrc = producer.output_ssrcs().0;
         let mut reports = 0;
-        for consumer in producer.consumers.iter().filter(|c| c.wants(encoding)) {
+        for consumer in &producer.consumers {
+            let Some(offset) = consumer.timestamp_offset(encoding) else {
+                continue;
+            };
             let Some(receiver) = endpoints[consumer.receiver].as_mut() else {
                 continue;
             };
+            let info = rtcp::SenderInfo {
+                rtp_time: info.rtp_time.wrapping_add(offset),
+                ..*info
+            };
             let mut sent = false;
             out.push(|slot| {
-                let n = rtcp::write_sender_report(&mut slot[..SLOT - TAG_ROOM], ssrc, info, &[])
+                let n = rtcp::write_sender_report(&mut slot[..SLOT - TAG_ROOM], ssrc, &info, &[])
                     .ok()?;
                 let w = receiver.transport.protect_rtcp(slot, n);
                 sent = w.is_some();
@@ -408,6 +458,83 @@ impl Router {
             reports += sent as u64;
         }
         reports
+    }
+
+    /// Closes a rate interval of `elapsed_us` for every encoding of the conference.
+    pub fn tick_rates(&mut self, elapsed_us: i64) {
+        for producer in self.producers.iter_mut().flatten() {
+            for e in &mut producer.encodings {
+                e.rate.tick(elapsed_us);
+            }
+        }
+    }
+
+    /// Runs `receiver`'s allocator over the video sources of the others and sets its
+    /// consumers' targets. Returns the endpoints it now gets video from (in the allocator's
+    /// order) when that differs from what it was last told.
+    pub fn allocate(
+        &mut self,
+        receiver: usize,
+        endpoints: &mut [Option<Endpoint>],
+        default_bps: u64,
+        now_us: i64,
+    ) -> Option<Vec<String>> {
+        let mut sources: Vec<(usize, String, String, Vec<LayerOption>)> = Vec::new();
+        for &member in &self.members {
+            if member == receiver {
+                continue;
+            }
+            let Some(owner) = endpoints[member].as_ref() else {
+                continue;
+            };
+            for &p in &owner.producers {
+                let Some(producer) = self.producer(p) else {
+                    continue;
+                };
+                if producer.kind != MediaKind::Video
+                    || !producer.consumers.iter().any(|c| c.receiver == receiver)
+                {
+                    continue;
+                }
+                sources.push((
+                    p,
+                    owner.participant_id.clone(),
+                    producer.name.clone(),
+                    layer_options(producer, now_us),
+                ));
+            }
+        }
+        let endpoint = endpoints[receiver].as_mut()?;
+        let candidates: Vec<Candidate<'_>> = sources
+            .iter()
+            .map(|(_, endpoint, source, layers)| Candidate {
+                endpoint,
+                source,
+                layers,
+            })
+            .collect();
+        let bps = endpoint
+            .constraints
+            .assumed_bandwidth_bps
+            .unwrap_or(default_bps);
+        let chosen = allocator::allocate(&endpoint.constraints, bps, &candidates);
+        let mut forwarded: Vec<String> = Vec::new();
+        for ((p, owner, _, _), layer) in sources.iter().zip(&chosen) {
+            if let Some(consumer) = self
+                .producer_mut(*p)
+                .and_then(|producer| producer.consumer_of(receiver))
+            {
+                consumer.target = *layer;
+            }
+            if layer.is_some() && !forwarded.contains(owner) {
+                forwarded.push(owner.clone());
+            }
+        }
+        if endpoint.forwarded == forwarded {
+            return None;
+        }
+        endpoint.forwarded = forwarded.clone();
+        Some(forwarded)
     }
 
     /// Bytes of the conference's state: its producers and its routing entries, by number (not
@@ -428,12 +555,42 @@ impl Router {
     }
 }
 
+/// The layers of a video producer the allocator may choose: each active encoding at each
+/// temporal layer seen, with its height (from its key frames; until one arrived, 180 doubled
+/// per encoding) and measured rate.
+fn layer_options(producer: &Producer, now_us: i64) -> Vec<LayerOption> {
+    let mut options = Vec::new();
+    for (s, e) in producer.encodings.iter().enumerate() {
+        if !e.rate.is_active(now_us) {
+            continue;
+        }
+        let height = e.height.map_or(180u32 << s.min(4), u32::from);
+        for t in 0..=e.rate.max_temporal {
+            options.push(LayerOption {
+                layer: Layer {
+                    spatial: s as u8,
+                    temporal: t,
+                },
+                height,
+                bps: e.rate.bps_up_to(t),
+            });
+        }
+    }
+    options
+}
+
 /// Approximate bytes of one hash map entry, for the memory gauge.
 pub const ROUTE_ENTRY_BYTES: usize = 48;
 
 /// A consumer for `receiver`, continuing what it saw of `output` from an earlier producer, and
 /// resuming the outbound SRTP state it had for it.
-fn new_consumer(slot: usize, receiver: &mut Endpoint, output: u32, rng: &mut impl Rng) -> Consumer {
+fn new_consumer(
+    slot: usize,
+    receiver: &mut Endpoint,
+    kind: MediaKind,
+    output: u32,
+    rng: &mut impl Rng,
+) -> Consumer {
     let before = receiver.history.take(output);
     if let (Some(state), Some(srtp)) = (
         before.and_then(|b| b.srtp),
@@ -441,5 +598,5 @@ fn new_consumer(slot: usize, receiver: &mut Endpoint, output: u32, rng: &mut imp
     ) {
         srtp.resume_outbound(output, state);
     }
-    Consumer::new(slot, before.as_ref(), rng.random())
+    Consumer::new(slot, kind, before.as_ref(), rng.random())
 }

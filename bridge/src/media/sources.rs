@@ -4,10 +4,12 @@
 //! whose simulcast (SIM) layers are its encodings, each with its FID (RTX) partner.
 use super::MediaKind;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceDesc {
     pub ssrc: u32,
     pub kind: MediaKind,
+    /// The source's name (e.g. `<endpoint>-v0`); may be empty.
+    pub name: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct SourceSet {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerSpec {
     pub kind: MediaKind,
+    /// The name of its first SSRC's source.
+    pub name: String,
     pub encodings: Vec<(u32, Option<u32>)>,
     pub output: Option<(u32, Option<u32>)>,
 }
@@ -91,6 +95,7 @@ impl SourceSet {
             };
             specs.push(ProducerSpec {
                 kind: source.kind,
+                name: source.name.clone(),
                 encodings: layers
                     .into_iter()
                     .map(|ssrc| (ssrc, rtx_of(ssrc)))
@@ -114,6 +119,7 @@ mod tests {
         SourceDesc {
             ssrc,
             kind: MediaKind::Video,
+            name: format!("v{ssrc}"),
         }
     }
 
@@ -130,6 +136,7 @@ mod tests {
                 SourceDesc {
                     ssrc: 50,
                     kind: MediaKind::Audio,
+                    name: "a0".into(),
                 },
             ],
             groups: vec![
@@ -161,11 +168,13 @@ mod tests {
             vec![
                 ProducerSpec {
                     kind: MediaKind::Video,
+                    name: "v1".into(),
                     encodings: vec![(1, Some(11)), (2, Some(12)), (3, Some(13))],
                     output: Some((900, Some(901))),
                 },
                 ProducerSpec {
                     kind: MediaKind::Audio,
+                    name: "a0".into(),
                     encodings: vec![(50, None)],
                     output: None,
                 },

@@ -366,6 +366,9 @@ fn start_bridge() -> (Process, SocketAddr, SocketAddr) {
         .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
         .env("TUTTI_BRIDGE_HTTP_ADDRESS", "127.0.0.1:0")
         .env("TUTTI_BRIDGE_MEDIA_ADDRESS", "127.0.0.1:0")
+        // The test participants send one 2 Mbit/s encoding each: no receiver's video is to be
+        // left out by the allocator's default bandwidth of 2.5 Mbit/s.
+        .env("TUTTI_BRIDGE_RECEIVER_BANDWIDTH_BPS", "1000000000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

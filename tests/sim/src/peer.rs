@@ -1460,14 +1460,18 @@ impl SimPeer {
         let mut writes = Vec::with_capacity(count);
         for (i, mut payload) in payloads.into_iter().enumerate() {
             let seq = src.seq;
+            // The trailer's CRC leaves out the VP8 descriptor: a bridge rewrites its PictureID
+            // and TL0PICIDX when it moves a receiver between layers.
+            let mut body = payload.split_off(codec_header_len(codec, &payload));
             append_trailer(
-                &mut payload,
+                &mut body,
                 Trailer {
                     ssrc: src.ssrc,
                     seq: seq as u16,
                     sent_at_us,
                 },
             );
+            payload.extend(body);
             src.stats.packets += 1;
             src.stats.bytes += payload.len() as u64;
             writes.push(
@@ -1595,7 +1599,12 @@ impl SimPeer {
             return;
         };
         let payload = &p.payload[..];
-        let trailer = verify_trailer(payload).ok();
+        let codec = if stream.kind == MediaKind::Audio || h264 {
+            VideoCodec::H264
+        } else {
+            VideoCodec::Vp8
+        };
+        let trailer = verify_trailer(&payload[codec_header_len(codec, payload)..]).ok();
         let allowed = trailer.filter(|t| stream.senders.contains(&t.ssrc));
         if allowed.is_none() {
             stream.payload_errors += 1;
@@ -1719,6 +1728,15 @@ impl Node for SimPeer {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+}
+
+/// The bytes at the start of a payload that the trailer's CRC leaves out: the VP8 payload
+/// descriptor (a bridge may rewrite it); nothing for other payloads.
+fn codec_header_len(codec: VideoCodec, payload: &[u8]) -> usize {
+    match codec {
+        VideoCodec::Vp8 => tutti_rtp::codec::vp8::parse(payload).map_or(0, |d| d.payload_offset),
+        VideoCodec::H264 => 0,
     }
 }
 

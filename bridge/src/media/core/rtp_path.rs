@@ -103,7 +103,7 @@ impl Core {
                 sender.transport.twcc.record(seq, arrival_us);
             }
         }
-        let encoding = &mut producer.encodings[route.encoding];
+        let encoding = &mut producer.encodings[usize::from(route.encoding)];
         let padding_only = header.payload_offset >= header.payload_end;
         let mut len = packet.len();
         if route.rtx {
@@ -148,29 +148,39 @@ impl Core {
                 .as_mut()
                 .map(|n| n.on_packet(header.sequence, arrival_us));
             if arrival == Some(Arrival::GapTooLarge) {
-                let (p, ssrc) = (route.producer, encoding.ssrc);
-                self.request_keyframe(conference, p, ssrc, now, out);
+                let p = route.producer;
+                self.request_keyframe(conference, p, route.encoding, now, out);
             }
             if padding_only {
                 self.counters.rtx_consumed += 1;
                 return;
             }
         }
-        if kind == MediaKind::Video {
+        let payload = header.payload(&packet[..len]);
+        let frame = if kind == MediaKind::Video {
             let codec = self.endpoints[slot]
                 .as_ref()
                 .map_or(Codec::Other, |e| e.video_codec(header.payload_type));
-            let payload = header.payload(&packet[..len]);
-            if codec::frame_info(codec, payload).is_some_and(|f| f.starts_keyframe_picture()) {
-                self.counters.keyframes_received += 1;
-            }
+            codec::frame_info(codec, payload)
+        } else {
+            None
+        };
+        if frame.is_some_and(|f| f.starts_keyframe_picture()) {
+            self.counters.keyframes_received += 1;
         }
         let Some(router) = self.routers[conference].as_mut() else {
             return;
         };
+        if let Some(e) = router
+            .producer_mut(route.producer)
+            .and_then(|p| p.encodings.get_mut(usize::from(route.encoding)))
+        {
+            e.on_media(len, frame.as_ref(), payload, arrival_us);
+        }
         let sent = router.fan_out(
             route.producer,
             route.encoding,
+            frame,
             &packet[..len],
             &header,
             sender_twcc,
@@ -188,5 +198,15 @@ impl Core {
         }
         self.counters.packets_out[kind_index(kind)] += sent.packets;
         self.counters.bytes_out[kind_index(kind)] += sent.bytes;
+        if kind == MediaKind::Video {
+            self.counters.layer_switches[0] += u64::from(sent.started);
+            self.counters.layer_switches[1] += u64::from(sent.switched_up);
+            self.counters.layer_switches[2] += u64::from(sent.switched_down);
+            self.counters.temporal_drops += u64::from(sent.dropped_temporal);
+        }
+        if sent.keyframe_wanted {
+            self.counters.keyframes_for_switch += 1;
+            self.request_keyframe(conference, route.producer, route.encoding, now, out);
+        }
     }
 }
