@@ -357,6 +357,7 @@ fn source_list(config: &ParticipantConfig) -> pb::SourceList {
             ssrcs: vec![config.video_ssrc, config.video_rtx_ssrc],
         }],
         outputs: Vec::new(),
+        rid_sources: Vec::new(),
     }
 }
 

@@ -345,6 +345,12 @@ impl Collector for BridgeCollector {
             "Packets of an encoding that went by while a receiver waited for its key frame",
             c.keyframes_for_switch,
         )?;
+        counter(
+            e,
+            "tutti_bridge_rid_streams_learnt",
+            "SSRCs learnt for simulcast encodings named by RID, from their first packet",
+            c.rid_streams_learnt,
+        )?;
         histogram(
             e,
             "tutti_bridge_forwarded_video_height_pixels",

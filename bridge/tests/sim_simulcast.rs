@@ -280,3 +280,28 @@ fn a_receiver_that_cannot_carry_the_lowest_layer_gets_no_video_and_is_told() {
     let audio = call.peer(bob).rx(alice.audio.unwrap()).unwrap();
     assert!(audio.is_continuous() && audio.received() > 150);
 }
+
+#[test]
+fn rid_senders_are_learnt_from_their_packets_and_switch_like_the_others() {
+    let (mut call, alice, bob) = alice_and_bob(8, |alice| alice.rid_extensions = Some((11, 12)));
+    // Losses on alice's way in: the bridge NACKs her, and her RTX streams show themselves.
+    let bridge = call.bridge_ip();
+    call.set_loss(alice.addr.ip(), bridge, 0.03);
+    call.sim.run_for(Duration::from_secs(2));
+    assert_eq!(layer_now(&call, bob, &alice), Some(alice.video[0].ssrc));
+    call.set_constraints(bob, heights(720));
+    call.sim.run_for(Duration::from_secs(3));
+    assert_eq!(layer_now(&call, bob, &alice), Some(alice.video[2].ssrc));
+    let c = call.counters();
+    assert!(
+        c.rid_streams_learnt >= 4,
+        "three encodings and some RTX: {}",
+        c.rid_streams_learnt
+    );
+    assert!(c.rtx_recovered > 0);
+    assert_eq!(
+        c.drops[tutti_bridge::media::stats::DropReason::UnknownSsrc as usize],
+        0
+    );
+    assert_continuous(video(&call, bob, &alice), "bob's view of alice");
+}

@@ -276,6 +276,7 @@ pub fn source_list(
                 rtx_ssrc: output.rtx.unwrap_or(0),
             })
             .collect(),
+        rid_sources: Vec::new(),
     }
 }
 

@@ -37,7 +37,10 @@ pub mod worker;
 
 use std::net::SocketAddr;
 
-pub use sources::{GroupSemantics, ProducerSpec, SourceDesc, SourceGroup, SourceOutput, SourceSet};
+pub use router::MAX_ENCODINGS;
+pub use sources::{
+    GroupSemantics, ProducerSpec, RidSource, SourceDesc, SourceGroup, SourceOutput, SourceSet,
+};
 pub use transport::EndpointSettings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

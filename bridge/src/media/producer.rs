@@ -126,6 +126,8 @@ pub struct Producer {
     /// The source's name (e.g. `<endpoint>-v0`), as receivers' constraints may name it.
     pub name: String,
     pub encodings: Vec<Encoding>,
+    /// The RIDs naming its encodings (empty when their SSRCs were signalled).
+    pub rids: Vec<String>,
     /// The SSRC receivers get it under, and its RTX SSRC.
     output: (u32, Option<u32>),
     pub consumers: Vec<Consumer>,
@@ -141,6 +143,7 @@ impl Producer {
             owner,
             kind: spec.kind,
             name: spec.name.clone(),
+            rids: spec.rids.clone(),
             encodings: spec
                 .encodings
                 .iter()
@@ -163,16 +166,51 @@ impl Producer {
         }
     }
 
-    /// Made from this spec (a source that stays keeps its state).
+    /// Made from this spec (a source that stays keeps its state, the SSRCs learnt for its RIDs
+    /// included).
     pub fn is(&self, spec: &ProducerSpec) -> bool {
         self.kind == spec.kind
             && self.output == spec.output_ssrcs()
             && self.encodings.len() == spec.encodings.len()
-            && self
-                .encodings
-                .iter()
-                .zip(&spec.encodings)
-                .all(|(e, s)| (e.ssrc, e.rtx_ssrc) == *s)
+            && self.rids == spec.rids
+            && (!self.rids.is_empty()
+                || self
+                    .encodings
+                    .iter()
+                    .zip(&spec.encodings)
+                    .all(|(e, s)| (e.ssrc, e.rtx_ssrc) == *s))
+    }
+
+    /// Learns the SSRC of the encoding named `rid` (its RTX SSRC when `repaired`); returns the
+    /// encoding, or `None` when no encoding has that RID or it already has an SSRC. A sender
+    /// that negotiated RTX (`nackable`) is NACKed from its first packet on: its RTX SSRC shows
+    /// with its first retransmission.
+    pub fn bind_rid(
+        &mut self,
+        rid: &[u8],
+        repaired: bool,
+        ssrc: u32,
+        nackable: bool,
+    ) -> Option<u8> {
+        let index = self.rids.iter().position(|r| r.as_bytes() == rid)?;
+        let e = self.encodings.get_mut(index)?;
+        if repaired {
+            if e.rtx_ssrc.is_some() {
+                return None;
+            }
+            e.rtx_ssrc = Some(ssrc);
+            e.rtx_stats = Some(ReceiveStats::new(90_000));
+            e.nacks.get_or_insert_with(NackGenerator::new);
+        } else {
+            if e.ssrc != 0 {
+                return None;
+            }
+            e.ssrc = ssrc;
+            if nackable {
+                e.nacks.get_or_insert_with(NackGenerator::new);
+            }
+        }
+        Some(index as u8)
     }
 
     /// The SSRC receivers get this source under, and its RTX SSRC.
@@ -180,11 +218,12 @@ impl Producer {
         self.output
     }
 
-    /// Every SSRC the sender sends for this source.
+    /// Every SSRC the sender sends for this source (known so far).
     pub fn ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
         self.encodings
             .iter()
             .flat_map(|e| std::iter::once(e.ssrc).chain(e.rtx_ssrc))
+            .filter(|&ssrc| ssrc != 0)
     }
 
     pub fn consumer_of(&mut self, receiver: usize) -> Option<&mut Consumer> {
@@ -196,6 +235,7 @@ impl Producer {
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of::<Producer>()
             + self.name.capacity()
+            + self.rids.iter().map(String::capacity).sum::<usize>()
             + self.encodings.capacity() * std::mem::size_of::<Encoding>()
             + self
                 .encodings

@@ -169,7 +169,9 @@ impl Router {
                 encoding: encoding as u8,
                 rtx,
             };
-            self.routes.insert(e.ssrc, route(false));
+            if e.ssrc != 0 {
+                self.routes.insert(e.ssrc, route(false));
+            }
             if let Some(rtx) = e.rtx_ssrc {
                 self.routes.insert(rtx, route(true));
             }
@@ -215,6 +217,41 @@ impl Router {
             owner.producers.retain(|&q| q != p);
         }
         self.free_producers.push(p);
+    }
+
+    /// A packet of `owner` on `ssrc`, which no producer receives, carries RID `rid` (the
+    /// RepairedRtpStreamId when `repaired`): when one of `owner`'s producers has an encoding of
+    /// that RID without an SSRC yet, the SSRC is that encoding's from now on.
+    pub fn bind_rid(
+        &mut self,
+        owner: usize,
+        owner_producers: &[usize],
+        rid: &[u8],
+        repaired: bool,
+        ssrc: u32,
+        nackable: bool,
+    ) -> Option<Route> {
+        if self.routes.contains_key(&ssrc) || self.outputs.contains_key(&ssrc) {
+            return None;
+        }
+        for &p in owner_producers {
+            let Some(producer) = self
+                .producer_mut(p)
+                .filter(|producer| producer.owner == owner)
+            else {
+                continue;
+            };
+            if let Some(encoding) = producer.bind_rid(rid, repaired, ssrc, nackable) {
+                let route = Route {
+                    producer: p,
+                    encoding,
+                    rtx: repaired,
+                };
+                self.routes.insert(ssrc, route);
+                return Some(route);
+            }
+        }
+        None
     }
 
     /// Makes `receiver`'s consumers match what it receives now (after it joined or changed its

@@ -34,22 +34,38 @@ pub struct SourceOutput {
     pub rtx: Option<u32>,
 }
 
+/// A video source whose encodings are named by RID (`a=rid`, the RtpStreamId header
+/// extension) rather than signalled SSRCs, as Chromium's own simulcast and WHIP clients send:
+/// the bridge learns each encoding's SSRC (and its RTX SSRC, from RepairedRtpStreamId) from the
+/// first packet that carries its RID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RidSource {
+    pub name: String,
+    /// Lowest encoding first.
+    pub rids: Vec<String>,
+    /// What receivers get it under (and its RTX SSRC).
+    pub output: (u32, Option<u32>),
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SourceSet {
     pub sources: Vec<SourceDesc>,
     pub groups: Vec<SourceGroup>,
     pub outputs: Vec<SourceOutput>,
+    pub rid_sources: Vec<RidSource>,
 }
 
 /// One producer's shape: its media kind, its encodings, lowest simulcast layer first, each as
-/// (media SSRC, RTX SSRC) (never empty), and the SSRCs receivers get it under when the focus
-/// chose them.
+/// (media SSRC, RTX SSRC) (never empty; 0 while an encoding named by RID has not been seen),
+/// the RIDs naming them (empty for signalled SSRCs), and the SSRCs receivers get it under when
+/// the focus chose them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerSpec {
     pub kind: MediaKind,
     /// The name of its first SSRC's source.
     pub name: String,
     pub encodings: Vec<(u32, Option<u32>)>,
+    pub rids: Vec<String>,
     pub output: Option<(u32, Option<u32>)>,
 }
 
@@ -100,6 +116,7 @@ impl SourceSet {
                     .into_iter()
                     .map(|ssrc| (ssrc, rtx_of(ssrc)))
                     .collect(),
+                rids: Vec::new(),
                 output: self
                     .outputs
                     .iter()
@@ -107,6 +124,13 @@ impl SourceSet {
                     .map(|o| (o.ssrc, o.rtx)),
             });
         }
+        specs.extend(self.rid_sources.iter().map(|r| ProducerSpec {
+            kind: MediaKind::Video,
+            name: r.name.clone(),
+            encodings: vec![(0, None); r.rids.len()],
+            rids: r.rids.clone(),
+            output: Some(r.output),
+        }));
         specs
     }
 }
@@ -162,6 +186,7 @@ mod tests {
                 ssrc: 900,
                 rtx: Some(901),
             }],
+            rid_sources: Vec::new(),
         };
         assert_eq!(
             set.producers(),
@@ -170,12 +195,14 @@ mod tests {
                     kind: MediaKind::Video,
                     name: "v1".into(),
                     encodings: vec![(1, Some(11)), (2, Some(12)), (3, Some(13))],
+                    rids: Vec::new(),
                     output: Some((900, Some(901))),
                 },
                 ProducerSpec {
                     kind: MediaKind::Audio,
                     name: "a0".into(),
                     encodings: vec![(50, None)],
+                    rids: Vec::new(),
                     output: None,
                 },
             ]

@@ -127,6 +127,8 @@ pub struct Counters {
     /// Packets that went by while a receiver waited for a key frame of their encoding (each
     /// asks the sender for one, rate-limited).
     pub keyframes_for_switch: u64,
+    /// SSRCs learnt for encodings named by RID, from their first packet.
+    pub rid_streams_learnt: u64,
     /// The height of the encoding each video consumer forwards, sampled at every allocation.
     pub forwarded_height: Histogram<{ HEIGHT_BOUNDS.len() }>,
 }

@@ -20,8 +20,8 @@ use tutti_bridge::media::outbox::{Datagrams, SLOT};
 use tutti_bridge::media::stats::Counters;
 use tutti_bridge::media::{
     Command, EndpointSettings, EndpointState, ForwardedEndpoints, GroupSemantics, MediaConfig,
-    MediaDesc, MediaKind, RemoteSetup, RemoteTransport, SourceDesc, SourceGroup, SourceOutput,
-    SourceSet, WorkerEvent,
+    MediaDesc, MediaKind, RemoteSetup, RemoteTransport, RidSource, SourceDesc, SourceGroup,
+    SourceOutput, SourceSet, WorkerEvent,
 };
 use tutti_rtp::codec::Codec;
 use tutti_sim::{LinkConfig, Node, NodeId, Outbox, PeerConfig, Sim, SimPeer};
@@ -375,7 +375,11 @@ pub fn media_config(config: &PeerConfig) -> MediaConfig {
         sends: true,
         receives: true,
         twcc_extension: config.twcc_ext,
-        sender_local_extensions: [config.mid_ext.unwrap_or(0), 0, 0],
+        sender_local_extensions: [
+            config.mid_ext.unwrap_or(0),
+            config.rid_extensions.map_or(0, |(rid, _)| rid),
+            config.rid_extensions.map_or(0, |(_, repaired)| repaired),
+        ],
         transport_cc: config.twcc_feedback,
         rtx,
         codecs,
@@ -430,10 +434,24 @@ pub fn output_of(config: &PeerConfig) -> (u32, u32) {
     (first ^ 0x5a5a_0001, first ^ 0x5a5a_0002)
 }
 
-/// [`sources`], with the video forwarded under [`output_of`].
+/// [`sources`], with the video forwarded under [`output_of`]; a peer that sends RIDs
+/// ([`PeerConfig::rid_extensions`]) has its video signalled by RID only.
 pub fn sources_with_output(config: &PeerConfig) -> SourceSet {
-    let mut set = sources(config);
     let (ssrc, rtx) = output_of(config);
+    if config.rid_extensions.is_some() {
+        let audio_only = PeerConfig {
+            video: Vec::new(),
+            ..config.clone()
+        };
+        let mut set = sources(&audio_only);
+        set.rid_sources.push(RidSource {
+            name: format!("{}-v0", config.name),
+            rids: config.video.iter().filter_map(|l| l.rid.clone()).collect(),
+            output: (ssrc, Some(rtx)),
+        });
+        return set;
+    }
+    let mut set = sources(config);
     set.outputs.push(SourceOutput {
         source: config.video[0].ssrc,
         ssrc,

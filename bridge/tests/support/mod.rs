@@ -251,6 +251,7 @@ pub fn source_list(config: &ParticipantConfig) -> pb::SourceList {
             ssrcs: vec![config.video_ssrc, config.video_rtx_ssrc],
         }],
         outputs: Vec::new(),
+        rid_sources: Vec::new(),
     }
 }
 

@@ -410,6 +410,7 @@ fn the_bridges_forwarded_answer_gives_the_streams_receivers_get() {
             ssrcs: vec![1130870372, 624615736],
         }],
         outputs: Vec::new(),
+        rid_sources: Vec::new(),
     };
     let forwarded = forwarded_from_pb(&answer);
     assert_eq!(
@@ -427,6 +428,7 @@ fn the_bridges_forwarded_answer_gives_the_streams_receivers_get() {
             ssrcs: vec![5, 6],
         }],
         outputs: Vec::new(),
+        rid_sources: Vec::new(),
     });
     assert_eq!(
         unknown.groups,

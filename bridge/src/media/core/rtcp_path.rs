@@ -163,6 +163,10 @@ impl Core {
             return;
         };
         let ssrc = e.ssrc;
+        // An encoding named by RID whose first packet has not come yet: nothing to ask for.
+        if ssrc == 0 {
+            return;
+        }
         if !e.keyframes.allow(now) {
             self.counters.pli_rate_limited += 1;
             return;

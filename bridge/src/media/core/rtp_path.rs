@@ -66,8 +66,53 @@ impl Core {
             self.counters.bytes_in[2] += len as u64;
             self.on_rtcp(slot, &buf[..len], now, out);
         } else {
-            endpoint.remove_sender_local_extensions(&mut buf[..len]);
+            self.learn_rid(slot, &buf[..len]);
+            if let Some(endpoint) = self.endpoints[slot].as_ref() {
+                endpoint.remove_sender_local_extensions(&mut buf[..len]);
+            }
             self.on_rtp(slot, &mut buf[..len], now, out);
+        }
+    }
+
+    /// A packet on an SSRC no producer receives yet may name, by its RtpStreamId or
+    /// RepairedRtpStreamId extension, an encoding of one of its sender's RID sources: that
+    /// encoding is then received on it. (Read before the sender's RID extensions are blanked.)
+    fn learn_rid(&mut self, slot: usize, packet: &[u8]) {
+        let Ok(header) = rtp::parse(packet) else {
+            return;
+        };
+        let Some(sender) = self.endpoints[slot].as_ref() else {
+            return;
+        };
+        let Some(router) = self.routers[sender.conference].as_mut() else {
+            return;
+        };
+        if router.route(header.ssrc).is_some() {
+            return;
+        }
+        let Some(video) = sender.media.video.as_ref() else {
+            return;
+        };
+        let [_, rid, repaired_rid] = video.sender_local_extensions;
+        let nackable = !video.rtx.is_empty();
+        for (id, repaired) in [(rid, false), (repaired_rid, true)] {
+            let Some(range) = rtp::find_extension(packet, &header, id) else {
+                continue;
+            };
+            if router
+                .bind_rid(
+                    slot,
+                    &sender.producers,
+                    &packet[range],
+                    repaired,
+                    header.ssrc,
+                    nackable,
+                )
+                .is_some()
+            {
+                self.counters.rid_streams_learnt += 1;
+            }
+            return;
         }
     }
 
