@@ -225,6 +225,28 @@ impl ChannelHub {
         member.forwarded = Some(text);
     }
 
+    /// Tells every other endpoint of the conference whether `endpoint_id`'s media flows
+    /// (EndpointConnectivityStatusChangeEvent, naming it by its participant id).
+    pub fn send_connectivity(&self, conference_id: &str, endpoint_id: &str, active: bool) {
+        let hub = self.hub();
+        let Some(conference) = hub.conferences.get(conference_id) else {
+            return;
+        };
+        let Some(subject) = conference.get(endpoint_id) else {
+            return;
+        };
+        let text = channel_messages::endpoint_connectivity_status(&subject.participant_id, active);
+        let mut dropped = 0;
+        for (id, member) in conference {
+            if let Some((_, outbox)) = member.open.as_ref().filter(|_| id != endpoint_id) {
+                dropped += u64::from(outbox.try_send(text.clone()).is_err());
+            }
+        }
+        if dropped > 0 {
+            self.count(&self.metrics.messages, "dropped", dropped);
+        }
+    }
+
     /// The socket of connection `id` closed; a newer connection of the endpoint stays.
     pub fn disconnect(&self, conference_id: &str, endpoint_id: &str, id: u64) {
         let mut hub = self.hub();
@@ -488,6 +510,22 @@ mod tests {
         let message: Value = serde_json::from_str(&bob.outbox.try_recv().unwrap()).unwrap();
         assert_eq!(message["lastNEndpoints"], serde_json::json!([]));
         hub.send_forwarded("c1", "nobody", &[]);
+    }
+
+    #[test]
+    fn connectivity_changes_reach_everyone_else() {
+        let (hub, pw) = hub_with(&[("e1", "alice"), ("e2", "bob")]);
+        let mut alice = hub.connect("c1", "e1", &pw[0]).unwrap();
+        let mut bob = hub.connect("c1", "e2", &pw[1]).unwrap();
+        hub.send_connectivity("c1", "e2", false);
+        let message: Value = serde_json::from_str(&alice.outbox.try_recv().unwrap()).unwrap();
+        assert_eq!(
+            message["colibriClass"],
+            "EndpointConnectivityStatusChangeEvent"
+        );
+        assert_eq!(message["endpoint"], "bob");
+        assert_eq!(message["active"], "false");
+        assert!(bob.outbox.try_recv().is_err(), "not to bob himself");
     }
 
     #[test]

@@ -219,16 +219,6 @@ pub fn endpoint_connectivity_status(endpoint: &str, active: bool) -> String {
     .to_string()
 }
 
-/// Tells a sender the tallest of its video any receiver currently wants, so it can stop
-/// encoding the layers above (lib-jitsi-meet's SendVideoController reads `idealHeight`).
-pub fn sender_video_constraints(ideal_height: u32) -> String {
-    json!({
-        "colibriClass": "SenderVideoConstraints",
-        "videoConstraints": { "idealHeight": ideal_height },
-    })
-    .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,14 +646,8 @@ mod tests {
                 })
             );
         }
-
-        let parsed: Value = serde_json::from_str(&sender_video_constraints(360)).unwrap();
         assert_eq!(
-            parsed,
-            json!({"colibriClass": "SenderVideoConstraints", "videoConstraints": {"idealHeight": 360}})
-        );
-        assert_eq!(
-            parse_client_message(&sender_video_constraints(0)),
+            parse_client_message(&last_n_endpoints_changed(&["A"])),
             Ok(ClientMessage::Unknown),
             "the bridge's own classes are not requests"
         );

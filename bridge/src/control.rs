@@ -109,7 +109,23 @@ impl Control {
     pub async fn pump_events(&self, mut from_worker: mpsc::UnboundedReceiver<WorkerOutput>) {
         while let Some(output) = from_worker.recv().await {
             let event = match output {
-                WorkerOutput::Endpoint(event) => event,
+                WorkerOutput::Endpoint(event) => {
+                    let active = match event.state {
+                        EndpointState::Connected => Some(true),
+                        EndpointState::IceFailed
+                        | EndpointState::DtlsFailed
+                        | EndpointState::TimedOut => Some(false),
+                        EndpointState::Allocated | EndpointState::Expired => None,
+                    };
+                    if let Some(active) = active {
+                        self.channels.send_connectivity(
+                            &event.conference_id,
+                            &event.endpoint_id,
+                            active,
+                        );
+                    }
+                    event
+                }
                 WorkerOutput::Forwarded(f) => {
                     self.channels
                         .send_forwarded(&f.conference_id, &f.endpoint_id, &f.endpoints);
@@ -268,6 +284,15 @@ impl Control {
             entry.ssrcs = ssrcs;
         }
         Ok(())
+    }
+
+    /// Every receiver's allocation state, from the media worker.
+    pub async fn describe_receivers(
+        &self,
+    ) -> Result<Vec<crate::media::core::describe::ReceiverReport>, ControlError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Command::DescribeReceivers { reply })?;
+        answer.await.map_err(|_| ControlError::WorkerGone)
     }
 
     /// What a receiver asked for over its bridge channel, for its allocator. An endpoint that

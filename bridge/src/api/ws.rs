@@ -1,5 +1,6 @@
-//! `/colibri-ws/{bridge}/{conference}/{endpoint}?pwd=...`: the bridge channel's WebSocket.
-//! Only the socket work is here; who may connect and where messages go is `crate::channel`.
+//! `/colibri-ws/{bridge}/{conference}/{endpoint}?pwd=...`: the bridge channel's WebSocket (only
+//! the socket work is here; who may connect and where messages go is `crate::channel`), and
+//! `/debug/receivers`, what the receivers asked for over it and what their allocators chose.
 
 use std::sync::Arc;
 
@@ -21,7 +22,17 @@ const GOING_AWAY: u16 = 1001;
 pub fn router(control: Arc<Control>) -> Router {
     Router::new()
         .route("/colibri-ws/{bridge}/{conference}/{endpoint}", get(upgrade))
+        .route("/debug/receivers", get(describe_receivers))
         .with_state(control)
+}
+
+/// `/debug/receivers`: every receiver's constraints, bandwidth and per-source layer choice
+/// (JSON; see `media::core::describe`).
+async fn describe_receivers(State(control): State<Arc<Control>>) -> Response {
+    match control.describe_receivers().await {
+        Ok(reports) => axum::Json(reports).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
 }
 
 #[derive(Deserialize)]

@@ -134,6 +134,10 @@ pub enum Command {
         conference_id: String,
         endpoint_id: String,
     },
+    /// Every receiver's allocation state, for the debug endpoint.
+    DescribeReceivers {
+        reply: tokio::sync::oneshot::Sender<Vec<core::describe::ReceiverReport>>,
+    },
     /// What a receiver asked for over its bridge channel.
     SetConstraints {
         conference_id: String,

@@ -139,6 +139,9 @@ impl Core {
                     self.allocate_all(conference, now);
                 }
             }
+            Command::DescribeReceivers { reply } => {
+                let _ = reply.send(self.describe_receivers(now));
+            }
             Command::SetConstraints {
                 conference_id,
                 endpoint_id,

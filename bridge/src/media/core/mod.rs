@@ -12,6 +12,7 @@
 //!   and the RTCP the bridge sends (receiver reports, transport-cc feedback, NACKs, REMB).
 
 mod commands;
+pub mod describe;
 mod rtcp_path;
 mod rtp_path;
 
