@@ -234,7 +234,10 @@ async fn what_receivers_ask_for_reaches_their_allocator() {
     let before = report(&body);
     assert_eq!(before["constraints_received"], false);
     assert_eq!(before["default_max_height"], 180, "thumbnails until asked");
-    assert_eq!(before["bandwidth_bps"], 1_000_000_000, "as the test bridge is configured");
+    assert_eq!(
+        before["bandwidth_bps"], 1_000_000_000,
+        "as the test bridge is configured"
+    );
 
     let mut alice = open(&alice_url).await;
     // A malformed constraints message is counted and changes nothing; the channel stays open.

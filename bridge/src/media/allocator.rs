@@ -13,7 +13,9 @@
 //!    On-stage and selected sources so reach their caps before the others move above their
 //!    lowest layer. A source whose lowest layer does not fit gets no video.
 
-use super::constraints::{Priority, ReceiverConstraints};
+use std::ops::Range;
+
+use super::constraints::Priority;
 use super::consumer::Layer;
 
 /// One layer a source can be forwarded at, with what it costs.
@@ -26,85 +28,124 @@ pub struct LayerOption {
 }
 
 /// One remote video source, as the allocator sees it.
-#[derive(Clone, Copy, Debug)]
-pub struct Candidate<'a> {
-    /// The sender's id in bridge-channel messages.
-    pub endpoint: &'a str,
-    /// The source's name (e.g. `<endpoint>-v0`); may be empty.
-    pub source: &'a str,
-    /// Its active layers in (spatial, temporal) order.
-    pub layers: &'a [LayerOption],
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Candidate {
+    priority: Priority,
+    /// The tallest the receiver wants it (0: not at all).
+    max_height: u32,
+    /// Its active layers: a range of [`Allocation::layers`].
+    layers: Range<usize>,
 }
 
-/// The layer each candidate gets (same order as the candidates), `None` for no video.
-pub fn allocate(
-    constraints: &ReceiverConstraints,
-    available_bps: u64,
-    candidates: &[Candidate<'_>],
-) -> Vec<Option<Layer>> {
-    let rank = |c: &Candidate<'_>| match constraints.priority(c.endpoint, c.source) {
-        Priority::OnStage => 0,
-        Priority::Selected => 1,
-        Priority::Other => 2,
-    };
-    let mut order: Vec<usize> = (0..candidates.len())
-        .filter(|&i| !candidates[i].layers.is_empty())
-        .collect();
-    order.sort_by_key(|&i| rank(&candidates[i]));
-    if let Some(n) = constraints.last_n {
-        order.truncate(n);
+/// One run of a receiver's allocator, with buffers that are kept between runs: once they have
+/// grown to the conference's size, a run allocates nothing.
+#[derive(Default)]
+pub struct Allocation {
+    candidates: Vec<Candidate>,
+    layers: Vec<LayerOption>,
+    /// The answer, in the order the candidates were added: the layer each gets, `None` for no
+    /// video.
+    pub chosen: Vec<Option<Layer>>,
+    /// Candidates in rank order (up to last-N), with the options under their cap and the one
+    /// picked.
+    order: Vec<(usize, Range<usize>, Option<usize>)>,
+}
+
+impl Allocation {
+    /// Starts a new run.
+    pub fn clear(&mut self) {
+        self.candidates.clear();
+        self.layers.clear();
+        self.chosen.clear();
+        self.order.clear();
     }
-    // Each ranked candidate's options under its height cap (at least its lowest spatial
-    // layer, unless the cap is 0).
-    let options: Vec<&[LayerOption]> = order
-        .iter()
-        .map(|&i| {
-            let c = &candidates[i];
-            let cap = constraints.max_height_for(c.endpoint, c.source);
-            if cap == 0 {
-                return &c.layers[..0];
-            }
-            let lowest = c.layers[0].layer.spatial;
-            let fitting = c
-                .layers
-                .iter()
-                .take_while(|o| o.height <= cap || o.layer.spatial == lowest)
-                .count();
-            &c.layers[..fitting]
-        })
-        .collect();
-    let mut chosen: Vec<Option<usize>> = vec![None; order.len()];
-    let mut left = available_bps;
-    for (k, opts) in options.iter().enumerate() {
-        if let Some(lowest) = opts.first().filter(|o| o.bps <= left) {
-            left -= lowest.bps;
-            chosen[k] = Some(0);
-        }
+
+    /// Adds a source: its rank, the receiver's height cap for it, and its active layers in
+    /// (spatial, temporal) order.
+    pub fn push(
+        &mut self,
+        priority: Priority,
+        max_height: u32,
+        layers: impl IntoIterator<Item = LayerOption>,
+    ) {
+        let start = self.layers.len();
+        self.layers.extend(layers);
+        self.candidates.push(Candidate {
+            priority,
+            max_height,
+            layers: start..self.layers.len(),
+        });
     }
-    for (k, opts) in options.iter().enumerate() {
-        let Some(now) = chosen[k] else {
-            continue;
+
+    /// Decides every source's layer (into [`Allocation::chosen`]) for a receiver that wants at
+    /// most `last_n` videos (`None`: all) and has `available_bps`.
+    pub fn run(&mut self, last_n: Option<usize>, available_bps: u64) {
+        let rank = |p: Priority| match p {
+            Priority::OnStage => 0,
+            Priority::Selected => 1,
+            Priority::Other => 2,
         };
-        let spent = opts[now].bps;
-        if let Some(best) = (now + 1..opts.len())
-            .rev()
-            .find(|&j| opts[j].bps <= left + spent)
-        {
-            left = left + spent - opts[best].bps;
-            chosen[k] = Some(best);
+        for (i, c) in self.candidates.iter().enumerate() {
+            if c.layers.is_empty() {
+                continue;
+            }
+            // The options under the cap: at least the lowest spatial layer, unless the cap
+            // is 0.
+            let layers = &self.layers[c.layers.clone()];
+            let lowest = layers[0].layer.spatial;
+            let fitting = if c.max_height == 0 {
+                0
+            } else {
+                layers
+                    .iter()
+                    .take_while(|o| o.height <= c.max_height || o.layer.spatial == lowest)
+                    .count()
+            };
+            self.order
+                .push((i, c.layers.start..c.layers.start + fitting, None));
+        }
+        // Stable: equal ranks keep the order the sources were added in.
+        let candidates = &self.candidates;
+        self.order
+            .sort_by_key(|(i, _, _)| rank(candidates[*i].priority));
+        if let Some(n) = last_n {
+            self.order.truncate(n);
+        }
+        let mut left = available_bps;
+        for (_, options, picked) in &mut self.order {
+            if let Some(lowest) = self
+                .layers
+                .get(options.start)
+                .filter(|o| options.start < options.end && o.bps <= left)
+            {
+                left -= lowest.bps;
+                *picked = Some(options.start);
+            }
+        }
+        for (_, options, picked) in &mut self.order {
+            let Some(now) = *picked else {
+                continue;
+            };
+            let spent = self.layers[now].bps;
+            if let Some(best) = (now + 1..options.end)
+                .rev()
+                .find(|&j| self.layers[j].bps <= left + spent)
+            {
+                left = left + spent - self.layers[best].bps;
+                *picked = Some(best);
+            }
+        }
+        self.chosen.resize(self.candidates.len(), None);
+        for (i, _, picked) in &self.order {
+            self.chosen[*i] = picked.map(|j| self.layers[j].layer);
         }
     }
-    let mut layers = vec![None; candidates.len()];
-    for (k, &i) in order.iter().enumerate() {
-        layers[i] = chosen[k].map(|j| options[k][j].layer);
-    }
-    layers
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::constraints::ConstraintsUpdate;
+    use crate::media::constraints::{ConstraintsUpdate, ReceiverConstraints};
 
     /// Three spatial layers (180, 360, 720 at 300 kbit/s, 800 kbit/s, 2 Mbit/s) of three
     /// temporal layers each, at 50 % / 75 % / 100 % of their encoding's rate.
@@ -132,18 +173,33 @@ mod tests {
         Some(Layer { spatial, temporal })
     }
 
-    /// Endpoint `name` (a, b or c) sending its camera `<name>-v0` with `layers`.
-    fn sender<'a>(name: &'static str, layers: &'a [LayerOption]) -> Candidate<'a> {
-        let source = match name {
-            "a" => "a-v0",
-            "b" => "b-v0",
-            _ => "c-v0",
-        };
-        Candidate {
-            endpoint: name,
-            source,
-            layers,
+    /// Endpoint `name` sending its camera `<name>-v0` with `layers`.
+    fn sender<'a>(name: &'a str, layers: &'a [LayerOption]) -> (&'a str, &'a [LayerOption]) {
+        (name, layers)
+    }
+
+    /// What a receiver with `constraints` and `bps` gets of `senders`, ranked and capped as the
+    /// router does it.
+    fn allocate(
+        constraints: &ReceiverConstraints,
+        bps: u64,
+        senders: &[(&str, &[LayerOption])],
+    ) -> Vec<Option<Layer>> {
+        let mut a = Allocation::default();
+        // Twice, as the router does every 500 ms: buffers reused, same answer.
+        for _ in 0..2 {
+            a.clear();
+            for (name, layers) in senders {
+                let source = format!("{name}-v0");
+                a.push(
+                    constraints.priority(name, &source),
+                    constraints.max_height_for(name, &source),
+                    layers.iter().copied(),
+                );
+            }
+            a.run(constraints.last_n, bps);
         }
+        a.chosen.clone()
     }
 
     fn constraints(update: ConstraintsUpdate) -> ReceiverConstraints {

@@ -27,8 +27,8 @@ pub struct Endpoint {
     pub history: StreamHistory,
     /// What it asked for over the bridge channel.
     pub constraints: ReceiverConstraints,
-    /// The endpoints it was last told it gets video from.
-    pub forwarded: Vec<String>,
+    /// The endpoints (by tag) it was last told it gets video from.
+    pub forwarded: Vec<u32>,
 }
 
 impl Endpoint {
@@ -130,7 +130,7 @@ impl Endpoint {
         let strings = self.conference_id.capacity()
             + self.endpoint_id.capacity()
             + self.participant_id.capacity()
-            + self.forwarded.iter().map(String::capacity).sum::<usize>();
+            + self.forwarded.len() * std::mem::size_of::<u32>();
         let media = [&self.media.audio, &self.media.video]
             .iter()
             .filter_map(|m| m.as_ref())

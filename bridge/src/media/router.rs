@@ -10,7 +10,7 @@ use tutti_rtp::codec::{self, FrameInfo};
 use tutti_rtp::rtcp;
 use tutti_rtp::rtp;
 
-use super::allocator::{self, Candidate, LayerOption};
+use super::allocator::{Allocation, LayerOption};
 use super::consumer::{Admission, Consumer, Layer, Outgoing, TAG_ROOM};
 use super::endpoint::Endpoint;
 use super::outbox::{Outbox, SLOT};
@@ -69,6 +69,12 @@ pub struct Router {
     routes: FxHashMap<u32, Route>,
     /// The SSRCs receivers get (and name in their RTCP) → producer.
     outputs: FxHashMap<u32, usize>,
+    /// Buffers of the allocator runs, kept between them.
+    allocation: Allocation,
+    /// The producer behind each of the current run's candidates, and its owner's slot.
+    allocated: Vec<(usize, usize)>,
+    /// The owners (by endpoint tag) a receiver gets video from, as the current run decides.
+    forwarded: Vec<u32>,
 }
 
 impl Router {
@@ -507,8 +513,9 @@ impl Router {
     }
 
     /// Runs `receiver`'s allocator over the video sources of the others and sets its
-    /// consumers' targets. Returns the endpoints it now gets video from (in the allocator's
-    /// order) when that differs from what it was last told.
+    /// consumers' targets. Returns the endpoints it now gets video from (their participant ids,
+    /// in the allocator's order) when they differ from what it was last told. Nothing is
+    /// allocated unless that list changed.
     pub fn allocate(
         &mut self,
         receiver: usize,
@@ -516,16 +523,15 @@ impl Router {
         default_bps: u64,
         now_us: i64,
     ) -> Option<Vec<String>> {
-        let mut sources: Vec<(usize, String, String, Vec<LayerOption>)> = Vec::new();
+        self.allocation.clear();
+        self.allocated.clear();
+        let constraints = &endpoints[receiver].as_ref()?.constraints;
         for &member in &self.members {
-            if member == receiver {
-                continue;
-            }
-            let Some(owner) = endpoints[member].as_ref() else {
+            let Some(owner) = endpoints[member].as_ref().filter(|_| member != receiver) else {
                 continue;
             };
             for &p in &owner.producers {
-                let Some(producer) = self.producer(p) else {
+                let Some(producer) = self.producers.get(p).and_then(Option::as_ref) else {
                     continue;
                 };
                 if producer.kind != MediaKind::Video
@@ -533,45 +539,49 @@ impl Router {
                 {
                     continue;
                 }
-                sources.push((
-                    p,
-                    owner.participant_id.clone(),
-                    producer.name.clone(),
+                let (id, name) = (&owner.participant_id, &producer.name);
+                self.allocation.push(
+                    constraints.priority(id, name),
+                    constraints.max_height_for(id, name),
                     layer_options(producer, now_us),
-                ));
+                );
+                self.allocated.push((p, member));
+            }
+        }
+        let bps = constraints.assumed_bandwidth_bps.unwrap_or(default_bps);
+        self.allocation.run(constraints.last_n, bps);
+        self.forwarded.clear();
+        for (i, &(p, owner)) in self.allocated.iter().enumerate() {
+            let layer = self.allocation.chosen[i];
+            if let Some(consumer) = self.producers[p]
+                .as_mut()
+                .and_then(|producer| producer.consumer_of(receiver))
+            {
+                consumer.target = layer;
+            }
+            let tag = endpoints[owner].as_ref().map_or(0, |e| e.tag);
+            if layer.is_some() && !self.forwarded.contains(&tag) {
+                self.forwarded.push(tag);
             }
         }
         let endpoint = endpoints[receiver].as_mut()?;
-        let candidates: Vec<Candidate<'_>> = sources
-            .iter()
-            .map(|(_, endpoint, source, layers)| Candidate {
-                endpoint,
-                source,
-                layers,
-            })
-            .collect();
-        let bps = endpoint
-            .constraints
-            .assumed_bandwidth_bps
-            .unwrap_or(default_bps);
-        let chosen = allocator::allocate(&endpoint.constraints, bps, &candidates);
-        let mut forwarded: Vec<String> = Vec::new();
-        for ((p, owner, _, _), layer) in sources.iter().zip(&chosen) {
-            if let Some(consumer) = self
-                .producer_mut(*p)
-                .and_then(|producer| producer.consumer_of(receiver))
-            {
-                consumer.target = *layer;
-            }
-            if layer.is_some() && !forwarded.contains(owner) {
-                forwarded.push(owner.clone());
-            }
-        }
-        if endpoint.forwarded == forwarded {
+        if endpoint.forwarded == self.forwarded {
             return None;
         }
-        endpoint.forwarded = forwarded.clone();
-        Some(forwarded)
+        endpoint.forwarded.clone_from(&self.forwarded);
+        Some(
+            self.forwarded
+                .iter()
+                .filter_map(|&tag| {
+                    self.members.iter().find_map(|&m| {
+                        endpoints[m]
+                            .as_ref()
+                            .filter(|e| e.tag == tag)
+                            .map(|e| e.participant_id.clone())
+                    })
+                })
+                .collect(),
+        )
     }
 
     /// Bytes of the conference's state: its producers and its routing entries, by number (not
@@ -595,25 +605,23 @@ impl Router {
 /// The layers of a video producer the allocator may choose: each active encoding at each
 /// temporal layer seen, with its height (from its key frames; until one arrived, 180 doubled
 /// per encoding) and measured rate.
-fn layer_options(producer: &Producer, now_us: i64) -> Vec<LayerOption> {
-    let mut options = Vec::new();
-    for (s, e) in producer.encodings.iter().enumerate() {
-        if !e.rate.is_active(now_us) {
-            continue;
-        }
-        let height = e.height.map_or(180u32 << s.min(4), u32::from);
-        for t in 0..=e.rate.max_temporal {
-            options.push(LayerOption {
+fn layer_options(producer: &Producer, now_us: i64) -> impl Iterator<Item = LayerOption> + '_ {
+    producer
+        .encodings
+        .iter()
+        .enumerate()
+        .filter(move |(_, e)| e.rate.is_active(now_us))
+        .flat_map(|(s, e)| {
+            let height = e.height.map_or(180u32 << s.min(4), u32::from);
+            (0..=e.rate.max_temporal).map(move |t| LayerOption {
                 layer: Layer {
                     spatial: s as u8,
                     temporal: t,
                 },
                 height,
                 bps: e.rate.bps_up_to(t),
-            });
-        }
-    }
-    options
+            })
+        })
 }
 
 /// Approximate bytes of one hash map entry, for the memory gauge.

@@ -110,7 +110,13 @@ impl Core {
                     default_max_height: c.default_max_height,
                     max_heights: c.max_heights.clone(),
                     constraints_received: c.received,
-                    forwarded_endpoints: receiver.forwarded.clone(),
+                    forwarded_endpoints: receiver
+                        .forwarded
+                        .iter()
+                        .filter_map(|tag| self.by_tag.get(tag))
+                        .filter_map(|&slot| self.endpoints[slot].as_ref())
+                        .map(|e| e.participant_id.clone())
+                        .collect(),
                     sources,
                 });
             }

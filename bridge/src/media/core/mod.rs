@@ -187,12 +187,13 @@ impl Core {
 
     /// Runs the allocator of every receiver of a conference.
     fn allocate_all(&mut self, conference: usize, now: Instant) {
-        let members = match self.routers[conference].as_ref() {
-            Some(router) => router.members.clone(),
-            None => return,
-        };
-        for receiver in members {
+        let mut i = 0;
+        while let Some(&receiver) = self.routers[conference]
+            .as_ref()
+            .and_then(|router| router.members.get(i))
+        {
             self.allocate(conference, receiver, now);
+            i += 1;
         }
     }
 
