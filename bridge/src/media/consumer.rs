@@ -110,6 +110,8 @@ impl Consumer {
     /// the consumer waits for).
     pub fn admit(&mut self, p: &Outgoing<'_>) -> Admission {
         let Some(target) = self.target else {
+            // Paused: when video resumes, it starts again at a key frame.
+            self.current = None;
             return Admission::Skip;
         };
         let e = p.encoding;
