@@ -1,0 +1,268 @@
+//! Probing: when to send a cluster of packets at a higher rate than the estimate, and what
+//! rate the receiver saw them at (libwebrtc's probe_controller and probe_bitrate_estimator).
+
+use crate::{PacketResult, MAX_BPS};
+
+/// Initial probes: these multiples of the initial estimate.
+const INITIAL_FACTORS: [u64; 2] = [3, 6];
+/// Later probes: this multiple of the estimate (or of the last result, continuing upwards).
+const FACTOR: u64 = 2;
+/// A result of at least this fraction of the highest rate probed continues upwards.
+const CONTINUE_FRACTION: f64 = 0.7;
+/// Without a result this long after the last cluster, probing is over.
+const RESULT_TIMEOUT_US: i64 = 1_000_000;
+/// Probes for the allocator's demand are at least this far apart.
+const INTERVAL_US: i64 = 5_000_000;
+/// A cluster: this long and at least this many packets.
+const DURATION_US: i64 = 15_000;
+const MIN_PACKETS: u32 = 5;
+/// A result needs this fraction of the cluster's packets and bytes received.
+const MIN_RECEIVED: f64 = 0.8;
+/// Send and receive spans longer than this are not a probe's.
+const MAX_SPAN_US: i64 = 1_000_000;
+/// A receive rate this far above the send rate is measurement noise.
+const MAX_RATIO: f64 = 2.0;
+/// When the receive rate is clearly below the send rate the link is saturated: the result is
+/// this fraction of the receive rate.
+const SATURATED_RATIO: f64 = 0.9;
+const SATURATED_UTILIZATION: f64 = 0.95;
+/// Clusters remembered for evaluation.
+const CLUSTERS: usize = 4;
+
+/// A burst of packets to send at `target_bps` for `duration_us`: media due then, and padding
+/// or retransmissions to fill up to the rate, each packet tagged with `id` so that its
+/// feedback comes back as [`PacketResult::probe_cluster`]. Hand it to
+/// [`Pacer::add_probe`](crate::Pacer::add_probe).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeCluster {
+    pub id: u32,
+    pub target_bps: u64,
+    pub duration_us: i64,
+    pub min_packets: u32,
+}
+
+impl ProbeCluster {
+    /// The bytes the cluster sends: its rate over its duration.
+    pub fn bytes(&self) -> u64 {
+        let bytes = u128::from(self.target_bps) * self.duration_us.max(0) as u128 / 8_000_000;
+        bytes.min(u128::from(u64::MAX)) as u64
+    }
+}
+
+/// What came back of one cluster.
+#[derive(Clone, Copy)]
+struct Received {
+    cluster: ProbeCluster,
+    packets: u32,
+    bytes: u64,
+    first_send_us: i64,
+    last_send_us: i64,
+    last_send_bytes: u32,
+    first_arrival_us: i64,
+    first_arrival_bytes: u32,
+    last_arrival_us: i64,
+    updated: bool,
+}
+
+impl Received {
+    fn new(cluster: ProbeCluster) -> Received {
+        Received {
+            cluster,
+            packets: 0,
+            bytes: 0,
+            first_send_us: i64::MAX,
+            last_send_us: i64::MIN,
+            last_send_bytes: 0,
+            first_arrival_us: i64::MAX,
+            first_arrival_bytes: 0,
+            last_arrival_us: i64::MIN,
+            updated: false,
+        }
+    }
+
+    fn add(&mut self, send_us: i64, arrival_us: i64, size: u32) {
+        self.packets = self.packets.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(u64::from(size));
+        self.first_send_us = self.first_send_us.min(send_us);
+        if send_us >= self.last_send_us {
+            self.last_send_us = send_us;
+            self.last_send_bytes = size;
+        }
+        if arrival_us < self.first_arrival_us {
+            self.first_arrival_us = arrival_us;
+            self.first_arrival_bytes = size;
+        }
+        self.last_arrival_us = self.last_arrival_us.max(arrival_us);
+        self.updated = true;
+    }
+
+    /// The rate the cluster shows, once enough of it arrived.
+    fn result(&self) -> Option<u64> {
+        let enough = f64::from(self.packets) >= f64::from(self.cluster.min_packets) * MIN_RECEIVED
+            && self.bytes as f64 >= self.cluster.bytes() as f64 * MIN_RECEIVED;
+        let send_span = self.last_send_us.saturating_sub(self.first_send_us);
+        let receive_span = self.last_arrival_us.saturating_sub(self.first_arrival_us);
+        let spans_valid =
+            (1..=MAX_SPAN_US).contains(&send_span) && (1..=MAX_SPAN_US).contains(&receive_span);
+        if !enough || !spans_valid {
+            return None;
+        }
+        // Each span covers the bytes after its first packet (sent) or before its last (received).
+        let send_bps = self.bytes.saturating_sub(u64::from(self.last_send_bytes)) as f64 * 8e6
+            / send_span as f64;
+        let receive_bps = self
+            .bytes
+            .saturating_sub(u64::from(self.first_arrival_bytes)) as f64
+            * 8e6
+            / receive_span as f64;
+        if receive_bps > MAX_RATIO * send_bps {
+            return None;
+        }
+        let bps = if receive_bps < SATURATED_RATIO * send_bps {
+            SATURATED_UTILIZATION * receive_bps
+        } else {
+            send_bps.min(receive_bps)
+        };
+        (bps >= 1.0).then_some(bps.min(MAX_BPS as f64) as u64)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Nothing sent yet: the initial probes come first.
+    Start,
+    /// A cluster is out; a result of at least `continue_bps` probes further.
+    Waiting {
+        since_us: i64,
+        continue_bps: u64,
+    },
+    Idle {
+        since_us: i64,
+    },
+}
+
+pub(crate) struct Prober {
+    next_id: u32,
+    phase: Phase,
+    /// Clusters decided but not yet handed out (the initial probes are two).
+    pending: [Option<ProbeCluster>; 2],
+    received: [Option<Received>; CLUSTERS],
+    next_slot: usize,
+}
+
+impl Prober {
+    pub fn new() -> Prober {
+        Prober {
+            next_id: 0,
+            phase: Phase::Start,
+            pending: [None; 2],
+            received: [None; CLUSTERS],
+            next_slot: 0,
+        }
+    }
+
+    /// The next cluster to send, if any. `allowed`: the estimate is not limited by loss or
+    /// REMB and the path is not overused; `wanted`: the allocator wants more than the estimate.
+    pub fn poll(
+        &mut self,
+        now_us: i64,
+        estimate_bps: u64,
+        allowed: bool,
+        wanted: bool,
+    ) -> Option<ProbeCluster> {
+        if let Some(cluster) = self.pending.iter_mut().find_map(Option::take) {
+            return Some(cluster);
+        }
+        match self.phase {
+            Phase::Start => {
+                let mut highest = 0;
+                for factor in INITIAL_FACTORS {
+                    let target = estimate_bps.saturating_mul(factor).min(MAX_BPS);
+                    if target > estimate_bps && target > highest {
+                        highest = target;
+                        self.queue(target);
+                    }
+                }
+                self.wait(now_us, highest);
+            }
+            Phase::Waiting { since_us, .. } => {
+                if now_us.saturating_sub(since_us) > RESULT_TIMEOUT_US {
+                    self.phase = Phase::Idle { since_us: now_us };
+                }
+            }
+            Phase::Idle { since_us } => {
+                let due = now_us.saturating_sub(since_us) >= INTERVAL_US;
+                let target = estimate_bps.saturating_mul(FACTOR).min(MAX_BPS);
+                if allowed && wanted && due && target > estimate_bps {
+                    self.queue(target);
+                    self.wait(now_us, target);
+                }
+            }
+        }
+        self.pending.iter_mut().find_map(Option::take)
+    }
+
+    /// A result came in; probes further if it came close to the rate probed and the estimate
+    /// may still grow.
+    pub fn on_result(&mut self, now_us: i64, bps: u64, allowed: bool, wanted: bool) {
+        if let Phase::Waiting { continue_bps, .. } = self.phase {
+            let target = bps.saturating_mul(FACTOR).min(MAX_BPS);
+            if allowed && wanted && bps >= continue_bps && target > bps {
+                self.queue(target);
+                self.wait(now_us, target);
+            }
+        }
+    }
+
+    fn queue(&mut self, target_bps: u64) {
+        let cluster = ProbeCluster {
+            id: self.next_id,
+            target_bps,
+            duration_us: DURATION_US,
+            min_packets: MIN_PACKETS,
+        };
+        self.next_id = self.next_id.wrapping_add(1);
+        if let Some(slot) = self.pending.iter_mut().find(|c| c.is_none()) {
+            *slot = Some(cluster);
+        }
+        self.received[self.next_slot] = Some(Received::new(cluster));
+        self.next_slot = (self.next_slot + 1) % CLUSTERS;
+    }
+
+    fn wait(&mut self, now_us: i64, highest_bps: u64) {
+        self.phase = if highest_bps == 0 {
+            Phase::Idle { since_us: now_us }
+        } else {
+            Phase::Waiting {
+                since_us: now_us,
+                continue_bps: (highest_bps as f64 * CONTINUE_FRACTION) as u64,
+            }
+        };
+    }
+
+    /// Counts a received packet of a cluster (of ours, remembered still).
+    pub fn on_packet(&mut self, result: &PacketResult) {
+        let (Some(id), Some(arrival_us)) = (result.probe_cluster, result.arrival_us) else {
+            return;
+        };
+        let slot = self
+            .received
+            .iter_mut()
+            .flatten()
+            .find(|r| r.cluster.id == id);
+        if let Some(received) = slot {
+            received.add(result.send_us, arrival_us, result.size);
+        }
+    }
+
+    /// The highest rate shown by the clusters that got packets since the last call.
+    pub fn take_result(&mut self) -> Option<u64> {
+        let mut best = None;
+        for received in self.received.iter_mut().flatten() {
+            if std::mem::take(&mut received.updated) {
+                best = best.max(received.result());
+            }
+        }
+        best
+    }
+}
