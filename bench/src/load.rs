@@ -1,11 +1,20 @@
 //! The load loop: one thread that sends every publisher's audio and video on schedule and
 //! receives on every endpoint's socket (epoll, then batched `recvmmsg` per ready socket).
 //!
-//! Received RTP is counted from its clear header (SSRC + sequence number, which the bridge does
-//! not rewrite); every packet of one endpoint in `sample_every` is fully verified:
+//! A publisher sends its audio and each of its video's simulcast layers (one `MediaSource` per
+//! layer, frames of all layers at once, through one pacer); every packet takes the publisher's
+//! next transport-wide sequence number when it leaves.
+//!
+//! Received RTP is counted from its clear header (SSRC + sequence number: a receiver that stays
+//! on a source's first layer gets it under that layer's SSRC and sequence numbers, which the
+//! bridge passes through); every packet of one endpoint in `sample_every` is fully verified:
 //! SRTP-decrypted with the receiver's keys (bridge runs), its payload trailer checked (CRC, SSRC
 //! and sequence must match the header) and its latency taken from the trailer's send time to the
-//! kernel's arrival stamp on the receiving socket (`SO_TIMESTAMPNS`).
+//! kernel's arrival stamp on the receiving socket (`SO_TIMESTAMPNS`). Every receiver records
+//! the transport-wide sequence number of what it receives (from the clear header extension)
+//! and sends transport-cc feedback for it at a fixed interval, SRTCP-protected with its own
+//! context against the bridge, plain (as large) against the relay. Publishers read the bridge's
+//! RTCP for PLI and FIR, which make the named layer's next frame a key frame.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -15,6 +24,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context};
 use tutti_bridge::media::udp::{self, RecvBatch};
 use tutti_participant::media::{verify_trailer, MediaSource, AUDIO_PTIME, TRAILER_LEN, VIDEO_FPS};
+use tutti_rtp::rtcp::{self, Packet, TwccRecorder};
+use tutti_rtp::rtp;
 
 use crate::setup::Endpoint;
 
@@ -24,6 +35,12 @@ const RECV_BATCH: usize = 32;
 const MAX_WAIT: Duration = Duration::from_millis(5);
 /// A packet sent this late counts as a late send: the generator could not keep its schedule.
 const LATE: Duration = Duration::from_millis(5);
+/// Transport-wide sequence numbers a receiver's feedback recorder holds (as the bridge's own).
+const TWCC_CAPACITY: usize = 1024;
+/// Largest feedback packet a receiver writes (before SRTCP).
+const FEEDBACK_MTU: usize = 1200;
+/// What SRTCP adds to an RTCP packet besides the tag: the E flag and index.
+const SRTCP_INDEX_LEN: usize = 4;
 
 #[derive(Clone, Copy, Debug)]
 pub struct LoadConfig {
@@ -41,6 +58,9 @@ pub struct LoadConfig {
     /// Video is paced at this multiple of its bitrate, as libwebrtc's pacer does (2.5); 0 sends
     /// each frame as one burst.
     pub pacing_factor: f64,
+    /// Each receiver sends transport-cc feedback this often (receivers take turns, evenly
+    /// spread over the interval); `None`: no feedback.
+    pub feedback_interval: Option<Duration>,
 }
 
 /// The load loop calls this when the steady window starts and when it ends.
@@ -59,7 +79,8 @@ pub struct LoadResult {
     pub window_secs: f64,
     /// Verified packets' latencies (kernel arrival time − trailer send time), sorted.
     pub latencies_us: Vec<u32>,
-    /// Sampled packets that failed SRTP authentication or decryption.
+    /// Sampled packets, and RTCP packets to publishers, that failed SRTP(C) authentication or
+    /// decryption.
     pub srtp_errors: u64,
     /// Sampled packets whose payload trailer failed its checks (CRC, SSRC, sequence number).
     pub payload_errors: u64,
@@ -69,6 +90,10 @@ pub struct LoadResult {
     pub unexpected: u64,
     /// Packets sent more than 5 ms after their schedule.
     pub late_sends: u64,
+    /// transport-cc feedback packets the receivers sent in the window.
+    pub feedback_sent: u64,
+    /// PLI and FIR entries publishers received (each made a layer's next frame a key frame).
+    pub keyframe_requests: u64,
     /// CPU used by this process over the window, as a fraction of one core.
     pub generator_cpu_util: f64,
 }
@@ -84,7 +109,13 @@ struct Stream {
 
 struct Publisher {
     endpoint: usize,
-    media: MediaSource,
+    /// One source per video layer, lowest first; the first also sends the audio.
+    layers: Vec<MediaSource>,
+    /// The layers' SSRCs, in the same order (what PLI and FIR name).
+    layer_ssrcs: Vec<u32>,
+    twcc_ext_id: u8,
+    /// The transport-wide sequence number of the next packet sent.
+    twcc_seq: u16,
     next_audio: Instant,
     next_video: Instant,
     /// Video packets waiting for the pacer, and when it sends the next one.
@@ -118,22 +149,24 @@ impl Publisher {
         } else if self.next_audio <= now {
             let due = self.next_audio;
             self.next_audio += AUDIO_PTIME;
-            (due, self.media.audio_packet(now_us).rtp)
+            (due, self.layers[0].audio_packet(now_us).rtp)
         } else if self.next_video <= now {
             if now.duration_since(self.next_video) > LATE {
                 *late += 1;
             }
             self.next_video += Duration::from_secs(1) / VIDEO_FPS;
-            let frame = self.media.video_frame(now_us).into_iter().map(|p| p.rtp);
             if self.pacing_bytes_per_s <= 0.0 {
-                self.paced.extend(frame);
                 self.next_paced = now;
-            } else {
-                if self.paced.is_empty() {
-                    self.next_paced = self.next_paced.max(now);
-                }
-                self.paced.extend(frame);
+            } else if self.paced.is_empty() {
+                self.next_paced = self.next_paced.max(now);
             }
+            // Every layer's frame of the same picture, lowest layer first.
+            self.paced.extend(
+                self.layers
+                    .iter_mut()
+                    .flat_map(|layer| layer.video_frame(now_us))
+                    .map(|p| p.rtp),
+            );
             return self.take_due(now, now_us, late);
         } else {
             return None;
@@ -143,10 +176,30 @@ impl Publisher {
         }
         Some(packet)
     }
+
+    /// Makes the next frame of the layer sent under `ssrc` a key frame (after a PLI or FIR).
+    fn request_keyframe(&mut self, ssrc: u32) {
+        if let Some(i) = self.layer_ssrcs.iter().position(|&s| s == ssrc) {
+            self.layers[i].request_keyframe();
+        }
+    }
+
+    /// Stamps a packet as it leaves: the publisher's next transport-wide sequence number (the
+    /// layers' sources number theirs each on its own), and the send time in the payload
+    /// trailer (and its CRC), so that a packet that waited in the pacer is timed from when it
+    /// actually leaves.
+    fn stamp(&mut self, rtp: &mut [u8], now_us: u64) {
+        if let Ok(header) = rtp::parse(rtp) {
+            if let Some(range) = rtp::find_extension(rtp, &header, self.twcc_ext_id) {
+                rtp::write_u16_extension(rtp, range, self.twcc_seq);
+                self.twcc_seq = self.twcc_seq.wrapping_add(1);
+            }
+        }
+        restamp(rtp, now_us);
+    }
 }
 
-/// Rewrites the send time in a packet's payload trailer (and its CRC), so that a packet that
-/// waited in the pacer is timed from when it actually leaves.
+/// Rewrites the send time in a packet's payload trailer (and its CRC).
 fn restamp(rtp: &mut [u8], now_us: u64) {
     let Some(start) = rtp_payload(rtp).map(|p| rtp.len() - p.len()) else {
         return;
@@ -247,22 +300,70 @@ fn header_ids(rtp: &[u8]) -> (u32, u16) {
     )
 }
 
-/// Counts received datagrams, and verifies those of sampled receivers.
+/// One endpoint's transport-cc feedback state, as a receiver.
+struct Feedback {
+    recorder: TwccRecorder,
+    /// SSRC of the latest media packet received: the feedback's media SSRC, as libwebrtc sets
+    /// it.
+    media_ssrc: u32,
+}
+
+impl Feedback {
+    /// Sends `endpoint`'s feedback on what it received since its last one (nothing when nothing
+    /// arrived): SRTCP against the bridge, against the relay plain RTCP followed by as many
+    /// zeros as SRTCP adds (index and tag). Returns the number of feedback packets sent.
+    fn send(
+        &mut self,
+        endpoint: &mut Endpoint,
+        tag_len: usize,
+        buf: &mut [u8],
+    ) -> anyhow::Result<u64> {
+        let mut sent = 0;
+        let sender_ssrc = endpoint.config.audio_ssrc;
+        while let Some(len) =
+            self.recorder
+                .write_feedback(&mut buf[..FEEDBACK_MTU], sender_ssrc, self.media_ssrc)
+        {
+            match &mut endpoint.session {
+                Some(session) => {
+                    let srtcp = session.srtp_tx.encrypt_rtcp(&buf[..len])?;
+                    endpoint.socket.send_to(&srtcp, endpoint.to)?;
+                }
+                None => {
+                    let end = len + SRTCP_INDEX_LEN + tag_len;
+                    buf[len..end].fill(0);
+                    endpoint.socket.send_to(&buf[..end], endpoint.to)?;
+                }
+            }
+            sent += 1;
+        }
+        Ok(sent)
+    }
+}
+
+/// Counts received datagrams, verifies those of sampled receivers, records every endpoint's
+/// arrivals for its transport-cc feedback and takes the key frame requests in publishers'
+/// RTCP.
 struct Tally<'a> {
     streams: &'a [Stream],
     by_ssrc: &'a HashMap<u32, usize>,
     result: &'a mut LoadResult,
+    /// SSRCs a PLI or FIR asked a key frame of.
+    keyframe_requests: &'a mut Vec<u32>,
 }
 
 impl Tally<'_> {
-    /// One datagram `endpoint` received. `verify_arrival_us`: for a verified receiver, when the
-    /// datagram reached its socket (µs on the load loop's clock).
+    /// One datagram `endpoint` received, at `arrival_us` (µs on the load loop's clock: the
+    /// kernel's arrival stamp for a verified receiver, else when the batch was read); `verify`:
+    /// the endpoint is a verified receiver.
     fn take(
         &mut self,
         endpoint: &mut Endpoint,
+        feedback: &mut Feedback,
         datagram: &[u8],
         from: Option<SocketAddr>,
-        verify_arrival_us: Option<u64>,
+        arrival_us: u64,
+        verify: bool,
     ) -> anyhow::Result<()> {
         let result = &mut *self.result;
         match datagram.first() {
@@ -279,7 +380,32 @@ impl Tally<'_> {
             Some(128..=191) if datagram.len() >= 12 => {
                 if (64..=95).contains(&(datagram[1] & 0x7f)) {
                     result.rtcp_received += 1;
+                    if let (true, Some(session)) = (endpoint.publishes(), &mut endpoint.session) {
+                        let Ok(plain) = session.srtp_rx.decrypt_rtcp(datagram) else {
+                            result.srtp_errors += 1;
+                            return Ok(());
+                        };
+                        for packet in rtcp::packets(&plain).flatten() {
+                            match packet {
+                                Packet::Pli { media_ssrc, .. } => {
+                                    self.keyframe_requests.push(media_ssrc)
+                                }
+                                Packet::Fir { entries, .. } => {
+                                    self.keyframe_requests.extend(entries.map(|(ssrc, _)| ssrc))
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
                     return Ok(());
+                }
+                if let Ok(header) = rtp::parse(datagram) {
+                    let twcc = rtp::find_extension(datagram, &header, endpoint.config.twcc_ext_id)
+                        .and_then(|range| rtp::read_u16_extension(datagram, range));
+                    if let Some(twcc) = twcc {
+                        feedback.recorder.record(twcc, arrival_us as i64);
+                        feedback.media_ssrc = header.ssrc;
+                    }
                 }
                 let (ssrc, seq) = header_ids(datagram);
                 let Some(stream) = self.by_ssrc.get(&ssrc).map(|&s| &self.streams[s]) else {
@@ -289,15 +415,15 @@ impl Tally<'_> {
                 // A verifying receiver decrypts every packet, those outside the window too:
                 // its SRTP context infers the rollover counter from the sequence numbers it
                 // has seen, so a stream that wraps during the warm-up must be seen wrapping.
-                let plain = match (verify_arrival_us, &mut endpoint.session) {
-                    (None, _) => None,
-                    (Some(_), Some(session)) => Some(
+                let plain = match (verify, &mut endpoint.session) {
+                    (false, _) => None,
+                    (true, Some(session)) => Some(
                         session
                             .srtp_rx
                             .decrypt_rtp(datagram)
                             .map(|plain| plain.to_vec()),
                     ),
-                    (Some(_), None) => Some(Ok(datagram.to_vec())),
+                    (true, None) => Some(Ok(datagram.to_vec())),
                 };
                 let Some(first) = stream.first else {
                     return Ok(());
@@ -306,7 +432,7 @@ impl Tally<'_> {
                     return Ok(());
                 }
                 result.received += 1;
-                let (Some(arrival_us), Some(plain)) = (verify_arrival_us, plain) else {
+                let Some(plain) = plain else {
                     return Ok(());
                 };
                 let Ok(plain) = plain else {
@@ -340,11 +466,16 @@ pub fn run(
     let mut streams: Vec<Stream> = Vec::new();
     let mut by_ssrc: HashMap<u32, usize> = HashMap::new();
     let mut publishers = Vec::new();
-    let publisher_count = endpoints.iter().filter(|e| e.publishes.is_some()).count();
+    let publisher_count = endpoints.iter().filter(|e| e.publishes()).count();
     let video_interval = Duration::from_secs(1) / VIDEO_FPS;
     for (i, e) in endpoints.iter().enumerate() {
-        let Some(cfg) = &e.publishes else { continue };
-        for ssrc in [cfg.audio_ssrc, cfg.video_ssrc] {
+        if !e.publishes() {
+            continue;
+        }
+        // What every other endpoint receives: the audio and the first video layer (the
+        // bridge forwards each receiver the lowest layer; the relay drops the others). A
+        // packet of another layer that arrives counts as unexpected.
+        for ssrc in [e.config.audio_ssrc, e.layers[0].ssrc] {
             by_ssrc.insert(ssrc, streams.len());
             streams.push(Stream {
                 first: None,
@@ -352,18 +483,47 @@ pub fn run(
                 receivers: total as u64 - 1,
             });
         }
+        let layers = e
+            .layers
+            .iter()
+            .map(|layer| {
+                let mut cfg = e.config.clone();
+                cfg.video_ssrc = layer.ssrc;
+                cfg.video_rtx_ssrc = layer.rtx_ssrc;
+                cfg.video_bitrate_bps = layer.bitrate_bps;
+                let mut media = MediaSource::new(&cfg);
+                media.set_video_size(layer.width, layer.height);
+                media
+            })
+            .collect();
+        let bitrate_bps: u32 = e.layers.iter().map(|l| l.bitrate_bps).sum();
         // Publishers start spread over a frame interval, as independent clients would.
         let k = publishers.len() as u32;
         publishers.push(Publisher {
             endpoint: i,
-            media: MediaSource::new(cfg),
+            layers,
+            layer_ssrcs: e.layers.iter().map(|l| l.ssrc).collect(),
+            twcc_ext_id: e.config.twcc_ext_id,
+            twcc_seq: 1,
             next_audio: epoch + AUDIO_PTIME * k / publisher_count as u32,
             next_video: epoch + video_interval * k / publisher_count as u32,
             paced: VecDeque::new(),
             next_paced: epoch,
-            pacing_bytes_per_s: config.pacing_factor * f64::from(cfg.video_bitrate_bps) / 8.0,
+            pacing_bytes_per_s: config.pacing_factor * f64::from(bitrate_bps) / 8.0,
         });
     }
+    let mut feedbacks: Vec<Feedback> = (0..total)
+        .map(|_| Feedback {
+            recorder: TwccRecorder::new(TWCC_CAPACITY),
+            media_ssrc: 0,
+        })
+        .collect();
+    let mut feedback_buf = vec![0u8; FEEDBACK_MTU + SRTCP_INDEX_LEN + config.tag_len];
+    // Receivers take turns: one every interval / endpoints.
+    let feedback_step = config.feedback_interval.map(|i| i / total as u32);
+    let mut next_feedback = epoch;
+    let mut feedback_turn = 0;
+    let mut keyframe_requests = Vec::new();
     if publishers.is_empty() {
         bail!("no publisher");
     }
@@ -409,7 +569,7 @@ pub fn run(
         let mut next_due = phase_end;
         for p in &mut publishers {
             while let Some(mut rtp) = p.take_due(now, now_us(), &mut result.late_sends) {
-                restamp(&mut rtp, now_us());
+                p.stamp(&mut rtp, now_us());
                 let (ssrc, seq) = header_ids(&rtp);
                 if phase == Phase::Window {
                     if let Some(&s) = by_ssrc.get(&ssrc) {
@@ -426,6 +586,21 @@ pub fn run(
             }
             next_due = next_due.min(p.next_due());
         }
+        if let Some(step) = feedback_step {
+            while next_feedback <= now {
+                let sent = feedbacks[feedback_turn].send(
+                    &mut endpoints[feedback_turn],
+                    config.tag_len,
+                    &mut feedback_buf,
+                )?;
+                if phase == Phase::Window {
+                    result.feedback_sent += sent;
+                }
+                feedback_turn = (feedback_turn + 1) % total;
+                next_feedback += step;
+            }
+            next_due = next_due.min(next_feedback);
+        }
 
         // Receive until the next send is due.
         let ready = epoll.wait(
@@ -436,10 +611,12 @@ pub fn run(
             let index = event.u64 as usize;
             let endpoint = &mut endpoints[index];
             let fd = endpoint.socket.as_raw_fd();
+            let feedback = &mut feedbacks[index];
             let mut tally = Tally {
                 streams: &streams,
                 by_ssrc: &by_ssrc,
                 result: &mut result,
+                keyframe_requests: &mut keyframe_requests,
             };
             if index.is_multiple_of(config.sample_every) {
                 // A verified receiver: latency up to the kernel's arrival stamp.
@@ -456,7 +633,7 @@ pub fn run(
                         };
                         let d = stamped_batch.get(i);
                         let datagram = &d.buf[..d.len.min(d.buf.len())];
-                        tally.take(endpoint, datagram, d.from, Some(arrived_us))?;
+                        tally.take(endpoint, feedback, datagram, d.from, arrived_us, true)?;
                     }
                     if n < RECV_BATCH {
                         break;
@@ -465,15 +642,22 @@ pub fn run(
             } else {
                 loop {
                     let n = batch.recv(fd)?;
+                    let read_us = now_us();
                     for i in 0..n {
                         let d = batch.get(i);
                         let datagram = &d.buf[..d.len.min(d.buf.len())];
-                        tally.take(endpoint, datagram, d.from, None)?;
+                        tally.take(endpoint, feedback, datagram, d.from, read_us, false)?;
                     }
                     if n < RECV_BATCH {
                         break;
                     }
                 }
+            }
+        }
+        result.keyframe_requests += keyframe_requests.len() as u64;
+        for ssrc in keyframe_requests.drain(..) {
+            for p in &mut publishers {
+                p.request_keyframe(ssrc);
             }
         }
     }

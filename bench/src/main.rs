@@ -33,6 +33,9 @@ const USAGE: &str = "usage: bench-driver --bridge PATH --relay PATH [options]
   --sample-every N        fan-out: verify every packet of one subscriber in N, count the rest
                           (default 16); the meeting verifies every endpoint
   --pacing-factor F       video paced at F x its bitrate like libwebrtc (default 2.5; 0 = bursts)
+  --layers N              video layers per publisher: 3 (simulcast 180/360/720p at 150k/500k/
+                          1.5M, receivers get the first; default) or 1 (one 360p stream, 2M)
+  --feedback-ms MS        each receiver's transport-cc feedback interval (default 50; 0 = none)
   --quick                 smoke run: 20 subscribers, 4 publishers, 2 s + 3 s, 1 repeat
   --bridge-before PATH    an earlier bridge build, run in every round too and compared
   --before-commit C       the commit it was built from (recorded)
@@ -53,6 +56,8 @@ struct Args {
     repeats: usize,
     sample_every: usize,
     pacing_factor: f64,
+    layers: usize,
+    feedback_ms: u64,
     commit: String,
     date: String,
 }
@@ -72,6 +77,8 @@ fn parse_args() -> anyhow::Result<Args> {
         repeats: 2,
         sample_every: 16,
         pacing_factor: 2.5,
+        layers: 3,
+        feedback_ms: 50,
         commit: String::new(),
         date: String::new(),
     };
@@ -120,6 +127,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--repeats" => args.repeats = value.parse()?,
             "--sample-every" => args.sample_every = value.parse()?,
             "--pacing-factor" => args.pacing_factor = value.parse()?,
+            "--layers" => args.layers = value.parse()?,
+            "--feedback-ms" => args.feedback_ms = value.parse()?,
             "--commit" => args.commit = value,
             "--date" => args.date = value,
             _ => bail!("unknown option {flag}\n{USAGE}"),
@@ -130,6 +139,9 @@ fn parse_args() -> anyhow::Result<Args> {
     }
     if args.repeats == 0 || args.sample_every == 0 || args.window <= 0.0 {
         bail!("--repeats, --sample-every and --window must be positive");
+    }
+    if args.layers != 1 && args.layers != 3 {
+        bail!("--layers is 1 or 3");
     }
     // Sequence numbers of one stream in the window must stay within half the 16-bit space.
     if args.window > 60.0 {
@@ -165,6 +177,10 @@ struct Run {
     allocs_raw: f64,
     scrape_allocs: f64,
     bridge_sent: f64,
+    /// Bridge only: transport-cc feedback packets it received in the window, and the packets
+    /// they reported lost.
+    bridge_feedback_received: f64,
+    bridge_reported_lost: f64,
 }
 
 impl Run {
@@ -206,6 +222,11 @@ impl Run {
             "allocs_raw": self.allocs_raw,
             "scrape_allocs": self.scrape_allocs,
             "bridge_sent_pps": (self.bridge_sent / self.server_window_s).round(),
+            "feedback_sent_pps": (l.feedback_sent as f64 / l.window_secs).round(),
+            "bridge_feedback_received_pps":
+                (self.bridge_feedback_received / self.server_window_s).round(),
+            "bridge_twcc_reported_lost": self.bridge_reported_lost,
+            "keyframe_requests": l.keyframe_requests,
             "udp_buffer_errors": self.udp_buffer_errors,
             "rss_kb": self.server_rss_kb,
             "rtcp_received": l.rtcp_received,
@@ -272,6 +293,7 @@ fn load_config(args: &Args, roles: &[Role], profile: Profile) -> LoadConfig {
         sample_every: if publishers > 1 { 1 } else { args.sample_every },
         tag_len: profile.tag_len(),
         pacing_factor: args.pacing_factor,
+        feedback_interval: (args.feedback_ms > 0).then(|| Duration::from_millis(args.feedback_ms)),
     }
 }
 
@@ -284,7 +306,12 @@ fn run_bridge(
 ) -> anyhow::Result<Run> {
     let (server, addresses) = setup::start_bridge(binary, profile)?;
     let setup_started = Instant::now();
-    let endpoints = rt.block_on(setup::bridge_endpoints(addresses.grpc, roles, profile))?;
+    let endpoints = rt.block_on(setup::bridge_endpoints(
+        addresses.grpc,
+        roles,
+        profile,
+        args.layers,
+    ))?;
     eprintln!(
         "bench: {} endpoints connected to the bridge in {:.1} s",
         endpoints.len(),
@@ -325,12 +352,15 @@ fn run_bridge(
     run.allocs_raw = sys::allocations(s2)? - sys::allocations(s1)?;
     run.allocs_in_window = run.allocs_raw - run.scrape_allocs;
     run.bridge_sent = sys::media_packets_sent(s2) - sys::media_packets_sent(s1);
+    let delta = |name: &str| anyhow::Ok(sys::metric(s2, name)? - sys::metric(s1, name)?);
+    run.bridge_feedback_received = delta("tutti_bridge_transport_cc_feedback_received_total")?;
+    run.bridge_reported_lost = delta("tutti_bridge_transport_cc_reported_lost_total")?;
     drop(server);
     Ok(run)
 }
 
 fn run_baseline(args: &Args, roles: &[Role], profile: Profile) -> anyhow::Result<Run> {
-    let (server, endpoints) = setup::relay_endpoints(&args.relay, roles, profile)?;
+    let (server, endpoints) = setup::relay_endpoints(&args.relay, roles, profile, args.layers)?;
     let pid = server.pid().to_string();
     let mut run = Run::default();
     let mut meter = None;
@@ -385,6 +415,8 @@ fn summary(
         "publishers": if scenario == "fanout" { 1 } else { endpoints },
         "window_s": args.window,
         "pacing_factor": args.pacing_factor,
+        "layers": args.layers,
+        "feedback_ms": args.feedback_ms,
         "repeats": bridge.len(),
         "forwarded_pps": forwarded.round(),
         "bridge_cpu_util": round3(m(bridge, &|r| r.cpu_util())),
@@ -400,6 +432,12 @@ fn summary(
         "payload_errors": bridge.iter().map(|r| r.load.payload_errors).sum::<u64>(),
         "srtp_errors": bridge.iter().map(|r| r.load.srtp_errors).sum::<u64>(),
         "udp_buffer_errors": bridge.iter().map(|r| r.udp_buffer_errors).sum::<u64>(),
+        "unexpected": bridge.iter().map(|r| r.load.unexpected).sum::<u64>(),
+        "feedback_sent_pps": m(bridge, &|r| r.load.feedback_sent as f64 / r.load.window_secs).round(),
+        "bridge_feedback_received_pps":
+            m(bridge, &|r| r.bridge_feedback_received / r.server_window_s).round(),
+        "bridge_twcc_reported_lost": bridge.iter().map(|r| r.bridge_reported_lost).sum::<f64>(),
+        "keyframe_requests": bridge.iter().map(|r| r.load.keyframe_requests).sum::<u64>(),
         "bridge_rss_kb": m(bridge, &|r| r.server_rss_kb),
         "baseline_forwarded_pps": m(baseline, &|r| r.forwarded_pps()).round(),
         "baseline_cpu_util": round3(m(baseline, &|r| r.cpu_util())),

@@ -63,15 +63,45 @@ impl Profile {
     }
 }
 
+/// One simulcast layer (encoding) of a publisher's video.
+#[derive(Clone, Copy, Debug)]
+pub struct Layer {
+    pub ssrc: u32,
+    /// Its RTX partner (signalled in an FID group; nothing is retransmitted on loopback).
+    pub rtx_ssrc: u32,
+    /// The picture size its key frames announce.
+    pub width: u16,
+    pub height: u16,
+    pub bitrate_bps: u32,
+}
+
+/// Simulcast layers as libwebrtc sends a 720p camera: 320x180, 640x360 and 1280x720 at about
+/// 1 : 3 : 10 of the bitrate, every layer at the full frame rate.
+const SIMULCAST: [(u16, u16, u32); 3] = [
+    (320, 180, 150_000),
+    (640, 360, 500_000),
+    (1280, 720, 1_500_000),
+];
+
 /// One endpoint of the load: its socket, where it sends, and (against the bridge) its session.
 pub struct Endpoint {
     pub socket: UdpSocket,
     /// The bridge's address of the selected pair, or the relay's address.
     pub to: SocketAddr,
-    /// Present when this endpoint publishes audio and video.
-    pub publishes: Option<ParticipantConfig>,
+    /// Its SSRCs (the audio SSRC is also the sender SSRC of its RTCP) and its transport-cc
+    /// extension id, as signalled.
+    pub config: ParticipantConfig,
+    /// When it publishes (audio and video): its video's layers, lowest first (the first is
+    /// `config.video_ssrc`). Empty for a subscriber.
+    pub layers: Vec<Layer>,
     /// SRTP contexts and consent answers (bridge runs only).
     pub session: Option<Handover>,
+}
+
+impl Endpoint {
+    pub fn publishes(&self) -> bool {
+        !self.layers.is_empty()
+    }
 }
 
 /// A child process (bridge or relay) pinned to CPU 0, killed when dropped.
@@ -154,12 +184,57 @@ fn participant_config(index: usize, role: Role, profile: Profile) -> Participant
     config
 }
 
+/// A publisher's video layers: with one layer, the participant's own single stream (its
+/// configured bitrate at 640x360); with three, [`SIMULCAST`], the first layer on the
+/// participant's video SSRCs and the others on fresh random ones.
+fn video_layers(config: &ParticipantConfig, count: usize) -> anyhow::Result<Vec<Layer>> {
+    if count == 1 {
+        return Ok(vec![Layer {
+            ssrc: config.video_ssrc,
+            rtx_ssrc: config.video_rtx_ssrc,
+            width: 640,
+            height: 360,
+            bitrate_bps: config.video_bitrate_bps,
+        }]);
+    }
+    if count != SIMULCAST.len() {
+        bail!("--layers is 1 or {}", SIMULCAST.len());
+    }
+    let mut taken = vec![config.audio_ssrc, config.video_ssrc, config.video_rtx_ssrc];
+    let mut fresh = || loop {
+        let ssrc: u32 = rand::random();
+        if ssrc != 0 && !taken.contains(&ssrc) {
+            taken.push(ssrc);
+            break ssrc;
+        }
+    };
+    Ok(SIMULCAST
+        .iter()
+        .enumerate()
+        .map(|(i, &(width, height, bitrate_bps))| {
+            let (ssrc, rtx_ssrc) = if i == 0 {
+                (config.video_ssrc, config.video_rtx_ssrc)
+            } else {
+                (fresh(), fresh())
+            };
+            Layer {
+                ssrc,
+                rtx_ssrc,
+                width,
+                height,
+                bitrate_bps,
+            }
+        })
+        .collect())
+}
+
 /// Allocates every endpoint on the bridge over gRPC and connects it (ICE + DTLS-SRTP), then
 /// takes the sessions over from the participants.
 pub async fn bridge_endpoints(
     grpc: SocketAddr,
     roles: &[Role],
     profile: Profile,
+    layers: usize,
 ) -> anyhow::Result<Vec<Endpoint>> {
     let mut client = BridgeClient::connect(format!("http://{grpc}"))
         .await
@@ -178,22 +253,28 @@ pub async fn bridge_endpoints(
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await?;
             let config = participant_config(index, role, profile);
-            let handover = join(client, index, config.clone())
+            let layers = if role.publishes {
+                video_layers(&config, layers)?
+            } else {
+                Vec::new()
+            };
+            let handover = join(client, index, config.clone(), &layers)
                 .await
                 .with_context(|| format!("endpoint {index}"))?;
-            anyhow::Ok((index, config, handover))
+            anyhow::Ok((index, config, layers, handover))
         });
     }
     let mut endpoints: Vec<Option<Endpoint>> = (0..roles.len()).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
-        let (index, config, handover) = joined??;
+        let (index, config, layers, handover) = joined??;
         if handover.srtp_profile.is_empty() {
             bail!("endpoint {index} negotiated no SRTP profile");
         }
         endpoints[index] = Some(Endpoint {
             socket: handover.socket.try_clone()?,
             to: handover.remote,
-            publishes: roles[index].publishes.then_some(config),
+            config,
+            layers,
             session: Some(handover),
         });
     }
@@ -208,6 +289,7 @@ async fn join(
     mut client: BridgeClient<Channel>,
     index: usize,
     config: ParticipantConfig,
+    layers: &[Layer],
 ) -> anyhow::Result<Handover> {
     let endpoint_id = format!("ep{index}");
     let allocated = client
@@ -231,7 +313,7 @@ async fn join(
             transport: Some(remote_transport(&participant)),
             media: Some(media_list(&config, publishes)),
             sources: Some(if publishes {
-                source_list(&config)
+                source_list(&config, layers)
             } else {
                 pb::SourceList::default()
             }),
@@ -339,34 +421,49 @@ fn media_list(config: &ParticipantConfig, sends: bool) -> pb::MediaList {
     }
 }
 
-fn source_list(config: &ParticipantConfig) -> pb::SourceList {
+/// The audio source and the video layers with their RTX partners: an FID group per layer and,
+/// with more than one layer, a SIM group of the layers, lowest first. No outputs: the bridge
+/// forwards the video under its first layer's SSRC.
+fn source_list(config: &ParticipantConfig, layers: &[Layer]) -> pb::SourceList {
     let source = |ssrc: u32, kind: pb::MediaType| pb::Source {
         ssrc,
         media_type: kind as i32,
         owner: config.name.clone(),
         name: format!("{}-{ssrc}", config.name),
     };
-    pb::SourceList {
-        sources: vec![
-            source(config.audio_ssrc, pb::MediaType::Audio),
-            source(config.video_ssrc, pb::MediaType::Video),
-            source(config.video_rtx_ssrc, pb::MediaType::Video),
-        ],
-        groups: vec![pb::SourceGroup {
+    let mut sources = vec![source(config.audio_ssrc, pb::MediaType::Audio)];
+    let mut groups = Vec::new();
+    if layers.len() > 1 {
+        groups.push(pb::SourceGroup {
+            semantics: "SIM".into(),
+            ssrcs: layers.iter().map(|l| l.ssrc).collect(),
+        });
+    }
+    for layer in layers {
+        sources.push(source(layer.ssrc, pb::MediaType::Video));
+        sources.push(source(layer.rtx_ssrc, pb::MediaType::Video));
+        groups.push(pb::SourceGroup {
             semantics: "FID".into(),
-            ssrcs: vec![config.video_ssrc, config.video_rtx_ssrc],
-        }],
+            ssrcs: vec![layer.ssrc, layer.rtx_ssrc],
+        });
+    }
+    pb::SourceList {
+        sources,
+        groups,
         outputs: Vec::new(),
         rid_sources: Vec::new(),
     }
 }
 
 /// Starts the baseline relay on CPU 0 and binds plain sockets for the same endpoints; each
-/// publisher's datagrams are routed to every other endpoint, as the bridge forwards them.
+/// publisher's datagrams are routed to every other endpoint, as the bridge forwards them, but
+/// for its video layers above the first, which the relay is told to drop (the bridge forwards
+/// every receiver the first layer: see docs/benchmarks.md).
 pub fn relay_endpoints(
     binary: &Path,
     roles: &[Role],
     profile: Profile,
+    layers: usize,
 ) -> anyhow::Result<(Server, Vec<Endpoint>)> {
     let mut command = pinned(binary);
     command.stdin(Stdio::piped());
@@ -381,12 +478,17 @@ pub fn relay_endpoints(
         let socket = UdpSocket::bind(("127.0.0.1", 0))?;
         socket.set_nonblocking(true)?;
         force_rcvbuf(&socket)?;
+        let config = participant_config(index, *role, profile);
+        let layers = if role.publishes {
+            video_layers(&config, layers)?
+        } else {
+            Vec::new()
+        };
         endpoints.push(Endpoint {
             socket,
             to: relay,
-            publishes: role
-                .publishes
-                .then(|| participant_config(index, *role, profile)),
+            config,
+            layers,
             session: None,
         });
     }
@@ -396,7 +498,7 @@ pub fn relay_endpoints(
         .collect::<Result<_, _>>()?;
     let mut routes = String::new();
     for (i, e) in endpoints.iter().enumerate() {
-        if e.publishes.is_none() {
+        if !e.publishes() {
             continue;
         }
         routes.push_str(&addrs[i].to_string());
@@ -407,6 +509,13 @@ pub fn relay_endpoints(
             }
         }
         routes.push('\n');
+        if e.layers.len() > 1 {
+            routes.push_str("drop");
+            for layer in &e.layers[1..] {
+                routes.push_str(&format!(" {} {}", layer.ssrc, layer.rtx_ssrc));
+            }
+            routes.push('\n');
+        }
     }
     let mut stdin = server.child.stdin.take().context("relay stdin")?;
     stdin.write_all(routes.as_bytes())?;

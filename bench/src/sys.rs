@@ -103,6 +103,14 @@ pub fn media_packets_sent(metrics: &HashMap<String, f64>) -> f64 {
         .sum()
 }
 
+/// One metric's value.
+pub fn metric(metrics: &HashMap<String, f64>, name: &str) -> anyhow::Result<f64> {
+    metrics
+        .get(name)
+        .copied()
+        .with_context(|| format!("the bridge reports no {name}"))
+}
+
 pub fn allocations(metrics: &HashMap<String, f64>) -> anyhow::Result<f64> {
     metrics
         .get("tutti_bridge_allocations_total")

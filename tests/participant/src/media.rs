@@ -250,6 +250,9 @@ pub struct MediaSource {
     vp8_pt: u8,
     twcc_ext_id: u8,
     frame_bytes: usize,
+    /// The size key frame headers announce (640x360 unless [`MediaSource::set_video_size`]).
+    width: u16,
+    height: u16,
     frames_per_keyframe: u64,
     audio_seq: u16,
     audio_ts: u32,
@@ -304,6 +307,8 @@ impl MediaSource {
             vp8_pt: config.vp8_pt,
             twcc_ext_id: config.twcc_ext_id,
             frame_bytes: (config.video_bitrate_bps / 8 / VIDEO_FPS) as usize,
+            width: 640,
+            height: 360,
             frames_per_keyframe: interval_frames.max(1),
             audio_seq: config.first_sequence.unwrap_or_else(rand::random),
             audio_ts: rand::random(),
@@ -325,6 +330,13 @@ impl MediaSource {
 
     pub fn video_counts(&self) -> SenderCounts {
         self.video_counts
+    }
+
+    /// The picture size the key frames' VP8 headers give (a simulcast layer's, e.g. 320x180);
+    /// 640x360 until set.
+    pub fn set_video_size(&mut self, width: u16, height: u16) {
+        self.width = width;
+        self.height = height;
     }
 
     /// Makes the next video frame a key frame (after a PLI or FIR).
@@ -388,7 +400,8 @@ impl MediaSource {
         let per_packet = MAX_RTP_PACKET - RTP_HEADER_LEN - VP8_DESCRIPTOR_LEN - TRAILER_LEN;
         let count = frame_len.div_ceil(per_packet);
         let chunk = frame_len.div_ceil(count);
-        let mut frame = vp8_frame_header(keyframe, (frame_len / 4) as u32);
+        let mut frame =
+            vp8_frame_header_sized(keyframe, (frame_len / 4) as u32, self.width, self.height);
         frame.extend(
             (header_len..frame_len).map(|i| (i as u8).wrapping_mul(13) ^ self.picture_id as u8),
         );
@@ -671,5 +684,23 @@ mod tests {
         m.request_keyframe();
         let kf = m.video_frame(0);
         assert!(parse_vp8(&unmarshal(&kf[0].rtp).payload).unwrap().keyframe);
+    }
+
+    #[test]
+    fn key_frames_announce_the_set_video_size() {
+        let cfg = ParticipantConfig::new("s");
+        let size = |m: &mut MediaSource| {
+            let first = unmarshal(&m.video_frame(0)[0].rtp);
+            // The frame header after the descriptor: tag (3), start code (3), width, height.
+            let h = &first.payload[VP8_DESCRIPTOR_LEN + 6..VP8_DESCRIPTOR_LEN + 10];
+            (
+                u16::from_le_bytes([h[0], h[1]]),
+                u16::from_le_bytes([h[2], h[3]]),
+            )
+        };
+        assert_eq!(size(&mut MediaSource::new(&cfg)), (640, 360));
+        let mut small = MediaSource::new(&cfg);
+        small.set_video_size(320, 180);
+        assert_eq!(size(&mut small), (320, 180));
     }
 }
