@@ -23,7 +23,7 @@ use tutti_focus::stanzas::{self, Refusal};
 use super::bridge::Bridge;
 use super::config::Settings;
 use super::metrics::Metrics;
-use super::room_task::{self, Outbox, RoomClosed, RoomInput, Services};
+use super::room_task::{Outbox, RoomClosed, RoomInput, RoomTask, Services};
 
 /// A room the focus is in: its task and the way to it.
 struct RoomHandle {
@@ -131,17 +131,16 @@ impl Focus {
             }
             return;
         }
-        let Some(state) = room_task::join(room.clone(), configured, &self.services.metrics) else {
+        let Some(room_task) = RoomTask::join(
+            room.clone(),
+            configured,
+            self.services.clone(),
+            self.outbox.clone(),
+        ) else {
             return;
         };
         let (inputs, receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(room_task::run(
-            state,
-            self.services.clone(),
-            self.outbox.clone(),
-            receiver,
-            self.closed_rooms.clone(),
-        ));
+        let task = tokio::spawn(room_task.run(receiver, self.closed_rooms.clone()));
         self.rooms.insert(
             room,
             RoomHandle {

@@ -73,84 +73,116 @@ impl Drop for ClosedNotice {
 type BridgeCall =
     Pin<Box<dyn Future<Output = (RequestId, Result<BridgeAnswer, BridgeError>)> + Send>>;
 
-/// Joins `room` (its first outputs are the join); `run` then handles it.
-pub fn join(room: BareJid, configured: bool, metrics: &Metrics) -> Option<Room> {
-    match Room::join(room.clone(), configured, rand::random()) {
-        Ok(room) => Some(room),
-        Err(error) => {
-            warn!(%room, %error, "cannot form the focus's occupant JID");
-            metrics.error("room_join");
-            None
-        }
-    }
-}
-
-/// Runs `room` until the focus has left it and the bridge has answered every request.
-pub async fn run(
-    mut room: Room,
+/// A room and what its task works with.
+pub struct RoomTask {
+    room: Room,
     services: Services,
     outbox: Outbox,
-    mut inputs: mpsc::UnboundedReceiver<RoomInput>,
-    closed: mpsc::UnboundedSender<RoomClosed>,
-) {
-    let mut notice = ClosedNotice {
-        room: room.jid().clone(),
-        join_again: None,
-        to: closed,
-    };
-    let mut calls: FuturesUnordered<BridgeCall> = FuturesUnordered::new();
-    loop {
-        while let Some(output) = room.poll_output() {
-            match output {
-                // Fails only once the signalling task is gone, when nothing can be sent anyway.
-                Output::Stanza(stanza) => drop(outbox.send(*stanza)),
-                Output::Bridge { id, request } => {
-                    let bridge = services.bridge.clone();
-                    calls.push(Box::pin(async move { (id, bridge.perform(request).await) }));
-                }
-                Output::Metric(metric) => services.metrics.record(metric),
-            }
-        }
-        if room.is_closed() {
-            // Left: what is still asked of the bridge (the expiries) is seen through.
-            match calls.next().await {
-                Some((id, answer)) => room.handle_bridge_answer(Instant::now(), id, answer),
-                None => break,
-            }
-            continue;
-        }
-        let timeout = room.poll_timeout();
-        let timer = async {
-            match timeout {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
+    /// The room's bridge requests in flight.
+    calls: FuturesUnordered<BridgeCall>,
+}
+
+impl RoomTask {
+    /// Joins `room`: the join presence and the room's configuration are in the outbox when this
+    /// returns, ahead of whatever the caller sends next (the answer to a conference request
+    /// must not let anyone into the room before the focus has configured it).
+    pub fn join(
+        room: BareJid,
+        configured: bool,
+        services: Services,
+        outbox: Outbox,
+    ) -> Option<RoomTask> {
+        let room = match Room::join(room.clone(), configured, rand::random()) {
+            Ok(room) => room,
+            Err(error) => {
+                warn!(%room, %error, "cannot form the focus's occupant JID");
+                services.metrics.error("room_join");
+                return None;
             }
         };
-        tokio::select! {
-            input = inputs.recv() => match input {
-                Some(RoomInput::Stanza(stanza)) => {
-                    let mut capabilities = services
-                        .capabilities
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    room.handle_stanza(Instant::now(), *stanza, &mut capabilities);
+        let mut task = RoomTask {
+            room,
+            services,
+            outbox,
+            calls: FuturesUnordered::new(),
+        };
+        task.carry_out();
+        Some(task)
+    }
+
+    /// Does what the room asks: sends its stanzas, starts its bridge requests, applies its
+    /// metrics.
+    fn carry_out(&mut self) {
+        while let Some(output) = self.room.poll_output() {
+            match output {
+                // Fails only once the signalling task is gone, when nothing can be sent anyway.
+                Output::Stanza(stanza) => drop(self.outbox.send(*stanza)),
+                Output::Bridge { id, request } => {
+                    let bridge = self.services.bridge.clone();
+                    self.calls
+                        .push(Box::pin(async move { (id, bridge.perform(request).await) }));
                 }
-                Some(RoomInput::Join { configured }) => room.asked_for(configured),
-                Some(RoomInput::Rejoin) => room.rejoin(Instant::now()),
-                Some(RoomInput::Leave) => room.leave(Instant::now()),
-                None => break,
-            },
-            Some((id, answer)) = calls.next(), if !calls.is_empty() => {
-                room.handle_bridge_answer(Instant::now(), id, answer);
+                Output::Metric(metric) => self.services.metrics.record(metric),
             }
-            () = timer => room.handle_timeout(Instant::now()),
         }
     }
-    // The room was asked for while the focus was leaving it: join it again afterwards.
-    inputs.close();
-    while let Ok(input) = inputs.try_recv() {
-        if let RoomInput::Join { configured } = input {
-            notice.join_again = Some(notice.join_again.unwrap_or(false) | configured);
+
+    /// Handles the room until the focus has left it and the bridge has answered every request.
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::UnboundedReceiver<RoomInput>,
+        closed: mpsc::UnboundedSender<RoomClosed>,
+    ) {
+        let mut notice = ClosedNotice {
+            room: self.room.jid().clone(),
+            join_again: None,
+            to: closed,
+        };
+        loop {
+            self.carry_out();
+            let room = &mut self.room;
+            if room.is_closed() {
+                // Left: what is still asked of the bridge (the expiries) is seen through.
+                match self.calls.next().await {
+                    Some((id, answer)) => room.handle_bridge_answer(Instant::now(), id, answer),
+                    None => break,
+                }
+                continue;
+            }
+            let timeout = room.poll_timeout();
+            let timer = async {
+                match timeout {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                input = inputs.recv() => match input {
+                    Some(RoomInput::Stanza(stanza)) => {
+                        let mut capabilities = self
+                            .services
+                            .capabilities
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        room.handle_stanza(Instant::now(), *stanza, &mut capabilities);
+                    }
+                    Some(RoomInput::Join { configured }) => room.asked_for(configured),
+                    Some(RoomInput::Rejoin) => room.rejoin(Instant::now()),
+                    Some(RoomInput::Leave) => room.leave(Instant::now()),
+                    None => break,
+                },
+                Some((id, answer)) = self.calls.next(), if !self.calls.is_empty() => {
+                    room.handle_bridge_answer(Instant::now(), id, answer);
+                }
+                () = timer => room.handle_timeout(Instant::now()),
+            }
+        }
+        // The room was asked for while the focus was leaving it: join it again afterwards.
+        inputs.close();
+        while let Ok(input) = inputs.try_recv() {
+            if let RoomInput::Join { configured } = input {
+                notice.join_again = Some(notice.join_again.unwrap_or(false) | configured);
+            }
         }
     }
 }
