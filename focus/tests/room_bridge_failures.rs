@@ -138,7 +138,7 @@ fn failed_updates_after_the_accept_are_refused_and_the_session_survives() {
     let mut info = tutti_focus::jingle::Jingle::new(Action::TransportInfo, alice.sid.clone());
     let mut content = tutti_focus::jingle::Content::new("audio");
     let mut transport = participant_transport("alice");
-    transport.candidates = vec![candidate(40001)];
+    transport.candidates = vec![candidate("udp", 40001)];
     content.transport = Some(transport);
     info.contents.push(content);
     let trickle = sim.jingle("alice", &info);

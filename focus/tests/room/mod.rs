@@ -13,16 +13,17 @@ use tokio_xmpp::parsers::stanza_error::DefinedCondition;
 use tokio_xmpp::Stanza;
 use tutti_focus::capabilities::CapabilityCache;
 use tutti_focus::jingle::{
-    Action, Candidate, CandidateType, Content, Creator, DtlsSetup, Fingerprint, Group,
-    GroupSemantics, IceUdpTransport, Jingle, PayloadType, RtpDescription, Senders, Source,
-    SourceGroup,
+    Action, Content, Creator, DtlsSetup, Fingerprint, GroupSemantics, IceUdpTransport, Jingle,
+    PayloadType, RtpDescription, Source, SourceGroup,
 };
-use tutti_focus::jitsi::BridgeSession;
 use tutti_focus::room::{
     BridgeAnswer, BridgeError, BridgeRequest, Metric, Output, RequestId, Room,
 };
-use tutti_focus::Extensions;
 use tutti_proto::bridge_v1 as pb;
+
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::*;
 
 pub const ROOM: &str = "room@conference.localhost";
 pub const JINGLE_ERRORS: &str = "urn:xmpp:jingle:errors:1";
@@ -360,28 +361,9 @@ pub fn bridge_transport(endpoint_id: &str) -> pb::Transport {
 pub fn participant_transport(nick: &str) -> IceUdpTransport {
     let mut transport = IceUdpTransport::new(format!("u-{nick}"), "participant-password-123456");
     transport.fingerprints = vec![Fingerprint::new("sha-256", "01:02", DtlsSetup::Active)];
-    transport.candidates = vec![candidate(40000)];
+    transport.candidates = vec![candidate("udp", 40000)];
     transport.rtcp_mux = true;
     transport
-}
-
-pub fn candidate(port: u16) -> Candidate {
-    Candidate {
-        component: 1,
-        foundation: "1".to_owned(),
-        generation: Some(0),
-        id: Some(format!("c{port}")),
-        ip: "10.0.0.2".to_owned(),
-        network: Some(0),
-        port,
-        priority: 2_130_706_431,
-        protocol: "udp".to_owned(),
-        kind: CandidateType::Host,
-        rel_addr: None,
-        rel_port: None,
-        tcptype: None,
-        extensions: Extensions::default(),
-    }
 }
 
 /// `nick`'s session-accept for `sid`: Opus with SSRC `ssrc`, VP8 with SSRC `ssrc + 1`.
@@ -394,17 +376,7 @@ pub fn session_accept(sid: &str, nick: &str, ssrc: u32) -> Jingle {
     video.payload_types = vec![PayloadType::new(100, "VP8", 90000, None)];
     video.rtcp_mux = true;
     video.sources = vec![named_source(ssrc + 1, nick)];
-    let mut jingle = Jingle::new(Action::SessionAccept, sid);
-    for description in [audio, video] {
-        let mut content = Content::new(description.media.clone().unwrap_or_default());
-        content.creator = Some(Creator::Initiator);
-        content.senders = Some(Senders::Both);
-        content.description = Some(description);
-        content.transport = Some(participant_transport(nick));
-        jingle.contents.push(content);
-    }
-    jingle.groups.push(Group::bundle(["audio", "video"]));
-    jingle
+    bundled_accept(sid, [audio, video], &participant_transport(nick))
 }
 
 fn named_source(ssrc: u32, nick: &str) -> Source {
@@ -425,27 +397,6 @@ pub fn video_update(action: Action, sid: &str, nick: &str, ssrc: u32) -> Jingle 
     let mut jingle = Jingle::new(action, sid);
     jingle.contents.push(content);
     jingle
-}
-
-/// The SSRCs in a Jingle's descriptions.
-pub fn ssrcs(jingle: &Jingle) -> Vec<u32> {
-    jingle
-        .contents
-        .iter()
-        .filter_map(|content| content.description.as_ref())
-        .flat_map(|description| description.sources.iter().map(|source| source.ssrc))
-        .collect()
-}
-
-/// The `<bridge-session id>` of a session-initiate: the endpoint it offers.
-pub fn bridge_session_id(jingle: &Jingle) -> String {
-    jingle
-        .extensions
-        .get::<BridgeSession>()
-        .ok()
-        .flatten()
-        .and_then(|session| session.id)
-        .expect("a bridge-session id")
 }
 
 /// The endpoint id of an `AllocateEndpoint` or `ExpireEndpoint`, the conference id of a
