@@ -356,6 +356,8 @@ fn source_list(config: &ParticipantConfig) -> pb::SourceList {
             semantics: "FID".into(),
             ssrcs: vec![config.video_ssrc, config.video_rtx_ssrc],
         }],
+        outputs: Vec::new(),
+        rid_sources: Vec::new(),
     }
 }
 

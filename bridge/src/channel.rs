@@ -20,6 +20,9 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+use crate::channel_messages::{self, ClientMessage};
+use crate::media::constraints::ConstraintsUpdate;
+
 /// Messages waiting for one slow client before further ones to it are dropped (and counted).
 pub const OUTBOX_CAPACITY: usize = 256;
 /// Largest message a client may send; bigger frames close its socket.
@@ -42,10 +45,14 @@ pub enum Outcome {
     Relayed(usize),
     /// Addressed to an endpoint that has no open channel in the conference.
     Undeliverable,
-    /// Not a JSON object with a string `colibriClass`.
+    /// Not a JSON object with a string `colibriClass`, or a known class with fields of the
+    /// wrong types.
     Malformed,
-    /// A well-formed message the bridge does not act on (e.g. ReceiverVideoConstraints: the
-    /// forwarder sends every receiver the same layer).
+    /// What the receiver wants forwarded (ReceiverVideoConstraints and the older messages):
+    /// for its allocator.
+    Constraints(ConstraintsUpdate),
+    /// A well-formed message the bridge does not act on (e.g. VideoTypeMessage: a source that
+    /// stops sending leaves every allocation by itself).
     Ignored,
 }
 
@@ -61,6 +68,8 @@ struct Member {
     participant_id: String,
     password: String,
     open: Option<(u64, mpsc::Sender<String>)>,
+    /// The latest LastNEndpointsChangeEvent for it, sent again to each new connection.
+    forwarded: Option<String>,
 }
 
 #[derive(Default)]
@@ -130,6 +139,7 @@ impl ChannelHub {
                 participant_id: participant_id.to_owned(),
                 password: Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH),
                 open: None,
+                forwarded: None,
             });
         member.password.clone()
     }
@@ -184,11 +194,57 @@ impl ChannelHub {
         hub.next_connection += 1;
         let id = hub.next_connection;
         let (sender, outbox) = mpsc::channel(OUTBOX_CAPACITY);
+        if let Some(forwarded) = &member.forwarded {
+            let _ = sender.try_send(forwarded.clone());
+        }
         if member.open.replace((id, sender)).is_none() {
             self.metrics.open.inc();
         }
         self.count(&self.metrics.connections, "accepted", 1);
         Ok(Connection { id, outbox })
+    }
+
+    /// Tells an endpoint which endpoints it now gets video from (LastNEndpointsChangeEvent),
+    /// now if its channel is open, and on every later connection.
+    pub fn send_forwarded(&self, conference_id: &str, endpoint_id: &str, endpoints: &[String]) {
+        let ids: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+        let text = channel_messages::last_n_endpoints_changed(&ids);
+        let mut hub = self.hub();
+        let Some(member) = hub
+            .conferences
+            .get_mut(conference_id)
+            .and_then(|c| c.get_mut(endpoint_id))
+        else {
+            return;
+        };
+        if let Some((_, outbox)) = &member.open {
+            if outbox.try_send(text.clone()).is_err() {
+                self.count(&self.metrics.messages, "dropped", 1);
+            }
+        }
+        member.forwarded = Some(text);
+    }
+
+    /// Tells every other endpoint of the conference whether `endpoint_id`'s media flows
+    /// (EndpointConnectivityStatusChangeEvent, naming it by its participant id).
+    pub fn send_connectivity(&self, conference_id: &str, endpoint_id: &str, active: bool) {
+        let hub = self.hub();
+        let Some(conference) = hub.conferences.get(conference_id) else {
+            return;
+        };
+        let Some(subject) = conference.get(endpoint_id) else {
+            return;
+        };
+        let text = channel_messages::endpoint_connectivity_status(&subject.participant_id, active);
+        let mut dropped = 0;
+        for (id, member) in conference {
+            if let Some((_, outbox)) = member.open.as_ref().filter(|_| id != endpoint_id) {
+                dropped += u64::from(outbox.try_send(text.clone()).is_err());
+            }
+        }
+        if dropped > 0 {
+            self.count(&self.metrics.messages, "dropped", dropped);
+        }
     }
 
     /// The socket of connection `id` closed; a newer connection of the endpoint stays.
@@ -213,6 +269,7 @@ impl ChannelHub {
             Outcome::Relayed(_) => "relayed",
             Outcome::Undeliverable => "undeliverable",
             Outcome::Malformed => "malformed",
+            Outcome::Constraints(_) => "constraints",
             Outcome::Ignored => "ignored",
         };
         self.count(&self.metrics.messages, result, 1);
@@ -225,6 +282,14 @@ impl ChannelHub {
     }
 
     fn route(&self, conference_id: &str, endpoint_id: &str, text: &str) -> Outcome {
+        match channel_messages::parse_client_message(text) {
+            Err(_) => return Outcome::Malformed,
+            Ok(ClientMessage::Constraints(update)) => return Outcome::Constraints(update),
+            Ok(ClientMessage::VideoType { .. } | ClientMessage::Unknown) => {
+                return Outcome::Ignored
+            }
+            Ok(ClientMessage::Relay) => {}
+        }
         let Ok(Value::Object(mut message)) = serde_json::from_str::<Value>(text) else {
             return Outcome::Malformed;
         };
@@ -418,7 +483,49 @@ mod tests {
         let to_nobody = r#"{"colibriClass":"EndpointMessage","to":"zed","msgPayload":{}}"#;
         assert_eq!(hub.receive("c1", "e1", to_nobody), Outcome::Undeliverable);
         let constraints = r#"{"colibriClass":"ReceiverVideoConstraints","lastN":3}"#;
-        assert_eq!(hub.receive("c1", "e1", constraints), Outcome::Ignored);
+        assert_eq!(
+            hub.receive("c1", "e1", constraints),
+            Outcome::Constraints(ConstraintsUpdate {
+                last_n: Some(3),
+                ..Default::default()
+            })
+        );
+        let bad = r#"{"colibriClass":"ReceiverVideoConstraints","lastN":"all"}"#;
+        assert_eq!(hub.receive("c1", "e1", bad), Outcome::Malformed);
+        let video_type = r#"{"colibriClass":"VideoTypeMessage","videoType":"camera"}"#;
+        assert_eq!(hub.receive("c1", "e1", video_type), Outcome::Ignored);
+    }
+
+    #[test]
+    fn forwarded_endpoints_reach_the_channel_now_and_on_reconnection() {
+        let (hub, pw) = hub_with(&[("e1", "alice"), ("e2", "bob")]);
+        let mut first = hub.connect("c1", "e1", &pw[0]).unwrap();
+        hub.send_forwarded("c1", "e1", &["bob".to_owned()]);
+        let message: Value = serde_json::from_str(&first.outbox.try_recv().unwrap()).unwrap();
+        assert_eq!(message["colibriClass"], "LastNEndpointsChangeEvent");
+        assert_eq!(message["lastNEndpoints"], serde_json::json!(["bob"]));
+        // Bob's channel opens after his list was decided: he gets it first thing.
+        hub.send_forwarded("c1", "e2", &[]);
+        let mut bob = hub.connect("c1", "e2", &pw[1]).unwrap();
+        let message: Value = serde_json::from_str(&bob.outbox.try_recv().unwrap()).unwrap();
+        assert_eq!(message["lastNEndpoints"], serde_json::json!([]));
+        hub.send_forwarded("c1", "nobody", &[]);
+    }
+
+    #[test]
+    fn connectivity_changes_reach_everyone_else() {
+        let (hub, pw) = hub_with(&[("e1", "alice"), ("e2", "bob")]);
+        let mut alice = hub.connect("c1", "e1", &pw[0]).unwrap();
+        let mut bob = hub.connect("c1", "e2", &pw[1]).unwrap();
+        hub.send_connectivity("c1", "e2", false);
+        let message: Value = serde_json::from_str(&alice.outbox.try_recv().unwrap()).unwrap();
+        assert_eq!(
+            message["colibriClass"],
+            "EndpointConnectivityStatusChangeEvent"
+        );
+        assert_eq!(message["endpoint"], "bob");
+        assert_eq!(message["active"], "false");
+        assert!(bob.outbox.try_recv().is_err(), "not to bob himself");
     }
 
     #[test]

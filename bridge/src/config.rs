@@ -41,6 +41,10 @@ pub struct Config {
     pub srtp_profiles: String,
     /// Retransmission cache per video source, in packets (fixed memory per source).
     pub retransmission_cache_packets: usize,
+    /// Bandwidth each receiver's allocator spreads over the video it forwards, in bit/s (the
+    /// usual initial estimate of Google congestion control), unless the receiver's
+    /// `assumedBandwidthBps` says otherwise.
+    pub receiver_bandwidth_bps: u64,
 }
 
 impl Default for Config {
@@ -60,6 +64,7 @@ impl Default for Config {
             max_packet_rate: 400_000.0,
             srtp_profiles: "gcm-then-aes-cm".to_string(),
             retransmission_cache_packets: 256,
+            receiver_bandwidth_bps: 2_500_000,
         }
     }
 }
@@ -109,6 +114,10 @@ impl Config {
                 (
                     "retransmission_cache_packets",
                     Field::value(&mut self.retransmission_cache_packets),
+                ),
+                (
+                    "receiver_bandwidth_bps",
+                    Field::value(&mut self.receiver_bandwidth_bps),
                 ),
             ],
         )?;

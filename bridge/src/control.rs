@@ -11,8 +11,9 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::channel::ChannelHub;
 use crate::config::Config;
+use crate::media::constraints::ConstraintsUpdate;
 use crate::media::stats::SharedSnapshot;
-use crate::media::{Command, EndpointState, WorkerEvent};
+use crate::media::{Command, EndpointState, WorkerEvent, WorkerOutput};
 
 /// Why a control request was refused; mapped to gRPC status codes by the API layer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -103,10 +104,34 @@ impl Control {
             .map_err(|_| ControlError::WorkerGone)
     }
 
-    /// Applies the worker's events to the registry and passes them to watchers. Runs until the
-    /// worker stops.
-    pub async fn pump_events(&self, mut from_worker: mpsc::UnboundedReceiver<WorkerEvent>) {
-        while let Some(event) = from_worker.recv().await {
+    /// Applies the worker's endpoint events to the registry and passes them to watchers, and
+    /// its allocators' news to the receivers' bridge channels. Runs until the worker stops.
+    pub async fn pump_events(&self, mut from_worker: mpsc::UnboundedReceiver<WorkerOutput>) {
+        while let Some(output) = from_worker.recv().await {
+            let event = match output {
+                WorkerOutput::Endpoint(event) => {
+                    let active = match event.state {
+                        EndpointState::Connected => Some(true),
+                        EndpointState::IceFailed
+                        | EndpointState::DtlsFailed
+                        | EndpointState::TimedOut => Some(false),
+                        EndpointState::Allocated | EndpointState::Expired => None,
+                    };
+                    if let Some(active) = active {
+                        self.channels.send_connectivity(
+                            &event.conference_id,
+                            &event.endpoint_id,
+                            active,
+                        );
+                    }
+                    event
+                }
+                WorkerOutput::Forwarded(f) => {
+                    self.channels
+                        .send_forwarded(&f.conference_id, &f.endpoint_id, &f.endpoints);
+                    continue;
+                }
+            };
             let mut registry = self.registry();
             if let Some(entry) = registry
                 .conferences
@@ -207,6 +232,7 @@ impl Control {
         self.send(Command::AllocateEndpoint {
             conference_id: conference_id.to_string(),
             endpoint_id: endpoint_id.to_string(),
+            participant_id: participant_id.to_string(),
             ice: ice.clone(),
         })?;
         conference.insert(
@@ -258,6 +284,30 @@ impl Control {
             entry.ssrcs = ssrcs;
         }
         Ok(())
+    }
+
+    /// Every receiver's allocation state, from the media worker.
+    pub async fn describe_receivers(
+        &self,
+    ) -> Result<Vec<crate::media::core::describe::ReceiverReport>, ControlError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Command::DescribeReceivers { reply })?;
+        answer.await.map_err(|_| ControlError::WorkerGone)
+    }
+
+    /// What a receiver asked for over its bridge channel, for its allocator. An endpoint that
+    /// expired meanwhile is ignored by the worker.
+    pub fn set_constraints(
+        &self,
+        conference_id: &str,
+        endpoint_id: &str,
+        update: ConstraintsUpdate,
+    ) {
+        let _ = self.send(Command::SetConstraints {
+            conference_id: conference_id.to_string(),
+            endpoint_id: endpoint_id.to_string(),
+            update,
+        });
     }
 
     pub fn expire_endpoint(

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod channel;
+pub mod channel_messages;
 pub mod config;
 pub mod control;
 pub mod media;

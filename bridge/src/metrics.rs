@@ -10,7 +10,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::media::stats::{DropReason, SharedSnapshot, KIND_LABELS};
+use crate::media::stats::{
+    DropReason, Histogram, SharedSnapshot, FEEDBACK_DELAY_BOUNDS, HEIGHT_BOUNDS, KIND_LABELS,
+};
 
 /// Heap allocations (alloc, alloc_zeroed, realloc) made by any thread of a bridge binary built
 /// with the `alloc-counter` feature, exported as `tutti_bridge_allocations_total`.
@@ -125,18 +127,19 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) ->
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
-fn histogram(
+fn histogram<const B: usize>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    h: &crate::media::stats::DelayHistogram,
+    bounds: &[f64; B],
+    h: &Histogram<B>,
 ) -> std::fmt::Result {
     let mut cumulative = 0;
-    let buckets: Vec<(f64, u64)> = crate::media::stats::FEEDBACK_DELAY_BOUNDS
+    let buckets: Vec<(f64, u64)> = bounds
         .iter()
         .copied()
         .chain([f64::INFINITY])
-        .zip(h.buckets)
+        .zip(h.buckets.iter().copied().chain([h.above]))
         .map(|(bound, n)| {
             cumulative += n;
             (bound, cumulative)
@@ -149,12 +152,7 @@ fn histogram(
             None,
             prometheus_client::metrics::MetricType::Histogram,
         )?
-        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-            h.sum_seconds,
-            h.count,
-            &buckets,
-            None,
-        )
+        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(h.sum, h.count, &buckets, None)
 }
 
 fn labelled_counters<'a>(
@@ -325,7 +323,40 @@ impl Collector for BridgeCollector {
             e,
             "tutti_bridge_transport_cc_feedback_delay_seconds",
             "Per receiver feedback packet: from sending the newest packet it reports as arrived to receiving the report",
+            &FEEDBACK_DELAY_BOUNDS,
             &c.transport_cc_feedback_delay,
+        )?;
+        labelled_counters(
+            e,
+            "tutti_bridge_layer_switches",
+            "Video consumers that began forwarding an encoding, by direction",
+            "direction",
+            ["first", "up", "down"].into_iter().zip(c.layer_switches),
+        )?;
+        counter(
+            e,
+            "tutti_bridge_temporal_layer_drops",
+            "Packets of temporal layers above a receiver's target, not sent to it",
+            c.temporal_drops,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_packets_awaiting_switch_keyframe",
+            "Packets of an encoding that went by while a receiver waited for its key frame",
+            c.keyframes_for_switch,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_rid_streams_learnt",
+            "SSRCs learnt for simulcast encodings named by RID, from their first packet",
+            c.rid_streams_learnt,
+        )?;
+        histogram(
+            e,
+            "tutti_bridge_forwarded_video_height_pixels",
+            "Height of the encoding each video consumer forwards, sampled twice a second",
+            &HEIGHT_BOUNDS,
+            &c.forwarded_height,
         )?;
         counter(
             e,

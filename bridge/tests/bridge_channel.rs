@@ -1,6 +1,7 @@
 //! The bridge channel over a real WebSocket: the URL from AllocateEndpoint opens it, nothing
 //! else does, messages reach the other endpoints with the true sender, garbage is counted and
-//! harms nobody, and expiring an endpoint closes its socket.
+//! harms nobody, and expiring an endpoint closes its socket; what a receiver asks for over it
+//! reaches its allocator (seen through `/debug/receivers`).
 
 mod support;
 
@@ -201,4 +202,80 @@ async fn bridge_channel_relays_between_endpoints_and_refuses_strangers() {
         .metrics_when(|m| m.get("tutti_bridge_channels_open") == 0.0)
         .await;
     assert_eq!(metrics.get("tutti_bridge_channels_open"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_receivers_ask_for_reaches_their_allocator() {
+    if rerun_in_own_netns("what_receivers_ask_for_reaches_their_allocator") {
+        return;
+    }
+    let bridge = BridgeProcess::start(&[]);
+    let mut client = bridge.client().await;
+    client
+        .create_conference(pb::CreateConferenceRequest {
+            conference_id: "c".into(),
+            name: "room@muc".into(),
+        })
+        .await
+        .unwrap();
+    let alice_url = allocate(&mut client, "e1", "alice").await;
+    allocate(&mut client, "e2", "bob").await;
+    let report = |body: &str| -> Value {
+        let all: Value = serde_json::from_str(body).expect("JSON");
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["endpoint_id"] == "e1")
+            .cloned()
+            .expect("alice's report")
+    };
+    let (status, body) = bridge.http_get("/debug/receivers").await;
+    assert!(status.contains("200"), "{status}");
+    let before = report(&body);
+    assert_eq!(before["constraints_received"], false);
+    assert_eq!(before["default_max_height"], 180, "thumbnails until asked");
+    assert_eq!(
+        before["bandwidth_bps"], 1_000_000_000,
+        "as the test bridge is configured"
+    );
+
+    let mut alice = open(&alice_url).await;
+    // A malformed constraints message is counted and changes nothing; the channel stays open.
+    alice
+        .send(Message::text(
+            r#"{"colibriClass":"ReceiverVideoConstraints","lastN":"two"}"#,
+        ))
+        .await
+        .unwrap();
+    // Stage view, as lib-jitsi-meet sends it.
+    alice
+        .send(Message::text(
+            r#"{"colibriClass":"ReceiverVideoConstraints","lastN":1,"selectedEndpoints":[],
+                "onStageEndpoints":["bob"],"defaultConstraints":{"maxHeight":180},
+                "constraints":{"bob":{"maxHeight":720}},"assumedBandwidthBps":800000}"#,
+        ))
+        .await
+        .unwrap();
+    let mut after = Value::Null;
+    for _ in 0..100 {
+        let (_, body) = bridge.http_get("/debug/receivers").await;
+        after = report(&body);
+        if after["constraints_received"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(after["last_n"], 1);
+    assert_eq!(after["on_stage"], serde_json::json!(["bob"]));
+    assert_eq!(after["max_heights"], serde_json::json!([["bob", 720]]));
+    assert_eq!(after["bandwidth_bps"], 800_000);
+    let metrics = bridge.metrics().await;
+    assert_eq!(
+        metrics.get("tutti_bridge_channel_messages_total{result=\"constraints\"}"),
+        1.0
+    );
+    assert_eq!(
+        metrics.get("tutti_bridge_channel_messages_total{result=\"malformed\"}"),
+        1.0
+    );
 }

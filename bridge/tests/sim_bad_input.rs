@@ -26,8 +26,9 @@ fn bad_datagrams_are_counted_and_harm_no_one() {
         sources: vec![SourceDesc {
             ssrc: mallory.audio.unwrap(),
             kind: MediaKind::Audio,
+            name: "mallory-a0".into(),
         }],
-        groups: Vec::new(),
+        ..SourceSet::default()
     };
     mallory.audio = Some(alice_audio);
     mallory.video.clear();

@@ -6,10 +6,18 @@
 //! and against the rest of the conference ([`ConferenceSources`]), gives them to the bridge, and
 //! then tells the others what changed in their [`ReceiverView`]: exactly what the bridge answers
 //! it forwards of them ([`Forwarded`]), in the participant's own description. Which streams reach
-//! receivers (e.g. which simulcast layers) is the bridge's choice; the focus knows nothing of it.
+//! receivers (e.g. which simulcast layer) is the bridge's choice; the focus knows nothing of it.
+//!
+//! Receivers get each video source under one SSRC (and one RTX SSRC) whatever layer the bridge
+//! forwards them: the focus mints these ([`SourceOutput`]) and gives them to the bridge with the
+//! sources; they are unique in the conference, never a participant's own SSRC, and stay the same
+//! while the participant is in the conference.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::jingle::{GroupSemantics, Jingle};
 
@@ -77,6 +85,17 @@ pub struct EndpointSources {
     pub groups: Vec<SsrcGroup>,
 }
 
+/// The SSRCs the other participants receive one of a participant's video sources under,
+/// whatever simulcast layer of it the bridge forwards: minted by [`ConferenceSources`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceOutput {
+    /// The source, by its first SSRC (its first SIM layer, or its only SSRC).
+    pub source: u32,
+    pub ssrc: u32,
+    /// Present when the source has an RTX stream (an FID group).
+    pub rtx: Option<u32>,
+}
+
 /// What the bridge forwards of one participant's sources to every other participant, from its
 /// answer to the `UpdateEndpoint` that gave it those sources (see
 /// [`crate::to_bridge::forwarded_from_pb`]): the SSRCs receivers get, and the groups among them
@@ -86,17 +105,6 @@ pub struct EndpointSources {
 pub struct Forwarded {
     pub ssrcs: BTreeSet<u32>,
     pub groups: Vec<(GroupSemantics, Vec<u32>)>,
-}
-
-impl Forwarded {
-    /// Whether the bridge lists this group, and forwards every SSRC in it.
-    fn lists_group(&self, semantics: &GroupSemantics, ssrcs: &[u32]) -> bool {
-        ssrcs.iter().all(|ssrc| self.ssrcs.contains(ssrc))
-            && self
-                .groups
-                .iter()
-                .any(|(listed, listed_ssrcs)| listed == semantics && listed_ssrcs == ssrcs)
-    }
 }
 
 /// Why a participant's sources were refused.
@@ -128,6 +136,8 @@ pub enum SourceError {
     SourcesInUnsupportedMedia { content: String, media: String },
     #[error("SSRC {ssrc} cannot be removed: the participant does not send it")]
     RemovingUnknownSsrc { ssrc: u32 },
+    #[error("SSRC {ssrc} is taken: the focus forwards a source under it")]
+    SsrcReserved { ssrc: u32 },
 }
 
 impl EndpointSources {
@@ -250,27 +260,109 @@ impl EndpointSources {
         self.sources.is_empty() && self.groups.is_empty()
     }
 
+    /// The RTX SSRC of `ssrc` (its FID partner).
+    pub fn rtx_of(&self, ssrc: u32) -> Option<u32> {
+        self.groups
+            .iter()
+            .find(|group| {
+                group.semantics == GroupSemantics::Fid && group.ssrcs.first() == Some(&ssrc)
+            })
+            .and_then(|group| group.ssrcs.get(1).copied())
+    }
+
+    /// The participant's video sources, each by its first SSRC (first SIM layer, or its only
+    /// SSRC) with that SSRC's RTX SSRC: what receivers get one stream of each.
+    pub fn video_streams(&self) -> Vec<(u32, Option<u32>)> {
+        let is_rtx = |ssrc: u32| {
+            self.groups.iter().any(|group| {
+                group.semantics == GroupSemantics::Fid && group.ssrcs.get(1) == Some(&ssrc)
+            })
+        };
+        let later_layer = |ssrc: u32| {
+            self.groups.iter().any(|group| {
+                group.semantics == GroupSemantics::Simulcast
+                    && group.ssrcs.iter().skip(1).any(|layer| *layer == ssrc)
+            })
+        };
+        self.sources
+            .iter()
+            .filter(|source| source.media == MediaType::Video)
+            .filter(|source| !is_rtx(source.ssrc) && !later_layer(source.ssrc))
+            .map(|source| (source.ssrc, self.rtx_of(source.ssrc)))
+            .collect()
+    }
+
+    /// How receivers are told of `ssrc`: the participant's own description of it, or, for an
+    /// SSRC of `outputs`, that of the source (or of its RTX stream) it stands for; with the
+    /// position of that description in the participant's list.
+    fn describe(&self, ssrc: u32, outputs: &[SourceOutput]) -> Option<(usize, MediaSource)> {
+        let own = |ssrc: u32| self.sources.iter().position(|source| source.ssrc == ssrc);
+        let index = match outputs
+            .iter()
+            .find(|o| o.ssrc == ssrc || o.rtx == Some(ssrc))
+        {
+            Some(output) if output.ssrc == ssrc => own(output.source),
+            Some(output) => own(self.rtx_of(output.source).unwrap_or(output.source)),
+            None => own(ssrc),
+        }?;
+        Some((
+            index,
+            MediaSource {
+                ssrc,
+                ..self.sources[index].clone()
+            },
+        ))
+    }
+
     /// What other participants receive of these sources, given what the bridge forwards of
-    /// them: the participant's own sources the bridge forwards and its own groups the bridge
-    /// lists (over those sources), each as the participant described it, so that receivers get
-    /// every detail of the description (`msid`, name, video type) of exactly what reaches them.
-    pub fn receiver_view(&self, owner: &str, forwarded: &Forwarded) -> ReceiverView {
-        ReceiverView {
-            owner: owner.to_owned(),
-            sources: EndpointSources {
-                sources: self
-                    .sources
+    /// them (under the participant's own SSRCs or those of `outputs`): each SSRC the bridge
+    /// forwards, described as the participant described the source it carries, so that
+    /// receivers get every detail of the description (`msid`, name, video type), and the groups
+    /// the bridge lists among them.
+    pub fn receiver_view(
+        &self,
+        owner: &str,
+        forwarded: &Forwarded,
+        outputs: &[SourceOutput],
+    ) -> ReceiverView {
+        let mut described: Vec<(usize, MediaSource)> = forwarded
+            .ssrcs
+            .iter()
+            .filter_map(|ssrc| self.describe(*ssrc, outputs))
+            .collect();
+        described.sort_by_key(|(index, _)| *index);
+        let sources: Vec<MediaSource> = described.into_iter().map(|(_, source)| source).collect();
+        // A group the bridge lists is passed on when every SSRC of it is forwarded and it is one
+        // the participant announced, or an output's stream with its RTX stream.
+        let is_output_pair = |semantics: &GroupSemantics, ssrcs: &[u32]| {
+            *semantics == GroupSemantics::Fid
+                && outputs
                     .iter()
-                    .filter(|source| forwarded.ssrcs.contains(&source.ssrc))
-                    .cloned()
-                    .collect(),
-                groups: self
+                    .any(|o| o.rtx.is_some_and(|rtx| ssrcs == [o.ssrc, rtx]))
+        };
+        let groups = forwarded
+            .groups
+            .iter()
+            .filter(|(_, ssrcs)| ssrcs.iter().all(|s| forwarded.ssrcs.contains(s)))
+            .filter_map(|(semantics, ssrcs)| {
+                let announced = self
                     .groups
                     .iter()
-                    .filter(|group| forwarded.lists_group(&group.semantics, &group.ssrcs))
-                    .cloned()
-                    .collect(),
-            },
+                    .find(|group| group.semantics == *semantics && group.ssrcs == *ssrcs);
+                match announced {
+                    Some(group) => Some(group.clone()),
+                    None if is_output_pair(semantics, ssrcs) => Some(SsrcGroup {
+                        media: MediaType::Video,
+                        semantics: semantics.clone(),
+                        ssrcs: ssrcs.clone(),
+                    }),
+                    None => None,
+                }
+            })
+            .collect();
+        ReceiverView {
+            owner: owner.to_owned(),
+            sources: EndpointSources { sources, groups },
         }
     }
 
@@ -334,6 +426,8 @@ struct ParticipantSources {
     /// What the others were last signalled (by [`ConferenceSources::show`]): the part of the
     /// sources the bridge forwarded then.
     shown: EndpointSources,
+    /// What the others receive its video sources under, one entry per video source.
+    outputs: Vec<SourceOutput>,
 }
 
 /// Every participant's sources in one conference, by occupant JID.
@@ -343,14 +437,42 @@ struct ParticipantSources {
 /// refusal); the sources then go to the bridge, and `show` takes its answer (what it forwards
 /// of them to the others) and says what the others must be told. Until then the others are
 /// offered what was shown before (nothing, for a new participant).
-#[derive(Debug, Clone, Default)]
+///
+/// Storing a participant's sources also gives each of its video sources its [`SourceOutput`]
+/// (kept for a source that stays, so a new session with the same sources keeps them), drawn
+/// from the conference's own random generator.
+#[derive(Debug, Clone)]
 pub struct ConferenceSources {
     participants: BTreeMap<String, ParticipantSources>,
+    rng: StdRng,
+}
+
+impl Default for ConferenceSources {
+    fn default() -> Self {
+        ConferenceSources::new()
+    }
 }
 
 impl ConferenceSources {
+    /// Output SSRCs drawn from the system's randomness.
     pub fn new() -> Self {
-        ConferenceSources::default()
+        ConferenceSources::with_seed(rand::rng().random())
+    }
+
+    /// Output SSRCs drawn from a generator seeded with `seed` (reproducible tests).
+    pub fn with_seed(seed: u64) -> Self {
+        ConferenceSources {
+            participants: BTreeMap::new(),
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// What the others receive `owner`'s video sources under (to give to the bridge with its
+    /// sources).
+    pub fn outputs(&self, owner: &str) -> &[SourceOutput] {
+        self.participants
+            .get(owner)
+            .map_or(&[], |participant| &participant.outputs)
     }
 
     /// The sources `owner` sends.
@@ -448,7 +570,10 @@ impl ConferenceSources {
                 removed: view(EndpointSources::default()),
             };
         };
-        let now = participant.sources.receiver_view(owner, forwarded).sources;
+        let now = participant
+            .sources
+            .receiver_view(owner, forwarded, &participant.outputs)
+            .sources;
         let change = SourceChange {
             added: view(now.difference(&participant.shown)),
             removed: view(participant.shown.difference(&now)),
@@ -481,16 +606,68 @@ impl ConferenceSources {
                     owner: other.to_owned(),
                 });
             }
+            if self.is_output(source.ssrc) {
+                return Err(SourceError::SsrcReserved { ssrc: source.ssrc });
+            }
         }
         Ok(())
     }
 
-    /// Sets `owner`'s sources, leaving what the others were shown as it was.
+    fn is_output(&self, ssrc: u32) -> bool {
+        self.participants.values().any(|participant| {
+            participant
+                .outputs
+                .iter()
+                .any(|o| o.ssrc == ssrc || o.rtx == Some(ssrc))
+        })
+    }
+
+    /// Sets `owner`'s sources, leaving what the others were shown as it was, and gives its video
+    /// sources their outputs: the ones they had, new ones for new sources.
     fn store(&mut self, owner: &str, sources: EndpointSources) {
-        self.participants
-            .entry(owner.to_owned())
-            .or_default()
-            .sources = sources;
+        let streams = sources.video_streams();
+        let before = self
+            .participants
+            .get(owner)
+            .map(|participant| participant.outputs.clone())
+            .unwrap_or_default();
+        let participant = self.participants.entry(owner.to_owned()).or_default();
+        participant.sources = sources;
+        let mut outputs = Vec::with_capacity(streams.len());
+        for (source, rtx) in streams {
+            let kept = before.iter().find(|o| o.source == source);
+            let ssrc = match kept {
+                Some(output) => output.ssrc,
+                None => self.mint(&outputs, 0),
+            };
+            let rtx = match (rtx, kept.and_then(|o| o.rtx)) {
+                (None, _) => None,
+                (Some(_), Some(kept)) => Some(kept),
+                (Some(_), None) => Some(self.mint(&outputs, ssrc)),
+            };
+            outputs.push(SourceOutput { source, ssrc, rtx });
+        }
+        if let Some(participant) = self.participants.get_mut(owner) {
+            participant.outputs = outputs;
+        }
+    }
+
+    /// A new output SSRC: non-zero, not `also`, no participant's SSRC and no output's
+    /// (`pending` included).
+    fn mint(&mut self, pending: &[SourceOutput], also: u32) -> u32 {
+        loop {
+            let ssrc: u32 = self.rng.random();
+            let taken = ssrc == 0
+                || ssrc == also
+                || self.owner_of(ssrc).is_some()
+                || self.is_output(ssrc)
+                || pending
+                    .iter()
+                    .any(|o| o.ssrc == ssrc || o.rtx == Some(ssrc));
+            if !taken {
+                return ssrc;
+            }
+        }
     }
 }
 

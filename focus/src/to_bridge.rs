@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use tutti_proto::bridge_v1 as pb;
 
 use crate::jingle::{DtlsSetup, GroupSemantics, Jingle, RtpDescription, Senders};
-use crate::sources::{EndpointSources, Forwarded, MediaType};
+use crate::sources::{EndpointSources, Forwarded, MediaType, SourceOutput};
 
 /// The bridge parses header extensions with one-byte headers only (RFC 8285 ids 1 to 14).
 const MAX_ONE_BYTE_HEADER_EXTENSION_ID: u8 = 14;
@@ -236,9 +236,13 @@ fn payload_types(description: &RtpDescription) -> Result<Vec<pb::PayloadType>, T
 }
 
 /// A participant's sources for the bridge: every SSRC it sends (all simulcast layers and RTX:
-/// the bridge receives them all) with media type, owner and name, and its SIM and FID groups
-/// (the only ones the bridge acts on).
-pub fn source_list(owner: &str, sources: &EndpointSources) -> pb::SourceList {
+/// the bridge receives them all) with media type, owner and name, its SIM and FID groups (the
+/// only ones the bridge acts on), and what receivers get its video sources under.
+pub fn source_list(
+    owner: &str,
+    sources: &EndpointSources,
+    outputs: &[SourceOutput],
+) -> pb::SourceList {
     pb::SourceList {
         sources: sources
             .sources
@@ -264,6 +268,15 @@ pub fn source_list(owner: &str, sources: &EndpointSources) -> pb::SourceList {
                 ssrcs: group.ssrcs.clone(),
             })
             .collect(),
+        outputs: outputs
+            .iter()
+            .map(|output| pb::SourceOutput {
+                source_ssrc: output.source,
+                ssrc: output.ssrc,
+                rtx_ssrc: output.rtx.unwrap_or(0),
+            })
+            .collect(),
+        rid_sources: Vec::new(),
     }
 }
 
@@ -275,13 +288,14 @@ pub fn session_accept_update(
     accept: &Jingle,
     transport: &mut RemoteTransportState,
     sources: &EndpointSources,
+    outputs: &[SourceOutput],
 ) -> Result<pb::UpdateEndpointRequest, ToBridgeError> {
     Ok(pb::UpdateEndpointRequest {
         conference_id: endpoint.conference_id.to_owned(),
         endpoint_id: endpoint.endpoint_id.to_owned(),
         transport: transport.apply(accept)?,
         media: media_list(accept)?,
-        sources: Some(source_list(owner, sources)),
+        sources: Some(source_list(owner, sources, outputs)),
     })
 }
 
@@ -308,13 +322,14 @@ pub fn sources_update(
     endpoint: EndpointId<'_>,
     owner: &str,
     sources: &EndpointSources,
+    outputs: &[SourceOutput],
 ) -> pb::UpdateEndpointRequest {
     pb::UpdateEndpointRequest {
         conference_id: endpoint.conference_id.to_owned(),
         endpoint_id: endpoint.endpoint_id.to_owned(),
         transport: None,
         media: None,
-        sources: Some(source_list(owner, sources)),
+        sources: Some(source_list(owner, sources, outputs)),
     }
 }
 

@@ -23,6 +23,7 @@ struct Joined {
     media: Participant,
     config: ParticipantConfig,
     sid: String,
+    initiate: tutti_focus::jingle::Jingle,
     initiate_ssrcs: Vec<u32>,
     bridge_channel: String,
 }
@@ -60,14 +61,17 @@ async fn join_and_accept(user: &str) -> Joined {
         sid: initiate.sid.clone(),
         initiate_ssrcs: ssrcs(&initiate),
         bridge_channel: bridge_channel_url(&initiate),
+        initiate,
     }
 }
 
-/// The next text frame of a bridge channel (after its ServerHello), as JSON.
+/// The next message of colibri class `class` on a bridge channel (others are skipped), as
+/// JSON.
 async fn next_channel_message(
     socket: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
+    class: &str,
 ) -> serde_json::Value {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
@@ -77,7 +81,7 @@ async fn next_channel_message(
             .expect("a readable frame");
         if let Message::Text(text) = frame {
             let message: serde_json::Value = serde_json::from_str(&text).unwrap();
-            if message["colibriClass"] != "ServerHello" {
+            if message["colibriClass"] == class {
                 return message;
             }
         }
@@ -117,32 +121,39 @@ async fn participants_get_sessions_sources_and_media() {
     let mut alice = join_and_accept("alice").await;
     assert!(alice.initiate_ssrcs.is_empty(), "nobody else sends yet");
     let mut bob = join_and_accept("bob").await;
-    // Bob's offer carries Alice's sources; Alice hears of Bob's in a source-add.
+    // Bob's offer carries Alice's sources: her audio, her camera under the SSRC (and RTX SSRC)
+    // the focus minted for it; Alice hears of Bob's in a source-add.
     assert!(bob.initiate_ssrcs.contains(&alice.config.audio_ssrc));
-    assert!(bob.initiate_ssrcs.contains(&alice.config.video_ssrc));
+    let alice_camera = ssrcs_named(&bob.initiate, "alice-v0");
+    assert_eq!(alice_camera.len(), 2, "{alice_camera:?}");
+    for ssrc in [alice.config.video_ssrc, alice.config.video_rtx_ssrc] {
+        assert!(!bob.initiate_ssrcs.contains(&ssrc), "a sender's own SSRC");
+    }
     let (from, add) = alice.xmpp.next_jingle(Action::SourceAdd).await;
     assert_eq!(from, focus_occupant());
     assert_eq!(add.sid, alice.sid);
-    let added = ssrcs(&add);
-    for ssrc in [
-        bob.config.audio_ssrc,
-        bob.config.video_ssrc,
-        bob.config.video_rtx_ssrc,
-    ] {
-        assert!(added.contains(&ssrc), "{ssrc} missing from {added:?}");
-    }
+    assert!(ssrcs(&add).contains(&bob.config.audio_ssrc));
+    let bob_camera = ssrcs_named(&add, "bob-v0");
+    assert_eq!(bob_camera.len(), 2, "{bob_camera:?}");
+    assert!(!bob_camera.contains(&bob.config.video_ssrc));
 
-    // Media flows both ways through the bridge.
+    // Media flows both ways through the bridge, video under the minted SSRCs.
     eventually("alice receives bob's audio and video", || {
         received(&alice.media, bob.config.audio_ssrc) > 10
-            && received(&alice.media, bob.config.video_ssrc) > 10
+            && received(&alice.media, bob_camera[0]) > 10
     })
     .await;
     eventually("bob receives alice's audio and video", || {
         received(&bob.media, alice.config.audio_ssrc) > 10
-            && received(&bob.media, alice.config.video_ssrc) > 10
+            && received(&bob.media, alice_camera[0]) > 10
     })
     .await;
+    let carried = |receiver: &Joined, ssrc: u32| receiver.media.stats().received[&ssrc].sender;
+    assert_eq!(carried(&alice, bob_camera[0]), Some(bob.config.video_ssrc));
+    assert_eq!(
+        carried(&bob, alice_camera[0]),
+        Some(alice.config.video_ssrc)
+    );
 
     // Each offer names that participant's own bridge channel on the bridge; what Alice sends
     // there reaches Bob marked with her nick, the id lib-jitsi-meet knows her by.
@@ -164,7 +175,10 @@ async fn participants_get_sessions_sources_and_media() {
         ))
         .await
         .unwrap();
-    let message = next_channel_message(&mut bob_channel).await;
+    // Bob is told whose video the bridge forwards him.
+    let forwarded = next_channel_message(&mut bob_channel, "LastNEndpointsChangeEvent").await;
+    assert_eq!(forwarded["lastNEndpoints"], serde_json::json!(["alice"]));
+    let message = next_channel_message(&mut bob_channel, "EndpointMessage").await;
     assert_eq!(message["from"], "alice");
     assert_eq!(message["msgPayload"]["hi"], "bob");
 
@@ -173,10 +187,17 @@ async fn participants_get_sessions_sources_and_media() {
     for ssrc in [alice.config.audio_ssrc, bob.config.audio_ssrc] {
         assert!(carol.initiate_ssrcs.contains(&ssrc));
     }
+    let mut carol_camera = Vec::new();
     for other in [&mut alice, &mut bob] {
         let (_, add) = other.xmpp.next_jingle(Action::SourceAdd).await;
         assert!(ssrcs(&add).contains(&carol.config.audio_ssrc));
+        carol_camera.push(camera_of(&add, "carol"));
     }
+    assert_eq!(
+        carol_camera[0], carol_camera[1],
+        "one SSRC per source for everyone"
+    );
+    let carol_camera = carol_camera[0];
     eventually("carol receives alice's and bob's audio", || {
         received(&carol.media, alice.config.audio_ssrc) > 10
             && received(&carol.media, bob.config.audio_ssrc) > 10
@@ -185,7 +206,7 @@ async fn participants_get_sessions_sources_and_media() {
     eventually("alice and bob receive carol's audio and video", || {
         [&alice, &bob].iter().all(|other| {
             received(&other.media, carol.config.audio_ssrc) > 10
-                && received(&other.media, carol.config.video_ssrc) > 10
+                && received(&other.media, carol_camera) > 10
         })
     })
     .await;
@@ -206,7 +227,7 @@ async fn participants_get_sessions_sources_and_media() {
         assert_eq!(add.sid, other.sid);
         let added = ssrcs(&add);
         assert!(added.contains(&dave.config.audio_ssrc), "{added:?}");
-        assert!(added.contains(&dave.config.video_ssrc), "{added:?}");
+        camera_of(&add, "dave");
     }
     stack
         .bridge_metric_becomes("tutti_bridge_endpoints", 4.0)
@@ -232,7 +253,7 @@ async fn participants_get_sessions_sources_and_media() {
         let (_, remove) = other.xmpp.next_jingle(Action::SourceRemove).await;
         let removed = ssrcs(&remove);
         assert!(removed.contains(&carol.config.audio_ssrc), "{removed:?}");
-        assert!(removed.contains(&carol.config.video_ssrc), "{removed:?}");
+        assert_eq!(camera_of(&remove, "carol"), carol_camera);
     }
     stack
         .bridge_metric_becomes("tutti_bridge_endpoints", 3.0)

@@ -113,13 +113,16 @@ class World {
     this.participants = [];
   }
 
-  /** Opens the demo page as `displayName` in `room` and waits until its media is connected. */
-  async join(room, displayName, { waitFor: state = 'connected' } = {}) {
+  /**
+   * Opens the demo page as `displayName` in `room` and waits until its media is connected;
+   * `capture` ({ resolution, fps }) sets its camera.
+   */
+  async join(room, displayName, { waitFor: state = 'connected', capture = {} } = {}) {
     const context = await this.browser.newContext();
     const page = await context.newPage();
     const participant = new Participant(displayName, context, page);
     this.participants.push(participant);
-    const query = new URLSearchParams({ room, name: displayName, autojoin: '1' });
+    const query = new URLSearchParams({ room, name: displayName, autojoin: '1', ...capture });
     await page.goto(`${this.stack.url}?${query}`);
     if (state) {
       await participant.waitForState(state);
@@ -265,6 +268,7 @@ class Participant {
             bytesSent: stat.bytesSent ?? 0,
             timestamp: stat.timestamp,
             frameHeight: stat.frameHeight ?? 0,
+            framesEncoded: stat.framesEncoded ?? 0,
           });
         } else if (stat.type === 'candidate-pair' && stat.nominated && stat.state === 'succeeded') {
           result.candidatePair = { availableOutgoingBitrate: stat.availableOutgoingBitrate ?? 0 };
@@ -293,6 +297,18 @@ class Participant {
   async decodedVideo() {
     const stats = await this.stats();
     return stats.inboundVideo.filter((v) => v.framesDecoded > 0 && v.frameWidth > 0);
+  }
+
+  /**
+   * SSRCs of the remote video tracks this page has from the participant named `name` (what the
+   * focus signalled for them: the SSRC the bridge forwards each source under).
+   */
+  async videoSsrcsFrom(name) {
+    return this.page.evaluate((who) => window.tutti.conference.getParticipants()
+      .filter((p) => p.getDisplayName() === who)
+      .flatMap((p) => p.getTracks())
+      .filter((t) => t.getType() === 'video')
+      .map((t) => t.getSSRC()), name);
   }
 
   /**

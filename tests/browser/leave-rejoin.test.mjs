@@ -39,8 +39,7 @@ test('a participant leaves and rejoins', { timeout: 180000 }, async () => {
     await cyd.waitForDecodedVideo(2);
     // ada's earlier stream from cyd ended; the new one decodes.
     await waitFor('ada to decode cyd\'s new video', async () => {
-      const cydSsrcs = await cyd.page.evaluate(() => window.tutti.conference.getActivePeerConnection()
-        .peerconnection.localDescription.sdp.match(/a=ssrc:(\d+)/g).map((l) => Number(l.slice(7))));
+      const cydSsrcs = await ada.videoSsrcsFrom('cyd');
       const decoding = await ada.decodedVideo();
       return decoding.some((v) => cydSsrcs.includes(v.ssrc) && v.framesDecoded > 10);
     });

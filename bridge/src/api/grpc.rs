@@ -16,7 +16,8 @@ use tutti_rtp::codec::Codec;
 use crate::control::{Control, ControlError};
 use crate::media::{
     Command, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind, RemoteSetup,
-    RemoteTransport, SourceDesc, SourceGroup, SourceSet, WorkerEvent,
+    RemoteTransport, RidSource, SourceDesc, SourceGroup, SourceOutput, SourceSet, WorkerEvent,
+    MAX_ENCODINGS,
 };
 use crate::metrics::Rates;
 
@@ -232,9 +233,16 @@ pub fn sources_from_pb(list: &pb::SourceList, max_sources: usize) -> Result<Sour
         if set.sources.iter().any(|d| d.ssrc == s.ssrc) {
             return Err(invalid(format!("source ssrc {} listed twice", s.ssrc)));
         }
+        if s.name.len() > 256 {
+            return Err(invalid(format!(
+                "source {}: name longer than 256 bytes",
+                s.ssrc
+            )));
+        }
         set.sources.push(SourceDesc {
             ssrc: s.ssrc,
             kind: kind_from_pb(s.media_type, &format!("source {}", s.ssrc))?,
+            name: s.name.clone(),
         });
     }
     for g in &list.groups {
@@ -268,19 +276,137 @@ pub fn sources_from_pb(list: &pb::SourceList, max_sources: usize) -> Result<Sour
             ssrcs: g.ssrcs.clone(),
         });
     }
+    let firsts: Vec<u32> = set
+        .producers()
+        .iter()
+        .map(|spec| spec.encodings[0].0)
+        .collect();
+    for o in &list.outputs {
+        if !firsts.contains(&o.source_ssrc) {
+            return Err(invalid(format!(
+                "output for ssrc {}, which is not the first ssrc of one of the endpoint's sources",
+                o.source_ssrc
+            )));
+        }
+        let rtx = (o.rtx_ssrc != 0).then_some(o.rtx_ssrc);
+        for ssrc in std::iter::once(o.ssrc).chain(rtx) {
+            if ssrc == 0 {
+                return Err(invalid("output ssrc 0 is not allowed"));
+            }
+            if set.sources.iter().any(|d| d.ssrc == ssrc) {
+                return Err(invalid(format!(
+                    "output ssrc {ssrc} is one of the endpoint's own sources"
+                )));
+            }
+            if set
+                .outputs
+                .iter()
+                .any(|p| p.source == o.source_ssrc || p.ssrc == ssrc || p.rtx == Some(ssrc))
+                || rtx == Some(o.ssrc)
+            {
+                return Err(invalid(format!(
+                    "output ssrc {ssrc} (source {}) listed twice",
+                    o.source_ssrc
+                )));
+            }
+        }
+        set.outputs.push(SourceOutput {
+            source: o.source_ssrc,
+            ssrc: o.ssrc,
+            rtx,
+        });
+    }
+    for r in &list.rid_sources {
+        set.rid_sources.push(rid_source_from_pb(r, &set)?);
+    }
     Ok(set)
 }
 
+/// A RID source, checked against the sources and outputs already in `set`.
+fn rid_source_from_pb(r: &pb::RidSource, set: &SourceSet) -> Result<RidSource, Status> {
+    if r.rids.is_empty() || r.rids.len() > MAX_ENCODINGS {
+        return Err(invalid(format!(
+            "rid source {:?}: 1 to {MAX_ENCODINGS} rids",
+            r.name
+        )));
+    }
+    for (i, rid) in r.rids.iter().enumerate() {
+        let valid = (1..=16).contains(&rid.len())
+            && rid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid || r.rids[..i].contains(rid) {
+            return Err(invalid(format!(
+                "rid source {:?}: rid {rid:?} (1 to 16 letters, digits, '-' or '_', each once)",
+                r.name
+            )));
+        }
+    }
+    if r.name.len() > 256 {
+        return Err(invalid("rid source name longer than 256 bytes"));
+    }
+    let rtx = (r.output_rtx_ssrc != 0).then_some(r.output_rtx_ssrc);
+    let taken = |ssrc: u32| {
+        set.sources.iter().any(|d| d.ssrc == ssrc)
+            || set
+                .outputs
+                .iter()
+                .any(|o| o.ssrc == ssrc || o.rtx == Some(ssrc))
+            || set
+                .rid_sources
+                .iter()
+                .any(|s| s.output.0 == ssrc || s.output.1 == Some(ssrc))
+    };
+    for ssrc in std::iter::once(r.output_ssrc).chain(rtx) {
+        if ssrc == 0 || taken(ssrc) || rtx == Some(r.output_ssrc) {
+            return Err(invalid(format!(
+                "rid source {:?}: output ssrc {ssrc} is 0 or taken",
+                r.name
+            )));
+        }
+    }
+    Ok(RidSource {
+        name: r.name.clone(),
+        rids: r.rids.clone(),
+        output: (r.output_ssrc, rtx),
+    })
+}
+
 /// What receivers get of an endpoint's sources (`UpdateEndpointResponse::forwarded`): one
-/// stream per producer under its output SSRCs, described as the request described them.
+/// stream per producer under its output SSRCs, each described as the request described the
+/// producer's first SSRC.
 fn forwarded_to_pb(list: &pb::SourceList, set: &SourceSet) -> pb::SourceList {
-    let described = |ssrc: u32| list.sources.iter().find(|s| s.ssrc == ssrc).cloned();
+    let described = |first: u32, ssrc: u32| {
+        let source = list.sources.iter().find(|s| s.ssrc == first)?;
+        Some(pb::Source {
+            ssrc,
+            ..source.clone()
+        })
+    };
     let mut forwarded = pb::SourceList::default();
-    for spec in set.producers() {
+    for spec in set.producers().iter().filter(|spec| spec.rids.is_empty()) {
+        let first = spec.encodings[0].0;
         let (ssrc, rtx) = spec.output_ssrcs();
-        forwarded.sources.extend(described(ssrc));
+        forwarded.sources.extend(described(first, ssrc));
         if let Some(rtx) = rtx {
-            forwarded.sources.extend(described(rtx));
+            forwarded.sources.extend(described(first, rtx));
+            forwarded.groups.push(pb::SourceGroup {
+                semantics: "FID".into(),
+                ssrcs: vec![ssrc, rtx],
+            });
+        }
+    }
+    for r in &list.rid_sources {
+        let (ssrc, rtx) = (r.output_ssrc, r.output_rtx_ssrc);
+        let described = |ssrc| pb::Source {
+            ssrc,
+            media_type: pb::MediaType::Video as i32,
+            owner: r.owner.clone(),
+            name: r.name.clone(),
+        };
+        forwarded.sources.push(described(ssrc));
+        if rtx != 0 {
+            forwarded.sources.push(described(rtx));
             forwarded.groups.push(pb::SourceGroup {
                 semantics: "FID".into(),
                 ssrcs: vec![ssrc, rtx],
@@ -389,9 +515,19 @@ impl Bridge for BridgeService {
             .as_ref()
             .map(|s| sources_from_pb(s, self.control.config.max_sources_per_endpoint))
             .transpose()?;
-        let ssrcs = sources
-            .as_ref()
-            .map(|s| s.sources.iter().map(|d| d.ssrc).collect());
+        // Every SSRC the endpoint takes in the conference: what it sends and what its sources
+        // are forwarded under.
+        let ssrcs = sources.as_ref().map(|s| {
+            s.sources
+                .iter()
+                .map(|d| d.ssrc)
+                .chain(
+                    s.outputs
+                        .iter()
+                        .flat_map(|o| std::iter::once(o.ssrc).chain(o.rtx)),
+                )
+                .collect()
+        });
         let forwarded = r
             .sources
             .as_ref()
@@ -532,7 +668,7 @@ mod tests {
         };
         let many = pb::SourceList {
             sources: (1..=21).map(source).collect(),
-            groups: vec![],
+            ..Default::default()
         };
         let err = sources_from_pb(&many, 20).unwrap_err();
         assert!(
@@ -546,6 +682,7 @@ mod tests {
                 semantics: "FID".into(),
                 ssrcs: vec![1, 99],
             }],
+            ..Default::default()
         };
         assert!(sources_from_pb(&stranger, 20)
             .unwrap_err()
@@ -557,7 +694,109 @@ mod tests {
                 semantics: "FID".into(),
                 ssrcs: vec![1, 2],
             }],
+            ..Default::default()
         };
         assert_eq!(sources_from_pb(&ok, 20).unwrap().groups.len(), 1);
+    }
+
+    #[test]
+    fn outputs_are_validated() {
+        let source = |ssrc| pb::Source {
+            ssrc,
+            media_type: pb::MediaType::Video as i32,
+            ..Default::default()
+        };
+        // Two layers (1, 2) with RTX (11, 12).
+        let with = |outputs: Vec<(u32, u32, u32)>| pb::SourceList {
+            sources: [1, 2, 11, 12].map(source).to_vec(),
+            groups: vec![
+                pb::SourceGroup {
+                    semantics: "SIM".into(),
+                    ssrcs: vec![1, 2],
+                },
+                pb::SourceGroup {
+                    semantics: "FID".into(),
+                    ssrcs: vec![1, 11],
+                },
+                pb::SourceGroup {
+                    semantics: "FID".into(),
+                    ssrcs: vec![2, 12],
+                },
+            ],
+            outputs: outputs
+                .into_iter()
+                .map(|(source_ssrc, ssrc, rtx_ssrc)| pb::SourceOutput {
+                    source_ssrc,
+                    ssrc,
+                    rtx_ssrc,
+                })
+                .collect(),
+            rid_sources: Vec::new(),
+        };
+        let set = sources_from_pb(&with(vec![(1, 500, 501)]), 20).unwrap();
+        assert_eq!(set.producers()[0].output_ssrcs(), (500, Some(501)));
+        let refused = |outputs, expected: &str| {
+            let message = sources_from_pb(&with(outputs), 20)
+                .unwrap_err()
+                .message()
+                .to_owned();
+            assert!(message.contains(expected), "{message}");
+        };
+        refused(vec![(2, 500, 501)], "not the first ssrc");
+        refused(vec![(11, 500, 0)], "not the first ssrc");
+        refused(vec![(1, 0, 501)], "ssrc 0");
+        refused(vec![(1, 12, 501)], "own sources");
+        refused(vec![(1, 500, 2)], "own sources");
+        refused(vec![(1, 500, 500)], "twice");
+        refused(vec![(1, 500, 501), (1, 600, 601)], "twice");
+        let forwarded = forwarded_to_pb(&with(vec![(1, 500, 501)]), &set);
+        let ssrcs: Vec<u32> = forwarded.sources.iter().map(|s| s.ssrc).collect();
+        assert_eq!(ssrcs, [500, 501]);
+        assert_eq!(forwarded.groups[0].ssrcs, [500, 501]);
+    }
+
+    #[test]
+    fn rid_sources_are_validated() {
+        let list = |rids: &[&str], output: u32, rtx: u32| pb::SourceList {
+            sources: vec![pb::Source {
+                ssrc: 7,
+                media_type: pb::MediaType::Audio as i32,
+                ..Default::default()
+            }],
+            rid_sources: vec![pb::RidSource {
+                owner: "alice".into(),
+                name: "alice-v0".into(),
+                rids: rids.iter().map(|r| r.to_string()).collect(),
+                output_ssrc: output,
+                output_rtx_ssrc: rtx,
+            }],
+            ..Default::default()
+        };
+        let ok = list(&["q", "h", "f"], 900, 901);
+        let set = sources_from_pb(&ok, 20).unwrap();
+        let spec = &set.producers()[1];
+        assert_eq!(spec.rids, ["q", "h", "f"]);
+        assert_eq!(
+            spec.encodings,
+            [(0, None); 3],
+            "SSRCs learnt from the packets"
+        );
+        assert_eq!(spec.output_ssrcs(), (900, Some(901)));
+        let forwarded = forwarded_to_pb(&ok, &set);
+        let ssrcs: Vec<u32> = forwarded.sources.iter().map(|s| s.ssrc).collect();
+        assert_eq!(ssrcs, [7, 900, 901]);
+        assert_eq!(forwarded.sources[1].name, "alice-v0");
+        for bad in [
+            list(&[], 900, 0),
+            list(&["q"; 9], 900, 0),
+            list(&["q", "q"], 900, 0),
+            list(&["a b"], 900, 0),
+            list(&["seventeen-chars-x"], 900, 0),
+            list(&["q"], 0, 0),
+            list(&["q"], 7, 0),
+            list(&["q"], 900, 900),
+        ] {
+            assert!(sources_from_pb(&bad, 20).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! `/colibri-ws/{bridge}/{conference}/{endpoint}?pwd=...`: the bridge channel's WebSocket.
-//! Only the socket work is here; who may connect and where messages go is `crate::channel`.
+//! `/colibri-ws/{bridge}/{conference}/{endpoint}?pwd=...`: the bridge channel's WebSocket (only
+//! the socket work is here; who may connect and where messages go is `crate::channel`), and
+//! `/debug/receivers`, what the receivers asked for over it and what their allocators chose.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::channel::{self, Connection, Refusal, MAX_MESSAGE_BYTES};
+use crate::channel::{self, Connection, Outcome, Refusal, MAX_MESSAGE_BYTES};
 use crate::control::Control;
 
 /// WebSocket close code 1001 ("going away"): the endpoint expired or a newer connection of it
@@ -21,7 +22,17 @@ const GOING_AWAY: u16 = 1001;
 pub fn router(control: Arc<Control>) -> Router {
     Router::new()
         .route("/colibri-ws/{bridge}/{conference}/{endpoint}", get(upgrade))
+        .route("/debug/receivers", get(describe_receivers))
         .with_state(control)
+}
+
+/// `/debug/receivers`: every receiver's constraints, bandwidth and per-source layer choice
+/// (JSON; see `media::core::describe`).
+async fn describe_receivers(State(control): State<Arc<Control>>) -> Response {
+    match control.describe_receivers().await {
+        Ok(reports) => axum::Json(reports).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -73,7 +84,11 @@ async fn serve(
             tokio::select! {
                 incoming = socket.recv() => match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        hub.receive(&conference, &endpoint, text.as_str());
+                        if let Outcome::Constraints(update) =
+                            hub.receive(&conference, &endpoint, text.as_str())
+                        {
+                            control.set_constraints(&conference, &endpoint, update);
+                        }
                     }
                     Some(Ok(Message::Binary(_))) => hub.count_malformed(),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}

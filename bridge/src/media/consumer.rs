@@ -1,19 +1,38 @@
-//! One receiver × one producer: what that receiver gets of that source. It picks the encoding
-//! it forwards, gives the receiver one continuous stream under the producer's output SSRC
-//! (sequence numbers rewritten where needed), answers the receiver's NACKs, and numbers the
-//! RTX stream it sends them on.
+//! One receiver × one producer: what that receiver gets of that source. Its allocator sets the
+//! layer it is to get ([`Consumer::target`]); the consumer moves to a new encoding only at a key
+//! frame of it (until then the old one keeps flowing), drops frames of temporal layers above the
+//! target, and gives the receiver one continuous stream under the producer's output SSRC
+//! ([`Rewriter`]). It answers the receiver's NACKs and numbers the RTX stream it sends them on.
 
 use std::net::SocketAddr;
 
+use tutti_rtp::codec::{self, Details, FrameInfo};
 use tutti_rtp::rtp;
 
 use super::endpoint::Endpoint;
 use super::outbox::SLOT;
+use super::rewriter::{Rewriter, SwitchPoint};
 use super::stream_history::StoppedStream;
 use super::MediaKind;
 
 /// Room kept at the end of a send slot for the SRTP/SRTCP tag and index.
 pub const TAG_ROOM: usize = 32;
+
+/// A layer of a producer: the encoding (simulcast layer) and the highest temporal layer
+/// forwarded of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Layer {
+    pub spatial: u8,
+    pub temporal: u8,
+}
+
+impl Layer {
+    /// The whole of encoding 0: what an audio consumer forwards.
+    pub const BASE_ALL: Layer = Layer {
+        spatial: 0,
+        temporal: u8::MAX,
+    };
+}
 
 /// What a packet of the producer becomes for this receiver.
 #[derive(Clone, Copy)]
@@ -21,6 +40,10 @@ pub struct Outgoing<'a> {
     pub packet: &'a [u8],
     pub header: &'a rtp::Header,
     pub kind: MediaKind,
+    /// The encoding it belongs to.
+    pub encoding: u8,
+    /// What its payload says of its frame (video of a codec the bridge reads).
+    pub frame: Option<FrameInfo>,
     /// The producer's output SSRC (and that of its RTX stream).
     pub ssrc: u32,
     pub rtx_ssrc: Option<u32>,
@@ -29,90 +52,181 @@ pub struct Outgoing<'a> {
     pub now_us: i64,
 }
 
+/// What a consumer does with one packet of its producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Forward it.
+    Forward,
+    /// Forward it: it starts the consumer's new encoding (`from` was forwarded before).
+    Switch { from: Option<u8> },
+    /// A packet of the forwarded encoding in a temporal layer above the target: dropped, and
+    /// the stream closed up around it.
+    DropTemporal,
+    /// Not for this receiver (another encoding, or nothing is to be forwarded).
+    Skip,
+}
+
 pub struct Consumer {
     /// The receiving endpoint's slot.
     pub receiver: usize,
-    /// The encoding forwarded: the lowest simulcast layer, until layer choice exists.
-    pub layer: usize,
-    /// Added to the producer's sequence numbers; set by the first packet forwarded.
-    offset: Option<u16>,
-    /// Highest sequence number sent to the receiver (or, before the first packet, the last one
-    /// it got of this SSRC from an earlier producer).
-    last: Option<u16>,
+    /// What its receiver's allocator wants forwarded; `None`: nothing (beyond its last-N, or
+    /// no room in its bandwidth). Audio consumers forward [`Layer::BASE_ALL`].
+    pub target: Option<Layer>,
+    /// The encoding forwarded now.
+    pub current: Option<u8>,
+    /// Highest temporal layer forwarded now (follows the target at frames that allow it).
+    temporal: u8,
+    /// A packet of the target encoding went by while the consumer waited for its key frame.
+    pub waiting_for_keyframe: bool,
+    rewriter: Rewriter,
     next_rtx_sequence: u16,
 }
 
 impl Consumer {
     /// `before` is what the receiver got of this SSRC from an earlier producer (a sender that
     /// came back); `rtx_start` the first RTX sequence number.
-    pub fn new(receiver: usize, before: Option<&StoppedStream>, rtx_start: u16) -> Consumer {
+    pub fn new(
+        receiver: usize,
+        kind: MediaKind,
+        before: Option<&StoppedStream>,
+        rtx_start: u16,
+    ) -> Consumer {
+        let clock_rate = match kind {
+            MediaKind::Audio => 48_000,
+            MediaKind::Video => 90_000,
+        };
         Consumer {
             receiver,
-            layer: 0,
-            offset: None,
-            last: before.map(|s| s.last_sequence),
+            target: (kind == MediaKind::Audio).then_some(Layer::BASE_ALL),
+            current: None,
+            temporal: 0,
+            waiting_for_keyframe: false,
+            rewriter: Rewriter::new(clock_rate, before.map(|s| s.last_sequence)),
             next_rtx_sequence: rtx_start,
         }
     }
 
-    /// Forwards this encoding's packets.
-    pub fn wants(&self, encoding: usize) -> bool {
-        encoding == self.layer
-    }
-
-    /// The receiver's sequence number for the producer's `sequence`.
-    fn outgoing_sequence(&mut self, sequence: u16) -> u16 {
-        let offset = *self.offset.get_or_insert_with(|| match self.last {
-            Some(last) => last.wrapping_add(1).wrapping_sub(sequence),
-            None => 0,
-        });
-        let shifted = sequence.wrapping_add(offset);
-        if self
-            .last
-            .is_none_or(|last| (shifted.wrapping_sub(last) as i16) > 0)
-        {
-            self.last = Some(shifted);
+    /// Decides what to do with a packet (and moves to its encoding when it is the key frame
+    /// the consumer waits for).
+    pub fn admit(&mut self, p: &Outgoing<'_>) -> Admission {
+        let Some(target) = self.target else {
+            // Paused: when video resumes, it starts again at a key frame.
+            self.current = None;
+            return Admission::Skip;
+        };
+        let e = p.encoding;
+        let Some(frame) = p.frame else {
+            // Payloads the bridge does not read (audio, VP9, AV1): the lowest encoding, never
+            // switched.
+            return match self.current {
+                Some(current) if current == e => Admission::Forward,
+                None if e == 0 => self.switch(p, target),
+                _ => Admission::Skip,
+            };
+        };
+        if self.current != Some(e) {
+            if e != target.spatial {
+                return Admission::Skip;
+            }
+            if frame.starts_frame && frame.keyframe {
+                return self.switch(p, target);
+            }
+            self.waiting_for_keyframe = true;
+            return Admission::Skip;
         }
-        shifted
+        if let Some(tid) = frame.temporal_layer {
+            if frame.starts_frame {
+                if frame.keyframe || target.temporal < self.temporal {
+                    self.temporal = target.temporal;
+                } else if tid > self.temporal && tid <= target.temporal && frame.layer_sync {
+                    self.temporal = tid;
+                }
+            }
+            if tid > self.temporal {
+                self.rewriter
+                    .drop_packet(p.header.sequence, frame.starts_frame);
+                return Admission::DropTemporal;
+            }
+        }
+        Admission::Forward
     }
 
-    /// The producer's sequence number behind the receiver's `sequence` (for its NACKs).
-    pub fn incoming_sequence(&self, sequence: u16) -> Option<u16> {
-        Some(sequence.wrapping_sub(self.offset?))
+    fn switch(&mut self, p: &Outgoing<'_>, target: Layer) -> Admission {
+        let vp8 = vp8_descriptor(p.frame);
+        self.rewriter.switch(SwitchPoint {
+            layer: p.encoding,
+            sequence: p.header.sequence,
+            timestamp: p.header.timestamp,
+            picture_id: vp8.and_then(|d| d.picture_id).map(|f| f.value),
+            tl0_pic_idx: vp8.and_then(|d| d.tl0_pic_idx).map(|f| f.value),
+            now_us: p.now_us,
+        });
+        let from = self.current.replace(p.encoding);
+        self.temporal = target.temporal;
+        self.waiting_for_keyframe = false;
+        Admission::Switch { from }
+    }
+
+    /// The encoding and the producer's sequence number behind the receiver's `sequence` (for
+    /// its NACKs).
+    pub fn incoming(&self, sequence: u16) -> Option<(u8, u16)> {
+        self.rewriter.incoming(sequence)
+    }
+
+    /// The offset from encoding `layer`'s RTP timestamps to the receiver's, while it is the
+    /// one forwarded (for the sender's reports).
+    pub fn timestamp_offset(&self, layer: u8) -> Option<u32> {
+        self.rewriter.timestamp_offset(layer)
     }
 
     /// What the receiver keeps of this stream when the consumer goes.
     pub fn stopped(&self, ssrc: u32) -> Option<StoppedStream> {
         Some(StoppedStream {
             ssrc,
-            last_sequence: self.last?,
+            last_sequence: self.rewriter.last_sequence()?,
             srtp: None,
         })
     }
 
-    /// Writes `packet` for the receiver into `slot`: its sequence number, its transport-wide
-    /// sequence number, encrypted with its keys.
+    /// Writes an admitted packet for the receiver into `slot`: its sequence number, timestamp
+    /// and VP8 picture numbering in the receiver's stream, its transport-wide sequence number,
+    /// encrypted with its keys.
     pub fn forward(
         &mut self,
         receiver: &mut Endpoint,
         p: Outgoing<'_>,
         slot: &mut [u8],
     ) -> Option<(SocketAddr, usize)> {
+        let vp8 = vp8_descriptor(p.frame);
+        let w = self.rewriter.forward(
+            p.header.sequence,
+            p.header.timestamp,
+            vp8.and_then(|d| d.picture_id).map(|f| f.value),
+            vp8.and_then(|d| d.tl0_pic_idx).map(|f| f.value),
+            p.now_us,
+        )?;
         let len = p.packet.len();
         let body = slot.get_mut(..SLOT - TAG_ROOM)?;
         body.get_mut(..len)?.copy_from_slice(p.packet);
-        let sequence = self.outgoing_sequence(p.header.sequence);
-        if sequence != p.header.sequence {
-            rtp::set_sequence(body, sequence);
+        if w.sequence != p.header.sequence {
+            rtp::set_sequence(body, w.sequence);
+        }
+        if w.timestamp != p.header.timestamp {
+            rtp::set_timestamp(body, w.timestamp);
         }
         if p.ssrc != p.header.ssrc {
             rtp::set_ssrc(body, p.ssrc);
         }
+        if let Some(d) = vp8 {
+            let payload = &mut body[p.header.payload_offset..p.header.payload_end];
+            renumber_vp8(payload, &d, w.picture_id_delta, w.tl0_pic_idx_delta);
+        }
         seal(receiver, slot, len, p)
     }
 
-    /// Writes the retransmission of `p` (a cached packet, already carrying the receiver's
-    /// sequence number in `p.header`) into `slot`: as RTX when the receiver negotiated it.
+    /// Writes the retransmission of `p` (a cached packet of encoding `p.encoding`, as the
+    /// sender sent it) into `slot`, as the receiver first got it: as RTX when the receiver
+    /// negotiated it.
     pub fn retransmit(
         &mut self,
         receiver: &mut Endpoint,
@@ -121,29 +235,65 @@ impl Consumer {
     ) -> Option<(SocketAddr, usize)> {
         // Not connected: nothing is sent, and no RTX sequence number is used up.
         receiver.transport.media_destination()?;
+        let w = self
+            .rewriter
+            .sent_as(p.encoding, p.header.sequence, p.header.timestamp)?;
+        let mut header = *p.header;
+        header.sequence = w.sequence;
+        header.timestamp = w.timestamp;
         let body = slot.get_mut(..SLOT - TAG_ROOM)?;
         let rtx = p
             .rtx_ssrc
             .zip(receiver.rtx_payload_type(p.header.payload_type));
-        let len = match rtx {
+        let (len, payload_shift) = match rtx {
             Some((rtx_ssrc, rtx_pt)) => {
                 let rtx_sequence = self.next_rtx_sequence;
                 self.next_rtx_sequence = rtx_sequence.wrapping_add(1);
-                rtp::write_rtx(p.packet, p.header, rtx_ssrc, rtx_pt, rtx_sequence, body).ok()?
+                let n =
+                    rtp::write_rtx(p.packet, &header, rtx_ssrc, rtx_pt, rtx_sequence, body).ok()?;
+                (n, 2)
             }
             None => {
                 body.get_mut(..p.packet.len())?.copy_from_slice(p.packet);
-                rtp::set_sequence(body, p.header.sequence);
+                rtp::set_sequence(body, w.sequence);
+                rtp::set_timestamp(body, w.timestamp);
                 rtp::set_ssrc(body, p.ssrc);
-                p.packet.len()
+                (p.packet.len(), 0)
             }
         };
         let written = rtp::parse(&body[..len]).ok()?;
+        if let Some(d) = vp8_descriptor(p.frame) {
+            let start = written.payload_offset + payload_shift;
+            if let Some(payload) = body.get_mut(start..written.payload_end) {
+                renumber_vp8(payload, &d, w.picture_id_delta, w.tl0_pic_idx_delta);
+            }
+        }
         let p = Outgoing {
             header: &written,
             ..p
         };
         seal(receiver, slot, len, p)
+    }
+}
+
+fn vp8_descriptor(frame: Option<FrameInfo>) -> Option<codec::vp8::Descriptor> {
+    match frame?.details {
+        Details::Vp8(d) => Some(d),
+        Details::H264(_) => None,
+    }
+}
+
+/// Moves a VP8 payload's PictureID and TL0PICIDX into the receiver's numbering.
+fn renumber_vp8(payload: &mut [u8], d: &codec::vp8::Descriptor, pid_delta: u16, tl0_delta: u8) {
+    if pid_delta != 0 {
+        if let Some(pid) = d.picture_id {
+            codec::vp8::set_picture_id(payload, d, pid.value.wrapping_add(pid_delta));
+        }
+    }
+    if tl0_delta != 0 {
+        if let Some(idx) = d.tl0_pic_idx {
+            codec::vp8::set_tl0_pic_idx(payload, d, idx.value.wrapping_add(tl0_delta));
+        }
     }
 }
 
@@ -172,44 +322,4 @@ fn seal(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stopped(last_sequence: u16) -> StoppedStream {
-        StoppedStream {
-            ssrc: 7,
-            last_sequence,
-            srtp: None,
-        }
-    }
-
-    #[test]
-    fn a_first_stream_passes_through() {
-        let mut consumer = Consumer::new(0, None, 0);
-        assert_eq!(consumer.incoming_sequence(5), None, "nothing sent yet");
-        assert_eq!(consumer.outgoing_sequence(40_000), 40_000);
-        assert_eq!(consumer.outgoing_sequence(40_001), 40_001);
-        assert_eq!(consumer.incoming_sequence(40_001), Some(40_001));
-        assert_eq!(consumer.stopped(7).unwrap().last_sequence, 40_001);
-    }
-
-    #[test]
-    fn a_stream_back_from_a_new_producer_continues_the_numbering_across_the_wrap() {
-        let mut consumer = Consumer::new(0, Some(&stopped(65_534)), 0);
-        assert_eq!(consumer.outgoing_sequence(9_000), 65_535);
-        assert_eq!(consumer.outgoing_sequence(9_001), 0);
-        // A NACK for 0 asks for the new sender's 9,001.
-        assert_eq!(consumer.incoming_sequence(0), Some(9_001));
-    }
-
-    #[test]
-    fn reordered_packets_keep_their_place() {
-        let mut consumer = Consumer::new(0, Some(&stopped(10)), 0);
-        assert_eq!(consumer.outgoing_sequence(500), 11);
-        assert_eq!(consumer.outgoing_sequence(502), 13);
-        // Late, not newest: it keeps its own number and does not move the highest.
-        assert_eq!(consumer.outgoing_sequence(501), 12);
-        assert_eq!(consumer.stopped(7).unwrap().last_sequence, 13);
-        assert_eq!(consumer.outgoing_sequence(503), 14);
-    }
-}
+mod tests;

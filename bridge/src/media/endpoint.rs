@@ -6,6 +6,7 @@ use std::time::Instant;
 use tutti_rtp::codec::Codec;
 use tutti_rtp::rtp;
 
+use super::constraints::ReceiverConstraints;
 use super::stream_history::StreamHistory;
 use super::transport::{EndpointSettings, Transport};
 use super::{MediaConfig, MediaKind};
@@ -13,6 +14,8 @@ use super::{MediaConfig, MediaKind};
 pub struct Endpoint {
     pub conference_id: String,
     pub endpoint_id: String,
+    /// What the conference's clients call it (in bridge-channel messages and constraints).
+    pub participant_id: String,
     /// Its router's slot.
     pub conference: usize,
     /// Tags its STUN transactions (routes responses back to it).
@@ -22,6 +25,10 @@ pub struct Endpoint {
     /// Its producers, as slots of its router.
     pub producers: Vec<usize>,
     pub history: StreamHistory,
+    /// What it asked for over the bridge channel.
+    pub constraints: ReceiverConstraints,
+    /// The endpoints (by tag) it was last told it gets video from.
+    pub forwarded: Vec<u32>,
 }
 
 impl Endpoint {
@@ -30,6 +37,7 @@ impl Endpoint {
     pub fn new(
         conference_id: String,
         endpoint_id: String,
+        participant_id: String,
         conference: usize,
         tag: u32,
         random: (u32, u64),
@@ -40,12 +48,15 @@ impl Endpoint {
         Endpoint {
             conference_id,
             endpoint_id,
+            participant_id,
             conference,
             tag,
             transport: Transport::new(ice, tag, random, settings, now),
             media: MediaConfig::default(),
             producers: Vec::new(),
             history: StreamHistory::new(),
+            constraints: ReceiverConstraints::default(),
+            forwarded: Vec::new(),
         }
     }
 
@@ -116,7 +127,10 @@ impl Endpoint {
 
     /// Bytes held by this endpoint's own state (its producers are counted by its router).
     pub fn heap_bytes(&self) -> usize {
-        let strings = self.conference_id.capacity() + self.endpoint_id.capacity();
+        let strings = self.conference_id.capacity()
+            + self.endpoint_id.capacity()
+            + self.participant_id.capacity()
+            + self.forwarded.len() * std::mem::size_of::<u32>();
         let media = [&self.media.audio, &self.media.video]
             .iter()
             .filter_map(|m| m.as_ref())

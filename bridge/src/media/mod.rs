@@ -16,6 +16,8 @@
 //! sender's `Transport` decrypts once) → `Router::fan_out` → `Consumer::forward` (rewrite,
 //! encrypt per receiver) → `udp.rs` (send batch).
 
+mod allocator;
+pub mod constraints;
 mod consumer;
 pub mod core;
 mod endpoint;
@@ -23,6 +25,7 @@ mod nack;
 pub mod outbox;
 mod producer;
 mod retransmission;
+mod rewriter;
 mod router;
 mod send_history;
 mod sources;
@@ -34,7 +37,10 @@ pub mod worker;
 
 use std::net::SocketAddr;
 
-pub use sources::{GroupSemantics, ProducerSpec, SourceDesc, SourceGroup, SourceSet};
+pub use router::MAX_ENCODINGS;
+pub use sources::{
+    GroupSemantics, ProducerSpec, RidSource, SourceDesc, SourceGroup, SourceOutput, SourceSet,
+};
 pub use transport::EndpointSettings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -113,6 +119,8 @@ pub enum Command {
     AllocateEndpoint {
         conference_id: String,
         endpoint_id: String,
+        /// What the conference's clients call it (bridge-channel messages).
+        participant_id: String,
         ice: tutti_ice::Credentials,
     },
     UpdateEndpoint {
@@ -126,6 +134,33 @@ pub enum Command {
         conference_id: String,
         endpoint_id: String,
     },
+    /// Every receiver's allocation state, for the debug endpoint.
+    DescribeReceivers {
+        reply: tokio::sync::oneshot::Sender<Vec<core::describe::ReceiverReport>>,
+    },
+    /// What a receiver asked for over its bridge channel.
+    SetConstraints {
+        conference_id: String,
+        endpoint_id: String,
+        update: constraints::ConstraintsUpdate,
+    },
+}
+
+/// What the worker tells the control plane.
+#[derive(Clone, Debug)]
+pub enum WorkerOutput {
+    Endpoint(WorkerEvent),
+    Forwarded(ForwardedEndpoints),
+}
+
+/// The endpoints whose video a receiver now gets (`LastNEndpointsChangeEvent`), from its
+/// allocator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwardedEndpoints {
+    pub conference_id: String,
+    pub endpoint_id: String,
+    /// Their ids in bridge-channel messages.
+    pub endpoints: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,5 +190,6 @@ pub fn endpoint_settings(config: &crate::config::Config) -> anyhow::Result<Endpo
         dtls_timeout: config.dtls_timeout(),
         srtp_profiles: config.srtp_profiles()?,
         retransmission_cache_packets: config.retransmission_cache_packets,
+        receiver_bandwidth_bps: config.receiver_bandwidth_bps,
     })
 }

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use tutti_rtp::codec::{self, Details, FrameInfo};
 use tutti_rtp::rtcp::ReceiveStats;
 
 use super::consumer::Consumer;
@@ -13,7 +14,8 @@ use super::retransmission::RetransmissionCache;
 use super::sources::ProducerSpec;
 use super::MediaKind;
 
-/// A sender is asked for a key frame at most this often, however many receivers ask.
+/// A sender is asked for a key frame of an encoding at most this often, however many receivers
+/// ask.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 
 /// One encoding: a simulcast layer (or the only stream) and its RTX stream.
@@ -27,6 +29,74 @@ pub struct Encoding {
     pub cache: Option<RetransmissionCache>,
     /// Losses on the way in; only where the sender retransmits (it has an RTX stream).
     pub nacks: Option<NackGenerator>,
+    /// Frame height, from its latest key frame (VP8); `None` until known.
+    pub height: Option<u16>,
+    pub rate: LayerRate,
+    /// Key-frame requests for this encoding, rate-limited.
+    pub keyframes: KeyframeRequests,
+}
+
+impl Encoding {
+    /// Notes a received media packet of `len` bytes (what its payload says of its frame, when
+    /// the bridge reads its codec).
+    pub fn on_media(&mut self, len: usize, frame: Option<&FrameInfo>, payload: &[u8], now_us: i64) {
+        self.rate
+            .on_packet(len, frame.and_then(|f| f.temporal_layer), now_us);
+        if let Some(Details::Vp8(d)) = frame.filter(|f| f.keyframe).map(|f| f.details) {
+            if let Some((_, height)) = codec::vp8::keyframe_size(payload, &d) {
+                self.height = Some(height);
+            }
+        }
+    }
+}
+
+/// Temporal layers whose rate is measured per encoding (VP8 TID 0..=3).
+pub const TEMPORAL_LAYERS: usize = 4;
+/// An encoding with no packet for this long is not being sent (the sender turned it off).
+const INACTIVE_AFTER_US: i64 = 1_000_000;
+
+/// An encoding's bitrate, per temporal layer, over the core's rate intervals (an exponential
+/// average of two intervals' worth).
+#[derive(Clone, Debug, Default)]
+pub struct LayerRate {
+    bytes: [u64; TEMPORAL_LAYERS],
+    bps: [u64; TEMPORAL_LAYERS],
+    last_packet_us: Option<i64>,
+    /// Highest temporal layer seen (0 for streams without temporal layers).
+    pub max_temporal: u8,
+}
+
+impl LayerRate {
+    fn on_packet(&mut self, len: usize, temporal: Option<u8>, now_us: i64) {
+        let t = usize::from(temporal.unwrap_or(0)).min(TEMPORAL_LAYERS - 1);
+        self.bytes[t] += len as u64;
+        self.max_temporal = self.max_temporal.max(t as u8);
+        self.last_packet_us = Some(now_us);
+    }
+
+    /// Closes an interval of `elapsed_us`.
+    pub fn tick(&mut self, elapsed_us: i64) {
+        let elapsed_us = elapsed_us.max(1) as u64;
+        for (bps, bytes) in self.bps.iter_mut().zip(&mut self.bytes) {
+            let measured = *bytes * 8 * 1_000_000 / elapsed_us;
+            *bps = (*bps + measured) / 2;
+            *bytes = 0;
+        }
+    }
+
+    /// Bitrate of temporal layers 0..=`temporal`.
+    pub fn bps_up_to(&self, temporal: u8) -> u64 {
+        self.bps[..=usize::from(temporal).min(TEMPORAL_LAYERS - 1)]
+            .iter()
+            .sum()
+    }
+
+    /// Packets arrive and a rate is measured.
+    pub fn is_active(&self, now_us: i64) -> bool {
+        self.last_packet_us
+            .is_some_and(|t| now_us - t < INACTIVE_AFTER_US)
+            && self.bps_up_to(self.max_temporal) > 0
+    }
 }
 
 /// Rate-limits key-frame requests to the sender.
@@ -53,10 +123,13 @@ pub struct Producer {
     /// The sending endpoint's slot.
     pub owner: usize,
     pub kind: MediaKind,
+    /// The source's name (e.g. `<endpoint>-v0`), as receivers' constraints may name it.
+    pub name: String,
     pub encodings: Vec<Encoding>,
+    /// The RIDs naming its encodings (empty when their SSRCs were signalled).
+    pub rids: Vec<String>,
     /// The SSRC receivers get it under, and its RTX SSRC.
     output: (u32, Option<u32>),
-    pub keyframes: KeyframeRequests,
     pub consumers: Vec<Consumer>,
 }
 
@@ -69,6 +142,8 @@ impl Producer {
         Producer {
             owner,
             kind: spec.kind,
+            name: spec.name.clone(),
+            rids: spec.rids.clone(),
             encodings: spec
                 .encodings
                 .iter()
@@ -81,23 +156,61 @@ impl Producer {
                     cache: (layer == 0 && spec.kind == MediaKind::Video)
                         .then(|| RetransmissionCache::new(cache_packets)),
                     nacks: rtx_ssrc.map(|_| NackGenerator::new()),
+                    height: None,
+                    rate: LayerRate::default(),
+                    keyframes: KeyframeRequests::default(),
                 })
                 .collect(),
             output: spec.output_ssrcs(),
-            keyframes: KeyframeRequests::default(),
             consumers: Vec::new(),
         }
     }
 
-    /// Made from this spec (a source that stays keeps its state).
+    /// Made from this spec (a source that stays keeps its state, the SSRCs learnt for its RIDs
+    /// included).
     pub fn is(&self, spec: &ProducerSpec) -> bool {
         self.kind == spec.kind
+            && self.output == spec.output_ssrcs()
             && self.encodings.len() == spec.encodings.len()
-            && self
-                .encodings
-                .iter()
-                .zip(&spec.encodings)
-                .all(|(e, s)| (e.ssrc, e.rtx_ssrc) == *s)
+            && self.rids == spec.rids
+            && (!self.rids.is_empty()
+                || self
+                    .encodings
+                    .iter()
+                    .zip(&spec.encodings)
+                    .all(|(e, s)| (e.ssrc, e.rtx_ssrc) == *s))
+    }
+
+    /// Learns the SSRC of the encoding named `rid` (its RTX SSRC when `repaired`); returns the
+    /// encoding, or `None` when no encoding has that RID or it already has an SSRC. A sender
+    /// that negotiated RTX (`nackable`) is NACKed from its first packet on: its RTX SSRC shows
+    /// with its first retransmission.
+    pub fn bind_rid(
+        &mut self,
+        rid: &[u8],
+        repaired: bool,
+        ssrc: u32,
+        nackable: bool,
+    ) -> Option<u8> {
+        let index = self.rids.iter().position(|r| r.as_bytes() == rid)?;
+        let e = self.encodings.get_mut(index)?;
+        if repaired {
+            if e.rtx_ssrc.is_some() {
+                return None;
+            }
+            e.rtx_ssrc = Some(ssrc);
+            e.rtx_stats = Some(ReceiveStats::new(90_000));
+            e.nacks.get_or_insert_with(NackGenerator::new);
+        } else {
+            if e.ssrc != 0 {
+                return None;
+            }
+            e.ssrc = ssrc;
+            if nackable {
+                e.nacks.get_or_insert_with(NackGenerator::new);
+            }
+        }
+        Some(index as u8)
     }
 
     /// The SSRC receivers get this source under, and its RTX SSRC.
@@ -105,11 +218,12 @@ impl Producer {
         self.output
     }
 
-    /// Every SSRC the sender sends for this source.
+    /// Every SSRC the sender sends for this source (known so far).
     pub fn ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
         self.encodings
             .iter()
             .flat_map(|e| std::iter::once(e.ssrc).chain(e.rtx_ssrc))
+            .filter(|&ssrc| ssrc != 0)
     }
 
     pub fn consumer_of(&mut self, receiver: usize) -> Option<&mut Consumer> {
@@ -120,6 +234,8 @@ impl Producer {
     /// grew to, so the figure returns to where it was when receivers leave).
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of::<Producer>()
+            + self.name.capacity()
+            + self.rids.iter().map(String::capacity).sum::<usize>()
             + self.encodings.capacity() * std::mem::size_of::<Encoding>()
             + self
                 .encodings

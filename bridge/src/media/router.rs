@@ -6,10 +6,12 @@ use std::collections::HashMap;
 
 use rand::Rng;
 use rustc_hash::FxHashMap;
+use tutti_rtp::codec::{self, FrameInfo};
 use tutti_rtp::rtcp;
 use tutti_rtp::rtp;
 
-use super::consumer::{Consumer, Outgoing, TAG_ROOM};
+use super::allocator::{Allocation, LayerOption};
+use super::consumer::{Admission, Consumer, Layer, Outgoing, TAG_ROOM};
 use super::endpoint::Endpoint;
 use super::outbox::{Outbox, SLOT};
 use super::producer::Producer;
@@ -17,11 +19,14 @@ use super::retransmission::RetransmissionCache;
 use super::sources::ProducerSpec;
 use super::MediaKind;
 
+/// Most encodings (simulcast layers) a producer may have.
+pub const MAX_ENCODINGS: usize = 8;
+
 /// Where a received SSRC goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
     pub producer: usize,
-    pub encoding: usize,
+    pub encoding: u8,
     /// The encoding's RTX stream.
     pub rtx: bool,
 }
@@ -33,6 +38,15 @@ pub struct Sent {
     pub bytes: u64,
     /// Some consumer forwards this encoding (it may still not be connected).
     pub wanted: bool,
+    /// Consumers that moved to this encoding here, to a higher one than before, to a lower
+    /// one, or as their first.
+    pub switched_up: u32,
+    pub switched_down: u32,
+    pub started: u32,
+    /// Packets not sent to a consumer because their temporal layer is above its target.
+    pub dropped_temporal: u32,
+    /// A consumer waits for a key frame of this encoding.
+    pub keyframe_wanted: bool,
 }
 
 /// Why a receiver's NACK could not be answered.
@@ -55,6 +69,12 @@ pub struct Router {
     routes: FxHashMap<u32, Route>,
     /// The SSRCs receivers get (and name in their RTCP) → producer.
     outputs: FxHashMap<u32, usize>,
+    /// Buffers of the allocator runs, kept between them.
+    allocation: Allocation,
+    /// The producer behind each of the current run's candidates, and its owner's slot.
+    allocated: Vec<(usize, usize)>,
+    /// The owners (by endpoint tag) a receiver gets video from, as the current run decides.
+    forwarded: Vec<u32>,
 }
 
 impl Router {
@@ -119,16 +139,19 @@ impl Router {
         endpoints: &mut [Option<Endpoint>],
         rng: &mut impl Rng,
     ) -> Option<usize> {
-        if spec.encodings.is_empty() {
+        if spec.encodings.is_empty() || spec.encodings.len() > MAX_ENCODINGS {
             return None;
         }
         let mut producer = Producer::new(owner, spec, cache_packets);
-        let taken = producer.ssrcs().any(|ssrc| self.routes.contains_key(&ssrc))
-            || self.outputs.contains_key(&producer.output_ssrcs().0);
+        let (output, output_rtx) = producer.output_ssrcs();
+        // Its SSRCs, sent or forwarded under, must be no other producer's.
+        let in_use =
+            |ssrc: u32| self.routes.contains_key(&ssrc) || self.outputs.contains_key(&ssrc);
+        let taken = producer.ssrcs().any(in_use)
+            || [Some(output), output_rtx].into_iter().flatten().any(in_use);
         if taken {
             return None;
         }
-        let (output, output_rtx) = producer.output_ssrcs();
         for &member in &self.members {
             let Some(receiver) = endpoints[member].as_mut() else {
                 continue;
@@ -136,7 +159,7 @@ impl Router {
             if member != owner && receiver.receives(spec.kind) {
                 producer
                     .consumers
-                    .push(new_consumer(member, receiver, output, rng));
+                    .push(new_consumer(member, receiver, spec.kind, output, rng));
             }
         }
         let p = match self.free_producers.pop() {
@@ -149,10 +172,12 @@ impl Router {
         for (encoding, e) in producer.encodings.iter().enumerate() {
             let route = |rtx| Route {
                 producer: p,
-                encoding,
+                encoding: encoding as u8,
                 rtx,
             };
-            self.routes.insert(e.ssrc, route(false));
+            if e.ssrc != 0 {
+                self.routes.insert(e.ssrc, route(false));
+            }
             if let Some(rtx) = e.rtx_ssrc {
                 self.routes.insert(rtx, route(true));
             }
@@ -200,6 +225,41 @@ impl Router {
         self.free_producers.push(p);
     }
 
+    /// A packet of `owner` on `ssrc`, which no producer receives, carries RID `rid` (the
+    /// RepairedRtpStreamId when `repaired`): when one of `owner`'s producers has an encoding of
+    /// that RID without an SSRC yet, the SSRC is that encoding's from now on.
+    pub fn bind_rid(
+        &mut self,
+        owner: usize,
+        owner_producers: &[usize],
+        rid: &[u8],
+        repaired: bool,
+        ssrc: u32,
+        nackable: bool,
+    ) -> Option<Route> {
+        if self.routes.contains_key(&ssrc) || self.outputs.contains_key(&ssrc) {
+            return None;
+        }
+        for &p in owner_producers {
+            let Some(producer) = self
+                .producer_mut(p)
+                .filter(|producer| producer.owner == owner)
+            else {
+                continue;
+            };
+            if let Some(encoding) = producer.bind_rid(rid, repaired, ssrc, nackable) {
+                let route = Route {
+                    producer: p,
+                    encoding,
+                    rtx: repaired,
+                };
+                self.routes.insert(ssrc, route);
+                return Some(route);
+            }
+        }
+        None
+    }
+
     /// Makes `receiver`'s consumers match what it receives now (after it joined or changed its
     /// media).
     pub fn update_consumers(
@@ -219,9 +279,10 @@ impl Router {
             let wants = endpoint.receives(producer.kind);
             if wants && !has {
                 let output = producer.output_ssrcs().0;
+                let kind = producer.kind;
                 producer
                     .consumers
-                    .push(new_consumer(receiver, endpoint, output, rng));
+                    .push(new_consumer(receiver, endpoint, kind, output, rng));
             } else if has && !wants {
                 producer.consumers.retain(|c| c.receiver != receiver);
             }
@@ -256,13 +317,15 @@ impl Router {
         }
     }
 
-    /// Sends a packet of encoding `encoding` of producer `p` to every consumer that forwards
-    /// that encoding, each written and encrypted for its receiver; caches it for their NACKs.
+    /// Sends a packet of encoding `encoding` of producer `p` to every consumer that admits it
+    /// (see [`Consumer::admit`]), each written and encrypted for its receiver; caches it for
+    /// their NACKs. `frame` is what its payload says of its frame.
     #[allow(clippy::too_many_arguments)]
     pub fn fan_out(
         &mut self,
         p: usize,
-        encoding: usize,
+        encoding: u8,
+        frame: Option<FrameInfo>,
         packet: &[u8],
         header: &rtp::Header,
         sender_twcc: Option<u8>,
@@ -280,14 +343,31 @@ impl Router {
             packet,
             header,
             kind: producer.kind,
+            encoding,
+            frame,
             ssrc,
             rtx_ssrc,
             sender_twcc,
             now_us,
         };
         for consumer in producer.consumers.iter_mut() {
-            if !consumer.wants(encoding) {
-                continue;
+            match consumer.admit(&outgoing) {
+                Admission::Skip => {
+                    let wanted = consumer.target.is_some_and(|t| t.spatial == encoding);
+                    sent.keyframe_wanted |= wanted && consumer.waiting_for_keyframe;
+                    continue;
+                }
+                Admission::DropTemporal => {
+                    sent.wanted = true;
+                    sent.dropped_temporal += 1;
+                    continue;
+                }
+                Admission::Switch { from } => match from {
+                    None => sent.started += 1,
+                    Some(from) if from < encoding => sent.switched_up += 1,
+                    Some(_) => sent.switched_down += 1,
+                },
+                Admission::Forward => {}
             }
             sent.wanted = true;
             let Some(receiver) = endpoints[consumer.receiver].as_mut() else {
@@ -305,7 +385,7 @@ impl Router {
             }
         }
         if sent.wanted && producer.kind == MediaKind::Video {
-            if let Some(e) = producer.encodings.get_mut(encoding) {
+            if let Some(e) = producer.encodings.get_mut(usize::from(encoding)) {
                 e.cache
                     .get_or_insert_with(|| RetransmissionCache::new(cache_packets))
                     .insert(header.sequence, packet);
@@ -334,6 +414,7 @@ impl Router {
             .ok_or(RetransmitError::Missed)?;
         let (ssrc, rtx_ssrc) = producer.output_ssrcs();
         let kind = producer.kind;
+        let owner = producer.owner;
         let Producer {
             encodings,
             consumers,
@@ -343,12 +424,17 @@ impl Router {
             .iter_mut()
             .find(|c| c.receiver == receiver)
             .ok_or(RetransmitError::Missed)?;
-        let original = consumer
-            .incoming_sequence(sequence)
-            .and_then(|s| encodings.get(consumer.layer)?.cache.as_ref()?.get(s))
+        let (layer, original_sequence) =
+            consumer.incoming(sequence).ok_or(RetransmitError::Missed)?;
+        let original = encodings
+            .get(usize::from(layer))
+            .and_then(|e| e.cache.as_ref()?.get(original_sequence))
             .ok_or(RetransmitError::Missed)?;
-        let mut header = rtp::parse(original).map_err(|_| RetransmitError::Missed)?;
-        header.sequence = sequence;
+        let header = rtp::parse(original).map_err(|_| RetransmitError::Missed)?;
+        let codec = endpoints[owner]
+            .as_ref()
+            .map_or(codec::Codec::Other, |o| o.video_codec(header.payload_type));
+        let frame = codec::frame_info(codec, header.payload(original));
         let receiver = endpoints[receiver]
             .as_mut()
             .ok_or(RetransmitError::NotSent)?;
@@ -356,6 +442,8 @@ impl Router {
             packet: original,
             header: &header,
             kind,
+            encoding: layer,
+            frame,
             ssrc,
             rtx_ssrc,
             sender_twcc,
@@ -375,12 +463,13 @@ impl Router {
     }
 
     /// Passes a sender's SR for encoding `encoding` of producer `p` to the receivers that get
-    /// that encoding, under the output SSRC and without the sender's report blocks (those
-    /// describe the sender's own reception). Returns how many were sent.
+    /// that encoding, under the output SSRC, with its RTP time in the receiver's timestamps and
+    /// without the sender's report blocks (those describe the sender's own reception). Returns
+    /// how many were sent.
     pub fn forward_sender_report(
         &mut self,
         p: usize,
-        encoding: usize,
+        encoding: u8,
         info: &rtcp::SenderInfo,
         endpoints: &mut [Option<Endpoint>],
         out: &mut impl Outbox,
@@ -390,13 +479,20 @@ impl Router {
         };
         let ssrc = producer.output_ssrcs().0;
         let mut reports = 0;
-        for consumer in producer.consumers.iter().filter(|c| c.wants(encoding)) {
+        for consumer in &producer.consumers {
+            let Some(offset) = consumer.timestamp_offset(encoding) else {
+                continue;
+            };
             let Some(receiver) = endpoints[consumer.receiver].as_mut() else {
                 continue;
             };
+            let info = rtcp::SenderInfo {
+                rtp_time: info.rtp_time.wrapping_add(offset),
+                ..*info
+            };
             let mut sent = false;
             out.push(|slot| {
-                let n = rtcp::write_sender_report(&mut slot[..SLOT - TAG_ROOM], ssrc, info, &[])
+                let n = rtcp::write_sender_report(&mut slot[..SLOT - TAG_ROOM], ssrc, &info, &[])
                     .ok()?;
                 let w = receiver.transport.protect_rtcp(slot, n);
                 sent = w.is_some();
@@ -405,6 +501,87 @@ impl Router {
             reports += sent as u64;
         }
         reports
+    }
+
+    /// Closes a rate interval of `elapsed_us` for every encoding of the conference.
+    pub fn tick_rates(&mut self, elapsed_us: i64) {
+        for producer in self.producers.iter_mut().flatten() {
+            for e in &mut producer.encodings {
+                e.rate.tick(elapsed_us);
+            }
+        }
+    }
+
+    /// Runs `receiver`'s allocator over the video sources of the others and sets its
+    /// consumers' targets. Returns the endpoints it now gets video from (their participant ids,
+    /// in the allocator's order) when they differ from what it was last told. Nothing is
+    /// allocated unless that list changed.
+    pub fn allocate(
+        &mut self,
+        receiver: usize,
+        endpoints: &mut [Option<Endpoint>],
+        default_bps: u64,
+        now_us: i64,
+    ) -> Option<Vec<String>> {
+        self.allocation.clear();
+        self.allocated.clear();
+        let constraints = &endpoints[receiver].as_ref()?.constraints;
+        for &member in &self.members {
+            let Some(owner) = endpoints[member].as_ref().filter(|_| member != receiver) else {
+                continue;
+            };
+            for &p in &owner.producers {
+                let Some(producer) = self.producers.get(p).and_then(Option::as_ref) else {
+                    continue;
+                };
+                if producer.kind != MediaKind::Video
+                    || !producer.consumers.iter().any(|c| c.receiver == receiver)
+                {
+                    continue;
+                }
+                let (id, name) = (&owner.participant_id, &producer.name);
+                self.allocation.push(
+                    constraints.priority(id, name),
+                    constraints.max_height_for(id, name),
+                    layer_options(producer, now_us),
+                );
+                self.allocated.push((p, member));
+            }
+        }
+        let bps = constraints.assumed_bandwidth_bps.unwrap_or(default_bps);
+        self.allocation.run(constraints.last_n, bps);
+        self.forwarded.clear();
+        for (i, &(p, owner)) in self.allocated.iter().enumerate() {
+            let layer = self.allocation.chosen[i];
+            if let Some(consumer) = self.producers[p]
+                .as_mut()
+                .and_then(|producer| producer.consumer_of(receiver))
+            {
+                consumer.target = layer;
+            }
+            let tag = endpoints[owner].as_ref().map_or(0, |e| e.tag);
+            if layer.is_some() && !self.forwarded.contains(&tag) {
+                self.forwarded.push(tag);
+            }
+        }
+        let endpoint = endpoints[receiver].as_mut()?;
+        if endpoint.forwarded == self.forwarded {
+            return None;
+        }
+        endpoint.forwarded.clone_from(&self.forwarded);
+        Some(
+            self.forwarded
+                .iter()
+                .filter_map(|&tag| {
+                    self.members.iter().find_map(|&m| {
+                        endpoints[m]
+                            .as_ref()
+                            .filter(|e| e.tag == tag)
+                            .map(|e| e.participant_id.clone())
+                    })
+                })
+                .collect(),
+        )
     }
 
     /// Bytes of the conference's state: its producers and its routing entries, by number (not
@@ -425,12 +602,40 @@ impl Router {
     }
 }
 
+/// The layers of a video producer the allocator may choose: each active encoding at each
+/// temporal layer seen, with its height (from its key frames; until one arrived, 180 doubled
+/// per encoding) and measured rate.
+fn layer_options(producer: &Producer, now_us: i64) -> impl Iterator<Item = LayerOption> + '_ {
+    producer
+        .encodings
+        .iter()
+        .enumerate()
+        .filter(move |(_, e)| e.rate.is_active(now_us))
+        .flat_map(|(s, e)| {
+            let height = e.height.map_or(180u32 << s.min(4), u32::from);
+            (0..=e.rate.max_temporal).map(move |t| LayerOption {
+                layer: Layer {
+                    spatial: s as u8,
+                    temporal: t,
+                },
+                height,
+                bps: e.rate.bps_up_to(t),
+            })
+        })
+}
+
 /// Approximate bytes of one hash map entry, for the memory gauge.
 pub const ROUTE_ENTRY_BYTES: usize = 48;
 
 /// A consumer for `receiver`, continuing what it saw of `output` from an earlier producer, and
 /// resuming the outbound SRTP state it had for it.
-fn new_consumer(slot: usize, receiver: &mut Endpoint, output: u32, rng: &mut impl Rng) -> Consumer {
+fn new_consumer(
+    slot: usize,
+    receiver: &mut Endpoint,
+    kind: MediaKind,
+    output: u32,
+    rng: &mut impl Rng,
+) -> Consumer {
     let before = receiver.history.take(output);
     if let (Some(state), Some(srtp)) = (
         before.and_then(|b| b.srtp),
@@ -438,5 +643,5 @@ fn new_consumer(slot: usize, receiver: &mut Endpoint, output: u32, rng: &mut imp
     ) {
         srtp.resume_outbound(output, state);
     }
-    Consumer::new(slot, before.as_ref(), rng.random())
+    Consumer::new(slot, kind, before.as_ref(), rng.random())
 }

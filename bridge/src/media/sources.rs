@@ -4,10 +4,12 @@
 //! whose simulcast (SIM) layers are its encodings, each with its FID (RTX) partner.
 use super::MediaKind;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceDesc {
     pub ssrc: u32,
     pub kind: MediaKind,
+    /// The source's name (e.g. `<endpoint>-v0`); may be empty.
+    pub name: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,32 +24,62 @@ pub struct SourceGroup {
     pub ssrcs: Vec<u32>,
 }
 
+/// The SSRCs receivers get a source under (minted by the focus), whatever layer of it they
+/// are forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceOutput {
+    /// The source's first SSRC (its first SIM layer, or its only SSRC).
+    pub source: u32,
+    pub ssrc: u32,
+    pub rtx: Option<u32>,
+}
+
+/// A video source whose encodings are named by RID (`a=rid`, the RtpStreamId header
+/// extension) rather than signalled SSRCs, as Chromium's own simulcast and WHIP clients send:
+/// the bridge learns each encoding's SSRC (and its RTX SSRC, from RepairedRtpStreamId) from the
+/// first packet that carries its RID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RidSource {
+    pub name: String,
+    /// Lowest encoding first.
+    pub rids: Vec<String>,
+    /// What receivers get it under (and its RTX SSRC).
+    pub output: (u32, Option<u32>),
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SourceSet {
     pub sources: Vec<SourceDesc>,
     pub groups: Vec<SourceGroup>,
+    pub outputs: Vec<SourceOutput>,
+    pub rid_sources: Vec<RidSource>,
 }
 
-/// One producer's shape: its media kind and its encodings, lowest simulcast layer first, each
-/// as (media SSRC, RTX SSRC); never empty.
+/// One producer's shape: its media kind, its encodings, lowest simulcast layer first, each as
+/// (media SSRC, RTX SSRC) (never empty; 0 while an encoding named by RID has not been seen),
+/// the RIDs naming them (empty for signalled SSRCs), and the SSRCs receivers get it under when
+/// the focus chose them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerSpec {
     pub kind: MediaKind,
+    /// The name of its first SSRC's source.
+    pub name: String,
     pub encodings: Vec<(u32, Option<u32>)>,
+    pub rids: Vec<String>,
+    pub output: Option<(u32, Option<u32>)>,
 }
 
 impl ProducerSpec {
-    /// The SSRC receivers get this source under, and its RTX SSRC: the lowest layer's. Layer
-    /// choice (a consumer forwarding any layer under these) is in the bridge alone; this is all
-    /// that receivers' signalling needs of it.
+    /// The SSRC receivers get this source under, and its RTX SSRC, whichever layer a consumer
+    /// forwards: the focus's choice, else the first layer's.
     pub fn output_ssrcs(&self) -> (u32, Option<u32>) {
-        self.encodings[0]
+        self.output.unwrap_or(self.encodings[0])
     }
 }
 
 impl SourceSet {
     /// The producers these sources make. Assumes a validated set (groups reference own SSRCs,
-    /// no SSRC in two SIM groups or with two RTX partners).
+    /// no SSRC in two SIM groups or with two RTX partners, outputs name first SSRCs).
     pub fn producers(&self) -> Vec<ProducerSpec> {
         let rtx_of = |ssrc: u32| {
             self.groups
@@ -79,12 +111,26 @@ impl SourceSet {
             };
             specs.push(ProducerSpec {
                 kind: source.kind,
+                name: source.name.clone(),
                 encodings: layers
                     .into_iter()
                     .map(|ssrc| (ssrc, rtx_of(ssrc)))
                     .collect(),
+                rids: Vec::new(),
+                output: self
+                    .outputs
+                    .iter()
+                    .find(|o| o.source == source.ssrc)
+                    .map(|o| (o.ssrc, o.rtx)),
             });
         }
+        specs.extend(self.rid_sources.iter().map(|r| ProducerSpec {
+            kind: MediaKind::Video,
+            name: r.name.clone(),
+            encodings: vec![(0, None); r.rids.len()],
+            rids: r.rids.clone(),
+            output: Some(r.output),
+        }));
         specs
     }
 }
@@ -97,11 +143,12 @@ mod tests {
         SourceDesc {
             ssrc,
             kind: MediaKind::Video,
+            name: format!("v{ssrc}"),
         }
     }
 
     #[test]
-    fn a_simulcast_source_is_one_producer_with_its_layers_and_their_rtx() {
+    fn a_simulcast_source_is_one_producer_with_its_layers_their_rtx_and_its_output() {
         let set = SourceSet {
             sources: vec![
                 video(1),
@@ -113,6 +160,7 @@ mod tests {
                 SourceDesc {
                     ssrc: 50,
                     kind: MediaKind::Audio,
+                    name: "a0".into(),
                 },
             ],
             groups: vec![
@@ -133,17 +181,29 @@ mod tests {
                     ssrcs: vec![3, 13],
                 },
             ],
+            outputs: vec![SourceOutput {
+                source: 1,
+                ssrc: 900,
+                rtx: Some(901),
+            }],
+            rid_sources: Vec::new(),
         };
         assert_eq!(
             set.producers(),
             vec![
                 ProducerSpec {
                     kind: MediaKind::Video,
+                    name: "v1".into(),
                     encodings: vec![(1, Some(11)), (2, Some(12)), (3, Some(13))],
+                    rids: Vec::new(),
+                    output: Some((900, Some(901))),
                 },
                 ProducerSpec {
                     kind: MediaKind::Audio,
+                    name: "a0".into(),
                     encodings: vec![(50, None)],
+                    rids: Vec::new(),
+                    output: None,
                 },
             ]
         );

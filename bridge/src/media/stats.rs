@@ -42,24 +42,38 @@ reasons! {
 
 /// Upper bounds (seconds) of the feedback delay histogram's buckets; the last bucket is +Inf.
 pub const FEEDBACK_DELAY_BOUNDS: [f64; 9] = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0];
+/// Upper bounds (pixels) of the forwarded-height histogram's buckets.
+pub const HEIGHT_BOUNDS: [f64; 6] = [180.0, 270.0, 360.0, 540.0, 720.0, 1080.0];
 
-/// A histogram with fixed buckets, counted by the worker and published as it is.
-#[derive(Clone, Debug, Default)]
-pub struct DelayHistogram {
-    /// Observations per bucket (not cumulative); one more than the bounds (+Inf).
-    pub buckets: [u64; FEEDBACK_DELAY_BOUNDS.len() + 1],
-    pub sum_seconds: f64,
+/// A histogram with `B` fixed bucket bounds (given when observing and when exporting), counted
+/// by the worker and published as it is.
+#[derive(Clone, Debug)]
+pub struct Histogram<const B: usize> {
+    /// Observations per bucket (not cumulative): one per bound, then +Inf.
+    pub buckets: [u64; B],
+    pub above: u64,
+    pub sum: f64,
     pub count: u64,
 }
 
-impl DelayHistogram {
-    pub fn observe(&mut self, seconds: f64) {
-        let bucket = FEEDBACK_DELAY_BOUNDS
-            .iter()
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(FEEDBACK_DELAY_BOUNDS.len());
-        self.buckets[bucket] += 1;
-        self.sum_seconds += seconds;
+impl<const B: usize> Default for Histogram<B> {
+    fn default() -> Self {
+        Histogram {
+            buckets: [0; B],
+            above: 0,
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+impl<const B: usize> Histogram<B> {
+    pub fn observe(&mut self, bounds: &[f64; B], value: f64) {
+        match bounds.iter().position(|&bound| value <= bound) {
+            Some(bucket) => self.buckets[bucket] += 1,
+            None => self.above += 1,
+        }
+        self.sum += value;
         self.count += 1;
     }
 }
@@ -101,10 +115,22 @@ pub struct Counters {
     /// Per feedback packet from a receiver: from sending the newest packet it newly reports as
     /// arrived to receiving the feedback (the path's delay, the receiver's feedback interval and
     /// the way back).
-    pub transport_cc_feedback_delay: DelayHistogram,
+    pub transport_cc_feedback_delay: Histogram<{ FEEDBACK_DELAY_BOUNDS.len() }>,
     pub receiver_reports_sent: u64,
     pub sender_reports_forwarded: u64,
     pub remb_sent: u64,
+    /// Consumers that began forwarding a video encoding: first, up to a higher one, down to a
+    /// lower one.
+    pub layer_switches: [u64; 3],
+    /// Packets of temporal layers above a receiver's target, not sent to it.
+    pub temporal_drops: u64,
+    /// Packets that went by while a receiver waited for a key frame of their encoding (each
+    /// asks the sender for one, rate-limited).
+    pub keyframes_for_switch: u64,
+    /// SSRCs learnt for encodings named by RID, from their first packet.
+    pub rid_streams_learnt: u64,
+    /// The height of the encoding each video consumer forwards, sampled at every allocation.
+    pub forwarded_height: Histogram<{ HEIGHT_BOUNDS.len() }>,
 }
 
 impl Counters {

@@ -31,6 +31,8 @@ pub struct EndpointSettings {
     pub dtls_timeout: Duration,
     pub srtp_profiles: SrtpProfiles,
     pub retransmission_cache_packets: usize,
+    /// Bandwidth a receiver's allocator assumes (bit/s) unless the receiver says otherwise.
+    pub receiver_bandwidth_bps: u64,
 }
 
 /// What happened to a transport that the core must act on.

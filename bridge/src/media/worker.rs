@@ -16,7 +16,7 @@ use tutti_dtls::Certificate;
 use super::core::Core;
 use super::stats::{DropReason, SharedSnapshot, Snapshot};
 use super::udp::{self, RecvBatch, SendBatch};
-use super::{Command, EndpointSettings, WorkerEvent};
+use super::{Command, EndpointSettings, WorkerOutput};
 
 /// Datagrams per recvmmsg call.
 const RECV_BATCH: usize = 64;
@@ -37,7 +37,7 @@ pub fn spawn(
     media_address: SocketAddr,
     settings: EndpointSettings,
     cert: Certificate,
-    events: UnboundedSender<WorkerEvent>,
+    events: UnboundedSender<WorkerOutput>,
     snapshot: SharedSnapshot,
 ) -> io::Result<WorkerHandle> {
     let socket = udp::bind(media_address, POLL_INTERVAL)?;
@@ -69,7 +69,7 @@ struct Worker {
     recv: RecvBatch,
     out: SendBatch,
     commands: Receiver<Command>,
-    events: UnboundedSender<WorkerEvent>,
+    events: UnboundedSender<WorkerOutput>,
     snapshot: SharedSnapshot,
     core: Core,
 }
@@ -120,7 +120,10 @@ impl Worker {
                 self.core.count_drop(DropReason::SendFailed);
             }
             while let Some(event) = self.core.poll_event() {
-                let _ = self.events.send(event);
+                let _ = self.events.send(WorkerOutput::Endpoint(event));
+            }
+            while let Some(forwarded) = self.core.poll_forwarded() {
+                let _ = self.events.send(WorkerOutput::Forwarded(forwarded));
             }
             if now >= next_publish {
                 self.publish(cpu.busy_fraction(now));

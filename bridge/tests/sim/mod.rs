@@ -14,12 +14,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use tutti_bridge::media::constraints::ConstraintsUpdate;
 use tutti_bridge::media::core::Core;
 use tutti_bridge::media::outbox::{Datagrams, SLOT};
 use tutti_bridge::media::stats::Counters;
 use tutti_bridge::media::{
-    Command, EndpointSettings, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind,
-    RemoteSetup, RemoteTransport, SourceDesc, SourceGroup, SourceSet, WorkerEvent,
+    Command, EndpointSettings, EndpointState, ForwardedEndpoints, GroupSemantics, MediaConfig,
+    MediaDesc, MediaKind, RemoteSetup, RemoteTransport, RidSource, SourceDesc, SourceGroup,
+    SourceOutput, SourceSet, WorkerEvent,
 };
 use tutti_rtp::codec::Codec;
 use tutti_sim::{LinkConfig, Node, NodeId, Outbox, PeerConfig, Sim, SimPeer};
@@ -34,6 +36,7 @@ pub struct BridgeNode {
     pub fingerprint: [u8; 32],
     out: Datagrams,
     events: Vec<WorkerEvent>,
+    forwarded: Vec<ForwardedEndpoints>,
     last_now: Instant,
 }
 
@@ -48,6 +51,7 @@ impl BridgeNode {
             dtls_timeout: Duration::from_secs(10),
             srtp_profiles,
             retransmission_cache_packets: 512,
+            receiver_bandwidth_bps: 2_500_000,
         };
         BridgeNode {
             core: Core::new(cert, settings, seed, start),
@@ -55,6 +59,7 @@ impl BridgeNode {
             fingerprint,
             out: Datagrams::default(),
             events: Vec::new(),
+            forwarded: Vec::new(),
             last_now: start,
         }
     }
@@ -87,9 +92,17 @@ impl BridgeNode {
         self.core.counters()
     }
 
+    /// Every LastNEndpointsChangeEvent the core asked to send, in order.
+    pub fn forwarded(&self) -> &[ForwardedEndpoints] {
+        &self.forwarded
+    }
+
     fn collect_events(&mut self) {
         while let Some(event) = self.core.poll_event() {
             self.events.push(event);
+        }
+        while let Some(forwarded) = self.core.poll_forwarded() {
+            self.forwarded.push(forwarded);
         }
     }
 
@@ -118,6 +131,7 @@ impl Node for BridgeNode {
     fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) {
         self.last_now = now;
         self.core.handle_timeout(now, &mut self.out);
+        self.collect_events();
         self.flush(out);
     }
 
@@ -138,6 +152,9 @@ pub struct Call {
     next_host: u8,
     /// Every link's one-way delay.
     delay: Duration,
+    /// Video sources are forwarded under SSRCs of their own ([`sources_with_output`]), as the
+    /// focus mints them, rather than under their first layer's.
+    pub mint_outputs: bool,
 }
 
 impl Call {
@@ -168,6 +185,7 @@ impl Call {
             peers: Vec::new(),
             next_host: 2,
             delay,
+            mint_outputs: false,
         }
     }
 
@@ -193,6 +211,11 @@ impl Call {
         let id = self.sim.add(&name, peer);
         self.connect(id);
         let config = self.sim.node(id).config().clone();
+        let expect = if self.mint_outputs {
+            expect_simulcast
+        } else {
+            expect
+        };
         for &other in &self.peers {
             let other_config = self.sim.node(other).config().clone();
             expect(self.sim.node_mut(other), &config);
@@ -206,7 +229,12 @@ impl Call {
     /// Gives `peer` a (new) endpoint on the bridge named after it, and connects them.
     pub fn connect(&mut self, peer: NodeId<SimPeer>) {
         let config = self.sim.node(peer).config().clone();
-        self.connect_signalling(peer, sources(&config));
+        let signalled = if self.mint_outputs && !config.video.is_empty() {
+            sources_with_output(&config)
+        } else {
+            sources(&config)
+        };
+        self.connect_signalling(peer, signalled);
     }
 
     /// Like [`Call::connect`], with `signalled` as the sources the bridge is told of (which
@@ -224,6 +252,7 @@ impl Call {
                 Command::AllocateEndpoint {
                     conference_id: CONFERENCE.into(),
                     endpoint_id: config.name.clone(),
+                    participant_id: config.name.clone(),
                     ice,
                 },
             );
@@ -268,6 +297,33 @@ impl Call {
                 },
             )
         });
+    }
+
+    /// What `peer` says over its bridge channel about what it wants forwarded.
+    pub fn set_constraints(&mut self, peer: NodeId<SimPeer>, update: ConstraintsUpdate) {
+        let name = self.sim.node(peer).config().name.clone();
+        self.sim.with(self.bridge, |b, now| {
+            b.command(
+                now,
+                Command::SetConstraints {
+                    conference_id: CONFERENCE.into(),
+                    endpoint_id: name,
+                    update,
+                },
+            )
+        });
+    }
+
+    /// The latest list of endpoints `peer` was told it gets video from.
+    pub fn forwarded_to(&self, peer: NodeId<SimPeer>) -> Option<Vec<String>> {
+        let name = &self.sim.node(peer).config().name;
+        self.sim
+            .node(self.bridge)
+            .forwarded()
+            .iter()
+            .rev()
+            .find(|f| &f.endpoint_id == name)
+            .map(|f| f.endpoints.clone())
     }
 
     /// Runs until every participant is connected to the bridge (at most 10 simulated s).
@@ -319,7 +375,11 @@ pub fn media_config(config: &PeerConfig) -> MediaConfig {
         sends: true,
         receives: true,
         twcc_extension: config.twcc_ext,
-        sender_local_extensions: [config.mid_ext.unwrap_or(0), 0, 0],
+        sender_local_extensions: [
+            config.mid_ext.unwrap_or(0),
+            config.rid_extensions.map_or(0, |(rid, _)| rid),
+            config.rid_extensions.map_or(0, |(_, repaired)| repaired),
+        ],
         transport_cc: config.twcc_feedback,
         rtx,
         codecs,
@@ -327,31 +387,31 @@ pub fn media_config(config: &PeerConfig) -> MediaConfig {
     MediaConfig {
         audio: Some(desc(Vec::new(), Vec::new())),
         video: Some(desc(
-            vec![(config.vp8_pt, config.rtx_pt)],
-            vec![(config.vp8_pt, Codec::Vp8)],
+            vec![
+                (config.vp8_pt, config.rtx_pt),
+                (config.h264_pt, config.h264_rtx_pt),
+            ],
+            vec![(config.vp8_pt, Codec::Vp8), (config.h264_pt, Codec::H264)],
         )),
     }
 }
 
-/// The sources a peer sends, as the focus passes them to the bridge.
+/// The sources a peer sends, as the focus passes them to the bridge (named `<peer>-a0` and
+/// `<peer>-v0`), forwarded under the first layer's SSRCs.
 pub fn sources(config: &PeerConfig) -> SourceSet {
     let mut set = SourceSet::default();
+    let desc = |ssrc: u32, kind: MediaKind, suffix: &str| SourceDesc {
+        ssrc,
+        kind,
+        name: format!("{}-{suffix}", config.name),
+    };
     if let Some(audio) = config.audio {
-        set.sources.push(SourceDesc {
-            ssrc: audio,
-            kind: MediaKind::Audio,
-        });
+        set.sources.push(desc(audio, MediaKind::Audio, "a0"));
     }
     for layer in &config.video {
-        set.sources.push(SourceDesc {
-            ssrc: layer.ssrc,
-            kind: MediaKind::Video,
-        });
+        set.sources.push(desc(layer.ssrc, MediaKind::Video, "v0"));
         if let Some(rtx) = layer.rtx {
-            set.sources.push(SourceDesc {
-                ssrc: rtx,
-                kind: MediaKind::Video,
-            });
+            set.sources.push(desc(rtx, MediaKind::Video, "v0"));
             set.groups.push(SourceGroup {
                 semantics: GroupSemantics::Fid,
                 ssrcs: vec![layer.ssrc, rtx],
@@ -365,4 +425,51 @@ pub fn sources(config: &PeerConfig) -> SourceSet {
         });
     }
     set
+}
+
+/// The SSRCs a simulcast test forwards `config`'s video under (as the focus would mint them):
+/// derived from its first layer's, so distinct per peer.
+pub fn output_of(config: &PeerConfig) -> (u32, u32) {
+    let first = config.video[0].ssrc;
+    (first ^ 0x5a5a_0001, first ^ 0x5a5a_0002)
+}
+
+/// [`sources`], with the video forwarded under [`output_of`]; a peer that sends RIDs
+/// ([`PeerConfig::rid_extensions`]) has its video signalled by RID only.
+pub fn sources_with_output(config: &PeerConfig) -> SourceSet {
+    let (ssrc, rtx) = output_of(config);
+    if config.rid_extensions.is_some() {
+        let audio_only = PeerConfig {
+            video: Vec::new(),
+            ..config.clone()
+        };
+        let mut set = sources(&audio_only);
+        set.rid_sources.push(RidSource {
+            name: format!("{}-v0", config.name),
+            rids: config.video.iter().filter_map(|l| l.rid.clone()).collect(),
+            output: (ssrc, Some(rtx)),
+        });
+        return set;
+    }
+    let mut set = sources(config);
+    set.outputs.push(SourceOutput {
+        source: config.video[0].ssrc,
+        ssrc,
+        rtx: Some(rtx),
+    });
+    set
+}
+
+/// What a receiver is told of a simulcast `sender` whose sources were given with
+/// [`sources_with_output`]: audio, and one video stream that may carry any layer.
+pub fn expect_simulcast(receiver: &mut SimPeer, sender: &PeerConfig) {
+    if let Some(audio) = sender.audio {
+        receiver.expect_audio(audio);
+    }
+    if sender.video.is_empty() {
+        return;
+    }
+    let (ssrc, rtx) = output_of(sender);
+    let layers: Vec<u32> = sender.video.iter().map(|l| l.ssrc).collect();
+    receiver.expect_video_from(ssrc, Some(rtx), &layers);
 }

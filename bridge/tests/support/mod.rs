@@ -39,6 +39,9 @@ impl BridgeProcess {
             .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
             .env("TUTTI_BRIDGE_HTTP_ADDRESS", "127.0.0.1:0")
             .env("TUTTI_BRIDGE_MEDIA_ADDRESS", "127.0.0.1:0")
+            // The test participants send one 2 Mbit/s encoding each: no receiver's video is to be
+            // left out by the allocator's default bandwidth of 2.5 Mbit/s.
+            .env("TUTTI_BRIDGE_RECEIVER_BANDWIDTH_BPS", "1000000000")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -247,6 +250,8 @@ pub fn source_list(config: &ParticipantConfig) -> pb::SourceList {
             semantics: "FID".into(),
             ssrcs: vec![config.video_ssrc, config.video_rtx_ssrc],
         }],
+        outputs: Vec::new(),
+        rid_sources: Vec::new(),
     }
 }
 

@@ -302,7 +302,7 @@ fn source_add_and_remove_carry_only_media_with_sources() {
         }],
         groups: Vec::new(),
     };
-    let view = audio_only.receiver_view("room@muc/carol", &forwarded(&[(9, None)]));
+    let view = audio_only.receiver_view("room@muc/carol", &forwarded(&[(9, None)]), &[]);
     let add = source_add("s", std::slice::from_ref(&view)).unwrap();
     assert_eq!(add.action, Action::SourceAdd);
     assert_eq!(add.sid, "s");

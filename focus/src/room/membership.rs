@@ -2,6 +2,7 @@
 //! when their caps are new), the focus's own presence, and joining, leaving and rejoining the
 //! room.
 
+use rand::Rng;
 use std::time::Instant;
 
 use jid::{FullJid, Jid};
@@ -274,7 +275,7 @@ impl Room {
             }
             orphaned.push(participant.jingle);
         }
-        self.sources = ConferenceSources::new();
+        self.sources = ConferenceSources::with_seed(self.rng.random());
         self.capability_queries.clear();
         self.forget_bridge();
         for queue in orphaned {

@@ -129,6 +129,8 @@ impl Room {
     pub fn join(room: BareJid, configured: bool, seed: u64) -> Result<Room, jid::Error> {
         let focus_occupant = room.with_resource_str(FOCUS_NICK)?;
         info!(%room, "joining");
+        let mut rng = StdRng::seed_from_u64(seed);
+        let sources = ConferenceSources::with_seed(rng.random());
         let mut joined = Room {
             jid: room,
             focus_occupant,
@@ -137,11 +139,11 @@ impl Room {
             configuration_id: String::new(),
             participants: BTreeMap::new(),
             capability_queries: HashMap::new(),
-            sources: ConferenceSources::new(),
+            sources,
             bridge: BridgeState::default(),
             requests: HashMap::new(),
             next_request: 0,
-            rng: StdRng::seed_from_u64(seed),
+            rng,
             outputs: VecDeque::new(),
             ended: false,
         };

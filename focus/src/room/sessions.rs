@@ -315,6 +315,7 @@ impl Room {
             jingle,
             &mut transport,
             &sources,
+            trial.outputs(&owner),
         )
         .map_err(|e| Refusal::BadRequest(e.to_string()))?;
         // Stored now, so that nobody else claims them meanwhile; shown to the others once the
@@ -368,7 +369,8 @@ impl Room {
         }
         .map_err(bad_sources)?;
         let now = trial.get(&owner).cloned().unwrap_or_default();
-        let update = to_bridge::sources_update(session.endpoint(), &owner, &now);
+        let update =
+            to_bridge::sources_update(session.endpoint(), &owner, &now, trial.outputs(&owner));
         let previous = self.sources.get(&owner).cloned().unwrap_or_default();
         self.sources = trial;
         Ok(Step::Bridge(

@@ -86,7 +86,7 @@ fn captured_session_accept_sources_are_extracted() {
 #[test]
 fn captured_sources_are_seen_by_receivers_as_the_bridge_forwards_them() {
     let sources = EndpointSources::from_jingle(&fixture_jingle(SESSION_ACCEPT)).unwrap();
-    let view = sources.receiver_view(ALICE, &forwarded(&SESSION_ACCEPT_FORWARDED));
+    let view = sources.receiver_view(ALICE, &forwarded(&SESSION_ACCEPT_FORWARDED), &[]);
     assert_eq!(view.owner(), ALICE);
     assert_eq!(ssrcs(view.sources()), [3196618725, 1130870372, 624615736]);
     assert_eq!(
@@ -117,7 +117,11 @@ fn receiver_view_keeps_only_what_the_bridge_forwards() {
     sources
         .groups
         .push(group(GroupSemantics::Other("FEC-FR".into()), &[30]));
-    let view = sources.receiver_view(ALICE, &forwarded(&[(1, None), (10, Some(20)), (30, None)]));
+    let view = sources.receiver_view(
+        ALICE,
+        &forwarded(&[(1, None), (10, Some(20)), (30, None)]),
+        &[],
+    );
     assert_eq!(ssrcs(view.sources()), [1, 10, 20, 30]);
     assert_eq!(
         view.sources().groups,
@@ -128,7 +132,7 @@ fn receiver_view_keeps_only_what_the_bridge_forwards() {
     strange
         .groups
         .push((GroupSemantics::Simulcast, vec![10, 11, 12]));
-    let view = sources.receiver_view(ALICE, &strange);
+    let view = sources.receiver_view(ALICE, &strange, &[]);
     assert_eq!(
         ssrcs(view.sources()),
         [1, 10, 21],
@@ -140,7 +144,7 @@ fn receiver_view_keeps_only_what_the_bridge_forwards() {
     );
 
     assert!(sources
-        .receiver_view(ALICE, &Forwarded::default())
+        .receiver_view(ALICE, &Forwarded::default(), &[])
         .is_empty());
 }
 
@@ -302,7 +306,7 @@ fn accepted_sources_are_announced_as_the_bridge_forwards_them() {
     let change = conference.show(ALICE, &answer);
     assert_eq!(
         change.added,
-        simulcast_sender().receiver_view(ALICE, &answer)
+        simulcast_sender().receiver_view(ALICE, &answer, &[])
     );
     assert_eq!(ssrcs(change.added.sources()), [1, 10, 20]);
     assert!(change.removed.is_empty());
@@ -317,7 +321,7 @@ fn a_second_show_with_the_same_answer_changes_nothing() {
     assert!(change.removed.is_empty());
     assert_eq!(
         conference.receiver_views_except(BOB),
-        [simulcast_sender().receiver_view(ALICE, &forwarded(&SIMULCAST_FORWARDED))]
+        [simulcast_sender().receiver_view(ALICE, &forwarded(&SIMULCAST_FORWARDED), &[])]
     );
 }
 
@@ -477,7 +481,7 @@ fn a_leaving_participant_is_removed_as_receivers_saw_it() {
     let for_bob = conference.receiver_views_except(BOB);
     assert_eq!(
         for_bob,
-        [simulcast_sender().receiver_view(ALICE, &forwarded(&SIMULCAST_FORWARDED))]
+        [simulcast_sender().receiver_view(ALICE, &forwarded(&SIMULCAST_FORWARDED), &[])]
     );
 
     let removed = conference.remove_participant(ALICE);
@@ -500,4 +504,139 @@ fn a_new_session_accept_replaces_earlier_sources() {
     let change = conference.show(ALICE, &forwarded(&[(1, None)]));
     assert!(change.added.is_empty());
     assert_eq!(ssrcs(change.removed.sources()), [10, 20]);
+}
+
+/// [`simulcast_sender`] with names and msids, so that what receivers are told can be checked.
+fn described_simulcast_sender() -> EndpointSources {
+    let mut sources = simulcast_sender();
+    for source in &mut sources.sources {
+        source.name = Some(format!(
+            "alice-{}",
+            source.media.as_str().as_bytes()[0] as char
+        ));
+        source.msid = Some(format!("stream track-{}", source.ssrc));
+    }
+    sources
+}
+
+#[test]
+fn each_video_source_gets_output_ssrcs_of_its_own() {
+    let mut conference = ConferenceSources::with_seed(7);
+    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let outputs = conference.outputs(ALICE).to_vec();
+    assert_eq!(outputs.len(), 1, "one video source, however many layers");
+    let output = outputs[0];
+    assert_eq!(output.source, 10, "named by its first layer");
+    let rtx = output
+        .rtx
+        .expect("the source has RTX, so its output has too");
+    let own = ssrcs(&simulcast_sender());
+    assert!(!own.contains(&output.ssrc) && !own.contains(&rtx));
+    assert!(output.ssrc != 0 && rtx != 0 && output.ssrc != rtx);
+
+    let mut again = ConferenceSources::with_seed(7);
+    again.accept(ALICE, simulcast_sender()).unwrap();
+    assert_eq!(again.outputs(ALICE), outputs, "drawn from the seed");
+
+    conference.accept(BOB, simulcast_sender_at(100)).unwrap();
+    let bob = conference.outputs(BOB)[0];
+    let taken = [output.ssrc, rtx];
+    assert!(!taken.contains(&bob.ssrc) && !taken.contains(&bob.rtx.unwrap()));
+}
+
+/// [`simulcast_sender`] with every SSRC moved up by `base`.
+fn simulcast_sender_at(base: u32) -> EndpointSources {
+    let mut sources = simulcast_sender();
+    for source in &mut sources.sources {
+        source.ssrc += base;
+    }
+    for group in &mut sources.groups {
+        for ssrc in &mut group.ssrcs {
+            *ssrc += base;
+        }
+    }
+    sources
+}
+
+#[test]
+fn outputs_stay_while_their_source_does() {
+    let mut conference = ConferenceSources::with_seed(1);
+    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let camera = conference.outputs(ALICE)[0];
+    // A new session with the same sources (a restart) keeps them.
+    conference.accept(ALICE, simulcast_sender()).unwrap();
+    assert_eq!(conference.outputs(ALICE), [camera]);
+    // A second video source (screen share, no RTX) gets its own; the camera keeps its.
+    let screen = EndpointSources {
+        sources: vec![source(40, MediaType::Video)],
+        groups: Vec::new(),
+    };
+    conference.add(ALICE, &screen).unwrap();
+    let outputs = conference.outputs(ALICE).to_vec();
+    assert_eq!(outputs[0], camera);
+    assert_eq!((outputs[1].source, outputs[1].rtx), (40, None));
+    assert_ne!(outputs[1].ssrc, camera.ssrc);
+    conference.remove(ALICE, &screen).unwrap();
+    assert_eq!(conference.outputs(ALICE), [camera]);
+    conference.remove_participant(ALICE);
+    assert!(conference.outputs(ALICE).is_empty());
+}
+
+#[test]
+fn receivers_are_told_of_output_ssrcs_in_the_description_of_the_source() {
+    let mut conference = ConferenceSources::with_seed(3);
+    conference
+        .accept(ALICE, described_simulcast_sender())
+        .unwrap();
+    let output = conference.outputs(ALICE)[0];
+    let rtx = output.rtx.unwrap();
+    let change = conference.show(ALICE, &forwarded(&[(1, None), (output.ssrc, Some(rtx))]));
+    let view = change.added.sources();
+    assert_eq!(ssrcs(view), [1, output.ssrc, rtx]);
+    let sender = described_simulcast_sender();
+    let described = |ssrc| sender.sources.iter().find(|s| s.ssrc == ssrc).unwrap();
+    assert_eq!(
+        view.sources[1].msid,
+        described(10).msid,
+        "as the first layer"
+    );
+    assert_eq!(view.sources[1].name, described(10).name);
+    assert_eq!(view.sources[2].msid, described(20).msid, "as its RTX");
+    assert_eq!(
+        view.groups,
+        [group(GroupSemantics::Fid, &[output.ssrc, rtx])]
+    );
+    assert!(change.removed.is_empty());
+    // A FID group the bridge makes up over an output and something else is not passed on.
+    let mut strange = forwarded(&[(1, None)]);
+    strange.ssrcs.insert(output.ssrc);
+    strange
+        .groups
+        .push((GroupSemantics::Fid, vec![output.ssrc, 1]));
+    let view = sender.receiver_view(ALICE, &strange, conference.outputs(ALICE));
+    assert!(view.sources().groups.is_empty());
+}
+
+#[test]
+fn nobody_may_send_an_output_ssrc() {
+    let mut conference = ConferenceSources::with_seed(5);
+    conference.accept(ALICE, simulcast_sender()).unwrap();
+    let output = conference.outputs(ALICE)[0];
+    let thief = EndpointSources {
+        sources: vec![source(output.ssrc, MediaType::Video)],
+        groups: Vec::new(),
+    };
+    assert_eq!(
+        conference.accept(BOB, thief.clone()),
+        Err(SourceError::SsrcReserved { ssrc: output.ssrc })
+    );
+    assert_eq!(
+        conference.add(ALICE, &thief),
+        Err(SourceError::SsrcReserved { ssrc: output.ssrc })
+    );
+    assert_eq!(
+        conference.outputs(ALICE),
+        [output],
+        "nothing stored on a refusal"
+    );
 }

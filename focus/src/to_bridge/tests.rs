@@ -333,7 +333,7 @@ fn malformed_media_is_refused() {
 fn captured_sources_are_given_whole_with_owner_and_groups() {
     let accept = fixture_jingle(SESSION_ACCEPT);
     let sources = EndpointSources::from_jingle(&accept).unwrap();
-    let list = source_list(ALICE, &sources);
+    let list = source_list(ALICE, &sources, &[]);
     assert_eq!(list.sources.len(), 7, "every layer and RTX SSRC");
     assert!(list.sources.iter().all(|source| source.owner == ALICE));
     assert_eq!(list.sources[0].media_type, pb::MediaType::Audio as i32);
@@ -348,7 +348,8 @@ fn captured_sources_are_given_whole_with_owner_and_groups() {
     assert_eq!(list.groups[1].ssrcs, [1130870372, 1264459138, 3424343406]);
 
     let mut state = RemoteTransportState::new();
-    let request = session_accept_update(ENDPOINT, ALICE, &accept, &mut state, &sources).unwrap();
+    let request =
+        session_accept_update(ENDPOINT, ALICE, &accept, &mut state, &sources, &[]).unwrap();
     assert_eq!(request.conference_id, "conf-1");
     assert_eq!(request.endpoint_id, "ep-alice");
     assert!(request.transport.is_some());
@@ -365,7 +366,7 @@ fn captured_sources_are_given_whole_with_owner_and_groups() {
         Ok(None)
     );
 
-    let update = sources_update(ENDPOINT, ALICE, &sources);
+    let update = sources_update(ENDPOINT, ALICE, &sources, &[]);
     assert!(update.transport.is_none() && update.media.is_none());
     assert_eq!(update.sources, Some(list));
 }
@@ -380,7 +381,7 @@ fn groups_the_bridge_does_not_know_are_left_out() {
          <source ssrc='5'/></ssrc-group></description></content></jingle>",
     );
     let sources = EndpointSources::from_jingle(&jingle).unwrap();
-    let list = source_list(ALICE, &sources);
+    let list = source_list(ALICE, &sources, &[]);
     assert_eq!(list.sources[0].name, "a-v0");
     assert!(list.groups.is_empty());
 }
@@ -388,7 +389,7 @@ fn groups_the_bridge_does_not_know_are_left_out() {
 #[test]
 fn the_bridges_forwarded_answer_gives_the_streams_receivers_get() {
     let sources = EndpointSources::from_jingle(&fixture_jingle(SESSION_ACCEPT)).unwrap();
-    let list = source_list(ALICE, &sources);
+    let list = source_list(ALICE, &sources, &[]);
     // The bridge's answer to the captured sources: the audio, and the video's first layer with
     // its RTX, each described as the request described it.
     let described = |ssrc: u32| {
@@ -408,13 +409,15 @@ fn the_bridges_forwarded_answer_gives_the_streams_receivers_get() {
             semantics: "FID".into(),
             ssrcs: vec![1130870372, 624615736],
         }],
+        outputs: Vec::new(),
+        rid_sources: Vec::new(),
     };
     let forwarded = forwarded_from_pb(&answer);
     assert_eq!(
         forwarded,
         crate::test_support::forwarded(&SESSION_ACCEPT_FORWARDED)
     );
-    let view = sources.receiver_view(ALICE, &forwarded);
+    let view = sources.receiver_view(ALICE, &forwarded, &[]);
     let ssrcs: Vec<u32> = view.sources().sources.iter().map(|s| s.ssrc).collect();
     assert_eq!(ssrcs, [3196618725, 1130870372, 624615736]);
 
@@ -424,6 +427,8 @@ fn the_bridges_forwarded_answer_gives_the_streams_receivers_get() {
             semantics: "FEC-FR".into(),
             ssrcs: vec![5, 6],
         }],
+        outputs: Vec::new(),
+        rid_sources: Vec::new(),
     });
     assert_eq!(
         unknown.groups,

@@ -371,6 +371,9 @@ fn start_bridge() -> (Process, SocketAddr, SocketAddr) {
         .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
         .env("TUTTI_BRIDGE_HTTP_ADDRESS", "127.0.0.1:0")
         .env("TUTTI_BRIDGE_MEDIA_ADDRESS", "127.0.0.1:0")
+        // The test participants send one 2 Mbit/s encoding each: no receiver's video is to be
+        // left out by the allocator's default bandwidth of 2.5 Mbit/s.
+        .env("TUTTI_BRIDGE_RECEIVER_BANDWIDTH_BPS", "1000000000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -665,7 +668,6 @@ pub fn session_accept(sid: &str, config: &ParticipantConfig, local: &LocalDescri
     bundled_accept(sid, [audio, video], &transport)
 }
 
-/// The SSRCs in a Jingle's descriptions.
 /// The bridge-channel URL in a session-initiate's transport.
 pub fn bridge_channel_url(initiate: &Jingle) -> String {
     initiate
@@ -675,6 +677,27 @@ pub fn bridge_channel_url(initiate: &Jingle) -> String {
         .and_then(|transport| transport.extensions.get::<WebSocket>().ok().flatten())
         .expect("a <web-socket> in the session-initiate's transport")
         .url
+}
+
+/// The SSRCs of the sources named `name` in a Jingle's descriptions, in order: for a video
+/// source, the SSRC receivers get it under, then its RTX SSRC.
+pub fn ssrcs_named(jingle: &Jingle, name: &str) -> Vec<u32> {
+    jingle
+        .contents
+        .iter()
+        .filter_map(|content| content.description.as_ref())
+        .flat_map(|description| &description.sources)
+        .filter(|source| source.name.as_deref() == Some(name))
+        .map(|source| source.ssrc)
+        .collect()
+}
+
+/// The SSRC receivers get `user`'s camera under (minted by the focus), from a Jingle that
+/// lists it.
+pub fn camera_of(jingle: &Jingle, user: &str) -> u32 {
+    *ssrcs_named(jingle, &format!("{user}-v0"))
+        .first()
+        .unwrap_or_else(|| panic!("{user}'s camera is not in {:?}", ssrcs(jingle)))
 }
 
 /// Jingle's application error for a session the receiver does not have, as `error_of` gives it.

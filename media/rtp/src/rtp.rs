@@ -256,6 +256,13 @@ pub fn set_sequence(buf: &mut [u8], seq: u16) {
     }
 }
 
+/// Rewrites the timestamp in place (no-op on a buffer shorter than the fixed header).
+pub fn set_timestamp(buf: &mut [u8], timestamp: u32) {
+    if let Some(field) = buf.get_mut(4..8) {
+        field.copy_from_slice(&timestamp.to_be_bytes());
+    }
+}
+
 /// Rewrites the SSRC in place (no-op on a buffer shorter than the fixed header).
 pub fn set_ssrc(buf: &mut [u8], ssrc: u32) {
     if let Some(field) = buf.get_mut(8..12) {

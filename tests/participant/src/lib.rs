@@ -133,9 +133,13 @@ pub struct StreamStats {
     pub packets: u64,
     /// RTP payload bytes (header and padding excluded).
     pub bytes: u64,
-    /// Payloads whose trailer checksum failed, whose trailer SSRC differs from the RTP header's,
-    /// or whose header sequence is not the trailer's (the sender's) plus `sequence_offset`.
+    /// Payloads whose trailer checksum failed, whose trailer names another sender SSRC than
+    /// `sender`, or whose header sequence is not the trailer's (the sender's) plus
+    /// `sequence_offset`.
     pub payload_errors: u64,
+    /// The sender's SSRC in the payloads' trailers (the first one seen): the SSRC itself, or
+    /// the source's when a bridge forwards it under an SSRC of its own.
+    pub sender: Option<u32>,
     /// This receiver's sequence numbers minus the sender's: 0 until a bridge renumbers.
     pub sequence_offset: u16,
     /// Times the offset changed because the sender's numbering jumped (a new session of the

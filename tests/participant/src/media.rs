@@ -12,6 +12,8 @@ pub const TRAILER_LEN: usize = 22;
 pub const RTP_HEADER_LEN: usize = 12 + 8;
 /// Size of the VP8 payload descriptor we write (X, I with a 15-bit PictureID).
 pub const VP8_DESCRIPTOR_LEN: usize = 4;
+/// Size of the VP8 payload descriptor with temporal layers (X, I with a 15-bit PictureID, L, T).
+pub const VP8_TEMPORAL_DESCRIPTOR_LEN: usize = 6;
 /// Largest RTP packet (before SRTP) we produce, like a browser's ~1,200-byte video packets.
 pub const MAX_RTP_PACKET: usize = 1200;
 /// Video frame rate of the generated stream.
@@ -119,16 +121,48 @@ pub fn vp8_descriptor(start_of_frame: bool, picture_id: u16) -> [u8; VP8_DESCRIP
     ]
 }
 
+/// RFC 7741 payload descriptor with temporal scalability: X=1, S on the first packet of a
+/// frame, PartID 0, I=1 with a 15-bit PictureID, L=1 with `tl0_pic_idx`, T=1 with `temporal_id`
+/// (0..=3) and the Y bit `layer_sync`; no KEYIDX.
+pub fn vp8_temporal_descriptor(
+    start_of_frame: bool,
+    picture_id: u16,
+    tl0_pic_idx: u8,
+    temporal_id: u8,
+    layer_sync: bool,
+) -> [u8; VP8_TEMPORAL_DESCRIPTOR_LEN] {
+    let [b0, _, p0, p1] = vp8_descriptor(start_of_frame, picture_id);
+    [
+        b0,
+        0xe0,
+        p0,
+        p1,
+        tl0_pic_idx,
+        ((temporal_id & 0x03) << 6) | (u8::from(layer_sync) << 5),
+    ]
+}
+
 /// The VP8 frame header (RFC 6386 §9.1): a 3-byte frame tag (P=0 for key frames, version 0,
 /// show_frame=1, first partition size) and, for key frames, the start code and a 640x360 size.
 pub fn vp8_frame_header(keyframe: bool, first_partition_size: u32) -> Vec<u8> {
+    vp8_frame_header_sized(keyframe, first_partition_size, 640, 360)
+}
+
+/// [`vp8_frame_header`] with the key frame's size: `width` x `height` (14 bits each, no
+/// scaling); delta frames carry no size.
+pub fn vp8_frame_header_sized(
+    keyframe: bool,
+    first_partition_size: u32,
+    width: u16,
+    height: u16,
+) -> Vec<u8> {
     let size = first_partition_size & 0x7_ffff;
     let tag = u32::from(!keyframe) | (1 << 4) | (size << 5);
     let mut h = vec![tag as u8, (tag >> 8) as u8, (tag >> 16) as u8];
     if keyframe {
         h.extend_from_slice(&[0x9d, 0x01, 0x2a]);
-        h.extend_from_slice(&640u16.to_le_bytes());
-        h.extend_from_slice(&360u16.to_le_bytes());
+        h.extend_from_slice(&(width & 0x3fff).to_le_bytes());
+        h.extend_from_slice(&(height & 0x3fff).to_le_bytes());
     }
     h
 }
@@ -139,6 +173,10 @@ pub struct Vp8Info {
     pub start_of_frame: bool,
     pub partition_id: u8,
     pub picture_id: Option<u16>,
+    /// TL0PICIDX (L bit), TID and Y (T bit; Y is false without it), when present.
+    pub tl0_pic_idx: Option<u8>,
+    pub temporal_id: Option<u8>,
+    pub layer_sync: bool,
     /// First packet of a key frame with a valid frame tag and start code.
     pub keyframe: bool,
 }
@@ -151,6 +189,7 @@ pub fn parse_vp8(payload: &[u8]) -> Option<Vp8Info> {
     let partition_id = b0 & 0x0f;
     let mut pos = 1;
     let mut picture_id = None;
+    let (mut tl0_pic_idx, mut temporal_id, mut layer_sync) = (None, None, false);
     if b0 & 0x80 != 0 {
         let x = *payload.get(pos)?;
         pos += 1;
@@ -166,10 +205,16 @@ pub fn parse_vp8(payload: &[u8]) -> Option<Vp8Info> {
             }
         }
         if x & 0x40 != 0 {
-            pos += 1; // TL0PICIDX
+            tl0_pic_idx = Some(*payload.get(pos)?);
+            pos += 1;
         }
         if x & 0x30 != 0 {
-            pos += 1; // TID/Y/KEYIDX
+            let tk = *payload.get(pos)?;
+            if x & 0x20 != 0 {
+                temporal_id = Some(tk >> 6);
+                layer_sync = tk & 0x20 != 0;
+            }
+            pos += 1;
         }
     }
     let frame = payload.get(pos..)?;
@@ -182,6 +227,9 @@ pub fn parse_vp8(payload: &[u8]) -> Option<Vp8Info> {
         start_of_frame,
         partition_id,
         picture_id,
+        tl0_pic_idx,
+        temporal_id,
+        layer_sync,
         keyframe,
     })
 }
@@ -472,6 +520,10 @@ mod tests {
         );
         let d = vp8_frame_header(false, 1000);
         assert_eq!(d, [0x11, 0x7d, 0x00]);
+        let hd = vp8_frame_header_sized(true, 1000, 1280, 720);
+        assert_eq!(hd[6..], [0x00, 0x05, 0xd0, 0x02]);
+        assert_eq!(vp8_frame_header_sized(true, 1000, 640, 360), h);
+        assert_eq!(vp8_frame_header_sized(false, 1000, 1280, 720), d);
     }
 
     #[test]
@@ -503,7 +555,33 @@ mod tests {
         ];
         let info = parse_vp8(&short).unwrap();
         assert_eq!(info.picture_id, Some(5));
+        assert_eq!((info.tl0_pic_idx, info.temporal_id), (Some(1), Some(0)));
+        assert!(!info.layer_sync);
         assert!(!info.keyframe);
+    }
+
+    #[test]
+    fn vp8_temporal_descriptor_round_trips() {
+        let d = vp8_temporal_descriptor(true, 0x1234, 0xab, 2, true);
+        assert_eq!(d, [0x90, 0xe0, 0x92, 0x34, 0xab, 0xa0]);
+        let mut p = d.to_vec();
+        p.extend(vp8_frame_header_sized(true, 10, 1280, 720));
+        let info = parse_vp8(&p).unwrap();
+        assert_eq!(info.picture_id, Some(0x1234));
+        assert_eq!(info.tl0_pic_idx, Some(0xab));
+        assert_eq!(info.temporal_id, Some(2));
+        assert!(info.layer_sync && info.keyframe);
+        // TL0PICIDX and TID without Y; the plain descriptor has neither.
+        let d = vp8_temporal_descriptor(false, 7, 0, 1, false);
+        assert_eq!(d[5], 0x40);
+        let info = parse_vp8(&d).unwrap();
+        assert_eq!((info.temporal_id, info.layer_sync), (Some(1), false));
+        let info = parse_vp8(&vp8_descriptor(true, 7)).unwrap();
+        assert_eq!((info.tl0_pic_idx, info.temporal_id), (None, None));
+        // Truncated temporal fields never panic.
+        for n in 0..6 {
+            assert_eq!(parse_vp8(&d[..n]), None, "prefix of {n} bytes");
+        }
     }
 
     fn unmarshal(raw: &[u8]) -> rtp::packet::Packet {

@@ -49,7 +49,7 @@ pub fn on_rtp(stats: &mut Stats, pts: PayloadTypes, packet: &[u8], now_us: u64) 
         s.highest_seq = seq;
     }
     match verify_trailer(payload) {
-        Ok(t) if t.ssrc == ssrc => {
+        Ok(t) if *s.sender.get_or_insert(t.ssrc) == t.ssrc => {
             let offset = seq.wrapping_sub(t.seq);
             // The sender's own numbering jumped: a new session of the same source, which a
             // bridge renumbers to continue this stream.
@@ -88,7 +88,11 @@ fn on_rtx(stats: &mut Stats, rtx_ssrc: u32, payload: &[u8]) {
     stats.rtx_received.push((rtx_ssrc, osn));
     // The OSN is in this receiver's numbering of the original stream, the trailer in the sender's.
     let in_our_numbering = |t: &crate::media::Trailer| {
-        let offset = stats.received.get(&t.ssrc).map_or(0, |s| s.sequence_offset);
+        let offset = stats
+            .received
+            .values()
+            .find(|s| s.sender == Some(t.ssrc))
+            .map_or(0, |s| s.sequence_offset);
         t.seq.wrapping_add(offset) == osn
     };
     if !verify_trailer(inner).is_ok_and(|t| in_our_numbering(&t)) {

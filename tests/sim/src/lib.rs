@@ -7,8 +7,10 @@
 //!   `(now, datagram)` and timer ticks and returns datagrams and its next timeout) over the
 //!   network, advancing the clock from event to event.
 //! - [`peer::SimPeer`]: a WebRTC participant on str0m, an independent sans-IO stack, that plays
-//!   a browser towards the bridge (controlled ICE, DTLS client, SRTP, Opus + VP8 with RTX and
-//!   simulcast) and records what it receives and which RTCP it sees.
+//!   a browser towards the bridge (controlled ICE, DTLS client, SRTP, Opus + VP8 or H.264 with
+//!   RTX, simulcast with or without rids, VP8 temporal layers) and records what it receives
+//!   (also from a bridge's output SSRC switching between a sender's layers) and which RTCP it
+//!   sees.
 //!
 //! Everything is deterministic given a seed and a start `Instant`: the clock is
 //! `start + simulated duration`, the real clock is read only by the test to create `start`
@@ -40,6 +42,7 @@
 //! assert!(sim.node(a).rx(video).unwrap().is_continuous());
 //! ```
 
+mod h264;
 pub mod net;
 pub mod peer;
 pub mod sim;
@@ -47,6 +50,6 @@ pub mod sim;
 pub use net::{Delivery, LinkConfig, LinkStats, SimNetwork, PACKET_OVERHEAD};
 pub use peer::{
     call_each_other, FrameCounts, LocalParams, PeerConfig, PeerStats, RtcpCounts, RxPacket,
-    RxStream, SimPeer, TxStream, VideoLayer,
+    RxStream, SimPeer, Switch, TxStream, VideoCodec, VideoLayer,
 };
 pub use sim::{Node, NodeId, Outbox, Sim, TraceEntry, Transmit};

@@ -1,12 +1,13 @@
 //! A WebRTC participant without sockets: [`SimPeer`] runs str0m (sans-IO, RTP mode, direct API,
-//! no SDP) on the simulated clock and network, sends browser-shaped Opus and VP8 media and
-//! records everything it receives.
+//! no SDP) on the simulated clock and network, sends browser-shaped Opus and VP8 or H.264 media
+//! and records everything it receives.
 //!
 //! # Against the bridge
 //!
 //! By default it is what a browser is to Tutti's bridge: ICE **controlled** (the bridge is a
 //! controlling full agent), DTLS **active** (client; the bridge is the DTLS 1.2 server), one
 //! BUNDLEd, rtcp-muxed transport, Opus on payload type 111, VP8 on 100 with RTX on 96 (apt 100),
+//! H.264 on 107 with RTX on 99 (accepted always, sent when [`PeerConfig::video_codec`] says so),
 //! and the header extensions of Jicofo's offer: ssrc-audio-level 1, transport-wide-cc 5 (the id
 //! `tests/participant` uses), sdes:mid 10 (see [`PeerConfig`]). str0m offers the SRTP profiles
 //! AEAD_AES_256_GCM, AEAD_AES_128_GCM and AES_CM_128_HMAC_SHA1_80 and lets the DTLS server
@@ -20,24 +21,57 @@
 //! credentials, the sha-256 fingerprint and the host candidate to put in the bridge's endpoint,
 //! [`SimPeer::set_remote`] takes the bridge's. Remote sources must be announced with
 //! [`SimPeer::expect_audio`] / [`SimPeer::expect_video`] (what `source-add` does); str0m drops
-//! RTP of SSRCs it was not told about (counted in [`PeerStats::unknown_ssrc_packets`]).
+//! RTP of SSRCs it was not told about (counted in [`PeerStats::unknown_ssrc_packets`]). A
+//! bridge that switches a receiver between a sender's simulcast layers sends one SSRC of its own
+//! per remote video source: announce it with [`SimPeer::expect_video_from`] and the sender's
+//! layer SSRCs (see "Layer switching" below).
 //!
 //! # Media
 //!
 //! With [`SimPeer::set_sending`] on and the transport up, the peer writes an Opus packet every
-//! 20 ms and a VP8 frame every 1/`video_fps` s on each simulcast layer, at exactly those
+//! 20 ms and a video frame every 1/`video_fps` s on each simulcast layer, at exactly those
 //! simulated instants (they are part of its [`Node::poll_timeout`]). A frame is split into
 //! packets of at most [`MAX_PAYLOAD`] bytes; the first frame of a layer, one every
 //! `keyframe_interval` and the next one after a PLI or FIR for that layer's SSRC are key frames
-//! (3× larger, VP8 key frame header). Every payload ends with the trailer of
-//! `tutti_participant::media` (magic, SSRC, the sender's sequence number, send time in µs since
-//! `start`, CRC32 of everything before it), so a receiver detects any corruption, and a receiver
-//! behind a renumbering bridge still knows the sender's sequence number. Every packet carries
-//! the transport-wide-cc extension (str0m numbers them).
+//! (3× larger). Every payload ends with the trailer of `tutti_participant::media` (magic, SSRC,
+//! the sender's sequence number, send time in µs since `start`, CRC32 of everything before it),
+//! so a receiver detects any corruption, and a receiver behind a renumbering bridge still knows
+//! the sender's SSRC and sequence number. Every packet carries the transport-wide-cc extension
+//! (str0m numbers them).
+//!
+//! Each layer has a picture size ([`VideoLayer::height`], 16:9): [`PeerConfig::new`]'s single
+//! layer is 640x360 (so its key frames are byte for byte what they were before sizes existed),
+//! [`PeerConfig::simulcast`]'s top layer 1280x720 and each lower one half as high. Key frames
+//! carry it: the VP8 key frame header, the H.264 SPS.
+//!
+//! VP8 ([`VideoCodec::Vp8`], the default): an RFC 7741 descriptor with a 15-bit PictureID
+//! (consecutive per layer) in every packet, the VP8 frame header at the start of each frame.
+//! With [`PeerConfig::temporal_layers`] 2 or 3 every packet's descriptor also has TL0PICIDX and
+//! TID (no KEYIDX). TIDs follow libwebrtc's patterns from each TID 0 frame on: 0, 1 for two
+//! layers, 0, 2, 1, 2 for three; a key frame is always TID 0 and starts the pattern over.
+//! TL0PICIDX grows by one on each TID 0 frame and the other frames carry that of the TID 0 frame
+//! before them. Y (layer sync) is set on the first frame of each layer > 0 after a TID 0 frame
+//! (it refers to that frame only; the TID 2 frame after a TID 1 one refers to both): every TID 1
+//! frame of two layers, the first TID 2 and the TID 1 frame of each cycle of three. All frames
+//! of a layer are the same size, so a temporal layer's share of the bitrate is its share of the
+//! frames (three layers: TL0 ¼, TL1 ¼, TL2 ½).
+//!
+//! H.264 ([`VideoCodec::H264`], packetization mode 1, Constrained Baseline 42e01f): a key frame
+//! is a STAP-A with the layer's SPS (a real one, encoding its size) and PPS, then the IDR slice;
+//! a delta frame a non-IDR slice; a slice goes in one single NAL unit packet if it fits, in FU-A
+//! fragments otherwise. Slices begin with `first_mb_in_slice` 0 (an access unit start for a
+//! parser); nothing else in them is decodable. The trailer ends every payload as for VP8: inside
+//! the single NAL unit or the FU-A fragment, and in the STAP-A as the body of a last, filler
+//! data NAL unit so that the aggregation parses. Temporal layers are VP8 only.
 //!
 //! Simulcast layers ([`PeerConfig::simulcast`]) are separate SSRCs (each with its RTX SSRC) in
-//! the video section, as Jitsi clients send them; str0m needs a rid per layer internally, but
-//! without the rid header extension mapped none goes on the wire.
+//! the video section, as Jitsi clients send them. Each has a rid ([`VideoLayer::rid`]: "q", "h",
+//! "f" from the lowest of three), which str0m needs internally anyway; it goes on the wire only
+//! with [`PeerConfig::rid_extensions`], which maps sdes:rtp-stream-id and
+//! sdes:repaired-rtp-stream-id. Then **every** media packet of a layer carries its rid (written
+//! by the peer, whereas libwebrtc and str0m on its own stop once an RTCP receiver report shows
+//! the SSRC is bound), every RTX packet the repaired rid (str0m does that), and the SSRCs are
+//! signalled all the same.
 //!
 //! [`SimPeer::restart`] starts a new session like a browser's new peer connection: new ICE
 //! credentials and certificate, same SSRCs, new numbering.
@@ -59,6 +93,22 @@
 //! cleartext RTP header of each datagram instead (assuming one numbering per SSRC: a sender
 //! whose numbering jumps back into a range already seen, without a bridge renumbering it, shows
 //! as duplicates there).
+//!
+//! Per received packet ([`RxPacket`]): the sender SSRC and sequence number from the trailer,
+//! frame starts and key frames (VP8 from the descriptor and frame header, H.264 with
+//! `tutti_rtp::codec::frame_info`), and VP8's PictureID, TL0PICIDX, TID and Y. With the rid
+//! extensions mapped a stream records the rids its packets carry ([`RxStream::rid`]).
+//!
+//! # Layer switching
+//!
+//! A stream announced with [`SimPeer::expect_video_from`] accepts payloads whose trailer names
+//! any of the given sender SSRCs ([`RxStream::payload_errors`] counts the others and failed
+//! checksums). [`RxStream::layers_seen`] and [`RxStream::switches`] give, in sequence order,
+//! which sender each run of packets came from and whether a switch happened at the start of a
+//! key frame; [`RxStream::timestamps_monotonic`] and [`RxStream::picture_ids_continuous`] check
+//! what the bridge must keep continuous across a switch (sequence numbers:
+//! [`RxStream::is_continuous`]). [`RxStream::sequence_offset`] is relative to the trailer's
+//! per-sender numbering, so it changes at each switch.
 //!
 //! # Randomness
 //!
@@ -82,9 +132,12 @@ use str0m::rtp::rtcp::Rtcp;
 use str0m::rtp::{Extension, ExtensionValues, RawPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, CandidateKind, Event, IceConnectionState, Input, Output, Rtc};
 use tutti_participant::media::{
-    append_trailer, parse_vp8, verify_trailer, vp8_descriptor, vp8_frame_header, Trailer,
-    TRAILER_LEN, VP8_DESCRIPTOR_LEN,
+    append_trailer, parse_vp8, verify_trailer, vp8_descriptor, vp8_frame_header_sized,
+    vp8_temporal_descriptor, Trailer, TRAILER_LEN, VP8_DESCRIPTOR_LEN, VP8_TEMPORAL_DESCRIPTOR_LEN,
 };
+use tutti_rtp::codec::{frame_info, Codec as PayloadCodec, Details};
+
+use crate::h264;
 
 use crate::sim::{Node, Outbox};
 
@@ -105,7 +158,35 @@ pub struct VideoLayer {
     /// RTX SSRC; without one nothing is retransmitted.
     pub rtx: Option<u32>,
     pub bitrate_bps: u32,
+    /// Picture height in pixels, written into key frames (VP8 frame header, H264 SPS); the
+    /// width is [`VideoLayer::width`].
+    pub height: u16,
+    /// The layer's rid (RFC 8851), sent in the rtp-stream-id header extension when
+    /// [`PeerConfig::rid_extensions`] maps it (see the module docs).
+    pub rid: Option<String>,
 }
+
+impl VideoLayer {
+    /// 16:9: `height` × 16 / 9, rounded.
+    pub fn width(&self) -> u16 {
+        ((u32::from(self.height) * 16 + 4) / 9) as u16
+    }
+}
+
+/// The codec a peer's video is encoded with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VideoCodec {
+    /// VP8 on [`PeerConfig::vp8_pt`].
+    #[default]
+    Vp8,
+    /// H.264 (packetization mode 1, Constrained Baseline 42e01f) on [`PeerConfig::h264_pt`].
+    H264,
+}
+
+/// The rids [`PeerConfig::simulcast`] gives 1, 2 or 3 layers, lowest first.
+const RIDS: [&str; 3] = ["q", "h", "f"];
+/// Height of the top simulcast layer; each lower one is half the next.
+const TOP_HEIGHT: u16 = 720;
 
 /// How a [`SimPeer`] is set up. `PeerConfig::new` gives a browser-like participant.
 #[derive(Clone, Debug)]
@@ -121,12 +202,24 @@ pub struct PeerConfig {
     pub dtls_active: bool,
     pub opus_pt: u8,
     pub vp8_pt: u8,
+    /// RTX payload type of VP8.
     pub rtx_pt: u8,
+    /// H.264 and its RTX payload types (Jitsi's 107 and 99 by default); both peers of a call
+    /// always accept H.264, [`PeerConfig::video_codec`] says what this one sends.
+    pub h264_pt: u8,
+    pub h264_rtx_pt: u8,
+    pub video_codec: VideoCodec,
+    /// VP8 temporal layers: 1 (default) writes no TL0PICIDX or TID; 2 or 3 write them in
+    /// every packet (more counts as 3; see the module docs). Ignored for H.264.
+    pub temporal_layers: u8,
     /// One-byte header extension ids; None leaves the extension out.
     pub audio_level_ext: Option<u8>,
     pub twcc_ext: Option<u8>,
     pub mid_ext: Option<u8>,
     pub abs_send_time_ext: Option<u8>,
+    /// One-byte header extension ids of sdes:rtp-stream-id and sdes:repaired-rtp-stream-id;
+    /// with them every video packet of a layer with a rid carries it (see the module docs).
+    pub rid_extensions: Option<(u8, u8)>,
     /// The audio SSRC it sends, if it sends audio.
     pub audio: Option<u32>,
     /// Its video layers, lowest first; empty for no video.
@@ -142,8 +235,9 @@ pub struct PeerConfig {
 }
 
 impl PeerConfig {
-    /// Audio, one video layer of 1 Mbit/s with RTX, 30 fps, a key frame every 3 s, SSRCs drawn
-    /// from `seed`, controlled ICE, DTLS client.
+    /// Audio, one VP8 video layer of 1 Mbit/s with RTX, 640x360 and no rid, 30 fps, a key frame
+    /// every 3 s, no temporal layers, SSRCs drawn from `seed`, controlled ICE, DTLS client, no
+    /// rid extensions.
     pub fn new(name: &str, addr: SocketAddr, seed: u64) -> PeerConfig {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5353_5243);
         let mut ssrcs = HashSet::new();
@@ -162,15 +256,22 @@ impl PeerConfig {
             opus_pt: 111,
             vp8_pt: 100,
             rtx_pt: 96,
+            h264_pt: 107,
+            h264_rtx_pt: 99,
+            video_codec: VideoCodec::Vp8,
+            temporal_layers: 1,
             audio_level_ext: Some(1),
             twcc_ext: Some(5),
             mid_ext: Some(10),
             abs_send_time_ext: None,
+            rid_extensions: None,
             audio: Some(ssrc()),
             video: vec![VideoLayer {
                 ssrc: ssrc(),
                 rtx: Some(ssrc()),
                 bitrate_bps: 1_000_000,
+                height: 360,
+                rid: None,
             }],
             video_fps: 30,
             keyframe_interval: Duration::from_secs(3),
@@ -181,7 +282,10 @@ impl PeerConfig {
     }
 
     /// Replaces the video by `layers` simulcast layers (SSRC and RTX SSRC each, drawn from the
-    /// seed), the top one at `top_bps`, each lower one a quarter of the next.
+    /// seed), the top one at `top_bps` and 720 pixels high, each lower one a quarter of the
+    /// next's bitrate and half its height (3 layers: 320x180, 640x360, 1280x720). Rids, lowest
+    /// first: "f" for one layer, "h", "f" for two, "q", "h", "f" for three, the layer's index
+    /// ("0", "1", ...) beyond.
     pub fn simulcast(mut self, layers: usize, top_bps: u32) -> PeerConfig {
         let mut rng = StdRng::seed_from_u64(self.seed ^ 0x5349_4d55);
         let mut taken: HashSet<u32> = self.audio.into_iter().collect();
@@ -192,10 +296,19 @@ impl PeerConfig {
             }
         };
         self.video = (0..layers)
-            .map(|i| VideoLayer {
-                ssrc: ssrc(),
-                rtx: Some(ssrc()),
-                bitrate_bps: top_bps >> (2 * (layers - 1 - i)),
+            .map(|i| {
+                let below_top = layers - 1 - i;
+                VideoLayer {
+                    ssrc: ssrc(),
+                    rtx: Some(ssrc()),
+                    bitrate_bps: top_bps >> (2 * below_top),
+                    height: TOP_HEIGHT.checked_shr(below_top as u32).unwrap_or(0).max(2),
+                    rid: Some(if layers <= RIDS.len() {
+                        RIDS[RIDS.len() - 1 - below_top].to_owned()
+                    } else {
+                        i.to_string()
+                    }),
+                }
             })
             .collect();
         self
@@ -223,14 +336,43 @@ pub struct RxPacket {
     pub arrived: Instant,
     /// It arrived only as an RTX retransmission.
     pub via_rtx: bool,
-    /// The sender's sequence number from the trailer; None when the payload failed the check.
+    /// The SSRC the trailer names when its CRC holds, even one the stream does not allow
+    /// (counted in [`RxStream::payload_errors`]): which sender (layer) the packet came from.
+    pub sender_ssrc: Option<u32>,
+    /// The sender's sequence number from the trailer; None when the payload failed the check
+    /// or names an SSRC the stream does not allow.
     pub sender_seq: Option<u16>,
-    /// Send time from the trailer, µs since the sender's `start`.
+    /// Send time from the trailer, µs since the sender's `start` (None as `sender_seq`).
     pub sent_at_us: Option<u64>,
-    /// VP8: first packet of a frame, and a key frame's first packet.
+    /// The packet begins a frame. VP8: S=1, partition 0. H264: `tutti_rtp`'s
+    /// `FrameInfo::starts_frame` (a NAL unit that can begin an access unit: the SPS STAP-A of
+    /// a key frame, and a slice's first packet, the IDR slice's too).
     pub start_of_frame: bool,
+    /// The packet begins a frame and key-frame data. VP8: a key frame's first packet. H264: a
+    /// packet carrying an SPS, or the first packet of an IDR picture, so both the STAP-A and
+    /// the first IDR fragment of a SimPeer key frame are marked ([`RxStream::keyframes`] counts
+    /// frames).
     pub keyframe: bool,
+    /// The VP8 descriptor's PictureID, TL0PICIDX, TID and Y bit (None / false when absent, and
+    /// for H264 and audio).
+    pub picture_id: Option<u16>,
+    pub tl0_pic_idx: Option<u8>,
+    pub temporal_id: Option<u8>,
+    pub layer_sync: bool,
     pub payload_len: usize,
+}
+
+/// A change of the sender SSRC named by the payload trailers of a received stream: a bridge
+/// moving the receiver to another simulcast layer (see [`RxStream::switches`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Switch {
+    /// Arrival of the first packet (in sequence order) from the new sender.
+    pub at: Instant,
+    pub from: u32,
+    pub to: u32,
+    /// That packet begins a key frame ([`RxPacket::start_of_frame`] and
+    /// [`RxPacket::keyframe`]), as a switch must.
+    pub at_keyframe: bool,
 }
 
 /// Frames of a received stream, grouped by RTP timestamp.
@@ -250,9 +392,12 @@ pub struct RxStream {
     pub ssrc: u32,
     pub rtx: Option<u32>,
     pub kind: MediaKind,
+    /// The SSRCs payload trailers may name: `[ssrc]` ([`SimPeer::expect_video`]), or the
+    /// sender's layers for a bridge's output SSRC ([`SimPeer::expect_video_from`]).
+    pub senders: Vec<u32>,
     /// In arrival order. str0m passes on each sequence number once.
     pub packets: Vec<RxPacket>,
-    /// Payloads failing the trailer check, or whose trailer names another SSRC.
+    /// Payloads failing the trailer check, or whose trailer names an SSRC not in `senders`.
     pub payload_errors: u64,
     /// RTX packets with a payload that arrived for this stream (useful or not).
     pub rtx_packets: u64,
@@ -262,21 +407,32 @@ pub struct RxStream {
     /// sequence number already seen.
     pub wire_packets: u64,
     pub wire_duplicates: u64,
-    /// Sender sequence number minus receiver sequence number of the first verified packet, and
-    /// how many verified packets had another offset since (a bridge renumbering a restarted
-    /// source changes it once per restart).
+    /// Receiver sequence number minus the trailer's (sender's) sequence number, first of the
+    /// first verified packet, then of the latest verified packet that arrived in order (above
+    /// every sequence number received before it), and how many such packets changed it. The
+    /// trailer's number is per sender SSRC, so a bridge renumbering a restarted source changes
+    /// it once per restart, and one switching layers once per switch; a late packet (a
+    /// retransmission from before a switch) does not count.
     pub sequence_offset: Option<u16>,
     pub offset_changes: u64,
+    /// The rid (sdes:rtp-stream-id) of the latest packet on `ssrc` that carried one, and how
+    /// many did; the repaired-rtp-stream-id of the latest RTX packet that carried one. Seen
+    /// only when this peer maps the extensions ([`PeerConfig::rid_extensions`]).
+    pub rid: Option<String>,
+    pub rid_packets: u64,
+    pub repaired_rid: Option<String>,
+    highest_seq: Option<u64>,
     wire_seen: HashSet<u64>,
     wire_last: Option<u64>,
 }
 
 impl RxStream {
-    fn new(ssrc: u32, rtx: Option<u32>, kind: MediaKind) -> RxStream {
+    fn new(ssrc: u32, rtx: Option<u32>, kind: MediaKind, senders: &[u32]) -> RxStream {
         RxStream {
             ssrc,
             rtx,
             kind,
+            senders: senders.to_vec(),
             packets: Vec::new(),
             payload_errors: 0,
             rtx_packets: 0,
@@ -285,6 +441,10 @@ impl RxStream {
             wire_duplicates: 0,
             sequence_offset: None,
             offset_changes: 0,
+            rid: None,
+            rid_packets: 0,
+            repaired_rid: None,
+            highest_seq: None,
             wire_seen: HashSet::new(),
             wire_last: None,
         }
@@ -326,9 +486,89 @@ impl RxStream {
         self.packets.iter().filter(|p| p.via_rtx).count()
     }
 
-    /// Key frames whose first packet arrived.
+    /// Key frames of which a packet marked [`RxPacket::keyframe`] arrived (distinct RTP
+    /// timestamps: an H264 key frame has two such packets).
     pub fn keyframes(&self) -> usize {
-        self.packets.iter().filter(|p| p.keyframe).count()
+        self.packets
+            .iter()
+            .filter(|p| p.keyframe)
+            .map(|p| p.timestamp)
+            .collect::<HashSet<u32>>()
+            .len()
+    }
+
+    /// The packets sorted by sequence number.
+    fn in_sequence_order(&self) -> Vec<&RxPacket> {
+        let mut packets: Vec<&RxPacket> = self.packets.iter().collect();
+        packets.sort_by_key(|p| p.seq);
+        packets
+    }
+
+    /// Runs of the sender SSRC the trailers name, in sequence order: the first packet of each
+    /// run and its sender. Packets without a verified trailer are skipped.
+    fn sender_runs(&self) -> Vec<(&RxPacket, u32)> {
+        let mut runs: Vec<(&RxPacket, u32)> = Vec::new();
+        for p in self.in_sequence_order() {
+            let Some(sender) = p.sender_ssrc else {
+                continue;
+            };
+            if runs.last().is_none_or(|&(_, last)| last != sender) {
+                runs.push((p, sender));
+            }
+        }
+        runs
+    }
+
+    /// Which sender SSRC (simulcast layer) the stream carried, run by run in sequence order:
+    /// the arrival of each run's first packet and the sender.
+    pub fn layers_seen(&self) -> Vec<(Instant, u32)> {
+        self.sender_runs()
+            .into_iter()
+            .map(|(p, sender)| (p.arrived, sender))
+            .collect()
+    }
+
+    /// Every change of sender SSRC in sequence order, with whether it happened at the start of
+    /// a key frame.
+    pub fn switches(&self) -> Vec<Switch> {
+        self.sender_runs()
+            .windows(2)
+            .map(|w| Switch {
+                at: w[1].0.arrived,
+                from: w[0].1,
+                to: w[1].1,
+                at_keyframe: w[1].0.start_of_frame && w[1].0.keyframe,
+            })
+            .collect()
+    }
+
+    /// RTP timestamps never go back in sequence order (differences taken modulo 2^32 as
+    /// signed, so a wrap is a step forward).
+    pub fn timestamps_monotonic(&self) -> bool {
+        self.in_sequence_order()
+            .windows(2)
+            .all(|w| w[1].timestamp.wrapping_sub(w[0].timestamp) as i32 >= 0)
+    }
+
+    /// VP8 PictureIDs (15 bits, wrapping) are the same within a frame (RTP timestamp) and grow
+    /// by exactly 1 from frame to frame in sequence order; across missing sequence numbers
+    /// they may grow by up to one more per missing packet. Packets without a PictureID are
+    /// ignored (H264, audio: trivially true).
+    pub fn picture_ids_continuous(&self) -> bool {
+        let packets: Vec<(&RxPacket, u16)> = self
+            .in_sequence_order()
+            .into_iter()
+            .filter_map(|p| Some((p, p.picture_id?)))
+            .collect();
+        packets.windows(2).all(|w| {
+            let ((a, pid_a), (b, pid_b)) = (w[0], w[1]);
+            let step = u64::from(pid_b.wrapping_sub(pid_a) & 0x7fff);
+            if a.timestamp == b.timestamp {
+                step == 0
+            } else {
+                (1..=b.seq - a.seq).contains(&step)
+            }
+        })
     }
 
     /// Frame completeness (video; every audio packet is a frame of its own).
@@ -545,21 +785,65 @@ struct Source {
     seq: u64,
     timestamp: u32,
     bitrate_bps: u32,
+    /// Picture size written into key frames (video).
+    size: (u16, u16),
+    /// The rid to put in every packet, when the extension is mapped.
+    rid: Option<Rid>,
     picture_id: u16,
+    /// VP8 temporal layers: TL0PICIDX of the latest TID 0 frame, and the next frame's place in
+    /// the pattern.
+    tl0_pic_idx: u8,
+    temporal_index: usize,
     next_keyframe: Option<Instant>,
     keyframe_requested: bool,
     stats: TxStream,
 }
 
 impl Source {
-    fn new(rng: &mut StdRng, ssrc: u32, pt: u8, bitrate_bps: u32, rtx: Option<u32>) -> Source {
+    fn audio(rng: &mut StdRng, ssrc: u32, pt: u8) -> Source {
+        Source::new(rng, ssrc, pt, None, 0, (0, 0), None)
+    }
+
+    fn video(rng: &mut StdRng, config: &PeerConfig, layer: &VideoLayer) -> Source {
+        let pt = match config.video_codec {
+            VideoCodec::Vp8 => config.vp8_pt,
+            VideoCodec::H264 => config.h264_pt,
+        };
+        let rid = config
+            .rid_extensions
+            .and(layer.rid.as_deref())
+            .map(Rid::from);
+        Source::new(
+            rng,
+            layer.ssrc,
+            pt,
+            layer.rtx,
+            layer.bitrate_bps,
+            (layer.width(), layer.height),
+            rid,
+        )
+    }
+
+    fn new(
+        rng: &mut StdRng,
+        ssrc: u32,
+        pt: u8,
+        rtx: Option<u32>,
+        bitrate_bps: u32,
+        size: (u16, u16),
+        rid: Option<Rid>,
+    ) -> Source {
         let mut source = Source {
             ssrc,
             pt,
             seq: 0,
             timestamp: 0,
             bitrate_bps,
+            size,
+            rid,
             picture_id: 0,
+            tl0_pic_idx: 0,
+            temporal_index: 0,
             next_keyframe: None,
             keyframe_requested: true,
             stats: TxStream {
@@ -578,8 +862,110 @@ impl Source {
         self.seq = u64::from(rng.random::<u16>() & 0x7fff);
         self.timestamp = rng.random();
         self.picture_id = rng.random::<u16>() & 0x7fff;
+        // From the picture id rather than another draw, so that the peer's other random
+        // choices stay what they were before temporal layers existed.
+        self.tl0_pic_idx = self.picture_id.rotate_right(7) as u8;
+        self.temporal_index = 0;
         self.next_keyframe = None;
         self.keyframe_requested = true;
+    }
+
+    /// The VP8 payloads (descriptor and frame data, no trailer) of the next frame of
+    /// `frame_len` bytes, with `temporal_layers` as [`PeerConfig::temporal_layers`].
+    fn vp8_payloads(
+        &mut self,
+        keyframe: bool,
+        frame_len: usize,
+        temporal_layers: u8,
+    ) -> Vec<Vec<u8>> {
+        let header_len = if keyframe { 10 } else { 3 };
+        let (width, height) = self.size;
+        let pid = self.picture_id;
+        let mut frame = vp8_frame_header_sized(keyframe, (frame_len / 4) as u32, width, height);
+        frame.extend((header_len..frame_len).map(|i| (i as u8).wrapping_mul(13) ^ pid as u8));
+        let temporal = (temporal_layers > 1).then(|| {
+            let pattern = temporal_pattern(temporal_layers);
+            if keyframe {
+                self.temporal_index = 0;
+            }
+            let index = self.temporal_index;
+            self.temporal_index = (index + 1) % pattern.len();
+            let tid = pattern[index];
+            if tid == 0 {
+                self.tl0_pic_idx = self.tl0_pic_idx.wrapping_add(1);
+            }
+            // The first frame of its layer since the TID 0 frame refers to that frame only.
+            let sync = tid > 0 && !pattern[1..index].contains(&tid);
+            (self.tl0_pic_idx, tid, sync)
+        });
+        let descriptor_len = if temporal.is_some() {
+            VP8_TEMPORAL_DESCRIPTOR_LEN
+        } else {
+            VP8_DESCRIPTOR_LEN
+        };
+        let per_packet = MAX_PAYLOAD - descriptor_len - TRAILER_LEN;
+        let count = frame.len().div_ceil(per_packet);
+        let chunk = frame.len().div_ceil(count);
+        self.picture_id = (pid + 1) & 0x7fff;
+        frame
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, part)| {
+                let mut payload = match temporal {
+                    Some((tl0, tid, sync)) => {
+                        vp8_temporal_descriptor(i == 0, pid, tl0, tid, sync).to_vec()
+                    }
+                    None => vp8_descriptor(i == 0, pid).to_vec(),
+                };
+                payload.extend_from_slice(part);
+                payload
+            })
+            .collect()
+    }
+}
+
+/// The TIDs of consecutive VP8 frames from a TID 0 frame on, for 2 or 3 temporal layers.
+fn temporal_pattern(layers: u8) -> &'static [u8] {
+    if layers >= 3 {
+        &[0, 2, 1, 2]
+    } else {
+        &[0, 1]
+    }
+}
+
+/// What a received video payload says about its frame (see [`RxPacket`]).
+#[derive(Clone, Copy, Default)]
+struct FrameFields {
+    start_of_frame: bool,
+    keyframe: bool,
+    picture_id: Option<u16>,
+    tl0_pic_idx: Option<u8>,
+    temporal_id: Option<u8>,
+    layer_sync: bool,
+}
+
+impl FrameFields {
+    fn vp8(payload: &[u8]) -> FrameFields {
+        parse_vp8(payload).map_or_else(FrameFields::default, |v| FrameFields {
+            start_of_frame: v.start_of_frame && v.partition_id == 0,
+            keyframe: v.keyframe,
+            picture_id: v.picture_id,
+            tl0_pic_idx: v.tl0_pic_idx,
+            temporal_id: v.temporal_id,
+            layer_sync: v.layer_sync,
+        })
+    }
+
+    fn h264(payload: &[u8]) -> FrameFields {
+        let Some(info) = frame_info(PayloadCodec::H264, payload) else {
+            return FrameFields::default();
+        };
+        let sps = matches!(info.details, Details::H264(h) if h.sps);
+        FrameFields {
+            start_of_frame: info.starts_frame,
+            keyframe: info.starts_frame && (sps || info.starts_keyframe_picture()),
+            ..FrameFields::default()
+        }
     }
 }
 
@@ -616,11 +1002,20 @@ fn build_rtc(config: &PeerConfig, rng: &mut StdRng, now: Instant) -> (Rtc, Local
         None,
         FormatParams::default(),
     );
+    builder.codec_config().add_h264(
+        config.h264_pt.into(),
+        Some(config.h264_rtx_pt.into()),
+        true,
+        0x42e01f,
+    );
+    let (rid_ext, repaired_rid_ext) = config.rid_extensions.unzip();
     let extensions = [
         (config.audio_level_ext, Extension::AudioLevel),
         (config.twcc_ext, Extension::TransportSequenceNumber),
         (config.mid_ext, Extension::RtpMid),
         (config.abs_send_time_ext, Extension::AbsoluteSendTime),
+        (rid_ext, Extension::RtpStreamId),
+        (repaired_rid_ext, Extension::RepairedRtpStreamId),
     ];
     for (id, ext) in extensions {
         if let Some(id) = id {
@@ -652,8 +1047,12 @@ fn build_rtc(config: &PeerConfig, rng: &mut StdRng, now: Instant) -> (Rtc, Local
         let rtx = layer.rtx.filter(|_| config.answer_nacks).map(Ssrc::from);
         // str0m's pacer tells send streams apart by (mid, rid): simulcast layers need a rid,
         // though without the rid header extension mapped it never goes on the wire (Jitsi
-        // tells layers apart by SSRC).
-        let rid = (config.video.len() > 1).then(|| Rid::from(i.to_string().as_str()));
+        // tells layers apart by SSRC). str0m puts it in RTX packets as the repaired rid.
+        let rid = layer
+            .rid
+            .as_deref()
+            .map(Rid::from)
+            .or_else(|| (config.video.len() > 1).then(|| Rid::from(i.to_string().as_str())));
         api.declare_stream_tx(layer.ssrc.into(), rtx, Mid::from(VIDEO_MID), rid);
     }
     let local = LocalParams {
@@ -698,11 +1097,11 @@ impl SimPeer {
         let (rtc, local) = build_rtc(&config, &mut rng, start);
         let audio = config
             .audio
-            .map(|s| Source::new(&mut rng, s, config.opus_pt, 0, None));
+            .map(|s| Source::audio(&mut rng, s, config.opus_pt));
         let video = config
             .video
             .iter()
-            .map(|l| Source::new(&mut rng, l.ssrc, config.vp8_pt, l.bitrate_bps, l.rtx))
+            .map(|l| Source::video(&mut rng, &config, l))
             .collect();
         SimPeer {
             local,
@@ -744,13 +1143,16 @@ impl SimPeer {
         for src in self.audio.iter_mut().chain(self.video.iter_mut()) {
             src.restart(&mut self.rng);
         }
-        let expected: Vec<(u32, Option<u32>, MediaKind)> =
-            self.rx.values().map(|r| (r.ssrc, r.rtx, r.kind)).collect();
-        for (ssrc, rtx, kind) in expected {
+        let expected: Vec<(u32, Option<u32>, MediaKind, Vec<u32>)> = self
+            .rx
+            .values()
+            .map(|r| (r.ssrc, r.rtx, r.kind, r.senders.clone()))
+            .collect();
+        for (ssrc, rtx, kind, senders) in expected {
             if kind == MediaKind::Audio {
                 self.expect_audio(ssrc);
             } else {
-                self.expect_video(ssrc, rtx);
+                self.expect_video_from(ssrc, rtx, &senders);
             }
         }
         self.stats.sessions += 1;
@@ -821,11 +1223,26 @@ impl SimPeer {
             .suppress_nack(true);
         self.rx
             .entry(ssrc)
-            .or_insert_with(|| RxStream::new(ssrc, None, MediaKind::Audio));
+            .or_insert_with(|| RxStream::new(ssrc, None, MediaKind::Audio, &[ssrc]));
     }
 
-    /// Announces a remote video source and its RTX SSRC.
+    /// Announces a remote video source and its RTX SSRC; its payload trailers must name
+    /// `ssrc`.
     pub fn expect_video(&mut self, ssrc: u32, rtx: Option<u32>) {
+        self.expect_video_from(ssrc, rtx, &[ssrc]);
+    }
+
+    /// Announces a remote video source that a bridge sends on `output_ssrc` (and RTX on
+    /// `output_rtx`) with the media of any of `senders`, a sender's simulcast layer SSRCs: its
+    /// payload trailers may name any of them, [`RxPacket::sender_ssrc`] tells which one each
+    /// packet came from. Announcing an expected SSRC again replaces its `senders`.
+    pub fn expect_video_from(
+        &mut self,
+        output_ssrc: u32,
+        output_rtx: Option<u32>,
+        senders: &[u32],
+    ) {
+        let (ssrc, rtx) = (output_ssrc, output_rtx);
         let send_nacks = self.config.send_nacks;
         self.rtc
             .direct_api()
@@ -836,7 +1253,8 @@ impl SimPeer {
         }
         self.rx
             .entry(ssrc)
-            .or_insert_with(|| RxStream::new(ssrc, rtx, MediaKind::Video));
+            .or_insert_with(|| RxStream::new(ssrc, rtx, MediaKind::Video, senders))
+            .senders = senders.to_vec();
     }
 
     /// Expects everything `other` sends (for peer-to-peer tests).
@@ -1012,6 +1430,8 @@ impl SimPeer {
         let fps = self.config.video_fps.max(1);
         let interval = self.config.keyframe_interval;
         let nackable = self.config.answer_nacks;
+        let codec = self.config.video_codec;
+        let temporal_layers = self.config.temporal_layers;
         let src = &mut self.video[layer];
         let keyframe = src.keyframe_requested || src.next_keyframe.is_none_or(|t| at >= t);
         if keyframe {
@@ -1025,39 +1445,45 @@ impl SimPeer {
         let header_len = if keyframe { 10 } else { 3 };
         let factor = if keyframe { KEYFRAME_SIZE_FACTOR } else { 1 };
         let frame_len = ((src.bitrate_bps / 8 / fps) as usize * factor).max(header_len + 1);
-        let per_packet = MAX_PAYLOAD - VP8_DESCRIPTOR_LEN - TRAILER_LEN;
-        let count = frame_len.div_ceil(per_packet);
-        let chunk = frame_len.div_ceil(count);
-        let mut frame = vp8_frame_header(keyframe, (frame_len / 4) as u32);
-        let pid = src.picture_id;
-        frame.extend((header_len..frame_len).map(|i| (i as u8).wrapping_mul(13) ^ pid as u8));
-        let parts: Vec<&[u8]> = frame.chunks(chunk).collect();
-        let mut writes = Vec::with_capacity(parts.len());
-        for (i, part) in parts.iter().enumerate() {
+        let payloads = match codec {
+            VideoCodec::Vp8 => src.vp8_payloads(keyframe, frame_len, temporal_layers),
+            VideoCodec::H264 => {
+                let fill = src.stats.frames as u8;
+                h264::frame_payloads(keyframe, frame_len, src.size, fill, MAX_PAYLOAD)
+            }
+        };
+        let ext_vals = ExtensionValues {
+            rid: src.rid,
+            ..Default::default()
+        };
+        let count = payloads.len();
+        let mut writes = Vec::with_capacity(count);
+        for (i, mut payload) in payloads.into_iter().enumerate() {
             let seq = src.seq;
-            let mut payload = Vec::with_capacity(VP8_DESCRIPTOR_LEN + part.len() + TRAILER_LEN);
-            payload.extend_from_slice(&vp8_descriptor(i == 0, pid));
-            payload.extend_from_slice(part);
+            // The trailer's CRC leaves out the VP8 descriptor: a bridge rewrites its PictureID
+            // and TL0PICIDX when it moves a receiver between layers.
+            let mut body = payload.split_off(codec_header_len(codec, &payload));
             append_trailer(
-                &mut payload,
+                &mut body,
                 Trailer {
                     ssrc: src.ssrc,
                     seq: seq as u16,
                     sent_at_us,
                 },
             );
+            payload.extend(body);
             src.stats.packets += 1;
             src.stats.bytes += payload.len() as u64;
             writes.push(
                 RtpWrite::new(src.pt.into(), SeqNo::from(seq), src.timestamp, at, payload)
-                    .marker(i + 1 == parts.len())
-                    .nackable(nackable),
+                    .marker(i + 1 == count)
+                    .nackable(nackable)
+                    .ext_vals(ext_vals.clone()),
             );
             src.seq += 1;
         }
         src.stats.frames += 1;
         src.timestamp = src.timestamp.wrapping_add(90_000 / fps);
-        src.picture_id = (src.picture_id + 1) & 0x7fff;
         let ssrc = src.ssrc;
         if let Some(stream) = self.rtc.direct_api().stream_tx(&ssrc.into()) {
             for w in writes {
@@ -1126,12 +1552,22 @@ impl SimPeer {
             RawPacket::RtcpTx(rtcp) => self.stats.rtcp_sent.count(&rtcp),
             RawPacket::RtpRx(header, payload) => {
                 let ssrc = *header.ssrc;
+                if let Some(stream) = self.rx.get_mut(&ssrc) {
+                    if let Some(rid) = header.ext_vals.rid {
+                        stream.rid = Some(rid.to_string());
+                        stream.rid_packets += 1;
+                    }
+                    return;
+                }
                 let Some(&main) = self.rtx_of.get(&ssrc) else {
                     return;
                 };
                 let Some(stream) = self.rx.get_mut(&main) else {
                     return;
                 };
+                if let Some(rid) = header.ext_vals.rid_repair {
+                    stream.repaired_rid = Some(rid.to_string());
+                }
                 if payload.len() <= 2 {
                     stream.rtx_padding += 1;
                 } else {
@@ -1156,20 +1592,29 @@ impl SimPeer {
     fn on_rtp(&mut self, p: str0m::rtp::RtpPacket) {
         let ssrc = *p.header.ssrc;
         let seq16 = p.header.sequence_number;
+        let seq = *p.seq_no;
         let via_rtx = self.rtx_in_progress == Some((ssrc, seq16));
+        let h264 = *p.header.payload_type == self.config.h264_pt;
         let Some(stream) = self.rx.get_mut(&ssrc) else {
             return;
         };
         let payload = &p.payload[..];
-        let (sender_seq, sent_at_us) = match verify_trailer(payload) {
-            Ok(t) if t.ssrc == ssrc => (Some(t.seq), Some(t.sent_at_us)),
-            _ => {
-                stream.payload_errors += 1;
-                (None, None)
-            }
+        let codec = if stream.kind == MediaKind::Audio || h264 {
+            VideoCodec::H264
+        } else {
+            VideoCodec::Vp8
         };
-        if let Some(sender_seq) = sender_seq {
-            let offset = seq16.wrapping_sub(sender_seq);
+        let trailer = verify_trailer(&payload[codec_header_len(codec, payload)..]).ok();
+        let allowed = trailer.filter(|t| stream.senders.contains(&t.ssrc));
+        if allowed.is_none() {
+            stream.payload_errors += 1;
+        }
+        let in_order = stream.highest_seq.is_none_or(|h| seq > h);
+        if in_order {
+            stream.highest_seq = Some(seq);
+        }
+        if let Some(t) = allowed.filter(|_| in_order || stream.sequence_offset.is_none()) {
+            let offset = seq16.wrapping_sub(t.seq);
             match stream.sequence_offset {
                 None => stream.sequence_offset = Some(offset),
                 Some(o) if o != offset => {
@@ -1179,19 +1624,26 @@ impl SimPeer {
                 Some(_) => {}
             }
         }
-        let vp8 = (stream.kind == MediaKind::Video)
-            .then(|| parse_vp8(payload))
-            .flatten();
+        let frame = match stream.kind {
+            MediaKind::Audio => FrameFields::default(),
+            MediaKind::Video if h264 => FrameFields::h264(payload),
+            MediaKind::Video => FrameFields::vp8(payload),
+        };
         stream.packets.push(RxPacket {
-            seq: *p.seq_no,
+            seq,
             timestamp: p.header.timestamp,
             marker: p.header.marker,
             arrived: self.now,
             via_rtx,
-            sender_seq,
-            sent_at_us,
-            start_of_frame: vp8.is_some_and(|v| v.start_of_frame && v.partition_id == 0),
-            keyframe: vp8.is_some_and(|v| v.keyframe),
+            sender_ssrc: trailer.map(|t| t.ssrc),
+            sender_seq: allowed.map(|t| t.seq),
+            sent_at_us: allowed.map(|t| t.sent_at_us),
+            start_of_frame: frame.start_of_frame,
+            keyframe: frame.keyframe,
+            picture_id: frame.picture_id,
+            tl0_pic_idx: frame.tl0_pic_idx,
+            temporal_id: frame.temporal_id,
+            layer_sync: frame.layer_sync,
             payload_len: payload.len(),
         });
     }
@@ -1279,6 +1731,15 @@ impl Node for SimPeer {
     }
 }
 
+/// The bytes at the start of a payload that the trailer's CRC leaves out: the VP8 payload
+/// descriptor (a bridge may rewrite it); nothing for other payloads.
+fn codec_header_len(codec: VideoCodec, payload: &[u8]) -> usize {
+    match codec {
+        VideoCodec::Vp8 => tutti_rtp::codec::vp8::parse(payload).map_or(0, |d| d.payload_offset),
+        VideoCodec::H264 => 0,
+    }
+}
+
 fn random_token(rng: &mut StdRng, len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     (0..len)
@@ -1325,7 +1786,24 @@ mod tests {
 
     #[test]
     fn simulcast_layers_have_distinct_ssrcs_and_rates() {
-        let c = PeerConfig::new("a", "10.0.0.1:1".parse().unwrap(), 1).simulcast(3, 1_600_000);
+        let single = PeerConfig::new("a", "10.0.0.1:1".parse().unwrap(), 1);
+        let sizes = |c: &PeerConfig| -> Vec<(u16, u16)> {
+            c.video.iter().map(|l| (l.width(), l.height)).collect()
+        };
+        let rids = |c: &PeerConfig| -> Vec<Option<String>> {
+            c.video.iter().map(|l| l.rid.clone()).collect()
+        };
+        assert_eq!(sizes(&single), [(640, 360)]);
+        assert_eq!(rids(&single), [None]);
+        let two = single.clone().simulcast(2, 1_000_000);
+        assert_eq!(sizes(&two), [(640, 360), (1280, 720)]);
+        assert_eq!(rids(&two), [Some("h".into()), Some("f".into())]);
+        let c = single.simulcast(3, 1_600_000);
+        assert_eq!(sizes(&c), [(320, 180), (640, 360), (1280, 720)]);
+        assert_eq!(
+            rids(&c),
+            [Some("q".into()), Some("h".into()), Some("f".into())]
+        );
         let rates: Vec<u32> = c.video.iter().map(|l| l.bitrate_bps).collect();
         assert_eq!(rates, [100_000, 400_000, 1_600_000]);
         let mut ssrcs: HashSet<u32> = c.audio.into_iter().collect();
@@ -1333,5 +1811,122 @@ mod tests {
             assert!(ssrcs.insert(l.ssrc));
             assert!(ssrcs.insert(l.rtx.unwrap()));
         }
+    }
+
+    /// A received video packet of `sender` at extended sequence number `seq`.
+    fn packet(start: Instant, seq: u64, sender: u32, ts: u32, pid: u16) -> RxPacket {
+        RxPacket {
+            seq,
+            timestamp: ts,
+            marker: false,
+            arrived: start + Duration::from_millis(seq),
+            via_rtx: false,
+            sender_ssrc: Some(sender),
+            sender_seq: Some(seq as u16),
+            sent_at_us: Some(0),
+            start_of_frame: false,
+            keyframe: false,
+            picture_id: Some(pid),
+            tl0_pic_idx: None,
+            temporal_id: None,
+            layer_sync: false,
+            payload_len: 100,
+        }
+    }
+
+    #[test]
+    fn switches_follow_sequence_order_and_see_key_frames() {
+        let start = Instant::now();
+        let mut rx = RxStream::new(100, None, MediaKind::Video, &[1, 2, 3]);
+        let mut packets = vec![
+            packet(start, 10, 1, 0, 5),
+            packet(start, 11, 1, 0, 5),
+            packet(start, 12, 1, 3000, 6),
+            // Layer 2 from the start of a key frame.
+            RxPacket {
+                start_of_frame: true,
+                keyframe: true,
+                ..packet(start, 13, 2, 6000, 7)
+            },
+            packet(start, 14, 2, 6000, 7),
+            // Layer 3 from a delta frame: not at a key frame.
+            RxPacket {
+                start_of_frame: true,
+                ..packet(start, 15, 3, 9000, 8)
+            },
+            // No verified trailer: no run of its own.
+            RxPacket {
+                sender_ssrc: None,
+                ..packet(start, 16, 3, 9000, 8)
+            },
+            packet(start, 17, 3, 12_000, 9),
+        ];
+        // Packet 12 of layer 1 arrives last (a retransmission): sequence order decides.
+        let late = packets.remove(2);
+        packets.push(late);
+        rx.packets = packets;
+        let at = |seq| start + Duration::from_millis(seq);
+        assert_eq!(rx.layers_seen(), [(at(10), 1), (at(13), 2), (at(15), 3)]);
+        assert_eq!(
+            rx.switches(),
+            [
+                Switch {
+                    at: at(13),
+                    from: 1,
+                    to: 2,
+                    at_keyframe: true
+                },
+                Switch {
+                    at: at(15),
+                    from: 2,
+                    to: 3,
+                    at_keyframe: false
+                },
+            ]
+        );
+        assert!(rx.timestamps_monotonic());
+        assert!(rx.picture_ids_continuous());
+        assert_eq!(rx.keyframes(), 1);
+    }
+
+    #[test]
+    fn timestamps_may_wrap_but_not_go_back() {
+        let start = Instant::now();
+        let mut rx = RxStream::new(1, None, MediaKind::Video, &[1]);
+        rx.packets = vec![
+            packet(start, 1, 1, u32::MAX - 100, 1),
+            packet(start, 2, 1, u32::MAX - 100, 1),
+            packet(start, 3, 1, 2900, 2),
+        ];
+        assert!(rx.timestamps_monotonic());
+        rx.packets.push(packet(start, 4, 1, 2899, 3));
+        assert!(!rx.timestamps_monotonic());
+    }
+
+    #[test]
+    fn picture_ids_may_skip_only_over_missing_packets() {
+        let start = Instant::now();
+        let mut rx = RxStream::new(1, None, MediaKind::Video, &[1]);
+        // Wraps from 0x7fff to 0; two packets (20, 21) missing: the ID may grow by up to 3.
+        rx.packets = vec![
+            packet(start, 18, 1, 0, 0x7ffe),
+            packet(start, 19, 1, 3000, 0x7fff),
+            packet(start, 22, 1, 9000, 1),
+        ];
+        assert!(rx.picture_ids_continuous());
+        // A skip without a missing packet.
+        rx.packets.push(packet(start, 23, 1, 12_000, 3));
+        assert!(!rx.picture_ids_continuous());
+        // A new frame (timestamp) with the same ID, or a frame with two IDs.
+        rx.packets.pop();
+        rx.packets.push(packet(start, 23, 1, 12_000, 1));
+        assert!(!rx.picture_ids_continuous());
+        rx.packets.pop();
+        rx.packets.push(packet(start, 23, 1, 9000, 2));
+        assert!(!rx.picture_ids_continuous());
+        // More than one per missing packet.
+        rx.packets.pop();
+        rx.packets.push(packet(start, 26, 1, 12_000, 6));
+        assert!(!rx.picture_ids_continuous());
     }
 }

@@ -40,6 +40,7 @@ impl Core {
             Command::AllocateEndpoint {
                 conference_id,
                 endpoint_id,
+                participant_id,
                 ice,
             } => {
                 let Some(&conference) = self.router_ids.get(&conference_id) else {
@@ -57,6 +58,7 @@ impl Core {
                 let endpoint = Endpoint::new(
                     conference_id.clone(),
                     endpoint_id.clone(),
+                    participant_id,
                     conference,
                     tag,
                     (
@@ -122,6 +124,7 @@ impl Core {
                         );
                     }
                 }
+                self.allocate_all(conference, now);
                 self.drive(slot, now, out);
             }
             Command::ExpireEndpoint {
@@ -133,6 +136,22 @@ impl Core {
                         router.remove_member(slot, &mut self.endpoints);
                     }
                     self.free_endpoint(slot);
+                    self.allocate_all(conference, now);
+                }
+            }
+            Command::DescribeReceivers { reply } => {
+                let _ = reply.send(self.describe_receivers(now));
+            }
+            Command::SetConstraints {
+                conference_id,
+                endpoint_id,
+                update,
+            } => {
+                if let Some((conference, slot)) = self.endpoint_slot(&conference_id, &endpoint_id) {
+                    if let Some(endpoint) = self.endpoints[slot].as_mut() {
+                        endpoint.constraints.apply(update);
+                    }
+                    self.allocate(conference, slot, now);
                 }
             }
         }

@@ -12,6 +12,7 @@
 //!   and the RTCP the bridge sends (receiver reports, transport-cc feedback, NACKs, REMB).
 
 mod commands;
+pub mod describe;
 mod rtcp_path;
 mod rtp_path;
 
@@ -28,9 +29,10 @@ use tutti_ice::stun;
 use super::endpoint::Endpoint;
 use super::outbox::{Outbox, MAX_DATAGRAM};
 use super::router::{Router, ROUTE_ENTRY_BYTES};
+use super::stats::HEIGHT_BOUNDS;
 use super::stats::{Counters, DropReason};
 use super::transport::{EndpointSettings, TransportChange};
-use super::{EndpointState, WorkerEvent};
+use super::{EndpointState, ForwardedEndpoints, MediaKind, WorkerEvent};
 
 /// Endpoint timers (ICE checks, DTLS retransmissions) and NACKs to senders run this often.
 const TICK_INTERVAL: Duration = Duration::from_millis(5);
@@ -38,6 +40,8 @@ const TICK_INTERVAL: Duration = Duration::from_millis(5);
 const FEEDBACK_INTERVAL: Duration = Duration::from_millis(50);
 /// Receiver reports (and REMB) cadence.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Encodings' rates are measured, and every receiver's allocator runs, this often.
+const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
 
 pub struct Core {
     cert: Certificate,
@@ -56,6 +60,7 @@ pub struct Core {
     next_tag: u32,
     counters: Counters,
     events: VecDeque<WorkerEvent>,
+    forwarded: VecDeque<ForwardedEndpoints>,
     changes: Vec<TransportChange>,
     rng: StdRng,
     /// Origin of the microsecond clock used for transport-cc and receive statistics.
@@ -63,6 +68,8 @@ pub struct Core {
     next_tick: Instant,
     next_feedback: Instant,
     next_reports: Instant,
+    next_allocation: Instant,
+    last_allocation: Instant,
 }
 
 impl Core {
@@ -81,12 +88,15 @@ impl Core {
             next_tag: 1,
             counters: Counters::default(),
             events: VecDeque::new(),
+            forwarded: VecDeque::new(),
             changes: Vec::new(),
             rng: StdRng::seed_from_u64(seed),
             epoch: now,
             next_tick: now,
             next_feedback: now,
             next_reports: now + REPORT_INTERVAL,
+            next_allocation: now + ALLOCATION_INTERVAL,
+            last_allocation: now,
         }
     }
 
@@ -127,11 +137,18 @@ impl Core {
         self.events.pop_front()
     }
 
+    /// A receiver's allocator changed the endpoints it gets video from (to tell it over its
+    /// bridge channel).
+    pub fn poll_forwarded(&mut self) -> Option<ForwardedEndpoints> {
+        self.forwarded.pop_front()
+    }
+
     /// When `handle_timeout` is next due.
     pub fn poll_timeout(&self) -> Instant {
         self.next_tick
             .min(self.next_feedback)
             .min(self.next_reports)
+            .min(self.next_allocation)
     }
 
     fn micros(&self, now: Instant) -> i64 {
@@ -153,6 +170,82 @@ impl Core {
         if now >= self.next_reports {
             self.send_receiver_reports(now, out);
             self.next_reports = now + REPORT_INTERVAL;
+        }
+        if now >= self.next_allocation {
+            let elapsed = now.saturating_duration_since(self.last_allocation);
+            for router in self.routers.iter_mut().flatten() {
+                router.tick_rates(elapsed.as_micros() as i64);
+            }
+            self.last_allocation = now;
+            for conference in 0..self.routers.len() {
+                self.allocate_all(conference, now);
+            }
+            self.sample_forwarded_heights();
+            self.next_allocation = now + ALLOCATION_INTERVAL;
+        }
+    }
+
+    /// Runs the allocator of every receiver of a conference.
+    fn allocate_all(&mut self, conference: usize, now: Instant) {
+        let mut i = 0;
+        while let Some(&receiver) = self.routers[conference]
+            .as_ref()
+            .and_then(|router| router.members.get(i))
+        {
+            self.allocate(conference, receiver, now);
+            i += 1;
+        }
+    }
+
+    /// Runs one receiver's allocator; queues the news when the endpoints it gets video from
+    /// changed.
+    fn allocate(&mut self, conference: usize, receiver: usize, now: Instant) {
+        let now_us = self.micros(now);
+        let Some(router) = self.routers[conference].as_mut() else {
+            return;
+        };
+        let default_bps = self.settings.receiver_bandwidth_bps;
+        if let Some(endpoints) = router.allocate(receiver, &mut self.endpoints, default_bps, now_us)
+        {
+            if let Some(endpoint) = self.endpoints[receiver].as_ref() {
+                self.forwarded.push_back(ForwardedEndpoints {
+                    conference_id: endpoint.conference_id.clone(),
+                    endpoint_id: endpoint.endpoint_id.clone(),
+                    endpoints,
+                });
+            }
+        }
+    }
+
+    fn sample_forwarded_heights(&mut self) {
+        for router in self.routers.iter().flatten() {
+            for &member in &router.members {
+                let Some(endpoint) = self.endpoints[member].as_ref() else {
+                    continue;
+                };
+                for producer in endpoint
+                    .producers
+                    .iter()
+                    .filter_map(|&p| router.producer(p))
+                {
+                    if producer.kind != MediaKind::Video {
+                        continue;
+                    }
+                    for consumer in &producer.consumers {
+                        let Some(e) = consumer
+                            .current
+                            .and_then(|c| producer.encodings.get(usize::from(c)))
+                        else {
+                            continue;
+                        };
+                        if let Some(height) = e.height {
+                            self.counters
+                                .forwarded_height
+                                .observe(&HEIGHT_BOUNDS, f64::from(height));
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use crate::media::consumer::TAG_ROOM;
 use crate::media::nack;
 use crate::media::outbox::{Outbox, SLOT};
 use crate::media::router::RetransmitError;
-use crate::media::stats::DropReason;
+use crate::media::stats::{DropReason, FEEDBACK_DELAY_BOUNDS};
 
 /// Bitrate announced in REMB to senders without transport-cc: the bridge does not estimate
 /// bandwidth yet, so it only caps what a sender may ramp up to.
@@ -71,7 +71,7 @@ impl Core {
                             let delay_us = (self.micros(now) as u32).wrapping_sub(sent_us);
                             self.counters
                                 .transport_cc_feedback_delay
-                                .observe(delay_us as f64 / 1e6);
+                                .observe(&FEEDBACK_DELAY_BOUNDS, delay_us as f64 / 1e6);
                         }
                     }
                 }
@@ -103,7 +103,7 @@ impl Core {
         if producer.owner != slot {
             return;
         }
-        producer.encodings[route.encoding]
+        producer.encodings[usize::from(route.encoding)]
             .stats
             .on_sender_report(info.ntp_time, arrival_us);
         self.counters.sender_reports_forwarded += router.forward_sender_report(
@@ -133,18 +133,22 @@ impl Core {
         let Some(producer) = router.producer_mut(p).filter(|p| p.owner != requester) else {
             return;
         };
-        // The sender is asked for a key frame of the encoding this receiver gets.
-        let layer = producer.consumer_of(requester).map_or(0, |c| c.layer);
-        let ssrc = producer.encodings[layer].ssrc;
-        self.request_keyframe(conference, p, ssrc, now, out);
+        // The sender is asked for a key frame of the encoding this receiver gets (or is about
+        // to get).
+        let layer = producer
+            .consumer_of(requester)
+            .and_then(|c| c.current.or(c.target.map(|t| t.spatial)))
+            .unwrap_or(0);
+        self.request_keyframe(conference, p, layer, now, out);
     }
 
-    /// Sends a PLI for `ssrc` to the sender of producer `p`, unless one went out very recently.
+    /// Sends a PLI for encoding `encoding` to the sender of producer `p`, unless one went out
+    /// very recently.
     pub(super) fn request_keyframe(
         &mut self,
         conference: usize,
         p: usize,
-        ssrc: u32,
+        encoding: u8,
         now: Instant,
         out: &mut impl Outbox,
     ) {
@@ -154,11 +158,20 @@ impl Core {
         else {
             return;
         };
-        if !producer.keyframes.allow(now) {
+        let owner = producer.owner;
+        let Some(e) = producer.encodings.get_mut(usize::from(encoding)) else {
+            return;
+        };
+        let ssrc = e.ssrc;
+        // An encoding named by RID whose first packet has not come yet: nothing to ask for.
+        if ssrc == 0 {
+            return;
+        }
+        if !e.keyframes.allow(now) {
             self.counters.pli_rate_limited += 1;
             return;
         }
-        let Some(sender) = self.endpoints[producer.owner].as_mut() else {
+        let Some(sender) = self.endpoints[owner].as_mut() else {
             return;
         };
         let rtcp_ssrc = sender.transport.rtcp_ssrc;

@@ -66,8 +66,53 @@ impl Core {
             self.counters.bytes_in[2] += len as u64;
             self.on_rtcp(slot, &buf[..len], now, out);
         } else {
-            endpoint.remove_sender_local_extensions(&mut buf[..len]);
+            self.learn_rid(slot, &buf[..len]);
+            if let Some(endpoint) = self.endpoints[slot].as_ref() {
+                endpoint.remove_sender_local_extensions(&mut buf[..len]);
+            }
             self.on_rtp(slot, &mut buf[..len], now, out);
+        }
+    }
+
+    /// A packet on an SSRC no producer receives yet may name, by its RtpStreamId or
+    /// RepairedRtpStreamId extension, an encoding of one of its sender's RID sources: that
+    /// encoding is then received on it. (Read before the sender's RID extensions are blanked.)
+    fn learn_rid(&mut self, slot: usize, packet: &[u8]) {
+        let Ok(header) = rtp::parse(packet) else {
+            return;
+        };
+        let Some(sender) = self.endpoints[slot].as_ref() else {
+            return;
+        };
+        let Some(router) = self.routers[sender.conference].as_mut() else {
+            return;
+        };
+        if router.route(header.ssrc).is_some() {
+            return;
+        }
+        let Some(video) = sender.media.video.as_ref() else {
+            return;
+        };
+        let [_, rid, repaired_rid] = video.sender_local_extensions;
+        let nackable = !video.rtx.is_empty();
+        for (id, repaired) in [(rid, false), (repaired_rid, true)] {
+            let Some(range) = rtp::find_extension(packet, &header, id) else {
+                continue;
+            };
+            if router
+                .bind_rid(
+                    slot,
+                    &sender.producers,
+                    &packet[range],
+                    repaired,
+                    header.ssrc,
+                    nackable,
+                )
+                .is_some()
+            {
+                self.counters.rid_streams_learnt += 1;
+            }
+            return;
         }
     }
 
@@ -103,7 +148,7 @@ impl Core {
                 sender.transport.twcc.record(seq, arrival_us);
             }
         }
-        let encoding = &mut producer.encodings[route.encoding];
+        let encoding = &mut producer.encodings[usize::from(route.encoding)];
         let padding_only = header.payload_offset >= header.payload_end;
         let mut len = packet.len();
         if route.rtx {
@@ -148,29 +193,39 @@ impl Core {
                 .as_mut()
                 .map(|n| n.on_packet(header.sequence, arrival_us));
             if arrival == Some(Arrival::GapTooLarge) {
-                let (p, ssrc) = (route.producer, encoding.ssrc);
-                self.request_keyframe(conference, p, ssrc, now, out);
+                let p = route.producer;
+                self.request_keyframe(conference, p, route.encoding, now, out);
             }
             if padding_only {
                 self.counters.rtx_consumed += 1;
                 return;
             }
         }
-        if kind == MediaKind::Video {
+        let payload = header.payload(&packet[..len]);
+        let frame = if kind == MediaKind::Video {
             let codec = self.endpoints[slot]
                 .as_ref()
                 .map_or(Codec::Other, |e| e.video_codec(header.payload_type));
-            let payload = header.payload(&packet[..len]);
-            if codec::frame_info(codec, payload).is_some_and(|f| f.starts_keyframe_picture()) {
-                self.counters.keyframes_received += 1;
-            }
+            codec::frame_info(codec, payload)
+        } else {
+            None
+        };
+        if frame.is_some_and(|f| f.starts_keyframe_picture()) {
+            self.counters.keyframes_received += 1;
         }
         let Some(router) = self.routers[conference].as_mut() else {
             return;
         };
+        if let Some(e) = router
+            .producer_mut(route.producer)
+            .and_then(|p| p.encodings.get_mut(usize::from(route.encoding)))
+        {
+            e.on_media(len, frame.as_ref(), payload, arrival_us);
+        }
         let sent = router.fan_out(
             route.producer,
             route.encoding,
+            frame,
             &packet[..len],
             &header,
             sender_twcc,
@@ -188,5 +243,15 @@ impl Core {
         }
         self.counters.packets_out[kind_index(kind)] += sent.packets;
         self.counters.bytes_out[kind_index(kind)] += sent.bytes;
+        if kind == MediaKind::Video {
+            self.counters.layer_switches[0] += u64::from(sent.started);
+            self.counters.layer_switches[1] += u64::from(sent.switched_up);
+            self.counters.layer_switches[2] += u64::from(sent.switched_down);
+            self.counters.temporal_drops += u64::from(sent.dropped_temporal);
+        }
+        if sent.keyframe_wanted {
+            self.counters.keyframes_for_switch += 1;
+            self.request_keyframe(conference, route.producer, route.encoding, now, out);
+        }
     }
 }

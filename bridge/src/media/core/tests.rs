@@ -13,6 +13,7 @@ fn core(seed: u64, now: Instant) -> Core {
         dtls_timeout: Duration::from_secs(10),
         srtp_profiles: tutti_dtls::SrtpProfiles::GcmThenAesCm,
         retransmission_cache_packets: 16,
+        receiver_bandwidth_bps: 2_500_000,
     };
     Core::new(
         tutti_dtls::Certificate::generate().unwrap(),
@@ -39,6 +40,7 @@ fn first_checks(seed: u64, now: Instant) -> Vec<Vec<u8>> {
         Command::AllocateEndpoint {
             conference_id: id("c"),
             endpoint_id: id("e"),
+            participant_id: id("p"),
             ice: tutti_ice::Credentials {
                 ufrag: id("localufr"),
                 pwd: id("local-password-of-24-chr"),

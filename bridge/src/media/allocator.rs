@@ -1,0 +1,322 @@
+//! One receiver's allocator: which layer of each remote video source it is forwarded, given
+//! what it asked for ([`ReceiverConstraints`]) and the bandwidth it has. Pure logic: the core
+//! gives it the sources with their layers' measured bitrates and heights, and applies its
+//! answer to the receiver's consumers.
+//!
+//! 1. Sources are ranked: on stage, then selected, then the others in speaker order (join
+//!    order until the bridge tracks speakers). Only the first `lastN` get video.
+//! 2. Each source's candidate layers are its active (spatial, temporal) layers no taller than
+//!    the receiver's cap for it, in the order spatial then temporal: moving down drops temporal
+//!    layers before a spatial one.
+//! 3. In rank order every source gets its lowest candidate if it fits in what is left of the
+//!    bandwidth; then, again in rank order, each moves up to its highest candidate that fits.
+//!    On-stage and selected sources so reach their caps before the others move above their
+//!    lowest layer. A source whose lowest layer does not fit gets no video.
+
+use std::ops::Range;
+
+use super::constraints::Priority;
+use super::consumer::Layer;
+
+/// One layer a source can be forwarded at, with what it costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerOption {
+    pub layer: Layer,
+    pub height: u32,
+    /// Measured bitrate of the encoding up to this temporal layer.
+    pub bps: u64,
+}
+
+/// One remote video source, as the allocator sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Candidate {
+    priority: Priority,
+    /// The tallest the receiver wants it (0: not at all).
+    max_height: u32,
+    /// Its active layers: a range of [`Allocation::layers`].
+    layers: Range<usize>,
+}
+
+/// One run of a receiver's allocator, with buffers that are kept between runs: once they have
+/// grown to the conference's size, a run allocates nothing.
+#[derive(Default)]
+pub struct Allocation {
+    candidates: Vec<Candidate>,
+    layers: Vec<LayerOption>,
+    /// The answer, in the order the candidates were added: the layer each gets, `None` for no
+    /// video.
+    pub chosen: Vec<Option<Layer>>,
+    /// Candidates in rank order (up to last-N), with the options under their cap and the one
+    /// picked.
+    order: Vec<(usize, Range<usize>, Option<usize>)>,
+}
+
+impl Allocation {
+    /// Starts a new run.
+    pub fn clear(&mut self) {
+        self.candidates.clear();
+        self.layers.clear();
+        self.chosen.clear();
+        self.order.clear();
+    }
+
+    /// Adds a source: its rank, the receiver's height cap for it, and its active layers in
+    /// (spatial, temporal) order.
+    pub fn push(
+        &mut self,
+        priority: Priority,
+        max_height: u32,
+        layers: impl IntoIterator<Item = LayerOption>,
+    ) {
+        let start = self.layers.len();
+        self.layers.extend(layers);
+        self.candidates.push(Candidate {
+            priority,
+            max_height,
+            layers: start..self.layers.len(),
+        });
+    }
+
+    /// Decides every source's layer (into [`Allocation::chosen`]) for a receiver that wants at
+    /// most `last_n` videos (`None`: all) and has `available_bps`.
+    pub fn run(&mut self, last_n: Option<usize>, available_bps: u64) {
+        let rank = |p: Priority| match p {
+            Priority::OnStage => 0,
+            Priority::Selected => 1,
+            Priority::Other => 2,
+        };
+        for (i, c) in self.candidates.iter().enumerate() {
+            if c.layers.is_empty() {
+                continue;
+            }
+            // The options under the cap: at least the lowest spatial layer, unless the cap
+            // is 0.
+            let layers = &self.layers[c.layers.clone()];
+            let lowest = layers[0].layer.spatial;
+            let fitting = if c.max_height == 0 {
+                0
+            } else {
+                layers
+                    .iter()
+                    .take_while(|o| o.height <= c.max_height || o.layer.spatial == lowest)
+                    .count()
+            };
+            self.order
+                .push((i, c.layers.start..c.layers.start + fitting, None));
+        }
+        // Stable: equal ranks keep the order the sources were added in.
+        let candidates = &self.candidates;
+        self.order
+            .sort_by_key(|(i, _, _)| rank(candidates[*i].priority));
+        if let Some(n) = last_n {
+            self.order.truncate(n);
+        }
+        let mut left = available_bps;
+        for (_, options, picked) in &mut self.order {
+            if let Some(lowest) = self
+                .layers
+                .get(options.start)
+                .filter(|o| options.start < options.end && o.bps <= left)
+            {
+                left -= lowest.bps;
+                *picked = Some(options.start);
+            }
+        }
+        for (_, options, picked) in &mut self.order {
+            let Some(now) = *picked else {
+                continue;
+            };
+            let spent = self.layers[now].bps;
+            if let Some(best) = (now + 1..options.end)
+                .rev()
+                .find(|&j| self.layers[j].bps <= left + spent)
+            {
+                left = left + spent - self.layers[best].bps;
+                *picked = Some(best);
+            }
+        }
+        self.chosen.resize(self.candidates.len(), None);
+        for (i, _, picked) in &self.order {
+            self.chosen[*i] = picked.map(|j| self.layers[j].layer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::constraints::{ConstraintsUpdate, ReceiverConstraints};
+
+    /// Three spatial layers (180, 360, 720 at 300 kbit/s, 800 kbit/s, 2 Mbit/s) of three
+    /// temporal layers each, at 50 % / 75 % / 100 % of their encoding's rate.
+    fn simulcast() -> Vec<LayerOption> {
+        let mut layers = Vec::new();
+        for (s, (height, full)) in [(180u32, 300_000u64), (360, 800_000), (720, 2_000_000)]
+            .into_iter()
+            .enumerate()
+        {
+            for (t, share) in [50u64, 75, 100].into_iter().enumerate() {
+                layers.push(LayerOption {
+                    layer: Layer {
+                        spatial: s as u8,
+                        temporal: t as u8,
+                    },
+                    height,
+                    bps: full * share / 100,
+                });
+            }
+        }
+        layers
+    }
+
+    fn layer(spatial: u8, temporal: u8) -> Option<Layer> {
+        Some(Layer { spatial, temporal })
+    }
+
+    /// Endpoint `name` sending its camera `<name>-v0` with `layers`.
+    fn sender<'a>(name: &'a str, layers: &'a [LayerOption]) -> (&'a str, &'a [LayerOption]) {
+        (name, layers)
+    }
+
+    /// What a receiver with `constraints` and `bps` gets of `senders`, ranked and capped as the
+    /// router does it.
+    fn allocate(
+        constraints: &ReceiverConstraints,
+        bps: u64,
+        senders: &[(&str, &[LayerOption])],
+    ) -> Vec<Option<Layer>> {
+        let mut a = Allocation::default();
+        // Twice, as the router does every 500 ms: buffers reused, same answer.
+        for _ in 0..2 {
+            a.clear();
+            for (name, layers) in senders {
+                let source = format!("{name}-v0");
+                a.push(
+                    constraints.priority(name, &source),
+                    constraints.max_height_for(name, &source),
+                    layers.iter().copied(),
+                );
+            }
+            a.run(constraints.last_n, bps);
+        }
+        a.chosen.clone()
+    }
+
+    fn constraints(update: ConstraintsUpdate) -> ReceiverConstraints {
+        let mut c = ReceiverConstraints::default();
+        c.apply(update);
+        c
+    }
+
+    #[test]
+    fn before_any_constraints_everyone_gets_180p() {
+        let layers = simulcast();
+        let senders = [sender("a", &layers), sender("b", &layers)];
+        let got = allocate(&ReceiverConstraints::default(), 2_500_000, &senders);
+        assert_eq!(got, [layer(0, 2), layer(0, 2)]);
+    }
+
+    #[test]
+    fn the_on_stage_source_gets_its_top_layer_first() {
+        let layers = simulcast();
+        let senders = [
+            sender("a", &layers),
+            sender("b", &layers),
+            sender("c", &layers),
+        ];
+        // Stage view as lib-jitsi-meet sends it: B on stage at 720, the others 180.
+        let stage = constraints(ConstraintsUpdate {
+            on_stage: Some(vec!["b".into()]),
+            default_max_height: Some(180),
+            max_heights: Some(vec![("b".into(), 720)]),
+            ..Default::default()
+        });
+        let got = allocate(&stage, 2_500_000, &senders);
+        assert_eq!(
+            got,
+            [layer(0, 2), layer(2, 2), layer(0, 0)],
+            "C gets what is left"
+        );
+        // With less bandwidth the on-stage source still comes first.
+        let got = allocate(&stage, 1_600_000, &senders);
+        assert_eq!(got, [layer(0, 2), layer(2, 0), layer(0, 2)]);
+        // By source name, as newer clients send it.
+        let by_name = constraints(ConstraintsUpdate {
+            on_stage: Some(vec!["c-v0".into()]),
+            max_heights: Some(vec![("c-v0".into(), 360)]),
+            default_max_height: Some(180),
+            ..Default::default()
+        });
+        assert_eq!(allocate(&by_name, 2_500_000, &senders)[2], layer(1, 2));
+    }
+
+    #[test]
+    fn temporal_layers_go_before_a_spatial_one() {
+        let layers = simulcast();
+        let one = [sender("a", &layers)];
+        let tall = constraints(ConstraintsUpdate {
+            default_max_height: Some(720),
+            ..Default::default()
+        });
+        let steps: Vec<Option<Layer>> = [2_500_000, 1_800_000, 1_200_000, 900_000, 650_000]
+            .into_iter()
+            .map(|bps| allocate(&tall, bps, &one)[0])
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                layer(2, 2),
+                layer(2, 1),
+                layer(2, 0),
+                layer(1, 2),
+                layer(1, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn what_does_not_fit_gets_nothing_and_last_n_limits_the_count() {
+        let layers = simulcast();
+        let senders = [sender("a", &layers), sender("b", &layers)];
+        // The lowest layer costs 150 kbit/s: one fits, not two.
+        let got = allocate(&ReceiverConstraints::default(), 200_000, &senders);
+        assert_eq!(got, [layer(0, 0), None]);
+        assert_eq!(
+            allocate(&ReceiverConstraints::default(), 100_000, &senders),
+            [None, None]
+        );
+        let last_one = constraints(ConstraintsUpdate {
+            last_n: Some(1),
+            selected: Some(vec!["b".into()]),
+            ..Default::default()
+        });
+        assert_eq!(
+            allocate(&last_one, 2_500_000, &senders),
+            [None, layer(0, 2)]
+        );
+        let none = constraints(ConstraintsUpdate {
+            last_n: Some(0),
+            ..Default::default()
+        });
+        assert_eq!(allocate(&none, 2_500_000, &senders), [None, None]);
+        let zero_height = constraints(ConstraintsUpdate {
+            max_heights: Some(vec![("a".into(), 0)]),
+            ..Default::default()
+        });
+        assert_eq!(
+            allocate(&zero_height, 2_500_000, &senders),
+            [None, layer(0, 2)]
+        );
+    }
+
+    #[test]
+    fn a_cap_below_the_lowest_layer_still_gets_it_and_inactive_sources_are_skipped() {
+        let layers = simulcast();
+        let senders = [sender("a", &layers), sender("b", &[])];
+        let tiny = constraints(ConstraintsUpdate {
+            default_max_height: Some(90),
+            ..Default::default()
+        });
+        assert_eq!(allocate(&tiny, 2_500_000, &senders), [layer(0, 2), None]);
+    }
+}
