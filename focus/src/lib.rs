@@ -7,6 +7,9 @@
 //! - [`offer`]: the focus's `session-initiate`, `source-add` and `source-remove`.
 //! - [`to_bridge`]: a participant's answer and trickled candidates as bridge updates.
 //! - [`capabilities`]: which occupants advertise Jingle RTP over ICE-UDP with DTLS.
+//! - [`room`]: one room's conference as a state machine: stanzas, bridge answers and the time
+//!   in; stanzas, bridge requests, timers and metrics out.
+//! - [`stanzas`]: the stanzas the focus sends, and the errors it answers requests with.
 //! - [`connector`]: XMPP client connections with Nagle's algorithm off, shared with the
 //!   benchmark's simulated participants.
 
@@ -18,7 +21,9 @@ pub mod jingle;
 pub mod jitsi;
 pub mod ns;
 pub mod offer;
+pub mod room;
 pub mod sources;
+pub mod stanzas;
 pub mod to_bridge;
 mod xml;
 

@@ -11,11 +11,10 @@ use support::*;
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::Stanza;
 use tutti_focus::jingle::{
-    Action, Candidate, CandidateType, Content, GroupSemantics, IceUdpTransport, Jingle, Parameter,
-    Reason, ReasonCondition, ReasonKind, RtpDescription, Source, SourceGroup,
+    Action, Candidate, Content, GroupSemantics, IceUdpTransport, Jingle, Parameter,
+    ReasonCondition, ReasonKind, RtpDescription, Source, SourceGroup,
 };
-use tutti_focus::jitsi::{BridgeSession, SsrcInfo};
-use tutti_focus::Extensions;
+use tutti_focus::jitsi::SsrcInfo;
 use tutti_participant::{Participant, ParticipantConfig};
 
 const ROOM: &str = "updates@conference.localhost";
@@ -58,25 +57,6 @@ fn video_update(action: Action, sid: &str, user: &str, ssrcs: [u32; 2]) -> Jingl
     jingle
 }
 
-fn candidate(protocol: &str, port: u16) -> Candidate {
-    Candidate {
-        component: 1,
-        foundation: "7".to_owned(),
-        generation: Some(0),
-        id: Some(format!("{protocol}{port}")),
-        ip: "127.0.0.1".to_owned(),
-        network: Some(0),
-        port,
-        priority: 1_000,
-        protocol: protocol.to_owned(),
-        kind: CandidateType::Host,
-        rel_addr: None,
-        rel_port: None,
-        tcptype: (protocol == "tcp").then(|| "passive".to_owned()),
-        extensions: Extensions::default(),
-    }
-}
-
 /// A transport-info with one candidate in a content named "0" (lib-jitsi-meet names trickled
 /// candidates by m-line index).
 fn transport_info(sid: &str, joined: &Joined, candidate: Candidate) -> Jingle {
@@ -95,15 +75,6 @@ fn assert_result(answer: &Iq, what: &str) {
         matches!(answer, Iq::Result { .. }),
         "{what} refused: {answer:?}"
     );
-}
-
-fn bridge_session_id(jingle: &Jingle) -> String {
-    jingle
-        .extensions
-        .get::<BridgeSession>()
-        .unwrap()
-        .and_then(|session| session.id)
-        .expect("a <bridge-session id> in the session-initiate")
 }
 
 #[tokio::test]
@@ -388,22 +359,8 @@ async fn ice_failure_restarts_the_session_on_a_new_endpoint() {
     let (_, _) = alice.xmpp.next_jingle(Action::SourceAdd).await;
     let old_sid = bob.initiate.sid.clone();
     let old_endpoint = bridge_session_id(&bob.initiate);
-    let ice_failed = |bridge_session: &str| {
-        let mut info = Jingle::new(Action::SessionInfo, old_sid.clone());
-        info.extensions.children.push(
-            minidom::Element::builder("ice-state", tutti_focus::ns::JITSI_FOCUS)
-                .append("failed")
-                .build(),
-        );
-        info.extensions.set(&BridgeSession {
-            id: Some(bridge_session.to_owned()),
-            ..BridgeSession::default()
-        });
-        info
-    };
-
     // A report about another bridge session is stale: acknowledged, nothing restarts.
-    let stale = ice_failed("an-earlier-session");
+    let stale = ice_failed(&old_sid, "an-earlier-session");
     let answer = bob.xmpp.request(focus_occupant(), stale.to_element()).await;
     assert_result(&answer, "stale session-info");
     bob.xmpp
@@ -414,7 +371,10 @@ async fn ice_failure_restarts_the_session_on_a_new_endpoint() {
 
     let answer = bob
         .xmpp
-        .request(focus_occupant(), ice_failed(&old_endpoint).to_element())
+        .request(
+            focus_occupant(),
+            ice_failed(&old_sid, &old_endpoint).to_element(),
+        )
         .await;
     assert_result(&answer, "session-info with ice-state failed");
     let (from, terminate) = bob.xmpp.next_jingle(Action::SessionTerminate).await;
@@ -438,7 +398,10 @@ async fn ice_failure_restarts_the_session_on_a_new_endpoint() {
     // The old session is gone.
     let answer = bob
         .xmpp
-        .request(focus_occupant(), ice_failed(&old_endpoint).to_element())
+        .request(
+            focus_occupant(),
+            ice_failed(&old_sid, &old_endpoint).to_element(),
+        )
         .await;
     assert_eq!(
         error_of(&answer)
@@ -487,23 +450,16 @@ async fn a_session_terminate_asking_for_a_restart_gets_a_new_session() {
         .await;
     assert!(supports_restart);
 
-    let restart = |initiate: &Jingle, bridge_session: &str| {
-        let mut terminate = Jingle::new(Action::SessionTerminate, initiate.sid.clone());
-        terminate.reason = Some(Reason::new(ReasonKind::ConnectivityError).with_text("ICE FAILED"));
-        terminate.extensions.set(&BridgeSession {
-            id: Some(bridge_session.to_owned()),
-            restart: Some(true),
-            ..BridgeSession::default()
-        });
-        terminate
-    };
     // A restart of the current bridge session: the session ends, a new one starts on a new
     // endpoint. (A request naming an earlier bridge session restarts nothing: unit-tested.)
     let old = bob.initiate.clone();
     let old_endpoint = bridge_session_id(&old);
     let answer = bob
         .xmpp
-        .request(focus_occupant(), restart(&old, &old_endpoint).to_element())
+        .request(
+            focus_occupant(),
+            restart_request(&old.sid, &old_endpoint).to_element(),
+        )
         .await;
     assert_result(&answer, "session-terminate with restart");
     let (_, remove) = alice.xmpp.next_jingle(Action::SourceRemove).await;
@@ -528,7 +484,10 @@ async fn a_session_terminate_asking_for_a_restart_gets_a_new_session() {
         let endpoint = bridge_session_id(&current);
         let answer = bob
             .xmpp
-            .request(focus_occupant(), restart(&current, &endpoint).to_element())
+            .request(
+                focus_occupant(),
+                restart_request(&current.sid, &endpoint).to_element(),
+            )
             .await;
         assert_result(&answer, "a further restart");
         let (_, initiate) = bob.xmpp.next_jingle(Action::SessionInitiate).await;
@@ -538,7 +497,10 @@ async fn a_session_terminate_asking_for_a_restart_gets_a_new_session() {
     let endpoint = bridge_session_id(&current);
     let answer = bob
         .xmpp
-        .request(focus_occupant(), restart(&current, &endpoint).to_element())
+        .request(
+            focus_occupant(),
+            restart_request(&current.sid, &endpoint).to_element(),
+        )
         .await;
     assert_result(&answer, "the session-terminate over the limit");
     bob.xmpp

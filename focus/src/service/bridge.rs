@@ -1,19 +1,12 @@
-//! The focus's side of the bridge's gRPC API: every call bounded by a time-out, every failure
-//! an error naming the call.
+//! The focus's side of the bridge's gRPC API: the rooms' bridge requests carried out, every
+//! call bounded by a time-out, every failure an error naming the call.
 
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
+use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest};
 use tutti_proto::bridge_v1 as pb;
 use tutti_proto::bridge_v1::bridge_client::BridgeClient;
-
-/// A bridge call that failed.
-#[derive(Debug, thiserror::Error)]
-#[error("bridge {call}: {cause}")]
-pub struct BridgeError {
-    pub call: &'static str,
-    pub cause: String,
-}
 
 #[derive(Clone)]
 pub struct Bridge {
@@ -52,97 +45,64 @@ impl Bridge {
         }
     }
 
-    pub async fn create_conference(&self, id: &str, name: &str) -> Result<(), BridgeError> {
+    /// Carries out one of a room's requests.
+    pub async fn perform(&self, request: BridgeRequest) -> Result<BridgeAnswer, BridgeError> {
         let mut client = self.client.clone();
-        self.call(
-            "CreateConference",
-            client.create_conference(pb::CreateConferenceRequest {
-                conference_id: id.to_owned(),
-                name: name.to_owned(),
-            }),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    pub async fn expire_conference(&self, id: &str) -> Result<(), BridgeError> {
-        let mut client = self.client.clone();
-        self.call(
-            "ExpireConference",
-            client.expire_conference(pb::ExpireConferenceRequest {
-                conference_id: id.to_owned(),
-            }),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// A new endpoint; the bridge's transport for the offer. `participant_id` is the MUC nick:
-    /// the id the room's clients use for each other in bridge-channel messages.
-    pub async fn allocate_endpoint(
-        &self,
-        conference_id: &str,
-        endpoint_id: &str,
-        participant_id: &str,
-    ) -> Result<pb::Transport, BridgeError> {
-        let mut client = self.client.clone();
-        let response = self
-            .call(
-                "AllocateEndpoint",
-                client.allocate_endpoint(pb::AllocateEndpointRequest {
-                    conference_id: conference_id.to_owned(),
-                    endpoint_id: endpoint_id.to_owned(),
+        match request {
+            BridgeRequest::CreateConference {
+                conference_id,
+                name,
+            } => {
+                let call = client.create_conference(pb::CreateConferenceRequest {
+                    conference_id,
+                    name,
+                });
+                self.call("CreateConference", call).await?;
+                Ok(BridgeAnswer::Done)
+            }
+            BridgeRequest::ExpireConference { conference_id } => {
+                let call = client.expire_conference(pb::ExpireConferenceRequest { conference_id });
+                self.call("ExpireConference", call).await?;
+                Ok(BridgeAnswer::Done)
+            }
+            BridgeRequest::AllocateEndpoint {
+                conference_id,
+                endpoint_id,
+                participant_id,
+            } => {
+                let call = client.allocate_endpoint(pb::AllocateEndpointRequest {
+                    conference_id,
+                    endpoint_id,
                     dtls_setup: pb::DtlsSetup::Actpass as i32,
-                    participant_id: participant_id.to_owned(),
-                }),
-            )
-            .await?;
-        response.transport.ok_or(BridgeError {
-            call: "AllocateEndpoint",
-            cause: "the answer has no transport".to_owned(),
-        })
-    }
-
-    /// Gives the bridge the remote side of an endpoint (transport, media, sources).
-    pub async fn update_endpoint(
-        &self,
-        request: pb::UpdateEndpointRequest,
-    ) -> Result<pb::UpdateEndpointResponse, BridgeError> {
-        let mut client = self.client.clone();
-        self.call("UpdateEndpoint", client.update_endpoint(request))
-            .await
-    }
-
-    /// An `update_endpoint` that carries the endpoint's sources: what the other endpoints
-    /// receive of them (the answer's `forwarded`; an answer without it is an error).
-    pub async fn update_endpoint_sources(
-        &self,
-        request: pb::UpdateEndpointRequest,
-    ) -> Result<pb::SourceList, BridgeError> {
-        self.update_endpoint(request)
-            .await?
-            .forwarded
-            .ok_or(BridgeError {
-                call: "UpdateEndpoint",
-                cause: "the answer does not say what is forwarded of the sources".to_owned(),
-            })
-    }
-
-    pub async fn expire_endpoint(
-        &self,
-        conference_id: &str,
-        endpoint_id: &str,
-    ) -> Result<(), BridgeError> {
-        let mut client = self.client.clone();
-        self.call(
-            "ExpireEndpoint",
-            client.expire_endpoint(pb::ExpireEndpointRequest {
-                conference_id: conference_id.to_owned(),
-                endpoint_id: endpoint_id.to_owned(),
-            }),
-        )
-        .await
-        .map(|_| ())
+                    participant_id,
+                });
+                let response = self.call("AllocateEndpoint", call).await?;
+                response
+                    .transport
+                    .map(BridgeAnswer::Allocated)
+                    .ok_or(BridgeError {
+                        call: "AllocateEndpoint",
+                        cause: "the answer has no transport".to_owned(),
+                    })
+            }
+            BridgeRequest::UpdateEndpoint(update) => {
+                let call = client.update_endpoint(*update);
+                Ok(BridgeAnswer::Updated(
+                    self.call("UpdateEndpoint", call).await?,
+                ))
+            }
+            BridgeRequest::ExpireEndpoint {
+                conference_id,
+                endpoint_id,
+            } => {
+                let call = client.expire_endpoint(pb::ExpireEndpointRequest {
+                    conference_id,
+                    endpoint_id,
+                });
+                self.call("ExpireEndpoint", call).await?;
+                Ok(BridgeAnswer::Done)
+            }
+        }
     }
 }
 

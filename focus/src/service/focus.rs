@@ -1,6 +1,6 @@
 //! The focus across its rooms: joins rooms when asked (conference requests, invitations, the
 //! configuration), answers what is not about one room (ping, disco#info), and hands every
-//! stanza from a room or its occupants to that room's task (`conference.rs`).
+//! stanza from a room or its occupants to that room's task (`room_task.rs`).
 //!
 //! Routing is by the sender's bare JID: MUC delivers an occupant's presences and IQs from
 //! `room@muc/nick`. The rooms' tasks run side by side, so one room waiting on the bridge does
@@ -18,12 +18,12 @@ use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::Stanza;
 use tracing::warn;
 use tutti_focus::jingle::{Action, Jingle};
+use tutti_focus::stanzas::{self, Refusal};
 
 use super::bridge::Bridge;
-use super::conference::{Conference, Outbox, RoomClosed, RoomInput, Services};
 use super::config::Settings;
 use super::metrics::Metrics;
-use super::stanzas::{self, answer, Refusal};
+use super::room_task::{Outbox, RoomClosed, RoomInput, RoomTask, Services};
 
 /// A room the focus is in: its task and the way to it.
 struct RoomHandle {
@@ -131,7 +131,7 @@ impl Focus {
             }
             return;
         }
-        let Some(conference) = Conference::join(
+        let Some(room_task) = RoomTask::join(
             room.clone(),
             configured,
             self.services.clone(),
@@ -140,7 +140,7 @@ impl Focus {
             return;
         };
         let (inputs, receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(conference.run(receiver, self.closed_rooms.clone()));
+        let task = tokio::spawn(room_task.run(receiver, self.closed_rooms.clone()));
         self.rooms.insert(
             room,
             RoomHandle {
@@ -219,7 +219,7 @@ impl Focus {
                 from, id, payload, ..
             } => {
                 let result = self.on_iq_set(&payload);
-                self.send(answer(from, id, result, &self.services.metrics));
+                self.answer(from, id, result);
             }
             Iq::Get {
                 from, id, payload, ..
@@ -231,7 +231,7 @@ impl Focus {
                 } else {
                     Err(not_served(&payload))
                 };
-                self.send(answer(from, id, result, &self.services.metrics));
+                self.answer(from, id, result);
             }
             Iq::Error { from, error, .. } => {
                 warn!(?from, ?error, "a request of the focus was refused");
@@ -275,9 +275,13 @@ impl Focus {
         Err(not_served(payload))
     }
 
-    fn send(&self, stanza: Stanza) {
+    /// Answers an IQ; a refusal is counted by its kind.
+    fn answer(&self, to: Option<Jid>, id: String, result: Result<Option<Element>, Refusal>) {
+        if let Err(refusal) = &result {
+            self.services.metrics.error(refusal.kind());
+        }
         // Fails only once the signalling task is gone, when nothing can be sent anyway.
-        let _ = self.outbox.send(stanza);
+        let _ = self.outbox.send(stanzas::answer(to, id, result));
     }
 }
 

@@ -14,6 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use tutti_focus::room::Metric;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
@@ -89,8 +90,23 @@ impl Metrics {
         self.errors.get_or_create(&KindLabel { kind }).inc();
     }
 
-    pub fn session_state(&self, state: &'static str) -> Gauge {
-        self.sessions.get_or_create(&StateLabel { state }).clone()
+    /// Applies a room's metric event.
+    pub fn record(&self, metric: Metric) {
+        match metric {
+            Metric::Rooms(change) => {
+                self.rooms.inc_by(change);
+            }
+            Metric::Participants(change) => {
+                self.participants.inc_by(change);
+            }
+            Metric::Sessions { state, change } => {
+                self.sessions
+                    .get_or_create(&StateLabel { state })
+                    .inc_by(change);
+            }
+            Metric::Allocation(elapsed) => self.allocation_seconds.observe(elapsed.as_secs_f64()),
+            Metric::Error(kind) => self.error(kind),
+        }
     }
 
     fn encode(&self) -> Result<String, std::fmt::Error> {

@@ -2,9 +2,8 @@
 //! the HTTP endpoints.
 
 pub mod bridge;
-pub mod conference;
 pub mod config;
 pub mod focus;
 pub mod login;
 pub mod metrics;
-pub mod stanzas;
+pub mod room_task;

@@ -22,15 +22,20 @@ use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::Stanza;
 use tutti_focus::jingle::{
-    Action, Candidate, CandidateType, Content, Creator, DtlsSetup, Fingerprint, Group,
-    GroupSemantics, HeaderExtension, IceUdpTransport, Jingle, Parameter, PayloadType, RtcpFeedback,
-    RtpDescription, Senders, Source, SourceGroup,
+    Action, Candidate, CandidateType, DtlsSetup, Fingerprint, GroupSemantics, HeaderExtension,
+    IceUdpTransport, Jingle, Parameter, PayloadType, RtcpFeedback, RtpDescription, Source,
+    SourceGroup,
 };
 use tutti_focus::jitsi::WebSocket;
 use tutti_focus::Extensions;
 use tutti_participant::{LocalDescription, Participant, ParticipantConfig, RemoteDescription};
 use tutti_test_harness::netns;
 use tutti_test_harness::prosody::{self, Prosody};
+
+#[path = "../common/mod.rs"]
+mod common;
+#[allow(unused_imports)] // as with dead code: each test binary uses a different part
+pub use common::*;
 
 pub const DOMAIN: &str = "localhost";
 pub const MUC: &str = "conference.localhost";
@@ -660,17 +665,7 @@ pub fn session_accept(sid: &str, config: &ParticipantConfig, local: &LocalDescri
         vec![config.video_ssrc, config.video_rtx_ssrc],
     )];
     let transport = local_transport(local);
-    let mut jingle = Jingle::new(Action::SessionAccept, sid);
-    for description in [audio, video] {
-        let mut content = Content::new(description.media.clone().unwrap_or_default());
-        content.creator = Some(Creator::Initiator);
-        content.senders = Some(Senders::Both);
-        content.description = Some(description);
-        content.transport = Some(transport.clone());
-        jingle.contents.push(content);
-    }
-    jingle.groups.push(Group::bundle(["audio", "video"]));
-    jingle
+    bundled_accept(sid, [audio, video], &transport)
 }
 
 /// The bridge-channel URL in a session-initiate's transport.
@@ -682,16 +677,6 @@ pub fn bridge_channel_url(initiate: &Jingle) -> String {
         .and_then(|transport| transport.extensions.get::<WebSocket>().ok().flatten())
         .expect("a <web-socket> in the session-initiate's transport")
         .url
-}
-
-/// The SSRCs in a Jingle's descriptions.
-pub fn ssrcs(jingle: &Jingle) -> Vec<u32> {
-    jingle
-        .contents
-        .iter()
-        .filter_map(|content| content.description.as_ref())
-        .flat_map(|description| description.sources.iter().map(|source| source.ssrc))
-        .collect()
 }
 
 /// The SSRCs of the sources named `name` in a Jingle's descriptions, in order: for a video

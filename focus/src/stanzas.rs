@@ -7,8 +7,6 @@ use tokio_xmpp::parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError
 use tokio_xmpp::Stanza;
 use tracing::info;
 
-use super::metrics::Metrics;
-
 pub const FOCUS: &str = "http://jitsi.org/protocol/focus";
 pub const MUC: &str = "http://jabber.org/protocol/muc";
 pub const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
@@ -112,16 +110,11 @@ impl Refusal {
     }
 }
 
-/// A random identifier (session ids, conference and endpoint ids, stanza ids).
-pub fn mint_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
-
-pub fn iq_set(to: Jid, payload: Element) -> Stanza {
+pub fn iq_set(to: Jid, id: String, payload: Element) -> Stanza {
     Stanza::Iq(Iq::Set {
         from: None,
         to: Some(to),
-        id: mint_id(),
+        id,
         payload,
     })
 }
@@ -154,18 +147,13 @@ pub fn iq_error(to: Option<Jid>, id: String, refusal: &Refusal) -> Stanza {
     })
 }
 
-/// The answer to the IQ `id` from `to`: its result, or the refusal (logged and counted).
-pub fn answer(
-    to: Option<Jid>,
-    id: String,
-    result: Result<Option<Element>, Refusal>,
-    metrics: &Metrics,
-) -> Stanza {
+/// The answer to the IQ `id` from `to`: its result, or the refusal (logged; the caller counts
+/// it by [`Refusal::kind`]).
+pub fn answer(to: Option<Jid>, id: String, result: Result<Option<Element>, Refusal>) -> Stanza {
     match result {
         Ok(payload) => iq_result(to, id, payload),
         Err(refusal) => {
             info!(?to, ?refusal, "refused a request");
-            metrics.error(refusal.kind());
             iq_error(to, id, &refusal)
         }
     }

@@ -1,0 +1,340 @@
+//! One MUC room's conference as a state machine without I/O: no socket, no clock, no `await`.
+//!
+//! A [`Room`] is handed what reaches it — stanzas from the room and its occupants
+//! ([`Room::handle_stanza`]), the bridge's answers to its requests
+//! ([`Room::handle_bridge_answer`]), the time ([`Room::handle_timeout`]) — and says what to do
+//! ([`Room::poll_output`]): stanzas to send, bridge requests to make (each with an id the room
+//! chose; the answers may come back in any order, several may be in flight at once), and
+//! metrics. [`Room::poll_timeout`] says when it next wants [`Room::handle_timeout`]. The ids
+//! and session ids it mints come from a seeded generator, so a run is reproducible.
+//!
+//! Its parts:
+//! - `membership.rs`: who is in the room, what their clients can do (disco#info by caps),
+//!   the focus's own presence, joining, leaving and rejoining the room;
+//! - `allocation.rs`: the room's bridge conference and each participant's endpoint, retried
+//!   with back-off under the same ids when the bridge fails;
+//! - `sessions.rs`: one Jingle session per participant, its requests one at a time, restarts
+//!   and their limit, and the fan-out of sources ([`crate::sources`]) to the others.
+
+mod allocation;
+mod membership;
+mod requests;
+mod sessions;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use jid::{BareJid, FullJid, Jid};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::Stanza;
+use tracing::{info, warn};
+
+use crate::capabilities::CapabilityCache;
+use crate::sources::ConferenceSources;
+use crate::stanzas::{self, Refusal};
+
+pub use requests::{BridgeAnswer, BridgeError, BridgeRequest, RequestId};
+
+use allocation::BridgeState;
+use membership::{CapabilityQuery, Participant};
+use sessions::InFlight;
+
+/// The nick lib-jitsi-meet expects the focus to have.
+pub const FOCUS_NICK: &str = "focus";
+
+/// What the room asks its executor to do, in order.
+#[derive(Debug)]
+pub enum Output {
+    /// A stanza to send (boxed: stanzas are large, the other outputs small).
+    Stanza(Box<Stanza>),
+    /// A bridge request to make; its answer goes to [`Room::handle_bridge_answer`] with `id`.
+    Bridge {
+        id: RequestId,
+        request: BridgeRequest,
+    },
+    Metric(Metric),
+}
+
+/// A change of the focus's metrics (docs/focus.md, "Metrics").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// The rooms the focus is in: +1 on joining, -1 on leaving.
+    Rooms(i64),
+    /// Occupants other than the focus.
+    Participants(i64),
+    /// Jingle sessions in `state` (`pending`: initiate sent; `active`: accepted).
+    Sessions { state: &'static str, change: i64 },
+    /// A participant's invitation, from its first bridge request to its session-initiate.
+    Allocation(Duration),
+    /// A refused stanza or a failed operation, by kind.
+    Error(&'static str),
+}
+
+/// Where an IQ's answer goes.
+#[derive(Debug, Clone)]
+struct Reply {
+    to: Option<Jid>,
+    id: String,
+}
+
+/// What a bridge request in flight is for.
+enum Pending {
+    CreateConference {
+        conference_id: String,
+    },
+    AllocateEndpoint {
+        nick: String,
+        conference_id: String,
+        endpoint_id: String,
+    },
+    /// A participant's Jingle request, answered once the bridge has.
+    Jingle(InFlight),
+    /// An expiry; `reported`: a failure is logged and counted (`bridge`).
+    Expiry {
+        reported: bool,
+    },
+}
+
+pub struct Room {
+    jid: BareJid,
+    /// `room@muc/focus`.
+    focus_occupant: FullJid,
+    /// Joined from the configuration: the focus stays when the room empties.
+    configured: bool,
+    /// Joined again after a lost connection: left at once if nobody is there any more.
+    rejoined: bool,
+    /// The id of the last room configuration the focus submitted.
+    configuration_id: String,
+    /// Occupants other than the focus, by nick.
+    participants: BTreeMap<String, Participant>,
+    /// disco#info queries in flight, by IQ id.
+    capability_queries: HashMap<String, CapabilityQuery>,
+    sources: ConferenceSources,
+    bridge: BridgeState,
+    /// Bridge requests in flight.
+    requests: HashMap<RequestId, Pending>,
+    next_request: u64,
+    rng: StdRng,
+    outputs: VecDeque<Output>,
+    /// The focus has left the room, or lost it: only answers to requests in flight are taken.
+    ended: bool,
+}
+
+impl Room {
+    /// Joins `room` (the join presence and the room's configuration are the first outputs).
+    /// `seed` seeds the ids the room mints. Fails only for a room JID that cannot take the
+    /// focus's nick.
+    pub fn join(room: BareJid, configured: bool, seed: u64) -> Result<Room, jid::Error> {
+        let focus_occupant = room.with_resource_str(FOCUS_NICK)?;
+        info!(%room, "joining");
+        let mut rng = StdRng::seed_from_u64(seed);
+        let sources = ConferenceSources::with_seed(rng.random());
+        let mut joined = Room {
+            jid: room,
+            focus_occupant,
+            configured,
+            rejoined: false,
+            configuration_id: String::new(),
+            participants: BTreeMap::new(),
+            capability_queries: HashMap::new(),
+            sources,
+            bridge: BridgeState::default(),
+            requests: HashMap::new(),
+            next_request: 0,
+            rng,
+            outputs: VecDeque::new(),
+            ended: false,
+        };
+        joined.send_join();
+        joined.metric(Metric::Rooms(1));
+        Ok(joined)
+    }
+
+    pub fn jid(&self) -> &BareJid {
+        &self.jid
+    }
+
+    /// The room was asked for again; `configured`: by the configuration, so the focus stays
+    /// when it empties.
+    pub fn asked_for(&mut self, configured: bool) {
+        self.configured |= configured;
+    }
+
+    /// A stanza from the room or one of its occupants. `capabilities`: what is known of
+    /// clients' features, shared by the focus's rooms.
+    pub fn handle_stanza(
+        &mut self,
+        now: Instant,
+        stanza: Stanza,
+        capabilities: &mut CapabilityCache,
+    ) {
+        if self.ended {
+            return;
+        }
+        match stanza {
+            Stanza::Iq(iq) => self.on_iq(now, iq, capabilities),
+            Stanza::Presence(presence) => self.on_presence(now, presence, capabilities),
+            Stanza::Message(_) => {}
+        }
+    }
+
+    /// The bridge's answer to the request `id`. Answers for requests the room no longer needs
+    /// (its participant left, the room was left) clean up after themselves: what the bridge
+    /// made for them is expired.
+    pub fn handle_bridge_answer(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        answer: Result<BridgeAnswer, BridgeError>,
+    ) {
+        let Some(pending) = self.requests.remove(&id) else {
+            return;
+        };
+        match pending {
+            Pending::CreateConference { conference_id } => {
+                self.on_conference_answer(now, id, conference_id, answer);
+            }
+            Pending::AllocateEndpoint {
+                nick,
+                conference_id,
+                endpoint_id,
+            } => self.on_endpoint_answer(now, id, nick, conference_id, endpoint_id, answer),
+            Pending::Jingle(in_flight) => self.on_jingle_answer(now, id, in_flight, answer),
+            Pending::Expiry { reported } => {
+                if let (true, Err(error)) = (reported, answer) {
+                    warn!(room = %self.jid, %error, "expiring on the bridge failed");
+                    self.metric(Metric::Error("bridge"));
+                }
+            }
+        }
+    }
+
+    /// The time has come for what [`Room::poll_timeout`] asked.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.bridge.retry_due(now) {
+            self.retry_invitations(now);
+        }
+    }
+
+    /// A new XMPP session after a lost connection: the server took the focus out of the room,
+    /// and its sessions are gone with it. Expires what the bridge holds and joins again; the
+    /// occupants still there get new sessions.
+    pub fn rejoin(&mut self, now: Instant) {
+        if self.ended {
+            return;
+        }
+        self.forget_occupants(now);
+        self.rejoined = true;
+        self.send_join();
+    }
+
+    /// The focus is shutting down: leaves the room after expiring its endpoints and conference.
+    pub fn leave(&mut self, now: Instant) {
+        if !self.ended {
+            self.leave_room(now, true);
+        }
+    }
+
+    /// The next thing to do, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When the room next wants [`Room::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.bridge.retry_at()
+    }
+
+    /// The focus has left the room: it takes no more stanzas. Its executor still hands it the
+    /// answers to the requests in flight.
+    pub fn is_closed(&self) -> bool {
+        self.ended
+    }
+
+    fn on_iq(&mut self, now: Instant, iq: Iq, capabilities: &mut CapabilityCache) {
+        match iq {
+            Iq::Set {
+                from, id, payload, ..
+            } => match from {
+                Some(from) if payload.is("jingle", crate::ns::JINGLE) => {
+                    self.on_jingle_iq(now, from, id, &payload);
+                }
+                _ => self.reply(
+                    Reply { to: from, id },
+                    Err(Refusal::ServiceUnavailable(format!(
+                        "<{} xmlns='{}'> is not served here",
+                        payload.name(),
+                        payload.ns()
+                    ))),
+                ),
+            },
+            Iq::Get { .. } => {}
+            Iq::Error {
+                from, id, error, ..
+            } => {
+                if let Some(query) = self.take_capability_query(&id, from.as_ref()) {
+                    // No answer is not a "no": invite with the default features, as Jicofo.
+                    info!(occupant = %query.occupant, "no disco#info answer; inviting anyway");
+                    self.invite_if_capable(now, &query.occupant, true);
+                    return;
+                }
+                if id == self.configuration_id {
+                    // A room someone else owns keeps its configuration.
+                    info!(room = %self.jid, ?error, "the room's configuration was not changed");
+                    return;
+                }
+                warn!(?from, ?error, "a request of the focus was refused");
+                self.metric(Metric::Error("peer_refused"));
+            }
+            Iq::Result {
+                from, id, payload, ..
+            } => {
+                if let Some(query) = self.take_capability_query(&id, from.as_ref()) {
+                    let capable = payload
+                        .as_ref()
+                        .is_none_or(crate::capabilities::is_jingle_capable);
+                    capabilities.remember(query.node, capable);
+                    self.invite_if_capable(now, &query.occupant, capable);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, stanza: Stanza) {
+        self.outputs.push_back(Output::Stanza(Box::new(stanza)));
+    }
+
+    fn metric(&mut self, metric: Metric) {
+        self.outputs.push_back(Output::Metric(metric));
+    }
+
+    /// Asks the bridge for `request`; its answer is handled as `pending` says.
+    fn request(&mut self, request: BridgeRequest, pending: Pending) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        self.requests.insert(id, pending);
+        self.outputs.push_back(Output::Bridge { id, request });
+        id
+    }
+
+    /// A random identifier (session ids, conference and endpoint ids, stanza ids).
+    fn mint_id(&mut self) -> String {
+        format!("{:016x}", self.rng.random::<u64>())
+    }
+
+    /// An IQ set to `to` under a fresh id.
+    fn send_iq_set(&mut self, to: &FullJid, payload: minidom::Element) {
+        let id = self.mint_id();
+        self.send(stanzas::iq_set(Jid::from(to.clone()), id, payload));
+    }
+
+    /// Answers an IQ; a refusal is counted by its kind.
+    fn reply(&mut self, reply: Reply, result: Result<(), Refusal>) {
+        if let Err(refusal) = &result {
+            self.metric(Metric::Error(refusal.kind()));
+        }
+        self.send(stanzas::answer(reply.to, reply.id, result.map(|()| None)));
+    }
+}

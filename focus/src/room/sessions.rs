@@ -1,0 +1,655 @@
+//! One Jingle session per participant: its requests, carried out one at a time per participant
+//! (a request the bridge is working on holds up that participant's next ones, nobody else's),
+//! its end, its restarts and their limit, and what the others are told of its sources
+//! ([`crate::sources`]: what the bridge forwards of them, per receiver).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use jid::{FullJid, Jid};
+use minidom::Element;
+use tracing::{info, warn};
+
+use super::requests::{self, BridgeAnswer, BridgeError, BridgeRequest, RequestId};
+use super::{Metric, Pending, Reply, Room};
+use crate::jingle::{Action, Jingle, Reason, ReasonKind};
+use crate::jitsi::BridgeSession;
+use crate::offer;
+use crate::sources::{EndpointSources, ReceiverView, SourceChange, SourceError};
+use crate::stanzas::Refusal;
+use crate::to_bridge::{self, EndpointId, RemoteTransportState};
+
+/// Session restarts one participant may ask for (ICE failure reports, session-terminate with a
+/// restart request) within `RESTART_WINDOW`, as Jicofo limits them: a client whose network
+/// keeps failing would otherwise have the focus allocate endpoints in a loop.
+const MAX_RESTARTS: usize = 3;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+pub(super) enum SessionState {
+    /// session-initiate sent; source updates for the participant wait here until it accepts.
+    Pending {
+        queued: Vec<Jingle>,
+    },
+    Active,
+}
+
+impl SessionState {
+    pub(super) fn label(&self) -> &'static str {
+        match self {
+            SessionState::Pending { .. } => "pending",
+            SessionState::Active => "active",
+        }
+    }
+}
+
+pub(super) struct Session {
+    sid: String,
+    conference_id: String,
+    endpoint_id: String,
+    pub(super) state: SessionState,
+    transport: RemoteTransportState,
+}
+
+impl Session {
+    /// The session its session-initiate offers.
+    pub(super) fn offered(sid: String, conference_id: String, endpoint_id: String) -> Session {
+        Session {
+            sid,
+            conference_id,
+            endpoint_id,
+            state: SessionState::Pending { queued: Vec::new() },
+            transport: RemoteTransportState::new(),
+        }
+    }
+
+    fn endpoint(&self) -> EndpointId<'_> {
+        EndpointId {
+            conference_id: &self.conference_id,
+            endpoint_id: &self.endpoint_id,
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct RestartLimit {
+    /// When the restarts inside the window happened; never more than `MAX_RESTARTS`.
+    recent: Vec<Instant>,
+}
+
+impl RestartLimit {
+    /// Counts a restart at `now` if the window has room for it.
+    fn allow(&mut self, now: Instant) -> bool {
+        self.recent
+            .retain(|at| now.saturating_duration_since(*at) < RESTART_WINDOW);
+        if self.recent.len() >= MAX_RESTARTS {
+            return false;
+        }
+        self.recent.push(now);
+        true
+    }
+}
+
+/// A participant's Jingle requests: the one the bridge is working on, and those behind it.
+#[derive(Default)]
+pub(super) struct JingleQueue {
+    busy: Option<RequestId>,
+    waiting: VecDeque<JingleRequest>,
+}
+
+/// A Jingle IQ set from an occupant.
+pub(super) struct JingleRequest {
+    from: Jid,
+    id: String,
+    jingle: Jingle,
+}
+
+/// A participant's Jingle request the bridge is working on.
+pub(super) struct InFlight {
+    nick: String,
+    sid: String,
+    reply: Reply,
+    change: Change,
+}
+
+/// What is applied once the bridge has taken a request.
+enum Change {
+    /// The session-accept's transport (the sources are stored already).
+    Accept {
+        transport: RemoteTransportState,
+    },
+    Transport {
+        transport: RemoteTransportState,
+    },
+    /// A source-add or source-remove (stored already); `previous`: the sources before it, put
+    /// back if the bridge fails it.
+    Sources {
+        previous: EndpointSources,
+    },
+}
+
+/// What a Jingle request needs once it is checked.
+enum Step {
+    /// Nothing more: answered with a result.
+    Done,
+    /// This bridge request; the IQ is answered with the bridge's answer.
+    Bridge(BridgeRequest, Change),
+}
+
+impl Room {
+    pub(super) fn on_jingle_iq(&mut self, now: Instant, from: Jid, id: String, payload: &Element) {
+        match Jingle::from_element(payload) {
+            Ok(jingle) => self.on_jingle(now, JingleRequest { from, id, jingle }),
+            Err(error) => self.reply(
+                Reply { to: Some(from), id },
+                Err(Refusal::BadRequest(error.to_string())),
+            ),
+        }
+    }
+
+    fn on_jingle(&mut self, now: Instant, request: JingleRequest) {
+        let JingleRequest { from, id, jingle } = request;
+        let reply = Reply {
+            to: Some(from.clone()),
+            id,
+        };
+        let found = self.participants.iter().find_map(|(nick, participant)| {
+            participant
+                .session
+                .as_ref()
+                .filter(|session| session.sid == jingle.sid)
+                .map(|_| nick.clone())
+        });
+        if jingle.action == Action::SessionInitiate {
+            let refusal = Refusal::ServiceUnavailable(match found {
+                Some(_) => format!("session '{}' already exists", jingle.sid),
+                None => "the focus initiates the sessions; it accepts none".to_owned(),
+            });
+            return self.reply(reply, Err(refusal));
+        }
+        let participant = found.and_then(|nick| {
+            self.participants
+                .get_mut(&nick)
+                .filter(|participant| from == participant.occupant.clone())
+                .map(|participant| (nick, participant))
+        });
+        let Some((nick, participant)) = participant else {
+            return self.reply(reply, Err(Refusal::UnknownSession));
+        };
+        if participant.jingle.busy.is_some() {
+            participant.jingle.waiting.push_back(JingleRequest {
+                from,
+                id: reply.id,
+                jingle,
+            });
+            return;
+        }
+        match self.on_session_jingle(now, &nick, &jingle) {
+            Ok(Step::Done) => self.reply(reply, Ok(())),
+            Err(refusal) => self.reply(reply, Err(refusal)),
+            Ok(Step::Bridge(request, change)) => {
+                let in_flight = InFlight {
+                    nick: nick.clone(),
+                    sid: jingle.sid,
+                    reply,
+                    change,
+                };
+                let id = self.request(request, Pending::Jingle(in_flight));
+                if let Some(participant) = self.participants.get_mut(&nick) {
+                    participant.jingle.busy = Some(id);
+                }
+            }
+        }
+    }
+
+    /// Answers the Jingle requests of a participant that is gone (none of them has a session
+    /// left to apply to).
+    pub(super) fn answer_orphaned(&mut self, now: Instant, queue: JingleQueue) {
+        for request in queue.waiting {
+            self.on_jingle(now, request);
+        }
+    }
+
+    fn on_session_jingle(
+        &mut self,
+        now: Instant,
+        nick: &str,
+        jingle: &Jingle,
+    ) -> Result<Step, Refusal> {
+        let endpoint_id = self
+            .participants
+            .get(nick)
+            .and_then(|participant| participant.session.as_ref())
+            .map(|session| session.endpoint_id.clone())
+            .ok_or(Refusal::UnknownSession)?;
+        match jingle.action {
+            Action::SessionAccept => self.on_session_accept(nick, jingle),
+            Action::TransportInfo => self.on_transport_info(nick, jingle),
+            Action::SourceAdd | Action::SourceRemove => self.on_source_update(nick, jingle),
+            Action::SessionTerminate => {
+                let restart = requests_restart(jingle, &endpoint_id);
+                let Some(participant) = self.participants.get_mut(nick) else {
+                    return Err(Refusal::UnknownSession);
+                };
+                let occupant = participant.occupant.clone();
+                if let Some(session) = participant.session.take() {
+                    info!(%occupant, reason = ?jingle.reason, restart, "session terminated by the participant");
+                    self.end_session(&occupant, session);
+                    // The client has ended its side already: a refused restart leaves it in the
+                    // room without a session, as a plain terminate does.
+                    if restart && self.count_restart(now, nick) {
+                        self.invite(now, nick);
+                    }
+                }
+                Ok(Step::Done)
+            }
+            Action::SessionInfo => {
+                if reports_ice_failure(jingle, &endpoint_id) {
+                    if !self.count_restart(now, nick) {
+                        return Err(Refusal::ResourceConstraint(format!(
+                            "at most {MAX_RESTARTS} session restarts per {} s",
+                            RESTART_WINDOW.as_secs()
+                        )));
+                    }
+                    self.restart_session(now, nick);
+                }
+                Ok(Step::Done)
+            }
+            other => Err(Refusal::NotImplemented(format!(
+                "the focus does not handle {other}"
+            ))),
+        }
+    }
+
+    /// Whether the participant may restart its session now (and counts it if so).
+    fn count_restart(&mut self, now: Instant, nick: &str) -> bool {
+        let Some(participant) = self.participants.get_mut(nick) else {
+            return false;
+        };
+        let allowed = participant.restarts.allow(now);
+        if !allowed {
+            warn!(occupant = %participant.occupant, "too many session restarts; not restarting");
+            self.metric(Metric::Error("restart_limited"));
+        }
+        allowed
+    }
+
+    /// lib-jitsi-meet's report that ICE failed: the session is replaced, as Jicofo does, by a
+    /// session-terminate, the old endpoint expired (source-remove to the others) and a new
+    /// endpoint with a new session-initiate (its sources reach the others again after its
+    /// session-accept).
+    fn restart_session(&mut self, now: Instant, nick: &str) {
+        let Some(participant) = self.participants.get_mut(nick) else {
+            return;
+        };
+        let occupant = participant.occupant.clone();
+        let Some(session) = participant.session.take() else {
+            return;
+        };
+        info!(%occupant, "ICE failed: restarting the session");
+        let mut terminate = Jingle::new(Action::SessionTerminate, session.sid.clone());
+        terminate.reason = Some(Reason::new(ReasonKind::Success).with_text("restart"));
+        self.send_iq_set(&occupant, terminate.to_element());
+        self.end_session(&occupant, session);
+        self.invite(now, nick);
+    }
+
+    fn on_session_accept(&mut self, nick: &str, jingle: &Jingle) -> Result<Step, Refusal> {
+        let participant = self.participants.get(nick).ok_or(Refusal::UnknownSession)?;
+        let session = participant
+            .session
+            .as_ref()
+            .ok_or(Refusal::UnknownSession)?;
+        if !matches!(session.state, SessionState::Pending { .. }) {
+            return Err(Refusal::OutOfOrder(
+                "the session is already accepted".to_owned(),
+            ));
+        }
+        let owner = participant.occupant.to_string();
+        let sources = EndpointSources::from_jingle(jingle).map_err(bad_sources)?;
+        let mut trial = self.sources.clone();
+        trial.accept(&owner, sources.clone()).map_err(bad_sources)?;
+        let mut transport = session.transport.clone();
+        let update = to_bridge::session_accept_update(
+            session.endpoint(),
+            &owner,
+            jingle,
+            &mut transport,
+            &sources,
+            trial.outputs(&owner),
+        )
+        .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+        // Stored now, so that nobody else claims them meanwhile; shown to the others once the
+        // bridge says what it forwards of them.
+        self.sources = trial;
+        Ok(Step::Bridge(
+            BridgeRequest::UpdateEndpoint(Box::new(update)),
+            Change::Accept { transport },
+        ))
+    }
+
+    fn on_transport_info(&mut self, nick: &str, jingle: &Jingle) -> Result<Step, Refusal> {
+        let session = self
+            .participants
+            .get_mut(nick)
+            .and_then(|participant| participant.session.as_mut())
+            .ok_or(Refusal::UnknownSession)?;
+        let mut transport = session.transport.clone();
+        let update = to_bridge::transport_info_update(session.endpoint(), jingle, &mut transport)
+            .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+        match update {
+            Some(update) => Ok(Step::Bridge(
+                BridgeRequest::UpdateEndpoint(Box::new(update)),
+                Change::Transport { transport },
+            )),
+            None => {
+                session.transport = transport;
+                Ok(Step::Done)
+            }
+        }
+    }
+
+    fn on_source_update(&mut self, nick: &str, jingle: &Jingle) -> Result<Step, Refusal> {
+        let participant = self.participants.get(nick).ok_or(Refusal::UnknownSession)?;
+        let session = participant
+            .session
+            .as_ref()
+            .ok_or(Refusal::UnknownSession)?;
+        if !matches!(session.state, SessionState::Active) {
+            return Err(Refusal::OutOfOrder(format!(
+                "{} before session-accept",
+                jingle.action
+            )));
+        }
+        let owner = participant.occupant.to_string();
+        let listed = EndpointSources::from_jingle(jingle).map_err(bad_sources)?;
+        let mut trial = self.sources.clone();
+        match jingle.action {
+            Action::SourceAdd => trial.add(&owner, &listed),
+            _ => trial.remove(&owner, &listed),
+        }
+        .map_err(bad_sources)?;
+        let now = trial.get(&owner).cloned().unwrap_or_default();
+        let update =
+            to_bridge::sources_update(session.endpoint(), &owner, &now, trial.outputs(&owner));
+        let previous = self.sources.get(&owner).cloned().unwrap_or_default();
+        self.sources = trial;
+        Ok(Step::Bridge(
+            BridgeRequest::UpdateEndpoint(Box::new(update)),
+            Change::Sources { previous },
+        ))
+    }
+
+    /// The bridge answered a participant's Jingle request: applied and answered, and the
+    /// participant's next request taken up.
+    pub(super) fn on_jingle_answer(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        in_flight: InFlight,
+        answer: Result<BridgeAnswer, BridgeError>,
+    ) {
+        let InFlight {
+            nick,
+            sid,
+            reply,
+            change,
+        } = in_flight;
+        let Some(participant) = self
+            .participants
+            .get_mut(&nick)
+            .filter(|participant| participant.jingle.busy == Some(id))
+        else {
+            // The participant left, or the room lost the server: its session is gone.
+            return self.reply(reply, Err(Refusal::UnknownSession));
+        };
+        participant.jingle.busy = None;
+        let owner = participant.occupant.clone();
+        match change {
+            Change::Accept { transport } => match requests::forwarded(answer) {
+                Ok(forwarded) => {
+                    self.activate(&nick, &owner, transport, &forwarded);
+                    self.reply(reply, Ok(()));
+                }
+                Err(error) => {
+                    self.reply(
+                        reply,
+                        Err(Refusal::Internal(format!(
+                            "the bridge did not take the session: {error}"
+                        ))),
+                    );
+                    self.drop_failed_session(now, &nick, &error.to_string());
+                }
+            },
+            Change::Transport { transport } => {
+                let result = answer
+                    .map(|_| ())
+                    .map_err(|e| Refusal::Internal(e.to_string()));
+                if result.is_ok() {
+                    if let Some(session) = self.session_mut(&nick, &sid) {
+                        session.transport = transport;
+                    }
+                }
+                self.reply(reply, result);
+            }
+            Change::Sources { previous } => match requests::forwarded(answer) {
+                Ok(forwarded) => {
+                    let change = self
+                        .sources
+                        .show(owner.as_str(), &to_bridge::forwarded_from_pb(&forwarded));
+                    self.signal_change(owner.as_str(), &change);
+                    self.reply(reply, Ok(()));
+                }
+                Err(error) => {
+                    if let Err(conflict) = self.sources.accept(owner.as_str(), previous) {
+                        // Another participant claimed a removed source meanwhile.
+                        warn!(%owner, %conflict, "the sources before the failed update are not restored");
+                    }
+                    self.reply(reply, Err(Refusal::Internal(error.to_string())));
+                }
+            },
+        }
+        let waiting = self
+            .participants
+            .get_mut(&nick)
+            .map(|participant| std::mem::take(&mut participant.jingle.waiting))
+            .unwrap_or_default();
+        for request in waiting {
+            self.on_jingle(now, request);
+        }
+    }
+
+    fn session_mut(&mut self, nick: &str, sid: &str) -> Option<&mut Session> {
+        self.participants
+            .get_mut(nick)?
+            .session
+            .as_mut()
+            .filter(|session| session.sid == sid)
+    }
+
+    /// The bridge took the session-accept: the session is active, what waited for it is sent,
+    /// and the others are told of what the bridge forwards of the participant's sources.
+    fn activate(
+        &mut self,
+        nick: &str,
+        owner: &FullJid,
+        transport: RemoteTransportState,
+        forwarded: &tutti_proto::bridge_v1::SourceList,
+    ) {
+        let Some(session) = self
+            .participants
+            .get_mut(nick)
+            .and_then(|participant| participant.session.as_mut())
+        else {
+            return;
+        };
+        session.transport = transport;
+        let queued = match std::mem::replace(&mut session.state, SessionState::Active) {
+            SessionState::Pending { queued } => queued,
+            SessionState::Active => Vec::new(),
+        };
+        self.metric(Metric::Sessions {
+            state: "pending",
+            change: -1,
+        });
+        self.metric(Metric::Sessions {
+            state: "active",
+            change: 1,
+        });
+        for update in queued {
+            self.send_iq_set(owner, update.to_element());
+        }
+        info!(occupant = %owner, "session accepted");
+        let change = self
+            .sources
+            .show(owner.as_str(), &to_bridge::forwarded_from_pb(forwarded));
+        self.signal_change(owner.as_str(), &change);
+    }
+
+    /// The bridge failed the participant's session after its session-initiate: the session is
+    /// terminated with the cause as its reason, and the participant invited again once the
+    /// bridge takes endpoints.
+    fn drop_failed_session(&mut self, now: Instant, nick: &str, cause: &str) {
+        let Some(participant) = self.participants.get_mut(nick) else {
+            return;
+        };
+        let occupant = participant.occupant.clone();
+        let Some(session) = participant.session.take() else {
+            return;
+        };
+        let mut terminate = Jingle::new(Action::SessionTerminate, session.sid.clone());
+        terminate.reason = Some(
+            Reason::new(ReasonKind::GeneralError)
+                .with_text(format!("the bridge failed the session: {cause}")),
+        );
+        self.send_iq_set(&occupant, terminate.to_element());
+        self.end_session(&occupant, session);
+        self.allocation_failed(now, nick, cause);
+    }
+
+    /// The participant's session is over: expire its endpoint, and remove its sources from
+    /// everyone else.
+    pub(super) fn end_session(&mut self, occupant: &FullJid, session: Session) {
+        self.metric(Metric::Sessions {
+            state: session.state.label(),
+            change: -1,
+        });
+        self.expire(
+            BridgeRequest::ExpireEndpoint {
+                conference_id: session.conference_id,
+                endpoint_id: session.endpoint_id,
+            },
+            true,
+        );
+        let removed = self.sources.remove_participant(occupant.as_str());
+        self.signal(occupant.as_str(), &removed, Action::SourceRemove);
+    }
+
+    /// Tells everyone but `owner` of `owner`'s added and removed sources.
+    fn signal_change(&mut self, owner: &str, change: &SourceChange) {
+        self.signal(owner, &change.removed, Action::SourceRemove);
+        self.signal(owner, &change.added, Action::SourceAdd);
+    }
+
+    /// Sends `view` as `action` (source-add or source-remove) to everyone with a session but
+    /// `owner`; a participant that has not accepted yet gets it after its session-accept.
+    fn signal(&mut self, owner: &str, view: &ReceiverView, action: Action) {
+        if view.is_empty() {
+            return;
+        }
+        let views = std::slice::from_ref(view);
+        let mut to_send = Vec::new();
+        for participant in self.participants.values_mut() {
+            if participant.occupant.as_str() == owner {
+                continue;
+            }
+            let Some(session) = participant.session.as_mut() else {
+                continue;
+            };
+            let update = match action {
+                Action::SourceAdd => offer::source_add(&session.sid, views),
+                _ => offer::source_remove(&session.sid, views),
+            };
+            let Some(update) = update else {
+                continue;
+            };
+            match &mut session.state {
+                SessionState::Pending { queued } => queued.push(update),
+                SessionState::Active => to_send.push((participant.occupant.clone(), update)),
+            }
+        }
+        for (occupant, update) in to_send {
+            self.send_iq_set(&occupant, update.to_element());
+        }
+    }
+}
+
+/// A `session-info` with `<ice-state xmlns='http://jitsi.org/protocol/focus'>failed</ice-state>`
+/// about the current bridge session (a `<bridge-session id>` naming an earlier endpoint is a
+/// stale report).
+fn reports_ice_failure(jingle: &Jingle, endpoint_id: &str) -> bool {
+    let failed = jingle.extensions.children.iter().any(|child| {
+        child.is("ice-state", crate::ns::JITSI_FOCUS) && child.text().trim() == "failed"
+    });
+    let current = match jingle.extensions.get::<BridgeSession>() {
+        Ok(Some(bridge_session)) => bridge_session.id.is_none_or(|id| id == endpoint_id),
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    failed && current
+}
+
+/// A `session-terminate` with `<bridge-session restart='true'>` about the current bridge session:
+/// the client asks for a new session (lib-jitsi-meet's default reaction to an ICE failure).
+fn requests_restart(jingle: &Jingle, endpoint_id: &str) -> bool {
+    matches!(
+        jingle.extensions.get::<BridgeSession>(),
+        Ok(Some(BridgeSession { id, restart: Some(true), .. }))
+            if id.as_deref().is_none_or(|id| id == endpoint_id)
+    )
+}
+
+fn bad_sources(error: SourceError) -> Refusal {
+    Refusal::BadRequest(format!("invalid sources: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_are_limited_per_window() {
+        let mut limit = RestartLimit::default();
+        let start = Instant::now();
+        for i in 0..MAX_RESTARTS as u64 {
+            assert!(limit.allow(start + Duration::from_secs(i)));
+        }
+        assert!(!limit.allow(start + Duration::from_secs(10)));
+        assert!(!limit.allow(start + RESTART_WINDOW - Duration::from_millis(1)));
+        // The first one has left the window: room for one more, then full again.
+        assert!(limit.allow(start + RESTART_WINDOW));
+        assert!(!limit.allow(start + RESTART_WINDOW + Duration::from_millis(500)));
+        assert_eq!(limit.recent.len(), MAX_RESTARTS);
+    }
+
+    #[test]
+    fn only_a_restart_of_the_current_bridge_session_counts() {
+        let terminate = |id: Option<&str>, restart: Option<bool>| {
+            let mut jingle = Jingle::new(Action::SessionTerminate, "s1");
+            jingle.extensions.set(&BridgeSession {
+                id: id.map(str::to_owned),
+                restart,
+                ..BridgeSession::default()
+            });
+            jingle
+        };
+        assert!(requests_restart(&terminate(Some("e1"), Some(true)), "e1"));
+        assert!(requests_restart(&terminate(None, Some(true)), "e1"));
+        assert!(!requests_restart(&terminate(Some("e0"), Some(true)), "e1"));
+        assert!(!requests_restart(&terminate(Some("e1"), Some(false)), "e1"));
+        assert!(!requests_restart(&terminate(Some("e1"), None), "e1"));
+        assert!(!requests_restart(
+            &Jingle::new(Action::SessionTerminate, "s1"),
+            "e1"
+        ));
+    }
+}

@@ -1,0 +1,412 @@
+//! Drives a `tutti_focus::room::Room` without Prosody or a bridge: occupants' stanzas built
+//! here, the bridge's answers given by hand (or by `answer_all`, a bridge that says yes to
+//! everything), time on a simulated clock. Shared by the `room_*.rs` scenario tests.
+
+#![allow(dead_code)] // each scenario uses a different part of the helper
+
+use std::time::{Duration, Instant};
+
+use jid::{BareJid, FullJid, Jid};
+use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
+use tokio_xmpp::parsers::stanza_error::DefinedCondition;
+use tokio_xmpp::Stanza;
+use tutti_focus::capabilities::CapabilityCache;
+use tutti_focus::jingle::{
+    Action, Content, Creator, DtlsSetup, Fingerprint, GroupSemantics, IceUdpTransport, Jingle,
+    PayloadType, RtpDescription, Source, SourceGroup,
+};
+use tutti_focus::room::{
+    BridgeAnswer, BridgeError, BridgeRequest, Metric, Output, RequestId, Room,
+};
+use tutti_proto::bridge_v1 as pb;
+
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::*;
+
+pub const ROOM: &str = "room@conference.localhost";
+pub const JINGLE_ERRORS: &str = "urn:xmpp:jingle:errors:1";
+
+pub fn occupant(nick: &str) -> FullJid {
+    FullJid::new(&format!("{ROOM}/{nick}")).expect("an occupant JID")
+}
+
+/// A room, what it has sent and asked for so far, and the simulated clock.
+pub struct Sim {
+    pub room: Room,
+    pub now: Instant,
+    pub capabilities: CapabilityCache,
+    /// Stanzas sent and not yet taken.
+    pub sent: Vec<Stanza>,
+    /// Bridge requests not yet answered, in the order asked.
+    pub requests: Vec<(RequestId, BridgeRequest)>,
+    /// Every metric event so far.
+    pub metrics: Vec<Metric>,
+    next_id: u64,
+}
+
+impl Sim {
+    /// The focus joins `ROOM` (not a configured room) and the room confirms it.
+    pub fn new() -> Sim {
+        Sim::joined(false)
+    }
+
+    pub fn joined(configured: bool) -> Sim {
+        let room = Room::join(BareJid::new(ROOM).unwrap(), configured, 7).expect("a room");
+        let mut sim = Sim {
+            room,
+            now: Instant::now(),
+            capabilities: CapabilityCache::default(),
+            sent: Vec::new(),
+            requests: Vec::new(),
+            metrics: Vec::new(),
+            next_id: 0,
+        };
+        sim.drain();
+        sim.sent.clear();
+        sim
+    }
+
+    fn drain(&mut self) {
+        while let Some(output) = self.room.poll_output() {
+            match output {
+                Output::Stanza(stanza) => self.sent.push(*stanza),
+                Output::Bridge { id, request } => self.requests.push((id, request)),
+                Output::Metric(metric) => self.metrics.push(metric),
+            }
+        }
+    }
+
+    pub fn stanza(&mut self, stanza: Stanza) {
+        self.room
+            .handle_stanza(self.now, stanza, &mut self.capabilities);
+        self.drain();
+    }
+
+    /// `nick` enters the room (no caps: invited at once).
+    pub fn join(&mut self, nick: &str) {
+        self.stanza(Stanza::Presence(
+            Presence::available().with_from(Jid::from(occupant(nick))),
+        ));
+    }
+
+    pub fn leave(&mut self, nick: &str) {
+        let mut presence = Presence::new(PresenceType::Unavailable);
+        presence.from = Some(Jid::from(occupant(nick)));
+        self.stanza(Stanza::Presence(presence));
+    }
+
+    /// An IQ set from `from`; its id.
+    pub fn iq_from(&mut self, from: Jid, payload: minidom::Element) -> String {
+        self.next_id += 1;
+        let id = format!("iq{}", self.next_id);
+        self.stanza(Stanza::Iq(Iq::Set {
+            from: Some(from),
+            to: Some(Jid::from(occupant("focus"))),
+            id: id.clone(),
+            payload,
+        }));
+        id
+    }
+
+    /// `nick` sends `jingle` to the focus; the IQ's id.
+    pub fn jingle(&mut self, nick: &str, jingle: &Jingle) -> String {
+        self.iq_from(Jid::from(occupant(nick)), jingle.to_element())
+    }
+
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+        if self.room.poll_timeout().is_some_and(|at| at <= self.now) {
+            self.room.handle_timeout(self.now);
+            self.drain();
+        }
+    }
+
+    /// Takes the oldest unanswered request for `call` (e.g. "AllocateEndpoint").
+    pub fn take_request(&mut self, call: &str) -> (RequestId, BridgeRequest) {
+        let index = self
+            .requests
+            .iter()
+            .position(|(_, request)| request.call() == call)
+            .unwrap_or_else(|| panic!("no {call} request in {:?}", self.requests));
+        self.requests.remove(index)
+    }
+
+    pub fn has_request(&self, call: &str) -> bool {
+        self.requests
+            .iter()
+            .any(|(_, request)| request.call() == call)
+    }
+
+    pub fn answer(&mut self, id: RequestId, answer: Result<BridgeAnswer, BridgeError>) {
+        self.room.handle_bridge_answer(self.now, id, answer);
+        self.drain();
+    }
+
+    /// Answers the oldest `call` as the bridge would; the request.
+    pub fn grant(&mut self, call: &str) -> BridgeRequest {
+        let (id, request) = self.take_request(call);
+        self.answer(id, Ok(yes(&request)));
+        request
+    }
+
+    /// Fails the oldest `call` with `cause`; the request.
+    pub fn fail(&mut self, call: &'static str, cause: &str) -> BridgeRequest {
+        let (id, request) = self.take_request(call);
+        self.answer(
+            id,
+            Err(BridgeError {
+                call,
+                cause: cause.to_owned(),
+            }),
+        );
+        request
+    }
+
+    /// Answers every request, and those they lead to, as a working bridge would.
+    pub fn answer_all(&mut self) {
+        while !self.requests.is_empty() {
+            let (id, request) = self.requests.remove(0);
+            self.answer(id, Ok(yes(&request)));
+        }
+    }
+
+    pub fn take_sent(&mut self) -> Vec<Stanza> {
+        std::mem::take(&mut self.sent)
+    }
+
+    /// Takes the Jingle requests sent to `nick` (in order).
+    pub fn take_jingles(&mut self, nick: &str) -> Vec<Jingle> {
+        let to = Some(Jid::from(occupant(nick)));
+        let mut taken = Vec::new();
+        self.sent.retain(|stanza| match stanza {
+            Stanza::Iq(Iq::Set {
+                to: sent_to,
+                payload,
+                ..
+            }) if *sent_to == to && payload.is("jingle", tutti_focus::ns::JINGLE) => {
+                taken.push(Jingle::from_element(payload).expect("the focus's Jingle parses"));
+                false
+            }
+            _ => true,
+        });
+        taken
+    }
+
+    /// Takes the one Jingle request of `action` sent to `nick`.
+    pub fn take_jingle(&mut self, nick: &str, action: Action) -> Jingle {
+        let jingles = self.take_jingles(nick);
+        let mut matching: Vec<Jingle> = jingles
+            .iter()
+            .filter(|jingle| jingle.action == action)
+            .cloned()
+            .collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "one {action} to {nick} expected, sent: {jingles:?}"
+        );
+        matching.remove(0)
+    }
+
+    /// The answer to the IQ `id`: `Ok(())` for a result, else its condition and whether it
+    /// carries `<unknown-session/>` or `<out-of-order/>` (the Jingle error, if any) and text.
+    pub fn reply(&self, id: &str) -> Result<(), (DefinedCondition, Option<String>, String)> {
+        let answers: Vec<&Stanza> = self
+            .sent
+            .iter()
+            .filter(|stanza| match stanza {
+                Stanza::Iq(Iq::Result { id: answered, .. } | Iq::Error { id: answered, .. }) => {
+                    answered == id
+                }
+                _ => false,
+            })
+            .collect();
+        assert_eq!(answers.len(), 1, "one answer to {id}: {:?}", self.sent);
+        match answers[0] {
+            Stanza::Iq(Iq::Error { error, .. }) => Err((
+                error.defined_condition.clone(),
+                error
+                    .other
+                    .as_ref()
+                    .filter(|other| other.ns() == JINGLE_ERRORS)
+                    .map(|other| other.name().to_owned()),
+                error
+                    .texts
+                    .values()
+                    .next()
+                    .map(|text| text.to_owned())
+                    .unwrap_or_default(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `id` is answered yet.
+    pub fn answered(&self, id: &str) -> bool {
+        self.sent.iter().any(|stanza| {
+            matches!(stanza, Stanza::Iq(Iq::Result { id: answered, .. } | Iq::Error { id: answered, .. }) if answered == id)
+        })
+    }
+
+    /// The focus's presences sent since the last take: whether each says no bridge is
+    /// available.
+    pub fn take_bridge_presences(&mut self) -> Vec<bool> {
+        let mut presences = Vec::new();
+        self.sent.retain(|stanza| match stanza {
+            Stanza::Presence(presence) if presence.type_ == PresenceType::None => {
+                presences.push(
+                    presence
+                        .payloads
+                        .iter()
+                        .any(|p| p.name() == "bridgeNotAvailable"),
+                );
+                false
+            }
+            _ => true,
+        });
+        presences
+    }
+
+    /// The value of a gauge: the sum of its changes so far.
+    pub fn gauge(&self, which: fn(&Metric) -> Option<i64>) -> i64 {
+        self.metrics.iter().filter_map(which).sum()
+    }
+
+    pub fn sessions(&self, state: &'static str) -> i64 {
+        self.metrics
+            .iter()
+            .map(|metric| match metric {
+                Metric::Sessions { state: s, change } if *s == state => *change,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    pub fn participants(&self) -> i64 {
+        self.gauge(|metric| match metric {
+            Metric::Participants(change) => Some(*change),
+            _ => None,
+        })
+    }
+
+    pub fn errors(&self, kind: &str) -> usize {
+        self.metrics
+            .iter()
+            .filter(|metric| matches!(metric, Metric::Error(k) if *k == kind))
+            .count()
+    }
+
+    /// `nick` joins and the bridge says yes: its session-initiate.
+    pub fn join_and_offer(&mut self, nick: &str) -> Jingle {
+        self.join(nick);
+        self.answer_all();
+        self.take_jingle(nick, Action::SessionInitiate)
+    }
+
+    /// `nick` joins and accepts with an audio SSRC `ssrc` and a video SSRC `ssrc + 1`; its
+    /// session-initiate.
+    pub fn join_and_accept(&mut self, nick: &str, ssrc: u32) -> Jingle {
+        let initiate = self.join_and_offer(nick);
+        let id = self.jingle(nick, &session_accept(&initiate.sid, nick, ssrc));
+        self.answer_all();
+        assert_eq!(self.reply(&id), Ok(()), "{nick}'s session-accept");
+        initiate
+    }
+}
+
+/// What a working bridge answers to `request`: what it forwards of sources is all of them.
+pub fn yes(request: &BridgeRequest) -> BridgeAnswer {
+    match request {
+        BridgeRequest::AllocateEndpoint { endpoint_id, .. } => {
+            BridgeAnswer::Allocated(bridge_transport(endpoint_id))
+        }
+        BridgeRequest::UpdateEndpoint(update) => {
+            BridgeAnswer::Updated(pb::UpdateEndpointResponse {
+                forwarded: update.sources.clone(),
+            })
+        }
+        _ => BridgeAnswer::Done,
+    }
+}
+
+pub fn bridge_transport(endpoint_id: &str) -> pb::Transport {
+    pb::Transport {
+        ice: Some(pb::IceParameters {
+            ufrag: format!("u-{endpoint_id}"),
+            pwd: "bridge-password-bridge-password".to_owned(),
+            controlling: true,
+        }),
+        candidates: vec![pb::Candidate {
+            foundation: "1".to_owned(),
+            component: 1,
+            protocol: "udp".to_owned(),
+            priority: 2_130_706_431,
+            ip: "10.0.0.1".to_owned(),
+            port: 10000,
+            r#type: "host".to_owned(),
+            generation: 0,
+        }],
+        dtls: Some(pb::DtlsParameters {
+            hash: "sha-256".to_owned(),
+            fingerprint: "AB:CD".to_owned(),
+            setup: pb::DtlsSetup::Actpass as i32,
+        }),
+        bridge_channel_url: String::new(),
+    }
+}
+
+/// The participant's transport: ICE credentials, a DTLS fingerprint (`active`), one candidate.
+pub fn participant_transport(nick: &str) -> IceUdpTransport {
+    let mut transport = IceUdpTransport::new(format!("u-{nick}"), "participant-password-123456");
+    transport.fingerprints = vec![Fingerprint::new("sha-256", "01:02", DtlsSetup::Active)];
+    transport.candidates = vec![candidate("udp", 40000)];
+    transport.rtcp_mux = true;
+    transport
+}
+
+/// `nick`'s session-accept for `sid`: Opus with SSRC `ssrc`, VP8 with SSRC `ssrc + 1`.
+pub fn session_accept(sid: &str, nick: &str, ssrc: u32) -> Jingle {
+    let mut audio = RtpDescription::new("audio");
+    audio.payload_types = vec![PayloadType::new(111, "opus", 48000, Some(2))];
+    audio.rtcp_mux = true;
+    audio.sources = vec![named_source(ssrc, nick)];
+    let mut video = RtpDescription::new("video");
+    video.payload_types = vec![PayloadType::new(100, "VP8", 90000, None)];
+    video.rtcp_mux = true;
+    video.sources = vec![named_source(ssrc + 1, nick)];
+    bundled_accept(sid, [audio, video], &participant_transport(nick))
+}
+
+fn named_source(ssrc: u32, nick: &str) -> Source {
+    let mut source = Source::new(ssrc);
+    source.name = Some(format!("{nick}-{ssrc}"));
+    source
+}
+
+/// A source-add or source-remove of one video source (SSRC `ssrc`, with an RTX `ssrc + 1`
+/// in a FID group).
+pub fn video_update(action: Action, sid: &str, nick: &str, ssrc: u32) -> Jingle {
+    let mut video = RtpDescription::new("video");
+    video.sources = vec![named_source(ssrc, nick), named_source(ssrc + 1, nick)];
+    video.source_groups = vec![SourceGroup::new(GroupSemantics::Fid, vec![ssrc, ssrc + 1])];
+    let mut content = Content::new("video");
+    content.creator = Some(Creator::Initiator);
+    content.description = Some(video);
+    let mut jingle = Jingle::new(action, sid);
+    jingle.contents.push(content);
+    jingle
+}
+
+/// The endpoint id of an `AllocateEndpoint` or `ExpireEndpoint`, the conference id of a
+/// `CreateConference` or `ExpireConference`.
+pub fn named_id(request: &BridgeRequest) -> String {
+    match request {
+        BridgeRequest::AllocateEndpoint { endpoint_id, .. }
+        | BridgeRequest::ExpireEndpoint { endpoint_id, .. } => endpoint_id.clone(),
+        BridgeRequest::CreateConference { conference_id, .. }
+        | BridgeRequest::ExpireConference { conference_id } => conference_id.clone(),
+        BridgeRequest::UpdateEndpoint(update) => update.endpoint_id.clone(),
+    }
+}
