@@ -37,6 +37,23 @@ async fn allocate(
         .bridge_channel_url
 }
 
+/// A bridge with conference "c", and a client of its gRPC API.
+async fn bridge_with_conference() -> (
+    BridgeProcess,
+    pb::bridge_client::BridgeClient<tonic::transport::Channel>,
+) {
+    let bridge = BridgeProcess::start(&[]);
+    let mut client = bridge.client().await;
+    client
+        .create_conference(pb::CreateConferenceRequest {
+            conference_id: "c".into(),
+            name: "room@muc".into(),
+        })
+        .await
+        .unwrap();
+    (bridge, client)
+}
+
 /// The next text message, skipping pings; None when the socket closed.
 async fn next_text(socket: &mut Socket) -> Option<Value> {
     loop {
@@ -70,15 +87,7 @@ async fn bridge_channel_relays_between_endpoints_and_refuses_strangers() {
     if rerun_in_own_netns("bridge_channel_relays_between_endpoints_and_refuses_strangers") {
         return;
     }
-    let bridge = BridgeProcess::start(&[]);
-    let mut client = bridge.client().await;
-    client
-        .create_conference(pb::CreateConferenceRequest {
-            conference_id: "c".into(),
-            name: "room@muc".into(),
-        })
-        .await
-        .unwrap();
+    let (bridge, mut client) = bridge_with_conference().await;
     let alice_url = allocate(&mut client, "e1", "alice").await;
     let bob_url = allocate(&mut client, "e2", "bob").await;
     let cyd_url = allocate(&mut client, "e3", "").await;
@@ -209,15 +218,7 @@ async fn what_receivers_ask_for_reaches_their_allocator() {
     if rerun_in_own_netns("what_receivers_ask_for_reaches_their_allocator") {
         return;
     }
-    let bridge = BridgeProcess::start(&[]);
-    let mut client = bridge.client().await;
-    client
-        .create_conference(pb::CreateConferenceRequest {
-            conference_id: "c".into(),
-            name: "room@muc".into(),
-        })
-        .await
-        .unwrap();
+    let (bridge, mut client) = bridge_with_conference().await;
     let alice_url = allocate(&mut client, "e1", "alice").await;
     allocate(&mut client, "e2", "bob").await;
     let report = |body: &str| -> Value {
