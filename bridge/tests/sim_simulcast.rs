@@ -223,6 +223,17 @@ fn h264_senders_switch_layers_too() {
     call.set_constraints(bob, heights(180));
     call.sim.run_for(Duration::from_secs(2));
     assert_eq!(layer_now(&call, bob, &alice), Some(alice.video[0].ssrc));
+    // The layers' heights come from their SPS.
+    let reports = call
+        .sim
+        .with(call.bridge, |b, now| b.core.describe_receivers(now));
+    let bob_report = reports.iter().find(|r| r.participant_id == "bob").unwrap();
+    let heights: Vec<Option<u16>> = bob_report.sources[0]
+        .encodings
+        .iter()
+        .map(|e| e.height)
+        .collect();
+    assert_eq!(heights, [Some(180), Some(360), Some(720)]);
     let stream = video(&call, bob, &alice);
     assert_eq!(stream.switches().len(), 2);
     assert!(stream.is_continuous(), "gaps {:?}", stream.missing());

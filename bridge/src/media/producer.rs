@@ -29,7 +29,7 @@ pub struct Encoding {
     pub cache: Option<RetransmissionCache>,
     /// Losses on the way in; only where the sender retransmits (it has an RTX stream).
     pub nacks: Option<NackGenerator>,
-    /// Frame height, from its latest key frame (VP8); `None` until known.
+    /// Frame height, from its latest key frame (VP8) or SPS (H264); `None` until known.
     pub height: Option<u16>,
     pub rate: LayerRate,
     /// Key-frame requests for this encoding, rate-limited.
@@ -42,10 +42,15 @@ impl Encoding {
     pub fn on_media(&mut self, len: usize, frame: Option<&FrameInfo>, payload: &[u8], now_us: i64) {
         self.rate
             .on_packet(len, frame.and_then(|f| f.temporal_layer), now_us);
-        if let Some(Details::Vp8(d)) = frame.filter(|f| f.keyframe).map(|f| f.details) {
-            if let Some((_, height)) = codec::vp8::keyframe_size(payload, &d) {
-                self.height = Some(height);
+        let size = match frame.filter(|f| f.keyframe).map(|f| f.details) {
+            Some(Details::Vp8(d)) => codec::vp8::keyframe_size(payload, &d),
+            Some(Details::H264(info)) if info.sps => {
+                codec::h264::sps_in(payload).and_then(codec::h264::sps_size)
             }
+            _ => None,
+        };
+        if let Some((_, height)) = size {
+            self.height = Some(height);
         }
     }
 }

@@ -1043,3 +1043,157 @@ fn codec_from_encoding_name_and_other_codecs() {
     assert_eq!(frame_info(Codec::Other, &[]), None);
     assert_eq!(frame_info(Codec::Other, &nal(5, 10, true)), None);
 }
+
+// ---------------------------------------------------------------------------------------------
+// H.264 sequence parameter sets
+
+/// Writes an SPS bit by bit (H.264 §7.3.2.1.1) as an encoder would, emulation prevention
+/// included — the test's own writer, not the crate's.
+#[derive(Default)]
+struct SpsWriter {
+    bits: Vec<bool>,
+}
+
+impl SpsWriter {
+    fn u(&mut self, n: u32, value: u32) -> &mut Self {
+        for i in (0..n).rev() {
+            self.bits.push(value >> i & 1 == 1);
+        }
+        self
+    }
+
+    fn ue(&mut self, value: u32) -> &mut Self {
+        let v = u64::from(value) + 1;
+        let len = 64 - v.leading_zeros();
+        for _ in 1..len {
+            self.bits.push(false);
+        }
+        for i in (0..len).rev() {
+            self.bits.push(v >> i & 1 == 1);
+        }
+        self
+    }
+
+    fn se(&mut self, value: i32) -> &mut Self {
+        let k = if value > 0 { 2 * value - 1 } else { -2 * value };
+        self.ue(k as u32)
+    }
+
+    /// The NAL unit: header 0x67, the bits with a stop bit, emulation prevention added.
+    fn nal(&mut self) -> Vec<u8> {
+        self.bits.push(true);
+        while !self.bits.len().is_multiple_of(8) {
+            self.bits.push(false);
+        }
+        let raw: Vec<u8> = self
+            .bits
+            .chunks(8)
+            .map(|c| c.iter().fold(0u8, |b, bit| (b << 1) | u8::from(*bit)))
+            .collect();
+        let mut nal = vec![0x67];
+        let mut zeros = 0;
+        for b in raw {
+            if zeros >= 2 && b <= 3 {
+                nal.push(3);
+                zeros = 0;
+            }
+            zeros = if b == 0 { zeros + 1 } else { 0 };
+            nal.push(b);
+        }
+        nal
+    }
+}
+
+/// A baseline (66) or high (100) profile SPS of `mbs` macroblocks wide and `units` map units
+/// high, with `crop` (left, right, top, bottom) and, for field coding, `frame_mbs_only` false.
+fn sps(profile: u32, mbs: (u32, u32), frame_mbs_only: bool, crop: [u32; 4]) -> Vec<u8> {
+    let mut w = SpsWriter::default();
+    w.u(8, profile).u(8, 0xc0).u(8, 31).ue(0);
+    if profile == 100 {
+        // 4:2:0, 8 bits, no bypass, a scaling matrix with one list present.
+        w.ue(1).ue(0).ue(0).u(1, 0).u(1, 1);
+        for i in 0..8 {
+            w.u(1, u32::from(i == 0));
+            if i == 0 {
+                for _ in 0..16 {
+                    w.se(1);
+                }
+            }
+        }
+    }
+    w.ue(0).ue(1).u(1, 0).se(-2).se(3).ue(2).se(1).se(-1); // frame_num bits, POC type 1
+    w.ue(1)
+        .u(1, 0)
+        .ue(mbs.0 - 1)
+        .ue(mbs.1 - 1)
+        .u(1, u32::from(frame_mbs_only));
+    if !frame_mbs_only {
+        w.u(1, 0);
+    }
+    w.u(1, 1);
+    if crop == [0; 4] {
+        w.u(1, 0);
+    } else {
+        w.u(1, 1).ue(crop[0]).ue(crop[1]).ue(crop[2]).ue(crop[3]);
+    }
+    w.u(1, 0); // no VUI
+    w.nal()
+}
+
+#[test]
+fn sps_sizes_with_cropping_field_coding_and_scaling_lists() {
+    assert_eq!(
+        h264::sps_size(&sps(66, (80, 45), true, [0; 4])),
+        Some((1280, 720))
+    );
+    assert_eq!(
+        h264::sps_size(&sps(66, (20, 12), true, [0, 0, 0, 6])),
+        Some((320, 180))
+    );
+    // 1080p as encoders write it: 68 macroblock rows, 8 lines cropped at the bottom.
+    assert_eq!(
+        h264::sps_size(&sps(100, (120, 68), true, [0, 0, 0, 4])),
+        Some((1920, 1080))
+    );
+    // Field coding: map units are field macroblock rows (twice the lines, twice the crop).
+    assert_eq!(
+        h264::sps_size(&sps(100, (40, 15), false, [0, 0, 0, 0])),
+        Some((640, 480))
+    );
+    assert_eq!(
+        h264::sps_size(&sps(66, (40, 23), true, [1, 1, 0, 4])),
+        Some((636, 360))
+    );
+}
+
+#[test]
+fn sps_found_alone_or_in_a_stap_a_and_never_a_panic() {
+    let unit = sps(66, (40, 23), true, [0, 0, 0, 4]);
+    assert_eq!(h264::sps_in(&unit), Some(&unit[..]));
+    let pps = [0x68u8, 0xce, 0x3c, 0x80];
+    let mut stap = vec![24u8];
+    for nal in [&pps[..], &unit[..]] {
+        stap.extend((nal.len() as u16).to_be_bytes());
+        stap.extend(nal);
+    }
+    assert_eq!(
+        h264::sps_in(&stap).and_then(h264::sps_size),
+        Some((640, 360))
+    );
+    assert_eq!(h264::sps_in(&pps), None, "a PPS alone");
+    assert_eq!(h264::sps_in(&stap[..stap.len() - 1]), None, "a cut STAP-A");
+    for n in 0..unit.len() {
+        let _ = h264::sps_size(&unit[..n]);
+    }
+    // Random bytes after an SPS header: answers or refuses, never panics.
+    let mut rng = Rng(5);
+    for _ in 0..20_000 {
+        let len = rng.below(40) as usize;
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
+        if let Some(first) = bytes.first_mut() {
+            *first = 0x67;
+        }
+        let _ = h264::sps_size(&bytes);
+        let _ = h264::sps_in(&bytes);
+    }
+}

@@ -185,3 +185,170 @@ pub fn parse(payload: &[u8]) -> Result<Info, Error> {
     }
     Ok(info)
 }
+
+/// The sequence parameter set NAL unit (header included) carried in a payload: a single SPS
+/// NAL unit, or the first SPS in a STAP-A. `None` when there is none or the payload is cut.
+pub fn sps_in(payload: &[u8]) -> Option<&[u8]> {
+    let b0 = *payload.first()?;
+    match b0 & 0x1f {
+        NAL_SPS => Some(payload),
+        STAP_A => {
+            let mut rest = payload.get(1..)?;
+            while let [hi, lo, tail @ ..] = rest {
+                let size = usize::from(u16::from_be_bytes([*hi, *lo]));
+                let nal = tail.get(..size)?;
+                if nal.first().is_some_and(|h| h & 0x1f == NAL_SPS) {
+                    return Some(nal);
+                }
+                rest = &tail[size..];
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Reads the bits of a NAL unit's payload, skipping emulation-prevention bytes (the 3 of
+/// 00 00 03); no copy.
+struct Bits<'a> {
+    data: &'a [u8],
+    byte: usize,
+    bit: u8,
+    zeros: u8,
+}
+
+impl<'a> Bits<'a> {
+    fn new(data: &'a [u8]) -> Bits<'a> {
+        Bits {
+            data,
+            byte: 0,
+            bit: 0,
+            zeros: 0,
+        }
+    }
+
+    fn bit(&mut self) -> Option<u32> {
+        if self.bit == 0 {
+            let b = *self.data.get(self.byte)?;
+            if self.zeros >= 2 && b == 3 {
+                self.byte += 1;
+                self.zeros = 0;
+                return self.bit();
+            }
+            self.zeros = if b == 0 { self.zeros + 1 } else { 0 };
+        }
+        let b = *self.data.get(self.byte)?;
+        let value = u32::from(b >> (7 - self.bit)) & 1;
+        self.bit += 1;
+        if self.bit == 8 {
+            self.bit = 0;
+            self.byte += 1;
+        }
+        Some(value)
+    }
+
+    fn bits(&mut self, n: u32) -> Option<u32> {
+        (0..n).try_fold(0, |acc, _| Some((acc << 1) | self.bit()?))
+    }
+
+    /// Exp-Golomb ue(v), at most 32 bits of value.
+    fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while self.bit()? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        Some((1u32 << zeros) - 1 + self.bits(zeros)?)
+    }
+
+    fn se(&mut self) -> Option<i64> {
+        let k = i64::from(self.ue()?);
+        Some(if k % 2 == 1 { (k + 1) / 2 } else { -k / 2 })
+    }
+}
+
+/// Width and height in pixels (cropping applied) of an SPS NAL unit (header included, as
+/// [`sps_in`] gives it; H.264 §7.3.2.1.1); `None` when it is cut short or out of range.
+pub fn sps_size(sps: &[u8]) -> Option<(u16, u16)> {
+    let mut r = Bits::new(sps.get(1..)?);
+    let profile_idc = r.bits(8)?;
+    r.bits(16)?; // constraint flags, level_idc
+    r.ue()?; // seq_parameter_set_id
+    let mut chroma_format_idc = 1;
+    if matches!(
+        profile_idc,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        chroma_format_idc = r.ue()?;
+        if chroma_format_idc == 3 {
+            r.bit()?; // separate_colour_plane_flag
+        }
+        r.ue()?; // bit_depth_luma_minus8
+        r.ue()?; // bit_depth_chroma_minus8
+        r.bit()?; // qpprime_y_zero_transform_bypass_flag
+        if r.bit()? == 1 {
+            let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+            for i in 0..lists {
+                if r.bit()? == 1 {
+                    let size = if i < 6 { 16 } else { 64 };
+                    let (mut last, mut next) = (8i64, 8i64);
+                    for _ in 0..size {
+                        if next != 0 {
+                            next = (last + r.se()? + 256) % 256;
+                        }
+                        if next != 0 {
+                            last = next;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    r.ue()?; // log2_max_frame_num_minus4
+    match r.ue()? {
+        0 => {
+            r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
+        }
+        1 => {
+            r.bit()?; // delta_pic_order_always_zero_flag
+            r.se()?; // offset_for_non_ref_pic
+            r.se()?; // offset_for_top_to_bottom_field
+            let cycle = r.ue()?;
+            if cycle > 255 {
+                return None;
+            }
+            for _ in 0..cycle {
+                r.se()?;
+            }
+        }
+        _ => {}
+    }
+    r.ue()?; // max_num_ref_frames
+    r.bit()?; // gaps_in_frame_num_value_allowed_flag
+    let width_mbs = u64::from(r.ue()?) + 1;
+    let height_units = u64::from(r.ue()?) + 1;
+    let frame_mbs_only = u64::from(r.bit()?);
+    if frame_mbs_only == 0 {
+        r.bit()?; // mb_adaptive_frame_field_flag
+    }
+    r.bit()?; // direct_8x8_inference_flag
+    let (mut left, mut right, mut top, mut bottom) = (0, 0, 0, 0);
+    if r.bit()? == 1 {
+        left = u64::from(r.ue()?);
+        right = u64::from(r.ue()?);
+        top = u64::from(r.ue()?);
+        bottom = u64::from(r.ue()?);
+    }
+    let (sub_width, sub_height) = match chroma_format_idc {
+        0 | 3 => (1, 1),
+        1 => (2, 2),
+        _ => (2, 1),
+    };
+    let crop_x = sub_width;
+    let crop_y = sub_height * (2 - frame_mbs_only);
+    let width = (width_mbs * 16).checked_sub((left + right) * crop_x)?;
+    let height = ((2 - frame_mbs_only) * height_units * 16).checked_sub((top + bottom) * crop_y)?;
+    Some((u16::try_from(width).ok()?, u16::try_from(height).ok()?))
+}
