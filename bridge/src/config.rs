@@ -3,7 +3,7 @@
 //! docs/bridge.md.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::bail;
@@ -15,8 +15,16 @@ use tutti_config_env::{apply_env, file_or_default, Field};
 pub struct Config {
     /// Identifies this bridge in GetInfo and logs.
     pub bridge_id: String,
-    /// gRPC control API. Loopback by default: the API is not authenticated yet.
+    /// gRPC control API. Loopback by default; any other address needs the `grpc_tls_*` files.
     pub grpc_address: SocketAddr,
+    /// PEM file of the CA that client (focus) certificates must chain to. With `grpc_tls_cert`
+    /// and `grpc_tls_key`, the API speaks only mutual TLS; all three empty: plaintext, which is
+    /// only accepted on a loopback `grpc_address`.
+    pub grpc_tls_ca: String,
+    /// PEM file of the bridge's certificate chain (its own certificate first).
+    pub grpc_tls_cert: String,
+    /// PEM file of the private key of `grpc_tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub grpc_tls_key: String,
     /// /metrics, /health and the bridge channels' WebSockets (/colibri-ws/...).
     pub http_address: SocketAddr,
     /// How clients reach `http_address` for their bridge channel, e.g. `wss://meet.example.com`
@@ -47,12 +55,25 @@ pub struct Config {
     pub receiver_bandwidth_bps: u64,
 }
 
+/// The gRPC API's mutual-TLS files (PEM).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcTls {
+    /// The CA client certificates must chain to.
+    pub ca: PathBuf,
+    /// The bridge's certificate chain.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 impl Default for Config {
     fn default() -> Self {
         let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
         Config {
             bridge_id: "bridge-1".to_string(),
             grpc_address: SocketAddr::new(loopback, 10090),
+            grpc_tls_ca: String::new(),
+            grpc_tls_cert: String::new(),
+            grpc_tls_key: String::new(),
             http_address: SocketAddr::new(loopback, 10091),
             bridge_channel_base_url: String::new(),
             media_address: SocketAddr::new(loopback, 10000),
@@ -86,6 +107,9 @@ impl Config {
             [
                 ("bridge_id", Field::text(&mut self.bridge_id)),
                 ("grpc_address", Field::value(&mut self.grpc_address)),
+                ("grpc_tls_ca", Field::text(&mut self.grpc_tls_ca)),
+                ("grpc_tls_cert", Field::text(&mut self.grpc_tls_cert)),
+                ("grpc_tls_key", Field::text(&mut self.grpc_tls_key)),
                 ("http_address", Field::value(&mut self.http_address)),
                 (
                     "bridge_channel_base_url",
@@ -132,6 +156,7 @@ impl Config {
             );
         }
         self.srtp_profiles()?;
+        self.grpc_tls()?;
         let base = &self.bridge_channel_base_url;
         if !(base.is_empty() || base.starts_with("ws://") || base.starts_with("wss://")) {
             bail!("bridge_channel_base_url {base:?} must start with ws:// or wss://");
@@ -158,6 +183,29 @@ impl Config {
             "aes-cm" => tutti_dtls::SrtpProfiles::AesCmOnly,
             other => bail!("srtp_profiles {other:?}: expected gcm-then-aes-cm, gcm or aes-cm"),
         })
+    }
+
+    /// The gRPC API's TLS files: `None` for plaintext, which only a loopback address may use.
+    pub fn grpc_tls(&self) -> anyhow::Result<Option<GrpcTls>> {
+        let files = [&self.grpc_tls_ca, &self.grpc_tls_cert, &self.grpc_tls_key];
+        if files.iter().all(|f| f.is_empty()) {
+            if !self.grpc_address.ip().is_loopback() {
+                bail!(
+                    "gRPC on a non-loopback address needs grpc_tls_ca, grpc_tls_cert and \
+                     grpc_tls_key (grpc_address is {}; plaintext is only allowed on loopback)",
+                    self.grpc_address
+                );
+            }
+            return Ok(None);
+        }
+        if files.iter().any(|f| f.is_empty()) {
+            bail!("grpc_tls_ca, grpc_tls_cert and grpc_tls_key must be set together (mutual TLS)");
+        }
+        Ok(Some(GrpcTls {
+            ca: PathBuf::from(&self.grpc_tls_ca),
+            cert: PathBuf::from(&self.grpc_tls_cert),
+            key: PathBuf::from(&self.grpc_tls_key),
+        }))
     }
 
     pub fn consent_timeout(&self) -> Duration {
@@ -230,6 +278,48 @@ mod tests {
             ..Config::default()
         };
         assert!(proxied.validate().is_ok());
+    }
+
+    #[test]
+    fn plaintext_grpc_only_on_loopback() {
+        let exposed = Config {
+            grpc_address: "10.1.2.3:10090".parse().unwrap(),
+            ..Config::default()
+        };
+        let error = exposed.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("gRPC on a non-loopback address needs grpc_tls_"),
+            "{error}"
+        );
+        let wildcard = Config {
+            grpc_address: "[::]:10090".parse().unwrap(),
+            ..Config::default()
+        };
+        assert!(wildcard.validate().is_err());
+        assert_eq!(Config::default().grpc_tls().unwrap(), None);
+
+        let mut tls = exposed.clone();
+        tls.apply_env(|name| {
+            let file = name.strip_prefix("TUTTI_BRIDGE_GRPC_TLS_")?;
+            Some(format!("/etc/tutti/{}.pem", file.to_lowercase()))
+        })
+        .unwrap();
+        tls.validate().unwrap();
+        assert_eq!(
+            tls.grpc_tls().unwrap(),
+            Some(GrpcTls {
+                ca: "/etc/tutti/ca.pem".into(),
+                cert: "/etc/tutti/cert.pem".into(),
+                key: "/etc/tutti/key.pem".into(),
+            })
+        );
+
+        let partial = Config {
+            grpc_tls_key: String::new(),
+            ..tls
+        };
+        let error = partial.validate().unwrap_err().to_string();
+        assert!(error.contains("must be set together"), "{error}");
     }
 
     #[test]

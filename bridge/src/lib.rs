@@ -15,7 +15,9 @@ pub mod control;
 pub mod media;
 pub mod metrics;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -44,6 +46,11 @@ pub async fn run(
     on_ready: impl FnOnce(&Bound),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Read first: a bad file ends the start before any socket is bound.
+    let grpc_tls = match config.grpc_tls()? {
+        Some(files) => Some(api::tls::server_config(&files)?),
+        None => None,
+    };
     let cert = tutti_dtls::Certificate::generate().context("generating the DTLS certificate")?;
     let fingerprint = cert.fingerprint().to_string();
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
@@ -94,6 +101,12 @@ pub async fn run(
     let sampler = tokio::spawn(rates.clone().run());
     let mut registry = metrics::registry(snapshot, rates.clone());
     control.channels.register_metrics(&mut registry);
+    let tls_refusals = api::tls::Refusals::default();
+    registry.register(
+        "tutti_bridge_grpc_tls_refusals",
+        "gRPC connections refused in the TLS handshake, by reason",
+        tls_refusals.clone(),
+    );
     let http = axum::serve(
         http_listener,
         api::http::router(registry, worker_thread).merge(api::ws::router(control.clone())),
@@ -102,13 +115,33 @@ pub async fn run(
         control: control.clone(),
         rates,
     };
-    let grpc = tonic::transport::Server::builder()
-        .add_service(BridgeServer::new(service))
+    let router = tonic::transport::Server::builder().add_service(BridgeServer::new(service));
+    let (grpc, acceptor): (GrpcServer, _) = match grpc_tls {
+        Some(tls) => {
+            let (incoming, acceptor) = api::tls::incoming(grpc_listener, tls, tls_refusals);
+            (
+                Box::pin(router.serve_with_incoming(incoming)),
+                Some(acceptor),
+            )
+        }
         // Nagle off: a response written in more than one segment would otherwise wait for
         // the focus's delayed ACK (40 ms per call, measured with bench/focus).
-        .serve_with_incoming(TcpIncoming::from(grpc_listener).with_nodelay(Some(true)));
+        None => (
+            Box::pin(
+                router
+                    .serve_with_incoming(TcpIncoming::from(grpc_listener).with_nodelay(Some(true))),
+            ),
+            None,
+        ),
+    };
 
-    tracing::info!(grpc = %bound.grpc, http = %bound.http, media = %bound.media, "bridge ready");
+    tracing::info!(
+        grpc = %bound.grpc,
+        grpc_tls = acceptor.is_some(),
+        http = %bound.http,
+        media = %bound.media,
+        "bridge ready"
+    );
     on_ready(&bound);
     tokio::select! {
         r = grpc => r.context("gRPC server failed")?,
@@ -117,5 +150,11 @@ pub async fn run(
     }
     pump.abort();
     sampler.abort();
+    if let Some(acceptor) = acceptor {
+        acceptor.abort();
+    }
     Ok(())
 }
+
+type GrpcServer =
+    Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'static>>;

@@ -75,7 +75,11 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
             warn!(%error, "the HTTP server stopped");
         }
     });
-    let bridge = Bridge::new(&settings.bridge_url, settings.bridge_timeout)?;
+    let bridge = Bridge::new(
+        &settings.bridge_url,
+        settings.bridge_tls.as_ref(),
+        settings.bridge_timeout,
+    )?;
     info!(jid = %settings.jid, server = %settings.xmpp_server, "logging in");
     let (mut client, bound) = service::login::login(&settings).await?;
     let bound = bound.to_string();

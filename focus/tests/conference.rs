@@ -777,3 +777,74 @@ async fn starttls_needs_a_trusted_certificate() {
     assert!(alice.initiate_ssrcs.is_empty());
     alice.media.close().await;
 }
+
+#[tokio::test]
+async fn the_bridge_is_reached_over_mutual_tls_and_only_if_its_certificate_is_trusted() {
+    if rerun_in_own_netns(
+        "the_bridge_is_reached_over_mutual_tls_and_only_if_its_certificate_is_trusted",
+    ) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tutti-focus-pki-{}", std::process::id()));
+    let pki = tutti_test_harness::certs::TestPki::write(&dir).expect("test certificates");
+    let path = |file: std::path::PathBuf| file.display().to_string();
+    let (ca, other_ca) = (path(pki.cert("ca")), path(pki.cert("other-ca")));
+    let (bridge_cert, bridge_key) = (path(pki.cert("bridge")), path(pki.key("bridge")));
+    let (focus_cert, focus_key) = (path(pki.cert("focus")), path(pki.key("focus")));
+    let mut stack = Stack::start_with_bridge(
+        "mtls",
+        &["alice", "bob"],
+        &[
+            ("TUTTI_BRIDGE_GRPC_TLS_CA", &ca),
+            ("TUTTI_BRIDGE_GRPC_TLS_CERT", &bridge_cert),
+            ("TUTTI_BRIDGE_GRPC_TLS_KEY", &bridge_key),
+        ],
+    );
+    let url = format!("https://localhost:{}", stack.bridge_grpc.port());
+    let focus_env = |trusted: &'static str| {
+        let trusted = if trusted == "ca" { &ca } else { &other_ca };
+        vec![
+            ("TUTTI_FOCUS_BRIDGE_URL", url.clone()),
+            ("TUTTI_FOCUS_BRIDGE_TLS_CA", trusted.clone()),
+            ("TUTTI_FOCUS_BRIDGE_TLS_CERT", focus_cert.clone()),
+            ("TUTTI_FOCUS_BRIDGE_TLS_KEY", focus_key.clone()),
+            ("TUTTI_FOCUS_BRIDGE_TIMEOUT_SECS", "2".to_owned()),
+        ]
+    };
+
+    // Both sides trust the CA: a session, media through the bridge.
+    let env = focus_env("ca");
+    stack.start_focus(
+        &env.iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let mut alice = join_and_accept("alice").await;
+    alice.media.close().await;
+    alice.xmpp.leave(ROOM, "alice").await;
+    stack.focus = None;
+
+    // A focus trusting another CA refuses the bridge: the room says no bridge is available,
+    // the focus counts an allocation error, and the bridge sees its certificate refused.
+    let env = focus_env("other-ca");
+    stack.start_focus(
+        &env.iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let mut bob = XmppClient::connect("bob").await;
+    bob.conference_request(ROOM).await;
+    bob.join(ROOM, "bob").await;
+    focus_presence_becomes(&mut bob, true).await;
+    let (_, metrics) = stack.focus_http_get("/metrics").await;
+    assert!(
+        metrics.contains("tutti_focus_errors_total{kind=\"allocation\"}"),
+        "{metrics}"
+    );
+    // The focus asks again with back-off: one refusal at least.
+    let refused = stack
+        .bridge_metric("tutti_bridge_grpc_tls_refusals_total{reason=\"client_alert\"}")
+        .await;
+    assert!(refused >= Some(1.0), "{refused:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

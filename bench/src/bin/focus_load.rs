@@ -32,6 +32,7 @@ use tutti_focus::jingle::{
     Source, SourceGroup,
 };
 use tutti_focus::Extensions;
+use tutti_test_harness::certs::TestPki;
 use tutti_test_harness::prosody::{self, Gc, Prosody};
 
 const DOMAIN: &str = "localhost";
@@ -54,6 +55,8 @@ const USAGE: &str = "usage: bench-focus-load --bridge PATH --focus PATH [options
   --rate R        joins per second over all rooms (default 20)
   --prosody-gc G  tuned (default): Lua's incremental collector at its own pace (threshold 200,
                   speed 200); prosody: Prosody 0.12's default (threshold 105, speed 500)
+  --grpc-tls T    off (default): focus -> bridge gRPC in plaintext on loopback; on: mutual TLS
+                  with test certificates (tutti_test_harness::certs)
   --commit C --date D   recorded in the line";
 
 /// The name `--prosody-gc` gives Prosody's collector setting.
@@ -71,6 +74,7 @@ struct Args {
     per_room: usize,
     rate: f64,
     prosody_gc: Gc,
+    grpc_tls: bool,
     commit: String,
     date: String,
 }
@@ -83,6 +87,7 @@ fn parse_args() -> anyhow::Result<Args> {
         per_room: 10,
         rate: 20.0,
         prosody_gc: Gc::Tuned,
+        grpc_tls: false,
         commit: String::new(),
         date: String::new(),
     };
@@ -104,6 +109,13 @@ fn parse_args() -> anyhow::Result<Args> {
                     "tuned" => Gc::Tuned,
                     "prosody" => Gc::ProsodyDefault,
                     _ => bail!("--prosody-gc is tuned or prosody"),
+                }
+            }
+            "--grpc-tls" => {
+                args.grpc_tls = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => bail!("--grpc-tls is on or off"),
                 }
             }
             "--commit" => args.commit = value,
@@ -194,14 +206,13 @@ impl Stack {
 fn start_stack(args: &Args) -> anyhow::Result<Stack> {
     // The MUC keeps no history; Prosody 0.12's MUC has no rate limit of its own, and the
     // configuration disables mod_limits (no c2s rate limit).
+    let dir = std::env::temp_dir().join(format!("tutti-bench-focus-{}", std::process::id()));
     let config = prosody::Config {
         domain: DOMAIN.to_owned(),
         c2s_port: C2S_PORT,
         max_history: Some(0),
         gc: args.prosody_gc,
-        ..prosody::Config::new(
-            std::env::temp_dir().join(format!("tutti-bench-focus-{}", std::process::id())),
-        )
+        ..prosody::Config::new(dir.clone())
     };
     if config.guest_domain() != GUEST_DOMAIN || config.muc_domain() != MUC {
         bail!("the Prosody configuration's hosts are not {GUEST_DOMAIN} and {MUC}");
@@ -209,12 +220,32 @@ fn start_stack(args: &Args) -> anyhow::Result<Stack> {
     let mut prosody = Prosody::configure(config)?;
     prosody.register("focus", FOCUS_PASSWORD)?;
     prosody.start()?;
+    // With --grpc-tls on: certificates in Prosody's directory, removed with it.
+    let (bridge_tls, focus_tls) = if args.grpc_tls {
+        let pki = TestPki::write(&dir.join("grpc-tls"))?;
+        let path = |file: PathBuf| file.display().to_string();
+        (
+            vec![
+                ("TUTTI_BRIDGE_GRPC_TLS_CA", path(pki.cert("ca"))),
+                ("TUTTI_BRIDGE_GRPC_TLS_CERT", path(pki.cert("bridge"))),
+                ("TUTTI_BRIDGE_GRPC_TLS_KEY", path(pki.key("bridge"))),
+            ],
+            vec![
+                ("TUTTI_FOCUS_BRIDGE_TLS_CA", path(pki.cert("ca"))),
+                ("TUTTI_FOCUS_BRIDGE_TLS_CERT", path(pki.cert("focus"))),
+                ("TUTTI_FOCUS_BRIDGE_TLS_KEY", path(pki.key("focus"))),
+            ],
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let mut bridge = Process(
         Command::new(&args.bridge)
             .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
             .env("TUTTI_BRIDGE_HTTP_ADDRESS", "127.0.0.1:0")
             .env("TUTTI_BRIDGE_MEDIA_ADDRESS", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
+            .envs(bridge_tls)
             .stdout(Stdio::piped())
             .spawn()
             .context("starting the bridge")?,
@@ -227,7 +258,16 @@ fn start_stack(args: &Args) -> anyhow::Result<Stack> {
             .env("TUTTI_FOCUS_XMPP_SERVER", format!("127.0.0.1:{C2S_PORT}"))
             .env("TUTTI_FOCUS_XMPP_SECURITY", "plaintext")
             .env("TUTTI_FOCUS_MUC_DOMAIN", MUC)
-            .env("TUTTI_FOCUS_BRIDGE_URL", format!("http://{bridge_grpc}"))
+            .env(
+                "TUTTI_FOCUS_BRIDGE_URL",
+                if args.grpc_tls {
+                    // The test bridge certificate names localhost and 127.0.0.1.
+                    format!("https://{bridge_grpc}")
+                } else {
+                    format!("http://{bridge_grpc}")
+                },
+            )
+            .envs(focus_tls)
             .env("TUTTI_FOCUS_HTTP_ADDRESS", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -682,6 +722,7 @@ async fn main() -> anyhow::Result<()> {
         "commit": args.commit,
         "rooms": args.rooms,
         "prosody_gc": gc_name(args.prosody_gc),
+        "grpc_tls": args.grpc_tls,
         "per_room": args.per_room,
         "join_rate_per_s": args.rate,
         "participants": accepted,

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest};
 use tutti_proto::bridge_v1 as pb;
 use tutti_proto::bridge_v1::bridge_client::BridgeClient;
+
+use crate::service::config::BridgeTls;
 
 #[derive(Clone)]
 pub struct Bridge {
@@ -15,10 +17,28 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// A lazily connected client: the focus starts whether or not the bridge is up yet.
-    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Bridge> {
-        let channel = Endpoint::from_shared(url.to_owned())
-            .map_err(|e| anyhow::anyhow!("bridge_url {url:?}: {e}"))?
+    /// A lazily connected client: the focus starts whether or not the bridge is up yet. With
+    /// `tls`, the files are read now (a bad one stops the start) and the bridge must present
+    /// a certificate for `tls.domain` chaining to `tls.ca`.
+    pub fn new(url: &str, tls: Option<&BridgeTls>, timeout: Duration) -> anyhow::Result<Bridge> {
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|e| anyhow::anyhow!("bridge_url {url:?}: {e}"))?;
+        if let Some(tls) = tls {
+            let read = |key: &str, path: &std::path::Path| {
+                std::fs::read(path).map_err(|e| anyhow::anyhow!("{key} {}: {e}", path.display()))
+            };
+            let config = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(read("bridge_tls_ca", &tls.ca)?))
+                .identity(Identity::from_pem(
+                    read("bridge_tls_cert", &tls.cert)?,
+                    read("bridge_tls_key", &tls.key)?,
+                ))
+                .domain_name(tls.domain.clone());
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|e| anyhow::anyhow!("bridge TLS configuration: {e}"))?;
+        }
+        let channel = endpoint
             .connect_timeout(timeout)
             .timeout(timeout)
             .connect_lazy();

@@ -3,7 +3,7 @@
 //! docs/focus.md.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::bail;
@@ -53,8 +53,17 @@ pub struct Config {
     pub muc_domain: String,
     /// Rooms (`room@muc_domain`) the focus joins at start and stays in.
     pub rooms: Vec<String>,
-    /// The bridge's gRPC API, e.g. `http://127.0.0.1:10090`.
+    /// The bridge's gRPC API: `https://bridge.example:10090` (mutual TLS, with the
+    /// `bridge_tls_*` files), or `http://` for a loopback bridge only.
     pub bridge_url: String,
+    /// PEM file of the CA the bridge's certificate must chain to.
+    pub bridge_tls_ca: String,
+    /// PEM file of the focus's client certificate chain (its own certificate first).
+    pub bridge_tls_cert: String,
+    /// PEM file of the private key of `bridge_tls_cert`.
+    pub bridge_tls_key: String,
+    /// The name the bridge's certificate must carry. Empty: the host of `bridge_url`.
+    pub bridge_tls_domain: String,
     /// /metrics and /health.
     pub http_address: SocketAddr,
     /// Login must complete within this long, or the focus exits with the cause.
@@ -73,11 +82,24 @@ impl Default for Config {
             muc_domain: String::new(),
             rooms: Vec::new(),
             bridge_url: "http://127.0.0.1:10090".to_owned(),
+            bridge_tls_ca: String::new(),
+            bridge_tls_cert: String::new(),
+            bridge_tls_key: String::new(),
+            bridge_tls_domain: String::new(),
             http_address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8888),
             login_timeout_secs: 5,
             bridge_timeout_secs: 5,
         }
     }
+}
+
+/// The bridge connection's mutual-TLS files (PEM) and the name its certificate must carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub domain: String,
 }
 
 /// The configuration, checked and parsed.
@@ -92,6 +114,8 @@ pub struct Settings {
     pub muc_domain: String,
     pub rooms: Vec<BareJid>,
     pub bridge_url: String,
+    /// `None`: plaintext to a loopback bridge.
+    pub bridge_tls: Option<BridgeTls>,
     pub http_address: SocketAddr,
     pub login_timeout: Duration,
     pub bridge_timeout: Duration,
@@ -118,6 +142,13 @@ impl Config {
                 ("muc_domain", Field::text(&mut self.muc_domain)),
                 ("rooms", Field::list(&mut self.rooms)),
                 ("bridge_url", Field::text(&mut self.bridge_url)),
+                ("bridge_tls_ca", Field::text(&mut self.bridge_tls_ca)),
+                ("bridge_tls_cert", Field::text(&mut self.bridge_tls_cert)),
+                ("bridge_tls_key", Field::text(&mut self.bridge_tls_key)),
+                (
+                    "bridge_tls_domain",
+                    Field::text(&mut self.bridge_tls_domain),
+                ),
                 ("http_address", Field::value(&mut self.http_address)),
                 (
                     "login_timeout_secs",
@@ -181,9 +212,7 @@ impl Config {
                 Ok(jid)
             })
             .collect::<anyhow::Result<_>>()?;
-        if !self.bridge_url.starts_with("http://") && !self.bridge_url.starts_with("https://") {
-            bail!("bridge_url {:?} is not an http(s) URL", self.bridge_url);
-        }
+        let bridge_tls = self.bridge_tls()?;
         if self.login_timeout_secs == 0 || self.bridge_timeout_secs == 0 {
             bail!("timeouts must be at least one second");
         }
@@ -196,10 +225,67 @@ impl Config {
             muc_domain: self.muc_domain.clone(),
             rooms,
             bridge_url: self.bridge_url.clone(),
+            bridge_tls,
             http_address: self.http_address,
             login_timeout: Duration::from_secs(self.login_timeout_secs),
             bridge_timeout: Duration::from_secs(self.bridge_timeout_secs),
         })
+    }
+}
+
+impl Config {
+    /// Checks `bridge_url` with the `bridge_tls_*` fields: https with all three files, or
+    /// http (no files) to a loopback host.
+    fn bridge_tls(&self) -> anyhow::Result<Option<BridgeTls>> {
+        let url = &self.bridge_url;
+        let uri: tonic::codegen::http::Uri = url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("bridge_url {url:?} is not a URL: {e}"))?;
+        let Some(host) = uri.host() else {
+            bail!("bridge_url {url:?} has no host");
+        };
+        let files = [
+            &self.bridge_tls_ca,
+            &self.bridge_tls_cert,
+            &self.bridge_tls_key,
+        ];
+        match uri.scheme_str() {
+            Some("https") => {
+                if files.iter().any(|f| f.is_empty()) {
+                    bail!(
+                        "bridge_url {url:?} needs bridge_tls_ca, bridge_tls_cert and \
+                         bridge_tls_key (mutual TLS)"
+                    );
+                }
+                let domain = if self.bridge_tls_domain.is_empty() {
+                    host.trim_start_matches('[').trim_end_matches(']')
+                } else {
+                    &self.bridge_tls_domain
+                };
+                Ok(Some(BridgeTls {
+                    ca: PathBuf::from(&self.bridge_tls_ca),
+                    cert: PathBuf::from(&self.bridge_tls_cert),
+                    key: PathBuf::from(&self.bridge_tls_key),
+                    domain: domain.to_owned(),
+                }))
+            }
+            Some("http") => {
+                if files.iter().any(|f| !f.is_empty()) || !self.bridge_tls_domain.is_empty() {
+                    bail!("bridge_tls_* are set but bridge_url {url:?} is http://: use https://");
+                }
+                let ip = host.trim_start_matches('[').trim_end_matches(']');
+                let loopback =
+                    host == "localhost" || ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                if !loopback {
+                    bail!(
+                        "plaintext bridge_url {url:?} is only allowed for a loopback bridge: \
+                         use https:// with bridge_tls_ca, bridge_tls_cert and bridge_tls_key"
+                    );
+                }
+                Ok(None)
+            }
+            _ => bail!("bridge_url {url:?} is not an http(s) URL"),
+        }
     }
 }
 
@@ -250,6 +336,69 @@ mod tests {
         };
         let error = config.settings().unwrap_err().to_string();
         assert!(error.contains("loopback"), "{error}");
+    }
+
+    #[test]
+    fn the_bridge_needs_mutual_tls_off_loopback() {
+        for url in [
+            "http://127.0.0.1:10090",
+            "http://[::1]:10090",
+            "http://localhost:1",
+        ] {
+            let config = Config {
+                bridge_url: url.into(),
+                ..base()
+            };
+            assert_eq!(config.settings().unwrap().bridge_tls, None, "{url}");
+        }
+        let exposed = Config {
+            bridge_url: "http://10.0.0.2:10090".into(),
+            ..base()
+        };
+        let error = exposed.settings().unwrap_err().to_string();
+        assert!(
+            error.contains("only allowed for a loopback bridge"),
+            "{error}"
+        );
+
+        let mut tls = Config {
+            bridge_url: "https://10.0.0.2:10090".into(),
+            ..base()
+        };
+        let error = tls.settings().unwrap_err().to_string();
+        assert!(error.contains("needs bridge_tls_ca"), "{error}");
+        tls.apply_env(|name| {
+            let file = name.strip_prefix("TUTTI_FOCUS_BRIDGE_TLS_")?;
+            (file != "DOMAIN").then(|| format!("/etc/tutti/{}.pem", file.to_lowercase()))
+        })
+        .unwrap();
+        let expected = BridgeTls {
+            ca: "/etc/tutti/ca.pem".into(),
+            cert: "/etc/tutti/cert.pem".into(),
+            key: "/etc/tutti/key.pem".into(),
+            domain: "10.0.0.2".into(),
+        };
+        assert_eq!(tls.settings().unwrap().bridge_tls, Some(expected.clone()));
+        tls.bridge_tls_domain = "bridge-1.internal".into();
+        assert_eq!(
+            tls.settings().unwrap().bridge_tls,
+            Some(BridgeTls {
+                domain: "bridge-1.internal".into(),
+                ..expected
+            })
+        );
+
+        let mixed = Config {
+            bridge_url: "http://127.0.0.1:10090".into(),
+            ..tls
+        };
+        let error = mixed.settings().unwrap_err().to_string();
+        assert!(error.contains("use https://"), "{error}");
+        let not_a_url = Config {
+            bridge_url: "grpc://127.0.0.1:10090".into(),
+            ..base()
+        };
+        assert!(not_a_url.settings().is_err());
     }
 
     #[test]

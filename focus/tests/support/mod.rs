@@ -137,7 +137,22 @@ impl Stack {
         Stack::start_with(name, users, true, true)
     }
 
+    /// As `start`, with these extra environment variables for the bridge (e.g. its gRPC TLS).
+    pub fn start_with_bridge(name: &str, users: &[&str], bridge_env: &[(&str, &str)]) -> Stack {
+        Stack::start_with_everything(name, users, false, true, bridge_env)
+    }
+
     fn start_with(name: &str, users: &[&str], starttls: bool, open_rooms: bool) -> Stack {
+        Stack::start_with_everything(name, users, starttls, open_rooms, &[])
+    }
+
+    fn start_with_everything(
+        name: &str,
+        users: &[&str],
+        starttls: bool,
+        open_rooms: bool,
+        bridge_env: &[(&str, &str)],
+    ) -> Stack {
         let dir = std::env::temp_dir().join(format!("tutti-focus-{name}-{}", std::process::id()));
         let config = prosody::Config {
             domain: DOMAIN.to_owned(),
@@ -154,7 +169,7 @@ impl Stack {
             prosody.register(user, password).expect("registering");
         }
         prosody.start().expect("starting prosody");
-        let (bridge, bridge_grpc, bridge_http) = start_bridge();
+        let (bridge, bridge_grpc, bridge_http) = start_bridge(bridge_env);
         Stack {
             prosody,
             bridge: Some(bridge),
@@ -366,7 +381,7 @@ impl Drop for Stack {
     }
 }
 
-fn start_bridge() -> (Process, SocketAddr, SocketAddr) {
+fn start_bridge(env: &[(&str, &str)]) -> (Process, SocketAddr, SocketAddr) {
     let mut child = Command::new(bridge_binary())
         .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
         .env("TUTTI_BRIDGE_HTTP_ADDRESS", "127.0.0.1:0")
@@ -375,6 +390,7 @@ fn start_bridge() -> (Process, SocketAddr, SocketAddr) {
         // left out by the allocator's default bandwidth of 2.5 Mbit/s.
         .env("TUTTI_BRIDGE_RECEIVER_BANDWIDTH_BPS", "1000000000")
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -4,11 +4,14 @@
 //! - [`netns`]: a test (or any program) re-run inside a fresh network namespace with only `lo`
 //!   up, and [`netns::Network`], several hosts in their own namespaces on links that can be
 //!   shaped (`tc … tbf`) and cut;
+//! - [`certs`]: a test CA with bridge and focus certificates, and the ones to be refused
+//!   (expired, from another CA), for the gRPC control plane's mutual TLS;
 //! - [`prosody`]: the one Prosody configuration (`prosody.cfg.lua.in`, which
 //!   `scripts/stack.mjs` fills as well), and a Prosody process with its accounts.
 //!
 //! The binary `in-own-netns PROGRAM [ARG...]` runs a program in a fresh network namespace for
 //! the shell scripts (`bench/bridge`, `bench/focus`, `tests/browser/run`).
 
+pub mod certs;
 pub mod netns;
 pub mod prosody;
