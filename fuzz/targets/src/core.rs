@@ -266,6 +266,10 @@ fn connected(start: Instant) -> (Core, Vec<Peer>, Datagrams) {
 pub fn bridge_core(data: &[u8]) {
     let start = Instant::now();
     let (mut core, mut peers, mut out) = connected(start);
+    assert!(
+        peers.iter().all(|p| p.srtp.is_some()),
+        "the setup connects both peers"
+    );
     let mut now = start + Duration::from_secs(1);
     let stranger = SocketAddr::from(([192, 0, 2, 7], 7));
     for (op, bytes) in Records::new(data) {
