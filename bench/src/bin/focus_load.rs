@@ -6,7 +6,7 @@
 //! MUC join, session-initiate acknowledged, session-accept with a transport and sources. It
 //! prints one JSON line: join → session-initiate latency, errors, CPU of each server.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -323,8 +323,10 @@ struct Outcome {
     accept: Option<Duration>,
     accepted: bool,
     error: Option<String>,
-    /// SSRCs the focus announced to it (session-initiate and source-add, minus source-remove).
-    known_ssrcs: BTreeSet<u32>,
+    /// Sources the focus announced to it (session-initiate and source-add, minus
+    /// source-remove): SSRC → source name. Video comes under SSRCs the focus minted, so a
+    /// receiver's view is checked by the names it was told of.
+    known_sources: BTreeMap<u32, String>,
     terminated: bool,
 }
 
@@ -334,12 +336,29 @@ fn ssrcs_of(index: usize) -> [u32; 3] {
     [base, base + 1, base + 2]
 }
 
-fn jingle_ssrcs(jingle: &Jingle) -> impl Iterator<Item = u32> + '_ {
+/// The sources a Jingle lists: SSRC and name.
+fn jingle_sources(jingle: &Jingle) -> impl Iterator<Item = (u32, String)> + '_ {
     jingle
         .contents
         .iter()
         .filter_map(|content| content.description.as_ref())
-        .flat_map(|description| description.sources.iter().map(|source| source.ssrc))
+        .flat_map(|description| {
+            description
+                .sources
+                .iter()
+                .map(|source| (source.ssrc, source.name.clone().unwrap_or_default()))
+        })
+}
+
+/// The source names participant `index` announces, one per SSRC receivers get: its audio, and
+/// its camera's stream and RTX stream.
+fn names_of(index: usize) -> [String; 3] {
+    let name = format!("p{index:05}");
+    [
+        format!("{name}-a0"),
+        format!("{name}-v0"),
+        format!("{name}-v0"),
+    ]
 }
 
 impl Participant {
@@ -390,11 +409,11 @@ impl Participant {
         .await;
         match jingle.action {
             Action::SessionInitiate | Action::SourceAdd => {
-                outcome.known_ssrcs.extend(jingle_ssrcs(&jingle));
+                outcome.known_sources.extend(jingle_sources(&jingle));
             }
             Action::SourceRemove => {
-                for ssrc in jingle_ssrcs(&jingle) {
-                    outcome.known_ssrcs.remove(&ssrc);
+                for (ssrc, _) in jingle_sources(&jingle) {
+                    outcome.known_sources.remove(&ssrc);
                 }
             }
             Action::SessionTerminate => outcome.terminated = true,
@@ -689,18 +708,22 @@ async fn main() -> anyhow::Result<()> {
     let latencies = sorted_ms(|o| o.join_to_initiate);
     let conference_requests = sorted_ms(|o| o.conference_request);
     let accepts = sorted_ms(|o| o.accept);
-    // What each participant should know at the end: the SSRCs of everyone else in its room.
+    // What each participant should know at the end: the sources of everyone else in its room,
+    // one SSRC each for audio, video and its RTX (the video's minted by the focus).
     let mut incomplete_views = 0;
     for (index, outcome) in outcomes.iter().enumerate() {
         if !outcome.accepted {
             continue;
         }
-        let expected: BTreeSet<u32> = (0..total)
+        let mut expected: Vec<String> = (0..total)
             .filter(|other| other % args.rooms == index % args.rooms && *other != index)
             .filter(|other| outcomes[*other].accepted)
-            .flat_map(ssrcs_of)
+            .flat_map(names_of)
             .collect();
-        if outcome.known_ssrcs != expected {
+        expected.sort();
+        let mut known: Vec<String> = outcome.known_sources.values().cloned().collect();
+        known.sort();
+        if known != expected {
             incomplete_views += 1;
         }
     }
