@@ -64,7 +64,7 @@ export async function withWorld(name, run, { camera = 'default' } = {}) {
     logs: 'files',
     binDir: process.env.TUTTI_BIN_DIR ?? join(root, 'target', 'debug'),
   });
-  const args = [...CHROMIUM_ARGS];
+  const args = [...CHROMIUM_ARGS, `--use-file-for-fake-audio-capture=${writeSpeechAudio(runDir)}`];
   if (camera === 'noise') {
     args.push(`--use-file-for-fake-video-capture=${writeNoiseVideo(runDir)}`);
   }
@@ -85,6 +85,41 @@ export async function withWorld(name, run, { camera = 'default' } = {}) {
     await stack.stop();
   }
   rmSync(runDir, { recursive: true, force: true });
+}
+
+/**
+ * A WAV file for the fake microphone: a 400 Hz tone 400 ms out of every second, looped by
+ * Chromium. Its built-in fake microphone beeps for 20 ms every 500 ms, and a page that polls
+ * audio levels (lib-jitsi-meet, every 200 ms) can miss those beeps for many seconds; the tone
+ * makes every participant "speak" in every poll for 40 % of the time.
+ */
+function writeSpeechAudio(dir) {
+  const rate = 48000;
+  const seconds = 2;
+  const samples = rate * seconds;
+  const data = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i += 1) {
+    const on = i % rate < rate * 0.4;
+    const value = on ? Math.round(12000 * Math.sin((2 * Math.PI * 400 * i) / rate)) : 0;
+    data.writeInt16LE(value, i * 2);
+  }
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVE', 8);
+  header.write('fmt ', 12);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  const file = join(dir, 'speech.wav');
+  writeFileSync(file, Buffer.concat([header, data]));
+  return file;
 }
 
 /**
@@ -170,6 +205,8 @@ class World {
       await participant.page.screenshot({ path: file, fullPage: true }).catch(() => {});
       console.error(`--- ${participant.name}: screenshot ${file}; console:`);
       console.error(participant.console.join('\n') || '(empty)');
+      const audio = await participant.remoteAudio().catch((error) => `unavailable: ${error.message}`);
+      console.error(`--- ${participant.name}: remote audio: ${JSON.stringify(audio)}`);
     }
     for (const log of ['focus.log', 'bridge.log', 'prosody.log']) {
       try {
@@ -224,6 +261,25 @@ class Participant {
   /** Display names on the remote tiles. */
   async remoteTiles() {
     return this.page.$$eval('.tile:not(.local)', (tiles) => tiles.map((tile) => tile.dataset.name ?? ''));
+  }
+
+  /**
+   * What lib-jitsi-meet and the browser know of each remote audio track: its owner, SSRC, muted
+   * state and last audio level, and the receiver's synchronization sources (the levels the
+   * browser read from the RFC 6464 header extension).
+   */
+  async remoteAudio() {
+    return this.page.evaluate(() => {
+      const { conference } = window.tutti;
+      const tracks = conference.getParticipants().flatMap((p) => p.getTracks()
+        .filter((t) => t.getType() === 'audio')
+        .map((t) => ({ owner: p.getDisplayName(), ssrc: t.getSSRC(), muted: t.isMuted(), level: t.audioLevel })));
+      const pc = conference.getActivePeerConnection()?.peerconnection;
+      const receivers = (pc ? pc.getReceivers() : [])
+        .filter((r) => r.track && r.track.kind === 'audio')
+        .map((r) => ({ enabled: r.track.enabled, sources: r.getSynchronizationSources().map((s) => ({ ssrc: s.source, level: s.audioLevel })) }));
+      return { tracks, receivers, speaking: window.tutti.events.filter((e) => e.type === 'speaking').map((e) => e.name) };
+    });
   }
 
   /** The page's event log: tile-added, tile-removed, leave-clicked, with Date.now() times. */
