@@ -11,7 +11,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::media::stats::{
-    DropReason, Histogram, SharedSnapshot, FEEDBACK_DELAY_BOUNDS, HEIGHT_BOUNDS, KIND_LABELS,
+    DropReason, Histogram, SharedSnapshot, ESTIMATE_BOUNDS, FEEDBACK_DELAY_BOUNDS, HEIGHT_BOUNDS,
+    KIND_LABELS,
 };
 
 /// Heap allocations (alloc, alloc_zeroed, realloc) made by any thread of a bridge binary built
@@ -429,6 +430,37 @@ impl Collector for BridgeCollector {
             "tutti_bridge_remb_sent",
             "REMB packets sent to senders without transport-cc",
             c.remb_sent,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_remb_received",
+            "REMB packets received from receivers",
+            c.remb_received,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_allocations_on_estimate_drop",
+            "Receivers' allocators run at once because their bandwidth estimate fell",
+            c.allocations_on_estimate_drop,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_probe_packets_sent",
+            "Retransmissions sent to fill bandwidth probe clusters",
+            c.probe_packets_sent,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_probe_bytes_sent",
+            "Bytes of the retransmissions sent to fill bandwidth probe clusters",
+            c.probe_bytes_sent,
+        )?;
+        histogram(
+            e,
+            "tutti_bridge_receiver_estimate_bps",
+            "Every receiver's bandwidth estimate (what its allocator spends), sampled twice a second",
+            &ESTIMATE_BOUNDS,
+            &c.receiver_estimate,
         )?;
         #[cfg(feature = "alloc-counter")]
         counter(

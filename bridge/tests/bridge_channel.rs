@@ -235,10 +235,11 @@ async fn what_receivers_ask_for_reaches_their_allocator() {
     let before = report(&body);
     assert_eq!(before["constraints_received"], false);
     assert_eq!(before["default_max_height"], 180, "thumbnails until asked");
-    assert_eq!(
-        before["bandwidth_bps"], 1_000_000_000,
-        "as the test bridge is configured"
-    );
+    // No media yet: the estimate is the configured initial figure (1 Gbit/s for test
+    // bridges), bounded to the estimator's 100 Mbit/s.
+    assert_eq!(before["estimate_limited_by"], "initial");
+    assert_eq!(before["estimate_bps"], 100_000_000);
+    assert_eq!(before["bandwidth_bps"], before["estimate_bps"]);
 
     let mut alice = open(&alice_url).await;
     // A malformed constraints message is counted and changes nothing; the channel stays open.

@@ -8,7 +8,7 @@ mod sim;
 
 use std::time::Duration;
 
-use sim::{output_of, Call};
+use sim::Call;
 use tutti_bridge::media::constraints::ConstraintsUpdate;
 use tutti_sim::{NodeId, PeerConfig, RxStream, SimPeer, VideoCodec};
 
@@ -42,22 +42,6 @@ fn alice_and_bob(
     (call, alice, bob)
 }
 
-/// What `receiver` got of `sender`'s video.
-fn video<'a>(call: &'a Call, receiver: NodeId<SimPeer>, sender: &PeerConfig) -> &'a RxStream {
-    call.peer(receiver)
-        .rx(output_of(sender).0)
-        .expect("the video is expected")
-}
-
-/// The sender SSRC of the newest packet `receiver` got of `sender`'s video.
-fn layer_now(call: &Call, receiver: NodeId<SimPeer>, sender: &PeerConfig) -> Option<u32> {
-    video(call, receiver, sender)
-        .packets
-        .iter()
-        .max_by_key(|p| p.seq)
-        .and_then(|p| p.sender_ssrc)
-}
-
 fn assert_continuous(stream: &RxStream, what: &str) {
     assert!(
         stream.is_continuous(),
@@ -85,7 +69,7 @@ fn receivers_move_up_and_down_on_key_frames_of_the_new_layer() {
 
     // Before any constraints: 180 lines, the lowest layer.
     call.sim.run_for(Duration::from_secs(2));
-    assert_eq!(layer_now(&call, bob, &alice), Some(layer(0)));
+    assert_eq!(call.layer_now(bob, &alice), Some(layer(0)));
     assert_eq!(call.forwarded_to(bob), Some(vec!["alice".to_owned()]));
 
     // On stage at 720: the top layer, from its next key frame on.
@@ -98,7 +82,7 @@ fn receivers_move_up_and_down_on_key_frames_of_the_new_layer() {
         },
     );
     call.sim.run_for(Duration::from_secs(2));
-    assert_eq!(layer_now(&call, bob, &alice), Some(layer(2)));
+    assert_eq!(call.layer_now(bob, &alice), Some(layer(2)));
 
     // A thumbnail again (by source name, as newer clients send it): down to 360, then 180.
     call.set_constraints(
@@ -110,7 +94,7 @@ fn receivers_move_up_and_down_on_key_frames_of_the_new_layer() {
         },
     );
     call.sim.run_for(Duration::from_secs(2));
-    assert_eq!(layer_now(&call, bob, &alice), Some(layer(1)));
+    assert_eq!(call.layer_now(bob, &alice), Some(layer(1)));
     call.set_constraints(
         bob,
         ConstraintsUpdate {
@@ -119,9 +103,9 @@ fn receivers_move_up_and_down_on_key_frames_of_the_new_layer() {
         },
     );
     call.sim.run_for(Duration::from_secs(2));
-    assert_eq!(layer_now(&call, bob, &alice), Some(layer(0)));
+    assert_eq!(call.layer_now(bob, &alice), Some(layer(0)));
 
-    let stream = video(&call, bob, &alice);
+    let stream = call.video_from(bob, &alice);
     let path: Vec<u32> = stream.layers_seen().iter().map(|(_, ssrc)| *ssrc).collect();
     assert_eq!(path, [layer(0), layer(2), layer(1), layer(0)]);
     assert_continuous(stream, "bob's view of alice");
@@ -167,7 +151,7 @@ fn switches_ask_the_sender_for_key_frames_rate_limited() {
         "key frames of the top layer asked for in 2.5 s: {asked}"
     );
     for &r in &receivers {
-        assert_continuous(video(&call, r, &alice), "a receiver");
+        assert_continuous(call.video_from(r, &alice), "a receiver");
     }
     assert!(call.counters().pli_rate_limited > 0);
 }
@@ -177,7 +161,7 @@ fn temporal_layers_are_dropped_before_a_spatial_one() {
     let (mut call, alice, bob) = alice_and_bob(5, |alice| alice.temporal_layers = 3);
     // What bob got in the last second: the layer and the highest temporal layer.
     let recent = |call: &Call| {
-        let stream = video(call, bob, &alice);
+        let stream = call.video_from(bob, &alice);
         let newest = stream.packets.iter().map(|p| p.arrived).max().unwrap();
         let last: Vec<_> = stream
             .packets
@@ -207,7 +191,7 @@ fn temporal_layers_are_dropped_before_a_spatial_one() {
     assert_eq!(step(&mut call, 550_000), (layer(2), Some(0)));
     assert_eq!(step(&mut call, 300_000), (layer(1), Some(1)));
     assert_eq!(step(&mut call, 3_000_000), (layer(2), Some(2)));
-    let stream = video(&call, bob, &alice);
+    let stream = call.video_from(bob, &alice);
     assert_continuous(stream, "bob's view of alice");
     assert!(call.counters().temporal_drops > 0);
 }
@@ -216,13 +200,13 @@ fn temporal_layers_are_dropped_before_a_spatial_one() {
 fn h264_senders_switch_layers_too() {
     let (mut call, alice, bob) = alice_and_bob(6, |alice| alice.video_codec = VideoCodec::H264);
     call.sim.run_for(Duration::from_secs(2));
-    assert_eq!(layer_now(&call, bob, &alice), Some(alice.video[0].ssrc));
+    assert_eq!(call.layer_now(bob, &alice), Some(alice.video[0].ssrc));
     call.set_constraints(bob, heights(720));
     call.sim.run_for(Duration::from_secs(2));
-    assert_eq!(layer_now(&call, bob, &alice), Some(alice.video[2].ssrc));
+    assert_eq!(call.layer_now(bob, &alice), Some(alice.video[2].ssrc));
     call.set_constraints(bob, heights(180));
     call.sim.run_for(Duration::from_secs(2));
-    assert_eq!(layer_now(&call, bob, &alice), Some(alice.video[0].ssrc));
+    assert_eq!(call.layer_now(bob, &alice), Some(alice.video[0].ssrc));
     // The layers' heights come from their SPS.
     let reports = call
         .sim
@@ -234,7 +218,7 @@ fn h264_senders_switch_layers_too() {
         .map(|e| e.height)
         .collect();
     assert_eq!(heights, [Some(180), Some(360), Some(720)]);
-    let stream = video(&call, bob, &alice);
+    let stream = call.video_from(bob, &alice);
     assert_eq!(stream.switches().len(), 2);
     assert!(stream.is_continuous(), "gaps {:?}", stream.missing());
     assert!(stream.timestamps_monotonic());
@@ -270,10 +254,10 @@ fn a_receiver_that_cannot_carry_the_lowest_layer_gets_no_video_and_is_told() {
     );
     call.sim.run_for(Duration::from_millis(500));
     assert_eq!(call.forwarded_to(bob), Some(vec!["alice".to_owned()]));
-    let before = video(&call, bob, &carol).received();
+    let before = call.video_from(bob, &carol).received();
     call.sim.run_for(Duration::from_secs(1));
     assert_eq!(
-        video(&call, bob, &carol).received(),
+        call.video_from(bob, &carol).received(),
         before,
         "carol's video stopped"
     );
@@ -299,10 +283,10 @@ fn rid_senders_are_learnt_from_their_packets_and_switch_like_the_others() {
     let bridge = call.bridge_ip();
     call.set_loss(alice.addr.ip(), bridge, 0.03);
     call.sim.run_for(Duration::from_secs(2));
-    assert_eq!(layer_now(&call, bob, &alice), Some(alice.video[0].ssrc));
+    assert_eq!(call.layer_now(bob, &alice), Some(alice.video[0].ssrc));
     call.set_constraints(bob, heights(720));
     call.sim.run_for(Duration::from_secs(3));
-    assert_eq!(layer_now(&call, bob, &alice), Some(alice.video[2].ssrc));
+    assert_eq!(call.layer_now(bob, &alice), Some(alice.video[2].ssrc));
     let c = call.counters();
     assert!(
         c.rid_streams_learnt >= 4,
@@ -314,5 +298,5 @@ fn rid_senders_are_learnt_from_their_packets_and_switch_like_the_others() {
         c.drops[tutti_bridge::media::stats::DropReason::UnknownSsrc as usize],
         0
     );
-    assert_continuous(video(&call, bob, &alice), "bob's view of alice");
+    assert_continuous(call.video_from(bob, &alice), "bob's view of alice");
 }

@@ -46,6 +46,9 @@ pub struct Allocation {
     /// The answer, in the order the candidates were added: the layer each gets, `None` for no
     /// video.
     pub chosen: Vec<Option<Layer>>,
+    /// What the receiver would be forwarded with unlimited bandwidth: each ranked source (up
+    /// to last-N) at its highest layer under the cap, bit/s.
+    pub desired_bps: u64,
     /// Candidates in rank order (up to last-N), with the options under their cap and the one
     /// picked.
     order: Vec<(usize, Range<usize>, Option<usize>)>,
@@ -58,6 +61,7 @@ impl Allocation {
         self.layers.clear();
         self.chosen.clear();
         self.order.clear();
+        self.desired_bps = 0;
     }
 
     /// Adds a source: its rank, the receiver's height cap for it, and its active layers in
@@ -111,6 +115,12 @@ impl Allocation {
         if let Some(n) = last_n {
             self.order.truncate(n);
         }
+        self.desired_bps = self
+            .order
+            .iter()
+            .filter(|(_, options, _)| options.start < options.end)
+            .map(|(_, options, _)| self.layers[options.end - 1].bps)
+            .sum();
         let mut left = available_bps;
         for (_, options, picked) in &mut self.order {
             if let Some(lowest) = self
@@ -318,5 +328,37 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(allocate(&tiny, 2_500_000, &senders), [layer(0, 2), None]);
+    }
+
+    #[test]
+    fn desired_is_every_ranked_source_at_its_cap_whatever_the_bandwidth() {
+        let layers = simulcast();
+        let senders = [
+            sender("a", &layers),
+            sender("b", &layers),
+            sender("c", &layers),
+        ];
+        let stage = constraints(ConstraintsUpdate {
+            on_stage: Some(vec!["b".into()]),
+            default_max_height: Some(180),
+            max_heights: Some(vec![("b".into(), 720)]),
+            last_n: Some(2),
+            ..Default::default()
+        });
+        let mut a = Allocation::default();
+        for bps in [200_000, 50_000_000] {
+            a.clear();
+            for (name, layers) in &senders {
+                let source = format!("{name}-v0");
+                a.push(
+                    stage.priority(name, &source),
+                    stage.max_height_for(name, &source),
+                    layers.iter().copied(),
+                );
+            }
+            a.run(stage.last_n, bps);
+            // b at 720 (2 Mbit/s) and a at 180 (300 kbit/s); c is beyond last-N.
+            assert_eq!(a.desired_bps, 2_300_000, "at {bps} bit/s");
+        }
     }
 }

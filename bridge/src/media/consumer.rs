@@ -179,6 +179,11 @@ impl Consumer {
         self.rewriter.timestamp_offset(layer)
     }
 
+    /// The sequence number (in the receiver's numbering) of the last packet forwarded.
+    pub fn last_sequence(&self) -> Option<u16> {
+        self.rewriter.last_sequence()
+    }
+
     /// What the receiver keeps of this stream when the consumer goes.
     pub fn stopped(&self, ssrc: u32) -> Option<StoppedStream> {
         Some(StoppedStream {

@@ -17,6 +17,7 @@
 //! encrypt per receiver) → `udp.rs` (send batch).
 
 mod allocator;
+mod congestion;
 pub mod constraints;
 mod consumer;
 pub mod core;

@@ -406,7 +406,7 @@ impl Router {
         now_us: i64,
         endpoints: &mut [Option<Endpoint>],
         out: &mut impl Outbox,
-    ) -> Result<(), RetransmitError> {
+    ) -> Result<usize, RetransmitError> {
         let producer = self
             .producers
             .get_mut(p)
@@ -449,17 +449,31 @@ impl Router {
             sender_twcc,
             now_us,
         };
-        let mut sent = false;
+        let mut sent = None;
         out.push(|slot| {
             let w = consumer.retransmit(receiver, p, slot);
-            sent = w.is_some();
+            sent = w.map(|(_, n)| n);
             w
         });
-        if sent {
-            Ok(())
-        } else {
-            Err(RetransmitError::NotSent)
-        }
+        sent.ok_or(RetransmitError::NotSent)
+    }
+
+    /// A video source `receiver` is forwarded, and the sequence number (in its numbering) of
+    /// the last packet it got: probe clusters towards it are filled with retransmissions of
+    /// what it was just sent.
+    pub fn probe_source(&self, receiver: usize) -> Option<(usize, u16)> {
+        self.producers
+            .iter()
+            .enumerate()
+            .filter_map(|(p, producer)| Some((p, producer.as_ref()?)))
+            .filter(|(_, producer)| producer.kind == MediaKind::Video)
+            .find_map(|(p, producer)| {
+                let consumer = producer
+                    .consumers
+                    .iter()
+                    .find(|c| c.receiver == receiver && c.current.is_some())?;
+                Some((p, consumer.last_sequence()?))
+            })
     }
 
     /// Passes a sender's SR for encoding `encoding` of producer `p` to the receivers that get
@@ -512,15 +526,16 @@ impl Router {
         }
     }
 
-    /// Runs `receiver`'s allocator over the video sources of the others and sets its
-    /// consumers' targets. Returns the endpoints it now gets video from (their participant ids,
+    /// Runs `receiver`'s allocator over the video sources of the others with `bandwidth_bps`
+    /// (unless the receiver set its own figure) and sets its consumers' targets; then
+    /// [`Router::desired_bps`] says what it would take with unlimited bandwidth. Returns the endpoints it now gets video from (their participant ids,
     /// in the allocator's order) when they differ from what it was last told. Nothing is
     /// allocated unless that list changed.
     pub fn allocate(
         &mut self,
         receiver: usize,
         endpoints: &mut [Option<Endpoint>],
-        default_bps: u64,
+        bandwidth_bps: u64,
         now_us: i64,
     ) -> Option<Vec<String>> {
         self.allocation.clear();
@@ -548,7 +563,7 @@ impl Router {
                 self.allocated.push((p, member));
             }
         }
-        let bps = constraints.assumed_bandwidth_bps.unwrap_or(default_bps);
+        let bps = constraints.assumed_bandwidth_bps.unwrap_or(bandwidth_bps);
         self.allocation.run(constraints.last_n, bps);
         self.forwarded.clear();
         for (i, &(p, owner)) in self.allocated.iter().enumerate() {
@@ -582,6 +597,11 @@ impl Router {
                 })
                 .collect(),
         )
+    }
+
+    /// What the last receiver allocated would be forwarded with unlimited bandwidth, bit/s.
+    pub fn desired_bps(&self) -> u64 {
+        self.allocation.desired_bps
     }
 
     /// Bytes of the conference's state: its producers and its routing entries, by number (not

@@ -61,15 +61,22 @@ impl SendHistory {
 
     /// Applies one feedback status. A packet reported lost and later arrived (feedback covers
     /// it again) counts as received then; each is counted once as lost and once as received.
-    pub fn on_feedback(&mut self, sequence: u16, arrived: bool, summary: &mut FeedbackSummary) {
+    /// Returns the packet's send time (µs modulo 2^32) and bytes when this status is news.
+    pub fn on_feedback(
+        &mut self,
+        sequence: u16,
+        arrived: bool,
+        summary: &mut FeedbackSummary,
+    ) -> Option<(u32, u16)> {
         let entry = &mut self.entries[sequence as usize & self.mask];
         if entry.sequence != sequence || entry.bytes_and_flags & BYTES == 0 {
             summary.unknown += 1;
-            return;
+            return None;
         }
         if entry.bytes_and_flags & REPORTED_RECEIVED != 0 {
-            return;
+            return None;
         }
+        let sent = (entry.sent_us, entry.bytes_and_flags & BYTES);
         if arrived {
             entry.bytes_and_flags |= REPORTED_RECEIVED;
             summary.received += 1;
@@ -82,7 +89,10 @@ impl SendHistory {
         } else if entry.bytes_and_flags & REPORTED_LOST == 0 {
             entry.bytes_and_flags |= REPORTED_LOST;
             summary.lost += 1;
+        } else {
+            return None;
         }
+        Some(sent)
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -102,14 +112,21 @@ mod tests {
             history.record(seq, seq as i64 * 1000, 1200);
         }
         let mut summary = FeedbackSummary::default();
-        history.on_feedback(11, true, &mut summary);
-        history.on_feedback(12, false, &mut summary);
+        assert_eq!(
+            history.on_feedback(11, true, &mut summary),
+            Some((11_000, 1200))
+        );
+        assert_eq!(
+            history.on_feedback(12, false, &mut summary),
+            Some((12_000, 1200))
+        );
         // 10 was overwritten by 14.
-        history.on_feedback(10, true, &mut summary);
-        history.on_feedback(11, true, &mut summary);
-        history.on_feedback(12, false, &mut summary);
+        assert_eq!(history.on_feedback(10, true, &mut summary), None);
+        // Repeated statuses are no news.
+        assert_eq!(history.on_feedback(11, true, &mut summary), None);
+        assert_eq!(history.on_feedback(12, false, &mut summary), None);
         // Never sent.
-        history.on_feedback(300, true, &mut summary);
+        assert_eq!(history.on_feedback(300, true, &mut summary), None);
         assert_eq!(
             summary,
             FeedbackSummary {
@@ -120,7 +137,10 @@ mod tests {
             }
         );
         // Lost in one report, arrived by the next (reordering): received.
-        history.on_feedback(12, true, &mut summary);
+        assert_eq!(
+            history.on_feedback(12, true, &mut summary),
+            Some((12_000, 1200))
+        );
         assert_eq!(summary.received, 2);
         assert_eq!(summary.newest_received_sent_us, Some(12_000));
     }

@@ -44,6 +44,10 @@ reasons! {
 pub const FEEDBACK_DELAY_BOUNDS: [f64; 9] = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0];
 /// Upper bounds (pixels) of the forwarded-height histogram's buckets.
 pub const HEIGHT_BOUNDS: [f64; 6] = [180.0, 270.0, 360.0, 540.0, 720.0, 1080.0];
+/// Buckets of receivers' bandwidth estimates, bit/s.
+pub const ESTIMATE_BOUNDS: [f64; 10] = [
+    100e3, 250e3, 500e3, 750e3, 1e6, 1.5e6, 2.5e6, 4e6, 8e6, 20e6,
+];
 
 /// A histogram with `B` fixed bucket bounds (given when observing and when exporting), counted
 /// by the worker and published as it is.
@@ -119,6 +123,15 @@ pub struct Counters {
     pub receiver_reports_sent: u64,
     pub sender_reports_forwarded: u64,
     pub remb_sent: u64,
+    pub remb_received: u64,
+    /// Receivers' allocators run at once because their estimate fell.
+    pub allocations_on_estimate_drop: u64,
+    /// Retransmissions sent to fill probe clusters, and their bytes.
+    pub probe_packets_sent: u64,
+    pub probe_bytes_sent: u64,
+    /// Every receiver's bandwidth estimate (what its allocator spends), sampled at every
+    /// allocation.
+    pub receiver_estimate: Histogram<{ ESTIMATE_BOUNDS.len() }>,
     /// Consumers that began forwarding a video encoding: first, up to a higher one, down to a
     /// lower one.
     pub layer_switches: [u64; 3],

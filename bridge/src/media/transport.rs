@@ -11,6 +11,7 @@ use tutti_rtp::rtcp::TwccRecorder;
 use tutti_rtp::rtp;
 use tutti_srtp::{Context, Profile};
 
+use super::congestion::Congestion;
 use super::outbox::Outbox;
 use super::send_history::{FeedbackSummary, SendHistory};
 use super::stats::Counters;
@@ -61,6 +62,8 @@ pub struct Transport {
     twcc_out: u16,
     /// What the bridge sent here, for the transport-cc feedback the remote sends.
     pub sent: SendHistory,
+    /// The bandwidth estimate towards the remote, and its probes.
+    pub congestion: Congestion,
 }
 
 impl Transport {
@@ -93,6 +96,7 @@ impl Transport {
             twcc: TwccRecorder::new(TWCC_HISTORY),
             twcc_out: 1,
             sent: SendHistory::new(SEND_HISTORY),
+            congestion: Congestion::new(settings.receiver_bandwidth_bps),
         }
     }
 
@@ -346,6 +350,7 @@ impl Transport {
         if let Some(range) = rtp::find_extension(packet, header, from_id) {
             if rtp::write_u16_extension(packet, range, self.twcc_out) {
                 self.sent.record(self.twcc_out, now_us, len);
+                self.congestion.on_sent(self.twcc_out, now_us, len);
                 self.twcc_out = self.twcc_out.wrapping_add(1);
                 if to_id != from_id {
                     rtp::rename_extension(packet, header, from_id, to_id);
@@ -354,14 +359,24 @@ impl Transport {
         }
     }
 
-    /// Matches a transport-cc feedback packet from the remote against what was sent.
-    pub fn on_transport_feedback(&mut self, raw: &[u8]) -> Option<FeedbackSummary> {
+    /// Matches a transport-cc feedback packet from the remote, received at `now_us`, against
+    /// what was sent, and gives the estimator what it reports for the first time.
+    pub fn on_transport_feedback(&mut self, raw: &[u8], now_us: i64) -> Option<FeedbackSummary> {
         let mut summary = FeedbackSummary::default();
-        let sent = &mut self.sent;
-        tutti_rtp::rtcp::for_each_twcc_status(raw, |seq, arrived| {
-            sent.on_feedback(seq, arrived, &mut summary)
+        let (sent, congestion) = (&mut self.sent, &mut self.congestion);
+        congestion.begin_feedback();
+        let now_u32 = now_us as u32;
+        tutti_rtp::rtcp::for_each_twcc_arrival(raw, |seq, arrival_us| {
+            if let Some((sent_us, bytes)) =
+                sent.on_feedback(seq, arrival_us.is_some(), &mut summary)
+            {
+                // Send times are kept modulo 2^32 µs; feedback comes within seconds.
+                let send_us = now_us - i64::from(now_u32.wrapping_sub(sent_us));
+                congestion.feedback_packet(seq, send_us, u32::from(bytes), arrival_us);
+            }
         })
         .ok()?;
+        congestion.end_feedback(now_us);
         Some(summary)
     }
 
@@ -379,6 +394,7 @@ impl Transport {
             + self.srtp_out.as_ref().map_or(0, |c| c.heap_bytes())
             + self.twcc.heap_bytes()
             + self.sent.heap_bytes()
+            + self.congestion.heap_bytes()
             + self.validated.capacity() * std::mem::size_of::<SocketAddr>()
     }
 }

@@ -15,6 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tutti_bridge::media::constraints::ConstraintsUpdate;
+use tutti_bridge::media::core::describe::ReceiverReport;
 use tutti_bridge::media::core::Core;
 use tutti_bridge::media::outbox::{Datagrams, SLOT};
 use tutti_bridge::media::stats::Counters;
@@ -24,7 +25,7 @@ use tutti_bridge::media::{
     SourceOutput, SourceSet, WorkerEvent,
 };
 use tutti_rtp::codec::Codec;
-use tutti_sim::{LinkConfig, Node, NodeId, Outbox, PeerConfig, Sim, SimPeer};
+use tutti_sim::{LinkConfig, Node, NodeId, Outbox, PeerConfig, RxStream, Sim, SimPeer};
 
 pub const BRIDGE: &str = "10.0.0.1:10000";
 pub const CONFERENCE: &str = "conference";
@@ -341,6 +342,32 @@ impl Call {
 
     pub fn counters(&self) -> Counters {
         self.sim.node(self.bridge).counters().clone()
+    }
+
+    /// What `receiver` got of `sender`'s video (under the SSRC minted for it).
+    pub fn video_from(&self, receiver: NodeId<SimPeer>, sender: &PeerConfig) -> &RxStream {
+        self.peer(receiver)
+            .rx(output_of(sender).0)
+            .expect("the video is expected")
+    }
+
+    /// The sender SSRC of the newest packet `receiver` got of `sender`'s video.
+    pub fn layer_now(&self, receiver: NodeId<SimPeer>, sender: &PeerConfig) -> Option<u32> {
+        self.video_from(receiver, sender)
+            .packets
+            .iter()
+            .max_by_key(|p| p.seq)
+            .and_then(|p| p.sender_ssrc)
+    }
+
+    /// What the bridge's debug endpoint would say of `peer` as a receiver.
+    pub fn receiver_report(&mut self, peer: NodeId<SimPeer>) -> ReceiverReport {
+        let name = self.sim.node(peer).config().name.clone();
+        self.sim
+            .with(self.bridge, |b, now| b.core.describe_receivers(now))
+            .into_iter()
+            .find(|r| r.endpoint_id == name)
+            .expect("the receiver is on the bridge")
     }
 
     /// The endpoint states the core reported for `name`, in order.

@@ -36,22 +36,23 @@
 //!   a window falls with its distance from the estimate, relative to the sum of both (so that
 //!   it follows a rise, after a probe, as fast as a fall; libwebrtc divides by the estimate).
 //! - Loss: the fraction lost over the feedback of the last second (at least 20 packets; one
-//!   feedback's fraction is too coarse: one loss in 40 packets reads 2.5%). Above 10% the
-//!   part's ceiling falls to (1 - fraction / 2) times the estimate, at most once per 300 ms +
-//!   RTT; from 2% to 10% it holds; up to 2% it rises to 8% (plus 1 kbit/s) above the lowest
-//!   estimate of the last second, and is lifted once it reaches the other parts' estimate (loss
-//!   then limits nothing: the part only exists while loss is what limits).
+//!   feedback's fraction is too coarse: one loss in 40 packets reads 2.5%), not counting
+//!   feedback a decrease already answered. Above 10% the part's ceiling falls to
+//!   (1 - fraction / 2) times the estimate, at most once per 300 ms + RTT; from 2% to 10% it
+//!   holds; up to 2% it rises to 8% (plus 1 kbit/s) above the lowest estimate of the last
+//!   second, and is lifted once it reaches the other parts' estimate or after 2 s at 2% or less
+//!   (loss then limits nothing: the part only exists while loss is what limits).
 //! - REMB: the receiver's own figure, when it sends one.
 //!
 //! Before any feedback the estimate is the initial one; without transport-cc it is the REMB.
 //! It is kept within [`MIN_BPS`]..[`MAX_BPS`].
 //!
-//! Probing: first two clusters at 3 and 6 times the initial estimate; then, while the allocator
-//! wants more than the estimate, the estimate is limited by delay (not by loss, nor by REMB)
-//! and the path is not overused, one at twice the estimate every 5 s. A cluster is 15 ms and
-//! at least 5 packets; its result (given 80% of its packets and bytes arrived) is the lower of
-//! its send and receive rates, or 95% of the receive rate when that is below 90% of the send
-//! rate (the link was saturated); a result above the estimate raises it, and a result of at
+//! Probing: once the allocator wants more than the estimate, first two clusters at 3 and 6 times
+//! the initial estimate; then, while it still wants more, the estimate is limited by delay (not by
+//! loss, nor by REMB) and the path is not overused, one at twice the estimate every 5 s. A cluster
+//! is 15 ms and at least 5 packets; its result (given 80% of its packets and bytes arrived) is the
+//! lower of its send and receive rates, or 95% of the receive rate when that is below 90% of the
+//! send rate (the link was saturated); a result above the estimate raises it, and a result of at
 //! least 70% of the rate probed probes again at twice the result.
 //!
 //! The [`Pacer`] sends media at [`PACING_FACTOR`] times the media rate, runs the probe

@@ -6,7 +6,9 @@ use crate::{MAX_BPS, MIN_BPS};
 /// The loss fraction is over the feedback of the last second, and at least this many packets
 /// (older feedback counts if need be). One feedback's fraction would be too coarse: at 50 ms
 /// intervals one loss in 40 packets reads as 2.5%, and 1% random loss would hold the estimate a
-/// third of the time.
+/// third of the time. Feedback from before a decrease does not count after it: one burst of
+/// loss (a queue that overflowed) is answered once, not once per decrease interval while it is
+/// in the window.
 const WINDOW_US: i64 = 1_000_000;
 const MIN_PACKETS: u32 = 20;
 /// Feedback remembered for the fraction (a second of it at 50 ms intervals, and more).
@@ -21,6 +23,10 @@ const INCREASE_STEP_BPS: f64 = 1000.0;
 const HISTORY_US: i64 = 1_000_000;
 /// Decreases are at least this plus an RTT apart.
 const DECREASE_INTERVAL_US: i64 = 300_000;
+/// Loss at 2% or less for this long: it limits no more, whatever the ceiling (the other parts
+/// then decide, and probing may find what the path carries now; growing 8% a second from a
+/// burst's low would take tens of seconds).
+const RECOVERED_US: i64 = 2_000_000;
 /// A loss fraction older than this says nothing any more.
 const STALE_US: i64 = 6_000_000;
 /// Entries of the minimum's history (one per feedback, fewer in practice: only increasing
@@ -70,6 +76,8 @@ pub(crate) struct LossBased {
     fraction_q8: u32,
     fraction_us: i64,
     last_decrease_us: Option<i64>,
+    /// Since when the loss fraction has been 2% or less.
+    low_since_us: Option<i64>,
     history: MinHistory,
 }
 
@@ -82,6 +90,7 @@ impl LossBased {
             fraction_q8: 0,
             fraction_us: 0,
             last_decrease_us: None,
+            low_since_us: None,
             history: MinHistory {
                 entries: [(0, 0); HISTORY],
                 head: 0,
@@ -105,7 +114,9 @@ impl LossBased {
             let (at_us, lost, total) =
                 self.feedback[(self.next_feedback + FEEDBACKS - back) % FEEDBACKS];
             let recent = now_us.saturating_sub(at_us) <= WINDOW_US;
-            if !recent && window_total >= u64::from(MIN_PACKETS) {
+            // Losses a decrease already answered are not counted again.
+            let answered = self.last_decrease_us.is_some_and(|t| at_us <= t);
+            if answered || (!recent && window_total >= u64::from(MIN_PACKETS)) {
                 break;
             }
             window_lost += u64::from(lost);
@@ -115,7 +126,8 @@ impl LossBased {
             self.fraction_q8 = (window_lost * 256 / window_total).min(255) as u32;
             self.fraction_us = now_us;
         }
-        if now_us.saturating_sub(self.fraction_us) > STALE_US {
+        let fresh = self.last_decrease_us.is_none_or(|t| self.fraction_us > t);
+        if !fresh || now_us.saturating_sub(self.fraction_us) > STALE_US {
             return;
         }
         let ceiling = match self.ceiling_bps {
@@ -123,10 +135,14 @@ impl LossBased {
             None if self.fraction_q8 > LOW_Q8 => estimate_bps,
             None => return,
         };
+        if self.fraction_q8 > LOW_Q8 {
+            self.low_since_us = None;
+        }
         let next = if self.fraction_q8 <= LOW_Q8 {
+            let low_since = *self.low_since_us.get_or_insert(now_us);
             let floor = self.history.min().unwrap_or(estimate_bps) as f64;
             let grown = (floor * INCREASE + INCREASE_STEP_BPS) as u64;
-            if grown >= others_bps {
+            if grown >= others_bps || now_us.saturating_sub(low_since) >= RECOVERED_US {
                 // Recovered: loss limits no more.
                 self.ceiling_bps = None;
                 return;

@@ -129,6 +129,14 @@ impl Pacer {
         }
     }
 
+    /// Counts a packet of `bytes` sent now without asking (a sender that does not hold media
+    /// back, and uses the pacer for its probe clusters only). Returns the running probe
+    /// cluster it belongs to.
+    pub fn account(&mut self, now_us: i64, bytes: u32) -> Option<u32> {
+        self.advance(now_us);
+        self.sent(now_us, bytes)
+    }
+
     /// Queues a probe cluster; it runs when those before it are done. Dropped when four
     /// clusters wait already.
     pub fn add_probe(&mut self, cluster: ProbeCluster) {

@@ -174,7 +174,9 @@ impl Prober {
             return Some(cluster);
         }
         match self.phase {
-            Phase::Start => {
+            // The initial probes too wait until more is wanted: a receiver whose allocation
+            // fits the initial estimate is not sent a burst for nothing.
+            Phase::Start if wanted => {
                 let mut highest = 0;
                 for factor in INITIAL_FACTORS {
                     let target = estimate_bps.saturating_mul(factor).min(MAX_BPS);
@@ -185,6 +187,7 @@ impl Prober {
                 }
                 self.wait(now_us, highest);
             }
+            Phase::Start => {}
             Phase::Waiting { since_us, .. } => {
                 if now_us.saturating_sub(since_us) > RESULT_TIMEOUT_US {
                     self.phase = Phase::Idle { since_us: now_us };

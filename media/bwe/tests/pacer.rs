@@ -173,3 +173,43 @@ fn probe_clusters_run_one_after_another_and_time_out() {
         }
     );
 }
+
+#[test]
+fn media_sent_without_asking_counts_towards_a_running_cluster() {
+    let mut pacer = Pacer::new(1_000_000);
+    assert_eq!(pacer.account(0, PACKET), None, "no cluster running");
+    pacer.add_probe(ProbeCluster {
+        id: 7,
+        target_bps: 4_000_000,
+        duration_us: 15_000,
+        min_packets: 5,
+    });
+    // 7,500 bytes in 15 ms: media sent meanwhile is part of the cluster, padding the rest.
+    let mut media = 0;
+    let mut padding = 0;
+    let mut now = 1_000;
+    while now < 40_000 {
+        if now % 3_000 == 1_000 {
+            if let Some(id) = pacer.account(now, PACKET) {
+                assert_eq!(id, 7);
+                media += PACKET;
+            }
+        }
+        while let Some(Padding {
+            bytes,
+            probe_cluster,
+        }) = pacer.poll_padding(now)
+        {
+            assert_eq!(probe_cluster, 7);
+            padding += bytes;
+        }
+        now += 1_000;
+    }
+    assert!(media >= 2 * PACKET, "media {media}");
+    let total = u64::from(media + padding);
+    assert!(
+        (7_500..=7_500 + u64::from(PACKET) + 1_000).contains(&total),
+        "{total} bytes"
+    );
+    assert_eq!(pacer.account(now, PACKET), None, "the cluster ended");
+}

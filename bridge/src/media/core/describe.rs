@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use serde::Serialize;
+use tutti_bwe::Limit;
 
 use super::Core;
 use crate::media::MediaKind;
@@ -15,8 +16,17 @@ pub struct ReceiverReport {
     pub conference_id: String,
     pub endpoint_id: String,
     pub participant_id: String,
-    /// What its allocator spreads over the video it forwards.
+    /// What its allocator spreads over the video it forwards: its own figure
+    /// (`assumedBandwidthBps`) if it sent one, else the estimate.
     pub bandwidth_bps: u64,
+    /// The bandwidth estimate towards it, and which part of the estimator set it: `initial`
+    /// (no feedback yet), `delay`, `loss`, or `remb`.
+    pub estimate_bps: u64,
+    pub estimate_limited_by: &'static str,
+    /// What its transport-cc feedback says it received, once known.
+    pub acknowledged_bps: Option<u64>,
+    /// What it would be forwarded with unlimited bandwidth.
+    pub desired_bps: u64,
     /// `None` = unlimited.
     pub last_n: Option<usize>,
     pub on_stage: Vec<String>,
@@ -62,6 +72,7 @@ impl Core {
                     continue;
                 };
                 let c = &receiver.constraints;
+                let congestion = &receiver.transport.congestion;
                 let mut sources = Vec::new();
                 for &other in router.members.iter().filter(|&&m| m != member) {
                     let Some(sender) = self.endpoints[other].as_ref() else {
@@ -101,9 +112,16 @@ impl Core {
                     conference_id: receiver.conference_id.clone(),
                     endpoint_id: receiver.endpoint_id.clone(),
                     participant_id: receiver.participant_id.clone(),
-                    bandwidth_bps: c
-                        .assumed_bandwidth_bps
-                        .unwrap_or(self.settings.receiver_bandwidth_bps),
+                    bandwidth_bps: c.assumed_bandwidth_bps.unwrap_or(congestion.estimate_bps()),
+                    estimate_bps: congestion.estimate_bps(),
+                    estimate_limited_by: match congestion.limited_by() {
+                        Limit::Initial => "initial",
+                        Limit::Delay => "delay",
+                        Limit::Loss => "loss",
+                        Limit::Remb => "remb",
+                    },
+                    acknowledged_bps: congestion.acknowledged_bps(),
+                    desired_bps: congestion.desired_bps(),
                     last_n: c.last_n,
                     on_stage: c.on_stage.clone(),
                     selected: c.selected.clone(),

@@ -8,11 +8,13 @@
 //!   timers, events.
 //! - `commands.rs`: conferences and endpoints made, changed and expired.
 //! - `rtp_path.rs`: one RTP packet's path from its sender's transport to its router's consumers.
+//! - `probes.rs`: bandwidth probes towards receivers, filled with retransmissions.
 //! - `rtcp_path.rs`: RTCP from endpoints (terminated: key-frame requests, NACKs, reports, feedback)
 //!   and the RTCP the bridge sends (receiver reports, transport-cc feedback, NACKs, REMB).
 
 mod commands;
 pub mod describe;
+mod probes;
 mod rtcp_path;
 mod rtp_path;
 
@@ -29,8 +31,8 @@ use tutti_ice::stun;
 use super::endpoint::Endpoint;
 use super::outbox::{Outbox, MAX_DATAGRAM};
 use super::router::{Router, ROUTE_ENTRY_BYTES};
-use super::stats::HEIGHT_BOUNDS;
 use super::stats::{Counters, DropReason};
+use super::stats::{ESTIMATE_BOUNDS, HEIGHT_BOUNDS};
 use super::transport::{EndpointSettings, TransportChange};
 use super::{EndpointState, ForwardedEndpoints, MediaKind, WorkerEvent};
 
@@ -161,6 +163,7 @@ impl Core {
         if now >= self.next_tick {
             self.run_endpoint_timers(now, out);
             self.send_nacks(now, out);
+            self.send_probes(now, out);
             self.next_tick = now + TICK_INTERVAL;
         }
         if now >= self.next_feedback {
@@ -180,7 +183,7 @@ impl Core {
             for conference in 0..self.routers.len() {
                 self.allocate_all(conference, now);
             }
-            self.sample_forwarded_heights();
+            self.sample_allocation();
             self.next_allocation = now + ALLOCATION_INTERVAL;
         }
     }
@@ -204,9 +207,21 @@ impl Core {
         let Some(router) = self.routers[conference].as_mut() else {
             return;
         };
-        let default_bps = self.settings.receiver_bandwidth_bps;
-        if let Some(endpoints) = router.allocate(receiver, &mut self.endpoints, default_bps, now_us)
-        {
+        let Some(estimate_bps) = self.endpoints[receiver]
+            .as_ref()
+            .map(|e| e.transport.congestion.estimate_bps())
+        else {
+            return;
+        };
+        let forwarded = router.allocate(receiver, &mut self.endpoints, estimate_bps, now_us);
+        let desired_bps = router.desired_bps();
+        if let Some(endpoint) = self.endpoints[receiver].as_mut() {
+            endpoint
+                .transport
+                .congestion
+                .allocated(estimate_bps, desired_bps);
+        }
+        if let Some(endpoints) = forwarded {
             if let Some(endpoint) = self.endpoints[receiver].as_ref() {
                 self.forwarded.push_back(ForwardedEndpoints {
                     conference_id: endpoint.conference_id.clone(),
@@ -217,12 +232,19 @@ impl Core {
         }
     }
 
-    fn sample_forwarded_heights(&mut self) {
+    /// Samples every receiver's estimate and the heights its consumers forward.
+    fn sample_allocation(&mut self) {
         for router in self.routers.iter().flatten() {
             for &member in &router.members {
                 let Some(endpoint) = self.endpoints[member].as_ref() else {
                     continue;
                 };
+                if endpoint.transport.is_connected() {
+                    self.counters.receiver_estimate.observe(
+                        &ESTIMATE_BOUNDS,
+                        endpoint.transport.congestion.estimate_bps() as f64,
+                    );
+                }
                 for producer in endpoint
                     .producers
                     .iter()

@@ -61,9 +61,17 @@ impl Core {
                 }
                 Packet::TransportCc { raw, .. } => {
                     self.counters.transport_cc_feedback_received += 1;
+                    let now_us = self.micros(now);
                     let summary = self.endpoints[slot]
                         .as_mut()
-                        .and_then(|e| e.transport.on_transport_feedback(raw));
+                        .and_then(|e| e.transport.on_transport_feedback(raw, now_us));
+                    let fell = self.endpoints[slot]
+                        .as_ref()
+                        .is_some_and(|e| e.transport.congestion.fell_since_allocation());
+                    if fell {
+                        self.counters.allocations_on_estimate_drop += 1;
+                        self.allocate(conference, slot, now);
+                    }
                     if let Some(summary) = summary {
                         self.counters.transport_cc_reported_received += summary.received;
                         self.counters.transport_cc_reported_lost += summary.lost;
@@ -73,6 +81,12 @@ impl Core {
                                 .transport_cc_feedback_delay
                                 .observe(&FEEDBACK_DELAY_BOUNDS, delay_us as f64 / 1e6);
                         }
+                    }
+                }
+                Packet::Remb { bitrate_bps, .. } => {
+                    self.counters.remb_received += 1;
+                    if let Some(endpoint) = self.endpoints[slot].as_mut() {
+                        endpoint.transport.congestion.on_remb(bitrate_bps);
                     }
                 }
                 _ => {}
@@ -227,7 +241,7 @@ impl Core {
             &mut self.endpoints,
             out,
         ) {
-            Ok(()) => self.counters.retransmissions_sent += 1,
+            Ok(_) => self.counters.retransmissions_sent += 1,
             Err(RetransmitError::Missed) => self.counters.nack_cache_misses += 1,
             Err(RetransmitError::NotSent) => {}
         }

@@ -1,0 +1,294 @@
+//! Congestion control towards one remote: the bandwidth estimate from its transport-cc
+//! feedback (or REMB), which the receiver's allocator spends, and the probe clusters that find
+//! out whether more fits. The estimator and the probe schedule are `tutti_bwe`'s; this type
+//! joins them to the transport's send history: which packets a feedback covers, when they
+//! were sent, how large they were, and in which probe cluster.
+//!
+//! Probe clusters are filled with the media that happens to go during them and, for the rest,
+//! with retransmissions of what the receiver was just sent (as RTX where it negotiated it):
+//! useful bytes (a lost packet's repair) rather than padding.
+
+use tutti_bwe::{BandwidthEstimator, Limit, Pacer, PacketResult, Padding};
+
+/// Probe clusters whose packets are remembered (by transport-wide sequence number range).
+const CLUSTER_RANGES: usize = 8;
+/// Probe clusters resend the receiver's last this many packets of one source, newest first.
+const PROBE_DEPTH: u16 = 32;
+/// Packets of one feedback passed to the estimator at most (a feedback covers at most this
+/// many in practice: 50 ms of a 4 Mbit/s receiver is about 20).
+const MAX_RESULTS: usize = 1024;
+
+/// The transport-wide sequence numbers one probe cluster's packets were sent with.
+#[derive(Clone, Copy)]
+struct ClusterRange {
+    id: u32,
+    first: u16,
+    last: u16,
+}
+
+impl ClusterRange {
+    fn contains(&self, seq: u16) -> bool {
+        seq.wrapping_sub(self.first) <= self.last.wrapping_sub(self.first)
+    }
+}
+
+pub struct Congestion {
+    estimator: BandwidthEstimator,
+    /// Runs probe clusters and counts what is sent (media is not held back: the bridge
+    /// forwards at once; the pacer's schedule only drives probes).
+    pacer: Pacer,
+    ranges: [Option<ClusterRange>; CLUSTER_RANGES],
+    next_range: usize,
+    /// The cluster the packets being sent now are padding of (not counted again as media).
+    padding_for: Option<u32>,
+    desired_bps: u64,
+    /// The estimate the receiver's allocator last ran with.
+    allocated_with_bps: u64,
+    /// How far back from the newest packet the next probe retransmission goes.
+    probe_back: u16,
+    /// Results of the feedback being read; its capacity is kept.
+    results: Vec<PacketResult>,
+    /// Feedback received, for the debug endpoint.
+    pub feedback_seen: bool,
+}
+
+impl Congestion {
+    pub fn new(initial_bps: u64) -> Congestion {
+        let estimator = BandwidthEstimator::new(initial_bps);
+        let pacer = Pacer::new(estimator.estimate_bps());
+        Congestion {
+            estimator,
+            pacer,
+            ranges: [None; CLUSTER_RANGES],
+            next_range: 0,
+            padding_for: None,
+            desired_bps: 0,
+            allocated_with_bps: 0,
+            probe_back: 0,
+            results: Vec::new(),
+            feedback_seen: false,
+        }
+    }
+
+    /// The estimate the allocator spends, bit/s.
+    pub fn estimate_bps(&self) -> u64 {
+        self.estimator.estimate_bps()
+    }
+
+    /// Which part of the estimator set it.
+    pub fn limited_by(&self) -> Limit {
+        self.estimator.limited_by()
+    }
+
+    /// What the receiver got, from its feedback.
+    pub fn acknowledged_bps(&self) -> Option<u64> {
+        self.estimator.acknowledged_bps()
+    }
+
+    /// What the allocator would forward with unlimited bandwidth: probing only goes for more
+    /// when this is above the estimate.
+    fn set_desired(&mut self, bps: u64) {
+        self.desired_bps = bps;
+        self.estimator.set_desired(bps);
+        self.pacer.set_media_rate(self.estimator.estimate_bps());
+    }
+
+    /// The receiver's allocator ran with `estimate_bps` and would use `desired_bps`.
+    pub fn allocated(&mut self, estimate_bps: u64, desired_bps: u64) {
+        self.allocated_with_bps = estimate_bps;
+        self.set_desired(desired_bps);
+    }
+
+    /// The estimate fell by more than a tenth since the allocator last ran: what it forwards
+    /// may no longer fit, and it should run now rather than at its next turn.
+    pub fn fell_since_allocation(&self) -> bool {
+        self.estimator.estimate_bps() < self.allocated_with_bps / 10 * 9
+    }
+
+    /// What was last given to [`Congestion::set_desired`].
+    pub fn desired_bps(&self) -> u64 {
+        self.desired_bps
+    }
+
+    /// A REMB from the remote.
+    pub fn on_remb(&mut self, bps: u64) {
+        self.estimator.on_remb(bps);
+    }
+
+    /// A packet of `bytes` went with transport-wide sequence number `seq`.
+    pub fn on_sent(&mut self, seq: u16, now_us: i64, bytes: usize) {
+        let cluster = match self.padding_for {
+            Some(id) => Some(id),
+            None => self
+                .pacer
+                .account(now_us, bytes.min(u32::MAX as usize) as u32),
+        };
+        let Some(id) = cluster else {
+            return;
+        };
+        let last = (self.next_range + CLUSTER_RANGES - 1) % CLUSTER_RANGES;
+        match &mut self.ranges[last] {
+            Some(range) if range.id == id && range.last.wrapping_add(1) == seq => range.last = seq,
+            _ => {
+                self.ranges[self.next_range] = Some(ClusterRange {
+                    id,
+                    first: seq,
+                    last: seq,
+                });
+                self.next_range = (self.next_range + 1) % CLUSTER_RANGES;
+            }
+        }
+    }
+
+    /// Which probe cluster the packet sent with `seq` belonged to.
+    fn cluster_of(&self, seq: u16) -> Option<u32> {
+        self.ranges
+            .iter()
+            .flatten()
+            .find(|r| r.contains(seq))
+            .map(|r| r.id)
+    }
+
+    /// Starts reading one feedback packet.
+    pub fn begin_feedback(&mut self) {
+        self.results.clear();
+        if self.results.capacity() == 0 {
+            self.results.reserve_exact(64);
+        }
+    }
+
+    /// One packet the feedback reports on for the first time: sent at `send_us` with `bytes`,
+    /// arrived at `arrival_us` on the remote's clock (None: lost).
+    pub fn feedback_packet(&mut self, seq: u16, send_us: i64, bytes: u32, arrival_us: Option<i64>) {
+        if self.results.len() < MAX_RESULTS {
+            let probe_cluster = self.cluster_of(seq);
+            self.results.push(PacketResult {
+                send_us,
+                size: bytes,
+                arrival_us,
+                probe_cluster,
+            });
+        }
+    }
+
+    /// The feedback packet is read: the estimator takes it.
+    pub fn end_feedback(&mut self, now_us: i64) {
+        if self.results.is_empty() {
+            return;
+        }
+        self.feedback_seen = true;
+        self.estimator.on_packet_feedback(now_us, &self.results);
+        self.pacer.set_media_rate(self.estimator.estimate_bps());
+    }
+
+    /// Padding a probe cluster wants sent now (call it on every tick); the caller fills it
+    /// between [`Congestion::begin_padding`] and [`Congestion::end_padding`].
+    pub fn poll_padding(&mut self, now_us: i64) -> Option<Padding> {
+        if let Some(cluster) = self.estimator.poll_probe(now_us) {
+            self.pacer.add_probe(cluster);
+        }
+        self.pacer.poll_padding(now_us)
+    }
+
+    /// Packets sent from now on are padding of `cluster` (already counted by the pacer).
+    pub fn begin_padding(&mut self, cluster: u32) {
+        self.padding_for = Some(cluster);
+    }
+
+    pub fn end_padding(&mut self) {
+        self.padding_for = None;
+    }
+
+    /// The packet to resend next for a probe: the newest minus this many.
+    pub fn next_probe_back(&mut self) -> u16 {
+        let back = self.probe_back;
+        self.probe_back = (back + 1) % PROBE_DEPTH;
+        back
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.results.capacity() * std::mem::size_of::<PacketResult>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packets_of_a_probe_cluster_are_told_apart_from_media() {
+        let mut c = Congestion::new(300_000);
+        // No feedback yet and nothing desired: nothing to probe.
+        assert!(c.poll_padding(0).is_none());
+        c.allocated(300_000, 5_000_000);
+        let padding = (0..10)
+            .find_map(|t| c.poll_padding(t * 1000))
+            .expect("the first probe cluster starts");
+        c.begin_padding(padding.probe_cluster);
+        c.on_sent(100, 1_000, 1200);
+        c.on_sent(101, 1_000, 1200);
+        c.end_padding();
+        // Media after the cluster ended (or while none runs) carries no cluster.
+        for seq in 102..110 {
+            c.on_sent(seq, 2_000_000 + i64::from(seq), 1200);
+        }
+        assert_eq!(c.cluster_of(100), Some(padding.probe_cluster));
+        assert_eq!(c.cluster_of(101), Some(padding.probe_cluster));
+        assert_eq!(c.cluster_of(99), None);
+        assert_eq!(c.cluster_of(109), None);
+    }
+
+    #[test]
+    fn ranges_wrap_around_sequence_numbers() {
+        let range = ClusterRange {
+            id: 1,
+            first: 65_534,
+            last: 1,
+        };
+        assert!(range.contains(65_534) && range.contains(0) && range.contains(1));
+        assert!(!range.contains(2) && !range.contains(65_533));
+    }
+
+    #[test]
+    fn feedback_moves_the_estimate() {
+        let mut c = Congestion::new(1_000_000);
+        assert_eq!(c.limited_by(), Limit::Initial);
+        // 300 kbit/s acknowledged for two seconds, every packet arriving 1 ms after it left.
+        let mut seq = 0u16;
+        for feedback in 0..40i64 {
+            c.begin_feedback();
+            for i in 0..5i64 {
+                let send_us = feedback * 50_000 + i * 10_000;
+                c.on_sent(seq, send_us, 375);
+                c.feedback_packet(seq, send_us, 375, Some(send_us + 1_000));
+                seq = seq.wrapping_add(1);
+            }
+            c.end_feedback(feedback * 50_000 + 60_000);
+        }
+        assert!(c.feedback_seen);
+        assert_eq!(c.limited_by(), Limit::Delay);
+        let acked = c.acknowledged_bps().expect("acknowledged rate");
+        assert!((250_000..=350_000).contains(&acked), "acked {acked}");
+        // Nothing shows congestion: the estimate holds near the initial figure (it may only
+        // grow up to 1.5 x what arrives).
+        let estimate = c.estimate_bps();
+        assert!((1_000_000..=1_100_000).contains(&estimate), "{estimate}");
+        // Then a queue builds: each packet arrives 4 ms later than the one before it would
+        // have. Overuse cuts the estimate to below what arrives.
+        let mut queue_us = 0;
+        for feedback in 40..80i64 {
+            c.begin_feedback();
+            for i in 0..5i64 {
+                let send_us = feedback * 50_000 + i * 10_000;
+                queue_us += 4_000;
+                c.on_sent(seq, send_us, 375);
+                c.feedback_packet(seq, send_us, 375, Some(send_us + 1_000 + queue_us));
+                seq = seq.wrapping_add(1);
+            }
+            c.end_feedback(feedback * 50_000 + 60_000 + queue_us);
+        }
+        assert_eq!(c.limited_by(), Limit::Delay);
+        let estimate = c.estimate_bps();
+        assert!(estimate < 300_000, "{estimate}");
+    }
+}
