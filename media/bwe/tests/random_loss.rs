@@ -1,5 +1,6 @@
 //! Random loss on an uncongested path: at 10% the estimate is limited by loss and backs off,
-//! and no probe goes out while it is; at 1% loss does not limit it.
+//! and no probe goes out while it is; at 1% loss does not limit it. A burst of loss is answered
+//! by one decrease, and loss limits no more two seconds after it ended.
 
 mod support;
 
@@ -70,4 +71,51 @@ fn one_percent_loss_does_not_limit() {
     assert!(!sim.probes.is_empty());
     let p95 = support::p95_queue_delay_us(&sim.samples[sim.samples.len() / 2..]);
     assert!(p95 < 100_000, "p95 queue delay {p95} µs");
+}
+
+#[test]
+fn a_burst_of_loss_is_answered_by_one_decrease() {
+    let mut sim = Sim::new(1_000_000, 2_000_000, lossy_link(0.0), 5);
+    sim.run_until(5_000_000);
+    let before = sim.bwe.estimate_bps();
+    // 150 ms of everything lost (a link down a moment), then nothing: 15% of the last second's
+    // packets, counted once.
+    sim.link.loss = 1.0;
+    sim.run_until(5_150_000);
+    sim.link.loss = 0.0;
+    sim.run_until(6_000_000);
+    let burst: Vec<_> = sim
+        .samples
+        .iter()
+        .filter(|s| s.at_us >= 5_000_000 && s.at_us < 6_000_000)
+        .collect();
+    let decreases = burst
+        .windows(2)
+        .filter(|w| w[1].limit == Limit::Loss && w[1].estimate_bps < w[0].estimate_bps)
+        .count();
+    assert_eq!(decreases, 1, "one decrease for one burst");
+    let low = burst.iter().map(|s| s.estimate_bps).min().unwrap();
+    assert!(
+        low < before,
+        "the burst cut the estimate ({before} -> {low})"
+    );
+}
+
+#[test]
+fn loss_stops_limiting_two_seconds_after_it_ended() {
+    let mut sim = Sim::new(1_000_000, 2_000_000, lossy_link(0.0), 6);
+    sim.run_until(5_000_000);
+    let before = sim.bwe.estimate_bps();
+    // A second with 60% lost: the estimate falls to a fraction of what it was.
+    sim.link.loss = 0.6;
+    sim.run_until(6_000_000);
+    sim.link.loss = 0.0;
+    sim.run_until(6_200_000);
+    let low = sim.bwe.estimate_bps();
+    assert_eq!(sim.bwe.limited_by(), Limit::Loss);
+    assert!(low < before * 6 / 10, "{before} -> {low}");
+    // 8% a second from there would take ten seconds and more; after 2 s without loss, loss
+    // limits no more and the other parts decide.
+    sim.run_until(8_700_000);
+    assert_ne!(sim.bwe.limited_by(), Limit::Loss);
 }
