@@ -439,6 +439,12 @@ impl Collector for BridgeCollector {
         )?;
         counter(
             e,
+            "tutti_bridge_pacer_queue_full_drops",
+            "Video packets dropped because a receiver's pacer held as many as it can",
+            c.pacer_queue_full,
+        )?;
+        counter(
+            e,
             "tutti_bridge_allocations_on_estimate_drop",
             "Receivers' allocators run at once because their bandwidth estimate fell",
             c.allocations_on_estimate_drop,

@@ -8,7 +8,7 @@
 //! with retransmissions of what the receiver was just sent (as RTX where it negotiated it):
 //! useful bytes (a lost packet's repair) rather than padding.
 
-use tutti_bwe::{BandwidthEstimator, Limit, Pacer, PacketResult, Padding};
+use tutti_bwe::{BandwidthEstimator, Limit, Pace, Pacer, PacketResult, Padding};
 
 /// Probe clusters whose packets are remembered (by transport-wide sequence number range).
 const CLUSTER_RANGES: usize = 8;
@@ -34,8 +34,7 @@ impl ClusterRange {
 
 pub struct Congestion {
     estimator: BandwidthEstimator,
-    /// Runs probe clusters and counts what is sent (media is not held back: the bridge
-    /// forwards at once; the pacer's schedule only drives probes).
+    /// Lets video go at the pacing rate (2.5 times the estimate) and runs probe clusters.
     pacer: Pacer,
     ranges: [Option<ClusterRange>; CLUSTER_RANGES],
     next_range: usize,
@@ -115,14 +114,37 @@ impl Congestion {
         self.estimator.on_remb(bps);
     }
 
-    /// A packet of `bytes` went with transport-wide sequence number `seq`.
-    pub fn on_sent(&mut self, seq: u16, now_us: i64, bytes: usize) {
-        let cluster = match self.padding_for {
-            Some(id) => Some(id),
-            None => self
-                .pacer
-                .account(now_us, bytes.min(u32::MAX as usize) as u32),
-        };
+    /// May a packet of `bytes` leave now? Probe padding and packets that are not paced (audio)
+    /// always may; paced ones (video) when the pacer's rate allows it. On [`Pace::Now`] the
+    /// packet is counted as sent, with the probe cluster it belongs to.
+    pub fn try_send(&mut self, now_us: i64, bytes: usize, paced: bool) -> Pace {
+        let bytes = bytes.min(u32::MAX as usize) as u32;
+        if let Some(id) = self.padding_for {
+            return Pace::Now {
+                probe_cluster: Some(id),
+            };
+        }
+        if !paced {
+            return Pace::Now {
+                probe_cluster: self.pacer.account(now_us, bytes),
+            };
+        }
+        self.pacer.try_send(now_us, bytes)
+    }
+
+    /// A paced packet of `bytes` is held until the pacer lets it go.
+    pub fn hold(&mut self, bytes: usize) {
+        self.pacer.enqueue(bytes.min(u32::MAX as usize) as u32);
+    }
+
+    /// The packets held were dropped.
+    pub fn forget_held(&mut self) {
+        self.pacer.forget_queued();
+    }
+
+    /// A packet went with transport-wide sequence number `seq`, as part of probe cluster
+    /// `cluster` if any.
+    pub fn on_sent(&mut self, seq: u16, cluster: Option<u32>) {
         let Some(id) = cluster else {
             return;
         };
@@ -225,12 +247,21 @@ mod tests {
             .find_map(|t| c.poll_padding(t * 1000))
             .expect("the first probe cluster starts");
         c.begin_padding(padding.probe_cluster);
-        c.on_sent(100, 1_000, 1200);
-        c.on_sent(101, 1_000, 1200);
+        for seq in [100, 101] {
+            let Pace::Now { probe_cluster } = c.try_send(1_000, 1200, true) else {
+                panic!("padding is not paced");
+            };
+            assert_eq!(probe_cluster, Some(padding.probe_cluster));
+            c.on_sent(seq, probe_cluster);
+        }
         c.end_padding();
         // Media after the cluster ended (or while none runs) carries no cluster.
         for seq in 102..110 {
-            c.on_sent(seq, 2_000_000 + i64::from(seq), 1200);
+            let Pace::Now { probe_cluster } = c.try_send(2_000_000 + i64::from(seq), 100, false)
+            else {
+                panic!("audio is not paced");
+            };
+            c.on_sent(seq, probe_cluster);
         }
         assert_eq!(c.cluster_of(100), Some(padding.probe_cluster));
         assert_eq!(c.cluster_of(101), Some(padding.probe_cluster));
@@ -259,7 +290,6 @@ mod tests {
             c.begin_feedback();
             for i in 0..5i64 {
                 let send_us = feedback * 50_000 + i * 10_000;
-                c.on_sent(seq, send_us, 375);
                 c.feedback_packet(seq, send_us, 375, Some(send_us + 1_000));
                 seq = seq.wrapping_add(1);
             }
@@ -281,7 +311,6 @@ mod tests {
             for i in 0..5i64 {
                 let send_us = feedback * 50_000 + i * 10_000;
                 queue_us += 4_000;
-                c.on_sent(seq, send_us, 375);
                 c.feedback_packet(seq, send_us, 375, Some(send_us + 1_000 + queue_us));
                 seq = seq.wrapping_add(1);
             }

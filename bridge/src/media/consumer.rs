@@ -13,6 +13,7 @@ use super::endpoint::Endpoint;
 use super::outbox::SLOT;
 use super::rewriter::{Rewriter, SwitchPoint};
 use super::stream_history::StoppedStream;
+use super::transport::Paced;
 use super::MediaKind;
 
 /// Room kept at the end of a send slot for the SRTP/SRTCP tag and index.
@@ -302,28 +303,25 @@ fn renumber_vp8(payload: &mut [u8], d: &codec::vp8::Descriptor, pid_delta: u16, 
     }
 }
 
-/// Gives the RTP packet of `len` bytes in `slot` (described by `p.header`) the receiver's
-/// transport-wide sequence number and encrypts it with the receiver's keys.
+/// Hands the RTP packet of `len` bytes in `slot` (described by `p.header`) to the receiver's
+/// pacer; unless it holds video back, gives it the receiver's transport-wide sequence number
+/// and encrypts it with the receiver's keys.
 fn seal(
     receiver: &mut Endpoint,
     slot: &mut [u8],
     len: usize,
     p: Outgoing<'_>,
 ) -> Option<(SocketAddr, usize)> {
-    let to = receiver.transport.media_destination()?;
-    if let (Some(from), Some(to_id)) = (p.sender_twcc, receiver.twcc_extension(p.kind)) {
-        let body = &mut slot[..SLOT - TAG_ROOM];
-        receiver
+    receiver.transport.media_destination()?;
+    let twcc = p.sender_twcc.zip(receiver.twcc_extension(p.kind));
+    let paced = p.kind == MediaKind::Video;
+    let packet = slot.get(..len)?;
+    match receiver.transport.pace(p.now_us, packet, twcc, paced) {
+        Paced::Now(cluster) => receiver
             .transport
-            .stamp_twcc(body, len, p.header, (from, to_id), p.now_us);
+            .send_rtp(slot, len, p.header, twcc, p.now_us, cluster),
+        Paced::Held | Paced::Dropped => None,
     }
-    let n = receiver
-        .transport
-        .srtp_out
-        .as_mut()?
-        .protect_rtp(slot, len)
-        .ok()?;
-    Some((to, n))
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod core;
 mod endpoint;
 mod nack;
 pub mod outbox;
+mod paced_queue;
 mod producer;
 mod retransmission;
 mod rewriter;

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use tutti_bwe::Pace;
 use tutti_dtls::{Certificate, Dtls, Role, SrtpProfiles};
 use tutti_ice::{AgentConfig, IceAgent};
 use tutti_rtp::rtcp::TwccRecorder;
@@ -12,7 +13,8 @@ use tutti_rtp::rtp;
 use tutti_srtp::{Context, Profile};
 
 use super::congestion::Congestion;
-use super::outbox::Outbox;
+use super::outbox::{Outbox, SLOT};
+use super::paced_queue::PacedQueue;
 use super::send_history::{FeedbackSummary, SendHistory};
 use super::stats::Counters;
 use super::{EndpointState, RemoteSetup, RemoteTransport};
@@ -62,8 +64,22 @@ pub struct Transport {
     twcc_out: u16,
     /// What the bridge sent here, for the transport-cc feedback the remote sends.
     pub sent: SendHistory,
-    /// The bandwidth estimate towards the remote, and its probes.
+    /// The bandwidth estimate towards the remote, its pacer and its probes.
     pub congestion: Congestion,
+    /// Video the pacer holds back.
+    held: PacedQueue,
+    /// Packets dropped because the pacer's queue was full, not yet counted by the core.
+    pub held_drops: u64,
+}
+
+/// What became of an RTP packet written for the remote.
+pub enum Paced {
+    /// It may leave now, as part of this probe cluster if any.
+    Now(Option<u32>),
+    /// The pacer holds it.
+    Held,
+    /// The pacer's queue was full: dropped.
+    Dropped,
 }
 
 impl Transport {
@@ -97,6 +113,8 @@ impl Transport {
             twcc_out: 1,
             sent: SendHistory::new(SEND_HISTORY),
             congestion: Congestion::new(settings.receiver_bandwidth_bps),
+            held: PacedQueue::default(),
+            held_drops: 0,
         }
     }
 
@@ -335,28 +353,117 @@ impl Transport {
         }
     }
 
-    /// Gives a packet about to be sent here this transport's next transport-wide sequence
-    /// number (in the extension the sender used, `from_id`, renamed to this remote's `to_id`)
-    /// and records it in the send history. `packet` may be a whole send slot; `len` bytes of it
-    /// are the packet.
-    pub fn stamp_twcc(
+    /// Lets the pacer decide about an RTP packet written for the remote (`packet`; `paced`: video,
+    /// which may be held back): it leaves now, or is held (`twcc`: its transport-cc extension's
+    /// id as the sender wrote it and as the remote negotiated it, for when it leaves).
+    pub fn pace(
         &mut self,
-        packet: &mut [u8],
-        len: usize,
-        header: &rtp::Header,
-        (from_id, to_id): (u8, u8),
         now_us: i64,
-    ) {
-        if let Some(range) = rtp::find_extension(packet, header, from_id) {
-            if rtp::write_u16_extension(packet, range, self.twcc_out) {
-                self.sent.record(self.twcc_out, now_us, len);
-                self.congestion.on_sent(self.twcc_out, now_us, len);
-                self.twcc_out = self.twcc_out.wrapping_add(1);
-                if to_id != from_id {
-                    rtp::rename_extension(packet, header, from_id, to_id);
-                }
+        packet: &[u8],
+        twcc: Option<(u8, u8)>,
+        paced: bool,
+    ) -> Paced {
+        if !paced || self.held.is_empty() {
+            if let Pace::Now { probe_cluster } =
+                self.congestion.try_send(now_us, packet.len(), paced)
+            {
+                return Paced::Now(probe_cluster);
             }
         }
+        if self.held.push(packet, twcc) {
+            self.congestion.hold(packet.len());
+            Paced::Held
+        } else {
+            self.held_drops += 1;
+            Paced::Dropped
+        }
+    }
+
+    /// Sends what the pacer lets go of the packets it held.
+    pub fn send_held(&mut self, now_us: i64, out: &mut impl Outbox) {
+        if self.held.is_empty() {
+            return;
+        }
+        if self.media_destination().is_none() || self.srtp_out.is_none() {
+            self.forget_held();
+            return;
+        }
+        while let Some((packet, held)) = self.held.front() {
+            let Pace::Now { probe_cluster } = self.congestion.try_send(now_us, packet.len(), true)
+            else {
+                break;
+            };
+            let len = packet.len();
+            let (held_queue, twcc_out, sent, congestion, srtp, to) = (
+                &self.held,
+                &mut self.twcc_out,
+                &mut self.sent,
+                &mut self.congestion,
+                &mut self.srtp_out,
+                self.ice.selected(),
+            );
+            out.push(|slot| {
+                let (packet, _) = held_queue.front()?;
+                slot.get_mut(..len)?.copy_from_slice(packet);
+                let header = rtp::parse(&slot[..len]).ok()?;
+                let body = &mut slot[..SLOT - super::consumer::TAG_ROOM];
+                if let Some(ids) = held.twcc {
+                    stamp(
+                        (twcc_out, sent, congestion),
+                        body,
+                        len,
+                        &header,
+                        ids,
+                        now_us,
+                        probe_cluster,
+                    );
+                }
+                let n = srtp.as_mut()?.protect_rtp(slot, len).ok()?;
+                Some((to?, n))
+            });
+            self.held.pop();
+        }
+    }
+
+    /// Video packets the pacer holds now.
+    pub fn held_packets(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Drops what the pacer holds (the remote went, or its keys changed).
+    pub fn forget_held(&mut self) {
+        self.held.clear();
+        self.congestion.forget_held();
+    }
+
+    /// Gives a packet about to be sent here (of `len` bytes at the start of `slot`, described
+    /// by `header`) this transport's next transport-wide sequence number (in the extension the
+    /// sender used, `from_id`, renamed to this remote's `to_id`), records it in the send history
+    /// (with the probe cluster it is part of), and encrypts it. `slot` is a whole send slot.
+    pub fn send_rtp(
+        &mut self,
+        slot: &mut [u8],
+        len: usize,
+        header: &rtp::Header,
+        twcc: Option<(u8, u8)>,
+        now_us: i64,
+        cluster: Option<u32>,
+    ) -> Option<(SocketAddr, usize)> {
+        let to = self.media_destination()?;
+        if let Some(ids) = twcc {
+            let body = slot.get_mut(..SLOT - super::consumer::TAG_ROOM)?;
+            stamp(
+                (&mut self.twcc_out, &mut self.sent, &mut self.congestion),
+                body,
+                len,
+                header,
+                ids,
+                now_us,
+                cluster,
+            );
+        }
+        let n = self.srtp_out.as_mut()?.protect_rtp(slot, len).ok()?;
+        Some((to, n))
     }
 
     /// Matches a transport-cc feedback packet from the remote, received at `now_us`, against
@@ -395,6 +502,30 @@ impl Transport {
             + self.twcc.heap_bytes()
             + self.sent.heap_bytes()
             + self.congestion.heap_bytes()
+            + self.held.heap_bytes()
             + self.validated.capacity() * std::mem::size_of::<SocketAddr>()
+    }
+}
+
+/// Writes the transport's next transport-wide sequence number into `packet`'s extension
+/// `from_id` (renamed `to_id`), and records the packet in the send history.
+fn stamp(
+    (next, sent, congestion): (&mut u16, &mut SendHistory, &mut Congestion),
+    packet: &mut [u8],
+    len: usize,
+    header: &rtp::Header,
+    (from_id, to_id): (u8, u8),
+    now_us: i64,
+    cluster: Option<u32>,
+) {
+    if let Some(range) = rtp::find_extension(packet, header, from_id) {
+        if rtp::write_u16_extension(packet, range, *next) {
+            sent.record(*next, now_us, len);
+            congestion.on_sent(*next, cluster);
+            *next = next.wrapping_add(1);
+            if to_id != from_id {
+                rtp::rename_extension(packet, header, from_id, to_id);
+            }
+        }
     }
 }

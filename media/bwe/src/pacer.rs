@@ -3,6 +3,8 @@
 //! probe clusters leave at their own rate, media first and padding to fill (libwebrtc's
 //! pacing_controller and bitrate_prober).
 //!
+//! What is queued leaves within 500 ms at most, faster than the pacing rate if need be.
+//!
 //! The caller keeps the packets; the pacer keeps counts. Each packet queued is announced with
 //! [`Pacer::enqueue`]; the caller then asks [`Pacer::try_send`] for the packet at the head of its
 //! queue, and sends it on [`Pace::Now`] or waits until [`Pace::Later`]. While a probe cluster is
@@ -15,6 +17,14 @@ use crate::ProbeCluster;
 /// a stream at the estimate, slow enough that a burst does not fill the bottleneck's queue
 /// (libwebrtc's kDefaultPaceMultiplier).
 pub const PACING_FACTOR: f64 = 2.5;
+/// Media may run this far ahead of the pacing rate: packets that come at once (a batch of
+/// datagrams read together, fanned out) leave at once up to this much of the rate, and a
+/// caller that sends what was held every 5 ms keeps the rate.
+const BURST_US: i64 = 5_000;
+/// What is queued leaves within this time at most: the rate rises above the pacing rate when
+/// it would not (a sender whose media outgrows the estimate for a while, before it or the
+/// allocator adapts, must not build a queue of seconds).
+const MAX_QUEUE_US: i64 = 500_000;
 /// Probe padding goes in chunks of this much time at the cluster's rate.
 const PROBE_CHUNK_US: i64 = 2_000;
 /// A cluster that could not send its bytes in this time is dropped.
@@ -104,6 +114,11 @@ impl Pacer {
         self.queued_bytes = self.queued_bytes.saturating_add(u64::from(bytes));
     }
 
+    /// The caller dropped what it had queued.
+    pub fn forget_queued(&mut self) {
+        self.queued_bytes = 0;
+    }
+
     /// Bytes announced and not sent yet (padding waits while there are any).
     pub fn queued_bytes(&self) -> u64 {
         self.queued_bytes
@@ -114,13 +129,13 @@ impl Pacer {
     pub fn try_send(&mut self, now_us: i64, bytes: u32) -> Pace {
         self.advance(now_us);
         let probe_due = self.running.is_some_and(|r| now_us >= r.next_us());
-        if probe_due || self.debt_bytes <= 0.0 {
+        if probe_due || self.debt_us() <= BURST_US {
             self.queued_bytes = self.queued_bytes.saturating_sub(u64::from(bytes));
             return Pace::Now {
                 probe_cluster: self.sent(now_us, bytes),
             };
         }
-        let mut at_us = now_us.saturating_add(self.debt_us());
+        let mut at_us = now_us.saturating_add(self.debt_us() - BURST_US);
         if let Some(running) = self.running {
             at_us = at_us.min(running.next_us());
         }
@@ -171,15 +186,24 @@ impl Pacer {
             .running
             .map(|r| r.next_us())
             .or_else(|| self.waiting.iter().flatten().next().map(|_| now_us));
-        let media = (self.queued_bytes > 0).then(|| now_us.saturating_add(self.debt_us()));
+        let media = (self.queued_bytes > 0)
+            .then(|| now_us.saturating_add((self.debt_us() - BURST_US).max(0)));
         match (probe, media) {
             (Some(p), Some(m)) => Some(p.min(m)),
             (p, m) => p.or(m),
         }
     }
 
+    /// The pacing rate, or faster while that would keep what is queued longer than
+    /// [`MAX_QUEUE_US`].
+    fn draining_bps(&self) -> u64 {
+        let draining = u128::from(self.queued_bytes) * 8_000_000 / MAX_QUEUE_US as u128;
+        self.pacing_bps
+            .max(draining.min(u128::from(u64::MAX)) as u64)
+    }
+
     fn debt_us(&self) -> i64 {
-        let us = self.debt_bytes.max(0.0) * 8e6 / self.pacing_bps() as f64;
+        let us = self.debt_bytes.max(0.0) * 8e6 / self.draining_bps() as f64;
         us.ceil() as i64
     }
 
@@ -189,7 +213,7 @@ impl Pacer {
         if self.last_us.is_none_or(|t| now_us > t) {
             self.last_us = Some(now_us);
         }
-        let paid = self.pacing_bps() as f64 * elapsed_us as f64 / 8e6;
+        let paid = self.draining_bps() as f64 * elapsed_us as f64 / 8e6;
         self.debt_bytes = (self.debt_bytes - paid).max(0.0);
         if self
             .running

@@ -27,6 +27,8 @@ pub struct ReceiverReport {
     pub acknowledged_bps: Option<u64>,
     /// What it would be forwarded with unlimited bandwidth.
     pub desired_bps: u64,
+    /// Video packets its pacer holds back now.
+    pub paced_packets: usize,
     /// `None` = unlimited.
     pub last_n: Option<usize>,
     pub on_stage: Vec<String>,
@@ -122,6 +124,7 @@ impl Core {
                     },
                     acknowledged_bps: congestion.acknowledged_bps(),
                     desired_bps: congestion.desired_bps(),
+                    paced_packets: receiver.transport.held_packets(),
                     last_n: c.last_n,
                     on_stage: c.on_stage.clone(),
                     selected: c.selected.clone(),

@@ -8,13 +8,14 @@
 //!   timers, events.
 //! - `commands.rs`: conferences and endpoints made, changed and expired.
 //! - `rtp_path.rs`: one RTP packet's path from its sender's transport to its router's consumers.
-//! - `probes.rs`: bandwidth probes towards receivers, filled with retransmissions.
+//! - `pacing.rs`: video the receivers' pacers held back, and bandwidth probes filled with
+//!   retransmissions.
 //! - `rtcp_path.rs`: RTCP from endpoints (terminated: key-frame requests, NACKs, reports, feedback)
 //!   and the RTCP the bridge sends (receiver reports, transport-cc feedback, NACKs, REMB).
 
 mod commands;
 pub mod describe;
-mod probes;
+mod pacing;
 mod rtcp_path;
 mod rtp_path;
 
@@ -164,6 +165,7 @@ impl Core {
             self.run_endpoint_timers(now, out);
             self.send_nacks(now, out);
             self.send_probes(now, out);
+            self.send_paced(now, out);
             self.next_tick = now + TICK_INTERVAL;
         }
         if now >= self.next_feedback {
@@ -379,7 +381,10 @@ impl Core {
                         self.by_address.insert(addr, slot);
                     }
                 }
-                TransportChange::NewSrtpKeys => endpoint.history.new_srtp_keys(),
+                TransportChange::NewSrtpKeys => {
+                    endpoint.history.new_srtp_keys();
+                    endpoint.transport.forget_held();
+                }
                 TransportChange::State(state, detail) => {
                     tracing::info!(
                         conference = %endpoint.conference_id,

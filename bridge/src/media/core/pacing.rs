@@ -1,6 +1,7 @@
-//! Bandwidth probes towards receivers: while a receiver's allocator wants more than its
-//! estimate, its transport's congestion control runs probe clusters; what media does not fill
-//! of them is filled here with retransmissions of what the receiver was just sent.
+//! Pacing and bandwidth probes towards receivers: video a receiver's pacer held back leaves at
+//! its pacing rate; while a receiver's allocator wants more than its estimate, its transport's
+//! congestion control runs probe clusters, and what media does not fill of them is filled here
+//! with retransmissions of what the receiver was just sent.
 
 use std::time::Instant;
 
@@ -12,6 +13,17 @@ use crate::media::router::RetransmitError;
 const MAX_TRIES: usize = 16;
 
 impl Core {
+    /// Sends what every receiver's pacer lets go of the video it held back (every tick: pacing
+    /// in 5 ms steps).
+    pub(super) fn send_paced(&mut self, now: Instant, out: &mut impl Outbox) {
+        let now_us = self.micros(now);
+        for endpoint in self.endpoints.iter_mut().flatten() {
+            let transport = &mut endpoint.transport;
+            self.counters.pacer_queue_full += std::mem::take(&mut transport.held_drops);
+            transport.send_held(now_us, out);
+        }
+    }
+
     /// Runs every connected receiver's probe clusters that are due.
     pub(super) fn send_probes(&mut self, now: Instant, out: &mut impl Outbox) {
         let now_us = self.micros(now);
