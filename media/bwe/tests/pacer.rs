@@ -221,3 +221,29 @@ fn media_sent_without_asking_counts_towards_a_running_cluster() {
     );
     assert_eq!(pacer.account(now, PACKET), None, "the cluster ended");
 }
+
+#[test]
+fn a_standing_queue_drains_faster_than_the_pacing_rate() {
+    // 1,000 packets (1.2 MB) at 2.5 Mbit/s would take 3.8 s; what is queued is drained
+    // faster, the rate falling back to the pacing rate as the queue shortens.
+    let mut pacer = Pacer::new(1_000_000);
+    for _ in 0..1000 {
+        pacer.enqueue(PACKET);
+    }
+    let sent = drain(&mut pacer, 0, 1000);
+    let took = sent[999].0 - sent[0].0;
+    assert!(
+        (1_000_000..=2_000_000).contains(&took),
+        "drained in {took} µs"
+    );
+    // The last hundred leave at the pacing rate.
+    let tail = sent[999].0 - sent[900].0;
+    assert!(tail >= 99 * 3_840 * 99 / 100, "tail {tail} µs");
+
+    // A caller that dropped its queue says so: nothing is owed any more.
+    for _ in 0..10 {
+        pacer.enqueue(PACKET);
+    }
+    pacer.forget_queued();
+    assert_eq!(pacer.queued_bytes(), 0);
+}
