@@ -225,6 +225,26 @@ impl ChannelHub {
         member.forwarded = Some(text);
     }
 
+    /// Tells an endpoint the bandwidth estimate towards it (ConnectionStats), if its channel
+    /// is open.
+    pub fn send_connection_stats(&self, conference_id: &str, endpoint_id: &str, bps: u64) {
+        let hub = self.hub();
+        let Some((_, outbox)) = hub
+            .conferences
+            .get(conference_id)
+            .and_then(|c| c.get(endpoint_id))
+            .and_then(|m| m.open.as_ref())
+        else {
+            return;
+        };
+        if outbox
+            .try_send(channel_messages::connection_stats(bps))
+            .is_err()
+        {
+            self.count(&self.metrics.messages, "dropped", 1);
+        }
+    }
+
     /// Tells every other endpoint of the conference whether `endpoint_id`'s media flows
     /// (EndpointConnectivityStatusChangeEvent, naming it by its participant id).
     pub fn send_connectivity(&self, conference_id: &str, endpoint_id: &str, active: bool) {

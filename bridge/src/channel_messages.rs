@@ -208,6 +208,16 @@ pub fn last_n_endpoints_changed(endpoints: &[&str]) -> String {
     .to_string()
 }
 
+/// Tells a receiver the bridge's bandwidth estimate towards it, bit/s (as Jitsi Videobridge's
+/// ConnectionStats; lib-jitsi-meet passes unknown classes to the application).
+pub fn connection_stats(estimated_downlink_bps: u64) -> String {
+    json!({
+        "colibriClass": "ConnectionStats",
+        "estimatedDownlinkBandwidth": estimated_downlink_bps,
+    })
+    .to_string()
+}
+
 /// Tells a receiver whether `endpoint`'s media is reaching the bridge. `active` goes out as
 /// the string "true" or "false": lib-jitsi-meet compares it with `'true'`.
 pub fn endpoint_connectivity_status(endpoint: &str, active: bool) -> String {
@@ -633,6 +643,11 @@ mod tests {
         );
         let parsed: Value = serde_json::from_str(&last_n_endpoints_changed(&[])).unwrap();
         assert_eq!(parsed["lastNEndpoints"], json!([]));
+        let parsed: Value = serde_json::from_str(&connection_stats(1_234_567)).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"colibriClass": "ConnectionStats", "estimatedDownlinkBandwidth": 1_234_567})
+        );
 
         for (active, expected) in [(true, "true"), (false, "false")] {
             let parsed: Value =

@@ -49,9 +49,8 @@ pub struct Config {
     pub srtp_profiles: String,
     /// Retransmission cache per video source, in packets (fixed memory per source).
     pub retransmission_cache_packets: usize,
-    /// Bandwidth each receiver's allocator spreads over the video it forwards, in bit/s (the
-    /// usual initial estimate of Google congestion control), unless the receiver's
-    /// `assumedBandwidthBps` says otherwise.
+    /// Each receiver's initial bandwidth estimate in bit/s, until its feedback says more; its
+    /// allocator spreads the estimate over the video it forwards.
     pub receiver_bandwidth_bps: u64,
 }
 

@@ -131,6 +131,14 @@ impl Control {
                         .send_forwarded(&f.conference_id, &f.endpoint_id, &f.endpoints);
                     continue;
                 }
+                WorkerOutput::ConnectionStats(s) => {
+                    self.channels.send_connection_stats(
+                        &s.conference_id,
+                        &s.endpoint_id,
+                        s.estimated_downlink_bps,
+                    );
+                    continue;
+                }
             };
             let mut registry = self.registry();
             if let Some(entry) = registry

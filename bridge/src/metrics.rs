@@ -439,9 +439,9 @@ impl Collector for BridgeCollector {
         )?;
         counter(
             e,
-            "tutti_bridge_pacer_queue_full_drops",
-            "Video packets dropped because a receiver's pacer held as many as it can",
-            c.pacer_queue_full,
+            "tutti_bridge_pacer_overflows",
+            "Video packets sent past a receiver's pacer because it held as many as it can",
+            c.pacer_overflows,
         )?;
         counter(
             e,

@@ -14,6 +14,8 @@ use tutti_bwe::{BandwidthEstimator, Limit, Pace, Pacer, PacketResult, Padding};
 const CLUSTER_RANGES: usize = 8;
 /// Probe clusters resend the receiver's last this many packets of one source, newest first.
 const PROBE_DEPTH: u16 = 32;
+/// The estimate is told to the receiver at most this often.
+const REPORT_INTERVAL_US: i64 = 1_000_000;
 /// Packets of one feedback passed to the estimator at most (a feedback covers at most this
 /// many in practice: 50 ms of a 4 Mbit/s receiver is about 20).
 const MAX_RESULTS: usize = 1024;
@@ -43,6 +45,8 @@ pub struct Congestion {
     desired_bps: u64,
     /// The estimate the receiver's allocator last ran with.
     allocated_with_bps: u64,
+    /// The estimate last told the receiver (ConnectionStats), and when.
+    reported: Option<(u64, i64)>,
     /// How far back from the newest packet the next probe retransmission goes.
     probe_back: u16,
     /// Results of the feedback being read; its capacity is kept.
@@ -63,6 +67,7 @@ impl Congestion {
             padding_for: None,
             desired_bps: 0,
             allocated_with_bps: 0,
+            reported: None,
             probe_back: 0,
             results: Vec::new(),
             feedback_seen: false,
@@ -102,6 +107,26 @@ impl Congestion {
     /// may no longer fit, and it should run now rather than at its next turn.
     pub fn fell_since_allocation(&self) -> bool {
         self.estimator.estimate_bps() < self.allocated_with_bps / 10 * 9
+    }
+
+    /// The estimate to tell the receiver now, if any: once feedback came, when it moved by a
+    /// tenth or more since it was last told, at most once a second.
+    pub fn report_due(&mut self, now_us: i64) -> Option<u64> {
+        if !self.feedback_seen {
+            return None;
+        }
+        let estimate = self.estimator.estimate_bps();
+        let due = match self.reported {
+            None => true,
+            Some((told, at_us)) => {
+                now_us.saturating_sub(at_us) >= REPORT_INTERVAL_US
+                    && estimate.abs_diff(told) >= told / 10
+            }
+        };
+        due.then(|| {
+            self.reported = Some((estimate, now_us));
+            estimate
+        })
     }
 
     /// What was last given to [`Congestion::set_desired`].
@@ -267,6 +292,21 @@ mod tests {
         assert_eq!(c.cluster_of(101), Some(padding.probe_cluster));
         assert_eq!(c.cluster_of(99), None);
         assert_eq!(c.cluster_of(109), None);
+    }
+
+    #[test]
+    fn the_estimate_is_reported_when_it_moved_at_most_once_a_second() {
+        let mut c = Congestion::new(1_000_000);
+        assert_eq!(c.report_due(0), None, "no feedback yet");
+        c.begin_feedback();
+        c.feedback_packet(0, 0, 1000, Some(1_000));
+        c.end_feedback(10_000);
+        let first = c.report_due(20_000).expect("the first estimate");
+        assert_eq!(first, c.estimate_bps());
+        assert_eq!(c.report_due(2_000_000), None, "unchanged");
+        c.on_remb(first / 2);
+        assert_eq!(c.report_due(500_000), None, "within a second of the last");
+        assert_eq!(c.report_due(2_000_000), Some(first / 2));
     }
 
     #[test]

@@ -320,7 +320,7 @@ fn seal(
         Paced::Now(cluster) => receiver
             .transport
             .send_rtp(slot, len, p.header, twcc, p.now_us, cluster),
-        Paced::Held | Paced::Dropped => None,
+        Paced::Held => None,
     }
 }
 

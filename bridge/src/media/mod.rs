@@ -153,6 +153,15 @@ pub enum Command {
 pub enum WorkerOutput {
     Endpoint(WorkerEvent),
     Forwarded(ForwardedEndpoints),
+    ConnectionStats(ConnectionStats),
+}
+
+/// A receiver's bandwidth estimate, for its bridge channel (`ConnectionStats`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionStats {
+    pub conference_id: String,
+    pub endpoint_id: String,
+    pub estimated_downlink_bps: u64,
 }
 
 /// The endpoints whose video a receiver now gets (`LastNEndpointsChangeEvent`), from its

@@ -2,8 +2,8 @@
 //! pacing rate instead of overrunning the receiver's link. Packets are kept as written for the
 //! receiver (rewritten, not yet given their transport-wide sequence number nor encrypted: both
 //! happen when they leave, in the order they leave). A ring of fixed slots, allocated the first
-//! time a packet is held and kept; when it is full, the packet is dropped (and counted): the
-//! receiver's NACK brings it back later.
+//! time a packet is held and kept; when it is full, the packet goes at once, ahead of those
+//! held (and is counted): receivers reorder, while a drop would cost a NACK round trip.
 
 use super::outbox::MAX_DATAGRAM;
 

@@ -124,8 +124,8 @@ pub struct Counters {
     pub sender_reports_forwarded: u64,
     pub remb_sent: u64,
     pub remb_received: u64,
-    /// Video packets dropped because a receiver's pacer held as many as it can.
-    pub pacer_queue_full: u64,
+    /// Video packets sent past a receiver's pacer because it held as many as it can.
+    pub pacer_overflows: u64,
     /// Receivers' allocators run at once because their estimate fell.
     pub allocations_on_estimate_drop: u64,
     /// Retransmissions sent to fill probe clusters, and their bytes.

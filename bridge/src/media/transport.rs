@@ -68,8 +68,8 @@ pub struct Transport {
     pub congestion: Congestion,
     /// Video the pacer holds back.
     held: PacedQueue,
-    /// Packets dropped because the pacer's queue was full, not yet counted by the core.
-    pub held_drops: u64,
+    /// Packets sent past the pacer because its queue was full, not yet counted by the core.
+    pub held_overflows: u64,
 }
 
 /// What became of an RTP packet written for the remote.
@@ -78,8 +78,6 @@ pub enum Paced {
     Now(Option<u32>),
     /// The pacer holds it.
     Held,
-    /// The pacer's queue was full: dropped.
-    Dropped,
 }
 
 impl Transport {
@@ -114,7 +112,7 @@ impl Transport {
             sent: SendHistory::new(SEND_HISTORY),
             congestion: Congestion::new(settings.receiver_bandwidth_bps),
             held: PacedQueue::default(),
-            held_drops: 0,
+            held_overflows: 0,
         }
     }
 
@@ -372,10 +370,14 @@ impl Transport {
         }
         if self.held.push(packet, twcc) {
             self.congestion.hold(packet.len());
-            Paced::Held
-        } else {
-            self.held_drops += 1;
-            Paced::Dropped
+            return Paced::Held;
+        }
+        // The queue is full: the packet goes now, ahead of those held (receivers reorder;
+        // dropping it would cost a NACK round trip, or the frame).
+        self.held_overflows += 1;
+        match self.congestion.try_send(now_us, packet.len(), false) {
+            Pace::Now { probe_cluster } => Paced::Now(probe_cluster),
+            Pace::Later { .. } => Paced::Now(None),
         }
     }
 

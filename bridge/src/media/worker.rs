@@ -125,6 +125,9 @@ impl Worker {
             while let Some(forwarded) = self.core.poll_forwarded() {
                 let _ = self.events.send(WorkerOutput::Forwarded(forwarded));
             }
+            while let Some(stats) = self.core.poll_connection_stats() {
+                let _ = self.events.send(WorkerOutput::ConnectionStats(stats));
+            }
             if now >= next_publish {
                 self.publish(cpu.busy_fraction(now));
                 next_publish = now + PUBLISH_INTERVAL;

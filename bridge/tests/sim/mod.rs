@@ -20,9 +20,9 @@ use tutti_bridge::media::core::Core;
 use tutti_bridge::media::outbox::{Datagrams, SLOT};
 use tutti_bridge::media::stats::Counters;
 use tutti_bridge::media::{
-    Command, EndpointSettings, EndpointState, ForwardedEndpoints, GroupSemantics, MediaConfig,
-    MediaDesc, MediaKind, RemoteSetup, RemoteTransport, RidSource, SourceDesc, SourceGroup,
-    SourceOutput, SourceSet, WorkerEvent,
+    Command, ConnectionStats, EndpointSettings, EndpointState, ForwardedEndpoints, GroupSemantics,
+    MediaConfig, MediaDesc, MediaKind, RemoteSetup, RemoteTransport, RidSource, SourceDesc,
+    SourceGroup, SourceOutput, SourceSet, WorkerEvent,
 };
 use tutti_rtp::codec::Codec;
 use tutti_sim::{LinkConfig, Node, NodeId, Outbox, PeerConfig, RxStream, Sim, SimPeer};
@@ -38,6 +38,7 @@ pub struct BridgeNode {
     out: Datagrams,
     events: Vec<WorkerEvent>,
     forwarded: Vec<ForwardedEndpoints>,
+    connection_stats: Vec<ConnectionStats>,
     last_now: Instant,
 }
 
@@ -61,6 +62,7 @@ impl BridgeNode {
             out: Datagrams::default(),
             events: Vec::new(),
             forwarded: Vec::new(),
+            connection_stats: Vec::new(),
             last_now: start,
         }
     }
@@ -98,12 +100,20 @@ impl BridgeNode {
         &self.forwarded
     }
 
+    /// Every ConnectionStats the core asked to send, in order.
+    pub fn connection_stats(&self) -> &[ConnectionStats] {
+        &self.connection_stats
+    }
+
     fn collect_events(&mut self) {
         while let Some(event) = self.core.poll_event() {
             self.events.push(event);
         }
         while let Some(forwarded) = self.core.poll_forwarded() {
             self.forwarded.push(forwarded);
+        }
+        while let Some(stats) = self.core.poll_connection_stats() {
+            self.connection_stats.push(stats);
         }
     }
 
@@ -358,6 +368,18 @@ impl Call {
             .iter()
             .max_by_key(|p| p.seq)
             .and_then(|p| p.sender_ssrc)
+    }
+
+    /// The bandwidth estimates `peer` was told over its bridge channel, in order.
+    pub fn estimates_told(&self, peer: NodeId<SimPeer>) -> Vec<u64> {
+        let name = &self.sim.node(peer).config().name;
+        self.sim
+            .node(self.bridge)
+            .connection_stats()
+            .iter()
+            .filter(|s| &s.endpoint_id == name)
+            .map(|s| s.estimated_downlink_bps)
+            .collect()
     }
 
     /// What the bridge's debug endpoint would say of `peer` as a receiver.

@@ -35,7 +35,7 @@ use super::router::{Router, ROUTE_ENTRY_BYTES};
 use super::stats::{Counters, DropReason};
 use super::stats::{ESTIMATE_BOUNDS, HEIGHT_BOUNDS};
 use super::transport::{EndpointSettings, TransportChange};
-use super::{EndpointState, ForwardedEndpoints, MediaKind, WorkerEvent};
+use super::{ConnectionStats, EndpointState, ForwardedEndpoints, MediaKind, WorkerEvent};
 
 /// Endpoint timers (ICE checks, DTLS retransmissions) and NACKs to senders run this often.
 const TICK_INTERVAL: Duration = Duration::from_millis(5);
@@ -64,6 +64,7 @@ pub struct Core {
     counters: Counters,
     events: VecDeque<WorkerEvent>,
     forwarded: VecDeque<ForwardedEndpoints>,
+    connection_stats: VecDeque<ConnectionStats>,
     changes: Vec<TransportChange>,
     rng: StdRng,
     /// Origin of the microsecond clock used for transport-cc and receive statistics.
@@ -92,6 +93,7 @@ impl Core {
             counters: Counters::default(),
             events: VecDeque::new(),
             forwarded: VecDeque::new(),
+            connection_stats: VecDeque::new(),
             changes: Vec::new(),
             rng: StdRng::seed_from_u64(seed),
             epoch: now,
@@ -144,6 +146,11 @@ impl Core {
     /// bridge channel).
     pub fn poll_forwarded(&mut self) -> Option<ForwardedEndpoints> {
         self.forwarded.pop_front()
+    }
+
+    /// A receiver's bandwidth estimate moved (to tell it over its bridge channel).
+    pub fn poll_connection_stats(&mut self) -> Option<ConnectionStats> {
+        self.connection_stats.pop_front()
     }
 
     /// When `handle_timeout` is next due.
@@ -218,10 +225,15 @@ impl Core {
         let forwarded = router.allocate(receiver, &mut self.endpoints, estimate_bps, now_us);
         let desired_bps = router.desired_bps();
         if let Some(endpoint) = self.endpoints[receiver].as_mut() {
-            endpoint
-                .transport
-                .congestion
-                .allocated(estimate_bps, desired_bps);
+            let congestion = &mut endpoint.transport.congestion;
+            congestion.allocated(estimate_bps, desired_bps);
+            if let Some(bps) = congestion.report_due(now_us) {
+                self.connection_stats.push_back(ConnectionStats {
+                    conference_id: endpoint.conference_id.clone(),
+                    endpoint_id: endpoint.endpoint_id.clone(),
+                    estimated_downlink_bps: bps,
+                });
+            }
         }
         if let Some(endpoints) = forwarded {
             if let Some(endpoint) = self.endpoints[receiver].as_ref() {

@@ -19,7 +19,7 @@ impl Core {
         let now_us = self.micros(now);
         for endpoint in self.endpoints.iter_mut().flatten() {
             let transport = &mut endpoint.transport;
-            self.counters.pacer_queue_full += std::mem::take(&mut transport.held_drops);
+            self.counters.pacer_overflows += std::mem::take(&mut transport.held_overflows);
             transport.send_held(now_us, out);
         }
     }
