@@ -452,13 +452,19 @@ impl Collector for BridgeCollector {
         counter(
             e,
             "tutti_bridge_probe_packets_sent",
-            "Retransmissions sent to fill bandwidth probe clusters",
+            "Packets sent to fill bandwidth probe clusters (retransmissions, else padding)",
             c.probe_packets_sent,
         )?;
         counter(
             e,
+            "tutti_bridge_probe_padding_sent",
+            "Padding-only packets sent to fill bandwidth probe clusters (nothing to resend)",
+            c.probe_padding_sent,
+        )?;
+        counter(
+            e,
             "tutti_bridge_probe_bytes_sent",
-            "Bytes of the retransmissions sent to fill bandwidth probe clusters",
+            "Bytes sent to fill bandwidth probe clusters",
             c.probe_bytes_sent,
         )?;
         histogram(

@@ -5,106 +5,9 @@
 
 mod sim;
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use sim::Call;
-use tutti_bridge::media::constraints::ConstraintsUpdate;
-use tutti_sim::{LinkConfig, NodeId, PeerConfig, SimPeer};
-
-struct Scenario {
-    call: Call,
-    alice: PeerConfig,
-    bob: NodeId<SimPeer>,
-    bob_ip: IpAddr,
-}
-
-impl Scenario {
-    fn new(seed: u64) -> Scenario {
-        let mut call = Call::new(seed, 20);
-        call.mint_outputs = true;
-        let alice = call.peer_config("alice").simulcast(3, 1_500_000);
-        let mut bob = call.peer_config("bob");
-        bob.video.clear();
-        let bob_ip = bob.addr.ip();
-        call.join(alice.clone());
-        let bob = call.join(bob);
-        call.connect_all();
-        call.set_constraints(
-            bob,
-            ConstraintsUpdate {
-                on_stage: Some(vec!["alice".into()]),
-                max_heights: Some(vec![("alice".into(), 720)]),
-                ..Default::default()
-            },
-        );
-        Scenario {
-            call,
-            alice,
-            bob,
-            bob_ip,
-        }
-    }
-
-    /// The link from the bridge to bob: a bottleneck of `bps` with 250 ms of queue, or none.
-    fn cap(&mut self, bps: Option<u64>) {
-        let mut link = LinkConfig::new().delay(Duration::from_millis(20));
-        if let Some(bps) = bps {
-            link = link.rate(bps, (bps / 8 / 4) as usize);
-        }
-        let bridge = self.call.bridge_ip();
-        self.call.sim.net.set_link(bridge, self.bob_ip, link);
-    }
-
-    /// Runs until the layer of bob's newest packet of alice's video is one `wanted` accepts,
-    /// for at most `within`; how long it took.
-    fn until(&mut self, within: Duration, wanted: impl Fn(usize) -> bool) -> Option<Duration> {
-        let start = self.call.sim.now();
-        while self.call.sim.now().duration_since(start) < within {
-            self.call.sim.run_for(Duration::from_millis(50));
-            let newest = self.call.layer_now(self.bob, &self.alice);
-            let layer = self.alice.video.iter().position(|v| Some(v.ssrc) == newest);
-            if layer.is_some_and(&wanted) {
-                return Some(self.call.sim.now().duration_since(start));
-            }
-        }
-        None
-    }
-
-    /// Runs for `d` and says whether bob got none of layer `layer` of alice's video meanwhile
-    /// (retransmissions aside), and no freeze: never 500 ms without a packet of it.
-    fn stays_below(&mut self, layer: usize, d: Duration) -> Result<(), String> {
-        let from = self.call.sim.now();
-        self.call.sim.run_for(d);
-        let stream = self.call.video_from(self.bob, &self.alice);
-        let recent: Vec<_> = stream
-            .packets
-            .iter()
-            .filter(|p| p.arrived >= from)
-            .collect();
-        let banned = self.alice.video[layer].ssrc;
-        if let Some(p) = recent
-            .iter()
-            .find(|p| p.sender_ssrc == Some(banned) && !p.via_rtx)
-        {
-            return Err(format!(
-                "layer {layer} came {:?} in",
-                p.arrived.duration_since(from)
-            ));
-        }
-        let mut arrivals: Vec<_> = recent.iter().map(|p| p.arrived).collect();
-        arrivals.sort();
-        let longest = arrivals
-            .windows(2)
-            .map(|w| w[1].duration_since(w[0]))
-            .max()
-            .unwrap_or(d);
-        if longest >= Duration::from_millis(500) {
-            return Err(format!("a gap of {longest:?}"));
-        }
-        Ok(())
-    }
-}
+use sim::receiver_link::Scenario;
 
 #[test]
 fn a_capped_receiver_moves_down_and_back_to_the_top_once_the_cap_is_lifted() {
@@ -185,4 +88,28 @@ fn a_cap_dropping_from_3_mbits_to_500_kbits_moves_the_receiver_down_at_once() {
     assert!(down <= Duration::from_millis(1500), "down after {down:?}");
     s.stays_below(2, Duration::from_secs(4))
         .expect("bob keeps getting video below 720 under 500 kbit/s");
+}
+
+#[test]
+fn a_receiver_whose_estimate_fell_below_every_layer_gets_video_again_through_padding_probes() {
+    // Layers of 190 kbit/s, 750 kbit/s and 3 Mbit/s: the lowest is more than the estimate
+    // may grow to on audio alone (1.5 times what arrives).
+    let mut s = Scenario::with_top_layer(33, 3_000_000);
+    assert!(s.until(Duration::from_secs(3), |l| l == 2).is_some());
+    // 150 kbit/s: audio and little else; no layer fits, bob gets no video.
+    s.cap(Some(150_000));
+    s.call.sim.run_for(Duration::from_secs(8));
+    let report = s.call.receiver_report(s.bob);
+    assert!(report.estimate_bps < 187_500, "{}", report.estimate_bps);
+    assert_eq!(
+        s.call.forwarded_to(s.bob),
+        Some(Vec::new()),
+        "no video fits"
+    );
+    // Lifted: nothing is forwarded to resend, so padding on an RTX stream probes, and bob
+    // climbs back to 720.
+    s.cap(None);
+    let up = s.until(Duration::from_secs(10), |l| l == 2);
+    assert!(up.is_some(), "bob reaches 720 again within 10 s");
+    assert!(s.call.counters().probe_padding_sent > 0);
 }

@@ -180,6 +180,13 @@ impl Consumer {
         self.rewriter.timestamp_offset(layer)
     }
 
+    /// The next sequence number of its RTX stream (for a retransmission or padding).
+    pub fn take_rtx_sequence(&mut self) -> u16 {
+        let sequence = self.next_rtx_sequence;
+        self.next_rtx_sequence = sequence.wrapping_add(1);
+        sequence
+    }
+
     /// The sequence number (in the receiver's numbering) of the last packet forwarded.
     pub fn last_sequence(&self) -> Option<u16> {
         self.rewriter.last_sequence()
@@ -253,8 +260,7 @@ impl Consumer {
             .zip(receiver.rtx_payload_type(p.header.payload_type));
         let (len, payload_shift) = match rtx {
             Some((rtx_ssrc, rtx_pt)) => {
-                let rtx_sequence = self.next_rtx_sequence;
-                self.next_rtx_sequence = rtx_sequence.wrapping_add(1);
+                let rtx_sequence = self.take_rtx_sequence();
                 let n =
                     rtp::write_rtx(p.packet, &header, rtx_ssrc, rtx_pt, rtx_sequence, body).ok()?;
                 (n, 2)

@@ -458,6 +458,20 @@ impl Router {
         sent.ok_or(RetransmitError::NotSent)
     }
 
+    /// A video source with an RTX stream towards `receiver`, forwarded or not: probe padding
+    /// goes on that stream when there is nothing to resend. Its producer and RTX SSRC.
+    pub fn padding_stream(&self, receiver: usize) -> Option<(usize, u32)> {
+        self.producers
+            .iter()
+            .enumerate()
+            .filter_map(|(p, producer)| Some((p, producer.as_ref()?)))
+            .filter(|(_, producer)| {
+                producer.kind == MediaKind::Video
+                    && producer.consumers.iter().any(|c| c.receiver == receiver)
+            })
+            .find_map(|(p, producer)| Some((p, producer.output_ssrcs().1?)))
+    }
+
     /// A video source `receiver` is forwarded, and the sequence number (in its numbering) of
     /// the last packet it got: probe clusters towards it are filled with retransmissions of
     /// what it was just sent.

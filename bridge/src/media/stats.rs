@@ -128,9 +128,11 @@ pub struct Counters {
     pub pacer_overflows: u64,
     /// Receivers' allocators run at once because their estimate fell.
     pub allocations_on_estimate_drop: u64,
-    /// Retransmissions sent to fill probe clusters, and their bytes.
+    /// Packets sent to fill probe clusters (retransmissions, else padding), and their bytes.
     pub probe_packets_sent: u64,
     pub probe_bytes_sent: u64,
+    /// Of those, padding-only packets (nothing forwarded to resend).
+    pub probe_padding_sent: u64,
     /// Every receiver's bandwidth estimate (what its allocator spends), sampled at every
     /// allocation.
     pub receiver_estimate: Histogram<{ ESTIMATE_BOUNDS.len() }>,

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)] // each scenario file uses a different part of the harness
 
+pub mod receiver_link;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 

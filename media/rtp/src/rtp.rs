@@ -309,6 +309,35 @@ pub fn write_rtx(
     Ok(total)
 }
 
+/// Writes into `out` a padding-only RTP packet (RFC 3550 5.1: the P bit, `padding` bytes of
+/// padding, the last one their count; at most 255) with one one-byte header extension
+/// element `extension_id` of two zero bytes (a transport-wide sequence number to be written
+/// later), as senders probe bandwidth on an RTX stream. Returns its length.
+pub fn write_padding(
+    out: &mut [u8],
+    (ssrc, pt, sequence, timestamp): (u32, u8, u16, u32),
+    extension_id: u8,
+    padding: u8,
+) -> Result<usize, Error> {
+    if padding == 0 || !(1..=14).contains(&extension_id) {
+        return Err(Error::BadLength);
+    }
+    let total = FIXED_HEADER_LEN + 8 + usize::from(padding);
+    let out = out.get_mut(..total).ok_or(Error::BufferTooSmall)?;
+    out[0] = 0x80 | 0x20 | 0x10;
+    out[1] = pt & 0x7f;
+    out[2..4].copy_from_slice(&sequence.to_be_bytes());
+    out[4..8].copy_from_slice(&timestamp.to_be_bytes());
+    out[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    // One-byte extension profile, one 32-bit word: the element (id, length 2 - 1) and its two
+    // bytes, then a byte of in-extension padding.
+    out[12..16].copy_from_slice(&[0xbe, 0xde, 0, 1]);
+    out[16..20].copy_from_slice(&[(extension_id << 4) | 1, 0, 0, 0]);
+    out[20..total].fill(0);
+    out[total - 1] = padding;
+    Ok(total)
+}
+
 /// RFC 4588, the other way: turns the RTX packet in `buf` (parsed as `header`) back into the
 /// original packet in place — the original sequence number taken from the payload's first two
 /// bytes, `ssrc` and `pt` restored, padding dropped. Returns the original's length and

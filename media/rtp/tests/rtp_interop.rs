@@ -272,3 +272,31 @@ fn malformed_headers_are_rejected() {
     *pad.last_mut().unwrap() = 255;
     assert_eq!(tr::parse(&pad).err(), Some(Error::BadLength));
 }
+
+#[test]
+fn padding_packets_parse_as_padding_only_with_their_extension() {
+    let mut out = [0u8; 400];
+    let n = tr::write_padding(&mut out, (0x0102_0304, 97, 7, 9000), 5, 200).unwrap();
+    assert_eq!(n, 12 + 8 + 200);
+    let mut raw = &out[..n];
+    let theirs = TheirPacket::unmarshal(&mut raw).unwrap();
+    assert!(theirs.header.padding);
+    assert_eq!(theirs.header.ssrc, 0x0102_0304);
+    assert_eq!(theirs.header.payload_type, 97);
+    assert_eq!(theirs.header.sequence_number, 7);
+    assert_eq!(theirs.header.timestamp, 9000);
+    assert_eq!(theirs.header.get_extension(5).unwrap().len(), 2);
+    assert!(theirs.payload.is_empty(), "padding only");
+    let ours = tr::parse(&out[..n]).unwrap();
+    assert_eq!(ours.payload_end, ours.payload_offset);
+    let range = tr::find_extension(&out[..n], &ours, 5).unwrap();
+    assert!(tr::write_u16_extension(&mut out[..n], range, 0xabcd));
+    assert_eq!(
+        tr::write_padding(&mut out, (1, 97, 7, 9000), 15, 10),
+        Err(Error::BadLength)
+    );
+    assert_eq!(
+        tr::write_padding(&mut [0u8; 30], (1, 97, 7, 9000), 5, 200),
+        Err(Error::BufferTooSmall)
+    );
+}

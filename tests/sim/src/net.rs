@@ -173,6 +173,8 @@ struct Link {
     queued_bytes: usize,
     rng: StdRng,
     stats: LinkStats,
+    /// When each packet entered the bottleneck, and how long it waited before its turn (µs).
+    queue_delays_us: Vec<(Instant, u32)>,
 }
 
 impl Link {
@@ -183,6 +185,7 @@ impl Link {
             queued_bytes: 0,
             rng: StdRng::seed_from_u64(link_seed(seed, from, to)),
             stats: LinkStats::default(),
+            queue_delays_us: Vec::new(),
         }
     }
 
@@ -326,6 +329,9 @@ impl SimNetwork {
                 return false;
             }
             let start = link.queue.back().map_or(now, |&(t, _)| t.max(now));
+            let waited = start.duration_since(now).as_micros();
+            link.queue_delays_us
+                .push((now, waited.min(u128::from(u32::MAX)) as u32));
             let nanos = (wire as u128 * 8 * 1_000_000_000).div_ceil(u128::from(rate));
             leaves = start + Duration::from_nanos(nanos as u64);
             link.queue.push_back((leaves, wire));
@@ -378,6 +384,14 @@ impl SimNetwork {
     }
 
     /// Counters of `from → to`.
+    /// When each packet entered the bottleneck from `from` to `to`, and how long it waited
+    /// there, µs (empty without a rate limit).
+    pub fn queue_delays_us(&self, from: IpAddr, to: IpAddr) -> &[(Instant, u32)] {
+        self.links
+            .get(&(from, to))
+            .map_or(&[], |l| l.queue_delays_us.as_slice())
+    }
+
     pub fn stats(&self, from: IpAddr, to: IpAddr) -> LinkStats {
         self.links
             .get(&(from, to))

@@ -5,12 +5,17 @@
 
 use std::time::Instant;
 
+use tutti_rtp::rtp;
+
 use super::Core;
 use crate::media::outbox::Outbox;
 use crate::media::router::RetransmitError;
+use crate::media::MediaKind;
 
-/// Retransmissions tried for one padding request at most (cache misses included).
+/// Retransmissions tried, or padding packets sent, for one padding request at most.
 const MAX_TRIES: usize = 16;
+/// Padding bytes in one padding-only packet (RFC 3550: the count is one byte).
+const MAX_PADDING: u8 = 255;
 
 impl Core {
     /// Sends what every receiver's pacer lets go of the video it held back (every tick: pacing
@@ -44,8 +49,8 @@ impl Core {
         }
     }
 
-    /// Sends about `padding.bytes` of retransmissions to `receiver`, as part of the probe
-    /// cluster.
+    /// Sends about `padding.bytes` to `receiver` as part of the probe cluster: retransmissions
+    /// of what it was just sent, else padding on an RTX stream.
     fn fill_probe(
         &mut self,
         receiver: usize,
@@ -54,29 +59,50 @@ impl Core {
         now_us: i64,
         out: &mut impl Outbox,
     ) {
-        let Some(router) = self.routers[conference].as_mut() else {
+        let Some(e) = self.endpoints[receiver].as_mut() else {
             return;
         };
-        // Nothing forwarded to resend: the cluster has only the media that goes meanwhile.
+        e.transport.congestion.begin_padding(padding.probe_cluster);
+        let resent = self.resend_for_probe(receiver, conference, padding.bytes, now_us, out);
+        if resent < padding.bytes as usize {
+            self.pad_for_probe(
+                receiver,
+                conference,
+                padding.bytes as usize - resent,
+                (now_us, padding.probe_cluster),
+                out,
+            );
+        }
+        if let Some(e) = self.endpoints[receiver].as_mut() {
+            e.transport.congestion.end_padding();
+        }
+    }
+
+    /// Retransmits to `receiver` about `bytes` of the packets it was just sent of a source it
+    /// is forwarded; how many bytes went.
+    fn resend_for_probe(
+        &mut self,
+        receiver: usize,
+        conference: usize,
+        bytes: u32,
+        now_us: i64,
+        out: &mut impl Outbox,
+    ) -> usize {
+        let Some(router) = self.routers[conference].as_mut() else {
+            return 0;
+        };
         let Some((p, newest)) = router.probe_source(receiver) else {
-            return;
+            return 0;
         };
         let Some((owner, kind)) = router.producer(p).map(|p| (p.owner, p.kind)) else {
-            return;
+            return 0;
         };
         let sender_twcc = self.endpoints[owner]
             .as_ref()
             .and_then(|e| e.twcc_extension(kind));
-        let Some(congestion) = self.endpoints[receiver]
-            .as_mut()
-            .map(|e| &mut e.transport.congestion)
-        else {
-            return;
-        };
-        congestion.begin_padding(padding.probe_cluster);
         let mut sent = 0usize;
         for _ in 0..MAX_TRIES {
-            if sent >= padding.bytes as usize {
+            if sent >= bytes as usize {
                 break;
             }
             let Some(back) = self.endpoints[receiver]
@@ -104,8 +130,69 @@ impl Core {
                 Err(RetransmitError::NotSent) => break,
             }
         }
-        if let Some(e) = self.endpoints[receiver].as_mut() {
-            e.transport.congestion.end_padding();
+        sent
+    }
+
+    /// Sends `receiver` about `bytes` of padding-only packets on the RTX stream of one of the
+    /// video sources it may get (one that is forwarded nothing included: a receiver whose
+    /// estimate fell below every source's lowest layer gets no video, and only padding can show
+    /// that more fits again).
+    fn pad_for_probe(
+        &mut self,
+        receiver: usize,
+        conference: usize,
+        bytes: usize,
+        (now_us, cluster): (i64, u32),
+        out: &mut impl Outbox,
+    ) {
+        let Some(router) = self.routers[conference].as_mut() else {
+            return;
+        };
+        let Some((p, rtx_ssrc)) = router.padding_stream(receiver) else {
+            return;
+        };
+        let Some(e) = self.endpoints[receiver].as_mut() else {
+            return;
+        };
+        let (Some(twcc), Some(&(_, rtx_pt))) = (
+            e.twcc_extension(MediaKind::Video),
+            e.media.video.as_ref().and_then(|v| v.rtx.first()),
+        ) else {
+            return;
+        };
+        let Some(consumer) = router
+            .producer_mut(p)
+            .and_then(|producer| producer.consumer_of(receiver))
+        else {
+            return;
+        };
+        let packets = bytes.div_ceil(usize::from(MAX_PADDING)).min(MAX_TRIES);
+        for i in 0..packets {
+            let size = (bytes - i * usize::from(MAX_PADDING)).min(usize::from(MAX_PADDING));
+            let sequence = consumer.take_rtx_sequence();
+            let transport = &mut e.transport;
+            let mut sent = 0;
+            out.push(|slot| {
+                let stream = (rtx_ssrc, rtx_pt, sequence, now_us as u32);
+                let len = rtp::write_padding(slot, stream, twcc, size.max(1) as u8).ok()?;
+                let header = rtp::parse(&slot[..len]).ok()?;
+                let w = transport.send_rtp(
+                    slot,
+                    len,
+                    &header,
+                    Some((twcc, twcc)),
+                    now_us,
+                    Some(cluster),
+                );
+                sent = w.map_or(0, |(_, n)| n);
+                w
+            });
+            if sent == 0 {
+                break;
+            }
+            self.counters.probe_packets_sent += 1;
+            self.counters.probe_padding_sent += 1;
+            self.counters.probe_bytes_sent += sent as u64;
         }
     }
 }
