@@ -36,6 +36,8 @@ impl ClusterRange {
 
 pub struct Congestion {
     estimator: BandwidthEstimator,
+    /// The estimator's figure, as of its last input.
+    estimate_bps: u64,
     /// Lets video go at the pacing rate (2.5 times the estimate) and runs probe clusters.
     pacer: Pacer,
     ranges: [Option<ClusterRange>; CLUSTER_RANGES],
@@ -58,9 +60,11 @@ pub struct Congestion {
 impl Congestion {
     pub fn new(initial_bps: u64) -> Congestion {
         let estimator = BandwidthEstimator::new(initial_bps);
-        let pacer = Pacer::new(estimator.estimate_bps());
+        let estimate_bps = estimator.estimate_bps();
+        let pacer = Pacer::new(estimate_bps);
         Congestion {
             estimator,
+            estimate_bps,
             pacer,
             ranges: [None; CLUSTER_RANGES],
             next_range: 0,
@@ -76,7 +80,7 @@ impl Congestion {
 
     /// The estimate the allocator spends, bit/s.
     pub fn estimate_bps(&self) -> u64 {
-        self.estimator.estimate_bps()
+        self.estimate_bps
     }
 
     /// Which part of the estimator set it.
@@ -94,7 +98,6 @@ impl Congestion {
     fn set_desired(&mut self, bps: u64) {
         self.desired_bps = bps;
         self.estimator.set_desired(bps);
-        self.pacer.set_media_rate(self.estimator.estimate_bps());
     }
 
     /// The receiver's allocator ran with `estimate_bps` and would use `desired_bps`.
@@ -106,7 +109,7 @@ impl Congestion {
     /// The estimate fell by more than a tenth since the allocator last ran: what it forwards
     /// may no longer fit, and it should run now rather than at its next turn.
     pub fn fell_since_allocation(&self) -> bool {
-        self.estimator.estimate_bps() < self.allocated_with_bps / 10 * 9
+        self.estimate_bps < self.allocated_with_bps / 10 * 9
     }
 
     /// The estimate to tell the receiver now, if any: once feedback came, when it moved by a
@@ -115,7 +118,7 @@ impl Congestion {
         if !self.feedback_seen {
             return None;
         }
-        let estimate = self.estimator.estimate_bps();
+        let estimate = self.estimate_bps;
         let due = match self.reported {
             None => true,
             Some((told, at_us)) => {
@@ -137,6 +140,12 @@ impl Congestion {
     /// A REMB from the remote.
     pub fn on_remb(&mut self, bps: u64) {
         self.estimator.on_remb(bps);
+        self.estimate_changed();
+    }
+
+    fn estimate_changed(&mut self) {
+        self.estimate_bps = self.estimator.estimate_bps();
+        self.pacer.set_media_rate(self.estimate_bps);
     }
 
     /// May a packet of `bytes` leave now? Probe padding and packets that are not paced (audio)
@@ -225,14 +234,20 @@ impl Congestion {
         }
         self.feedback_seen = true;
         self.estimator.on_packet_feedback(now_us, &self.results);
-        self.pacer.set_media_rate(self.estimator.estimate_bps());
+        self.estimate_changed();
     }
 
     /// Padding a probe cluster wants sent now (call it on every tick); the caller fills it
     /// between [`Congestion::begin_padding`] and [`Congestion::end_padding`].
     pub fn poll_padding(&mut self, now_us: i64) -> Option<Padding> {
-        if let Some(cluster) = self.estimator.poll_probe(now_us) {
-            self.pacer.add_probe(cluster);
+        // Cheap checks first: this runs for every receiver every tick.
+        if self.desired_bps > self.estimate_bps {
+            if let Some(cluster) = self.estimator.poll_probe(now_us) {
+                self.pacer.add_probe(cluster);
+            }
+        }
+        if !self.pacer.probing() {
+            return None;
         }
         self.pacer.poll_padding(now_us)
     }

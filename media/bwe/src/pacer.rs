@@ -119,6 +119,11 @@ impl Pacer {
         self.queued_bytes = 0;
     }
 
+    /// A probe cluster runs or waits.
+    pub fn probing(&self) -> bool {
+        self.running.is_some() || self.waiting.iter().any(Option::is_some)
+    }
+
     /// Bytes announced and not sent yet (padding waits while there are any).
     pub fn queued_bytes(&self) -> u64 {
         self.queued_bytes
@@ -197,6 +202,9 @@ impl Pacer {
     /// The pacing rate, or faster while that would keep what is queued longer than
     /// [`MAX_QUEUE_US`].
     fn draining_bps(&self) -> u64 {
+        if self.queued_bytes == 0 {
+            return self.pacing_bps;
+        }
         let draining = u128::from(self.queued_bytes) * 8_000_000 / MAX_QUEUE_US as u128;
         self.pacing_bps
             .max(draining.min(u128::from(u64::MAX)) as u64)
