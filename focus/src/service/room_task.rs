@@ -4,7 +4,13 @@
 //! stanzas, answers and timers meanwhile), feeds the answers and the room's timer back, sends
 //! what the room sends to the outbox (which the signalling task writes to the XMPP stream in
 //! order) and applies its metrics. `focus.rs` routes stanzas to the rooms' tasks.
+//!
+//! Each of the room's conferences is on one bridge of the pool: placed there by its
+//! `CreateConference` (`pool.rs`), and every later request about it goes to the same bridge.
+//! When that bridge fails and another can take the conference, the room moves
+//! (`Room::bridge_failed`).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -12,22 +18,23 @@ use std::time::Instant;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use jid::BareJid;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_xmpp::Stanza;
-use tracing::warn;
+use tracing::{info, warn};
 use tutti_focus::capabilities::CapabilityCache;
-use tutti_focus::room::{BridgeAnswer, BridgeError, Output, RequestId, Room};
+use tutti_focus::pool::BridgeId;
+use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest, Output, RequestId, Room};
 
-use super::bridge::Bridge;
 use super::metrics::Metrics;
+use super::pool::Bridges;
 
 /// Stanzas to send, in order.
 pub type Outbox = mpsc::UnboundedSender<Stanza>;
 
-/// What the rooms share: the bridge, the metrics, and what is known of clients' capabilities.
+/// What the rooms share: the bridges, the metrics, and what is known of clients' capabilities.
 #[derive(Clone)]
 pub struct Services {
-    pub bridge: Bridge,
+    pub bridges: Bridges,
     pub metrics: Arc<Metrics>,
     /// Verdicts by caps node, for every room (a lock held while a room handles one stanza,
     /// never across an await).
@@ -80,6 +87,10 @@ pub struct RoomTask {
     outbox: Outbox,
     /// The room's bridge requests in flight.
     calls: FuturesUnordered<BridgeCall>,
+    /// The bridge each of the room's conferences is on.
+    placements: HashMap<String, BridgeId>,
+    /// Bridges that failed (`None` once the pool is gone).
+    failures: Option<broadcast::Receiver<BridgeId>>,
 }
 
 impl RoomTask {
@@ -100,11 +111,14 @@ impl RoomTask {
                 return None;
             }
         };
+        let failures = Some(services.bridges.subscribe_failures());
         let mut task = RoomTask {
             room,
             services,
             outbox,
             calls: FuturesUnordered::new(),
+            placements: HashMap::new(),
+            failures,
         };
         task.carry_out();
         Some(task)
@@ -117,12 +131,88 @@ impl RoomTask {
             match output {
                 // Fails only once the signalling task is gone, when nothing can be sent anyway.
                 Output::Stanza(stanza) => drop(self.outbox.send(*stanza)),
-                Output::Bridge { id, request } => {
-                    let bridge = self.services.bridge.clone();
-                    self.calls
-                        .push(Box::pin(async move { (id, bridge.perform(request).await) }));
-                }
+                Output::Bridge { id, request } => self.call(id, request),
                 Output::Metric(metric) => self.services.metrics.record(metric),
+            }
+        }
+    }
+
+    /// Makes a bridge request on the bridge of its conference (placing a new conference).
+    fn call(&mut self, id: RequestId, request: BridgeRequest) {
+        let bridges = &self.services.bridges;
+        let conference_id = request.conference_id().to_owned();
+        let placed = self.placements.get(&conference_id).cloned();
+        let bridge = match &request {
+            BridgeRequest::CreateConference { region, .. } => {
+                // Asked again (a retry under the same id): where it is, unless that failed.
+                let bridge = match placed {
+                    Some(bridge) if !bridges.is_failed(&bridge) => Some(bridge),
+                    _ => bridges.place(region),
+                };
+                if let Some(bridge) = &bridge {
+                    self.placements.insert(conference_id, bridge.clone());
+                }
+                bridge
+            }
+            BridgeRequest::AllocateEndpoint { .. } => {
+                if let Some(bridge) = &placed {
+                    bridges.pad(bridge);
+                }
+                placed
+            }
+            BridgeRequest::ExpireConference { .. } => self.placements.remove(&conference_id),
+            BridgeRequest::UpdateEndpoint(_) | BridgeRequest::ExpireEndpoint { .. } => placed,
+        };
+        match bridge.and_then(|bridge| bridges.client(&bridge)) {
+            Some(client) => self
+                .calls
+                .push(Box::pin(async move { (id, client.perform(request).await) })),
+            None => {
+                let error = BridgeError {
+                    call: request.call(),
+                    cause: "no bridge is available".to_owned(),
+                };
+                self.calls
+                    .push(Box::pin(std::future::ready((id, Err(error)))));
+            }
+        }
+    }
+
+    /// `bridge` failed: the room's conference moves if it is there and another bridge can
+    /// take it (with none, it stays: a bridge that was frozen still holds it when it thaws).
+    fn on_bridge_failed(&mut self, bridge: &BridgeId) {
+        let Some(conference_id) = self.room.conference_id().map(str::to_owned) else {
+            return;
+        };
+        if self.placements.get(&conference_id) != Some(bridge) {
+            return;
+        }
+        if !self.services.bridges.has_alternative(bridge) {
+            warn!(room = %self.room.jid(), %bridge, "the conference's bridge failed and no other can take it");
+            return;
+        }
+        info!(room = %self.room.jid(), %bridge, "moving the conference off a failed bridge");
+        self.placements.remove(&conference_id);
+        self.services.bridges.orphan(bridge, conference_id);
+        self.services.metrics.conferences_moved.inc();
+        self.room.bridge_failed(Instant::now());
+    }
+
+    /// The next failed bridge; when some were missed, the room's own bridge if it failed.
+    async fn next_failure(
+        failures: &mut Option<broadcast::Receiver<BridgeId>>,
+        current: Option<BridgeId>,
+        bridges: &Bridges,
+    ) -> Option<BridgeId> {
+        let receiver = failures.as_mut()?;
+        match receiver.recv().await {
+            Ok(bridge) => Some(bridge),
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                current.filter(|bridge| bridges.is_failed(bridge))
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                *failures = None;
+                None
             }
         }
     }
@@ -156,7 +246,13 @@ impl RoomTask {
                     None => std::future::pending().await,
                 }
             };
+            let current = room
+                .conference_id()
+                .and_then(|id| self.placements.get(id).cloned());
+            let listening = self.failures.is_some();
+            let failure = Self::next_failure(&mut self.failures, current, &self.services.bridges);
             tokio::select! {
+                Some(bridge) = failure, if listening => self.on_bridge_failed(&bridge),
                 input = inputs.recv() => match input {
                     Some(RoomInput::Stanza(stanza)) => {
                         let mut capabilities = self
