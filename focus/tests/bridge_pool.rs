@@ -1,0 +1,366 @@
+//! The focus in front of three bridges, each a separate host (its own network namespace and
+//! address, joined to the others by veth through a switch: `tutti_test_harness::netns`), with
+//! the real Prosody, bridge and focus binaries; Prosody, the focus and the test's clients run on
+//! the host `core`. The bridges' gRPC is mutual TLS (they are not on loopback).
+//!
+//! - A burst of 30 signalling participants into 10 rooms spreads over the three bridges.
+//! - A call of three (real media) moves when its bridge is killed (`kill -9`), frozen
+//!   (`SIGSTOP`) or cut off (its link down): every participant gets a session-terminate and a
+//!   new session-initiate on another bridge within the bound, and media flows again; the frozen
+//!   bridge, thawed, has what the focus moved off it expired.
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jid::Jid;
+use support::*;
+use tutti_focus::jingle::{Action, Jingle};
+use tutti_participant::{Participant, ParticipantConfig};
+use tutti_test_harness::certs::TestPki;
+use tutti_test_harness::netns::{Host, Network};
+
+const BRIDGES: [&str; 3] = ["b1", "b2", "b3"];
+const GRPC_PORT: u16 = 10090;
+const HTTP_PORT: u16 = 10091;
+/// A participant is re-invited within this of its bridge's fault: failure marked within 2 s,
+/// plus the new conference and endpoint on another bridge.
+const MOVE_BOUND: Duration = Duration::from_secs(3);
+
+/// The network, the certificates, and a bridge process per bridge host.
+struct Bridges {
+    network: Network,
+    pki: TestPki,
+    processes: HashMap<&'static str, Process>,
+}
+
+impl Bridges {
+    fn start() -> Bridges {
+        let network = Network::new(&["core", "b1", "b2", "b3"]).expect("making the network");
+        let dir = std::env::temp_dir().join(format!("tutti-pool-pki-{}", std::process::id()));
+        let pki = TestPki::write(&dir).expect("writing the test certificates");
+        let mut bridges = Bridges {
+            network,
+            pki,
+            processes: HashMap::new(),
+        };
+        for name in BRIDGES {
+            bridges.start_bridge(name);
+        }
+        bridges
+    }
+
+    fn host(&self, name: &str) -> &Host {
+        self.network.host(name)
+    }
+
+    /// Starts (or starts again) the bridge on host `name`, on that host's address.
+    fn start_bridge(&mut self, name: &'static str) {
+        let host = self.host(name).clone();
+        let ip = host.address();
+        let mut child = host
+            .command(bridge_binary())
+            .env("TUTTI_BRIDGE_BRIDGE_ID", name)
+            .env("TUTTI_BRIDGE_GRPC_ADDRESS", format!("{ip}:{GRPC_PORT}"))
+            .env("TUTTI_BRIDGE_HTTP_ADDRESS", format!("{ip}:{HTTP_PORT}"))
+            .env("TUTTI_BRIDGE_MEDIA_ADDRESS", format!("{ip}:10000"))
+            .env("TUTTI_BRIDGE_GRPC_TLS_CA", self.pki.cert("ca"))
+            .env("TUTTI_BRIDGE_GRPC_TLS_CERT", self.pki.cert("bridge"))
+            .env("TUTTI_BRIDGE_GRPC_TLS_KEY", self.pki.key("bridge"))
+            .env("TUTTI_BRIDGE_RECEIVER_BANDWIDTH_BPS", "1000000000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting a bridge");
+        ready_line(&mut child, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("bridge {name} did not come up"));
+        self.processes.insert(name, Process(child));
+    }
+
+    /// `kill -SIGNAL` of bridge `name`.
+    fn signal(&self, name: &str, signal: &str) {
+        let pid = self.processes[name].0.id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {signal} {name}");
+    }
+
+    fn focus_env(&self) -> Vec<(&'static str, String)> {
+        let urls: Vec<String> = BRIDGES
+            .iter()
+            .map(|name| format!("https://{}:{GRPC_PORT}", self.host(name).address()))
+            .collect();
+        vec![
+            ("TUTTI_FOCUS_BRIDGE_URLS", urls.join(",")),
+            ("TUTTI_FOCUS_BRIDGE_TLS_CA", path(self.pki.cert("ca"))),
+            ("TUTTI_FOCUS_BRIDGE_TLS_CERT", path(self.pki.cert("focus"))),
+            ("TUTTI_FOCUS_BRIDGE_TLS_KEY", path(self.pki.key("focus"))),
+            // The test CA's bridge certificate names localhost.
+            ("TUTTI_FOCUS_BRIDGE_TLS_DOMAIN", "localhost".to_owned()),
+            ("TUTTI_FOCUS_BRIDGE_TIMEOUT_SECS", "2".to_owned()),
+        ]
+    }
+
+    /// The bridge host whose address a session-initiate's candidates name.
+    fn bridge_of(&self, initiate: &Jingle) -> &'static str {
+        let ip = remote_description(initiate).candidates[0].ip();
+        BRIDGES
+            .into_iter()
+            .find(|name| IpAddr::V4(self.host(name).address()) == ip)
+            .unwrap_or_else(|| panic!("{ip} is no bridge's"))
+    }
+
+    fn http(&self, name: &str) -> SocketAddr {
+        SocketAddr::from((self.host(name).address(), HTTP_PORT))
+    }
+}
+
+/// Waits (up to 10 s) until the metric `name` at `http` is `value` (a bridge publishes its
+/// counts 10 times a second).
+async fn metric_becomes(http: SocketAddr, name: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = metric_at(http, name).await;
+        if now == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} at {http} is {now:?}, not {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn path(path: std::path::PathBuf) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// Runs `test` on the host `core`: Prosody, the focus and every client socket live there.
+fn on_core(bridges: &Bridges, test: impl std::future::Future<Output = ()> + Send) {
+    bridges
+        .host("core")
+        .run(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(test)
+        })
+        .expect("running on core");
+}
+
+fn start_focus(stack: &mut Stack, bridges: &Bridges) {
+    let env = bridges.focus_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    stack.start_focus(&env);
+}
+
+#[test]
+fn a_burst_of_joins_spreads_over_three_bridges() {
+    if rerun_in_own_netns("a_burst_of_joins_spreads_over_three_bridges") {
+        return;
+    }
+    let bridges = Bridges::start();
+    on_core(&bridges, async {
+        let users: Vec<String> = (0..30).map(|i| format!("user{i}")).collect();
+        let names: Vec<&str> = users.iter().map(String::as_str).collect();
+        let mut stack = Stack::start_without_bridge("pool-burst", &names);
+        start_focus(&mut stack, &bridges);
+        stack
+            .focus_metric_becomes("tutti_focus_bridges_alive 3")
+            .await;
+
+        // Everyone logs in first; then the 30 joins go out at once.
+        let mut clients = Vec::new();
+        for user in &users {
+            clients.push(XmppClient::connect(user).await);
+        }
+        let started = Instant::now();
+        let joins: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut client)| {
+                let room = format!("burst{}@{MUC}", i % 10);
+                let nick = format!("user{i}");
+                tokio::spawn(async move {
+                    client.conference_request(&room).await;
+                    client.join(&room, &nick).await;
+                    let (_, initiate) = client.next_jingle(Action::SessionInitiate).await;
+                    (room, initiate, client)
+                })
+            })
+            .collect();
+        let mut per_bridge: HashMap<&str, u32> = HashMap::new();
+        let mut room_bridge: HashMap<String, &str> = HashMap::new();
+        let mut clients = Vec::new();
+        for join in joins {
+            let (room, initiate, client) = join.await.expect("a join");
+            let bridge = bridges.bridge_of(&initiate);
+            *per_bridge.entry(bridge).or_default() += 1;
+            let first = *room_bridge.entry(room.clone()).or_insert(bridge);
+            assert_eq!(first, bridge, "{room}: later participants join its bridge");
+            clients.push(client);
+        }
+        eprintln!(
+            "30 joins into 10 rooms: every session-initiate within {:?}; endpoints per bridge {per_bridge:?}",
+            started.elapsed()
+        );
+        let max = per_bridge.values().max().copied().unwrap_or(0);
+        let min = per_bridge.values().min().copied().unwrap_or(0);
+        assert_eq!(per_bridge.len(), 3, "{per_bridge:?}");
+        assert!(f64::from(max) <= 1.5 * f64::from(min), "{per_bridge:?}");
+        // The bridges hold what the focus says.
+        for name in BRIDGES {
+            let expected = f64::from(per_bridge[name]);
+            metric_becomes(bridges.http(name), "tutti_bridge_endpoints", expected).await;
+        }
+        drop(clients);
+    });
+}
+
+/// A participant of the call: its signalling and its media.
+struct Member {
+    user: &'static str,
+    xmpp: XmppClient,
+    config: ParticipantConfig,
+    media: Participant,
+    focus: Jid,
+}
+
+/// Waits for each member's session-terminate and new session-initiate, accepts it with new
+/// media and checks the time it took from `fault`; returns the new bridge.
+async fn moved(
+    members: &mut [Member],
+    bridges: &Bridges,
+    from_bridge: &str,
+    fault: Instant,
+    what: &str,
+) -> &'static str {
+    let mut initiates = Vec::new();
+    for member in members.iter_mut() {
+        let (_, terminate) = member.xmpp.next_jingle(Action::SessionTerminate).await;
+        let (_, initiate) = member.xmpp.next_jingle(Action::SessionInitiate).await;
+        let took = fault.elapsed();
+        assert_ne!(terminate.sid, initiate.sid);
+        eprintln!("{what}: {} re-invited after {took:?}", member.user);
+        assert!(
+            took <= MOVE_BOUND,
+            "{what}: {} re-invited after {took:?}",
+            member.user
+        );
+        initiates.push(initiate);
+    }
+    let to_bridge = bridges.bridge_of(&initiates[0]);
+    assert_ne!(to_bridge, from_bridge, "{what}: moved to another bridge");
+    for (member, initiate) in members.iter_mut().zip(&initiates) {
+        assert_eq!(
+            bridges.bridge_of(initiate),
+            to_bridge,
+            "{what}: one bridge per call"
+        );
+        let media = accept(
+            &mut member.xmpp,
+            &member.focus,
+            initiate,
+            &member.config,
+            |_| {},
+        )
+        .await;
+        media.start_media();
+        let old = std::mem::replace(&mut member.media, media);
+        old.close().await;
+    }
+    media_flows(members, what).await;
+    eprintln!("{what}: media flows again after {:?}", fault.elapsed());
+    to_bridge
+}
+
+/// Every member receives every other's audio anew.
+async fn media_flows(members: &[Member], what: &str) {
+    for receiver in members {
+        for sender in members.iter().filter(|m| m.user != receiver.user) {
+            let ssrc = sender.config.audio_ssrc;
+            let before = received(&receiver.media, ssrc);
+            eventually(
+                &format!("{what}: {} hears {}", receiver.user, sender.user),
+                || received(&receiver.media, ssrc) > before + 10,
+            )
+            .await;
+        }
+    }
+}
+
+#[test]
+fn a_call_moves_off_a_killed_frozen_or_cut_off_bridge() {
+    if rerun_in_own_netns("a_call_moves_off_a_killed_frozen_or_cut_off_bridge") {
+        return;
+    }
+    let bridges = Bridges::start();
+    let room = format!("call@{MUC}");
+    on_core(&bridges, async {
+        let mut stack = Stack::start_without_bridge("pool-call", &["alice", "bob", "carol"]);
+        start_focus(&mut stack, &bridges);
+        stack
+            .focus_metric_becomes("tutti_focus_bridges_alive 3")
+            .await;
+        let mut members = Vec::new();
+        let mut first_initiate = None;
+        for user in ["alice", "bob", "carol"] {
+            let mut config = ParticipantConfig::new(user);
+            config.bind_address = bridges.host("core").address();
+            let joined = join_and_accept_with(&room, config, |_| {}).await;
+            joined.media.start_media();
+            first_initiate.get_or_insert(joined.initiate.clone());
+            members.push(Member {
+                user,
+                xmpp: joined.xmpp,
+                config: joined.config,
+                media: joined.media,
+                focus: Jid::new(&format!("{room}/focus")).unwrap(),
+            });
+        }
+        media_flows(&members, "before any fault").await;
+        let first = bridges.bridge_of(&first_initiate.expect("an initiate"));
+
+        // kill -9: its connection breaks at once.
+        let fault = Instant::now();
+        bridges.signal(first, "-KILL");
+        let second = moved(&mut members, &bridges, first, fault, "kill -9").await;
+
+        // SIGSTOP: the process and its sockets stay, nothing answers.
+        let fault = Instant::now();
+        bridges.signal(second, "-STOP");
+        let third = moved(&mut members, &bridges, second, fault, "SIGSTOP").await;
+        assert_ne!(third, first, "the killed bridge is gone");
+
+        // Thawed, it is heard again, and the conference moved off it is expired there.
+        bridges.signal(second, "-CONT");
+        let thawed = bridges.http(second);
+        metric_becomes(thawed, "tutti_bridge_endpoints", 0.0).await;
+        metric_becomes(thawed, "tutti_bridge_conferences", 0.0).await;
+
+        // Link down: nothing reaches the host any more; the thawed bridge takes the call (the
+        // only one left, in its back-off or past it).
+        let fault = Instant::now();
+        bridges.host(third).cut().expect("cutting the link");
+        let fourth = moved(&mut members, &bridges, third, fault, "link down").await;
+        assert_eq!(fourth, second);
+        bridges.host(third).restore().expect("restoring the link");
+        let (_, metrics) = stack.focus_http_get("/metrics").await;
+        assert!(
+            metrics.contains("tutti_focus_conferences_moved_total 3"),
+            "{metrics}"
+        );
+        for member in members {
+            member.media.close().await;
+        }
+    });
+}
