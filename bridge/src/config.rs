@@ -362,6 +362,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let example: Config = toml::from_str(include_str!("../../config/bridge.example.toml"))
+            .expect("config/bridge.example.toml");
+        example.validate().unwrap();
+        assert_eq!(example.region, "eu-west");
+        assert!(example.grpc_tls().unwrap().is_some());
+    }
+
+    #[test]
     fn toml_file_fields() {
         let config: Config =
             toml::from_str("media_address = \"127.0.0.1:4000\"\nmax_packet_rate = 1000.0\n")

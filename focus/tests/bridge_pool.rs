@@ -8,6 +8,8 @@
 //!   (`SIGSTOP`) or cut off (its link down): every participant gets a session-terminate and a
 //!   new session-initiate on another bridge within the bound, and media flows again; the frozen
 //!   bridge, thawed, has what the focus moved off it expired.
+//! - A draining bridge (SIGTERM) takes no new conference, keeps serving its call until its
+//!   drain timeout, and exits then; the focus moves the call.
 
 mod support;
 
@@ -35,10 +37,16 @@ struct Bridges {
     network: Network,
     pki: TestPki,
     processes: HashMap<&'static str, Process>,
+    /// More environment for every bridge.
+    env: Vec<(&'static str, &'static str)>,
 }
 
 impl Bridges {
     fn start() -> Bridges {
+        Bridges::start_with(&[])
+    }
+
+    fn start_with(env: &[(&'static str, &'static str)]) -> Bridges {
         let network = Network::new(&["core", "b1", "b2", "b3"]).expect("making the network");
         let dir = std::env::temp_dir().join(format!("tutti-pool-pki-{}", std::process::id()));
         let pki = TestPki::write(&dir).expect("writing the test certificates");
@@ -46,6 +54,7 @@ impl Bridges {
             network,
             pki,
             processes: HashMap::new(),
+            env: env.to_vec(),
         };
         for name in BRIDGES {
             bridges.start_bridge(name);
@@ -72,6 +81,7 @@ impl Bridges {
             .env("TUTTI_BRIDGE_GRPC_TLS_KEY", self.pki.key("bridge"))
             .env("TUTTI_BRIDGE_RECEIVER_BANDWIDTH_BPS", "1000000000")
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -89,6 +99,21 @@ impl Bridges {
             .status()
             .expect("running kill");
         assert!(status.success(), "kill {signal} {name}");
+    }
+
+    /// Waits up to `timeout` for bridge `name` to exit: its exit status.
+    fn wait_exit(&mut self, name: &str, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let process = self.processes.get_mut(name)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = process.0.try_wait().expect("waiting for a bridge") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn focus_env(&self) -> Vec<(&'static str, String)> {
@@ -363,4 +388,98 @@ fn a_call_moves_off_a_killed_frozen_or_cut_off_bridge() {
             member.media.close().await;
         }
     });
+}
+
+#[test]
+fn a_draining_bridge_takes_no_new_conference_and_its_call_moves_at_its_drain_timeout() {
+    if rerun_in_own_netns(
+        "a_draining_bridge_takes_no_new_conference_and_its_call_moves_at_its_drain_timeout",
+    ) {
+        return;
+    }
+    let mut bridges = Bridges::start_with(&[("TUTTI_BRIDGE_DRAIN_TIMEOUT_SECS", "3")]);
+    let room = format!("held@{MUC}");
+    let drained = std::sync::Mutex::new(None);
+    on_core(&bridges, async {
+        let users = [
+            "alice", "bob", "new0", "new1", "new2", "new3", "load0", "load1", "load2", "load3",
+            "load4", "load5",
+        ];
+        let mut stack = Stack::start_without_bridge("pool-drain", &users);
+        start_focus(&mut stack, &bridges);
+        stack
+            .focus_metric_becomes("tutti_focus_bridges_alive 3")
+            .await;
+        let mut members = Vec::new();
+        for user in ["alice", "bob"] {
+            let mut config = ParticipantConfig::new(user);
+            config.bind_address = bridges.host("core").address();
+            let joined = join_and_accept_with(&room, config, |_| {}).await;
+            joined.media.start_media();
+            members.push((joined, user));
+        }
+        let draining = bridges.bridge_of(&members[0].0.initiate);
+        // Two rooms of three on the other bridges: the draining bridge is the least loaded.
+        let mut load = Vec::new();
+        for i in 0..6 {
+            let user = format!("load{i}");
+            let mut client = XmppClient::connect(&user).await;
+            let busy = format!("busy{}@{MUC}", i / 3);
+            client.conference_request(&busy).await;
+            client.join(&busy, &user).await;
+            let (_, initiate) = client.next_jingle(Action::SessionInitiate).await;
+            assert_ne!(bridges.bridge_of(&initiate), draining);
+            load.push(client);
+        }
+        for name in BRIDGES.into_iter().filter(|name| *name != draining) {
+            metric_becomes(bridges.http(name), "tutti_bridge_endpoints", 3.0).await;
+        }
+        // Counted in the bridges' next statuses.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let told = Instant::now();
+        bridges.signal(draining, "-TERM");
+        // Its next status (within 500 ms) says it drains.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        for i in 0..4 {
+            let user = format!("new{i}");
+            let mut client = XmppClient::connect(&user).await;
+            let other = format!("other{i}@{MUC}");
+            client.conference_request(&other).await;
+            client.join(&other, &user).await;
+            let (_, initiate) = client.next_jingle(Action::SessionInitiate).await;
+            assert_ne!(
+                bridges.bridge_of(&initiate),
+                draining,
+                "a new conference on the draining bridge"
+            );
+        }
+        // Its call goes on meanwhile, then moves when the drain times out.
+        let mut moving: Vec<Member> = members
+            .into_iter()
+            .map(|(joined, user)| Member {
+                user,
+                xmpp: joined.xmpp,
+                config: joined.config,
+                media: joined.media,
+                focus: Jid::new(&format!("{room}/focus")).unwrap(),
+            })
+            .collect();
+        media_flows(&moving, "while draining").await;
+        assert!(
+            told.elapsed() < Duration::from_secs(3),
+            "the drain ended early"
+        );
+        let timeout_at = told + Duration::from_secs(3);
+        let to = moved(&mut moving, &bridges, draining, timeout_at, "drain timeout").await;
+        *drained.lock().unwrap() = Some((draining, to));
+        for member in moving {
+            member.media.close().await;
+        }
+        drop(load);
+    });
+    let (draining, _) = drained.into_inner().unwrap().expect("the call moved");
+    let status = bridges
+        .wait_exit(draining, Duration::from_secs(2))
+        .expect("the drained bridge exited");
+    assert!(status.success(), "{status:?}");
 }

@@ -534,6 +534,17 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_example_file_is_valid() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/focus-pool.example.toml");
+        let mut example: Config = file_or_default(Some(&file)).unwrap();
+        example.password = "from the environment".into();
+        let settings = example.settings().unwrap();
+        assert_eq!(settings.bridges.len(), 2);
+        assert!(settings.bridge_dns.is_some());
+        assert!(settings.bridges.iter().all(|b| b.tls.is_some()));
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let bad_env = base().apply_env(|name| {
             (name == "TUTTI_FOCUS_LOGIN_TIMEOUT_SECS").then(|| "soon".to_owned())
