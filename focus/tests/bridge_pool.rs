@@ -8,6 +8,8 @@
 //!   (`SIGSTOP`) or cut off (its link down): every participant gets a session-terminate and a
 //!   new session-initiate on another bridge within the bound, and media flows again; the frozen
 //!   bridge, thawed, has what the focus moved off it expired.
+//! - Bridges found by DNS (dnsmasq answering A records on `core`), and a bridge added to the
+//!   records later found and used.
 //! - A draining bridge (SIGTERM) takes no new conference, keeps serving its call until its
 //!   drain timeout, and exits then; the focus moves the call.
 
@@ -23,7 +25,8 @@ use support::*;
 use tutti_focus::jingle::{Action, Jingle};
 use tutti_participant::{Participant, ParticipantConfig};
 use tutti_test_harness::certs::TestPki;
-use tutti_test_harness::netns::{Host, Network};
+use tutti_test_harness::dns::{self, Dnsmasq};
+use tutti_test_harness::netns::{self, Host, Network};
 
 const BRIDGES: [&str; 3] = ["b1", "b2", "b3"];
 const GRPC_PORT: u16 = 10090;
@@ -193,7 +196,8 @@ fn a_burst_of_joins_spreads_over_three_bridges() {
     if rerun_in_own_netns("a_burst_of_joins_spreads_over_three_bridges") {
         return;
     }
-    let bridges = Bridges::start();
+    // Stress by endpoint count well above an idle media worker's (about 0.005).
+    let bridges = Bridges::start_with(&[("TUTTI_BRIDGE_ENDPOINT_CAPACITY", "50")]);
     on_core(&bridges, async {
         let users: Vec<String> = (0..30).map(|i| format!("user{i}")).collect();
         let names: Vec<&str> = users.iter().map(String::as_str).collect();
@@ -482,4 +486,81 @@ fn a_draining_bridge_takes_no_new_conference_and_its_call_moves_at_its_drain_tim
         .wait_exit(draining, Duration::from_secs(2))
         .expect("the drained bridge exited");
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn bridges_are_found_by_dns_and_one_added_later_is_used() {
+    if !netns::inside_own_netns() {
+        dns::ensure_installed().expect("installing dnsmasq-base");
+    }
+    if rerun_in_own_netns("bridges_are_found_by_dns_and_one_added_later_is_used") {
+        return;
+    }
+    const NAME: &str = "bridges.pool.test";
+    let bridges = Bridges::start_with(&[("TUTTI_BRIDGE_ENDPOINT_CAPACITY", "50")]);
+    let address = |name: &str| bridges.host(name).address();
+    on_core(&bridges, async {
+        let dir = std::env::temp_dir().join(format!("tutti-pool-dns-{}", std::process::id()));
+        let mut dnsmasq = Dnsmasq::start(&dir, &[(NAME, address("b1")), (NAME, address("b2"))])
+            .expect("starting dnsmasq");
+        let users: Vec<String> = (0..6).map(|i| format!("user{i}")).collect();
+        let names: Vec<&str> = users.iter().map(String::as_str).collect();
+        let mut stack = Stack::start_without_bridge("pool-dns", &names);
+        let mut env: Vec<(&str, String)> = bridges
+            .focus_env()
+            .into_iter()
+            .filter(|(key, _)| *key != "TUTTI_FOCUS_BRIDGE_URLS")
+            .collect();
+        env.push((
+            "TUTTI_FOCUS_BRIDGE_DNS",
+            format!("https://{NAME}:{GRPC_PORT}"),
+        ));
+        env.push(("TUTTI_FOCUS_BRIDGE_DNS_INTERVAL_SECS", "1".to_owned()));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        stack.start_focus_resolving_with(&env, Some(&dnsmasq.resolv_conf()));
+        stack
+            .focus_metric_becomes("tutti_focus_bridges_alive 2")
+            .await;
+
+        // Four one-person rooms: on the two bridges the name resolves to.
+        let mut clients = Vec::new();
+        let join = |i: usize| {
+            let user = format!("user{i}");
+            async move {
+                let mut client = XmppClient::connect(&user).await;
+                let room = format!("dns{i}@{MUC}");
+                client.conference_request(&room).await;
+                client.join(&room, &user).await;
+                let (_, initiate) = client.next_jingle(Action::SessionInitiate).await;
+                (client, initiate)
+            }
+        };
+        for i in 0..4 {
+            let (client, initiate) = join(i).await;
+            assert_ne!(
+                bridges.bridge_of(&initiate),
+                "b3",
+                "b3 is not in the records yet"
+            );
+            clients.push(client);
+        }
+
+        // b3 joins the records: found at the next resolution, and, the least loaded, it takes
+        // the next conferences.
+        let added = Instant::now();
+        dnsmasq.add(&[(NAME, address("b3"))]).expect("adding b3");
+        stack
+            .focus_metric_becomes("tutti_focus_bridges_alive 3")
+            .await;
+        eprintln!(
+            "b3 found {:?} after it was added to the records",
+            added.elapsed()
+        );
+        for i in 4..6 {
+            let (client, initiate) = join(i).await;
+            assert_eq!(bridges.bridge_of(&initiate), "b3");
+            clients.push(client);
+        }
+        drop(clients);
+    });
 }

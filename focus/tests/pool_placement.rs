@@ -40,11 +40,12 @@ fn a_burst_of_conferences_spreads_before_any_report() {
     let now = Instant::now();
     let mut pool = pool(now, &[("a", ""), ("b", ""), ("c", "")]);
     let mut endpoints: HashMap<BridgeId, u32> = HashMap::new();
-    // Ten rooms of three arrive at once: each conference placed, then its three endpoints
-    // allocated (each padded), before any bridge reports again.
+    // Ten rooms of three arrive at once: each conference placed (padded for its first
+    // endpoint), then its other two endpoints allocated (each padded), before any bridge
+    // reports again.
     for _ in 0..10 {
         let bridge = pool.place(now, "").expect("a bridge");
-        for _ in 0..3 {
+        for _ in 0..2 {
             pool.pad(now, &bridge);
         }
         *endpoints.entry(bridge).or_default() += 3;

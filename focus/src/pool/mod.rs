@@ -247,7 +247,7 @@ impl Pool {
     }
 
     /// The bridge for a new conference whose first participant is in `region` (empty: none),
-    /// padded at once for it; `None` when no bridge takes conferences.
+    /// padded at once for its first endpoint; `None` when no bridge takes conferences.
     pub fn place(&mut self, now: Instant, region: &str) -> Option<BridgeId> {
         let candidates: Vec<Candidate<'_>> = self
             .bridges
@@ -266,12 +266,13 @@ impl Pool {
             })
             .collect();
         let chosen = placement::choose(&candidates, region)?.clone();
+        tracing::debug!(?candidates, %chosen, region, "placed a conference");
         self.pad(now, &chosen);
         Some(chosen)
     }
 
-    /// An endpoint is being allocated on `bridge`: its stress is padded until a status counts
-    /// it.
+    /// Another endpoint is being allocated on `bridge`: its stress is padded until a status
+    /// counts it.
     pub fn pad(&mut self, now: Instant, bridge: &BridgeId) {
         if let Some(entry) = self.bridges.get_mut(bridge) {
             entry.paddings.push(now);

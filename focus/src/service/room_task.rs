@@ -77,6 +77,14 @@ impl Drop for ClosedNotice {
     }
 }
 
+/// Where a conference is.
+struct Placement {
+    bridge: BridgeId,
+    /// The placement padded the bridge for the conference's first endpoint: its allocation
+    /// is not padded again.
+    first_endpoint_padded: bool,
+}
+
 type BridgeCall =
     Pin<Box<dyn Future<Output = (RequestId, Result<BridgeAnswer, BridgeError>)> + Send>>;
 
@@ -88,7 +96,7 @@ pub struct RoomTask {
     /// The room's bridge requests in flight.
     calls: FuturesUnordered<BridgeCall>,
     /// The bridge each of the room's conferences is on.
-    placements: HashMap<String, BridgeId>,
+    placements: HashMap<String, Placement>,
     /// Bridges that failed (`None` once the pool is gone).
     failures: Option<broadcast::Receiver<BridgeId>>,
 }
@@ -141,27 +149,38 @@ impl RoomTask {
     fn call(&mut self, id: RequestId, request: BridgeRequest) {
         let bridges = &self.services.bridges;
         let conference_id = request.conference_id().to_owned();
-        let placed = self.placements.get(&conference_id).cloned();
+        let placed = self.placements.get_mut(&conference_id);
         let bridge = match &request {
-            BridgeRequest::CreateConference { region, .. } => {
+            BridgeRequest::CreateConference { region, .. } => match placed {
                 // Asked again (a retry under the same id): where it is, unless that failed.
-                let bridge = match placed {
-                    Some(bridge) if !bridges.is_failed(&bridge) => Some(bridge),
-                    _ => bridges.place(region),
-                };
-                if let Some(bridge) = &bridge {
-                    self.placements.insert(conference_id, bridge.clone());
+                Some(placement) if !bridges.is_failed(&placement.bridge) => {
+                    Some(placement.bridge.clone())
                 }
-                bridge
-            }
-            BridgeRequest::AllocateEndpoint { .. } => {
-                if let Some(bridge) = &placed {
-                    bridges.pad(bridge);
+                _ => {
+                    let bridge = bridges.place(region);
+                    if let Some(bridge) = &bridge {
+                        let placement = Placement {
+                            bridge: bridge.clone(),
+                            first_endpoint_padded: true,
+                        };
+                        self.placements.insert(conference_id, placement);
+                    }
+                    bridge
                 }
-                placed
+            },
+            BridgeRequest::AllocateEndpoint { .. } => placed.map(|placement| {
+                if !std::mem::take(&mut placement.first_endpoint_padded) {
+                    bridges.pad(&placement.bridge);
+                }
+                placement.bridge.clone()
+            }),
+            BridgeRequest::ExpireConference { .. } => self
+                .placements
+                .remove(&conference_id)
+                .map(|placement| placement.bridge),
+            BridgeRequest::UpdateEndpoint(_) | BridgeRequest::ExpireEndpoint { .. } => {
+                placed.map(|placement| placement.bridge.clone())
             }
-            BridgeRequest::ExpireConference { .. } => self.placements.remove(&conference_id),
-            BridgeRequest::UpdateEndpoint(_) | BridgeRequest::ExpireEndpoint { .. } => placed,
         };
         match bridge.and_then(|bridge| bridges.client(&bridge)) {
             Some(client) => self
@@ -184,7 +203,7 @@ impl RoomTask {
         let Some(conference_id) = self.room.conference_id().map(str::to_owned) else {
             return;
         };
-        if self.placements.get(&conference_id) != Some(bridge) {
+        if self.placements.get(&conference_id).map(|p| &p.bridge) != Some(bridge) {
             return;
         }
         if !self.services.bridges.has_alternative(bridge) {
@@ -248,7 +267,8 @@ impl RoomTask {
             };
             let current = room
                 .conference_id()
-                .and_then(|id| self.placements.get(id).cloned());
+                .and_then(|id| self.placements.get(id))
+                .map(|placement| placement.bridge.clone());
             let listening = self.failures.is_some();
             let failure = Self::next_failure(&mut self.failures, current, &self.services.bridges);
             tokio::select! {

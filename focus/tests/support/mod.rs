@@ -183,7 +183,13 @@ impl Stack {
 
     /// Starts the focus with these extra environment variables; panics unless it comes up.
     pub fn start_focus(&mut self, env: &[(&str, &str)]) {
-        let (mut child, line) = self.spawn_focus(env);
+        self.start_focus_resolving_with(env, None);
+    }
+
+    /// As `start_focus`, resolving names with the DNS server `resolv_conf` names (see
+    /// `tutti_test_harness::dns`).
+    pub fn start_focus_resolving_with(&mut self, env: &[(&str, &str)], resolv_conf: Option<&Path>) {
+        let (mut child, line) = self.spawn_focus_resolving_with(env, resolv_conf);
         let Some(line) = line else {
             let _ = child.kill();
             let output = child.wait_with_output().ok();
@@ -196,7 +202,19 @@ impl Stack {
 
     /// The focus process and its ready line, if it printed one within 15 s.
     pub fn spawn_focus(&self, env: &[(&str, &str)]) -> (Child, Option<String>) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_focus"));
+        self.spawn_focus_resolving_with(env, None)
+    }
+
+    fn spawn_focus_resolving_with(
+        &self,
+        env: &[(&str, &str)],
+        resolv_conf: Option<&Path>,
+    ) -> (Child, Option<String>) {
+        let focus = env!("CARGO_BIN_EXE_focus");
+        let mut command = match resolv_conf {
+            Some(resolv_conf) => tutti_test_harness::dns::with_resolv_conf(resolv_conf, focus),
+            None => Command::new(focus),
+        };
         command
             .env("TUTTI_FOCUS_JID", format!("focus@{DOMAIN}"))
             .env("TUTTI_FOCUS_PASSWORD", FOCUS_PASSWORD)
