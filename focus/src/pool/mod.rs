@@ -287,7 +287,7 @@ impl Pool {
         })
     }
 
-    /// Whether a conference is to stay on `bridge`: it is alive (draining included).
+    /// Whether `bridge` has failed (one no longer in the pool counts as failed).
     pub fn is_failed(&self, bridge: &BridgeId) -> bool {
         self.bridges
             .get(bridge)
@@ -301,12 +301,11 @@ impl Pool {
         }
     }
 
-    /// The bridges and their state, for logs and metrics: (id, alive, reported stress with
-    /// padding).
-    pub fn summary(&self) -> Vec<(BridgeId, bool, f64)> {
+    /// How many bridges are alive (they report their status).
+    pub fn alive(&self) -> usize {
         self.bridges
-            .iter()
-            .map(|(id, b)| (id.clone(), b.health.is_alive(), b.stress()))
-            .collect()
+            .values()
+            .filter(|b| b.health.is_alive())
+            .count()
     }
 }

@@ -56,7 +56,7 @@ impl Bridges {
             .as_ref()
             .and_then(|dns| dns.tls.as_ref())
         {
-            // Read now so that a bad file stops the start, not the first discovery.
+            // Checked now so that a missing file stops the start, not the first discovery.
             for path in [&tls.ca, &tls.cert, &tls.key] {
                 std::fs::metadata(path)
                     .map_err(|e| anyhow::anyhow!("bridge TLS file {}: {e}", path.display()))?;
@@ -124,11 +124,7 @@ impl Bridges {
 
     /// The pool's bridges that are alive.
     pub fn alive(&self) -> usize {
-        self.pool()
-            .summary()
-            .iter()
-            .filter(|(_, alive, _)| *alive)
-            .count()
+        self.pool().alive()
     }
 }
 
