@@ -7,7 +7,9 @@
 //! - A call of three (real media) moves when its bridge is killed (`kill -9`), frozen
 //!   (`SIGSTOP`) or cut off (its link down): every participant gets a session-terminate and a
 //!   new session-initiate on another bridge within the bound, and media flows again; the frozen
-//!   bridge, thawed, has what the focus moved off it expired.
+//!   bridge, thawed, has what the focus moved off it expired. `TUTTI_FAILOVER_ROUNDS=N` repeats
+//!   the three faults N times (the killed bridge started again each time) and the test prints
+//!   the figures as one JSON line.
 //! - Bridges found by DNS (dnsmasq answering A records on `core`), and a bridge added to the
 //!   records later found and used.
 //! - A draining bridge (SIGTERM) takes no new conference, keeps serving its call until its
@@ -39,7 +41,8 @@ const MOVE_BOUND: Duration = Duration::from_secs(3);
 struct Bridges {
     network: Network,
     pki: TestPki,
-    processes: HashMap<&'static str, Process>,
+    /// Behind a lock: a test restarts bridges while it runs on `core`.
+    processes: std::sync::Mutex<HashMap<&'static str, Process>>,
     /// More environment for every bridge.
     env: Vec<(&'static str, &'static str)>,
 }
@@ -53,10 +56,10 @@ impl Bridges {
         let network = Network::new(&["core", "b1", "b2", "b3"]).expect("making the network");
         let dir = std::env::temp_dir().join(format!("tutti-pool-pki-{}", std::process::id()));
         let pki = TestPki::write(&dir).expect("writing the test certificates");
-        let mut bridges = Bridges {
+        let bridges = Bridges {
             network,
             pki,
-            processes: HashMap::new(),
+            processes: std::sync::Mutex::default(),
             env: env.to_vec(),
         };
         for name in BRIDGES {
@@ -70,7 +73,7 @@ impl Bridges {
     }
 
     /// Starts (or starts again) the bridge on host `name`, on that host's address.
-    fn start_bridge(&mut self, name: &'static str) {
+    fn start_bridge(&self, name: &'static str) {
         let host = self.host(name).clone();
         let ip = host.address();
         let mut child = host
@@ -91,12 +94,12 @@ impl Bridges {
             .expect("starting a bridge");
         ready_line(&mut child, Duration::from_secs(10))
             .unwrap_or_else(|| panic!("bridge {name} did not come up"));
-        self.processes.insert(name, Process(child));
+        self.processes().insert(name, Process(child));
     }
 
     /// `kill -SIGNAL` of bridge `name`.
     fn signal(&self, name: &str, signal: &str) {
-        let pid = self.processes[name].0.id();
+        let pid = self.processes()[name].0.id();
         let status = Command::new("kill")
             .args([signal, &pid.to_string()])
             .status()
@@ -105,11 +108,20 @@ impl Bridges {
     }
 
     /// Waits up to `timeout` for bridge `name` to exit: its exit status.
-    fn wait_exit(&mut self, name: &str, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let process = self.processes.get_mut(name)?;
+    fn processes(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, Process>> {
+        self.processes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait_exit(&self, name: &str, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = process.0.try_wait().expect("waiting for a bridge") {
+            let exited = self
+                .processes()
+                .get_mut(name)?
+                .0
+                .try_wait()
+                .expect("waiting for a bridge");
+            if let Some(status) = exited {
                 return Some(status);
             }
             if Instant::now() >= deadline {
@@ -264,20 +276,31 @@ struct Member {
     focus: Jid,
 }
 
+/// A call's move off a faulty bridge.
+struct Move {
+    to: &'static str,
+    /// From the fault to the last member's new session-initiate.
+    reinvited: Duration,
+    /// From the fault to every member hearing every other again.
+    media: Duration,
+}
+
 /// Waits for each member's session-terminate and new session-initiate, accepts it with new
-/// media and checks the time it took from `fault`; returns the new bridge.
+/// media and checks the time it took from `fault`.
 async fn moved(
     members: &mut [Member],
     bridges: &Bridges,
     from_bridge: &str,
     fault: Instant,
     what: &str,
-) -> &'static str {
+) -> Move {
     let mut initiates = Vec::new();
+    let mut reinvited = Duration::ZERO;
     for member in members.iter_mut() {
         let (_, terminate) = member.xmpp.next_jingle(Action::SessionTerminate).await;
         let (_, initiate) = member.xmpp.next_jingle(Action::SessionInitiate).await;
         let took = fault.elapsed();
+        reinvited = reinvited.max(took);
         assert_ne!(terminate.sid, initiate.sid);
         eprintln!("{what}: {} re-invited after {took:?}", member.user);
         assert!(
@@ -308,8 +331,13 @@ async fn moved(
         old.close().await;
     }
     media_flows(members, what).await;
-    eprintln!("{what}: media flows again after {:?}", fault.elapsed());
-    to_bridge
+    let media = fault.elapsed();
+    eprintln!("{what}: media flows again after {media:?}");
+    Move {
+        to: to_bridge,
+        reinvited,
+        media,
+    }
 }
 
 /// Every member receives every other's audio anew.
@@ -325,6 +353,49 @@ async fn media_flows(members: &[Member], what: &str) {
             .await;
         }
     }
+}
+
+/// Rounds of the three faults (`TUTTI_FAILOVER_ROUNDS`, default 1).
+fn rounds() -> usize {
+    std::env::var("TUTTI_FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// One JSON line: runs, participants, the fault → every participant re-invited times (median,
+/// max) and the fault → media again times, over all faults and per kind.
+fn failover_report(rounds: usize, participants: usize, measured: &[(&str, Move)]) -> String {
+    let millis = |durations: Vec<Duration>| -> (u128, u128) {
+        let mut ms: Vec<u128> = durations.iter().map(Duration::as_millis).collect();
+        ms.sort_unstable();
+        (ms[ms.len() / 2], ms[ms.len() - 1])
+    };
+    let figures = |kind: Option<&str>| {
+        let of_kind = || {
+            measured
+                .iter()
+                .filter(move |(k, _)| kind.is_none_or(|kind| kind == *k))
+        };
+        let (median, max) = millis(of_kind().map(|(_, m)| m.reinvited).collect());
+        let (media_median, media_max) = millis(of_kind().map(|(_, m)| m.media).collect());
+        serde_json::json!({
+            "runs": of_kind().count(),
+            "failover_ms_median": median,
+            "failover_ms_max": max,
+            "media_ms_median": media_median,
+            "media_ms_max": media_max,
+        })
+    };
+    let mut report = figures(None);
+    report["rounds"] = rounds.into();
+    report["participants"] = participants.into();
+    // A participant not re-invited within MOVE_BOUND fails the test.
+    report["participants_lost"] = 0.into();
+    for kind in ["kill", "sigstop", "link_down"] {
+        report[kind] = figures(Some(kind));
+    }
+    report.to_string()
 }
 
 #[test]
@@ -357,37 +428,48 @@ fn a_call_moves_off_a_killed_frozen_or_cut_off_bridge() {
             });
         }
         media_flows(&members, "before any fault").await;
-        let first = bridges.bridge_of(&first_initiate.expect("an initiate"));
+        let mut current = bridges.bridge_of(&first_initiate.expect("an initiate"));
+        let mut measured: Vec<(&str, Move)> = Vec::new();
+        let rounds = rounds();
+        for _ in 0..rounds {
+            // kill -9: its connection breaks at once. Started again afterwards.
+            let killed = current;
+            let fault = Instant::now();
+            bridges.signal(killed, "-KILL");
+            let moving = moved(&mut members, &bridges, killed, fault, "kill -9").await;
+            current = moving.to;
+            measured.push(("kill", moving));
+            bridges.start_bridge(killed);
 
-        // kill -9: its connection breaks at once.
-        let fault = Instant::now();
-        bridges.signal(first, "-KILL");
-        let second = moved(&mut members, &bridges, first, fault, "kill -9").await;
+            // SIGSTOP: the process and its sockets stay, nothing answers.
+            let frozen = current;
+            let fault = Instant::now();
+            bridges.signal(frozen, "-STOP");
+            let moving = moved(&mut members, &bridges, frozen, fault, "SIGSTOP").await;
+            current = moving.to;
+            measured.push(("sigstop", moving));
+            // Thawed, it is heard again, and the conference moved off it is expired there.
+            bridges.signal(frozen, "-CONT");
+            let thawed = bridges.http(frozen);
+            metric_becomes(thawed, "tutti_bridge_endpoints", 0.0).await;
+            metric_becomes(thawed, "tutti_bridge_conferences", 0.0).await;
 
-        // SIGSTOP: the process and its sockets stay, nothing answers.
-        let fault = Instant::now();
-        bridges.signal(second, "-STOP");
-        let third = moved(&mut members, &bridges, second, fault, "SIGSTOP").await;
-        assert_ne!(third, first, "the killed bridge is gone");
-
-        // Thawed, it is heard again, and the conference moved off it is expired there.
-        bridges.signal(second, "-CONT");
-        let thawed = bridges.http(second);
-        metric_becomes(thawed, "tutti_bridge_endpoints", 0.0).await;
-        metric_becomes(thawed, "tutti_bridge_conferences", 0.0).await;
-
-        // Link down: nothing reaches the host any more; the thawed bridge takes the call (the
-        // only one left, in its back-off or past it).
-        let fault = Instant::now();
-        bridges.host(third).cut().expect("cutting the link");
-        let fourth = moved(&mut members, &bridges, third, fault, "link down").await;
-        assert_eq!(fourth, second);
-        bridges.host(third).restore().expect("restoring the link");
+            // Link down: nothing reaches the host any more.
+            let cut = current;
+            let fault = Instant::now();
+            bridges.host(cut).cut().expect("cutting the link");
+            let moving = moved(&mut members, &bridges, cut, fault, "link down").await;
+            current = moving.to;
+            measured.push(("link_down", moving));
+            bridges.host(cut).restore().expect("restoring the link");
+            stack
+                .focus_metric_becomes("tutti_focus_bridges_alive 3")
+                .await;
+        }
         let (_, metrics) = stack.focus_http_get("/metrics").await;
-        assert!(
-            metrics.contains("tutti_focus_conferences_moved_total 3"),
-            "{metrics}"
-        );
+        let moves = format!("tutti_focus_conferences_moved_total {}", 3 * rounds);
+        assert!(metrics.contains(&moves), "{metrics}");
+        println!("{}", failover_report(rounds, members.len(), &measured));
         for member in members {
             member.media.close().await;
         }
@@ -401,7 +483,7 @@ fn a_draining_bridge_takes_no_new_conference_and_its_call_moves_at_its_drain_tim
     ) {
         return;
     }
-    let mut bridges = Bridges::start_with(&[("TUTTI_BRIDGE_DRAIN_TIMEOUT_SECS", "3")]);
+    let bridges = Bridges::start_with(&[("TUTTI_BRIDGE_DRAIN_TIMEOUT_SECS", "3")]);
     let room = format!("held@{MUC}");
     let drained = std::sync::Mutex::new(None);
     on_core(&bridges, async {
@@ -475,7 +557,7 @@ fn a_draining_bridge_takes_no_new_conference_and_its_call_moves_at_its_drain_tim
         );
         let timeout_at = told + Duration::from_secs(3);
         let to = moved(&mut moving, &bridges, draining, timeout_at, "drain timeout").await;
-        *drained.lock().unwrap() = Some((draining, to));
+        *drained.lock().unwrap() = Some((draining, to.to));
         for member in moving {
             member.media.close().await;
         }
