@@ -12,6 +12,8 @@
 //!   the figures as one JSON line.
 //! - Bridges found by DNS (dnsmasq answering A records on `core`), and a bridge added to the
 //!   records later found and used.
+//! - A call whose bridge dies while every other is frozen stays, and moves as soon as one
+//!   thaws.
 //! - A draining bridge (SIGTERM) takes no new conference, keeps serving its call until its
 //!   drain timeout, and exits then; the focus moves the call.
 
@@ -340,6 +342,28 @@ async fn moved(
     }
 }
 
+/// `users` join `room` with media on the host `core`, and hear each other.
+async fn join_call(bridges: &Bridges, room: &str, users: &[&'static str]) -> (Vec<Member>, Jingle) {
+    let mut members = Vec::new();
+    let mut first_initiate = None;
+    for user in users {
+        let mut config = ParticipantConfig::new(user);
+        config.bind_address = bridges.host("core").address();
+        let joined = join_and_accept_with(room, config, |_| {}).await;
+        joined.media.start_media();
+        first_initiate.get_or_insert(joined.initiate.clone());
+        members.push(Member {
+            user,
+            xmpp: joined.xmpp,
+            config: joined.config,
+            media: joined.media,
+            focus: Jid::new(&format!("{room}/focus")).unwrap(),
+        });
+    }
+    media_flows(&members, "before any fault").await;
+    (members, first_initiate.expect("an initiate"))
+}
+
 /// Every member receives every other's audio anew.
 async fn media_flows(members: &[Member], what: &str) {
     for receiver in members {
@@ -411,24 +435,9 @@ fn a_call_moves_off_a_killed_frozen_or_cut_off_bridge() {
         stack
             .focus_metric_becomes("tutti_focus_bridges_alive 3")
             .await;
-        let mut members = Vec::new();
-        let mut first_initiate = None;
-        for user in ["alice", "bob", "carol"] {
-            let mut config = ParticipantConfig::new(user);
-            config.bind_address = bridges.host("core").address();
-            let joined = join_and_accept_with(&room, config, |_| {}).await;
-            joined.media.start_media();
-            first_initiate.get_or_insert(joined.initiate.clone());
-            members.push(Member {
-                user,
-                xmpp: joined.xmpp,
-                config: joined.config,
-                media: joined.media,
-                focus: Jid::new(&format!("{room}/focus")).unwrap(),
-            });
-        }
-        media_flows(&members, "before any fault").await;
-        let mut current = bridges.bridge_of(&first_initiate.expect("an initiate"));
+        let (mut members, first_initiate) =
+            join_call(&bridges, &room, &["alice", "bob", "carol"]).await;
+        let mut current = bridges.bridge_of(&first_initiate);
         let mut measured: Vec<(&str, Move)> = Vec::new();
         let rounds = rounds();
         for _ in 0..rounds {
@@ -644,5 +653,68 @@ fn bridges_are_found_by_dns_and_one_added_later_is_used() {
             clients.push(client);
         }
         drop(clients);
+    });
+}
+
+#[test]
+fn a_call_left_without_another_bridge_moves_once_one_is_back() {
+    if rerun_in_own_netns("a_call_left_without_another_bridge_moves_once_one_is_back") {
+        return;
+    }
+    let bridges = Bridges::start();
+    let room = format!("stranded@{MUC}");
+    on_core(&bridges, async {
+        let mut stack = Stack::start_without_bridge("pool-stranded", &["alice", "bob"]);
+        start_focus(&mut stack, &bridges);
+        stack
+            .focus_metric_becomes("tutti_focus_bridges_alive 3")
+            .await;
+        let (mut members, initiate) = join_call(&bridges, &room, &["alice", "bob"]).await;
+        let home = bridges.bridge_of(&initiate);
+        let others: Vec<&str> = BRIDGES.into_iter().filter(|b| *b != home).collect();
+        // Both other bridges freeze, then the call's own dies: nowhere to go.
+        for other in &others {
+            bridges.signal(other, "-STOP");
+        }
+        stack
+            .focus_metric_becomes("tutti_focus_bridges_alive 1")
+            .await;
+        bridges.signal(home, "-KILL");
+        stack
+            .focus_metric_becomes("tutti_focus_bridges_alive 0")
+            .await;
+        for member in &mut members {
+            member
+                .xmpp
+                .expect_none(
+                    Duration::from_millis(500),
+                    "a move with nowhere to go",
+                    |stanza| {
+                        let tokio_xmpp::Stanza::Iq(tokio_xmpp::parsers::iq::Iq::Set {
+                            payload,
+                            ..
+                        }) = stanza
+                        else {
+                            return false;
+                        };
+                        Jingle::from_element(payload).is_ok_and(|jingle| {
+                            matches!(
+                                jingle.action,
+                                Action::SessionTerminate | Action::SessionInitiate
+                            )
+                        })
+                    },
+                )
+                .await;
+        }
+        // One thaws: the call moves there at once.
+        let thawed = Instant::now();
+        bridges.signal(others[0], "-CONT");
+        let moving = moved(&mut members, &bridges, home, thawed, "a bridge back").await;
+        assert_eq!(moving.to, others[0]);
+        bridges.signal(others[1], "-CONT");
+        for member in members {
+            member.media.close().await;
+        }
     });
 }

@@ -1,7 +1,8 @@
 //! Failure detection over a pool of bridges, on the pool state machine alone (simulated clock):
-//! a bridge whose statuses stop is failed 1.5 s after the last one, a broken stream or a
-//! shutting-down report fails it at once, each once; a bridge heard again recovers, with the
-//! conferences moved off it to expire; bridges no longer listed leave once they are dead.
+//! a bridge is available once first heard; one whose statuses stop is failed 1.5 s after the
+//! last one, a broken stream or a shutting-down report fails it at once, each once; a bridge
+//! heard again recovers, with the conferences moved off it to expire; bridges no longer listed
+//! leave once they are dead.
 
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,7 @@ fn a_silent_bridge_fails_within_two_seconds_once() {
             pool.handle_timeout(at);
             for event in events(&mut pool) {
                 match event {
+                    Event::Available { .. } => {}
                     Event::Failed { bridge, cause } => {
                         assert_eq!(bridge, id("a"));
                         assert!(cause.contains("no status"), "{cause}");
@@ -74,6 +76,13 @@ fn a_broken_stream_or_a_shutdown_fails_at_once_and_a_recovery_expires_the_moved(
     pool.set_listed([id("a"), id("b")]);
     pool.on_status(now, &id("a"), status(BridgeState::Operational));
     pool.on_status(now, &id("b"), status(BridgeState::Draining));
+    assert_eq!(
+        events(&mut pool),
+        [
+            Event::Available { bridge: id("a") },
+            Event::Available { bridge: id("b") }
+        ]
+    );
     pool.on_stream_lost(now, &id("a"), "h2 protocol error: keep-alive timed out");
     pool.on_stream_lost(now, &id("a"), "connection refused");
     let failed = events(&mut pool);
@@ -108,6 +117,7 @@ fn an_unlisted_bridge_leaves_once_it_is_dead() {
     let mut pool = Pool::new();
     assert_eq!(pool.set_listed([id("a"), id("b")]), [id("a"), id("b")]);
     pool.on_status(now, &id("a"), status(BridgeState::Operational));
+    assert_eq!(events(&mut pool), [Event::Available { bridge: id("a") }]);
     // The next discovery no longer lists a (still alive) nor b (never heard), adds c.
     assert_eq!(pool.set_listed([id("c")]), [id("c")]);
     assert_eq!(events(&mut pool), [Event::Removed { bridge: id("b") }]);
@@ -119,8 +129,9 @@ fn an_unlisted_bridge_leaves_once_it_is_dead() {
     );
     pool.on_stream_lost(now, &id("a"), "connection reset");
     let gone = events(&mut pool);
-    assert_eq!(gone.len(), 2, "{gone:?}");
-    assert!(matches!(&gone[1], Event::Removed { bridge } if *bridge == id("a")));
+    assert_eq!(gone.len(), 3, "{gone:?}");
+    assert_eq!(gone[0], Event::Available { bridge: id("c") });
+    assert!(matches!(&gone[2], Event::Removed { bridge } if *bridge == id("a")));
     assert!(
         pool.is_failed(&id("a")),
         "an unknown bridge counts as failed"

@@ -28,7 +28,9 @@ enum Liveness {
 /// What one status or loss meant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Change {
-    /// It was alive (or never heard) and has failed, for this cause.
+    /// Heard for the first time.
+    FirstHeard,
+    /// It was alive and has failed, for this cause.
     Failed(String),
     /// It had failed and is heard again.
     Recovered,
@@ -76,7 +78,7 @@ impl Health {
                     since: now,
                     last_heard: now,
                 };
-                None
+                Some(Change::FirstHeard)
             }
             Liveness::Failed { .. } => {
                 self.liveness = Liveness::Alive {
@@ -92,15 +94,11 @@ impl Health {
         }
     }
 
-    /// The stream ended or broke, or the bridge said it is shutting down.
+    /// The stream ended or broke, or the bridge said it is shutting down. A bridge never heard
+    /// stays unheard (its stream never opened).
     pub(super) fn lost(&mut self, now: Instant, cause: String) -> Option<Change> {
         match self.liveness {
-            Liveness::Failed { .. } => None,
-            Liveness::Unheard => {
-                self.liveness = Liveness::Failed { since: now };
-                self.failures = self.failures.saturating_add(1);
-                None
-            }
+            Liveness::Failed { .. } | Liveness::Unheard => None,
             Liveness::Alive { since, .. } => {
                 if now.saturating_duration_since(since) >= STEADY {
                     self.failures = 0;
@@ -172,7 +170,12 @@ mod tests {
             None,
             "unheard"
         );
-        assert_eq!(health.heard(start, status(BridgeState::Operational)), None);
+        assert_eq!(health.lost(start, "connection refused".into()), None);
+        assert!(!health.is_failed(), "never heard: not failed either");
+        assert_eq!(
+            health.heard(start, status(BridgeState::Operational)),
+            Some(Change::FirstHeard)
+        );
         assert_eq!(health.deadline(), Some(start + SILENCE));
         assert_eq!(
             health.check(start + SILENCE - Duration::from_millis(1)),

@@ -6,8 +6,9 @@
 //! Its executor (`service/pool.rs`) keeps one `WatchEvents` stream per bridge and hands the
 //! pool what they bring ([`Pool::on_status`], [`Pool::on_stream_lost`]) and the time
 //! ([`Pool::handle_timeout`] when [`Pool::poll_timeout`] says); the pool says what happened
-//! ([`Pool::poll_event`]): a bridge failed (its rooms move elsewhere), recovered (what the focus
-//! moved off it is expired there), or is gone from the pool.
+//! ([`Pool::poll_event`]): a bridge is heard for the first time, failed (its rooms move
+//! elsewhere), recovered (what the focus moved off it is expired there), or is gone from the
+//! pool.
 
 mod health;
 mod placement;
@@ -55,6 +56,8 @@ pub struct Status {
 /// What happened to the pool's bridges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// The bridge is heard for the first time.
+    Available { bridge: BridgeId },
     /// The bridge failed: the conferences on it are to move.
     Failed { bridge: BridgeId, cause: String },
     /// The bridge is heard again; `orphans`: conferences the focus moved off it, to expire
@@ -194,6 +197,12 @@ impl Pool {
         };
         match change {
             None => {}
+            Some(Change::FirstHeard) => {
+                info!(%bridge, "bridge heard");
+                self.events.push_back(Event::Available {
+                    bridge: bridge.clone(),
+                });
+            }
             Some(Change::Failed(cause)) => {
                 warn!(%bridge, %cause, "bridge failed");
                 entry.paddings.clear();

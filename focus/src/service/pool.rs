@@ -1,8 +1,8 @@
 //! The pool's executor: one client and one `WatchEvents` stream per bridge (reconnected every
 //! 500 ms while it fails), the configured DNS name resolved again and again, and the pool's
 //! state machine (`tutti_focus::pool`) fed what they bring and the time. Rooms place their
-//! conferences through it and hear of failed bridges from it (`subscribe_failures`); what the
-//! focus moved off a bridge that comes back is expired there.
+//! conferences through it and hear from it of bridges that fail or become available
+//! (`subscribe`); what the focus moved off a bridge that comes back is expired there.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,16 @@ use super::metrics::Metrics;
 /// A broken event stream is opened again after this.
 const RECONNECT: Duration = Duration::from_millis(500);
 
+/// What the rooms hear of the pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum News {
+    /// The bridge failed: conferences on it move if another bridge can take them.
+    Failed(BridgeId),
+    /// The bridge is heard (for the first time, or again after a failure): conferences left on
+    /// a failed bridge for want of another may move now.
+    Available(BridgeId),
+}
+
 /// What a bridge's stream brought.
 enum Watched {
     Status(Status),
@@ -33,7 +43,7 @@ enum Watched {
 pub struct Bridges {
     pool: Arc<Mutex<Pool>>,
     clients: Arc<Mutex<HashMap<BridgeId, Bridge>>>,
-    failures: broadcast::Sender<BridgeId>,
+    news: broadcast::Sender<News>,
 }
 
 impl Bridges {
@@ -62,11 +72,11 @@ impl Bridges {
                     .map_err(|e| anyhow::anyhow!("bridge TLS file {}: {e}", path.display()))?;
             }
         }
-        let (failures, _) = broadcast::channel(64);
+        let (news, _) = broadcast::channel(64);
         let bridges = Bridges {
             pool: Arc::new(Mutex::new(Pool::new())),
             clients: Arc::new(Mutex::new(clients)),
-            failures,
+            news,
         };
         let driver = Driver {
             bridges: bridges.clone(),
@@ -117,9 +127,9 @@ impl Bridges {
             .cloned()
     }
 
-    /// Failed bridges, as they fail.
-    pub fn subscribe_failures(&self) -> broadcast::Receiver<BridgeId> {
-        self.failures.subscribe()
+    /// Bridges failing and becoming available, as it happens.
+    pub fn subscribe(&self) -> broadcast::Receiver<News> {
+        self.news.subscribe()
     }
 
     /// The pool's bridges that are alive.
@@ -212,16 +222,20 @@ impl Driver {
                 return;
             };
             match event {
+                Event::Available { bridge } => {
+                    let _ = self.bridges.news.send(News::Available(bridge));
+                }
                 Event::Failed { bridge, cause } => {
                     warn!(%bridge, %cause, "bridge failed: its conferences move");
                     self.metrics.bridge_failures.inc();
-                    let _ = self.bridges.failures.send(bridge);
+                    let _ = self.bridges.news.send(News::Failed(bridge));
                 }
                 Event::Recovered { bridge, orphans } => {
                     info!(%bridge, moved = orphans.len(), "bridge recovered");
                     if let Some(client) = self.bridges.client(&bridge) {
-                        tokio::spawn(expire_orphans(bridge, client, orphans));
+                        tokio::spawn(expire_orphans(bridge.clone(), client, orphans));
                     }
+                    let _ = self.bridges.news.send(News::Available(bridge));
                 }
                 Event::Removed { bridge } => {
                     if let Some(task) = self.watchers.remove(&bridge) {

@@ -8,7 +8,7 @@
 //! Each of the room's conferences is on one bridge of the pool: placed there by its
 //! `CreateConference` (`pool.rs`), and every later request about it goes to the same bridge.
 //! When that bridge fails and another can take the conference, the room moves
-//! (`Room::bridge_failed`).
+//! (`Room::bridge_failed`); with none, it moves as soon as one becomes available.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,7 +26,7 @@ use tutti_focus::pool::BridgeId;
 use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest, Output, RequestId, Room};
 
 use super::metrics::Metrics;
-use super::pool::Bridges;
+use super::pool::{Bridges, News};
 
 /// Stanzas to send, in order.
 pub type Outbox = mpsc::UnboundedSender<Stanza>;
@@ -97,8 +97,8 @@ pub struct RoomTask {
     calls: FuturesUnordered<BridgeCall>,
     /// The bridge each of the room's conferences is on.
     placements: HashMap<String, Placement>,
-    /// Bridges that failed (`None` once the pool is gone).
-    failures: Option<broadcast::Receiver<BridgeId>>,
+    /// What the pool says (`None` once the pool is gone).
+    news: Option<broadcast::Receiver<News>>,
 }
 
 impl RoomTask {
@@ -119,14 +119,14 @@ impl RoomTask {
                 return None;
             }
         };
-        let failures = Some(services.bridges.subscribe_failures());
+        let news = Some(services.bridges.subscribe());
         let mut task = RoomTask {
             room,
             services,
             outbox,
             calls: FuturesUnordered::new(),
             placements: HashMap::new(),
-            failures,
+            news,
         };
         task.carry_out();
         Some(task)
@@ -197,19 +197,37 @@ impl RoomTask {
         }
     }
 
-    /// `bridge` failed: the room's conference moves if it is there and another bridge can
-    /// take it (with none, it stays: a bridge that was frozen still holds it when it thaws).
-    fn on_bridge_failed(&mut self, bridge: &BridgeId) {
+    /// The bridge of the room's conference.
+    fn current_bridge(&self) -> Option<BridgeId> {
+        let conference_id = self.room.conference_id()?;
+        Some(self.placements.get(conference_id)?.bridge.clone())
+    }
+
+    /// What the pool says: a failed bridge, a bridge available (for a conference left on a
+    /// failed one), or that news were missed (`None`: whatever is the case now).
+    fn on_news(&mut self, news: Option<News>) {
+        let Some(current) = self.current_bridge() else {
+            return;
+        };
+        let failed = match news {
+            Some(News::Failed(bridge)) => bridge == current,
+            Some(News::Available(_)) | None => self.services.bridges.is_failed(&current),
+        };
+        if failed {
+            self.move_off(&current);
+        }
+    }
+
+    /// The room's conference moves off the failed `bridge` if another bridge can take it (with
+    /// none it stays: a bridge that was frozen still holds it when it thaws).
+    fn move_off(&mut self, bridge: &BridgeId) {
+        if !self.services.bridges.has_alternative(bridge) {
+            warn!(room = %self.room.jid(), %bridge, "the conference's bridge failed and no other can take it yet");
+            return;
+        }
         let Some(conference_id) = self.room.conference_id().map(str::to_owned) else {
             return;
         };
-        if self.placements.get(&conference_id).map(|p| &p.bridge) != Some(bridge) {
-            return;
-        }
-        if !self.services.bridges.has_alternative(bridge) {
-            warn!(room = %self.room.jid(), %bridge, "the conference's bridge failed and no other can take it");
-            return;
-        }
         info!(room = %self.room.jid(), %bridge, "moving the conference off a failed bridge");
         self.placements.remove(&conference_id);
         self.services.bridges.orphan(bridge, conference_id);
@@ -217,20 +235,14 @@ impl RoomTask {
         self.room.bridge_failed(Instant::now());
     }
 
-    /// The next failed bridge; when some were missed, the room's own bridge if it failed.
-    async fn next_failure(
-        failures: &mut Option<broadcast::Receiver<BridgeId>>,
-        current: Option<BridgeId>,
-        bridges: &Bridges,
-    ) -> Option<BridgeId> {
-        let receiver = failures.as_mut()?;
+    /// The pool's next news; `None` inside when some were missed.
+    async fn next_news(news: &mut Option<broadcast::Receiver<News>>) -> Option<Option<News>> {
+        let receiver = news.as_mut()?;
         match receiver.recv().await {
-            Ok(bridge) => Some(bridge),
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                current.filter(|bridge| bridges.is_failed(bridge))
-            }
+            Ok(item) => Some(Some(item)),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(None),
             Err(broadcast::error::RecvError::Closed) => {
-                *failures = None;
+                *news = None;
                 None
             }
         }
@@ -265,14 +277,10 @@ impl RoomTask {
                     None => std::future::pending().await,
                 }
             };
-            let current = room
-                .conference_id()
-                .and_then(|id| self.placements.get(id))
-                .map(|placement| placement.bridge.clone());
-            let listening = self.failures.is_some();
-            let failure = Self::next_failure(&mut self.failures, current, &self.services.bridges);
+            let listening = self.news.is_some();
+            let news = Self::next_news(&mut self.news);
             tokio::select! {
-                Some(bridge) = failure, if listening => self.on_bridge_failed(&bridge),
+                Some(news) = news, if listening => self.on_news(news),
                 input = inputs.recv() => match input {
                     Some(RoomInput::Stanza(stanza)) => {
                         let mut capabilities = self
