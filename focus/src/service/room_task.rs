@@ -156,9 +156,15 @@ impl RoomTask {
                 Some(placement) if !bridges.is_failed(&placement.bridge) => {
                     Some(placement.bridge.clone())
                 }
-                _ => {
+                previous => {
+                    let previous = previous.map(|placement| placement.bridge.clone());
                     let bridge = bridges.place(region);
                     if let Some(bridge) = &bridge {
+                        // The failed bridge may have made it (an answer lost to the time-out):
+                        // expired there if it comes back.
+                        if let Some(previous) = previous.filter(|previous| previous != bridge) {
+                            bridges.orphan(&previous, conference_id.clone());
+                        }
                         let placement = Placement {
                             bridge: bridge.clone(),
                             first_endpoint_padded: true,
