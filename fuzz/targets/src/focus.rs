@@ -127,6 +127,8 @@ pub fn pool(data: &[u8]) {
     let mut pool = Pool::new();
     let mut now = Instant::now();
     let mut listed: Vec<BridgeId> = Vec::new();
+    // The bridges in the pool, and those of them whose last status says they drain.
+    let mut known: Vec<BridgeId> = Vec::new();
     let mut draining: Vec<BridgeId> = Vec::new();
     let mut failed: Vec<BridgeId> = Vec::new();
     for (n, (op, bytes)) in Records::new(data).enumerate() {
@@ -137,7 +139,10 @@ pub fn pool(data: &[u8]) {
                     .filter(|i| bits & (1 << i) != 0)
                     .map(|i| BridgeId(BRIDGES[i].to_owned()))
                     .collect();
-                pool.set_listed(listed.clone());
+                for added in pool.set_listed(listed.clone()) {
+                    draining.retain(|b| *b != added);
+                    known.push(added);
+                }
             }
             1 => {
                 let bridge = id(bytes.first());
@@ -150,9 +155,11 @@ pub fn pool(data: &[u8]) {
                     .get(2..10)
                     .and_then(|b| b.try_into().ok())
                     .map_or(0.0, f64::from_be_bytes);
-                draining.retain(|b| *b != bridge);
-                if state != BridgeState::Operational {
-                    draining.push(bridge.clone());
+                if known.contains(&bridge) {
+                    draining.retain(|b| *b != bridge);
+                    if state != BridgeState::Operational {
+                        draining.push(bridge.clone());
+                    }
                 }
                 let status = Status {
                     name: String::new(),
@@ -198,6 +205,7 @@ pub fn pool(data: &[u8]) {
                 Event::Removed { bridge } => {
                     failed.retain(|b| *b != bridge);
                     draining.retain(|b| *b != bridge);
+                    known.retain(|b| *b != bridge);
                 }
             }
         }
