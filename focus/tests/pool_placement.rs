@@ -1,6 +1,7 @@
 //! Placement over a pool of bridges, on the pool state machine alone (simulated clock, status
 //! reports by hand): a burst of new conferences spreads at once, by padded stress; the region
-//! is preferred; draining bridges take nothing; a recovering bridge waits out its back-off.
+//! is preferred; draining bridges take nothing; a recovering bridge waits out its back-off; a
+//! stress that makes no sense counts as full.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -95,6 +96,27 @@ fn the_region_is_preferred_and_any_bridge_serves_a_region_without_one() {
     assert_eq!(pool.place(later, "us"), Some(id("us1")));
     assert_eq!(pool.place(later, "ap"), Some(id("us1")));
     assert_eq!(pool.place(later, ""), Some(id("us1")));
+}
+
+#[test]
+fn a_nonsensical_stress_counts_as_full() {
+    let now = Instant::now();
+    let mut pool = pool(now, &[("a", ""), ("b", "")]);
+    pool.on_status(
+        now,
+        &id("a"),
+        status("", BridgeState::Operational, f64::NAN),
+    );
+    pool.on_status(now, &id("b"), status("", BridgeState::Operational, 0.9));
+    assert_eq!(pool.place(now, ""), Some(id("b")));
+    pool.on_status(now, &id("a"), status("", BridgeState::Operational, -5.0));
+    assert_eq!(pool.place(now, ""), Some(id("a")), "negative: none");
+    pool.on_status(
+        now,
+        &id("a"),
+        status("", BridgeState::Operational, f64::INFINITY),
+    );
+    assert_eq!(pool.place(now, ""), Some(id("b")));
 }
 
 #[test]

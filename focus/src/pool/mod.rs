@@ -70,6 +70,8 @@ pub enum Event {
     Removed { bridge: BridgeId },
 }
 
+/// The stress of a bridge whose report makes no sense.
+const FULL: f64 = 1.0e9;
 /// Padding for an endpoint placed on a bridge whose status does not say its capacity.
 const DEFAULT_PADDING: f64 = 0.01;
 /// A padding is dropped by the first status heard this long after it (time enough for the
@@ -89,7 +91,8 @@ struct Bridge {
 }
 
 impl Bridge {
-    /// Reported stress plus the padding for what was placed and not reported yet.
+    /// Reported stress plus the padding for what was placed and not reported yet. A stress
+    /// that is not a number or infinite counts as full, a negative one as none.
     fn stress(&self) -> f64 {
         let Some(status) = &self.health.status else {
             return self.paddings.len() as f64 * DEFAULT_PADDING;
@@ -98,7 +101,12 @@ impl Bridge {
             0 => DEFAULT_PADDING,
             capacity => 1.0 / f64::from(capacity),
         };
-        status.stress + self.paddings.len() as f64 * per_endpoint
+        let reported = if status.stress.is_finite() {
+            status.stress.max(0.0)
+        } else {
+            FULL
+        };
+        reported + self.paddings.len() as f64 * per_endpoint
     }
 
     fn tier(&self, now: Instant) -> Option<Tier> {

@@ -293,11 +293,7 @@ fn status_from_pb(status: pb::BridgeStatus) -> Status {
         name: status.bridge_id,
         region: status.region,
         state,
-        stress: if status.stress.is_finite() {
-            status.stress.max(0.0)
-        } else {
-            f64::MAX
-        },
+        stress: status.stress,
         endpoints: status.endpoints,
         endpoint_capacity: status.endpoint_capacity,
     }
