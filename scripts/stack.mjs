@@ -180,8 +180,9 @@ function stopChild(child, timeoutMs = 5000) {
 }
 
 /**
- * Starts Prosody, one bridge and the focus. Resolves with the addresses in use and stop().
- * Rejects (after stopping whatever started) with a message naming what failed.
+ * Starts Prosody, one bridge (or `options.bridges` of them, the focus's pool) and the focus.
+ * Resolves with the addresses in use and stop(). Rejects (after stopping whatever started) with
+ * a message naming what failed.
  */
 export async function startStack(options = {}) {
   const s = stackSettings(options);
@@ -255,6 +256,20 @@ export async function startStack(options = {}) {
     };
     const bridge = await startChild('bridge', join(s.binDir, 'bridge'), [], bridgeEnv, s, 15000);
     children.push(bridge.child);
+    // More bridges for a pool: `bridge1`, `bridge2`, … on the next ports.
+    const pool = [bridge];
+    for (let i = 1; i < (options.bridges ?? 1); i += 1) {
+      const env = {
+        ...bridgeEnv,
+        TUTTI_BRIDGE_BRIDGE_ID: `bridge-${i + 1}`,
+        TUTTI_BRIDGE_MEDIA_ADDRESS: `127.0.0.1:${10000 + i}`,
+        TUTTI_BRIDGE_GRPC_ADDRESS: `127.0.0.1:${10090 + 10 * i}`,
+        TUTTI_BRIDGE_HTTP_ADDRESS: `127.0.0.1:${10091 + 10 * i}`,
+      };
+      const more = await startChild(`bridge${i}`, join(s.binDir, 'bridge'), [], env, s, 15000);
+      children.push(more.child);
+      pool.push(more);
+    }
 
     const focusEnv = {
       TUTTI_FOCUS_HTTP_ADDRESS: '127.0.0.1:8888',
@@ -267,6 +282,9 @@ export async function startStack(options = {}) {
       TUTTI_FOCUS_MUC_DOMAIN: s.muc,
       TUTTI_FOCUS_BRIDGE_URL: `http://${bridge.ready.grpc}`,
     };
+    if (pool.length > 1) {
+      focusEnv.TUTTI_FOCUS_BRIDGE_URLS = pool.map((b) => `http://${b.ready.grpc}`).join(',');
+    }
     const focus = await startChild('focus', join(s.binDir, 'focus'), [], focusEnv, s, 15000);
     children.push(focus.child);
 
@@ -275,8 +293,13 @@ export async function startStack(options = {}) {
       url: `http://127.0.0.1:${s.httpPort}/`,
       xmpp: `127.0.0.1:${s.xmppPort}`,
       bridge: bridge.ready,
+      bridges: pool.map((b) => b.ready),
       focus: focus.ready,
-      children: { prosody, bridge: bridge.child, focus: focus.child },
+      children: {
+        prosody,
+        focus: focus.child,
+        ...Object.fromEntries(pool.map((b, i) => [i === 0 ? 'bridge' : `bridge${i}`, b.child])),
+      },
       stop,
     };
   } catch (error) {

@@ -15,6 +15,16 @@ use tutti_config_env::{apply_env, file_or_default, Field};
 pub struct Config {
     /// Identifies this bridge in GetInfo and logs.
     pub bridge_id: String,
+    /// Where the bridge is, for a focus that places conferences by region (empty: none).
+    pub region: String,
+    /// Endpoints at which stress reaches 1.0 by their count alone.
+    pub endpoint_capacity: u32,
+    /// After SIGTERM the bridge takes no new conference and exits once its last endpoint has
+    /// left, or after this long (the focus moves what is left).
+    pub drain_timeout_secs: u64,
+    /// An endpoint without media (never connected, failed, or silent past the consent time-out)
+    /// and without a control call for it for this long is expired by the bridge itself.
+    pub endpoint_expiry_secs: u64,
     /// gRPC control API. Loopback by default; any other address needs the `grpc_tls_*` files.
     pub grpc_address: SocketAddr,
     /// PEM file of the CA that client (focus) certificates must chain to. With `grpc_tls_cert`
@@ -69,6 +79,10 @@ impl Default for Config {
         let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
         Config {
             bridge_id: "bridge-1".to_string(),
+            region: String::new(),
+            endpoint_capacity: 1000,
+            drain_timeout_secs: 300,
+            endpoint_expiry_secs: 60,
             grpc_address: SocketAddr::new(loopback, 10090),
             grpc_tls_ca: String::new(),
             grpc_tls_cert: String::new(),
@@ -105,6 +119,19 @@ impl Config {
             var,
             [
                 ("bridge_id", Field::text(&mut self.bridge_id)),
+                ("region", Field::text(&mut self.region)),
+                (
+                    "endpoint_capacity",
+                    Field::value(&mut self.endpoint_capacity),
+                ),
+                (
+                    "drain_timeout_secs",
+                    Field::value(&mut self.drain_timeout_secs),
+                ),
+                (
+                    "endpoint_expiry_secs",
+                    Field::value(&mut self.endpoint_expiry_secs),
+                ),
                 ("grpc_address", Field::value(&mut self.grpc_address)),
                 ("grpc_tls_ca", Field::text(&mut self.grpc_tls_ca)),
                 ("grpc_tls_cert", Field::text(&mut self.grpc_tls_cert)),
@@ -169,6 +196,12 @@ impl Config {
         if !(1..=4096).contains(&self.retransmission_cache_packets) {
             bail!("retransmission_cache_packets must be in 1..=4096");
         }
+        if self.endpoint_expiry_secs == 0 {
+            bail!("endpoint_expiry_secs must be at least one second");
+        }
+        if self.endpoint_capacity == 0 {
+            bail!("endpoint_capacity must be positive");
+        }
         if self.max_sources_per_endpoint == 0 || self.max_packet_rate <= 0.0 {
             bail!("max_sources_per_endpoint and max_packet_rate must be positive");
         }
@@ -215,6 +248,12 @@ impl Config {
     }
     pub fn dtls_timeout(&self) -> Duration {
         Duration::from_secs(self.dtls_timeout_secs)
+    }
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_secs)
+    }
+    pub fn endpoint_expiry(&self) -> Duration {
+        Duration::from_secs(self.endpoint_expiry_secs)
     }
 }
 
@@ -322,6 +361,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let example: Config = toml::from_str(include_str!("../../config/bridge.example.toml"))
+            .expect("config/bridge.example.toml");
+        example.validate().unwrap();
+        assert_eq!(example.region, "eu-west");
+        assert!(example.grpc_tls().unwrap().is_some());
+    }
+
+    #[test]
     fn toml_file_fields() {
         let config: Config =
             toml::from_str("media_address = \"127.0.0.1:4000\"\nmax_packet_rate = 1000.0\n")
@@ -329,5 +377,19 @@ mod tests {
         assert_eq!(config.media_address.port(), 4000);
         assert_eq!(config.max_packet_rate, 1000.0);
         assert!(toml::from_str::<Config>("no_such_field = 1").is_err());
+        let pooled: Config = toml::from_str(
+            "region = \"eu-west\"\nendpoint_capacity = 200\ndrain_timeout_secs = 30\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (pooled.region.as_str(), pooled.endpoint_capacity),
+            ("eu-west", 200)
+        );
+        assert_eq!(pooled.drain_timeout(), Duration::from_secs(30));
+        let no_capacity = Config {
+            endpoint_capacity: 0,
+            ..Config::default()
+        };
+        assert!(no_capacity.validate().is_err());
     }
 }

@@ -6,11 +6,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::mpsc::Sender;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::channel::ChannelHub;
 use crate::config::Config;
+use crate::lifecycle::{BridgeState, Lifecycle};
 use crate::media::constraints::ConstraintsUpdate;
 use crate::media::stats::SharedSnapshot;
 use crate::media::{Command, EndpointState, WorkerEvent, WorkerOutput};
@@ -31,6 +34,8 @@ pub enum ControlError {
     Conflict(String),
     #[error("the media worker has stopped")]
     WorkerGone,
+    #[error("bridge {0:?} is {1}: it takes no new conferences")]
+    NotTakingConferences(String, &'static str),
 }
 
 pub struct EndpointEntry {
@@ -38,6 +43,9 @@ pub struct EndpointEntry {
     pub state: EndpointState,
     pub detail: String,
     pub ssrcs: Vec<u32>,
+    /// The last control call for the endpoint or change of its state: what its silence is
+    /// measured from.
+    pub quiet_since: Instant,
 }
 
 #[derive(Default)]
@@ -46,6 +54,23 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Endpoints without media (not connected) and without a control call or state change for
+    /// `expiry` at `now`: (conference, endpoint).
+    pub fn silent_endpoints(&self, now: Instant, expiry: Duration) -> Vec<(String, String)> {
+        self.conferences
+            .iter()
+            .flat_map(|(conference, endpoints)| {
+                endpoints
+                    .iter()
+                    .filter(move |(_, entry)| {
+                        entry.state != EndpointState::Connected
+                            && now.saturating_duration_since(entry.quiet_since) >= expiry
+                    })
+                    .map(move |(endpoint, _)| (conference.clone(), endpoint.clone()))
+            })
+            .collect()
+    }
+
     fn conference(
         &mut self,
         conference_id: &str,
@@ -64,6 +89,9 @@ pub struct Control {
     /// Bridge-channel URLs start with this (`ws://HOST:PORT` or a proxy's `wss://...`).
     pub channel_base: String,
     pub channels: ChannelHub,
+    pub lifecycle: Lifecycle,
+    /// Endpoints the bridge expired by itself for their silence.
+    pub silent_expiries: Counter,
     registry: Mutex<Registry>,
     commands: Mutex<Sender<Command>>,
     events: broadcast::Sender<WorkerEvent>,
@@ -86,6 +114,8 @@ impl Control {
             snapshot,
             channel_base,
             channels: ChannelHub::default(),
+            lifecycle: Lifecycle::default(),
+            silent_expiries: Counter::default(),
             registry: Mutex::new(Registry::default()),
             commands: Mutex::new(commands),
             events,
@@ -148,6 +178,7 @@ impl Control {
             {
                 entry.state = event.state;
                 entry.detail = event.detail.clone();
+                entry.quiet_since = Instant::now();
             }
             // Sent under the lock so a new watcher's snapshot and its events never overlap.
             let _ = self.events.send(event);
@@ -177,6 +208,13 @@ impl Control {
         let mut registry = self.registry();
         if registry.conferences.contains_key(conference_id) {
             return Ok(false);
+        }
+        let state = self.lifecycle.state();
+        if state != BridgeState::Operational {
+            return Err(ControlError::NotTakingConferences(
+                self.config.bridge_id.clone(),
+                state.label(),
+            ));
         }
         self.send(Command::CreateConference {
             conference_id: conference_id.to_string(),
@@ -230,7 +268,8 @@ impl Control {
                 password,
             )
         };
-        if let Some(entry) = conference.get(endpoint_id) {
+        if let Some(entry) = conference.get_mut(endpoint_id) {
+            entry.quiet_since = Instant::now();
             let password = self
                 .channels
                 .add(conference_id, endpoint_id, participant_id);
@@ -250,6 +289,7 @@ impl Control {
                 state: EndpointState::Allocated,
                 detail: String::new(),
                 ssrcs: Vec::new(),
+                quiet_since: Instant::now(),
             },
         );
         let password = self
@@ -288,10 +328,35 @@ impl Control {
             }
         }
         self.send(command)?;
-        if let (Some(ssrcs), Some(entry)) = (ssrcs, conference.get_mut(endpoint_id)) {
-            entry.ssrcs = ssrcs;
+        if let Some(entry) = conference.get_mut(endpoint_id) {
+            entry.quiet_since = Instant::now();
+            if let Some(ssrcs) = ssrcs {
+                entry.ssrcs = ssrcs;
+            }
         }
         Ok(())
+    }
+
+    /// Endpoints in every conference.
+    pub fn endpoint_count(&self) -> usize {
+        self.registry().conferences.values().map(HashMap::len).sum()
+    }
+
+    /// Expires the endpoints silent on media and signalling for `endpoint_expiry_secs` (a
+    /// client that vanished, a focus that forgot them); returns how many.
+    pub fn expire_silent(&self, now: Instant) -> usize {
+        let silent = self
+            .registry()
+            .silent_endpoints(now, self.config.endpoint_expiry());
+        let mut expired = 0;
+        for (conference, endpoint) in silent {
+            if self.expire_endpoint(&conference, &endpoint).is_ok() {
+                tracing::info!(%conference, %endpoint, "expired a silent endpoint");
+                self.silent_expiries.inc();
+                expired += 1;
+            }
+        }
+        expired
     }
 
     /// Every receiver's allocation state, from the media worker.
@@ -346,4 +411,56 @@ fn check_id(field: &str, id: &str) -> Result<(), ControlError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(state: EndpointState, quiet_since: Instant) -> EndpointEntry {
+        EndpointEntry {
+            ice: tutti_ice::Credentials::random(),
+            state,
+            detail: String::new(),
+            ssrcs: Vec::new(),
+            quiet_since,
+        }
+    }
+
+    #[test]
+    fn only_endpoints_without_media_and_calls_past_the_expiry_are_silent() {
+        let start = Instant::now();
+        let expiry = Duration::from_secs(60);
+        let mut registry = Registry::default();
+        let conference = registry.conferences.entry("c".into()).or_default();
+        conference.insert("talking".into(), entry(EndpointState::Connected, start));
+        conference.insert("vanished".into(), entry(EndpointState::TimedOut, start));
+        conference.insert(
+            "never-answered".into(),
+            entry(EndpointState::Allocated, start),
+        );
+        conference.insert(
+            "failed-lately".into(),
+            entry(EndpointState::IceFailed, start + Duration::from_secs(30)),
+        );
+        assert!(registry
+            .silent_endpoints(start + Duration::from_secs(59), expiry)
+            .is_empty());
+        let mut silent: Vec<String> = registry
+            .silent_endpoints(start + expiry, expiry)
+            .into_iter()
+            .map(|(conference, endpoint)| {
+                assert_eq!(conference, "c");
+                endpoint
+            })
+            .collect();
+        silent.sort();
+        assert_eq!(silent, ["never-answered", "vanished"]);
+        assert_eq!(
+            registry
+                .silent_endpoints(start + Duration::from_secs(90), expiry)
+                .len(),
+            3
+        );
+    }
 }

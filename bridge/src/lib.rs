@@ -3,6 +3,7 @@
 //! - `api/`: the gRPC control API, the HTTP endpoints (/metrics, /health) and the bridge
 //!   channel's WebSocket.
 //! - `control`: the control plane's registry of conferences and endpoints.
+//! - `lifecycle`: operational, draining (SIGTERM), shutting down.
 //! - `channel`: the bridge channel (a WebSocket per endpoint) and where its messages go.
 //! - `media/`: the media plane: the sans-IO core (conferences, endpoints, the packet path) and
 //!   the worker thread around it that owns the UDP socket and the clock.
@@ -12,6 +13,7 @@ pub mod channel;
 pub mod channel_messages;
 pub mod config;
 pub mod control;
+pub mod lifecycle;
 pub mod media;
 pub mod metrics;
 
@@ -19,6 +21,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -27,6 +30,7 @@ use tutti_proto::bridge_v1::bridge_server::BridgeServer;
 
 use crate::config::Config;
 use crate::control::Control;
+use crate::lifecycle::{BridgeState, Drain};
 use crate::media::endpoint_settings;
 use crate::media::stats::Snapshot;
 
@@ -39,12 +43,18 @@ pub struct Bound {
     pub fingerprint: String,
 }
 
-/// Runs the bridge until `shutdown` completes. `on_ready` is told the bound addresses once
-/// every listener is up.
+/// How often a draining bridge checks whether it is empty.
+const DRAIN_CHECK: Duration = Duration::from_millis(100);
+/// How long a bridge that is about to exit keeps its API up so that watchers hear it.
+const SHUTTING_DOWN_NOTICE: Duration = Duration::from_millis(200);
+
+/// Runs the bridge until `shutdown` completes, or until a drain that `drain` starts is over
+/// (docs/bridge.md, Drain). `on_ready` is told the bound addresses once every listener is up.
 pub async fn run(
     config: Config,
     on_ready: impl FnOnce(&Bound),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    drain: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // Read first: a bad file ends the start before any socket is bound.
     let grpc_tls = match config.grpc_tls()? {
@@ -78,7 +88,10 @@ pub async fn run(
     let rates = Arc::new(metrics::Rates::new(
         snapshot.clone(),
         config.max_packet_rate,
+        config.endpoint_capacity,
     ));
+    let drain_timeout = config.drain_timeout();
+    let sweep_every = config.endpoint_expiry().min(Duration::from_secs(1));
     let channel_base = if config.bridge_channel_base_url.is_empty() {
         format!("ws://{}", bound.http)
     } else {
@@ -99,8 +112,23 @@ pub async fn run(
         async move { control.pump_events(event_rx).await }
     });
     let sampler = tokio::spawn(rates.clone().run());
+    let sweeper = tokio::spawn({
+        let control = control.clone();
+        async move {
+            let mut tick = tokio::time::interval(sweep_every);
+            loop {
+                tick.tick().await;
+                control.expire_silent(Instant::now());
+            }
+        }
+    });
     let mut registry = metrics::registry(snapshot, rates.clone());
     control.channels.register_metrics(&mut registry);
+    registry.register(
+        "tutti_bridge_endpoints_expired_silent",
+        "Endpoints the bridge expired by itself: no media and no control call for endpoint_expiry_secs",
+        control.silent_expiries.clone(),
+    );
     let tls_refusals = api::tls::Refusals::default();
     registry.register(
         "tutti_bridge_grpc_tls_refusals",
@@ -109,7 +137,8 @@ pub async fn run(
     );
     let http = axum::serve(
         http_listener,
-        api::http::router(registry, worker_thread).merge(api::ws::router(control.clone())),
+        api::http::router(registry, worker_thread, control.lifecycle.clone())
+            .merge(api::ws::router(control.clone())),
     );
     let service = api::grpc::BridgeService {
         control: control.clone(),
@@ -143,13 +172,37 @@ pub async fn run(
         "bridge ready"
     );
     on_ready(&bound);
+    let drained = {
+        let control = control.clone();
+        async move {
+            drain.await;
+            control.lifecycle.set(BridgeState::Draining);
+            tracing::info!(
+                endpoints = control.endpoint_count(),
+                timeout_secs = drain_timeout.as_secs(),
+                "draining: no new conferences"
+            );
+            let drain = Drain::new(Instant::now(), drain_timeout);
+            let why = loop {
+                if let Some(why) = drain.over(Instant::now(), control.endpoint_count()) {
+                    break why;
+                }
+                tokio::time::sleep(DRAIN_CHECK).await;
+            };
+            tracing::info!(endpoints = control.endpoint_count(), "drained: {why}");
+            control.lifecycle.set(BridgeState::ShuttingDown);
+            tokio::time::sleep(SHUTTING_DOWN_NOTICE).await;
+        }
+    };
     tokio::select! {
         r = grpc => r.context("gRPC server failed")?,
         r = http => r.context("HTTP server failed")?,
         _ = shutdown => tracing::info!("shutting down"),
+        _ = drained => tracing::info!("shutting down after the drain"),
     }
     pump.abort();
     sampler.abort();
+    sweeper.abort();
     if let Some(acceptor) = acceptor {
         acceptor.abort();
     }

@@ -45,15 +45,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Ctrl-C (SIGINT) stops at once; SIGTERM (what service managers and Kubernetes send)
+    // drains: no new conferences, exit once empty or at drain_timeout_secs.
     let shutdown = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let drain = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
         }
     };
     let announce = |bound: &tutti_bridge::Bound| {
@@ -65,7 +67,7 @@ async fn main() -> ExitCode {
         );
         let _ = stdout.flush();
     };
-    match tutti_bridge::run(config, announce, shutdown).await {
+    match tutti_bridge::run(config, announce, shutdown, drain).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bridge: {e:#}");

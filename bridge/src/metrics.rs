@@ -53,18 +53,21 @@ unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
 }
 
 /// Packet rates over the last second and the stress figure (see docs/bridge.md):
-/// `stress = max((in_pps + out_pps) / max_packet_rate, worker_busy / 0.9)`.
+/// `stress = max((in_pps + out_pps) / max_packet_rate, worker_busy / 0.9,
+/// endpoints / endpoint_capacity)`.
 pub struct Rates {
     snapshot: SharedSnapshot,
     max_packet_rate: f64,
+    endpoint_capacity: f64,
     current: Mutex<(f64, f64, f64)>,
 }
 
 impl Rates {
-    pub fn new(snapshot: SharedSnapshot, max_packet_rate: f64) -> Rates {
+    pub fn new(snapshot: SharedSnapshot, max_packet_rate: f64, endpoint_capacity: u32) -> Rates {
         Rates {
             snapshot,
             max_packet_rate,
+            endpoint_capacity: f64::from(endpoint_capacity.max(1)),
             current: Mutex::new((0.0, 0.0, 0.0)),
         }
     }
@@ -95,9 +98,21 @@ impl Rates {
         }
     }
 
-    /// (packets in per second, packets out per second, stress).
+    /// (packets in per second, packets out per second, stress); the stress includes the
+    /// endpoints over `endpoint_capacity` as they are now (the worker publishes 10 times a
+    /// second), so a focus sees endpoints it placed at once.
     pub fn current(&self) -> (f64, f64, f64) {
-        *self.current.lock().unwrap_or_else(|e| e.into_inner())
+        let (pps_in, pps_out, stress) = *self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let endpoints = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .endpoints as f64;
+        (
+            pps_in,
+            pps_out,
+            stress.max(endpoints / self.endpoint_capacity),
+        )
     }
 }
 

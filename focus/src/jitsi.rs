@@ -156,10 +156,49 @@ pub fn bridge_not_available() -> Element {
     Element::builder("bridgeNotAvailable", ns::JITSI_FOCUS).build()
 }
 
+/// Longest region name taken from a participant (longer ones are ignored).
+const MAX_REGION_LEN: usize = 64;
+
+/// The region a participant's MUC presence names: lib-jitsi-meet adds
+/// `<region xmlns='http://jitsi.org/jitsi-meet' id='REGION'/>` when its deployment info has a
+/// `userRegion`. An empty or overlong id is no region.
+pub fn participant_region(payloads: &[Element]) -> Option<String> {
+    payloads
+        .iter()
+        .find(|payload| payload.is("region", ns::JITSI_MEET_PRESENCE))
+        .and_then(|region| region.attr("id"))
+        .filter(|id| !id.is_empty() && id.len() <= MAX_REGION_LEN)
+        .map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::jingle::{Action, Jingle, Source};
+
+    #[test]
+    fn a_participant_region_is_read_from_its_presence() {
+        let parse = |xml: &str| vec![xml.parse::<Element>().unwrap()];
+        assert_eq!(
+            participant_region(&parse(
+                "<region xmlns='http://jitsi.org/jitsi-meet' id='eu-west'/>"
+            )),
+            Some("eu-west".to_owned())
+        );
+        assert_eq!(
+            participant_region(&parse("<region xmlns='http://jitsi.org/jitsi-meet'/>")),
+            None
+        );
+        assert_eq!(
+            participant_region(&parse("<region xmlns='urn:other' id='eu-west'/>")),
+            None
+        );
+        let long = format!(
+            "<region xmlns='http://jitsi.org/jitsi-meet' id='{}'/>",
+            "x".repeat(65)
+        );
+        assert_eq!(participant_region(&parse(&long)), None);
+    }
 
     #[test]
     fn ssrc_info_is_read_from_and_written_to_a_source() {

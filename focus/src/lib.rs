@@ -9,6 +9,8 @@
 //! - [`capabilities`]: which occupants advertise Jingle RTP over ICE-UDP with DTLS.
 //! - [`room`]: one room's conference as a state machine: stanzas, bridge answers and the time
 //!   in; stanzas, bridge requests, timers and metrics out.
+//! - [`pool`]: the focus's bridges: their health from their status reports, where a new
+//!   conference goes, and which failed (their conferences move).
 //! - [`stanzas`]: the stanzas the focus sends, and the errors it answers requests with.
 //! - [`connector`]: XMPP client connections with Nagle's algorithm off, shared with the
 //!   benchmark's simulated participants.
@@ -21,6 +23,7 @@ pub mod jingle;
 pub mod jitsi;
 pub mod ns;
 pub mod offer;
+pub mod pool;
 pub mod room;
 pub mod sources;
 pub mod stanzas;

@@ -15,10 +15,10 @@ use futures::StreamExt;
 use tokio_xmpp::stanzastream::{Event, StreamEvent};
 use tracing::{info, warn};
 
-use service::bridge::Bridge;
 use service::config::Config;
 use service::focus::Focus;
 use service::metrics::{self, Metrics};
+use service::pool::Bridges;
 
 fn usage() -> ExitCode {
     eprintln!("usage: focus [--config FILE]\nEnvironment overrides: TUTTI_FOCUS_<FIELD> (see docs/focus.md)");
@@ -75,17 +75,13 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
             warn!(%error, "the HTTP server stopped");
         }
     });
-    let bridge = Bridge::new(
-        &settings.bridge_url,
-        settings.bridge_tls.as_ref(),
-        settings.bridge_timeout,
-    )?;
+    let bridges = Bridges::start(&settings, metrics.clone())?;
     info!(jid = %settings.jid, server = %settings.xmpp_server, "logging in");
     let (mut client, bound) = service::login::login(&settings).await?;
     let bound = bound.to_string();
     info!(jid = %bound, "online");
     metrics.online.store(true, Ordering::Relaxed);
-    let (mut focus, mut output) = Focus::new(settings, bridge, metrics.clone());
+    let (mut focus, mut output) = Focus::new(settings, bridges, metrics.clone());
     focus.on_online();
     // The configured rooms' joins go out before whoever started the focus hears it is ready.
     while let Ok(stanza) = output.stanzas.try_recv() {

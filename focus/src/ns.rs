@@ -20,6 +20,8 @@ pub const JINGLE_RTP_HDREXT: &str = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0";
 pub const JINGLE_DTLS_SCTP: &str = "urn:xmpp:jingle:transports:dtls-sctp:1";
 /// Jitsi Meet: `ssrc-info` (who owns a source).
 pub const JITSI_MEET: &str = "http://jitsi.org/jitmeet";
+/// Jitsi Meet's presence extensions (`region`: where a participant is).
+pub const JITSI_MEET_PRESENCE: &str = "http://jitsi.org/jitsi-meet";
 /// Jitsi colibri: the bridge channel's `web-socket`.
 pub const JITSI_COLIBRI: &str = "http://jitsi.org/protocol/colibri";
 /// Jitsi focus: `bridge-session`.

@@ -2,7 +2,7 @@
 //! participants joining and leaving at random, session-accepts with stolen, repeated or made-up
 //! SSRCs and wrong sids, source updates for SSRCs nobody sends, terminates and restart
 //! requests, payloads that are not Jingle at all — while the bridge answers in any order,
-//! fails, or takes its time. Nothing panics, the gauges never go negative, and once the bridge
+//! fails, takes its time, or fails for good and the room moves to another. Nothing panics, the gauges never go negative, and once the bridge
 //! has answered everything every request an occupant made has exactly one answer. (When the last
 //! participant leaves, the focus leaves the room; the storm goes on in a new one, as the next
 //! conference request would make it.)
@@ -90,6 +90,7 @@ fn storm(seed: u64, steps: usize) -> (usize, usize) {
                 };
                 sim.answer(id, answer);
             }
+            12 if rng.below(10) == 0 => sim.bridge_failed(),
             _ => sim.advance(Duration::from_millis(rng.below(3_000))),
         }
         for jingle in NICKS.iter().flat_map(|n| {

@@ -54,7 +54,7 @@ export async function waitFor(what, probe, timeoutMs = 20000, intervalMs = 250) 
  * world; afterwards everything is stopped, and on failure every page is screenshotted and its
  * console printed, with the tails of the stack's logs.
  */
-export async function withWorld(name, run, { camera = 'default' } = {}) {
+export async function withWorld(name, run, { camera = 'default', bridges = 1 } = {}) {
   if (!process.env.TUTTI_TEST_IN_NETNS) {
     throw new Error('browser tests run inside their own network namespace: use tests/browser/run');
   }
@@ -62,6 +62,7 @@ export async function withWorld(name, run, { camera = 'default' } = {}) {
   const stack = await startStack({
     runDir,
     logs: 'files',
+    bridges,
     binDir: process.env.TUTTI_BIN_DIR ?? join(root, 'target', 'debug'),
   });
   const args = [...CHROMIUM_ARGS, `--use-file-for-fake-audio-capture=${writeSpeechAudio(runDir)}`];
@@ -187,9 +188,9 @@ class World {
     return readFileSync(join(this.stack.settings.runDir, `${name}.log`), 'utf8');
   }
 
-  /** The bridge's Prometheus text. */
-  async bridgeMetrics() {
-    const response = await fetch(`http://${this.stack.bridge.http}/metrics`);
+  /** The Prometheus text of the bridge (of the pool's bridge `index`). */
+  async bridgeMetrics(index = 0) {
+    const response = await fetch(`http://${this.stack.bridges[index].http}/metrics`);
     return response.text();
   }
 
@@ -208,7 +209,8 @@ class World {
       const audio = await participant.remoteAudio().catch((error) => `unavailable: ${error.message}`);
       console.error(`--- ${participant.name}: remote audio: ${JSON.stringify(audio)}`);
     }
-    for (const log of ['focus.log', 'bridge.log', 'prosody.log']) {
+    const bridgeLogs = this.stack.bridges.map((_, i) => (i === 0 ? 'bridge.log' : `bridge${i}.log`));
+    for (const log of ['focus.log', ...bridgeLogs, 'prosody.log']) {
       try {
         const lines = readFileSync(join(this.stack.settings.runDir, log), 'utf8').trim().split('\n');
         console.error(`--- ${log} (last 60 lines):\n${lines.slice(-60).join('\n')}`);

@@ -4,9 +4,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::{BroadcastStream, IntervalStream, WatchStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use tutti_proto::bridge_v1 as pb;
@@ -14,6 +15,7 @@ use tutti_proto::bridge_v1::bridge_server::Bridge;
 use tutti_rtp::codec::Codec;
 
 use crate::control::{Control, ControlError};
+use crate::lifecycle::BridgeState;
 use crate::media::{
     Command, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind, RemoteSetup,
     RemoteTransport, RidSource, SourceDesc, SourceGroup, SourceOutput, SourceSet, WorkerEvent,
@@ -32,10 +34,41 @@ const TRANSPORT_CC_URI: &str =
 /// ICE candidate priority of the bridge's host candidate (type preference 126, RFC 8445).
 const HOST_PRIORITY: u32 = (126 << 24) | (65535 << 8) | 255;
 const MAX_CANDIDATES: usize = 32;
+/// How often every `WatchEvents` stream carries the bridge's status.
+pub const STATUS_INTERVAL: Duration = Duration::from_millis(500);
 
 pub struct BridgeService {
     pub control: Arc<Control>,
     pub rates: Arc<Rates>,
+}
+
+fn bridge_state_to_pb(state: BridgeState) -> pb::BridgeState {
+    match state {
+        BridgeState::Operational => pb::BridgeState::Operational,
+        BridgeState::Draining => pb::BridgeState::Draining,
+        BridgeState::ShuttingDown => pb::BridgeState::ShuttingDown,
+    }
+}
+
+/// The bridge's identity, state and load now.
+fn status(control: &Control, rates: &Rates) -> pb::BridgeStatus {
+    let (_, _, stress) = rates.current();
+    let (conferences, endpoints) = control
+        .snapshot
+        .lock()
+        .map(|s| (s.conferences, s.endpoints))
+        .unwrap_or_default();
+    let config = &control.config;
+    pb::BridgeStatus {
+        bridge_id: config.bridge_id.clone(),
+        region: config.region.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        state: bridge_state_to_pb(control.lifecycle.state()) as i32,
+        stress,
+        conferences: conferences as u32,
+        endpoints: endpoints as u32,
+        endpoint_capacity: config.endpoint_capacity,
+    }
 }
 
 impl From<ControlError> for Status {
@@ -47,7 +80,9 @@ impl From<ControlError> for Status {
             }
             ControlError::Invalid(_) => Status::invalid_argument(message),
             ControlError::Conflict(_) => Status::already_exists(message),
-            ControlError::WorkerGone => Status::unavailable(message),
+            ControlError::WorkerGone | ControlError::NotTakingConferences(..) => {
+                Status::unavailable(message)
+            }
         }
     }
 }
@@ -575,7 +610,20 @@ impl Bridge for BridgeService {
                 "this watcher fell {n} events behind; reconnect to get a fresh snapshot"
             ))),
         });
-        let stream = tokio_stream::once(Ok(first)).chain(events);
+        // The status right after the snapshot (the interval's first tick), then every
+        // STATUS_INTERVAL and on every change of the bridge's state.
+        let mut ticks = tokio::time::interval(STATUS_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let status_times = IntervalStream::new(ticks)
+            .map(|_| ())
+            .merge(WatchStream::from_changes(self.control.lifecycle.subscribe()).map(|_| ()));
+        let (control, rates) = (self.control.clone(), self.rates.clone());
+        let statuses = status_times.map(move |()| {
+            Ok(pb::BridgeEvent {
+                event: Some(pb::bridge_event::Event::Status(status(&control, &rates))),
+            })
+        });
+        let stream = tokio_stream::once(Ok(first)).chain(events.merge(statuses));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -584,6 +632,7 @@ impl Bridge for BridgeService {
         _request: Request<pb::GetInfoRequest>,
     ) -> Result<Response<pb::BridgeInfo>, Status> {
         let (packets_in, packets_out, stress) = self.rates.current();
+        let state = self.control.lifecycle.state();
         let snapshot = self
             .control
             .snapshot
@@ -605,7 +654,9 @@ impl Bridge for BridgeService {
                 .iter()
                 .map(|a| a.to_string())
                 .collect(),
-            shutting_down: false,
+            shutting_down: state != BridgeState::Operational,
+            state: bridge_state_to_pb(state) as i32,
+            region: config.region.clone(),
         }))
     }
 }

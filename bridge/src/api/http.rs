@@ -9,16 +9,27 @@ use axum::routing::get;
 use axum::Router;
 use prometheus_client::registry::Registry;
 
+use crate::lifecycle::{BridgeState, Lifecycle};
+
 struct HttpState {
     registry: Registry,
     worker: Arc<std::thread::JoinHandle<()>>,
+    lifecycle: Lifecycle,
 }
 
-pub fn router(registry: Registry, worker: Arc<std::thread::JoinHandle<()>>) -> Router {
+pub fn router(
+    registry: Registry,
+    worker: Arc<std::thread::JoinHandle<()>>,
+    lifecycle: Lifecycle,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
-        .with_state(Arc::new(HttpState { registry, worker }))
+        .with_state(Arc::new(HttpState {
+            registry,
+            worker,
+            lifecycle,
+        }))
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
@@ -39,8 +50,11 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
 
 async fn health(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     if state.worker.is_finished() {
-        (StatusCode::SERVICE_UNAVAILABLE, "media worker stopped\n")
-    } else {
-        (StatusCode::OK, "ok\n")
+        return (StatusCode::SERVICE_UNAVAILABLE, "media worker stopped\n");
+    }
+    match state.lifecycle.state() {
+        BridgeState::Operational => (StatusCode::OK, "ok\n"),
+        BridgeState::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        BridgeState::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
     }
 }

@@ -62,6 +62,27 @@ impl BridgeProcess {
         BridgeProcess { child, bound }
     }
 
+    /// Sends the bridge `signal` (SIGTERM: drain; SIGSTOP/SIGCONT: freeze, thaw).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of a child this process started and has not reaped.
+        let result = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(result, 0, "signal {signal} to the bridge");
+    }
+
+    /// Waits up to `timeout` for the bridge to exit: its exit status, or None if it runs on.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the bridge") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub async fn client(&self) -> BridgeClient<Channel> {
         BridgeClient::connect(format!("http://{}", self.bound.grpc))
             .await

@@ -12,6 +12,7 @@ use tutti_proto::bridge_v1 as pb;
 use super::requests::{self, BridgeAnswer, BridgeError, BridgeRequest, RequestId};
 use super::sessions::Session;
 use super::{Metric, Pending, Room};
+use crate::jingle::{Action, Jingle, Reason, ReasonKind};
 use crate::offer::{self, SessionInitiate};
 
 /// How soon a room whose bridge failed tries it again, doubling up to `BRIDGE_RETRY_MAX`.
@@ -116,10 +117,16 @@ impl Room {
                     id
                 }
             };
+            let region = self
+                .participants
+                .get(nick)
+                .map(|p| p.region.clone())
+                .unwrap_or_default();
             let request = self.request(
                 BridgeRequest::CreateConference {
                     conference_id: conference_id.clone(),
                     name: self.jid.to_string(),
+                    region,
                 },
                 Pending::CreateConference {
                     conference_id: conference_id.clone(),
@@ -344,6 +351,62 @@ impl Room {
         self.bridge.down = false;
         self.bridge.retry_delay = None;
         self.send_focus_presence();
+    }
+
+    /// The room's conference on the bridge, made or being made (the id its requests carry).
+    pub fn conference_id(&self) -> Option<&str> {
+        match &self.bridge.conference {
+            Conference::Ready(id) => Some(id),
+            Conference::Creating(_) | Conference::None => self.bridge.attempt.as_deref(),
+        }
+    }
+
+    /// The bridge of the room's conference has failed (and another can take it): every
+    /// participant on it is re-invited at once on a new conference, as lib-jitsi-meet expects a
+    /// move — a `session-terminate` of its session, then a new `session-initiate`. Nothing is
+    /// asked of the failed bridge: what it holds is its executor's to expire if it comes back.
+    pub fn bridge_failed(&mut self, now: Instant) {
+        if self.ended || self.conference_id().is_none() {
+            return;
+        }
+        info!(room = %self.jid, "the conference's bridge failed: moving every participant");
+        self.bridge.conference = Conference::None;
+        self.bridge.attempt = None;
+        let mut moving = Vec::new();
+        let mut orphaned = Vec::new();
+        for (nick, participant) in &mut self.participants {
+            participant.endpoint_attempt = None;
+            let session = participant.session.take();
+            if session.is_none() && !participant.invitation.is_waiting() {
+                continue;
+            }
+            participant.invitation = Invitation::None;
+            // Its request with the failed bridge is answered unknown-session when that answer
+            // comes, those behind it now.
+            orphaned.push(std::mem::take(&mut participant.jingle));
+            moving.push((nick.clone(), participant.occupant.clone(), session));
+        }
+        for (_, occupant, session) in &moving {
+            let Some(session) = session else {
+                continue;
+            };
+            self.metric(Metric::Sessions {
+                state: session.state.label(),
+                change: -1,
+            });
+            let mut terminate = Jingle::new(Action::SessionTerminate, session.sid().to_owned());
+            terminate.reason =
+                Some(Reason::new(ReasonKind::Success).with_text("moving to another bridge"));
+            self.send_iq_set(occupant, terminate.to_element());
+            // Nobody keeps a session to tell: the sources are only forgotten.
+            self.sources.remove_participant(occupant.as_str());
+        }
+        for queue in orphaned {
+            self.answer_orphaned(now, queue);
+        }
+        for (nick, _, _) in moving {
+            self.invite(now, &nick);
+        }
     }
 
     /// Expires the room's conference (the last participant left a configured room).

@@ -23,6 +23,8 @@ use crate::stanzas;
 /// An occupant other than the focus.
 pub(super) struct Participant {
     pub(super) occupant: FullJid,
+    /// Where its presence says it is (empty: it does not say).
+    pub(super) region: String,
     /// Where its bridge endpoint is (allocation.rs).
     pub(super) invitation: Invitation,
     /// The endpoint id of its failed `AllocateEndpoint`, asked for again at the next attempt
@@ -131,7 +133,8 @@ impl Room {
         match presence.type_ {
             PresenceType::None if !self.participants.contains_key(&nick) => {
                 let caps = capabilities::caps_node(&presence.payloads);
-                self.participant_joined(now, from, caps, capabilities);
+                let region = jitsi::participant_region(&presence.payloads).unwrap_or_default();
+                self.participant_joined(now, from, caps, region, capabilities);
             }
             PresenceType::Unavailable => self.participant_left(now, &nick),
             _ => {}
@@ -169,14 +172,16 @@ impl Room {
         now: Instant,
         occupant: FullJid,
         caps: Option<String>,
+        region: String,
         capabilities: &CapabilityCache,
     ) {
         let nick = occupant.resource().as_str().to_owned();
-        info!(%occupant, "joined");
+        info!(%occupant, region, "joined");
         self.participants.insert(
             nick.clone(),
             Participant {
                 occupant: occupant.clone(),
+                region,
                 invitation: Invitation::None,
                 endpoint_attempt: None,
                 session: None,

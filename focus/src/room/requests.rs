@@ -13,10 +13,12 @@ pub struct RequestId(pub u64);
 /// One call of the bridge's API.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BridgeRequest {
-    /// Idempotent: asking again for an id the bridge has changes nothing.
+    /// Idempotent: asking again for an id the bridge has changes nothing. `region`: the first
+    /// participant's (empty: none), for the executor's choice of bridge.
     CreateConference {
         conference_id: String,
         name: String,
+        region: String,
     },
     ExpireConference {
         conference_id: String,
@@ -38,6 +40,17 @@ pub enum BridgeRequest {
 }
 
 impl BridgeRequest {
+    /// The conference the request is about.
+    pub fn conference_id(&self) -> &str {
+        match self {
+            BridgeRequest::CreateConference { conference_id, .. }
+            | BridgeRequest::ExpireConference { conference_id }
+            | BridgeRequest::AllocateEndpoint { conference_id, .. }
+            | BridgeRequest::ExpireEndpoint { conference_id, .. } => conference_id,
+            BridgeRequest::UpdateEndpoint(update) => &update.conference_id,
+        }
+    }
+
     /// The gRPC method.
     pub fn call(&self) -> &'static str {
         match self {

@@ -62,6 +62,10 @@ impl Session {
         }
     }
 
+    pub(super) fn sid(&self) -> &str {
+        &self.sid
+    }
+
     fn endpoint(&self) -> EndpointId<'_> {
         EndpointId {
             conference_id: &self.conference_id,

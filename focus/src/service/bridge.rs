@@ -1,5 +1,7 @@
-//! The focus's side of the bridge's gRPC API: the rooms' bridge requests carried out, every
-//! call bounded by a time-out, every failure an error naming the call.
+//! The focus's side of one bridge's gRPC API: the rooms' bridge requests carried out, every
+//! call bounded by a time-out, every failure an error naming the call; and the bridge's event
+//! stream, over a connection whose HTTP/2 keepalive pings fail it within
+//! `KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT` of the bridge going quiet.
 
 use std::time::Duration;
 
@@ -9,6 +11,11 @@ use tutti_proto::bridge_v1 as pb;
 use tutti_proto::bridge_v1::bridge_client::BridgeClient;
 
 use crate::service::config::BridgeTls;
+
+/// HTTP/2 PING on the bridge's connection this often, even while idle...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(500);
+/// ...and the connection is closed when one is not answered within this.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Bridge {
@@ -40,7 +47,9 @@ impl Bridge {
         }
         let channel = endpoint
             .connect_timeout(timeout)
-            .timeout(timeout)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
             .connect_lazy();
         Ok(Bridge {
             client: BridgeClient::new(channel),
@@ -65,6 +74,14 @@ impl Bridge {
         }
     }
 
+    /// The bridge's event stream (`WatchEvents`): a snapshot, then endpoint events and status
+    /// reports for as long as the connection lives.
+    pub async fn watch(&self) -> Result<tonic::Streaming<pb::BridgeEvent>, BridgeError> {
+        let mut client = self.client.clone();
+        let call = client.watch_events(pb::WatchEventsRequest {});
+        self.call("WatchEvents", call).await
+    }
+
     /// Carries out one of a room's requests.
     pub async fn perform(&self, request: BridgeRequest) -> Result<BridgeAnswer, BridgeError> {
         let mut client = self.client.clone();
@@ -72,6 +89,7 @@ impl Bridge {
             BridgeRequest::CreateConference {
                 conference_id,
                 name,
+                region: _,
             } => {
                 let call = client.create_conference(pb::CreateConferenceRequest {
                     conference_id,

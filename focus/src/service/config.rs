@@ -54,8 +54,16 @@ pub struct Config {
     /// Rooms (`room@muc_domain`) the focus joins at start and stays in.
     pub rooms: Vec<String>,
     /// The bridge's gRPC API: `https://bridge.example:10090` (mutual TLS, with the
-    /// `bridge_tls_*` files), or `http://` for a loopback bridge only.
+    /// `bridge_tls_*` files), or `http://` for a loopback bridge only. Used when neither
+    /// `bridge_urls` nor `bridge_dns` is set (a pool of one).
     pub bridge_url: String,
+    /// The bridges' gRPC APIs, each as `bridge_url`.
+    pub bridge_urls: Vec<String>,
+    /// A URL whose host name resolves to one A/AAAA record per bridge (a Kubernetes headless
+    /// service, a compose service scaled to N): `https://bridges.example:10090`. Resolved at
+    /// start and every `bridge_dns_interval_secs`.
+    pub bridge_dns: String,
+    pub bridge_dns_interval_secs: u64,
     /// PEM file of the CA the bridge's certificate must chain to.
     pub bridge_tls_ca: String,
     /// PEM file of the focus's client certificate chain (its own certificate first).
@@ -82,6 +90,9 @@ impl Default for Config {
             muc_domain: String::new(),
             rooms: Vec::new(),
             bridge_url: "http://127.0.0.1:10090".to_owned(),
+            bridge_urls: Vec::new(),
+            bridge_dns: String::new(),
+            bridge_dns_interval_secs: 10,
             bridge_tls_ca: String::new(),
             bridge_tls_cert: String::new(),
             bridge_tls_key: String::new(),
@@ -102,6 +113,32 @@ pub struct BridgeTls {
     pub domain: String,
 }
 
+/// One bridge's gRPC URL and how to reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeAddress {
+    pub url: String,
+    /// `None`: plaintext to a loopback bridge.
+    pub tls: Option<BridgeTls>,
+}
+
+/// Bridges found by resolving a name: each address is `scheme://IP:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeDns {
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+    /// Every bridge's certificate must carry `domain` (the name, unless `bridge_tls_domain`).
+    pub tls: Option<BridgeTls>,
+    pub interval: Duration,
+}
+
+impl BridgeDns {
+    /// The URL of the bridge at `address`.
+    pub fn url(&self, address: std::net::SocketAddr) -> String {
+        format!("{}://{address}", self.scheme)
+    }
+}
+
 /// The configuration, checked and parsed.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -113,9 +150,10 @@ pub struct Settings {
     pub xmpp_security: XmppSecurity,
     pub muc_domain: String,
     pub rooms: Vec<BareJid>,
-    pub bridge_url: String,
-    /// `None`: plaintext to a loopback bridge.
-    pub bridge_tls: Option<BridgeTls>,
+    /// The configured bridges (`bridge_urls`, or `bridge_url` alone).
+    pub bridges: Vec<BridgeAddress>,
+    /// Bridges found by DNS.
+    pub bridge_dns: Option<BridgeDns>,
     pub http_address: SocketAddr,
     pub login_timeout: Duration,
     pub bridge_timeout: Duration,
@@ -142,6 +180,12 @@ impl Config {
                 ("muc_domain", Field::text(&mut self.muc_domain)),
                 ("rooms", Field::list(&mut self.rooms)),
                 ("bridge_url", Field::text(&mut self.bridge_url)),
+                ("bridge_urls", Field::list(&mut self.bridge_urls)),
+                ("bridge_dns", Field::text(&mut self.bridge_dns)),
+                (
+                    "bridge_dns_interval_secs",
+                    Field::value(&mut self.bridge_dns_interval_secs),
+                ),
                 ("bridge_tls_ca", Field::text(&mut self.bridge_tls_ca)),
                 ("bridge_tls_cert", Field::text(&mut self.bridge_tls_cert)),
                 ("bridge_tls_key", Field::text(&mut self.bridge_tls_key)),
@@ -212,7 +256,41 @@ impl Config {
                 Ok(jid)
             })
             .collect::<anyhow::Result<_>>()?;
-        let bridge_tls = self.bridge_tls()?;
+        let urls = if self.bridge_urls.is_empty() && self.bridge_dns.is_empty() {
+            std::slice::from_ref(&self.bridge_url)
+        } else {
+            &self.bridge_urls[..]
+        };
+        let bridges = urls
+            .iter()
+            .map(|url| {
+                Ok(BridgeAddress {
+                    url: url.clone(),
+                    tls: self.bridge_tls(url)?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let bridge_dns = if self.bridge_dns.is_empty() {
+            None
+        } else {
+            let url = &self.bridge_dns;
+            let uri: tonic::codegen::http::Uri = url
+                .parse()
+                .map_err(|e| anyhow::anyhow!("bridge_dns {url:?} is not a URL: {e}"))?;
+            let (Some(host), Some(port)) = (uri.host(), uri.port_u16()) else {
+                bail!("bridge_dns {url:?} needs a host name and a port");
+            };
+            if self.bridge_dns_interval_secs == 0 {
+                bail!("bridge_dns_interval_secs must be at least one second");
+            }
+            Some(BridgeDns {
+                scheme: uri.scheme_str().unwrap_or_default().to_owned(),
+                host: host.to_owned(),
+                port,
+                tls: self.bridge_tls(url)?,
+                interval: Duration::from_secs(self.bridge_dns_interval_secs),
+            })
+        };
         if self.login_timeout_secs == 0 || self.bridge_timeout_secs == 0 {
             bail!("timeouts must be at least one second");
         }
@@ -224,8 +302,8 @@ impl Config {
             xmpp_security: self.xmpp_security,
             muc_domain: self.muc_domain.clone(),
             rooms,
-            bridge_url: self.bridge_url.clone(),
-            bridge_tls,
+            bridges,
+            bridge_dns,
             http_address: self.http_address,
             login_timeout: Duration::from_secs(self.login_timeout_secs),
             bridge_timeout: Duration::from_secs(self.bridge_timeout_secs),
@@ -234,10 +312,9 @@ impl Config {
 }
 
 impl Config {
-    /// Checks `bridge_url` with the `bridge_tls_*` fields: https with all three files, or
+    /// Checks a bridge URL with the `bridge_tls_*` fields: https with all three files, or
     /// http (no files) to a loopback host.
-    fn bridge_tls(&self) -> anyhow::Result<Option<BridgeTls>> {
-        let url = &self.bridge_url;
+    fn bridge_tls(&self, url: &str) -> anyhow::Result<Option<BridgeTls>> {
         let uri: tonic::codegen::http::Uri = url
             .parse()
             .map_err(|e| anyhow::anyhow!("bridge_url {url:?} is not a URL: {e}"))?;
@@ -349,7 +426,7 @@ mod tests {
                 bridge_url: url.into(),
                 ..base()
             };
-            assert_eq!(config.settings().unwrap().bridge_tls, None, "{url}");
+            assert_eq!(config.settings().unwrap().bridges[0].tls, None, "{url}");
         }
         let exposed = Config {
             bridge_url: "http://10.0.0.2:10090".into(),
@@ -378,10 +455,13 @@ mod tests {
             key: "/etc/tutti/key.pem".into(),
             domain: "10.0.0.2".into(),
         };
-        assert_eq!(tls.settings().unwrap().bridge_tls, Some(expected.clone()));
+        assert_eq!(
+            tls.settings().unwrap().bridges[0].tls,
+            Some(expected.clone())
+        );
         tls.bridge_tls_domain = "bridge-1.internal".into();
         assert_eq!(
-            tls.settings().unwrap().bridge_tls,
+            tls.settings().unwrap().bridges[0].tls,
             Some(BridgeTls {
                 domain: "bridge-1.internal".into(),
                 ..expected
@@ -399,6 +479,69 @@ mod tests {
             ..base()
         };
         assert!(not_a_url.settings().is_err());
+    }
+
+    #[test]
+    fn a_pool_is_a_list_of_bridges_and_a_name_to_resolve() {
+        let one = base().settings().unwrap();
+        assert_eq!(one.bridges.len(), 1, "bridge_url alone: a pool of one");
+        assert_eq!(one.bridges[0].url, "http://127.0.0.1:10090");
+        assert_eq!(one.bridge_dns, None);
+
+        let mut pool = base();
+        pool.apply_env(|name| match name {
+            "TUTTI_FOCUS_BRIDGE_URLS" => {
+                Some("https://10.0.0.2:10090, https://10.0.0.3:10090".into())
+            }
+            "TUTTI_FOCUS_BRIDGE_DNS" => Some("https://bridges.internal:10090".into()),
+            "TUTTI_FOCUS_BRIDGE_DNS_INTERVAL_SECS" => Some("3".into()),
+            other => {
+                let file = other.strip_prefix("TUTTI_FOCUS_BRIDGE_TLS_")?;
+                (file != "DOMAIN").then(|| format!("/etc/tutti/{}.pem", file.to_lowercase()))
+            }
+        })
+        .unwrap();
+        let settings = pool.settings().unwrap();
+        let urls: Vec<&str> = settings.bridges.iter().map(|b| b.url.as_str()).collect();
+        assert_eq!(urls, ["https://10.0.0.2:10090", "https://10.0.0.3:10090"]);
+        assert_eq!(
+            settings.bridges[1].tls.as_ref().map(|t| t.domain.as_str()),
+            Some("10.0.0.3")
+        );
+        let dns = settings.bridge_dns.expect("a name to resolve");
+        assert_eq!((dns.host.as_str(), dns.port), ("bridges.internal", 10090));
+        assert_eq!(dns.interval, Duration::from_secs(3));
+        assert_eq!(
+            dns.tls.as_ref().map(|t| t.domain.clone()),
+            Some("bridges.internal".to_owned()),
+            "every discovered bridge's certificate must carry the name"
+        );
+        assert_eq!(
+            dns.url("10.0.0.9:10090".parse().unwrap()),
+            "https://10.0.0.9:10090"
+        );
+
+        let plaintext_name = Config {
+            bridge_dns: "http://bridges.internal:10090".into(),
+            ..base()
+        };
+        assert!(plaintext_name.settings().is_err());
+        let no_port = Config {
+            bridge_dns: "https://bridges.internal".into(),
+            ..pool.clone()
+        };
+        assert!(no_port.settings().is_err());
+    }
+
+    #[test]
+    fn the_pool_example_file_is_valid() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/focus-pool.example.toml");
+        let mut example: Config = file_or_default(Some(&file)).unwrap();
+        example.password = "from the environment".into();
+        let settings = example.settings().unwrap();
+        assert_eq!(settings.bridges.len(), 2);
+        assert!(settings.bridge_dns.is_some());
+        assert!(settings.bridges.iter().all(|b| b.tls.is_some()));
     }
 
     #[test]

@@ -20,9 +20,9 @@ use tracing::warn;
 use tutti_focus::jingle::{Action, Jingle};
 use tutti_focus::stanzas::{self, Refusal};
 
-use super::bridge::Bridge;
 use super::config::Settings;
 use super::metrics::Metrics;
+use super::pool::Bridges;
 use super::room_task::{Outbox, RoomClosed, RoomInput, RoomTask, Services};
 
 /// A room the focus is in: its task and the way to it.
@@ -49,13 +49,17 @@ pub struct Focus {
 }
 
 impl Focus {
-    pub fn new(settings: Settings, bridge: Bridge, metrics: Arc<Metrics>) -> (Focus, FocusOutput) {
+    pub fn new(
+        settings: Settings,
+        bridges: Bridges,
+        metrics: Arc<Metrics>,
+    ) -> (Focus, FocusOutput) {
         let (outbox, stanzas) = mpsc::unbounded_channel();
         let (closed_rooms, closed_receiver) = mpsc::unbounded_channel();
         let focus = Focus {
             settings,
             services: Services {
-                bridge,
+                bridges,
                 metrics,
                 capabilities: Arc::new(Mutex::default()),
             },

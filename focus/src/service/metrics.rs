@@ -37,6 +37,12 @@ pub struct Metrics {
     pub allocation_seconds: Histogram,
     /// Refused stanzas and failed operations, by kind.
     pub errors: Family<KindLabel, Counter>,
+    /// Bridges of the pool that report their status.
+    pub bridges_alive: Gauge,
+    /// Bridges marked failed (silent, stream broken, shutting down).
+    pub bridge_failures: Counter,
+    /// Rooms whose conference moved to another bridge.
+    pub conferences_moved: Counter,
     /// True while the XMPP session is up.
     pub online: AtomicBool,
     registry: Registry,
@@ -50,7 +56,25 @@ impl Metrics {
         let allocation_seconds =
             Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]);
         let errors = Family::<KindLabel, Counter>::default();
+        let bridges_alive = Gauge::default();
+        let bridge_failures = Counter::default();
+        let conferences_moved = Counter::default();
         let mut registry = Registry::with_prefix("tutti_focus");
+        registry.register(
+            "bridges_alive",
+            "Bridges of the pool that report their status",
+            bridges_alive.clone(),
+        );
+        registry.register(
+            "bridge_failures",
+            "Bridges marked failed: silent, event stream broken, or shutting down",
+            bridge_failures.clone(),
+        );
+        registry.register(
+            "conferences_moved",
+            "Conferences moved off a failed bridge (every participant re-invited)",
+            conferences_moved.clone(),
+        );
         registry.register("rooms", "MUC rooms the focus is in", rooms.clone());
         registry.register(
             "participants",
@@ -81,6 +105,9 @@ impl Metrics {
             sessions,
             allocation_seconds,
             errors,
+            bridges_alive,
+            bridge_failures,
+            conferences_moved,
             online: AtomicBool::new(false),
             registry,
         })

@@ -4,7 +4,13 @@
 //! stanzas, answers and timers meanwhile), feeds the answers and the room's timer back, sends
 //! what the room sends to the outbox (which the signalling task writes to the XMPP stream in
 //! order) and applies its metrics. `focus.rs` routes stanzas to the rooms' tasks.
+//!
+//! Each of the room's conferences is on one bridge of the pool: placed there by its
+//! `CreateConference` (`pool.rs`), and every later request about it goes to the same bridge.
+//! When that bridge fails and another can take the conference, the room moves
+//! (`Room::bridge_failed`); with none, it moves as soon as one becomes available.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -12,22 +18,23 @@ use std::time::Instant;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use jid::BareJid;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_xmpp::Stanza;
-use tracing::warn;
+use tracing::{info, warn};
 use tutti_focus::capabilities::CapabilityCache;
-use tutti_focus::room::{BridgeAnswer, BridgeError, Output, RequestId, Room};
+use tutti_focus::pool::BridgeId;
+use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest, Output, RequestId, Room};
 
-use super::bridge::Bridge;
 use super::metrics::Metrics;
+use super::pool::{Bridges, News};
 
 /// Stanzas to send, in order.
 pub type Outbox = mpsc::UnboundedSender<Stanza>;
 
-/// What the rooms share: the bridge, the metrics, and what is known of clients' capabilities.
+/// What the rooms share: the bridges, the metrics, and what is known of clients' capabilities.
 #[derive(Clone)]
 pub struct Services {
-    pub bridge: Bridge,
+    pub bridges: Bridges,
     pub metrics: Arc<Metrics>,
     /// Verdicts by caps node, for every room (a lock held while a room handles one stanza,
     /// never across an await).
@@ -70,6 +77,14 @@ impl Drop for ClosedNotice {
     }
 }
 
+/// Where a conference is.
+struct Placement {
+    bridge: BridgeId,
+    /// The placement padded the bridge for the conference's first endpoint: its allocation
+    /// is not padded again.
+    first_endpoint_padded: bool,
+}
+
 type BridgeCall =
     Pin<Box<dyn Future<Output = (RequestId, Result<BridgeAnswer, BridgeError>)> + Send>>;
 
@@ -80,6 +95,10 @@ pub struct RoomTask {
     outbox: Outbox,
     /// The room's bridge requests in flight.
     calls: FuturesUnordered<BridgeCall>,
+    /// The bridge each of the room's conferences is on.
+    placements: HashMap<String, Placement>,
+    /// What the pool says (`None` once the pool is gone).
+    news: Option<broadcast::Receiver<News>>,
 }
 
 impl RoomTask {
@@ -100,11 +119,14 @@ impl RoomTask {
                 return None;
             }
         };
+        let news = Some(services.bridges.subscribe());
         let mut task = RoomTask {
             room,
             services,
             outbox,
             calls: FuturesUnordered::new(),
+            placements: HashMap::new(),
+            news,
         };
         task.carry_out();
         Some(task)
@@ -117,12 +139,117 @@ impl RoomTask {
             match output {
                 // Fails only once the signalling task is gone, when nothing can be sent anyway.
                 Output::Stanza(stanza) => drop(self.outbox.send(*stanza)),
-                Output::Bridge { id, request } => {
-                    let bridge = self.services.bridge.clone();
-                    self.calls
-                        .push(Box::pin(async move { (id, bridge.perform(request).await) }));
-                }
+                Output::Bridge { id, request } => self.call(id, request),
                 Output::Metric(metric) => self.services.metrics.record(metric),
+            }
+        }
+    }
+
+    /// Makes a bridge request on the bridge of its conference (placing a new conference).
+    fn call(&mut self, id: RequestId, request: BridgeRequest) {
+        let bridges = &self.services.bridges;
+        let conference_id = request.conference_id().to_owned();
+        let placed = self.placements.get_mut(&conference_id);
+        let bridge = match &request {
+            BridgeRequest::CreateConference { region, .. } => match placed {
+                // Asked again (a retry under the same id): where it is, unless that failed.
+                Some(placement) if !bridges.is_failed(&placement.bridge) => {
+                    Some(placement.bridge.clone())
+                }
+                previous => {
+                    let previous = previous.map(|placement| placement.bridge.clone());
+                    let bridge = bridges.place(region);
+                    if let Some(bridge) = &bridge {
+                        // The failed bridge may have made it (an answer lost to the time-out):
+                        // expired there if it comes back.
+                        if let Some(previous) = previous.filter(|previous| previous != bridge) {
+                            bridges.orphan(&previous, conference_id.clone());
+                        }
+                        let placement = Placement {
+                            bridge: bridge.clone(),
+                            first_endpoint_padded: true,
+                        };
+                        self.placements.insert(conference_id, placement);
+                    }
+                    bridge
+                }
+            },
+            BridgeRequest::AllocateEndpoint { .. } => placed.map(|placement| {
+                if !std::mem::take(&mut placement.first_endpoint_padded) {
+                    bridges.pad(&placement.bridge);
+                }
+                placement.bridge.clone()
+            }),
+            BridgeRequest::ExpireConference { .. } => self
+                .placements
+                .remove(&conference_id)
+                .map(|placement| placement.bridge),
+            BridgeRequest::UpdateEndpoint(_) | BridgeRequest::ExpireEndpoint { .. } => {
+                placed.map(|placement| placement.bridge.clone())
+            }
+        };
+        match bridge.and_then(|bridge| bridges.client(&bridge)) {
+            Some(client) => self
+                .calls
+                .push(Box::pin(async move { (id, client.perform(request).await) })),
+            None => {
+                let error = BridgeError {
+                    call: request.call(),
+                    cause: "no bridge is available".to_owned(),
+                };
+                self.calls
+                    .push(Box::pin(std::future::ready((id, Err(error)))));
+            }
+        }
+    }
+
+    /// The bridge of the room's conference.
+    fn current_bridge(&self) -> Option<BridgeId> {
+        let conference_id = self.room.conference_id()?;
+        Some(self.placements.get(conference_id)?.bridge.clone())
+    }
+
+    /// What the pool says: a failed bridge, a bridge available (for a conference left on a
+    /// failed one), or that news were missed (`None`: whatever is the case now).
+    fn on_news(&mut self, news: Option<News>) {
+        let Some(current) = self.current_bridge() else {
+            return;
+        };
+        let failed = match news {
+            Some(News::Failed(bridge)) => bridge == current,
+            Some(News::Available(_)) | None => self.services.bridges.is_failed(&current),
+        };
+        if failed {
+            self.move_off(&current);
+        }
+    }
+
+    /// The room's conference moves off the failed `bridge` if another bridge can take it (with
+    /// none it stays: a bridge that was frozen still holds it when it thaws).
+    fn move_off(&mut self, bridge: &BridgeId) {
+        if !self.services.bridges.has_alternative(bridge) {
+            warn!(room = %self.room.jid(), %bridge, "the conference's bridge failed and no other can take it yet");
+            return;
+        }
+        let Some(conference_id) = self.room.conference_id().map(str::to_owned) else {
+            return;
+        };
+        info!(room = %self.room.jid(), %bridge, "moving the conference off a failed bridge");
+        self.placements.remove(&conference_id);
+        self.services.bridges.orphan(bridge, conference_id);
+        self.services.metrics.conferences_moved.inc();
+        self.room.bridge_failed(Instant::now());
+    }
+
+    /// The pool's next news; `None` inside when some were missed.
+    async fn next_news(news: &mut Option<broadcast::Receiver<News>>) -> Option<Option<News>> {
+        let receiver = news.as_mut()?;
+        match receiver.recv().await {
+            Ok(item) => Some(Some(item)),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(None),
+            Err(broadcast::error::RecvError::Closed) => {
+                *news = None;
+                None
             }
         }
     }
@@ -156,7 +283,10 @@ impl RoomTask {
                     None => std::future::pending().await,
                 }
             };
+            let listening = self.news.is_some();
+            let news = Self::next_news(&mut self.news);
             tokio::select! {
+                Some(news) = news, if listening => self.on_news(news),
                 input = inputs.recv() => match input {
                     Some(RoomInput::Stanza(stanza)) => {
                         let mut capabilities = self

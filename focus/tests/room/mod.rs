@@ -115,6 +115,25 @@ impl Sim {
         self.iq_from(Jid::from(occupant(nick)), jingle.to_element())
     }
 
+    /// The bridge of the room's conference failed (its executor says so).
+    pub fn bridge_failed(&mut self) {
+        self.room.bridge_failed(self.now);
+        self.drain();
+    }
+
+    /// `nick` enters the room with `<region xmlns='http://jitsi.org/jitsi-meet' id=REGION/>`.
+    pub fn join_in_region(&mut self, nick: &str, region: &str) {
+        let element: minidom::Element =
+            format!("<region xmlns='http://jitsi.org/jitsi-meet' id='{region}'/>")
+                .parse()
+                .expect("a region element");
+        self.stanza(Stanza::Presence(
+            Presence::available()
+                .with_from(Jid::from(occupant(nick)))
+                .with_payloads(vec![element]),
+        ));
+    }
+
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
         if self.room.poll_timeout().is_some_and(|at| at <= self.now) {

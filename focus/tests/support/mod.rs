@@ -90,7 +90,7 @@ impl Drop for Process {
 }
 
 /// Reads the first stdout line of `child` within `timeout`.
-fn ready_line(child: &mut Child, timeout: Duration) -> Option<String> {
+pub fn ready_line(child: &mut Child, timeout: Duration) -> Option<String> {
     let stdout = child.stdout.take()?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -137,6 +137,22 @@ impl Stack {
         Stack::start_with(name, users, true, true)
     }
 
+    /// Prosody alone: the test starts its bridges and gives the focus their addresses
+    /// (`TUTTI_FOCUS_BRIDGE_URLS`); `bridge_grpc` and `bridge_http` are the discard port, where
+    /// nothing listens.
+    pub fn start_without_bridge(name: &str, users: &[&str]) -> Stack {
+        let prosody = start_prosody(name, users, false, true);
+        let nowhere = SocketAddr::from(([127, 0, 0, 1], 9));
+        Stack {
+            prosody,
+            bridge: None,
+            bridge_grpc: nowhere,
+            bridge_http: nowhere,
+            focus: None,
+            focus_http: None,
+        }
+    }
+
     /// As `start`, with these extra environment variables for the bridge (e.g. its gRPC TLS).
     pub fn start_with_bridge(name: &str, users: &[&str], bridge_env: &[(&str, &str)]) -> Stack {
         Stack::start_with_everything(name, users, false, true, bridge_env)
@@ -153,22 +169,7 @@ impl Stack {
         open_rooms: bool,
         bridge_env: &[(&str, &str)],
     ) -> Stack {
-        let dir = std::env::temp_dir().join(format!("tutti-focus-{name}-{}", std::process::id()));
-        let config = prosody::Config {
-            domain: DOMAIN.to_owned(),
-            c2s_port: C2S_PORT,
-            starttls,
-            open_rooms,
-            ..prosody::Config::new(dir)
-        };
-        assert_eq!(config.muc_domain(), MUC);
-        let mut prosody = Prosody::configure(config).expect("configuring prosody");
-        for (user, password) in std::iter::once(("focus", FOCUS_PASSWORD))
-            .chain(users.iter().map(|user| (*user, USER_PASSWORD)))
-        {
-            prosody.register(user, password).expect("registering");
-        }
-        prosody.start().expect("starting prosody");
+        let prosody = start_prosody(name, users, starttls, open_rooms);
         let (bridge, bridge_grpc, bridge_http) = start_bridge(bridge_env);
         Stack {
             prosody,
@@ -182,7 +183,13 @@ impl Stack {
 
     /// Starts the focus with these extra environment variables; panics unless it comes up.
     pub fn start_focus(&mut self, env: &[(&str, &str)]) {
-        let (mut child, line) = self.spawn_focus(env);
+        self.start_focus_resolving_with(env, None);
+    }
+
+    /// As `start_focus`, resolving names with the DNS server `resolv_conf` names (see
+    /// `tutti_test_harness::dns`).
+    pub fn start_focus_resolving_with(&mut self, env: &[(&str, &str)], resolv_conf: Option<&Path>) {
+        let (mut child, line) = self.spawn_focus_resolving_with(env, resolv_conf);
         let Some(line) = line else {
             let _ = child.kill();
             let output = child.wait_with_output().ok();
@@ -195,7 +202,19 @@ impl Stack {
 
     /// The focus process and its ready line, if it printed one within 15 s.
     pub fn spawn_focus(&self, env: &[(&str, &str)]) -> (Child, Option<String>) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_focus"));
+        self.spawn_focus_resolving_with(env, None)
+    }
+
+    fn spawn_focus_resolving_with(
+        &self,
+        env: &[(&str, &str)],
+        resolv_conf: Option<&Path>,
+    ) -> (Child, Option<String>) {
+        let focus = env!("CARGO_BIN_EXE_focus");
+        let mut command = match resolv_conf {
+            Some(resolv_conf) => tutti_test_harness::dns::with_resolv_conf(resolv_conf, focus),
+            None => Command::new(focus),
+        };
         command
             .env("TUTTI_FOCUS_JID", format!("focus@{DOMAIN}"))
             .env("TUTTI_FOCUS_PASSWORD", FOCUS_PASSWORD)
@@ -237,11 +256,7 @@ impl Stack {
 
     /// A gauge or counter from the bridge's /metrics (labels included in `name`).
     pub async fn bridge_metric(&self, name: &str) -> Option<f64> {
-        let (_, body) = http_get(self.bridge_http, "/metrics").await;
-        body.lines()
-            .filter_map(|line| line.rsplit_once(' '))
-            .find(|(metric, _)| *metric == name)
-            .and_then(|(_, value)| value.parse().ok())
+        metric_at(self.bridge_http, name).await
     }
 
     /// Waits (up to `TIMEOUT`) until the bridge's metric `name` is `value`; the bridge's
@@ -356,6 +371,15 @@ impl Stack {
     }
 }
 
+/// The metric `name` (with its labels as printed) on the `/metrics` of `http`.
+pub async fn metric_at(http: SocketAddr, name: &str) -> Option<f64> {
+    let (_, body) = http_get(http, "/metrics").await;
+    body.lines()
+        .filter_map(|line| line.rsplit_once(' '))
+        .find(|(metric, _)| *metric == name)
+        .and_then(|(_, value)| value.parse().ok())
+}
+
 /// A plain HTTP/1.0 GET: (status line, body).
 async fn http_get(address: SocketAddr, path: &str) -> (String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -379,6 +403,27 @@ impl Drop for Stack {
         self.focus = None;
         self.bridge = None;
     }
+}
+
+/// Prosody with the accounts `focus` and `users`.
+fn start_prosody(name: &str, users: &[&str], starttls: bool, open_rooms: bool) -> Prosody {
+    let dir = std::env::temp_dir().join(format!("tutti-focus-{name}-{}", std::process::id()));
+    let config = prosody::Config {
+        domain: DOMAIN.to_owned(),
+        c2s_port: C2S_PORT,
+        starttls,
+        open_rooms,
+        ..prosody::Config::new(dir)
+    };
+    assert_eq!(config.muc_domain(), MUC);
+    let mut prosody = Prosody::configure(config).expect("configuring prosody");
+    for (user, password) in std::iter::once(("focus", FOCUS_PASSWORD))
+        .chain(users.iter().map(|user| (*user, USER_PASSWORD)))
+    {
+        prosody.register(user, password).expect("registering");
+    }
+    prosody.start().expect("starting prosody");
+    prosody
 }
 
 fn start_bridge(env: &[(&str, &str)]) -> (Process, SocketAddr, SocketAddr) {
@@ -749,13 +794,22 @@ pub async fn join_and_accept(
     user: &str,
     edit_accept: impl FnOnce(&mut Jingle),
 ) -> Joined {
-    let mut xmpp = XmppClient::connect(user).await;
+    join_and_accept_with(room, ParticipantConfig::new(user), edit_accept).await
+}
+
+/// As `join_and_accept`, the media as `config` says (its `name` is the user).
+pub async fn join_and_accept_with(
+    room: &str,
+    config: ParticipantConfig,
+    edit_accept: impl FnOnce(&mut Jingle),
+) -> Joined {
+    let user = config.name.clone();
+    let mut xmpp = XmppClient::connect(&user).await;
     let answer = xmpp.conference_request(room).await;
     assert_eq!(answer.attr("ready"), Some("true"));
-    xmpp.join(room, user).await;
+    xmpp.join(room, &user).await;
     let (from, initiate) = xmpp.next_jingle(Action::SessionInitiate).await;
     assert_eq!(from.to_string(), format!("{room}/focus"));
-    let config = ParticipantConfig::new(user);
     let media = accept(&mut xmpp, &from, &initiate, &config, edit_accept).await;
     Joined {
         xmpp,

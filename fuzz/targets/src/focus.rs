@@ -1,4 +1,5 @@
-//! The focus's targets: Jingle parsing and the room state machine fed stanza sequences.
+//! The focus's targets: Jingle parsing, the room state machine fed stanza sequences, and the
+//! bridge pool fed status reports, stream losses, discoveries and placements.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::Stanza;
 use tutti_focus::capabilities::CapabilityCache;
 use tutti_focus::jingle::Jingle;
+use tutti_focus::pool::{BridgeId, BridgeState, Event, Pool, Status};
 use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest, Output, RequestId, Room};
 use tutti_proto::bridge_v1 as pb;
 
@@ -103,6 +105,110 @@ pub fn room(data: &[u8]) {
             }
         }
         drain(&mut room, &mut requests);
+    }
+}
+
+/// The bridges the pool target knows of.
+const BRIDGES: [&str; 4] = ["a", "b", "c", "d"];
+
+/// A bridge pool fed a sequence of [`Records`]; op bits 0-2 (the bridge is `bytes[0]` of four):
+/// 0 the bridges listed are those of the bits of `bytes[0]`; 1 a status from the bridge: state
+/// `bytes[1]` (of three), stress `bytes[2..10]` as an f64 (any bits: NaN, infinities,
+/// negatives), region `bytes[10]` (of two), endpoint capacity `bytes[11]`; 2 its stream is lost;
+/// 3 time passes (`bytes[0]` × 50 ms) and timers fire; 4 a conference is placed (region
+/// `bytes[0]`); 5 an endpoint is padded on the bridge; 6 a conference is orphaned there.
+/// Besides never panicking: a placed bridge is listed and not draining, failures and
+/// recoveries alternate per bridge, and after its timers fired the next lies in the future.
+pub fn pool(data: &[u8]) {
+    let id = |byte: Option<&u8>| {
+        BridgeId(BRIDGES[usize::from(byte.copied().unwrap_or(0) % 4)].to_owned())
+    };
+    let region = |byte: Option<&u8>| ["", "eu"][usize::from(byte.copied().unwrap_or(0) % 2)];
+    let mut pool = Pool::new();
+    let mut now = Instant::now();
+    let mut listed: Vec<BridgeId> = Vec::new();
+    // The bridges in the pool, and those of them whose last status says they drain.
+    let mut known: Vec<BridgeId> = Vec::new();
+    let mut draining: Vec<BridgeId> = Vec::new();
+    let mut failed: Vec<BridgeId> = Vec::new();
+    for (n, (op, bytes)) in Records::new(data).enumerate() {
+        match op % 7 {
+            0 => {
+                let bits = bytes.first().copied().unwrap_or(0);
+                listed = (0..4)
+                    .filter(|i| bits & (1 << i) != 0)
+                    .map(|i| BridgeId(BRIDGES[i].to_owned()))
+                    .collect();
+                for added in pool.set_listed(listed.clone()) {
+                    draining.retain(|b| *b != added);
+                    known.push(added);
+                }
+            }
+            1 => {
+                let bridge = id(bytes.first());
+                let state = [
+                    BridgeState::Operational,
+                    BridgeState::Draining,
+                    BridgeState::ShuttingDown,
+                ][usize::from(bytes.get(1).copied().unwrap_or(0) % 3)];
+                let stress = bytes
+                    .get(2..10)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0.0, f64::from_be_bytes);
+                if known.contains(&bridge) {
+                    draining.retain(|b| *b != bridge);
+                    if state != BridgeState::Operational {
+                        draining.push(bridge.clone());
+                    }
+                }
+                let status = Status {
+                    name: String::new(),
+                    region: region(bytes.get(10)).to_owned(),
+                    state,
+                    stress,
+                    endpoints: 0,
+                    endpoint_capacity: u32::from(bytes.get(11).copied().unwrap_or(0)),
+                };
+                pool.on_status(now, &bridge, status);
+            }
+            2 => pool.on_stream_lost(now, &id(bytes.first()), "fuzzed loss"),
+            3 => {
+                now += Duration::from_millis(50 * u64::from(bytes.first().copied().unwrap_or(1)));
+                if pool.poll_timeout().is_some_and(|at| at <= now) {
+                    pool.handle_timeout(now);
+                }
+                assert!(
+                    pool.poll_timeout().is_none_or(|at| at > now),
+                    "a timer in the past"
+                );
+            }
+            4 => {
+                if let Some(bridge) = pool.place(now, region(bytes.first())) {
+                    assert!(listed.contains(&bridge), "placed on an unlisted bridge");
+                    assert!(!draining.contains(&bridge), "placed on a draining bridge");
+                }
+            }
+            5 => pool.pad(now, &id(bytes.first())),
+            _ => pool.orphan(&id(bytes.first()), format!("conference-{n}")),
+        }
+        while let Some(event) = pool.poll_event() {
+            match event {
+                Event::Failed { bridge, .. } => {
+                    assert!(!failed.contains(&bridge), "failed twice in a row");
+                    failed.push(bridge);
+                }
+                Event::Recovered { bridge, .. } => {
+                    assert!(failed.contains(&bridge), "recovered without failing");
+                    failed.retain(|b| *b != bridge);
+                }
+                Event::Available { .. } => {}
+                Event::Removed { bridge } => {
+                    failed.retain(|b| *b != bridge);
+                    draining.retain(|b| *b != bridge);
+                    known.retain(|b| *b != bridge);
+                }
+            }
+        }
     }
 }
 

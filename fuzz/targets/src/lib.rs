@@ -12,7 +12,7 @@ mod media;
 mod signalling;
 
 pub use crate::core::bridge_core;
-pub use crate::focus::{jingle, room};
+pub use crate::focus::{jingle, pool, room};
 pub use crate::media::{
     dtls, ice_agent, rtcp, rtp, srtp, stun, SRTP_KEY, SRTP_SALT, STUN_PASSWORD,
 };
@@ -32,6 +32,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("bridge_core", bridge_core),
     ("jingle", jingle),
     ("room", room),
+    ("pool", pool),
     ("channel", channel),
     ("grpc", grpc),
 ];

@@ -289,3 +289,47 @@ fn write_seeds() {
         write("grpc", name, &bytes);
     }
 }
+
+/// The pool target's seed: three bridges listed and heard, a placement burst, one bridge
+/// falling silent, one draining, a recovery.
+#[test]
+#[ignore]
+fn pool_seed() {
+    let status = |bridge: u8, state: u8| {
+        let mut bytes = vec![bridge, state];
+        bytes.extend_from_slice(&0.25f64.to_be_bytes());
+        bytes.extend_from_slice(&[1, 100]);
+        bytes
+    };
+    let (a, b, c) = (status(0, 0), status(1, 0), status(2, 0));
+    let b_draining = status(1, 1);
+    write(
+        "pool",
+        "place-fail-recover",
+        &encode_records([
+            (0, &[0b0111][..]),
+            (1, &a[..]),
+            (1, &b[..]),
+            (1, &c[..]),
+            (4, &[1][..]),
+            (4, &[0][..]),
+            (5, &[0][..]),
+            (4, &[0][..]),
+            (3, &[10][..]),
+            (1, &b_draining[..]),
+            (1, &c[..]),
+            (3, &[10][..]),
+            (1, &b_draining[..]),
+            (1, &c[..]),
+            (6, &[0][..]),
+            (4, &[0][..]),
+            (2, &[2][..]),
+            (4, &[0][..]),
+            (1, &a[..]),
+            (1, &c[..]),
+            (0, &[0b0011][..]),
+            (3, &[80][..]),
+            (4, &[1][..]),
+        ]),
+    );
+}

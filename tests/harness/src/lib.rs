@@ -6,6 +6,8 @@
 //!   shaped (`tc … tbf`) and cut;
 //! - [`certs`]: a test CA with bridge and focus certificates, and the ones to be refused
 //!   (expired, from another CA), for the gRPC control plane's mutual TLS;
+//! - [`dns`]: a real DNS server (dnsmasq) with records the test sets, and a program run with
+//!   it as its resolver;
 //! - [`prosody`]: the one Prosody configuration (`prosody.cfg.lua.in`, which
 //!   `scripts/stack.mjs` fills as well), and a Prosody process with its accounts.
 //!
@@ -13,5 +15,6 @@
 //! the shell scripts (`bench/bridge`, `bench/focus`, `tests/browser/run`).
 
 pub mod certs;
+pub mod dns;
 pub mod netns;
 pub mod prosody;

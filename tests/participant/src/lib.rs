@@ -3,7 +3,7 @@
 //! bugs cannot be hidden by sharing code with it: controlled ICE, DTLS client (`setup=active`),
 //! SRTP with browser-shaped Opus and VP8 media, and bookkeeping of everything received.
 //!
-//! Only ever binds 127.0.0.1.
+//! Binds 127.0.0.1 unless told another address (a test whose bridges are other hosts).
 
 pub mod demux;
 pub mod ice;
@@ -75,6 +75,8 @@ pub struct ParticipantConfig {
     /// First RTP sequence number of both streams; None (the default) draws them at random
     /// like a browser. Tests set it to cross the 16-bit wrap within a few packets.
     pub first_sequence: Option<u16>,
+    /// The address the media socket binds (its one host candidate); 127.0.0.1 by default.
+    pub bind_address: Ipv4Addr,
 }
 
 impl ParticipantConfig {
@@ -104,6 +106,7 @@ impl ParticipantConfig {
             send_audio: true,
             send_video: true,
             first_sequence: None,
+            bind_address: Ipv4Addr::LOCALHOST,
         }
     }
 }
@@ -280,7 +283,7 @@ fn now_us() -> u64 {
 }
 
 impl Participant {
-    /// Binds a UDP socket on 127.0.0.1, makes ICE credentials and a DTLS certificate, and
+    /// Binds a UDP socket on `config.bind_address`, makes ICE credentials and a DTLS certificate, and
     /// starts answering the bridge's connectivity checks.
     pub async fn bind(config: ParticipantConfig) -> anyhow::Result<Participant> {
         // webrtc-rs dtls needs rustls's process-wide provider; installing fails harmlessly when
@@ -292,7 +295,7 @@ impl Participant {
         if config.dtls_mtu < transport::MIN_DTLS_DATAGRAM {
             bail!("dtls_mtu must be at least {}", transport::MIN_DTLS_DATAGRAM);
         }
-        let socket = Arc::new(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?);
+        let socket = Arc::new(UdpSocket::bind((config.bind_address, 0)).await?);
         let local_addr = socket.local_addr()?;
         let certificate = Certificate::generate_self_signed(vec![config.name.clone()])
             .context("generating the DTLS certificate")?;

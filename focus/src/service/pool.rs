@@ -1,0 +1,337 @@
+//! The pool's executor: one client and one `WatchEvents` stream per bridge (reconnected every
+//! 500 ms while it fails), the configured DNS name resolved again and again, and the pool's
+//! state machine (`tutti_focus::pool`) fed what they bring and the time. Rooms place their
+//! conferences through it and hear from it of bridges that fail or become available
+//! (`subscribe`); what the focus moved off a bridge that comes back is expired there.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+use tutti_focus::pool::{BridgeId, BridgeState, Event, Pool, Status};
+use tutti_focus::room::BridgeRequest;
+use tutti_proto::bridge_v1 as pb;
+
+use super::bridge::Bridge;
+use super::config::{BridgeDns, BridgeTls, Settings};
+use super::metrics::Metrics;
+
+/// A broken event stream is opened again after this.
+const RECONNECT: Duration = Duration::from_millis(500);
+
+/// What the rooms hear of the pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum News {
+    /// The bridge failed: conferences on it move if another bridge can take them.
+    Failed(BridgeId),
+    /// The bridge is heard (for the first time, or again after a failure): conferences left on
+    /// a failed bridge for want of another may move now.
+    Available(BridgeId),
+}
+
+/// What a bridge's stream brought.
+enum Watched {
+    Status(Status),
+    Lost(String),
+}
+
+/// The focus's bridges, shared by every room.
+#[derive(Clone)]
+pub struct Bridges {
+    pool: Arc<Mutex<Pool>>,
+    clients: Arc<Mutex<HashMap<BridgeId, Bridge>>>,
+    news: broadcast::Sender<News>,
+}
+
+impl Bridges {
+    /// The configured bridges' clients (a bad TLS file stops the start) and the task that
+    /// watches them.
+    pub fn start(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<Bridges> {
+        let timeout = settings.bridge_timeout;
+        let mut configured = Vec::new();
+        let mut clients = HashMap::new();
+        for address in &settings.bridges {
+            let id = BridgeId(address.url.clone());
+            clients.insert(
+                id.clone(),
+                Bridge::new(&address.url, address.tls.as_ref(), timeout)?,
+            );
+            configured.push(id);
+        }
+        if let Some(tls) = settings
+            .bridge_dns
+            .as_ref()
+            .and_then(|dns| dns.tls.as_ref())
+        {
+            // Checked now so that a missing file stops the start, not the first discovery.
+            for path in [&tls.ca, &tls.cert, &tls.key] {
+                std::fs::metadata(path)
+                    .map_err(|e| anyhow::anyhow!("bridge TLS file {}: {e}", path.display()))?;
+            }
+        }
+        let (news, _) = broadcast::channel(64);
+        let bridges = Bridges {
+            pool: Arc::new(Mutex::new(Pool::new())),
+            clients: Arc::new(Mutex::new(clients)),
+            news,
+        };
+        let driver = Driver {
+            bridges: bridges.clone(),
+            configured,
+            discovered: Vec::new(),
+            dns: settings.bridge_dns.clone(),
+            timeout,
+            watchers: HashMap::new(),
+            metrics,
+        };
+        tokio::spawn(driver.run());
+        Ok(bridges)
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bridge for a new conference whose first participant is in `region`.
+    pub fn place(&self, region: &str) -> Option<BridgeId> {
+        self.pool().place(Instant::now(), region)
+    }
+
+    /// An endpoint is being allocated on `bridge` (its stress is padded until reported).
+    pub fn pad(&self, bridge: &BridgeId) {
+        self.pool().pad(Instant::now(), bridge);
+    }
+
+    pub fn is_failed(&self, bridge: &BridgeId) -> bool {
+        self.pool().is_failed(bridge)
+    }
+
+    /// Whether another bridge can take the conferences of the failed `bridge`.
+    pub fn has_alternative(&self, bridge: &BridgeId) -> bool {
+        self.pool().has_alternative(Instant::now(), bridge)
+    }
+
+    /// A conference moved off the failed `bridge`: expired there if it comes back.
+    pub fn orphan(&self, bridge: &BridgeId, conference_id: String) {
+        self.pool().orphan(bridge, conference_id);
+    }
+
+    pub fn client(&self, bridge: &BridgeId) -> Option<Bridge> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(bridge)
+            .cloned()
+    }
+
+    /// Bridges failing and becoming available, as it happens.
+    pub fn subscribe(&self) -> broadcast::Receiver<News> {
+        self.news.subscribe()
+    }
+
+    /// The pool's bridges that are alive.
+    pub fn alive(&self) -> usize {
+        self.pool().alive()
+    }
+}
+
+struct Driver {
+    bridges: Bridges,
+    configured: Vec<BridgeId>,
+    discovered: Vec<BridgeId>,
+    dns: Option<BridgeDns>,
+    timeout: Duration,
+    watchers: HashMap<BridgeId, JoinHandle<()>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let (watched_tx, mut watched) = mpsc::unbounded_channel();
+        let (resolved_tx, mut resolved) = mpsc::unbounded_channel();
+        if let Some(dns) = self.dns.clone() {
+            tokio::spawn(resolve(dns, resolved_tx));
+        }
+        self.list(&watched_tx);
+        loop {
+            let timeout = self.bridges.pool().poll_timeout();
+            let timer = async {
+                match timeout {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some((bridge, what)) = watched.recv() => {
+                    let mut pool = self.bridges.pool();
+                    match what {
+                        Watched::Status(status) => pool.on_status(Instant::now(), &bridge, status),
+                        Watched::Lost(cause) => pool.on_stream_lost(Instant::now(), &bridge, &cause),
+                    }
+                }
+                Some(addresses) = resolved.recv() => {
+                    self.discovered = addresses;
+                    self.list(&watched_tx);
+                }
+                () = timer => self.bridges.pool().handle_timeout(Instant::now()),
+            }
+            self.carry_out();
+            self.metrics.bridges_alive.set(self.bridges.alive() as i64);
+        }
+    }
+
+    /// Hands the pool the configured and discovered bridges; watches the new ones.
+    fn list(&mut self, watched: &mpsc::UnboundedSender<(BridgeId, Watched)>) {
+        let listed = self.configured.iter().chain(&self.discovered).cloned();
+        let added = self.bridges.pool().set_listed(listed);
+        for bridge in added {
+            let client = match self.bridges.client(&bridge) {
+                Some(client) => client,
+                None => match self.discovered_client(&bridge) {
+                    Ok(client) => client,
+                    Err(error) => {
+                        warn!(%bridge, %error, "cannot make a client for a discovered bridge");
+                        continue;
+                    }
+                },
+            };
+            let task = tokio::spawn(watch(bridge.clone(), client, watched.clone()));
+            self.watchers.insert(bridge, task);
+        }
+        self.carry_out();
+    }
+
+    fn discovered_client(&self, bridge: &BridgeId) -> anyhow::Result<Bridge> {
+        let tls: Option<&BridgeTls> = self.dns.as_ref().and_then(|dns| dns.tls.as_ref());
+        let client = Bridge::new(&bridge.0, tls, self.timeout)?;
+        self.bridges
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(bridge.clone(), client.clone());
+        Ok(client)
+    }
+
+    /// What the pool says happened.
+    fn carry_out(&mut self) {
+        loop {
+            let Some(event) = self.bridges.pool().poll_event() else {
+                return;
+            };
+            match event {
+                Event::Available { bridge } => {
+                    let _ = self.bridges.news.send(News::Available(bridge));
+                }
+                Event::Failed { bridge, cause } => {
+                    warn!(%bridge, %cause, "bridge failed: its conferences move");
+                    self.metrics.bridge_failures.inc();
+                    let _ = self.bridges.news.send(News::Failed(bridge));
+                }
+                Event::Recovered { bridge, orphans } => {
+                    info!(%bridge, moved = orphans.len(), "bridge recovered");
+                    if let Some(client) = self.bridges.client(&bridge) {
+                        tokio::spawn(expire_orphans(bridge.clone(), client, orphans));
+                    }
+                    let _ = self.bridges.news.send(News::Available(bridge));
+                }
+                Event::Removed { bridge } => {
+                    if let Some(task) = self.watchers.remove(&bridge) {
+                        task.abort();
+                    }
+                    self.bridges
+                        .clients
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&bridge);
+                }
+            }
+        }
+    }
+}
+
+/// Keeps `bridge`'s event stream open and passes its statuses on, and every loss of it.
+async fn watch(bridge: BridgeId, client: Bridge, to: mpsc::UnboundedSender<(BridgeId, Watched)>) {
+    loop {
+        let lost = match client.watch().await {
+            Ok(mut stream) => loop {
+                match stream.message().await {
+                    Ok(Some(pb::BridgeEvent {
+                        event: Some(pb::bridge_event::Event::Status(status)),
+                    })) => {
+                        if to
+                            .send((bridge.clone(), Watched::Status(status_from_pb(status))))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break "the bridge ended it".to_owned(),
+                    Err(status) => break format!("{:?}: {}", status.code(), status.message()),
+                }
+            },
+            Err(error) => error.to_string(),
+        };
+        if to.send((bridge.clone(), Watched::Lost(lost))).is_err() {
+            return;
+        }
+        tokio::time::sleep(RECONNECT).await;
+    }
+}
+
+fn status_from_pb(status: pb::BridgeStatus) -> Status {
+    let state = match pb::BridgeState::try_from(status.state) {
+        Ok(pb::BridgeState::Operational) => BridgeState::Operational,
+        Ok(pb::BridgeState::ShuttingDown) => BridgeState::ShuttingDown,
+        // Draining, and a state this focus does not know: no new conference goes there.
+        _ => BridgeState::Draining,
+    };
+    Status {
+        name: status.bridge_id,
+        region: status.region,
+        state,
+        stress: status.stress,
+        endpoints: status.endpoints,
+        endpoint_capacity: status.endpoint_capacity,
+    }
+}
+
+/// Expires on a bridge that came back the conferences the focus moved off it.
+async fn expire_orphans(bridge: BridgeId, client: Bridge, orphans: Vec<String>) {
+    for conference_id in orphans {
+        let request = BridgeRequest::ExpireConference {
+            conference_id: conference_id.clone(),
+        };
+        match client.perform(request).await {
+            Ok(_) => info!(%bridge, conference = %conference_id, "expired a conference moved away"),
+            // NOT_FOUND: a restarted bridge that forgot it.
+            Err(error) => info!(%bridge, conference = %conference_id, %error, "not expired"),
+        }
+    }
+}
+
+/// Resolves the DNS name at once and every interval; each answer (the bridges' URLs) goes to
+/// the driver. A failed resolution keeps the last answer.
+async fn resolve(dns: BridgeDns, to: mpsc::UnboundedSender<Vec<BridgeId>>) {
+    let mut tick = tokio::time::interval(dns.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match tokio::net::lookup_host((dns.host.as_str(), dns.port)).await {
+            Ok(addresses) => {
+                let mut urls: Vec<BridgeId> = addresses
+                    .map(|address| BridgeId(dns.url(address)))
+                    .collect();
+                urls.sort();
+                urls.dedup();
+                if to.send(urls).is_err() {
+                    return;
+                }
+            }
+            Err(error) => warn!(name = %dns.host, %error, "resolving the bridges failed"),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Placement over a pool of bridges, on the pool state machine alone (simulated clock, status
+//! reports by hand): a burst of new conferences spreads at once, by padded stress; the region
+//! is preferred; draining bridges take nothing; a recovering bridge waits out its back-off; a
+//! stress that makes no sense counts as full.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tutti_focus::pool::{BridgeId, BridgeState, Pool, Status, BACKOFF_FIRST};
+
+fn id(name: &str) -> BridgeId {
+    BridgeId(format!("https://{name}:10090"))
+}
+
+fn status(region: &str, state: BridgeState, stress: f64) -> Status {
+    Status {
+        name: String::new(),
+        region: region.to_owned(),
+        state,
+        stress,
+        endpoints: 0,
+        endpoint_capacity: 100,
+    }
+}
+
+fn pool(now: Instant, bridges: &[(&str, &str)]) -> Pool {
+    let mut pool = Pool::new();
+    pool.set_listed(bridges.iter().map(|(name, _)| id(name)));
+    for (name, region) in bridges {
+        pool.on_status(
+            now,
+            &id(name),
+            status(region, BridgeState::Operational, 0.0),
+        );
+    }
+    pool
+}
+
+#[test]
+fn a_burst_of_conferences_spreads_before_any_report() {
+    let now = Instant::now();
+    let mut pool = pool(now, &[("a", ""), ("b", ""), ("c", "")]);
+    let mut endpoints: HashMap<BridgeId, u32> = HashMap::new();
+    // Ten rooms of three arrive at once: each conference placed (padded for its first
+    // endpoint), then its other two endpoints allocated (each padded), before any bridge
+    // reports again.
+    for _ in 0..10 {
+        let bridge = pool.place(now, "").expect("a bridge");
+        for _ in 0..2 {
+            pool.pad(now, &bridge);
+        }
+        *endpoints.entry(bridge).or_default() += 3;
+    }
+    let max = endpoints.values().max().copied().unwrap_or(0);
+    let min = endpoints.values().min().copied().unwrap_or(0);
+    assert_eq!(endpoints.len(), 3, "{endpoints:?}");
+    assert!(f64::from(max) / f64::from(min) <= 1.5, "{endpoints:?}");
+}
+
+#[test]
+fn reported_stress_decides_once_the_padding_is_reported() {
+    let now = Instant::now();
+    let mut pool = pool(now, &[("a", ""), ("b", "")]);
+    let later = now + Duration::from_millis(500);
+    pool.on_status(later, &id("a"), status("", BridgeState::Operational, 0.7));
+    pool.on_status(later, &id("b"), status("", BridgeState::Operational, 0.2));
+    assert_eq!(pool.place(later, ""), Some(id("b")));
+    // b is padded by 0.01 (capacity 100) per placement until its next report: 50 more
+    // placements before a is as loaded.
+    for _ in 0..40 {
+        assert_eq!(pool.place(later, ""), Some(id("b")));
+    }
+}
+
+#[test]
+fn the_region_is_preferred_and_any_bridge_serves_a_region_without_one() {
+    let now = Instant::now();
+    let mut pool = pool(now, &[("eu1", "eu"), ("eu2", "eu"), ("us1", "us")]);
+    let later = now + Duration::from_millis(500);
+    pool.on_status(
+        later,
+        &id("eu1"),
+        status("eu", BridgeState::Operational, 0.5),
+    );
+    pool.on_status(
+        later,
+        &id("eu2"),
+        status("eu", BridgeState::Operational, 0.4),
+    );
+    pool.on_status(
+        later,
+        &id("us1"),
+        status("us", BridgeState::Operational, 0.0),
+    );
+    assert_eq!(pool.place(later, "eu"), Some(id("eu2")));
+    assert_eq!(pool.place(later, "us"), Some(id("us1")));
+    assert_eq!(pool.place(later, "ap"), Some(id("us1")));
+    assert_eq!(pool.place(later, ""), Some(id("us1")));
+}
+
+#[test]
+fn a_nonsensical_stress_counts_as_full() {
+    let now = Instant::now();
+    let mut pool = pool(now, &[("a", ""), ("b", "")]);
+    pool.on_status(
+        now,
+        &id("a"),
+        status("", BridgeState::Operational, f64::NAN),
+    );
+    pool.on_status(now, &id("b"), status("", BridgeState::Operational, 0.9));
+    assert_eq!(pool.place(now, ""), Some(id("b")));
+    pool.on_status(now, &id("a"), status("", BridgeState::Operational, -5.0));
+    assert_eq!(pool.place(now, ""), Some(id("a")), "negative: none");
+    pool.on_status(
+        now,
+        &id("a"),
+        status("", BridgeState::Operational, f64::INFINITY),
+    );
+    assert_eq!(pool.place(now, ""), Some(id("b")));
+}
+
+#[test]
+fn draining_bridges_take_no_conference() {
+    let now = Instant::now();
+    let mut pool = pool(now, &[("a", ""), ("b", "")]);
+    pool.on_status(now, &id("a"), status("", BridgeState::Draining, 0.0));
+    pool.on_status(now, &id("b"), status("", BridgeState::Operational, 0.9));
+    assert_eq!(pool.place(now, ""), Some(id("b")));
+    pool.on_status(now, &id("b"), status("", BridgeState::Draining, 0.0));
+    assert_eq!(pool.place(now, ""), None, "every bridge drains");
+}
+
+#[test]
+fn a_recovered_bridge_is_used_again_after_its_back_off() {
+    let now = Instant::now();
+    let mut pool = pool(now, &[("a", ""), ("b", "")]);
+    pool.on_status(now, &id("b"), status("", BridgeState::Operational, 0.5));
+    pool.on_stream_lost(now, &id("a"), "connection reset");
+    assert_eq!(pool.place(now, ""), Some(id("b")));
+    let back = now + Duration::from_secs(1);
+    pool.on_status(back, &id("a"), status("", BridgeState::Operational, 0.0));
+    pool.on_status(back, &id("b"), status("", BridgeState::Operational, 0.5));
+    assert_eq!(
+        pool.place(back, ""),
+        Some(id("b")),
+        "a is within its back-off"
+    );
+    let after = back + BACKOFF_FIRST;
+    pool.on_status(after, &id("a"), status("", BridgeState::Operational, 0.0));
+    pool.on_status(after, &id("b"), status("", BridgeState::Operational, 0.5));
+    assert_eq!(pool.place(after, ""), Some(id("a")));
+    // With nothing else, a recovering bridge is better than none, and a failed one is tried
+    // as a last resort (a one-bridge pool keeps asking its bridge).
+    let mut alone = pool_of_one(now);
+    alone.on_stream_lost(now, &id("solo"), "connection reset");
+    assert_eq!(alone.place(now, ""), Some(id("solo")));
+    assert!(alone.is_failed(&id("solo")));
+    assert!(!alone.has_alternative(now, &id("solo")));
+}
+
+fn pool_of_one(now: Instant) -> Pool {
+    pool(now, &[("solo", "")])
+}
