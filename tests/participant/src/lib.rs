@@ -1,7 +1,8 @@
 //! A test participant that plays the client side of a WebRTC session against the bridge on an
 //! independent stack (webrtc-rs `stun`, `dtls`, `webrtc-srtp`, `rtp`, `rtcp`), so that bridge
-//! bugs cannot be hidden by sharing code with it: controlled ICE, DTLS client (`setup=active`),
-//! SRTP with browser-shaped Opus and VP8 media, and bookkeeping of everything received.
+//! bugs cannot be hidden by sharing code with it: controlled ICE (controlling when it makes the
+//! offer itself, see [`ParticipantConfig::ice_role`]), DTLS client (`setup=active`), SRTP with
+//! browser-shaped Opus and VP8 media, and bookkeeping of everything received.
 //!
 //! Only ever binds 127.0.0.1.
 
@@ -36,7 +37,7 @@ use webrtc_srtp::context::Context as SrtpContext;
 use webrtc_util::Marshal;
 
 use crate::demux::{classify, PacketKind};
-use crate::ice::{Credentials, StunEvent};
+use crate::ice::{Credentials, IceRole, StunEvent};
 use crate::media::MediaSource;
 use crate::receive::PayloadTypes;
 use crate::transport::{ChannelConn, DtlsCounters};
@@ -75,6 +76,10 @@ pub struct ParticipantConfig {
     /// First RTP sequence number of both streams; None (the default) draws them at random
     /// like a browser. Tests set it to cross the 16-bit wrap within a few packets.
     pub first_sequence: Option<u16>,
+    /// Controlled (the default: the peer made the offer, as the bridge does), or controlling
+    /// when this participant made the offer: it then nominates the first pair whose check is
+    /// answered.
+    pub ice_role: IceRole,
 }
 
 impl ParticipantConfig {
@@ -104,6 +109,7 @@ impl ParticipantConfig {
             send_audio: true,
             send_video: true,
             first_sequence: None,
+            ice_role: IceRole::Controlled,
         }
     }
 }
@@ -363,7 +369,8 @@ impl Participant {
             .push(handle);
     }
 
-    /// ICE (controlled) + DTLS client + SRTP; Err after `timeout` with what got stuck.
+    /// ICE (in the configured role) + DTLS client + SRTP; Err after `timeout` with what got
+    /// stuck.
     /// Media starts flowing as soon as this succeeds unless `stop_media` was called before.
     pub async fn connect(
         &self,
@@ -398,10 +405,13 @@ impl Participant {
             Ok(Ok(addr)) => (*addr).context("selected pair vanished")?,
             _ => {
                 let st = self.shared.lock();
+                let waited_for = match self.config.ice_role {
+                    IceRole::Controlled => "no check with USE-CANDIDATE from the peer",
+                    IceRole::Controlling => "none of our nominating checks answered",
+                };
                 bail!(
-                    "ICE did not complete within {timeout:?}: no check with USE-CANDIDATE from the \
-                     bridge; {} valid checks received from it, {} of {} of our checks answered, \
-                     last STUN error: {}",
+                    "ICE did not complete within {timeout:?}: {waited_for}; {} valid checks \
+                     received from it, {} of {} of our checks answered, last STUN error: {}",
                     st.checks_received,
                     st.answered.len(),
                     remote.candidates.len(),
@@ -607,6 +617,7 @@ pub struct Handover {
     ufrag: String,
     pwd: String,
     remote_pwd: String,
+    ice_role: IceRole,
 }
 
 impl Handover {
@@ -620,6 +631,7 @@ impl Handover {
             &self.ufrag,
             &self.pwd,
             Some(&self.remote_pwd),
+            self.ice_role,
         ) {
             Ok(StunEvent::Request { response, .. }) => Some(response),
             _ => None,
@@ -670,6 +682,7 @@ impl Participant {
             ufrag: self.shared.ufrag.clone(),
             pwd: self.shared.pwd.clone(),
             remote_pwd,
+            ice_role: self.config.ice_role,
         })
     }
 }
@@ -738,13 +751,15 @@ fn on_stun(shared: &Shared, datagram: &[u8], from: SocketAddr) -> Option<(Vec<u8
         &shared.ufrag,
         &shared.pwd,
         remote_pwd.as_deref(),
+        shared.config.ice_role,
     ) {
         Ok(StunEvent::Request {
             use_candidate,
             response,
         }) => {
             st.checks_received += 1;
-            if use_candidate && st.selected != Some(from) {
+            let nominated = use_candidate && shared.config.ice_role == IceRole::Controlled;
+            if nominated && st.selected != Some(from) {
                 st.selected = Some(from);
                 shared.selected.send_replace(Some(from));
             }
@@ -754,6 +769,11 @@ fn on_stun(shared: &Shared, datagram: &[u8], from: SocketAddr) -> Option<(Vec<u8
             if let Some(i) = st.pending.iter().position(|(t, _)| *t == transaction_id) {
                 if let Some((_, addr)) = st.pending.remove(i) {
                     st.answered.insert(addr);
+                    // Controlling, we nominated in this check: its pair is the selected one.
+                    if shared.config.ice_role == IceRole::Controlling && st.selected.is_none() {
+                        st.selected = Some(addr);
+                        shared.selected.send_replace(Some(addr));
+                    }
                 }
             }
             None
@@ -824,7 +844,7 @@ async fn ice_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>, candidates: Vec<S
                     .collect(),
             };
             for to in targets {
-                match ice::binding_request(&creds, shared.tiebreaker) {
+                match ice::binding_request(&creds, shared.tiebreaker, shared.config.ice_role) {
                     Ok((txid, datagram)) => {
                         if st.pending.len() >= MAX_PENDING_CHECKS {
                             st.pending.pop_front();
