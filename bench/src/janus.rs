@@ -108,7 +108,7 @@ pub struct Janus {
 
 impl Janus {
     /// Writes a configuration and starts Janus on CPU 0; returns once its API answers.
-    pub fn start(threading: Threading) -> anyhow::Result<Janus> {
+    pub fn start(threading: Threading, rt: &tokio::runtime::Runtime) -> anyhow::Result<Janus> {
         give_janus_an_address()?;
         let dir = std::env::temp_dir().join(format!("tutti-bench-janus-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -130,9 +130,6 @@ impl Janus {
             version: String::new(),
         };
         let deadline = Instant::now() + START_TIMEOUT;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         loop {
             let info = json!({"janus": "info", "transaction": transaction()});
             match rt.block_on(post(janus.api, "/janus", &info)) {
@@ -521,7 +518,7 @@ pub async fn janus_endpoints(
     layers: usize,
 ) -> anyhow::Result<(Vec<Endpoint>, JanusLegs)> {
     let publishers: Vec<usize> = (0..roles.len()).filter(|&i| roles[i].publishes).collect();
-    let mut control = Session::create(janus.api).await?;
+    let control = Session::create(janus.api).await?;
     let handle = control.attach().await?;
     let created = control
         .message(
@@ -544,7 +541,6 @@ pub async fn janus_endpoints(
     if plugin_data(&created)?["videoroom"] != "created" {
         bail!("creating the room: {created}");
     }
-    drop(control.events.drain(..));
 
     let permits = Arc::new(tokio::sync::Semaphore::new(SETUP_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();

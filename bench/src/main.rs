@@ -426,7 +426,7 @@ fn run_janus(
     profile: Profile,
     threading: Threading,
 ) -> anyhow::Result<(Run, String)> {
-    let janus = janus::Janus::start(threading)?;
+    let janus = janus::Janus::start(threading, rt)?;
     let setup_started = Instant::now();
     let (endpoints, legs) = rt
         .block_on(janus::janus_endpoints(&janus, roles, profile, args.layers))
