@@ -7,10 +7,14 @@
 //!
 //! Received RTP is counted from its clear header (SSRC + sequence number: a receiver that stays
 //! on a source's first layer gets it under that layer's SSRC and sequence numbers, which the
-//! bridge passes through); every packet of one endpoint in `sample_every` is fully verified:
-//! SRTP-decrypted with the receiver's keys (bridge runs), its payload trailer checked (CRC, SSRC
-//! and sequence must match the header) and its latency taken from the trailer's send time to the
-//! kernel's arrival stamp on the receiving socket (`SO_TIMESTAMPNS`). Every receiver records
+//! bridge passes through; a forwarder that renumbers, Janus, sends each stream under an SSRC
+//! signalled per receiver and from a sequence number of its own, whose offset to the
+//! publisher's is read once from the first packet's trailer); every packet of one endpoint in
+//! `sample_every` is fully verified: SRTP-decrypted with the receiver's keys (bridge and peer
+//! runs), its payload trailer checked (CRC, and SSRC and sequence must be the publisher's) and
+//! its latency taken from the trailer's send time to the kernel's arrival stamp on the
+//! receiving socket (`SO_TIMESTAMPNS`). The trailer's CRC of a video packet starts after the
+//! VP8 payload descriptor, whose PictureID a forwarder may rewrite (Janus does for simulcast). Every receiver records
 //! the transport-wide sequence number of what it receives (from the clear header extension)
 //! and sends transport-cc feedback for it at a fixed interval, SRTCP-protected with its own
 //! context against the bridge, plain (as large) against the relay. Publishers read the bridge's
@@ -23,11 +27,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use tutti_bridge::media::udp::{self, RecvBatch};
-use tutti_participant::media::{verify_trailer, MediaSource, AUDIO_PTIME, TRAILER_LEN, VIDEO_FPS};
+use tutti_participant::media::{
+    verify_trailer_from, MediaSource, Trailer, AUDIO_PTIME, TRAILER_LEN, VIDEO_FPS,
+};
+use tutti_rtp::codec::vp8;
 use tutti_rtp::rtcp::{self, Packet, TwccRecorder};
 use tutti_rtp::rtp;
 
-use crate::setup::Endpoint;
+use crate::setup::{Endpoint, Receives};
 
 /// Datagrams taken from one socket per `recvmmsg`.
 const RECV_BATCH: usize = 32;
@@ -76,6 +83,9 @@ pub struct LoadResult {
     pub expected: u64,
     /// Of those, packets that arrived (by SSRC and sequence number).
     pub received: u64,
+    /// Media packets of a known stream received over the whole run (warm-up and drain too):
+    /// what a forwarder's own count of sent packets is checked against.
+    pub received_total: u64,
     pub window_secs: f64,
     /// Verified packets' latencies (kernel arrival time − trailer send time), sorted.
     pub latencies_us: Vec<u32>,
@@ -99,12 +109,26 @@ pub struct LoadResult {
 }
 
 struct Stream {
+    /// The publishing endpoint.
+    publisher: usize,
+    /// A video layer (its trailer's CRC starts after the VP8 payload descriptor).
+    video: bool,
     /// First sequence number sent in the window.
     first: Option<u16>,
     /// Packets sent in the window (frozen when it ends).
     sent: u32,
-    /// Endpoints that receive this stream (all but its publisher).
+    /// Endpoints that receive this stream.
     receivers: u64,
+}
+
+/// How one stream arrives at one endpoint.
+struct Inbound {
+    stream: usize,
+    /// The publisher's SSRC of the stream.
+    source_ssrc: u32,
+    /// The endpoint's sequence numbers minus the publisher's; unknown until a packet's trailer
+    /// told (a renumbering forwarder), 0 for one that keeps them.
+    offset: Option<u16>,
 }
 
 struct Publisher {
@@ -113,6 +137,7 @@ struct Publisher {
     layers: Vec<MediaSource>,
     /// The layers' SSRCs, in the same order (what PLI and FIR name).
     layer_ssrcs: Vec<u32>,
+    audio_ssrc: u32,
     twcc_ext_id: u8,
     /// The transport-wide sequence number of the next packet sent.
     twcc_seq: u16,
@@ -189,29 +214,51 @@ impl Publisher {
     /// trailer (and its CRC), so that a packet that waited in the pacer is timed from when it
     /// actually leaves.
     fn stamp(&mut self, rtp: &mut [u8], now_us: u64) {
+        let mut video = false;
         if let Ok(header) = rtp::parse(rtp) {
+            video = header.ssrc != self.audio_ssrc;
             if let Some(range) = rtp::find_extension(rtp, &header, self.twcc_ext_id) {
                 rtp::write_u16_extension(rtp, range, self.twcc_seq);
                 self.twcc_seq = self.twcc_seq.wrapping_add(1);
             }
         }
-        restamp(rtp, now_us);
+        restamp(rtp, now_us, video);
     }
 }
 
-/// Rewrites the send time in a packet's payload trailer (and its CRC).
-fn restamp(rtp: &mut [u8], now_us: u64) {
-    let Some(start) = rtp_payload(rtp).map(|p| rtp.len() - p.len()) else {
+/// Where the trailer's CRC starts in a payload: after the VP8 payload descriptor for video (a
+/// forwarder may rewrite its PictureID), at the start for audio. None: a video payload whose
+/// descriptor does not parse.
+fn crc_start(payload: &[u8], video: bool) -> Option<usize> {
+    if video {
+        vp8::parse(payload).ok().map(|d| d.payload_offset)
+    } else {
+        Some(0)
+    }
+}
+
+/// Rewrites the send time in a packet's payload trailer and its CRC (over the payload from
+/// [`crc_start`] on).
+fn restamp(rtp: &mut [u8], now_us: u64, video: bool) {
+    let Some((start, from)) =
+        rtp_payload(rtp).and_then(|p| Some((rtp.len() - p.len(), crc_start(p, video)?)))
+    else {
         return;
     };
     let end = rtp.len();
-    if end < start + TRAILER_LEN {
+    if end < start + from + TRAILER_LEN {
         return;
     }
     let t = end - TRAILER_LEN;
     rtp[t + 10..t + 18].copy_from_slice(&now_us.to_be_bytes());
-    let crc = crc32fast::hash(&rtp[start..end - 4]);
+    let crc = crc32fast::hash(&rtp[start + from..end - 4]);
     rtp[end - 4..].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The trailer of a plain RTP packet, if it checks (see [`restamp`]).
+fn read_trailer(rtp: &[u8], video: bool) -> Option<Trailer> {
+    let payload = rtp_payload(rtp)?;
+    verify_trailer_from(payload, crc_start(payload, video)?).ok()
 }
 
 #[derive(PartialEq, Eq)]
@@ -346,7 +393,6 @@ impl Feedback {
 /// RTCP.
 struct Tally<'a> {
     streams: &'a [Stream],
-    by_ssrc: &'a HashMap<u32, usize>,
     result: &'a mut LoadResult,
     /// SSRCs a PLI or FIR asked a key frame of.
     keyframe_requests: &'a mut Vec<u32>,
@@ -356,9 +402,11 @@ impl Tally<'_> {
     /// One datagram `endpoint` received, at `arrival_us` (µs on the load loop's clock: the
     /// kernel's arrival stamp for a verified receiver, else when the batch was read); `verify`:
     /// the endpoint is a verified receiver.
+    #[allow(clippy::too_many_arguments)]
     fn take(
         &mut self,
         endpoint: &mut Endpoint,
+        inbound: &mut HashMap<u32, Inbound>,
         feedback: &mut Feedback,
         datagram: &[u8],
         from: Option<SocketAddr>,
@@ -408,14 +456,18 @@ impl Tally<'_> {
                     }
                 }
                 let (ssrc, seq) = header_ids(datagram);
-                let Some(stream) = self.by_ssrc.get(&ssrc).map(|&s| &self.streams[s]) else {
+                let Some(route) = inbound.get_mut(&ssrc) else {
                     result.unexpected += 1;
                     return Ok(());
                 };
+                result.received_total += 1;
+                let stream = &self.streams[route.stream];
                 // A verifying receiver decrypts every packet, those outside the window too:
                 // its SRTP context infers the rollover counter from the sequence numbers it
                 // has seen, so a stream that wraps during the warm-up must be seen wrapping.
-                let plain = match (verify, &mut endpoint.session) {
+                // Any receiver decrypts a renumbered stream's packets until one told the
+                // offset.
+                let plain = match (verify || route.offset.is_none(), &mut endpoint.session) {
                     (false, _) => None,
                     (true, Some(session)) => Some(
                         session
@@ -425,6 +477,19 @@ impl Tally<'_> {
                     ),
                     (true, None) => Some(Ok(datagram.to_vec())),
                 };
+                if route.offset.is_none() {
+                    let trailer = plain
+                        .as_ref()
+                        .and_then(|p| p.as_ref().ok())
+                        .and_then(|p| read_trailer(p, stream.video));
+                    if let Some(t) = trailer.filter(|t| t.ssrc == route.source_ssrc) {
+                        route.offset = Some(seq.wrapping_sub(t.seq));
+                    }
+                }
+                let Some(offset) = route.offset else {
+                    return Ok(());
+                };
+                let seq = seq.wrapping_sub(offset);
                 let Some(first) = stream.first else {
                     return Ok(());
                 };
@@ -432,6 +497,9 @@ impl Tally<'_> {
                     return Ok(());
                 }
                 result.received += 1;
+                if !verify {
+                    return Ok(());
+                }
                 let Some(plain) = plain else {
                     return Ok(());
                 };
@@ -439,8 +507,8 @@ impl Tally<'_> {
                     result.srtp_errors += 1;
                     return Ok(());
                 };
-                match rtp_payload(&plain).map(verify_trailer) {
-                    Some(Ok(t)) if t.ssrc == ssrc && t.seq == seq => {
+                match read_trailer(&plain, stream.video) {
+                    Some(t) if t.ssrc == route.source_ssrc && t.seq == seq => {
                         let latency = arrival_us.saturating_sub(t.sent_at_us);
                         result
                             .latencies_us
@@ -472,15 +540,17 @@ pub fn run(
         if !e.publishes() {
             continue;
         }
-        // What every other endpoint receives: the audio and the first video layer (the
-        // bridge forwards each receiver the lowest layer; the relay drops the others). A
-        // packet of another layer that arrives counts as unexpected.
-        for ssrc in [e.config.audio_ssrc, e.layers[0].ssrc] {
+        // What receivers get: the audio and the first video layer (the bridge forwards each
+        // receiver the lowest layer, Janus is told to, the relay drops the others). A packet
+        // of another layer that arrives counts as unexpected.
+        for (ssrc, video) in [(e.config.audio_ssrc, false), (e.layers[0].ssrc, true)] {
             by_ssrc.insert(ssrc, streams.len());
             streams.push(Stream {
+                publisher: i,
+                video,
                 first: None,
                 sent: 0,
-                receivers: total as u64 - 1,
+                receivers: 0,
             });
         }
         let layers = e
@@ -503,6 +573,7 @@ pub fn run(
             endpoint: i,
             layers,
             layer_ssrcs: e.layers.iter().map(|l| l.ssrc).collect(),
+            audio_ssrc: e.config.audio_ssrc,
             twcc_ext_id: e.config.twcc_ext_id,
             twcc_seq: 1,
             next_audio: epoch + AUDIO_PTIME * k / publisher_count as u32,
@@ -511,6 +582,12 @@ pub fn run(
             next_paced: epoch,
             pacing_bytes_per_s: config.pacing_factor * f64::from(bitrate_bps) / 8.0,
         });
+    }
+    let mut inbound = inbound_routes(&endpoints, &streams, &by_ssrc)?;
+    for routes in &inbound {
+        for route in routes.values() {
+            streams[route.stream].receivers += 1;
+        }
     }
     let mut feedbacks: Vec<Feedback> = (0..total)
         .map(|_| Feedback {
@@ -612,9 +689,9 @@ pub fn run(
             let endpoint = &mut endpoints[index];
             let fd = endpoint.socket.as_raw_fd();
             let feedback = &mut feedbacks[index];
+            let routes = &mut inbound[index];
             let mut tally = Tally {
                 streams: &streams,
-                by_ssrc: &by_ssrc,
                 result: &mut result,
                 keyframe_requests: &mut keyframe_requests,
             };
@@ -633,7 +710,9 @@ pub fn run(
                         };
                         let d = stamped_batch.get(i);
                         let datagram = &d.buf[..d.len.min(d.buf.len())];
-                        tally.take(endpoint, feedback, datagram, d.from, arrived_us, true)?;
+                        tally.take(
+                            endpoint, routes, feedback, datagram, d.from, arrived_us, true,
+                        )?;
                     }
                     if n < RECV_BATCH {
                         break;
@@ -646,7 +725,7 @@ pub fn run(
                     for i in 0..n {
                         let d = batch.get(i);
                         let datagram = &d.buf[..d.len.min(d.buf.len())];
-                        tally.take(endpoint, feedback, datagram, d.from, read_us, false)?;
+                        tally.take(endpoint, routes, feedback, datagram, d.from, read_us, false)?;
                     }
                     if n < RECV_BATCH {
                         break;
@@ -669,6 +748,46 @@ pub fn run(
     Ok(result)
 }
 
+/// Per endpoint, how each stream it receives arrives: by the SSRC it arrives under.
+fn inbound_routes(
+    endpoints: &[Endpoint],
+    streams: &[Stream],
+    by_ssrc: &HashMap<u32, usize>,
+) -> anyhow::Result<Vec<HashMap<u32, Inbound>>> {
+    endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, e)| match &e.receives {
+            Receives::AllOthers => Ok(by_ssrc
+                .iter()
+                .filter(|&(_, &s)| streams[s].publisher != i)
+                .map(|(&ssrc, &stream)| {
+                    let route = Inbound {
+                        stream,
+                        source_ssrc: ssrc,
+                        offset: Some(0),
+                    };
+                    (ssrc, route)
+                })
+                .collect()),
+            Receives::Renumbered(map) => map
+                .iter()
+                .map(|(&arrives, &source)| {
+                    let &stream = by_ssrc.get(&source).with_context(|| {
+                        format!("endpoint {i} receives SSRC {source}, which no publisher sends")
+                    })?;
+                    let route = Inbound {
+                        stream,
+                        source_ssrc: source,
+                        offset: None,
+                    };
+                    Ok((arrives, route))
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// The value at quantile `q` of sorted samples (NaN when there are none).
 pub fn percentile(sorted: &[u32], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -689,6 +808,46 @@ mod tests {
         assert_eq!(padded.len(), rtp.len() + 16);
         assert_eq!(rtp_payload(&padded), Some(&[1u8, 2, 3][..]));
         assert_eq!(rtp_payload(&rtp), Some(&[1u8, 2, 3][..]));
+    }
+
+    #[test]
+    fn video_trailers_are_checked_after_the_vp8_descriptor() {
+        use tutti_participant::media::{build_rtp, vp8_descriptor, RtpFields};
+        let fields = RtpFields {
+            payload_type: 100,
+            marker: false,
+            seq: 7,
+            timestamp: 0,
+            ssrc: 42,
+            twcc_ext_id: 5,
+            twcc_seq: 1,
+        };
+        let trailer = Trailer {
+            ssrc: 42,
+            seq: 7,
+            sent_at_us: 1,
+        };
+        let mut payload = vp8_descriptor(true, 300).to_vec();
+        payload.extend_from_slice(&[0x10, 0x02, 0x00, 9, 9, 9]);
+        tutti_participant::media::append_trailer(&mut payload, trailer);
+        let mut rtp = build_rtp(&fields, &payload);
+        restamp(&mut rtp, 1234, true);
+        let stamped = Trailer {
+            sent_at_us: 1234,
+            ..trailer
+        };
+        assert_eq!(read_trailer(&rtp, true), Some(stamped));
+        // The PictureID (the descriptor's last two octets) rewritten, as Janus does.
+        let descriptor_end = rtp.len() - payload.len() + 4;
+        rtp[descriptor_end - 1] ^= 0x0f;
+        assert_eq!(read_trailer(&rtp, true), Some(stamped));
+        assert_eq!(read_trailer(&rtp, false), None);
+        rtp[descriptor_end + 3] ^= 1;
+        assert_eq!(read_trailer(&rtp, true), None);
+
+        let mut audio = build_rtp(&fields, &payload);
+        restamp(&mut audio, 99, false);
+        assert_eq!(read_trailer(&audio, false).map(|t| t.sent_at_us), Some(99));
     }
 
     #[test]

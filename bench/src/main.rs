@@ -3,9 +3,11 @@
 //! alternates runs against the real bridge and against the baseline relay (A B A B), each
 //! server started fresh on CPU 0, and prints one JSON line of medians per scenario and profile.
 //! With `--bridge-before`, an earlier build of the bridge runs in the same rounds (A B C A B C),
-//! so a change is measured against what it changes in one run on the same machine.
+//! so a change is measured against what it changes in one run on the same machine. With
+//! `--peer janus`, Janus VideoRoom runs in every round too, at each `--peer-threading`.
 //! Each run's own figures go to stderr as JSON lines.
 
+mod janus;
 mod load;
 mod setup;
 mod sys;
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
+use crate::janus::Threading;
 use crate::load::{Boundary, LoadConfig, LoadResult};
 use crate::setup::{Profile, Role};
 
@@ -37,6 +40,9 @@ const USAGE: &str = "usage: bench-driver --bridge PATH --relay PATH [options]
                           1.5M, receivers get the first; default) or 1 (one 360p stream, 2M)
   --feedback-ms MS        each receiver's transport-cc feedback interval (default 50; 0 = none)
   --quick                 smoke run: 20 subscribers, 4 publishers, 2 s + 3 s, 1 repeat
+  --peer janus            run Janus VideoRoom (Debian's janus) in every round too, compared
+  --peer-threading LIST   its threading: loops1 (event_loops = 1), default (default both;
+                          the first is the one cpu_ratio_vs_peer uses)
   --bridge-before PATH    an earlier bridge build, run in every round too and compared
   --before-commit C       the commit it was built from (recorded)
   --commit C --date D     recorded in every line";
@@ -47,6 +53,8 @@ struct Args {
     bridge_before: Option<PathBuf>,
     before_commit: String,
     relay: PathBuf,
+    peer: Option<String>,
+    peer_threading: Vec<Threading>,
     scenarios: Vec<String>,
     profiles: Vec<Profile>,
     fanout_subscribers: usize,
@@ -68,6 +76,8 @@ fn parse_args() -> anyhow::Result<Args> {
         bridge_before: None,
         before_commit: String::new(),
         relay: PathBuf::new(),
+        peer: None,
+        peer_threading: vec![Threading::OneLoop, Threading::Default],
         scenarios: vec!["fanout".into(), "meeting".into()],
         profiles: vec![Profile::Gcm, Profile::AesCm],
         fanout_subscribers: 400,
@@ -104,6 +114,21 @@ fn parse_args() -> anyhow::Result<Args> {
             "--bridge-before" => args.bridge_before = Some(value.into()),
             "--before-commit" => args.before_commit = value,
             "--relay" => args.relay = value.into(),
+            "--peer" => {
+                if value != "janus" {
+                    bail!("unknown peer {value:?} (janus)");
+                }
+                args.peer = Some(value);
+            }
+            "--peer-threading" => {
+                args.peer_threading = value
+                    .split(',')
+                    .map(Threading::parse)
+                    .collect::<Result<_, _>>()?;
+                if args.peer_threading.is_empty() {
+                    bail!("--peer-threading needs at least one setting");
+                }
+            }
             "--scenarios" => {
                 args.scenarios = value.split(',').map(str::to_owned).collect();
                 if let Some(s) = args
@@ -181,6 +206,8 @@ struct Run {
     /// they reported lost.
     bridge_feedback_received: f64,
     bridge_reported_lost: f64,
+    /// Peer only: the media packets it reports having sent to the subscribers over the run.
+    peer_reported_sent: Option<u64>,
 }
 
 impl Run {
@@ -192,6 +219,17 @@ impl Run {
     }
     fn cpu_s_per_mpkt(&self) -> f64 {
         self.cpu_util() / self.forwarded_pps() * 1e6
+    }
+    /// How far the peer's own count of packets sent is from what the generator received over
+    /// the run, in percent of the latter (NaN when there is no such count).
+    fn peer_count_diff_pct(&self) -> f64 {
+        match self.peer_reported_sent {
+            Some(sent) => {
+                let received = self.load.received_total as f64;
+                100.0 * (sent as f64 - received).abs() / received.max(1.0)
+            }
+            None => f64::NAN,
+        }
     }
     fn loss_pct(&self) -> f64 {
         if self.load.expected == 0 {
@@ -212,6 +250,9 @@ impl Run {
             "loss_pct": round3(self.loss_pct()),
             "expected": l.expected,
             "received": l.received,
+            "received_total": l.received_total,
+            "peer_reported_sent": self.peer_reported_sent,
+            "peer_count_diff_pct": round3(self.peer_count_diff_pct()),
             "latency_p50_us": load::percentile(&l.latencies_us, 0.5),
             "latency_p99_us": load::percentile(&l.latencies_us, 0.99),
             "latency_p999_us": load::percentile(&l.latencies_us, 0.999),
@@ -378,6 +419,51 @@ fn run_baseline(args: &Args, roles: &[Role], profile: Profile) -> anyhow::Result
     Ok(run)
 }
 
+fn run_janus(
+    args: &Args,
+    rt: &tokio::runtime::Runtime,
+    roles: &[Role],
+    profile: Profile,
+    threading: Threading,
+) -> anyhow::Result<(Run, String)> {
+    let janus = janus::Janus::start(threading, rt)?;
+    let setup_started = Instant::now();
+    let (endpoints, legs) = rt
+        .block_on(janus::janus_endpoints(&janus, roles, profile, args.layers))
+        .with_context(|| janus.log_tail())?;
+    eprintln!(
+        "bench: {} endpoints connected to Janus ({}) in {:.1} s",
+        endpoints.len(),
+        threading.name(),
+        setup_started.elapsed().as_secs_f64()
+    );
+    let pid = janus.pid().to_string();
+    let mut run = Run::default();
+    let mut meter = None;
+    run.load = load::run(endpoints, &load_config(args, roles, profile), |boundary| {
+        match boundary {
+            Boundary::Start => meter = Some(Meter::start(&pid)?),
+            Boundary::End => meter
+                .as_ref()
+                .context("window ended before it started")?
+                .finish(&mut run)?,
+        }
+        Ok(())
+    })?;
+    let sent = rt
+        .block_on(janus.forwarded_packets(&legs, profile))
+        .with_context(|| janus.log_tail())?;
+    run.peer_reported_sent = Some(sent);
+    if run.peer_count_diff_pct() > 1.0 {
+        eprintln!(
+            "bench: Janus reports {sent} media packets sent, the generator received {}: more \
+             than 1 % apart",
+            run.load.received_total
+        );
+    }
+    Ok((run, format!("janus {}", janus.version)))
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.retain(|v| !v.is_nan());
     if values.is_empty() {
@@ -392,15 +478,29 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// Every run of one scenario and SRTP profile, by server.
+#[derive(Default)]
+struct Rounds {
+    bridge: Vec<Run>,
+    baseline: Vec<Run>,
+    before: Vec<Run>,
+    /// Per peer setting: its threading, the peer's name and version, its runs.
+    peers: Vec<(Threading, String, Vec<Run>)>,
+}
+
 fn summary(
     args: &Args,
     scenario: &str,
     profile: Profile,
     endpoints: usize,
-    bridge: &[Run],
-    baseline: &[Run],
-    before: &[Run],
+    rounds: &Rounds,
 ) -> Value {
+    let Rounds {
+        bridge,
+        baseline,
+        before,
+        peers,
+    } = rounds;
     let m = |runs: &[Run], f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
     let cpu = m(bridge, &|r| r.cpu_s_per_mpkt());
     let base_cpu = m(baseline, &|r| r.cpu_s_per_mpkt());
@@ -450,13 +550,54 @@ fn summary(
             bridge
                 .iter()
                 .chain(baseline)
+                .chain(before)
+                .chain(peers.iter().flat_map(|p| &p.2))
                 .map(|r| r.load.generator_cpu_util)
                 .fold(0.0, f64::max)
         ),
-        "generator_late_sends": bridge.iter().chain(baseline).map(|r| r.load.late_sends).sum::<u64>(),
+        "generator_late_sends": bridge
+            .iter()
+            .chain(baseline)
+            .chain(before)
+            .chain(peers.iter().flat_map(|p| &p.2))
+            .map(|r| r.load.late_sends)
+            .sum::<u64>(),
         "commit": args.commit,
         "date": args.date,
     });
+    // The first peer setting gives the `peer_*` fields and `cpu_ratio_vs_peer`; every further
+    // one its own, prefixed `peer_<threading>_`.
+    for (i, (threading, name, runs)) in peers.iter().enumerate() {
+        let (prefix, ratio) = if i == 0 {
+            ("peer".to_owned(), "cpu_ratio_vs_peer".to_owned())
+        } else {
+            let tag = threading.name().replace(['=', ' '], "_");
+            (format!("peer_{tag}"), format!("cpu_ratio_vs_peer_{tag}"))
+        };
+        let peer_cpu = m(runs, &|r| r.cpu_s_per_mpkt());
+        let fields = json!({
+            prefix.clone(): name,
+            format!("{prefix}_threading"): threading.name(),
+            format!("{prefix}_cpu_s_per_mpkt"): round3(peer_cpu),
+            format!("{prefix}_cpu_util"): round3(m(runs, &|r| r.cpu_util())),
+            format!("{prefix}_forwarded_pps"): m(runs, &|r| r.forwarded_pps()).round(),
+            format!("{prefix}_loss_pct"): round3(m(runs, &|r| r.loss_pct())),
+            format!("{prefix}_latency_p50_us"): m(runs, &|r| load::percentile(&r.load.latencies_us, 0.5)),
+            format!("{prefix}_latency_p99_us"): m(runs, &|r| load::percentile(&r.load.latencies_us, 0.99)),
+            format!("{prefix}_rss_kb"): m(runs, &|r| r.server_rss_kb),
+            format!("{prefix}_payload_errors"): runs.iter().map(|r| r.load.payload_errors).sum::<u64>(),
+            format!("{prefix}_srtp_errors"): runs.iter().map(|r| r.load.srtp_errors).sum::<u64>(),
+            format!("{prefix}_unexpected"): runs.iter().map(|r| r.load.unexpected).sum::<u64>(),
+            format!("{prefix}_udp_buffer_errors"): runs.iter().map(|r| r.udp_buffer_errors).sum::<u64>(),
+            format!("{prefix}_count_diff_pct_max"): round3(
+                runs.iter().map(|r| r.peer_count_diff_pct()).fold(0.0, f64::max)
+            ),
+            ratio: round3(cpu / peer_cpu),
+        });
+        if let (Some(line), Value::Object(fields)) = (line.as_object_mut(), fields) {
+            line.extend(fields);
+        }
+    }
     if !before.is_empty() {
         let before_received: u64 = before.iter().map(|r| r.load.received).sum();
         let before_allocs = m(before, &|r| r.allocs_in_window);
@@ -504,38 +645,47 @@ fn main() -> anyhow::Result<()> {
     for scenario in &args.scenarios {
         let roles = roles(&args, scenario);
         for &profile in &args.profiles {
-            let mut bridge = Vec::new();
-            let mut baseline = Vec::new();
-            let mut before = Vec::new();
+            let mut rounds = Rounds::default();
             for _ in 0..args.repeats {
                 let run = run_bridge(&args, &args.bridge, &rt, &roles, profile)
                     .with_context(|| format!("{scenario}/{}: bridge run", profile.name()))?;
                 eprintln!("{}", run.json("bridge", scenario, profile));
-                bridge.push(run);
+                rounds.bridge.push(run);
                 if let Some(binary) = &args.bridge_before {
                     let run =
                         run_bridge(&args, binary, &rt, &roles, profile).with_context(|| {
                             format!("{scenario}/{}: earlier bridge run", profile.name())
                         })?;
                     eprintln!("{}", run.json("bridge_before", scenario, profile));
-                    before.push(run);
+                    rounds.before.push(run);
                 }
                 let run = run_baseline(&args, &roles, profile)
                     .with_context(|| format!("{scenario}/{}: baseline run", profile.name()))?;
                 eprintln!("{}", run.json("baseline", scenario, profile));
-                baseline.push(run);
+                rounds.baseline.push(run);
+                if args.peer.is_none() {
+                    continue;
+                }
+                for (i, &threading) in args.peer_threading.iter().enumerate() {
+                    let (run, name) = run_janus(&args, &rt, &roles, profile, threading)
+                        .with_context(|| {
+                            format!(
+                                "{scenario}/{}: Janus ({}) run",
+                                profile.name(),
+                                threading.name()
+                            )
+                        })?;
+                    let kind = format!("janus {}", threading.name());
+                    eprintln!("{}", run.json(&kind, scenario, profile));
+                    match rounds.peers.get_mut(i) {
+                        Some(p) => p.2.push(run),
+                        None => rounds.peers.push((threading, name, vec![run])),
+                    }
+                }
             }
             println!(
                 "{}",
-                summary(
-                    &args,
-                    scenario,
-                    profile,
-                    roles.len(),
-                    &bridge,
-                    &baseline,
-                    &before
-                )
+                summary(&args, scenario, profile, roles.len(), &rounds)
             );
         }
     }

@@ -1,13 +1,16 @@
 //! Starting the systems under test and the endpoints that load them: the real bridge (every
 //! endpoint allocated over gRPC, connected with real ICE + DTLS by the test participant, then
-//! handed over to the load loop) and the baseline relay (plain sockets and a route list).
+//! handed over to the load loop) and the baseline relay (plain sockets and a route list); the
+//! peer SFU (Janus) is in `janus.rs`.
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tonic::transport::Channel;
@@ -16,13 +19,16 @@ use tutti_proto::bridge_v1 as pb;
 use tutti_proto::bridge_v1::bridge_client::BridgeClient;
 
 /// How long one endpoint may take for ICE + DTLS while hundreds connect at once.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Endpoints set up concurrently.
-const SETUP_CONCURRENCY: usize = 16;
+pub const SETUP_CONCURRENCY: usize = 16;
+/// How long a server stopped with SIGTERM may take to exit before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Receive buffer of every load-generator socket (SO_RCVBUFFORCE), so keyframe bursts fanned
 /// out to hundreds of receivers are not dropped by the generator's own sockets.
 const GENERATOR_RCVBUF: libc::c_int = 1 << 20;
-const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+pub const TWCC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// Which DTLS-SRTP profile the bridge is forced to (TUTTI_BRIDGE_SRTP_PROFILES).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +61,7 @@ impl Profile {
         }
     }
 
-    fn choice(self) -> SrtpChoice {
+    pub fn choice(self) -> SrtpChoice {
         match self {
             Profile::Gcm => SrtpChoice::GcmOnly,
             Profile::AesCm => SrtpChoice::AesCmOnly,
@@ -94,8 +100,22 @@ pub struct Endpoint {
     /// When it publishes (audio and video): its video's layers, lowest first (the first is
     /// `config.video_ssrc`). Empty for a subscriber.
     pub layers: Vec<Layer>,
-    /// SRTP contexts and consent answers (bridge runs only).
+    /// SRTP contexts and consent answers (bridge and peer runs).
     pub session: Option<Handover>,
+    /// What it receives, and under which SSRCs.
+    pub receives: Receives,
+}
+
+/// The streams an endpoint receives and how they arrive.
+#[derive(Clone, Debug)]
+pub enum Receives {
+    /// Every other endpoint's audio and first video layer, under the publishers' own SSRCs and
+    /// sequence numbers: the bridge (which passes a fresh stream's first layer through) and the
+    /// relay.
+    AllOthers,
+    /// The streams of this map, from the SSRC each arrives under to its publisher's SSRC, each
+    /// renumbered by the forwarder from a sequence number of its own (Janus).
+    Renumbered(HashMap<u32, u32>),
 }
 
 impl Endpoint {
@@ -104,11 +124,13 @@ impl Endpoint {
     }
 }
 
-/// A child process (bridge or relay) pinned to CPU 0, killed when dropped.
+/// A child process (bridge, relay or peer) pinned to CPU 0, stopped when dropped: killed, or
+/// for a server started with [`Server::spawn_logged`] sent SIGTERM first.
 pub struct Server {
     child: Child,
-    /// The first line it printed.
+    /// The first line it printed (empty for a logged server).
     pub ready_line: String,
+    graceful: bool,
 }
 
 impl Server {
@@ -125,7 +147,33 @@ impl Server {
             let _ = child.kill();
             bail!("the server exited before printing its address");
         }
-        Ok(Server { child, ready_line })
+        Ok(Server {
+            child,
+            ready_line,
+            graceful: false,
+        })
+    }
+
+    /// Starts a server whose output goes to `log` (it prints no ready line); when dropped it
+    /// gets SIGTERM and [`STOP_GRACE`] to exit before it is killed.
+    pub fn spawn_logged(mut command: Command, log: &Path) -> anyhow::Result<Server> {
+        let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {:?}", command.get_program()))?;
+        Ok(Server {
+            child,
+            ready_line: String::new(),
+            graceful: true,
+        })
+    }
+
+    /// Whether the process has exited (and is reaped).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// The server's pid.
@@ -136,6 +184,20 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if self.graceful && !self.exited() {
+            if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+                // SAFETY: signalling our own child, which has not been reaped yet.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            let deadline = Instant::now() + STOP_GRACE;
+            while Instant::now() < deadline {
+                if self.exited() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            eprintln!("bench: a server did not exit within {STOP_GRACE:?} of SIGTERM; killing it");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -150,7 +212,7 @@ pub struct BridgeAddresses {
 /// A server command on CPU 0 under the real-time FIFO policy, like the generator, so that other
 /// work on a shared machine (builds) cannot delay its packets; `chrt` and `taskset` exec the
 /// server, so the child's pid is the server's own.
-fn pinned(binary: &Path) -> Command {
+pub fn pinned(binary: &Path) -> Command {
     let mut command = Command::new("chrt");
     command.args(["-f", "10", "taskset", "-c", "0"]).arg(binary);
     command
@@ -176,7 +238,7 @@ pub struct Role {
     pub publishes: bool,
 }
 
-fn participant_config(index: usize, role: Role, profile: Profile) -> ParticipantConfig {
+pub fn participant_config(index: usize, role: Role, profile: Profile) -> ParticipantConfig {
     let mut config = ParticipantConfig::new(&format!("ep{index}"));
     config.srtp = profile.choice();
     config.send_audio = role.publishes;
@@ -187,7 +249,7 @@ fn participant_config(index: usize, role: Role, profile: Profile) -> Participant
 /// A publisher's video layers: with one layer, the participant's own single stream (its
 /// configured bitrate at 640x360); with three, [`SIMULCAST`], the first layer on the
 /// participant's video SSRCs and the others on fresh random ones.
-fn video_layers(config: &ParticipantConfig, count: usize) -> anyhow::Result<Vec<Layer>> {
+pub fn video_layers(config: &ParticipantConfig, count: usize) -> anyhow::Result<Vec<Layer>> {
     if count == 1 {
         return Ok(vec![Layer {
             ssrc: config.video_ssrc,
@@ -276,6 +338,7 @@ pub async fn bridge_endpoints(
             config,
             layers,
             session: Some(handover),
+            receives: Receives::AllOthers,
         });
     }
     let endpoints: Vec<Endpoint> = endpoints.into_iter().flatten().collect();
@@ -490,6 +553,7 @@ pub fn relay_endpoints(
             config,
             layers,
             session: None,
+            receives: Receives::AllOthers,
         });
     }
     let addrs: Vec<SocketAddr> = endpoints
@@ -523,7 +587,7 @@ pub fn relay_endpoints(
     Ok((server, endpoints))
 }
 
-fn force_rcvbuf(socket: &UdpSocket) -> anyhow::Result<()> {
+pub fn force_rcvbuf(socket: &UdpSocket) -> anyhow::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: a valid fd and an int option value of the declared size.
     let rc = unsafe {

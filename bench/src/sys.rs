@@ -76,11 +76,7 @@ pub fn scrape(http: SocketAddr) -> anyhow::Result<HashMap<String, f64>> {
     stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bridge\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .context("malformed HTTP response")?;
-    Ok(body
+    Ok(http_body(&response)?
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
@@ -88,6 +84,41 @@ pub fn scrape(http: SocketAddr) -> anyhow::Result<HashMap<String, f64>> {
             Some((name.to_string(), value.parse().ok()?))
         })
         .collect())
+}
+
+/// The body of a whole HTTP/1.x response read up to the server's close: an error unless the
+/// status is 200; a body longer than its Content-Length is cut to it; chunked bodies are refused.
+pub fn http_body(response: &str) -> anyhow::Result<&str> {
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP response: no end of headers")?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default();
+    let code = status
+        .split_whitespace()
+        .nth(1)
+        .context("malformed HTTP status line")?;
+    if code != "200" {
+        bail!("HTTP {status:?}: {}", body.trim());
+    }
+    let mut length = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = Some(value.parse::<usize>().context("bad Content-Length")?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") && value != "identity" {
+            bail!("HTTP body in transfer encoding {value:?}: not supported");
+        }
+    }
+    match length {
+        Some(n) => body
+            .get(..n)
+            .with_context(|| format!("HTTP body shorter than its Content-Length {n}")),
+        None => Ok(body),
+    }
 }
 
 /// Media packets (audio + video) the bridge reports as sent.
@@ -118,4 +149,31 @@ pub fn allocations(metrics: &HashMap<String, f64>) -> anyhow::Result<f64> {
         .context(
             "no tutti_bridge_allocations_total: build the bridge with --features alloc-counter",
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_bodies() {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+        assert_eq!(http_body(ok).unwrap(), "{}");
+        let close_delimited = "HTTP/1.0 200 OK\r\n\r\nline 1\nline 2\n";
+        assert_eq!(http_body(close_delimited).unwrap(), "line 1\nline 2\n");
+        let cut = "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabcdef";
+        assert_eq!(http_body(cut).unwrap(), "abc");
+        let short = "HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\nabc";
+        assert!(http_body(short).is_err());
+        let error = "HTTP/1.1 404 Not Found\r\n\r\nno such path";
+        let message = format!("{:#}", http_body(error).unwrap_err());
+        assert!(
+            message.contains("404") && message.contains("no such path"),
+            "{message}"
+        );
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+        assert!(http_body(chunked).is_err());
+        assert!(http_body("HTTP/1.1 200 OK").is_err());
+        assert!(http_body("").is_err());
+    }
 }

@@ -1,7 +1,8 @@
 //! A test participant that plays the client side of a WebRTC session against the bridge on an
 //! independent stack (webrtc-rs `stun`, `dtls`, `webrtc-srtp`, `rtp`, `rtcp`), so that bridge
-//! bugs cannot be hidden by sharing code with it: controlled ICE, DTLS client (`setup=active`),
-//! SRTP with browser-shaped Opus and VP8 media, and bookkeeping of everything received.
+//! bugs cannot be hidden by sharing code with it: controlled ICE (controlling when it makes the
+//! offer itself, see [`ParticipantConfig::ice_role`]), DTLS client (`setup=active`), SRTP with
+//! browser-shaped Opus and VP8 media, and bookkeeping of everything received.
 //!
 //! Binds 127.0.0.1 unless told another address (a test whose bridges are other hosts).
 
@@ -36,7 +37,7 @@ use webrtc_srtp::context::Context as SrtpContext;
 use webrtc_util::Marshal;
 
 use crate::demux::{classify, PacketKind};
-use crate::ice::{Credentials, StunEvent};
+use crate::ice::{Credentials, IceRole, StunEvent};
 use crate::media::MediaSource;
 use crate::receive::PayloadTypes;
 use crate::transport::{ChannelConn, DtlsCounters};
@@ -77,6 +78,10 @@ pub struct ParticipantConfig {
     pub first_sequence: Option<u16>,
     /// The address the media socket binds (its one host candidate); 127.0.0.1 by default.
     pub bind_address: Ipv4Addr,
+    /// Controlled (the default: the peer made the offer, as the bridge does), or controlling
+    /// when this participant made the offer: it then nominates the first pair whose check is
+    /// answered.
+    pub ice_role: IceRole,
 }
 
 impl ParticipantConfig {
@@ -107,6 +112,7 @@ impl ParticipantConfig {
             send_video: true,
             first_sequence: None,
             bind_address: Ipv4Addr::LOCALHOST,
+            ice_role: IceRole::Controlled,
         }
     }
 }
@@ -366,7 +372,8 @@ impl Participant {
             .push(handle);
     }
 
-    /// ICE (controlled) + DTLS client + SRTP; Err after `timeout` with what got stuck.
+    /// ICE (in the configured role) + DTLS client + SRTP; Err after `timeout` with what got
+    /// stuck.
     /// Media starts flowing as soon as this succeeds unless `stop_media` was called before.
     pub async fn connect(
         &self,
@@ -401,10 +408,13 @@ impl Participant {
             Ok(Ok(addr)) => (*addr).context("selected pair vanished")?,
             _ => {
                 let st = self.shared.lock();
+                let waited_for = match self.config.ice_role {
+                    IceRole::Controlled => "no check with USE-CANDIDATE from the peer",
+                    IceRole::Controlling => "none of our nominating checks answered",
+                };
                 bail!(
-                    "ICE did not complete within {timeout:?}: no check with USE-CANDIDATE from the \
-                     bridge; {} valid checks received from it, {} of {} of our checks answered, \
-                     last STUN error: {}",
+                    "ICE did not complete within {timeout:?}: {waited_for}; {} valid checks \
+                     received from it, {} of {} of our checks answered, last STUN error: {}",
                     st.checks_received,
                     st.answered.len(),
                     remote.candidates.len(),
@@ -610,6 +620,7 @@ pub struct Handover {
     ufrag: String,
     pwd: String,
     remote_pwd: String,
+    ice_role: IceRole,
 }
 
 impl Handover {
@@ -623,6 +634,7 @@ impl Handover {
             &self.ufrag,
             &self.pwd,
             Some(&self.remote_pwd),
+            self.ice_role,
         ) {
             Ok(StunEvent::Request { response, .. }) => Some(response),
             _ => None,
@@ -673,6 +685,7 @@ impl Participant {
             ufrag: self.shared.ufrag.clone(),
             pwd: self.shared.pwd.clone(),
             remote_pwd,
+            ice_role: self.config.ice_role,
         })
     }
 }
@@ -741,13 +754,15 @@ fn on_stun(shared: &Shared, datagram: &[u8], from: SocketAddr) -> Option<(Vec<u8
         &shared.ufrag,
         &shared.pwd,
         remote_pwd.as_deref(),
+        shared.config.ice_role,
     ) {
         Ok(StunEvent::Request {
             use_candidate,
             response,
         }) => {
             st.checks_received += 1;
-            if use_candidate && st.selected != Some(from) {
+            let nominated = use_candidate && shared.config.ice_role == IceRole::Controlled;
+            if nominated && st.selected != Some(from) {
                 st.selected = Some(from);
                 shared.selected.send_replace(Some(from));
             }
@@ -757,6 +772,11 @@ fn on_stun(shared: &Shared, datagram: &[u8], from: SocketAddr) -> Option<(Vec<u8
             if let Some(i) = st.pending.iter().position(|(t, _)| *t == transaction_id) {
                 if let Some((_, addr)) = st.pending.remove(i) {
                     st.answered.insert(addr);
+                    // Controlling, we nominated in this check: its pair is the selected one.
+                    if shared.config.ice_role == IceRole::Controlling && st.selected.is_none() {
+                        st.selected = Some(addr);
+                        shared.selected.send_replace(Some(addr));
+                    }
                 }
             }
             None
@@ -827,7 +847,7 @@ async fn ice_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>, candidates: Vec<S
                     .collect(),
             };
             for to in targets {
-                match ice::binding_request(&creds, shared.tiebreaker) {
+                match ice::binding_request(&creds, shared.tiebreaker, shared.config.ice_role) {
                     Ok((txid, datagram)) => {
                         if st.pending.len() >= MAX_PENDING_CHECKS {
                             st.pending.pop_front();

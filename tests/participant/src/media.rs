@@ -59,6 +59,13 @@ pub fn append_trailer(payload: &mut Vec<u8>, trailer: Trailer) {
 
 /// Checks the trailer at the end of `payload` and returns what it says.
 pub fn verify_trailer(payload: &[u8]) -> Result<Trailer, TrailerError> {
+    verify_trailer_from(payload, 0)
+}
+
+/// Checks the trailer like [`verify_trailer`] with a CRC that covers the payload only from
+/// `covered_from` on: for a sender that left out a codec payload descriptor a forwarder may
+/// rewrite (a VP8 PictureID). An offset beyond the trailer is `TooShort`.
+pub fn verify_trailer_from(payload: &[u8], covered_from: usize) -> Result<Trailer, TrailerError> {
     let start = payload
         .len()
         .checked_sub(TRAILER_LEN)
@@ -67,9 +74,15 @@ pub fn verify_trailer(payload: &[u8]) -> Result<Trailer, TrailerError> {
     if t[0..4] != TRAILER_MAGIC {
         return Err(TrailerError::BadMagic);
     }
-    let covered = &payload[..payload.len() - 4];
-    let crc = u32::from_be_bytes([t[18], t[19], t[20], t[21]]);
-    if crc32fast::hash(covered) != crc {
+    let covered = payload
+        .get(covered_from..start)
+        .ok_or(TrailerError::TooShort)?;
+    let covered_trailer = &payload[start..payload.len() - 4];
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(covered);
+    crc.update(covered_trailer);
+    let expected = u32::from_be_bytes([t[18], t[19], t[20], t[21]]);
+    if crc.finalize() != expected {
         return Err(TrailerError::BadChecksum);
     }
     Ok(Trailer {
@@ -475,6 +488,28 @@ mod tests {
             bad[i] ^= 0x01;
             assert!(verify_trailer(&bad).is_err(), "flip at {i} not detected");
         }
+    }
+
+    #[test]
+    fn trailer_crc_may_leave_out_a_descriptor() {
+        let mut body = b"vp8 payload".to_vec();
+        append_trailer(&mut body, trailer());
+        let mut p = vp8_descriptor(true, 0x1234).to_vec();
+        p.extend_from_slice(&body);
+        assert_eq!(verify_trailer_from(&p, VP8_DESCRIPTOR_LEN), Ok(trailer()));
+        assert_eq!(verify_trailer(&p), Err(TrailerError::BadChecksum));
+        // A forwarder's new PictureID does not matter; a changed byte after it does.
+        p[3] ^= 0x55;
+        assert_eq!(verify_trailer_from(&p, VP8_DESCRIPTOR_LEN), Ok(trailer()));
+        p[VP8_DESCRIPTOR_LEN] ^= 1;
+        assert_eq!(
+            verify_trailer_from(&p, VP8_DESCRIPTOR_LEN),
+            Err(TrailerError::BadChecksum)
+        );
+        assert_eq!(
+            verify_trailer_from(&p, p.len()),
+            Err(TrailerError::TooShort)
+        );
     }
 
     #[test]
