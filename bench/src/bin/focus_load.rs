@@ -57,6 +57,7 @@ const USAGE: &str = "usage: bench-focus-load --bridge PATH --focus PATH [options
                   speed 200); prosody: Prosody 0.12's default (threshold 105, speed 500)
   --grpc-tls T    off (default): focus -> bridge gRPC in plaintext on loopback; on: mutual TLS
                   with test certificates (tutti_test_harness::certs)
+  --bridges N     bridges in the focus's pool (default 1); the line reports their endpoints
   --commit C --date D   recorded in the line";
 
 /// The name `--prosody-gc` gives Prosody's collector setting.
@@ -75,6 +76,7 @@ struct Args {
     rate: f64,
     prosody_gc: Gc,
     grpc_tls: bool,
+    bridges: usize,
     commit: String,
     date: String,
 }
@@ -88,6 +90,7 @@ fn parse_args() -> anyhow::Result<Args> {
         rate: 20.0,
         prosody_gc: Gc::Tuned,
         grpc_tls: false,
+        bridges: 1,
         commit: String::new(),
         date: String::new(),
     };
@@ -118,6 +121,7 @@ fn parse_args() -> anyhow::Result<Args> {
                     _ => bail!("--grpc-tls is on or off"),
                 }
             }
+            "--bridges" => args.bridges = value.parse()?,
             "--commit" => args.commit = value,
             "--date" => args.date = value,
             _ => bail!("unknown option {flag}\n{USAGE}"),
@@ -126,8 +130,8 @@ fn parse_args() -> anyhow::Result<Args> {
     if args.bridge.as_os_str().is_empty() || args.focus.as_os_str().is_empty() {
         bail!("{USAGE}");
     }
-    if args.rooms == 0 || args.per_room == 0 || args.rate <= 0.0 {
-        bail!("--rooms, --per-room and --rate must be positive");
+    if args.rooms == 0 || args.per_room == 0 || args.rate <= 0.0 || args.bridges == 0 {
+        bail!("--rooms, --per-room, --rate and --bridges must be positive");
     }
     Ok(args)
 }
@@ -189,15 +193,20 @@ fn address(ready: &serde_json::Value, key: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("no '{key}' address in {ready}"))
 }
 
-/// Prosody, bridge and focus, stopped (in reverse order) when dropped.
+/// Prosody, the bridges and the focus, stopped (in reverse order) when dropped.
 struct Stack {
     focus: Process,
     focus_http: SocketAddr,
-    bridge: Process,
+    /// Each bridge and its HTTP address (metrics).
+    bridges: Vec<(Process, SocketAddr)>,
     prosody: Prosody,
 }
 
 impl Stack {
+    fn bridges_cpu_seconds(&self) -> anyhow::Result<f64> {
+        self.bridges.iter().map(|(b, _)| b.cpu_seconds()).sum()
+    }
+
     fn prosody_cpu_seconds(&self) -> anyhow::Result<f64> {
         cpu_seconds(self.prosody.pid().context("prosody is not running")?)
     }
@@ -239,18 +248,27 @@ fn start_stack(args: &Args) -> anyhow::Result<Stack> {
     } else {
         (Vec::new(), Vec::new())
     };
-    let mut bridge = Process(
-        Command::new(&args.bridge)
-            .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
-            .env("TUTTI_BRIDGE_HTTP_ADDRESS", "127.0.0.1:0")
-            .env("TUTTI_BRIDGE_MEDIA_ADDRESS", "127.0.0.1:0")
-            .env("RUST_LOG", "warn")
-            .envs(bridge_tls)
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting the bridge")?,
-    );
-    let bridge_grpc = address(&ready_line(&mut bridge.0, Duration::from_secs(10))?, "grpc")?;
+    let mut bridges = Vec::with_capacity(args.bridges);
+    let mut urls = Vec::with_capacity(args.bridges);
+    for _ in 0..args.bridges {
+        let mut bridge = Process(
+            Command::new(&args.bridge)
+                .env("TUTTI_BRIDGE_GRPC_ADDRESS", "127.0.0.1:0")
+                .env("TUTTI_BRIDGE_HTTP_ADDRESS", "127.0.0.1:0")
+                .env("TUTTI_BRIDGE_MEDIA_ADDRESS", "127.0.0.1:0")
+                .env("RUST_LOG", "warn")
+                .envs(bridge_tls.iter().cloned())
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("starting a bridge")?,
+        );
+        let ready = ready_line(&mut bridge.0, Duration::from_secs(10))?;
+        let grpc = address(&ready, "grpc")?;
+        // The test bridge certificate names localhost and 127.0.0.1.
+        let scheme = if args.grpc_tls { "https" } else { "http" };
+        urls.push(format!("{scheme}://{grpc}"));
+        bridges.push((bridge, address(&ready, "http")?));
+    }
     let mut focus = Process(
         Command::new(&args.focus)
             .env("TUTTI_FOCUS_JID", format!("focus@{DOMAIN}"))
@@ -258,15 +276,7 @@ fn start_stack(args: &Args) -> anyhow::Result<Stack> {
             .env("TUTTI_FOCUS_XMPP_SERVER", format!("127.0.0.1:{C2S_PORT}"))
             .env("TUTTI_FOCUS_XMPP_SECURITY", "plaintext")
             .env("TUTTI_FOCUS_MUC_DOMAIN", MUC)
-            .env(
-                "TUTTI_FOCUS_BRIDGE_URL",
-                if args.grpc_tls {
-                    // The test bridge certificate names localhost and 127.0.0.1.
-                    format!("https://{bridge_grpc}")
-                } else {
-                    format!("http://{bridge_grpc}")
-                },
-            )
+            .env("TUTTI_FOCUS_BRIDGE_URLS", urls.join(","))
             .envs(focus_tls)
             .env("TUTTI_FOCUS_HTTP_ADDRESS", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
@@ -278,7 +288,7 @@ fn start_stack(args: &Args) -> anyhow::Result<Stack> {
     Ok(Stack {
         focus,
         focus_http,
-        bridge,
+        bridges,
         prosody,
     })
 }
@@ -658,7 +668,7 @@ async fn main() -> anyhow::Result<()> {
 
     let cpu_before = [
         stack.focus.cpu_seconds()?,
-        stack.bridge.cpu_seconds()?,
+        stack.bridges_cpu_seconds()?,
         stack.prosody_cpu_seconds()?,
     ];
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -685,9 +695,20 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let metrics = scrape(stack.focus_http).await?;
+    // How the pool spread the endpoints, while everyone is still in.
+    let mut endpoints_per_bridge = Vec::with_capacity(stack.bridges.len());
+    for (_, http) in &stack.bridges {
+        let bridge = scrape(*http).await?;
+        endpoints_per_bridge.push(bridge.get("tutti_bridge_endpoints").copied().unwrap_or(0.0));
+    }
+    let fewest = endpoints_per_bridge
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    let most = endpoints_per_bridge.iter().copied().fold(0.0, f64::max);
     let cpu_after = [
         stack.focus.cpu_seconds()?,
-        stack.bridge.cpu_seconds()?,
+        stack.bridges_cpu_seconds()?,
         stack.prosody_cpu_seconds()?,
     ];
     stop_tx.send(true)?;
@@ -767,6 +788,9 @@ async fn main() -> anyhow::Result<()> {
         "focus_errors_total": focus_errors,
         "focus_allocation_seconds_sum": metrics.get("tutti_focus_allocation_seconds_sum").copied().map(round),
         "focus_cpu_s": round(cpu_after[0] - cpu_before[0]),
+        "bridges": args.bridges,
+        "endpoints_per_bridge": endpoints_per_bridge,
+        "bridge_spread_max_min": (fewest > 0.0).then(|| round(most / fewest)),
         "bridge_cpu_s": round(cpu_after[1] - cpu_before[1]),
         "prosody_cpu_s": round(cpu_after[2] - cpu_before[2]),
         "window_s": round((last_join + SETTLE - begin).as_secs_f64()),
