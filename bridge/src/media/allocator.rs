@@ -7,7 +7,9 @@
 //!    order until the bridge tracks speakers). Only the first `lastN` get video.
 //! 2. Each source's candidate layers are its active (spatial, temporal) layers no taller than
 //!    the receiver's cap for it, in the order spatial then temporal: moving down drops temporal
-//!    layers before a spatial one.
+//!    layers before a spatial one. Above [`PREFERRED_HEIGHT`] only full frame rates are
+//!    candidates: a receiver short of bandwidth sees 360 lines at full frame rate rather than
+//!    720 lines at a quarter of it (Jitsi Videobridge's preferred height and frame rate).
 //! 3. In rank order every source gets its lowest candidate if it fits in what is left of the
 //!    bandwidth; then, again in rank order, each moves up to its highest candidate that fits.
 //!    On-stage and selected sources so reach their caps before the others move above their
@@ -17,6 +19,9 @@ use std::ops::Range;
 
 use super::constraints::Priority;
 use super::consumer::Layer;
+
+/// The tallest layer still forwarded below its encoding's full frame rate.
+pub const PREFERRED_HEIGHT: u32 = 360;
 
 /// One layer a source can be forwarded at, with what it costs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +78,15 @@ impl Allocation {
         layers: impl IntoIterator<Item = LayerOption>,
     ) {
         let start = self.layers.len();
-        self.layers.extend(layers);
+        let mut layers = layers.into_iter().peekable();
+        while let Some(option) = layers.next() {
+            let full_rate = layers
+                .peek()
+                .is_none_or(|next| next.layer.spatial != option.layer.spatial);
+            if full_rate || option.height <= PREFERRED_HEIGHT {
+                self.layers.push(option);
+            }
+        }
         self.candidates.push(Candidate {
             priority,
             max_height,
@@ -249,7 +262,7 @@ mod tests {
         );
         // With less bandwidth the on-stage source still comes first.
         let got = allocate(&stage, 1_600_000, &senders);
-        assert_eq!(got, [layer(0, 2), layer(2, 0), layer(0, 2)]);
+        assert_eq!(got, [layer(0, 2), layer(1, 2), layer(0, 2)]);
         // By source name, as newer clients send it.
         let by_name = constraints(ConstraintsUpdate {
             on_stage: Some(vec!["c-v0".into()]),
@@ -268,18 +281,20 @@ mod tests {
             default_max_height: Some(720),
             ..Default::default()
         });
-        let steps: Vec<Option<Layer>> = [2_500_000, 1_800_000, 1_200_000, 900_000, 650_000]
+        let steps: Vec<Option<Layer>> = [2_500_000, 1_800_000, 900_000, 650_000, 450_000]
             .into_iter()
             .map(|bps| allocate(&tall, bps, &one)[0])
             .collect();
+        // Above 360 lines only the full frame rate: 720 at a quarter of it (1 Mbit/s) is
+        // never a step.
         assert_eq!(
             steps,
             [
                 layer(2, 2),
-                layer(2, 1),
-                layer(2, 0),
                 layer(1, 2),
-                layer(1, 1)
+                layer(1, 2),
+                layer(1, 1),
+                layer(1, 0)
             ]
         );
     }
