@@ -412,6 +412,12 @@ impl Collector for BridgeCollector {
         )?;
         counter(
             e,
+            "tutti_bridge_retransmissions_rate_limited",
+            "NACKs not answered because the receiver's retransmissions already took its bandwidth estimate",
+            c.retransmissions_rate_limited,
+        )?;
+        counter(
+            e,
             "tutti_bridge_nack_cache_misses",
             "NACKed packets no longer in the cache",
             c.nack_cache_misses,

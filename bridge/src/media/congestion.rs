@@ -16,6 +16,10 @@ const CLUSTER_RANGES: usize = 8;
 const PROBE_DEPTH: u16 = 32;
 /// The estimate is told to the receiver at most this often.
 const REPORT_INTERVAL_US: i64 = 1_000_000;
+/// Retransmissions answering NACKs may take the estimate, over this window (as libwebrtc's
+/// retransmission rate limiter; a second lets a lost key frame be repaired at once): on a congested link, a loss storm's repairs would otherwise
+/// come on top of the media, keep the link overflowing and the estimate falling.
+const RETRANSMISSION_WINDOW_US: i64 = 1_000_000;
 /// Packets of one feedback passed to the estimator at most (a feedback covers at most this
 /// many in practice: 50 ms of a 4 Mbit/s receiver is about 20).
 const MAX_RESULTS: usize = 1024;
@@ -53,6 +57,10 @@ pub struct Congestion {
     probe_back: u16,
     /// Results of the feedback being read; its capacity is kept.
     results: Vec<PacketResult>,
+    /// Bytes retransmissions may still take (negative: the last one went over), and when
+    /// the budget was last refilled.
+    retransmission_budget: i64,
+    retransmission_refilled_us: i64,
     /// Feedback received, for the debug endpoint.
     pub feedback_seen: bool,
 }
@@ -74,8 +82,30 @@ impl Congestion {
             reported: None,
             probe_back: 0,
             results: Vec::new(),
+            retransmission_budget: 0,
+            retransmission_refilled_us: i64::MIN,
             feedback_seen: false,
         }
+    }
+
+    /// Whether a NACK may be answered now: the retransmissions of the last
+    /// [`RETRANSMISSION_WINDOW_US`] took less than the estimate. Each one sent is then
+    /// [`Congestion::retransmitted`].
+    pub fn retransmission_allowed(&mut self, now_us: i64) -> bool {
+        let bytes_per_s = (self.estimate_bps / 8) as i64;
+        let window = bytes_per_s * RETRANSMISSION_WINDOW_US / 1_000_000;
+        let elapsed = now_us
+            .saturating_sub(self.retransmission_refilled_us)
+            .clamp(0, RETRANSMISSION_WINDOW_US);
+        self.retransmission_refilled_us = now_us;
+        self.retransmission_budget =
+            (self.retransmission_budget + bytes_per_s * elapsed / 1_000_000).min(window);
+        self.retransmission_budget > 0
+    }
+
+    /// A retransmission of `bytes` went.
+    pub fn retransmitted(&mut self, bytes: usize) {
+        self.retransmission_budget -= bytes as i64;
     }
 
     /// The estimate the allocator spends, bit/s.
@@ -276,6 +306,32 @@ impl Congestion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retransmissions_take_at_most_the_estimate() {
+        // 400 kbit/s: 50,000 bytes of retransmissions per second.
+        let mut c = Congestion::new(400_000);
+        let mut sent = 0;
+        while c.retransmission_allowed(1_000_000) {
+            c.retransmitted(1_000);
+            sent += 1;
+        }
+        assert_eq!(sent, 50, "a full window at once");
+        // 100 ms later, 5,000 bytes more; nothing saved up beyond the window.
+        let more = (0..)
+            .take_while(|_| {
+                let allowed = c.retransmission_allowed(1_100_000);
+                if allowed {
+                    c.retransmitted(1_000);
+                }
+                allowed
+            })
+            .count();
+        assert_eq!(more, 5);
+        assert!(c.retransmission_allowed(60_000_000));
+        c.retransmitted(50_000);
+        assert!(!c.retransmission_allowed(60_000_000));
+    }
 
     #[test]
     fn packets_of_a_probe_cluster_are_told_apart_from_media() {

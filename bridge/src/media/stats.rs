@@ -110,6 +110,8 @@ pub struct Counters {
     pub pli_rate_limited: u64,
     pub nack_received: u64,
     pub retransmissions_sent: u64,
+    /// NACKs not answered because the receiver's retransmissions took its estimate already.
+    pub retransmissions_rate_limited: u64,
     pub nack_cache_misses: u64,
     pub transport_cc_feedback_sent: u64,
     pub transport_cc_feedback_received: u64,

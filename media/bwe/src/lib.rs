@@ -194,7 +194,17 @@ impl BandwidthEstimator {
         let others = self
             .remb_bps
             .map_or(self.aimd.bps(), |r| r.min(self.aimd.bps()));
+        let ceiling = self.loss.ceiling_bps();
         self.loss.update(now_us, lost, total, others, self.rtt_us);
+        if let (Some(ceiling), None) = (ceiling, self.loss.ceiling_bps()) {
+            // Loss limits no more. The delay-based part may have grown meanwhile (up to 1.5
+            // times what arrived): a link that drops rather than queues shows no delay trend.
+            // It resumes from what the path delivered; probes find out whether more fits.
+            let delivered = acked.map_or(ceiling, |a| a.max(ceiling));
+            if delivered < self.aimd.bps() {
+                self.aimd.set(now_us, delivered);
+            }
+        }
         if let (Some(bps), false) = (probe, usage == Usage::Over) {
             self.loss.on_probe(bps);
             let (estimate, _) = self.combined();

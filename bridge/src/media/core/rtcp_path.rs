@@ -232,6 +232,16 @@ impl Core {
         let sender_twcc = self.endpoints[owner]
             .as_ref()
             .and_then(|e| e.twcc_extension(kind));
+        let Some(congestion) = self.endpoints[requester]
+            .as_mut()
+            .map(|e| &mut e.transport.congestion)
+        else {
+            return;
+        };
+        if !congestion.retransmission_allowed(now_us) {
+            self.counters.retransmissions_rate_limited += 1;
+            return;
+        }
         match router.retransmit(
             p,
             requester,
@@ -241,7 +251,12 @@ impl Core {
             &mut self.endpoints,
             out,
         ) {
-            Ok(_) => self.counters.retransmissions_sent += 1,
+            Ok(bytes) => {
+                self.counters.retransmissions_sent += 1;
+                if let Some(e) = self.endpoints[requester].as_mut() {
+                    e.transport.congestion.retransmitted(bytes);
+                }
+            }
             Err(RetransmitError::Missed) => self.counters.nack_cache_misses += 1,
             Err(RetransmitError::NotSent) => {}
         }
