@@ -115,7 +115,8 @@ function ensurePortFree(port, setting) {
 function startChild(name, command, args, env, s, timeoutMs) {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   killOnExit(child);
-  const logTo = s.logs === 'files' ? createWriteStream(join(s.runDir, `${name}.log`)) : null;
+  // Appended to: a process started again (restartFocus) logs after its predecessor.
+  const logTo = s.logs === 'files' ? createWriteStream(join(s.runDir, `${name}.log`), { flags: 'a' }) : null;
   const emit = (line) => (logTo ? logTo.write(`${line}\n`) : process.stderr.write(`[${name}] ${line}\n`));
   createInterface({ input: child.stderr }).on('line', emit);
   const stdout = createInterface({ input: child.stdout });
@@ -288,7 +289,7 @@ export async function startStack(options = {}) {
     const focus = await startChild('focus', join(s.binDir, 'focus'), [], focusEnv, s, 15000);
     children.push(focus.child);
 
-    return {
+    const stack = {
       settings: s,
       url: `http://127.0.0.1:${s.httpPort}/`,
       xmpp: `127.0.0.1:${s.xmppPort}`,
@@ -301,7 +302,15 @@ export async function startStack(options = {}) {
         ...Object.fromEntries(pool.map((b, i) => [i === 0 ? 'bridge' : `bridge${i}`, b.child])),
       },
       stop,
+      /** Starts the focus again (after it was killed), as the same account on the same bridges. */
+      async restartFocus() {
+        const again = await startChild('focus', join(s.binDir, 'focus'), [], focusEnv, s, 15000);
+        children[children.indexOf(stack.children.focus)] = again.child;
+        stack.children.focus = again.child;
+        stack.focus = again.ready;
+      },
     };
+    return stack;
   } catch (error) {
     await stop();
     throw error;

@@ -222,7 +222,7 @@ async fn control_api_errors_and_idempotency() {
             conference_id: "c".into(),
             endpoint_id: "e2".into(),
             dtls_setup: 0,
-            participant_id: String::new(),
+            participant_id: "bob".into(),
         })
         .await
         .unwrap();
@@ -280,6 +280,26 @@ async fn control_api_errors_and_idempotency() {
     assert_eq!((info.conferences, info.endpoints), (1, 2));
     assert!(info.stress >= 0.0);
 
+    // What a focus that starts afresh finds: the conference, its name, its endpoints.
+    let listed = client
+        .list_conferences(pb::ListConferencesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let endpoint = |endpoint_id: &str, participant_id: &str| pb::EndpointInfo {
+        endpoint_id: endpoint_id.into(),
+        participant_id: participant_id.into(),
+        state: pb::EndpointState::Allocated as i32,
+    };
+    assert_eq!(
+        listed.conferences,
+        [pb::ConferenceInfo {
+            conference_id: "c".into(),
+            name: "room@muc".into(),
+            endpoints: vec![endpoint("e1", "e1"), endpoint("e2", "bob")],
+        }]
+    );
+
     let expired = client
         .expire_conference(pb::ExpireConferenceRequest {
             conference_id: "c".into(),
@@ -288,5 +308,11 @@ async fn control_api_errors_and_idempotency() {
         .unwrap()
         .into_inner();
     assert_eq!(expired.endpoints_expired, 2);
+    let listed = client
+        .list_conferences(pb::ListConferencesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.conferences, []);
     participant.close().await;
 }

@@ -174,6 +174,11 @@ class World {
     await exited;
   }
 
+  /** Starts the focus again after `kill('focus')`. */
+  async restartFocus() {
+    await this.stack.restartFocus();
+  }
+
   /** Freezes one of the stack's processes (SIGSTOP): it answers nothing until `resume`. */
   pause(name) {
     this.stack.children[name].kill('SIGSTOP');

@@ -153,7 +153,10 @@ impl Room {
                 self.leave_room(now, false);
             }
             PresenceType::None => {
-                // The room sends its occupants' presences before the focus's own.
+                // The room sends its occupants' presences before the focus's own: whoever an
+                // earlier focus's session was for and is not here has left.
+                self.present = true;
+                self.left_behind.clear();
                 let abandoned = std::mem::take(&mut self.rejoined)
                     && !self.configured
                     && self.participants.is_empty();
@@ -190,6 +193,9 @@ impl Room {
             },
         );
         self.metric(Metric::Participants(1));
+        for sid in self.left_behind.remove(&nick).unwrap_or_default() {
+            self.terminate_left_behind(&occupant, sid);
+        }
         let Some(node) = caps else {
             // No caps: assume a Jingle client (Jicofo's default features).
             self.invite(now, &nick);

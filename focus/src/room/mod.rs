@@ -32,6 +32,7 @@ use tokio_xmpp::Stanza;
 use tracing::{info, warn};
 
 use crate::capabilities::CapabilityCache;
+use crate::jingle::{Action, Jingle, Reason, ReasonKind};
 use crate::sources::ConferenceSources;
 use crate::stanzas::{self, Refusal};
 
@@ -103,8 +104,14 @@ pub struct Room {
     focus_occupant: FullJid,
     /// Joined from the configuration: the focus stays when the room empties.
     configured: bool,
-    /// Joined again after a lost connection: left at once if nobody is there any more.
+    /// Joined again after a lost connection, or for a conference an earlier focus left
+    /// behind: left at once if nobody is there any more.
     rejoined: bool,
+    /// The focus's own presence in the room has come: it is in.
+    present: bool,
+    /// Sessions an earlier focus left behind (their sids, by nick) for occupants not seen
+    /// yet: each is terminated when its occupant is, before its new session is offered.
+    left_behind: HashMap<String, Vec<String>>,
     /// The id of the last room configuration the focus submitted.
     configuration_id: String,
     /// Occupants other than the focus, by nick.
@@ -136,6 +143,8 @@ impl Room {
             focus_occupant,
             configured,
             rejoined: false,
+            present: false,
+            left_behind: HashMap::new(),
             configuration_id: String::new(),
             participants: BTreeMap::new(),
             capability_queries: HashMap::new(),
@@ -227,7 +236,45 @@ impl Room {
         }
         self.forget_occupants(now);
         self.rejoined = true;
+        self.present = false;
         self.send_join();
+    }
+
+    /// A conference found on a bridge under this room's name that the room did not make (an
+    /// earlier focus's, before a restart), with its sessions: (nick, endpoint id), each
+    /// endpoint's id being its session's sid. The conference is expired, and each of those
+    /// occupants is sent a `session-terminate` of its old session before its new
+    /// `session-initiate` (lib-jitsi-meet takes the pair as a move). The room's own conference
+    /// is left alone.
+    pub fn left_behind(&mut self, conference_id: String, sessions: Vec<(String, String)>) {
+        if self.ended || self.conference_id() == Some(conference_id.as_str()) {
+            return;
+        }
+        info!(room = %self.jid, conference = %conference_id, sessions = sessions.len(), "expiring a conference an earlier focus left behind");
+        self.expire(BridgeRequest::ExpireConference { conference_id }, true);
+        if !self.present {
+            self.rejoined = true;
+        }
+        for (nick, sid) in sessions {
+            let present = self.participants.get(&nick).map(|participant| {
+                let current = participant.session.as_ref().map(|s| s.sid().to_owned());
+                (participant.occupant.clone(), current)
+            });
+            match present {
+                Some((_, Some(current))) if current == sid => {}
+                Some((occupant, _)) => self.terminate_left_behind(&occupant, sid),
+                None if !self.present => self.left_behind.entry(nick).or_default().push(sid),
+                None => {}
+            }
+        }
+    }
+
+    /// Ends a session an earlier focus left behind: its client closes it, and takes the new
+    /// session that follows as a move.
+    fn terminate_left_behind(&mut self, occupant: &FullJid, sid: String) {
+        let mut terminate = Jingle::new(Action::SessionTerminate, sid);
+        terminate.reason = Some(Reason::new(ReasonKind::Success).with_text("the focus restarted"));
+        self.send_iq_set(occupant, terminate.to_element());
     }
 
     /// The focus is shutting down: leaves the room after expiring its endpoints and conference.

@@ -52,6 +52,13 @@ pub enum RoomInput {
     Rejoin,
     /// The focus is shutting down.
     Leave,
+    /// A conference under the room's name on `bridge` that an earlier focus made, with its
+    /// sessions: (nick, endpoint id).
+    LeftBehind {
+        bridge: BridgeId,
+        conference_id: String,
+        sessions: Vec<(String, String)>,
+    },
 }
 
 /// A room's task has ended. `join_again` (with whether the room is configured) when the room
@@ -299,6 +306,14 @@ impl RoomTask {
                     Some(RoomInput::Join { configured }) => room.asked_for(configured),
                     Some(RoomInput::Rejoin) => room.rejoin(Instant::now()),
                     Some(RoomInput::Leave) => room.leave(Instant::now()),
+                    Some(RoomInput::LeftBehind { bridge, conference_id, sessions }) => {
+                        // Where the room's expiry of it goes.
+                        self.placements.entry(conference_id.clone()).or_insert(Placement {
+                            bridge,
+                            first_endpoint_padded: false,
+                        });
+                        room.left_behind(conference_id, sessions);
+                    }
                     None => break,
                 },
                 Some((id, answer)) = self.calls.next(), if !self.calls.is_empty() => {
