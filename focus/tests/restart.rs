@@ -6,6 +6,9 @@
 //!   (`session-terminate` of the sid it finds there) and gives each a new one on a new
 //!   conference; the old conference is expired, so the bridge's endpoints are the
 //!   participants, and media flows again;
+//! - a bridge killed and started again at the same address (a new process: a new instance in
+//!   its status) has lost its conferences: the focus gives their participants new sessions
+//!   at once, there (the pool's only bridge);
 //! - an endpoint the bridge expired by itself is no failure when the focus expires it too.
 
 mod support;
@@ -112,6 +115,63 @@ async fn a_restarted_focus_takes_over_the_calls_it_finds_on_the_bridge() {
     stack.focus_metric_becomes("tutti_focus_rooms 1").await;
     let (_, metrics) = stack.focus_http_get("/metrics").await;
     assert_eq!(errors(&metrics), Vec::<&str>::new());
+    alice.1.close().await;
+    bob.1.close().await;
+}
+
+#[tokio::test]
+async fn a_restarted_bridge_gets_its_calls_back() {
+    if rerun_in_own_netns("a_restarted_bridge_gets_its_calls_back") {
+        return;
+    }
+    let mut stack = Stack::start("bridgerestart", &["alice", "bob"]);
+    stack.start_focus(&[]);
+    let mut people = Vec::new();
+    for user in ["alice", "bob"] {
+        people.push(join_and_accept(ROOM, user, |_| {}).await);
+    }
+    people[0].xmpp.next_jingle(Action::SourceAdd).await;
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
+        .await;
+
+    let restarted = Instant::now();
+    stack.restart_bridge();
+    let mut again = Vec::new();
+    for person in people {
+        let Joined {
+            mut xmpp,
+            media,
+            config,
+            initiate,
+        } = person;
+        let (_, terminate) = xmpp.next_jingle(Action::SessionTerminate).await;
+        assert_eq!(terminate.sid, initiate.sid);
+        let (from, new) = xmpp.next_jingle(Action::SessionInitiate).await;
+        let took = restarted.elapsed();
+        assert!(
+            took < TAKEOVER_BOUND,
+            "{} re-invited after {took:?}",
+            config.name
+        );
+        media.close().await;
+        let media = accept(&mut xmpp, &from, &new, &config, |_| {}).await;
+        again.push((xmpp, media, new));
+    }
+    let (mut alice, mut bob) = (again.remove(0), again.remove(0));
+    let bob_camera = camera_on_new_session(&mut alice.0, &alice.2, "bob").await;
+    let alice_camera = camera_on_new_session(&mut bob.0, &bob.2, "alice").await;
+    eventually("media flows both ways again", || {
+        received(&alice.1, bob_camera) > 0 && received(&bob.1, alice_camera) > 0
+    })
+    .await;
+    println!(
+        "a restarted bridge: media flows again {} ms after the kill",
+        restarted.elapsed().as_millis()
+    );
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
+        .await;
     alice.1.close().await;
     bob.1.close().await;
 }

@@ -33,6 +33,8 @@ pub enum News {
     /// The bridge is heard (for the first time, or again after a failure): conferences left on
     /// a failed bridge for want of another may move now.
     Available(BridgeId),
+    /// The bridge restarted and lost its conferences: they are made again.
+    Restarted(BridgeId),
 }
 
 /// The conferences on a bridge heard for the first time.
@@ -300,6 +302,9 @@ impl Driver {
                     }
                     let _ = self.bridges.news.send(News::Available(bridge));
                 }
+                Event::Restarted { bridge } => {
+                    let _ = self.bridges.news.send(News::Restarted(bridge));
+                }
                 Event::Removed { bridge } => {
                     if let Some(task) = self.watchers.remove(&bridge) {
                         task.abort();
@@ -359,6 +364,7 @@ fn status_from_pb(status: pb::BridgeStatus) -> Status {
         stress: status.stress,
         endpoints: status.endpoints,
         endpoint_capacity: status.endpoint_capacity,
+        instance: status.instance,
     }
 }
 

@@ -224,11 +224,29 @@ impl RoomTask {
         };
         let failed = match news {
             Some(News::Failed(bridge)) => bridge == current,
+            Some(News::Restarted(bridge)) => {
+                if bridge == current {
+                    self.make_again(&current);
+                }
+                return;
+            }
             Some(News::Available(_)) | None => self.services.bridges.is_failed(&current),
         };
         if failed {
             self.move_off(&current);
         }
+    }
+
+    /// The conference's bridge restarted and lost it: everyone is invited again on a new
+    /// conference, placed anew (the restarted bridge included).
+    fn make_again(&mut self, bridge: &BridgeId) {
+        let Some(conference_id) = self.room.conference_id().map(str::to_owned) else {
+            return;
+        };
+        info!(room = %self.room.jid(), %bridge, "the conference's bridge restarted: inviting everyone again");
+        self.placements.remove(&conference_id);
+        self.services.metrics.conferences_moved.inc();
+        self.room.bridge_failed(Instant::now());
     }
 
     /// The room's conference moves off the failed `bridge` if another bridge can take it (with

@@ -369,6 +369,22 @@ impl Stack {
     pub fn stop_bridge(&mut self) {
         self.bridge = None;
     }
+
+    /// Kills the bridge (`kill -9`) and starts a new bridge process on the same gRPC and HTTP
+    /// addresses: to the focus, the same bridge restarted, having lost every conference.
+    pub fn restart_bridge(&mut self) {
+        self.bridge = None;
+        let (grpc, http) = (self.bridge_grpc.to_string(), self.bridge_http.to_string());
+        let (bridge, bridge_grpc, bridge_http) = start_bridge(&[
+            ("TUTTI_BRIDGE_GRPC_ADDRESS", grpc.as_str()),
+            ("TUTTI_BRIDGE_HTTP_ADDRESS", http.as_str()),
+        ]);
+        assert_eq!(
+            (bridge_grpc, bridge_http),
+            (self.bridge_grpc, self.bridge_http)
+        );
+        self.bridge = Some(bridge);
+    }
 }
 
 /// The metric `name` (with its labels as printed) on the `/metrics` of `http`.
