@@ -255,7 +255,9 @@ export async function startStack(options = {}) {
       RUST_LOG: 'info',
       ...process.env,
     };
-    const bridge = await startChild('bridge', join(s.binDir, 'bridge'), [], bridgeEnv, s, 15000);
+    // More settings for bridge i: `options.bridgeEnvs[i]` (a test's, e.g. its drain timeout).
+    const extra = (i) => options.bridgeEnvs?.[i] ?? {};
+    const bridge = await startChild('bridge', join(s.binDir, 'bridge'), [], { ...bridgeEnv, ...extra(0) }, s, 15000);
     children.push(bridge.child);
     // More bridges for a pool: `bridge1`, `bridge2`, … on the next ports.
     const pool = [bridge];
@@ -266,6 +268,7 @@ export async function startStack(options = {}) {
         TUTTI_BRIDGE_MEDIA_ADDRESS: `127.0.0.1:${10000 + i}`,
         TUTTI_BRIDGE_GRPC_ADDRESS: `127.0.0.1:${10090 + 10 * i}`,
         TUTTI_BRIDGE_HTTP_ADDRESS: `127.0.0.1:${10091 + 10 * i}`,
+        ...extra(i),
       };
       const more = await startChild(`bridge${i}`, join(s.binDir, 'bridge'), [], env, s, 15000);
       children.push(more.child);
