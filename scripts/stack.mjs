@@ -180,8 +180,27 @@ function stopChild(child, timeoutMs = 5000) {
   });
 }
 
+// Runs a bridge in a network namespace of its own, joined to the stack's by a veth pair: the
+// stack's end `tutti-link$i` (10.77.$i.1/24), the bridge's end `tutti-link$i-b` (10.77.$i.2/24).
+// The bridge's process makes both (as root: `unshare`, `nsenter`); its namespace and the pair go
+// when it exits. Arguments: $1 the bridge's index, then the bridge's command line.
+const LINKED_BRIDGE = `set -e
+i=$1; shift
+ip link set lo up
+ip link add "tutti-link$i" type veth peer name "tutti-link$i-b"
+ip link set "tutti-link$i" netns "$PPID"
+nsenter --net="/proc/$PPID/ns/net" ip addr add "10.77.$i.1/24" dev "tutti-link$i"
+nsenter --net="/proc/$PPID/ns/net" ip link set "tutti-link$i" up
+ip addr add "10.77.$i.2/24" dev "tutti-link$i-b"
+ip link set "tutti-link$i-b" up
+exec "$@"`;
+
 /**
  * Starts Prosody, one bridge (or `options.bridges` of them, the focus's pool) and the focus.
+ * With `options.linked`, each bridge is a host of its own behind a link that `setLink(i, up)`
+ * sets down and up again (a cut cable, to the focus and the browsers), and the control plane
+ * speaks mutual TLS (the bridges are off loopback). Needs root then, and a namespace of its own
+ * (the browser tests' runner gives it one).
  * Resolves with the addresses in use and stop(). Rejects (after stopping whatever started) with
  * a message naming what failed.
  */
@@ -257,23 +276,51 @@ export async function startStack(options = {}) {
     };
     // More settings for bridge i: `options.bridgeEnvs[i]` (a test's, e.g. its drain timeout).
     const extra = (i) => options.bridgeEnvs?.[i] ?? {};
-    const bridge = await startChild('bridge', join(s.binDir, 'bridge'), [], { ...bridgeEnv, ...extra(0) }, s, 15000);
-    children.push(bridge.child);
-    // More bridges for a pool: `bridge1`, `bridge2`, … on the next ports.
-    const pool = [bridge];
-    for (let i = 1; i < (options.bridges ?? 1); i += 1) {
+    const host = (i) => (options.linked ? `10.77.${i}.2` : '127.0.0.1');
+    let tls = null;
+    if (options.linked) {
+      const dir = join(s.runDir, 'grpc-certs');
+      const hosts = Array.from({ length: options.bridges ?? 1 }, (_, i) => host(i));
+      const made = spawnSync(join(root, 'scripts', 'certs'), [dir, ...hosts], { encoding: 'utf8' });
+      if (made.status !== 0) {
+        throw new Error(`scripts/certs failed: ${made.error?.message ?? made.stderr}`);
+      }
+      tls = { ca: join(dir, 'ca.pem'), dir };
+    }
+    // Bridge i (`bridge`, then `bridge1`, `bridge2`, … for a pool) on its own ports.
+    const startBridge = (i) => {
       const env = {
         ...bridgeEnv,
-        TUTTI_BRIDGE_BRIDGE_ID: `bridge-${i + 1}`,
-        TUTTI_BRIDGE_MEDIA_ADDRESS: `127.0.0.1:${10000 + i}`,
-        TUTTI_BRIDGE_GRPC_ADDRESS: `127.0.0.1:${10090 + 10 * i}`,
-        TUTTI_BRIDGE_HTTP_ADDRESS: `127.0.0.1:${10091 + 10 * i}`,
+        ...(i === 0 ? {} : {
+          TUTTI_BRIDGE_BRIDGE_ID: `bridge-${i + 1}`,
+          TUTTI_BRIDGE_MEDIA_ADDRESS: `127.0.0.1:${10000 + i}`,
+          TUTTI_BRIDGE_GRPC_ADDRESS: `127.0.0.1:${10090 + 10 * i}`,
+          TUTTI_BRIDGE_HTTP_ADDRESS: `127.0.0.1:${10091 + 10 * i}`,
+        }),
         ...extra(i),
       };
-      const more = await startChild(`bridge${i}`, join(s.binDir, 'bridge'), [], env, s, 15000);
-      children.push(more.child);
-      pool.push(more);
+      const name = i === 0 ? 'bridge' : `bridge${i}`;
+      if (!tls) {
+        return startChild(name, join(s.binDir, 'bridge'), [], env, s, 15000);
+      }
+      Object.assign(env, {
+        TUTTI_BRIDGE_MEDIA_ADDRESS: `${host(i)}:${10000 + i}`,
+        TUTTI_BRIDGE_GRPC_ADDRESS: `${host(i)}:${10090 + 10 * i}`,
+        TUTTI_BRIDGE_HTTP_ADDRESS: `${host(i)}:${10091 + 10 * i}`,
+        TUTTI_BRIDGE_GRPC_TLS_CA: tls.ca,
+        TUTTI_BRIDGE_GRPC_TLS_CERT: join(tls.dir, 'bridge.pem'),
+        TUTTI_BRIDGE_GRPC_TLS_KEY: join(tls.dir, 'bridge-key.pem'),
+      });
+      const args = ['--net', '--', 'sh', '-c', LINKED_BRIDGE, 'sh', String(i), join(s.binDir, 'bridge')];
+      return startChild(name, 'unshare', args, env, s, 15000);
+    };
+    const pool = [];
+    for (let i = 0; i < (options.bridges ?? 1); i += 1) {
+      const started = await startBridge(i);
+      children.push(started.child);
+      pool.push(started);
     }
+    const bridge = pool[0];
 
     const focusEnv = {
       TUTTI_FOCUS_HTTP_ADDRESS: '127.0.0.1:8888',
@@ -288,6 +335,15 @@ export async function startStack(options = {}) {
     };
     if (pool.length > 1) {
       focusEnv.TUTTI_FOCUS_BRIDGE_URLS = pool.map((b) => `http://${b.ready.grpc}`).join(',');
+    }
+    if (tls) {
+      Object.assign(focusEnv, {
+        TUTTI_FOCUS_BRIDGE_URL: `https://${bridge.ready.grpc}`,
+        TUTTI_FOCUS_BRIDGE_URLS: pool.map((b) => `https://${b.ready.grpc}`).join(','),
+        TUTTI_FOCUS_BRIDGE_TLS_CA: tls.ca,
+        TUTTI_FOCUS_BRIDGE_TLS_CERT: join(tls.dir, 'focus.pem'),
+        TUTTI_FOCUS_BRIDGE_TLS_KEY: join(tls.dir, 'focus-key.pem'),
+      });
     }
     const focus = await startChild('focus', join(s.binDir, 'focus'), [], focusEnv, s, 15000);
     children.push(focus.child);
@@ -305,6 +361,13 @@ export async function startStack(options = {}) {
         ...Object.fromEntries(pool.map((b, i) => [i === 0 ? 'bridge' : `bridge${i}`, b.child])),
       },
       stop,
+      /** Sets bridge i's link (with `options.linked`) down (`up` false) or up again. */
+      setLink(i, up) {
+        const set = spawnSync('ip', ['link', 'set', `tutti-link${i}`, up ? 'up' : 'down'], { encoding: 'utf8' });
+        if (set.status !== 0) {
+          throw new Error(`ip link set tutti-link${i}: ${set.error?.message ?? set.stderr}`);
+        }
+      },
       /** Starts the focus again (after it was killed), as the same account on the same bridges. */
       async restartFocus() {
         const again = await startChild('focus', join(s.binDir, 'focus'), [], focusEnv, s, 15000);

@@ -54,7 +54,7 @@ export async function waitFor(what, probe, timeoutMs = 20000, intervalMs = 250) 
  * world; afterwards everything is stopped, and on failure every page is screenshotted and its
  * console printed, with the tails of the stack's logs.
  */
-export async function withWorld(name, run, { camera = 'default', bridges = 1, bridgeEnvs = [] } = {}) {
+export async function withWorld(name, run, { camera = 'default', bridges = 1, bridgeEnvs = [], linked = false } = {}) {
   if (!process.env.TUTTI_TEST_IN_NETNS) {
     throw new Error('browser tests run inside their own network namespace: use tests/browser/run');
   }
@@ -64,6 +64,7 @@ export async function withWorld(name, run, { camera = 'default', bridges = 1, br
     logs: 'files',
     bridges,
     bridgeEnvs,
+    linked,
     binDir: process.env.TUTTI_BIN_DIR ?? join(root, 'target', 'debug'),
   });
   const args = [...CHROMIUM_ARGS, `--use-file-for-fake-audio-capture=${writeSpeechAudio(runDir)}`];
@@ -186,6 +187,11 @@ class World {
     const exited = new Promise((done) => child.once('exit', (code) => done(code)));
     child.kill('SIGTERM');
     return exited;
+  }
+
+  /** Sets the link of the pool's bridge `index` down (a cut cable) or up (`withWorld`'s `linked`). */
+  setLink(index, up) {
+    this.stack.setLink(index, up);
   }
 
   /** Freezes one of the stack's processes (SIGSTOP): it answers nothing until `resume`. */
