@@ -1,7 +1,8 @@
 //! A conference an earlier focus left on a bridge (found there after a restart), on the room
 //! state machine alone: it is expired, and each of its participants still in the room gets a
 //! session-terminate of its old session (its endpoint id is the sid) before the offer of a new
-//! one; whoever is gone is not told, and the room's own conference is left alone.
+//! one; whoever is gone is not told, and the room's own conference is left alone. The same
+//! after the focus lost its XMPP connection and joins again.
 
 mod room;
 
@@ -93,4 +94,33 @@ fn a_room_joined_for_a_conference_left_behind_is_left_when_empty() {
         Stanza::Presence(presence) if presence.type_ == PresenceType::Unavailable
     )));
     assert!(sim.room.is_closed());
+}
+
+#[test]
+fn after_a_lost_connection_the_old_sessions_end_before_the_new_ones() {
+    let mut sim = Sim::new();
+    focus_in(&mut sim);
+    let alice = sim.join_and_accept("alice", 1000);
+    let bob = sim.join_and_accept("bob", 2000);
+    sim.take_sent();
+    sim.room.rejoin(sim.now);
+    // The server sends the occupants still there (Alice only), then the focus's own presence.
+    sim.join("alice");
+    focus_in(&mut sim);
+    sim.answer_all();
+    let jingles = sim.take_jingles("alice");
+    let actions: Vec<Action> = jingles.iter().map(|jingle| jingle.action).collect();
+    assert_eq!(actions, [Action::SessionTerminate, Action::SessionInitiate]);
+    assert_eq!(jingles[0].sid, alice.sid);
+    assert_ne!(jingles[1].sid, alice.sid);
+    // Bob, gone meanwhile, is not told; if he comes back, he is only invited.
+    sim.join("bob");
+    sim.answer_all();
+    let actions: Vec<Action> = sim
+        .take_jingles("bob")
+        .iter()
+        .map(|jingle| jingle.action)
+        .collect();
+    assert_eq!(actions, [Action::SessionInitiate]);
+    assert_ne!(bob.sid, alice.sid);
 }

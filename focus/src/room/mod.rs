@@ -229,11 +229,20 @@ impl Room {
 
     /// A new XMPP session after a lost connection: the server took the focus out of the room,
     /// and its sessions are gone with it. Expires what the bridge holds and joins again; the
-    /// occupants still there get new sessions.
+    /// occupants still there get a `session-terminate` of their old session, then a new one
+    /// (as after a restart of the focus).
     pub fn rejoin(&mut self, now: Instant) {
         if self.ended {
             return;
         }
+        self.left_behind = self
+            .participants
+            .iter()
+            .filter_map(|(nick, participant)| {
+                let sid = participant.session.as_ref()?.sid().to_owned();
+                Some((nick.clone(), vec![sid]))
+            })
+            .collect();
         self.forget_occupants(now);
         self.rejoined = true;
         self.present = false;
