@@ -166,7 +166,7 @@ function killOnExit(child) {
   child.once('exit', () => running.delete(child));
 }
 
-function stopChild(child, timeoutMs = 5000) {
+function stopChild(child, signal = 'SIGTERM', timeoutMs = 5000) {
   if (!child || child.exitCode !== null || child.signalCode !== null) {
     return Promise.resolve();
   }
@@ -176,7 +176,7 @@ function stopChild(child, timeoutMs = 5000) {
       clearTimeout(timer);
       resolveStop();
     });
-    child.kill('SIGTERM');
+    child.kill(signal);
   });
 }
 
@@ -242,10 +242,12 @@ export async function startStack(options = {}) {
   }
 
   const children = [];
+  // Bridges are stopped with SIGINT: at once, without the drain SIGTERM starts (the focus,
+  // stopped first, leaves their conferences to whichever focus comes next).
+  const bridges = new Set();
   const stop = async () => {
-    // The focus first, so that it leaves its rooms and expires its conferences cleanly.
     for (const child of children.reverse()) {
-      await stopChild(child);
+      await stopChild(child, bridges.has(child) ? 'SIGINT' : 'SIGTERM');
     }
     children.length = 0;
   };
@@ -318,6 +320,7 @@ export async function startStack(options = {}) {
     for (let i = 0; i < (options.bridges ?? 1); i += 1) {
       const started = await startBridge(i);
       children.push(started.child);
+      bridges.add(started.child);
       pool.push(started);
     }
     const bridge = pool[0];

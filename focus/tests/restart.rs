@@ -1,7 +1,8 @@
 //! Restarts with live calls, against the real Prosody, bridge and focus binaries and
 //! participants with real media:
 //!
-//! - a focus killed (`kill -9`) and started again finds the conference the first one left on
+//! - a focus killed (`kill -9`), or stopped with SIGTERM (which leaves the conference on the
+//!   bridge, media going on), and started again finds the conference the first one left on
 //!   the bridge (`ListConferences`), joins its room, ends every participant's old session
 //!   (`session-terminate` of the sid it finds there) and gives each a new one on a new
 //!   conference; the old conference is expired, so the bridge's endpoints are the
@@ -41,7 +42,23 @@ async fn a_restarted_focus_takes_over_the_calls_it_finds_on_the_bridge() {
     if rerun_in_own_netns("a_restarted_focus_takes_over_the_calls_it_finds_on_the_bridge") {
         return;
     }
-    let mut stack = Stack::start("takeover", &["alice", "bob"]);
+    // A crash: the focus's occupant leaves the room, the bridge keeps the conference.
+    takeover("takeover", |stack| stack.focus = None).await;
+}
+
+#[tokio::test]
+async fn a_focus_stopped_with_sigterm_hands_its_calls_over() {
+    if rerun_in_own_netns("a_focus_stopped_with_sigterm_hands_its_calls_over") {
+        return;
+    }
+    // A deployment's restart: the focus leaves its rooms and leaves the conference on the
+    // bridge, with media going on, for the next focus.
+    takeover("handover", |stack| stack.stop_focus_gracefully()).await;
+}
+
+/// A call of two whose focus `stop` stops; then a new focus takes it over.
+async fn takeover(name: &str, stop: impl FnOnce(&mut Stack)) {
+    let mut stack = Stack::start(name, &["alice", "bob"]);
     stack.start_focus(&[]);
     let mut people = Vec::new();
     for user in ["alice", "bob"] {
@@ -49,13 +66,22 @@ async fn a_restarted_focus_takes_over_the_calls_it_finds_on_the_bridge() {
     }
     // Alice hears of Bob's sources on her first session (consumed here: not to be mistaken
     // for what her next session brings).
-    people[0].xmpp.next_jingle(Action::SourceAdd).await;
+    let (_, added) = people[0].xmpp.next_jingle(Action::SourceAdd).await;
+    let bob_camera = camera_of(&added, "bob");
     stack
         .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
         .await;
 
-    // A crash: the focus's occupant leaves the room, the bridge keeps the conference.
-    stack.focus = None;
+    stop(&mut stack);
+    // Nothing is expired: the call goes on through the bridge without a focus.
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
+        .await;
+    let before = received(&people[0].media, bob_camera);
+    eventually("media flowing without a focus", || {
+        received(&people[0].media, bob_camera) > before
+    })
+    .await;
     let restarted = Instant::now();
     stack.start_focus(&[]);
 
@@ -99,7 +125,7 @@ async fn a_restarted_focus_takes_over_the_calls_it_finds_on_the_bridge() {
     })
     .await;
     println!(
-        "a restarted focus: media flows again {} ms after its start",
+        "{name}: media flows again {} ms after the new focus's start",
         restarted.elapsed().as_millis()
     );
     // The old conference is gone: the bridge holds exactly the participants' endpoints.

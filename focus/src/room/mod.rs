@@ -243,7 +243,7 @@ impl Room {
                 Some((nick.clone(), vec![sid]))
             })
             .collect();
-        self.forget_occupants(now);
+        self.forget_occupants(now, true);
         self.rejoined = true;
         self.present = false;
         self.send_join();
@@ -286,10 +286,13 @@ impl Room {
         self.send_iq_set(occupant, terminate.to_element());
     }
 
-    /// The focus is shutting down: leaves the room after expiring its endpoints and conference.
+    /// The focus is shutting down: leaves the room, and leaves its conference on the bridge,
+    /// where media goes on, for the focus that starts next to take over (it ends the sessions
+    /// and expires the conference, see [`Room::left_behind`]); a bridge expires what nobody
+    /// takes over once its clients are gone.
     pub fn leave(&mut self, now: Instant) {
         if !self.ended {
-            self.leave_room(now, true);
+            self.leave_room(now, true, false);
         }
     }
 

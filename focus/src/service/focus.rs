@@ -144,7 +144,8 @@ impl Focus {
         self.on_online();
     }
 
-    /// Leaves every room and expires every conference; returns once every room's task is done.
+    /// Leaves every room (their conferences stay on the bridges, for the next focus to take
+    /// over); returns once every room's task is done.
     pub async fn shutdown(&mut self) {
         let rooms: Vec<RoomHandle> = self.rooms.drain().map(|(_, handle)| handle).collect();
         for room in &rooms {
