@@ -1,9 +1,10 @@
 // A call survives its focus: the focus process is killed (kill -9) and a new one started.
-// lib-jitsi-meet reports the focus leaving (the page says so) and stays in the room; the new
-// focus finds the call's conference on the bridge, joins the room, ends each page's old
-// session (session-terminate) and offers a new one, which lib-jitsi-meet takes as a move.
-// Every page decodes video again within 10 s of the kill, nobody leaves the room, and the
-// bridge then holds exactly the three participants' endpoints.
+// lib-jitsi-meet stays in the room while media goes on through the bridge; the new focus finds
+// the call's conference on the bridge, joins the room, ends each page's old session
+// (session-terminate) and offers a new one, which lib-jitsi-meet takes as a move. Every page
+// decodes video again within 10 s of the kill, nobody leaves the room, the bridge then holds
+// exactly the three participants' endpoints, and someone leaving afterwards is gone from the
+// others' pages (the focus's leaving once broke that: docs/focus.md, Focus restart).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sumMetric, waitFor, withWorld } from './harness.mjs';
@@ -47,5 +48,10 @@ test('a call goes on when its focus is killed and started again', { timeout: 180
       assert.deepEqual(removed, [], `${person.name} saw nobody leave`);
       await person.waitForTiles(names.filter((n) => n !== person.name));
     }
+    // The call goes on as before: someone who leaves now is gone from the others' pages.
+    const [ada, bob, cyd] = people;
+    await cyd.leave();
+    await ada.waitForTiles(['bob'], 3000);
+    await bob.waitForTiles(['ada'], 3000);
   });
 });

@@ -162,6 +162,7 @@ async function join(roomName, displayName) {
     enableTalkWhileMuted: false,
   });
   window.tutti.conference = conference;
+  guardUnnamedRoomEvents(conference);
   const C = events.conference;
 
   const localTile = tileFor('local', displayName, true);
@@ -265,6 +266,33 @@ async function join(roomName, displayName) {
   conference.setDisplayName(displayName);
   conference.join();
   page.leave.hidden = false;
+}
+
+/**
+ * lib-jitsi-meet 2.6726 (this build) reads its XMPP event names in several modules through a
+ * CommonJS require of an ES module, so there they are all `undefined`: among others, the focus
+ * leaving the room is emitted on the room under `undefined` (moderator.js), which runs every
+ * listener registered under `undefined` with the wrong arguments — ConnectionQuality's throws,
+ * and Strophe then drops its MUC presence handler for good: the page would see nobody leave
+ * any more. An emit under `undefined` is therefore kept from throwing (the failure is logged).
+ */
+function guardUnnamedRoomEvents(conference) {
+  const emitter = conference.room?.eventEmitter;
+  if (!emitter) {
+    return;
+  }
+  const emit = emitter.emit.bind(emitter);
+  emitter.emit = (name, ...args) => {
+    if (name !== undefined) {
+      return emit(name, ...args);
+    }
+    try {
+      return emit(name, ...args);
+    } catch (error) {
+      console.warn(`lib-jitsi-meet: a room event without a name failed: ${error.message}`);
+      return true;
+    }
+  };
 }
 
 async function leave() {
