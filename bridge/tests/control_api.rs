@@ -264,6 +264,15 @@ async fn control_api_errors_and_idempotency() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+    let err = client
+        .create_conference(pb::CreateConferenceRequest {
+            conference_id: "long".into(),
+            name: "x".repeat(1025),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("name"), "{}", err.message());
 
     let info = client
         .get_info(pb::GetInfoRequest {})
