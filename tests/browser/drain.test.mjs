@@ -1,9 +1,9 @@
-// A bridge told to stop (SIGTERM) drains, on a pool of two: a conference that starts while it
-// drains goes to the other bridge although that one is more loaded; the call it holds goes on
-// until its drain timeout, then the bridge says it is shutting down, the focus moves the call
-// (session-terminate, then a new session-initiate on the other bridge), every page decodes
-// video again within 10 s of the timeout, nobody leaves the room, and the drained bridge's
-// process exits.
+// A bridge told to stop (SIGTERM) drains, on a pool of two in two regions: a conference that
+// starts while it drains, from the draining bridge's region, goes to the other bridge; the call
+// it holds goes on until its drain timeout, then the bridge says it is shutting down, the focus
+// moves the call (session-terminate, then a new session-initiate on the other bridge), every
+// page decodes video again within 10 s of the timeout, nobody leaves the room, and the drained
+// bridge's process exits.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sumMetric, waitFor, withWorld } from './harness.mjs';
@@ -13,21 +13,17 @@ const DRAIN_TIMEOUT_S = 5;
 
 test('a draining bridge takes no new conference and its call moves at the drain timeout', { timeout: 180000 }, async () => {
   const drain = { TUTTI_BRIDGE_DRAIN_TIMEOUT_SECS: String(DRAIN_TIMEOUT_S) };
-  // The first bridge is full with one endpoint (stress 1.0), so the call goes to the second,
-  // which then stays the less loaded one.
-  const bridgeEnvs = [{ ...drain, TUTTI_BRIDGE_ENDPOINT_CAPACITY: '1' }, drain];
+  const bridgeEnvs = [{ ...drain, TUTTI_BRIDGE_REGION: 'west' }, { ...drain, TUTTI_BRIDGE_REGION: 'east' }];
   await withWorld('drain', async (world) => {
     const port = (index) => Number(world.stack.bridges[index].media.split(':').pop());
-    const eve = await world.join('busy', 'eve');
-    assert.equal(await eve.bridgePort(), port(0));
     const names = ['ada', 'bob', 'cyd'];
     const people = [];
     for (const name of names) {
-      people.push(await world.join('draining', name));
+      people.push(await world.join('draining', name, { region: 'east' }));
     }
     for (const person of people) {
       await person.waitForDecodedVideo(2);
-      assert.equal(await person.bridgePort(), port(1), `${person.name} on the less loaded bridge`);
+      assert.equal(await person.bridgePort(), port(1), `${person.name} on the bridge in its region`);
       await person.page.evaluate(() => {
         window.beforeMove = window.tutti.conference.getActivePeerConnection();
       });
@@ -49,8 +45,8 @@ test('a draining bridge takes no new conference and its call moves at the drain 
     // Their failures are reported where they are awaited, below.
     moves.forEach((move) => move.catch(() => {}));
 
-    // A new conference meanwhile lands on the loaded bridge, not on the draining one.
-    const dee = await world.join('later', 'dee');
+    // A new conference from the same region meanwhile lands on the other region's bridge.
+    const dee = await world.join('later', 'dee', { region: 'east' });
     assert.equal(await dee.bridgePort(), port(0), 'the new conference is not on the draining bridge');
 
     const results = await Promise.all(moves);
@@ -64,7 +60,7 @@ test('a draining bridge takes no new conference and its call moves at the drain 
     console.log(`drain: every page decodes video again ${took} ms after the drain timeout`);
     assert.ok(took <= BOUND_MS, `${took} ms`);
     assert.equal(await exited, 0, 'the drained bridge exits cleanly');
-    assert.equal(sumMetric(await world.bridgeMetrics(0), 'tutti_bridge_endpoints'), 5);
+    assert.equal(sumMetric(await world.bridgeMetrics(0), 'tutti_bridge_endpoints'), 4);
     for (const person of people) {
       assert.equal(await person.state(), 'connected', `${person.name} is still in the call`);
       const removed = (await person.events('tile-removed')).filter((e) => e.at >= told);

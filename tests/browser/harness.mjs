@@ -153,14 +153,14 @@ class World {
 
   /**
    * Opens the demo page as `displayName` in `room` and waits until its media is connected;
-   * `capture` ({ resolution, fps }) sets its camera.
+   * `capture` ({ resolution, fps }) sets its camera, `region` where it says it is.
    */
-  async join(room, displayName, { waitFor: state = 'connected', capture = {} } = {}) {
+  async join(room, displayName, { waitFor: state = 'connected', capture = {}, region } = {}) {
     const context = await this.browser.newContext();
     const page = await context.newPage();
     const participant = new Participant(displayName, context, page);
     this.participants.push(participant);
-    const query = new URLSearchParams({ room, name: displayName, autojoin: '1', ...capture });
+    const query = new URLSearchParams({ room, name: displayName, autojoin: '1', ...capture, ...(region ? { region } : {}) });
     await page.goto(`${this.stack.url}?${query}`);
     if (state) {
       await participant.waitForState(state);

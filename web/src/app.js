@@ -139,6 +139,9 @@ const capture = {
   fps: Number(new URLSearchParams(location.search).get('fps')) || 30,
 };
 
+/** Where the participant is, from the page's address: sent in its MUC presence (empty: none). */
+const region = new URLSearchParams(location.search).get('region') || '';
+
 async function join(roomName, displayName) {
   clearError();
   page.join.disabled = true;
@@ -158,6 +161,9 @@ async function join(roomName, displayName) {
   window.tutti.connection = connection;
   const conference = connection.initJitsiConference(roomName, {
     p2p: { enabled: false },
+    // lib-jitsi-meet puts <region id=…/> in the presence; the focus places a new conference on
+    // a bridge in its first participant's region (docs/focus.md, Bridges).
+    ...(region ? { deploymentInfo: { userRegion: region } } : {}),
     // Speaking indicators come from the receive-side audio levels.
     enableTalkWhileMuted: false,
   });
@@ -335,7 +341,7 @@ page.leave.addEventListener('click', () => {
 
 // ?room=…&name=… fills the form (links to a room); &autojoin=1 joins at once; &resolution=720
 // and &fps=15 set the camera capture (default 360 lines at up to 30 fps; Chromium sends three
-// simulcast layers from 960x540 up).
+// simulcast layers from 960x540 up); &region=NAME says where the participant is.
 const query = new URLSearchParams(location.search);
 page.room.value = query.get('room') || '';
 page.name.value = query.get('name') || '';
