@@ -10,7 +10,8 @@
 //! - a bridge killed and started again at the same address (a new process: a new instance in
 //!   its status) has lost its conferences: the focus gives their participants new sessions
 //!   at once, there (the pool's only bridge);
-//! - an endpoint the bridge expired by itself is no failure when the focus expires it too.
+//! - an endpoint the bridge expired by itself is no failure when the focus expires it too, and
+//!   an expiry that cannot reach a frozen bridge is carried out when it thaws.
 
 mod support;
 
@@ -209,6 +210,41 @@ async fn camera_on_new_session(xmpp: &mut XmppClient, initiate: &Jingle, user: &
     }
     let (_, added) = xmpp.next_jingle(Action::SourceAdd).await;
     camera_of(&added, user)
+}
+
+#[tokio::test]
+async fn an_expiry_the_frozen_bridge_missed_is_carried_out_when_it_thaws() {
+    if rerun_in_own_netns("an_expiry_the_frozen_bridge_missed_is_carried_out_when_it_thaws") {
+        return;
+    }
+    let mut stack = Stack::start("thaw", &["alice", "bob"]);
+    stack.start_focus(&[("TUTTI_FOCUS_BRIDGE_TIMEOUT_SECS", "1")]);
+    let mut alice = join_and_accept(ROOM, "alice", |_| {}).await;
+    let bob = join_and_accept(ROOM, "bob", |_| {}).await;
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
+        .await;
+    // Frozen long enough to be failed (1.5 s without a status), then Alice leaves: her
+    // endpoint's expiry cannot reach the bridge.
+    stack.pause_bridge();
+    stack
+        .focus_metric_becomes("tutti_focus_bridges_alive 0")
+        .await;
+    alice.xmpp.leave(ROOM, "alice").await;
+    alice.media.close().await;
+    stack
+        .focus_metric_becomes("tutti_focus_participants 1")
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stack.resume_bridge();
+    // Carried out once the bridge is heard again (its own expiry of a silent endpoint would
+    // take a minute).
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 1.0)
+        .await;
+    let (_, metrics) = stack.focus_http_get("/metrics").await;
+    assert_eq!(errors(&metrics), Vec::<&str>::new());
+    bob.media.close().await;
 }
 
 #[tokio::test]

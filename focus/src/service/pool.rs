@@ -2,7 +2,8 @@
 //! 500 ms while it fails), the configured DNS name resolved again and again, and the pool's
 //! state machine (`tutti_focus::pool`) fed what they bring and the time. Rooms place their
 //! conferences through it and hear from it of bridges that fail or become available
-//! (`subscribe`); what the focus moved off a bridge that comes back is expired there. Each
+//! (`subscribe`); what the focus moved off a bridge that comes back, or failed to expire
+//! there while it was down, is expired there. Each
 //! bridge heard for the first time is asked for its conferences (`ListConferences`): those an
 //! earlier focus left there go to the signalling task ([`Found`]), which hands them to their
 //! rooms.
@@ -55,6 +56,8 @@ pub struct Bridges {
     pool: Arc<Mutex<Pool>>,
     clients: Arc<Mutex<HashMap<BridgeId, Bridge>>>,
     news: broadcast::Sender<News>,
+    /// Expiries that failed while their bridge was down, carried out when it recovers.
+    deferred: Arc<Mutex<HashMap<BridgeId, Vec<BridgeRequest>>>>,
     /// True once every bridge known at the start (configured, or in the first DNS answer) has
     /// been asked for its conferences or found unreachable.
     settled: watch::Receiver<bool>,
@@ -97,6 +100,7 @@ impl Bridges {
             pool: Arc::new(Mutex::new(Pool::new())),
             clients: Arc::new(Mutex::new(clients)),
             news,
+            deferred: Arc::default(),
             settled,
         };
         let driver = Driver {
@@ -149,6 +153,24 @@ impl Bridges {
     /// A conference moved off the failed `bridge`: expired there if it comes back.
     pub fn orphan(&self, bridge: &BridgeId, conference_id: String) {
         self.pool().orphan(bridge, conference_id);
+    }
+
+    /// An expiry that failed while `bridge` was down: carried out when it recovers.
+    pub fn defer(&self, bridge: &BridgeId, expiry: BridgeRequest) {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(bridge.clone())
+            .or_default()
+            .push(expiry);
+    }
+
+    fn take_deferred(&self, bridge: &BridgeId) -> Vec<BridgeRequest> {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(bridge)
+            .unwrap_or_default()
     }
 
     pub fn client(&self, bridge: &BridgeId) -> Option<Bridge> {
@@ -297,8 +319,13 @@ impl Driver {
                 }
                 Event::Recovered { bridge, orphans } => {
                     info!(%bridge, moved = orphans.len(), "bridge recovered");
+                    let expiries = orphans
+                        .into_iter()
+                        .map(|conference_id| BridgeRequest::ExpireConference { conference_id })
+                        .chain(self.bridges.take_deferred(&bridge))
+                        .collect();
                     if let Some(client) = self.bridges.client(&bridge) {
-                        tokio::spawn(expire_orphans(bridge.clone(), client, orphans));
+                        tokio::spawn(expire_left_over(bridge.clone(), client, expiries));
                     }
                     let _ = self.bridges.news.send(News::Available(bridge));
                 }
@@ -306,6 +333,7 @@ impl Driver {
                     let _ = self.bridges.news.send(News::Restarted(bridge));
                 }
                 Event::Removed { bridge } => {
+                    self.bridges.take_deferred(&bridge);
                     if let Some(task) = self.watchers.remove(&bridge) {
                         task.abort();
                     }
@@ -390,15 +418,17 @@ async fn list_conferences(
     let _ = listed.send(bridge);
 }
 
-/// Expires on a bridge that came back the conferences the focus moved off it.
-async fn expire_orphans(bridge: BridgeId, client: Bridge, orphans: Vec<String>) {
-    for conference_id in orphans {
-        let request = BridgeRequest::ExpireConference {
-            conference_id: conference_id.clone(),
-        };
-        match client.perform(request).await {
-            Ok(_) => info!(%bridge, conference = %conference_id, "expired a conference moved away"),
-            Err(error) => info!(%bridge, conference = %conference_id, %error, "not expired"),
+/// Carries out on a bridge that came back the expiries of what the focus left there while it
+/// was down: the conferences moved off it, and the expiries that failed meanwhile.
+async fn expire_left_over(bridge: BridgeId, client: Bridge, expiries: Vec<BridgeRequest>) {
+    for expiry in expiries {
+        let call = expiry.call();
+        let conference = expiry.conference_id().to_owned();
+        match client.perform(expiry).await {
+            Ok(_) => {
+                info!(%bridge, conference, call, "expired what was left on a bridge that came back")
+            }
+            Err(error) => info!(%bridge, conference, call, %error, "not expired"),
         }
     }
 }

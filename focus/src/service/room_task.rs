@@ -195,10 +195,27 @@ impl RoomTask {
                 placed.map(|placement| placement.bridge.clone())
             }
         };
-        match bridge.and_then(|bridge| bridges.client(&bridge)) {
-            Some(client) => self
-                .calls
-                .push(Box::pin(async move { (id, client.perform(request).await) })),
+        match bridge.and_then(|bridge| Some((bridges.client(&bridge)?, bridge))) {
+            Some((client, bridge)) => {
+                let expiry = matches!(
+                    request,
+                    BridgeRequest::ExpireConference { .. } | BridgeRequest::ExpireEndpoint { .. }
+                );
+                let later = expiry.then(|| request.clone());
+                let bridges = bridges.clone();
+                self.calls.push(Box::pin(async move {
+                    match (client.perform(request).await, later) {
+                        // The bridge is down (frozen, cut off): what it holds is expired once
+                        // it is heard again, not left behind.
+                        (Err(error), Some(later)) if bridges.is_failed(&bridge) => {
+                            info!(%bridge, %error, "the bridge is down: expired when it is back");
+                            bridges.defer(&bridge, later);
+                            (id, Ok(BridgeAnswer::Done))
+                        }
+                        (answer, _) => (id, answer),
+                    }
+                }));
+            }
             None => {
                 let error = BridgeError {
                     call: request.call(),
