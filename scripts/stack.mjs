@@ -115,7 +115,8 @@ function ensurePortFree(port, setting) {
 function startChild(name, command, args, env, s, timeoutMs) {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   killOnExit(child);
-  const logTo = s.logs === 'files' ? createWriteStream(join(s.runDir, `${name}.log`)) : null;
+  // Appended to: a process started again (restartFocus) logs after its predecessor.
+  const logTo = s.logs === 'files' ? createWriteStream(join(s.runDir, `${name}.log`), { flags: 'a' }) : null;
   const emit = (line) => (logTo ? logTo.write(`${line}\n`) : process.stderr.write(`[${name}] ${line}\n`));
   createInterface({ input: child.stderr }).on('line', emit);
   const stdout = createInterface({ input: child.stdout });
@@ -165,7 +166,7 @@ function killOnExit(child) {
   child.once('exit', () => running.delete(child));
 }
 
-function stopChild(child, timeoutMs = 5000) {
+function stopChild(child, signal = 'SIGTERM', timeoutMs = 5000) {
   if (!child || child.exitCode !== null || child.signalCode !== null) {
     return Promise.resolve();
   }
@@ -175,12 +176,31 @@ function stopChild(child, timeoutMs = 5000) {
       clearTimeout(timer);
       resolveStop();
     });
-    child.kill('SIGTERM');
+    child.kill(signal);
   });
 }
 
+// Runs a bridge in a network namespace of its own, joined to the stack's by a veth pair: the
+// stack's end `tutti-link$i` (10.77.$i.1/24), the bridge's end `tutti-link$i-b` (10.77.$i.2/24).
+// The bridge's process makes both (as root: `unshare`, `nsenter`); its namespace and the pair go
+// when it exits. Arguments: $1 the bridge's index, then the bridge's command line.
+const LINKED_BRIDGE = `set -e
+i=$1; shift
+ip link set lo up
+ip link add "tutti-link$i" type veth peer name "tutti-link$i-b"
+ip link set "tutti-link$i" netns "$PPID"
+nsenter --net="/proc/$PPID/ns/net" ip addr add "10.77.$i.1/24" dev "tutti-link$i"
+nsenter --net="/proc/$PPID/ns/net" ip link set "tutti-link$i" up
+ip addr add "10.77.$i.2/24" dev "tutti-link$i-b"
+ip link set "tutti-link$i-b" up
+exec "$@"`;
+
 /**
  * Starts Prosody, one bridge (or `options.bridges` of them, the focus's pool) and the focus.
+ * With `options.linked`, each bridge is a host of its own behind a link that `setLink(i, up)`
+ * sets down and up again (a cut cable, to the focus and the browsers), and the control plane
+ * speaks mutual TLS (the bridges are off loopback). Needs root then, and a namespace of its own
+ * (the browser tests' runner gives it one).
  * Resolves with the addresses in use and stop(). Rejects (after stopping whatever started) with
  * a message naming what failed.
  */
@@ -222,10 +242,12 @@ export async function startStack(options = {}) {
   }
 
   const children = [];
+  // Bridges are stopped with SIGINT: at once, without the drain SIGTERM starts (the focus,
+  // stopped first, leaves their conferences to whichever focus comes next).
+  const bridges = new Set();
   const stop = async () => {
-    // The focus first, so that it leaves its rooms and expires its conferences cleanly.
     for (const child of children.reverse()) {
-      await stopChild(child);
+      await stopChild(child, bridges.has(child) ? 'SIGINT' : 'SIGTERM');
     }
     children.length = 0;
   };
@@ -254,22 +276,54 @@ export async function startStack(options = {}) {
       RUST_LOG: 'info',
       ...process.env,
     };
-    const bridge = await startChild('bridge', join(s.binDir, 'bridge'), [], bridgeEnv, s, 15000);
-    children.push(bridge.child);
-    // More bridges for a pool: `bridge1`, `bridge2`, … on the next ports.
-    const pool = [bridge];
-    for (let i = 1; i < (options.bridges ?? 1); i += 1) {
+    // More settings for bridge i: `options.bridgeEnvs[i]` (a test's, e.g. its drain timeout).
+    const extra = (i) => options.bridgeEnvs?.[i] ?? {};
+    const host = (i) => (options.linked ? `10.77.${i}.2` : '127.0.0.1');
+    let tls = null;
+    if (options.linked) {
+      const dir = join(s.runDir, 'grpc-certs');
+      const hosts = Array.from({ length: options.bridges ?? 1 }, (_, i) => host(i));
+      const made = spawnSync(join(root, 'scripts', 'certs'), [dir, ...hosts], { encoding: 'utf8' });
+      if (made.status !== 0) {
+        throw new Error(`scripts/certs failed: ${made.error?.message ?? made.stderr}`);
+      }
+      tls = { ca: join(dir, 'ca.pem'), dir };
+    }
+    // Bridge i (`bridge`, then `bridge1`, `bridge2`, … for a pool) on its own ports.
+    const startBridge = (i) => {
       const env = {
         ...bridgeEnv,
-        TUTTI_BRIDGE_BRIDGE_ID: `bridge-${i + 1}`,
-        TUTTI_BRIDGE_MEDIA_ADDRESS: `127.0.0.1:${10000 + i}`,
-        TUTTI_BRIDGE_GRPC_ADDRESS: `127.0.0.1:${10090 + 10 * i}`,
-        TUTTI_BRIDGE_HTTP_ADDRESS: `127.0.0.1:${10091 + 10 * i}`,
+        ...(i === 0 ? {} : {
+          TUTTI_BRIDGE_BRIDGE_ID: `bridge-${i + 1}`,
+          TUTTI_BRIDGE_MEDIA_ADDRESS: `127.0.0.1:${10000 + i}`,
+          TUTTI_BRIDGE_GRPC_ADDRESS: `127.0.0.1:${10090 + 10 * i}`,
+          TUTTI_BRIDGE_HTTP_ADDRESS: `127.0.0.1:${10091 + 10 * i}`,
+        }),
+        ...extra(i),
       };
-      const more = await startChild(`bridge${i}`, join(s.binDir, 'bridge'), [], env, s, 15000);
-      children.push(more.child);
-      pool.push(more);
+      const name = i === 0 ? 'bridge' : `bridge${i}`;
+      if (!tls) {
+        return startChild(name, join(s.binDir, 'bridge'), [], env, s, 15000);
+      }
+      Object.assign(env, {
+        TUTTI_BRIDGE_MEDIA_ADDRESS: `${host(i)}:${10000 + i}`,
+        TUTTI_BRIDGE_GRPC_ADDRESS: `${host(i)}:${10090 + 10 * i}`,
+        TUTTI_BRIDGE_HTTP_ADDRESS: `${host(i)}:${10091 + 10 * i}`,
+        TUTTI_BRIDGE_GRPC_TLS_CA: tls.ca,
+        TUTTI_BRIDGE_GRPC_TLS_CERT: join(tls.dir, 'bridge.pem'),
+        TUTTI_BRIDGE_GRPC_TLS_KEY: join(tls.dir, 'bridge-key.pem'),
+      });
+      const args = ['--net', '--', 'sh', '-c', LINKED_BRIDGE, 'sh', String(i), join(s.binDir, 'bridge')];
+      return startChild(name, 'unshare', args, env, s, 15000);
+    };
+    const pool = [];
+    for (let i = 0; i < (options.bridges ?? 1); i += 1) {
+      const started = await startBridge(i);
+      children.push(started.child);
+      bridges.add(started.child);
+      pool.push(started);
     }
+    const bridge = pool[0];
 
     const focusEnv = {
       TUTTI_FOCUS_HTTP_ADDRESS: '127.0.0.1:8888',
@@ -285,10 +339,19 @@ export async function startStack(options = {}) {
     if (pool.length > 1) {
       focusEnv.TUTTI_FOCUS_BRIDGE_URLS = pool.map((b) => `http://${b.ready.grpc}`).join(',');
     }
+    if (tls) {
+      Object.assign(focusEnv, {
+        TUTTI_FOCUS_BRIDGE_URL: `https://${bridge.ready.grpc}`,
+        TUTTI_FOCUS_BRIDGE_URLS: pool.map((b) => `https://${b.ready.grpc}`).join(','),
+        TUTTI_FOCUS_BRIDGE_TLS_CA: tls.ca,
+        TUTTI_FOCUS_BRIDGE_TLS_CERT: join(tls.dir, 'focus.pem'),
+        TUTTI_FOCUS_BRIDGE_TLS_KEY: join(tls.dir, 'focus-key.pem'),
+      });
+    }
     const focus = await startChild('focus', join(s.binDir, 'focus'), [], focusEnv, s, 15000);
     children.push(focus.child);
 
-    return {
+    const stack = {
       settings: s,
       url: `http://127.0.0.1:${s.httpPort}/`,
       xmpp: `127.0.0.1:${s.xmppPort}`,
@@ -301,7 +364,22 @@ export async function startStack(options = {}) {
         ...Object.fromEntries(pool.map((b, i) => [i === 0 ? 'bridge' : `bridge${i}`, b.child])),
       },
       stop,
+      /** Sets bridge i's link (with `options.linked`) down (`up` false) or up again. */
+      setLink(i, up) {
+        const set = spawnSync('ip', ['link', 'set', `tutti-link${i}`, up ? 'up' : 'down'], { encoding: 'utf8' });
+        if (set.status !== 0) {
+          throw new Error(`ip link set tutti-link${i}: ${set.error?.message ?? set.stderr}`);
+        }
+      },
+      /** Starts the focus again (after it was killed), as the same account on the same bridges. */
+      async restartFocus() {
+        const again = await startChild('focus', join(s.binDir, 'focus'), [], focusEnv, s, 15000);
+        children[children.indexOf(stack.children.focus)] = again.child;
+        stack.children.focus = again.child;
+        stack.focus = again.ready;
+      },
     };
+    return stack;
   } catch (error) {
     await stop();
     throw error;

@@ -39,6 +39,8 @@ pub enum ControlError {
 }
 
 pub struct EndpointEntry {
+    /// What the conference's clients know it by (`AllocateEndpoint.participant_id`).
+    pub participant_id: String,
     pub ice: tutti_ice::Credentials,
     pub state: EndpointState,
     pub detail: String,
@@ -51,6 +53,17 @@ pub struct EndpointEntry {
 #[derive(Default)]
 pub struct Registry {
     pub conferences: HashMap<String, HashMap<String, EndpointEntry>>,
+    /// Each conference's name, as `CreateConference` gave it.
+    pub names: HashMap<String, String>,
+}
+
+/// A conference as `ListConferences` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceSummary {
+    pub conference_id: String,
+    pub name: String,
+    /// (endpoint id, participant id, state), by endpoint id.
+    pub endpoints: Vec<(String, String, EndpointState)>,
 }
 
 impl Registry {
@@ -90,6 +103,8 @@ pub struct Control {
     pub channel_base: String,
     pub channels: ChannelHub,
     pub lifecycle: Lifecycle,
+    /// Minted at start: tells a focus that this process is not the one it heard before.
+    pub instance: String,
     /// Endpoints the bridge expired by itself for their silence.
     pub silent_expiries: Counter,
     registry: Mutex<Registry>,
@@ -115,6 +130,7 @@ impl Control {
             channel_base,
             channels: ChannelHub::default(),
             lifecycle: Lifecycle::default(),
+            instance: format!("{:016x}", rand::random::<u64>()),
             silent_expiries: Counter::default(),
             registry: Mutex::new(Registry::default()),
             commands: Mutex::new(commands),
@@ -203,8 +219,15 @@ impl Control {
         (snapshot, self.events.subscribe())
     }
 
-    pub fn create_conference(&self, conference_id: &str) -> Result<bool, ControlError> {
+    /// Creates the conference `conference_id` (idempotent); `name` is kept for
+    /// [`Control::list_conferences`].
+    pub fn create_conference(&self, conference_id: &str, name: &str) -> Result<bool, ControlError> {
         check_id("conference_id", conference_id)?;
+        if name.len() > 1024 {
+            return Err(ControlError::Invalid(
+                "name must be at most 1024 bytes long".to_string(),
+            ));
+        }
         let mut registry = self.registry();
         if registry.conferences.contains_key(conference_id) {
             return Ok(false);
@@ -222,7 +245,37 @@ impl Control {
         registry
             .conferences
             .insert(conference_id.to_string(), HashMap::new());
+        registry
+            .names
+            .insert(conference_id.to_string(), name.to_string());
         Ok(true)
+    }
+
+    /// Every conference with its name and endpoints, sorted by conference id.
+    pub fn list_conferences(&self) -> Vec<ConferenceSummary> {
+        let registry = self.registry();
+        let mut conferences: Vec<ConferenceSummary> = registry
+            .conferences
+            .iter()
+            .map(|(conference_id, endpoints)| {
+                let mut endpoints: Vec<(String, String, EndpointState)> = endpoints
+                    .iter()
+                    .map(|(id, entry)| (id.clone(), entry.participant_id.clone(), entry.state))
+                    .collect();
+                endpoints.sort_by(|a, b| a.0.cmp(&b.0));
+                ConferenceSummary {
+                    conference_id: conference_id.clone(),
+                    name: registry
+                        .names
+                        .get(conference_id)
+                        .cloned()
+                        .unwrap_or_default(),
+                    endpoints,
+                }
+            })
+            .collect();
+        conferences.sort_by(|a, b| a.conference_id.cmp(&b.conference_id));
+        conferences
     }
 
     pub fn expire_conference(&self, conference_id: &str) -> Result<usize, ControlError> {
@@ -231,6 +284,7 @@ impl Control {
             .conferences
             .remove(conference_id)
             .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))?;
+        registry.names.remove(conference_id);
         self.channels.remove_conference(conference_id);
         self.send(Command::ExpireConference {
             conference_id: conference_id.to_string(),
@@ -285,6 +339,7 @@ impl Control {
         conference.insert(
             endpoint_id.to_string(),
             EndpointEntry {
+                participant_id: participant_id.to_string(),
                 ice: ice.clone(),
                 state: EndpointState::Allocated,
                 detail: String::new(),
@@ -419,6 +474,7 @@ mod tests {
 
     fn entry(state: EndpointState, quiet_since: Instant) -> EndpointEntry {
         EndpointEntry {
+            participant_id: String::new(),
             ice: tutti_ice::Credentials::random(),
             state,
             detail: String::new(),

@@ -222,7 +222,7 @@ async fn control_api_errors_and_idempotency() {
             conference_id: "c".into(),
             endpoint_id: "e2".into(),
             dtls_setup: 0,
-            participant_id: String::new(),
+            participant_id: "bob".into(),
         })
         .await
         .unwrap();
@@ -264,6 +264,15 @@ async fn control_api_errors_and_idempotency() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+    let err = client
+        .create_conference(pb::CreateConferenceRequest {
+            conference_id: "long".into(),
+            name: "x".repeat(1025),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("name"), "{}", err.message());
 
     let info = client
         .get_info(pb::GetInfoRequest {})
@@ -280,6 +289,26 @@ async fn control_api_errors_and_idempotency() {
     assert_eq!((info.conferences, info.endpoints), (1, 2));
     assert!(info.stress >= 0.0);
 
+    // What a focus that starts afresh finds: the conference, its name, its endpoints.
+    let listed = client
+        .list_conferences(pb::ListConferencesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let endpoint = |endpoint_id: &str, participant_id: &str| pb::EndpointInfo {
+        endpoint_id: endpoint_id.into(),
+        participant_id: participant_id.into(),
+        state: pb::EndpointState::Allocated as i32,
+    };
+    assert_eq!(
+        listed.conferences,
+        [pb::ConferenceInfo {
+            conference_id: "c".into(),
+            name: "room@muc".into(),
+            endpoints: vec![endpoint("e1", "e1"), endpoint("e2", "bob")],
+        }]
+    );
+
     let expired = client
         .expire_conference(pb::ExpireConferenceRequest {
             conference_id: "c".into(),
@@ -288,5 +317,11 @@ async fn control_api_errors_and_idempotency() {
         .unwrap()
         .into_inner();
     assert_eq!(expired.endpoints_expired, 2);
+    let listed = client
+        .list_conferences(pb::ListConferencesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.conferences, []);
     participant.close().await;
 }

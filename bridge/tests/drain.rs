@@ -110,8 +110,10 @@ async fn the_stream_reports_identity_state_and_load_twice_a_second() {
     assert_eq!(status.state, pb::BridgeState::Operational as i32);
     assert_eq!(status.endpoint_capacity, 4);
     assert_eq!((status.endpoints, status.stress), (0, 0.0));
+    assert_eq!(status.instance.len(), 16, "{status:?}");
     for _ in 0..4 {
-        let (_, at) = next_status(&mut events).await;
+        let (later, at) = next_status(&mut events).await;
+        assert_eq!(later.instance, status.instance, "one process, one instance");
         let gap = at - last;
         assert!(
             gap > Duration::from_millis(300) && gap < Duration::from_millis(900),
@@ -138,6 +140,18 @@ async fn the_stream_reports_identity_state_and_load_twice_a_second() {
     assert_eq!(info.region, "eu-west");
     assert_eq!(info.state, pb::BridgeState::Operational as i32);
     assert!(!info.shutting_down);
+
+    // Another process (a restart at the same address, to the focus): another instance.
+    let other = BridgeProcess::start(&[]);
+    let mut events = other
+        .client()
+        .await
+        .watch_events(pb::WatchEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let (restarted, _) = next_status(&mut events).await;
+    assert_ne!(restarted.instance, status.instance);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,9 @@ use service::focus::Focus;
 use service::metrics::{self, Metrics};
 use service::pool::Bridges;
 
+/// How long the start waits for the bridges to say what conferences they hold.
+const SETTLE_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn usage() -> ExitCode {
     eprintln!("usage: focus [--config FILE]\nEnvironment overrides: TUTTI_FOCUS_<FIELD> (see docs/focus.md)");
     ExitCode::from(2)
@@ -75,13 +78,19 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
             warn!(%error, "the HTTP server stopped");
         }
     });
-    let bridges = Bridges::start(&settings, metrics.clone())?;
+    let (bridges, mut found) = Bridges::start(&settings, metrics.clone())?;
     info!(jid = %settings.jid, server = %settings.xmpp_server, "logging in");
     let (mut client, bound) = service::login::login(&settings).await?;
     let bound = bound.to_string();
     info!(jid = %bound, "online");
     metrics.online.store(true, Ordering::Relaxed);
-    let (mut focus, mut output) = Focus::new(settings, bridges, metrics.clone());
+    let (mut focus, mut output) = Focus::new(settings, bridges.clone(), metrics.clone());
+    // What an earlier focus left on the bridges reaches its rooms before the configured rooms
+    // are joined (a bridge that has not answered by then is heard from later).
+    let _ = tokio::time::timeout(SETTLE_BOUND, bridges.settled()).await;
+    while let Ok(conferences) = found.try_recv() {
+        focus.on_found(conferences);
+    }
     focus.on_online();
     // The configured rooms' joins go out before whoever started the focus hears it is ready.
     while let Ok(stanza) = output.stanzas.try_recv() {
@@ -123,6 +132,7 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
                 client.send(Box::new(stanza)).await;
             }
             Some(closed) = output.closed_rooms.recv() => focus.on_room_closed(closed),
+            Some(conferences) = found.recv() => focus.on_found(conferences),
             () = &mut shutdown => {
                 info!("shutting down: leaving the rooms");
                 focus.shutdown().await;

@@ -704,9 +704,12 @@ async fn a_lost_connection_rebuilds_the_rooms() {
 
     stack.cut_focus_connection();
 
-    // Back in Alice's room by itself (no conference request), with a new session for her on a
-    // new endpoint; the old one is expired.
+    // Back in Alice's room by itself (no conference request): her old session ended, a new one
+    // for her on a new endpoint; the old one is expired.
     let mut xmpp = alice.xmpp;
+    let (from, terminate) = xmpp.next_jingle(Action::SessionTerminate).await;
+    assert_eq!(from, focus_occupant());
+    assert_eq!(terminate.sid, alice.sid);
     let (from, initiate) = xmpp.next_jingle(Action::SessionInitiate).await;
     assert_eq!(from, focus_occupant());
     assert_ne!(initiate.sid, alice.sid);

@@ -20,6 +20,7 @@ fn status(state: BridgeState) -> Status {
         stress: 0.1,
         endpoints: 3,
         endpoint_capacity: 100,
+        instance: "1".to_owned(),
     }
 }
 
@@ -136,4 +137,47 @@ fn an_unlisted_bridge_leaves_once_it_is_dead() {
         pool.is_failed(&id("a")),
         "an unknown bridge counts as failed"
     );
+}
+
+#[test]
+fn a_new_instance_at_the_same_address_is_a_restart() {
+    let now = Instant::now();
+    let mut pool = Pool::new();
+    pool.set_listed([id("a")]);
+    let with_instance = |instance: &str| Status {
+        instance: instance.to_owned(),
+        ..status(BridgeState::Operational)
+    };
+    pool.on_status(now, &id("a"), with_instance("1"));
+    pool.on_status(now, &id("a"), with_instance("1"));
+    assert_eq!(events(&mut pool), [Event::Available { bridge: id("a") }]);
+    // Restarted so fast that its stream was never seen to break: a restart all the same.
+    pool.on_status(now, &id("a"), with_instance("2"));
+    assert_eq!(events(&mut pool), [Event::Restarted { bridge: id("a") }]);
+    // Killed (its stream breaks), something moved off it, then a new process comes up: it
+    // recovers with nothing left to expire, and restarted.
+    pool.on_stream_lost(now, &id("a"), "connection reset");
+    pool.orphan(&id("a"), "moved".to_owned());
+    let later = now + Duration::from_secs(1);
+    pool.on_status(later, &id("a"), with_instance("3"));
+    let after: Vec<Event> = events(&mut pool)
+        .into_iter()
+        .filter(|event| !matches!(event, Event::Failed { .. }))
+        .collect();
+    assert_eq!(
+        after,
+        [
+            Event::Recovered {
+                bridge: id("a"),
+                orphans: Vec::new()
+            },
+            Event::Restarted { bridge: id("a") },
+        ]
+    );
+    // The same process heard again (a thawed freeze) is no restart.
+    pool.on_stream_lost(later, &id("a"), "keepalive failed");
+    pool.on_status(later, &id("a"), with_instance("3"));
+    assert!(!events(&mut pool)
+        .iter()
+        .any(|event| matches!(event, Event::Restarted { .. })));
 }

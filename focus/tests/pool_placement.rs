@@ -20,6 +20,7 @@ fn status(region: &str, state: BridgeState, stress: f64) -> Status {
         stress,
         endpoints: 0,
         endpoint_capacity: 100,
+        instance: "1".to_owned(),
     }
 }
 

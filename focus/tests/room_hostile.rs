@@ -2,7 +2,9 @@
 //! participants joining and leaving at random, session-accepts with stolen, repeated or made-up
 //! SSRCs and wrong sids, source updates for SSRCs nobody sends, terminates and restart
 //! requests, payloads that are not Jingle at all — while the bridge answers in any order,
-//! fails, takes its time, or fails for good and the room moves to another. Nothing panics, the gauges never go negative, and once the bridge
+//! fails, takes its time, or fails for good and the room moves to another; conferences found on
+//! a bridge (its own, or left behind by an earlier focus) and lost XMPP connections come in
+//! between. Nothing panics, the gauges never go negative, and once the bridge
 //! has answered everything every request an occupant made has exactly one answer. (When the last
 //! participant leaves, the focus leaves the room; the storm goes on in a new one, as the next
 //! conference request would make it.)
@@ -49,7 +51,7 @@ fn storm(seed: u64, steps: usize) -> (usize, usize) {
             .get(nick)
             .cloned()
             .unwrap_or_else(|| "no-such-sid".to_owned());
-        match rng.below(14) {
+        match rng.below(15) {
             0 | 1 => sim.join(nick),
             2 => {
                 sim.leave(nick);
@@ -91,6 +93,20 @@ fn storm(seed: u64, steps: usize) -> (usize, usize) {
                 sim.answer(id, answer);
             }
             12 if rng.below(10) == 0 => sim.bridge_failed(),
+            // A conference found on a bridge (the room's own, or one an earlier focus left)
+            // naming sessions current, stale or made up; or a lost XMPP connection.
+            13 if rng.below(5) == 0 => {
+                let own = sim.room.conference_id().map(str::to_owned);
+                let conference = match (rng.below(2), own) {
+                    (0, Some(own)) => own,
+                    _ => format!("old-{}", rng.below(4)),
+                };
+                sim.left_behind(&conference, &[(nick, sid.as_str()), (other, "made-up")]);
+            }
+            13 if rng.below(20) == 0 => {
+                sim.room.rejoin(sim.now);
+                sim.join(nick);
+            }
             _ => sim.advance(Duration::from_millis(rng.below(3_000))),
         }
         for jingle in NICKS.iter().flat_map(|n| {

@@ -54,7 +54,7 @@ export async function waitFor(what, probe, timeoutMs = 20000, intervalMs = 250) 
  * world; afterwards everything is stopped, and on failure every page is screenshotted and its
  * console printed, with the tails of the stack's logs.
  */
-export async function withWorld(name, run, { camera = 'default', bridges = 1 } = {}) {
+export async function withWorld(name, run, { camera = 'default', bridges = 1, bridgeEnvs = [], linked = false } = {}) {
   if (!process.env.TUTTI_TEST_IN_NETNS) {
     throw new Error('browser tests run inside their own network namespace: use tests/browser/run');
   }
@@ -63,6 +63,8 @@ export async function withWorld(name, run, { camera = 'default', bridges = 1 } =
     runDir,
     logs: 'files',
     bridges,
+    bridgeEnvs,
+    linked,
     binDir: process.env.TUTTI_BIN_DIR ?? join(root, 'target', 'debug'),
   });
   const args = [...CHROMIUM_ARGS, `--use-file-for-fake-audio-capture=${writeSpeechAudio(runDir)}`];
@@ -151,14 +153,14 @@ class World {
 
   /**
    * Opens the demo page as `displayName` in `room` and waits until its media is connected;
-   * `capture` ({ resolution, fps }) sets its camera.
+   * `capture` ({ resolution, fps }) sets its camera, `region` where it says it is.
    */
-  async join(room, displayName, { waitFor: state = 'connected', capture = {} } = {}) {
+  async join(room, displayName, { waitFor: state = 'connected', capture = {}, region } = {}) {
     const context = await this.browser.newContext();
     const page = await context.newPage();
     const participant = new Participant(displayName, context, page);
     this.participants.push(participant);
-    const query = new URLSearchParams({ room, name: displayName, autojoin: '1', ...capture });
+    const query = new URLSearchParams({ room, name: displayName, autojoin: '1', ...capture, ...(region ? { region } : {}) });
     await page.goto(`${this.stack.url}?${query}`);
     if (state) {
       await participant.waitForState(state);
@@ -172,6 +174,24 @@ class World {
     const exited = new Promise((done) => child.once('exit', done));
     child.kill('SIGKILL');
     await exited;
+  }
+
+  /** Starts the focus again after `kill('focus')`. */
+  async restartFocus() {
+    await this.stack.restartFocus();
+  }
+
+  /** SIGTERM to one of the stack's processes; resolves with its exit code once it exits. */
+  terminate(name) {
+    const child = this.stack.children[name];
+    const exited = new Promise((done) => child.once('exit', (code) => done(code)));
+    child.kill('SIGTERM');
+    return exited;
+  }
+
+  /** Sets the link of the pool's bridge `index` down (a cut cable) or up (`withWorld`'s `linked`). */
+  setLink(index, up) {
+    this.stack.setLink(index, up);
   }
 
   /** Freezes one of the stack's processes (SIGSTOP): it answers nothing until `resume`. */
@@ -349,6 +369,28 @@ class Participant {
     await sleep(windowMs);
     const after = await sample();
     return ((after.bytes - before.bytes) * 8) / Math.max(1, after.at - before.at);
+  }
+
+  /**
+   * The port of the bridge this page's media goes to (the remote side of its transport's
+   * selected ICE pair), once there is one.
+   */
+  async bridgePort(timeoutMs = 10000) {
+    return waitFor(`${this.name}'s selected ICE pair`, () => this.page.evaluate(async () => {
+      const pc = window.tutti.conference.getActivePeerConnection();
+      if (!pc) {
+        return null;
+      }
+      const report = await pc.peerconnection.getStats();
+      let port = null;
+      report.forEach((stat) => {
+        if (stat.type === 'transport' && stat.selectedCandidatePairId) {
+          const pair = report.get(stat.selectedCandidatePairId);
+          port = report.get(pair?.remoteCandidateId)?.port ?? null;
+        }
+      });
+      return port;
+    }), timeoutMs, 100);
   }
 
   /** SSRCs of the inbound video streams that decoded frames, with their frame counts. */

@@ -139,6 +139,9 @@ const capture = {
   fps: Number(new URLSearchParams(location.search).get('fps')) || 30,
 };
 
+/** Where the participant is, from the page's address: sent in its MUC presence (empty: none). */
+const region = new URLSearchParams(location.search).get('region') || '';
+
 async function join(roomName, displayName) {
   clearError();
   page.join.disabled = true;
@@ -158,10 +161,14 @@ async function join(roomName, displayName) {
   window.tutti.connection = connection;
   const conference = connection.initJitsiConference(roomName, {
     p2p: { enabled: false },
+    // lib-jitsi-meet puts <region id=…/> in the presence; the focus places a new conference on
+    // a bridge in its first participant's region (docs/focus.md, Bridges).
+    ...(region ? { deploymentInfo: { userRegion: region } } : {}),
     // Speaking indicators come from the receive-side audio levels.
     enableTalkWhileMuted: false,
   });
   window.tutti.conference = conference;
+  guardUnnamedRoomEvents(conference);
   const C = events.conference;
 
   const localTile = tileFor('local', displayName, true);
@@ -267,6 +274,33 @@ async function join(roomName, displayName) {
   page.leave.hidden = false;
 }
 
+/**
+ * lib-jitsi-meet 2.6726 (this build) reads its XMPP event names in several modules through a
+ * CommonJS require of an ES module, so there they are all `undefined`: among others, the focus
+ * leaving the room is emitted on the room under `undefined` (moderator.js), which runs every
+ * listener registered under `undefined` with the wrong arguments — ConnectionQuality's throws,
+ * and Strophe then drops its MUC presence handler for good: the page would see nobody leave
+ * any more. An emit under `undefined` is therefore kept from throwing (the failure is logged).
+ */
+function guardUnnamedRoomEvents(conference) {
+  const emitter = conference.room?.eventEmitter;
+  if (!emitter) {
+    return;
+  }
+  const emit = emitter.emit.bind(emitter);
+  emitter.emit = (name, ...args) => {
+    if (name !== undefined) {
+      return emit(name, ...args);
+    }
+    try {
+      return emit(name, ...args);
+    } catch (error) {
+      console.warn(`lib-jitsi-meet: a room event without a name failed: ${error.message}`);
+      return true;
+    }
+  };
+}
+
 async function leave() {
   const { conference, connection, localTracks } = window.tutti;
   note('leave-clicked');
@@ -307,7 +341,7 @@ page.leave.addEventListener('click', () => {
 
 // ?room=…&name=… fills the form (links to a room); &autojoin=1 joins at once; &resolution=720
 // and &fps=15 set the camera capture (default 360 lines at up to 30 fps; Chromium sends three
-// simulcast layers from 960x540 up).
+// simulcast layers from 960x540 up); &region=NAME says where the participant is.
 const query = new URLSearchParams(location.search);
 page.room.value = query.get('room') || '';
 page.name.value = query.get('name') || '';

@@ -68,6 +68,7 @@ fn status(control: &Control, rates: &Rates) -> pb::BridgeStatus {
         conferences: conferences as u32,
         endpoints: endpoints as u32,
         endpoint_capacity: config.endpoint_capacity,
+        instance: control.instance.clone(),
     }
 }
 
@@ -460,7 +461,7 @@ impl Bridge for BridgeService {
         request: Request<pb::CreateConferenceRequest>,
     ) -> Result<Response<pb::CreateConferenceResponse>, Status> {
         let r = request.into_inner();
-        let created = self.control.create_conference(&r.conference_id)?;
+        let created = self.control.create_conference(&r.conference_id, &r.name)?;
         if created {
             tracing::info!(conference = %r.conference_id, name = %r.name, "conference created");
         }
@@ -625,6 +626,31 @@ impl Bridge for BridgeService {
         });
         let stream = tokio_stream::once(Ok(first)).chain(events.merge(statuses));
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_conferences(
+        &self,
+        _request: Request<pb::ListConferencesRequest>,
+    ) -> Result<Response<pb::ListConferencesResponse>, Status> {
+        let conferences = self
+            .control
+            .list_conferences()
+            .into_iter()
+            .map(|conference| pb::ConferenceInfo {
+                conference_id: conference.conference_id,
+                name: conference.name,
+                endpoints: conference
+                    .endpoints
+                    .into_iter()
+                    .map(|(endpoint_id, participant_id, state)| pb::EndpointInfo {
+                        endpoint_id,
+                        participant_id,
+                        state: state_to_pb(state) as i32,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListConferencesResponse { conferences }))
     }
 
     async fn get_info(

@@ -158,6 +158,7 @@ mod tests {
             stress: 0.0,
             endpoints: 0,
             endpoint_capacity: 100,
+            instance: String::new(),
         }
     }
 

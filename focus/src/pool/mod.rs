@@ -7,8 +7,8 @@
 //! pool what they bring ([`Pool::on_status`], [`Pool::on_stream_lost`]) and the time
 //! ([`Pool::handle_timeout`] when [`Pool::poll_timeout`] says); the pool says what happened
 //! ([`Pool::poll_event`]): a bridge is heard for the first time, failed (its rooms move
-//! elsewhere), recovered (what the focus moved off it is expired there), or is gone from the
-//! pool.
+//! elsewhere), recovered (what the focus moved off it is expired there), restarted (a new
+//! instance: its rooms are made again), or is gone from the pool.
 
 mod health;
 mod placement;
@@ -51,6 +51,9 @@ pub struct Status {
     pub stress: f64,
     pub endpoints: u32,
     pub endpoint_capacity: u32,
+    /// The bridge process's instance: another one than before means that the bridge
+    /// restarted and lost every conference (empty: the bridge does not say).
+    pub instance: String,
 }
 
 /// What happened to the pool's bridges.
@@ -66,6 +69,10 @@ pub enum Event {
         bridge: BridgeId,
         orphans: Vec<String>,
     },
+    /// The bridge restarted (a new instance at the same address): the conferences on it are
+    /// gone, and are to be made again. Comes after `Recovered` when the restart was noticed
+    /// as a failure first.
+    Restarted { bridge: BridgeId },
     /// No longer configured or discovered, and not alive: its stream can stop.
     Removed { bridge: BridgeId },
 }
@@ -183,8 +190,23 @@ impl Pool {
         entry
             .paddings
             .retain(|at| now.saturating_duration_since(*at) < PADDING_REPORTED);
+        let restarted = entry
+            .health
+            .status
+            .as_ref()
+            .is_some_and(|last| !last.instance.is_empty() && last.instance != status.instance);
+        if restarted {
+            // Nothing the focus moved off it is left there to expire.
+            entry.orphans.clear();
+        }
         let change = entry.health.heard(now, status);
         self.apply(bridge, change);
+        if restarted {
+            warn!(%bridge, "the bridge restarted: its conferences are gone");
+            self.events.push_back(Event::Restarted {
+                bridge: bridge.clone(),
+            });
+        }
     }
 
     /// `bridge`'s event stream ended or broke (or could not be opened).

@@ -260,7 +260,9 @@ impl Room {
         let Some(occupant) = self.participants.get(nick).map(|p| p.occupant.clone()) else {
             return;
         };
-        let sid = self.mint_id();
+        // The endpoint's id is the session's: a focus that restarts finds the endpoints of
+        // the sessions it is to end on the bridge.
+        let sid = endpoint_id.clone();
         let initiator = self.focus_occupant.to_string();
         let responder = occupant.to_string();
         let views = self.sources.receiver_views_except(&responder);

@@ -146,20 +146,23 @@ impl Room {
             PresenceType::Error => {
                 tracing::warn!(room = %self.jid, payloads = ?presence.payloads, "the room refused the focus");
                 self.metric(Metric::Error("room_join"));
-                self.leave_room(now, false);
+                self.leave_room(now, false, true);
             }
             PresenceType::Unavailable => {
                 info!(room = %self.jid, "the focus is no longer in the room");
-                self.leave_room(now, false);
+                self.leave_room(now, false, true);
             }
             PresenceType::None => {
-                // The room sends its occupants' presences before the focus's own.
+                // The room sends its occupants' presences before the focus's own: whoever an
+                // earlier focus's session was for and is not here has left.
+                self.present = true;
+                self.left_behind.clear();
                 let abandoned = std::mem::take(&mut self.rejoined)
                     && !self.configured
                     && self.participants.is_empty();
                 if abandoned {
                     info!(room = %self.jid, "nobody is left after the reconnection; leaving");
-                    self.leave_room(now, true);
+                    self.leave_room(now, true, true);
                 }
             }
             _ => {}
@@ -190,6 +193,9 @@ impl Room {
             },
         );
         self.metric(Metric::Participants(1));
+        for sid in self.left_behind.remove(&nick).unwrap_or_default() {
+            self.terminate_left_behind(&occupant, sid);
+        }
         let Some(node) = caps else {
             // No caps: assume a Jingle client (Jicofo's default features).
             self.invite(now, &nick);
@@ -262,12 +268,13 @@ impl Room {
         if self.configured {
             self.expire_conference();
         } else {
-            self.leave_room(now, true);
+            self.leave_room(now, true, true);
         }
     }
 
-    /// Expires what the bridge holds for the room and forgets its occupants.
-    pub(super) fn forget_occupants(&mut self, now: Instant) {
+    /// Forgets the room's occupants and, with `expire`, expires what the bridge holds for the
+    /// room.
+    pub(super) fn forget_occupants(&mut self, now: Instant, expire: bool) {
         let participants = std::mem::take(&mut self.participants);
         let mut orphaned = Vec::new();
         for participant in participants.into_values() {
@@ -282,17 +289,19 @@ impl Room {
         }
         self.sources = ConferenceSources::with_seed(self.rng.random());
         self.capability_queries.clear();
-        self.forget_bridge();
+        if expire {
+            self.forget_bridge();
+        }
         for queue in orphaned {
             self.answer_orphaned(now, queue);
         }
     }
 
     /// Leaves the room (with an unavailable presence, unless the room is gone for the focus
-    /// already) after expiring its endpoints and conference.
-    pub(super) fn leave_room(&mut self, now: Instant, send_presence: bool) {
-        info!(room = %self.jid, "leaving");
-        self.forget_occupants(now);
+    /// already), with `expire` after expiring its endpoints and conference.
+    pub(super) fn leave_room(&mut self, now: Instant, send_presence: bool, expire: bool) {
+        info!(room = %self.jid, expire, "leaving");
+        self.forget_occupants(now, expire);
         self.metric(Metric::Rooms(-1));
         if send_presence {
             let leave = Presence::unavailable().with_to(self.focus_occupant.clone());

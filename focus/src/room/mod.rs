@@ -32,6 +32,7 @@ use tokio_xmpp::Stanza;
 use tracing::{info, warn};
 
 use crate::capabilities::CapabilityCache;
+use crate::jingle::{Action, Jingle, Reason, ReasonKind};
 use crate::sources::ConferenceSources;
 use crate::stanzas::{self, Refusal};
 
@@ -103,8 +104,14 @@ pub struct Room {
     focus_occupant: FullJid,
     /// Joined from the configuration: the focus stays when the room empties.
     configured: bool,
-    /// Joined again after a lost connection: left at once if nobody is there any more.
+    /// Joined again after a lost connection, or for a conference an earlier focus left
+    /// behind: left at once if nobody is there any more.
     rejoined: bool,
+    /// The focus's own presence in the room has come: it is in.
+    present: bool,
+    /// Sessions an earlier focus left behind (their sids, by nick) for occupants not seen
+    /// yet: each is terminated when its occupant is, before its new session is offered.
+    left_behind: HashMap<String, Vec<String>>,
     /// The id of the last room configuration the focus submitted.
     configuration_id: String,
     /// Occupants other than the focus, by nick.
@@ -136,6 +143,8 @@ impl Room {
             focus_occupant,
             configured,
             rejoined: false,
+            present: false,
+            left_behind: HashMap::new(),
             configuration_id: String::new(),
             participants: BTreeMap::new(),
             capability_queries: HashMap::new(),
@@ -220,20 +229,70 @@ impl Room {
 
     /// A new XMPP session after a lost connection: the server took the focus out of the room,
     /// and its sessions are gone with it. Expires what the bridge holds and joins again; the
-    /// occupants still there get new sessions.
+    /// occupants still there get a `session-terminate` of their old session, then a new one
+    /// (as after a restart of the focus).
     pub fn rejoin(&mut self, now: Instant) {
         if self.ended {
             return;
         }
-        self.forget_occupants(now);
+        self.left_behind = self
+            .participants
+            .iter()
+            .filter_map(|(nick, participant)| {
+                let sid = participant.session.as_ref()?.sid().to_owned();
+                Some((nick.clone(), vec![sid]))
+            })
+            .collect();
+        self.forget_occupants(now, true);
         self.rejoined = true;
+        self.present = false;
         self.send_join();
     }
 
-    /// The focus is shutting down: leaves the room after expiring its endpoints and conference.
+    /// A conference found on a bridge under this room's name that the room did not make (an
+    /// earlier focus's, before a restart), with its sessions: (nick, endpoint id), each
+    /// endpoint's id being its session's sid. The conference is expired, and each of those
+    /// occupants is sent a `session-terminate` of its old session before its new
+    /// `session-initiate` (lib-jitsi-meet takes the pair as a move). The room's own conference
+    /// is left alone.
+    pub fn left_behind(&mut self, conference_id: String, sessions: Vec<(String, String)>) {
+        if self.ended || self.conference_id() == Some(conference_id.as_str()) {
+            return;
+        }
+        info!(room = %self.jid, conference = %conference_id, sessions = sessions.len(), "expiring a conference an earlier focus left behind");
+        self.expire(BridgeRequest::ExpireConference { conference_id }, true);
+        if !self.present {
+            self.rejoined = true;
+        }
+        for (nick, sid) in sessions {
+            let present = self.participants.get(&nick).map(|participant| {
+                let current = participant.session.as_ref().map(|s| s.sid().to_owned());
+                (participant.occupant.clone(), current)
+            });
+            match present {
+                Some((_, Some(current))) if current == sid => {}
+                Some((occupant, _)) => self.terminate_left_behind(&occupant, sid),
+                None if !self.present => self.left_behind.entry(nick).or_default().push(sid),
+                None => {}
+            }
+        }
+    }
+
+    /// Ends a session an earlier focus left behind: its client closes it, and takes the new
+    /// session that follows as a move.
+    fn terminate_left_behind(&mut self, occupant: &FullJid, sid: String) {
+        let mut terminate = Jingle::new(Action::SessionTerminate, sid);
+        terminate.reason = Some(Reason::new(ReasonKind::Success).with_text("the focus restarted"));
+        self.send_iq_set(occupant, terminate.to_element());
+    }
+
+    /// The focus is shutting down: leaves the room, and leaves its conference on the bridge,
+    /// where media goes on, for the focus that starts next to take over (it ends the sessions
+    /// and expires the conference, see [`Room::left_behind`]); a bridge expires what nobody
+    /// takes over once its clients are gone.
     pub fn leave(&mut self, now: Instant) {
         if !self.ended {
-            self.leave_room(now, true);
+            self.leave_room(now, true, false);
         }
     }
 

@@ -61,7 +61,38 @@ impl Bridge {
     where
         F: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        self.answer(call, tokio::time::timeout(self.timeout, request).await)
+    }
+
+    /// An expiry: one the bridge does not know (it expired the endpoint itself meanwhile, or
+    /// restarted) has nothing left to do, and is no failure.
+    async fn expire<T, F>(
+        &self,
+        call: &'static str,
+        request: F,
+    ) -> Result<BridgeAnswer, BridgeError>
+    where
+        F: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
         match tokio::time::timeout(self.timeout, request).await {
+            Ok(Err(status)) if status.code() == tonic::Code::NotFound => {
+                tracing::debug!(
+                    call,
+                    cause = status.message(),
+                    "already gone from the bridge"
+                );
+                Ok(BridgeAnswer::Done)
+            }
+            answer => self.answer(call, answer).map(|_| BridgeAnswer::Done),
+        }
+    }
+
+    fn answer<T>(
+        &self,
+        call: &'static str,
+        answer: Result<Result<tonic::Response<T>, tonic::Status>, tokio::time::error::Elapsed>,
+    ) -> Result<T, BridgeError> {
+        match answer {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => Err(BridgeError {
                 call,
@@ -82,6 +113,13 @@ impl Bridge {
         self.call("WatchEvents", call).await
     }
 
+    /// Every conference the bridge holds (`ListConferences`).
+    pub async fn list_conferences(&self) -> Result<Vec<pb::ConferenceInfo>, BridgeError> {
+        let mut client = self.client.clone();
+        let call = client.list_conferences(pb::ListConferencesRequest {});
+        Ok(self.call("ListConferences", call).await?.conferences)
+    }
+
     /// Carries out one of a room's requests.
     pub async fn perform(&self, request: BridgeRequest) -> Result<BridgeAnswer, BridgeError> {
         let mut client = self.client.clone();
@@ -100,8 +138,7 @@ impl Bridge {
             }
             BridgeRequest::ExpireConference { conference_id } => {
                 let call = client.expire_conference(pb::ExpireConferenceRequest { conference_id });
-                self.call("ExpireConference", call).await?;
-                Ok(BridgeAnswer::Done)
+                self.expire("ExpireConference", call).await
             }
             BridgeRequest::AllocateEndpoint {
                 conference_id,
@@ -137,8 +174,7 @@ impl Bridge {
                     conference_id,
                     endpoint_id,
                 });
-                self.call("ExpireEndpoint", call).await?;
-                Ok(BridgeAnswer::Done)
+                self.expire("ExpireEndpoint", call).await
             }
         }
     }

@@ -16,13 +16,13 @@ use tokio::task::JoinHandle;
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::Stanza;
-use tracing::warn;
+use tracing::{info, warn};
 use tutti_focus::jingle::{Action, Jingle};
 use tutti_focus::stanzas::{self, Refusal};
 
 use super::config::Settings;
 use super::metrics::Metrics;
-use super::pool::Bridges;
+use super::pool::{Bridges, Found};
 use super::room_task::{Outbox, RoomClosed, RoomInput, RoomTask, Services};
 
 /// A room the focus is in: its task and the way to it.
@@ -94,6 +94,35 @@ impl Focus {
         }
     }
 
+    /// Conferences on a bridge heard for the first time. Those named after a room on the
+    /// focus's MUC service (an earlier focus's, before a restart) go to their room, which the
+    /// focus joins if it is not in it: the room expires them and gives their participants new
+    /// sessions. Others are left alone.
+    pub fn on_found(&mut self, found: Found) {
+        for conference in found.conferences {
+            let room = match self.room_for_request(&conference.name) {
+                Ok(room) => room,
+                Err(refusal) => {
+                    info!(bridge = %found.bridge, conference = %conference.conference_id, name = %conference.name, ?refusal, "a conference not of this focus's rooms: left alone");
+                    continue;
+                }
+            };
+            let sessions = conference
+                .endpoints
+                .into_iter()
+                .map(|endpoint| (endpoint.participant_id, endpoint.endpoint_id))
+                .collect();
+            self.join_room(room.clone(), false);
+            if let Some(handle) = self.rooms.get(&room) {
+                let _ = handle.inputs.send(RoomInput::LeftBehind {
+                    bridge: found.bridge.clone(),
+                    conference_id: conference.conference_id,
+                    sessions,
+                });
+            }
+        }
+    }
+
     /// A room's task has ended: forget the room, or join it again if it was asked for meanwhile.
     pub fn on_room_closed(&mut self, closed: RoomClosed) {
         let Some(handle) = self.rooms.remove(&closed.room) else {
@@ -115,7 +144,8 @@ impl Focus {
         self.on_online();
     }
 
-    /// Leaves every room and expires every conference; returns once every room's task is done.
+    /// Leaves every room (their conferences stay on the bridges, for the next focus to take
+    /// over); returns once every room's task is done.
     pub async fn shutdown(&mut self) {
         let rooms: Vec<RoomHandle> = self.rooms.drain().map(|(_, handle)| handle).collect();
         for room in &rooms {

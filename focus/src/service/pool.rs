@@ -2,13 +2,17 @@
 //! 500 ms while it fails), the configured DNS name resolved again and again, and the pool's
 //! state machine (`tutti_focus::pool`) fed what they bring and the time. Rooms place their
 //! conferences through it and hear from it of bridges that fail or become available
-//! (`subscribe`); what the focus moved off a bridge that comes back is expired there.
+//! (`subscribe`); what the focus moved off a bridge that comes back, or failed to expire
+//! there while it was down, is expired there. Each
+//! bridge heard for the first time is asked for its conferences (`ListConferences`): those an
+//! earlier focus left there go to the signalling task ([`Found`]), which hands them to their
+//! rooms.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use tutti_focus::pool::{BridgeId, BridgeState, Event, Pool, Status};
@@ -30,6 +34,14 @@ pub enum News {
     /// The bridge is heard (for the first time, or again after a failure): conferences left on
     /// a failed bridge for want of another may move now.
     Available(BridgeId),
+    /// The bridge restarted and lost its conferences: they are made again.
+    Restarted(BridgeId),
+}
+
+/// The conferences on a bridge heard for the first time.
+pub struct Found {
+    pub bridge: BridgeId,
+    pub conferences: Vec<pb::ConferenceInfo>,
 }
 
 /// What a bridge's stream brought.
@@ -44,12 +56,21 @@ pub struct Bridges {
     pool: Arc<Mutex<Pool>>,
     clients: Arc<Mutex<HashMap<BridgeId, Bridge>>>,
     news: broadcast::Sender<News>,
+    /// Expiries that failed while their bridge was down, carried out when it recovers.
+    deferred: Arc<Mutex<HashMap<BridgeId, Vec<BridgeRequest>>>>,
+    /// True once every bridge known at the start (configured, or in the first DNS answer) has
+    /// been asked for its conferences or found unreachable.
+    settled: watch::Receiver<bool>,
 }
 
 impl Bridges {
     /// The configured bridges' clients (a bad TLS file stops the start) and the task that
-    /// watches them.
-    pub fn start(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<Bridges> {
+    /// watches them; what is found on bridges heard for the first time comes out of the
+    /// receiver.
+    pub fn start(
+        settings: &Settings,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<(Bridges, mpsc::UnboundedReceiver<Found>)> {
         let timeout = settings.bridge_timeout;
         let mut configured = Vec::new();
         let mut clients = HashMap::new();
@@ -73,22 +94,37 @@ impl Bridges {
             }
         }
         let (news, _) = broadcast::channel(64);
+        let (settled_tx, settled) = watch::channel(false);
+        let (found, found_rx) = mpsc::unbounded_channel();
         let bridges = Bridges {
             pool: Arc::new(Mutex::new(Pool::new())),
             clients: Arc::new(Mutex::new(clients)),
             news,
+            deferred: Arc::default(),
+            settled,
         };
         let driver = Driver {
             bridges: bridges.clone(),
             configured,
             discovered: Vec::new(),
+            awaiting_dns: settings.bridge_dns.is_some(),
             dns: settings.bridge_dns.clone(),
             timeout,
             watchers: HashMap::new(),
             metrics,
+            found,
+            unsettled: HashSet::new(),
+            settled: settled_tx,
         };
         tokio::spawn(driver.run());
-        Ok(bridges)
+        Ok((bridges, found_rx))
+    }
+
+    /// Returns once every bridge known at the start has been asked for its conferences (what
+    /// it holds is in the receiver `start` returned by then) or found unreachable.
+    pub async fn settled(&self) {
+        let mut settled = self.settled.clone();
+        let _ = settled.wait_for(|settled| *settled).await;
     }
 
     fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
@@ -119,6 +155,24 @@ impl Bridges {
         self.pool().orphan(bridge, conference_id);
     }
 
+    /// An expiry that failed while `bridge` was down: carried out when it recovers.
+    pub fn defer(&self, bridge: &BridgeId, expiry: BridgeRequest) {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(bridge.clone())
+            .or_default()
+            .push(expiry);
+    }
+
+    fn take_deferred(&self, bridge: &BridgeId) -> Vec<BridgeRequest> {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(bridge)
+            .unwrap_or_default()
+    }
+
     pub fn client(&self, bridge: &BridgeId) -> Option<Bridge> {
         self.clients
             .lock()
@@ -146,16 +200,25 @@ struct Driver {
     timeout: Duration,
     watchers: HashMap<BridgeId, JoinHandle<()>>,
     metrics: Arc<Metrics>,
+    /// Where what bridges heard for the first time hold goes.
+    found: mpsc::UnboundedSender<Found>,
+    /// The first DNS answer has not come yet.
+    awaiting_dns: bool,
+    /// Bridges known at the start not yet asked for their conferences nor found unreachable.
+    unsettled: HashSet<BridgeId>,
+    settled: watch::Sender<bool>,
 }
 
 impl Driver {
     async fn run(mut self) {
         let (watched_tx, mut watched) = mpsc::unbounded_channel();
         let (resolved_tx, mut resolved) = mpsc::unbounded_channel();
+        let (listed_tx, mut listed) = mpsc::unbounded_channel();
         if let Some(dns) = self.dns.clone() {
             tokio::spawn(resolve(dns, resolved_tx));
         }
         self.list(&watched_tx);
+        self.carry_out(&listed_tx);
         loop {
             let timeout = self.bridges.pool().poll_timeout();
             let timer = async {
@@ -169,16 +232,28 @@ impl Driver {
                     let mut pool = self.bridges.pool();
                     match what {
                         Watched::Status(status) => pool.on_status(Instant::now(), &bridge, status),
-                        Watched::Lost(cause) => pool.on_stream_lost(Instant::now(), &bridge, &cause),
+                        Watched::Lost(cause) => {
+                            pool.on_stream_lost(Instant::now(), &bridge, &cause);
+                            drop(pool);
+                            self.unsettled.remove(&bridge);
+                        }
                     }
                 }
                 Some(addresses) = resolved.recv() => {
                     self.discovered = addresses;
+                    self.awaiting_dns = false;
                     self.list(&watched_tx);
+                }
+                Some(bridge) = listed.recv() => {
+                    self.unsettled.remove(&bridge);
                 }
                 () = timer => self.bridges.pool().handle_timeout(Instant::now()),
             }
-            self.carry_out();
+            self.carry_out(&listed_tx);
+            if !self.awaiting_dns && self.unsettled.is_empty() {
+                self.settled
+                    .send_if_modified(|settled| !std::mem::replace(settled, true));
+            }
             self.metrics.bridges_alive.set(self.bridges.alive() as i64);
         }
     }
@@ -187,7 +262,11 @@ impl Driver {
     fn list(&mut self, watched: &mpsc::UnboundedSender<(BridgeId, Watched)>) {
         let listed = self.configured.iter().chain(&self.discovered).cloned();
         let added = self.bridges.pool().set_listed(listed);
+        let settled = *self.settled.borrow();
         for bridge in added {
+            if !settled {
+                self.unsettled.insert(bridge.clone());
+            }
             let client = match self.bridges.client(&bridge) {
                 Some(client) => client,
                 None => match self.discovered_client(&bridge) {
@@ -201,7 +280,6 @@ impl Driver {
             let task = tokio::spawn(watch(bridge.clone(), client, watched.clone()));
             self.watchers.insert(bridge, task);
         }
-        self.carry_out();
     }
 
     fn discovered_client(&self, bridge: &BridgeId) -> anyhow::Result<Bridge> {
@@ -215,14 +293,23 @@ impl Driver {
         Ok(client)
     }
 
-    /// What the pool says happened.
-    fn carry_out(&mut self) {
+    /// What the pool says happened. A bridge heard for the first time is asked for its
+    /// conferences; `listed` hears when that is done.
+    fn carry_out(&mut self, listed: &mpsc::UnboundedSender<BridgeId>) {
         loop {
             let Some(event) = self.bridges.pool().poll_event() else {
                 return;
             };
             match event {
                 Event::Available { bridge } => {
+                    if let Some(client) = self.bridges.client(&bridge) {
+                        tokio::spawn(list_conferences(
+                            bridge.clone(),
+                            client,
+                            self.found.clone(),
+                            listed.clone(),
+                        ));
+                    }
                     let _ = self.bridges.news.send(News::Available(bridge));
                 }
                 Event::Failed { bridge, cause } => {
@@ -232,12 +319,21 @@ impl Driver {
                 }
                 Event::Recovered { bridge, orphans } => {
                     info!(%bridge, moved = orphans.len(), "bridge recovered");
+                    let expiries = orphans
+                        .into_iter()
+                        .map(|conference_id| BridgeRequest::ExpireConference { conference_id })
+                        .chain(self.bridges.take_deferred(&bridge))
+                        .collect();
                     if let Some(client) = self.bridges.client(&bridge) {
-                        tokio::spawn(expire_orphans(bridge.clone(), client, orphans));
+                        tokio::spawn(expire_left_over(bridge.clone(), client, expiries));
                     }
                     let _ = self.bridges.news.send(News::Available(bridge));
                 }
+                Event::Restarted { bridge } => {
+                    let _ = self.bridges.news.send(News::Restarted(bridge));
+                }
                 Event::Removed { bridge } => {
+                    self.bridges.take_deferred(&bridge);
                     if let Some(task) = self.watchers.remove(&bridge) {
                         task.abort();
                     }
@@ -296,19 +392,43 @@ fn status_from_pb(status: pb::BridgeStatus) -> Status {
         stress: status.stress,
         endpoints: status.endpoints,
         endpoint_capacity: status.endpoint_capacity,
+        instance: status.instance,
     }
 }
 
-/// Expires on a bridge that came back the conferences the focus moved off it.
-async fn expire_orphans(bridge: BridgeId, client: Bridge, orphans: Vec<String>) {
-    for conference_id in orphans {
-        let request = BridgeRequest::ExpireConference {
-            conference_id: conference_id.clone(),
-        };
-        match client.perform(request).await {
-            Ok(_) => info!(%bridge, conference = %conference_id, "expired a conference moved away"),
-            // NOT_FOUND: a restarted bridge that forgot it.
-            Err(error) => info!(%bridge, conference = %conference_id, %error, "not expired"),
+/// Asks a bridge heard for the first time for the conferences it holds (an earlier focus's,
+/// for one) and passes them on; `listed` hears when that is done, answered or not.
+async fn list_conferences(
+    bridge: BridgeId,
+    client: Bridge,
+    found: mpsc::UnboundedSender<Found>,
+    listed: mpsc::UnboundedSender<BridgeId>,
+) {
+    match client.list_conferences().await {
+        Ok(conferences) if conferences.is_empty() => {}
+        Ok(conferences) => {
+            info!(%bridge, conferences = conferences.len(), "the bridge holds conferences");
+            let _ = found.send(Found {
+                bridge: bridge.clone(),
+                conferences,
+            });
+        }
+        Err(error) => warn!(%bridge, %error, "cannot list the bridge's conferences"),
+    }
+    let _ = listed.send(bridge);
+}
+
+/// Carries out on a bridge that came back the expiries of what the focus left there while it
+/// was down: the conferences moved off it, and the expiries that failed meanwhile.
+async fn expire_left_over(bridge: BridgeId, client: Bridge, expiries: Vec<BridgeRequest>) {
+    for expiry in expiries {
+        let call = expiry.call();
+        let conference = expiry.conference_id().to_owned();
+        match client.perform(expiry).await {
+            Ok(_) => {
+                info!(%bridge, conference, call, "expired what was left on a bridge that came back")
+            }
+            Err(error) => info!(%bridge, conference, call, %error, "not expired"),
         }
     }
 }

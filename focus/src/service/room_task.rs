@@ -52,6 +52,13 @@ pub enum RoomInput {
     Rejoin,
     /// The focus is shutting down.
     Leave,
+    /// A conference under the room's name on `bridge` that an earlier focus made, with its
+    /// sessions: (nick, endpoint id).
+    LeftBehind {
+        bridge: BridgeId,
+        conference_id: String,
+        sessions: Vec<(String, String)>,
+    },
 }
 
 /// A room's task has ended. `join_again` (with whether the room is configured) when the room
@@ -188,10 +195,27 @@ impl RoomTask {
                 placed.map(|placement| placement.bridge.clone())
             }
         };
-        match bridge.and_then(|bridge| bridges.client(&bridge)) {
-            Some(client) => self
-                .calls
-                .push(Box::pin(async move { (id, client.perform(request).await) })),
+        match bridge.and_then(|bridge| Some((bridges.client(&bridge)?, bridge))) {
+            Some((client, bridge)) => {
+                let expiry = matches!(
+                    request,
+                    BridgeRequest::ExpireConference { .. } | BridgeRequest::ExpireEndpoint { .. }
+                );
+                let later = expiry.then(|| request.clone());
+                let bridges = bridges.clone();
+                self.calls.push(Box::pin(async move {
+                    match (client.perform(request).await, later) {
+                        // The bridge is down (frozen, cut off): what it holds is expired once
+                        // it is heard again, not left behind.
+                        (Err(error), Some(later)) if bridges.is_failed(&bridge) => {
+                            info!(%bridge, %error, "the bridge is down: expired when it is back");
+                            bridges.defer(&bridge, later);
+                            (id, Ok(BridgeAnswer::Done))
+                        }
+                        (answer, _) => (id, answer),
+                    }
+                }));
+            }
             None => {
                 let error = BridgeError {
                     call: request.call(),
@@ -217,11 +241,29 @@ impl RoomTask {
         };
         let failed = match news {
             Some(News::Failed(bridge)) => bridge == current,
+            Some(News::Restarted(bridge)) => {
+                if bridge == current {
+                    self.make_again(&current);
+                }
+                return;
+            }
             Some(News::Available(_)) | None => self.services.bridges.is_failed(&current),
         };
         if failed {
             self.move_off(&current);
         }
+    }
+
+    /// The conference's bridge restarted and lost it: everyone is invited again on a new
+    /// conference, placed anew (the restarted bridge included).
+    fn make_again(&mut self, bridge: &BridgeId) {
+        let Some(conference_id) = self.room.conference_id().map(str::to_owned) else {
+            return;
+        };
+        info!(room = %self.room.jid(), %bridge, "the conference's bridge restarted: inviting everyone again");
+        self.placements.remove(&conference_id);
+        self.services.metrics.conferences_moved.inc();
+        self.room.bridge_failed(Instant::now());
     }
 
     /// The room's conference moves off the failed `bridge` if another bridge can take it (with
@@ -299,6 +341,14 @@ impl RoomTask {
                     Some(RoomInput::Join { configured }) => room.asked_for(configured),
                     Some(RoomInput::Rejoin) => room.rejoin(Instant::now()),
                     Some(RoomInput::Leave) => room.leave(Instant::now()),
+                    Some(RoomInput::LeftBehind { bridge, conference_id, sessions }) => {
+                        // Where the room's expiry of it goes.
+                        self.placements.entry(conference_id.clone()).or_insert(Placement {
+                            bridge,
+                            first_endpoint_padded: false,
+                        });
+                        room.left_behind(conference_id, sessions);
+                    }
                     None => break,
                 },
                 Some((id, answer)) = self.calls.next(), if !self.calls.is_empty() => {

@@ -121,6 +121,16 @@ impl Sim {
         self.drain();
     }
 
+    /// A conference an earlier focus left on the bridge is found (its executor says so).
+    pub fn left_behind(&mut self, conference_id: &str, sessions: &[(&str, &str)]) {
+        let sessions = sessions
+            .iter()
+            .map(|(nick, endpoint)| (nick.to_string(), endpoint.to_string()))
+            .collect();
+        self.room.left_behind(conference_id.to_owned(), sessions);
+        self.drain();
+    }
+
     /// `nick` enters the room with `<region xmlns='http://jitsi.org/jitsi-meet' id=REGION/>`.
     pub fn join_in_region(&mut self, nick: &str, region: &str) {
         let element: minidom::Element =

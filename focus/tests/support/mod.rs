@@ -369,6 +369,42 @@ impl Stack {
     pub fn stop_bridge(&mut self) {
         self.bridge = None;
     }
+
+    /// Stops the focus with SIGTERM, as systemd or Kubernetes would, and waits for its exit
+    /// (within 10 s; it must succeed).
+    pub fn stop_focus_gracefully(&mut self) {
+        let mut focus = self.focus.take().expect("the focus is running");
+        let status = Command::new("kill")
+            .args(["-TERM", &focus.0.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -TERM: {status}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(exit) = focus.0.try_wait().expect("waiting for the focus") {
+                assert!(exit.success(), "the focus exited with {exit}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "the focus did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the bridge (`kill -9`) and starts a new bridge process on the same gRPC and HTTP
+    /// addresses: to the focus, the same bridge restarted, having lost every conference.
+    pub fn restart_bridge(&mut self) {
+        self.bridge = None;
+        let (grpc, http) = (self.bridge_grpc.to_string(), self.bridge_http.to_string());
+        let (bridge, bridge_grpc, bridge_http) = start_bridge(&[
+            ("TUTTI_BRIDGE_GRPC_ADDRESS", grpc.as_str()),
+            ("TUTTI_BRIDGE_HTTP_ADDRESS", http.as_str()),
+        ]);
+        assert_eq!(
+            (bridge_grpc, bridge_http),
+            (self.bridge_grpc, self.bridge_http)
+        );
+        self.bridge = Some(bridge);
+    }
 }
 
 /// The metric `name` (with its labels as printed) on the `/metrics` of `http`.

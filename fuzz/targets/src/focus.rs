@@ -168,6 +168,7 @@ pub fn pool(data: &[u8]) {
                     stress,
                     endpoints: 0,
                     endpoint_capacity: u32::from(bytes.get(11).copied().unwrap_or(0)),
+                    instance: (bytes.get(12).copied().unwrap_or(0) % 2).to_string(),
                 };
                 pool.on_status(now, &bridge, status);
             }
@@ -202,6 +203,12 @@ pub fn pool(data: &[u8]) {
                     failed.retain(|b| *b != bridge);
                 }
                 Event::Available { .. } => {}
+                Event::Restarted { bridge } => {
+                    assert!(
+                        known.contains(&bridge),
+                        "a bridge not in the pool restarted"
+                    );
+                }
                 Event::Removed { bridge } => {
                     failed.retain(|b| *b != bridge);
                     draining.retain(|b| *b != bridge);
