@@ -24,7 +24,8 @@ http_external_url = "https://" .. ENV_TUTTI_PUBLIC_HOST .. "/"
 http_paths = { websocket = "/xmpp-websocket"; bosh = "/http-bind" }
 consider_websocket_secure = true
 consider_bosh_secure = true
-trusted_proxies = { "0.0.0.0/0" }
+-- The front (any private address: the compose network's subnet is Docker's choice).
+trusted_proxies = { "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16" }
 
 modules_enabled = {
     "roster", "saslauth", "tls", "disco", "ping", "presence", "message", "iq",
