@@ -154,7 +154,9 @@ test('docker-compose: HTTPS front, two bridges, coturn, Prometheus, scaling, dow
     figures.upReturnedS = seconds(upStarted);
     cleanups.unshift(async () => {
       // `down` leaves nothing: no container, volume or network of the project, no port proxy.
+      const downStarted = Date.now();
       await composeLogged('down', '--volumes', '--remove-orphans', '--timeout', '20');
+      figures.downS = seconds(downStarted);
       assert.equal(docker('ps', '-aq'), '', 'no container is left after down');
       assert.equal(docker('volume', 'ls', '-q'), '', 'no volume is left after down -v');
       assert.deepEqual(docker('network', 'ls', '--format', '{{.Name}}').split('\n').sort(), ['bridge', 'host', 'none']);
@@ -296,12 +298,15 @@ test('docker-compose: HTTPS front, two bridges, coturn, Prometheus, scaling, dow
     assert.deepEqual(missing, [], 'every dashboard and alert-rule selector returns series');
 
     // One more bridge: the focus finds it by the service's DNS name, Prometheus scrapes it.
+    const scaleStarted = Date.now();
     await composeLogged('up', '-d', '--no-recreate', '--scale', 'bridge=3');
     await waitFor('the focus to see three bridges', async () => (await focusMetric('tutti_focus_bridges_alive')) === 3, 60000, 500);
     await waitFor('Prometheus to scrape three bridges', async () => {
       const { activeTargets } = await api('/api/v1/targets');
       return activeTargets.filter((t) => t.labels.job === 'bridge' && t.health === 'up').length === 3;
     }, 60000, 1000);
+    figures.scaleToScrapedS = seconds(scaleStarted);
+    figures.callAndChecksS = seconds(upStarted);
   } catch (error) {
     await reportPages('compose', participants);
     const logs = spawnSync('docker-compose', ['-f', join(root, 'docker-compose.yml'), 'logs', '--no-color', '--tail=60'],
