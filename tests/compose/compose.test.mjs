@@ -157,6 +157,9 @@ test('docker-compose: HTTPS front, two bridges, coturn, Prometheus, scaling, dow
       const downStarted = Date.now();
       await composeLogged('down', '--volumes', '--remove-orphans', '--timeout', '20');
       figures.downS = seconds(downStarted);
+      // Every service stops on SIGTERM (the call is over, so no bridge has anything to drain);
+      // one that ignored it would hold `down` for the 20 s timeout.
+      assert.ok(figures.downS < 15, `down took ${figures.downS} s`);
       assert.equal(docker('ps', '-aq'), '', 'no container is left after down');
       assert.equal(docker('volume', 'ls', '-q'), '', 'no volume is left after down -v');
       assert.deepEqual(docker('network', 'ls', '--format', '{{.Name}}').split('\n').sort(), ['bridge', 'host', 'none']);
