@@ -50,6 +50,27 @@ export async function waitFor(what, probe, timeoutMs = 20000, intervalMs = 250) 
 }
 
 /**
+ * Opens the demo page at `url` in a new context of `browser` as `displayName` in `room` and
+ * waits until its media is connected (or reaches `waitFor`); `capture` ({ resolution, fps })
+ * sets its camera, `query` adds other parameters to the page's address; `contextOptions` go to
+ * the context; the participant is added to `joined`.
+ */
+export async function joinPage(browser, url, room, displayName, {
+  waitFor: state = 'connected', capture = {}, query = {}, contextOptions = {}, joined = [],
+} = {}) {
+  const context = await browser.newContext(contextOptions);
+  const page = await context.newPage();
+  const participant = new Participant(displayName, context, page);
+  joined.push(participant);
+  const search = new URLSearchParams({ room, name: displayName, autojoin: '1', ...capture, ...query });
+  await page.goto(`${url}?${search}`);
+  if (state) {
+    await participant.waitForState(state);
+  }
+  return participant;
+}
+
+/**
  * One test's world: the stack, one Chromium, and the participants opened in it. `run` gets the
  * world; afterwards everything is stopped, and on failure every page is screenshotted and its
  * console printed, with the tails of the stack's logs.
@@ -71,12 +92,7 @@ export async function withWorld(name, run, { camera = 'default', bridges = 1, br
   if (camera === 'noise') {
     args.push(`--use-file-for-fake-video-capture=${writeNoiseVideo(runDir)}`);
   }
-  const browser = await chromium.launch({
-    executablePath: process.env.TUTTI_CHROMIUM ?? '/usr/bin/chromium',
-    args,
-    // Playwright mutes audio in headless mode; the tests listen to it.
-    ignoreDefaultArgs: ['--mute-audio'],
-  });
+  const browser = await launchChromium(args);
   const world = new World(name, stack, browser);
   try {
     await run(world);
@@ -90,13 +106,19 @@ export async function withWorld(name, run, { camera = 'default', bridges = 1, br
   rmSync(runDir, { recursive: true, force: true });
 }
 
+/** Starts headless Chromium (TUTTI_CHROMIUM, or `executablePath`) with `args`. */
+export function launchChromium(args, executablePath = process.env.TUTTI_CHROMIUM ?? '/usr/bin/chromium') {
+  // Playwright mutes audio in headless mode; the tests listen to it.
+  return chromium.launch({ executablePath, args, ignoreDefaultArgs: ['--mute-audio'] });
+}
+
 /**
  * A WAV file for the fake microphone: a 400 Hz tone 400 ms out of every second, looped by
  * Chromium. Its built-in fake microphone beeps for 20 ms every 500 ms, and a page that polls
  * audio levels (lib-jitsi-meet, every 200 ms) can miss those beeps for many seconds; the tone
  * makes every participant "speak" in every poll for 40 % of the time.
  */
-function writeSpeechAudio(dir) {
+export function writeSpeechAudio(dir) {
   const rate = 48000;
   const seconds = 2;
   const samples = rate * seconds;
@@ -155,17 +177,10 @@ class World {
    * Opens the demo page as `displayName` in `room` and waits until its media is connected;
    * `capture` ({ resolution, fps }) sets its camera, `region` where it says it is.
    */
-  async join(room, displayName, { waitFor: state = 'connected', capture = {}, region } = {}) {
-    const context = await this.browser.newContext();
-    const page = await context.newPage();
-    const participant = new Participant(displayName, context, page);
-    this.participants.push(participant);
-    const query = new URLSearchParams({ room, name: displayName, autojoin: '1', ...capture, ...(region ? { region } : {}) });
-    await page.goto(`${this.stack.url}?${query}`);
-    if (state) {
-      await participant.waitForState(state);
-    }
-    return participant;
+  async join(room, displayName, { region, query = {}, ...options } = {}) {
+    return joinPage(this.browser, this.stack.url, room, displayName, {
+      ...options, query: { ...query, ...(region ? { region } : {}) }, joined: this.participants,
+    });
   }
 
   /** Stops one of the stack's processes ('focus', 'bridge' or 'prosody'), as a crash would. */
@@ -220,15 +235,7 @@ class World {
   }
 
   async report() {
-    mkdirSync(artifacts, { recursive: true });
-    for (const participant of this.participants) {
-      const file = join(artifacts, `${this.name}-${participant.name}.png`);
-      await participant.page.screenshot({ path: file, fullPage: true }).catch(() => {});
-      console.error(`--- ${participant.name}: screenshot ${file}; console:`);
-      console.error(participant.console.join('\n') || '(empty)');
-      const audio = await participant.remoteAudio().catch((error) => `unavailable: ${error.message}`);
-      console.error(`--- ${participant.name}: remote audio: ${JSON.stringify(audio)}`);
-    }
+    await reportPages(this.name, this.participants);
     const bridgeLogs = this.stack.bridges.map((_, i) => (i === 0 ? 'bridge.log' : `bridge${i}.log`));
     for (const log of ['focus.log', ...bridgeLogs, 'prosody.log']) {
       try {
@@ -238,6 +245,19 @@ class World {
         console.error(`--- ${log}: none`);
       }
     }
+  }
+}
+
+/** Saves a screenshot of each participant's page and prints its console and remote audio. */
+export async function reportPages(name, participants) {
+  mkdirSync(artifacts, { recursive: true });
+  for (const participant of participants) {
+    const file = join(artifacts, `${name}-${participant.name}.png`);
+    await participant.page.screenshot({ path: file, fullPage: true }).catch(() => {});
+    console.error(`--- ${participant.name}: screenshot ${file}; console:`);
+    console.error(participant.console.join('\n') || '(empty)');
+    const audio = await participant.remoteAudio().catch((error) => `unavailable: ${error.message}`);
+    console.error(`--- ${participant.name}: remote audio: ${JSON.stringify(audio)}`);
   }
 }
 

@@ -117,6 +117,10 @@ function connect() {
         focus: config.focus,
       },
       serviceUrl: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/xmpp-websocket`,
+      // TURN servers come from the XMPP domain (XEP-0215); for the bridge connection
+      // lib-jitsi-meet keeps only TURN over TCP unless this allows UDP too (`?turnudp=0` on
+      // the page's address keeps TCP only).
+      useTurnUdp: Boolean(config.useTurnUdp) && new URLSearchParams(location.search).get('turnudp') !== '0',
     });
     const C = events.connection;
     connection.addEventListener(C.CONNECTION_ESTABLISHED, () => resolve(connection));
