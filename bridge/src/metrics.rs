@@ -11,8 +11,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::media::stats::{
-    DropReason, Histogram, SharedSnapshot, ESTIMATE_BOUNDS, FEEDBACK_DELAY_BOUNDS, HEIGHT_BOUNDS,
-    KIND_LABELS,
+    DropReason, Histogram, SharedSnapshot, DIRECTION_LABELS, ESTIMATE_BOUNDS,
+    FEEDBACK_DELAY_BOUNDS, HEIGHT_BOUNDS, JITTER_BOUNDS, KIND_LABELS, LOSS_BOUNDS,
+    REPORT_MEDIA_LABELS, RTT_BOUNDS,
 };
 
 /// Heap allocations (alloc, alloc_zeroed, realloc) made by any thread of a bridge binary built
@@ -143,6 +144,17 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) ->
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
+/// `(upper bound, count)` pairs, +Inf last, each bucket's own count: the encoder adds them up
+/// into the exposition's cumulative buckets.
+fn bucket_counts<const B: usize>(bounds: &[f64; B], h: &Histogram<B>) -> Vec<(f64, u64)> {
+    bounds
+        .iter()
+        .copied()
+        .chain([f64::INFINITY])
+        .zip(h.buckets.iter().copied().chain([h.above]))
+        .collect()
+}
+
 fn histogram<const B: usize>(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -150,17 +162,6 @@ fn histogram<const B: usize>(
     bounds: &[f64; B],
     h: &Histogram<B>,
 ) -> std::fmt::Result {
-    let mut cumulative = 0;
-    let buckets: Vec<(f64, u64)> = bounds
-        .iter()
-        .copied()
-        .chain([f64::INFINITY])
-        .zip(h.buckets.iter().copied().chain([h.above]))
-        .map(|(bound, n)| {
-            cumulative += n;
-            (bound, cumulative)
-        })
-        .collect();
     encoder
         .encode_descriptor(
             name,
@@ -168,7 +169,43 @@ fn histogram<const B: usize>(
             None,
             prometheus_client::metrics::MetricType::Histogram,
         )?
-        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(h.sum, h.count, &buckets, None)
+        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            h.sum,
+            h.count,
+            &bucket_counts(bounds, h),
+            None,
+        )
+}
+
+/// A histogram family labelled by direction and media, `[direction][media]` as
+/// `stats::ReportQuality` holds them.
+fn report_histograms<const B: usize>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    bounds: &[f64; B],
+    histograms: &[[Histogram<B>; 2]; 2],
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Histogram,
+    )?;
+    for (direction, by_media) in DIRECTION_LABELS.iter().zip(histograms) {
+        for (media, h) in REPORT_MEDIA_LABELS.iter().zip(by_media) {
+            let labels = [("direction", *direction), ("media", *media)];
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    h.sum,
+                    h.count,
+                    &bucket_counts(bounds, h),
+                    None,
+                )?;
+        }
+    }
+    Ok(())
 }
 
 fn labelled_counters<'a>(
@@ -495,6 +532,27 @@ impl Collector for BridgeCollector {
             &ESTIMATE_BOUNDS,
             &c.receiver_estimate,
         )?;
+        histogram(
+            e,
+            "tutti_bridge_rtt_seconds",
+            "Round-trip time to receivers, from their report blocks (LSR/DLSR) about the sender reports the bridge passed them",
+            &RTT_BOUNDS,
+            &c.rtt,
+        )?;
+        report_histograms(
+            e,
+            "tutti_bridge_loss_ratio",
+            "Fraction of packets lost in each RTCP report interval: upstream as the bridge reports it to senders, downstream as receivers report it",
+            &LOSS_BOUNDS,
+            &c.report_quality.loss,
+        )?;
+        report_histograms(
+            e,
+            "tutti_bridge_jitter_seconds",
+            "Interarrival jitter of each RTCP report block: upstream as the bridge reports it to senders, downstream as receivers report it",
+            &JITTER_BOUNDS,
+            &c.report_quality.jitter,
+        )?;
         #[cfg(feature = "alloc-counter")]
         counter(
             e,
@@ -510,4 +568,54 @@ pub fn registry(snapshot: SharedSnapshot, rates: Arc<Rates>) -> Registry {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(BridgeCollector { snapshot, rates }));
     registry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::stats::{Snapshot, RTT_BOUNDS};
+
+    fn exposition(snapshot: Snapshot) -> String {
+        let shared: SharedSnapshot = Arc::new(Mutex::new(snapshot));
+        let rates = Arc::new(Rates::new(shared.clone(), 1000.0, 10));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry(shared, rates)).unwrap();
+        text
+    }
+
+    #[test]
+    fn histograms_are_cumulative_once_and_report_quality_is_labelled() {
+        let mut snapshot = Snapshot::default();
+        let c = &mut snapshot.counters;
+        c.rtt.observe(&RTT_BOUNDS, 0.02);
+        c.rtt.observe(&RTT_BOUNDS, 0.4);
+        // Downstream video: 64 of 256 lost (0.25), 900 ticks of 90 kHz (10 ms).
+        c.report_quality.observe(1, 1, 64, 900, 90_000);
+        // Upstream audio: nothing lost, 48 ticks of 48 kHz (1 ms).
+        c.report_quality.observe(0, 0, 0, 48, 48_000);
+        let text = exposition(snapshot);
+        let has = |line: &str| {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in\n{text}"
+            )
+        };
+        has("# TYPE tutti_bridge_rtt_seconds histogram");
+        has("tutti_bridge_rtt_seconds_bucket{le=\"0.025\"} 1");
+        has("tutti_bridge_rtt_seconds_bucket{le=\"0.5\"} 2");
+        has("tutti_bridge_rtt_seconds_bucket{le=\"+Inf\"} 2");
+        has("tutti_bridge_rtt_seconds_count 2");
+        has("# TYPE tutti_bridge_loss_ratio histogram");
+        has(
+            "tutti_bridge_loss_ratio_bucket{le=\"0.2\",direction=\"downstream\",media=\"video\"} 0",
+        );
+        has(
+            "tutti_bridge_loss_ratio_bucket{le=\"0.3\",direction=\"downstream\",media=\"video\"} 1",
+        );
+        has("tutti_bridge_loss_ratio_sum{direction=\"downstream\",media=\"video\"} 0.25");
+        has("tutti_bridge_loss_ratio_bucket{le=\"0.0\",direction=\"upstream\",media=\"audio\"} 1");
+        has("tutti_bridge_loss_ratio_count{direction=\"upstream\",media=\"video\"} 0");
+        has("tutti_bridge_jitter_seconds_bucket{le=\"0.01\",direction=\"downstream\",media=\"video\"} 1");
+        has("tutti_bridge_jitter_seconds_bucket{le=\"0.001\",direction=\"upstream\",media=\"audio\"} 1");
+    }
 }

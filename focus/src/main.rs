@@ -9,7 +9,6 @@ mod service;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 use tokio_xmpp::stanzastream::{Event, StreamEvent};
@@ -83,7 +82,7 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
     let (mut client, bound) = service::login::login(&settings).await?;
     let bound = bound.to_string();
     info!(jid = %bound, "online");
-    metrics.online.store(true, Ordering::Relaxed);
+    metrics.set_online(true);
     let (mut focus, mut output) = Focus::new(settings, bridges.clone(), metrics.clone());
     // What an earlier focus left on the bridges reaches its rooms before the configured rooms
     // are joined (a bridge that has not answered by then is heard from later).
@@ -114,16 +113,16 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
                 // A new session after a lost connection: the rooms are gone, and so is the
                 // point of what was queued for them.
                 Some(Event::Stream(StreamEvent::Reset { .. })) => {
-                    metrics.online.store(true, Ordering::Relaxed);
+                    metrics.set_online(true);
                     info!("online again: rejoining the rooms");
                     while output.stanzas.try_recv().is_ok() {}
                     focus.on_reconnected();
                 }
                 Some(Event::Stream(StreamEvent::Resumed)) => {
-                    metrics.online.store(true, Ordering::Relaxed);
+                    metrics.set_online(true);
                 }
                 Some(Event::Stream(StreamEvent::Suspended)) => {
-                    metrics.online.store(false, Ordering::Relaxed);
+                    metrics.set_online(false);
                     warn!("disconnected from the XMPP server; reconnecting");
                 }
                 None => anyhow::bail!("the XMPP stream stopped"),

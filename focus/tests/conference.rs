@@ -250,6 +250,18 @@ async fn participants_get_sessions_sources_and_media() {
         metrics.contains("tutti_focus_allocation_seconds_count 4"),
         "{metrics}"
     );
+    // The bridge reports the loss and jitter of what it receives (its receiver reports).
+    let reported = stack
+        .bridge_metric("tutti_bridge_loss_ratio_count{direction=\"upstream\",media=\"audio\"}")
+        .await;
+    assert!(reported >= Some(1.0), "{reported:?}");
+    // Both expositions of a call in progress, for the check that every selector of the
+    // dashboards and alert rules names a real metric (tests/deploy/helm-and-rules).
+    let scrapes = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("metrics-scrape");
+    std::fs::create_dir_all(&scrapes).unwrap();
+    let (_, bridge_metrics) = stack.bridge_http_get("/metrics").await;
+    std::fs::write(scrapes.join("bridge.prom"), bridge_metrics).unwrap();
+    std::fs::write(scrapes.join("focus.prom"), &metrics).unwrap();
 
     // Carol leaves: the others get a source-remove of her sources, and her endpoint is
     // expired on the bridge.
@@ -488,11 +500,10 @@ async fn a_dead_bridge_is_announced_and_the_room_stays_usable() {
     alice.leave(ROOM, "alice").await;
     let answer = alice.conference_request(ROOM).await;
     assert_eq!(answer.attr("ready"), Some("true"));
-    let (_, metrics) = stack.focus_http_get("/metrics").await;
-    assert!(
-        metrics.contains("tutti_focus_errors_total{kind=\"allocation\"}"),
-        "{metrics}"
-    );
+    let allocation_errors = stack
+        .focus_metric("tutti_focus_errors_total{kind=\"allocation\"}")
+        .await;
+    assert!(allocation_errors >= Some(1.0), "{allocation_errors:?}");
 }
 
 #[tokio::test]
@@ -592,11 +603,10 @@ async fn a_room_waiting_on_the_bridge_holds_up_no_other_room() {
     stack
         .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
         .await;
-    let (_, metrics) = stack.focus_http_get("/metrics").await;
-    assert!(
-        !metrics.contains("tutti_focus_errors_total{kind=\"allocation\"}"),
-        "{metrics}"
-    );
+    let allocation_errors = stack
+        .focus_metric("tutti_focus_errors_total{kind=\"allocation\"}")
+        .await;
+    assert_eq!(allocation_errors, Some(0.0));
 }
 
 #[tokio::test]
@@ -839,11 +849,10 @@ async fn the_bridge_is_reached_over_mutual_tls_and_only_if_its_certificate_is_tr
     bob.conference_request(ROOM).await;
     bob.join(ROOM, "bob").await;
     focus_presence_becomes(&mut bob, true).await;
-    let (_, metrics) = stack.focus_http_get("/metrics").await;
-    assert!(
-        metrics.contains("tutti_focus_errors_total{kind=\"allocation\"}"),
-        "{metrics}"
-    );
+    let allocation_errors = stack
+        .focus_metric("tutti_focus_errors_total{kind=\"allocation\"}")
+        .await;
+    assert!(allocation_errors >= Some(1.0), "{allocation_errors:?}");
     // The focus asks again with back-off: one refusal at least.
     let refused = stack
         .bridge_metric("tutti_bridge_grpc_tls_refusals_total{reason=\"client_alert\"}")

@@ -49,6 +49,44 @@ pub const ESTIMATE_BOUNDS: [f64; 10] = [
     100e3, 250e3, 500e3, 750e3, 1e6, 1.5e6, 2.5e6, 4e6, 8e6, 20e6,
 ];
 
+/// Buckets of round-trip times to receivers, seconds.
+pub const RTT_BOUNDS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0];
+/// Buckets of the fraction of packets lost in one report interval; the first holds no loss.
+pub const LOSS_BOUNDS: [f64; 8] = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5];
+/// Buckets of interarrival jitter, seconds.
+pub const JITTER_BOUNDS: [f64; 9] = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32];
+/// The hops a report describes: index 0 `upstream` (sender → bridge, the bridge's own receive
+/// statistics), 1 `downstream` (bridge → receiver, the receivers' report blocks).
+pub const DIRECTION_LABELS: [&str; 2] = ["upstream", "downstream"];
+/// Media of a report's stream: index 0 audio, 1 video.
+pub const REPORT_MEDIA_LABELS: [&str; 2] = ["audio", "video"];
+
+/// Loss and jitter of report blocks, by direction and media (see [`DIRECTION_LABELS`] and
+/// [`REPORT_MEDIA_LABELS`]).
+#[derive(Clone, Debug, Default)]
+pub struct ReportQuality {
+    pub loss: [[Histogram<{ LOSS_BOUNDS.len() }>; 2]; 2],
+    pub jitter: [[Histogram<{ JITTER_BOUNDS.len() }>; 2]; 2],
+}
+
+impl ReportQuality {
+    /// One report block: `fraction_lost` out of 256, `jitter` in units of `clock_rate`.
+    pub fn observe(
+        &mut self,
+        direction: usize,
+        media: usize,
+        fraction_lost: u8,
+        jitter: u32,
+        clock_rate: u32,
+    ) {
+        self.loss[direction][media].observe(&LOSS_BOUNDS, f64::from(fraction_lost) / 256.0);
+        self.jitter[direction][media].observe(
+            &JITTER_BOUNDS,
+            f64::from(jitter) / f64::from(clock_rate.max(1)),
+        );
+    }
+}
+
 /// A histogram with `B` fixed bucket bounds (given when observing and when exporting), counted
 /// by the worker and published as it is.
 #[derive(Clone, Debug)]
@@ -150,6 +188,11 @@ pub struct Counters {
     pub rid_streams_learnt: u64,
     /// The height of the encoding each video consumer forwards, sampled at every allocation.
     pub forwarded_height: Histogram<{ HEIGHT_BOUNDS.len() }>,
+    /// Round-trip times to receivers, from their report blocks about the sender reports the
+    /// bridge passed them (LSR/DLSR).
+    pub rtt: Histogram<{ RTT_BOUNDS.len() }>,
+    /// Loss and jitter: what the bridge reports to senders and what receivers report to it.
+    pub report_quality: ReportQuality,
 }
 
 impl Counters {

@@ -58,6 +58,25 @@ pub enum Output {
     Metric(Metric),
 }
 
+/// Every kind `tutti_focus_errors_total` counts: the refusals' kinds
+/// ([`crate::stanzas::Refusal::kind`]) and the failed operations'.
+pub const ERROR_KINDS: &[&str] = &[
+    "unknown_session",
+    "bad_request",
+    "service_unavailable",
+    "not_allowed",
+    "out_of_order",
+    "not_implemented",
+    "internal",
+    "resource_constraint",
+    "allocation",
+    "bridge",
+    "room_join",
+    "peer_refused",
+    "not_jingle_capable",
+    "restart_limited",
+];
+
 /// A change of the focus's metrics (docs/focus.md, "Metrics").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {

@@ -1,6 +1,5 @@
 //! The focus's Prometheus metrics and its HTTP endpoints (`/metrics`, `/health`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -14,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tutti_focus::room::Metric;
+use tutti_focus::room::{Metric, ERROR_KINDS};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
@@ -43,8 +42,8 @@ pub struct Metrics {
     pub bridge_failures: Counter,
     /// Rooms whose conference moved to another bridge.
     pub conferences_moved: Counter,
-    /// True while the XMPP session is up.
-    pub online: AtomicBool,
+    /// 1 while the XMPP session is up (logged in), else 0.
+    xmpp_connected: Gauge,
     registry: Registry,
 }
 
@@ -59,6 +58,7 @@ impl Metrics {
         let bridges_alive = Gauge::default();
         let bridge_failures = Counter::default();
         let conferences_moved = Counter::default();
+        let xmpp_connected = Gauge::default();
         let mut registry = Registry::with_prefix("tutti_focus");
         registry.register(
             "bridges_alive",
@@ -74,6 +74,11 @@ impl Metrics {
             "conferences_moved",
             "Conferences moved off a failed bridge (every participant re-invited)",
             conferences_moved.clone(),
+        );
+        registry.register(
+            "xmpp_connected",
+            "1 while the focus is logged in to the XMPP server, else 0",
+            xmpp_connected.clone(),
         );
         registry.register("rooms", "MUC rooms the focus is in", rooms.clone());
         registry.register(
@@ -99,6 +104,11 @@ impl Metrics {
         for state in ["pending", "active"] {
             sessions.get_or_create(&StateLabel { state }).set(0);
         }
+        // Every kind is exported from the start, at 0: a rate over a kind that has not
+        // happened yet reads 0 rather than nothing.
+        for &kind in ERROR_KINDS {
+            errors.get_or_create(&KindLabel { kind }).inc_by(0);
+        }
         Arc::new(Metrics {
             rooms,
             participants,
@@ -108,9 +118,17 @@ impl Metrics {
             bridges_alive,
             bridge_failures,
             conferences_moved,
-            online: AtomicBool::new(false),
+            xmpp_connected,
             registry,
         })
+    }
+
+    pub fn set_online(&self, online: bool) {
+        self.xmpp_connected.set(i64::from(online));
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.xmpp_connected.get() == 1
     }
 
     pub fn error(&self, kind: &'static str) {
@@ -170,7 +188,7 @@ async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse
 }
 
 async fn serve_health(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    if metrics.online.load(Ordering::Relaxed) {
+    if metrics.is_online() {
         (StatusCode::OK, "ok\n")
     } else {
         (

@@ -254,6 +254,16 @@ impl Stack {
         http_get(self.focus_http.expect("the focus is running"), path).await
     }
 
+    /// A plain HTTP/1.0 GET on the bridge's HTTP port: (status line, body).
+    pub async fn bridge_http_get(&self, path: &str) -> (String, String) {
+        http_get(self.bridge_http, path).await
+    }
+
+    /// A gauge or counter from the focus's /metrics (labels included in `name`).
+    pub async fn focus_metric(&self, name: &str) -> Option<f64> {
+        metric_at(self.focus_http.expect("the focus is running"), name).await
+    }
+
     /// A gauge or counter from the bridge's /metrics (labels included in `name`).
     pub async fn bridge_metric(&self, name: &str) -> Option<f64> {
         metric_at(self.bridge_http, name).await

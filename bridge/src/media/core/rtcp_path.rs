@@ -13,13 +13,25 @@ use crate::media::consumer::TAG_ROOM;
 use crate::media::nack;
 use crate::media::outbox::{Outbox, SLOT};
 use crate::media::router::RetransmitError;
-use crate::media::stats::{DropReason, FEEDBACK_DELAY_BOUNDS};
+use crate::media::stats::{DropReason, FEEDBACK_DELAY_BOUNDS, RTT_BOUNDS};
+use crate::media::MediaKind;
 
 /// Bitrate announced in REMB to senders without transport-cc: the bridge does not estimate
 /// bandwidth yet, so it only caps what a sender may ramp up to.
 const REMB_BITRATE_BPS: u64 = 5_000_000;
 /// RFC 3550: at most 31 report blocks in one RR.
 const MAX_REPORT_BLOCKS: usize = 31;
+/// Index of the sender → bridge hop in the report histograms (`stats::DIRECTION_LABELS`).
+const UPSTREAM: usize = 0;
+/// Index of the bridge → receiver hop.
+const DOWNSTREAM: usize = 1;
+
+fn media_index(kind: MediaKind) -> usize {
+    match kind {
+        MediaKind::Audio => 0,
+        MediaKind::Video => 1,
+    }
+}
 
 impl Core {
     pub(super) fn on_rtcp(
@@ -38,8 +50,16 @@ impl Core {
                 return;
             };
             match item {
-                Packet::SenderReport { ssrc, info, .. } => {
-                    self.on_sender_report(slot, conference, ssrc, &info, now, out)
+                Packet::SenderReport {
+                    ssrc,
+                    info,
+                    reports,
+                } => {
+                    self.on_sender_report(slot, conference, ssrc, &info, now, out);
+                    self.on_report_blocks(slot, conference, reports, now);
+                }
+                Packet::ReceiverReport { reports, .. } => {
+                    self.on_report_blocks(slot, conference, reports, now)
                 }
                 Packet::Pli { media_ssrc, .. } => {
                     self.counters.pli_received += 1;
@@ -90,6 +110,57 @@ impl Core {
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// A receiver's report blocks about the streams the bridge forwards it: their loss and
+    /// jitter, and the round trip to it from a block naming the last sender report the bridge
+    /// passed on for that stream (sent at that report's arrival, `now - then - DLSR`).
+    fn on_report_blocks(
+        &mut self,
+        slot: usize,
+        conference: usize,
+        reports: rtcp::ReportBlocks<'_>,
+        now: Instant,
+    ) {
+        let now_us = self.micros(now);
+        let Some(router) = self.routers[conference].as_ref() else {
+            return;
+        };
+        for block in reports {
+            let Some(producer) = router.output(block.ssrc).and_then(|p| router.producer(p)) else {
+                continue;
+            };
+            // A block about an RTX stream tells nothing of the media's path.
+            if producer.owner == slot || producer.output_ssrcs().0 != block.ssrc {
+                continue;
+            }
+            let Some(first) = producer.encodings.first() else {
+                continue;
+            };
+            self.counters.report_quality.observe(
+                DOWNSTREAM,
+                media_index(producer.kind),
+                block.fraction_lost,
+                block.jitter,
+                first.stats.clock_rate(),
+            );
+            if block.last_sr == 0 {
+                continue;
+            }
+            let passed_on = producer.encodings.iter().find_map(|e| {
+                e.stats
+                    .last_sender_report()
+                    .filter(|&(lsr, _)| lsr == block.last_sr)
+                    .map(|(_, at)| at)
+            });
+            if let Some(at) = passed_on {
+                let dlsr_us = i64::from(block.delay_since_last_sr) * 1_000_000 / 65_536;
+                let rtt_us = now_us - at - dlsr_us;
+                if rtt_us >= 0 {
+                    self.counters.rtt.observe(&RTT_BOUNDS, rtt_us as f64 / 1e6);
+                }
             }
         }
     }
@@ -358,7 +429,9 @@ impl Core {
                 let Some(producer) = router.producer_mut(p) else {
                     continue;
                 };
+                let media = media_index(producer.kind);
                 for encoding in producer.encodings.iter_mut() {
+                    let media_ssrc = encoding.ssrc;
                     let streams = std::iter::once((encoding.ssrc, &mut encoding.stats))
                         .chain(encoding.rtx_ssrc.zip(encoding.rtx_stats.as_mut()));
                     for (ssrc, stats) in streams {
@@ -366,6 +439,15 @@ impl Core {
                             continue;
                         }
                         blocks[count] = stats.report_block(ssrc, now_us);
+                        if ssrc == media_ssrc {
+                            self.counters.report_quality.observe(
+                                UPSTREAM,
+                                media,
+                                blocks[count].fraction_lost,
+                                blocks[count].jitter,
+                                stats.clock_rate(),
+                            );
+                        }
                         ssrcs[count] = ssrc;
                         count += 1;
                     }

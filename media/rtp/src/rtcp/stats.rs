@@ -144,6 +144,16 @@ impl ReceiveStats {
         }
     }
 
+    /// The RTP clock rate the jitter is counted in.
+    pub fn clock_rate(&self) -> u32 {
+        self.clock_rate
+    }
+
+    /// The last SR's NTP middle 32 bits (what a report block's LSR names) and when it arrived.
+    pub fn last_sender_report(&self) -> Option<(u32, i64)> {
+        self.last_sr
+    }
+
     /// Packets accounted since creation (including before any sequence restart).
     pub fn packets_received(&self) -> u64 {
         self.total_received
