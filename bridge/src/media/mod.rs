@@ -31,6 +31,7 @@ mod rewriter;
 mod router;
 mod send_history;
 mod sources;
+pub mod speakers;
 pub mod stats;
 mod stream_history;
 mod transport;
