@@ -47,7 +47,12 @@ pub struct BridgeNode {
 }
 
 impl BridgeNode {
-    pub fn new(seed: u64, start: Instant, srtp_profiles: tutti_dtls::SrtpProfiles) -> BridgeNode {
+    pub fn new(
+        seed: u64,
+        start: Instant,
+        srtp_profiles: tutti_dtls::SrtpProfiles,
+        speakers: SpeakerSettings,
+    ) -> BridgeNode {
         let cert = tutti_dtls::Certificate::generate().expect("a DTLS certificate");
         let fingerprint =
             tutti_dtls::parse_fingerprint("sha-256", cert.fingerprint()).expect("sha-256");
@@ -58,7 +63,7 @@ impl BridgeNode {
             srtp_profiles,
             retransmission_cache_packets: 512,
             receiver_bandwidth_bps: 2_500_000,
-            speakers: SpeakerSettings::default(),
+            speakers,
         };
         BridgeNode {
             core: Core::new(cert, settings, seed, start),
@@ -192,11 +197,24 @@ impl Call {
 
     /// Like [`Call::new`], on a bridge that accepts only `srtp_profiles`.
     pub fn with_srtp(seed: u64, delay_ms: u64, srtp_profiles: tutti_dtls::SrtpProfiles) -> Call {
+        Call::with_settings(seed, delay_ms, srtp_profiles, SpeakerSettings::default())
+    }
+
+    /// Like [`Call::with_srtp`], on a bridge with `speakers`' last-N and loudest-audio limits.
+    pub fn with_settings(
+        seed: u64,
+        delay_ms: u64,
+        srtp_profiles: tutti_dtls::SrtpProfiles,
+        speakers: SpeakerSettings,
+    ) -> Call {
         let start = Instant::now();
         let delay = Duration::from_millis(delay_ms);
         let mut sim = Sim::new(seed, start);
         sim.net.set_default_link(LinkConfig::new().delay(delay));
-        let bridge = sim.add("bridge", BridgeNode::new(seed, start, srtp_profiles));
+        let bridge = sim.add(
+            "bridge",
+            BridgeNode::new(seed, start, srtp_profiles, speakers),
+        );
         sim.with(bridge, |b, now| {
             b.command(
                 now,
