@@ -1,17 +1,21 @@
 //! `bench/speakers`: how fast the dominant speaker follows who talks, on the in-memory network
 //! (the bridge's core and str0m participants on 20 ms links). Six participants, each with audio
-//! (RFC 6464 levels) and video; one talks at a time and the talker changes every 4 s, either
-//! as a handover (the talker stops as the next starts) or into silence (after 2 s of nobody).
+//! (RFC 6464 levels) and video; one talks at a time and the talker changes about every 4 s
+//! (at a random instant, so against the bridge's 100 ms buckets at any phase, and in a random
+//! place of the talker's syllables and pauses), either as a handover (the talker stops as the
+//! next starts) or into silence (after 2 s of nobody).
 //! One JSON line per kind: the latency from the change of who makes sound to the bridge's
 //! DominantSpeakerEndpointChangeEvent (p50, p95, max over every change), how many changes were
 //! missed or wrongly named, and — for a receiver with lastN 1 — the time from the event to the
-//! last packet of the previous speaker's video reaching it.
+//! last packet of the previous speaker's video reaching it (negative: it arrived before).
 
 #[path = "../tests/sim/mod.rs"]
 mod sim;
 
 use std::time::Duration;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sim::Call;
 use tutti_bridge::media::constraints::ConstraintsUpdate;
@@ -52,6 +56,7 @@ fn measure(kind: &str, turns: usize, seed: u64) -> serde_json::Value {
         },
     );
     call.sim.run_for(Duration::from_secs(2));
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut latencies_ms = Vec::new();
     let mut leave_ms = Vec::new();
     let (mut missed, mut wrong) = (0, 0);
@@ -65,14 +70,17 @@ fn measure(kind: &str, turns: usize, seed: u64) -> serde_json::Value {
             }
             call.sim.run_for(Duration::from_secs(2));
         }
+        call.sim
+            .run_for(Duration::from_millis(rng.random_range(0..100)));
         let told_before = call.dominant_speakers().len();
         let changed_at = call.sim.now();
+        let mut speech = speech_levels();
+        // Sound starts at the change, somewhere in a run of syllables (the first 35 packets).
+        speech.rotate_left(rng.random_range(0..35));
         if let Some(p) = previous.filter(|_| kind == "handover") {
             call.sim.node_mut(peers[p]).set_audio_levels(SILENCE);
         }
-        call.sim
-            .node_mut(peers[talker])
-            .set_audio_levels(&speech_levels());
+        call.sim.node_mut(peers[talker]).set_audio_levels(&speech);
         call.sim.run_for(TURN);
         let told = call.dominant_speakers();
         let name = call.peer(peers[talker]).config().name.clone();
@@ -86,7 +94,9 @@ fn measure(kind: &str, turns: usize, seed: u64) -> serde_json::Value {
                         .rx(ssrc)
                         .and_then(|rx| rx.packets.iter().map(|p| p.arrived).max());
                     if let Some(last) = last {
-                        leave_ms.push(last.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+                        let after = last.saturating_duration_since(*at).as_secs_f64();
+                        let before = at.saturating_duration_since(last).as_secs_f64();
+                        leave_ms.push((after - before) * 1000.0);
                     }
                 }
             }
