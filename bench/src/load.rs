@@ -821,6 +821,7 @@ mod tests {
             ssrc: 42,
             twcc_ext_id: 5,
             twcc_seq: 1,
+            audio_level: None,
         };
         let trailer = Trailer {
             ssrc: 42,

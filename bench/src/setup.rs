@@ -243,8 +243,15 @@ pub fn participant_config(index: usize, role: Role, profile: Profile) -> Partici
     config.srtp = profile.choice();
     config.send_audio = role.publishes;
     config.send_video = role.publishes;
+    // Audio carries RFC 6464 levels (someone talking half the time), as browsers' does: the
+    // bridge reads one per audio packet for its dominant speaker.
+    config.audio_level_ext_id = Some(AUDIO_LEVEL_EXT_ID);
     config
 }
+
+/// The audio level extension's id, as in Jicofo's offers.
+const AUDIO_LEVEL_EXT_ID: u8 = 1;
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// A publisher's video layers: with one layer, the participant's own single stream (its
 /// configured bitrate at 640x360); with three, [`SIMULCAST`], the first layer on the
@@ -441,6 +448,13 @@ fn media_list(config: &ParticipantConfig, sends: bool) -> pb::MediaList {
         id: u32::from(config.twcc_ext_id),
         uri: TWCC_URI.into(),
     }];
+    let mut audio_extensions = extensions.clone();
+    if let Some(id) = config.audio_level_ext_id {
+        audio_extensions.push(pb::HeaderExtension {
+            id: u32::from(id),
+            uri: AUDIO_LEVEL_URI.into(),
+        });
+    }
     let feedback = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     pb::MediaList {
         media: vec![
@@ -454,7 +468,7 @@ fn media_list(config: &ParticipantConfig, sends: bool) -> pb::MediaList {
                     rtcp_fb: feedback(&["transport-cc"]),
                     ..Default::default()
                 }],
-                header_extensions: extensions.clone(),
+                header_extensions: audio_extensions,
                 sends,
                 receives: true,
             },

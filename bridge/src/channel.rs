@@ -70,6 +70,10 @@ struct Member {
     open: Option<(u64, mpsc::Sender<String>)>,
     /// The latest LastNEndpointsChangeEvent for it, sent again to each new connection.
     forwarded: Option<String>,
+    /// The conference's latest DominantSpeakerEndpointChangeEvent, likewise.
+    dominant: Option<String>,
+    /// The latest SenderVideoConstraints for it, likewise.
+    sender_constraints: Option<String>,
 }
 
 #[derive(Default)]
@@ -130,16 +134,17 @@ impl ChannelHub {
     /// Adding an endpoint again keeps its password.
     pub fn add(&self, conference_id: &str, endpoint_id: &str, participant_id: &str) -> String {
         let mut hub = self.hub();
-        let member = hub
-            .conferences
-            .entry(conference_id.to_owned())
-            .or_default()
+        let conference = hub.conferences.entry(conference_id.to_owned()).or_default();
+        let dominant = conference.values().find_map(|m| m.dominant.clone());
+        let member = conference
             .entry(endpoint_id.to_owned())
             .or_insert_with(|| Member {
                 participant_id: participant_id.to_owned(),
                 password: Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH),
                 open: None,
                 forwarded: None,
+                dominant,
+                sender_constraints: None,
             });
         member.password.clone()
     }
@@ -194,8 +199,15 @@ impl ChannelHub {
         hub.next_connection += 1;
         let id = hub.next_connection;
         let (sender, outbox) = mpsc::channel(OUTBOX_CAPACITY);
-        if let Some(forwarded) = &member.forwarded {
-            let _ = sender.try_send(forwarded.clone());
+        for latest in [
+            &member.forwarded,
+            &member.dominant,
+            &member.sender_constraints,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let _ = sender.try_send(latest.clone());
         }
         if member.open.replace((id, sender)).is_none() {
             self.metrics.open.inc();
@@ -223,6 +235,47 @@ impl ChannelHub {
             }
         }
         member.forwarded = Some(text);
+    }
+
+    /// Tells every endpoint of a conference who its dominant speaker is now
+    /// (DominantSpeakerEndpointChangeEvent), now if its channel is open, and on every later
+    /// connection.
+    pub fn send_dominant_speaker(&self, conference_id: &str, dominant: &str, previous: &[String]) {
+        let text = channel_messages::dominant_speaker_changed(dominant, previous);
+        let mut hub = self.hub();
+        let Some(conference) = hub.conferences.get_mut(conference_id) else {
+            return;
+        };
+        let mut dropped = 0;
+        for member in conference.values_mut() {
+            if let Some((_, outbox)) = &member.open {
+                dropped += u64::from(outbox.try_send(text.clone()).is_err());
+            }
+            member.dominant = Some(text.clone());
+        }
+        if dropped > 0 {
+            self.count(&self.metrics.messages, "dropped", dropped);
+        }
+    }
+
+    /// Tells a sender the tallest video of it any receiver wants (SenderVideoConstraints),
+    /// now if its channel is open, and on every later connection.
+    pub fn send_sender_constraints(&self, conference_id: &str, endpoint_id: &str, height: u32) {
+        let text = channel_messages::sender_video_constraints(height);
+        let mut hub = self.hub();
+        let Some(member) = hub
+            .conferences
+            .get_mut(conference_id)
+            .and_then(|c| c.get_mut(endpoint_id))
+        else {
+            return;
+        };
+        if let Some((_, outbox)) = &member.open {
+            if outbox.try_send(text.clone()).is_err() {
+                self.count(&self.metrics.messages, "dropped", 1);
+            }
+        }
+        member.sender_constraints = Some(text);
     }
 
     /// Tells an endpoint the bandwidth estimate towards it (ConnectionStats), if its channel
@@ -530,6 +583,50 @@ mod tests {
         let message: Value = serde_json::from_str(&bob.outbox.try_recv().unwrap()).unwrap();
         assert_eq!(message["lastNEndpoints"], serde_json::json!([]));
         hub.send_forwarded("c1", "nobody", &[]);
+    }
+
+    #[test]
+    fn the_dominant_speaker_reaches_everyone_now_and_later_joiners_on_connection() {
+        let (hub, pw) = hub_with(&[("e1", "alice"), ("e2", "bob")]);
+        let mut alice = hub.connect("c1", "e1", &pw[0]).unwrap();
+        hub.send_dominant_speaker("c1", "bob", &["alice".to_owned()]);
+        let message = json(&alice.outbox.try_recv().unwrap());
+        assert_eq!(
+            message["colibriClass"],
+            "DominantSpeakerEndpointChangeEvent"
+        );
+        assert_eq!(message["dominantSpeakerEndpoint"], "bob");
+        assert_eq!(message["previousSpeakers"], serde_json::json!(["alice"]));
+        // Bob's channel opens later, and Cyd joins later still: both hear it first thing.
+        let mut bob = hub.connect("c1", "e2", &pw[1]).unwrap();
+        assert_eq!(
+            json(&bob.outbox.try_recv().unwrap())["dominantSpeakerEndpoint"],
+            "bob"
+        );
+        let cyd_pw = hub.add("c1", "e3", "cyd");
+        let mut cyd = hub.connect("c1", "e3", &cyd_pw).unwrap();
+        assert_eq!(
+            json(&cyd.outbox.try_recv().unwrap())["dominantSpeakerEndpoint"],
+            "bob"
+        );
+        hub.send_dominant_speaker("nowhere", "bob", &[]);
+    }
+
+    #[test]
+    fn sender_constraints_reach_the_sender_only_now_and_on_reconnection() {
+        let (hub, pw) = hub_with(&[("e1", "alice"), ("e2", "bob")]);
+        let mut alice = hub.connect("c1", "e1", &pw[0]).unwrap();
+        let mut bob = hub.connect("c1", "e2", &pw[1]).unwrap();
+        hub.send_sender_constraints("c1", "e1", 180);
+        let message = json(&alice.outbox.try_recv().unwrap());
+        assert_eq!(message["colibriClass"], "SenderVideoConstraints");
+        assert_eq!(message["videoConstraints"]["idealHeight"], 180);
+        assert!(bob.outbox.try_recv().is_err(), "not to bob");
+        hub.send_sender_constraints("c1", "e1", 720);
+        let mut again = hub.connect("c1", "e1", &pw[0]).unwrap();
+        let message = json(&again.outbox.try_recv().unwrap());
+        assert_eq!(message["videoConstraints"]["idealHeight"], 720);
+        hub.send_sender_constraints("c1", "nobody", 0);
     }
 
     #[test]

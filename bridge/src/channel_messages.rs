@@ -208,6 +208,28 @@ pub fn last_n_endpoints_changed(endpoints: &[&str]) -> String {
     .to_string()
 }
 
+/// Tells everyone in a conference who speaks now, and who spoke before, most recent first
+/// (lib-jitsi-meet's DOMINANT_SPEAKER_CHANGED: `dominantSpeakerEndpoint`, `previousSpeakers`).
+pub fn dominant_speaker_changed(dominant: &str, previous: &[String]) -> String {
+    json!({
+        "colibriClass": "DominantSpeakerEndpointChangeEvent",
+        "dominantSpeakerEndpoint": dominant,
+        "previousSpeakers": previous,
+    })
+    .to_string()
+}
+
+/// Tells a sender the tallest video any receiver wants of it (lib-jitsi-meet 2.6726's
+/// SendVideoController reads `videoConstraints.idealHeight` and deactivates the simulcast
+/// encodings above it).
+pub fn sender_video_constraints(ideal_height: u32) -> String {
+    json!({
+        "colibriClass": "SenderVideoConstraints",
+        "videoConstraints": {"idealHeight": ideal_height},
+    })
+    .to_string()
+}
+
 /// Tells a receiver the bridge's bandwidth estimate towards it, bit/s (as Jitsi Videobridge's
 /// ConnectionStats; lib-jitsi-meet passes unknown classes to the application).
 pub fn connection_stats(estimated_downlink_bps: u64) -> String {
@@ -647,6 +669,23 @@ mod tests {
         assert_eq!(
             parsed,
             json!({"colibriClass": "ConnectionStats", "estimatedDownlinkBandwidth": 1_234_567})
+        );
+
+        let parsed: Value =
+            serde_json::from_str(&dominant_speaker_changed("A", &["C".into(), "B".into()]))
+                .unwrap();
+        assert_eq!(
+            parsed,
+            json!({
+                "colibriClass": "DominantSpeakerEndpointChangeEvent",
+                "dominantSpeakerEndpoint": "A",
+                "previousSpeakers": ["C", "B"],
+            })
+        );
+        let parsed: Value = serde_json::from_str(&sender_video_constraints(180)).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"colibriClass": "SenderVideoConstraints", "videoConstraints": {"idealHeight": 180}})
         );
 
         for (active, expected) in [(true, "true"), (false, "false")] {

@@ -62,6 +62,14 @@ pub struct Config {
     /// Each receiver's initial bandwidth estimate in bit/s, until its feedback says more; its
     /// allocator spreads the estimate over the video it forwards.
     pub receiver_bandwidth_bps: u64,
+    /// Most videos any receiver is forwarded, whatever its lastN (-1: no limit).
+    pub last_n: i32,
+    /// From this many endpoints in a conference on (0: never), `large_room_last_n` applies.
+    pub large_room_endpoints: usize,
+    /// Most videos any receiver of a large conference is forwarded.
+    pub large_room_last_n: i32,
+    /// Forward each receiver only the loudest this many audio streams (0: all of them).
+    pub loudest_audio_streams: usize,
 }
 
 /// The gRPC API's mutual-TLS files (PEM).
@@ -99,6 +107,10 @@ impl Default for Config {
             srtp_profiles: "gcm-then-aes-cm".to_string(),
             retransmission_cache_packets: 256,
             receiver_bandwidth_bps: 2_500_000,
+            last_n: -1,
+            large_room_endpoints: 0,
+            large_room_last_n: -1,
+            loudest_audio_streams: 0,
         }
     }
 }
@@ -168,6 +180,19 @@ impl Config {
                 (
                     "receiver_bandwidth_bps",
                     Field::value(&mut self.receiver_bandwidth_bps),
+                ),
+                ("last_n", Field::value(&mut self.last_n)),
+                (
+                    "large_room_endpoints",
+                    Field::value(&mut self.large_room_endpoints),
+                ),
+                (
+                    "large_room_last_n",
+                    Field::value(&mut self.large_room_last_n),
+                ),
+                (
+                    "loudest_audio_streams",
+                    Field::value(&mut self.loudest_audio_streams),
                 ),
             ],
         )?;
@@ -255,6 +280,17 @@ impl Config {
     pub fn endpoint_expiry(&self) -> Duration {
         Duration::from_secs(self.endpoint_expiry_secs)
     }
+    /// The last-N limits and loudest-audio setting (negative lastN and 0 mean none).
+    pub fn speaker_settings(&self) -> crate::media::SpeakerSettings {
+        let limit = |n: i32| usize::try_from(n).ok();
+        crate::media::SpeakerSettings {
+            last_n: limit(self.last_n),
+            large_room: limit(self.large_room_last_n)
+                .filter(|_| self.large_room_endpoints > 0)
+                .map(|n| (self.large_room_endpoints, n)),
+            loudest_audio: (self.loudest_audio_streams > 0).then_some(self.loudest_audio_streams),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -276,6 +312,35 @@ mod tests {
         assert_eq!(config.advertised_addresses.len(), 2);
         assert_eq!(config.consent_timeout(), Duration::from_secs(5));
         assert_eq!(config.grpc_address.port(), 10090);
+    }
+
+    #[test]
+    fn speaker_limits_come_from_the_environment_and_apply_from_their_room_size() {
+        let default = Config::default().speaker_settings();
+        assert_eq!(default, crate::media::SpeakerSettings::default());
+        assert_eq!(default.last_n_limit(1000), None);
+        let mut config = Config::default();
+        config
+            .apply_env(|name| match name {
+                "TUTTI_BRIDGE_LAST_N" => Some("25".into()),
+                "TUTTI_BRIDGE_LARGE_ROOM_ENDPOINTS" => Some("50".into()),
+                "TUTTI_BRIDGE_LARGE_ROOM_LAST_N" => Some("10".into()),
+                "TUTTI_BRIDGE_LOUDEST_AUDIO_STREAMS" => Some("3".into()),
+                _ => None,
+            })
+            .unwrap();
+        let settings = config.speaker_settings();
+        assert_eq!(settings.last_n_limit(49), Some(25));
+        assert_eq!(settings.last_n_limit(50), Some(10));
+        assert_eq!(settings.loudest_audio, Some(3));
+        let large_only = Config {
+            large_room_endpoints: 20,
+            large_room_last_n: 5,
+            ..Config::default()
+        }
+        .speaker_settings();
+        assert_eq!(large_only.last_n_limit(19), None);
+        assert_eq!(large_only.last_n_limit(20), Some(5));
     }
 
     #[test]

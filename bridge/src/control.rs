@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::lifecycle::{BridgeState, Lifecycle};
 use crate::media::constraints::ConstraintsUpdate;
 use crate::media::stats::SharedSnapshot;
-use crate::media::{Command, EndpointState, WorkerEvent, WorkerOutput};
+use crate::media::{ChannelNotice, Command, EndpointState, WorkerEvent, WorkerOutput};
 
 /// Why a control request was refused; mapped to gRPC status codes by the API layer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -175,6 +175,27 @@ impl Control {
                 WorkerOutput::Forwarded(f) => {
                     self.channels
                         .send_forwarded(&f.conference_id, &f.endpoint_id, &f.endpoints);
+                    continue;
+                }
+                WorkerOutput::Channel(ChannelNotice::DominantSpeaker {
+                    conference_id,
+                    dominant,
+                    previous,
+                }) => {
+                    self.channels
+                        .send_dominant_speaker(&conference_id, &dominant, &previous);
+                    continue;
+                }
+                WorkerOutput::Channel(ChannelNotice::SenderConstraints {
+                    conference_id,
+                    endpoint_id,
+                    ideal_height,
+                }) => {
+                    self.channels.send_sender_constraints(
+                        &conference_id,
+                        &endpoint_id,
+                        ideal_height,
+                    );
                     continue;
                 }
                 WorkerOutput::ConnectionStats(s) => {

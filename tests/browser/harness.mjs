@@ -88,19 +88,23 @@ export async function withWorld(name, run, { camera = 'default', bridges = 1, br
     linked,
     binDir: process.env.TUTTI_BIN_DIR ?? join(root, 'target', 'debug'),
   });
-  const args = [...CHROMIUM_ARGS, `--use-file-for-fake-audio-capture=${writeSpeechAudio(runDir)}`];
+  const args = [...CHROMIUM_ARGS];
   if (camera === 'noise') {
     args.push(`--use-file-for-fake-video-capture=${writeNoiseVideo(runDir)}`);
   }
-  const browser = await launchChromium(args);
-  const world = new World(name, stack, browser);
+  /** A Chromium whose fake microphone plays `audioFile`. */
+  const launch = (audioFile) => launchChromium([...args, `--use-file-for-fake-audio-capture=${audioFile}`]);
+  const browser = await launch(writeAudio(runDir, 'speech.wav', 'beeps'));
+  const world = new World(name, stack, browser, (participant, sound) => launch(writeAudio(runDir, `${participant}.wav`, sound)));
   try {
     await run(world);
   } catch (error) {
     await world.report();
     throw error;
   } finally {
-    await browser.close().catch(() => {});
+    for (const own of [browser, ...world.ownBrowsers]) {
+      await own.close().catch(() => {});
+    }
     await stack.stop();
   }
   rmSync(runDir, { recursive: true, force: true });
@@ -113,20 +117,31 @@ export function launchChromium(args, executablePath = process.env.TUTTI_CHROMIUM
 }
 
 /**
- * A WAV file for the fake microphone: a 400 Hz tone 400 ms out of every second, looped by
- * Chromium. Its built-in fake microphone beeps for 20 ms every 500 ms, and a page that polls
- * audio levels (lib-jitsi-meet, every 200 ms) can miss those beeps for many seconds; the tone
- * makes every participant "speak" in every poll for 40 % of the time.
+ * A WAV file for the fake microphone (`file` in `dir`), looped by Chromium:
+ * - 'beeps': a 400 Hz tone 400 ms out of every second. Chromium's built-in fake microphone
+ *   beeps for 20 ms every 500 ms, and a page that polls audio levels (lib-jitsi-meet, every
+ *   200 ms) can miss those beeps for many seconds; the tone makes every participant "speak" in
+ *   every poll for 40 % of the time.
+ * - 'voice': someone talking to a speaker detector: 250 ms syllables of a tone (300 to 500 Hz,
+ *   varying loudness) with 50 ms between them, and 200 ms of pause every 1.4 s.
+ * - 'silence': digital silence.
  */
-export function writeSpeechAudio(dir) {
+export function writeAudio(dir, file, sound) {
   const rate = 48000;
-  const seconds = 2;
-  const samples = rate * seconds;
+  const seconds = sound === 'voice' ? 1.4 : 2;
+  const samples = Math.round(rate * seconds);
   const data = Buffer.alloc(samples * 2);
   for (let i = 0; i < samples; i += 1) {
-    const on = i % rate < rate * 0.4;
-    const value = on ? Math.round(12000 * Math.sin((2 * Math.PI * 400 * i) / rate)) : 0;
-    data.writeInt16LE(value, i * 2);
+    const t = i / rate;
+    let value = 0;
+    if (sound === 'beeps' && i % rate < rate * 0.4) {
+      value = 12000 * Math.sin(2 * Math.PI * 400 * t);
+    } else if (sound === 'voice' && t < 1.2 && t % 0.3 < 0.25) {
+      const syllable = Math.floor(t / 0.3);
+      const frequency = 300 + 50 * syllable;
+      value = (8000 + 2000 * syllable) * Math.sin(2 * Math.PI * frequency * t);
+    }
+    data.writeInt16LE(Math.round(value), i * 2);
   }
   const header = Buffer.alloc(44);
   header.write('RIFF', 0);
@@ -142,9 +157,9 @@ export function writeSpeechAudio(dir) {
   header.writeUInt16LE(16, 34);
   header.write('data', 36);
   header.writeUInt32LE(data.length, 40);
-  const file = join(dir, 'speech.wav');
-  writeFileSync(file, Buffer.concat([header, data]));
-  return file;
+  const path = join(dir, file);
+  writeFileSync(path, Buffer.concat([header, data]));
+  return path;
 }
 
 /**
@@ -166,19 +181,30 @@ function writeNoiseVideo(dir) {
 }
 
 class World {
-  constructor(name, stack, browser) {
+  constructor(name, stack, browser, launch) {
     this.name = name;
     this.stack = stack;
     this.browser = browser;
+    this.launch = launch;
+    /** Chromiums of participants that have a microphone of their own. */
+    this.ownBrowsers = [];
     this.participants = [];
   }
 
   /**
    * Opens the demo page as `displayName` in `room` and waits until its media is connected;
-   * `capture` ({ resolution, fps }) sets its camera, `region` where it says it is.
+   * `capture` ({ resolution, fps }) sets its camera, `region` where it says it is, and `query`
+   * adds to the page's address (e.g. { receive: '180' }). With `audio` ('voice' or 'silence';
+   * see writeAudio) the participant gets a Chromium of its own whose microphone plays that;
+   * otherwise it shares the world's, whose microphone beeps.
    */
-  async join(room, displayName, { region, query = {}, ...options } = {}) {
-    return joinPage(this.browser, this.stack.url, room, displayName, {
+  async join(room, displayName, { region, query = {}, audio, ...options } = {}) {
+    let browser = this.browser;
+    if (audio) {
+      browser = await this.launch(displayName, audio);
+      this.ownBrowsers.push(browser);
+    }
+    return joinPage(browser, this.stack.url, room, displayName, {
       ...options, query: { ...query, ...(region ? { region } : {}) }, joined: this.participants,
     });
   }
@@ -330,6 +356,25 @@ class Participant {
     return events.filter((event) => event.type === type);
   }
 
+  /** lib-jitsi-meet's id of this participant (what the bridge's messages name it by). */
+  async id() {
+    return this.page.evaluate(() => window.tutti.conference.myUserId());
+  }
+
+  /** Mutes or unmutes the page's microphone track (lib-jitsi-meet sends silence while muted). */
+  async muteAudio(muted) {
+    await this.page.evaluate(async (mute) => {
+      const track = window.tutti.localTracks.find((t) => t.getType() === 'audio');
+      await (mute ? track.mute() : track.unmute());
+    }, muted);
+  }
+
+  /** The dominant speaker the bridge last named to this page (lib-jitsi-meet's id), and when. */
+  async dominantSpeaker() {
+    const told = await this.events('dominant-speaker');
+    return told.length ? told[told.length - 1] : null;
+  }
+
   /** The text the page shows as an error, or null. */
   async shownError() {
     return this.page.$eval('#error', (element) => (element.hidden ? null : element.textContent));
@@ -367,6 +412,8 @@ class Participant {
             timestamp: stat.timestamp,
             frameHeight: stat.frameHeight ?? 0,
             framesEncoded: stat.framesEncoded ?? 0,
+            active: stat.active ?? true,
+            rid: stat.rid ?? '',
           });
         } else if (stat.type === 'candidate-pair' && stat.nominated && stat.state === 'succeeded') {
           result.candidatePair = { availableOutgoingBitrate: stat.availableOutgoingBitrate ?? 0 };

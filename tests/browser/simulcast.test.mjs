@@ -12,7 +12,8 @@ test('each receiver gets the layer its layout asks for', { timeout: 240000 }, as
     const names = ['ada', 'bob', 'cyd'];
     const people = [];
     for (const name of names) {
-      people.push(await world.join('layers', name, { capture }));
+      // Thumbnails (180) until a layout asks for more, as before any choice of layout.
+      people.push(await world.join('layers', name, { capture, query: { receive: '180' } }));
     }
     const [ada, bob, cyd] = people;
     for (const person of people) {

@@ -13,7 +13,7 @@ import { chmodSync, chownSync, createWriteStream, existsSync, mkdirSync, mkdtemp
 import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CHROMIUM_ARGS, joinPage, launchChromium, reportPages, sleep, sumMetric, waitFor, writeSpeechAudio } from '../browser/harness.mjs';
+import { CHROMIUM_ARGS, joinPage, launchChromium, reportPages, sleep, sumMetric, waitFor, writeAudio } from '../browser/harness.mjs';
 import { dashboardExpressions, selectors, substitute, variableValues } from './promql.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -185,7 +185,7 @@ test('docker-compose: HTTPS front, two bridges, coturn, Prometheus, scaling, dow
 
     // Two participants in this namespace, through the HTTPS front (self-signed: accepted).
     const url = `https://${PUBLIC}/`;
-    const args = [...CHROMIUM_ARGS, '--ignore-certificate-errors', `--use-file-for-fake-audio-capture=${writeSpeechAudio(dir)}`];
+    const args = [...CHROMIUM_ARGS, '--ignore-certificate-errors', `--use-file-for-fake-audio-capture=${writeAudio(dir, 'speech.wav', 'beeps')}`];
     const direct = await launchChromium(args);
     browsers.push(direct);
     const contextOptions = { ignoreHTTPSErrors: true };

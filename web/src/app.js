@@ -142,6 +142,12 @@ const capture = {
   resolution: Number(new URLSearchParams(location.search).get('resolution')) || 360,
   fps: Number(new URLSearchParams(location.search).get('fps')) || 30,
 };
+/**
+ * The tallest video the page asks the bridge for (its tiles are 320 pixels wide and up), from
+ * &receive=HEIGHT; the bridge tells each sender the tallest anyone asks of it, and senders stop
+ * encoding the layers above.
+ */
+const receiveHeight = Number(new URLSearchParams(location.search).get('receive')) || 360;
 
 /** Where the participant is, from the page's address: sent in its MUC presence (empty: none). */
 const region = new URLSearchParams(location.search).get('region') || '';
@@ -174,6 +180,14 @@ async function join(roomName, displayName) {
   window.tutti.conference = conference;
   guardUnnamedRoomEvents(conference);
   const C = events.conference;
+  // A tile view: every video at most the tiles' height (sent when the bridge channel opens).
+  conference.setReceiverConstraints({
+    lastN: -1,
+    selectedEndpoints: [],
+    onStageEndpoints: [],
+    defaultConstraints: { maxHeight: receiveHeight },
+    constraints: {},
+  });
 
   const localTile = tileFor('local', displayName, true);
   for (const track of tracks) {
@@ -223,6 +237,14 @@ async function join(roomName, displayName) {
   conference.on(C.CONNECTION_RESTORED, restored);
   conference.on(C.CONFERENCE_LEFT, () => clearInterval(interruption));
   conference.on(C.DATA_CHANNEL_OPENED, () => note('bridge-channel-open'));
+  // The bridge names the dominant speaker: its tile is marked.
+  conference.on(C.DOMINANT_SPEAKER_CHANGED, (id, previous) => {
+    note('dominant-speaker', { id, previous });
+    for (const tile of page.tiles.querySelectorAll('.tile')) {
+      const tileId = tile.classList.contains('local') ? conference.myUserId() : tile.dataset.id;
+      tile.classList.toggle('dominant', tileId === id);
+    }
+  });
   conference.on(C.ENDPOINT_MESSAGE_RECEIVED, (participant, payload) => {
     note('endpoint-message', { from: participant.getId(), payload });
   });
@@ -345,7 +367,8 @@ page.leave.addEventListener('click', () => {
 
 // ?room=…&name=… fills the form (links to a room); &autojoin=1 joins at once; &resolution=720
 // and &fps=15 set the camera capture (default 360 lines at up to 30 fps; Chromium sends three
-// simulcast layers from 960x540 up); &region=NAME says where the participant is.
+// simulcast layers from 960x540 up); &receive=720 the tallest video it asks for (default 360);
+// &region=NAME says where the participant is.
 const query = new URLSearchParams(location.search);
 page.room.value = query.get('room') || '';
 page.name.value = query.get('name') || '';

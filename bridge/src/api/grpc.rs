@@ -29,6 +29,8 @@ pub(crate) const SENDER_LOCAL_URIS: [&str; 3] = [
     "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
     "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
 ];
+/// RFC 6464 client-to-mixer audio level: the dominant speaker is read from it.
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 const TRANSPORT_CC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 /// ICE candidate priority of the bridge's host candidate (type preference 126, RFC 8445).
@@ -237,6 +239,9 @@ pub fn media_from_pb(list: &pb::MediaList) -> Result<MediaConfig, Status> {
             }
             if ext.uri == TRANSPORT_CC_URI {
                 desc.twcc_extension = Some(ext.id as u8);
+            }
+            if ext.uri == AUDIO_LEVEL_URI && kind == MediaKind::Audio {
+                desc.audio_level_extension = Some(ext.id as u8);
             }
             if let Some(slot) = SENDER_LOCAL_URIS.iter().position(|uri| *uri == ext.uri) {
                 desc.sender_local_extensions[slot] = ext.id as u8;

@@ -3,8 +3,9 @@
 //! gives it the sources with their layers' measured bitrates and heights, and applies its
 //! answer to the receiver's consumers.
 //!
-//! 1. Sources are ranked: on stage, then selected, then the others in speaker order (join
-//!    order until the bridge tracks speakers). Only the first `lastN` get video.
+//! 1. Sources are ranked: on stage, then selected, then the others in speaker order (the
+//!    router adds them so: recent dominant speakers first, most recent first, then the others
+//!    in join order). Only the first `lastN` get video.
 //! 2. Each source's candidate layers are its active (spatial, temporal) layers no taller than
 //!    the receiver's cap for it, in the order spatial then temporal: moving down drops temporal
 //!    layers before a spatial one. Above [`PREFERRED_HEIGHT`] only full frame rates are
@@ -57,6 +58,12 @@ pub struct Allocation {
     /// Candidates in rank order (up to last-N), with the options under their cap and the one
     /// picked.
     order: Vec<(usize, Range<usize>, Option<usize>)>,
+    /// In the order the candidates were added: the receiver's cap for each one within its
+    /// last-N among every candidate, sending or not; 0 for the others. What the receiver wants
+    /// of each sender, whatever the bandwidth: the senders' constraints are made of it.
+    pub wanted: Vec<u32>,
+    /// Every candidate in rank order (kept between runs).
+    ranked: Vec<usize>,
 }
 
 impl Allocation {
@@ -66,6 +73,8 @@ impl Allocation {
         self.layers.clear();
         self.chosen.clear();
         self.order.clear();
+        self.wanted.clear();
+        self.ranked.clear();
         self.desired_bps = 0;
     }
 
@@ -102,21 +111,23 @@ impl Allocation {
             Priority::Selected => 1,
             Priority::Other => 2,
         };
+        // Every source takes its place in the ranking, sending or not: one that sends nothing
+        // holds its last-N slot and gets no video (so the sources a receiver wants, which the
+        // senders are told, are the ones it may be forwarded).
         for (i, c) in self.candidates.iter().enumerate() {
-            if c.layers.is_empty() {
-                continue;
-            }
             // The options under the cap: at least the lowest spatial layer, unless the cap
             // is 0.
             let layers = &self.layers[c.layers.clone()];
-            let lowest = layers[0].layer.spatial;
-            let fitting = if c.max_height == 0 {
-                0
-            } else {
-                layers
-                    .iter()
-                    .take_while(|o| o.height <= c.max_height || o.layer.spatial == lowest)
-                    .count()
+            let fitting = match layers.first() {
+                None => 0,
+                Some(_) if c.max_height == 0 => 0,
+                Some(first) => {
+                    let lowest = first.layer.spatial;
+                    layers
+                        .iter()
+                        .take_while(|o| o.height <= c.max_height || o.layer.spatial == lowest)
+                        .count()
+                }
             };
             self.order
                 .push((i, c.layers.start..c.layers.start + fitting, None));
@@ -161,6 +172,13 @@ impl Allocation {
         self.chosen.resize(self.candidates.len(), None);
         for (i, _, picked) in &self.order {
             self.chosen[*i] = picked.map(|j| self.layers[j].layer);
+        }
+        self.ranked.extend(0..candidates.len());
+        self.ranked
+            .sort_unstable_by_key(|&i| (rank(candidates[i].priority), i));
+        self.wanted.resize(candidates.len(), 0);
+        for &i in self.ranked.iter().take(last_n.unwrap_or(usize::MAX)) {
+            self.wanted[i] = candidates[i].max_height;
         }
     }
 }
@@ -375,5 +393,41 @@ mod tests {
             // b at 720 (2 Mbit/s) and a at 180 (300 kbit/s); c is beyond last-N.
             assert_eq!(a.desired_bps, 2_300_000, "at {bps} bit/s");
         }
+    }
+
+    #[test]
+    fn last_n_and_wanted_heights_rank_every_source_sending_or_not() {
+        let layers = simulcast();
+        // c sends nothing (yet, or its sender stopped because nobody wanted it).
+        let senders = [
+            sender("a", &layers),
+            sender("b", &layers),
+            sender("c", &[]),
+            sender("d", &layers),
+        ];
+        let stage = constraints(ConstraintsUpdate {
+            on_stage: Some(vec!["c".into()]),
+            max_heights: Some(vec![("c".into(), 720)]),
+            default_max_height: Some(180),
+            last_n: Some(2),
+            ..Default::default()
+        });
+        let mut a = Allocation::default();
+        for bps in [50_000, 10_000_000] {
+            a.clear();
+            for (name, layers) in &senders {
+                let source = format!("{name}-v0");
+                a.push(
+                    stage.priority(name, &source),
+                    stage.max_height_for(name, &source),
+                    layers.iter().copied(),
+                );
+            }
+            a.run(stage.last_n, bps);
+            // c on stage and a are the receiver's two; whatever the bandwidth.
+            assert_eq!(a.wanted, [180, 0, 720, 0], "at {bps} bit/s");
+        }
+        // Forwarded: a only (c, in the other slot, sends nothing to forward).
+        assert_eq!(a.chosen, [layer(0, 2), None, None, None]);
     }
 }

@@ -75,6 +75,9 @@ pub struct Consumer {
     pub target: Option<Layer>,
     /// The encoding forwarded now.
     pub current: Option<u8>,
+    /// The tallest video of this source its receiver wants now: its cap for it while the
+    /// source is within its last-N, else 0 (for the sender's constraints).
+    pub wanted_height: u32,
     /// Highest temporal layer forwarded now (follows the target at frames that allow it).
     temporal: u8,
     /// A packet of the target encoding went by while the consumer waited for its key frame.
@@ -100,6 +103,7 @@ impl Consumer {
             receiver,
             target: (kind == MediaKind::Audio).then_some(Layer::BASE_ALL),
             current: None,
+            wanted_height: 0,
             temporal: 0,
             waiting_for_keyframe: false,
             rewriter: Rewriter::new(clock_rate, before.map(|s| s.last_sequence)),

@@ -29,6 +29,8 @@ pub struct Endpoint {
     pub constraints: ReceiverConstraints,
     /// The endpoints (by tag) it was last told it gets video from.
     pub forwarded: Vec<u32>,
+    /// The tallest video of it any receiver wants, as it was last told (SenderVideoConstraints).
+    pub told_ideal_height: Option<u32>,
 }
 
 impl Endpoint {
@@ -57,11 +59,17 @@ impl Endpoint {
             history: StreamHistory::new(),
             constraints: ReceiverConstraints::default(),
             forwarded: Vec::new(),
+            told_ideal_height: None,
         }
     }
 
     pub fn receives(&self, kind: MediaKind) -> bool {
         self.media.get(kind).is_some_and(|m| m.receives)
+    }
+
+    /// The id of the audio level extension in the audio it sends.
+    pub fn audio_level_extension(&self) -> Option<u8> {
+        self.media.audio.as_ref()?.audio_level_extension
     }
 
     pub fn twcc_extension(&self, kind: MediaKind) -> Option<u8> {

@@ -31,6 +31,7 @@ mod rewriter;
 mod router;
 mod send_history;
 mod sources;
+pub mod speakers;
 pub mod stats;
 mod stream_history;
 mod transport;
@@ -43,7 +44,7 @@ pub use router::MAX_ENCODINGS;
 pub use sources::{
     GroupSemantics, ProducerSpec, RidSource, SourceDesc, SourceGroup, SourceOutput, SourceSet,
 };
-pub use transport::EndpointSettings;
+pub use transport::{EndpointSettings, SpeakerSettings};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MediaKind {
@@ -77,6 +78,9 @@ pub struct MediaDesc {
     pub receives: bool,
     /// transport-wide-cc header extension id, when negotiated.
     pub twcc_extension: Option<u8>,
+    /// ssrc-audio-level (RFC 6464) header extension id, when negotiated: the dominant speaker
+    /// is read from it.
+    pub audio_level_extension: Option<u8>,
     /// Ids of the extensions that name the sender's own m-line or encoding (mid, rid,
     /// repaired-rid). Removed from what it sends before forwarding: browsers route an incoming
     /// packet by its mid before its SSRC, so a forwarded sender's mid would land the packet on
@@ -154,6 +158,26 @@ pub enum WorkerOutput {
     Endpoint(WorkerEvent),
     Forwarded(ForwardedEndpoints),
     ConnectionStats(ConnectionStats),
+    Channel(ChannelNotice),
+}
+
+/// News for clients' bridge channels from the speaker detector and the allocators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelNotice {
+    /// A conference has a new dominant speaker (`DominantSpeakerEndpointChangeEvent`, to every
+    /// member): its participant id, and those who were dominant before, most recent first.
+    DominantSpeaker {
+        conference_id: String,
+        dominant: String,
+        previous: Vec<String>,
+    },
+    /// The tallest video any receiver now wants of a sender's video sources
+    /// (`SenderVideoConstraints.videoConstraints.idealHeight`, to that sender); 0: none.
+    SenderConstraints {
+        conference_id: String,
+        endpoint_id: String,
+        ideal_height: u32,
+    },
 }
 
 /// A receiver's bandwidth estimate, for its bridge channel (`ConnectionStats`).
@@ -202,5 +226,6 @@ pub fn endpoint_settings(config: &crate::config::Config) -> anyhow::Result<Endpo
         srtp_profiles: config.srtp_profiles()?,
         retransmission_cache_packets: config.retransmission_cache_packets,
         receiver_bandwidth_bps: config.receiver_bandwidth_bps,
+        speakers: config.speaker_settings(),
     })
 }

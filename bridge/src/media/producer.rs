@@ -12,6 +12,7 @@ use super::consumer::Consumer;
 use super::nack::NackGenerator;
 use super::retransmission::RetransmissionCache;
 use super::sources::ProducerSpec;
+use super::speakers::SpeechActivity;
 use super::MediaKind;
 
 /// A sender is asked for a key frame of an encoding at most this often, however many receivers
@@ -136,6 +137,8 @@ pub struct Producer {
     /// The SSRC receivers get it under, and its RTX SSRC.
     output: (u32, Option<u32>),
     pub consumers: Vec<Consumer>,
+    /// Its sender's speech, from the audio levels of its packets (audio only).
+    pub speech: SpeechActivity,
 }
 
 impl Producer {
@@ -168,6 +171,7 @@ impl Producer {
                 .collect(),
             output: spec.output_ssrcs(),
             consumers: Vec::new(),
+            speech: SpeechActivity::default(),
         }
     }
 

@@ -17,6 +17,7 @@ use super::outbox::{Outbox, SLOT};
 use super::producer::Producer;
 use super::retransmission::RetransmissionCache;
 use super::sources::ProducerSpec;
+use super::speakers::{Dominance, Score};
 use super::MediaKind;
 
 /// Most encodings (simulcast layers) a producer may have.
@@ -75,6 +76,15 @@ pub struct Router {
     allocated: Vec<(usize, usize)>,
     /// The owners (by endpoint tag) a receiver gets video from, as the current run decides.
     forwarded: Vec<u32>,
+    /// The dominant speaker and who spoke before (member slots).
+    speakers: Dominance<usize>,
+    /// Each member's speech score of the last bucket (kept between buckets).
+    scores: Vec<(usize, Score)>,
+    /// Members in speaker order: the recent speakers, most recent first, then the others in
+    /// join order (kept between allocator runs).
+    ranked_members: Vec<usize>,
+    /// Audio producers, their owners and scores, loudest first (kept between buckets).
+    loudest: Vec<(usize, usize, Score)>,
 }
 
 impl Router {
@@ -309,6 +319,7 @@ impl Router {
         }
         self.members.retain(|m| *m != slot);
         self.by_endpoint_id.retain(|_, s| *s != slot);
+        self.speakers.remove(slot);
         if self.members.is_empty() {
             self.producers = Vec::new();
             self.free_producers = Vec::new();
@@ -550,12 +561,18 @@ impl Router {
         receiver: usize,
         endpoints: &mut [Option<Endpoint>],
         bandwidth_bps: u64,
+        last_n_limit: Option<usize>,
         now_us: i64,
     ) -> Option<Vec<String>> {
         self.allocation.clear();
         self.allocated.clear();
+        self.ranked_members.clear();
+        let order = self.speakers.order();
+        self.ranked_members.extend_from_slice(order);
+        self.ranked_members
+            .extend(self.members.iter().filter(|m| !order.contains(m)));
         let constraints = &endpoints[receiver].as_ref()?.constraints;
-        for &member in &self.members {
+        for &member in &self.ranked_members {
             let Some(owner) = endpoints[member].as_ref().filter(|_| member != receiver) else {
                 continue;
             };
@@ -578,7 +595,11 @@ impl Router {
             }
         }
         let bps = constraints.assumed_bandwidth_bps.unwrap_or(bandwidth_bps);
-        self.allocation.run(constraints.last_n, bps);
+        let last_n = match (constraints.last_n, last_n_limit) {
+            (Some(asked), Some(limit)) => Some(asked.min(limit)),
+            (asked, limit) => asked.or(limit),
+        };
+        self.allocation.run(last_n, bps);
         self.forwarded.clear();
         for (i, &(p, owner)) in self.allocated.iter().enumerate() {
             let layer = self.allocation.chosen[i];
@@ -587,6 +608,7 @@ impl Router {
                 .and_then(|producer| producer.consumer_of(receiver))
             {
                 consumer.target = layer;
+                consumer.wanted_height = self.allocation.wanted[i];
             }
             let tag = endpoints[owner].as_ref().map_or(0, |e| e.tag);
             if layer.is_some() && !self.forwarded.contains(&tag) {
@@ -611,6 +633,98 @@ impl Router {
                 })
                 .collect(),
         )
+    }
+
+    /// Closes a bucket of every audio sender's speech activity and decides the dominant
+    /// speaker: returns the new one (a member slot) when it changed.
+    pub fn tick_speakers(&mut self) -> Option<usize> {
+        self.scores.clear();
+        self.scores
+            .extend(self.members.iter().map(|&m| (m, Score::default())));
+        for producer in self.producers.iter_mut().flatten() {
+            if producer.kind != MediaKind::Audio {
+                continue;
+            }
+            producer.speech.close_bucket();
+            let score = producer.speech.score();
+            if let Some((_, s)) = self.scores.iter_mut().find(|(m, _)| *m == producer.owner) {
+                *s = s.max(score);
+            }
+        }
+        self.speakers.decide(self.scores.iter().copied())
+    }
+
+    /// The members who were dominant speakers, most recent first (the current one first).
+    pub fn speaker_order(&self) -> &[usize] {
+        self.speakers.order()
+    }
+
+    /// Forwards each receiver only the `k` loudest audio streams of the others (by speech in
+    /// the last second, then loudness; ties to the recent speakers, then join order).
+    pub fn forward_loudest_audio(&mut self, k: usize) {
+        self.loudest.clear();
+        let order = self.speakers.order();
+        let rank = |owner: usize| {
+            order
+                .iter()
+                .position(|&o| o == owner)
+                .unwrap_or(order.len())
+        };
+        for (p, producer) in self.producers.iter().enumerate() {
+            if let Some(producer) = producer.as_ref().filter(|p| p.kind == MediaKind::Audio) {
+                self.loudest
+                    .push((p, producer.owner, producer.speech.score()));
+            }
+        }
+        self.loudest.sort_by(|(_, a_owner, a), (_, b_owner, b)| {
+            (b.short, b.long, b.loudness, rank(*a_owner)).cmp(&(
+                a.short,
+                a.long,
+                a.loudness,
+                rank(*b_owner),
+            ))
+        });
+        for (position, &(p, _, _)) in self.loudest.iter().enumerate() {
+            let Some(producer) = self.producers[p].as_mut() else {
+                continue;
+            };
+            for consumer in &mut producer.consumers {
+                // Its own streams do not count against a receiver's k.
+                let own = self.loudest[..position]
+                    .iter()
+                    .filter(|(_, owner, _)| *owner == consumer.receiver)
+                    .count();
+                consumer.target = (position - own < k).then_some(Layer::BASE_ALL);
+            }
+        }
+    }
+
+    /// The tallest video any receiver wants of each member's video sources, for the members
+    /// whose figure changed since they were last told (their slot and the height; 0: none).
+    /// A member none of whose video sources has a receiver is not told anything.
+    pub fn sender_heights(
+        &self,
+        endpoints: &mut [Option<Endpoint>],
+        changed: &mut Vec<(usize, u32)>,
+    ) {
+        for &member in &self.members {
+            let Some(endpoint) = endpoints[member].as_mut() else {
+                continue;
+            };
+            let mut ideal = None;
+            for producer in endpoint.producers.iter().filter_map(|&p| self.producer(p)) {
+                if producer.kind != MediaKind::Video {
+                    continue;
+                }
+                for consumer in &producer.consumers {
+                    ideal = Some(ideal.unwrap_or(0).max(consumer.wanted_height));
+                }
+            }
+            if ideal.is_some() && ideal != endpoint.told_ideal_height {
+                endpoint.told_ideal_height = ideal;
+                changed.extend(ideal.map(|h| (member, h)));
+            }
+        }
     }
 
     /// What the last receiver allocated would be forwarded with unlimited bandwidth, bit/s.

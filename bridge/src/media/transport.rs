@@ -36,6 +36,32 @@ pub struct EndpointSettings {
     pub retransmission_cache_packets: usize,
     /// Bandwidth a receiver's allocator assumes (bit/s) unless the receiver says otherwise.
     pub receiver_bandwidth_bps: u64,
+    pub speakers: SpeakerSettings,
+}
+
+/// How many speakers receivers get, whatever they ask for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpeakerSettings {
+    /// Most videos any receiver gets (`None`: as many as it asks for).
+    pub last_n: Option<usize>,
+    /// In conferences of at least `.0` endpoints, most videos any receiver gets.
+    pub large_room: Option<(usize, usize)>,
+    /// Forward only the loudest this many audio streams to each receiver (`None`: all).
+    pub loudest_audio: Option<usize>,
+}
+
+impl SpeakerSettings {
+    /// The most videos a receiver in a conference of `members` endpoints gets.
+    pub fn last_n_limit(&self, members: usize) -> Option<usize> {
+        let large = self
+            .large_room
+            .filter(|(endpoints, _)| members >= *endpoints)
+            .map(|(_, n)| n);
+        match (self.last_n, large) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// What happened to a transport that the core must act on.

@@ -128,6 +128,9 @@ impl Worker {
             while let Some(stats) = self.core.poll_connection_stats() {
                 let _ = self.events.send(WorkerOutput::ConnectionStats(stats));
             }
+            while let Some(notice) = self.core.poll_channel_notice() {
+                let _ = self.events.send(WorkerOutput::Channel(notice));
+            }
             if now >= next_publish {
                 self.publish(cpu.busy_fraction(now));
                 next_publish = now + PUBLISH_INTERVAL;

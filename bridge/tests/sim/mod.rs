@@ -22,9 +22,9 @@ use tutti_bridge::media::core::Core;
 use tutti_bridge::media::outbox::{Datagrams, SLOT};
 use tutti_bridge::media::stats::Counters;
 use tutti_bridge::media::{
-    Command, ConnectionStats, EndpointSettings, EndpointState, ForwardedEndpoints, GroupSemantics,
-    MediaConfig, MediaDesc, MediaKind, RemoteSetup, RemoteTransport, RidSource, SourceDesc,
-    SourceGroup, SourceOutput, SourceSet, WorkerEvent,
+    ChannelNotice, Command, ConnectionStats, EndpointSettings, EndpointState, ForwardedEndpoints,
+    GroupSemantics, MediaConfig, MediaDesc, MediaKind, RemoteSetup, RemoteTransport, RidSource,
+    SourceDesc, SourceGroup, SourceOutput, SourceSet, SpeakerSettings, WorkerEvent,
 };
 use tutti_rtp::codec::Codec;
 use tutti_sim::{LinkConfig, Node, NodeId, Outbox, PeerConfig, RxStream, Sim, SimPeer};
@@ -41,11 +41,18 @@ pub struct BridgeNode {
     events: Vec<WorkerEvent>,
     forwarded: Vec<ForwardedEndpoints>,
     connection_stats: Vec<ConnectionStats>,
+    /// Every bridge-channel notice, with when it was queued.
+    notices: Vec<(Instant, ChannelNotice)>,
     last_now: Instant,
 }
 
 impl BridgeNode {
-    pub fn new(seed: u64, start: Instant, srtp_profiles: tutti_dtls::SrtpProfiles) -> BridgeNode {
+    pub fn new(
+        seed: u64,
+        start: Instant,
+        srtp_profiles: tutti_dtls::SrtpProfiles,
+        speakers: SpeakerSettings,
+    ) -> BridgeNode {
         let cert = tutti_dtls::Certificate::generate().expect("a DTLS certificate");
         let fingerprint =
             tutti_dtls::parse_fingerprint("sha-256", cert.fingerprint()).expect("sha-256");
@@ -56,6 +63,7 @@ impl BridgeNode {
             srtp_profiles,
             retransmission_cache_packets: 512,
             receiver_bandwidth_bps: 2_500_000,
+            speakers,
         };
         BridgeNode {
             core: Core::new(cert, settings, seed, start),
@@ -65,6 +73,7 @@ impl BridgeNode {
             events: Vec::new(),
             forwarded: Vec::new(),
             connection_stats: Vec::new(),
+            notices: Vec::new(),
             last_now: start,
         }
     }
@@ -102,6 +111,12 @@ impl BridgeNode {
         &self.forwarded
     }
 
+    /// Every DominantSpeakerEndpointChangeEvent and SenderVideoConstraints the core asked to
+    /// send, with when, in order.
+    pub fn notices(&self) -> &[(Instant, ChannelNotice)] {
+        &self.notices
+    }
+
     /// Every ConnectionStats the core asked to send, in order.
     pub fn connection_stats(&self) -> &[ConnectionStats] {
         &self.connection_stats
@@ -116,6 +131,9 @@ impl BridgeNode {
         }
         while let Some(stats) = self.core.poll_connection_stats() {
             self.connection_stats.push(stats);
+        }
+        while let Some(notice) = self.core.poll_channel_notice() {
+            self.notices.push((self.last_now, notice));
         }
     }
 
@@ -179,11 +197,24 @@ impl Call {
 
     /// Like [`Call::new`], on a bridge that accepts only `srtp_profiles`.
     pub fn with_srtp(seed: u64, delay_ms: u64, srtp_profiles: tutti_dtls::SrtpProfiles) -> Call {
+        Call::with_settings(seed, delay_ms, srtp_profiles, SpeakerSettings::default())
+    }
+
+    /// Like [`Call::with_srtp`], on a bridge with `speakers`' last-N and loudest-audio limits.
+    pub fn with_settings(
+        seed: u64,
+        delay_ms: u64,
+        srtp_profiles: tutti_dtls::SrtpProfiles,
+        speakers: SpeakerSettings,
+    ) -> Call {
         let start = Instant::now();
         let delay = Duration::from_millis(delay_ms);
         let mut sim = Sim::new(seed, start);
         sim.net.set_default_link(LinkConfig::new().delay(delay));
-        let bridge = sim.add("bridge", BridgeNode::new(seed, start, srtp_profiles));
+        let bridge = sim.add(
+            "bridge",
+            BridgeNode::new(seed, start, srtp_profiles, speakers),
+        );
         sim.with(bridge, |b, now| {
             b.command(
                 now,
@@ -372,6 +403,40 @@ impl Call {
             .and_then(|p| p.sender_ssrc)
     }
 
+    /// Every dominant speaker the conference was told of, with when, and the previous
+    /// speakers told with it.
+    pub fn dominant_speakers(&self) -> Vec<(Instant, String, Vec<String>)> {
+        self.sim
+            .node(self.bridge)
+            .notices()
+            .iter()
+            .filter_map(|(at, n)| match n {
+                ChannelNotice::DominantSpeaker {
+                    dominant, previous, ..
+                } => Some((*at, dominant.clone(), previous.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every SenderVideoConstraints `peer` was told (idealHeight), with when.
+    pub fn sender_constraints(&self, peer: NodeId<SimPeer>) -> Vec<(Instant, u32)> {
+        let name = &self.sim.node(peer).config().name;
+        self.sim
+            .node(self.bridge)
+            .notices()
+            .iter()
+            .filter_map(|(at, n)| match n {
+                ChannelNotice::SenderConstraints {
+                    endpoint_id,
+                    ideal_height,
+                    ..
+                } if endpoint_id == name => Some((*at, *ideal_height)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The bandwidth estimates `peer` was told over its bridge channel, in order.
     pub fn estimates_told(&self, peer: NodeId<SimPeer>) -> Vec<u64> {
         let name = &self.sim.node(peer).config().name;
@@ -426,6 +491,7 @@ pub fn media_config(config: &PeerConfig) -> MediaConfig {
         sends: true,
         receives: true,
         twcc_extension: config.twcc_ext,
+        audio_level_extension: None,
         sender_local_extensions: [
             config.mid_ext.unwrap_or(0),
             config.rid_extensions.map_or(0, |(rid, _)| rid),
@@ -436,7 +502,10 @@ pub fn media_config(config: &PeerConfig) -> MediaConfig {
         codecs,
     };
     MediaConfig {
-        audio: Some(desc(Vec::new(), Vec::new())),
+        audio: Some(MediaDesc {
+            audio_level_extension: config.audio_level_ext,
+            ..desc(Vec::new(), Vec::new())
+        }),
         video: Some(desc(
             vec![
                 (config.vp8_pt, config.rtx_pt),

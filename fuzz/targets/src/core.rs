@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use tutti_bridge::api::grpc::{media_from_pb, sources_from_pb};
 use tutti_bridge::media::core::Core;
 use tutti_bridge::media::outbox::Datagrams;
-use tutti_bridge::media::{Command, EndpointSettings, RemoteSetup, RemoteTransport};
+use tutti_bridge::media::{
+    Command, EndpointSettings, RemoteSetup, RemoteTransport, SpeakerSettings,
+};
 use tutti_ice::stun::{self, BindingRequest, Class, IntegrityKey, Message};
 use tutti_proto::bridge_v1 as pb;
 use tutti_srtp::{Context, Profile};
@@ -52,6 +54,10 @@ fn media() -> pb::MediaList {
             id: 5,
             uri: "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
                 .to_owned(),
+        },
+        pb::HeaderExtension {
+            id: 2,
+            uri: "urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_owned(),
         },
     ];
     let video_fb = ["nack", "nack pli", "ccm fir", "transport-cc", "goog-remb"];
@@ -120,6 +126,10 @@ fn connected(start: Instant) -> (Core, Vec<Peer>, Datagrams) {
         srtp_profiles: tutti_dtls::SrtpProfiles::GcmThenAesCm,
         retransmission_cache_packets: 64,
         receiver_bandwidth_bps: 2_500_000,
+        speakers: SpeakerSettings {
+            loudest_audio: Some(1),
+            ..SpeakerSettings::default()
+        },
     };
     let mut core = Core::new(certificate().clone(), settings, 1, start);
     let mut out = Datagrams::default();

@@ -65,6 +65,9 @@ pub struct ParticipantConfig {
     pub rtx_pt: u8,
     /// RFC 8285 one-byte-header id (1..=14) of the transport-wide-cc extension.
     pub twcc_ext_id: u8,
+    /// One-byte-header id of the RFC 6464 audio level extension its audio carries (someone
+    /// talking half the time, `media::speech_level`); None (the default) sends none.
+    pub audio_level_ext_id: Option<u8>,
     pub srtp: SrtpChoice,
     /// Largest DTLS datagram we send (at least 64). The first ClientHello of this stack is
     /// about 153 bytes, so e.g. 120 makes it go out in fragments.
@@ -104,6 +107,7 @@ impl ParticipantConfig {
             vp8_pt: 100,
             rtx_pt: 96,
             twcc_ext_id: 5,
+            audio_level_ext_id: None,
             srtp: SrtpChoice::GcmFirst,
             dtls_mtu: 1200,
             video_bitrate_bps: 2_000_000,

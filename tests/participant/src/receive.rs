@@ -213,6 +213,7 @@ mod tests {
                 ssrc,
                 twcc_ext_id: 5,
                 twcc_seq: 1,
+                audio_level: None,
             },
             payload,
         )

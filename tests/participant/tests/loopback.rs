@@ -310,6 +310,7 @@ fn media_to_participant(ssrc: u32, pt: u8, seq: u16, body: &[u8]) -> Vec<u8> {
             ssrc,
             twcc_ext_id: 5,
             twcc_seq: 0,
+            audio_level: None,
         },
         body,
     )

@@ -49,7 +49,7 @@ pub mod sim;
 
 pub use net::{Delivery, LinkConfig, LinkStats, SimNetwork, PACKET_OVERHEAD};
 pub use peer::{
-    call_each_other, FrameCounts, LocalParams, PeerConfig, PeerStats, RtcpCounts, RxPacket,
-    RxStream, SimPeer, Switch, TxStream, VideoCodec, VideoLayer,
+    call_each_other, speech_levels, FrameCounts, LocalParams, PeerConfig, PeerStats, RtcpCounts,
+    RxPacket, RxStream, SimPeer, Switch, TxStream, VideoCodec, VideoLayer,
 };
 pub use sim::{Node, NodeId, Outbox, Sim, TraceEntry, Transmit};

@@ -1088,6 +1088,9 @@ pub struct SimPeer {
     /// The RTX packet of the datagram being handled: (main SSRC, original sequence number).
     rtx_in_progress: Option<(u32, u16)>,
     stats: PeerStats,
+    /// The audio levels its packets carry in turn (dBov, negative), cycled.
+    audio_levels: Vec<i8>,
+    next_audio_level: usize,
 }
 
 impl SimPeer {
@@ -1122,6 +1125,18 @@ impl SimPeer {
             rtx_of: HashMap::new(),
             rtx_in_progress: None,
             stats: PeerStats::default(),
+            audio_levels: vec![-30],
+            next_audio_level: 0,
+        }
+    }
+
+    /// The audio levels (dBov, −127 ..= 0) its audio packets carry from now on, one per
+    /// packet, cycled (−30 dBov by default: a constant level, which a speaker detector takes
+    /// for noise). [`speech_levels`] is someone talking, `&[-127]` silence.
+    pub fn set_audio_levels(&mut self, levels: &[i8]) {
+        if !levels.is_empty() {
+            self.audio_levels = levels.to_vec();
+            self.next_audio_level = 0;
         }
     }
 
@@ -1392,6 +1407,8 @@ impl SimPeer {
     fn write_audio(&mut self, at: Instant) {
         let sent_at_us = self.sent_at_us(at);
         let body_len = self.rng.random_range(80..=160) - TRAILER_LEN;
+        let audio_level = self.audio_levels[self.next_audio_level % self.audio_levels.len()];
+        self.next_audio_level = (self.next_audio_level + 1) % self.audio_levels.len();
         let Some(src) = self.audio.as_mut() else {
             return;
         };
@@ -1411,7 +1428,7 @@ impl SimPeer {
         src.stats.bytes += payload.len() as u64;
         let write = RtpWrite::new(src.pt.into(), SeqNo::from(seq), src.timestamp, at, payload)
             .ext_vals(ExtensionValues {
-                audio_level: Some(-30),
+                audio_level: Some(audio_level),
                 voice_activity: Some(true),
                 ..Default::default()
             });
@@ -1770,6 +1787,20 @@ pub fn call_each_other(
     a.expect_from(b.config());
     b.expect_from(a.config());
     (sim.add("a", a), sim.add("b", b))
+}
+
+/// Someone talking, as audio levels of 20 ms packets: 700 ms of syllables between −20 and
+/// −38 dBov, then 300 ms of pause at −60 dBov (one second, to be cycled).
+pub fn speech_levels() -> Vec<i8> {
+    (0..50)
+        .map(|i| {
+            if i < 35 {
+                -20 - ((i * 7) % 19) as i8
+            } else {
+                -60
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

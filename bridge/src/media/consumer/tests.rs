@@ -28,6 +28,7 @@ fn vp8(encoding: u8, seq: u16, pid: u16, tid: u8, starts: bool, key: bool) -> Pa
             ssrc: 1000 + u32::from(encoding),
             twcc_ext_id: 5,
             twcc_seq: seq,
+            audio_level: None,
         },
         &payload,
     );

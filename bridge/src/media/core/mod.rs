@@ -32,10 +32,13 @@ use tutti_ice::stun;
 use super::endpoint::Endpoint;
 use super::outbox::{Outbox, MAX_DATAGRAM};
 use super::router::{Router, ROUTE_ENTRY_BYTES};
+use super::speakers;
 use super::stats::{Counters, DropReason};
 use super::stats::{ESTIMATE_BOUNDS, HEIGHT_BOUNDS};
 use super::transport::{EndpointSettings, TransportChange};
-use super::{ConnectionStats, EndpointState, ForwardedEndpoints, MediaKind, WorkerEvent};
+use super::{
+    ChannelNotice, ConnectionStats, EndpointState, ForwardedEndpoints, MediaKind, WorkerEvent,
+};
 
 /// Endpoint timers (ICE checks, DTLS retransmissions) and NACKs to senders run this often.
 const TICK_INTERVAL: Duration = Duration::from_millis(5);
@@ -65,6 +68,9 @@ pub struct Core {
     events: VecDeque<WorkerEvent>,
     forwarded: VecDeque<ForwardedEndpoints>,
     connection_stats: VecDeque<ConnectionStats>,
+    notices: VecDeque<ChannelNotice>,
+    /// Senders whose constraints changed in the last allocation (kept between runs).
+    heights_changed: Vec<(usize, u32)>,
     changes: Vec<TransportChange>,
     rng: StdRng,
     /// Origin of the microsecond clock used for transport-cc and receive statistics.
@@ -74,6 +80,7 @@ pub struct Core {
     next_reports: Instant,
     next_allocation: Instant,
     last_allocation: Instant,
+    next_speakers: Instant,
 }
 
 impl Core {
@@ -94,6 +101,8 @@ impl Core {
             events: VecDeque::new(),
             forwarded: VecDeque::new(),
             connection_stats: VecDeque::new(),
+            notices: VecDeque::new(),
+            heights_changed: Vec::new(),
             changes: Vec::new(),
             rng: StdRng::seed_from_u64(seed),
             epoch: now,
@@ -102,6 +111,7 @@ impl Core {
             next_reports: now + REPORT_INTERVAL,
             next_allocation: now + ALLOCATION_INTERVAL,
             last_allocation: now,
+            next_speakers: now + speakers::BUCKET,
         }
     }
 
@@ -153,12 +163,19 @@ impl Core {
         self.connection_stats.pop_front()
     }
 
+    /// A dominant speaker or a sender's constraints changed (to tell clients over their bridge
+    /// channels).
+    pub fn poll_channel_notice(&mut self) -> Option<ChannelNotice> {
+        self.notices.pop_front()
+    }
+
     /// When `handle_timeout` is next due.
     pub fn poll_timeout(&self) -> Instant {
         self.next_tick
             .min(self.next_feedback)
             .min(self.next_reports)
             .min(self.next_allocation)
+            .min(self.next_speakers)
     }
 
     fn micros(&self, now: Instant) -> i64 {
@@ -183,6 +200,12 @@ impl Core {
             self.send_receiver_reports(now, out);
             self.next_reports = now + REPORT_INTERVAL;
         }
+        if now >= self.next_speakers {
+            for conference in 0..self.routers.len() {
+                self.tick_speakers(conference, now);
+            }
+            self.next_speakers = now + speakers::BUCKET;
+        }
         if now >= self.next_allocation {
             let elapsed = now.saturating_duration_since(self.last_allocation);
             for router in self.routers.iter_mut().flatten() {
@@ -197,6 +220,40 @@ impl Core {
         }
     }
 
+    /// Closes a bucket of the conference's speech activity; tells its members of a new
+    /// dominant speaker and re-runs its allocators (the speaker order ranks their videos), and
+    /// picks the loudest audio streams when only those are forwarded.
+    fn tick_speakers(&mut self, conference: usize, now: Instant) {
+        let Some(router) = self.routers[conference].as_mut() else {
+            return;
+        };
+        let changed = router.tick_speakers();
+        if let Some(k) = self.settings.speakers.loudest_audio {
+            router.forward_loudest_audio(k);
+        }
+        if changed.is_none() {
+            return;
+        }
+        let id = |slot: usize| self.endpoints[slot].as_ref().map(|e| &e.participant_id);
+        let mut order = router.speaker_order().iter().filter_map(|&s| id(s));
+        let (Some(dominant), Some(conference_id)) = (
+            order.next(),
+            router
+                .members
+                .first()
+                .and_then(|&m| self.endpoints[m].as_ref())
+                .map(|e| &e.conference_id),
+        ) else {
+            return;
+        };
+        self.notices.push_back(ChannelNotice::DominantSpeaker {
+            conference_id: conference_id.clone(),
+            dominant: dominant.clone(),
+            previous: order.cloned().collect(),
+        });
+        self.allocate_all(conference, now);
+    }
+
     /// Runs the allocator of every receiver of a conference.
     fn allocate_all(&mut self, conference: usize, now: Instant) {
         let mut i = 0;
@@ -204,25 +261,57 @@ impl Core {
             .as_ref()
             .and_then(|router| router.members.get(i))
         {
-            self.allocate(conference, receiver, now);
+            self.allocate_one(conference, receiver, now);
             i += 1;
+        }
+        self.tell_senders(conference);
+    }
+
+    /// Runs one receiver's allocator, and tells the senders whose constraints it changed.
+    fn allocate(&mut self, conference: usize, receiver: usize, now: Instant) {
+        self.allocate_one(conference, receiver, now);
+        self.tell_senders(conference);
+    }
+
+    /// Queues SenderVideoConstraints for the conference's senders whose figure changed.
+    fn tell_senders(&mut self, conference: usize) {
+        let Some(router) = self.routers[conference].as_ref() else {
+            return;
+        };
+        self.heights_changed.clear();
+        router.sender_heights(&mut self.endpoints, &mut self.heights_changed);
+        for &(slot, ideal_height) in &self.heights_changed {
+            if let Some(endpoint) = self.endpoints[slot].as_ref() {
+                self.notices.push_back(ChannelNotice::SenderConstraints {
+                    conference_id: endpoint.conference_id.clone(),
+                    endpoint_id: endpoint.endpoint_id.clone(),
+                    ideal_height,
+                });
+            }
         }
     }
 
     /// Runs one receiver's allocator; queues the news when the endpoints it gets video from
     /// changed.
-    fn allocate(&mut self, conference: usize, receiver: usize, now: Instant) {
+    fn allocate_one(&mut self, conference: usize, receiver: usize, now: Instant) {
         let now_us = self.micros(now);
         let Some(router) = self.routers[conference].as_mut() else {
             return;
         };
+        let last_n_limit = self.settings.speakers.last_n_limit(router.members.len());
         let Some(estimate_bps) = self.endpoints[receiver]
             .as_ref()
             .map(|e| e.transport.congestion.estimate_bps())
         else {
             return;
         };
-        let forwarded = router.allocate(receiver, &mut self.endpoints, estimate_bps, now_us);
+        let forwarded = router.allocate(
+            receiver,
+            &mut self.endpoints,
+            estimate_bps,
+            last_n_limit,
+            now_us,
+        );
         let desired_bps = router.desired_bps();
         if let Some(endpoint) = self.endpoints[receiver].as_mut() {
             let congestion = &mut endpoint.transport.congestion;

@@ -148,6 +148,13 @@ impl Core {
                 sender.transport.twcc.record(seq, arrival_us);
             }
         }
+        if kind == MediaKind::Audio {
+            if let Some(&level) = sender.audio_level_extension().and_then(|id| {
+                rtp::find_extension(packet, &header, id).and_then(|r| packet.get(r.start))
+            }) {
+                producer.speech.on_level(level);
+            }
+        }
         let encoding = &mut producer.encodings[usize::from(route.encoding)];
         let padding_only = header.payload_offset >= header.payload_end;
         let mut len = packet.len();

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::Core;
 use crate::media::outbox::Datagrams;
-use crate::media::{Command, EndpointSettings, RemoteSetup, RemoteTransport};
+use crate::media::{Command, EndpointSettings, RemoteSetup, RemoteTransport, SpeakerSettings};
 
 fn core(seed: u64, now: Instant) -> Core {
     let settings = EndpointSettings {
@@ -14,6 +14,7 @@ fn core(seed: u64, now: Instant) -> Core {
         srtp_profiles: tutti_dtls::SrtpProfiles::GcmThenAesCm,
         retransmission_cache_packets: 16,
         receiver_bandwidth_bps: 2_500_000,
+        speakers: SpeakerSettings::default(),
     };
     Core::new(
         tutti_dtls::Certificate::generate().unwrap(),
