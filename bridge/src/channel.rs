@@ -221,6 +221,18 @@ impl ChannelHub {
     pub fn send_forwarded(&self, conference_id: &str, endpoint_id: &str, endpoints: &[String]) {
         let ids: Vec<&str> = endpoints.iter().map(String::as_str).collect();
         let text = channel_messages::last_n_endpoints_changed(&ids);
+        self.send_and_keep(conference_id, endpoint_id, text, |m| &mut m.forwarded);
+    }
+
+    /// Sends `text` to one endpoint now if its channel is open, and keeps it in the slot `kept`
+    /// of that endpoint for every later connection.
+    fn send_and_keep(
+        &self,
+        conference_id: &str,
+        endpoint_id: &str,
+        text: String,
+        kept: impl FnOnce(&mut Member) -> &mut Option<String>,
+    ) {
         let mut hub = self.hub();
         let Some(member) = hub
             .conferences
@@ -234,7 +246,7 @@ impl ChannelHub {
                 self.count(&self.metrics.messages, "dropped", 1);
             }
         }
-        member.forwarded = Some(text);
+        *kept(member) = Some(text);
     }
 
     /// Tells every endpoint of a conference who its dominant speaker is now
@@ -262,20 +274,9 @@ impl ChannelHub {
     /// now if its channel is open, and on every later connection.
     pub fn send_sender_constraints(&self, conference_id: &str, endpoint_id: &str, height: u32) {
         let text = channel_messages::sender_video_constraints(height);
-        let mut hub = self.hub();
-        let Some(member) = hub
-            .conferences
-            .get_mut(conference_id)
-            .and_then(|c| c.get_mut(endpoint_id))
-        else {
-            return;
-        };
-        if let Some((_, outbox)) = &member.open {
-            if outbox.try_send(text.clone()).is_err() {
-                self.count(&self.metrics.messages, "dropped", 1);
-            }
-        }
-        member.sender_constraints = Some(text);
+        self.send_and_keep(conference_id, endpoint_id, text, |m| {
+            &mut m.sender_constraints
+        });
     }
 
     /// Tells an endpoint the bandwidth estimate towards it (ConnectionStats), if its channel
