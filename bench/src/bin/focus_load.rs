@@ -25,7 +25,7 @@ use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::Stanza;
-use tutti_focus::connector::Plaintext;
+use tutti_focus::connector::{Plaintext, StreamErrors};
 use tutti_focus::jingle::{
     Action, Candidate, CandidateType, Content, Creator, DtlsSetup, Fingerprint, Group,
     GroupSemantics, IceUdpTransport, Jingle, Parameter, PayloadType, RtpDescription, Senders,
@@ -608,7 +608,10 @@ fn session_accept(sid: &str, index: usize) -> Jingle {
 /// An anonymous login on the guest host (the stream retries by itself until the time-out).
 async fn login() -> anyhow::Result<StanzaStream> {
     let mut stream = StanzaStream::new_c2s(
-        Plaintext(SocketAddr::from(([127, 0, 0, 1], C2S_PORT))),
+        Plaintext(
+            SocketAddr::from(([127, 0, 0, 1], C2S_PORT)),
+            StreamErrors::default(),
+        ),
         BareJid::new(&format!("bench@{GUEST_DOMAIN}"))?.into(),
         String::new(),
         Timeouts::default(),

@@ -259,6 +259,26 @@ impl Prosody {
         }
     }
 
+    /// Stops Prosody as an administrator would (SIGTERM): it closes every client's stream with a
+    /// `system-shutdown` stream error, then exits; waits for that (10 s at most, then kills it).
+    pub fn shut_down(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            bail!("prosody is not running");
+        };
+        // SAFETY: kill(2) with the pid of a child this struct owns and has not reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("prosody did not exit within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// Prosody's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
