@@ -207,14 +207,19 @@ impl Prosody {
 
     /// Registers the account `user@domain` (`prosodyctl register`).
     pub fn register(&self, user: &str, password: &str) -> anyhow::Result<()> {
-        let status = Command::new("prosodyctl")
+        // What prosodyctl prints (a banner about optional Lua libraries) goes to stderr, not
+        // into the stdout of a benchmark that prints one JSON line.
+        let output = Command::new("prosodyctl")
             .arg("--config")
             .arg(&self.path)
             .args(["register", user, &self.config.domain, password])
-            .status()
+            .stdin(Stdio::null())
+            .output()
             .context("running prosodyctl")?;
-        if !status.success() {
-            bail!("registering {user}: {status}");
+        eprint!("{}", String::from_utf8_lossy(&output.stdout));
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        if !output.status.success() {
+            bail!("registering {user}: {}", output.status);
         }
         Ok(())
     }
