@@ -10,14 +10,18 @@
 //! Memory is measured at the same load, none, at three points: at the start, after a warm-up
 //! (a tenth of the run, at least a minute, then everyone leaves) and at the end (everyone
 //! leaves again): `rss_same_load_ratio` is the bridge's RSS at the end over its RSS after the
-//! warm-up. Before any participant, `--idle-probe` endpoints are allocated over gRPC and left
-//! unconnected: the bridge's own gauge (`tutti_bridge_endpoint_bytes{state="idle"}`) and the
-//! RSS they added give the cost of an idle endpoint. After the end, whatever endpoint,
+//! warm-up. Before any participant, `--idle-probe` endpoints are allocated over gRPC (in
+//! conferences of 10), told their media and sources (audio, video with RTX) as a focus does
+//! after a session-accept, and left unconnected: the bridge's own gauge (`tutti_bridge_endpoint_bytes{state="idle"}`) and
+//! the RSS they added give the cost of an idle endpoint. After the end, whatever endpoint,
 //! conference, room or participant is still counted has leaked. One JSON line on stdout.
 
 #[allow(dead_code)] // the focus's end-to-end tests use the rest
 #[path = "../../../focus/tests/common/mod.rs"]
 mod common;
+#[allow(dead_code)] // the bridge benchmark uses the rest
+#[path = "../setup.rs"]
+mod setup;
 #[path = "../signalling.rs"]
 mod signalling;
 #[path = "../stack.rs"]
@@ -319,45 +323,82 @@ async fn settle(stack: &Stack) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Allocates `count` endpoints in a conference of their own over gRPC and leaves them
-/// unconnected: (the bridge's gauge of an idle endpoint, the RSS each added), in bytes; then
-/// expires them.
+/// Endpoints per conference in the idle probe: a meeting's size. (Every endpoint gets a
+/// consumer of each other's sources, so what an endpoint costs grows with its conference.)
+const PROBE_CONFERENCE: usize = 10;
+
+/// Allocates `count` endpoints over gRPC, in conferences of `PROBE_CONFERENCE`, gives each its
+/// media and sources (what a session-accept brings) and leaves them unconnected: (the bridge's
+/// gauge of an idle endpoint, the RSS each added), in bytes; then expires them.
 async fn idle_probe(stack: &Stack, count: usize) -> anyhow::Result<(f64, f64)> {
     let (bridge, http, grpc) = &stack.bridges[0];
     let mut client = pb::bridge_client::BridgeClient::connect(format!("http://{grpc}")).await?;
-    let conference = "soak-idle-probe".to_owned();
+    let conference = |i: usize| format!("soak-idle-probe-{}", i / PROBE_CONFERENCE);
     let before = bridge.rss_kib()?;
-    client
-        .create_conference(pb::CreateConferenceRequest {
-            conference_id: conference.clone(),
-            name: conference.clone(),
-        })
-        .await?;
     for i in 0..count {
+        if i % PROBE_CONFERENCE == 0 {
+            client
+                .create_conference(pb::CreateConferenceRequest {
+                    conference_id: conference(i),
+                    name: conference(i),
+                })
+                .await?;
+        }
+        let endpoint_id = format!("idle{i}");
         client
             .allocate_endpoint(pb::AllocateEndpointRequest {
-                conference_id: conference.clone(),
-                endpoint_id: format!("idle{i}"),
+                conference_id: conference(i),
+                endpoint_id: endpoint_id.clone(),
                 dtls_setup: pb::DtlsSetup::Actpass as i32,
                 participant_id: String::new(),
             })
             .await?;
+        let config = ParticipantConfig::new(&endpoint_id);
+        let camera = setup::Layer {
+            ssrc: config.video_ssrc,
+            rtx_ssrc: config.video_rtx_ssrc,
+            width: 640,
+            height: 360,
+            bitrate_bps: MEDIA_VIDEO_BPS,
+        };
+        client
+            .update_endpoint(pb::UpdateEndpointRequest {
+                conference_id: conference(i),
+                endpoint_id,
+                transport: None,
+                media: Some(setup::media_list(&config, true)),
+                sources: Some(setup::source_list(&config, &[camera])),
+            })
+            .await?;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The worker publishes its gauges 10 times a second, once it has taken every command.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let metrics = scrape(*http).await?;
+        let held = metrics
+            .get("tutti_bridge_endpoints")
+            .copied()
+            .unwrap_or(0.0);
+        if held == count as f64 {
+            break metrics;
+        }
+        if Instant::now() > deadline {
+            bail!("the bridge holds {held} endpoints, not the {count} of the probe");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let after = bridge.rss_kib()?;
-    let metrics = scrape(*http).await?;
     let gauge = metrics
         .get("tutti_bridge_endpoint_bytes{state=\"idle\"}")
         .copied()
         .context("no tutti_bridge_endpoint_bytes{state=\"idle\"}")?;
-    if metrics.get("tutti_bridge_endpoints").copied() != Some(count as f64) {
-        bail!("the bridge does not hold the {count} probe endpoints");
+    for i in (0..count).step_by(PROBE_CONFERENCE) {
+        client
+            .expire_conference(pb::ExpireConferenceRequest {
+                conference_id: conference(i),
+            })
+            .await?;
     }
-    client
-        .expire_conference(pb::ExpireConferenceRequest {
-            conference_id: conference,
-        })
-        .await?;
     let rss = after.saturating_sub(before) as f64 * 1024.0 / count as f64;
     Ok((gauge, rss))
 }
