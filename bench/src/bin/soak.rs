@@ -162,10 +162,13 @@ async fn signalling_session(tally: &Tally, room: &str) -> anyhow::Result<()> {
         index,
         room: room.to_owned(),
         nick: format!("s{index:06}"),
-        stream: login().await?,
+        stream: login().await.context("signalling: login")?,
     };
     let mut outcome = Outcome::default();
-    participant.join(&mut outcome).await?;
+    participant
+        .join(&mut outcome)
+        .await
+        .context("signalling: joining")?;
     participant
         .idle(&mut outcome, Instant::now() + stay(SIGNALLING_STAY))
         .await;
@@ -182,15 +185,21 @@ async fn media_session(tally: &Tally, room: &str) -> anyhow::Result<()> {
         index,
         room: room.to_owned(),
         nick: nick.clone(),
-        stream: login().await?,
+        stream: login().await.context("media: login")?,
     };
     let mut outcome = Outcome::default();
-    let (from, initiate) = participant.enter(&mut outcome).await?;
+    let (from, initiate) = participant
+        .enter(&mut outcome)
+        .await
+        .context("media: joining")?;
     let mut config = ParticipantConfig::new(&nick);
     config.video_bitrate_bps = MEDIA_VIDEO_BPS;
     let media = tutti_participant::Participant::bind(config.clone()).await?;
     let accept = common::session_accept(&initiate.sid, &config, &media.local_description());
-    participant.accept(&mut outcome, from, accept).await?;
+    participant
+        .accept(&mut outcome, from, accept)
+        .await
+        .context("media: session-accept")?;
     let connected = media
         .connect(&common::remote_description(&initiate), STEP_TIMEOUT)
         .await;
