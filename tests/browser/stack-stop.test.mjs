@@ -86,7 +86,7 @@ for (const signal of ['SIGTERM', 'SIGHUP']) {
       await whenUp(run);
       const running = run.children();
       assert.equal(running.length, 3, `Prosody, the bridge and the focus:\n${running.join('\n')}`);
-      const took = await stopsCleanly(run, signal, 10000);
+      const took = await stopsCleanly(run, signal, 20000);
       console.log(`${signal}: stack stopped in ${took} ms`);
     } finally {
       run.up.kill('SIGKILL');
@@ -101,7 +101,7 @@ test('SIGTERM while the stack is starting stops what has started', { timeout: 60
     // Prosody is up, the focus not yet.
     await waitFor('Prosody to run', () => run.children().some((p) => /prosody --config .* -F/.test(p)), 30000, 10);
     assert.doesNotMatch(run.output(), /Tutti is up\./);
-    await stopsCleanly(run, 'SIGTERM', 10000);
+    await stopsCleanly(run, 'SIGTERM', 20000);
   } finally {
     run.up.kill('SIGKILL');
     run.cleanUp();
