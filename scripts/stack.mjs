@@ -113,8 +113,7 @@ function ensurePortFree(port, setting) {
 
 /** Starts a child; resolves with its first stdout line parsed as JSON (its "ready" line). */
 function startChild(name, command, args, env, s, timeoutMs) {
-  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  killOnExit(child);
+  const child = spawnTied(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   // Appended to: a process started again (restartFocus) logs after its predecessor.
   const logTo = s.logs === 'files' ? createWriteStream(join(s.runDir, `${name}.log`), { flags: 'a' }) : null;
   const emit = (line) => (logTo ? logTo.write(`${line}\n`) : process.stderr.write(`[${name}] ${line}\n`));
@@ -153,17 +152,34 @@ function startChild(name, command, args, env, s, timeoutMs) {
 }
 
 // Children run in their own process groups, so that Ctrl-C reaches only this process and the
-// stack stops in order (focus, bridge, Prosody); if this process dies first, they die with it.
+// stack stops in order (focus, bridge, Prosody). If this process exits first they are killed;
+// if it is killed (even with SIGKILL) the kernel kills them: each is started through
+// `setpriv --pdeathsig KILL` (util-linux), which asks for a signal when its parent dies.
 const running = new Set();
+// Set once the stack is being given up (a stop signal during start-up): children started
+// after that are stopped at once.
+let abandoned = false;
 process.once('exit', () => {
   for (const child of running) {
     child.kill('SIGKILL');
   }
 });
 
-function killOnExit(child) {
+/** spawn(), detached, the child killed when this process dies (see `running`). */
+function spawnTied(command, args, options) {
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', command, ...args], { ...options, detached: true });
   running.add(child);
   child.once('exit', () => running.delete(child));
+  if (abandoned) {
+    child.kill('SIGTERM');
+  }
+  return child;
+}
+
+/** Stops every child still running (SIGTERM, SIGKILL after 5 s): the stack abandoned while it started. */
+function stopEverything() {
+  abandoned = true;
+  return Promise.all([...running].map((child) => stopChild(child)));
 }
 
 function stopChild(child, signal = 'SIGTERM', timeoutMs = 5000) {
@@ -252,11 +268,9 @@ export async function startStack(options = {}) {
     children.length = 0;
   };
   try {
-    const prosody = spawn('prosody', ['--config', config, '-F'], {
+    const prosody = spawnTied('prosody', ['--config', config, '-F'], {
       stdio: ['ignore', 'ignore', 'pipe'],
-      detached: true,
     });
-    killOnExit(prosody);
     children.push(prosody);
     prosody.stderr.on('data', (chunk) => process.stderr.write(`[prosody] ${chunk}`));
     const prosodyExit = new Promise((_, reject) => {
@@ -387,12 +401,34 @@ export async function startStack(options = {}) {
 }
 
 async function main() {
-  let stack;
+  // SIGINT (Ctrl-C), SIGTERM (kill, timeout, service managers) and SIGHUP (the terminal
+  // closed) stop the stack in order, at any time, start-up included.
+  let stack = null;
+  let stopping = false;
+  const shutdown = async (exitCode) => {
+    if (stopping) {
+      return;
+    }
+    stopping = true;
+    console.log('\nstopping…');
+    await (stack ? stack.stop() : stopEverything());
+    process.exit(exitCode);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(signal, () => shutdown(0));
+  }
   try {
     stack = await startStack();
   } catch (error) {
+    if (stopping) {
+      return;
+    }
     console.error(`scripts/up: ${error.message}`);
     process.exit(1);
+  }
+  if (stopping) {
+    // A signal came while the last child started: stopEverything() has that one too.
+    return;
   }
   const { url, xmpp, bridge, focus, settings } = stack;
   console.log(`
@@ -403,20 +439,8 @@ Tutti is up.
   bridge         media udp ${bridge.media}, gRPC ${bridge.grpc}, metrics http://${bridge.http}/metrics, bridge channels ws://${bridge.http}/colibri-ws/
   focus          ${focus.jid}, metrics http://${focus.http}/metrics
   files and logs ${settings.runDir}
-Ctrl-C stops everything.
+Ctrl-C (or SIGTERM) stops everything.
 `);
-  let stopping = false;
-  const shutdown = async (exitCode) => {
-    if (stopping) {
-      return;
-    }
-    stopping = true;
-    console.log('\nstopping…');
-    await stack.stop();
-    process.exit(exitCode);
-  };
-  process.on('SIGINT', () => shutdown(0));
-  process.on('SIGTERM', () => shutdown(0));
   for (const [name, child] of Object.entries(stack.children)) {
     child.once('exit', (code, signal) => {
       if (!stopping) {

@@ -443,7 +443,7 @@ fn remote_transport(participant: &Participant) -> pb::RemoteTransport {
 }
 
 /// Opus and VP8 (+RTX) with transport-cc, as a browser negotiates them.
-fn media_list(config: &ParticipantConfig, sends: bool) -> pb::MediaList {
+pub fn media_list(config: &ParticipantConfig, sends: bool) -> pb::MediaList {
     let extensions = vec![pb::HeaderExtension {
         id: u32::from(config.twcc_ext_id),
         uri: TWCC_URI.into(),
@@ -501,7 +501,7 @@ fn media_list(config: &ParticipantConfig, sends: bool) -> pb::MediaList {
 /// The audio source and the video layers with their RTX partners: an FID group per layer and,
 /// with more than one layer, a SIM group of the layers, lowest first. No outputs: the bridge
 /// forwards the video under its first layer's SSRC.
-fn source_list(config: &ParticipantConfig, layers: &[Layer]) -> pb::SourceList {
+pub fn source_list(config: &ParticipantConfig, layers: &[Layer]) -> pb::SourceList {
     let source = |ssrc: u32, kind: pb::MediaType| pb::Source {
         ssrc,
         media_type: kind as i32,

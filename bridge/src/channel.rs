@@ -9,7 +9,9 @@
 //! control-plane traffic, so one mutex over the hub is fine.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -25,6 +27,13 @@ use crate::media::constraints::ConstraintsUpdate;
 
 /// Messages waiting for one slow client before further ones to it are dropped (and counted).
 pub const OUTBOX_CAPACITY: usize = 256;
+/// Bytes of messages waiting for one slow client, likewise (relayed messages may be up to
+/// [`MAX_MESSAGE_BYTES`] each: 256 of them would be 16 MiB).
+pub const OUTBOX_BYTES: usize = 1024 * 1024;
+/// How long writing one message to a client's socket may take: a client that does not read
+/// for that long is disconnected (its socket task would wait for ever, even after its
+/// endpoint expired).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest message a client may send; bigger frames close its socket.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 const PASSWORD_LENGTH: usize = 24;
@@ -61,13 +70,68 @@ pub enum Outcome {
 /// connection takes over.
 pub struct Connection {
     pub id: u64,
-    pub outbox: mpsc::Receiver<String>,
+    pub outbox: OutboxReceiver,
+}
+
+/// Where messages for one connection wait: at most [`OUTBOX_CAPACITY`] messages and
+/// [`OUTBOX_BYTES`] bytes.
+#[derive(Clone)]
+struct Outbox {
+    sender: mpsc::Sender<String>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    /// Queues `text`, or gives it up when the outbox is full or closed.
+    fn try_send(&self, text: String) -> Result<(), ()> {
+        let len = text.len();
+        if self.bytes.fetch_add(len, Ordering::Relaxed) + len > OUTBOX_BYTES {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+            return Err(());
+        }
+        self.sender.try_send(text).map_err(|_| {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+        })
+    }
+}
+
+/// The socket's end of an [`Outbox`].
+pub struct OutboxReceiver {
+    receiver: mpsc::Receiver<String>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl OutboxReceiver {
+    /// The next message; None once the endpoint expired or a newer connection took over.
+    pub async fn recv(&mut self) -> Option<String> {
+        let text = self.receiver.recv().await?;
+        self.bytes.fetch_sub(text.len(), Ordering::Relaxed);
+        Some(text)
+    }
+
+    pub fn try_recv(&mut self) -> Result<String, mpsc::error::TryRecvError> {
+        let text = self.receiver.try_recv()?;
+        self.bytes.fetch_sub(text.len(), Ordering::Relaxed);
+        Ok(text)
+    }
+}
+
+fn outbox() -> (Outbox, OutboxReceiver) {
+    let (sender, receiver) = mpsc::channel(OUTBOX_CAPACITY);
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (
+        Outbox {
+            sender,
+            bytes: bytes.clone(),
+        },
+        OutboxReceiver { receiver, bytes },
+    )
 }
 
 struct Member {
     participant_id: String,
     password: String,
-    open: Option<(u64, mpsc::Sender<String>)>,
+    open: Option<(u64, Outbox)>,
     /// The latest LastNEndpointsChangeEvent for it, sent again to each new connection.
     forwarded: Option<String>,
     /// The conference's latest DominantSpeakerEndpointChangeEvent, likewise.
@@ -198,7 +262,7 @@ impl ChannelHub {
         }
         hub.next_connection += 1;
         let id = hub.next_connection;
-        let (sender, outbox) = mpsc::channel(OUTBOX_CAPACITY);
+        let (sender, outbox) = outbox();
         for latest in [
             &member.forwarded,
             &member.dominant,
@@ -353,6 +417,16 @@ impl ChannelHub {
     /// Counts a frame the socket shell could not even read as text.
     pub fn count_malformed(&self) {
         self.count(&self.metrics.messages, "malformed", 1);
+    }
+
+    /// A connection closed because its client read nothing for [`WRITE_TIMEOUT`].
+    pub fn count_slow_client(&self) {
+        self.count(&self.metrics.connections, "closed_slow", 1);
+    }
+
+    /// Constraints the media worker could not be given (its command queue was full).
+    pub fn count_worker_busy(&self) {
+        self.count(&self.metrics.messages, "worker_busy", 1);
     }
 
     fn route(&self, conference_id: &str, endpoint_id: &str, text: &str) -> Outcome {
@@ -659,6 +733,33 @@ mod tests {
         }
         assert_eq!(hub.receive("c1", "e1", message), Outcome::Relayed(1));
         assert!(cyd.outbox.try_recv().is_ok());
+    }
+
+    #[test]
+    fn a_slow_receivers_outbox_is_bounded_in_bytes_too() {
+        let (hub, pw) = hub_with(&[("e1", "alice"), ("e2", "bob")]);
+        let _alice = hub.connect("c1", "e1", &pw[0]).unwrap();
+        let mut slow_bob = hub.connect("c1", "e2", &pw[1]).unwrap();
+        let big = format!(
+            r#"{{"colibriClass":"EndpointMessage","to":"","msgPayload":"{}"}}"#,
+            "x".repeat(60 * 1024)
+        );
+        let fits = OUTBOX_BYTES / big.len();
+        for _ in 0..fits {
+            assert_eq!(hub.receive("c1", "e1", &big), Outcome::Relayed(1));
+        }
+        assert_eq!(hub.receive("c1", "e1", &big), Outcome::Relayed(0));
+        // Taking one makes room for one.
+        assert!(slow_bob.outbox.try_recv().is_ok());
+        assert_eq!(hub.receive("c1", "e1", &big), Outcome::Relayed(1));
+        assert_eq!(hub.receive("c1", "e1", &big), Outcome::Relayed(0));
+        assert_eq!(
+            hub.metrics
+                .messages
+                .get_or_create(&ResultLabel { result: "dropped" })
+                .get(),
+            2
+        );
     }
 
     #[test]

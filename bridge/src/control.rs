@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::mpsc::Sender;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::channel::ChannelHub;
@@ -34,9 +34,19 @@ pub enum ControlError {
     Conflict(String),
     #[error("the media worker has stopped")]
     WorkerGone,
+    #[error("the media worker is behind: {COMMAND_QUEUE} commands wait for it")]
+    WorkerBusy,
     #[error("bridge {0:?} is {1}: it takes no new conferences")]
     NotTakingConferences(String, &'static str),
 }
+
+/// Commands that may wait for the media worker (it takes them all every few milliseconds);
+/// beyond that control calls are refused, before they change anything, with
+/// [`ControlError::WorkerBusy`], and bridge-channel constraints are dropped (and counted).
+pub const COMMAND_QUEUE: usize = 1024;
+/// Events that may wait for the control plane on their way from the media worker; beyond that
+/// the worker drops them (`tutti_bridge_worker_events_dropped_total`) rather than wait.
+pub const EVENT_QUEUE: usize = 16 * 1024;
 
 pub struct EndpointEntry {
     /// What the conference's clients know it by (`AllocateEndpoint.participant_id`).
@@ -108,7 +118,7 @@ pub struct Control {
     /// Endpoints the bridge expired by itself for their silence.
     pub silent_expiries: Counter,
     registry: Mutex<Registry>,
-    commands: Mutex<Sender<Command>>,
+    commands: mpsc::Sender<Command>,
     events: broadcast::Sender<WorkerEvent>,
 }
 
@@ -119,7 +129,7 @@ impl Control {
         fingerprint: String,
         snapshot: SharedSnapshot,
         channel_base: String,
-        commands: Sender<Command>,
+        commands: mpsc::Sender<Command>,
     ) -> Control {
         let (events, _) = broadcast::channel(4096);
         Control {
@@ -133,7 +143,7 @@ impl Control {
             instance: format!("{:016x}", rand::random::<u64>()),
             silent_expiries: Counter::default(),
             registry: Mutex::new(Registry::default()),
-            commands: Mutex::new(commands),
+            commands,
             events,
         }
     }
@@ -142,17 +152,18 @@ impl Control {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn send(&self, command: Command) -> Result<(), ControlError> {
-        self.commands
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(command)
-            .map_err(|_| ControlError::WorkerGone)
+    /// A place in the worker's command queue: taken before a call changes anything, so that a
+    /// full queue refuses the call rather than leave the registry and the worker apart.
+    fn reserve(&self) -> Result<mpsc::Permit<'_, Command>, ControlError> {
+        self.commands.try_reserve().map_err(|error| match error {
+            TrySendError::Full(()) => ControlError::WorkerBusy,
+            TrySendError::Closed(()) => ControlError::WorkerGone,
+        })
     }
 
     /// Applies the worker's endpoint events to the registry and passes them to watchers, and
     /// its allocators' news to the receivers' bridge channels. Runs until the worker stops.
-    pub async fn pump_events(&self, mut from_worker: mpsc::UnboundedReceiver<WorkerOutput>) {
+    pub async fn pump_events(&self, mut from_worker: mpsc::Receiver<WorkerOutput>) {
         while let Some(output) = from_worker.recv().await {
             let event = match output {
                 WorkerOutput::Endpoint(event) => {
@@ -260,9 +271,9 @@ impl Control {
                 state.label(),
             ));
         }
-        self.send(Command::CreateConference {
+        self.reserve()?.send(Command::CreateConference {
             conference_id: conference_id.to_string(),
-        })?;
+        });
         registry
             .conferences
             .insert(conference_id.to_string(), HashMap::new());
@@ -301,15 +312,19 @@ impl Control {
 
     pub fn expire_conference(&self, conference_id: &str) -> Result<usize, ControlError> {
         let mut registry = self.registry();
+        if !registry.conferences.contains_key(conference_id) {
+            return Err(ControlError::UnknownConference(conference_id.to_string()));
+        }
+        let permit = self.reserve()?;
         let endpoints = registry
             .conferences
             .remove(conference_id)
             .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))?;
         registry.names.remove(conference_id);
         self.channels.remove_conference(conference_id);
-        self.send(Command::ExpireConference {
+        permit.send(Command::ExpireConference {
             conference_id: conference_id.to_string(),
-        })?;
+        });
         Ok(endpoints.len())
     }
 
@@ -351,12 +366,12 @@ impl Control {
             return Ok((entry.ice.clone(), channel_url(&password), false));
         }
         let ice = tutti_ice::Credentials::random();
-        self.send(Command::AllocateEndpoint {
+        self.reserve()?.send(Command::AllocateEndpoint {
             conference_id: conference_id.to_string(),
             endpoint_id: endpoint_id.to_string(),
             participant_id: participant_id.to_string(),
             ice: ice.clone(),
-        })?;
+        });
         conference.insert(
             endpoint_id.to_string(),
             EndpointEntry {
@@ -403,7 +418,7 @@ impl Control {
                 }
             }
         }
-        self.send(command)?;
+        self.reserve()?.send(command);
         if let Some(entry) = conference.get_mut(endpoint_id) {
             entry.quiet_since = Instant::now();
             if let Some(ssrcs) = ssrcs {
@@ -440,23 +455,25 @@ impl Control {
         &self,
     ) -> Result<Vec<crate::media::core::describe::ReceiverReport>, ControlError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.send(Command::DescribeReceivers { reply })?;
+        self.reserve()?.send(Command::DescribeReceivers { reply });
         answer.await.map_err(|_| ControlError::WorkerGone)
     }
 
     /// What a receiver asked for over its bridge channel, for its allocator. An endpoint that
-    /// expired meanwhile is ignored by the worker.
+    /// expired meanwhile is ignored by the worker; with the worker's queue full the update is
+    /// dropped (and counted by the channel hub): the receiver's next one carries its wishes.
     pub fn set_constraints(
         &self,
         conference_id: &str,
         endpoint_id: &str,
         update: ConstraintsUpdate,
-    ) {
-        let _ = self.send(Command::SetConstraints {
+    ) -> Result<(), ControlError> {
+        self.reserve()?.send(Command::SetConstraints {
             conference_id: conference_id.to_string(),
             endpoint_id: endpoint_id.to_string(),
             update,
         });
+        Ok(())
     }
 
     pub fn expire_endpoint(
@@ -466,17 +483,20 @@ impl Control {
     ) -> Result<(), ControlError> {
         let mut registry = self.registry();
         let conference = registry.conference(conference_id)?;
-        if conference.remove(endpoint_id).is_none() {
+        if !conference.contains_key(endpoint_id) {
             return Err(ControlError::UnknownEndpoint {
                 conference: conference_id.to_string(),
                 endpoint: endpoint_id.to_string(),
             });
         }
+        let permit = self.reserve()?;
+        conference.remove(endpoint_id);
         self.channels.remove(conference_id, endpoint_id);
-        self.send(Command::ExpireEndpoint {
+        permit.send(Command::ExpireEndpoint {
             conference_id: conference_id.to_string(),
             endpoint_id: endpoint_id.to_string(),
-        })
+        });
+        Ok(())
     }
 }
 
@@ -492,6 +512,67 @@ fn check_id(field: &str, id: &str) -> Result<(), ControlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A control plane whose worker takes no command: its queue is `receiver`.
+    fn stalled() -> (Control, mpsc::Receiver<Command>) {
+        let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+        let control = Control::new(
+            Config::default(),
+            "127.0.0.1:10000".parse().unwrap(),
+            String::new(),
+            SharedSnapshot::default(),
+            "ws://127.0.0.1:10091".to_owned(),
+            commands,
+        );
+        (control, receiver)
+    }
+
+    #[test]
+    fn a_full_command_queue_refuses_calls_before_they_change_anything() {
+        let (control, mut worker) = stalled();
+        assert_eq!(control.create_conference("c", "room"), Ok(true));
+        for i in 1..COMMAND_QUEUE {
+            control
+                .allocate_endpoint("c", &format!("e{i}"), "")
+                .expect("room in the queue");
+        }
+        // Full: nothing more is taken, and what was asked is not half done.
+        assert_eq!(
+            control.allocate_endpoint("c", "late", "").map(|_| ()),
+            Err(ControlError::WorkerBusy)
+        );
+        assert_eq!(
+            control.create_conference("d", "other"),
+            Err(ControlError::WorkerBusy)
+        );
+        assert_eq!(
+            control.expire_endpoint("c", "e1"),
+            Err(ControlError::WorkerBusy)
+        );
+        assert_eq!(
+            control.expire_conference("c"),
+            Err(ControlError::WorkerBusy)
+        );
+        assert!(control
+            .set_constraints("c", "e1", ConstraintsUpdate::default())
+            .is_err());
+        assert_eq!(control.endpoint_count(), COMMAND_QUEUE - 1);
+        assert_eq!(control.list_conferences().len(), 1);
+        // The worker takes one: one call fits again, and is carried out in full.
+        assert!(worker.try_recv().is_ok());
+        assert_eq!(control.expire_endpoint("c", "e1"), Ok(()));
+        assert_eq!(control.endpoint_count(), COMMAND_QUEUE - 2);
+        assert_eq!(
+            control.expire_endpoint("c", "e2"),
+            Err(ControlError::WorkerBusy)
+        );
+        // A stopped worker is no busy one.
+        drop(worker);
+        assert_eq!(
+            control.create_conference("d", "other"),
+            Err(ControlError::WorkerGone)
+        );
+    }
 
     fn entry(state: EndpointState, quiet_since: Instant) -> EndpointEntry {
         EndpointEntry {

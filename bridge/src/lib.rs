@@ -64,12 +64,14 @@ pub async fn run(
     let cert = tutti_dtls::Certificate::generate().context("generating the DTLS certificate")?;
     let fingerprint = cert.fingerprint().to_string();
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
-    let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (event_tx, event_rx) = tokio::sync::mpsc::channel(control::EVENT_QUEUE);
+    let events_dropped = prometheus_client::metrics::counter::Counter::default();
     let worker = media::worker::spawn(
         config.media_address,
         endpoint_settings(&config)?,
         cert,
         event_tx,
+        events_dropped.clone(),
         snapshot.clone(),
     )
     .with_context(|| format!("binding the media socket {}", config.media_address))?;
@@ -128,6 +130,11 @@ pub async fn run(
         "tutti_bridge_endpoints_expired_silent",
         "Endpoints the bridge expired by itself: no media and no control call for endpoint_expiry_secs",
         control.silent_expiries.clone(),
+    );
+    registry.register(
+        "tutti_bridge_worker_events_dropped",
+        "Events of the media worker dropped because the control plane's queue for them was full",
+        events_dropped,
     );
     let tls_refusals = api::tls::Refusals::default();
     registry.register(

@@ -228,6 +228,26 @@ fn labelled_counters<'a>(
     Ok(())
 }
 
+fn labelled_gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &'static str,
+    values: &[(&str, f64)],
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for &(value_label, value) in values {
+        let labels = [(label, value_label)];
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 impl Collector for BridgeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let s = self
@@ -254,6 +274,17 @@ impl Collector for BridgeCollector {
             "tutti_bridge_endpoint_state_bytes",
             "Bytes held by endpoint state (transport, SRTP, caches, routing entries)",
             s.endpoint_state_bytes as f64,
+        )?;
+        labelled_gauge(
+            e,
+            "tutti_bridge_endpoint_bytes",
+            "Bytes per endpoint on average: idle (allocated or failed, not connected) and \
+             connected (with what its media costs its conference)",
+            "state",
+            &[
+                ("idle", s.idle_endpoint_bytes as f64),
+                ("connected", s.connected_endpoint_bytes as f64),
+            ],
         )?;
         gauge(
             e,

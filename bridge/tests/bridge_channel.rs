@@ -1,7 +1,8 @@
 //! The bridge channel over a real WebSocket: the URL from AllocateEndpoint opens it, nothing
 //! else does, messages reach the other endpoints with the true sender, garbage is counted and
 //! harms nobody, and expiring an endpoint closes its socket; what a receiver asks for over it
-//! reaches its allocator (seen through `/debug/receivers`).
+//! reaches its allocator (seen through `/debug/receivers`). A client that stops reading costs
+//! the bridge a bounded outbox, then its connection.
 
 mod support;
 
@@ -280,4 +281,86 @@ async fn what_receivers_ask_for_reaches_their_allocator() {
         metrics.get("tutti_bridge_channel_messages_total{result=\"malformed\"}"),
         1.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_costs_bounded_memory_and_is_let_go() {
+    if rerun_in_own_netns("a_client_that_stops_reading_costs_bounded_memory_and_is_let_go") {
+        return;
+    }
+    let (bridge, mut client) = bridge_with_conference().await;
+    let talker_url = allocate(&mut client, "e1", "talker").await;
+    let reader_url = allocate(&mut client, "e2", "reader").await;
+    let stalled_url = allocate(&mut client, "e3", "stalled").await;
+    let mut talker = open(&talker_url).await;
+    let mut reader = open(&reader_url).await;
+    // Opened, then never read again: its socket's buffers fill, then its outbox.
+    let _stalled = open(&stalled_url).await;
+    let rss_before = bridge.rss_kib();
+
+    // 60 MB of messages to everyone, 60 KiB each, ten at a time: the reader takes each batch
+    // before the next is sent (its outbox holds 1 MiB: a faster burst would overflow it too).
+    const MESSAGES: usize = 1000;
+    let payload = "x".repeat(60_000);
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reading = tokio::spawn({
+        let got = got.clone();
+        async move {
+            while got.load(std::sync::atomic::Ordering::Relaxed) < MESSAGES {
+                match tokio::time::timeout(Duration::from_secs(20), reader.next()).await {
+                    Ok(Some(Ok(Message::Text(_)))) => {
+                        got.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    _ => break,
+                }
+            }
+        }
+    });
+    for n in 0..MESSAGES {
+        let message = format!(
+            r#"{{"colibriClass":"EndpointMessage","to":"","msgPayload":{{"n":{n},"pad":"{payload}"}}}}"#
+        );
+        talker.send(Message::text(message)).await.unwrap();
+        if n % 10 == 9 {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while got.load(std::sync::atomic::Ordering::Relaxed) <= n {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the reader is stuck at {n}"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+    reading.await.unwrap();
+    assert_eq!(
+        got.load(std::sync::atomic::Ordering::Relaxed),
+        MESSAGES,
+        "the reader lost nothing"
+    );
+    let grown_kib = bridge.rss_kib().saturating_sub(rss_before);
+    println!("the bridge's RSS grew by {grown_kib} KiB while a client read none of 60 MB");
+    // One outbox of 1 MiB, the WebSocket's write buffer and the allocator's slack; not the
+    // 15 MB that 256 messages of 60 KiB would be, nor the 60 MB sent.
+    assert!(grown_kib < 8 * 1024, "grew {grown_kib} KiB");
+    let metrics = bridge.metrics().await;
+    let dropped = metrics.get("tutti_bridge_channel_messages_total{result=\"dropped\"}");
+    assert!(dropped > 500.0, "dropped for the stalled client: {dropped}");
+
+    // Nothing it takes for 10 s: the bridge lets it go (and the others stay).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let metrics = bridge.metrics().await;
+        if metrics.get("tutti_bridge_channel_connections_total{result=\"closed_slow\"}") == 1.0 {
+            // The talker's (the reader, done, has hung up).
+            assert_eq!(metrics.get("tutti_bridge_channels_open"), 1.0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stalled client is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

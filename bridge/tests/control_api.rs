@@ -1,4 +1,5 @@
-//! The gRPC control API: idempotent allocation, errors a person can act on, bridge info.
+//! The gRPC control API: idempotent allocation, errors a person can act on, bridge info; a
+//! watcher that stops reading its event stream costs bounded memory and is cut off.
 
 mod support;
 
@@ -324,4 +325,85 @@ async fn control_api_errors_and_idempotency() {
         .into_inner();
     assert_eq!(listed.conferences, []);
     participant.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_stops_reading_is_cut_off_not_buffered() {
+    if rerun_in_own_netns("a_watcher_that_stops_reading_is_cut_off_not_buffered") {
+        return;
+    }
+    use tokio_stream::StreamExt;
+    let bridge = BridgeProcess::start(&[]);
+    let mut client = bridge.client().await;
+    // Opened and read up to its snapshot, then left unread while thousands of events happen.
+    // What waits for it is what its HTTP/2 window lets the bridge send (hyper grants 2 MiB by
+    // default, 30000 events; this watcher grants 64 KiB) and h2's send buffer (400 KiB).
+    let small_window =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", bridge.bound.grpc))
+            .unwrap()
+            .initial_stream_window_size(65_535)
+            .initial_connection_window_size(65_535)
+            .connect()
+            .await
+            .unwrap();
+    let mut stalled = pb::bridge_client::BridgeClient::new(small_window)
+        .watch_events(pb::WatchEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    stalled.next().await.unwrap().unwrap();
+    let rss_before = bridge.rss_kib();
+    client
+        .create_conference(pb::CreateConferenceRequest {
+            conference_id: "c".into(),
+            name: "room@muc".into(),
+        })
+        .await
+        .unwrap();
+    // 6000 events (allocated, expired) of about 250 bytes: beyond the 4096 the bridge keeps
+    // for watchers plus what the window and send buffer hold.
+    for i in 0..3000 {
+        let endpoint_id = format!("e{i:04}-{}", "x".repeat(200));
+        client
+            .allocate_endpoint(pb::AllocateEndpointRequest {
+                conference_id: "c".into(),
+                endpoint_id: endpoint_id.clone(),
+                dtls_setup: 0,
+                participant_id: String::new(),
+            })
+            .await
+            .unwrap();
+        client
+            .expire_endpoint(pb::ExpireEndpointRequest {
+                conference_id: "c".into(),
+                endpoint_id,
+            })
+            .await
+            .unwrap();
+    }
+    let grown_kib = bridge.rss_kib().saturating_sub(rss_before);
+    println!("the bridge's RSS grew by {grown_kib} KiB with a watcher reading none of 6000 events");
+    assert!(grown_kib < 8 * 1024, "grew {grown_kib} KiB");
+    // Read now: what the stream held, then DATA_LOSS (reconnect for a fresh snapshot).
+    let mut delivered = 0;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        match tokio::time::timeout_at(deadline, stalled.next()).await {
+            Ok(Some(Ok(pb::BridgeEvent {
+                event: Some(pb::bridge_event::Event::Endpoint(_)),
+            }))) => delivered += 1,
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(status))) => break status,
+            other => panic!("no DATA_LOSS after {delivered} endpoint events: {other:?}"),
+        }
+    };
+    assert_eq!(status.code(), Code::DataLoss, "{status:?}");
+    assert!(delivered < 6000, "{delivered} events were kept for it");
+    // The bridge is fine: a new watcher gets a snapshot.
+    let mut fresh = client
+        .watch_events(pb::WatchEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(fresh.next().await.unwrap().is_ok());
 }

@@ -2,13 +2,22 @@
 //! algorithm off. The focus writes bursts of small stanzas (an IQ result, then a source-add to
 //! each participant); with Nagle on, each one after the first waits for the server's delayed
 //! ACK, up to 40 ms on Linux, and joins would wait with them.
+//!
+//! What a connection receives passes through a [`StreamErrorWatch`]: the stream errors the
+//! server sends are kept in the connector's [`StreamErrors`]. After a `<conflict/>` (another
+//! client bound the same resource) the connector makes no more connections: reconnecting would
+//! take the resource back from that client, which would do the same (docs/focus.md).
 
 use std::borrow::Cow;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 
 use jid::Jid;
 use sasl::common::ChannelBinding;
-use tokio::io::BufStream;
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, BufStream, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_xmpp::connect::starttls::starttls;
 use tokio_xmpp::connect::tls_common::TlsStream;
@@ -16,6 +25,138 @@ use tokio_xmpp::connect::{ServerConnector, ServerConnectorError};
 use tokio_xmpp::error::ProtocolError;
 use tokio_xmpp::xmlstream::{initiate_stream, PendingFeaturesRecv, StreamHeader, Timeouts};
 use tokio_xmpp::Error;
+
+use crate::stream_errors::StreamErrorWatch;
+
+/// The stream errors the server sent on a connector's connections (shared by its clones).
+#[derive(Debug, Clone, Default)]
+pub struct StreamErrors(Arc<Mutex<Seen>>);
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// The last one not taken yet.
+    last: Option<String>,
+    /// A `<conflict/>` came: no more connections.
+    conflict: bool,
+}
+
+impl StreamErrors {
+    fn record(&self, condition: String) {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.conflict |= condition == "conflict";
+            seen.last = Some(condition);
+        }
+    }
+
+    /// The condition of the last stream error since the last call, if any.
+    pub fn take_last(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|mut seen| seen.last.take())
+    }
+
+    /// Whether the server replaced this client by another that bound the same resource.
+    pub fn conflict(&self) -> bool {
+        self.0.lock().is_ok_and(|seen| seen.conflict)
+    }
+
+    fn refuse_after_conflict(&self) -> Result<(), Error> {
+        if self.conflict() {
+            return Err(Error::Io(io::Error::other(
+                "not reconnecting: another client took this resource (stream error <conflict/>)",
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A connection whose received bytes go through a [`StreamErrorWatch`] on their way to the
+/// XML parser.
+#[derive(Debug)]
+pub struct Watched<S> {
+    inner: S,
+    watch: StreamErrorWatch,
+    /// How much of the inner buffer the watch has seen.
+    scanned: usize,
+    errors: StreamErrors,
+}
+
+impl<S> Watched<S> {
+    fn new(inner: S, errors: &StreamErrors) -> Watched<S> {
+        Watched {
+            inner,
+            watch: StreamErrorWatch::default(),
+            scanned: 0,
+            errors: errors.clone(),
+        }
+    }
+}
+
+impl<S: AsyncBufRead + Unpin> Watched<S> {
+    fn fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let Watched {
+            inner,
+            watch,
+            scanned,
+            errors,
+        } = self;
+        let buffer = ready!(Pin::new(inner).poll_fill_buf(cx))?;
+        if buffer.len() > *scanned {
+            if let Some(condition) = watch.feed(&buffer[*scanned..]) {
+                tracing::warn!(%condition, "the XMPP server sent a stream error");
+                errors.record(condition);
+            }
+            *scanned = buffer.len();
+        }
+        Poll::Ready(Ok(buffer))
+    }
+
+    fn consume_bytes(&mut self, amount: usize) {
+        self.scanned = self.scanned.saturating_sub(amount);
+        Pin::new(&mut self.inner).consume(amount);
+    }
+}
+
+impl<S: AsyncBufRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let buffer = ready!(this.fill(cx))?;
+        let n = buffer.len().min(out.remaining());
+        out.put_slice(&buffer[..n]);
+        this.consume_bytes(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncBufRead + Unpin> AsyncBufRead for Watched<S> {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        self.get_mut().fill(cx)
+    }
+
+    fn consume(self: Pin<&mut Self>, amount: usize) {
+        self.get_mut().consume_bytes(amount);
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, bytes)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
 
 async fn connect_tcp(address: SocketAddr) -> Result<BufStream<TcpStream>, Error> {
     let tcp = TcpStream::connect(address).await?;
@@ -33,10 +174,10 @@ fn header(jid: &Jid) -> StreamHeader<'_> {
 
 /// Plaintext (loopback only, see the configuration's `xmpp_security`).
 #[derive(Debug, Clone)]
-pub struct Plaintext(pub SocketAddr);
+pub struct Plaintext(pub SocketAddr, pub StreamErrors);
 
 impl ServerConnector for Plaintext {
-    type Stream = BufStream<TcpStream>;
+    type Stream = Watched<BufStream<TcpStream>>;
 
     async fn connect(
         &self,
@@ -44,7 +185,8 @@ impl ServerConnector for Plaintext {
         ns: &'static str,
         timeouts: Timeouts,
     ) -> Result<(PendingFeaturesRecv<Self::Stream>, ChannelBinding), Error> {
-        let stream = connect_tcp(self.0).await?;
+        self.1.refuse_after_conflict()?;
+        let stream = Watched::new(connect_tcp(self.0).await?, &self.1);
         let pending = initiate_stream(stream, ns, header(jid), timeouts).await?;
         Ok((pending, ChannelBinding::None))
     }
@@ -52,10 +194,10 @@ impl ServerConnector for Plaintext {
 
 /// STARTTLS, required: a server that does not offer it is refused.
 #[derive(Debug, Clone)]
-pub struct StartTls(pub SocketAddr);
+pub struct StartTls(pub SocketAddr, pub StreamErrors);
 
 impl ServerConnector for StartTls {
-    type Stream = BufStream<TlsStream<TcpStream>>;
+    type Stream = Watched<BufStream<TlsStream<TcpStream>>>;
 
     async fn connect(
         &self,
@@ -63,6 +205,7 @@ impl ServerConnector for StartTls {
         ns: &'static str,
         timeouts: Timeouts,
     ) -> Result<(PendingFeaturesRecv<Self::Stream>, ChannelBinding), Error> {
+        self.1.refuse_after_conflict()?;
         let stream = connect_tcp(self.0).await?;
         let pending = initiate_stream(stream, ns, header(jid), timeouts).await?;
         let (features, stream) = pending.recv_features().await?;
@@ -72,7 +215,8 @@ impl ServerConnector for StartTls {
         let (tls, binding) = starttls(stream, jid.domain().as_str())
             .await
             .map_err(|error| Error::Connection(Box::new(TlsFailed(error.to_string()))))?;
-        let pending = initiate_stream(BufStream::new(tls), ns, header(jid), timeouts).await?;
+        let tls = Watched::new(BufStream::new(tls), &self.1);
+        let pending = initiate_stream(tls, ns, header(jid), timeouts).await?;
         Ok((pending, binding))
     }
 }

@@ -13,7 +13,8 @@
 //!   conference goes, and which failed (their conferences move).
 //! - [`stanzas`]: the stanzas the focus sends, and the errors it answers requests with.
 //! - [`connector`]: XMPP client connections with Nagle's algorithm off, shared with the
-//!   benchmark's simulated participants.
+//!   benchmark's simulated participants, and the stream errors the server sends on them
+//!   ([`stream_errors`]).
 
 pub mod capabilities;
 pub mod connector;
@@ -27,6 +28,7 @@ pub mod pool;
 pub mod room;
 pub mod sources;
 pub mod stanzas;
+pub mod stream_errors;
 pub mod to_bridge;
 mod xml;
 

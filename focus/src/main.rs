@@ -18,9 +18,22 @@ use service::config::Config;
 use service::focus::Focus;
 use service::metrics::{self, Metrics};
 use service::pool::Bridges;
+use tutti_focus::connector::StreamErrors;
 
 /// How long the start waits for the bridges to say what conferences they hold.
 const SETTLE_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a stop (SIGTERM, Ctrl-C) may take to leave the rooms and close the XMPP stream; a
+/// server that is down or does not answer does not hold the exit up longer.
+const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+/// The exit status when another focus took the account's resource (see `Replaced`).
+const EXIT_REPLACED: u8 = 3;
+
+/// The XMPP server replaced this focus by another that logged in with the same account and
+/// resource (a `<conflict/>` stream error). This one exits rather than log in again, which
+/// would replace the other in turn, and so on: the newer focus takes the calls over.
+#[derive(Debug, thiserror::Error)]
+#[error("another focus logged in as {0} (the XMPP server sent <conflict/>): leaving the calls to it and exiting")]
+struct Replaced(String);
 
 fn usage() -> ExitCode {
     eprintln!("usage: focus [--config FILE]\nEnvironment overrides: TUTTI_FOCUS_<FIELD> (see docs/focus.md)");
@@ -60,7 +73,11 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("focus: {e:#}");
-            ExitCode::FAILURE
+            if e.is::<Replaced>() {
+                ExitCode::from(EXIT_REPLACED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -79,7 +96,8 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
     });
     let (bridges, mut found) = Bridges::start(&settings, metrics.clone())?;
     info!(jid = %settings.jid, server = %settings.xmpp_server, "logging in");
-    let (mut client, bound) = service::login::login(&settings).await?;
+    let stream_errors = StreamErrors::default();
+    let (mut client, bound) = service::login::login(&settings, &stream_errors).await?;
     let bound = bound.to_string();
     info!(jid = %bound, "online");
     metrics.set_online(true);
@@ -123,7 +141,13 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
                 }
                 Some(Event::Stream(StreamEvent::Suspended)) => {
                     metrics.set_online(false);
-                    warn!("disconnected from the XMPP server; reconnecting");
+                    if stream_errors.conflict() {
+                        return Err(Replaced(bound).into());
+                    }
+                    match stream_errors.take_last() {
+                        Some(condition) => warn!(%condition, "the XMPP server ended the stream; reconnecting"),
+                        None => warn!("disconnected from the XMPP server; reconnecting"),
+                    }
                 }
                 None => anyhow::bail!("the XMPP stream stopped"),
             },
@@ -134,11 +158,16 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
             Some(conferences) = found.recv() => focus.on_found(conferences),
             () = &mut shutdown => {
                 info!("shutting down: leaving the rooms");
-                focus.shutdown().await;
-                while let Ok(stanza) = output.stanzas.try_recv() {
-                    client.send(Box::new(stanza)).await;
+                let stop = async {
+                    focus.shutdown().await;
+                    while let Ok(stanza) = output.stanzas.try_recv() {
+                        client.send(Box::new(stanza)).await;
+                    }
+                    client.close().await;
+                };
+                if tokio::time::timeout(STOP_BOUND, stop).await.is_err() {
+                    warn!(bound_secs = STOP_BOUND.as_secs(), "the rooms were not left in time (is the XMPP server down?); exiting anyway");
                 }
-                client.close().await;
                 return Ok(());
             }
         }

@@ -11,7 +11,13 @@
 //!   its status) has lost its conferences: the focus gives their participants new sessions
 //!   at once, there (the pool's only bridge);
 //! - an endpoint the bridge expired by itself is no failure when the focus expires it too, and
-//!   an expiry that cannot reach a frozen bridge is carried out when it thaws.
+//!   an expiry that cannot reach a frozen bridge is carried out when it thaws;
+//! - what the XMPP server does (issue 22): a second focus logging in as the same account and
+//!   resource gets the first one a `<conflict/>` stream error, after which the first exits
+//!   (status 3) and the second takes the call over, without either kicking the other out
+//!   again; Prosody stopped (a `system-shutdown` stream error to everyone) and started again
+//!   mid-call: the focus logs in again by itself and the participants, back in the room,
+//!   get new sessions with media.
 
 mod support;
 
@@ -61,17 +67,7 @@ async fn a_focus_stopped_with_sigterm_hands_its_calls_over() {
 async fn takeover(name: &str, stop: impl FnOnce(&mut Stack)) {
     let mut stack = Stack::start(name, &["alice", "bob"]);
     stack.start_focus(&[]);
-    let mut people = Vec::new();
-    for user in ["alice", "bob"] {
-        people.push(join_and_accept(ROOM, user, |_| {}).await);
-    }
-    // Alice hears of Bob's sources on her first session (consumed here: not to be mistaken
-    // for what her next session brings).
-    let (_, added) = people[0].xmpp.next_jingle(Action::SourceAdd).await;
-    let bob_camera = camera_of(&added, "bob");
-    stack
-        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
-        .await;
+    let (people, bob_camera) = call_of_two(&stack).await;
 
     stop(&mut stack);
     // Nothing is expired: the call goes on through the bridge without a focus.
@@ -85,7 +81,13 @@ async fn takeover(name: &str, stop: impl FnOnce(&mut Stack)) {
     .await;
     let restarted = Instant::now();
     stack.start_focus(&[]);
+    reinvited(&stack, people, restarted, name).await;
+}
 
+/// The participants of a call taken over by a new focus (started at `restarted`): each one's
+/// old session ends and a new one starts, media flows again, and the bridge and the focus hold
+/// exactly the call.
+async fn reinvited(stack: &Stack, people: Vec<Joined>, restarted: Instant, name: &str) {
     let mut rejoined = Vec::new();
     for person in people {
         let Joined {
@@ -201,6 +203,166 @@ async fn a_restarted_bridge_gets_its_calls_back() {
         .await;
     alice.1.close().await;
     bob.1.close().await;
+}
+
+#[tokio::test]
+async fn a_second_focus_on_the_same_resource_replaces_the_first_without_flapping() {
+    if rerun_in_own_netns("a_second_focus_on_the_same_resource_replaces_the_first_without_flapping")
+    {
+        return;
+    }
+    let mut stack = Stack::start("replaced", &["alice", "bob"]);
+    stack.start_focus(&[]);
+    let (people, _) = call_of_two(&stack).await;
+    let mut first = stack.focus.take().expect("the first focus");
+    let replaced = Instant::now();
+    // The same account, resource `focus`: Prosody (conflict_resolve = kick_old, its default)
+    // closes the first one's stream with <conflict/>.
+    stack.start_focus(&[]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = first.0.try_wait().expect("waiting for the first focus") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the replaced focus did not exit");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    println!(
+        "the replaced focus exited {} ms after the second one started",
+        replaced.elapsed().as_millis()
+    );
+    assert_eq!(status.code(), Some(3), "{status}");
+    eventually("the replaced focus to say why", || {
+        stack.focus_logged("another focus logged in as focus@localhost/focus")
+    })
+    .await;
+    reinvited(&stack, people, replaced, "replaced").await;
+    // No flapping: the second focus keeps its stream (it would say so on the next kick).
+    for _ in 0..30 {
+        stack
+            .focus_metric_becomes("tutti_focus_xmpp_connected 1")
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kicks = stack
+        .focus_log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| line.contains("sent a stream error"))
+        .count();
+    assert_eq!(kicks, 1, "only the first focus was told <conflict/>");
+}
+
+#[tokio::test]
+async fn the_xmpp_server_restarting_mid_call_loses_nobody() {
+    if rerun_in_own_netns("the_xmpp_server_restarting_mid_call_loses_nobody") {
+        return;
+    }
+    let mut stack = Stack::start("serverrestart", &["alice", "bob"]);
+    stack.start_focus(&[]);
+    let (people, _) = call_of_two(&stack).await;
+    let restarted = Instant::now();
+    stack.prosody.shut_down().expect("stopping prosody");
+    stack
+        .focus_health_becomes("503", Duration::from_secs(5))
+        .await;
+    assert!(stack.focus_logged("system-shutdown"));
+    stack.start_prosody_again();
+    // Every client logs in again by itself; the participants, as lib-jitsi-meet does, ask the
+    // focus for the room again (lib-jitsi-meet repeats the request until the focus is back:
+    // here, once it is) and join it; each gets a new session.
+    stack
+        .focus_health_becomes("200", Duration::from_secs(20))
+        .await;
+    let mut again = Vec::new();
+    for person in people {
+        let Joined {
+            mut xmpp,
+            media,
+            config,
+            ..
+        } = person;
+        media.close().await;
+        xmpp.reconnected(Duration::from_secs(20)).await;
+        let answer = xmpp.conference_request(ROOM).await;
+        assert_eq!(answer.attr("ready"), Some("true"));
+        xmpp.join(ROOM, &config.name).await;
+        let (from, new) = xmpp.next_jingle(Action::SessionInitiate).await;
+        assert_eq!(from, focus_occupant());
+        let media = accept(&mut xmpp, &from, &new, &config, |_| {}).await;
+        again.push((xmpp, media, new));
+    }
+    let (mut alice, mut bob) = (again.remove(0), again.remove(0));
+    let bob_camera = camera_on_new_session(&mut alice.0, &alice.2, "bob").await;
+    let alice_camera = camera_on_new_session(&mut bob.0, &bob.2, "alice").await;
+    eventually("media flows both ways again", || {
+        received(&alice.1, bob_camera) > 0 && received(&bob.1, alice_camera) > 0
+    })
+    .await;
+    println!(
+        "the XMPP server restarted: media flows again {} ms after its SIGTERM",
+        restarted.elapsed().as_millis()
+    );
+    // The sessions of before were expired: the bridge holds the call and nothing else.
+    stack
+        .bridge_metric_becomes("tutti_bridge_conferences", 1.0)
+        .await;
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
+        .await;
+    stack
+        .focus_metric_becomes("tutti_focus_participants 2")
+        .await;
+    alice.1.close().await;
+    bob.1.close().await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_focus_promptly_even_with_the_server_gone() {
+    if rerun_in_own_netns("sigterm_stops_the_focus_promptly_even_with_the_server_gone") {
+        return;
+    }
+    let mut stack = Stack::start("stopdown", &["alice", "bob"]);
+    stack.start_focus(&[]);
+    let (people, _) = call_of_two(&stack).await;
+    // The server gone (the focus reconnecting with back-off), the bridge frozen: neither may
+    // hold the stop up beyond its bound of 2 s.
+    stack.stop_prosody();
+    stack
+        .focus_health_becomes("503", Duration::from_secs(5))
+        .await;
+    stack.pause_bridge();
+    let stopped = Instant::now();
+    stack.stop_focus_gracefully();
+    let took = stopped.elapsed();
+    println!("the focus exited {} ms after SIGTERM", took.as_millis());
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    stack.resume_bridge();
+    for person in people {
+        person.media.close().await;
+    }
+}
+
+/// Alice and Bob in a call with media, each told of the other's sources; and Bob's camera's
+/// SSRC at Alice.
+async fn call_of_two(stack: &Stack) -> (Vec<Joined>, u32) {
+    let mut people = Vec::new();
+    for user in ["alice", "bob"] {
+        people.push(join_and_accept(ROOM, user, |_| {}).await);
+    }
+    // Alice hears of Bob's sources on her first session (consumed here: not to be mistaken
+    // for what her next session brings).
+    let (_, added) = people[0].xmpp.next_jingle(Action::SourceAdd).await;
+    let bob_camera = camera_of(&added, "bob");
+    stack
+        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
+        .await;
+    eventually("media flowing", || {
+        received(&people[0].media, bob_camera) > 0
+    })
+    .await;
+    (people, bob_camera)
 }
 
 /// The SSRC `user`'s camera reaches this participant under on its new session.

@@ -83,9 +83,9 @@ impl From<ControlError> for Status {
             }
             ControlError::Invalid(_) => Status::invalid_argument(message),
             ControlError::Conflict(_) => Status::already_exists(message),
-            ControlError::WorkerGone | ControlError::NotTakingConferences(..) => {
-                Status::unavailable(message)
-            }
+            ControlError::WorkerGone
+            | ControlError::WorkerBusy
+            | ControlError::NotTakingConferences(..) => Status::unavailable(message),
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::channel::{self, Connection, Outcome, Refusal, MAX_MESSAGE_BYTES};
+use crate::channel::{self, Connection, Outcome, Refusal, MAX_MESSAGE_BYTES, WRITE_TIMEOUT};
 use crate::control::Control;
 
 /// WebSocket close code 1001 ("going away"): the endpoint expired or a newer connection of it
@@ -87,7 +87,9 @@ async fn serve(
                         if let Outcome::Constraints(update) =
                             hub.receive(&conference, &endpoint, text.as_str())
                         {
-                            control.set_constraints(&conference, &endpoint, update);
+                            if control.set_constraints(&conference, &endpoint, update).is_err() {
+                                hub.count_worker_busy();
+                            }
                         }
                     }
                     Some(Ok(Message::Binary(_))) => hub.count_malformed(),
@@ -96,8 +98,16 @@ async fn serve(
                 },
                 outgoing = connection.outbox.recv() => match outgoing {
                     Some(text) => {
-                        if socket.send(Message::Text(text.into())).await.is_err() {
-                            break;
+                        // A client that stops reading fills its socket's buffers; its outbox
+                        // then drops (channel.rs), and past WRITE_TIMEOUT it is let go.
+                        match tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(text.into()))).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => break,
+                            Err(_) => {
+                                tracing::info!(%conference, %endpoint, "bridge channel closed: the client read nothing for {WRITE_TIMEOUT:?}");
+                                hub.count_slow_client();
+                                break;
+                            }
                         }
                     }
                     None => {

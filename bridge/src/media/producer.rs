@@ -142,7 +142,7 @@ pub struct Producer {
 }
 
 impl Producer {
-    pub fn new(owner: usize, spec: &ProducerSpec, cache_packets: usize) -> Producer {
+    pub fn new(owner: usize, spec: &ProducerSpec) -> Producer {
         let clock_rate = match spec.kind {
             MediaKind::Audio => 48_000,
             MediaKind::Video => 90_000,
@@ -155,14 +155,15 @@ impl Producer {
             encodings: spec
                 .encodings
                 .iter()
-                .enumerate()
-                .map(|(layer, &(ssrc, rtx_ssrc))| Encoding {
+                .map(|&(ssrc, rtx_ssrc)| Encoding {
                     ssrc,
                     rtx_ssrc,
                     stats: ReceiveStats::new(clock_rate),
                     rtx_stats: rtx_ssrc.map(|_| ReceiveStats::new(clock_rate)),
-                    cache: (layer == 0 && spec.kind == MediaKind::Video)
-                        .then(|| RetransmissionCache::new(cache_packets)),
+                    // Made the first time the encoding is forwarded (`Router::fan_out`): a
+                    // sender that never sends (allocated, sources signalled, not connected)
+                    // costs no cache.
+                    cache: None,
                     nacks: rtx_ssrc.map(|_| NackGenerator::new()),
                     height: None,
                     rate: LayerRate::default(),
@@ -255,5 +256,29 @@ impl Producer {
                 })
                 .sum::<usize>()
             + self.consumers.len() * std::mem::size_of::<Consumer>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_producer_holds_no_packet_cache_until_it_is_forwarded() {
+        let spec = ProducerSpec {
+            kind: MediaKind::Video,
+            name: "cam".to_owned(),
+            encodings: vec![(1, Some(2)), (3, Some(4)), (5, Some(6))],
+            rids: Vec::new(),
+            output: None,
+        };
+        let producer = Producer::new(0, &spec);
+        assert!(producer.encodings.iter().all(|e| e.cache.is_none()));
+        // Three encodings with their NACK generators, not 3 x 256 x 1500 bytes of cache.
+        assert!(
+            producer.heap_bytes() < 16 * 1024,
+            "{}",
+            producer.heap_bytes()
+        );
     }
 }

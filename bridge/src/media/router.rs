@@ -111,7 +111,6 @@ impl Router {
         &mut self,
         owner: usize,
         specs: &[ProducerSpec],
-        cache_packets: usize,
         endpoints: &mut [Option<Endpoint>],
         rng: &mut impl Rng,
     ) {
@@ -132,7 +131,7 @@ impl Router {
             {
                 continue;
             }
-            if let Some(p) = self.add_producer(owner, spec, cache_packets, endpoints, rng) {
+            if let Some(p) = self.add_producer(owner, spec, endpoints, rng) {
                 kept.push(p);
             }
         }
@@ -145,14 +144,13 @@ impl Router {
         &mut self,
         owner: usize,
         spec: &ProducerSpec,
-        cache_packets: usize,
         endpoints: &mut [Option<Endpoint>],
         rng: &mut impl Rng,
     ) -> Option<usize> {
         if spec.encodings.is_empty() || spec.encodings.len() > MAX_ENCODINGS {
             return None;
         }
-        let mut producer = Producer::new(owner, spec, cache_packets);
+        let mut producer = Producer::new(owner, spec);
         let (output, output_rtx) = producer.output_ssrcs();
         // Its SSRCs, sent or forwarded under, must be no other producer's.
         let in_use =

@@ -209,6 +209,9 @@ pub struct Snapshot {
     pub endpoints: u64,
     /// Bytes held by endpoint state (all endpoints, including their routing entries).
     pub endpoint_state_bytes: u64,
+    /// Per endpoint, on average: idle (not connected) and connected (`Core::endpoint_bytes`).
+    pub idle_endpoint_bytes: u64,
+    pub connected_endpoint_bytes: u64,
     /// Fraction of one core the worker thread used over the last second.
     pub worker_busy: f64,
 }

@@ -6,12 +6,15 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::UnboundedSender;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
+use tokio::sync::mpsc::{Receiver, Sender};
 use tutti_dtls::Certificate;
+
+use crate::control::COMMAND_QUEUE;
 
 use super::core::Core;
 use super::stats::{DropReason, SharedSnapshot, Snapshot};
@@ -33,16 +36,20 @@ pub struct WorkerHandle {
     pub thread: JoinHandle<()>,
 }
 
+/// Starts the worker. Its commands wait in a queue of [`COMMAND_QUEUE`]; its events go to
+/// `events`, a bounded queue it never waits on: an event that finds it full is dropped and
+/// counted in `events_dropped`.
 pub fn spawn(
     media_address: SocketAddr,
     settings: EndpointSettings,
     cert: Certificate,
-    events: UnboundedSender<WorkerOutput>,
+    events: Sender<WorkerOutput>,
+    events_dropped: Counter,
     snapshot: SharedSnapshot,
 ) -> io::Result<WorkerHandle> {
     let socket = udp::bind(media_address, POLL_INTERVAL)?;
     let media_address = socket.local_addr()?;
-    let (commands, command_rx) = std::sync::mpsc::channel();
+    let (commands, command_rx) = tokio::sync::mpsc::channel(COMMAND_QUEUE);
     let thread = std::thread::Builder::new()
         .name("media-worker".into())
         .spawn(move || {
@@ -52,6 +59,7 @@ pub fn spawn(
                 socket,
                 commands: command_rx,
                 events,
+                events_dropped,
                 snapshot,
                 core: Core::new(cert, settings, rand::random(), Instant::now()),
             };
@@ -69,7 +77,8 @@ struct Worker {
     recv: RecvBatch,
     out: SendBatch,
     commands: Receiver<Command>,
-    events: UnboundedSender<WorkerOutput>,
+    events: Sender<WorkerOutput>,
+    events_dropped: Counter,
     snapshot: SharedSnapshot,
     core: Core,
 }
@@ -120,16 +129,16 @@ impl Worker {
                 self.core.count_drop(DropReason::SendFailed);
             }
             while let Some(event) = self.core.poll_event() {
-                let _ = self.events.send(WorkerOutput::Endpoint(event));
+                self.emit(WorkerOutput::Endpoint(event));
             }
             while let Some(forwarded) = self.core.poll_forwarded() {
-                let _ = self.events.send(WorkerOutput::Forwarded(forwarded));
+                self.emit(WorkerOutput::Forwarded(forwarded));
             }
             while let Some(stats) = self.core.poll_connection_stats() {
-                let _ = self.events.send(WorkerOutput::ConnectionStats(stats));
+                self.emit(WorkerOutput::ConnectionStats(stats));
             }
             while let Some(notice) = self.core.poll_channel_notice() {
-                let _ = self.events.send(WorkerOutput::Channel(notice));
+                self.emit(WorkerOutput::Channel(notice));
             }
             if now >= next_publish {
                 self.publish(cpu.busy_fraction(now));
@@ -138,8 +147,16 @@ impl Worker {
         }
     }
 
+    /// Hands an event to the control plane, never waiting: a full queue drops it (counted).
+    fn emit(&self, output: WorkerOutput) {
+        if let Err(TrySendError::Full(_)) = self.events.try_send(output) {
+            self.events_dropped.inc();
+        }
+    }
+
     fn publish(&self, busy: Option<f64>) {
         let core = &self.core;
+        let (idle_endpoint_bytes, connected_endpoint_bytes) = core.endpoint_bytes();
         if let Ok(mut snapshot) = self.snapshot.lock() {
             let worker_busy = busy.unwrap_or(snapshot.worker_busy);
             *snapshot = Snapshot {
@@ -147,6 +164,8 @@ impl Worker {
                 conferences: core.conferences() as u64,
                 endpoints: core.endpoints() as u64,
                 endpoint_state_bytes: core.state_bytes() as u64,
+                idle_endpoint_bytes: idle_endpoint_bytes as u64,
+                connected_endpoint_bytes: connected_endpoint_bytes as u64,
                 worker_busy,
             };
         }

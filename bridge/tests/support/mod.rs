@@ -83,6 +83,17 @@ impl BridgeProcess {
         }
     }
 
+    /// The bridge's resident set size, KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the bridge's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
     pub async fn client(&self) -> BridgeClient<Channel> {
         BridgeClient::connect(format!("http://{}", self.bound.grpc))
             .await

@@ -75,6 +75,8 @@ pub const ERROR_KINDS: &[&str] = &[
     "peer_refused",
     "not_jingle_capable",
     "restart_limited",
+    "room_backlog",
+    "outbox_full",
 ];
 
 /// A change of the focus's metrics (docs/focus.md, "Metrics").

@@ -23,11 +23,21 @@ use tutti_focus::stanzas::{self, Refusal};
 use super::config::Settings;
 use super::metrics::Metrics;
 use super::pool::{Bridges, Found};
-use super::room_task::{Outbox, RoomClosed, RoomInput, RoomTask, Services};
+use super::room_task::{
+    send_or_count, Outbox, RoomClosed, RoomInput, RoomTask, Services, OUTBOX_STANZAS,
+};
+
+/// Stanzas that may wait for a room's task (it handles each at once; only a task starved of
+/// CPU falls behind). Beyond that a request to the room is refused with `resource-constraint`
+/// and anything else for it is dropped and counted (`errors_total{kind="room_backlog"}`).
+pub const ROOM_BACKLOG: usize = 256;
+/// Places in a room's queue kept for the focus's own inputs (join, rejoin, leave, what a
+/// bridge holds), which are few and must not be refused.
+const CONTROL_RESERVE: usize = 32;
 
 /// A room the focus is in: its task and the way to it.
 struct RoomHandle {
-    inputs: mpsc::UnboundedSender<RoomInput>,
+    inputs: mpsc::Sender<RoomInput>,
     task: JoinHandle<()>,
     /// Asked for after its task stopped taking inputs: joined again once the task has ended
     /// (with whether it is configured).
@@ -36,7 +46,7 @@ struct RoomHandle {
 
 /// What the rooms produce for the signalling task: stanzas to send, and rooms whose task ended.
 pub struct FocusOutput {
-    pub stanzas: mpsc::UnboundedReceiver<Stanza>,
+    pub stanzas: mpsc::Receiver<Stanza>,
     pub closed_rooms: mpsc::UnboundedReceiver<RoomClosed>,
 }
 
@@ -54,7 +64,7 @@ impl Focus {
         bridges: Bridges,
         metrics: Arc<Metrics>,
     ) -> (Focus, FocusOutput) {
-        let (outbox, stanzas) = mpsc::unbounded_channel();
+        let (outbox, stanzas) = mpsc::channel(OUTBOX_STANZAS);
         let (closed_rooms, closed_receiver) = mpsc::unbounded_channel();
         let focus = Focus {
             settings,
@@ -87,7 +97,9 @@ impl Focus {
             Stanza::Presence(presence) => {
                 if let Some(room) = presence.from.as_ref().map(Jid::to_bare) {
                     // A room the focus is leaving: what its occupants do no longer matters.
-                    self.to_room(&room, Stanza::Presence(presence));
+                    if let Routed::Busy(_) = self.to_room(&room, Stanza::Presence(presence)) {
+                        self.services.metrics.error("room_backlog");
+                    }
                 }
             }
             Stanza::Message(message) => self.on_message(message),
@@ -114,11 +126,15 @@ impl Focus {
                 .collect();
             self.join_room(room.clone(), false);
             if let Some(handle) = self.rooms.get(&room) {
-                let _ = handle.inputs.send(RoomInput::LeftBehind {
-                    bridge: found.bridge.clone(),
-                    conference_id: conference.conference_id,
-                    sessions,
-                });
+                control(
+                    handle,
+                    &room,
+                    RoomInput::LeftBehind {
+                        bridge: found.bridge.clone(),
+                        conference_id: conference.conference_id,
+                        sessions,
+                    },
+                );
             }
         }
     }
@@ -138,8 +154,8 @@ impl Focus {
     /// A new XMPP session after a lost connection: the server took the focus out of every
     /// room. Each room expires what the bridge holds and joins again.
     pub fn on_reconnected(&mut self) {
-        for handle in self.rooms.values() {
-            let _ = handle.inputs.send(RoomInput::Rejoin);
+        for (room, handle) in &self.rooms {
+            control(handle, room, RoomInput::Rejoin);
         }
         self.on_online();
     }
@@ -147,11 +163,11 @@ impl Focus {
     /// Leaves every room (their conferences stay on the bridges, for the next focus to take
     /// over); returns once every room's task is done.
     pub async fn shutdown(&mut self) {
-        let rooms: Vec<RoomHandle> = self.rooms.drain().map(|(_, handle)| handle).collect();
-        for room in &rooms {
-            let _ = room.inputs.send(RoomInput::Leave);
+        let rooms: Vec<(BareJid, RoomHandle)> = self.rooms.drain().collect();
+        for (room, handle) in &rooms {
+            control(handle, room, RoomInput::Leave);
         }
-        for room in rooms {
+        for (_, room) in rooms {
             if let Err(error) = room.task.await {
                 warn!(%error, "a room's task failed");
             }
@@ -160,7 +176,7 @@ impl Focus {
 
     fn join_room(&mut self, room: BareJid, configured: bool) {
         if let Some(handle) = self.rooms.get_mut(&room) {
-            if handle.inputs.send(RoomInput::Join { configured }).is_err() {
+            if !control(handle, &room, RoomInput::Join { configured }) {
                 handle.join_again = Some(handle.join_again.unwrap_or(false) | configured);
             }
             return;
@@ -173,7 +189,7 @@ impl Focus {
         ) else {
             return;
         };
-        let (inputs, receiver) = mpsc::unbounded_channel();
+        let (inputs, receiver) = mpsc::channel(ROOM_BACKLOG + CONTROL_RESERVE);
         let task = tokio::spawn(room_task.run(receiver, self.closed_rooms.clone()));
         self.rooms.insert(
             room,
@@ -185,15 +201,23 @@ impl Focus {
         );
     }
 
-    /// Hands `stanza` to `room`'s task; gives it back if the focus is not (or no longer) there.
-    fn to_room(&self, room: &BareJid, stanza: Stanza) -> Option<Stanza> {
+    /// Hands `stanza` to `room`'s task.
+    fn to_room(&self, room: &BareJid, stanza: Stanza) -> Routed {
         let Some(handle) = self.rooms.get(room) else {
-            return Some(stanza);
+            return Routed::NotThere(stanza);
         };
-        match handle.inputs.send(RoomInput::Stanza(Box::new(stanza))) {
-            Ok(()) => None,
-            Err(mpsc::error::SendError(RoomInput::Stanza(stanza))) => Some(*stanza),
-            Err(_) => None,
+        if handle.inputs.capacity() <= CONTROL_RESERVE {
+            return Routed::Busy(stanza);
+        }
+        match handle.inputs.try_send(RoomInput::Stanza(Box::new(stanza))) {
+            Ok(()) => Routed::Delivered,
+            Err(mpsc::error::TrySendError::Closed(RoomInput::Stanza(stanza))) => {
+                Routed::NotThere(*stanza)
+            }
+            Err(mpsc::error::TrySendError::Full(RoomInput::Stanza(stanza))) => {
+                Routed::Busy(*stanza)
+            }
+            Err(_) => Routed::Delivered,
         }
     }
 
@@ -243,7 +267,17 @@ impl Focus {
         // Jingle from an occupant, and answers to the room's own requests, are the room's.
         let iq = match sender_room {
             Some(room) => match self.to_room(&room, Stanza::Iq(iq)) {
-                Some(Stanza::Iq(iq)) => iq,
+                Routed::NotThere(Stanza::Iq(iq)) => iq,
+                Routed::Busy(Stanza::Iq(Iq::Set { from, id, .. } | Iq::Get { from, id, .. })) => {
+                    let busy =
+                        format!("the room {room} is busy: {ROOM_BACKLOG} stanzas wait for it");
+                    self.answer(from, id, Err(Refusal::ResourceConstraint(busy)));
+                    return;
+                }
+                Routed::Busy(_) => {
+                    self.services.metrics.error("room_backlog");
+                    return;
+                }
                 _ => return,
             },
             None => iq,
@@ -314,8 +348,34 @@ impl Focus {
         if let Err(refusal) = &result {
             self.services.metrics.error(refusal.kind());
         }
-        // Fails only once the signalling task is gone, when nothing can be sent anyway.
-        let _ = self.outbox.send(stanzas::answer(to, id, result));
+        send_or_count(
+            &self.outbox,
+            &self.services.metrics,
+            stanzas::answer(to, id, result),
+        );
+    }
+}
+
+/// What became of a stanza for a room.
+enum Routed {
+    Delivered,
+    /// The focus is not (or no longer) in the room: the stanza is given back.
+    NotThere(Stanza),
+    /// The room's queue is full: the stanza is given back.
+    Busy(Stanza),
+}
+
+/// Hands one of the focus's own inputs to a room's task; false when the task has ended. They
+/// have places kept for them ([`CONTROL_RESERVE`]); should those be full, the input is lost
+/// and said so.
+fn control(handle: &RoomHandle, room: &BareJid, input: RoomInput) -> bool {
+    match handle.inputs.try_send(input) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            warn!(%room, "the room's queue is full: an input of the focus's own was lost");
+            true
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 
 use super::config::{Settings, XmppSecurity};
-use tutti_focus::connector::{Plaintext, StartTls};
+use tutti_focus::connector::{Plaintext, StartTls, StreamErrors};
 
 /// Why the focus could not log in.
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +55,12 @@ pub enum LoginError {
 const QUEUE_DEPTH: usize = 256;
 
 /// Checks the account with one login of its own, then starts the long-lived stream and waits
-/// until it is online; all within `settings.login_timeout`. Returns the stream and its bound JID.
-pub async fn login(settings: &Settings) -> Result<(StanzaStream, Jid), LoginError> {
+/// until it is online; all within `settings.login_timeout`. Returns the stream and its bound JID;
+/// the stream errors the server sends on its connections go to `errors`.
+pub async fn login(
+    settings: &Settings,
+    errors: &StreamErrors,
+) -> Result<(StanzaStream, Jid), LoginError> {
     let timed_out = || LoginError::TimedOut {
         jid: settings.jid.to_string(),
         server: settings.xmpp_server,
@@ -65,8 +69,12 @@ pub async fn login(settings: &Settings) -> Result<(StanzaStream, Jid), LoginErro
     let deadline = tokio::time::Instant::now() + settings.login_timeout;
     let check = async {
         match settings.xmpp_security {
-            XmppSecurity::Starttls => check_login(StartTls(settings.xmpp_server), settings).await,
-            XmppSecurity::Plaintext => check_login(Plaintext(settings.xmpp_server), settings).await,
+            XmppSecurity::Starttls => {
+                check_login(StartTls(settings.xmpp_server, errors.clone()), settings).await
+            }
+            XmppSecurity::Plaintext => {
+                check_login(Plaintext(settings.xmpp_server, errors.clone()), settings).await
+            }
         }
     };
     tokio::time::timeout_at(deadline, check)
@@ -75,14 +83,14 @@ pub async fn login(settings: &Settings) -> Result<(StanzaStream, Jid), LoginErro
     let password = settings.password.clone();
     let mut stream = match settings.xmpp_security {
         XmppSecurity::Starttls => StanzaStream::new_c2s(
-            StartTls(settings.xmpp_server),
+            StartTls(settings.xmpp_server, errors.clone()),
             settings.jid(),
             password,
             Timeouts::default(),
             QUEUE_DEPTH,
         ),
         XmppSecurity::Plaintext => StanzaStream::new_c2s(
-            Plaintext(settings.xmpp_server),
+            Plaintext(settings.xmpp_server, errors.clone()),
             settings.jid(),
             password,
             Timeouts::default(),

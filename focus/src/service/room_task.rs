@@ -28,8 +28,22 @@ use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest, Output, Reques
 use super::metrics::Metrics;
 use super::pool::{Bridges, News};
 
-/// Stanzas to send, in order.
-pub type Outbox = mpsc::UnboundedSender<Stanza>;
+/// Stanzas to send, in order: at most [`OUTBOX_STANZAS`] wait for the XMPP stream (which
+/// itself queues 256, `login.rs`). A server that stops reading fills both; then further
+/// stanzas are dropped and counted (`errors_total{kind="outbox_full"}`) rather than kept: the
+/// stream is as good as lost, and the next session rebuilds every room.
+pub type Outbox = mpsc::Sender<Stanza>;
+
+/// See [`Outbox`].
+pub const OUTBOX_STANZAS: usize = 4096;
+
+/// Queues `stanza` in `outbox`; a full outbox drops it (counted). A closed one means the
+/// signalling task is gone, when nothing can be sent anyway.
+pub fn send_or_count(outbox: &Outbox, metrics: &Metrics, stanza: Stanza) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = outbox.try_send(stanza) {
+        metrics.error("outbox_full");
+    }
+}
 
 /// What the rooms share: the bridges, the metrics, and what is known of clients' capabilities.
 #[derive(Clone)]
@@ -144,8 +158,9 @@ impl RoomTask {
     fn carry_out(&mut self) {
         while let Some(output) = self.room.poll_output() {
             match output {
-                // Fails only once the signalling task is gone, when nothing can be sent anyway.
-                Output::Stanza(stanza) => drop(self.outbox.send(*stanza)),
+                Output::Stanza(stanza) => {
+                    send_or_count(&self.outbox, &self.services.metrics, *stanza)
+                }
                 Output::Bridge { id, request } => self.call(id, request),
                 Output::Metric(metric) => self.services.metrics.record(metric),
             }
@@ -299,7 +314,7 @@ impl RoomTask {
     /// Handles the room until the focus has left it and the bridge has answered every request.
     pub async fn run(
         mut self,
-        mut inputs: mpsc::UnboundedReceiver<RoomInput>,
+        mut inputs: mpsc::Receiver<RoomInput>,
         closed: mpsc::UnboundedSender<RoomClosed>,
     ) {
         let mut notice = ClosedNotice {

@@ -1,12 +1,17 @@
-//! Jingle that the focus's end-to-end harness (`support/`) and the room scenario helper
-//! (`room/`) both build or read: included by each with `#[path]`.
+//! Jingle that the focus's end-to-end harness (`support/`), the room scenario helper (`room/`)
+//! and the soak benchmark (`bench/src/bin/soak.rs`) build or read: included by each with
+//! `#[path]`. A tutti-participant's answer to the focus's offer is here too.
+
+use std::net::SocketAddr;
 
 use tutti_focus::jingle::{
-    Action, Candidate, CandidateType, Content, Creator, Group, IceUdpTransport, Jingle, Reason,
-    ReasonKind, RtpDescription, Senders,
+    Action, Candidate, CandidateType, Content, Creator, DtlsSetup, Fingerprint, Group,
+    GroupSemantics, HeaderExtension, IceUdpTransport, Jingle, Parameter, PayloadType, Reason,
+    ReasonKind, RtcpFeedback, RtpDescription, Senders, Source, SourceGroup,
 };
 use tutti_focus::jitsi::BridgeSession;
 use tutti_focus::Extensions;
+use tutti_participant::{LocalDescription, ParticipantConfig, RemoteDescription};
 
 /// The SSRCs in a Jingle's descriptions.
 pub fn ssrcs(jingle: &Jingle) -> Vec<u32> {
@@ -95,4 +100,106 @@ pub fn bundled_accept(
     }
     jingle.groups.push(Group::bundle(["audio", "video"]));
     jingle
+}
+
+/// What a tutti-participant needs from the focus's session-initiate.
+pub fn remote_description(initiate: &Jingle) -> RemoteDescription {
+    let transport = initiate
+        .contents
+        .iter()
+        .find_map(|content| content.transport.as_ref())
+        .expect("a transport in the session-initiate");
+    RemoteDescription {
+        ufrag: transport.ufrag.clone().expect("ufrag"),
+        pwd: transport.pwd.clone().expect("pwd"),
+        candidates: transport
+            .candidates
+            .iter()
+            .map(|c| SocketAddr::new(c.ip.parse().unwrap(), c.port))
+            .collect(),
+        fingerprint: transport.fingerprints[0].value.clone(),
+    }
+}
+
+/// The participant's transport as a client puts it in its answer.
+pub fn local_transport(local: &LocalDescription) -> IceUdpTransport {
+    let mut transport = IceUdpTransport::new(&local.ufrag, &local.pwd);
+    transport.fingerprints = vec![Fingerprint::new(
+        "sha-256",
+        &local.fingerprint,
+        DtlsSetup::Active,
+    )];
+    transport.rtcp_mux = true;
+    transport.candidates = local
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(index, address)| Candidate {
+            component: 1,
+            foundation: index.to_string(),
+            generation: Some(0),
+            id: Some(format!("c{index}")),
+            ip: address.ip().to_string(),
+            network: Some(0),
+            port: address.port(),
+            priority: 2_130_706_431 - index as u32,
+            protocol: "udp".to_owned(),
+            kind: CandidateType::Host,
+            rel_addr: None,
+            rel_port: None,
+            tcptype: None,
+            extensions: Extensions::default(),
+        })
+        .collect();
+    transport
+}
+
+/// A session-accept as lib-jitsi-meet would send it for this participant: its codecs, its
+/// transport, its sources (audio; video with RTX in an FID group).
+pub fn session_accept(sid: &str, config: &ParticipantConfig, local: &LocalDescription) -> Jingle {
+    let msid = |track: &str| {
+        Parameter::new(
+            "msid",
+            format!("{}-stream {}-{track}", config.name, config.name),
+        )
+    };
+    let mut opus = PayloadType::new(config.opus_pt, "opus", 48000, Some(2));
+    opus.rtcp_feedback = vec![RtcpFeedback::new("transport-cc", None)];
+    let mut audio = RtpDescription::new("audio");
+    audio.payload_types = vec![opus];
+    audio.header_extensions = vec![HeaderExtension::new(
+        config.twcc_ext_id,
+        tutti_focus::offer::TRANSPORT_CC_URI,
+    )];
+    audio.rtcp_mux = true;
+    let mut audio_source = Source::new(config.audio_ssrc);
+    audio_source.name = Some(format!("{}-a0", config.name));
+    audio_source.parameters.push(msid("audio"));
+    audio.sources = vec![audio_source];
+    let mut vp8 = PayloadType::new(config.vp8_pt, "VP8", 90000, None);
+    vp8.rtcp_feedback = vec![
+        RtcpFeedback::new("ccm", Some("fir")),
+        RtcpFeedback::new("nack", None),
+        RtcpFeedback::new("nack", Some("pli")),
+        RtcpFeedback::new("transport-cc", None),
+    ];
+    let mut rtx = PayloadType::new(config.rtx_pt, "rtx", 90000, None);
+    rtx.parameters = vec![Parameter::new("apt", config.vp8_pt.to_string())];
+    let mut video = RtpDescription::new("video");
+    video.payload_types = vec![vp8, rtx];
+    video.header_extensions = audio.header_extensions.clone();
+    video.rtcp_mux = true;
+    for ssrc in [config.video_ssrc, config.video_rtx_ssrc] {
+        let mut source = Source::new(ssrc);
+        source.name = Some(format!("{}-v0", config.name));
+        source.video_type = Some("camera".to_owned());
+        source.parameters.push(msid("video"));
+        video.sources.push(source);
+    }
+    video.source_groups = vec![SourceGroup::new(
+        GroupSemantics::Fid,
+        vec![config.video_ssrc, config.video_rtx_ssrc],
+    )];
+    let transport = local_transport(local);
+    bundled_accept(sid, [audio, video], &transport)
 }

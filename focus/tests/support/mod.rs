@@ -21,14 +21,9 @@ use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::Stanza;
-use tutti_focus::jingle::{
-    Action, Candidate, CandidateType, DtlsSetup, Fingerprint, GroupSemantics, HeaderExtension,
-    IceUdpTransport, Jingle, Parameter, PayloadType, RtcpFeedback, RtpDescription, Source,
-    SourceGroup,
-};
+use tutti_focus::jingle::{Action, Jingle};
 use tutti_focus::jitsi::WebSocket;
-use tutti_focus::Extensions;
-use tutti_participant::{LocalDescription, Participant, ParticipantConfig, RemoteDescription};
+use tutti_participant::{Participant, ParticipantConfig};
 use tutti_test_harness::netns;
 use tutti_test_harness::prosody::{self, Prosody};
 
@@ -111,6 +106,9 @@ pub fn ready_line(child: &mut Child, timeout: Duration) -> Option<String> {
 
 /// The whole stack: Prosody, bridge, focus.
 pub struct Stack {
+    /// What the focus processes started by `spawn_focus` wrote to stderr, line by line, once
+    /// they were up.
+    pub focus_log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub prosody: Prosody,
     pub bridge: Option<Process>,
     pub bridge_grpc: SocketAddr,
@@ -144,6 +142,7 @@ impl Stack {
         let prosody = start_prosody(name, users, false, true);
         let nowhere = SocketAddr::from(([127, 0, 0, 1], 9));
         Stack {
+            focus_log: Default::default(),
             prosody,
             bridge: None,
             bridge_grpc: nowhere,
@@ -172,6 +171,7 @@ impl Stack {
         let prosody = start_prosody(name, users, starttls, open_rooms);
         let (bridge, bridge_grpc, bridge_http) = start_bridge(bridge_env);
         Stack {
+            focus_log: Default::default(),
             prosody,
             bridge: Some(bridge),
             bridge_grpc,
@@ -239,9 +239,13 @@ impl Stack {
         let line = ready_line(&mut child, Duration::from_secs(15));
         if line.is_some() {
             if let Some(stderr) = child.stderr.take() {
+                let log = self.focus_log.clone();
                 std::thread::spawn(move || {
                     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                         eprintln!("[focus] {line}");
+                        if let Ok(mut log) = log.lock() {
+                            log.push(line);
+                        }
                     }
                 });
             }
@@ -348,6 +352,13 @@ impl Stack {
             assert!(Instant::now() < deadline, "no '{line}' in:\n{metrics}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Whether a focus wrote a line containing `text` to stderr.
+    pub fn focus_logged(&self, text: &str) -> bool {
+        self.focus_log
+            .lock()
+            .is_ok_and(|log| log.iter().any(|line| line.contains(text)))
     }
 
     /// Stops Prosody, as a crash would; `start_prosody_again` brings it back with its accounts.
@@ -579,6 +590,26 @@ impl XmppClient {
         }
     }
 
+    /// Waits (up to `within`) until the stream was established again after the server closed it
+    /// (a new session: the client is in no room any more); stanzas meanwhile are dropped.
+    pub async fn reconnected(&mut self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.client.next())
+                .await
+                .unwrap_or_else(|_| panic!("{} did not log in again within {within:?}", self.jid));
+            match event {
+                Some(Event::Stream(StreamEvent::Reset { bound_jid, .. })) => {
+                    self.jid = bound_jid;
+                    self.inbox.clear();
+                    return;
+                }
+                Some(_) => {}
+                None => panic!("client ended while reconnecting"),
+            }
+        }
+    }
+
     /// Asserts that nothing matching `pick` arrives within `duration`.
     pub async fn expect_none(
         &mut self,
@@ -671,108 +702,6 @@ impl XmppClient {
         .await;
         (from, jingle)
     }
-}
-
-/// What a tutti-participant needs from the focus's session-initiate.
-pub fn remote_description(initiate: &Jingle) -> RemoteDescription {
-    let transport = initiate
-        .contents
-        .iter()
-        .find_map(|content| content.transport.as_ref())
-        .expect("a transport in the session-initiate");
-    RemoteDescription {
-        ufrag: transport.ufrag.clone().expect("ufrag"),
-        pwd: transport.pwd.clone().expect("pwd"),
-        candidates: transport
-            .candidates
-            .iter()
-            .map(|c| SocketAddr::new(c.ip.parse().unwrap(), c.port))
-            .collect(),
-        fingerprint: transport.fingerprints[0].value.clone(),
-    }
-}
-
-/// The participant's transport as a client puts it in its answer.
-pub fn local_transport(local: &LocalDescription) -> IceUdpTransport {
-    let mut transport = IceUdpTransport::new(&local.ufrag, &local.pwd);
-    transport.fingerprints = vec![Fingerprint::new(
-        "sha-256",
-        &local.fingerprint,
-        DtlsSetup::Active,
-    )];
-    transport.rtcp_mux = true;
-    transport.candidates = local
-        .candidates
-        .iter()
-        .enumerate()
-        .map(|(index, address)| Candidate {
-            component: 1,
-            foundation: index.to_string(),
-            generation: Some(0),
-            id: Some(format!("c{index}")),
-            ip: address.ip().to_string(),
-            network: Some(0),
-            port: address.port(),
-            priority: 2_130_706_431 - index as u32,
-            protocol: "udp".to_owned(),
-            kind: CandidateType::Host,
-            rel_addr: None,
-            rel_port: None,
-            tcptype: None,
-            extensions: Extensions::default(),
-        })
-        .collect();
-    transport
-}
-
-/// A session-accept as lib-jitsi-meet would send it for this participant: its codecs, its
-/// transport, its sources (audio; video with RTX in an FID group).
-pub fn session_accept(sid: &str, config: &ParticipantConfig, local: &LocalDescription) -> Jingle {
-    let msid = |track: &str| {
-        Parameter::new(
-            "msid",
-            format!("{}-stream {}-{track}", config.name, config.name),
-        )
-    };
-    let mut opus = PayloadType::new(config.opus_pt, "opus", 48000, Some(2));
-    opus.rtcp_feedback = vec![RtcpFeedback::new("transport-cc", None)];
-    let mut audio = RtpDescription::new("audio");
-    audio.payload_types = vec![opus];
-    audio.header_extensions = vec![HeaderExtension::new(
-        config.twcc_ext_id,
-        tutti_focus::offer::TRANSPORT_CC_URI,
-    )];
-    audio.rtcp_mux = true;
-    let mut audio_source = Source::new(config.audio_ssrc);
-    audio_source.name = Some(format!("{}-a0", config.name));
-    audio_source.parameters.push(msid("audio"));
-    audio.sources = vec![audio_source];
-    let mut vp8 = PayloadType::new(config.vp8_pt, "VP8", 90000, None);
-    vp8.rtcp_feedback = vec![
-        RtcpFeedback::new("ccm", Some("fir")),
-        RtcpFeedback::new("nack", None),
-        RtcpFeedback::new("nack", Some("pli")),
-        RtcpFeedback::new("transport-cc", None),
-    ];
-    let mut rtx = PayloadType::new(config.rtx_pt, "rtx", 90000, None);
-    rtx.parameters = vec![Parameter::new("apt", config.vp8_pt.to_string())];
-    let mut video = RtpDescription::new("video");
-    video.payload_types = vec![vp8, rtx];
-    video.header_extensions = audio.header_extensions.clone();
-    video.rtcp_mux = true;
-    for ssrc in [config.video_ssrc, config.video_rtx_ssrc] {
-        let mut source = Source::new(ssrc);
-        source.name = Some(format!("{}-v0", config.name));
-        source.video_type = Some("camera".to_owned());
-        source.parameters.push(msid("video"));
-        video.sources.push(source);
-    }
-    video.source_groups = vec![SourceGroup::new(
-        GroupSemantics::Fid,
-        vec![config.video_ssrc, config.video_rtx_ssrc],
-    )];
-    let transport = local_transport(local);
-    bundled_accept(sid, [audio, video], &transport)
 }
 
 /// The bridge-channel URL in a session-initiate's transport.

@@ -207,14 +207,19 @@ impl Prosody {
 
     /// Registers the account `user@domain` (`prosodyctl register`).
     pub fn register(&self, user: &str, password: &str) -> anyhow::Result<()> {
-        let status = Command::new("prosodyctl")
+        // What prosodyctl prints (a banner about optional Lua libraries) goes to stderr, not
+        // into the stdout of a benchmark that prints one JSON line.
+        let output = Command::new("prosodyctl")
             .arg("--config")
             .arg(&self.path)
             .args(["register", user, &self.config.domain, password])
-            .status()
+            .stdin(Stdio::null())
+            .output()
             .context("running prosodyctl")?;
-        if !status.success() {
-            bail!("registering {user}: {status}");
+        eprint!("{}", String::from_utf8_lossy(&output.stdout));
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        if !output.status.success() {
+            bail!("registering {user}: {}", output.status);
         }
         Ok(())
     }
@@ -257,6 +262,26 @@ impl Prosody {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops Prosody as an administrator would (SIGTERM): it closes every client's stream with a
+    /// `system-shutdown` stream error, then exits; waits for that (10 s at most, then kills it).
+    pub fn shut_down(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            bail!("prosody is not running");
+        };
+        // SAFETY: kill(2) with the pid of a child this struct owns and has not reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("prosody did not exit within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     /// Prosody's process id while it runs.

@@ -118,7 +118,6 @@ impl Core {
                         router.set_producers(
                             slot,
                             &sources.producers(),
-                            self.settings.retransmission_cache_packets,
                             &mut self.endpoints,
                             &mut self.rng,
                         );

@@ -31,6 +31,7 @@ use tutti_ice::stun;
 
 use super::endpoint::Endpoint;
 use super::outbox::{Outbox, MAX_DATAGRAM};
+use super::producer::Producer;
 use super::router::{Router, ROUTE_ENTRY_BYTES};
 use super::speakers;
 use super::stats::{Counters, DropReason};
@@ -146,6 +147,39 @@ impl Core {
                 .map(Router::heap_bytes)
                 .sum::<usize>()
             + (self.by_ufrag.len() + self.by_tag.len() + self.by_address.len()) * ROUTE_ENTRY_BYTES
+    }
+
+    /// Bytes per endpoint, on average: (idle, connected). Idle: not connected (allocated and
+    /// waiting for its client, or failed): its own state, its producers (the sources it
+    /// signalled) and its two routing entries (ICE username, transaction tag). Connected: the
+    /// rest of [`Core::state_bytes`] per connected endpoint, so with what its media costs its
+    /// conference (producers and their caches, consumers, routes). 0 when there is no such
+    /// endpoint.
+    pub fn endpoint_bytes(&self) -> (usize, usize) {
+        let (mut idle, mut idle_bytes, mut connected) = (0, 0, 0);
+        for endpoint in self.endpoints.iter().flatten() {
+            if endpoint.transport.is_connected() {
+                connected += 1;
+                continue;
+            }
+            idle += 1;
+            let router = self
+                .routers
+                .get(endpoint.conference)
+                .and_then(Option::as_ref);
+            let producers: usize = endpoint
+                .producers
+                .iter()
+                .filter_map(|&p| router?.producer(p))
+                .map(Producer::heap_bytes)
+                .sum();
+            idle_bytes += endpoint.heap_bytes() + producers + 2 * ROUTE_ENTRY_BYTES;
+        }
+        let active_bytes = self.state_bytes().saturating_sub(idle_bytes);
+        (
+            idle_bytes.checked_div(idle).unwrap_or(0),
+            active_bytes.checked_div(connected).unwrap_or(0),
+        )
     }
 
     pub fn poll_event(&mut self) -> Option<WorkerEvent> {
