@@ -163,6 +163,9 @@ pub struct StreamStats {
     pub highest_seq: u16,
     /// VP8 key frames (first packets carrying a valid key frame header).
     pub keyframes: u64,
+    /// VP8 frames whose last packet (the one with the RTP marker bit) arrived: the frame rate
+    /// a receiver sees, counted over a window.
+    pub frames: u64,
     /// Receive time minus the sender's trailer timestamp of the latest packet.
     pub last_latency_us: i64,
 }
