@@ -429,6 +429,12 @@ impl ChannelHub {
         self.count(&self.metrics.messages, "worker_busy", 1);
     }
 
+    /// Counts a frame the socket shell dropped unread: its client went beyond
+    /// `channel_message_rate`.
+    pub fn count_rate_limited(&self) {
+        self.count(&self.metrics.messages, "rate_limited", 1);
+    }
+
     fn route(&self, conference_id: &str, endpoint_id: &str, text: &str) -> Outcome {
         match channel_messages::parse_client_message(text) {
             Err(_) => return Outcome::Malformed,

@@ -10,6 +10,8 @@ use anyhow::bail;
 use serde::Deserialize;
 use tutti_config_env::{apply_env, file_or_default, Field};
 
+use crate::media::limits::LimitSettings;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -70,6 +72,18 @@ pub struct Config {
     pub large_room_last_n: i32,
     /// Forward each receiver only the loudest this many audio streams (0: all of them).
     pub loudest_audio_streams: usize,
+    /// SRTP/SRTCP packets per second one endpoint may send; beyond, dropped before decryption
+    /// (0: no limit).
+    pub endpoint_packet_rate: u32,
+    /// Key-frame requests (PLI, FIR entries) and NACKed sequence numbers per second one
+    /// endpoint may send; beyond, its feedback is dropped (0: no limit).
+    pub endpoint_feedback_rate: u32,
+    /// SRTP/SRTCP packets per second the endpoints of one conference may send together (0: no
+    /// limit).
+    pub conference_packet_rate: u32,
+    /// Bridge-channel messages per second one client may send (a second's worth at once);
+    /// beyond, dropped unread (0: no limit).
+    pub channel_message_rate: u32,
 }
 
 /// The gRPC API's mutual-TLS files (PEM).
@@ -111,6 +125,10 @@ impl Default for Config {
             large_room_endpoints: 0,
             large_room_last_n: -1,
             loudest_audio_streams: 0,
+            endpoint_packet_rate: LimitSettings::default().endpoint_packet_rate,
+            endpoint_feedback_rate: LimitSettings::default().endpoint_feedback_rate,
+            conference_packet_rate: LimitSettings::default().conference_packet_rate,
+            channel_message_rate: 50,
         }
     }
 }
@@ -193,6 +211,22 @@ impl Config {
                 (
                     "loudest_audio_streams",
                     Field::value(&mut self.loudest_audio_streams),
+                ),
+                (
+                    "endpoint_packet_rate",
+                    Field::value(&mut self.endpoint_packet_rate),
+                ),
+                (
+                    "endpoint_feedback_rate",
+                    Field::value(&mut self.endpoint_feedback_rate),
+                ),
+                (
+                    "conference_packet_rate",
+                    Field::value(&mut self.conference_packet_rate),
+                ),
+                (
+                    "channel_message_rate",
+                    Field::value(&mut self.channel_message_rate),
                 ),
             ],
         )?;
@@ -289,6 +323,14 @@ impl Config {
                 .filter(|_| self.large_room_endpoints > 0)
                 .map(|n| (self.large_room_endpoints, n)),
             loudest_audio: (self.loudest_audio_streams > 0).then_some(self.loudest_audio_streams),
+        }
+    }
+    /// The per-endpoint and per-conference rate limits.
+    pub fn limit_settings(&self) -> LimitSettings {
+        LimitSettings {
+            endpoint_packet_rate: self.endpoint_packet_rate,
+            endpoint_feedback_rate: self.endpoint_feedback_rate,
+            conference_packet_rate: self.conference_packet_rate,
         }
     }
 }

@@ -40,8 +40,15 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Stack of every thread of the focus. A stanza is parsed into a tree, read and dropped by
+/// functions that recurse once per level of nesting (minidom's, xso's), and a server passes on
+/// stanzas of up to `c2s_stanza_size_limit` (Prosody's default: 256 KiB), that is up to about
+/// 37,000 levels of `<x></x>`: tokio's default of 2 MiB overflowed at 30,000 (the process
+/// aborted), 64 MiB holds the deepest (focus/tests/hostile_signalling.rs). It is address space;
+/// pages are only touched as deep as a stanza goes.
+const THREAD_STACK_BYTES: usize = 64 << 20;
+
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -69,15 +76,31 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(settings).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
+        .build()
+    {
+        Ok(runtime) => runtime,
         Err(e) => {
+            eprintln!("focus: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // On a worker thread, not this one: the main thread's stack is the system's.
+    match runtime.block_on(async { tokio::spawn(run(settings)).await }) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("focus: {e:#}");
             if e.is::<Replaced>() {
                 ExitCode::from(EXIT_REPLACED)
             } else {
                 ExitCode::FAILURE
             }
+        }
+        Err(e) => {
+            eprintln!("focus: {e}");
+            ExitCode::FAILURE
         }
     }
 }

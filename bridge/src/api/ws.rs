@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::channel::{self, Connection, Outcome, Refusal, MAX_MESSAGE_BYTES, WRITE_TIMEOUT};
 use crate::control::Control;
+use crate::media::limits::RateLimit;
 
 /// WebSocket close code 1001 ("going away"): the endpoint expired or a newer connection of it
 /// took over.
@@ -75,6 +76,9 @@ async fn serve(
     mut connection: Connection,
 ) {
     let hub = &control.channels;
+    // The client's messages beyond its rate are dropped unread (the clock: this socket's age).
+    let opened = std::time::Instant::now();
+    let mut limit = RateLimit::new(control.config.channel_message_rate);
     if socket
         .send(Message::Text(channel::server_hello().into()))
         .await
@@ -83,6 +87,11 @@ async fn serve(
         loop {
             tokio::select! {
                 incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(_) | Message::Binary(_)))
+                        if !limit.allow(opened.elapsed().as_micros() as i64) =>
+                    {
+                        hub.count_rate_limited();
+                    }
                     Some(Ok(Message::Text(text))) => {
                         if let Outcome::Constraints(update) =
                             hub.receive(&conference, &endpoint, text.as_str())

@@ -7,6 +7,7 @@ use tutti_rtp::codec::Codec;
 use tutti_rtp::rtp;
 
 use super::constraints::ReceiverConstraints;
+use super::limits::RateLimit;
 use super::stream_history::StreamHistory;
 use super::transport::{EndpointSettings, Transport};
 use super::{MediaConfig, MediaKind};
@@ -31,6 +32,10 @@ pub struct Endpoint {
     pub forwarded: Vec<u32>,
     /// The tallest video of it any receiver wants, as it was last told (SenderVideoConstraints).
     pub told_ideal_height: Option<u32>,
+    /// SRTP and SRTCP packets it may send (`endpoint_packet_rate`).
+    pub packet_limit: RateLimit,
+    /// Key-frame requests and NACKed sequence numbers it may send (`endpoint_feedback_rate`).
+    pub feedback_limit: RateLimit,
 }
 
 impl Endpoint {
@@ -60,6 +65,8 @@ impl Endpoint {
             constraints: ReceiverConstraints::default(),
             forwarded: Vec::new(),
             told_ideal_height: None,
+            packet_limit: RateLimit::new(settings.limits.endpoint_packet_rate),
+            feedback_limit: RateLimit::new(settings.limits.endpoint_feedback_rate),
         }
     }
 

@@ -22,6 +22,7 @@ pub mod constraints;
 mod consumer;
 pub mod core;
 mod endpoint;
+pub mod limits;
 mod nack;
 pub mod outbox;
 mod paced_queue;
@@ -227,5 +228,6 @@ pub fn endpoint_settings(config: &crate::config::Config) -> anyhow::Result<Endpo
         retransmission_cache_packets: config.retransmission_cache_packets,
         receiver_bandwidth_bps: config.receiver_bandwidth_bps,
         speakers: config.speaker_settings(),
+        limits: config.limit_settings(),
     })
 }

@@ -13,6 +13,7 @@ use tutti_rtp::rtp;
 use super::allocator::{Allocation, LayerOption};
 use super::consumer::{Admission, Consumer, Layer, Outgoing, TAG_ROOM};
 use super::endpoint::Endpoint;
+use super::limits::RateLimit;
 use super::outbox::{Outbox, SLOT};
 use super::producer::Producer;
 use super::retransmission::RetransmissionCache;
@@ -85,9 +86,20 @@ pub struct Router {
     ranked_members: Vec<usize>,
     /// Audio producers, their owners and scores, loudest first (kept between buckets).
     loudest: Vec<(usize, usize, Score)>,
+    /// SRTP and SRTCP packets its members may send together (`conference_packet_rate`).
+    pub packet_limit: RateLimit,
 }
 
 impl Router {
+    /// A conference whose members may send `packet_rate` packets a second together (0: no
+    /// limit).
+    pub fn new(packet_rate: u32) -> Router {
+        Router {
+            packet_limit: RateLimit::new(packet_rate),
+            ..Router::default()
+        }
+    }
+
     pub fn route(&self, ssrc: u32) -> Option<Route> {
         self.routes.get(&ssrc).copied()
     }

@@ -37,6 +37,10 @@ reasons! {
     RtpMalformed => "rtp_malformed",
     RtcpMalformed => "rtcp_malformed",
     UnknownSsrc => "unknown_ssrc",
+    RtcpForeignSsrc => "rtcp_foreign_ssrc",
+    EndpointRateLimited => "endpoint_rate_limited",
+    ConferenceRateLimited => "conference_rate_limited",
+    FeedbackRateLimited => "feedback_rate_limited",
     SendFailed => "send_failed",
 }
 

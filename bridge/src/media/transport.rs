@@ -13,6 +13,7 @@ use tutti_rtp::rtp;
 use tutti_srtp::{Context, Profile};
 
 use super::congestion::Congestion;
+use super::limits::LimitSettings;
 use super::outbox::{Outbox, SLOT};
 use super::paced_queue::PacedQueue;
 use super::send_history::{FeedbackSummary, SendHistory};
@@ -37,6 +38,8 @@ pub struct EndpointSettings {
     /// Bandwidth a receiver's allocator assumes (bit/s) unless the receiver says otherwise.
     pub receiver_bandwidth_bps: u64,
     pub speakers: SpeakerSettings,
+    /// Per-endpoint and per-conference rate limits.
+    pub limits: LimitSettings,
 }
 
 /// How many speakers receivers get, whatever they ask for.

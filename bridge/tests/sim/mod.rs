@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tutti_bridge::media::constraints::ConstraintsUpdate;
 use tutti_bridge::media::core::describe::ReceiverReport;
 use tutti_bridge::media::core::Core;
+use tutti_bridge::media::limits::LimitSettings;
 use tutti_bridge::media::outbox::{Datagrams, SLOT};
 use tutti_bridge::media::stats::Counters;
 use tutti_bridge::media::{
@@ -52,6 +53,7 @@ impl BridgeNode {
         start: Instant,
         srtp_profiles: tutti_dtls::SrtpProfiles,
         speakers: SpeakerSettings,
+        limits: LimitSettings,
     ) -> BridgeNode {
         let cert = tutti_dtls::Certificate::generate().expect("a DTLS certificate");
         let fingerprint =
@@ -64,6 +66,7 @@ impl BridgeNode {
             retransmission_cache_packets: 512,
             receiver_bandwidth_bps: 2_500_000,
             speakers,
+            limits,
         };
         BridgeNode {
             core: Core::new(cert, settings, seed, start),
@@ -207,13 +210,40 @@ impl Call {
         srtp_profiles: tutti_dtls::SrtpProfiles,
         speakers: SpeakerSettings,
     ) -> Call {
+        Call::with_everything(
+            seed,
+            delay_ms,
+            srtp_profiles,
+            speakers,
+            LimitSettings::default(),
+        )
+    }
+
+    /// Like [`Call::new`], on a bridge with these per-endpoint and per-conference rate limits.
+    pub fn with_limits(seed: u64, delay_ms: u64, limits: LimitSettings) -> Call {
+        Call::with_everything(
+            seed,
+            delay_ms,
+            tutti_dtls::SrtpProfiles::GcmThenAesCm,
+            SpeakerSettings::default(),
+            limits,
+        )
+    }
+
+    fn with_everything(
+        seed: u64,
+        delay_ms: u64,
+        srtp_profiles: tutti_dtls::SrtpProfiles,
+        speakers: SpeakerSettings,
+        limits: LimitSettings,
+    ) -> Call {
         let start = Instant::now();
         let delay = Duration::from_millis(delay_ms);
         let mut sim = Sim::new(seed, start);
         sim.net.set_default_link(LinkConfig::new().delay(delay));
         let bridge = sim.add(
             "bridge",
-            BridgeNode::new(seed, start, srtp_profiles, speakers),
+            BridgeNode::new(seed, start, srtp_profiles, speakers, limits),
         );
         sim.with(bridge, |b, now| {
             b.command(

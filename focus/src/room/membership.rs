@@ -13,7 +13,7 @@ use tokio_xmpp::Stanza;
 use tracing::info;
 
 use super::allocation::Invitation;
-use super::sessions::{JingleQueue, RestartLimit, Session};
+use super::sessions::{JingleQueue, RequestBudget, RestartLimit, Session};
 use super::{Metric, Room, FOCUS_NICK};
 use crate::capabilities::{self, CapabilityCache};
 use crate::jitsi;
@@ -32,6 +32,8 @@ pub(super) struct Participant {
     pub(super) endpoint_attempt: Option<String>,
     pub(super) session: Option<Session>,
     pub(super) restarts: RestartLimit,
+    /// What is left of its Jingle request rate (`RoomLimits::jingle_request_rate`).
+    pub(super) requests: RequestBudget,
     pub(super) jingle: JingleQueue,
 }
 
@@ -189,6 +191,7 @@ impl Room {
                 endpoint_attempt: None,
                 session: None,
                 restarts: RestartLimit::default(),
+                requests: RequestBudget::default(),
                 jingle: JingleQueue::default(),
             },
         );

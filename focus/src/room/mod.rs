@@ -77,7 +77,25 @@ pub const ERROR_KINDS: &[&str] = &[
     "restart_limited",
     "room_backlog",
     "outbox_full",
+    "rate_limited",
 ];
+
+/// What a room's occupants may ask of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomLimits {
+    /// Jingle requests a second one occupant may send, with a burst of one second's worth;
+    /// beyond, each is refused with `resource-constraint` and counted as `rate_limited` (0: no
+    /// limit).
+    pub jingle_request_rate: u32,
+}
+
+impl Default for RoomLimits {
+    fn default() -> Self {
+        RoomLimits {
+            jingle_request_rate: 20,
+        }
+    }
+}
 
 /// A change of the focus's metrics (docs/focus.md, "Metrics").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,13 +166,19 @@ pub struct Room {
     outputs: VecDeque<Output>,
     /// The focus has left the room, or lost it: only answers to requests in flight are taken.
     ended: bool,
+    limits: RoomLimits,
 }
 
 impl Room {
     /// Joins `room` (the join presence and the room's configuration are the first outputs).
     /// `seed` seeds the ids the room mints. Fails only for a room JID that cannot take the
     /// focus's nick.
-    pub fn join(room: BareJid, configured: bool, seed: u64) -> Result<Room, jid::Error> {
+    pub fn join(
+        room: BareJid,
+        configured: bool,
+        seed: u64,
+        limits: RoomLimits,
+    ) -> Result<Room, jid::Error> {
         let focus_occupant = room.with_resource_str(FOCUS_NICK)?;
         info!(%room, "joining");
         let mut rng = StdRng::seed_from_u64(seed);
@@ -176,6 +200,7 @@ impl Room {
             rng,
             outputs: VecDeque::new(),
             ended: false,
+            limits,
         };
         joined.send_join();
         joined.metric(Metric::Rooms(1));

@@ -93,6 +93,40 @@ impl RestartLimit {
     }
 }
 
+/// How many Jingle requests a participant may still send: a token bucket of `rate` a second
+/// holding one second's worth, full at first (the participant's session-accept and its trickled
+/// candidates come in a burst).
+#[derive(Default)]
+pub(super) struct RequestBudget {
+    /// Requests it may send now (fractions accrue).
+    tokens: f64,
+    /// When `tokens` was last brought up to date; None: never (the bucket is full).
+    last: Option<Instant>,
+}
+
+impl RequestBudget {
+    /// Takes one request at `now`, if the budget has one; a rate of 0 allows everything.
+    pub(super) fn allow(&mut self, rate: u32, now: Instant) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        let full = f64::from(rate);
+        self.tokens = match self.last {
+            None => full,
+            Some(last) => {
+                (self.tokens + now.saturating_duration_since(last).as_secs_f64() * full).min(full)
+            }
+        };
+        self.last = Some(self.last.map_or(now, |last| last.max(now)));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// A participant's Jingle requests: the one the bridge is working on, and those behind it.
 #[derive(Default)]
 pub(super) struct JingleQueue {
@@ -141,6 +175,22 @@ enum Step {
 
 impl Room {
     pub(super) fn on_jingle_iq(&mut self, now: Instant, from: Jid, id: String, payload: &Element) {
+        // The occupant's budget is spent before anything else is done for it, even reading the
+        // request (an unknown sid, a malformed one: it costs an answer all the same).
+        let rate = self.limits.jingle_request_rate;
+        let within_budget = from
+            .resource()
+            .and_then(|nick| self.participants.get_mut(nick.as_str()))
+            .is_none_or(|participant| participant.requests.allow(rate, now));
+        if !within_budget {
+            self.metric(Metric::Error("rate_limited"));
+            return self.reply(
+                Reply { to: Some(from), id },
+                Err(Refusal::ResourceConstraint(format!(
+                    "too many Jingle requests: at most {rate} a second"
+                ))),
+            );
+        }
         match Jingle::from_element(payload) {
             Ok(jingle) => self.on_jingle(now, JingleRequest { from, id, jingle }),
             Err(error) => self.reply(

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::bail;
 use jid::{BareJid, FullJid, Jid};
 use tutti_config_env::{apply_env, file_or_default, Field};
+use tutti_focus::room::RoomLimits;
 
 /// The resource the focus binds. A server answers IQs to an account's bare JID itself, so
 /// clients address conference requests to this full JID (`hosts.focus = user@domain/focus`).
@@ -78,6 +79,9 @@ pub struct Config {
     pub login_timeout_secs: u64,
     /// Each bridge call must answer within this long.
     pub bridge_timeout_secs: u64,
+    /// Jingle requests a second one participant may send (a second's worth at once); beyond,
+    /// each is refused with `resource-constraint` (0: no limit).
+    pub jingle_request_rate: u32,
 }
 
 impl Default for Config {
@@ -100,6 +104,7 @@ impl Default for Config {
             http_address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8888),
             login_timeout_secs: 5,
             bridge_timeout_secs: 5,
+            jingle_request_rate: RoomLimits::default().jingle_request_rate,
         }
     }
 }
@@ -157,6 +162,7 @@ pub struct Settings {
     pub http_address: SocketAddr,
     pub login_timeout: Duration,
     pub bridge_timeout: Duration,
+    pub room_limits: RoomLimits,
 }
 
 impl Config {
@@ -201,6 +207,10 @@ impl Config {
                 (
                     "bridge_timeout_secs",
                     Field::value(&mut self.bridge_timeout_secs),
+                ),
+                (
+                    "jingle_request_rate",
+                    Field::value(&mut self.jingle_request_rate),
                 ),
             ],
         )?;
@@ -307,6 +317,9 @@ impl Config {
             http_address: self.http_address,
             login_timeout: Duration::from_secs(self.login_timeout_secs),
             bridge_timeout: Duration::from_secs(self.bridge_timeout_secs),
+            room_limits: RoomLimits {
+                jingle_request_rate: self.jingle_request_rate,
+            },
         })
     }
 }

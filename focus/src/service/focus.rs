@@ -66,12 +66,14 @@ impl Focus {
     ) -> (Focus, FocusOutput) {
         let (outbox, stanzas) = mpsc::channel(OUTBOX_STANZAS);
         let (closed_rooms, closed_receiver) = mpsc::unbounded_channel();
+        let room_limits = settings.room_limits;
         let focus = Focus {
             settings,
             services: Services {
                 bridges,
                 metrics,
                 capabilities: Arc::new(Mutex::default()),
+                room_limits,
             },
             rooms: HashMap::new(),
             outbox,

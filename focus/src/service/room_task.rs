@@ -23,7 +23,9 @@ use tokio_xmpp::Stanza;
 use tracing::{info, warn};
 use tutti_focus::capabilities::CapabilityCache;
 use tutti_focus::pool::BridgeId;
-use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest, Output, RequestId, Room};
+use tutti_focus::room::{
+    BridgeAnswer, BridgeError, BridgeRequest, Output, RequestId, Room, RoomLimits,
+};
 
 use super::metrics::Metrics;
 use super::pool::{Bridges, News};
@@ -53,6 +55,8 @@ pub struct Services {
     /// Verdicts by caps node, for every room (a lock held while a room handles one stanza,
     /// never across an await).
     pub capabilities: Arc<Mutex<CapabilityCache>>,
+    /// What each room's occupants may ask of it (`jingle_request_rate`).
+    pub room_limits: RoomLimits,
 }
 
 /// What a room's task is handed.
@@ -132,7 +136,12 @@ impl RoomTask {
         services: Services,
         outbox: Outbox,
     ) -> Option<RoomTask> {
-        let room = match Room::join(room.clone(), configured, rand::random()) {
+        let room = match Room::join(
+            room.clone(),
+            configured,
+            rand::random(),
+            services.room_limits,
+        ) {
             Ok(room) => room,
             Err(error) => {
                 warn!(%room, %error, "cannot form the focus's occupant JID");

@@ -17,7 +17,7 @@ use tutti_focus::jingle::{
     PayloadType, RtpDescription, Source, SourceGroup,
 };
 use tutti_focus::room::{
-    BridgeAnswer, BridgeError, BridgeRequest, Metric, Output, RequestId, Room,
+    BridgeAnswer, BridgeError, BridgeRequest, Metric, Output, RequestId, Room, RoomLimits,
 };
 use tutti_proto::bridge_v1 as pb;
 
@@ -53,7 +53,12 @@ impl Sim {
     }
 
     pub fn joined(configured: bool) -> Sim {
-        let room = Room::join(BareJid::new(ROOM).unwrap(), configured, 7).expect("a room");
+        Sim::with_limits(configured, RoomLimits::default())
+    }
+
+    /// The focus joins `ROOM`, whose occupants are held to `limits`.
+    pub fn with_limits(configured: bool, limits: RoomLimits) -> Sim {
+        let room = Room::join(BareJid::new(ROOM).unwrap(), configured, 7, limits).expect("a room");
         let mut sim = Sim {
             room,
             now: Instant::now(),

@@ -837,3 +837,153 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+// Measuring a call: what honest receivers get while someone misbehaves (hostile_*.rs).
+
+/// Each measured window.
+pub const WINDOW: Duration = Duration::from_secs(3);
+
+/// One honest receiver's view of one remote stream at an instant.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen {
+    pub packets: u64,
+    pub highest_seq: u16,
+    pub frames: u64,
+}
+
+pub fn seen(receiver: &Participant, ssrc: u32) -> Seen {
+    let stats = receiver.stats();
+    let stream = stats
+        .received
+        .get(&ssrc)
+        .unwrap_or_else(|| panic!("nothing received on {ssrc}"));
+    Seen {
+        packets: stream.packets,
+        highest_seq: stream.highest_seq,
+        frames: stream.frames,
+    }
+}
+
+/// What a receiver got of a stream over a window.
+#[derive(Clone, Copy, Debug)]
+pub struct Quality {
+    /// Fraction of the packets sent meanwhile (by sequence number) that did not arrive.
+    pub loss: f64,
+    /// Complete video frames per second (0 for audio).
+    pub frame_rate: f64,
+}
+
+/// The streams the honest participants get from each other: (name, receiver, SSRC).
+pub struct Watched<'a> {
+    pub streams: Vec<(String, &'a Participant, u32)>,
+}
+
+impl Watched<'_> {
+    /// Measures every stream over `WINDOW`.
+    pub async fn window(&self) -> Vec<Quality> {
+        let start: Vec<(Seen, Instant)> = self
+            .streams
+            .iter()
+            .map(|(_, receiver, ssrc)| (seen(receiver, *ssrc), Instant::now()))
+            .collect();
+        tokio::time::sleep(WINDOW).await;
+        self.streams
+            .iter()
+            .zip(start)
+            .map(|((_, receiver, ssrc), (before, at))| {
+                let after = seen(receiver, *ssrc);
+                let expected = u64::from(after.highest_seq.wrapping_sub(before.highest_seq));
+                let got = after.packets - before.packets;
+                Quality {
+                    loss: 1.0 - got as f64 / expected.max(1) as f64,
+                    frame_rate: (after.frames - before.frames) as f64 / at.elapsed().as_secs_f64(),
+                }
+            })
+            .collect()
+    }
+
+    /// The window under attack against the baseline: loss at most 1 percentage point higher,
+    /// frame rate at least 90 % of the baseline's.
+    pub fn assert_unharmed(&self, what: &str, baseline: &[Quality], attacked: &[Quality]) {
+        for (((name, _, _), base), now) in self.streams.iter().zip(baseline).zip(attacked) {
+            eprintln!(
+                "{what}: {name}: loss {:.2} % (baseline {:.2} %), {:.1} frames/s (baseline {:.1})",
+                now.loss * 100.0,
+                base.loss * 100.0,
+                now.frame_rate,
+                base.frame_rate
+            );
+            assert!(
+                now.loss <= base.loss.max(0.0) + 0.01,
+                "{what}: {name} lost {:.2} % (baseline {:.2} %)",
+                now.loss * 100.0,
+                base.loss * 100.0
+            );
+            assert!(
+                now.frame_rate >= 0.9 * base.frame_rate,
+                "{what}: {name} got {:.1} frames/s (baseline {:.1})",
+                now.frame_rate,
+                base.frame_rate
+            );
+        }
+    }
+}
+
+/// Two honest participants in a call in `room`: alice, bob, and the SSRCs each one's camera
+/// reaches the other under (minted by the focus), once each gets the other's video.
+pub async fn call_of_two(room: &str) -> (Joined, Joined, u32, u32) {
+    let mut alice = join_and_accept(room, "alice", |_| {}).await;
+    let bob = join_and_accept(room, "bob", |_| {}).await;
+    let (_, add) = alice.xmpp.next_jingle(Action::SourceAdd).await;
+    let bob_camera = camera_of(&add, "bob");
+    let alice_camera = camera_of(&bob.initiate, "alice");
+    eventually("alice and bob get each other's video", || {
+        received(&alice.media, bob_camera) > 60 && received(&bob.media, alice_camera) > 60
+    })
+    .await;
+    (alice, bob, alice_camera, bob_camera)
+}
+
+impl<'a> Watched<'a> {
+    /// What alice and bob get of each other: cameras and audio.
+    pub fn call_of_two(
+        alice: &'a Joined,
+        bob: &'a Joined,
+        alice_camera: u32,
+        bob_camera: u32,
+    ) -> Watched<'a> {
+        Watched {
+            streams: vec![
+                ("bob's camera at alice".into(), &alice.media, bob_camera),
+                ("alice's camera at bob".into(), &bob.media, alice_camera),
+                (
+                    "bob's audio at alice".into(),
+                    &alice.media,
+                    bob.config.audio_ssrc,
+                ),
+                (
+                    "alice's audio at bob".into(),
+                    &bob.media,
+                    alice.config.audio_ssrc,
+                ),
+            ],
+        }
+    }
+
+    /// The baseline window: little loss, video at more than 10 frames a second (30 are sent;
+    /// a machine busy with other work delays the senders' tasks).
+    pub async fn baseline(&self) -> Vec<Quality> {
+        let baseline = self.window().await;
+        for (quality, (name, _, _)) in baseline.iter().zip(&self.streams) {
+            eprintln!(
+                "baseline: {name}: loss {:.2} %, {:.1} frames/s",
+                quality.loss * 100.0,
+                quality.frame_rate
+            );
+            assert!(quality.loss < 0.05, "baseline: {name}: {quality:?}");
+        }
+        assert!(baseline[0].frame_rate > 10.0, "baseline: {baseline:?}");
+        assert!(baseline[1].frame_rate > 10.0, "baseline: {baseline:?}");
+        baseline
+    }
+}

@@ -130,6 +130,7 @@ fn connected(start: Instant) -> (Core, Vec<Peer>, Datagrams) {
             loudest_audio: Some(1),
             ..SpeakerSettings::default()
         },
+        limits: tutti_bridge::media::limits::LimitSettings::default(),
     };
     let mut core = Core::new(certificate().clone(), settings, 1, start);
     let mut out = Datagrams::default();

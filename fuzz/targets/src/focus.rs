@@ -11,7 +11,9 @@ use tokio_xmpp::Stanza;
 use tutti_focus::capabilities::CapabilityCache;
 use tutti_focus::jingle::Jingle;
 use tutti_focus::pool::{BridgeId, BridgeState, Event, Pool, Status};
-use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest, Output, RequestId, Room};
+use tutti_focus::room::{
+    BridgeAnswer, BridgeError, BridgeRequest, Output, RequestId, Room, RoomLimits,
+};
 use tutti_proto::bridge_v1 as pb;
 
 use crate::Records;
@@ -45,7 +47,12 @@ pub fn jingle(data: &[u8]) {
 /// first byte, the occupant), 3 the oldest bridge request is answered as a working bridge
 /// would, 4 it fails, 5 time passes (`bytes[0]` × 100 ms) and timers fire.
 pub fn room(data: &[u8]) {
-    let Ok(mut room) = Room::join(BareJid::new(ROOM).expect("a room JID"), false, 7) else {
+    let Ok(mut room) = Room::join(
+        BareJid::new(ROOM).expect("a room JID"),
+        false,
+        7,
+        RoomLimits::default(),
+    ) else {
         return;
     };
     let mut now = Instant::now();

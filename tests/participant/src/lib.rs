@@ -163,6 +163,9 @@ pub struct StreamStats {
     pub highest_seq: u16,
     /// VP8 key frames (first packets carrying a valid key frame header).
     pub keyframes: u64,
+    /// VP8 frames whose last packet (the one with the RTP marker bit) arrived: the frame rate
+    /// a receiver sees, counted over a window.
+    pub frames: u64,
     /// Receive time minus the sender's trailer timestamp of the latest packet.
     pub last_latency_us: i64,
 }
@@ -220,6 +223,8 @@ const CONSENT_INTERVAL: Duration = Duration::from_secs(5);
 const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Receive buffer; larger datagrams are truncated and then fail to parse.
 const RECV_BUFFER: usize = 4096;
+/// The socket's receive buffer (the kernel caps it at `net.core.rmem_max`).
+const RECV_SOCKET_BUFFER: usize = 4 << 20;
 
 struct SrtpContexts {
     tx: SrtpContext,
@@ -305,7 +310,7 @@ impl Participant {
         if config.dtls_mtu < transport::MIN_DTLS_DATAGRAM {
             bail!("dtls_mtu must be at least {}", transport::MIN_DTLS_DATAGRAM);
         }
-        let socket = Arc::new(UdpSocket::bind((config.bind_address, 0)).await?);
+        let socket = Arc::new(bind_socket(config.bind_address)?);
         let local_addr = socket.local_addr()?;
         let certificate = Certificate::generate_self_signed(vec![config.name.clone()])
             .context("generating the DTLS certificate")?;
@@ -705,6 +710,21 @@ impl Drop for Participant {
             t.abort();
         }
     }
+}
+
+/// The media socket, with a receive buffer of `RECV_SOCKET_BUFFER` bytes: a test process whose
+/// other work holds up the receive task for a moment (a flood it sends, a busy machine) must not
+/// lose what arrived meanwhile, or the test would measure itself rather than the bridge.
+fn bind_socket(address: Ipv4Addr) -> anyhow::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_recv_buffer_size(RECV_SOCKET_BUFFER)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from((address, 0)).into())?;
+    Ok(UdpSocket::from_std(socket.into())?)
 }
 
 /// Demultiplexes everything arriving on the socket (RFC 7983).

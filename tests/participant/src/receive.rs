@@ -69,8 +69,11 @@ pub fn on_rtp(stats: &mut Stats, pts: PayloadTypes, packet: &[u8], now_us: u64) 
         }
         _ => s.payload_errors += 1,
     }
-    if p.header.payload_type == pts.vp8 && parse_vp8(payload).is_some_and(|v| v.keyframe) {
-        s.keyframes += 1;
+    if p.header.payload_type == pts.vp8 {
+        if parse_vp8(payload).is_some_and(|v| v.keyframe) {
+            s.keyframes += 1;
+        }
+        s.frames += u64::from(p.header.marker);
     }
 }
 

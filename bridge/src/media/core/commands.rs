@@ -13,13 +13,14 @@ impl Core {
         match command {
             Command::CreateConference { conference_id } => {
                 if !self.router_ids.contains_key(&conference_id) {
+                    let router = Router::new(self.settings.limits.conference_packet_rate);
                     let slot = match self.free_routers.pop() {
                         Some(slot) => {
-                            self.routers[slot] = Some(Router::default());
+                            self.routers[slot] = Some(router);
                             slot
                         }
                         None => {
-                            self.routers.push(Some(Router::default()));
+                            self.routers.push(Some(router));
                             self.routers.len() - 1
                         }
                     };

@@ -63,20 +63,47 @@ impl Core {
                 }
                 Packet::Pli { media_ssrc, .. } => {
                     self.counters.pli_received += 1;
-                    self.on_keyframe_request(slot, conference, media_ssrc, now, out);
+                    if self.feedback_allowed(slot, now) {
+                        self.on_keyframe_request(slot, conference, media_ssrc, now, out);
+                    }
                 }
                 Packet::Fir { entries, .. } => {
                     for (media_ssrc, _) in entries {
                         self.counters.pli_received += 1;
+                        if !self.feedback_allowed(slot, now) {
+                            break;
+                        }
                         self.on_keyframe_request(slot, conference, media_ssrc, now, out);
                     }
                 }
                 Packet::Nack {
                     media_ssrc, lost, ..
                 } => {
+                    // One lookup for the whole NACK: the stream must be one forwarded to it.
+                    if !self.is_forwarded_to(slot, conference, media_ssrc) {
+                        self.counters.drop(DropReason::RtcpForeignSsrc);
+                        continue;
+                    }
                     for seq in lost {
                         self.counters.nack_received += 1;
+                        if !self.feedback_allowed(slot, now) {
+                            break;
+                        }
                         self.on_nack(slot, conference, media_ssrc, seq, now, out);
+                    }
+                }
+                Packet::Bye { ssrcs } => {
+                    // A BYE changes nothing here (sources end by signalling); one naming a
+                    // stream the endpoint does not send is counted.
+                    let router = self.routers[conference].as_ref();
+                    let foreign = ssrcs.into_iter().any(|ssrc| {
+                        router
+                            .and_then(|r| r.route(ssrc))
+                            .and_then(|route| router?.producer(route.producer))
+                            .is_none_or(|p| p.owner != slot)
+                    });
+                    if foreign {
+                        self.counters.drop(DropReason::RtcpForeignSsrc);
                     }
                 }
                 Packet::TransportCc { raw, .. } => {
@@ -112,6 +139,28 @@ impl Core {
                 _ => {}
             }
         }
+    }
+
+    /// Takes one from the endpoint's feedback budget (`endpoint_feedback_rate`); when it is
+    /// spent, the rest of the feedback message is dropped and counted.
+    fn feedback_allowed(&mut self, slot: usize, now: Instant) -> bool {
+        let now_us = self.micros(now);
+        let allowed = self.endpoints[slot]
+            .as_mut()
+            .is_some_and(|e| e.feedback_limit.allow(now_us));
+        if !allowed {
+            self.counters.drop(DropReason::FeedbackRateLimited);
+        }
+        allowed
+    }
+
+    /// `media_ssrc` names a stream of another endpoint that `slot` may receive (its output
+    /// SSRC or output RTX SSRC).
+    fn is_forwarded_to(&self, slot: usize, conference: usize, media_ssrc: u32) -> bool {
+        self.routers[conference]
+            .as_ref()
+            .and_then(|router| router.producer(router.output(media_ssrc)?))
+            .is_some_and(|producer| producer.owner != slot)
     }
 
     /// A receiver's report blocks about the streams the bridge forwards it: their loss and
@@ -186,6 +235,7 @@ impl Core {
             return;
         };
         if producer.owner != slot {
+            self.counters.drop(DropReason::RtcpForeignSsrc);
             return;
         }
         producer.encodings[usize::from(route.encoding)]
@@ -212,10 +262,12 @@ impl Core {
         let Some(router) = self.routers[conference].as_mut() else {
             return;
         };
-        let Some(p) = router.output(media_ssrc) else {
-            return;
-        };
-        let Some(producer) = router.producer_mut(p).filter(|p| p.owner != requester) else {
+        let Some((p, producer)) = router
+            .output(media_ssrc)
+            .and_then(|p| Some((p, router.producer_mut(p)?)))
+            .filter(|(_, producer)| producer.owner != requester)
+        else {
+            self.counters.drop(DropReason::RtcpForeignSsrc);
             return;
         };
         // The sender is asked for a key frame of the encoding this receiver gets (or is about

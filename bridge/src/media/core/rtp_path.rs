@@ -32,12 +32,25 @@ impl Core {
         now: Instant,
         out: &mut impl Outbox,
     ) {
+        let now_us = self.micros(now);
         let Some(endpoint) = self.endpoints[slot].as_mut() else {
             return;
         };
         if !endpoint.transport.is_connected() {
             self.counters.drop(DropReason::NotConnected);
             return;
+        }
+        // Limits before decryption, so that what goes beyond them costs next to nothing; the
+        // conference's budget is only spent on what the endpoint's own limit lets through.
+        if !endpoint.packet_limit.allow(now_us) {
+            self.counters.drop(DropReason::EndpointRateLimited);
+            return;
+        }
+        if let Some(router) = self.routers[endpoint.conference].as_mut() {
+            if !router.packet_limit.allow(now_us) {
+                self.counters.drop(DropReason::ConferenceRateLimited);
+                return;
+            }
         }
         let is_rtcp = rtp::is_rtcp(&buf[..len]);
         let Some(srtp) = endpoint.transport.srtp_in.as_mut() else {

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::Core;
+use crate::media::limits::LimitSettings;
 use crate::media::outbox::Datagrams;
 use crate::media::{Command, EndpointSettings, RemoteSetup, RemoteTransport, SpeakerSettings};
 
@@ -15,6 +16,7 @@ fn core(seed: u64, now: Instant) -> Core {
         retransmission_cache_packets: 16,
         receiver_bandwidth_bps: 2_500_000,
         speakers: SpeakerSettings::default(),
+        limits: LimitSettings::default(),
     };
     Core::new(
         tutti_dtls::Certificate::generate().unwrap(),
