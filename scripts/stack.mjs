@@ -4,7 +4,8 @@
 // Settings (environment, all optional):
 //   TUTTI_DOMAIN              XMPP domain (default localhost); guests log in anonymously at
 //                             guest.DOMAIN, rooms live at conference.DOMAIN
-//   TUTTI_HTTP_PORT           Prosody's HTTP port: demo page and /xmpp-websocket (default 8080)
+//   TUTTI_HTTP_PORT           Prosody's HTTP port: demo page, /xmpp-websocket and BOSH's
+//                             /http-bind (default 8080)
 //   TUTTI_XMPP_PORT           Prosody's client port (default 5222)
 //   TUTTI_BIN_DIR             where the `bridge` and `focus` binaries are (default target/release)
 //   TUTTI_RUN_DIR             where configs, data and logs go (default .run/stack)
@@ -400,6 +401,7 @@ Tutti is up.
   demo page      ${url}   (open it in two tabs, same room)
   XMPP           ${xmpp} (domain ${settings.domain}, guests ${settings.guestDomain}, rooms ${settings.muc})
   WebSocket      ws://127.0.0.1:${settings.httpPort}/xmpp-websocket
+  BOSH           http://127.0.0.1:${settings.httpPort}/http-bind   (the page with &transport=bosh)
   bridge         media udp ${bridge.media}, gRPC ${bridge.grpc}, metrics http://${bridge.http}/metrics, bridge channels ws://${bridge.http}/colibri-ws/
   focus          ${focus.jid}, metrics http://${focus.http}/metrics
   files and logs ${settings.runDir}
