@@ -15,7 +15,7 @@ use tracing::info;
 use super::allocation::Invitation;
 use super::sessions::{JingleQueue, RestartLimit, Session};
 use super::{Metric, Room, FOCUS_NICK};
-use crate::capabilities::{self, CapabilityCache};
+use crate::capabilities::{self, CapabilityCache, Dialect};
 use crate::jitsi;
 use crate::sources::ConferenceSources;
 use crate::stanzas;
@@ -202,7 +202,7 @@ impl Room {
             return;
         };
         match capabilities.verdict(&node) {
-            Some(capable) => self.invite_if_capable(now, &occupant, capable),
+            Some(dialect) => self.invite_if_capable(now, &occupant, dialect),
             None => {
                 let id = self.mint_id();
                 self.send(stanzas::iq_get(
@@ -229,7 +229,13 @@ impl Room {
         self.capability_queries.remove(id)
     }
 
-    pub(super) fn invite_if_capable(&mut self, now: Instant, occupant: &FullJid, capable: bool) {
+    /// Invites `occupant` in `dialect`, or not at all (`None`: it takes no Jingle session).
+    pub(super) fn invite_if_capable(
+        &mut self,
+        now: Instant,
+        occupant: &FullJid,
+        dialect: Option<Dialect>,
+    ) {
         let nick = occupant.resource().as_str();
         let still_waiting = self.participants.get(nick).is_some_and(|p| {
             p.occupant == *occupant && p.session.is_none() && p.invitation == Invitation::None
@@ -237,11 +243,15 @@ impl Room {
         if !still_waiting {
             return;
         }
-        if capable {
-            self.invite(now, nick);
-        } else {
-            info!(%occupant, "does not advertise Jingle RTP over ICE-UDP with DTLS; not invited");
-            self.metric(Metric::Error("not_jingle_capable"));
+        match dialect {
+            Some(dialect) => {
+                info!(%occupant, ?dialect, "inviting");
+                self.invite(now, nick);
+            }
+            None => {
+                info!(%occupant, "does not advertise Jingle RTP over ICE-UDP with DTLS; not invited");
+                self.metric(Metric::Error("not_jingle_capable"));
+            }
         }
     }
 
