@@ -25,6 +25,8 @@ pub(super) struct Participant {
     pub(super) occupant: FullJid,
     /// Where its presence says it is (empty: it does not say).
     pub(super) region: String,
+    /// The Jingle it speaks, from its caps (Jitsi's until they say otherwise).
+    pub(super) dialect: Dialect,
     /// Where its bridge endpoint is (allocation.rs).
     pub(super) invitation: Invitation,
     /// The endpoint id of its failed `AllocateEndpoint`, asked for again at the next attempt
@@ -185,6 +187,7 @@ impl Room {
             Participant {
                 occupant: occupant.clone(),
                 region,
+                dialect: Dialect::Jitsi,
                 invitation: Invitation::None,
                 endpoint_attempt: None,
                 session: None,
@@ -237,15 +240,15 @@ impl Room {
         dialect: Option<Dialect>,
     ) {
         let nick = occupant.resource().as_str();
-        let still_waiting = self.participants.get(nick).is_some_and(|p| {
+        let Some(participant) = self.participants.get_mut(nick).filter(|p| {
             p.occupant == *occupant && p.session.is_none() && p.invitation == Invitation::None
-        });
-        if !still_waiting {
+        }) else {
             return;
-        }
+        };
         match dialect {
             Some(dialect) => {
                 info!(%occupant, ?dialect, "inviting");
+                participant.dialect = dialect;
                 self.invite(now, nick);
             }
             None => {
