@@ -7,8 +7,8 @@
 //! says what it supports and lacks Jingle RTP over ICE-UDP with DTLS is left uninvited.
 //!
 //! The [`Dialect`] rule: a client that lists any feature under `http://jitsi.org/` (lib-jitsi-meet
-//! lists e.g. `http://jitsi.org/json-encoded-sources`, `http://jitsi.org/tcc`,
-//! `http://jitsi.org/source-name`) is a Jitsi client and gets Jitsi's dialect; a client that lists
+//! always lists `http://jitsi.org/json-encoded-sources`, and by its configuration
+//! `http://jitsi.org/tcc`, `…/remb`, `…/opus-red`) is a Jitsi client and gets Jitsi's dialect; a client that lists
 //! the required Jingle features and none of Jitsi's is a standards client and gets plain XEP
 //! Jingle (one content per remote stream, `content-add` / `content-remove`).
 
@@ -171,14 +171,19 @@ mod tests {
 
     #[test]
     fn jitsi_features_make_a_jitsi_client_and_none_a_standards_client() {
-        // What lib-jitsi-meet 2.6726 lists besides the Jingle features.
+        // What lib-jitsi-meet 2.6726 lists (modules/xmpp/xmpp.js) besides the Jingle features.
         let mut jitsi: Vec<&str> = REQUIRED_FEATURES.to_vec();
         jitsi.extend([
+            "urn:xmpp:jingle:transports:dtls-sctp:1",
             "urn:xmpp:jingle:apps:rtp:audio",
             "urn:xmpp:jingle:apps:rtp:video",
             "http://jitsi.org/json-encoded-sources",
+            "urn:ietf:rfc:4588",
+            "http://jitsi.org/opus-red",
+            "http://jitsi.org/remb",
             "http://jitsi.org/tcc",
-            "http://jitsi.org/source-name",
+            "urn:ietf:rfc:5761",
+            "urn:ietf:rfc:5888",
         ]);
         assert_eq!(jingle_dialect(&features(&jitsi)), Some(Dialect::Jitsi));
         let one: Vec<&str> = REQUIRED_FEATURES
