@@ -1,5 +1,6 @@
 //! An ejabberd server (Debian's `ejabberd` 23.01) for the focus's end-to-end tests, as the other
-//! server beside Prosody: the same domain, client port and MUC service name as the Prosody
+//! server beside Prosody, from `tests/harness/ejabberd.yml.in` (which `scripts/stack.mjs` fills
+//! for the browser tests too): the same domain, client port and MUC service name as the Prosody
 //! configuration gives the tests (`DOMAIN`, `conference.DOMAIN`), plaintext on loopback,
 //! ejabberd's own room defaults (semi-anonymous: the focus's room configuration must make real
 //! JIDs visible), accounts registered with `ejabberdctl register` once it runs.
@@ -15,45 +16,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-/// How long ejabberd may take to open its client port and answer `ejabberdctl status`.
+/// How long ejabberd may take to open its client port.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The configuration: `hosts`, the client listener, the accounts' storage (Mnesia in `spool/`)
-/// and the MUC service, nothing else.
-fn config_yaml(domain: &str, c2s_port: u16) -> String {
-    format!(
-        r#"# Written by tutti-test-harness (tests/harness/src/ejabberd.rs).
-hosts:
-  - "{domain}"
-loglevel: info
-listen:
-  -
-    port: {c2s_port}
-    ip: "127.0.0.1"
-    module: ejabberd_c2s
-    max_stanza_size: 262144
-    access: c2s
-auth_method: internal
-acl:
-  local:
-    user_regexp: ""
-access_rules:
-  local:
-    allow: local
-  c2s:
-    allow: all
-modules:
-  mod_disco: {{}}
-  mod_ping: {{}}
-  mod_muc:
-    host: "conference.@HOST@"
-    access: all
-    access_create: all
-    access_persistent: all
-    access_admin: none
-"#
-    )
-}
+/// The configuration template (`tests/harness/ejabberd.yml.in`), which `scripts/stack.mjs`
+/// fills too.
+pub const TEMPLATE: &str = include_str!("../ejabberd.yml.in");
 
 /// Installs Debian's ejabberd when `/usr/sbin/ejabberdctl` is missing (before entering a
 /// network namespace). The package's own service is not started in a container without init.
@@ -74,7 +42,8 @@ pub fn ensure_installed() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A running ejabberd with its accounts; stopped, and its directory removed, when dropped.
+/// A running ejabberd with its accounts; stopped (with the `epmd` daemon its node started), and
+/// its directory removed, when dropped.
 pub struct Ejabberd {
     dir: PathBuf,
     domain: String,
@@ -96,8 +65,16 @@ impl Ejabberd {
             std::fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("creating {}", dir.join(sub).display()))?;
         }
-        std::fs::write(dir.join("ejabberd.yml"), config_yaml(domain, c2s_port))
-            .context("writing ejabberd.yml")?;
+        let config = crate::prosody::fill(
+            TEMPLATE,
+            &[
+                ("WRITER", "tutti-test-harness".to_owned()),
+                ("DIR", dir.display().to_string()),
+                ("DOMAIN", domain.to_owned()),
+                ("C2S_PORT", c2s_port.to_string()),
+            ],
+        )?;
+        std::fs::write(dir.join("ejabberd.yml"), config).context("writing ejabberd.yml")?;
         // ejabberd's Erlang resolver configuration, which ejabberdctl points at the config dir.
         std::fs::write(
             dir.join("inetrc"),
@@ -182,12 +159,22 @@ impl Drop for Ejabberd {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = self.ctl().arg("stop").output();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
+            // Down once `ejabberdctl status` no longer reaches the node; it writes to its
+            // directory until then.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while self
+                .ctl()
+                .arg("status")
+                .output()
+                .is_ok_and(|output| output.status.success())
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(200));
             }
             let _ = child.kill();
             let _ = child.wait();
+            // The Erlang port mapper the node started as a daemon, in this namespace.
+            let _ = Command::new("epmd").arg("-kill").output();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
