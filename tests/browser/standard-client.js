@@ -2,7 +2,8 @@
 // hand (RFC 7395, SASL ANONYMOUS, bind, MUC), caps whose disco#info lists the Jingle XEPs and
 // nothing of Jitsi's, and XEP-0166/0167/0176/0320/0338/0339 Jingle mapped to and from SDP for
 // the page's RTCPeerConnection, one m-line per content (its name the MID), as desktop Jingle
-// clients do. Nothing of lib-jitsi-meet. Injected into a page by standard-client.test.mjs;
+// clients do; a removed content's m-line is recycled for the next content of its media (JSEP),
+// so the session description does not grow with joins and leaves. Nothing of lib-jitsi-meet. Injected into a page by standard-client.test.mjs;
 // window.standardClient is its handle.
 'use strict';
 
@@ -33,8 +34,8 @@
       this.jingles = [];
       this.nextId = 0;
       this.waiting = new Map();
-      this.contents = [];
-      this.removed = new Set();
+      // The m-lines: each a content (a Jingle element) and whether it was removed.
+      this.slots = [];
       this.version = 1;
     }
 
@@ -119,7 +120,7 @@
     async onJingle(action, jingle) {
       if (action === 'session-initiate') {
         this.sid = jingle.getAttribute('sid');
-        this.contents = children(jingle, 'content', NS.jingle);
+        this.slots = children(jingle, 'content', NS.jingle).map((content) => ({ content, removed: false }));
         this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
         // Remote audio is played, as a client does (Chromium decodes what it plays out).
         this.pc.addEventListener('track', ({ track }) => {
@@ -139,16 +140,25 @@
           }
         }
         const answer = await this.answer();
-        await this.iq('set', this.focus, this.jingleOf('session-accept', answer, this.contents.map((c) => c.getAttribute('name'))));
+        await this.iq('set', this.focus, this.jingleOf('session-accept', answer, this.slots.map((slot) => slot.content.getAttribute('name'))));
       } else if (action === 'content-add') {
         const added = children(jingle, 'content', NS.jingle);
-        this.contents.push(...added);
+        for (const content of added) {
+          const media = child(content, 'description', NS.rtp).getAttribute('media');
+          const free = this.slots.find((slot) => slot.removed && child(slot.content, 'description', NS.rtp).getAttribute('media') === media);
+          if (free) {
+            Object.assign(free, { content, removed: false });
+          } else {
+            this.slots.push({ content, removed: false });
+          }
+        }
         await this.negotiate();
         const answer = await this.answer();
         await this.iq('set', this.focus, this.jingleOf('content-accept', answer, added.map((c) => c.getAttribute('name'))));
       } else if (action === 'content-remove') {
-        for (const content of children(jingle, 'content', NS.jingle)) {
-          this.removed.add(content.getAttribute('name'));
+        const names = children(jingle, 'content', NS.jingle).map((content) => content.getAttribute('name'));
+        for (const slot of this.slots) {
+          slot.removed ||= names.includes(slot.content.getAttribute('name'));
         }
         await this.negotiate();
         await this.answer();
@@ -173,15 +183,14 @@
 
     /** The focus's contents as an SDP offer: one m-line per content, the content's name its MID. */
     offerSdp() {
-      const live = this.contents.map((c) => c.getAttribute('name')).filter((n) => !this.removed.has(n));
+      const live = this.slots.filter((slot) => !slot.removed).map((slot) => slot.content.getAttribute('name'));
       const lines = ['v=0', `o=- 4611731400430051336 ${this.version += 1} IN IP4 0.0.0.0`, 's=-', 't=0 0',
         `a=group:BUNDLE ${live.join(' ')}`, 'a=msid-semantic: WMS *'];
-      for (const content of this.contents) {
+      for (const { content, removed } of this.slots) {
         const name = content.getAttribute('name');
         const description = child(content, 'description', NS.rtp);
         const transport = child(content, 'transport', NS.ice);
         const payloadTypes = children(description, 'payload-type', NS.rtp);
-        const removed = this.removed.has(name);
         lines.push(`m=${description.getAttribute('media')} ${removed ? 0 : 9} UDP/TLS/RTP/SAVPF ${payloadTypes.map((p) => p.getAttribute('id')).join(' ')}`);
         lines.push('c=IN IP4 0.0.0.0', `a=mid:${name}`);
         if (removed) {
@@ -268,6 +277,11 @@
         ? `<group xmlns='${NS.group}' semantics='BUNDLE'>${names.map((n) => `<content name='${esc(n)}'/>`).join('')}</group>`
         : '';
       return `<jingle xmlns='${NS.jingle}' action='${action}' sid='${esc(this.sid)}' responder='${esc(this.jid)}'>${group}${contents}</jingle>`;
+    }
+
+    /** How many m-lines the session description has. */
+    mLines() {
+      return (this.pc?.remoteDescription?.sdp.match(/^m=/gm) ?? []).length;
     }
 
     /** Per MID: the transceiver's negotiated direction (`stopped` once its m-line is gone). */

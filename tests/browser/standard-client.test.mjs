@@ -84,6 +84,27 @@ test('a standards client and lib-jitsi-meet pages see and hear each other', { ti
         const now = await received(gus);
         return videos.every((mid) => now[mid].framesDecoded > before[mid].framesDecoded);
       }, 10000);
+
+      // Two more pages come and go: each under new content names, in the m-lines of the one
+      // before (recycled), so the session description stays at 8 m-lines (its own 2, ada's and
+      // bob's 4, the newcomer's 2) however many came and went.
+      const mLines = () => gus.evaluate(() => window.standardClient.client.mLines());
+      assert.equal(await mLines(), 8);
+      for (const name of ['dan', 'eve']) {
+        const page = await world.join('mixed', name);
+        await waitFor(`gus to decode ${name}'s video too`, async () => decodingVideos(await received(gus)).length === 3, 20000);
+        assert.equal(await mLines(), 8, `m-lines with ${name} in the call`);
+        await page.page.close();
+        await waitFor(`the content-remove of ${name}'s streams`, async () => {
+          const all = await gus.evaluate(() => window.standardClient.client.jingles);
+          return all.filter((j) => j.action === 'content-remove').length === (name === 'dan' ? 2 : 3);
+        }, 20000);
+      }
+      const all = await gus.evaluate(() => window.standardClient.client.jingles);
+      const names = all.filter((j) => j.action === 'content-add').flatMap((j) => j.contents);
+      assert.equal(new Set(names).size, names.length, `no content name twice: ${names}`);
+      assert.equal(await mLines(), 8);
+      console.log(`after three pages came and went: ${await mLines()} m-lines; contents added ${names}`);
     } catch (error) {
       console.error((await gus.evaluate(() => window.standardClient.client?.log ?? [])).join('\n'));
       throw error;
