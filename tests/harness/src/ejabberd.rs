@@ -24,7 +24,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub const TEMPLATE: &str = include_str!("../ejabberd.yml.in");
 
 /// Installs Debian's ejabberd when `/usr/sbin/ejabberdctl` is missing (before entering a
-/// network namespace). The package's own service is not started in a container without init.
+/// network namespace), and stops and disables the service the package starts under systemd.
 pub fn ensure_installed() -> anyhow::Result<()> {
     if std::path::Path::new("/usr/sbin/ejabberdctl").exists() {
         return Ok(());
@@ -32,7 +32,9 @@ pub fn ensure_installed() -> anyhow::Result<()> {
     let status = Command::new("sh")
         .args([
             "-c",
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ejabberd",
+            // The package starts its service where systemd runs: the tests run their own.
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ejabberd \
+             && if [ -d /run/systemd/system ]; then systemctl disable --now ejabberd; fi",
         ])
         .status()
         .context("running apt-get")?;
