@@ -235,3 +235,45 @@ fn a_jitsi_client_with_caps_keeps_the_jitsi_offer() {
     assert_eq!(names(&initiate), ["audio", "video"]);
     assert!(String::from(&initiate.to_element()).contains("http://jitsi.org/protocol/focus"));
 }
+
+#[test]
+fn fifty_joins_and_leaves_leave_a_standards_clients_session_as_it_was() {
+    let mut sim = Sim::new();
+    sim.join_and_accept("ada", 100);
+    sim.join_with_features("gus", "v1", &standard_features());
+    sim.answer_all();
+    let initiate = sim.take_jingle("gus", Action::SessionInitiate);
+    let id = sim.jingle("gus", &standard_accept(&initiate, "gus", 300));
+    sim.answer_all();
+    assert_eq!(sim.reply(&id), Ok(()));
+    let mut contents: Vec<String> = initiate.contents.iter().map(|c| c.name.clone()).collect();
+    let mut names_seen = contents.clone();
+    for round in 0..50 {
+        let nick = format!("p{round}");
+        sim.join_and_accept(&nick, 1000 + 10 * round);
+        let added = sim.take_jingle("gus", Action::ContentAdd);
+        for content in &added.contents {
+            assert!(
+                !names_seen.contains(&content.name),
+                "{} again",
+                content.name
+            );
+            names_seen.push(content.name.clone());
+            contents.push(content.name.clone());
+        }
+        assert_eq!(
+            added.groups,
+            [Group::bundle(contents.clone())],
+            "the BUNDLE group lists the session's contents"
+        );
+        sim.leave(&nick);
+        sim.answer_all();
+        let removed = sim.take_jingle("gus", Action::ContentRemove);
+        contents.retain(|name| !removed.contents.iter().any(|c| c.name == *name));
+        sim.take_jingles("ada");
+    }
+    // Its own two and ada's two, as after its session-accept; 100 streams came and went.
+    assert_eq!(contents, ["audio", "video", "audio-1", "video-2"]);
+    assert_eq!(names_seen.len(), 4 + 100);
+    assert_eq!(sim.sessions("active"), 2);
+}
