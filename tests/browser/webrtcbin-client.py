@@ -3,8 +3,10 @@
 browser tests (webrtcbin.test.mjs): XMPP over TCP written by hand (SASL ANONYMOUS, bind, MUC
 join with caps whose disco#info lists the Jingle XEPs and nothing of Jitsi's), the focus's
 plain-XEP offer mapped to SDP (one m-line per content, its name the MID), answered by webrtcbin,
-the answer mapped back to a Jingle session-accept. It sends a test tone and test pattern and
-prints one JSON line a second: per received m-line (MID), its kind and decoded buffers.
+the answer mapped back to a Jingle session-accept; content-add and content-remove renegotiated
+(a removed content's m-line left inactive: webrtcbin 1.22 takes no rejected or recycled one). It sends a test tone
+and test pattern and prints one JSON line a second: per received m-line (MID), its kind and
+decoded buffers, and the Jingle requests the focus sent.
 
     webrtcbin-client.py XMPP_HOST:PORT GUEST_DOMAIN ROOM_JID NICK
 """
@@ -110,21 +112,23 @@ class Xmpp:
         self.send(f"<iq type='set' to={quoteattr(to)} id='w{self.next_id}'>{payload}</iq>")
 
 
-def offer_sdp(contents):
-    """The focus's contents as an SDP offer, one m-line per content."""
-    lines = ["v=0", "o=- 1 2 IN IP4 0.0.0.0", "s=-", "t=0 0",
-             "a=group:BUNDLE " + " ".join(c.get("name") for c in contents)]
-    for content in contents:
+def offer_sdp(slots, version):
+    """The focus's contents as an SDP offer, one m-line per slot ([content, removed]). A removed
+    content's m-line stays, inactive: webrtcbin 1.22 gives no answer to an offer that rejects an
+    m-line it had (port 0), nor takes a new MID in an old m-line, so none is recycled."""
+    lines = ["v=0", f"o=- 1 {version} IN IP4 0.0.0.0", "s=-", "t=0 0",
+             "a=group:BUNDLE " + " ".join(content.get("name") for content, _ in slots)]
+    for content, removed in slots:
         description = content.find(q("description", "rtp"))
         transport = content.find(q("transport", "ice"))
         pts = description.findall(q("payload-type", "rtp"))
         lines.append(f"m={description.get('media')} 9 UDP/TLS/RTP/SAVPF {' '.join(p.get('id') for p in pts)}")
-        lines += ["c=IN IP4 0.0.0.0", f"a=mid:{content.get('name')}",
-                  f"a=ice-ufrag:{transport.get('ufrag')}", f"a=ice-pwd:{transport.get('pwd')}"]
+        lines += ["c=IN IP4 0.0.0.0", f"a=mid:{content.get('name')}"]
+        lines += [f"a=ice-ufrag:{transport.get('ufrag')}", f"a=ice-pwd:{transport.get('pwd')}"]
         fingerprint = transport.find(q("fingerprint", "dtls"))
         lines += [f"a=fingerprint:{fingerprint.get('hash')} {fingerprint.text.strip()}",
                   f"a=setup:{fingerprint.get('setup') or 'actpass'}", "a=rtcp-mux"]
-        senders = content.get("senders") or "both"
+        senders = "none" if removed else content.get("senders") or "both"
         lines.append("a=" + {"both": "sendrecv", "initiator": "sendonly",
                              "responder": "recvonly", "none": "inactive"}[senders])
         for pt in pts:
@@ -150,14 +154,17 @@ def offer_sdp(contents):
     return "\r\n".join(lines) + "\r\n"
 
 
-def session_accept(sdp, sid, responder, names):
-    """The SDP answer as a Jingle session-accept."""
+def jingle_of(action, sdp, sid, responder, names):
+    """The contents `names` of an SDP answer as a Jingle `action` (a session-accept with the
+    BUNDLE group, or a content-accept)."""
     session, *sections = sdp.split("\r\nm=")
     contents = ""
     for section in sections:
         lines = ("m=" + section).split("\r\n")
         values = lambda prefix: [l[len(prefix):] for l in lines if l.startswith(prefix)]  # noqa: E731
         mid = values("a=mid:")[0]
+        if mid not in names:
+            continue
         media = lines[0].split(" ")[0][2:]
         direction = next(d for d in ("sendrecv", "sendonly", "recvonly", "inactive") if f"a={d}" in lines)
         senders = {"sendrecv": "both", "sendonly": "responder", "recvonly": "initiator", "inactive": "none"}[direction]
@@ -190,20 +197,25 @@ def session_accept(sdp, sid, responder, names):
                      f"hash='{fingerprint[0]}' setup='{setup}'>{fingerprint[1]}</fingerprint>{candidates}</transport>")
         contents += (f"<content creator='initiator' name={quoteattr(mid)} senders='{senders}'>"
                      f"<description xmlns='{NS['rtp']}' media='{media}'>{description}</description>{transport}</content>")
-    group = "".join(f"<content name={quoteattr(n)}/>" for n in names)
-    return (f"<jingle xmlns='{NS['jingle']}' action='session-accept' sid={quoteattr(sid)} "
-            f"responder={quoteattr(responder)}><group xmlns='{NS['group']}' semantics='BUNDLE'>{group}</group>"
-            f"{contents}</jingle>")
+    group = ""
+    if action == "session-accept":
+        members = "".join(f"<content name={quoteattr(n)}/>" for n in names)
+        group = f"<group xmlns='{NS['group']}' semantics='BUNDLE'>{members}</group>"
+    return (f"<jingle xmlns='{NS['jingle']}' action='{action}' sid={quoteattr(sid)} "
+            f"responder={quoteattr(responder)}>{group}{contents}</jingle>")
 
 
 class Participant:
     def __init__(self, xmpp, room, nick):
         self.xmpp, self.room, self.nick = xmpp, room, nick
         self.decoded = {}
+        self.jingles = []
+        self.slots = []
+        self.version = 1
         self.pipe = Gst.parse_launch(
             "webrtcbin name=w bundle-policy=max-bundle "
             f"audiotestsrc is-live=true wave=ticks ! opusenc ! rtpopuspay pt=111 ! {OPUS} ! w. "
-            f"videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=15/1 ! vp8enc deadline=1 ! rtpvp8pay pt=100 ! {VP8} ! w.")
+            f"videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=15/1 ! vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay pt=100 ! {VP8} ! w.")
         self.w = self.pipe.get_by_name("w")
         self.w.connect("on-new-transceiver", self.on_new_transceiver)
         self.w.connect("pad-added", self.on_pad)
@@ -236,13 +248,30 @@ class Participant:
         sink.sync_state_with_parent()
         pad.link(sink.get_static_pad("sink"))
 
-    def answer(self, sid, initiator, contents):
-        offer = offer_sdp(contents)
-        ok, sdp = GstSdp.SDPMessage.new_from_text(offer)
+    def on_jingle(self, action, sid, initiator, contents):
+        """The focus's session-initiate, content-add or content-remove: the m-lines follow."""
+        self.jingles.append({"action": action, "contents": [c.get("name") for c in contents]})
+        if action == "session-initiate":
+            self.sid, self.initiator = sid, initiator
+            self.slots = [[content, False] for content in contents]
+            self.negotiate("session-accept", [c.get("name") for c in contents])
+        elif action == "content-add":
+            self.slots += [[content, False] for content in contents]
+            self.negotiate("content-accept", [c.get("name") for c in contents])
+        elif action == "content-remove":
+            names = [c.get("name") for c in contents]
+            for slot in self.slots:
+                slot[1] = slot[1] or slot[0].get("name") in names
+            self.negotiate(None, [])
+
+    def negotiate(self, action, names):
+        """Offers the session's m-lines to webrtcbin; sends its answer's `names` as `action`."""
+        self.version += 1
+        _, sdp = GstSdp.SDPMessage.new_from_text(offer_sdp(self.slots, self.version))
         description = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.OFFER, sdp)
-        promise = Gst.Promise.new()
-        self.w.emit("set-remote-description", description, promise)
-        promise.wait()
+        remote_set = Gst.Promise.new()
+        self.w.emit("set-remote-description", description, remote_set)
+        remote_set.wait()
         # The answer belongs to the promise's reply: both are kept while it is used.
         answered = Gst.Promise.new()
         self.w.emit("create-answer", None, answered)
@@ -250,21 +279,22 @@ class Participant:
         reply = answered.get_reply()
         answer = reply.get_value("answer")
         if answer is None:
-            raise RuntimeError("webrtcbin made no answer")
+            raise RuntimeError(f"webrtcbin made no answer: {reply.to_string()}")
         text = answer.sdp.as_text().replace("\r\n", "\n").replace("\n", "\r\n")
         local_set = Gst.Promise.new()
         self.w.emit("set-local-description", answer, local_set)
         local_set.wait()
+        log(action or "renegotiated", ":", text.count("\r\nm="), "m-lines")
+        if action is None:
+            return
         deadline = time.time() + 5
-        while self.w.get_property("ice-gathering-state") != GstWebRTC.WebRTCICEGatheringState.COMPLETE and time.time() < deadline:
+        while (self.w.get_property("ice-gathering-state") != GstWebRTC.WebRTCICEGatheringState.COMPLETE
+               and time.time() < deadline):
             time.sleep(0.05)
         # The candidates gathered (trickled by webrtcbin) belong to the one BUNDLEd transport.
-        lines = "".join(f"a={c}\r\n" if not c.startswith("a=") else f"{c}\r\n" for c in self.candidates)
+        lines = "".join(f"a={c}\r\n" for c in self.candidates)
         local = text.replace("\r\na=mid:", "\r\n" + lines + "a=mid:")
-        log("candidates:", self.candidates, self.w.get_property("ice-gathering-state"))
-        names = [c.get("name") for c in contents]
-        self.xmpp.iq_set(initiator, session_accept(local, sid, self.xmpp.jid, names))
-        log("answered:", local.count("\r\nm="), "m-lines")
+        self.xmpp.iq_set(self.initiator, jingle_of(action, local, self.sid, self.xmpp.jid, names))
 
 
 def main():
@@ -280,7 +310,8 @@ def main():
     def report():
         while True:
             time.sleep(1)
-            print(json.dumps({"seconds": round(time.time() - started, 1), "decoded": participant.decoded}), flush=True)
+            print(json.dumps({"seconds": round(time.time() - started, 1), "decoded": participant.decoded,
+                              "jingles": participant.jingles}), flush=True)
 
     threading.Thread(target=report, daemon=True).start()
     threading.Thread(target=GLib.MainLoop().run, daemon=True).start()
@@ -301,8 +332,7 @@ def main():
         xmpp.send(f"<iq type='result' to={quoteattr(sender)} id={quoteattr(iq_id)}/>")
         action = jingle.get("action")
         log("jingle", action, [c.get("name") for c in jingle.findall(q("content", "jingle"))])
-        if action == "session-initiate":
-            participant.answer(jingle.get("sid"), sender, jingle.findall(q("content", "jingle")))
+        participant.on_jingle(action, jingle.get("sid"), sender, jingle.findall(q("content", "jingle")))
 
 
 if __name__ == "__main__":
