@@ -4,7 +4,8 @@
 // Settings (environment, all optional):
 //   TUTTI_DOMAIN              XMPP domain (default localhost); guests log in anonymously at
 //                             guest.DOMAIN, rooms live at conference.DOMAIN
-//   TUTTI_HTTP_PORT           Prosody's HTTP port: demo page and /xmpp-websocket (default 8080)
+//   TUTTI_HTTP_PORT           Prosody's HTTP port: demo page, /xmpp-websocket and BOSH's
+//                             /http-bind (default 8080)
 //   TUTTI_XMPP_PORT           Prosody's client port (default 5222)
 //   TUTTI_BIN_DIR             where the `bridge` and `focus` binaries are (default target/release)
 //   TUTTI_RUN_DIR             where configs, data and logs go (default .run/stack)
@@ -47,20 +48,20 @@ const prosodyTemplate = join(root, 'tests', 'harness', 'prosody.cfg.lua.in');
  * `{{NAME=default}}` with values[NAME], or `default` when it is not given. A value for a name
  * the template does not have is an error too.
  */
-function fillTemplate(template, values) {
+function fillTemplate(template, values, name = prosodyTemplate) {
   const unused = new Set(Object.keys(values));
-  const filled = template.replace(/\{\{([A-Z0-9_]+)(?:=([^}]*))?\}\}/g, (_, name, fallback) => {
-    unused.delete(name);
-    if (Object.hasOwn(values, name)) {
-      return String(values[name]);
+  const filled = template.replace(/\{\{([A-Z0-9_]+)(?:=([^}]*))?\}\}/g, (_, placeholder, fallback) => {
+    unused.delete(placeholder);
+    if (Object.hasOwn(values, placeholder)) {
+      return String(values[placeholder]);
     }
     if (fallback === undefined) {
-      throw new Error(`${prosodyTemplate}: no value for ${name}`);
+      throw new Error(`${name}: no value for ${placeholder}`);
     }
     return fallback;
   });
   if (unused.size) {
-    throw new Error(`${prosodyTemplate} has no ${[...unused].join(', ')}`);
+    throw new Error(`${name} has no ${[...unused].join(', ')}`);
   }
   return filled;
 }
@@ -77,6 +78,42 @@ function prosodyConfig(s) {
     LOG_LEVEL: 'info',
     LOG_TO: `${s.runDir}/prosody.log`,
   });
+}
+
+// The other XMPP server of the tests (options.server 'ejabberd'), shared with the Rust side
+// (tests/harness/src/ejabberd.rs) as well.
+const ejabberdTemplate = join(root, 'tests', 'harness', 'ejabberd.yml.in');
+
+/** `ejabberdctl` arguments for the stack's ejabberd (its node, configuration and directories). */
+function ejabberdctl(s, ...args) {
+  const dir = join(s.runDir, 'ejabberd');
+  return ['--config-dir', dir, '--config', join(dir, 'ejabberd.yml'), '--spool', join(dir, 'spool'),
+    '--logs', join(dir, 'logs'), '--node', 'ejabberd@localhost', ...args];
+}
+
+/**
+ * Writes the stack's ejabberd configuration (from tests/harness/ejabberd.yml.in) under RUN_DIR/
+ * ejabberd, gives RUN_DIR to the ejabberd user (ejabberdctl runs ejabberd as it) and starts it.
+ */
+function startEjabberd(s) {
+  const dir = join(s.runDir, 'ejabberd');
+  for (const sub of ['spool', 'logs']) {
+    mkdirSync(join(dir, sub), { recursive: true });
+  }
+  writeFileSync(join(dir, 'ejabberd.yml'), fillTemplate(readFileSync(ejabberdTemplate, 'utf8'), {
+    WRITER: 'scripts/stack.mjs', DIR: s.runDir, DOMAIN: s.domain, C2S_PORT: s.xmppPort, HTTP_PORT: s.httpPort,
+  }, ejabberdTemplate));
+  writeFileSync(join(dir, 'inetrc'), '{lookup,[file,native]}.\n{file,hosts,"/etc/hosts"}.\n');
+  const owned = spawnSync('chown', ['-R', 'ejabberd', s.runDir], { encoding: 'utf8' });
+  if (owned.status !== 0) {
+    throw new Error(`chown -R ejabberd ${s.runDir}: ${owned.error?.message ?? owned.stderr}`);
+  }
+  const log = createWriteStream(join(s.runDir, 'ejabberd.log'), { flags: 'a' });
+  // Its own process group: ejabberdctl runs the Erlang node through su and sh.
+  const child = spawnTied('ejabberdctl', ejabberdctl(s, 'foreground'), { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log, { end: false });
+  child.stderr.pipe(log, { end: false });
+  return child;
 }
 
 function waitForPort(port, timeoutMs) {
@@ -212,7 +249,9 @@ ip link set "tutti-link$i-b" up
 exec "$@"`;
 
 /**
- * Starts Prosody, one bridge (or `options.bridges` of them, the focus's pool) and the focus.
+ * Starts Prosody (ejabberd with `options.server` 'ejabberd': Debian's 23.01, from
+ * tests/harness/ejabberd.yml.in, serving the page, the WebSocket and BOSH on the same port), one
+ * bridge (or `options.bridges` of them, the focus's pool) and the focus.
  * With `options.linked`, each bridge is a host of its own behind a link that `setLink(i, up)`
  * sets down and up again (a cut cable, to the focus and the browsers), and the control plane
  * speaks mutual TLS (the bridges are off loopback). Needs root then, and a namespace of its own
@@ -248,40 +287,68 @@ export async function startStack(options = {}) {
     })};\n`,
   );
   const config = join(s.runDir, 'prosody.cfg.lua');
-  writeFileSync(config, prosodyConfig(s));
   const focusPassword = randomBytes(12).toString('hex');
-  const registered = spawnSync('prosodyctl', ['--config', config, 'register', 'focus', s.domain, focusPassword], {
-    encoding: 'utf8',
-  });
-  if (registered.status !== 0) {
-    throw new Error(`prosodyctl register failed: ${registered.error?.message ?? registered.stderr}`);
+  const onEjabberd = options.server === 'ejabberd';
+  if (!onEjabberd) {
+    writeFileSync(config, prosodyConfig(s));
+    const registered = spawnSync('prosodyctl', ['--config', config, 'register', 'focus', s.domain, focusPassword], {
+      encoding: 'utf8',
+    });
+    if (registered.status !== 0) {
+      throw new Error(`prosodyctl register failed: ${registered.error?.message ?? registered.stderr}`);
+    }
   }
 
   const children = [];
   // Bridges are stopped with SIGINT: at once, without the drain SIGTERM starts (the focus,
   // stopped first, leaves their conferences to whichever focus comes next).
   const bridges = new Set();
+  let ejabberd = null;
   const stop = async () => {
     for (const child of children.reverse()) {
-      await stopChild(child, bridges.has(child) ? 'SIGINT' : 'SIGTERM');
+      if (child === ejabberd) {
+        // The node runs under su and sh: ejabberdctl stops it (waited for: it writes to RUN_DIR
+        // until it is down), and its foreground shell exits.
+        spawnSync('ejabberdctl', ejabberdctl(s, 'stop'), { encoding: 'utf8' });
+        const deadline = Date.now() + 15000;
+        while (Date.now() < deadline && spawnSync('ejabberdctl', ejabberdctl(s, 'status')).status === 0) {
+          await new Promise((done) => setTimeout(done, 200));
+        }
+      }
+      await stopChild(child, bridges.has(child) ? 'SIGINT' : 'SIGTERM', child === ejabberd ? 15000 : 5000);
+      if (child === ejabberd) {
+        // The Erlang port mapper the node started as a daemon (in this namespace).
+        spawnSync('epmd', ['-kill'], { encoding: 'utf8' });
+      }
     }
     children.length = 0;
   };
   try {
-    const prosody = spawnTied('prosody', ['--config', config, '-F'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
+    const server = onEjabberd
+      ? (ejabberd = startEjabberd(s))
+      : spawnTied('prosody', ['--config', config, '-F'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const serverName = onEjabberd ? 'ejabberd' : 'prosody';
+    if (!onEjabberd) {
+      server.stderr.on('data', (chunk) => process.stderr.write(`[prosody] ${chunk}`));
+    }
+    children.push(server);
+    const serverExit = new Promise((_, reject) => {
+      server.once('exit', (code) => reject(new Error(`${serverName} exited (${code}); see ${s.runDir}/${serverName}.log`)));
     });
-    children.push(prosody);
-    prosody.stderr.on('data', (chunk) => process.stderr.write(`[prosody] ${chunk}`));
-    const prosodyExit = new Promise((_, reject) => {
-      prosody.once('exit', (code) => reject(new Error(`prosody exited (${code}); see ${s.runDir}/prosody.log`)));
-    });
-    prosodyExit.catch(() => {});
+    serverExit.catch(() => {});
     await Promise.race([
-      Promise.all([waitForPort(s.xmppPort, 10000), waitForPort(s.httpPort, 10000)]),
-      prosodyExit,
+      Promise.all([waitForPort(s.xmppPort, 30000), waitForPort(s.httpPort, 30000)]),
+      serverExit,
     ]);
-    prosody.removeAllListeners('exit');
+    server.removeAllListeners('exit');
+    if (onEjabberd) {
+      const registered = spawnSync('ejabberdctl', ejabberdctl(s, 'register', 'focus', s.domain, focusPassword), {
+        encoding: 'utf8',
+      });
+      if (registered.status !== 0) {
+        throw new Error(`ejabberdctl register failed: ${registered.error?.message ?? registered.stdout}`);
+      }
+    }
 
     const bridgeEnv = {
       TUTTI_BRIDGE_MEDIA_ADDRESS: '127.0.0.1:10000',
@@ -367,13 +434,14 @@ export async function startStack(options = {}) {
 
     const stack = {
       settings: s,
-      url: `http://127.0.0.1:${s.httpPort}/`,
+      // ejabberd serves the page only under its XMPP host's name (tests/harness/ejabberd.yml.in).
+      url: `http://${onEjabberd ? s.domain : '127.0.0.1'}:${s.httpPort}/`,
       xmpp: `127.0.0.1:${s.xmppPort}`,
       bridge: bridge.ready,
       bridges: pool.map((b) => b.ready),
       focus: focus.ready,
       children: {
-        prosody,
+        [serverName]: server,
         focus: focus.child,
         ...Object.fromEntries(pool.map((b, i) => [i === 0 ? 'bridge' : `bridge${i}`, b.child])),
       },
@@ -436,6 +504,7 @@ Tutti is up.
   demo page      ${url}   (open it in two tabs, same room)
   XMPP           ${xmpp} (domain ${settings.domain}, guests ${settings.guestDomain}, rooms ${settings.muc})
   WebSocket      ws://127.0.0.1:${settings.httpPort}/xmpp-websocket
+  BOSH           http://127.0.0.1:${settings.httpPort}/http-bind   (the page with &transport=bosh)
   bridge         media udp ${bridge.media}, gRPC ${bridge.grpc}, metrics http://${bridge.http}/metrics, bridge channels ws://${bridge.http}/colibri-ws/
   focus          ${focus.jid}, metrics http://${focus.http}/metrics
   files and logs ${settings.runDir}

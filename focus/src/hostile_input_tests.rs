@@ -7,7 +7,9 @@ use minidom::{Element, Node};
 use crate::jingle::Jingle;
 use crate::sources::{ConferenceSources, EndpointSources};
 use crate::test_support::{jingle_of, SESSION_ACCEPT, TRANSPORT_INFO};
-use crate::to_bridge::{forwarded_from_pb, media_list, source_list, RemoteTransportState};
+use crate::to_bridge::{
+    forwarded_from_pb, media_list, source_list, ContentsPerMedia, RemoteTransportState,
+};
 
 const HOSTILE_VALUES: [&str; 7] = [
     "",
@@ -30,7 +32,8 @@ fn process(element: &Element) {
         Ok(&jingle),
         "what was accepted is written back readable"
     );
-    let _ = media_list(&jingle);
+    let _ = media_list(&jingle, ContentsPerMedia::One);
+    let _ = media_list(&jingle, ContentsPerMedia::Many);
     let _ = RemoteTransportState::new().apply(&jingle);
     if let Ok(sources) = EndpointSources::from_jingle(&jingle) {
         // A bridge that forwards everything it is given, groups included.

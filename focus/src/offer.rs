@@ -1,5 +1,8 @@
 //! What the focus sends a participant: its `session-initiate` (the bridge's transport, the
-//! codecs Jicofo offers and everyone else's sources) and later `source-add` / `source-remove`.
+//! codecs Jicofo offers and everyone else's sources) and later `source-add` / `source-remove`,
+//! in Jitsi's dialect (two contents carrying every remote source, `ssrc-info`, the bridge
+//! channel); [`standard`] is the plain-XEP dialect for standards clients, on the same codecs
+//! and transport.
 
 use tutti_proto::bridge_v1 as pb;
 
@@ -57,7 +60,7 @@ pub enum OfferError {
 /// The focus's `session-initiate` for one participant: audio and video contents in one BUNDLE
 /// over the bridge's ICE-UDP transport, DTLS `actpass` unless the bridge chose otherwise.
 pub fn session_initiate(offer: &SessionInitiate<'_>) -> Result<Jingle, OfferError> {
-    let transport = bridge_transport(offer.bridge_transport)?;
+    let transport = bridge_transport(offer.bridge_transport, true)?;
     let mut jingle = Jingle::new(Action::SessionInitiate, offer.sid);
     jingle.initiator = Some(offer.initiator.to_owned());
     jingle.responder = Some(offer.responder.to_owned());
@@ -230,8 +233,11 @@ impl VideoCodec {
 }
 
 /// The bridge's transport as Jingle: ICE credentials and candidates, the DTLS fingerprint,
-/// rtcp-mux and (Jitsi) the bridge channel's WebSocket URL.
-fn bridge_transport(transport: &pb::Transport) -> Result<IceUdpTransport, OfferError> {
+/// rtcp-mux and, with `bridge_channel` (Jitsi's dialect), the bridge channel's WebSocket URL.
+fn bridge_transport(
+    transport: &pb::Transport,
+    bridge_channel: bool,
+) -> Result<IceUdpTransport, OfferError> {
     let ice = transport.ice.as_ref().ok_or(OfferError::MissingIce)?;
     let dtls = transport.dtls.as_ref().ok_or(OfferError::MissingDtls)?;
     let setup = match pb::DtlsSetup::try_from(dtls.setup) {
@@ -248,7 +254,7 @@ fn bridge_transport(transport: &pb::Transport) -> Result<IceUdpTransport, OfferE
         .enumerate()
         .map(|(index, candidate)| bridge_candidate(index, candidate))
         .collect::<Result<_, _>>()?;
-    if !transport.bridge_channel_url.is_empty() {
+    if bridge_channel && !transport.bridge_channel_url.is_empty() {
         jingle
             .extensions
             .set(&WebSocket::new(&transport.bridge_channel_url));
@@ -285,6 +291,8 @@ fn bridge_candidate(index: usize, candidate: &pb::Candidate) -> Result<Candidate
         extensions: Extensions::default(),
     })
 }
+
+pub mod standard;
 
 #[cfg(test)]
 mod tests;

@@ -149,12 +149,26 @@ impl RemoteTransportState {
     }
 }
 
+/// How many contents of one media type a session has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentsPerMedia {
+    /// Jitsi's dialect: one audio and one video content; a second one is an error.
+    One,
+    /// The plain-XEP dialect: the client's own content of each media first, then one per
+    /// remote stream. The first one of a media gives the payload types and header extensions
+    /// (the focus offers the same in all of them); the directions are those of all of them.
+    Many,
+}
+
 /// What the participant sends and receives, from its `session-accept`: per media type the
 /// payload types (RTX with its `apt`, feedback of the payload type and of the description),
 /// the header extensions the bridge can parse, and the direction. `None` when the stanza
 /// describes no audio or video.
-pub fn media_list(jingle: &Jingle) -> Result<Option<pb::MediaList>, ToBridgeError> {
-    let mut media = Vec::new();
+pub fn media_list(
+    jingle: &Jingle,
+    contents: ContentsPerMedia,
+) -> Result<Option<pb::MediaList>, ToBridgeError> {
+    let mut media: Vec<pb::Media> = Vec::new();
     let mut seen = Vec::new();
     for content in &jingle.contents {
         let Some(description) = &content.description else {
@@ -164,16 +178,21 @@ pub fn media_list(jingle: &Jingle) -> Result<Option<pb::MediaList>, ToBridgeErro
         let Some(kind) = MediaType::from_jingle(media_name) else {
             continue;
         };
-        if seen.contains(&kind) {
-            return Err(ToBridgeError::DuplicateMedia { media: kind });
-        }
-        seen.push(kind);
         let (sends, receives) = match content.senders.unwrap_or(Senders::Both) {
             Senders::Both => (true, true),
             Senders::Initiator => (false, true),
             Senders::Responder => (true, false),
             Senders::None => (false, false),
         };
+        if let Some(index) = seen.iter().position(|known| *known == kind) {
+            if contents == ContentsPerMedia::One {
+                return Err(ToBridgeError::DuplicateMedia { media: kind });
+            }
+            media[index].sends |= sends;
+            media[index].receives |= receives;
+            continue;
+        }
+        seen.push(kind);
         media.push(pb::Media {
             r#type: media_type(kind) as i32,
             payload_types: payload_types(description)?,
@@ -286,6 +305,7 @@ pub fn session_accept_update(
     endpoint: EndpointId<'_>,
     owner: &str,
     accept: &Jingle,
+    contents: ContentsPerMedia,
     transport: &mut RemoteTransportState,
     sources: &EndpointSources,
     outputs: &[SourceOutput],
@@ -294,7 +314,7 @@ pub fn session_accept_update(
         conference_id: endpoint.conference_id.to_owned(),
         endpoint_id: endpoint.endpoint_id.to_owned(),
         transport: transport.apply(accept)?,
-        media: media_list(accept)?,
+        media: media_list(accept, contents)?,
         sources: Some(source_list(owner, sources, outputs)),
     })
 }

@@ -1,5 +1,6 @@
 //! Who gets a session: occupants are invited by the features behind their caps (disco#info,
-//! asked once per caps version), or by default when they advertise no caps or do not answer.
+//! asked once per caps version), or by default when they advertise no caps or do not answer;
+//! and in which dialect (plain XEP Jingle for a client that lists nothing of Jitsi's).
 
 mod support;
 
@@ -13,7 +14,7 @@ use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use tokio_xmpp::Stanza;
 use tutti_focus::capabilities::REQUIRED_FEATURES;
-use tutti_focus::jingle::{Action, Jingle};
+use tutti_focus::jingle::{Action, Jingle, Senders};
 
 const ROOM: &str = "caps@conference.localhost";
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
@@ -103,7 +104,14 @@ async fn occupants_are_invited_by_their_advertised_features() {
     let mut browser_features = REQUIRED_FEATURES.to_vec();
     browser_features.push("urn:xmpp:jingle:apps:rtp:audio");
     answer_features(&mut web, focus, id, &browser_features).await;
-    web.next_jingle(Action::SessionInitiate).await;
+    // Nothing of Jitsi's in its features: a standards client, offered plain XEP Jingle (its
+    // own contents for what it sends, no bridge channel).
+    let (_, offer) = web.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(
+        offer.content("audio").and_then(|c| c.senders),
+        Some(Senders::Responder)
+    );
+    assert!(!String::from(&offer.to_element()).contains("jitsi.org"));
 
     // The same caps again: the verdict is remembered, no second query.
     let mut web2 = XmppClient::connect("web2").await;
@@ -155,7 +163,12 @@ async fn occupants_are_invited_by_their_advertised_features() {
             payload: None,
         })
         .await;
-    silent.next_jingle(Action::SessionInitiate).await;
+    // Taken for a Jitsi client: Jitsi's offer.
+    let (_, offer) = silent.next_jingle(Action::SessionInitiate).await;
+    assert_eq!(
+        offer.content("audio").and_then(|c| c.senders),
+        Some(Senders::Both)
+    );
 
     // No caps at all: invited at once.
     let mut plain = XmppClient::connect("plain").await;

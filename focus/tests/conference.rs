@@ -784,7 +784,7 @@ async fn starttls_needs_a_trusted_certificate() {
     assert!(stderr.contains("certificate"), "{stderr}");
 
     // Trusting the test CA, the focus logs in over TLS and serves the room.
-    let ca = stack.prosody.test_ca();
+    let ca = stack.prosody().test_ca();
     stack.start_focus(&[starttls, ("SSL_CERT_FILE", ca.to_str().unwrap())]);
     let alice = join_and_accept("alice").await;
     assert!(alice.initiate_ssrcs.is_empty());

@@ -263,7 +263,7 @@ async fn the_xmpp_server_restarting_mid_call_loses_nobody() {
     stack.start_focus(&[]);
     let (people, _) = call_of_two(&stack).await;
     let restarted = Instant::now();
-    stack.prosody.shut_down().expect("stopping prosody");
+    stack.prosody().shut_down().expect("stopping prosody");
     stack
         .focus_health_becomes("503", Duration::from_secs(5))
         .await;

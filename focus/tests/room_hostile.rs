@@ -1,7 +1,9 @@
 //! The room state machine under a storm of hostile and out-of-order input, from a seed:
-//! participants joining and leaving at random, session-accepts with stolen, repeated or made-up
+//! participants joining and leaving at random (Jitsi clients and standards clients, whose
+//! sessions have a content per remote stream), session-accepts with stolen, repeated or made-up
 //! SSRCs and wrong sids, source updates for SSRCs nobody sends, terminates and restart
-//! requests, payloads that are not Jingle at all — while the bridge answers in any order,
+//! requests, content-accepts, -rejects and -removes naming contents that exist or not, payloads
+//! that are not Jingle at all — while the bridge answers in any order,
 //! fails, takes its time, or fails for good and the room moves to another; conferences found on
 //! a bridge (its own, or left behind by an earlier focus) and lost XMPP connections come in
 //! between. Nothing panics, the gauges never go negative, and once the bridge
@@ -17,7 +19,8 @@ use std::time::Duration;
 use jid::Jid;
 use minidom::Element;
 use room::*;
-use tutti_focus::jingle::{Action, Jingle};
+use tutti_focus::capabilities::REQUIRED_FEATURES;
+use tutti_focus::jingle::{Action, Content, Jingle, Senders};
 use tutti_focus::room::BridgeError;
 
 /// xorshift64*: the storm's choices, from a seed.
@@ -34,9 +37,19 @@ impl Rng {
 
 const NICKS: [&str; 5] = ["ann", "ben", "cat", "dan", "eve"];
 
-/// Runs the storm; how many session-initiates went out and how many requests were answered
-/// with a result (so that the test knows the storm reached working sessions, not only errors).
-fn storm(seed: u64, steps: usize) -> (usize, usize) {
+/// What a storm reached: session-initiates sent (and of them to standards clients), content-adds
+/// sent, and requests answered with a result — so that the test knows the storm reached working
+/// sessions of both dialects, not only errors.
+#[derive(Default)]
+struct Reached {
+    initiates: usize,
+    standard_initiates: usize,
+    content_adds: usize,
+    results: usize,
+}
+
+fn storm(seed: u64, steps: usize) -> Reached {
+    let mut reached = Reached::default();
     let mut initiates = 0;
     let mut results = 0;
     let mut rng = Rng(seed | 1);
@@ -51,8 +64,9 @@ fn storm(seed: u64, steps: usize) -> (usize, usize) {
             .get(nick)
             .cloned()
             .unwrap_or_else(|| "no-such-sid".to_owned());
-        match rng.below(15) {
+        match rng.below(17) {
             0 | 1 => sim.join(nick),
+            15 => sim.join_with_features(nick, "standard", &REQUIRED_FEATURES),
             2 => {
                 sim.leave(nick);
                 sids.remove(nick);
@@ -107,6 +121,18 @@ fn storm(seed: u64, steps: usize) -> (usize, usize) {
                 sim.room.rejoin(sim.now);
                 sim.join(nick);
             }
+            14 => {
+                let action = [
+                    Action::ContentAccept,
+                    Action::ContentReject,
+                    Action::ContentRemove,
+                ][rng.below(3) as usize];
+                let name =
+                    ["audio", "video", "audio-1", "video-2", "video-5", "0"][rng.below(6) as usize];
+                let mut jingle = Jingle::new(action, &sid);
+                jingle.contents.push(Content::new(name));
+                asked.push(sim.jingle(nick, &jingle));
+            }
             _ => sim.advance(Duration::from_millis(rng.below(3_000))),
         }
         for jingle in NICKS.iter().flat_map(|n| {
@@ -117,7 +143,13 @@ fn storm(seed: u64, steps: usize) -> (usize, usize) {
         }) {
             if jingle.1.action == Action::SessionInitiate {
                 initiates += 1;
+                if jingle.1.content("audio").and_then(|c| c.senders) == Some(Senders::Responder) {
+                    reached.standard_initiates += 1;
+                }
                 sids.insert(jingle.0, jingle.1.sid.clone());
+            }
+            if jingle.1.action == Action::ContentAdd {
+                reached.content_adds += 1;
             }
         }
         assert!(sim.participants() >= 0);
@@ -130,7 +162,9 @@ fn storm(seed: u64, steps: usize) -> (usize, usize) {
         }
     }
     results += settle(&mut sim, &asked);
-    (initiates, results)
+    reached.initiates = initiates;
+    reached.results = results;
+    reached
 }
 
 /// The bridge answers everything, through every back-off; then each of `asked` has exactly one
@@ -145,12 +179,26 @@ fn settle(sim: &mut Sim, asked: &[String]) -> usize {
 
 #[test]
 fn a_storm_of_hostile_input_leaves_the_room_consistent() {
-    let (mut initiates, mut results) = (0, 0);
+    let mut total = Reached::default();
     for seed in 1..=40 {
-        let (i, r) = storm(seed, 400);
-        initiates += i;
-        results += r;
+        let reached = storm(seed, 400);
+        total.initiates += reached.initiates;
+        total.standard_initiates += reached.standard_initiates;
+        total.content_adds += reached.content_adds;
+        total.results += reached.results;
     }
+    let Reached {
+        initiates,
+        standard_initiates,
+        content_adds,
+        results,
+    } = total;
+    println!("{initiates} session-initiates ({standard_initiates} to standards clients), {content_adds} content-adds, {results} results");
     assert!(initiates > 200, "{initiates} session-initiates");
+    assert!(
+        standard_initiates > 30,
+        "{standard_initiates} to standards clients"
+    );
+    assert!(content_adds > 0, "{content_adds} content-adds");
     assert!(results > 200, "{results} requests answered with a result");
 }

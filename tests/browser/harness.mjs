@@ -73,9 +73,12 @@ export async function joinPage(browser, url, room, displayName, {
 /**
  * One test's world: the stack, one Chromium, and the participants opened in it. `run` gets the
  * world; afterwards everything is stopped, and on failure every page is screenshotted and its
- * console printed, with the tails of the stack's logs.
+ * console printed, with the tails of the stack's logs. `server` 'ejabberd' runs the stack on
+ * ejabberd instead of Prosody.
  */
-export async function withWorld(name, run, { camera = 'default', bridges = 1, bridgeEnvs = [], linked = false } = {}) {
+export async function withWorld(name, run, {
+  camera = 'default', bridges = 1, bridgeEnvs = [], linked = false, server = 'prosody',
+} = {}) {
   if (!process.env.TUTTI_TEST_IN_NETNS) {
     throw new Error('browser tests run inside their own network namespace: use tests/browser/run');
   }
@@ -86,6 +89,7 @@ export async function withWorld(name, run, { camera = 'default', bridges = 1, br
     bridges,
     bridgeEnvs,
     linked,
+    server,
     binDir: process.env.TUTTI_BIN_DIR ?? join(root, 'target', 'debug'),
   });
   const args = [...CHROMIUM_ARGS];
@@ -107,7 +111,8 @@ export async function withWorld(name, run, { camera = 'default', bridges = 1, br
     }
     await stack.stop();
   }
-  rmSync(runDir, { recursive: true, force: true });
+  // Retried: a server may still be closing files in it.
+  rmSync(runDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }
 
 /** Starts headless Chromium (TUTTI_CHROMIUM, or `executablePath`) with `args`. */
@@ -263,7 +268,7 @@ class World {
   async report() {
     await reportPages(this.name, this.participants);
     const bridgeLogs = this.stack.bridges.map((_, i) => (i === 0 ? 'bridge.log' : `bridge${i}.log`));
-    for (const log of ['focus.log', ...bridgeLogs, 'prosody.log']) {
+    for (const log of ['focus.log', ...bridgeLogs, 'prosody.log', 'ejabberd.log']) {
       try {
         const lines = readFileSync(join(this.stack.settings.runDir, log), 'utf8').trim().split('\n');
         console.error(`--- ${log} (last 60 lines):\n${lines.slice(-60).join('\n')}`);

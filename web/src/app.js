@@ -116,7 +116,9 @@ function connect() {
         muc: config.muc,
         focus: config.focus,
       },
-      serviceUrl: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/xmpp-websocket`,
+      serviceUrl: transport === 'bosh'
+        ? `${location.protocol}//${location.host}/http-bind`
+        : `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/xmpp-websocket`,
       // TURN servers come from the XMPP domain (XEP-0215); for the bridge connection
       // lib-jitsi-meet keeps only TURN over TCP unless this allows UDP too (`?turnudp=0` on
       // the page's address keeps TCP only).
@@ -148,6 +150,13 @@ const capture = {
  * encoding the layers above.
  */
 const receiveHeight = Number(new URLSearchParams(location.search).get('receive')) || 360;
+
+/**
+ * How the page reaches the XMPP server, from &transport=: 'websocket' (default, /xmpp-websocket)
+ * or 'bosh' (BOSH, XEP-0124/0206, at /http-bind: long-polled HTTP requests, for networks that
+ * let no WebSocket through). lib-jitsi-meet picks BOSH for an http(s) service URL.
+ */
+const transport = new URLSearchParams(location.search).get('transport') === 'bosh' ? 'bosh' : 'websocket';
 
 /** Where the participant is, from the page's address: sent in its MUC presence (empty: none). */
 const region = new URLSearchParams(location.search).get('region') || '';
@@ -368,7 +377,7 @@ page.leave.addEventListener('click', () => {
 // ?room=…&name=… fills the form (links to a room); &autojoin=1 joins at once; &resolution=720
 // and &fps=15 set the camera capture (default 360 lines at up to 30 fps; Chromium sends three
 // simulcast layers from 960x540 up); &receive=720 the tallest video it asks for (default 360);
-// &region=NAME says where the participant is.
+// &region=NAME says where the participant is; &transport=bosh connects over BOSH.
 const query = new URLSearchParams(location.search);
 page.room.value = query.get('room') || '';
 page.name.value = query.get('name') || '';

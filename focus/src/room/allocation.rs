@@ -10,9 +10,11 @@ use tracing::{info, warn};
 use tutti_proto::bridge_v1 as pb;
 
 use super::requests::{self, BridgeAnswer, BridgeError, BridgeRequest, RequestId};
-use super::sessions::Session;
+use super::sessions::{Session, SessionDialect};
 use super::{Metric, Pending, Room};
+use crate::capabilities::Dialect;
 use crate::jingle::{Action, Jingle, Reason, ReasonKind};
+use crate::offer::standard::StandardSession;
 use crate::offer::{self, SessionInitiate};
 
 /// How soon a room whose bridge failed tries it again, doubling up to `BRIDGE_RETRY_MAX`.
@@ -257,7 +259,11 @@ impl Room {
         transport: &pb::Transport,
         started: Instant,
     ) {
-        let Some(occupant) = self.participants.get(nick).map(|p| p.occupant.clone()) else {
+        let Some((occupant, dialect)) = self
+            .participants
+            .get(nick)
+            .map(|p| (p.occupant.clone(), p.dialect))
+        else {
             return;
         };
         // The endpoint's id is the session's: a focus that restarts finds the endpoints of
@@ -266,16 +272,23 @@ impl Room {
         let initiator = self.focus_occupant.to_string();
         let responder = occupant.to_string();
         let views = self.sources.receiver_views_except(&responder);
-        let offer = offer::session_initiate(&SessionInitiate {
+        let offer = SessionInitiate {
             sid: &sid,
             initiator: &initiator,
             responder: &responder,
             bridge_transport: transport,
             sources: &views,
             bridge_session_id: Some(&endpoint_id),
-        });
-        let jingle = match offer {
-            Ok(jingle) => jingle,
+        };
+        let offered = match dialect {
+            Dialect::Jitsi => {
+                offer::session_initiate(&offer).map(|jingle| (SessionDialect::Jitsi, jingle))
+            }
+            Dialect::Standard => StandardSession::initiate(&offer)
+                .map(|(standard, jingle)| (SessionDialect::Standard(Box::new(standard)), jingle)),
+        };
+        let (session_dialect, jingle) = match offered {
+            Ok(offered) => offered,
             Err(error) => {
                 self.expire(
                     BridgeRequest::ExpireEndpoint {
@@ -290,7 +303,12 @@ impl Room {
         };
         if let Some(participant) = self.participants.get_mut(nick) {
             participant.invitation = Invitation::None;
-            participant.session = Some(Session::offered(sid, conference_id, endpoint_id));
+            participant.session = Some(Session::offered(
+                sid,
+                conference_id,
+                endpoint_id,
+                session_dialect,
+            ));
         }
         self.metric(Metric::Sessions {
             state: "pending",

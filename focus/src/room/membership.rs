@@ -15,7 +15,7 @@ use tracing::info;
 use super::allocation::Invitation;
 use super::sessions::{JingleQueue, RequestBudget, RestartLimit, Session};
 use super::{Metric, Room, FOCUS_NICK};
-use crate::capabilities::{self, CapabilityCache};
+use crate::capabilities::{self, CapabilityCache, Dialect};
 use crate::jitsi;
 use crate::sources::ConferenceSources;
 use crate::stanzas;
@@ -25,6 +25,8 @@ pub(super) struct Participant {
     pub(super) occupant: FullJid,
     /// Where its presence says it is (empty: it does not say).
     pub(super) region: String,
+    /// The Jingle it speaks, from its caps (Jitsi's until they say otherwise).
+    pub(super) dialect: Dialect,
     /// Where its bridge endpoint is (allocation.rs).
     pub(super) invitation: Invitation,
     /// The endpoint id of its failed `AllocateEndpoint`, asked for again at the next attempt
@@ -187,6 +189,7 @@ impl Room {
             Participant {
                 occupant: occupant.clone(),
                 region,
+                dialect: Dialect::Jitsi,
                 invitation: Invitation::None,
                 endpoint_attempt: None,
                 session: None,
@@ -205,7 +208,7 @@ impl Room {
             return;
         };
         match capabilities.verdict(&node) {
-            Some(capable) => self.invite_if_capable(now, &occupant, capable),
+            Some(dialect) => self.invite_if_capable(now, &occupant, dialect),
             None => {
                 let id = self.mint_id();
                 self.send(stanzas::iq_get(
@@ -232,19 +235,29 @@ impl Room {
         self.capability_queries.remove(id)
     }
 
-    pub(super) fn invite_if_capable(&mut self, now: Instant, occupant: &FullJid, capable: bool) {
+    /// Invites `occupant` in `dialect`, or not at all (`None`: it takes no Jingle session).
+    pub(super) fn invite_if_capable(
+        &mut self,
+        now: Instant,
+        occupant: &FullJid,
+        dialect: Option<Dialect>,
+    ) {
         let nick = occupant.resource().as_str();
-        let still_waiting = self.participants.get(nick).is_some_and(|p| {
+        let Some(participant) = self.participants.get_mut(nick).filter(|p| {
             p.occupant == *occupant && p.session.is_none() && p.invitation == Invitation::None
-        });
-        if !still_waiting {
+        }) else {
             return;
-        }
-        if capable {
-            self.invite(now, nick);
-        } else {
-            info!(%occupant, "does not advertise Jingle RTP over ICE-UDP with DTLS; not invited");
-            self.metric(Metric::Error("not_jingle_capable"));
+        };
+        match dialect {
+            Some(dialect) => {
+                info!(%occupant, ?dialect, "inviting");
+                participant.dialect = dialect;
+                self.invite(now, nick);
+            }
+            None => {
+                info!(%occupant, "does not advertise Jingle RTP over ICE-UDP with DTLS; not invited");
+                self.metric(Metric::Error("not_jingle_capable"));
+            }
         }
     }
 

@@ -31,7 +31,7 @@ use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::Stanza;
 use tracing::{info, warn};
 
-use crate::capabilities::CapabilityCache;
+use crate::capabilities::{CapabilityCache, Dialect};
 use crate::jingle::{Action, Jingle, Reason, ReasonKind};
 use crate::sources::ConferenceSources;
 use crate::stanzas::{self, Refusal};
@@ -382,7 +382,7 @@ impl Room {
                 if let Some(query) = self.take_capability_query(&id, from.as_ref()) {
                     // No answer is not a "no": invite with the default features, as Jicofo.
                     info!(occupant = %query.occupant, "no disco#info answer; inviting anyway");
-                    self.invite_if_capable(now, &query.occupant, true);
+                    self.invite_if_capable(now, &query.occupant, Some(Dialect::Jitsi));
                     return;
                 }
                 if id == self.configuration_id {
@@ -397,11 +397,13 @@ impl Room {
                 from, id, payload, ..
             } => {
                 if let Some(query) = self.take_capability_query(&id, from.as_ref()) {
-                    let capable = payload
-                        .as_ref()
-                        .is_none_or(crate::capabilities::is_jingle_capable);
-                    capabilities.remember(query.node, capable);
-                    self.invite_if_capable(now, &query.occupant, capable);
+                    // An empty answer says nothing: Jitsi's dialect, as without caps.
+                    let dialect = match &payload {
+                        Some(answer) => crate::capabilities::jingle_dialect(answer),
+                        None => Some(Dialect::Jitsi),
+                    };
+                    capabilities.remember(query.node, dialect);
+                    self.invite_if_capable(now, &query.occupant, dialect);
                 }
             }
         }

@@ -15,6 +15,7 @@ use super::{Metric, Pending, Reply, Room};
 use crate::jingle::{Action, Jingle, Reason, ReasonKind};
 use crate::jitsi::BridgeSession;
 use crate::offer;
+use crate::offer::standard::StandardSession;
 use crate::sources::{EndpointSources, ReceiverView, SourceChange, SourceError};
 use crate::stanzas::Refusal;
 use crate::to_bridge::{self, EndpointId, RemoteTransportState};
@@ -48,17 +49,59 @@ pub(super) struct Session {
     endpoint_id: String,
     pub(super) state: SessionState,
     transport: RemoteTransportState,
+    dialect: SessionDialect,
+}
+
+/// The Jingle a session speaks (see [`crate::capabilities::Dialect`]).
+pub(super) enum SessionDialect {
+    /// Two contents carrying every remote source; `source-add` / `source-remove`.
+    Jitsi,
+    /// One content per remote stream, kept by the session; `content-add` / `content-remove`.
+    Standard(Box<StandardSession>),
 }
 
 impl Session {
     /// The session its session-initiate offers.
-    pub(super) fn offered(sid: String, conference_id: String, endpoint_id: String) -> Session {
+    pub(super) fn offered(
+        sid: String,
+        conference_id: String,
+        endpoint_id: String,
+        dialect: SessionDialect,
+    ) -> Session {
         Session {
             sid,
             conference_id,
             endpoint_id,
             state: SessionState::Pending { queued: Vec::new() },
             transport: RemoteTransportState::new(),
+            dialect,
+        }
+    }
+
+    /// How many contents of one media its session-accept may describe.
+    fn contents_per_media(&self) -> to_bridge::ContentsPerMedia {
+        match self.dialect {
+            SessionDialect::Jitsi => to_bridge::ContentsPerMedia::One,
+            SessionDialect::Standard(_) => to_bridge::ContentsPerMedia::Many,
+        }
+    }
+
+    /// The standards client's contents, if the session is in the plain-XEP dialect.
+    fn standard(&self) -> Option<&StandardSession> {
+        match &self.dialect {
+            SessionDialect::Standard(standard) => Some(standard),
+            SessionDialect::Jitsi => None,
+        }
+    }
+
+    /// Checks that the contents `jingle` names are the session's (plain-XEP dialect; Jitsi
+    /// clients name contents freely, e.g. Chromium's `0` in a transport-info).
+    fn check_content_names(&self, jingle: &Jingle) -> Result<(), Refusal> {
+        match self.standard() {
+            Some(standard) => standard
+                .check_names(jingle)
+                .map_err(|unknown| Refusal::BadRequest(unknown.to_string())),
+            None => Ok(()),
         }
     }
 
@@ -275,8 +318,16 @@ impl Room {
             .and_then(|participant| participant.session.as_ref())
             .map(|session| session.endpoint_id.clone())
             .ok_or(Refusal::UnknownSession)?;
+        if let Some(session) = self.participants.get(nick).and_then(|p| p.session.as_ref()) {
+            session.check_content_names(jingle)?;
+        }
         match jingle.action {
             Action::SessionAccept => self.on_session_accept(nick, jingle),
+            Action::ContentAccept | Action::ContentReject | Action::ContentRemove
+                if self.is_standard(nick) =>
+            {
+                self.on_content_answer(nick, jingle)
+            }
             Action::TransportInfo => self.on_transport_info(nick, jingle),
             Action::SourceAdd | Action::SourceRemove => self.on_source_update(nick, jingle),
             Action::SessionTerminate => {
@@ -312,6 +363,30 @@ impl Room {
                 "the focus does not handle {other}"
             ))),
         }
+    }
+
+    fn is_standard(&self, nick: &str) -> bool {
+        self.participants
+            .get(nick)
+            .and_then(|participant| participant.session.as_ref())
+            .is_some_and(|session| session.standard().is_some())
+    }
+
+    /// A standards client's answer to a `content-add` (`content-accept`, `content-reject`), or
+    /// its `content-remove` of a remote stream's content: refused or removed contents are no
+    /// longer the session's (no `content-remove` follows for them); its own contents stay.
+    fn on_content_answer(&mut self, nick: &str, jingle: &Jingle) -> Result<Step, Refusal> {
+        let session = self
+            .participants
+            .get_mut(nick)
+            .and_then(|participant| participant.session.as_mut())
+            .ok_or(Refusal::UnknownSession)?;
+        if let (SessionDialect::Standard(standard), Action::ContentReject | Action::ContentRemove) =
+            (&mut session.dialect, jingle.action)
+        {
+            standard.forget(jingle);
+        }
+        Ok(Step::Done)
     }
 
     /// Whether the participant may restart its session now (and counts it if so).
@@ -367,6 +442,7 @@ impl Room {
             session.endpoint(),
             &owner,
             jingle,
+            session.contents_per_media(),
             &mut transport,
             &sources,
             trial.outputs(&owner),
@@ -604,8 +680,9 @@ impl Room {
         self.signal(owner, &change.added, Action::SourceAdd);
     }
 
-    /// Sends `view` as `action` (source-add or source-remove) to everyone with a session but
-    /// `owner`; a participant that has not accepted yet gets it after its session-accept.
+    /// Sends `view` as `action` (source-add or source-remove; to standards clients as
+    /// content-add or content-remove) to everyone with a session but `owner`; a participant
+    /// that has not accepted yet gets it after its session-accept.
     fn signal(&mut self, owner: &str, view: &ReceiverView, action: Action) {
         if view.is_empty() {
             return;
@@ -619,9 +696,17 @@ impl Room {
             let Some(session) = participant.session.as_mut() else {
                 continue;
             };
-            let update = match action {
-                Action::SourceAdd => offer::source_add(&session.sid, views),
-                _ => offer::source_remove(&session.sid, views),
+            let update = match (&mut session.dialect, action) {
+                (SessionDialect::Jitsi, Action::SourceAdd) => {
+                    offer::source_add(&session.sid, views)
+                }
+                (SessionDialect::Jitsi, _) => offer::source_remove(&session.sid, views),
+                (SessionDialect::Standard(standard), Action::SourceAdd) => {
+                    standard.content_add(&session.sid, views)
+                }
+                (SessionDialect::Standard(standard), _) => {
+                    standard.content_remove(&session.sid, views)
+                }
             };
             let Some(update) = update else {
                 continue;

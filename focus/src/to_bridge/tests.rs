@@ -26,9 +26,12 @@ fn transport_info(transport: &str) -> Jingle {
 }
 
 fn media_of(xml_content: &str) -> Result<Option<pb::MediaList>, ToBridgeError> {
-    media_list(&parse(&format!(
+    media_list(
+        &parse(&format!(
         "<jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='s'>{xml_content}</jingle>"
-    )))
+    )),
+        ContentsPerMedia::One,
+    )
 }
 
 #[test]
@@ -202,7 +205,7 @@ fn contradictory_transports_are_refused() {
 
 #[test]
 fn captured_session_accept_gives_media() {
-    let media = media_list(&fixture_jingle(SESSION_ACCEPT))
+    let media = media_list(&fixture_jingle(SESSION_ACCEPT), ContentsPerMedia::One)
         .unwrap()
         .unwrap();
     assert_eq!(media.media.len(), 2);
@@ -348,8 +351,16 @@ fn captured_sources_are_given_whole_with_owner_and_groups() {
     assert_eq!(list.groups[1].ssrcs, [1130870372, 1264459138, 3424343406]);
 
     let mut state = RemoteTransportState::new();
-    let request =
-        session_accept_update(ENDPOINT, ALICE, &accept, &mut state, &sources, &[]).unwrap();
+    let request = session_accept_update(
+        ENDPOINT,
+        ALICE,
+        &accept,
+        ContentsPerMedia::One,
+        &mut state,
+        &sources,
+        &[],
+    )
+    .unwrap();
     assert_eq!(request.conference_id, "conf-1");
     assert_eq!(request.endpoint_id, "ep-alice");
     assert!(request.transport.is_some());

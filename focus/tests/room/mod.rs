@@ -27,6 +27,7 @@ pub use common::*;
 
 pub const ROOM: &str = "room@conference.localhost";
 pub const JINGLE_ERRORS: &str = "urn:xmpp:jingle:errors:1";
+pub const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 
 pub fn occupant(nick: &str) -> FullJid {
     FullJid::new(&format!("{ROOM}/{nick}")).expect("an occupant JID")
@@ -147,6 +148,49 @@ impl Sim {
                 .with_from(Jid::from(occupant(nick)))
                 .with_payloads(vec![element]),
         ));
+    }
+
+    /// `nick` enters with XEP-0115 caps of version `ver` and, asked, answers the focus's
+    /// disco#info with `features` (a version the focus knows already is not asked again).
+    pub fn join_with_features(&mut self, nick: &str, ver: &str, features: &[&str]) {
+        let caps: minidom::Element = format!(
+            "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='urn:test' ver='{ver}'/>"
+        )
+        .parse()
+        .expect("a caps element");
+        self.stanza(Stanza::Presence(
+            Presence::available()
+                .with_from(Jid::from(occupant(nick)))
+                .with_payloads(vec![caps]),
+        ));
+        let to = Some(Jid::from(occupant(nick)));
+        let Some(query_id) = self.sent.iter().find_map(|stanza| match stanza {
+            Stanza::Iq(Iq::Get {
+                to: sent_to,
+                id,
+                payload,
+                ..
+            }) if *sent_to == to && payload.is("query", DISCO_INFO) => Some(id.clone()),
+            _ => None,
+        }) else {
+            return;
+        };
+        let listed: String = features
+            .iter()
+            .map(|var| format!("<feature var='{var}'/>"))
+            .collect();
+        let answer: minidom::Element = format!(
+            "<query xmlns='{DISCO_INFO}' node='urn:test#{ver}'>\
+             <identity category='client' type='pc'/>{listed}</query>"
+        )
+        .parse()
+        .expect("a disco#info answer");
+        self.stanza(Stanza::Iq(Iq::Result {
+            from: Some(Jid::from(occupant(nick))),
+            to: Some(Jid::from(occupant("focus"))),
+            id: query_id,
+            payload: Some(answer),
+        }));
     }
 
     pub fn advance(&mut self, by: Duration) {

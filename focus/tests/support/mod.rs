@@ -23,7 +23,9 @@ use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::Stanza;
 use tutti_focus::jingle::{Action, Jingle};
 use tutti_focus::jitsi::WebSocket;
-use tutti_participant::{Participant, ParticipantConfig};
+use tutti_focus::Extensions;
+use tutti_participant::{LocalDescription, Participant, ParticipantConfig, RemoteDescription};
+use tutti_test_harness::ejabberd::{self, Ejabberd};
 use tutti_test_harness::netns;
 use tutti_test_harness::prosody::{self, Prosody};
 
@@ -37,6 +39,15 @@ pub const MUC: &str = "conference.localhost";
 pub const C2S_PORT: u16 = 5222;
 pub const FOCUS_PASSWORD: &str = "focus-secret";
 pub const USER_PASSWORD: &str = "user-secret";
+
+/// As `rerun_in_own_netns`, for a test on ejabberd (`Stack::start_on_ejabberd`): Debian's
+/// ejabberd is installed first when missing.
+pub fn rerun_in_own_netns_with_ejabberd(test_name: &str) -> bool {
+    if !netns::inside_own_netns() {
+        ejabberd::ensure_installed().expect("installing ejabberd");
+    }
+    rerun_in_own_netns(test_name)
+}
 
 /// Re-runs the calling test alone inside a fresh network namespace (`lo` up) and returns true
 /// in the parent, which then only reports the child's result; returns false inside, where the
@@ -104,12 +115,19 @@ pub fn ready_line(child: &mut Child, timeout: Duration) -> Option<String> {
         .filter(|line| !line.is_empty())
 }
 
-/// The whole stack: Prosody, bridge, focus.
+/// The XMPP server of a stack.
+pub enum Server {
+    Prosody(Prosody),
+    /// Debian's ejabberd, the same domain, port and MUC service (`Stack::start_on_ejabberd`).
+    Ejabberd(Ejabberd),
+}
+
+/// The whole stack: the XMPP server (Prosody unless said otherwise), bridge, focus.
 pub struct Stack {
     /// What the focus processes started by `spawn_focus` wrote to stderr, line by line, once
     /// they were up.
     pub focus_log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    pub prosody: Prosody,
+    pub server: Server,
     pub bridge: Option<Process>,
     pub bridge_grpc: SocketAddr,
     pub bridge_http: SocketAddr,
@@ -143,7 +161,7 @@ impl Stack {
         let nowhere = SocketAddr::from(([127, 0, 0, 1], 9));
         Stack {
             focus_log: Default::default(),
-            prosody,
+            server: Server::Prosody(prosody),
             bridge: None,
             bridge_grpc: nowhere,
             bridge_http: nowhere,
@@ -172,12 +190,39 @@ impl Stack {
         let (bridge, bridge_grpc, bridge_http) = start_bridge(bridge_env);
         Stack {
             focus_log: Default::default(),
-            prosody,
+            server: Server::Prosody(prosody),
             bridge: Some(bridge),
             bridge_grpc,
             bridge_http,
             focus: None,
             focus_http: None,
+        }
+    }
+
+    /// As `start`, on ejabberd instead of Prosody: the same domain, client port and MUC
+    /// service, rooms open with real JIDs shown, the accounts `focus` and `users`.
+    pub fn start_on_ejabberd(name: &str, users: &[&str]) -> Stack {
+        let dir = std::env::temp_dir().join(format!("tutti-focus-{name}-{}", std::process::id()));
+        let accounts: Vec<(&str, &str)> = std::iter::once(("focus", FOCUS_PASSWORD))
+            .chain(users.iter().map(|user| (*user, USER_PASSWORD)))
+            .collect();
+        let server = Ejabberd::start(dir, DOMAIN, C2S_PORT, &accounts).expect("starting ejabberd");
+        let (bridge, bridge_grpc, bridge_http) = start_bridge(&[]);
+        Stack {
+            server: Server::Ejabberd(server),
+            bridge: Some(bridge),
+            bridge_grpc,
+            bridge_http,
+            focus: None,
+            focus_http: None,
+        }
+    }
+
+    /// The stack's Prosody (panics on ejabberd).
+    pub fn prosody(&mut self) -> &mut Prosody {
+        match &mut self.server {
+            Server::Prosody(prosody) => prosody,
+            Server::Ejabberd(_) => panic!("this stack runs ejabberd"),
         }
     }
 
@@ -363,11 +408,11 @@ impl Stack {
 
     /// Stops Prosody, as a crash would; `start_prosody_again` brings it back with its accounts.
     pub fn stop_prosody(&mut self) {
-        self.prosody.stop();
+        self.prosody().stop();
     }
 
     pub fn start_prosody_again(&mut self) {
-        self.prosody.start().expect("starting prosody again");
+        self.prosody().start().expect("starting prosody again");
     }
 
     /// Waits (up to `wait`) until the focus's /health answers with `status` (e.g. "200").
@@ -456,7 +501,8 @@ async fn http_get(address: SocketAddr, path: &str) -> (String, String) {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        // The focus first, then the bridge; Prosody (and its directory) goes last, as a field.
+        // The focus first, then the bridge; the server (and its directory) goes last, as a
+        // field.
         self.focus = None;
         self.bridge = None;
     }

@@ -9,12 +9,15 @@
 //! - [`dns`]: a real DNS server (dnsmasq) with records the test sets, and a program run with
 //!   it as its resolver;
 //! - [`prosody`]: the one Prosody configuration (`prosody.cfg.lua.in`, which
-//!   `scripts/stack.mjs` fills as well), and a Prosody process with its accounts.
+//!   `scripts/stack.mjs` fills as well), and a Prosody process with its accounts;
+//! - [`ejabberd`]: Debian's ejabberd as the other XMPP server, with the same domain, port and
+//!   MUC service for the focus's tests.
 //!
 //! The binary `in-own-netns PROGRAM [ARG...]` runs a program in a fresh network namespace for
 //! the shell scripts (`bench/bridge`, `bench/focus`, `tests/browser/run`).
 
 pub mod certs;
 pub mod dns;
+pub mod ejabberd;
 pub mod netns;
 pub mod prosody;

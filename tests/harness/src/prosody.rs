@@ -12,7 +12,7 @@
 //! | `DIR` | the run directory: pid file, `prosody-data/`, `certs/`, `www/` (the stack's page) |
 //! | `DOMAIN` | the focus's (and test users') host; guests at `guest.DOMAIN`, rooms at `conference.DOMAIN` |
 //! | `C2S_PORT` | the client port on 127.0.0.1 |
-//! | `HTTP_PORT` | the HTTP port (page, `/xmpp-websocket`) or `nil` (default): none |
+//! | `HTTP_PORT` | the HTTP port (page, `/xmpp-websocket`, BOSH at `/http-bind`) or `nil` (default): none |
 //! | `STARTTLS` | `true`: offer STARTTLS with `certs/DOMAIN.crt` and `.key`; default `false` |
 //! | `LOG_LEVEL`, `LOG_TO` | default `warn` to `*stderr` |
 //! | `GC_THRESHOLD`, `GC_SPEED` | Lua's incremental collector; default 200 and 200 |

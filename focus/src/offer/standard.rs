@@ -1,0 +1,263 @@
+//! Plain XEP Jingle for standards clients (those whose caps list no Jitsi feature, see
+//! [`crate::capabilities`]): what the focus offers them and keeps current, with nothing of
+//! Jitsi's.
+//!
+//! WebRTC stacks and the Jingle clients built on them map a content to an SDP m-line and route
+//! each received stream by MID or by the SSRCs of an m-line, so several senders in one content
+//! reach them as one garbled stream. A standards client therefore gets:
+//!
+//! - its own `audio` and `video` contents for what it sends (`senders='responder'`);
+//! - **one content per remote stream** (XEP-0166/0167), `senders='initiator'`, each with its own
+//!   XEP-0339 source (the SSRC the bridge forwards it under, its RTX SSRC in an FID group, an
+//!   `msid` of its own and the sender's `cname`), added with `content-add` when the bridge starts
+//!   forwarding it and taken away with `content-remove` when it stops;
+//! - every content BUNDLEd (XEP-0338) on the bridge's one ICE-UDP transport (XEP-0176, the
+//!   bridge a full, controlling agent), `rtcp-mux`, the bridge's DTLS fingerprint with `setup`
+//!   (XEP-0320), the codecs with their RTCP feedback (XEP-0293) and the header extensions
+//!   (XEP-0294) that the Jitsi offer has too.
+//!
+//! A content's name is never given to another stream in the same session: the client's m-line
+//! of a removed content may be recycled for a new content, but with a new MID (JSEP, RFC 8829
+//! §5.2.2), so a name is the identity of one stream. The session holds only the contents of the
+//! streams that are forwarded now, however many came and went.
+
+use crate::jingle::{
+    Action, Content, Creator, Group, IceUdpTransport, Jingle, Parameter, RtpDescription, Senders,
+    Source, SourceGroup,
+};
+use crate::sources::{MediaType, ReceiverView};
+
+use super::{audio_description, bridge_transport, video_description, OfferError, SessionInitiate};
+
+/// One stream the bridge forwards to the client: a content of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteStream {
+    /// The occupant JID of its sender.
+    pub owner: String,
+    pub media: MediaType,
+    /// The SSRC the bridge forwards it under.
+    pub ssrc: u32,
+    /// Its retransmissions' SSRC.
+    pub rtx: Option<u32>,
+    /// The sender's `msid` of it, if it gave one.
+    pub msid: Option<String>,
+}
+
+impl RemoteStream {
+    /// The streams of what a receiver is shown of one sender: every SSRC that is not the RTX
+    /// of another (the bridge forwards one stream per source, see [`crate::sources`]).
+    pub fn of_view(view: &ReceiverView) -> Vec<RemoteStream> {
+        let sources = view.sources();
+        let is_rtx = |ssrc: u32| {
+            sources.groups.iter().any(|group| {
+                group.semantics == crate::jingle::GroupSemantics::Fid
+                    && group.ssrcs.get(1) == Some(&ssrc)
+            })
+        };
+        sources
+            .sources
+            .iter()
+            .filter(|source| !is_rtx(source.ssrc))
+            .map(|source| RemoteStream {
+                owner: view.owner().to_owned(),
+                media: source.media,
+                ssrc: source.ssrc,
+                rtx: sources.rtx_of(source.ssrc),
+                msid: source.msid.clone(),
+            })
+            .collect()
+    }
+
+    /// The `msid` the client gets: the sender's, or one of the stream's own (`cname` as the
+    /// MediaStream, so a sender's audio and video are one stream to the client).
+    fn msid(&self) -> String {
+        self.msid
+            .clone()
+            .unwrap_or_else(|| format!("{} {}-{}", self.cname(), self.media, self.ssrc))
+    }
+
+    /// The sender's RTCP CNAME: its nick, shared by all its streams (lip sync).
+    fn cname(&self) -> &str {
+        self.owner.rsplit('/').next().unwrap_or(&self.owner)
+    }
+
+    fn content(&self, name: &str, transport: &IceUdpTransport) -> Content {
+        let mut description = description(self.media);
+        let mut ssrcs = vec![self.ssrc];
+        ssrcs.extend(self.rtx);
+        for ssrc in ssrcs {
+            let mut source = Source::new(ssrc);
+            source.parameters = vec![
+                Parameter::new("cname", self.cname()),
+                Parameter::new("msid", self.msid()),
+            ];
+            description.sources.push(source);
+        }
+        if let Some(rtx) = self.rtx {
+            description.source_groups.push(SourceGroup::new(
+                crate::jingle::GroupSemantics::Fid,
+                vec![self.ssrc, rtx],
+            ));
+        }
+        let mut content = Content::new(name);
+        content.creator = Some(Creator::Initiator);
+        content.senders = Some(Senders::Initiator);
+        content.description = Some(description);
+        content.transport = Some(transport.clone());
+        content
+    }
+}
+
+/// The contents of one standards client's session, as the focus offered them.
+#[derive(Debug, Clone)]
+pub struct StandardSession {
+    /// The bridge's transport as offered: every content carries it.
+    transport: IceUdpTransport,
+    /// The remote streams the client has a content for, in the order they were added.
+    streams: Vec<StreamContent>,
+    /// Numbers the next content; names are never reused in a session.
+    next: u64,
+}
+
+/// A remote stream's content in a session.
+#[derive(Debug, Clone)]
+struct StreamContent {
+    owner: String,
+    ssrc: u32,
+    name: String,
+}
+
+/// A content a standards client named that the session does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the session has no content named '{0}' (XEP-0166: contents are the ones the focus offered)"
+)]
+pub struct UnknownContent(pub String);
+
+impl StandardSession {
+    /// The `session-initiate` for a standards client: its own audio and video contents and one
+    /// content per stream of `offer.sources`; with the session that keeps them.
+    pub fn initiate(offer: &SessionInitiate<'_>) -> Result<(StandardSession, Jingle), OfferError> {
+        let mut session = StandardSession {
+            transport: bridge_transport(offer.bridge_transport, false)?,
+            streams: Vec::new(),
+            next: 0,
+        };
+        let mut jingle = Jingle::new(Action::SessionInitiate, offer.sid);
+        jingle.initiator = Some(offer.initiator.to_owned());
+        jingle.responder = Some(offer.responder.to_owned());
+        for media in [MediaType::Audio, MediaType::Video] {
+            let mut content = Content::new(media.as_str());
+            content.creator = Some(Creator::Initiator);
+            content.senders = Some(Senders::Responder);
+            content.description = Some(description(media));
+            content.transport = Some(session.transport.clone());
+            jingle.contents.push(content);
+        }
+        jingle.contents.extend(session.new_contents(offer.sources));
+        jingle.groups.push(session.bundle());
+        Ok((session, jingle))
+    }
+
+    /// A `content-add` of the streams of `views` the client has no content for yet (with the
+    /// BUNDLE group of every content); `None` when there are none.
+    pub fn content_add(&mut self, sid: &str, views: &[ReceiverView]) -> Option<Jingle> {
+        let contents = self.new_contents(views);
+        if contents.is_empty() {
+            return None;
+        }
+        let mut jingle = Jingle::new(Action::ContentAdd, sid);
+        jingle.contents = contents;
+        jingle.groups.push(self.bundle());
+        Some(jingle)
+    }
+
+    /// A `content-remove` of the contents of the streams of `views`; `None` when the client
+    /// has none of them.
+    pub fn content_remove(&mut self, sid: &str, views: &[ReceiverView]) -> Option<Jingle> {
+        let mut jingle = Jingle::new(Action::ContentRemove, sid);
+        for stream in views.iter().flat_map(RemoteStream::of_view) {
+            if let Some(index) = self.position(&stream) {
+                let mut content = Content::new(self.streams.remove(index).name);
+                content.creator = Some(Creator::Initiator);
+                jingle.contents.push(content);
+            }
+        }
+        (!jingle.contents.is_empty()).then_some(jingle)
+    }
+
+    /// Checks that every content `jingle` names is one of the session's.
+    pub fn check_names(&self, jingle: &Jingle) -> Result<(), UnknownContent> {
+        match jingle
+            .contents
+            .iter()
+            .find(|content| !self.has_content(&content.name))
+        {
+            Some(content) => Err(UnknownContent(crate::error::quote(&content.name))),
+            None => Ok(()),
+        }
+    }
+
+    /// The client refused or removed these contents of remote streams (`content-reject`,
+    /// `content-remove`): they are no longer the session's. Its own contents stay.
+    pub fn forget(&mut self, jingle: &Jingle) {
+        self.streams.retain(|stream| {
+            !jingle
+                .contents
+                .iter()
+                .any(|content| content.name == stream.name)
+        });
+    }
+
+    /// How many contents the session has (its own two and one per remote stream).
+    pub fn content_count(&self) -> usize {
+        2 + self.streams.len()
+    }
+
+    fn has_content(&self, name: &str) -> bool {
+        MediaType::from_jingle(name).is_some() || self.streams.iter().any(|s| s.name == name)
+    }
+
+    fn position(&self, stream: &RemoteStream) -> Option<usize> {
+        self.streams
+            .iter()
+            .position(|known| known.owner == stream.owner && known.ssrc == stream.ssrc)
+    }
+
+    fn new_contents(&mut self, views: &[ReceiverView]) -> Vec<Content> {
+        let mut contents = Vec::new();
+        for stream in views.iter().flat_map(RemoteStream::of_view) {
+            if self.position(&stream).is_some() {
+                continue;
+            }
+            self.next += 1;
+            let name = format!("{}-{}", stream.media, self.next);
+            contents.push(stream.content(&name, &self.transport));
+            self.streams.push(StreamContent {
+                owner: stream.owner,
+                ssrc: stream.ssrc,
+                name,
+            });
+        }
+        contents
+    }
+
+    fn bundle(&self) -> Group {
+        Group::bundle(
+            [MediaType::Audio, MediaType::Video]
+                .into_iter()
+                .map(|media| media.as_str().to_owned())
+                .chain(self.streams.iter().map(|stream| stream.name.clone())),
+        )
+    }
+}
+
+fn description(media: MediaType) -> RtpDescription {
+    match media {
+        MediaType::Audio => audio_description(),
+        MediaType::Video => video_description(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

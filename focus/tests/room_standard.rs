@@ -1,0 +1,279 @@
+//! A standards client (caps with the Jingle features and none of Jitsi's) in a room with
+//! lib-jitsi-meet clients: it is offered plain XEP Jingle — its own audio and video contents,
+//! one content per remote stream, kept current with content-add / content-remove — while the
+//! Jitsi clients keep their dialect and get its sources as source-add; its mistakes get
+//! XEP-0166 errors and its session survives them.
+
+mod room;
+
+use room::*;
+use tokio_xmpp::parsers::stanza_error::DefinedCondition;
+use tutti_focus::capabilities::REQUIRED_FEATURES;
+use tutti_focus::jingle::{
+    Action, Content, Creator, Group, Jingle, Parameter, PayloadType, RtpDescription, Senders,
+    Source,
+};
+use tutti_focus::room::BridgeRequest;
+
+/// What a GStreamer- or libwebrtc-based desktop client lists: the XEPs, nothing of Jitsi's.
+fn standard_features() -> Vec<&'static str> {
+    let mut features = REQUIRED_FEATURES.to_vec();
+    features.extend([
+        "urn:xmpp:jingle:apps:rtp:audio",
+        "urn:xmpp:jingle:apps:rtp:video",
+        "urn:xmpp:jingle:apps:rtp:rtcp-fb:0",
+        "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0",
+        "urn:xmpp:jingle:apps:grouping:0",
+        "urn:xmpp:jingle-message:0",
+    ]);
+    features
+}
+
+fn names(jingle: &Jingle) -> Vec<&str> {
+    jingle.contents.iter().map(|c| c.name.as_str()).collect()
+}
+
+/// A standards client's session-accept of `initiate`: its own audio (SSRC `ssrc`) and video
+/// (`ssrc + 1`) with msids, every remote stream's content accepted receive-only.
+fn standard_accept(initiate: &Jingle, nick: &str, ssrc: u32) -> Jingle {
+    let transport = participant_transport(nick);
+    let mut accept = Jingle::new(Action::SessionAccept, &initiate.sid);
+    for offered in &initiate.contents {
+        let media = offered
+            .description
+            .as_ref()
+            .and_then(|d| d.media.clone())
+            .unwrap();
+        let mut description = RtpDescription::new(&media);
+        description.payload_types = match media.as_str() {
+            "audio" => vec![PayloadType::new(111, "opus", 48000, Some(2))],
+            _ => vec![PayloadType::new(100, "VP8", 90000, None)],
+        };
+        description.rtcp_mux = true;
+        let own = offered.name == "audio" || offered.name == "video";
+        if own {
+            let own_ssrc = if media == "audio" { ssrc } else { ssrc + 1 };
+            let mut source = Source::new(own_ssrc);
+            source.parameters = vec![Parameter::new("msid", format!("{nick} {nick}-{media}"))];
+            description.sources.push(source);
+        }
+        let mut content = Content::new(offered.name.clone());
+        content.creator = Some(Creator::Initiator);
+        content.senders = offered.senders;
+        content.description = Some(description);
+        content.transport = Some(transport.clone());
+        accept.contents.push(content);
+    }
+    accept.groups.push(Group::bundle(
+        initiate.contents.iter().map(|c| c.name.clone()),
+    ));
+    accept
+}
+
+fn ssrcs_of(jingle: &Jingle) -> Vec<u32> {
+    jingle
+        .contents
+        .iter()
+        .filter_map(|c| c.description.as_ref())
+        .flat_map(|d| d.sources.iter().map(|s| s.ssrc))
+        .collect()
+}
+
+#[test]
+fn a_standards_client_gets_one_content_per_stream_and_jitsi_clients_keep_their_dialect() {
+    let mut sim = Sim::new();
+    sim.join_and_accept("ada", 100);
+
+    sim.join_with_features("gus", "v1", &standard_features());
+    sim.answer_all();
+    let initiate = sim.take_jingle("gus", Action::SessionInitiate);
+    assert_eq!(names(&initiate), ["audio", "video", "audio-1", "video-2"]);
+    assert_eq!(
+        initiate.groups,
+        [Group::bundle(["audio", "video", "audio-1", "video-2"])]
+    );
+    assert_eq!(
+        initiate.content("audio").unwrap().senders,
+        Some(Senders::Responder)
+    );
+    let ada_audio = initiate.content("audio-1").unwrap();
+    assert_eq!(ada_audio.senders, Some(Senders::Initiator));
+    assert_eq!(
+        ssrcs_of(&Jingle {
+            contents: vec![ada_audio.clone()],
+            ..Jingle::new(Action::SessionInitiate, "x")
+        }),
+        [100]
+    );
+    let text = String::from(&initiate.to_element());
+    assert!(!text.contains("jitsi.org"), "plain XEP only: {text}");
+
+    // gus accepts with its sources: ada, a Jitsi client, hears of them as source-add.
+    let id = sim.jingle("gus", &standard_accept(&initiate, "gus", 300));
+    let (request_id, request) = sim.take_request("UpdateEndpoint");
+    let BridgeRequest::UpdateEndpoint(update) = &request else {
+        unreachable!()
+    };
+    let media = &update.media.as_ref().unwrap().media;
+    assert_eq!(media.len(), 2, "one entry per media for the bridge");
+    assert!(media.iter().all(|m| m.sends && m.receives));
+    sim.answer(request_id, Ok(yes(&request)));
+    assert_eq!(sim.reply(&id), Ok(()));
+    let add = sim.take_jingle("ada", Action::SourceAdd);
+    assert_eq!(ssrcs_of(&add), [300, 301]);
+
+    // cy, another Jitsi client, joins: its offer carries gus's sources in Jitsi's dialect, and
+    // gus gets cy's streams as contents of their own.
+    let cy = sim.join_and_accept("cy", 500);
+    assert!(ssrcs_of(&cy).contains(&300));
+    assert_eq!(cy.contents.len(), 2);
+    let added = sim.take_jingle("gus", Action::ContentAdd);
+    assert_eq!(names(&added), ["audio-3", "video-4"]);
+    assert_eq!(ssrcs_of(&added)[0], 500);
+    assert!(added
+        .contents
+        .iter()
+        .all(|c| c.senders == Some(Senders::Initiator) && c.transport.is_some()));
+    assert_eq!(
+        added.groups,
+        [Group::bundle([
+            "audio", "video", "audio-1", "video-2", "audio-3", "video-4"
+        ])]
+    );
+    let mut content_accept = Jingle::new(Action::ContentAccept, &initiate.sid);
+    content_accept.contents = added.contents.clone();
+    let id = sim.jingle("gus", &content_accept);
+    assert_eq!(sim.reply(&id), Ok(()));
+
+    // cy leaves: its contents are removed from gus's session.
+    sim.leave("cy");
+    sim.answer_all();
+    let removed = sim.take_jingle("gus", Action::ContentRemove);
+    assert_eq!(names(&removed), ["audio-3", "video-4"]);
+    sim.take_jingle("ada", Action::SourceRemove);
+
+    // dee joins after: a new name, not cy's.
+    sim.join_and_accept("dee", 700);
+    let added = sim.take_jingle("gus", Action::ContentAdd);
+    assert_eq!(names(&added), ["audio-5", "video-6"]);
+    assert_eq!(sim.errors("bad_request"), 0);
+}
+
+#[test]
+fn a_standards_clients_mistakes_get_xep_0166_errors_and_the_session_survives() {
+    let mut sim = Sim::new();
+    sim.join_and_accept("ada", 100);
+    sim.join_with_features("gus", "v1", &standard_features());
+    sim.answer_all();
+    let initiate = sim.take_jingle("gus", Action::SessionInitiate);
+
+    // A content the focus did not offer.
+    let mut unoffered = standard_accept(&initiate, "gus", 300);
+    unoffered.contents[2].name = "screen".to_owned();
+    let id = sim.jingle("gus", &unoffered);
+    let (condition, _, text) = sim.reply(&id).unwrap_err();
+    assert_eq!(condition, DefinedCondition::BadRequest);
+    assert!(text.contains("screen"), "{text}");
+
+    // No DTLS fingerprint.
+    let mut insecure = standard_accept(&initiate, "gus", 300);
+    for content in &mut insecure.contents {
+        content.transport.as_mut().unwrap().fingerprints.clear();
+    }
+    let id = sim.jingle("gus", &insecure);
+    let (condition, _, text) = sim.reply(&id).unwrap_err();
+    assert_eq!(condition, DefinedCondition::BadRequest);
+    assert!(text.contains("fingerprint"), "{text}");
+    assert!(!sim.has_request("UpdateEndpoint"));
+
+    // The session is still there: a proper accept goes through.
+    let id = sim.jingle("gus", &standard_accept(&initiate, "gus", 300));
+    sim.answer_all();
+    assert_eq!(sim.reply(&id), Ok(()));
+    assert_eq!(sim.sessions("active"), 2);
+
+    // A trickled candidate for an unknown content, then for a known one.
+    let mut info = Jingle::new(Action::TransportInfo, &initiate.sid);
+    let mut content = Content::new("0");
+    content.transport = Some(participant_transport("gus"));
+    info.contents.push(content);
+    let id = sim.jingle("gus", &info);
+    assert_eq!(sim.reply(&id).unwrap_err().0, DefinedCondition::BadRequest);
+    info.contents[0].name = "video-2".to_owned();
+    let id = sim.jingle("gus", &info);
+    sim.answer_all();
+    assert_eq!(sim.reply(&id), Ok(()));
+
+    // A content-add from the client is not taken.
+    let mut add = Jingle::new(Action::ContentAdd, &initiate.sid);
+    add.contents.push(Content::new("audio"));
+    let id = sim.jingle("gus", &add);
+    assert_eq!(
+        sim.reply(&id).unwrap_err().0,
+        DefinedCondition::FeatureNotImplemented
+    );
+
+    // gus refuses ada's video: when ada leaves, only her audio's content is removed.
+    let mut reject = Jingle::new(Action::ContentReject, &initiate.sid);
+    reject.contents.push(Content::new("video-2"));
+    let id = sim.jingle("gus", &reject);
+    assert_eq!(sim.reply(&id), Ok(()));
+    sim.leave("ada");
+    sim.answer_all();
+    let removed = sim.take_jingle("gus", Action::ContentRemove);
+    assert_eq!(names(&removed), ["audio-1"]);
+}
+
+#[test]
+fn a_jitsi_client_with_caps_keeps_the_jitsi_offer() {
+    let mut sim = Sim::new();
+    let mut features = REQUIRED_FEATURES.to_vec();
+    features.push("http://jitsi.org/json-encoded-sources");
+    sim.join_with_features("ljm", "j1", &features);
+    sim.answer_all();
+    let initiate = sim.take_jingle("ljm", Action::SessionInitiate);
+    assert_eq!(names(&initiate), ["audio", "video"]);
+    assert!(String::from(&initiate.to_element()).contains("http://jitsi.org/protocol/focus"));
+}
+
+#[test]
+fn fifty_joins_and_leaves_leave_a_standards_clients_session_as_it_was() {
+    let mut sim = Sim::new();
+    sim.join_and_accept("ada", 100);
+    sim.join_with_features("gus", "v1", &standard_features());
+    sim.answer_all();
+    let initiate = sim.take_jingle("gus", Action::SessionInitiate);
+    let id = sim.jingle("gus", &standard_accept(&initiate, "gus", 300));
+    sim.answer_all();
+    assert_eq!(sim.reply(&id), Ok(()));
+    let mut contents: Vec<String> = initiate.contents.iter().map(|c| c.name.clone()).collect();
+    let mut names_seen = contents.clone();
+    for round in 0..50 {
+        let nick = format!("p{round}");
+        sim.join_and_accept(&nick, 1000 + 10 * round);
+        let added = sim.take_jingle("gus", Action::ContentAdd);
+        for content in &added.contents {
+            assert!(
+                !names_seen.contains(&content.name),
+                "{} again",
+                content.name
+            );
+            names_seen.push(content.name.clone());
+            contents.push(content.name.clone());
+        }
+        assert_eq!(
+            added.groups,
+            [Group::bundle(contents.clone())],
+            "the BUNDLE group lists the session's contents"
+        );
+        sim.leave(&nick);
+        sim.answer_all();
+        let removed = sim.take_jingle("gus", Action::ContentRemove);
+        contents.retain(|name| !removed.contents.iter().any(|c| c.name == *name));
+        sim.take_jingles("ada");
+    }
+    // Its own two and ada's two, as after its session-accept; 100 streams came and went.
+    assert_eq!(contents, ["audio", "video", "audio-1", "video-2"]);
+    assert_eq!(names_seen.len(), 4 + 100);
+    assert_eq!(sim.sessions("active"), 2);
+}
