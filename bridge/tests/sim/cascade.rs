@@ -1,0 +1,273 @@
+//! One conference on two bridges' cores, linked by a relay the way the focus links them
+//! (docs/bridge.md, Cascading): a relay allocated on each (the first bridge's ICE agent
+//! controlling and DTLS client), each given the other's transport and link id, and each told
+//! the participants on the other with their sources. Participants join either bridge; every
+//! one is told of every other's sources, wherever it is.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tutti_bridge::media::stats::Counters;
+use tutti_bridge::media::{
+    Command, EndpointState, MediaConfig, RelayTransport, RemoteEndpoint, RemoteSetup,
+    RemoteTransport, SpeakerSettings,
+};
+use tutti_sim::{LinkConfig, NodeId, PeerConfig, Sim, SimPeer};
+
+use super::{expect, media_config, sources, BridgeNode, CONFERENCE};
+
+/// The relay's id on both bridges.
+pub const RELAY: &str = "relay";
+/// The id each bridge gives the relay (the other ends its datagrams with it).
+const LINK_IDS: [u32; 2] = [0x0000_0a01, 0x0000_0b02];
+const BRIDGES: [&str; 2] = ["10.0.0.1:10000", "10.0.0.2:10000"];
+
+pub struct Cascade {
+    pub sim: Sim,
+    pub bridges: [NodeId<BridgeNode>; 2],
+    /// Every participant and the bridge (0 or 1) it is on.
+    pub peers: Vec<(NodeId<SimPeer>, usize)>,
+    next_host: u8,
+    delay: Duration,
+}
+
+impl Cascade {
+    /// Two bridges with a relay between them, every link with `delay_ms` of one-way delay.
+    pub fn new(seed: u64, delay_ms: u64) -> Cascade {
+        let start = Instant::now();
+        let delay = Duration::from_millis(delay_ms);
+        let mut sim = Sim::new(seed, start);
+        sim.net.set_default_link(LinkConfig::new().delay(delay));
+        let bridges = [0, 1].map(|i| {
+            let node = BridgeNode::at(
+                BRIDGES[i].parse().unwrap(),
+                seed + i as u64,
+                start,
+                tutti_dtls::SrtpProfiles::GcmThenAesCm,
+                SpeakerSettings::default(),
+            );
+            sim.add(&format!("bridge-{i}"), node)
+        });
+        let ice = [0, 1].map(|_| tutti_ice::Credentials::random());
+        for i in 0..2 {
+            let ice = ice[i].clone();
+            sim.with(bridges[i], |b, now| {
+                b.command(
+                    now,
+                    Command::CreateConference {
+                        conference_id: CONFERENCE.into(),
+                    },
+                );
+                b.command(
+                    now,
+                    Command::AllocateRelay {
+                        conference_id: CONFERENCE.into(),
+                        relay_id: RELAY.into(),
+                        link_id: LINK_IDS[i],
+                        ice,
+                        controlling: i == 0,
+                    },
+                );
+            });
+        }
+        for i in 0..2 {
+            let far = 1 - i;
+            let (far_addr, far_fingerprint) = {
+                let node = sim.node(bridges[far]);
+                (node.addr, node.fingerprint)
+            };
+            let transport = RelayTransport {
+                remote: RemoteTransport {
+                    ufrag: ice[far].ufrag.clone(),
+                    pwd: ice[far].pwd.clone(),
+                    candidates: vec![(far_addr, 2_130_706_431)],
+                    fingerprint: far_fingerprint,
+                    // The controlling side is the DTLS client: its far side waits.
+                    setup: if i == 0 {
+                        RemoteSetup::Passive
+                    } else {
+                        RemoteSetup::Active
+                    },
+                },
+                link_id: LINK_IDS[far],
+            };
+            sim.with(bridges[i], |b, now| {
+                b.command(
+                    now,
+                    Command::UpdateRelay {
+                        conference_id: CONFERENCE.into(),
+                        relay_id: RELAY.into(),
+                        transport: Some(transport),
+                        media: Some(relay_media()),
+                        remote_endpoints: None,
+                    },
+                )
+            });
+        }
+        Cascade {
+            sim,
+            bridges,
+            peers: Vec::new(),
+            next_host: 2,
+            delay,
+        }
+    }
+
+    /// A browser-like participant's configuration at the next free address.
+    pub fn peer_config(&mut self, name: &str) -> PeerConfig {
+        let addr = SocketAddr::from(([10, 0, 1, self.next_host], 5000));
+        self.next_host += 1;
+        PeerConfig::new(name, addr, u64::from(self.next_host))
+    }
+
+    /// Joins a participant to bridge `bridge` as the focus does: an endpoint there with its
+    /// transport, media and sources; the other bridge told of it behind the relay; everyone
+    /// told of its sources and it of everyone's.
+    pub fn join(&mut self, bridge: usize, config: PeerConfig) -> NodeId<SimPeer> {
+        let peer = SimPeer::new(config.clone(), self.sim.start());
+        let id = self.sim.add(&config.name, peer);
+        let local = self.sim.node(id).local();
+        let ice = tutti_ice::Credentials::random();
+        let (ufrag, pwd) = (ice.ufrag.clone(), ice.pwd.clone());
+        let (bridge_addr, fingerprint) = {
+            let node = self.sim.node(self.bridges[bridge]);
+            (node.addr, node.fingerprint)
+        };
+        self.sim.with(self.bridges[bridge], |b, now| {
+            b.command(
+                now,
+                Command::AllocateEndpoint {
+                    conference_id: CONFERENCE.into(),
+                    endpoint_id: config.name.clone(),
+                    participant_id: config.name.clone(),
+                    ice,
+                },
+            );
+            b.command(
+                now,
+                Command::UpdateEndpoint {
+                    conference_id: CONFERENCE.into(),
+                    endpoint_id: config.name.clone(),
+                    transport: Some(RemoteTransport {
+                        ufrag: local.ufrag.clone(),
+                        pwd: local.pwd.clone(),
+                        candidates: vec![(local.candidate, local.priority)],
+                        fingerprint: local.fingerprint,
+                        setup: RemoteSetup::Active,
+                    }),
+                    media: Some(media_config(&config)),
+                    sources: Some(sources(&config)),
+                },
+            );
+        });
+        self.sim.node_mut(id).set_remote(
+            &ufrag,
+            &pwd,
+            fingerprint,
+            &[(bridge_addr, 2_130_706_431)],
+        );
+        for &(other, _) in &self.peers {
+            let other_config = self.sim.node(other).config().clone();
+            expect(self.sim.node_mut(other), &config);
+            expect(self.sim.node_mut(id), &other_config);
+        }
+        self.sim.node_mut(id).set_sending(true);
+        self.peers.push((id, bridge));
+        self.tell_remote_endpoints(1 - bridge);
+        id
+    }
+
+    /// Gives bridge `bridge` the participants of the other one, as the relay's remote
+    /// endpoints.
+    fn tell_remote_endpoints(&mut self, bridge: usize) {
+        let remotes: Vec<RemoteEndpoint> = self
+            .peers
+            .iter()
+            .filter(|&&(_, on)| on != bridge)
+            .map(|&(id, _)| {
+                let config = self.sim.node(id).config();
+                RemoteEndpoint {
+                    endpoint_id: config.name.clone(),
+                    participant_id: config.name.clone(),
+                    sources: sources(config),
+                }
+            })
+            .collect();
+        self.sim.with(self.bridges[bridge], |b, now| {
+            b.command(
+                now,
+                Command::UpdateRelay {
+                    conference_id: CONFERENCE.into(),
+                    relay_id: RELAY.into(),
+                    transport: None,
+                    media: None,
+                    remote_endpoints: Some(remotes),
+                },
+            )
+        });
+    }
+
+    /// Runs until the relay is connected on both bridges and every participant to its bridge
+    /// (at most 10 simulated s).
+    pub fn connect_all(&mut self) {
+        let peers: Vec<_> = self.peers.iter().map(|&(id, _)| id).collect();
+        let bridges = self.bridges;
+        let connected = self.sim.run_until_cond(Duration::from_secs(10), |sim| {
+            peers.iter().all(|&p| sim.node(p).is_connected())
+                && bridges.iter().all(|&b| {
+                    sim.node(b)
+                        .events()
+                        .iter()
+                        .any(|e| e.endpoint_id == RELAY && e.state == EndpointState::Connected)
+                })
+        });
+        assert!(
+            connected,
+            "the relay and every participant connect within 10 s"
+        );
+    }
+
+    pub fn peer(&self, id: NodeId<SimPeer>) -> &SimPeer {
+        self.sim.node(id)
+    }
+
+    pub fn counters(&self, bridge: usize) -> Counters {
+        self.sim.node(self.bridges[bridge]).counters().clone()
+    }
+
+    /// The relay's states on bridge `bridge`, in order.
+    pub fn relay_states(&self, bridge: usize) -> Vec<EndpointState> {
+        self.sim
+            .node(self.bridges[bridge])
+            .events()
+            .iter()
+            .filter(|e| e.endpoint_id == RELAY)
+            .map(|e| e.state)
+            .collect()
+    }
+
+    pub fn bridge_ip(&self, bridge: usize) -> IpAddr {
+        self.sim.node(self.bridges[bridge]).addr.ip()
+    }
+
+    /// Makes the link from `from` to `to` lose `loss` of its packets (0 for none).
+    pub fn set_loss(&mut self, from: IpAddr, to: IpAddr, loss: f64) {
+        let link = LinkConfig::new().delay(self.delay).loss(loss);
+        self.sim.net.set_link(from, to, link);
+    }
+}
+
+/// What a relay carries: the payload types and header extensions of the conference's
+/// participants (every test participant negotiates the same), without the sender-local ones
+/// (blanked before anything is forwarded).
+pub fn relay_media() -> MediaConfig {
+    let config = PeerConfig::new("relay", SocketAddr::from(([10, 0, 0, 9], 1)), 0);
+    let mut media = media_config(&config);
+    for desc in [media.audio.as_mut(), media.video.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        desc.sender_local_extensions = [0; 3];
+    }
+    media
+}
