@@ -1,8 +1,8 @@
-//! One conference on two bridges' cores, linked by a relay the way the focus links them
-//! (docs/bridge.md, Cascading): a relay allocated on each (the first bridge's ICE agent
-//! controlling and DTLS client), each given the other's transport and link id, and each told
-//! the participants on the other with their sources. Participants join either bridge; every
-//! one is told of every other's sources, wherever it is.
+//! Conferences on two bridges' cores, each linked by a relay of its own the way the focus links
+//! them (docs/bridge.md, Cascading): a relay allocated on each bridge (the first bridge's ICE
+//! agent controlling and DTLS client), each given the other's transport and link id, and each
+//! told the participants on the other with their sources. Participants join either bridge;
+//! every one is told of the sources of every other in its conference, wherever it is.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -18,15 +18,17 @@ use super::{expect, media_config, sources, BridgeNode, CONFERENCE};
 
 /// The relay's id on both bridges.
 pub const RELAY: &str = "relay";
-/// The id each bridge gives the relay (the other ends its datagrams with it).
+/// The id each bridge gives the first conference's relay (the other ends its datagrams with
+/// it).
 const LINK_IDS: [u32; 2] = [0x0000_0a01, 0x0000_0b02];
 const BRIDGES: [&str; 2] = ["10.0.0.1:10000", "10.0.0.2:10000"];
 
 pub struct Cascade {
     pub sim: Sim,
     pub bridges: [NodeId<BridgeNode>; 2],
-    /// Every participant and the bridge (0 or 1) it is on.
-    pub peers: Vec<(NodeId<SimPeer>, usize)>,
+    /// Every participant, the bridge (0 or 1) it is on and its conference.
+    pub peers: Vec<(NodeId<SimPeer>, usize, String)>,
+    conferences: Vec<String>,
     next_host: u8,
     delay: Duration,
 }
@@ -48,22 +50,37 @@ impl Cascade {
             );
             sim.add(&format!("bridge-{i}"), node)
         });
+        let mut cascade = Cascade {
+            sim,
+            bridges,
+            peers: Vec::new(),
+            conferences: Vec::new(),
+            next_host: 2,
+            delay,
+        };
+        cascade.add_conference(CONFERENCE, LINK_IDS);
+        cascade
+    }
+
+    /// A conference on both bridges, linked by a relay that each bridge knows by its
+    /// `link_ids` entry.
+    pub fn add_conference(&mut self, conference: &str, link_ids: [u32; 2]) {
         let ice = [0, 1].map(|_| tutti_ice::Credentials::random());
         for i in 0..2 {
             let ice = ice[i].clone();
-            sim.with(bridges[i], |b, now| {
+            self.sim.with(self.bridges[i], |b, now| {
                 b.command(
                     now,
                     Command::CreateConference {
-                        conference_id: CONFERENCE.into(),
+                        conference_id: conference.into(),
                     },
                 );
                 b.command(
                     now,
                     Command::AllocateRelay {
-                        conference_id: CONFERENCE.into(),
+                        conference_id: conference.into(),
                         relay_id: RELAY.into(),
-                        link_id: LINK_IDS[i],
+                        link_id: link_ids[i],
                         ice,
                         controlling: i == 0,
                     },
@@ -73,7 +90,7 @@ impl Cascade {
         for i in 0..2 {
             let far = 1 - i;
             let (far_addr, far_fingerprint) = {
-                let node = sim.node(bridges[far]);
+                let node = self.sim.node(self.bridges[far]);
                 (node.addr, node.fingerprint)
             };
             let transport = RelayTransport {
@@ -89,13 +106,13 @@ impl Cascade {
                         RemoteSetup::Active
                     },
                 },
-                link_id: LINK_IDS[far],
+                link_id: link_ids[far],
             };
-            sim.with(bridges[i], |b, now| {
+            self.sim.with(self.bridges[i], |b, now| {
                 b.command(
                     now,
                     Command::UpdateRelay {
-                        conference_id: CONFERENCE.into(),
+                        conference_id: conference.into(),
                         relay_id: RELAY.into(),
                         transport: Some(transport),
                         media: Some(relay_media()),
@@ -104,13 +121,7 @@ impl Cascade {
                 )
             });
         }
-        Cascade {
-            sim,
-            bridges,
-            peers: Vec::new(),
-            next_host: 2,
-            delay,
-        }
+        self.conferences.push(conference.to_string());
     }
 
     /// A browser-like participant's configuration at the next free address.
@@ -120,10 +131,20 @@ impl Cascade {
         PeerConfig::new(name, addr, u64::from(self.next_host))
     }
 
-    /// Joins a participant to bridge `bridge` as the focus does: an endpoint there with its
-    /// transport, media and sources; the other bridge told of it behind the relay; everyone
-    /// told of its sources and it of everyone's.
+    /// Joins a participant to bridge `bridge` in the first conference.
     pub fn join(&mut self, bridge: usize, config: PeerConfig) -> NodeId<SimPeer> {
+        self.join_conference(CONFERENCE, bridge, config)
+    }
+
+    /// Joins a participant to bridge `bridge` in `conference` as the focus does: an endpoint
+    /// there with its transport, media and sources; the other bridge told of it behind the
+    /// conference's relay; everyone in the conference told of its sources and it of everyone's.
+    pub fn join_conference(
+        &mut self,
+        conference: &str,
+        bridge: usize,
+        config: PeerConfig,
+    ) -> NodeId<SimPeer> {
         let peer = SimPeer::new(config.clone(), self.sim.start());
         let id = self.sim.add(&config.name, peer);
         let local = self.sim.node(id).local();
@@ -137,7 +158,7 @@ impl Cascade {
             b.command(
                 now,
                 Command::AllocateEndpoint {
-                    conference_id: CONFERENCE.into(),
+                    conference_id: conference.into(),
                     endpoint_id: config.name.clone(),
                     participant_id: config.name.clone(),
                     ice,
@@ -146,7 +167,7 @@ impl Cascade {
             b.command(
                 now,
                 Command::UpdateEndpoint {
-                    conference_id: CONFERENCE.into(),
+                    conference_id: conference.into(),
                     endpoint_id: config.name.clone(),
                     transport: Some(RemoteTransport {
                         ufrag: local.ufrag.clone(),
@@ -166,25 +187,25 @@ impl Cascade {
             fingerprint,
             &[(bridge_addr, 2_130_706_431)],
         );
-        for &(other, _) in &self.peers {
-            let other_config = self.sim.node(other).config().clone();
-            expect(self.sim.node_mut(other), &config);
+        for (other, _, _) in self.peers.iter().filter(|p| p.2 == conference) {
+            let other_config = self.sim.node(*other).config().clone();
+            expect(self.sim.node_mut(*other), &config);
             expect(self.sim.node_mut(id), &other_config);
         }
         self.sim.node_mut(id).set_sending(true);
-        self.peers.push((id, bridge));
-        self.tell_remote_endpoints(1 - bridge);
+        self.peers.push((id, bridge, conference.to_string()));
+        self.tell_remote_endpoints(conference, 1 - bridge);
         id
     }
 
-    /// Gives bridge `bridge` the participants of the other one, as the relay's remote
-    /// endpoints.
-    fn tell_remote_endpoints(&mut self, bridge: usize) {
+    /// Gives bridge `bridge` the participants of `conference` on the other one, as the
+    /// conference's relay's remote endpoints.
+    fn tell_remote_endpoints(&mut self, conference: &str, bridge: usize) {
         let remotes: Vec<RemoteEndpoint> = self
             .peers
             .iter()
-            .filter(|&&(_, on)| on != bridge)
-            .map(|&(id, _)| {
+            .filter(|(_, on, c)| *on != bridge && c == conference)
+            .map(|&(id, _, _)| {
                 let config = self.sim.node(id).config();
                 RemoteEndpoint {
                     endpoint_id: config.name.clone(),
@@ -197,7 +218,7 @@ impl Cascade {
             b.command(
                 now,
                 Command::UpdateRelay {
-                    conference_id: CONFERENCE.into(),
+                    conference_id: conference.into(),
                     relay_id: RELAY.into(),
                     transport: None,
                     media: None,
@@ -207,23 +228,26 @@ impl Cascade {
         });
     }
 
-    /// Runs until the relay is connected on both bridges and every participant to its bridge
-    /// (at most 10 simulated s).
+    /// Runs until every conference's relay is connected on both bridges and every participant
+    /// to its bridge (at most 10 simulated s).
     pub fn connect_all(&mut self) {
-        let peers: Vec<_> = self.peers.iter().map(|&(id, _)| id).collect();
-        let bridges = self.bridges;
+        let peers: Vec<_> = self.peers.iter().map(|p| p.0).collect();
+        let (bridges, conferences) = (self.bridges, self.conferences.clone());
         let connected = self.sim.run_until_cond(Duration::from_secs(10), |sim| {
             peers.iter().all(|&p| sim.node(p).is_connected())
                 && bridges.iter().all(|&b| {
-                    sim.node(b)
-                        .events()
-                        .iter()
-                        .any(|e| e.endpoint_id == RELAY && e.state == EndpointState::Connected)
+                    conferences.iter().all(|c| {
+                        sim.node(b).events().iter().any(|e| {
+                            e.endpoint_id == RELAY
+                                && &e.conference_id == c
+                                && e.state == EndpointState::Connected
+                        })
+                    })
                 })
         });
         assert!(
             connected,
-            "the relay and every participant connect within 10 s"
+            "the relays and every participant connect within 10 s"
         );
     }
 
@@ -235,13 +259,13 @@ impl Cascade {
         self.sim.node(self.bridges[bridge]).counters().clone()
     }
 
-    /// The relay's states on bridge `bridge`, in order.
+    /// The first conference's relay's states on bridge `bridge`, in order.
     pub fn relay_states(&self, bridge: usize) -> Vec<EndpointState> {
         self.sim
             .node(self.bridges[bridge])
             .events()
             .iter()
-            .filter(|e| e.endpoint_id == RELAY)
+            .filter(|e| e.endpoint_id == RELAY && e.conference_id == CONFERENCE)
             .map(|e| e.state)
             .collect()
     }
