@@ -7,14 +7,18 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use tutti_bridge::media::constraints::ConstraintsUpdate;
 use tutti_bridge::media::stats::Counters;
 use tutti_bridge::media::{
     Command, EndpointState, MediaConfig, RelayTransport, RemoteEndpoint, RemoteSetup,
-    RemoteTransport, SpeakerSettings,
+    RemoteTransport, SourceSet, SpeakerSettings,
 };
 use tutti_sim::{LinkConfig, NodeId, PeerConfig, Sim, SimPeer};
 
-use super::{expect, media_config, sources, BridgeNode, CONFERENCE};
+use super::{
+    expect, expect_simulcast, media_config, output_of, sources, sources_with_output, BridgeNode,
+    CONFERENCE,
+};
 
 /// The relay's id on both bridges.
 pub const RELAY: &str = "relay";
@@ -31,6 +35,9 @@ pub struct Cascade {
     conferences: Vec<String>,
     next_host: u8,
     delay: Duration,
+    /// Video sources are forwarded under SSRCs of their own ([`sources_with_output`]), as the
+    /// focus mints them, rather than under their first layer's.
+    pub mint_outputs: bool,
 }
 
 impl Cascade {
@@ -57,6 +64,7 @@ impl Cascade {
             conferences: Vec::new(),
             next_host: 2,
             delay,
+            mint_outputs: false,
         };
         cascade.add_conference(CONFERENCE, LINK_IDS);
         cascade
@@ -154,6 +162,7 @@ impl Cascade {
             let node = self.sim.node(self.bridges[bridge]);
             (node.addr, node.fingerprint)
         };
+        let signalled = self.sources(&config);
         self.sim.with(self.bridges[bridge], |b, now| {
             b.command(
                 now,
@@ -177,7 +186,7 @@ impl Cascade {
                         setup: RemoteSetup::Active,
                     }),
                     media: Some(media_config(&config)),
-                    sources: Some(sources(&config)),
+                    sources: Some(signalled),
                 },
             );
         });
@@ -187,6 +196,11 @@ impl Cascade {
             fingerprint,
             &[(bridge_addr, 2_130_706_431)],
         );
+        let expect = if self.mint_outputs {
+            expect_simulcast
+        } else {
+            expect
+        };
         for (other, _, _) in self.peers.iter().filter(|p| p.2 == conference) {
             let other_config = self.sim.node(*other).config().clone();
             expect(self.sim.node_mut(*other), &config);
@@ -210,7 +224,7 @@ impl Cascade {
                 RemoteEndpoint {
                     endpoint_id: config.name.clone(),
                     participant_id: config.name.clone(),
-                    sources: sources(config),
+                    sources: self.sources(config),
                 }
             })
             .collect();
@@ -249,6 +263,47 @@ impl Cascade {
             connected,
             "the relays and every participant connect within 10 s"
         );
+    }
+
+    /// What the bridges are told `config` sends (see [`Cascade::mint_outputs`]).
+    fn sources(&self, config: &PeerConfig) -> SourceSet {
+        if self.mint_outputs && !config.video.is_empty() {
+            sources_with_output(config)
+        } else {
+            sources(config)
+        }
+    }
+
+    /// What `peer` says over its bridge channel (to its own bridge) about what it wants.
+    pub fn set_constraints(&mut self, peer: NodeId<SimPeer>, update: ConstraintsUpdate) {
+        let (_, bridge, conference) = self
+            .peers
+            .iter()
+            .find(|p| p.0.index() == peer.index())
+            .cloned()
+            .expect("a participant of the cascade");
+        let name = self.sim.node(peer).config().name.clone();
+        self.sim.with(self.bridges[bridge], |b, now| {
+            b.command(
+                now,
+                Command::SetConstraints {
+                    conference_id: conference,
+                    endpoint_id: name,
+                    update,
+                },
+            )
+        });
+    }
+
+    /// The sender SSRC of the newest packet `receiver` got of `sender`'s video (forwarded
+    /// under its minted SSRC).
+    pub fn layer_now(&self, receiver: NodeId<SimPeer>, sender: &PeerConfig) -> Option<u32> {
+        self.peer(receiver)
+            .rx(output_of(sender).0)?
+            .packets
+            .iter()
+            .max_by_key(|p| p.seq)
+            .and_then(|p| p.sender_ssrc)
     }
 
     pub fn peer(&self, id: NodeId<SimPeer>) -> &SimPeer {
