@@ -28,6 +28,8 @@ pub enum ControlError {
         conference: String,
         endpoint: String,
     },
+    #[error("unknown relay {relay:?} in conference {conference:?}")]
+    UnknownRelay { conference: String, relay: String },
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -48,9 +50,23 @@ pub const COMMAND_QUEUE: usize = 1024;
 /// the worker drops them (`tutti_bridge_worker_events_dropped_total`) rather than wait.
 pub const EVENT_QUEUE: usize = 16 * 1024;
 
+/// What the control plane keeps of a relay to another bridge (docs/bridge.md, Cascading).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayEntry {
+    /// The id the bridge gave it: the far bridge ends its datagrams with it.
+    pub link_id: u32,
+    /// Its ICE agent nominates and its DTLS is the client.
+    pub controlling: bool,
+    /// The participants behind it, by endpoint id.
+    pub remote_endpoints: Vec<String>,
+}
+
 pub struct EndpointEntry {
     /// What the conference's clients know it by (`AllocateEndpoint.participant_id`).
     pub participant_id: String,
+    /// A relay rather than a client of this bridge; its `ssrcs` are those of the participants
+    /// behind it.
+    pub relay: Option<RelayEntry>,
     pub ice: tutti_ice::Credentials,
     pub state: EndpointState,
     pub detail: String,
@@ -245,6 +261,7 @@ impl Control {
                     endpoint_id: endpoint.clone(),
                     state: entry.state,
                     detail: entry.detail.clone(),
+                    relay: entry.relay.is_some(),
                 })
             })
             .collect();
@@ -292,6 +309,7 @@ impl Control {
             .map(|(conference_id, endpoints)| {
                 let mut endpoints: Vec<(String, String, EndpointState)> = endpoints
                     .iter()
+                    .filter(|(_, entry)| entry.relay.is_none())
                     .map(|(id, entry)| (id.clone(), entry.participant_id.clone(), entry.state))
                     .collect();
                 endpoints.sort_by(|a, b| a.0.cmp(&b.0));
@@ -349,6 +367,20 @@ impl Control {
         };
         let mut registry = self.registry();
         let conference = registry.conference(conference_id)?;
+        if let Some(relay) = conference
+            .iter()
+            .find(|(id, entry)| {
+                entry.relay.as_ref().is_some_and(|r| {
+                    id.as_str() == endpoint_id
+                        || r.remote_endpoints.iter().any(|e| e == endpoint_id)
+                })
+            })
+            .map(|(id, _)| id)
+        {
+            return Err(ControlError::Conflict(format!(
+                "endpoint id {endpoint_id:?} is taken by relay {relay:?} (the relay or a participant behind it)"
+            )));
+        }
         let channel_url = |password: &str| {
             crate::channel::url(
                 &self.channel_base,
@@ -377,6 +409,7 @@ impl Control {
             EndpointEntry {
                 participant_id: participant_id.to_string(),
                 ice: ice.clone(),
+                relay: None,
                 state: EndpointState::Allocated,
                 detail: String::new(),
                 ssrcs: Vec::new(),
@@ -400,23 +433,9 @@ impl Control {
     ) -> Result<(), ControlError> {
         let mut registry = self.registry();
         let conference = registry.conference(conference_id)?;
-        if !conference.contains_key(endpoint_id) {
-            return Err(ControlError::UnknownEndpoint {
-                conference: conference_id.to_string(),
-                endpoint: endpoint_id.to_string(),
-            });
-        }
+        participant(conference, conference_id, endpoint_id)?;
         if let Some(ssrcs) = &ssrcs {
-            for (other_id, other) in conference.iter() {
-                if other_id == endpoint_id {
-                    continue;
-                }
-                if let Some(ssrc) = ssrcs.iter().find(|s| other.ssrcs.contains(s)) {
-                    return Err(ControlError::Conflict(format!(
-                        "ssrc {ssrc} is already signalled by endpoint {other_id:?}"
-                    )));
-                }
-            }
+            check_ssrcs_free(conference, endpoint_id, ssrcs)?;
         }
         self.reserve()?.send(command);
         if let Some(entry) = conference.get_mut(endpoint_id) {
@@ -428,9 +447,157 @@ impl Control {
         Ok(())
     }
 
-    /// Endpoints in every conference.
+    /// Clients of this bridge in every conference (relays not counted).
     pub fn endpoint_count(&self) -> usize {
-        self.registry().conferences.values().map(HashMap::len).sum()
+        self.registry()
+            .conferences
+            .values()
+            .flat_map(HashMap::values)
+            .filter(|entry| entry.relay.is_none())
+            .count()
+    }
+
+    /// Allocates (or returns the existing) relay of a conference to another bridge: its ICE
+    /// credentials, its link id, and whether it is new.
+    pub fn allocate_relay(
+        &self,
+        conference_id: &str,
+        relay_id: &str,
+        controlling: bool,
+    ) -> Result<(tutti_ice::Credentials, u32, bool), ControlError> {
+        check_id("relay_id", relay_id)?;
+        let mut registry = self.registry();
+        let link_ids: Vec<u32> = registry
+            .conferences
+            .values()
+            .flat_map(HashMap::values)
+            .filter_map(|entry| entry.relay.as_ref().map(|r| r.link_id))
+            .collect();
+        let conference = registry.conference(conference_id)?;
+        if let Some(entry) = conference.get_mut(relay_id) {
+            let Some(relay) = entry.relay.as_ref() else {
+                return Err(ControlError::Conflict(format!(
+                    "relay_id {relay_id:?} is an endpoint of the conference"
+                )));
+            };
+            if relay.controlling != controlling {
+                return Err(ControlError::Invalid(format!(
+                    "relay {relay_id:?} was allocated with controlling={}",
+                    relay.controlling
+                )));
+            }
+            entry.quiet_since = Instant::now();
+            return Ok((entry.ice.clone(), relay.link_id, false));
+        }
+        if let Some(relay) = conference.iter().find_map(|(id, entry)| {
+            entry
+                .relay
+                .as_ref()
+                .filter(|r| r.remote_endpoints.iter().any(|e| e == relay_id))
+                .map(|_| id)
+        }) {
+            return Err(ControlError::Conflict(format!(
+                "relay_id {relay_id:?} is a participant behind relay {relay:?}"
+            )));
+        }
+        let link_id = loop {
+            let id: u32 = rand::random();
+            if id != 0 && !link_ids.contains(&id) {
+                break id;
+            }
+        };
+        let ice = tutti_ice::Credentials::random();
+        self.reserve()?.send(Command::AllocateRelay {
+            conference_id: conference_id.to_string(),
+            relay_id: relay_id.to_string(),
+            link_id,
+            ice: ice.clone(),
+            controlling,
+        });
+        conference.insert(
+            relay_id.to_string(),
+            EndpointEntry {
+                participant_id: relay_id.to_string(),
+                relay: Some(RelayEntry {
+                    link_id,
+                    controlling,
+                    remote_endpoints: Vec::new(),
+                }),
+                ice: ice.clone(),
+                state: EndpointState::Allocated,
+                detail: String::new(),
+                ssrcs: Vec::new(),
+                quiet_since: Instant::now(),
+            },
+        );
+        Ok((ice, link_id, true))
+    }
+
+    /// Checks an update of a relay against what the conference holds — the far side's roles
+    /// (`far_controlling`, `far_dtls_active`) opposite to the relay's, the participants behind
+    /// it (`remotes`: their endpoint ids and every SSRC they take) named by no other member
+    /// and sending no SSRC another member takes — then hands it to the worker.
+    pub fn update_relay(
+        &self,
+        conference_id: &str,
+        relay_id: &str,
+        far_roles: Option<(bool, bool)>,
+        remotes: Option<(Vec<String>, Vec<u32>)>,
+        command: Command,
+    ) -> Result<(), ControlError> {
+        let mut registry = self.registry();
+        let conference = registry.conference(conference_id)?;
+        let relay = relay_entry(conference, conference_id, relay_id)?;
+        if let Some((far_controlling, far_dtls_active)) = far_roles {
+            if far_controlling == relay.controlling || far_dtls_active == relay.controlling {
+                return Err(ControlError::Invalid(format!(
+                    "relay {relay_id:?} is {}: the far side must be {} (ice.controlling={}, dtls.setup={})",
+                    if relay.controlling { "controlling and DTLS client" } else { "controlled and DTLS server" },
+                    if relay.controlling { "controlled and DTLS server" } else { "controlling and DTLS client" },
+                    !relay.controlling,
+                    if relay.controlling { "PASSIVE" } else { "ACTIVE" },
+                )));
+            }
+        }
+        if let Some((ids, ssrcs)) = &remotes {
+            for id in ids {
+                if let Some((other, _)) = conference.iter().find(|(other, entry)| {
+                    other.as_str() != relay_id
+                        && (other.as_str() == id
+                            || entry
+                                .relay
+                                .as_ref()
+                                .is_some_and(|r| r.remote_endpoints.contains(id)))
+                }) {
+                    return Err(ControlError::Conflict(format!(
+                        "remote endpoint {id:?} is already a member of the conference (as or behind {other:?})"
+                    )));
+                }
+            }
+            check_ssrcs_free(conference, relay_id, ssrcs)?;
+        }
+        self.reserve()?.send(command);
+        if let Some(entry) = conference.get_mut(relay_id) {
+            entry.quiet_since = Instant::now();
+            if let (Some((ids, ssrcs)), Some(relay)) = (remotes, entry.relay.as_mut()) {
+                relay.remote_endpoints = ids;
+                entry.ssrcs = ssrcs;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn expire_relay(&self, conference_id: &str, relay_id: &str) -> Result<(), ControlError> {
+        let mut registry = self.registry();
+        let conference = registry.conference(conference_id)?;
+        relay_entry(conference, conference_id, relay_id)?;
+        let permit = self.reserve()?;
+        conference.remove(relay_id);
+        permit.send(Command::ExpireRelay {
+            conference_id: conference_id.to_string(),
+            relay_id: relay_id.to_string(),
+        });
+        Ok(())
     }
 
     /// Expires the endpoints silent on media and signalling for `endpoint_expiry_secs` (a
@@ -441,7 +608,10 @@ impl Control {
             .silent_endpoints(now, self.config.endpoint_expiry());
         let mut expired = 0;
         for (conference, endpoint) in silent {
-            if self.expire_endpoint(&conference, &endpoint).is_ok() {
+            let expiry = self
+                .expire_endpoint(&conference, &endpoint)
+                .or_else(|_| self.expire_relay(&conference, &endpoint));
+            if expiry.is_ok() {
                 tracing::info!(%conference, %endpoint, "expired a silent endpoint");
                 self.silent_expiries.inc();
                 expired += 1;
@@ -483,12 +653,7 @@ impl Control {
     ) -> Result<(), ControlError> {
         let mut registry = self.registry();
         let conference = registry.conference(conference_id)?;
-        if !conference.contains_key(endpoint_id) {
-            return Err(ControlError::UnknownEndpoint {
-                conference: conference_id.to_string(),
-                endpoint: endpoint_id.to_string(),
-            });
-        }
+        participant(conference, conference_id, endpoint_id)?;
         let permit = self.reserve()?;
         conference.remove(endpoint_id);
         self.channels.remove(conference_id, endpoint_id);
@@ -498,6 +663,65 @@ impl Control {
         });
         Ok(())
     }
+}
+
+/// The client of this bridge `endpoint_id` (a relay is not one).
+fn participant<'a>(
+    conference: &'a HashMap<String, EndpointEntry>,
+    conference_id: &str,
+    endpoint_id: &str,
+) -> Result<&'a EndpointEntry, ControlError> {
+    match conference.get(endpoint_id) {
+        Some(entry) if entry.relay.is_none() => Ok(entry),
+        Some(_) => Err(ControlError::Invalid(format!(
+            "{endpoint_id:?} is a relay: use UpdateRelay and ExpireRelay"
+        ))),
+        None => Err(ControlError::UnknownEndpoint {
+            conference: conference_id.to_string(),
+            endpoint: endpoint_id.to_string(),
+        }),
+    }
+}
+
+/// The relay `relay_id`.
+fn relay_entry<'a>(
+    conference: &'a HashMap<String, EndpointEntry>,
+    conference_id: &str,
+    relay_id: &str,
+) -> Result<&'a RelayEntry, ControlError> {
+    match conference.get(relay_id) {
+        Some(EndpointEntry {
+            relay: Some(relay), ..
+        }) => Ok(relay),
+        Some(_) => Err(ControlError::Invalid(format!(
+            "{relay_id:?} is an endpoint, not a relay"
+        ))),
+        None => Err(ControlError::UnknownRelay {
+            conference: conference_id.to_string(),
+            relay: relay_id.to_string(),
+        }),
+    }
+}
+
+/// No member of the conference but `owner` takes any of `ssrcs`.
+fn check_ssrcs_free(
+    conference: &HashMap<String, EndpointEntry>,
+    owner: &str,
+    ssrcs: &[u32],
+) -> Result<(), ControlError> {
+    for (other_id, other) in conference.iter().filter(|(id, _)| id.as_str() != owner) {
+        if let Some(ssrc) = ssrcs.iter().find(|s| other.ssrcs.contains(s)) {
+            let what = if other.relay.is_some() {
+                "a participant behind relay"
+            } else {
+                "endpoint"
+            };
+            return Err(ControlError::Conflict(format!(
+                "ssrc {ssrc} is already signalled by {what} {other_id:?}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_id(field: &str, id: &str) -> Result<(), ControlError> {
@@ -577,6 +801,7 @@ mod tests {
     fn entry(state: EndpointState, quiet_since: Instant) -> EndpointEntry {
         EndpointEntry {
             participant_id: String::new(),
+            relay: None,
             ice: tutti_ice::Credentials::random(),
             state,
             detail: String::new(),

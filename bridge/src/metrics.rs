@@ -387,6 +387,18 @@ impl Collector for BridgeCollector {
         )?;
         counter(
             e,
+            "tutti_bridge_relay_packets_sent",
+            "RTP packets sent on relays to other bridges (each source once per relay)",
+            c.relay_packets_sent,
+        )?;
+        counter(
+            e,
+            "tutti_bridge_relay_packets_received",
+            "RTP packets received on relays from other bridges",
+            c.relay_packets_received,
+        )?;
+        counter(
+            e,
             "tutti_bridge_nacks_sent",
             "Sequence numbers NACKed to senders (lost on their way to the bridge)",
             c.nacks_sent,

@@ -17,9 +17,9 @@ use tutti_rtp::codec::Codec;
 use crate::control::{Control, ControlError};
 use crate::lifecycle::BridgeState;
 use crate::media::{
-    Command, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind, RemoteSetup,
-    RemoteTransport, RidSource, SourceDesc, SourceGroup, SourceOutput, SourceSet, WorkerEvent,
-    MAX_ENCODINGS,
+    Command, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind, RelayTransport,
+    RemoteEndpoint, RemoteSetup, RemoteTransport, RidSource, SourceDesc, SourceGroup, SourceOutput,
+    SourceSet, WorkerEvent, MAX_ENCODINGS,
 };
 use crate::metrics::Rates;
 
@@ -78,9 +78,9 @@ impl From<ControlError> for Status {
     fn from(e: ControlError) -> Status {
         let message = e.to_string();
         match e {
-            ControlError::UnknownConference(_) | ControlError::UnknownEndpoint { .. } => {
-                Status::not_found(message)
-            }
+            ControlError::UnknownConference(_)
+            | ControlError::UnknownEndpoint { .. }
+            | ControlError::UnknownRelay { .. } => Status::not_found(message),
             ControlError::Invalid(_) => Status::invalid_argument(message),
             ControlError::Conflict(_) => Status::already_exists(message),
             ControlError::WorkerGone
@@ -111,6 +111,7 @@ fn event_to_pb(event: WorkerEvent) -> pb::EndpointEvent {
         endpoint_id: event.endpoint_id,
         state: state_to_pb(event.state) as i32,
         detail: event.detail,
+        relay: event.relay,
     }
 }
 
@@ -195,6 +196,135 @@ pub fn remote_transport_from_pb(t: &pb::RemoteTransport) -> Result<RemoteTranspo
         fingerprint,
         setup,
     })
+}
+
+/// The far side of a relay, and its ICE and DTLS roles (controlling, DTLS client).
+pub fn relay_transport_from_pb(
+    t: &pb::RelayTransport,
+) -> Result<(RelayTransport, (bool, bool)), Status> {
+    let ice = t
+        .ice
+        .as_ref()
+        .ok_or_else(|| invalid("transport.ice (ufrag, pwd and role) is required"))?;
+    let dtls_active =
+        match t.dtls.as_ref().map(|d| pb::DtlsSetup::try_from(d.setup)) {
+            Some(Ok(pb::DtlsSetup::Active)) => true,
+            Some(Ok(pb::DtlsSetup::Passive)) => false,
+            _ => return Err(invalid(
+                "transport.dtls.setup of a relay must be ACTIVE (the controlling side) or PASSIVE",
+            )),
+        };
+    if t.link_id == 0 {
+        return Err(invalid("transport.link_id must be non-zero"));
+    }
+    let remote = remote_transport_from_pb(&pb::RemoteTransport {
+        ice: t.ice.clone(),
+        candidates: t.candidates.clone(),
+        dtls: t.dtls.clone(),
+    })?;
+    if remote.candidates.is_empty() {
+        return Err(invalid(
+            "transport.candidates: a relay needs the far bridge's UDP address",
+        ));
+    }
+    Ok((
+        RelayTransport {
+            remote,
+            link_id: t.link_id,
+        },
+        (ice.controlling, dtls_active),
+    ))
+}
+
+/// The participants behind a relay, as an `UpdateRelay` lists them.
+#[derive(Debug)]
+pub struct RemoteEndpoints {
+    /// Their endpoint ids, and every SSRC they take (sources and outputs).
+    pub ids: Vec<String>,
+    pub ssrcs: Vec<u32>,
+    /// What the worker is told of them.
+    pub endpoints: Vec<RemoteEndpoint>,
+}
+
+/// The participants behind a relay, checked.
+pub fn remote_endpoints_from_pb(
+    list: &pb::RemoteEndpointList,
+    max_sources: usize,
+) -> Result<RemoteEndpoints, Status> {
+    let (mut ids, mut ssrcs, mut remotes) = (Vec::new(), Vec::new(), Vec::new());
+    for e in &list.endpoints {
+        if e.endpoint_id.is_empty() || e.endpoint_id.len() > 256 {
+            return Err(invalid("remote endpoint_id must be 1 to 256 bytes long"));
+        }
+        if e.participant_id.len() > 256 {
+            return Err(invalid(format!(
+                "remote endpoint {:?}: participant_id longer than 256 bytes",
+                e.endpoint_id
+            )));
+        }
+        if ids.contains(&e.endpoint_id) {
+            return Err(invalid(format!(
+                "remote endpoint {:?} listed twice",
+                e.endpoint_id
+            )));
+        }
+        let list = e.sources.as_ref().ok_or_else(|| {
+            invalid(format!(
+                "remote endpoint {:?}: sources are required",
+                e.endpoint_id
+            ))
+        })?;
+        let sources = sources_from_pb(list, max_sources).map_err(|s| {
+            invalid(format!(
+                "remote endpoint {:?}: {}",
+                e.endpoint_id,
+                s.message()
+            ))
+        })?;
+        for ssrc in taken_ssrcs(&sources) {
+            if ssrcs.contains(&ssrc) {
+                return Err(Status::already_exists(format!(
+                    "remote endpoint {:?}: ssrc {ssrc} is taken by another remote endpoint",
+                    e.endpoint_id
+                )));
+            }
+            ssrcs.push(ssrc);
+        }
+        ids.push(e.endpoint_id.clone());
+        remotes.push(RemoteEndpoint {
+            endpoint_id: e.endpoint_id.clone(),
+            participant_id: if e.participant_id.is_empty() {
+                e.endpoint_id.clone()
+            } else {
+                e.participant_id.clone()
+            },
+            sources,
+        });
+    }
+    Ok(RemoteEndpoints {
+        ids,
+        ssrcs,
+        endpoints: remotes,
+    })
+}
+
+/// Every SSRC an endpoint's sources take in the conference: what it sends and what its
+/// sources are forwarded under.
+fn taken_ssrcs(s: &SourceSet) -> Vec<u32> {
+    s.sources
+        .iter()
+        .map(|d| d.ssrc)
+        .chain(
+            s.outputs
+                .iter()
+                .flat_map(|o| std::iter::once(o.ssrc).chain(o.rtx)),
+        )
+        .chain(
+            s.rid_sources
+                .iter()
+                .flat_map(|r| std::iter::once(r.output.0).chain(r.output.1)),
+        )
+        .collect()
 }
 
 pub fn media_from_pb(list: &pb::MediaList) -> Result<MediaConfig, Status> {
@@ -459,6 +589,34 @@ fn forwarded_to_pb(list: &pb::SourceList, set: &SourceSet) -> pb::SourceList {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::BridgeEvent, Status>> + Send>>;
 
+impl BridgeService {
+    /// The bridge's host candidates: its advertised addresses (else its media address) at its
+    /// media port.
+    fn candidates(&self) -> Vec<pb::Candidate> {
+        let config = &self.control.config;
+        let port = self.control.media_address.port();
+        let addresses: Vec<IpAddr> = if config.advertised_addresses.is_empty() {
+            vec![self.control.media_address.ip()]
+        } else {
+            config.advertised_addresses.clone()
+        };
+        addresses
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| pb::Candidate {
+                foundation: (i + 1).to_string(),
+                component: 1,
+                protocol: "udp".into(),
+                priority: HOST_PRIORITY - i as u32,
+                ip: ip.to_string(),
+                port: port as u32,
+                r#type: "host".into(),
+                generation: 0,
+            })
+            .collect()
+    }
+}
+
 #[tonic::async_trait]
 impl Bridge for BridgeService {
     async fn create_conference(
@@ -500,27 +658,6 @@ impl Bridge for BridgeService {
         let (ice, bridge_channel_url, created) =
             self.control
                 .allocate_endpoint(&r.conference_id, &r.endpoint_id, &r.participant_id)?;
-        let config = &self.control.config;
-        let port = self.control.media_address.port();
-        let addresses: Vec<IpAddr> = if config.advertised_addresses.is_empty() {
-            vec![self.control.media_address.ip()]
-        } else {
-            config.advertised_addresses.clone()
-        };
-        let candidates = addresses
-            .iter()
-            .enumerate()
-            .map(|(i, ip)| pb::Candidate {
-                foundation: (i + 1).to_string(),
-                component: 1,
-                protocol: "udp".into(),
-                priority: HOST_PRIORITY - i as u32,
-                ip: ip.to_string(),
-                port: port as u32,
-                r#type: "host".into(),
-                generation: 0,
-            })
-            .collect();
         Ok(Response::new(pb::AllocateEndpointResponse {
             created,
             transport: Some(pb::Transport {
@@ -529,7 +666,7 @@ impl Bridge for BridgeService {
                     pwd: ice.pwd,
                     controlling: true,
                 }),
-                candidates,
+                candidates: self.candidates(),
                 dtls: Some(pb::DtlsParameters {
                     hash: "sha-256".into(),
                     fingerprint: self.control.fingerprint.clone(),
@@ -556,19 +693,7 @@ impl Bridge for BridgeService {
             .as_ref()
             .map(|s| sources_from_pb(s, self.control.config.max_sources_per_endpoint))
             .transpose()?;
-        // Every SSRC the endpoint takes in the conference: what it sends and what its sources
-        // are forwarded under.
-        let ssrcs = sources.as_ref().map(|s| {
-            s.sources
-                .iter()
-                .map(|d| d.ssrc)
-                .chain(
-                    s.outputs
-                        .iter()
-                        .flat_map(|o| std::iter::once(o.ssrc).chain(o.rtx)),
-                )
-                .collect()
-        });
+        let ssrcs = sources.as_ref().map(taken_ssrcs);
         let forwarded = r
             .sources
             .as_ref()
@@ -584,6 +709,83 @@ impl Bridge for BridgeService {
         self.control
             .update_endpoint(&r.conference_id, &r.endpoint_id, ssrcs, command)?;
         Ok(Response::new(pb::UpdateEndpointResponse { forwarded }))
+    }
+
+    async fn allocate_relay(
+        &self,
+        request: Request<pb::AllocateRelayRequest>,
+    ) -> Result<Response<pb::AllocateRelayResponse>, Status> {
+        let r = request.into_inner();
+        let (ice, link_id, created) =
+            self.control
+                .allocate_relay(&r.conference_id, &r.relay_id, r.controlling)?;
+        if created {
+            tracing::info!(conference = %r.conference_id, relay = %r.relay_id, controlling = r.controlling, "relay allocated");
+        }
+        let setup = if r.controlling {
+            pb::DtlsSetup::Active
+        } else {
+            pb::DtlsSetup::Passive
+        };
+        Ok(Response::new(pb::AllocateRelayResponse {
+            created,
+            transport: Some(pb::RelayTransport {
+                ice: Some(pb::IceParameters {
+                    ufrag: ice.ufrag,
+                    pwd: ice.pwd,
+                    controlling: r.controlling,
+                }),
+                candidates: self.candidates(),
+                dtls: Some(pb::DtlsParameters {
+                    hash: "sha-256".into(),
+                    fingerprint: self.control.fingerprint.clone(),
+                    setup: setup as i32,
+                }),
+                link_id,
+            }),
+        }))
+    }
+
+    async fn update_relay(
+        &self,
+        request: Request<pb::UpdateRelayRequest>,
+    ) -> Result<Response<pb::UpdateRelayResponse>, Status> {
+        let r = request.into_inner();
+        let (transport, far_roles) = match r.transport.as_ref().map(relay_transport_from_pb) {
+            Some(parsed) => {
+                let (transport, roles) = parsed?;
+                (Some(transport), Some(roles))
+            }
+            None => (None, None),
+        };
+        let media = r.media.as_ref().map(media_from_pb).transpose()?;
+        let max_sources = self.control.config.max_sources_per_endpoint;
+        let (remotes, remote_endpoints) = match r.remote_endpoints.as_ref() {
+            Some(list) => {
+                let remotes = remote_endpoints_from_pb(list, max_sources)?;
+                (Some((remotes.ids, remotes.ssrcs)), Some(remotes.endpoints))
+            }
+            None => (None, None),
+        };
+        let command = Command::UpdateRelay {
+            conference_id: r.conference_id.clone(),
+            relay_id: r.relay_id.clone(),
+            transport,
+            media,
+            remote_endpoints,
+        };
+        self.control
+            .update_relay(&r.conference_id, &r.relay_id, far_roles, remotes, command)?;
+        Ok(Response::new(pb::UpdateRelayResponse {}))
+    }
+
+    async fn expire_relay(
+        &self,
+        request: Request<pb::ExpireRelayRequest>,
+    ) -> Result<Response<pb::ExpireRelayResponse>, Status> {
+        let r = request.into_inner();
+        self.control.expire_relay(&r.conference_id, &r.relay_id)?;
+        Ok(Response::new(pb::ExpireRelayResponse {}))
     }
 
     async fn expire_endpoint(
@@ -739,6 +941,102 @@ mod tests {
         let err = remote_transport_from_pb(&transport("AB:CD")).unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
         assert!(err.message().contains("fingerprint"), "{}", err.message());
+    }
+
+    #[test]
+    fn relay_transports_and_remote_endpoints_are_validated() {
+        let fingerprint = (0..32)
+            .map(|i| format!("{i:02X}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        let t = transport(&fingerprint);
+        let relay = |setup: pb::DtlsSetup, link_id: u32| pb::RelayTransport {
+            ice: t.ice.clone(),
+            candidates: t.candidates.clone(),
+            dtls: Some(pb::DtlsParameters {
+                setup: setup as i32,
+                ..t.dtls.clone().unwrap()
+            }),
+            link_id,
+        };
+        let (parsed, roles) = relay_transport_from_pb(&relay(pb::DtlsSetup::Passive, 7)).unwrap();
+        assert_eq!(parsed.link_id, 7);
+        assert_eq!(parsed.remote.setup, RemoteSetup::Passive);
+        assert_eq!(roles, (false, false));
+        for (bad, says) in [
+            (relay(pb::DtlsSetup::Passive, 0), "link_id"),
+            (relay(pb::DtlsSetup::Actpass, 7), "ACTIVE"),
+            (relay(pb::DtlsSetup::Unspecified, 7), "ACTIVE"),
+            (
+                pb::RelayTransport {
+                    candidates: t.candidates[1..].to_vec(),
+                    ..relay(pb::DtlsSetup::Active, 7)
+                },
+                "UDP address",
+            ),
+        ] {
+            let err = relay_transport_from_pb(&bad).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+            assert!(err.message().contains(says), "{}", err.message());
+        }
+
+        let source = |ssrc| pb::Source {
+            ssrc,
+            media_type: pb::MediaType::Audio as i32,
+            ..Default::default()
+        };
+        let remote = |id: &str, ssrcs: &[u32]| pb::RemoteEndpoint {
+            endpoint_id: id.into(),
+            participant_id: String::new(),
+            sources: Some(pb::SourceList {
+                sources: ssrcs.iter().map(|&s| source(s)).collect(),
+                ..Default::default()
+            }),
+        };
+        let list = |endpoints| pb::RemoteEndpointList { endpoints };
+        let remotes =
+            remote_endpoints_from_pb(&list(vec![remote("x", &[1, 2]), remote("y", &[3])]), 20)
+                .unwrap();
+        assert_eq!(remotes.ids, ["x", "y"]);
+        assert_eq!(remotes.ssrcs, [1, 2, 3]);
+        assert_eq!(
+            remotes.endpoints[1].participant_id, "y",
+            "the endpoint id when none is given"
+        );
+        for (bad, code, says) in [
+            (
+                list(vec![remote("x", &[1]), remote("x", &[2])]),
+                tonic::Code::InvalidArgument,
+                "listed twice",
+            ),
+            (
+                list(vec![remote("x", &[1]), remote("y", &[1])]),
+                tonic::Code::AlreadyExists,
+                "ssrc 1 is taken",
+            ),
+            (
+                list(vec![remote("", &[1])]),
+                tonic::Code::InvalidArgument,
+                "1 to 256 bytes",
+            ),
+            (
+                list(vec![pb::RemoteEndpoint {
+                    sources: None,
+                    ..remote("x", &[])
+                }]),
+                tonic::Code::InvalidArgument,
+                "sources are required",
+            ),
+            (
+                list(vec![remote("x", &[0])]),
+                tonic::Code::InvalidArgument,
+                "remote endpoint \"x\": source ssrc 0",
+            ),
+        ] {
+            let err = remote_endpoints_from_pb(&bad, 20).unwrap_err();
+            assert_eq!(err.code(), code, "{}", err.message());
+            assert!(err.message().contains(says), "{}", err.message());
+        }
     }
 
     #[test]

@@ -67,9 +67,15 @@ pub enum Admission {
     Skip,
 }
 
+/// The height a relay is taken to want of every video it gets (it gets all their encodings).
+pub const RELAY_WANTED_HEIGHT: u32 = 2160;
+
 pub struct Consumer {
     /// The receiving endpoint's slot.
     pub receiver: usize,
+    /// The receiver is a relay to another bridge: it gets every encoding as the sender sent it
+    /// (see [`Consumer::relay`]), whatever its target.
+    pub relay: bool,
     /// What its receiver's allocator wants forwarded; `None`: nothing (beyond its last-N, or
     /// no room in its bandwidth). Audio consumers forward [`Layer::BASE_ALL`].
     pub target: Option<Layer>,
@@ -91,6 +97,7 @@ impl Consumer {
     /// came back); `rtx_start` the first RTX sequence number.
     pub fn new(
         receiver: usize,
+        relay: bool,
         kind: MediaKind,
         before: Option<&StoppedStream>,
         rtx_start: u16,
@@ -101,9 +108,10 @@ impl Consumer {
         };
         Consumer {
             receiver,
-            target: (kind == MediaKind::Audio).then_some(Layer::BASE_ALL),
+            relay,
+            target: (kind == MediaKind::Audio || relay).then_some(Layer::BASE_ALL),
             current: None,
-            wanted_height: 0,
+            wanted_height: if relay { RELAY_WANTED_HEIGHT } else { 0 },
             temporal: 0,
             waiting_for_keyframe: false,
             rewriter: Rewriter::new(clock_rate, before.map(|s| s.last_sequence)),
@@ -289,6 +297,59 @@ impl Consumer {
             ..p
         };
         seal(receiver, slot, len, p)
+    }
+}
+
+impl Consumer {
+    /// Writes a packet for a relay: as the sender sent it (each encoding under its own SSRC,
+    /// sequence numbers and timestamps), with the relay's transport-wide sequence number,
+    /// encrypted with its keys. Never paced: it leaves as it came.
+    pub fn relay(
+        &mut self,
+        relay: &mut Endpoint,
+        p: Outgoing<'_>,
+        slot: &mut [u8],
+    ) -> Option<(SocketAddr, usize)> {
+        relay.transport.media_destination()?;
+        let len = p.packet.len();
+        slot.get_mut(..SLOT - TAG_ROOM)?
+            .get_mut(..len)?
+            .copy_from_slice(p.packet);
+        let twcc = p.sender_twcc.zip(relay.twcc_extension(p.kind));
+        relay
+            .transport
+            .send_rtp(slot, len, p.header, twcc, p.now_us, None)
+    }
+
+    /// Writes the retransmission of `p` (a cached packet, as the sender sent it) for a relay
+    /// that NACKed it: as RTX on the encoding's RTX SSRC (`p.rtx_ssrc`) with this consumer's
+    /// RTX numbering when the relay's media has RTX, else as it was.
+    pub fn relay_retransmit(
+        &mut self,
+        relay: &mut Endpoint,
+        p: Outgoing<'_>,
+        slot: &mut [u8],
+    ) -> Option<(SocketAddr, usize)> {
+        relay.transport.media_destination()?;
+        let body = slot.get_mut(..SLOT - TAG_ROOM)?;
+        let rtx = p
+            .rtx_ssrc
+            .zip(relay.rtx_payload_type(p.header.payload_type));
+        let len = match rtx {
+            Some((rtx_ssrc, rtx_pt)) => {
+                let sequence = self.take_rtx_sequence();
+                rtp::write_rtx(p.packet, p.header, rtx_ssrc, rtx_pt, sequence, body).ok()?
+            }
+            None => {
+                body.get_mut(..p.packet.len())?.copy_from_slice(p.packet);
+                p.packet.len()
+            }
+        };
+        let header = rtp::parse(&body[..len]).ok()?;
+        let twcc = p.sender_twcc.zip(relay.twcc_extension(p.kind));
+        relay
+            .transport
+            .send_rtp(slot, len, &header, twcc, p.now_us, None)
     }
 }
 

@@ -1,5 +1,9 @@
-//! One participant of a conference: its transport, what it negotiated to send and receive,
-//! which of its router's producers it sends, and what it saw of streams that stopped.
+//! One member of a conference: a participant with its transport, what it negotiated to send
+//! and receive, which of its router's producers it sends, and what it saw of streams that
+//! stopped; or a relay to another bridge of the conference, or a participant on that bridge
+//! whose sources arrive on a relay (docs/bridge.md, Cascading).
+
+use std::net::SocketAddr;
 
 use std::time::Instant;
 
@@ -12,7 +16,27 @@ use super::stream_history::StreamHistory;
 use super::transport::{EndpointSettings, Transport};
 use super::{MediaConfig, MediaKind};
 
+/// What a member of a conference is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// A client of this bridge.
+    Participant,
+    /// A relay to another bridge of the conference: it receives every local source, all of its
+    /// encodings as they come, and carries the sources of the participants behind it.
+    Relay {
+        /// The id this bridge gave the relay: the far bridge ends every datagram of it with it.
+        link_id: u32,
+        /// The far bridge's addresses (its candidates): datagrams from them carry a link id.
+        peers: Vec<SocketAddr>,
+    },
+    /// A participant on another bridge: its producers' packets arrive on the relay in `relay`
+    /// (an endpoint slot), and what is sent to it (key-frame requests, NACKs) goes there. It
+    /// uses no transport of its own and receives nothing.
+    Remote { relay: usize },
+}
+
 pub struct Endpoint {
+    pub kind: EndpointKind,
     pub conference_id: String,
     pub endpoint_id: String,
     /// What the conference's clients call it (in bridge-channel messages and constraints).
@@ -39,9 +63,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// `random` is the RTCP SSRC the bridge uses towards it and a seed for its ICE agent.
+    /// `random` is the RTCP SSRC the bridge uses towards it and a seed for its ICE agent;
+    /// `controlling` its ICE role (towards clients the bridge is controlling).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        kind: EndpointKind,
         conference_id: String,
         endpoint_id: String,
         participant_id: String,
@@ -49,16 +75,18 @@ impl Endpoint {
         tag: u32,
         random: (u32, u64),
         ice: tutti_ice::Credentials,
+        controlling: bool,
         settings: &EndpointSettings,
         now: Instant,
     ) -> Endpoint {
         Endpoint {
+            kind,
             conference_id,
             endpoint_id,
             participant_id,
             conference,
             tag,
-            transport: Transport::new(ice, tag, random, settings, now),
+            transport: Transport::new(ice, controlling, tag, random, settings, now),
             media: MediaConfig::default(),
             producers: Vec::new(),
             history: StreamHistory::new(),
@@ -67,6 +95,23 @@ impl Endpoint {
             told_ideal_height: None,
             packet_limit: RateLimit::new(settings.limits.endpoint_packet_rate),
             feedback_limit: RateLimit::new(settings.limits.endpoint_feedback_rate),
+        }
+    }
+
+    /// A client of this bridge (not a relay, not a participant behind one).
+    pub fn is_participant(&self) -> bool {
+        self.kind == EndpointKind::Participant
+    }
+
+    pub fn is_relay(&self) -> bool {
+        matches!(self.kind, EndpointKind::Relay { .. })
+    }
+
+    /// The relay this member's media comes through, when it is on another bridge.
+    pub fn relay(&self) -> Option<usize> {
+        match self.kind {
+            EndpointKind::Remote { relay } => Some(relay),
+            _ => None,
         }
     }
 
@@ -142,7 +187,14 @@ impl Endpoint {
 
     /// Bytes held by this endpoint's own state (its producers are counted by its router).
     pub fn heap_bytes(&self) -> usize {
-        let strings = self.conference_id.capacity()
+        let peers = match &self.kind {
+            EndpointKind::Relay { peers, .. } => {
+                peers.capacity() * std::mem::size_of::<SocketAddr>()
+            }
+            _ => 0,
+        };
+        let strings = peers
+            + self.conference_id.capacity()
             + self.endpoint_id.capacity()
             + self.participant_id.capacity()
             + self.forwarded.len() * std::mem::size_of::<u32>();

@@ -72,6 +72,24 @@ pub struct RemoteTransport {
     pub setup: RemoteSetup,
 }
 
+/// The far side of a relay: its bridge's transport parameters, and the id it gave the relay
+/// (put at the end of every datagram sent on it).
+#[derive(Clone, Debug)]
+pub struct RelayTransport {
+    pub remote: RemoteTransport,
+    pub link_id: u32,
+}
+
+/// A participant on the far bridge of a relay, as the focus describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteEndpoint {
+    pub endpoint_id: String,
+    /// What the conference's clients call it (bridge-channel messages, constraints).
+    pub participant_id: String,
+    /// Its sources, as its own bridge was given them.
+    pub sources: SourceSet,
+}
+
 /// What an endpoint sends and receives of one media type.
 #[derive(Clone, Debug, Default)]
 pub struct MediaDesc {
@@ -140,6 +158,31 @@ pub enum Command {
     ExpireEndpoint {
         conference_id: String,
         endpoint_id: String,
+    },
+    /// A relay of a conference to another bridge (docs/bridge.md, Cascading): an endpoint
+    /// named `relay_id`, its ICE agent `controlling` or controlled, known locally by `link_id`
+    /// (unique among this bridge's relays).
+    AllocateRelay {
+        conference_id: String,
+        relay_id: String,
+        link_id: u32,
+        ice: tutti_ice::Credentials,
+        controlling: bool,
+    },
+    /// The far side of a relay, the media the conference negotiated (payload types and header
+    /// extensions as its participants use them), and the participants behind it (replacing
+    /// those it had). Fields that are absent are left as they were.
+    UpdateRelay {
+        conference_id: String,
+        relay_id: String,
+        transport: Option<RelayTransport>,
+        media: Option<MediaConfig>,
+        remote_endpoints: Option<Vec<RemoteEndpoint>>,
+    },
+    /// Expires a relay and the participants behind it.
+    ExpireRelay {
+        conference_id: String,
+        relay_id: String,
     },
     /// Every receiver's allocation state, for the debug endpoint.
     DescribeReceivers {
@@ -216,6 +259,8 @@ pub struct WorkerEvent {
     pub endpoint_id: String,
     pub state: EndpointState,
     pub detail: String,
+    /// The endpoint is a relay to another bridge.
+    pub relay: bool,
 }
 
 /// Endpoint settings from the configuration.

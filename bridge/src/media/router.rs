@@ -49,6 +49,8 @@ pub struct Sent {
     pub dropped_temporal: u32,
     /// A consumer waits for a key frame of this encoding.
     pub keyframe_wanted: bool,
+    /// Of `packets`, those sent on relays to other bridges.
+    pub relayed: u64,
 }
 
 /// Why a receiver's NACK could not be answered.
@@ -172,11 +174,14 @@ impl Router {
         if taken {
             return None;
         }
+        let local = endpoints[owner]
+            .as_ref()
+            .is_some_and(|o| o.relay().is_none());
         for &member in &self.members {
             let Some(receiver) = endpoints[member].as_mut() else {
                 continue;
             };
-            if member != owner && receiver.receives(spec.kind) {
+            if member != owner && receives(receiver, spec.kind, local) {
                 producer
                     .consumers
                     .push(new_consumer(member, receiver, spec.kind, output, rng));
@@ -288,15 +293,18 @@ impl Router {
         endpoints: &mut [Option<Endpoint>],
         rng: &mut impl Rng,
     ) {
-        let Some(endpoint) = endpoints[receiver].as_mut() else {
-            return;
-        };
         for producer in self.producers.iter_mut().flatten() {
             if producer.owner == receiver {
                 continue;
             }
+            let local = endpoints[producer.owner]
+                .as_ref()
+                .is_some_and(|o| o.relay().is_none());
+            let Some(endpoint) = endpoints[receiver].as_mut() else {
+                return;
+            };
             let has = producer.consumers.iter().any(|c| c.receiver == receiver);
-            let wants = endpoint.receives(producer.kind);
+            let wants = receives(endpoint, producer.kind, local);
             if wants && !has {
                 let output = producer.output_ssrcs().0;
                 let kind = producer.kind;
@@ -372,6 +380,24 @@ impl Router {
             now_us,
         };
         for consumer in producer.consumers.iter_mut() {
+            if consumer.relay {
+                sent.wanted = true;
+                let Some(relay) = endpoints[consumer.receiver].as_mut() else {
+                    continue;
+                };
+                let mut written = 0;
+                out.push(|slot| {
+                    let w = consumer.relay(relay, outgoing, slot);
+                    written = w.map_or(0, |w| w.1);
+                    w
+                });
+                if written > 0 {
+                    sent.packets += 1;
+                    sent.relayed += 1;
+                    sent.bytes += written as u64;
+                }
+                continue;
+            }
             match consumer.admit(&outgoing) {
                 Admission::Skip => {
                     let wanted = consumer.target.is_some_and(|t| t.spatial == encoding);
@@ -479,6 +505,64 @@ impl Router {
         sent.ok_or(RetransmitError::NotSent)
     }
 
+    /// Answers a relay's NACK for `sequence` of the encoding whose SSRC it named (`route`)
+    /// from that encoding's cache, as the sender sent it (RTX on the encoding's RTX SSRC).
+    #[allow(clippy::too_many_arguments)]
+    pub fn retransmit_to_relay(
+        &mut self,
+        route: Route,
+        relay: usize,
+        sequence: u16,
+        sender_twcc: Option<u8>,
+        now_us: i64,
+        endpoints: &mut [Option<Endpoint>],
+        out: &mut impl Outbox,
+    ) -> Result<usize, RetransmitError> {
+        let producer = self
+            .producers
+            .get_mut(route.producer)
+            .and_then(Option::as_mut)
+            .ok_or(RetransmitError::Missed)?;
+        let kind = producer.kind;
+        let Producer {
+            encodings,
+            consumers,
+            ..
+        } = producer;
+        let consumer = consumers
+            .iter_mut()
+            .find(|c| c.receiver == relay && c.relay)
+            .ok_or(RetransmitError::Missed)?;
+        let e = encodings
+            .get(usize::from(route.encoding))
+            .ok_or(RetransmitError::Missed)?;
+        let original = e
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(sequence))
+            .ok_or(RetransmitError::Missed)?;
+        let header = rtp::parse(original).map_err(|_| RetransmitError::Missed)?;
+        let relay = endpoints[relay].as_mut().ok_or(RetransmitError::NotSent)?;
+        let p = Outgoing {
+            packet: original,
+            header: &header,
+            kind,
+            encoding: route.encoding,
+            frame: None,
+            ssrc: e.ssrc,
+            rtx_ssrc: e.rtx_ssrc,
+            sender_twcc,
+            now_us,
+        };
+        let mut sent = None;
+        out.push(|slot| {
+            let w = consumer.relay_retransmit(relay, p, slot);
+            sent = w.map(|(_, n)| n);
+            w
+        });
+        sent.ok_or(RetransmitError::NotSent)
+    }
+
     /// A video source with an RTX stream towards `receiver`, forwarded or not: probe padding
     /// goes on that stream when there is nothing to resend. Its producer and RTX SSRC.
     pub fn padding_stream(&self, receiver: usize) -> Option<(usize, u32)> {
@@ -527,10 +611,20 @@ impl Router {
             return 0;
         };
         let ssrc = producer.output_ssrcs().0;
+        let encoding_ssrc = producer
+            .encodings
+            .get(usize::from(encoding))
+            .map_or(0, |e| e.ssrc);
         let mut reports = 0;
         for consumer in &producer.consumers {
-            let Some(offset) = consumer.timestamp_offset(encoding) else {
-                continue;
+            // A relay gets the report as it came, as it gets the encoding.
+            let (ssrc, offset) = if consumer.relay {
+                (encoding_ssrc, 0)
+            } else {
+                match consumer.timestamp_offset(encoding) {
+                    Some(offset) => (ssrc, offset),
+                    None => continue,
+                }
             };
             let Some(receiver) = endpoints[consumer.receiver].as_mut() else {
                 continue;
@@ -698,7 +792,7 @@ impl Router {
             let Some(producer) = self.producers[p].as_mut() else {
                 continue;
             };
-            for consumer in &mut producer.consumers {
+            for consumer in producer.consumers.iter_mut().filter(|c| !c.relay) {
                 // Its own streams do not count against a receiver's k.
                 let own = self.loudest[..position]
                     .iter()
@@ -718,7 +812,7 @@ impl Router {
         changed: &mut Vec<(usize, u32)>,
     ) {
         for &member in &self.members {
-            let Some(endpoint) = endpoints[member].as_mut() else {
+            let Some(endpoint) = endpoints[member].as_mut().filter(|e| e.is_participant()) else {
                 continue;
             };
             let mut ideal = None;
@@ -801,5 +895,18 @@ fn new_consumer(
     ) {
         srtp.resume_outbound(output, state);
     }
-    Consumer::new(slot, kind, before.as_ref(), rng.random())
+    Consumer::new(
+        slot,
+        receiver.is_relay(),
+        kind,
+        before.as_ref(),
+        rng.random(),
+    )
+}
+
+/// `receiver` is to get sources of `kind` from a sender that is on this bridge (`local`) or
+/// behind a relay: a relay gets only local ones (every bridge of a conference sends its own
+/// participants' sources on each of its relays).
+fn receives(receiver: &Endpoint, kind: MediaKind, local: bool) -> bool {
+    receiver.receives(kind) && (local || !receiver.is_relay())
 }

@@ -30,6 +30,7 @@ reasons! {
     DtlsUnknownAddress => "dtls_unknown_address",
     DtlsNotReady => "dtls_not_ready",
     UnknownAddress => "unknown_address",
+    UnknownLink => "relay_unknown_link",
     NotConnected => "not_connected",
     SrtpAuthFailed => "srtp_auth_failed",
     SrtpReplayed => "srtp_replayed",
@@ -143,6 +144,9 @@ pub struct Counters {
     pub rtx_consumed: u64,
     /// RTX from senders that answered a NACK of the bridge's: forwarded as the original.
     pub rtx_recovered: u64,
+    /// RTP packets sent on relays to other bridges, and received from them.
+    pub relay_packets_sent: u64,
+    pub relay_packets_received: u64,
     /// Sequence numbers the bridge NACKed to senders (what it lost on their way in).
     pub nacks_sent: u64,
     /// Key frames (their first packets) senders sent, of the codecs the bridge understands.

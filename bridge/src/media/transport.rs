@@ -99,6 +99,8 @@ pub struct Transport {
     held: PacedQueue,
     /// Packets sent past the pacer because its queue was full, not yet counted by the core.
     pub held_overflows: u64,
+    /// On a relay: the far bridge's id for it, put at the end of every datagram sent.
+    link_id: Option<u32>,
 }
 
 /// What became of an RTP packet written for the remote.
@@ -113,13 +115,14 @@ impl Transport {
     /// `seed` seeds the ICE agent's own randomness.
     pub fn new(
         ice: tutti_ice::Credentials,
+        controlling: bool,
         tag: u32,
         (rtcp_ssrc, seed): (u32, u64),
         settings: &EndpointSettings,
         now: Instant,
     ) -> Transport {
         let config = AgentConfig {
-            controlling: true,
+            controlling,
             transaction_tag: tag,
             connect_timeout: settings.ice_timeout,
             consent_timeout: settings.consent_timeout,
@@ -142,6 +145,7 @@ impl Transport {
             congestion: Congestion::new(settings.receiver_bandwidth_bps),
             held: PacedQueue::default(),
             held_overflows: 0,
+            link_id: None,
         }
     }
 
@@ -176,6 +180,11 @@ impl Transport {
             }
         }
         self.remote = Some((remote.setup, remote.fingerprint));
+    }
+
+    /// Makes this the transport of a relay whose far bridge knows it as `link_id`.
+    pub fn set_link_id(&mut self, link_id: u32) {
+        self.link_id = Some(link_id);
     }
 
     pub fn remember_validated(&mut self, addr: SocketAddr) -> bool {
@@ -297,13 +306,14 @@ impl Transport {
                 tutti_ice::Event::TimedOut => {}
             }
         }
+        let link_id = self.link_id;
         loop {
             let ice = &mut self.ice;
             let mut sent = false;
             out.push(|slot| {
                 let r = ice.poll_transmit(slot);
                 sent = r.is_some();
-                r
+                with_link_id(link_id, slot, r)
             });
             if !sent {
                 break;
@@ -314,9 +324,9 @@ impl Transport {
             while let Some(datagram) = dtls.poll_transmit() {
                 if let Some(to) = to {
                     out.push(|slot| {
-                        let n = datagram.len().min(slot.len());
+                        let n = datagram.len().min(slot.len() - LINK_ID_LEN);
                         slot[..n].copy_from_slice(&datagram[..n]);
-                        Some((to, n))
+                        with_link_id(link_id, slot, Some((to, n)))
                     });
                 }
             }
@@ -425,13 +435,14 @@ impl Transport {
                 break;
             };
             let len = packet.len();
-            let (held_queue, twcc_out, sent, congestion, srtp, to) = (
+            let (held_queue, twcc_out, sent, congestion, srtp, to, link_id) = (
                 &self.held,
                 &mut self.twcc_out,
                 &mut self.sent,
                 &mut self.congestion,
                 &mut self.srtp_out,
                 self.ice.selected(),
+                self.link_id,
             );
             out.push(|slot| {
                 let (packet, _) = held_queue.front()?;
@@ -450,7 +461,7 @@ impl Transport {
                     );
                 }
                 let n = srtp.as_mut()?.protect_rtp(slot, len).ok()?;
-                Some((to?, n))
+                with_link_id(link_id, slot, Some((to?, n)))
             });
             self.held.pop();
         }
@@ -494,7 +505,7 @@ impl Transport {
             );
         }
         let n = self.srtp_out.as_mut()?.protect_rtp(slot, len).ok()?;
-        Some((to, n))
+        with_link_id(self.link_id, slot, Some((to, n)))
     }
 
     /// Matches a transport-cc feedback packet from the remote, received at `now_us`, against
@@ -522,7 +533,7 @@ impl Transport {
     pub fn protect_rtcp(&mut self, out: &mut [u8], len: usize) -> Option<(SocketAddr, usize)> {
         let to = self.media_destination()?;
         let n = self.srtp_out.as_mut()?.protect_rtcp(out, len).ok()?;
-        Some((to, n))
+        with_link_id(self.link_id, out, Some((to, n)))
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -536,6 +547,24 @@ impl Transport {
             + self.held.heap_bytes()
             + self.validated.capacity() * std::mem::size_of::<SocketAddr>()
     }
+}
+
+/// Bytes of the link id at the end of every datagram on a relay.
+pub const LINK_ID_LEN: usize = 4;
+
+/// Ends a datagram of `written` bytes in `slot` with the far bridge's link id, on a relay.
+fn with_link_id(
+    link_id: Option<u32>,
+    slot: &mut [u8],
+    written: Option<(SocketAddr, usize)>,
+) -> Option<(SocketAddr, usize)> {
+    let (to, n) = written?;
+    let Some(id) = link_id else {
+        return Some((to, n));
+    };
+    slot.get_mut(n..n + LINK_ID_LEN)?
+        .copy_from_slice(&id.to_be_bytes());
+    Some((to, n + LINK_ID_LEN))
 }
 
 /// Writes the transport's next transport-wide sequence number into `packet`'s extension

@@ -11,6 +11,7 @@
 
 #![allow(dead_code)] // each scenario file uses a different part of the harness
 
+pub mod cascade;
 pub mod receiver_link;
 
 use std::net::{IpAddr, SocketAddr};
@@ -55,6 +56,23 @@ impl BridgeNode {
         speakers: SpeakerSettings,
         limits: LimitSettings,
     ) -> BridgeNode {
+        BridgeNode::at(
+            BRIDGE.parse().unwrap(),
+            seed,
+            start,
+            srtp_profiles,
+            speakers,
+        )
+    }
+
+    /// A bridge whose media socket is `addr`.
+    pub fn at(
+        addr: SocketAddr,
+        seed: u64,
+        start: Instant,
+        srtp_profiles: tutti_dtls::SrtpProfiles,
+        speakers: SpeakerSettings,
+    ) -> BridgeNode {
         let cert = tutti_dtls::Certificate::generate().expect("a DTLS certificate");
         let fingerprint =
             tutti_dtls::parse_fingerprint("sha-256", cert.fingerprint()).expect("sha-256");
@@ -70,7 +88,7 @@ impl BridgeNode {
         };
         BridgeNode {
             core: Core::new(cert, settings, seed, start),
-            addr: BRIDGE.parse().unwrap(),
+            addr,
             fingerprint,
             out: Datagrams::default(),
             events: Vec::new(),

@@ -70,7 +70,7 @@ fn target(spatial: u8, temporal: u8) -> Option<Layer> {
 
 #[test]
 fn nothing_until_a_target_and_a_key_frame_of_it() {
-    let mut c = Consumer::new(0, MediaKind::Video, None, 0);
+    let mut c = Consumer::new(0, false, MediaKind::Video, None, 0);
     assert_eq!(admit(&mut c, &vp8(0, 1, 1, 0, true, true)), Admission::Skip);
     c.target = target(1, 2);
     assert_eq!(
@@ -96,7 +96,7 @@ fn nothing_until_a_target_and_a_key_frame_of_it() {
 
 #[test]
 fn the_old_layer_flows_until_the_new_one_has_a_key_frame() {
-    let mut c = Consumer::new(0, MediaKind::Video, None, 0);
+    let mut c = Consumer::new(0, false, MediaKind::Video, None, 0);
     c.target = target(0, 2);
     assert_eq!(
         admit(&mut c, &vp8(0, 1, 1, 0, true, true)),
@@ -139,7 +139,7 @@ fn the_old_layer_flows_until_the_new_one_has_a_key_frame() {
 
 #[test]
 fn temporal_layers_go_down_at_once_and_up_at_a_sync_frame() {
-    let mut c = Consumer::new(0, MediaKind::Video, None, 0);
+    let mut c = Consumer::new(0, false, MediaKind::Video, None, 0);
     c.target = target(0, 2);
     assert_eq!(
         admit(&mut c, &vp8(0, 1, 1, 0, true, true)),
@@ -176,7 +176,7 @@ fn temporal_layers_go_down_at_once_and_up_at_a_sync_frame() {
 
 #[test]
 fn payloads_the_bridge_cannot_read_stay_on_the_lowest_encoding() {
-    let mut c = Consumer::new(0, MediaKind::Video, None, 0);
+    let mut c = Consumer::new(0, false, MediaKind::Video, None, 0);
     c.target = target(2, 0);
     let unread = |c: &mut Consumer, p: &Packet| admit_as(c, p, None);
     assert_eq!(
@@ -196,6 +196,6 @@ fn payloads_the_bridge_cannot_read_stay_on_the_lowest_encoding() {
         Admission::Skip
     );
     // Audio forwards its one encoding from the start.
-    let audio = Consumer::new(0, MediaKind::Audio, None, 0);
+    let audio = Consumer::new(0, false, MediaKind::Audio, None, 0);
     assert_eq!(audio.target, Some(Layer::BASE_ALL));
 }

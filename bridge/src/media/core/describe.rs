@@ -70,7 +70,10 @@ impl Core {
         let mut reports = Vec::new();
         for router in self.routers.iter().flatten() {
             for &member in &router.members {
-                let Some(receiver) = self.endpoints[member].as_ref() else {
+                let Some(receiver) = self.endpoints[member]
+                    .as_ref()
+                    .filter(|e| e.is_participant())
+                else {
                     continue;
                 };
                 let c = &receiver.constraints;

@@ -29,14 +29,14 @@ use rustc_hash::FxHashMap;
 use tutti_dtls::Certificate;
 use tutti_ice::stun;
 
-use super::endpoint::Endpoint;
+use super::endpoint::{Endpoint, EndpointKind};
 use super::outbox::{Outbox, MAX_DATAGRAM};
 use super::producer::Producer;
 use super::router::{Router, ROUTE_ENTRY_BYTES};
 use super::speakers;
 use super::stats::{Counters, DropReason};
 use super::stats::{ESTIMATE_BOUNDS, HEIGHT_BOUNDS};
-use super::transport::{EndpointSettings, TransportChange};
+use super::transport::{EndpointSettings, TransportChange, LINK_ID_LEN};
 use super::{
     ChannelNotice, ConnectionStats, EndpointState, ForwardedEndpoints, MediaKind, WorkerEvent,
 };
@@ -64,6 +64,10 @@ pub struct Core {
     by_tag: FxHashMap<u32, usize>,
     /// Validated remote address → endpoint: DTLS, RTP and RTCP.
     by_address: FxHashMap<SocketAddr, usize>,
+    /// Link id → relay: datagrams from another bridge end with the id of their relay.
+    by_link: FxHashMap<u32, usize>,
+    /// Addresses of the bridges this one has relays with, and how many relays each.
+    relay_peers: FxHashMap<SocketAddr, usize>,
     next_tag: u32,
     counters: Counters,
     events: VecDeque<WorkerEvent>,
@@ -97,6 +101,8 @@ impl Core {
             by_ufrag: HashMap::new(),
             by_tag: FxHashMap::default(),
             by_address: FxHashMap::default(),
+            by_link: FxHashMap::default(),
+            relay_peers: FxHashMap::default(),
             next_tag: 1,
             counters: Counters::default(),
             events: VecDeque::new(),
@@ -129,8 +135,13 @@ impl Core {
         self.router_ids.len()
     }
 
+    /// Clients of this bridge (relays and the participants behind them not counted).
     pub fn endpoints(&self) -> usize {
-        self.endpoints.iter().flatten().count()
+        self.endpoints
+            .iter()
+            .flatten()
+            .filter(|e| e.is_participant())
+            .count()
     }
 
     /// Bytes held by conference and endpoint state, routing entries included.
@@ -146,7 +157,12 @@ impl Core {
                 .flatten()
                 .map(Router::heap_bytes)
                 .sum::<usize>()
-            + (self.by_ufrag.len() + self.by_tag.len() + self.by_address.len()) * ROUTE_ENTRY_BYTES
+            + (self.by_ufrag.len()
+                + self.by_tag.len()
+                + self.by_address.len()
+                + self.by_link.len()
+                + self.relay_peers.len())
+                * ROUTE_ENTRY_BYTES
     }
 
     /// Bytes per endpoint, on average: (idle, connected). Idle: not connected (allocated and
@@ -335,6 +351,7 @@ impl Core {
         let last_n_limit = self.settings.speakers.last_n_limit(router.members.len());
         let Some(estimate_bps) = self.endpoints[receiver]
             .as_ref()
+            .filter(|e| e.is_participant())
             .map(|e| e.transport.congestion.estimate_bps())
         else {
             return;
@@ -427,6 +444,9 @@ impl Core {
             return;
         };
         match first {
+            0..=3 | 20..=63 if self.relay_peers.contains_key(&from) => {
+                self.on_relay_datagram(from, buf, len, now, out)
+            }
             0..=3 => self.on_stun(from, &buf[..len], now, out),
             20..=63 => self.on_dtls(from, &buf[..len], now, out),
             128..=191 => {
@@ -436,9 +456,53 @@ impl Core {
                 }
                 match self.by_address.get(&from) {
                     Some(&slot) => self.on_media(slot, buf, len, from, now, out),
+                    // Relays are not in the address table: client media pays no extra lookup.
+                    None if self.relay_peers.contains_key(&from) => {
+                        self.on_relay_datagram(from, buf, len, now, out)
+                    }
                     None => self.counters.drop(DropReason::UnknownAddress),
                 }
             }
+            _ => self.counters.drop(DropReason::Unrecognized),
+        }
+    }
+
+    /// A datagram from a bridge this one has relays with: its last bytes name the relay; the
+    /// rest is that relay's STUN, DTLS, SRTP or SRTCP. DTLS and media are taken only from the
+    /// address the relay's ICE validated.
+    fn on_relay_datagram(
+        &mut self,
+        from: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let Some(len) = len.checked_sub(LINK_ID_LEN).filter(|&n| n >= 8) else {
+            self.counters.drop(DropReason::Truncated);
+            return;
+        };
+        let mut id = [0u8; LINK_ID_LEN];
+        id.copy_from_slice(&buf[len..len + LINK_ID_LEN]);
+        let Some(&slot) = self.by_link.get(&u32::from_be_bytes(id)) else {
+            self.counters.drop(DropReason::UnknownLink);
+            return;
+        };
+        let validated = self.endpoints[slot]
+            .as_ref()
+            .is_some_and(|e| e.transport.validated.contains(&from));
+        match buf[0] {
+            0..=3 => {
+                if !stun::is_stun(&buf[..len]) {
+                    self.counters.drop(DropReason::StunMalformed);
+                    return;
+                }
+                self.stun_at(slot, from, &buf[..len], now, out);
+            }
+            20..=63 if validated => self.dtls_at(slot, from, &buf[..len], now, out),
+            20..=63 => self.counters.drop(DropReason::DtlsUnknownAddress),
+            128..=191 if validated => self.on_media(slot, buf, len, from, now, out),
+            128..=191 => self.counters.drop(DropReason::UnknownAddress),
             _ => self.counters.drop(DropReason::Unrecognized),
         }
     }
@@ -462,6 +526,18 @@ impl Core {
                 None => return self.counters.drop(DropReason::StunUnknownTransaction),
             }
         };
+        self.stun_at(slot, from, buf, now, out);
+    }
+
+    /// A STUN message for the ICE agent of the endpoint in `slot`.
+    fn stun_at(
+        &mut self,
+        slot: usize,
+        from: SocketAddr,
+        buf: &[u8],
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
         let Some(endpoint) = self.endpoints[slot].as_mut() else {
             return;
         };
@@ -484,6 +560,18 @@ impl Core {
             self.counters.drop(DropReason::DtlsUnknownAddress);
             return;
         };
+        self.dtls_at(slot, from, buf, now, out);
+    }
+
+    /// A DTLS datagram for the endpoint in `slot`, from an address its ICE validated.
+    fn dtls_at(
+        &mut self,
+        slot: usize,
+        from: SocketAddr,
+        buf: &[u8],
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
         let Some(endpoint) = self.endpoints[slot].as_mut() else {
             return;
         };
@@ -512,7 +600,9 @@ impl Core {
         for change in self.changes.drain(..) {
             match change {
                 TransportChange::AddressValidated(addr) => {
-                    if endpoint.transport.remember_validated(addr) {
+                    // A relay is found by its link id, never by address: another relay may
+                    // share it.
+                    if endpoint.transport.remember_validated(addr) && !endpoint.is_relay() {
                         self.by_address.insert(addr, slot);
                     }
                 }
@@ -520,6 +610,8 @@ impl Core {
                     endpoint.history.new_srtp_keys();
                     endpoint.transport.forget_held();
                 }
+                // The participants behind a relay have no transport: nothing to report.
+                TransportChange::State(..) if endpoint.relay().is_some() => {}
                 TransportChange::State(state, detail) => {
                     tracing::info!(
                         conference = %endpoint.conference_id,
@@ -533,6 +625,7 @@ impl Core {
                         endpoint_id: endpoint.endpoint_id.clone(),
                         state,
                         detail,
+                        relay: endpoint.is_relay(),
                     });
                 }
             }
@@ -567,19 +660,48 @@ impl Core {
                 self.by_address.remove(addr);
             }
         }
+        if let EndpointKind::Relay { link_id, peers } = &endpoint.kind {
+            self.by_link.remove(link_id);
+            self.forget_relay_peers(peers);
+        }
         self.free_endpoints.push(slot);
-        self.events.push_back(WorkerEvent {
-            conference_id: endpoint.conference_id,
-            endpoint_id: endpoint.endpoint_id,
-            state: EndpointState::Expired,
-            detail: String::new(),
-        });
+        if endpoint.relay().is_none() {
+            let relay = endpoint.is_relay();
+            self.events.push_back(WorkerEvent {
+                conference_id: endpoint.conference_id,
+                endpoint_id: endpoint.endpoint_id,
+                state: EndpointState::Expired,
+                detail: String::new(),
+                relay,
+            });
+        }
         // With no endpoints left, give back the tables' capacity too, so an idle bridge's
         // footprint returns to its starting point.
         if self.by_tag.is_empty() {
             self.by_ufrag.shrink_to_fit();
             self.by_tag.shrink_to_fit();
             self.by_address.shrink_to_fit();
+            self.by_link.shrink_to_fit();
+            self.relay_peers.shrink_to_fit();
+        }
+    }
+
+    /// A relay's far bridge may send from these addresses (one relay more for each).
+    fn add_relay_peers(&mut self, peers: &[SocketAddr]) {
+        for &addr in peers {
+            *self.relay_peers.entry(addr).or_insert(0) += 1;
+        }
+    }
+
+    /// One relay fewer with each of these addresses.
+    fn forget_relay_peers(&mut self, peers: &[SocketAddr]) {
+        for addr in peers {
+            if let Some(count) = self.relay_peers.get_mut(addr) {
+                *count -= 1;
+                if *count == 0 {
+                    self.relay_peers.remove(addr);
+                }
+            }
         }
     }
 }

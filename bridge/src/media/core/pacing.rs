@@ -35,7 +35,11 @@ impl Core {
         for slot in 0..self.endpoints.len() {
             let Some(conference) = self.endpoints[slot]
                 .as_ref()
-                .filter(|e| e.transport.is_connected() && e.transport.congestion.feedback_seen)
+                .filter(|e| {
+                    e.is_participant()
+                        && e.transport.is_connected()
+                        && e.transport.congestion.feedback_seen
+                })
                 .map(|e| e.conference)
             else {
                 continue;

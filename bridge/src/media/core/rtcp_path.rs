@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use tutti_rtp::rtcp::{self, Packet, ReportBlock};
 
+use super::rtp_path::sends_through;
 use super::Core;
 use crate::media::consumer::TAG_ROOM;
 use crate::media::nack;
@@ -234,7 +235,7 @@ impl Core {
         let Some(producer) = router.producer_mut(route.producer) else {
             return;
         };
-        if producer.owner != slot {
+        if !sends_through(&self.endpoints, producer.owner, slot) {
             self.counters.drop(DropReason::RtcpForeignSsrc);
             return;
         }
@@ -259,6 +260,21 @@ impl Core {
         now: Instant,
         out: &mut impl Outbox,
     ) {
+        if self.endpoints[requester]
+            .as_ref()
+            .is_some_and(|e| e.is_relay())
+        {
+            // A relay names the encoding itself, by the SSRC it was sent under.
+            let Some(route) = self.routers[conference]
+                .as_ref()
+                .and_then(|r| r.route(media_ssrc))
+                .filter(|r| !r.rtx && self.relayed_to(conference, r.producer, requester))
+            else {
+                return;
+            };
+            self.request_keyframe(conference, route.producer, route.encoding, now, out);
+            return;
+        }
         let Some(router) = self.routers[conference].as_mut() else {
             return;
         };
@@ -308,7 +324,12 @@ impl Core {
             self.counters.pli_rate_limited += 1;
             return;
         }
-        let Some(sender) = self.endpoints[owner].as_mut() else {
+        // A participant on another bridge is asked through its relay.
+        let via = self.endpoints[owner]
+            .as_ref()
+            .and_then(|o| o.relay())
+            .unwrap_or(owner);
+        let Some(sender) = self.endpoints[via].as_mut() else {
             return;
         };
         let rtcp_ssrc = sender.transport.rtcp_ssrc;
@@ -337,6 +358,13 @@ impl Core {
         out: &mut impl Outbox,
     ) {
         let now_us = self.micros(now);
+        if self.endpoints[requester]
+            .as_ref()
+            .is_some_and(|e| e.is_relay())
+        {
+            self.on_relay_nack(requester, conference, media_ssrc, seq, now_us, out);
+            return;
+        }
         let Some(router) = self.routers[conference].as_mut() else {
             return;
         };
@@ -385,20 +413,99 @@ impl Core {
         }
     }
 
-    /// NACKs to senders for what they sent that never arrived.
+    /// A relay's NACK for `seq` of the encoding it names by its SSRC: answered from that
+    /// encoding's cache, within the relay's retransmission budget.
+    fn on_relay_nack(
+        &mut self,
+        relay: usize,
+        conference: usize,
+        media_ssrc: u32,
+        seq: u16,
+        now_us: i64,
+        out: &mut impl Outbox,
+    ) {
+        let Some(route) = self.routers[conference]
+            .as_ref()
+            .and_then(|r| r.route(media_ssrc))
+            .filter(|r| !r.rtx && self.relayed_to(conference, r.producer, relay))
+        else {
+            self.counters.nack_cache_misses += 1;
+            return;
+        };
+        let Some(router) = self.routers[conference].as_mut() else {
+            return;
+        };
+        let Some((owner, kind)) = router.producer(route.producer).map(|p| (p.owner, p.kind)) else {
+            return;
+        };
+        let sender_twcc = self.endpoints[owner]
+            .as_ref()
+            .and_then(|e| e.twcc_extension(kind));
+        let Some(congestion) = self.endpoints[relay]
+            .as_mut()
+            .map(|e| &mut e.transport.congestion)
+        else {
+            return;
+        };
+        if !congestion.retransmission_allowed(now_us) {
+            self.counters.retransmissions_rate_limited += 1;
+            return;
+        }
+        match router.retransmit_to_relay(
+            route,
+            relay,
+            seq,
+            sender_twcc,
+            now_us,
+            &mut self.endpoints,
+            out,
+        ) {
+            Ok(bytes) => {
+                self.counters.retransmissions_sent += 1;
+                if let Some(e) = self.endpoints[relay].as_mut() {
+                    e.transport.congestion.retransmitted(bytes);
+                }
+            }
+            Err(RetransmitError::Missed) => self.counters.nack_cache_misses += 1,
+            Err(RetransmitError::NotSent) => {}
+        }
+    }
+
+    /// Producer `p` is sent on `relay` (a participant of this bridge's, not one behind a relay).
+    fn relayed_to(&self, conference: usize, p: usize, relay: usize) -> bool {
+        self.routers[conference]
+            .as_ref()
+            .and_then(|r| r.producer(p))
+            .is_some_and(|p| p.consumers.iter().any(|c| c.relay && c.receiver == relay))
+    }
+
+    /// NACKs to senders for what they sent that never arrived (to participants behind a relay:
+    /// on the relay, for what was lost on it).
     pub(super) fn send_nacks(&mut self, now: Instant, out: &mut impl Outbox) {
         let now_us = self.micros(now);
         let mut lost = [0u16; nack::CAPACITY];
-        for endpoint in self.endpoints.iter_mut().flatten() {
-            if !endpoint.transport.is_connected() || endpoint.producers.is_empty() {
-                continue;
-            }
-            let Some(router) = self.routers[endpoint.conference].as_mut() else {
+        for slot in 0..self.endpoints.len() {
+            let Some(endpoint) = self.endpoints[slot].as_ref() else {
                 continue;
             };
-            let rtcp_ssrc = endpoint.transport.rtcp_ssrc;
-            for &p in &endpoint.producers {
-                let Some(producer) = router.producer_mut(p) else {
+            let via = endpoint.relay().unwrap_or(slot);
+            let (conference, producers) = (endpoint.conference, endpoint.producers.len());
+            let Some(rtcp_ssrc) = self.endpoints[via]
+                .as_ref()
+                .filter(|e| e.transport.is_connected() && producers > 0)
+                .map(|e| e.transport.rtcp_ssrc)
+            else {
+                continue;
+            };
+            let Some(router) = self.routers[conference].as_mut() else {
+                continue;
+            };
+            for i in 0..producers {
+                let Some(producer) = self.endpoints[slot]
+                    .as_ref()
+                    .and_then(|e| e.producers.get(i))
+                    .and_then(|&p| router.producer_mut(p))
+                else {
                     continue;
                 };
                 for encoding in producer.encodings.iter_mut() {
@@ -410,7 +517,10 @@ impl Core {
                         continue;
                     }
                     let media_ssrc = encoding.ssrc;
-                    let transport = &mut endpoint.transport;
+                    let Some(transport) = self.endpoints[via].as_mut().map(|e| &mut e.transport)
+                    else {
+                        continue;
+                    };
                     let mut sent = false;
                     out.push(|slot| {
                         let body = &mut slot[..SLOT - TAG_ROOM];

@@ -9,10 +9,22 @@ use tutti_rtp::codec::{self, Codec};
 use tutti_rtp::rtp;
 
 use super::Core;
+use crate::media::endpoint::Endpoint;
 use crate::media::nack::Arrival;
 use crate::media::outbox::Outbox;
 use crate::media::stats::DropReason;
 use crate::media::MediaKind;
+
+/// Packets of `owner`'s producers arrive from `slot`: it is the owner, or the relay the owner
+/// (a participant on another bridge) is behind.
+pub(super) fn sends_through(endpoints: &[Option<Endpoint>], owner: usize, slot: usize) -> bool {
+    owner == slot
+        || endpoints
+            .get(owner)
+            .and_then(Option::as_ref)
+            .and_then(Endpoint::relay)
+            == Some(slot)
+}
 
 fn kind_index(kind: MediaKind) -> usize {
     match kind {
@@ -135,24 +147,30 @@ impl Core {
             self.counters.drop(DropReason::RtpMalformed);
             return;
         };
-        let Some(sender) = self.endpoints[slot].as_mut() else {
+        let endpoints = &self.endpoints;
+        let Some(conference) = endpoints[slot].as_ref().map(|e| e.conference) else {
             return;
         };
-        let conference = sender.conference;
         let Some(router) = self.routers[conference].as_mut() else {
             return;
         };
         let Some((route, producer)) = router
             .route(header.ssrc)
             .and_then(|r| Some((r, router.producer_mut(r.producer)?)))
-            .filter(|(_, p)| p.owner == slot)
+            .filter(|(_, p)| sends_through(endpoints, p.owner, slot))
         else {
             self.counters.drop(DropReason::UnknownSsrc);
+            return;
+        };
+        let Some(sender) = self.endpoints[slot].as_mut() else {
             return;
         };
         let kind = producer.kind;
         self.counters.packets_in[kind_index(kind)] += 1;
         self.counters.bytes_in[kind_index(kind)] += packet.len() as u64;
+        if sender.is_relay() {
+            self.counters.relay_packets_received += 1;
+        }
         let sender_twcc = sender.twcc_extension(kind);
         if let Some(id) = sender_twcc {
             if let Some(seq) = rtp::find_extension(packet, &header, id)
@@ -263,6 +281,7 @@ impl Core {
         }
         self.counters.packets_out[kind_index(kind)] += sent.packets;
         self.counters.bytes_out[kind_index(kind)] += sent.bytes;
+        self.counters.relay_packets_sent += sent.relayed;
         if kind == MediaKind::Video {
             self.counters.layer_switches[0] += u64::from(sent.started);
             self.counters.layer_switches[1] += u64::from(sent.switched_up);
