@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tutti_bridge::media::constraints::ConstraintsUpdate;
+use tutti_bridge::media::limits::LimitSettings;
 use tutti_bridge::media::stats::Counters;
 use tutti_bridge::media::{
     Command, EndpointState, MediaConfig, RelayTransport, RemoteEndpoint, RemoteSetup,
@@ -54,6 +55,7 @@ impl Cascade {
                 start,
                 tutti_dtls::SrtpProfiles::GcmThenAesCm,
                 SpeakerSettings::default(),
+                LimitSettings::default(),
             );
             sim.add(&format!("bridge-{i}"), node)
         });

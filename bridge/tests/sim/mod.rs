@@ -62,6 +62,7 @@ impl BridgeNode {
             start,
             srtp_profiles,
             speakers,
+            limits,
         )
     }
 
@@ -72,6 +73,7 @@ impl BridgeNode {
         start: Instant,
         srtp_profiles: tutti_dtls::SrtpProfiles,
         speakers: SpeakerSettings,
+        limits: LimitSettings,
     ) -> BridgeNode {
         let cert = tutti_dtls::Certificate::generate().expect("a DTLS certificate");
         let fingerprint =

@@ -23,8 +23,7 @@ use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::Stanza;
 use tutti_focus::jingle::{Action, Jingle};
 use tutti_focus::jitsi::WebSocket;
-use tutti_focus::Extensions;
-use tutti_participant::{LocalDescription, Participant, ParticipantConfig, RemoteDescription};
+use tutti_participant::{Participant, ParticipantConfig};
 use tutti_test_harness::ejabberd::{self, Ejabberd};
 use tutti_test_harness::netns;
 use tutti_test_harness::prosody::{self, Prosody};
@@ -209,6 +208,7 @@ impl Stack {
         let server = Ejabberd::start(dir, DOMAIN, C2S_PORT, &accounts).expect("starting ejabberd");
         let (bridge, bridge_grpc, bridge_http) = start_bridge(&[]);
         Stack {
+            focus_log: Default::default(),
             server: Server::Ejabberd(server),
             bridge: Some(bridge),
             bridge_grpc,

@@ -398,7 +398,6 @@ impl Core {
                 router.set_producers(
                     slot,
                     &remote.sources.producers(),
-                    self.settings.retransmission_cache_packets,
                     &mut self.endpoints,
                     &mut self.rng,
                 );
