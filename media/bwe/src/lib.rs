@@ -50,10 +50,16 @@
 //! Probing: once the allocator wants more than the estimate, first two clusters at 3 and 6 times
 //! the initial estimate; then, while it still wants more, the estimate is limited by delay (not by
 //! loss, nor by REMB) and the path is not overused, one at twice the estimate every 5 s. A cluster
-//! is 15 ms and at least 5 packets; its result (given 80% of its packets and bytes arrived) is the
-//! lower of its send and receive rates, or 95% of the receive rate when that is below 90% of the
-//! send rate (the link was saturated); a result above the estimate raises it, and a result of at
-//! least 70% of the rate probed probes again at twice the result.
+//! is 15 ms, at least 5 packets and at least 12 kB (longer at low rates: a token bucket on the
+//! path lets what it saved up pass at once, and a smaller cluster would reach the receiver at
+//! the rate it was sent whatever the link carries). Its result (given 80% of its packets and
+//! bytes arrived) is the lower of its send and receive rates, or 95% of the receive rate when
+//! that is below 90% of the send rate (the link was saturated); the receive rate is the lower of
+//! the whole cluster's and, when its second half arrived that much slower than it was sent, that
+//! half's (a bucket's burst went first). A saturated result sets the delay-based rate, up or
+//! down (the cluster measured the path), and overuse within 1 s of it is the cluster's own
+//! queue, not cut for; another result above the estimate raises it; a result of at least 70% of
+//! the rate probed that did not saturate probes again at twice the result.
 //!
 //! The [`Pacer`] sends media at [`PACING_FACTOR`] times the media rate, runs the probe
 //! clusters, and says how much padding they need.
@@ -80,6 +86,8 @@ pub const MAX_BPS: u64 = 100_000_000;
 const MAX_PACKET_BYTES: u32 = 65_535;
 /// RTT until measured, and its bound.
 const INITIAL_RTT_US: i64 = 200_000;
+/// Overuse this soon after a probe cluster that filled the path is that cluster's queue.
+const PROBE_QUEUE_US: i64 = 1_000_000;
 const MAX_RTT_US: i64 = 2_000_000;
 
 /// One packet of a transport-cc feedback, matched to what was sent.
@@ -122,6 +130,8 @@ pub struct BandwidthEstimator {
     desired_bps: Option<u64>,
     rtt_us: i64,
     prober: Prober,
+    /// When the last probe cluster that filled the path came back, and the rate it showed.
+    saturated_probe: Option<(i64, u64)>,
 }
 
 impl BandwidthEstimator {
@@ -140,6 +150,7 @@ impl BandwidthEstimator {
             desired_bps: None,
             rtt_us: INITIAL_RTT_US,
             prober: Prober::new(),
+            saturated_probe: None,
         }
     }
 
@@ -173,20 +184,34 @@ impl BandwidthEstimator {
         }
 
         let acked = self.acked.bps();
+        // A cluster that filled the path measured it: the rate follows, up or down. Any other
+        // result counts when it is above the rate.
         let probe = self
             .prober
             .take_result()
-            .filter(|&bps| bps > self.aimd.bps());
+            .filter(|result| result.saturated || result.bps > self.aimd.bps());
+        if let Some(result) = probe.filter(|result| result.saturated) {
+            self.saturated_probe = Some((now_us, result.bps));
+        }
+        let probe_queue = self
+            .saturated_probe
+            .filter(|&(at_us, _)| now_us.saturating_sub(at_us) <= PROBE_QUEUE_US);
         let usage = self.trendline.usage();
-        if usage == Usage::Over {
+        if let (Usage::Over, Some((_, bps))) = (usage, probe_queue) {
+            // The queue is the probe's own, and the rate is already what the probe measured
+            // (the media alone leaves the queue to drain): not a reason to cut further.
+            if bps < self.aimd.bps() {
+                self.aimd.set(now_us, bps);
+            }
+        } else if usage == Usage::Over {
             if self.aimd.time_to_reduce(now_us, acked, self.rtt_us) {
                 match acked {
                     Some(_) => self.aimd.update(now_us, usage, acked, self.rtt_us),
                     None => self.aimd.set(now_us, self.aimd.bps() / 2),
                 }
             }
-        } else if let Some(bps) = probe {
-            self.aimd.set(now_us, bps);
+        } else if let Some(result) = probe {
+            self.aimd.set(now_us, result.bps);
         } else {
             self.aimd.update(now_us, usage, acked, self.rtt_us);
         }
@@ -205,12 +230,12 @@ impl BandwidthEstimator {
                 self.aimd.set(now_us, delivered);
             }
         }
-        if let (Some(bps), false) = (probe, usage == Usage::Over) {
-            self.loss.on_probe(bps);
+        if let (Some(result), false) = (probe, usage == Usage::Over) {
+            self.loss.on_probe(result.bps);
             let (estimate, _) = self.combined();
             let allowed = self.probing_allowed();
             let wanted = self.desired_bps.is_none_or(|d| d > estimate);
-            self.prober.on_result(now_us, bps, allowed, wanted);
+            self.prober.on_result(now_us, result, allowed, wanted);
         }
     }
 

@@ -16,6 +16,11 @@ const INTERVAL_US: i64 = 5_000_000;
 /// A cluster: this long and at least this many packets.
 const DURATION_US: i64 = 15_000;
 const MIN_PACKETS: u32 = 5;
+/// ... and at least this many bytes (longer at low rates). A bottleneck shaped by a token bucket
+/// (`tc … tbf`, a policer) lets what its bucket saved up while the link was underused pass at
+/// once; a cluster within that reaches the receiver at the rate it was sent, whatever the link
+/// carries. 15 ms at 1.2 Mbit/s is 2.25 kB, less than the 4 kB bucket of a tbf link.
+const MIN_BYTES: u64 = 12_000;
 /// A result needs this fraction of the cluster's packets and bytes received.
 const MIN_RECEIVED: f64 = 0.8;
 /// Send and receive spans longer than this are not a probe's.
@@ -61,6 +66,9 @@ struct Received {
     first_arrival_us: i64,
     first_arrival_bytes: u32,
     last_arrival_us: i64,
+    /// The packet (in send order) with which half the cluster's bytes had arrived: its send
+    /// and arrival times, and the bytes up to and with it.
+    half: Option<(i64, i64, u64)>,
     updated: bool,
 }
 
@@ -76,6 +84,7 @@ impl Received {
             first_arrival_us: i64::MAX,
             first_arrival_bytes: 0,
             last_arrival_us: i64::MIN,
+            half: None,
             updated: false,
         }
     }
@@ -93,11 +102,14 @@ impl Received {
             self.first_arrival_bytes = size;
         }
         self.last_arrival_us = self.last_arrival_us.max(arrival_us);
+        if self.half.is_none() && self.bytes.saturating_mul(2) >= self.cluster.bytes() {
+            self.half = Some((send_us, arrival_us, self.bytes));
+        }
         self.updated = true;
     }
 
-    /// The rate the cluster shows, once enough of it arrived.
-    fn result(&self) -> Option<u64> {
+    /// The rate the cluster shows, once enough of it arrived, and whether it saturated the link.
+    fn result(&self) -> Option<ProbeResult> {
         let enough = f64::from(self.packets) >= f64::from(self.cluster.min_packets) * MIN_RECEIVED
             && self.bytes as f64 >= self.cluster.bytes() as f64 * MIN_RECEIVED;
         let send_span = self.last_send_us.saturating_sub(self.first_send_us);
@@ -110,21 +122,48 @@ impl Received {
         // Each span covers the bytes after its first packet (sent) or before its last (received).
         let send_bps = self.bytes.saturating_sub(u64::from(self.last_send_bytes)) as f64 * 8e6
             / send_span as f64;
-        let receive_bps = self
-            .bytes
-            .saturating_sub(u64::from(self.first_arrival_bytes)) as f64
-            * 8e6
-            / receive_span as f64;
+        let mut receive_bps =
+            self.bytes
+                .saturating_sub(u64::from(self.first_arrival_bytes)) as f64
+                * 8e6
+                / receive_span as f64;
         if receive_bps > MAX_RATIO * send_bps {
             return None;
         }
-        let bps = if receive_bps < SATURATED_RATIO * send_bps {
+        // The second half on its own: what a token bucket let through at once went in the
+        // first, and the rest at the rate of the link.
+        if let Some((half_send_us, half_arrival_us, half_bytes)) = self.half {
+            let tail_bytes = self.bytes.saturating_sub(half_bytes) as f64;
+            let tail_send_span = self.last_send_us.saturating_sub(half_send_us);
+            let tail_receive_span = self.last_arrival_us.saturating_sub(half_arrival_us);
+            if tail_bytes > 0.0 && tail_send_span > 0 && tail_receive_span > 0 {
+                let tail_send_bps = tail_bytes * 8e6 / tail_send_span as f64;
+                let tail_receive_bps = tail_bytes * 8e6 / tail_receive_span as f64;
+                // Saturated in its second half: what arrived then is the link's rate.
+                if tail_receive_bps < SATURATED_RATIO * tail_send_bps {
+                    receive_bps = receive_bps.min(tail_receive_bps);
+                }
+            }
+        }
+        let saturated = receive_bps < SATURATED_RATIO * send_bps;
+        let bps = if saturated {
             SATURATED_UTILIZATION * receive_bps
         } else {
             send_bps.min(receive_bps)
         };
-        (bps >= 1.0).then_some(bps.min(MAX_BPS as f64) as u64)
+        (bps >= 1.0).then_some(ProbeResult {
+            bps: bps.min(MAX_BPS as f64) as u64,
+            saturated,
+        })
     }
+}
+
+/// What a cluster showed: the rate the path carried, and whether the cluster filled it (it
+/// arrived clearly slower than it was sent: the path carries no more than that).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ProbeResult {
+    pub bps: u64,
+    pub saturated: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -205,12 +244,13 @@ impl Prober {
         self.pending.iter_mut().find_map(Option::take)
     }
 
-    /// A result came in; probes further if it came close to the rate probed and the estimate
-    /// may still grow.
-    pub fn on_result(&mut self, now_us: i64, bps: u64, allowed: bool, wanted: bool) {
+    /// A result came in; probes further if it came close to the rate probed without filling
+    /// the path, and the estimate may still grow.
+    pub fn on_result(&mut self, now_us: i64, result: ProbeResult, allowed: bool, wanted: bool) {
         if let Phase::Waiting { continue_bps, .. } = self.phase {
+            let bps = result.bps;
             let target = bps.saturating_mul(FACTOR).min(MAX_BPS);
-            if allowed && wanted && bps >= continue_bps && target > bps {
+            if allowed && wanted && !result.saturated && bps >= continue_bps && target > bps {
                 self.queue(target);
                 self.wait(now_us, target);
             }
@@ -218,10 +258,11 @@ impl Prober {
     }
 
     fn queue(&mut self, target_bps: u64) {
+        let for_min_bytes = MIN_BYTES as u128 * 8_000_000 / u128::from(target_bps.max(1));
         let cluster = ProbeCluster {
             id: self.next_id,
             target_bps,
-            duration_us: DURATION_US,
+            duration_us: DURATION_US.max(for_min_bytes.min(RESULT_TIMEOUT_US as u128) as i64),
             min_packets: MIN_PACKETS,
         };
         self.next_id = self.next_id.wrapping_add(1);
@@ -259,7 +300,7 @@ impl Prober {
     }
 
     /// The highest rate shown by the clusters that got packets since the last call.
-    pub fn take_result(&mut self) -> Option<u64> {
+    pub fn take_result(&mut self) -> Option<ProbeResult> {
         let mut best = None;
         for received in self.received.iter_mut().flatten() {
             if std::mem::take(&mut received.updated) {

@@ -15,6 +15,7 @@ fn follows_a_capacity_drop_within_two_seconds() {
         queue_limit_bytes: 64_000,
         delay_us: 25_000,
         loss: 0.0,
+        burst_bytes: 0,
     };
     let mut sim = Sim::new(1_000_000, 5_000_000, link, 2);
     sim.run_until(DROP_US);

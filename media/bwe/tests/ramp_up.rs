@@ -15,6 +15,7 @@ fn reaches_capacity_without_overshooting() {
         queue_limit_bytes: 64_000,
         delay_us: 25_000,
         loss: 0.0,
+        burst_bytes: 0,
     };
     let mut sim = Sim::new(300_000, 5_000_000, link, 1);
     sim.run_until(30_000_000);

@@ -15,6 +15,7 @@ fn lossy_link(loss: f64) -> Link {
         queue_limit_bytes: 250_000,
         delay_us: 25_000,
         loss,
+        burst_bytes: 0,
     }
 }
 

@@ -29,6 +29,7 @@ fn lower_remb_caps_the_delay_based_estimate() {
         queue_limit_bytes: 64_000,
         delay_us: 25_000,
         loss: 0.0,
+        burst_bytes: 0,
     };
     let mut sim = Sim::new(300_000, 5_000_000, link, 5);
     sim.run_until(10_000_000);

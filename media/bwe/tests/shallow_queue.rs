@@ -17,6 +17,7 @@ fn a_link_that_drops_rather_than_queues_is_not_overshot_again_and_again() {
         queue_limit_bytes: 1_500,
         delay_us: 20_000,
         loss: 0.0,
+        burst_bytes: 0,
     };
     let mut sim = Sim::new(2_500_000, 2_000_000, link, 7);
     sim.run_until(40_000_000);

@@ -1,8 +1,10 @@
 //! A tiny deterministic simulated path for the scenarios: a sender producing 30 frames a second
-//! at the estimate, paced by a [`Pacer`], with probe clusters and padding; a bottleneck of some
-//! capacity with a FIFO queue of limited size (tail drop), a propagation delay, random loss from
-//! a seeded generator; a receiver sending transport-cc feedback every 50 ms, which comes back
-//! after the propagation delay.
+//! at the estimate (or at the highest of its layers that fits in it), paced by a [`Pacer`], with
+//! probe clusters and padding; a bottleneck of some capacity with a FIFO queue of limited size
+//! (tail drop) and optionally a token bucket (as `tc … tbf`: while the link was idle it saves up
+//! to `burst_bytes`, which then pass at once), a propagation delay, random loss from a seeded
+//! generator; a receiver sending transport-cc feedback every 50 ms, which comes back after the
+//! propagation delay.
 
 use std::collections::VecDeque;
 
@@ -19,6 +21,9 @@ pub struct Link {
     pub delay_us: i64,
     /// Probability that a packet leaving the bottleneck is lost.
     pub loss: f64,
+    /// What the bottleneck lets through at once after being idle (a token bucket's depth); 0:
+    /// none, every packet takes its time at the capacity.
+    pub burst_bytes: u64,
 }
 
 /// What the sender knew when feedback came in.
@@ -37,6 +42,9 @@ pub struct Sim {
     pub samples: Vec<Sample>,
     /// When each probe cluster was handed to the pacer, and what limited the estimate then.
     pub probes: Vec<(i64, Limit)>,
+    /// The rates the sender can send at, lowest first (a simulcast source's layers, the
+    /// allocator picking the highest that fits in the estimate, else the lowest); empty: any.
+    pub layers: Vec<u64>,
     now_us: i64,
     pacer: Pacer,
     /// splitmix64 state.
@@ -45,6 +53,8 @@ pub struct Sim {
     queue: VecDeque<u32>,
     /// When the bottleneck will have sent everything queued.
     link_free_us: i64,
+    /// The token bucket's bytes when the last packet left.
+    tokens: f64,
     in_flight: VecDeque<PacketResult>,
     feedback: VecDeque<(i64, Vec<PacketResult>)>,
     next_frame_us: i64,
@@ -63,10 +73,12 @@ impl Sim {
             bwe,
             samples: Vec::new(),
             probes: Vec::new(),
+            layers: Vec::new(),
             now_us: 0,
             rng: seed,
             queue: VecDeque::new(),
             link_free_us: 0,
+            tokens: 0.0,
             in_flight: VecDeque::new(),
             feedback: VecDeque::new(),
             next_frame_us: 0,
@@ -110,7 +122,7 @@ impl Sim {
         }
         if now >= self.next_frame_us {
             self.next_frame_us += FRAME_INTERVAL_US;
-            let frame_bytes = (self.bwe.estimate_bps() / 8 / 30).max(1);
+            let frame_bytes = (self.media_bps() / 8 / 30).max(1);
             let packets = frame_bytes.div_ceil(u64::from(MAX_PACKET_BYTES));
             for _ in 0..packets {
                 let size = (frame_bytes / packets) as u32;
@@ -141,8 +153,17 @@ impl Sim {
         }
     }
 
+    /// What the sender sends now: the estimate, or the highest layer that fits in it.
+    fn media_bps(&self) -> u64 {
+        let estimate = self.bwe.estimate_bps();
+        match self.layers.iter().rev().find(|&&l| l <= estimate) {
+            Some(&layer) => layer,
+            None => self.layers.first().copied().unwrap_or(estimate),
+        }
+    }
+
     /// Through the bottleneck: queued (or dropped when the queue is full), serialised at the
-    /// capacity, delayed, maybe lost.
+    /// capacity (after what the token bucket let through at once), delayed, maybe lost.
     fn transmit(&mut self, size: u32, probe_cluster: Option<u32>) {
         let now = self.now_us;
         let capacity = self.link.capacity_bps.max(1) as i64;
@@ -151,10 +172,18 @@ impl Sim {
         let arrival_us = if queued_bytes + u64::from(size) > self.link.queue_limit_bytes {
             None
         } else {
-            self.queue_delay_us = self.queue_delay_us.max(wait_us);
-            self.link_free_us = now.max(self.link_free_us) + i64::from(size) * 8_000_000 / capacity;
+            // The packet leaves once it is at the head and the bucket holds its bytes.
+            let head_us = now.max(self.link_free_us);
+            let refill = (head_us - self.link_free_us).max(0) as f64 * capacity as f64 / 8e6;
+            let tokens = (self.tokens + refill).min(self.link.burst_bytes as f64);
+            let short = (f64::from(size) - tokens).max(0.0).ceil() as i64;
+            let leaves_us = head_us + short * 8_000_000 / capacity;
+            self.tokens = (tokens + short as f64 - f64::from(size)).max(0.0);
+            let serialised_us = i64::from(size) * 8_000_000 / capacity;
+            self.queue_delay_us = self.queue_delay_us.max(leaves_us - now - serialised_us);
+            self.link_free_us = leaves_us;
             let lost = self.random() < self.link.loss;
-            (!lost).then_some(self.link_free_us + self.link.delay_us)
+            (!lost).then_some(leaves_us + self.link.delay_us)
         };
         self.in_flight.push_back(PacketResult {
             send_us: now,
