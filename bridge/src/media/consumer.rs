@@ -246,18 +246,18 @@ impl Consumer {
             let payload = &mut body[p.header.payload_offset..p.header.payload_end];
             renumber_vp8(payload, &d, w.picture_id_delta, w.tl0_pic_idx_delta);
         }
-        seal(receiver, slot, len, p)
+        seal(receiver, slot, len, p)?.now()
     }
 
     /// Writes the retransmission of `p` (a cached packet of encoding `p.encoding`, as the
     /// sender sent it) into `slot`, as the receiver first got it: as RTX when the receiver
-    /// negotiated it.
+    /// negotiated it. It leaves now or the pacer holds it.
     pub fn retransmit(
         &mut self,
         receiver: &mut Endpoint,
         p: Outgoing<'_>,
         slot: &mut [u8],
-    ) -> Option<(SocketAddr, usize)> {
+    ) -> Option<Sealed> {
         // Not connected: nothing is sent, and no RTX sequence number is used up.
         receiver.transport.media_destination()?;
         let w = self
@@ -377,12 +377,32 @@ fn renumber_vp8(payload: &mut [u8], d: &codec::vp8::Descriptor, pid_delta: u16, 
 /// Hands the RTP packet of `len` bytes in `slot` (described by `p.header`) to the receiver's
 /// pacer; unless it holds video back, gives it the receiver's transport-wide sequence number
 /// and encrypts it with the receiver's keys.
-fn seal(
-    receiver: &mut Endpoint,
-    slot: &mut [u8],
-    len: usize,
-    p: Outgoing<'_>,
-) -> Option<(SocketAddr, usize)> {
+/// What became of a packet written for a receiver.
+pub enum Sealed {
+    /// Encrypted in its slot, of this size, to go to this address now.
+    Now(SocketAddr, usize),
+    /// The receiver's pacer holds it (`len` bytes), to send later.
+    Held(usize),
+}
+
+impl Sealed {
+    /// Where the slot goes, and its size, if it goes now.
+    pub fn now(self) -> Option<(SocketAddr, usize)> {
+        match self {
+            Sealed::Now(to, n) => Some((to, n)),
+            Sealed::Held(_) => None,
+        }
+    }
+
+    /// The bytes sent or held.
+    pub fn bytes(&self) -> usize {
+        match *self {
+            Sealed::Now(_, n) | Sealed::Held(n) => n,
+        }
+    }
+}
+
+fn seal(receiver: &mut Endpoint, slot: &mut [u8], len: usize, p: Outgoing<'_>) -> Option<Sealed> {
     receiver.transport.media_destination()?;
     let twcc = p.sender_twcc.zip(receiver.twcc_extension(p.kind));
     let paced = p.kind == MediaKind::Video;
@@ -390,8 +410,9 @@ fn seal(
     match receiver.transport.pace(p.now_us, packet, twcc, paced) {
         Paced::Now(cluster) => receiver
             .transport
-            .send_rtp(slot, len, p.header, twcc, p.now_us, cluster),
-        Paced::Held => None,
+            .send_rtp(slot, len, p.header, twcc, p.now_us, cluster)
+            .map(|(to, n)| Sealed::Now(to, n)),
+        Paced::Held => Some(Sealed::Held(len)),
     }
 }
 

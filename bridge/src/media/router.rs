@@ -496,11 +496,12 @@ impl Router {
             sender_twcc,
             now_us,
         };
+        // Held by the pacer counts as sent: it leaves when the pacer lets it.
         let mut sent = None;
         out.push(|slot| {
-            let w = consumer.retransmit(receiver, p, slot);
-            sent = w.map(|(_, n)| n);
-            w
+            let sealed = consumer.retransmit(receiver, p, slot)?;
+            sent = Some(sealed.bytes());
+            sealed.now()
         });
         sent.ok_or(RetransmitError::NotSent)
     }
