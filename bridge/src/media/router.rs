@@ -90,6 +90,8 @@ pub struct Router {
     loudest: Vec<(usize, usize, Score)>,
     /// SRTP and SRTCP packets its members may send together (`conference_packet_rate`).
     pub packet_limit: RateLimit,
+    /// The audio the current run's receiver is forwarded, bit/s (measured as it comes in).
+    audio_bps: u64,
 }
 
 impl Router {
@@ -699,7 +701,22 @@ impl Router {
                 self.allocated.push((p, member));
             }
         }
-        let bps = constraints.assumed_bandwidth_bps.unwrap_or(bandwidth_bps);
+        // The estimate covers everything sent to the receiver: its audio comes first, video
+        // gets the rest (a figure of its own is for video alone).
+        self.audio_bps = self
+            .producers
+            .iter()
+            .flatten()
+            .filter(|p| {
+                p.kind == MediaKind::Audio && p.consumers.iter().any(|c| c.receiver == receiver)
+            })
+            .flat_map(|p| &p.encodings)
+            .filter(|e| e.rate.is_active(now_us))
+            .map(|e| e.rate.bps_up_to(e.rate.max_temporal))
+            .sum();
+        let bps = constraints
+            .assumed_bandwidth_bps
+            .unwrap_or(bandwidth_bps.saturating_sub(self.audio_bps));
         let last_n = match (constraints.last_n, last_n_limit) {
             (Some(asked), Some(limit)) => Some(asked.min(limit)),
             (asked, limit) => asked.or(limit),
@@ -832,9 +849,10 @@ impl Router {
         }
     }
 
-    /// What the last receiver allocated would be forwarded with unlimited bandwidth, bit/s.
+    /// What the last receiver allocated would be forwarded with unlimited bandwidth (its audio
+    /// and the video it asks for), bit/s.
     pub fn desired_bps(&self) -> u64 {
-        self.allocation.desired_bps
+        self.allocation.desired_bps.saturating_add(self.audio_bps)
     }
 
     /// Bytes of the conference's state: its producers and its routing entries, by number (not
