@@ -26,13 +26,12 @@ async fn expired_endpoints_free_their_state() {
     }
     let bridge = BridgeProcess::start(&[]);
     let mut client = bridge.client().await;
-    let listener = join(
-        &mut client,
-        "room",
-        "listener",
-        ParticipantConfig::new("listener"),
-    )
-    .await;
+    // The listener's camera is signalled but sends nothing: a NACK cache is made the first
+    // time an encoding is forwarded, and one made for the listener's video as the cyclers
+    // come would be the listener's state, not a cycler's left behind.
+    let mut listening = ParticipantConfig::new("listener");
+    listening.send_video = false;
+    let listener = join(&mut client, "room", "listener", listening).await;
     // Let every periodic exchange (its sender reports, the bridge's receiver reports and
     // feedback) happen, so the listener's own state has its steady size before measuring.
     tokio::time::sleep(Duration::from_millis(2500)).await;

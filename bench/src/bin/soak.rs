@@ -7,10 +7,11 @@
 //! Each slot runs one session after another: log in, conference request, join, accept, stay a
 //! few seconds, leave, log out.
 //!
-//! Memory is measured at the same load, none, at three points: at the start, after a warm-up
-//! (a tenth of the run, at least a minute, then everyone leaves) and at the end (everyone
-//! leaves again): `rss_same_load_ratio` is the bridge's RSS at the end over its RSS after the
-//! warm-up. Before any participant, `--idle-probe` endpoints are allocated over gRPC (in
+//! Memory is compared at the same load: `rss_same_load_ratio` is the bridge's mean RSS over
+//! the last minute of the run over its mean RSS over the first minute after a warm-up (a tenth
+//! of the run, at least a minute), every slot busy both times. With nobody in, it is measured
+//! at the start, after the warm-up (everyone leaves) and at the end (everyone leaves again):
+//! `rss_idle_ratio`, which also shows how much of its peak the allocator gave back. Before any participant, `--idle-probe` endpoints are allocated over gRPC (in
 //! conferences of 10), told their media and sources (audio, video with RTX) as a focus does
 //! after a session-accept, and left unconnected: the bridge's own gauge (`tutti_bridge_endpoint_bytes{state="idle"}`) and
 //! the RSS they added give the cost of an idle endpoint. After the end, whatever endpoint,
@@ -266,12 +267,27 @@ struct Peaks {
     focus_rss_kib: u64,
     endpoints: f64,
     connected_endpoint_bytes: f64,
+    /// (bridge, focus) RSS of every sample, KiB, in order.
+    rss: Vec<(u64, u64)>,
+}
+
+/// Samples in a minute: the windows `rss_same_load_ratio` compares.
+const WINDOW: usize = 12;
+
+/// Mean (bridge, focus) RSS over `samples`, KiB.
+fn mean_rss(samples: &[(u64, u64)]) -> (f64, f64) {
+    let n = samples.len().max(1) as f64;
+    let bridge: u64 = samples.iter().map(|s| s.0).sum();
+    let focus: u64 = samples.iter().map(|s| s.1).sum();
+    (bridge as f64 / n, focus as f64 / n)
 }
 
 async fn sample(stack: &Stack, peaks: &mut Peaks) -> anyhow::Result<()> {
     let (bridge, http, _) = &stack.bridges[0];
-    peaks.bridge_rss_kib = peaks.bridge_rss_kib.max(bridge.rss_kib()?);
-    peaks.focus_rss_kib = peaks.focus_rss_kib.max(stack.focus.rss_kib()?);
+    let rss = (bridge.rss_kib()?, stack.focus.rss_kib()?);
+    peaks.rss.push(rss);
+    peaks.bridge_rss_kib = peaks.bridge_rss_kib.max(rss.0);
+    peaks.focus_rss_kib = peaks.focus_rss_kib.max(rss.1);
     let metrics = scrape(*http).await?;
     let get = |name: &str| metrics.get(name).copied().unwrap_or(0.0);
     peaks.endpoints = peaks.endpoints.max(get("tutti_bridge_endpoints"));
@@ -448,6 +464,7 @@ async fn main() -> anyhow::Result<()> {
     phase(args.load, &stack, &tally, warm_up, &mut peaks).await?;
     let (rss_warm, focus_rss_warm) = (bridge.0.rss_kib()?, stack.focus.rss_kib()?);
     eprintln!("soak: warmed up; bridge {rss_warm} KiB, focus {focus_rss_warm} KiB with nobody in");
+    let warm_samples = peaks.rss.len();
     phase(args.load, &stack, &tally, total - warm_up, &mut peaks).await?;
     let ran = started.elapsed();
     let (rss_end, focus_rss_end) = (bridge.0.rss_kib()?, stack.focus.rss_kib()?);
@@ -456,6 +473,10 @@ async fn main() -> anyhow::Result<()> {
         stack.bridges_cpu_seconds()?,
         stack.prosody_cpu_seconds()?,
     ];
+    // Under the same load (every slot busy): the first minute after the warm-up, the last.
+    let loaded = &peaks.rss[warm_samples..];
+    let same_load_first = mean_rss(&loaded[..WINDOW.min(loaded.len())]);
+    let same_load_last = mean_rss(&loaded[loaded.len().saturating_sub(WINDOW)..]);
     let bridge_metrics = scrape(bridge.1).await?;
     let focus_metrics = scrape(stack.focus_http).await?;
     let left = |metrics: &std::collections::HashMap<String, f64>, name: &str| {
@@ -480,12 +501,15 @@ async fn main() -> anyhow::Result<()> {
         "rss_warm_kib": rss_warm,
         "rss_end_kib": rss_end,
         "rss_max_kib": peaks.bridge_rss_kib,
-        "rss_same_load_ratio": round(rss_end as f64 / rss_warm as f64),
+        "rss_same_load_kib": [same_load_first.0.round(), same_load_last.0.round()],
+        "rss_same_load_ratio": round(same_load_last.0 / same_load_first.0),
+        "rss_idle_ratio": round(rss_end as f64 / rss_warm as f64),
         "focus_rss_start_kib": focus_rss_start,
         "focus_rss_warm_kib": focus_rss_warm,
         "focus_rss_end_kib": focus_rss_end,
         "focus_rss_max_kib": peaks.focus_rss_kib,
-        "focus_rss_same_load_ratio": round(focus_rss_end as f64 / focus_rss_warm as f64),
+        "focus_rss_same_load_ratio": round(same_load_last.1 / same_load_first.1),
+        "focus_rss_idle_ratio": round(focus_rss_end as f64 / focus_rss_warm as f64),
         "idle_endpoint_bytes": idle_gauge,
         "idle_endpoint_rss_bytes": idle_rss.round(),
         "active_endpoint_bytes": peaks.connected_endpoint_bytes,
