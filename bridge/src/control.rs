@@ -81,6 +81,8 @@ pub struct Registry {
     pub conferences: HashMap<String, HashMap<String, EndpointEntry>>,
     /// Each conference's name, as `CreateConference` gave it.
     pub names: HashMap<String, String>,
+    /// The conferences without an endpoint, and since when.
+    pub empty_since: HashMap<String, Instant>,
 }
 
 /// A conference as `ListConferences` reports it.
@@ -107,6 +109,19 @@ impl Registry {
                     })
                     .map(move |(endpoint, _)| (conference.clone(), endpoint.clone()))
             })
+            .collect()
+    }
+
+    /// Conferences without an endpoint for `expiry` at `now` (a focus that forgot them, or
+    /// whose expiry of them was lost).
+    pub fn empty_conferences(&self, now: Instant, expiry: Duration) -> Vec<String> {
+        self.empty_since
+            .iter()
+            .filter(|(id, since)| {
+                now.saturating_duration_since(**since) >= expiry
+                    && self.conferences.get(*id).is_some_and(HashMap::is_empty)
+            })
+            .map(|(id, _)| id.clone())
             .collect()
     }
 
@@ -297,6 +312,9 @@ impl Control {
         registry
             .names
             .insert(conference_id.to_string(), name.to_string());
+        registry
+            .empty_since
+            .insert(conference_id.to_string(), Instant::now());
         Ok(true)
     }
 
@@ -339,6 +357,7 @@ impl Control {
             .remove(conference_id)
             .ok_or_else(|| ControlError::UnknownConference(conference_id.to_string()))?;
         registry.names.remove(conference_id);
+        registry.empty_since.remove(conference_id);
         self.channels.remove_conference(conference_id);
         permit.send(Command::ExpireConference {
             conference_id: conference_id.to_string(),
@@ -416,6 +435,7 @@ impl Control {
                 quiet_since: Instant::now(),
             },
         );
+        registry.empty_since.remove(conference_id);
         let password = self
             .channels
             .add(conference_id, endpoint_id, participant_id);
@@ -601,11 +621,12 @@ impl Control {
     }
 
     /// Expires the endpoints silent on media and signalling for `endpoint_expiry_secs` (a
-    /// client that vanished, a focus that forgot them); returns how many.
+    /// client that vanished, a focus that forgot them), then the conferences without an
+    /// endpoint for as long (a focus whose expiry of them was lost); returns how many
+    /// endpoints.
     pub fn expire_silent(&self, now: Instant) -> usize {
-        let silent = self
-            .registry()
-            .silent_endpoints(now, self.config.endpoint_expiry());
+        let expiry = self.config.endpoint_expiry();
+        let silent = self.registry().silent_endpoints(now, expiry);
         let mut expired = 0;
         for (conference, endpoint) in silent {
             let expiry = self
@@ -615,6 +636,12 @@ impl Control {
                 tracing::info!(%conference, %endpoint, "expired a silent endpoint");
                 self.silent_expiries.inc();
                 expired += 1;
+            }
+        }
+        let empty = self.registry().empty_conferences(now, expiry);
+        for conference in empty {
+            if self.expire_conference(&conference).is_ok() {
+                tracing::info!(%conference, "expired an empty conference");
             }
         }
         expired
@@ -656,6 +683,11 @@ impl Control {
         participant(conference, conference_id, endpoint_id)?;
         let permit = self.reserve()?;
         conference.remove(endpoint_id);
+        if conference.is_empty() {
+            registry
+                .empty_since
+                .insert(conference_id.to_string(), Instant::now());
+        }
         self.channels.remove(conference_id, endpoint_id);
         permit.send(Command::ExpireEndpoint {
             conference_id: conference_id.to_string(),
@@ -749,6 +781,37 @@ mod tests {
             commands,
         );
         (control, receiver)
+    }
+
+    #[test]
+    fn a_conference_without_endpoints_is_expired_after_the_endpoint_expiry() {
+        let (control, _worker) = stalled();
+        let expiry = control.config.endpoint_expiry();
+        control.create_conference("never-used", "a").unwrap();
+        control.create_conference("emptied", "b").unwrap();
+        control.create_conference("in-use", "c").unwrap();
+        control.allocate_endpoint("emptied", "e1", "").unwrap();
+        control.allocate_endpoint("in-use", "e2", "").unwrap();
+        let later = Instant::now() + expiry;
+        // Emptied after `later` was taken: its time runs from then.
+        control.expire_endpoint("emptied", "e1").unwrap();
+        let registry = control.registry();
+        assert_eq!(registry.empty_conferences(later, expiry), ["never-used"]);
+        let mut empty = registry.empty_conferences(later + expiry, expiry);
+        empty.sort();
+        assert_eq!(
+            empty,
+            ["emptied", "never-used"],
+            "one with an endpoint never is"
+        );
+        drop(registry);
+        control.expire_silent(later);
+        let left: Vec<String> = control
+            .list_conferences()
+            .into_iter()
+            .map(|c| c.conference_id)
+            .collect();
+        assert_eq!(left, ["emptied", "in-use"]);
     }
 
     #[test]
