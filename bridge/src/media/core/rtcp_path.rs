@@ -11,10 +11,11 @@ use tutti_rtp::rtcp::{self, Packet, ReportBlock};
 use super::rtp_path::sends_through;
 use super::Core;
 use crate::media::consumer::TAG_ROOM;
+use crate::media::endpoint::Endpoint;
 use crate::media::nack;
 use crate::media::outbox::{Outbox, SLOT};
 use crate::media::router::RetransmitError;
-use crate::media::stats::{DropReason, FEEDBACK_DELAY_BOUNDS, RTT_BOUNDS};
+use crate::media::stats::{Counters, DropReason, FEEDBACK_DELAY_BOUNDS, RTT_BOUNDS};
 use crate::media::MediaKind;
 
 /// Bitrate announced in REMB to senders without transport-cc: the bridge does not estimate
@@ -383,17 +384,11 @@ impl Core {
         let sender_twcc = self.endpoints[owner]
             .as_ref()
             .and_then(|e| e.twcc_extension(kind));
-        let Some(congestion) = self.endpoints[requester]
-            .as_mut()
-            .map(|e| &mut e.transport.congestion)
-        else {
-            return;
-        };
-        if !congestion.retransmission_allowed(now_us) {
-            self.counters.retransmissions_rate_limited += 1;
+        if !within_retransmission_budget(&mut self.endpoints, &mut self.counters, requester, now_us)
+        {
             return;
         }
-        match router.retransmit(
+        let sent = router.retransmit(
             p,
             requester,
             seq,
@@ -401,16 +396,8 @@ impl Core {
             now_us,
             &mut self.endpoints,
             out,
-        ) {
-            Ok(bytes) => {
-                self.counters.retransmissions_sent += 1;
-                if let Some(e) = self.endpoints[requester].as_mut() {
-                    e.transport.congestion.retransmitted(bytes);
-                }
-            }
-            Err(RetransmitError::Missed) => self.counters.nack_cache_misses += 1,
-            Err(RetransmitError::NotSent) => {}
-        }
+        );
+        count_retransmission(&mut self.endpoints, &mut self.counters, requester, sent);
     }
 
     /// A relay's NACK for `seq` of the encoding it names by its SSRC: answered from that
@@ -441,17 +428,10 @@ impl Core {
         let sender_twcc = self.endpoints[owner]
             .as_ref()
             .and_then(|e| e.twcc_extension(kind));
-        let Some(congestion) = self.endpoints[relay]
-            .as_mut()
-            .map(|e| &mut e.transport.congestion)
-        else {
-            return;
-        };
-        if !congestion.retransmission_allowed(now_us) {
-            self.counters.retransmissions_rate_limited += 1;
+        if !within_retransmission_budget(&mut self.endpoints, &mut self.counters, relay, now_us) {
             return;
         }
-        match router.retransmit_to_relay(
+        let sent = router.retransmit_to_relay(
             route,
             relay,
             seq,
@@ -459,16 +439,8 @@ impl Core {
             now_us,
             &mut self.endpoints,
             out,
-        ) {
-            Ok(bytes) => {
-                self.counters.retransmissions_sent += 1;
-                if let Some(e) = self.endpoints[relay].as_mut() {
-                    e.transport.congestion.retransmitted(bytes);
-                }
-            }
-            Err(RetransmitError::Missed) => self.counters.nack_cache_misses += 1,
-            Err(RetransmitError::NotSent) => {}
-        }
+        );
+        count_retransmission(&mut self.endpoints, &mut self.counters, relay, sent);
     }
 
     /// Producer `p` is sent on `relay` (a participant of this bridge's, not one behind a relay).
@@ -646,5 +618,42 @@ impl Core {
                 }
             }
         }
+    }
+}
+
+/// Whether `to`'s retransmission budget (its estimate over a second) takes one more now;
+/// a NACK beyond it is counted and not answered.
+fn within_retransmission_budget(
+    endpoints: &mut [Option<Endpoint>],
+    counters: &mut Counters,
+    to: usize,
+    now_us: i64,
+) -> bool {
+    let Some(endpoint) = endpoints[to].as_mut() else {
+        return false;
+    };
+    let allowed = endpoint.transport.congestion.retransmission_allowed(now_us);
+    if !allowed {
+        counters.retransmissions_rate_limited += 1;
+    }
+    allowed
+}
+
+/// Counts a retransmission to `to` (and charges its budget), or why there was none.
+fn count_retransmission(
+    endpoints: &mut [Option<Endpoint>],
+    counters: &mut Counters,
+    to: usize,
+    sent: Result<usize, RetransmitError>,
+) {
+    match sent {
+        Ok(bytes) => {
+            counters.retransmissions_sent += 1;
+            if let Some(e) = endpoints[to].as_mut() {
+                e.transport.congestion.retransmitted(bytes);
+            }
+        }
+        Err(RetransmitError::Missed) => counters.nack_cache_misses += 1,
+        Err(RetransmitError::NotSent) => {}
     }
 }
