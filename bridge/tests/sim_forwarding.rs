@@ -7,7 +7,7 @@ mod sim;
 
 use std::time::Duration;
 
-use sim::Call;
+use sim::{assert_receives_cleanly, Call};
 use tutti_bridge::media::stats::DropReason;
 
 #[test]
@@ -30,30 +30,7 @@ fn three_participants(mut call: Call) {
 
     for &receiver in &ids {
         for &sender in ids.iter().filter(|s| s.index() != receiver.index()) {
-            let config = call.peer(sender).config().clone();
-            let name = (&call.peer(receiver).config().name, &config.name);
-            let audio = call.peer(receiver).rx(config.audio.unwrap()).unwrap();
-            assert!(
-                audio.received() >= 200,
-                "{name:?}: audio {}",
-                audio.received()
-            );
-            assert!(
-                audio.is_continuous(),
-                "{name:?}: audio gaps {:?}",
-                audio.missing()
-            );
-            assert_eq!(audio.payload_errors, 0);
-            let video = call.peer(receiver).rx(config.video[0].ssrc).unwrap();
-            let frames = video.frames();
-            assert!(frames.complete >= 120, "{name:?}: {frames:?}");
-            assert_eq!(frames.incomplete, 0, "{name:?}: {frames:?}");
-            assert!(
-                video.is_continuous(),
-                "{name:?}: video gaps {:?}",
-                video.missing()
-            );
-            assert_eq!(video.payload_errors, 0);
+            assert_receives_cleanly(call.peer(receiver), call.peer(sender).config());
         }
         let stats = call.peer(receiver).stats();
         assert!(stats.rtcp_received.twcc_feedbacks >= 50, "{stats:?}");

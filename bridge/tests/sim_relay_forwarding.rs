@@ -7,6 +7,7 @@ mod sim;
 
 use std::time::Duration;
 
+use sim::assert_receives_cleanly;
 use sim::cascade::Cascade;
 use tutti_bridge::media::stats::DropReason;
 use tutti_bridge::media::EndpointState;
@@ -30,30 +31,7 @@ fn participants_on_two_bridges_receive_each_other_through_the_relay() {
     }
     for &receiver in &ids {
         for &sender in ids.iter().filter(|s| s.index() != receiver.index()) {
-            let config = cascade.peer(sender).config().clone();
-            let name = (&cascade.peer(receiver).config().name, &config.name);
-            let audio = cascade.peer(receiver).rx(config.audio.unwrap()).unwrap();
-            assert!(
-                audio.received() >= 200,
-                "{name:?}: audio {}",
-                audio.received()
-            );
-            assert!(
-                audio.is_continuous(),
-                "{name:?}: audio gaps {:?}",
-                audio.missing()
-            );
-            assert_eq!(audio.payload_errors, 0);
-            let video = cascade.peer(receiver).rx(config.video[0].ssrc).unwrap();
-            let frames = video.frames();
-            assert!(frames.complete >= 120, "{name:?}: {frames:?}");
-            assert_eq!(frames.incomplete, 0, "{name:?}: {frames:?}");
-            assert!(
-                video.is_continuous(),
-                "{name:?}: video gaps {:?}",
-                video.missing()
-            );
-            assert_eq!(video.payload_errors, 0);
+            assert_receives_cleanly(cascade.peer(receiver), cascade.peer(sender).config());
         }
         let stats = cascade.peer(receiver).stats();
         assert!(

@@ -643,3 +643,31 @@ pub fn expect_simulcast(receiver: &mut SimPeer, sender: &PeerConfig) {
     let layers: Vec<u32> = sender.video.iter().map(|l| l.ssrc).collect();
     receiver.expect_video_from(ssrc, Some(rtx), &layers);
 }
+
+/// Asserts that `receiver` got `sender`'s audio (200 packets or more) and first video encoding
+/// (120 complete frames or more) whole: no gap, no incomplete frame, no payload error.
+pub fn assert_receives_cleanly(receiver: &SimPeer, sender: &PeerConfig) {
+    let name = (&receiver.config().name, &sender.name);
+    let audio = receiver.rx(sender.audio.unwrap()).unwrap();
+    assert!(
+        audio.received() >= 200,
+        "{name:?}: audio {}",
+        audio.received()
+    );
+    assert!(
+        audio.is_continuous(),
+        "{name:?}: audio gaps {:?}",
+        audio.missing()
+    );
+    assert_eq!(audio.payload_errors, 0, "{name:?}");
+    let video = receiver.rx(sender.video[0].ssrc).unwrap();
+    let frames = video.frames();
+    assert!(frames.complete >= 120, "{name:?}: {frames:?}");
+    assert_eq!(frames.incomplete, 0, "{name:?}: {frames:?}");
+    assert!(
+        video.is_continuous(),
+        "{name:?}: video gaps {:?}",
+        video.missing()
+    );
+    assert_eq!(video.payload_errors, 0, "{name:?}");
+}
