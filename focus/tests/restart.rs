@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use jid::Jid;
 use support::*;
 use tutti_focus::jingle::{Action, Jingle, ReasonCondition, ReasonKind};
+use tutti_participant::Participant;
 
 const ROOM: &str = "call@conference.localhost";
 
@@ -120,13 +121,7 @@ async fn reinvited(stack: &Stack, people: Vec<Joined>, restarted: Instant, name:
     }
     // Each hears of the other's sources on its new session (in its offer, or in a source-add
     // once the other has accepted), and media flows again.
-    let (mut alice, mut bob) = (rejoined.remove(0), rejoined.remove(0));
-    let bob_camera = camera_on_new_session(&mut alice.0, &alice.2, "bob").await;
-    let alice_camera = camera_on_new_session(&mut bob.0, &bob.2, "alice").await;
-    eventually("media flows both ways again", || {
-        received(&alice.1, bob_camera) > 0 && received(&bob.1, alice_camera) > 0
-    })
-    .await;
+    media_flows_both_ways(&mut rejoined).await;
     println!(
         "{name}: media flows again {} ms after the new focus's start",
         restarted.elapsed().as_millis()
@@ -144,8 +139,9 @@ async fn reinvited(stack: &Stack, people: Vec<Joined>, restarted: Instant, name:
     stack.focus_metric_becomes("tutti_focus_rooms 1").await;
     let (_, metrics) = stack.focus_http_get("/metrics").await;
     assert_eq!(errors(&metrics), Vec::<&str>::new());
-    alice.1.close().await;
-    bob.1.close().await;
+    for (_, media, _) in rejoined {
+        media.close().await;
+    }
 }
 
 #[tokio::test]
@@ -187,13 +183,7 @@ async fn a_restarted_bridge_gets_its_calls_back() {
         let media = accept(&mut xmpp, &from, &new, &config, |_| {}).await;
         again.push((xmpp, media, new));
     }
-    let (mut alice, mut bob) = (again.remove(0), again.remove(0));
-    let bob_camera = camera_on_new_session(&mut alice.0, &alice.2, "bob").await;
-    let alice_camera = camera_on_new_session(&mut bob.0, &bob.2, "alice").await;
-    eventually("media flows both ways again", || {
-        received(&alice.1, bob_camera) > 0 && received(&bob.1, alice_camera) > 0
-    })
-    .await;
+    media_flows_both_ways(&mut again).await;
     println!(
         "a restarted bridge: media flows again {} ms after the kill",
         restarted.elapsed().as_millis()
@@ -201,8 +191,9 @@ async fn a_restarted_bridge_gets_its_calls_back() {
     stack
         .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
         .await;
-    alice.1.close().await;
-    bob.1.close().await;
+    for (_, media, _) in again {
+        media.close().await;
+    }
 }
 
 #[tokio::test]
@@ -293,13 +284,7 @@ async fn the_xmpp_server_restarting_mid_call_loses_nobody() {
         let media = accept(&mut xmpp, &from, &new, &config, |_| {}).await;
         again.push((xmpp, media, new));
     }
-    let (mut alice, mut bob) = (again.remove(0), again.remove(0));
-    let bob_camera = camera_on_new_session(&mut alice.0, &alice.2, "bob").await;
-    let alice_camera = camera_on_new_session(&mut bob.0, &bob.2, "alice").await;
-    eventually("media flows both ways again", || {
-        received(&alice.1, bob_camera) > 0 && received(&bob.1, alice_camera) > 0
-    })
-    .await;
+    media_flows_both_ways(&mut again).await;
     println!(
         "the XMPP server restarted: media flows again {} ms after its SIGTERM",
         restarted.elapsed().as_millis()
@@ -314,8 +299,9 @@ async fn the_xmpp_server_restarting_mid_call_loses_nobody() {
     stack
         .focus_metric_becomes("tutti_focus_participants 2")
         .await;
-    alice.1.close().await;
-    bob.1.close().await;
+    for (_, media, _) in again {
+        media.close().await;
+    }
 }
 
 #[tokio::test]
@@ -363,6 +349,20 @@ async fn call_of_two(stack: &Stack) -> (Vec<Joined>, u32) {
     })
     .await;
     (people, bob_camera)
+}
+
+/// Alice (first) and Bob (second), on their new sessions, each learn the other's camera there
+/// (in the offer, or in a source-add once the other has accepted), and media flows both ways.
+async fn media_flows_both_ways(again: &mut [(XmppClient, Participant, Jingle)]) {
+    let [alice, bob] = again else {
+        panic!("alice and bob, {} sessions", again.len());
+    };
+    let bob_camera = camera_on_new_session(&mut alice.0, &alice.2, "bob").await;
+    let alice_camera = camera_on_new_session(&mut bob.0, &bob.2, "alice").await;
+    eventually("media flows both ways again", || {
+        received(&alice.1, bob_camera) > 0 && received(&bob.1, alice_camera) > 0
+    })
+    .await;
 }
 
 /// The SSRC `user`'s camera reaches this participant under on its new session.
