@@ -418,12 +418,22 @@ mod tests {
                     Some("a@conference.localhost, b@conference.localhost".into())
                 }
                 "TUTTI_FOCUS_XMPP_SECURITY" => Some("plaintext".into()),
+                "TUTTI_FOCUS_PARTICIPANTS_PER_BRIDGE" => Some(" 2 ".into()),
                 _ => None,
             })
             .unwrap();
         let settings = config.settings().unwrap();
         assert_eq!(settings.rooms.len(), 2);
         assert_eq!(settings.xmpp_security, XmppSecurity::Plaintext);
+        assert_eq!(settings.room_limits.participants_per_bridge, 2);
+        assert_eq!(
+            base()
+                .settings()
+                .unwrap()
+                .room_limits
+                .participants_per_bridge,
+            0
+        );
     }
 
     #[test]
@@ -564,6 +574,7 @@ mod tests {
         assert_eq!(settings.bridges.len(), 2);
         assert!(settings.bridge_dns.is_some());
         assert!(settings.bridges.iter().all(|b| b.tls.is_some()));
+        assert_eq!(settings.room_limits.participants_per_bridge, 50);
     }
 
     #[test]
