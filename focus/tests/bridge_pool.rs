@@ -20,7 +20,10 @@
 //!   spread two and two, the bridges linked by a relay; everyone gets everyone's audio and
 //!   video, each source crosses the relay once (the bridges' relay counters against what a
 //!   receiver behind it got), a source-add crosses it; the far bridge killed, its participants
-//!   move to the near one and the near ones keep their sessions and media.
+//!   move to the near one and the near ones keep their sessions and media. And the link between
+//!   the two bridges cut (a blackhole route on one): the relay times out, the far side's two
+//!   participants are moved, and once the link is back they are on a new conference linked
+//!   anew, everyone getting everyone again.
 
 mod support;
 
@@ -840,6 +843,56 @@ fn packets_from(receiver: &Participant, senders: &[&Member]) -> u64 {
         .sum()
 }
 
+/// A focus capped at 2 participants per bridge in front of `bridges` (two), and alice, bob,
+/// carol and dave joining `room` one after the other with media (alice's session-accept as
+/// `edit_alice` leaves it): the stack, the members, alice's sid, and the bridges of the first
+/// two (near) and of the last two (far), once the relay between them is linked.
+async fn spread_call(
+    bridges: &Bridges,
+    room: &str,
+    name: &str,
+    edit_alice: fn(&mut Jingle),
+) -> (Stack, Vec<Member>, String, [&'static str; 2]) {
+    let users = ["alice", "bob", "carol", "dave"];
+    let mut stack = Stack::start_without_bridge(name, &users);
+    let mut env = bridges.focus_env();
+    env.push(("TUTTI_FOCUS_PARTICIPANTS_PER_BRIDGE", "2".to_owned()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    stack.start_focus(&env);
+    stack
+        .focus_metric_becomes("tutti_focus_bridges_alive 2")
+        .await;
+    let mut members = Vec::new();
+    let mut placed = Vec::new();
+    let mut alice_sid = String::new();
+    for user in users {
+        let mut config = ParticipantConfig::new(user);
+        config.bind_address = bridges.host("core").address();
+        config.video_bitrate_bps = 500_000;
+        let edit: fn(&mut Jingle) = if user == "alice" { edit_alice } else { |_| {} };
+        let joined = join_and_accept_with(room, config, edit).await;
+        joined.media.start_media();
+        if user == "alice" {
+            alice_sid = joined.initiate.sid.clone();
+        }
+        placed.push(bridges.bridge_of(&joined.initiate));
+        members.push(Member {
+            user,
+            xmpp: joined.xmpp,
+            config: joined.config,
+            media: joined.media,
+            focus: Jid::new(&format!("{room}/focus")).unwrap(),
+        });
+    }
+    let (near, far) = (placed[0], placed[2]);
+    assert_eq!(placed, [near, near, far, far], "two per bridge");
+    assert_ne!(near, far);
+    stack
+        .focus_metric_becomes("tutti_focus_relays_linked_total 1")
+        .await;
+    (stack, members, alice_sid, [near, far])
+}
+
 #[test]
 fn a_conference_spreads_over_two_bridges_linked_by_a_relay() {
     if rerun_in_own_netns("a_conference_spreads_over_two_bridges_linked_by_a_relay") {
@@ -848,50 +901,8 @@ fn a_conference_spreads_over_two_bridges_linked_by_a_relay() {
     let bridges = Bridges::start_hosts(&["b1", "b2"], &[]);
     let room = format!("cascade@{MUC}");
     on_core(&bridges, async {
-        let users = ["alice", "bob", "carol", "dave"];
-        let mut stack = Stack::start_without_bridge("pool-cascade", &users);
-        let mut env = bridges.focus_env();
-        env.push(("TUTTI_FOCUS_PARTICIPANTS_PER_BRIDGE", "2".to_owned()));
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        stack.start_focus(&env);
-        stack
-            .focus_metric_becomes("tutti_focus_bridges_alive 2")
-            .await;
-
-        // Four join one after the other; alice accepts without her camera (it comes later in
-        // a source-add, which has to cross the relay).
-        let mut members = Vec::new();
-        let mut placed = Vec::new();
-        let mut alice_sid = String::new();
-        for user in users {
-            let mut config = ParticipantConfig::new(user);
-            config.bind_address = bridges.host("core").address();
-            config.video_bitrate_bps = 500_000;
-            let edit: fn(&mut Jingle) = if user == "alice" {
-                without_video
-            } else {
-                |_| {}
-            };
-            let joined = join_and_accept_with(&room, config, edit).await;
-            joined.media.start_media();
-            if user == "alice" {
-                alice_sid = joined.initiate.sid.clone();
-            }
-            placed.push(bridges.bridge_of(&joined.initiate));
-            members.push(Member {
-                user,
-                xmpp: joined.xmpp,
-                config: joined.config,
-                media: joined.media,
-                focus: Jid::new(&format!("{room}/focus")).unwrap(),
-            });
-        }
-        let (near, far) = (placed[0], placed[2]);
-        assert_eq!(placed, [near, near, far, far], "two per bridge");
-        assert_ne!(near, far);
-        stack
-            .focus_metric_becomes("tutti_focus_relays_linked_total 1")
-            .await;
+        let (_stack, mut members, alice_sid, [near, far]) =
+            spread_call(&bridges, &room, "pool-cascade", without_video).await;
 
         // Alice's camera: a source-add on the near bridge, announced to carol and dave behind
         // the relay.
@@ -983,6 +994,89 @@ fn a_conference_spreads_over_two_bridges_linked_by_a_relay() {
         }
         everyone_gets_everyone(&members, "all on one bridge").await;
         metric_becomes(near_http, "tutti_bridge_endpoints", 4.0).await;
+        for member in members {
+            member.media.close().await;
+        }
+    });
+}
+
+#[test]
+fn a_relay_that_times_out_costs_one_side_its_sessions_and_is_linked_again() {
+    if rerun_in_own_netns("a_relay_that_times_out_costs_one_side_its_sessions_and_is_linked_again")
+    {
+        return;
+    }
+    // Relays (and clients) lose consent after 5 s of silence rather than 30.
+    let bridges =
+        Bridges::start_hosts(&["b1", "b2"], &[("TUTTI_BRIDGE_CONSENT_TIMEOUT_SECS", "5")]);
+    let room = format!("relaycut@{MUC}");
+    on_core(&bridges, async {
+        let (stack, mut members, _, [near, far]) =
+            spread_call(&bridges, &room, "pool-relay-cut", |_| {}).await;
+        everyone_gets_everyone(&members, "linked").await;
+
+        // The near bridge can no longer reach the far one (a blackhole route there): the
+        // relay's consent checks go unanswered both ways; the clients reach both bridges.
+        let route = |action: &str| {
+            let status = Command::new("ip")
+                .args(["-n", bridges.host(near).namespace(), "route", action])
+                .args(["blackhole", &format!("{}/32", bridges.host(far).address())])
+                .status()
+                .expect("running ip");
+            assert!(status.success(), "ip route {action} blackhole");
+        };
+        let cut = Instant::now();
+        route("add");
+        // Two participants a side: the side that is not the room's first bridge is given up.
+        let mut initiates = Vec::new();
+        for member in &mut members[2..] {
+            let (_, terminate) = member.xmpp.next_jingle(Action::SessionTerminate).await;
+            let (_, initiate) = member.xmpp.next_jingle(Action::SessionInitiate).await;
+            assert_ne!(terminate.sid, initiate.sid);
+            eprintln!(
+                "relay cut: {} re-invited after {:?}",
+                member.user,
+                cut.elapsed()
+            );
+            initiates.push(initiate);
+        }
+        stack
+            .focus_metric_becomes("tutti_focus_relay_failures_total 1")
+            .await;
+        // The link comes back; carol and dave accept their new sessions, on a conference on
+        // the far bridge again (the near one holds its cap), linked anew.
+        route("del");
+        for (member, initiate) in members[2..].iter_mut().zip(&initiates) {
+            assert_eq!(bridges.bridge_of(initiate), far);
+            let media = accept(
+                &mut member.xmpp,
+                &member.focus,
+                initiate,
+                &member.config,
+                |_| {},
+            )
+            .await;
+            media.start_media();
+            std::mem::replace(&mut member.media, media).close().await;
+        }
+        stack
+            .focus_metric_becomes("tutti_focus_relays_linked_total 2")
+            .await;
+        let watched = everyone_gets_everyone(&members, "linked again").await;
+        eprintln!(
+            "relay cut: everyone gets everyone again after {:?}",
+            cut.elapsed()
+        );
+        assert_smooth(&watched, &watched.window().await, "linked again");
+        drop(watched);
+        for member in &mut members[..2] {
+            member
+                .xmpp
+                .expect_none(Duration::from_millis(200), "a session-terminate", |s| {
+                    is_jingle(s, Action::SessionTerminate)
+                })
+                .await;
+        }
         for member in members {
             member.media.close().await;
         }
