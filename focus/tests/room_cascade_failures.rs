@@ -3,7 +3,8 @@
 //! timing out, costs only that bridge's participants their sessions — they are moved (a
 //! session-terminate, then a new session-initiate) to a conference on another bridge, linked
 //! again — while the others keep theirs and are told only that the moved participants'
-//! sources went and came back. With no other bridge, the cap gives way.
+//! sources went and came back. A bridge given up for a failed relay takes no new conference of
+//! the room for a minute. With no other bridge, the cap gives way.
 
 mod room;
 
@@ -170,7 +171,7 @@ fn the_first_bridge_failing_hands_its_role_to_the_other() {
 
 #[test]
 fn a_timed_out_relay_gives_up_the_smaller_side() {
-    let mut sim = room_with(&["b1", "b2"], &["alice", "bob", "carol"]);
+    let mut sim = room_with(&["b1", "b2", "b3"], &["alice", "bob", "carol"]);
     let [primary, leg] = <[String; 2]>::try_from(sim.room.conference_ids()).unwrap();
     sim.take_sent();
     sim.answered.clear();
@@ -192,17 +193,48 @@ fn a_timed_out_relay_gives_up_the_smaller_side() {
         .map(named_id)
         .collect();
     assert_eq!(expired, std::slice::from_ref(&leg));
-    // Carol moves; b1 is full and b2 the only other bridge: a new conference there, linked.
+    // Carol moves; b1 is full, and b2 takes no new conference of the room for a while: b3.
+    let created = sim.take_answered("CreateConference");
+    assert!(
+        matches!(&created[..], [BridgeRequest::CreateConference { avoid, .. }]
+            if avoid == &[BridgeId("b1".into()), BridgeId("b2".into())]),
+        "{created:?}"
+    );
     moved(&mut sim, "carol", 3000);
     let new_leg = allocated_in(&sim, "carol");
     assert_ne!(new_leg, leg);
     stayed(&mut sim, "alice", 1, 1);
-    assert_eq!(sim.room.conference_ids(), [primary, new_leg]);
+    assert_eq!(
+        sim.room.conference_ids(),
+        [primary.clone(), new_leg.clone()]
+    );
     assert_eq!(relays_linked(&sim), 2);
 
+    // That link fails too, and b3 is given up as well: dan, the next, stays over the cap on
+    // b1, and so does carol, moved again. A minute later b2 takes the room again.
+    sim.relay_failed(&primary, &new_leg);
+    sim.answer_all();
+    moved(&mut sim, "carol", 3000);
+    assert_eq!(allocated_in(&sim, "carol"), primary);
+    assert_eq!(sim.room.conference_ids(), std::slice::from_ref(&primary));
+    sim.join_and_accept("dan", 4000);
+    assert_eq!(allocated_in(&sim, "dan"), primary);
+    sim.advance(std::time::Duration::from_secs(61));
+    sim.join_and_accept("eve", 5000);
+    let created = sim.take_answered("CreateConference");
+    assert!(
+        matches!(created.last(), Some(BridgeRequest::CreateConference { avoid, .. })
+            if avoid == &[BridgeId("b1".into())]),
+        "{created:?}"
+    );
+    assert_ne!(allocated_in(&sim, "eve"), primary);
+
     // A relay the room does not know of changes nothing.
+    sim.answer_all();
+    sim.take_sent();
     sim.relay_failed("elsewhere", "nobody");
     assert!(sim.take_jingles("carol").is_empty());
+    assert!(sim.requests.is_empty());
 }
 
 #[test]

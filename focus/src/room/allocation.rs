@@ -135,7 +135,7 @@ impl Room {
                     return;
                 }
                 Destination::Awaiting(request) => request,
-                Destination::NewLeg { region, strict } => self.create_leg(region, strict),
+                Destination::NewLeg { region, strict } => self.create_leg(now, region, strict),
             };
             if let Some(participant) = self.participants.get_mut(nick) {
                 participant.invitation = Invitation::AwaitingLeg {

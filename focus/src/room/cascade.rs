@@ -14,10 +14,12 @@
 //! participants, their sources or the media change (one update in flight per side; the next
 //! goes when it is answered). A relay that fails (its allocation or an update refused, or its
 //! bridges reporting it timed out) costs the room its smaller leg: that leg's participants are
-//! moved (session-terminate, new session-initiate) onto the other legs, or a new one.
+//! moved (session-terminate, new session-initiate) onto the other legs, or a new one on a
+//! third bridge — not on the bridge given up, which takes no new conference of the room for
+//! `GIVEN_UP_FOR`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 use tutti_proto::bridge_v1 as pb;
@@ -29,6 +31,11 @@ use super::{Metric, Pending, Room};
 use crate::jingle::{Action, Jingle, Reason, ReasonKind};
 use crate::pool::BridgeId;
 use crate::to_bridge;
+
+/// A bridge whose part of the room was given up for a failed relay takes no new conference of
+/// the room for this long: its participants go to the room's other bridges (a link that stays
+/// down would otherwise cost them their sessions again and again).
+pub const GIVEN_UP_FOR: Duration = Duration::from_secs(60);
 
 /// Where a conference of the room was placed.
 #[derive(Debug, Clone)]
@@ -79,6 +86,8 @@ pub(super) struct Cascade {
     relays: BTreeMap<RelayKey, Relay>,
     /// The media of the conference's participants (the first session-accept's), for relays.
     media: Option<pb::MediaList>,
+    /// Bridges given up for a failed relay, until when (`GIVEN_UP_FOR`).
+    given_up: Vec<(BridgeId, Instant)>,
 }
 
 impl Cascade {
@@ -220,12 +229,24 @@ impl Room {
 
     /// Asks for a new leg of the room's conference, on a bridge the room is not on yet: the
     /// request that makes it.
-    pub(super) fn create_leg(&mut self, region: String, strict_region: bool) -> RequestId {
+    pub(super) fn create_leg(
+        &mut self,
+        now: Instant,
+        region: String,
+        strict_region: bool,
+    ) -> RequestId {
         let conference_id = self.mint_id();
+        self.cascade.given_up.retain(|(_, until)| *until > now);
         let avoid = self
             .conference_ids()
             .iter()
             .filter_map(|id| self.cascade.placed.get(id).map(|p| p.bridge.clone()))
+            .chain(
+                self.cascade
+                    .given_up
+                    .iter()
+                    .map(|(bridge, _)| bridge.clone()),
+            )
             .collect();
         info!(room = %self.jid, conference = %conference_id, region, strict_region, "spreading the conference over another bridge");
         let request = self.request(
@@ -316,7 +337,8 @@ impl Room {
 
     /// A relay between the room's conferences `conference_id` and `relay_id` failed (its
     /// bridge reports it timed out): the smaller of the two legs is given up, its participants
-    /// moved.
+    /// moved to the room's other bridges (that bridge takes no new conference of the room for
+    /// `GIVEN_UP_FOR`).
     pub fn relay_failed(&mut self, now: Instant, conference_id: &str, relay_id: &str) {
         if self.ended || relay_key(&self.cascade.relays, conference_id, relay_id).is_none() {
             return;
@@ -335,6 +357,11 @@ impl Room {
             b
         };
         let victim = victim.to_owned();
+        if let Some(placed) = self.cascade.placed.get(&victim) {
+            self.cascade
+                .given_up
+                .push((placed.bridge.clone(), now + GIVEN_UP_FOR));
+        }
         self.drop_leg(now, &victim, true);
         self.settle(now);
     }
@@ -443,6 +470,7 @@ impl Room {
     pub(super) fn forget_legs(&mut self, expire: bool) {
         let cascade = std::mem::take(&mut self.cascade);
         self.cascade.media = cascade.media;
+        self.cascade.given_up = cascade.given_up;
         if let Some(primary) = self.conference_id() {
             if let Some(placed) = cascade.placed.get(primary) {
                 self.cascade
