@@ -11,22 +11,12 @@ mod room;
 use room::*;
 use tutti_focus::jingle::Action;
 use tutti_focus::pool::BridgeId;
-use tutti_focus::room::{BridgeRequest, Metric, RoomLimits};
+use tutti_focus::room::{BridgeRequest, Metric};
 use tutti_proto::bridge_v1 as pb;
 
 /// A room capped at 2 participants per bridge, with bridges b1, b2, b3 in its executor's pool.
 fn capped_room() -> Sim {
-    let mut sim = Sim::with_limits(
-        false,
-        RoomLimits {
-            participants_per_bridge: 2,
-            ..RoomLimits::default()
-        },
-    );
-    sim.pool = ["b1", "b2", "b3"]
-        .map(|bridge| (bridge.to_owned(), String::new()))
-        .to_vec();
-    sim
+    Sim::capped(2, &["b1", "b2", "b3"])
 }
 
 /// The conference ids of the `CreateConference`s answered since the last take.

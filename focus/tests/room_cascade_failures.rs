@@ -11,42 +11,16 @@ mod room;
 use room::*;
 use tutti_focus::jingle::{Action, ReasonCondition, ReasonKind};
 use tutti_focus::pool::BridgeId;
-use tutti_focus::room::{BridgeRequest, Metric, RoomLimits};
+use tutti_focus::room::{BridgeRequest, Metric};
 
 /// A room capped at 2 per bridge on bridges `pool` (in order), with `nicks` in it, each having
 /// accepted its session (audio SSRC 1000, 2000, …).
 fn room_with(pool: &[&str], nicks: &[&str]) -> Sim {
-    let mut sim = Sim::with_limits(
-        false,
-        RoomLimits {
-            participants_per_bridge: 2,
-            ..RoomLimits::default()
-        },
-    );
-    sim.pool = pool
-        .iter()
-        .map(|bridge| (bridge.to_string(), String::new()))
-        .collect();
+    let mut sim = Sim::capped(2, pool);
     for (i, nick) in nicks.iter().enumerate() {
         sim.join_and_accept(nick, 1000 * (i as u32 + 1));
     }
     sim
-}
-
-/// The conference each participant's endpoint was allocated in, from the answered requests.
-fn allocated_in(sim: &Sim, nick: &str) -> String {
-    sim.answered
-        .iter()
-        .rev()
-        .find_map(|request| match request {
-            BridgeRequest::AllocateEndpoint {
-                conference_id,
-                participant_id,
-                ..
-            } if participant_id == nick => Some(conference_id.clone()),
-            _ => None,
-        })
-        .expect("an allocation")
 }
 
 fn relays_linked(sim: &Sim) -> usize {
@@ -92,8 +66,8 @@ fn stayed(sim: &mut Sim, nick: &str, removed: u32, added: u32) {
 fn a_failed_bridge_moves_only_its_participants_to_another_bridge_linked_anew() {
     let mut sim = room_with(&["b1", "b2", "b3"], &["alice", "bob", "carol", "dave"]);
     let [primary, leg] = <[String; 2]>::try_from(sim.room.conference_ids()).unwrap();
-    assert_eq!(allocated_in(&sim, "carol"), leg);
-    assert_eq!(allocated_in(&sim, "dave"), leg);
+    assert_eq!(sim.conference_of("carol"), leg);
+    assert_eq!(sim.conference_of("dave"), leg);
     assert_eq!(relays_linked(&sim), 1);
     sim.take_sent();
     sim.answered.clear();
@@ -129,7 +103,7 @@ fn a_failed_bridge_moves_only_its_participants_to_another_bridge_linked_anew() {
     assert_eq!(avoid, &[BridgeId("b1".into())]);
     for (nick, ssrc) in [("carol", 3000), ("dave", 4000)] {
         moved(&mut sim, nick, ssrc);
-        assert_eq!(&allocated_in(&sim, nick), third);
+        assert_eq!(&sim.conference_of(nick), third);
     }
     // Alice and bob keep their sessions and hear of carol's and dave's sources going and
     // coming back; the new bridge is linked to theirs.
@@ -160,9 +134,9 @@ fn the_first_bridge_failing_hands_its_role_to_the_other() {
         "{created:?}"
     );
     moved(&mut sim, "alice", 1000);
-    assert_eq!(allocated_in(&sim, "alice"), leg);
+    assert_eq!(sim.conference_of("alice"), leg);
     moved(&mut sim, "bob", 2000);
-    let third = allocated_in(&sim, "bob");
+    let third = sim.conference_of("bob");
     assert_ne!(third, leg);
     stayed(&mut sim, "carol", 2, 2);
     assert_eq!(sim.room.conference_ids(), [leg, third]);
@@ -201,7 +175,7 @@ fn a_timed_out_relay_gives_up_the_smaller_side() {
         "{created:?}"
     );
     moved(&mut sim, "carol", 3000);
-    let new_leg = allocated_in(&sim, "carol");
+    let new_leg = sim.conference_of("carol");
     assert_ne!(new_leg, leg);
     stayed(&mut sim, "alice", 1, 1);
     assert_eq!(
@@ -215,10 +189,10 @@ fn a_timed_out_relay_gives_up_the_smaller_side() {
     sim.relay_failed(&primary, &new_leg);
     sim.answer_all();
     moved(&mut sim, "carol", 3000);
-    assert_eq!(allocated_in(&sim, "carol"), primary);
+    assert_eq!(sim.conference_of("carol"), primary);
     assert_eq!(sim.room.conference_ids(), std::slice::from_ref(&primary));
     sim.join_and_accept("dan", 4000);
-    assert_eq!(allocated_in(&sim, "dan"), primary);
+    assert_eq!(sim.conference_of("dan"), primary);
     sim.advance(std::time::Duration::from_secs(61));
     sim.join_and_accept("eve", 5000);
     let created = sim.take_answered("CreateConference");
@@ -227,7 +201,7 @@ fn a_timed_out_relay_gives_up_the_smaller_side() {
             if avoid == &[BridgeId("b1".into())]),
         "{created:?}"
     );
-    assert_ne!(allocated_in(&sim, "eve"), primary);
+    assert_ne!(sim.conference_of("eve"), primary);
 
     // A relay the room does not know of changes nothing.
     sim.answer_all();
@@ -244,7 +218,7 @@ fn with_no_other_bridge_the_cap_gives_way() {
     assert_eq!(created.len(), 2, "the room asked for another bridge once");
     assert_eq!(sim.room.conference_ids().len(), 1);
     let first = sim.room.conference_id().unwrap().to_owned();
-    assert_eq!(allocated_in(&sim, "carol"), first);
+    assert_eq!(sim.conference_of("carol"), first);
     assert_eq!(sim.sessions("active"), 3);
     assert!(
         !sim.take_bridge_presences().contains(&true),

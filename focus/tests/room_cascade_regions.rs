@@ -9,21 +9,6 @@ use room::*;
 use tutti_focus::pool::BridgeId;
 use tutti_focus::room::BridgeRequest;
 
-fn allocated_in(sim: &Sim, nick: &str) -> String {
-    sim.answered
-        .iter()
-        .rev()
-        .find_map(|request| match request {
-            BridgeRequest::AllocateEndpoint {
-                conference_id,
-                participant_id,
-                ..
-            } if participant_id == nick => Some(conference_id.clone()),
-            _ => None,
-        })
-        .expect("an allocation")
-}
-
 /// `nick` from `region` joins and accepts (audio SSRC `ssrc`).
 fn arrives(sim: &mut Sim, nick: &str, region: &str, ssrc: u32) {
     sim.join_in_region(nick, region);
@@ -42,8 +27,8 @@ fn a_participant_gets_a_bridge_in_its_region() {
         .to_vec();
     arrives(&mut sim, "alice", "eu", 1000);
     arrives(&mut sim, "bob", "eu", 2000);
-    let first = allocated_in(&sim, "alice");
-    assert_eq!(allocated_in(&sim, "bob"), first);
+    let first = sim.conference_of("alice");
+    assert_eq!(sim.conference_of("bob"), first);
     assert_eq!(sim.take_answered("CreateConference").len(), 1);
 
     // Carol is in the US: a conference on the US bridge, and only there.
@@ -62,24 +47,24 @@ fn a_participant_gets_a_bridge_in_its_region() {
         (region.as_str(), avoid.as_slice(), *strict_region),
         ("us", &[BridgeId("eu1".into())][..], true)
     );
-    let us = allocated_in(&sim, "carol");
+    let us = sim.conference_of("carol");
     assert_ne!(us, first);
     assert_eq!(sim.take_answered("AllocateRelay").len(), 2, "linked");
 
     // Dave in the US joins carol's; erin from a region without a bridge, and frank who says
     // none, join the first bridge (they fit anywhere: no cap).
     arrives(&mut sim, "dave", "us", 4000);
-    assert_eq!(allocated_in(&sim, "dave"), us);
+    assert_eq!(sim.conference_of("dave"), us);
     arrives(&mut sim, "erin", "ap", 5000);
     let created = sim.take_answered("CreateConference");
     assert!(
         matches!(&created[..], [BridgeRequest::CreateConference { region, strict_region: true, .. }] if region == "ap"),
         "a bridge in ap is asked for, in vain: {created:?}"
     );
-    assert_eq!(allocated_in(&sim, "erin"), first);
+    assert_eq!(sim.conference_of("erin"), first);
     sim.join("frank");
     sim.answer_all();
-    assert_eq!(allocated_in(&sim, "frank"), first);
+    assert_eq!(sim.conference_of("frank"), first);
     assert!(sim.take_answered("CreateConference").is_empty());
     assert_eq!(sim.room.conference_ids(), [first, us]);
     assert_eq!(sim.errors("allocation"), 0);

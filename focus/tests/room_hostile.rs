@@ -23,7 +23,7 @@ use minidom::Element;
 use room::*;
 use tutti_focus::capabilities::REQUIRED_FEATURES;
 use tutti_focus::jingle::{Action, Content, Jingle, Senders};
-use tutti_focus::room::{BridgeError, Metric, RoomLimits};
+use tutti_focus::room::{BridgeError, Metric};
 
 /// xorshift64*: the storm's choices, from a seed.
 struct Rng(u64);
@@ -58,17 +58,7 @@ fn storm_room(cascading: bool) -> Sim {
     if !cascading {
         return Sim::new();
     }
-    let mut sim = Sim::with_limits(
-        false,
-        RoomLimits {
-            participants_per_bridge: 2,
-            ..RoomLimits::default()
-        },
-    );
-    sim.pool = ["b1", "b2", "b3"]
-        .map(|bridge| (bridge.to_owned(), String::new()))
-        .to_vec();
-    sim
+    Sim::capped(2, &["b1", "b2", "b3"])
 }
 
 fn relays_linked(sim: &Sim) -> usize {

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use jid::FullJid;
 use tracing::{info, warn};
 use tutti_proto::bridge_v1 as pb;
 
@@ -18,6 +19,7 @@ use crate::capabilities::Dialect;
 use crate::jingle::{Action, Jingle, Reason, ReasonKind};
 use crate::offer::standard::StandardSession;
 use crate::offer::{self, SessionInitiate};
+use crate::sources::ReceiverView;
 
 /// How soon a room whose bridge failed tries it again, doubling up to `BRIDGE_RETRY_MAX`.
 const BRIDGE_RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -448,19 +450,10 @@ impl Room {
             moving.push((nick.clone(), participant.occupant.clone(), session));
         }
         for (_, occupant, session) in &moving {
-            let Some(session) = session else {
-                continue;
-            };
-            self.metric(Metric::Sessions {
-                state: session.state.label(),
-                change: -1,
-            });
-            let mut terminate = Jingle::new(Action::SessionTerminate, session.sid().to_owned());
-            terminate.reason =
-                Some(Reason::new(ReasonKind::Success).with_text("moving to another bridge"));
-            self.send_iq_set(occupant, terminate.to_element());
-            // Nobody keeps a session to tell: the sources are only forgotten.
-            self.sources.remove_participant(occupant.as_str());
+            if let Some(session) = session {
+                // Nobody keeps a session to tell: the sources are only forgotten.
+                self.end_for_move(occupant, session);
+            }
         }
         for queue in orphaned {
             self.answer_orphaned(now, queue);
@@ -468,6 +461,21 @@ impl Room {
         for (nick, _, _) in moving {
             self.invite(now, &nick);
         }
+    }
+
+    /// Ends `occupant`'s `session` because it moves to another bridge (a `session-terminate`
+    /// with the reason, the session no longer counted) and forgets its sources: what it had, for
+    /// those who keep their sessions to be told.
+    pub(super) fn end_for_move(&mut self, occupant: &FullJid, session: &Session) -> ReceiverView {
+        self.metric(Metric::Sessions {
+            state: session.state.label(),
+            change: -1,
+        });
+        let mut terminate = Jingle::new(Action::SessionTerminate, session.sid().to_owned());
+        terminate.reason =
+            Some(Reason::new(ReasonKind::Success).with_text("moving to another bridge"));
+        self.send_iq_set(occupant, terminate.to_element());
+        self.sources.remove_participant(occupant.as_str())
     }
 
     /// Expires the room's conference (the last participant left a configured room).

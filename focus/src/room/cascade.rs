@@ -28,7 +28,7 @@ use super::allocation::Invitation;
 use super::requests::{self, BridgeAnswer, BridgeError, BridgeRequest, RequestId};
 use super::sessions::SessionState;
 use super::{Metric, Pending, Room};
-use crate::jingle::{Action, Jingle, Reason, ReasonKind};
+use crate::jingle::Action;
 use crate::pool::BridgeId;
 use crate::to_bridge;
 
@@ -446,17 +446,9 @@ impl Room {
             let Some(session) = session.take() else {
                 continue;
             };
-            self.metric(Metric::Sessions {
-                state: session.state.label(),
-                change: -1,
-            });
-            let mut terminate = Jingle::new(Action::SessionTerminate, session.sid().to_owned());
-            terminate.reason =
-                Some(Reason::new(ReasonKind::Success).with_text("moving to another bridge"));
-            self.send_iq_set(occupant, terminate.to_element());
             // The others keep their sessions: they are told its sources are gone (until its
             // new session is accepted).
-            let removed = self.sources.remove_participant(occupant.as_str());
+            let removed = self.end_for_move(occupant, &session);
             self.signal(occupant.as_str(), &removed, Action::SourceRemove);
         }
         for (nick, _, _, queue) in moving {

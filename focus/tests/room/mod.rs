@@ -81,6 +81,39 @@ impl Sim {
         sim
     }
 
+    /// A room capped at `per_bridge` participants per bridge, placed on the bridges `pool` (in
+    /// order, no region).
+    pub fn capped(per_bridge: u32, pool: &[&str]) -> Sim {
+        let mut sim = Sim::with_limits(
+            false,
+            RoomLimits {
+                participants_per_bridge: per_bridge,
+                ..RoomLimits::default()
+            },
+        );
+        sim.pool = pool
+            .iter()
+            .map(|bridge| (bridge.to_string(), String::new()))
+            .collect();
+        sim
+    }
+
+    /// The conference `nick`'s endpoint was last allocated in, from the answered requests.
+    pub fn conference_of(&self, nick: &str) -> String {
+        self.answered
+            .iter()
+            .rev()
+            .find_map(|request| match request {
+                BridgeRequest::AllocateEndpoint {
+                    conference_id,
+                    participant_id,
+                    ..
+                } if participant_id == nick => Some(conference_id.clone()),
+                _ => None,
+            })
+            .expect("an allocation")
+    }
+
     fn drain(&mut self) {
         while let Some(output) = self.room.poll_output() {
             match output {
