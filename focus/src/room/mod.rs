@@ -80,6 +80,8 @@ pub const ERROR_KINDS: &[&str] = &[
     "room_backlog",
     "outbox_full",
     "rate_limited",
+    "stanza_too_deep",
+    "stanza_malformed",
 ];
 
 /// What a room's occupants may ask of it.
