@@ -13,7 +13,7 @@ use tutti_focus::jingle::{
     Action, Content, Creator, Group, Jingle, Parameter, PayloadType, RtpDescription, Senders,
     Source,
 };
-use tutti_focus::room::BridgeRequest;
+use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest};
 
 /// What a GStreamer- or libwebrtc-based desktop client lists: the XEPs, nothing of Jitsi's.
 fn standard_features() -> Vec<&'static str> {
@@ -276,4 +276,98 @@ fn fifty_joins_and_leaves_leave_a_standards_clients_session_as_it_was() {
     assert_eq!(contents, ["audio", "video", "audio-1", "video-2"]);
     assert_eq!(names_seen.len(), 4 + 100);
     assert_eq!(sim.sessions("active"), 2);
+}
+
+/// The SSRC each remote stream's content of `jingle` carries first, by content name.
+fn stream_ssrcs(jingle: &Jingle) -> Vec<(u32, String)> {
+    jingle
+        .contents
+        .iter()
+        .filter(|c| c.name != "audio" && c.name != "video")
+        .map(|c| {
+            let ssrc = c.description.as_ref().unwrap().sources[0].ssrc;
+            (ssrc, c.name.clone())
+        })
+        .collect()
+}
+
+/// The MIDs an UpdateEndpoint carries, by SSRC.
+fn receive_mids(request: &BridgeRequest) -> Vec<(u32, String)> {
+    let BridgeRequest::UpdateEndpoint(update) = request else {
+        panic!("not an UpdateEndpoint: {request:?}")
+    };
+    assert!(
+        update.sources.is_none() && update.media.is_none() && update.transport.is_none(),
+        "MIDs alone: {update:?}"
+    );
+    update
+        .receive_mids
+        .as_ref()
+        .expect("receive_mids")
+        .mids
+        .iter()
+        .map(|m| (m.ssrc, m.mid.clone()))
+        .collect()
+}
+
+#[test]
+fn the_bridge_is_told_each_streams_mid_one_update_at_a_time() {
+    let mut sim = Sim::new();
+    sim.join_and_accept("ada", 100);
+    sim.join_with_features("gus", "v1", &standard_features());
+    sim.grant("AllocateEndpoint");
+    let initiate = sim.take_jingle("gus", Action::SessionInitiate);
+    // Its contents' names by the SSRC each stream is forwarded under: the bridge writes them.
+    let (first, request) = sim.take_request("UpdateEndpoint");
+    assert_eq!(receive_mids(&request), stream_ssrcs(&initiate));
+    assert_eq!(receive_mids(&request)[0], (100, "audio-1".to_owned()));
+    let id = sim.jingle("gus", &standard_accept(&initiate, "gus", 300));
+    let (accept_id, accept) = sim.take_request("UpdateEndpoint");
+    let BridgeRequest::UpdateEndpoint(update) = &accept else {
+        unreachable!()
+    };
+    assert!(
+        update.receive_mids.is_none(),
+        "the accept leaves the MIDs alone"
+    );
+    sim.answer(accept_id, Ok(yes(&accept)));
+    assert_eq!(sim.reply(&id), Ok(()));
+
+    // cy joins while the first list is in flight: the new list waits for its answer.
+    let cy = sim.join_and_offer("cy");
+    let id = sim.jingle("cy", &session_accept(&cy.sid, "cy", 500));
+    let (cy_id, cy_accept) = sim.take_request("UpdateEndpoint");
+    let BridgeRequest::UpdateEndpoint(update) = &cy_accept else {
+        unreachable!()
+    };
+    assert!(update.receive_mids.is_none(), "Jitsi clients get no MIDs");
+    sim.answer(cy_id, Ok(yes(&cy_accept)));
+    assert_eq!(sim.reply(&id), Ok(()));
+    let added = sim.take_jingle("gus", Action::ContentAdd);
+    assert!(
+        !sim.has_request("UpdateEndpoint"),
+        "one list in flight at a time"
+    );
+    sim.answer(first, Ok(BridgeAnswer::Updated(Default::default())));
+    let (second, request) = sim.take_request("UpdateEndpoint");
+    let mut expected = stream_ssrcs(&initiate);
+    expected.extend(stream_ssrcs(&added));
+    assert_eq!(receive_mids(&request), expected);
+    assert_eq!(expected.len(), 4);
+
+    // A failure is counted; the next change sends the whole list again.
+    let failure = BridgeError {
+        call: "UpdateEndpoint",
+        cause: "down for a moment".to_owned(),
+    };
+    sim.answer(second, Err(failure));
+    assert_eq!(sim.errors("bridge"), 1);
+    let mut reject = Jingle::new(Action::ContentReject, &initiate.sid);
+    reject
+        .contents
+        .push(Content::new(added.contents[1].name.clone()));
+    let id = sim.jingle("gus", &reject);
+    assert_eq!(sim.reply(&id), Ok(()));
+    let (_, request) = sim.take_request("UpdateEndpoint");
+    assert_eq!(receive_mids(&request), expected[..3]);
 }

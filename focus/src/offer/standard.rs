@@ -209,6 +209,15 @@ impl StandardSession {
         });
     }
 
+    /// The MID the client receives each remote stream under (its content's name), by the SSRC
+    /// the bridge forwards it under: what the bridge writes into the stream's packets.
+    pub fn receive_mids(&self) -> Vec<(u32, String)> {
+        self.streams
+            .iter()
+            .map(|stream| (stream.ssrc, stream.name.clone()))
+            .collect()
+    }
+
     /// How many contents the session has (its own two and one per remote stream).
     pub fn content_count(&self) -> usize {
         2 + self.streams.len()

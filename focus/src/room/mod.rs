@@ -131,6 +131,11 @@ enum Pending {
     },
     /// A participant's Jingle request, answered once the bridge has.
     Jingle(InFlight),
+    /// The MIDs a standards client's session (`sid`) receives its streams under.
+    ReceiveMids {
+        nick: String,
+        sid: String,
+    },
     /// An expiry; `reported`: a failure is logged and counted (`bridge`).
     Expiry {
         reported: bool,
@@ -257,6 +262,7 @@ impl Room {
                 endpoint_id,
             } => self.on_endpoint_answer(now, id, nick, conference_id, endpoint_id, answer),
             Pending::Jingle(in_flight) => self.on_jingle_answer(now, id, in_flight, answer),
+            Pending::ReceiveMids { nick, sid } => self.on_receive_mids_answer(&nick, &sid, answer),
             Pending::Expiry { reported } => {
                 if let (true, Err(error)) = (reported, answer) {
                     warn!(room = %self.jid, %error, "expiring on the bridge failed");

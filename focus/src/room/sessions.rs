@@ -50,6 +50,16 @@ pub(super) struct Session {
     pub(super) state: SessionState,
     transport: RemoteTransportState,
     dialect: SessionDialect,
+    receive_mids: MidSync,
+}
+
+/// Where telling the bridge a standards client's MIDs stands: one update in flight at a time
+/// (each carries the whole list, so two in flight could land out of order), and whether the
+/// list changed since it was sent.
+#[derive(Default)]
+struct MidSync {
+    in_flight: bool,
+    stale: bool,
 }
 
 /// The Jingle a session speaks (see [`crate::capabilities::Dialect`]).
@@ -75,6 +85,7 @@ impl Session {
             state: SessionState::Pending { queued: Vec::new() },
             transport: RemoteTransportState::new(),
             dialect,
+            receive_mids: MidSync::default(),
         }
     }
 
@@ -385,8 +396,60 @@ impl Room {
             (&mut session.dialect, jingle.action)
         {
             standard.forget(jingle);
+            self.sync_receive_mids(nick);
         }
         Ok(Step::Done)
+    }
+
+    /// Tells the bridge the MIDs a standards client receives its streams under now (its
+    /// contents' names), after one update in flight has been answered.
+    pub(super) fn sync_receive_mids(&mut self, nick: &str) {
+        let Some(session) = self
+            .participants
+            .get_mut(nick)
+            .and_then(|participant| participant.session.as_mut())
+        else {
+            return;
+        };
+        let SessionDialect::Standard(standard) = &session.dialect else {
+            return;
+        };
+        if session.receive_mids.in_flight {
+            session.receive_mids.stale = true;
+            return;
+        }
+        session.receive_mids = MidSync {
+            in_flight: true,
+            stale: false,
+        };
+        let update = to_bridge::receive_mids_update(session.endpoint(), &standard.receive_mids());
+        let pending = Pending::ReceiveMids {
+            nick: nick.to_owned(),
+            sid: session.sid.clone(),
+        };
+        self.request(BridgeRequest::UpdateEndpoint(Box::new(update)), pending);
+    }
+
+    /// The bridge took (or failed) a standards client's MIDs; a newer list goes next. A
+    /// failure is logged and counted (`bridge`); the next change sends the whole list again.
+    pub(super) fn on_receive_mids_answer(
+        &mut self,
+        nick: &str,
+        sid: &str,
+        answer: Result<BridgeAnswer, BridgeError>,
+    ) {
+        let Some(session) = self.session_mut(nick, sid) else {
+            return;
+        };
+        session.receive_mids.in_flight = false;
+        let stale = std::mem::take(&mut session.receive_mids.stale);
+        if let Err(error) = answer {
+            warn!(room = %self.jid, nick, %error, "the bridge did not take the client's MIDs");
+            self.metric(Metric::Error("bridge"));
+        }
+        if stale {
+            self.sync_receive_mids(nick);
+        }
     }
 
     /// Whether the participant may restart its session now (and counts it if so).
@@ -689,7 +752,8 @@ impl Room {
         }
         let views = std::slice::from_ref(view);
         let mut to_send = Vec::new();
-        for participant in self.participants.values_mut() {
+        let mut changed_mids = Vec::new();
+        for (nick, participant) in self.participants.iter_mut() {
             if participant.occupant.as_str() == owner {
                 continue;
             }
@@ -711,6 +775,9 @@ impl Room {
             let Some(update) = update else {
                 continue;
             };
+            if matches!(session.dialect, SessionDialect::Standard(_)) {
+                changed_mids.push(nick.clone());
+            }
             match &mut session.state {
                 SessionState::Pending { queued } => queued.push(update),
                 SessionState::Active => to_send.push((participant.occupant.clone(), update)),
@@ -718,6 +785,9 @@ impl Room {
         }
         for (occupant, update) in to_send {
             self.send_iq_set(&occupant, update.to_element());
+        }
+        for nick in changed_mids {
+            self.sync_receive_mids(&nick);
         }
     }
 }
