@@ -26,3 +26,5 @@ pub const JITSI_MEET_PRESENCE: &str = "http://jitsi.org/jitsi-meet";
 pub const JITSI_COLIBRI: &str = "http://jitsi.org/protocol/colibri";
 /// Jitsi focus: `bridge-session`.
 pub const JITSI_FOCUS: &str = "http://jitsi.org/protocol/focus";
+/// XEP-0353 Jingle Message Initiation: `<propose>` (a client rings) and `<proceed>`.
+pub const JINGLE_MESSAGE: &str = "urn:xmpp:jingle-message:0";

@@ -236,7 +236,7 @@ impl Room {
         match stanza {
             Stanza::Iq(iq) => self.on_iq(now, iq, capabilities),
             Stanza::Presence(presence) => self.on_presence(now, presence, capabilities),
-            Stanza::Message(_) => {}
+            Stanza::Message(message) => self.on_message(message),
         }
     }
 
