@@ -387,6 +387,7 @@ async fn join(
             } else {
                 pb::SourceList::default()
             }),
+            receive_mids: None,
         })
         .await?;
     participant.connect(&remote, CONNECT_TIMEOUT).await?;

@@ -25,8 +25,8 @@ use tutti_bridge::media::outbox::{Datagrams, SLOT};
 use tutti_bridge::media::stats::Counters;
 use tutti_bridge::media::{
     ChannelNotice, Command, ConnectionStats, EndpointSettings, EndpointState, ForwardedEndpoints,
-    GroupSemantics, MediaConfig, MediaDesc, MediaKind, RemoteSetup, RemoteTransport, RidSource,
-    SourceDesc, SourceGroup, SourceOutput, SourceSet, SpeakerSettings, WorkerEvent,
+    GroupSemantics, MediaConfig, MediaDesc, MediaKind, Mid, RemoteSetup, RemoteTransport,
+    RidSource, SourceDesc, SourceGroup, SourceOutput, SourceSet, SpeakerSettings, WorkerEvent,
 };
 use tutti_rtp::codec::Codec;
 use tutti_sim::{LinkConfig, Node, NodeId, Outbox, PeerConfig, RxStream, Sim, SimPeer};
@@ -368,6 +368,7 @@ impl Call {
                     }),
                     media: Some(media_config(&config)),
                     sources: Some(signalled),
+                    receive_mids: None,
                 },
             );
         });
@@ -377,6 +378,29 @@ impl Call {
             fingerprint,
             &[(bridge_addr, 2_130_706_431)],
         );
+    }
+
+    /// Gives `peer` the MIDs it receives streams under (by the SSRC it gets each under), as the
+    /// focus does for a standards client; an empty list takes them away.
+    pub fn set_receive_mids(&mut self, peer: NodeId<SimPeer>, mids: &[(u32, &str)]) {
+        let name = self.sim.node(peer).config().name.clone();
+        let mids = mids
+            .iter()
+            .map(|&(ssrc, mid)| (ssrc, Mid::new(mid).expect("a valid MID")))
+            .collect();
+        self.sim.with(self.bridge, |b, now| {
+            b.command(
+                now,
+                Command::UpdateEndpoint {
+                    conference_id: CONFERENCE.into(),
+                    endpoint_id: name,
+                    transport: None,
+                    media: None,
+                    sources: None,
+                    receive_mids: Some(mids),
+                },
+            )
+        });
     }
 
     /// Expires `peer`'s endpoint on the bridge.

@@ -357,6 +357,11 @@ impl Room {
             change: 1,
         });
         self.send_iq_set(&occupant, jingle.to_element());
+        if dialect == Dialect::Standard && jingle.contents.len() > 2 {
+            // A standards client was offered remote streams (beyond its own two contents): the
+            // bridge is to write their MIDs.
+            self.sync_receive_mids(nick);
+        }
         self.metric(Metric::Allocation(now.saturating_duration_since(started)));
         self.bridge_back_if_done();
     }

@@ -159,6 +159,11 @@ enum Pending {
         side: usize,
         with_transport: bool,
     },
+    /// The MIDs a standards client's session (`sid`) receives its streams under.
+    ReceiveMids {
+        nick: String,
+        sid: String,
+    },
     /// An expiry; `reported`: a failure is logged and counted (`bridge`).
     Expiry {
         reported: bool,
@@ -262,7 +267,7 @@ impl Room {
         match stanza {
             Stanza::Iq(iq) => self.on_iq(now, iq, capabilities),
             Stanza::Presence(presence) => self.on_presence(now, presence, capabilities),
-            Stanza::Message(_) => {}
+            Stanza::Message(message) => self.on_message(message),
         }
         self.settle(now);
     }
@@ -300,6 +305,7 @@ impl Room {
                 endpoint_id,
             } => self.on_endpoint_answer(now, id, nick, conference_id, endpoint_id, answer),
             Pending::Jingle(in_flight) => self.on_jingle_answer(now, id, in_flight, answer),
+            Pending::ReceiveMids { nick, sid } => self.on_receive_mids_answer(&nick, &sid, answer),
             Pending::Expiry { reported } => {
                 if let (true, Err(error)) = (reported, answer) {
                     warn!(room = %self.jid, %error, "expiring on the bridge failed");

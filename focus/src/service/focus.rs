@@ -225,6 +225,19 @@ impl Focus {
     }
 
     fn on_message(&mut self, message: Message) {
+        // XEP-0353: a participant ringing the focus's occupant JID; its room answers.
+        if message
+            .payloads
+            .iter()
+            .any(|p| p.is("propose", tutti_focus::ns::JINGLE_MESSAGE))
+        {
+            if let Some(room) = message.from.as_ref().map(Jid::to_bare) {
+                if let Routed::Busy(_) = self.to_room(&room, Stanza::Message(message)) {
+                    self.services.metrics.error("room_backlog");
+                }
+            }
+            return;
+        }
         let Some(invite) = message
             .payloads
             .iter()

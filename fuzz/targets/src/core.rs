@@ -176,6 +176,7 @@ fn connected(start: Instant) -> (Core, Vec<Peer>, Datagrams) {
                 }),
                 media: Some(media.clone()),
                 sources: Some(sources_from_pb(&sources(n, endpoint), 64).expect("valid sources")),
+                receive_mids: None,
             },
             &mut out,
         );

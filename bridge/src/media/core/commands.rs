@@ -143,6 +143,7 @@ impl Core {
                 transport,
                 media,
                 sources,
+                receive_mids,
             } => {
                 let Some((conference, slot)) = self.participant_slot(&conference_id, &endpoint_id)
                 else {
@@ -158,9 +159,16 @@ impl Core {
                 if let Some(media) = media {
                     endpoint.media = media;
                 }
+                let mids_changed = receive_mids.is_some();
+                if let Some(mids) = receive_mids {
+                    endpoint.receive_mids = mids;
+                }
                 if let Some(router) = self.routers[conference].as_mut() {
                     if media_changed {
                         router.update_consumers(slot, &mut self.endpoints, &mut self.rng);
+                    }
+                    if mids_changed {
+                        router.update_receive_mids(slot, &self.endpoints);
                     }
                     if let Some(sources) = sources {
                         router.set_producers(
