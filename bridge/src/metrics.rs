@@ -399,6 +399,12 @@ impl Collector for BridgeCollector {
         )?;
         counter(
             e,
+            "tutti_bridge_relay_bytes_sent",
+            "Bytes of the RTP datagrams sent on relays to other bridges (SRTP, with the link id)",
+            c.relay_bytes_sent,
+        )?;
+        counter(
+            e,
             "tutti_bridge_nacks_sent",
             "Sequence numbers NACKed to senders (lost on their way to the bridge)",
             c.nacks_sent,

@@ -144,9 +144,11 @@ pub struct Counters {
     pub rtx_consumed: u64,
     /// RTX from senders that answered a NACK of the bridge's: forwarded as the original.
     pub rtx_recovered: u64,
-    /// RTP packets sent on relays to other bridges, and received from them.
+    /// RTP packets sent on relays to other bridges, and received from them; the bytes of the
+    /// datagrams sent (SRTP with the link id).
     pub relay_packets_sent: u64,
     pub relay_packets_received: u64,
+    pub relay_bytes_sent: u64,
     /// Sequence numbers the bridge NACKed to senders (what it lost on their way in).
     pub nacks_sent: u64,
     /// Key frames (their first packets) senders sent, of the codecs the bridge understands.
