@@ -109,6 +109,15 @@ impl Session {
         &self.sid
     }
 
+    /// The conference (of the room's, one per bridge) its endpoint is in.
+    pub(super) fn conference_id(&self) -> &str {
+        &self.conference_id
+    }
+
+    pub(super) fn endpoint_id(&self) -> &str {
+        &self.endpoint_id
+    }
+
     fn endpoint(&self) -> EndpointId<'_> {
         EndpointId {
             conference_id: &self.conference_id,
@@ -212,8 +221,8 @@ enum Change {
 enum Step {
     /// Nothing more: answered with a result.
     Done,
-    /// This bridge request; the IQ is answered with the bridge's answer.
-    Bridge(BridgeRequest, Change),
+    /// This update of the participant's endpoint; the IQ is answered with the bridge's answer.
+    Bridge(Box<tutti_proto::bridge_v1::UpdateEndpointRequest>, Change),
 }
 
 impl Room {
@@ -290,7 +299,10 @@ impl Room {
                     reply,
                     change,
                 };
-                let id = self.request(request, Pending::Jingle(in_flight));
+                let id = self.request(
+                    BridgeRequest::UpdateEndpoint(request),
+                    Pending::Jingle(in_flight),
+                );
                 if let Some(participant) = self.participants.get_mut(&nick) {
                     participant.jingle.busy = Some(id);
                 }
@@ -451,10 +463,8 @@ impl Room {
         // Stored now, so that nobody else claims them meanwhile; shown to the others once the
         // bridge says what it forwards of them.
         self.sources = trial;
-        Ok(Step::Bridge(
-            BridgeRequest::UpdateEndpoint(Box::new(update)),
-            Change::Accept { transport },
-        ))
+        self.cascade.learn_media(update.media.as_ref());
+        Ok(Step::Bridge(Box::new(update), Change::Accept { transport }))
     }
 
     fn on_transport_info(&mut self, nick: &str, jingle: &Jingle) -> Result<Step, Refusal> {
@@ -468,7 +478,7 @@ impl Room {
             .map_err(|e| Refusal::BadRequest(e.to_string()))?;
         match update {
             Some(update) => Ok(Step::Bridge(
-                BridgeRequest::UpdateEndpoint(Box::new(update)),
+                Box::new(update),
                 Change::Transport { transport },
             )),
             None => {
@@ -503,10 +513,7 @@ impl Room {
             to_bridge::sources_update(session.endpoint(), &owner, &now, trial.outputs(&owner));
         let previous = self.sources.get(&owner).cloned().unwrap_or_default();
         self.sources = trial;
-        Ok(Step::Bridge(
-            BridgeRequest::UpdateEndpoint(Box::new(update)),
-            Change::Sources { previous },
-        ))
+        Ok(Step::Bridge(Box::new(update), Change::Sources { previous }))
     }
 
     /// The bridge answered a participant's Jingle request: applied and answered, and the
@@ -683,7 +690,7 @@ impl Room {
     /// Sends `view` as `action` (source-add or source-remove; to standards clients as
     /// content-add or content-remove) to everyone with a session but `owner`; a participant
     /// that has not accepted yet gets it after its session-accept.
-    fn signal(&mut self, owner: &str, view: &ReceiverView, action: Action) {
+    pub(super) fn signal(&mut self, owner: &str, view: &ReceiverView, action: Action) {
         if view.is_empty() {
             return;
         }

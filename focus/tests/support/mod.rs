@@ -21,7 +21,9 @@ use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::Stanza;
-use tutti_focus::jingle::{Action, Jingle};
+use tutti_focus::jingle::{
+    Action, Content, GroupSemantics, Jingle, RtpDescription, Source, SourceGroup,
+};
 use tutti_focus::jitsi::WebSocket;
 use tutti_participant::{Participant, ParticipantConfig};
 use tutti_test_harness::ejabberd::{self, Ejabberd};
@@ -864,6 +866,42 @@ pub async fn accept(
         .await
         .expect("media connects to the bridge");
     media
+}
+
+/// A session-accept without the video sources (and their group).
+pub fn without_video(accept: &mut Jingle) {
+    for description in accept
+        .contents
+        .iter_mut()
+        .filter_map(|content| content.description.as_mut())
+        .filter(|description| description.media.as_deref() == Some("video"))
+    {
+        description.sources.clear();
+        description.source_groups.clear();
+    }
+}
+
+/// A `source-add` or `source-remove` of `user`'s camera (VP8 SSRC and its RTX, FID group), as
+/// lib-jitsi-meet sends it.
+pub fn video_update(action: Action, sid: &str, user: &str, ssrcs: [u32; 2]) -> Jingle {
+    let mut description = RtpDescription::new("video");
+    for ssrc in ssrcs {
+        let mut source = Source::new(ssrc);
+        source.name = Some(format!("{user}-v0"));
+        description.sources.push(source);
+    }
+    description.source_groups = vec![SourceGroup::new(GroupSemantics::Fid, ssrcs.to_vec())];
+    let mut content = Content::new("video");
+    content.description = Some(description);
+    let mut jingle = Jingle::new(action, sid);
+    jingle.contents.push(content);
+    jingle
+}
+
+/// Whether `stanza` is a Jingle request of `action`.
+pub fn is_jingle(stanza: &Stanza, action: Action) -> bool {
+    matches!(stanza, Stanza::Iq(Iq::Set { payload, .. })
+        if Jingle::from_element(payload).is_ok_and(|jingle| jingle.action == action))
 }
 
 /// Packets received from `ssrc` so far.
