@@ -49,8 +49,9 @@ pub struct Sent {
     pub dropped_temporal: u32,
     /// A consumer waits for a key frame of this encoding.
     pub keyframe_wanted: bool,
-    /// Of `packets`, those sent on relays to other bridges.
+    /// Of `packets`, those sent on relays to other bridges, and their datagrams' bytes.
     pub relayed: u64,
+    pub relayed_bytes: u64,
 }
 
 /// Why a receiver's NACK could not be answered.
@@ -414,6 +415,7 @@ impl Router {
                     sent.packets += 1;
                     sent.relayed += 1;
                     sent.bytes += written as u64;
+                    sent.relayed_bytes += written as u64;
                 }
                 continue;
             }
