@@ -14,10 +14,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// How many datagrams of one kind a bridge writes as single seeds.
-const SINGLES_PER_KIND: usize = 4;
 /// How many datagrams of one sender a sequence seed holds.
-const SEQUENCE_LEN: usize = 64;
+const SEQUENCE_LEN: usize = 24;
 
 /// The datagram kinds of RFC 7983's demultiplexing, as the bridge tells them apart.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,6 +27,19 @@ enum Kind {
 }
 
 impl Kind {
+    /// The kind and what tells its datagrams apart: STUN's message type, the RTP payload type,
+    /// the first RTCP packet's type.
+    fn shape(datagram: &[u8]) -> Option<(Kind, u16)> {
+        let kind = Kind::of(datagram)?;
+        let shape = match (kind, datagram) {
+            (Kind::Stun, [a, b, ..]) => u16::from_be_bytes([*a, *b]),
+            (Kind::Srtp, [_, pt, ..]) => u16::from(pt & 0x7f),
+            (Kind::Srtcp, [_, pt, ..]) => u16::from(*pt),
+            _ => 0,
+        };
+        Some((kind, shape))
+    }
+
     fn of(datagram: &[u8]) -> Option<Kind> {
         match *datagram {
             [0..=3, ..] => Some(Kind::Stun),
@@ -45,7 +56,8 @@ pub struct SeedRecorder {
     dir: PathBuf,
     /// The srtp target's first byte (bit 0: the profile) for what this bridge negotiates.
     srtp_selector: u8,
-    singles: HashMap<Kind, Vec<Vec<u8>>>,
+    /// The first datagram of each shape ([`Kind::shape`]).
+    singles: HashMap<(Kind, u16), Vec<u8>>,
     /// Each sender's first datagrams, in order of arrival.
     sequences: HashMap<SocketAddr, Vec<Vec<u8>>>,
 }
@@ -64,13 +76,12 @@ impl SeedRecorder {
     }
 
     pub fn record(&mut self, from: SocketAddr, datagram: &[u8]) {
-        let Some(kind) = Kind::of(datagram) else {
+        let Some(shape) = Kind::shape(datagram) else {
             return;
         };
-        let singles = self.singles.entry(kind).or_default();
-        if singles.len() < SINGLES_PER_KIND {
-            singles.push(datagram.to_vec());
-        }
+        self.singles
+            .entry(shape)
+            .or_insert_with(|| datagram.to_vec());
         let sequence = self.sequences.entry(from).or_default();
         if sequence.len() < SEQUENCE_LEN {
             sequence.push(datagram.to_vec());
@@ -101,20 +112,18 @@ fn records<'a>(op: u8, datagrams: impl Iterator<Item = &'a Vec<u8>>) -> Vec<u8> 
 
 impl Drop for SeedRecorder {
     fn drop(&mut self) {
-        for (kind, datagrams) in &self.singles {
-            for datagram in datagrams {
-                match kind {
-                    Kind::Stun => self.write("stun", datagram),
-                    Kind::Dtls => {}
-                    // The srtp target's first byte: bit 0 the profile, bit 1 set for SRTCP.
-                    Kind::Srtp => {
-                        self.write("rtp", datagram);
-                        self.write("srtp", &[&[self.srtp_selector][..], datagram].concat());
-                    }
-                    Kind::Srtcp => {
-                        self.write("rtcp", datagram);
-                        self.write("srtp", &[&[self.srtp_selector | 2][..], datagram].concat());
-                    }
+        for ((kind, _), datagram) in &self.singles {
+            match kind {
+                Kind::Stun => self.write("stun", datagram),
+                Kind::Dtls => {}
+                // The srtp target's first byte: bit 0 the profile, bit 1 set for SRTCP.
+                Kind::Srtp => {
+                    self.write("rtp", datagram);
+                    self.write("srtp", &[&[self.srtp_selector][..], datagram].concat());
+                }
+                Kind::Srtcp => {
+                    self.write("rtcp", datagram);
+                    self.write("srtp", &[&[self.srtp_selector | 2][..], datagram].concat());
                 }
             }
         }
