@@ -318,11 +318,8 @@ impl Connected {
     }
 
     /// Feeds one input's [`Records`] (see [`bridge_core`]); false if an endpoint failed or
-    /// ended on the way (so a warm core is not reused). With `spare_dtls`, a raw datagram in
-    /// DTLS's first-byte range (20-63) comes from the stranger rather than the peer: from the
-    /// peer, one that is not a sequence of DTLS records ends its session (tutti-dtls fails on
-    /// it), which the warm target would otherwise pay a reconnection for on most inputs.
-    fn feed(&mut self, data: &[u8], spare_dtls: bool) -> bool {
+    /// ended on the way (so a warm core is not reused).
+    fn feed(&mut self, data: &[u8]) -> bool {
         let stranger = SocketAddr::from(([192, 0, 2, 7], 7));
         let mut alive = true;
         for (op, bytes) in Records::new(data) {
@@ -331,9 +328,6 @@ impl Connected {
             buf.resize(bytes.len() + 64, 0);
             let kind = (op & 0b111) % MEDIA_OPS;
             let from = match kind {
-                0 if spare_dtls && matches!(bytes.first(), Some(20..=63)) => {
-                    Some((stranger, bytes.len()))
-                }
                 0 => Some((peer.addr, bytes.len())),
                 1 | 2 => peer.srtp.as_mut().and_then(|(outbound, _)| {
                     let protected = if kind == 1 {
@@ -374,7 +368,7 @@ impl Connected {
 /// runs for every input, so the router is reached with packets only the fuzzer shaped, and
 /// each input's outcome depends on it alone.
 pub fn bridge_core(data: &[u8]) {
-    Connected::new().feed(data, false);
+    Connected::new().feed(data);
 }
 
 thread_local! {
@@ -383,9 +377,8 @@ thread_local! {
 }
 
 /// [`bridge_core`] on a core connected once and kept across inputs: each input is fed to
-/// the same two endpoints after a second of simulated time and a consent check from each peer
-/// (raw datagrams in DTLS's range come from the stranger, see [`Connected::feed`]), and the
-/// core is connected anew only when an input made an endpoint fail or end. The two DTLS
+/// the same two endpoints after a second of simulated time and a consent check from each peer,
+/// and the core is connected anew only when an input made an endpoint fail or end. The two DTLS
 /// handshakes per input are most of [`bridge_core`]'s cost; the price of skipping them: an
 /// input's outcome also depends on the inputs before it in the process (SRTP replay windows,
 /// sequence numbers and estimates they left), so a crash found here is reproduced by replaying
@@ -395,7 +388,7 @@ pub fn bridge_core_warm(data: &[u8]) {
         let connected = warm.get_or_insert_with(Connected::new);
         connected.now += Duration::from_secs(1);
         connected.keep_alive();
-        if !connected.feed(data, true) {
+        if !connected.feed(data) {
             *warm = None;
         }
     });
