@@ -29,6 +29,7 @@ reasons! {
     StunUnsupported => "stun_unsupported",
     DtlsUnknownAddress => "dtls_unknown_address",
     DtlsNotReady => "dtls_not_ready",
+    DtlsMalformed => "dtls_malformed",
     UnknownAddress => "unknown_address",
     UnknownLink => "relay_unknown_link",
     NotConnected => "not_connected",

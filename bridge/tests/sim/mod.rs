@@ -13,6 +13,7 @@
 
 pub mod cascade;
 pub mod receiver_link;
+mod record;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -31,6 +32,8 @@ use tutti_bridge::media::{
 use tutti_rtp::codec::Codec;
 use tutti_sim::{LinkConfig, Node, NodeId, Outbox, PeerConfig, RxStream, Sim, SimPeer};
 
+use record::SeedRecorder;
+
 pub const BRIDGE: &str = "10.0.0.1:10000";
 pub const CONFERENCE: &str = "conference";
 
@@ -46,6 +49,8 @@ pub struct BridgeNode {
     /// Every bridge-channel notice, with when it was queued.
     notices: Vec<(Instant, ChannelNotice)>,
     last_now: Instant,
+    /// What arrives, kept as fuzz seeds when `TUTTI_RECORD_SEEDS` asks for it.
+    recorder: Option<SeedRecorder>,
 }
 
 impl BridgeNode {
@@ -98,6 +103,7 @@ impl BridgeNode {
             connection_stats: Vec::new(),
             notices: Vec::new(),
             last_now: start,
+            recorder: SeedRecorder::from_env(srtp_profiles),
         }
     }
 
@@ -178,6 +184,9 @@ impl Node for BridgeNode {
         data: &[u8],
         out: &mut Outbox,
     ) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.record(from, data);
+        }
         self.inject(now, from, data);
         self.flush(out);
     }
