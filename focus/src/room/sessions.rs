@@ -740,6 +740,19 @@ impl Room {
         Ok(Step::Bridge(Box::new(update), Change::Sources { previous }))
     }
 
+    /// The bridge did not take a participant's session (its accept, or its own offer taking
+    /// the focus's place): the request is answered with the bridge's error and the session
+    /// dropped.
+    fn session_not_taken(&mut self, now: Instant, nick: &str, reply: Reply, error: &str) {
+        self.reply(
+            reply,
+            Err(Refusal::Internal(format!(
+                "the bridge did not take the session: {error}"
+            ))),
+        );
+        self.drop_failed_session(now, nick, error);
+    }
+
     /// The bridge answered a participant's Jingle request: applied and answered, and the
     /// participant's next request taken up.
     pub(super) fn on_jingle_answer(
@@ -771,15 +784,7 @@ impl Room {
                     self.activate(&nick, &owner, transport, &forwarded);
                     self.reply(reply, Ok(()));
                 }
-                Err(error) => {
-                    self.reply(
-                        reply,
-                        Err(Refusal::Internal(format!(
-                            "the bridge did not take the session: {error}"
-                        ))),
-                    );
-                    self.drop_failed_session(now, &nick, &error.to_string());
-                }
+                Err(error) => self.session_not_taken(now, &nick, reply, &error.to_string()),
             },
             Change::Takeover { transport, accept } => match requests::forwarded(answer) {
                 Ok(forwarded) => {
@@ -789,15 +794,7 @@ impl Room {
                     self.activate(&nick, &owner, transport, &forwarded);
                     self.sync_receive_mids(&nick);
                 }
-                Err(error) => {
-                    self.reply(
-                        reply,
-                        Err(Refusal::Internal(format!(
-                            "the bridge did not take the session: {error}"
-                        ))),
-                    );
-                    self.drop_failed_session(now, &nick, &error.to_string());
-                }
+                Err(error) => self.session_not_taken(now, &nick, reply, &error.to_string()),
             },
             Change::Transport { transport } => {
                 let result = answer
