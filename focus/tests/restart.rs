@@ -121,12 +121,23 @@ async fn reinvited(stack: &Stack, people: Vec<Joined>, restarted: Instant, name:
     }
     // Each hears of the other's sources on its new session (in its offer, or in a source-add
     // once the other has accepted), and media flows again.
-    media_flows_both_ways(&mut rejoined).await;
-    println!(
-        "{name}: media flows again {} ms after the new focus's start",
-        restarted.elapsed().as_millis()
-    );
-    // The old conference is gone: the bridge holds exactly the participants' endpoints.
+    the_call_is_back(stack, rejoined, restarted, name, "the new focus's start").await;
+}
+
+/// Media flows both ways on the new sessions of the call `what` (printed with the milliseconds
+/// since `since`, said as `after`); the old conference is gone, so the bridge holds exactly the call (one conference,
+/// the two participants' endpoints) and the focus the room and its two participants, with no
+/// error counted. The participants then leave.
+async fn the_call_is_back(
+    stack: &Stack,
+    mut again: Vec<(XmppClient, Participant, Jingle)>,
+    since: Instant,
+    what: &str,
+    after: &str,
+) {
+    media_flows_both_ways(&mut again).await;
+    let took = since.elapsed().as_millis();
+    println!("{what}: media flows again {took} ms after {after}");
     stack
         .bridge_metric_becomes("tutti_bridge_conferences", 1.0)
         .await;
@@ -139,7 +150,7 @@ async fn reinvited(stack: &Stack, people: Vec<Joined>, restarted: Instant, name:
     stack.focus_metric_becomes("tutti_focus_rooms 1").await;
     let (_, metrics) = stack.focus_http_get("/metrics").await;
     assert_eq!(errors(&metrics), Vec::<&str>::new());
-    for (_, media, _) in rejoined {
+    for (_, media, _) in again {
         media.close().await;
     }
 }
@@ -183,17 +194,7 @@ async fn a_restarted_bridge_gets_its_calls_back() {
         let media = accept(&mut xmpp, &from, &new, &config, |_| {}).await;
         again.push((xmpp, media, new));
     }
-    media_flows_both_ways(&mut again).await;
-    println!(
-        "a restarted bridge: media flows again {} ms after the kill",
-        restarted.elapsed().as_millis()
-    );
-    stack
-        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
-        .await;
-    for (_, media, _) in again {
-        media.close().await;
-    }
+    the_call_is_back(&stack, again, restarted, "a restarted bridge", "the kill").await;
 }
 
 #[tokio::test]
@@ -284,24 +285,15 @@ async fn the_xmpp_server_restarting_mid_call_loses_nobody() {
         let media = accept(&mut xmpp, &from, &new, &config, |_| {}).await;
         again.push((xmpp, media, new));
     }
-    media_flows_both_ways(&mut again).await;
-    println!(
-        "the XMPP server restarted: media flows again {} ms after its SIGTERM",
-        restarted.elapsed().as_millis()
-    );
-    // The sessions of before were expired: the bridge holds the call and nothing else.
-    stack
-        .bridge_metric_becomes("tutti_bridge_conferences", 1.0)
-        .await;
-    stack
-        .bridge_metric_becomes("tutti_bridge_endpoints", 2.0)
-        .await;
-    stack
-        .focus_metric_becomes("tutti_focus_participants 2")
-        .await;
-    for (_, media, _) in again {
-        media.close().await;
-    }
+    // The sessions of before were expired.
+    the_call_is_back(
+        &stack,
+        again,
+        restarted,
+        "the XMPP server restarted",
+        "its SIGTERM",
+    )
+    .await;
 }
 
 #[tokio::test]
