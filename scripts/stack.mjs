@@ -66,10 +66,11 @@ function fillTemplate(template, values, name = prosodyTemplate) {
   return filled;
 }
 
-function prosodyConfig(s) {
+function prosodyConfig(s, address) {
   // Everything else (guests at guest.DOMAIN, rooms open with real JIDs at conference.DOMAIN,
   // plaintext on loopback) is the template's default.
   return fillTemplate(readFileSync(prosodyTemplate, 'utf8'), {
+    ...(address ? { ADDRESS: JSON.stringify(address) } : {}),
     WRITER: 'scripts/stack.mjs',
     DIR: s.runDir,
     DOMAIN: s.domain,
@@ -233,11 +234,12 @@ function stopChild(child, signal = 'SIGTERM', timeoutMs = 5000) {
   });
 }
 
-// Runs a bridge in a network namespace of its own, joined to the stack's by a veth pair: the
-// stack's end `tutti-link$i` (10.77.$i.1/24), the bridge's end `tutti-link$i-b` (10.77.$i.2/24).
-// The bridge's process makes both (as root: `unshare`, `nsenter`); its namespace and the pair go
-// when it exits. Arguments: $1 the bridge's index, then the bridge's command line.
-const LINKED_BRIDGE = `set -e
+// Runs a command (a bridge, or a holder of a browser's host) in a network namespace of its own,
+// joined to the stack's by a veth pair: the stack's end `tutti-link$i` (10.77.$i.1/24), the
+// command's end `tutti-link$i-b` (10.77.$i.2/24, its default route through the stack's end).
+// The command's process makes both (as root: `unshare`, `nsenter`); its namespace and the pair
+// go when it exits. Arguments: $1 the link's index, then the command line.
+const LINKED_HOST = `set -e
 i=$1; shift
 ip link set lo up
 ip link add "tutti-link$i" type veth peer name "tutti-link$i-b"
@@ -246,7 +248,20 @@ nsenter --net="/proc/$PPID/ns/net" ip addr add "10.77.$i.1/24" dev "tutti-link$i
 nsenter --net="/proc/$PPID/ns/net" ip link set "tutti-link$i" up
 ip addr add "10.77.$i.2/24" dev "tutti-link$i-b"
 ip link set "tutti-link$i-b" up
+ip route add default via "10.77.$i.1"
 exec "$@"`;
+
+/** Links of browsers' hosts (`options.hosts`) are numbered from here (bridges' from 0). */
+const HOST_LINK_BASE = 100;
+
+/** Runs `tc` with `args`; throws with its error output when it fails. */
+function tc(args) {
+  const run = spawnSync('tc', args, { encoding: 'utf8' });
+  if (run.status !== 0) {
+    throw new Error(`tc ${args.join(' ')}: ${run.error?.message ?? run.stderr}`);
+  }
+  return run.stdout;
+}
 
 /**
  * Starts Prosody (ejabberd with `options.server` 'ejabberd': Debian's 23.01, from
@@ -256,6 +271,11 @@ exec "$@"`;
  * sets down and up again (a cut cable, to the focus and the browsers), and the control plane
  * speaks mutual TLS (the bridges are off loopback). Needs root then, and a namespace of its own
  * (the browser tests' runner gives it one).
+ * With `options.hosts` (a number), that many hosts for browsers, each a network namespace
+ * behind a link of its own (`tutti-link100`, 101, …: the stack's end 10.77.100.1, the host's
+ * 10.77.100.2, …), whose rate towards the host `shape(h, kbps)` caps; Prosody and the bridge
+ * (media, HTTP) then listen on the first link's stack-side address too, where every host
+ * reaches them. `hosts[h].netns` is the namespace to run a host's browser in.
  * Resolves with the addresses in use and stop(). Rejects (after stopping whatever started) with
  * a message naming what failed.
  */
@@ -286,11 +306,17 @@ export async function startStack(options = {}) {
       focus: `${focusJid}/focus`,
     })};\n`,
   );
+  const hostCount = options.hosts ?? 0;
+  // The address hosts reach the stack at: the stack's end of the first host's link.
+  const address = hostCount > 0 ? `10.77.${HOST_LINK_BASE}.1` : null;
   const config = join(s.runDir, 'prosody.cfg.lua');
   const focusPassword = randomBytes(12).toString('hex');
   const onEjabberd = options.server === 'ejabberd';
+  if (onEjabberd && hostCount > 0) {
+    throw new Error('hosts of their own need Prosody: the ejabberd configuration listens on loopback only');
+  }
   if (!onEjabberd) {
-    writeFileSync(config, prosodyConfig(s));
+    writeFileSync(config, prosodyConfig(s, address));
     const registered = spawnSync('prosodyctl', ['--config', config, 'register', 'focus', s.domain, focusPassword], {
       encoding: 'utf8',
     });
@@ -323,7 +349,22 @@ export async function startStack(options = {}) {
     }
     children.length = 0;
   };
+  const hosts = [];
   try {
+    for (let h = 0; h < hostCount; h += 1) {
+      const index = HOST_LINK_BASE + h;
+      // The namespace lives as long as this holder (stopped last: it was started first).
+      const hold = ['sh', '-c', 'echo {}; exec sleep infinity'];
+      const args = ['--net', '--', 'sh', '-c', LINKED_HOST, 'sh', String(index), ...hold];
+      const holder = await startChild(`host${h}`, 'unshare', args, process.env, s, 15000);
+      children.push(holder.child);
+      hosts.push({
+        link: `tutti-link${index}`,
+        address: `10.77.${index}.2`,
+        netns: `/proc/${holder.child.pid}/ns/net`,
+        url: `http://${address}:${s.httpPort}/`,
+      });
+    }
     const server = onEjabberd
       ? (ejabberd = startEjabberd(s))
       : spawnTied('prosody', ['--config', config, '-F'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -350,10 +391,11 @@ export async function startStack(options = {}) {
       }
     }
 
+    const listen = address ?? '127.0.0.1';
     const bridgeEnv = {
-      TUTTI_BRIDGE_MEDIA_ADDRESS: '127.0.0.1:10000',
+      TUTTI_BRIDGE_MEDIA_ADDRESS: `${listen}:10000`,
       TUTTI_BRIDGE_GRPC_ADDRESS: '127.0.0.1:10090',
-      TUTTI_BRIDGE_HTTP_ADDRESS: '127.0.0.1:10091',
+      TUTTI_BRIDGE_HTTP_ADDRESS: `${listen}:10091`,
       RUST_LOG: 'info',
       ...process.env,
     };
@@ -376,9 +418,9 @@ export async function startStack(options = {}) {
         ...bridgeEnv,
         ...(i === 0 ? {} : {
           TUTTI_BRIDGE_BRIDGE_ID: `bridge-${i + 1}`,
-          TUTTI_BRIDGE_MEDIA_ADDRESS: `127.0.0.1:${10000 + i}`,
+          TUTTI_BRIDGE_MEDIA_ADDRESS: `${listen}:${10000 + i}`,
           TUTTI_BRIDGE_GRPC_ADDRESS: `127.0.0.1:${10090 + 10 * i}`,
-          TUTTI_BRIDGE_HTTP_ADDRESS: `127.0.0.1:${10091 + 10 * i}`,
+          TUTTI_BRIDGE_HTTP_ADDRESS: `${listen}:${10091 + 10 * i}`,
         }),
         ...extra(i),
       };
@@ -394,7 +436,7 @@ export async function startStack(options = {}) {
         TUTTI_BRIDGE_GRPC_TLS_CERT: join(tls.dir, 'bridge.pem'),
         TUTTI_BRIDGE_GRPC_TLS_KEY: join(tls.dir, 'bridge-key.pem'),
       });
-      const args = ['--net', '--', 'sh', '-c', LINKED_BRIDGE, 'sh', String(i), join(s.binDir, 'bridge')];
+      const args = ['--net', '--', 'sh', '-c', LINKED_HOST, 'sh', String(i), join(s.binDir, 'bridge')];
       return startChild(name, 'unshare', args, env, s, 15000);
     };
     const pool = [];
@@ -439,6 +481,7 @@ export async function startStack(options = {}) {
       xmpp: `127.0.0.1:${s.xmppPort}`,
       bridge: bridge.ready,
       bridges: pool.map((b) => b.ready),
+      hosts,
       focus: focus.ready,
       children: {
         [serverName]: server,
@@ -452,6 +495,27 @@ export async function startStack(options = {}) {
         if (set.status !== 0) {
           throw new Error(`ip link set tutti-link${i}: ${set.error?.message ?? set.stderr}`);
         }
+      },
+      /**
+       * Caps what flows towards host h at `kbps` (a token bucket on the stack's end of its link:
+       * 4 kB of burst, at most 200 ms of queue, the rest dropped), or lifts the cap (`kbps` null).
+       */
+      shape(h, kbps) {
+        const dev = hosts[h].link;
+        if (kbps === null) {
+          tc(['qdisc', 'del', 'dev', dev, 'root']);
+        } else {
+          tc(['qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', `${kbps}kbit`, 'burst', '4kb', 'latency', '200ms']);
+        }
+      },
+      /** What the link towards host h sent and dropped, from its queueing discipline. */
+      linkStats(h) {
+        const text = tc(['-s', 'qdisc', 'show', 'dev', hosts[h].link]);
+        const sent = /Sent (\d+) bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)/.exec(text);
+        if (!sent) {
+          throw new Error(`tc -s qdisc show dev ${hosts[h].link}: no counters in ${text}`);
+        }
+        return { bytes: Number(sent[1]), packets: Number(sent[2]), dropped: Number(sent[3]), overlimits: Number(sent[4]) };
       },
       /** Starts the focus again (after it was killed), as the same account on the same bridges. */
       async restartFocus() {

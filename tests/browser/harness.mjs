@@ -74,10 +74,12 @@ export async function joinPage(browser, url, room, displayName, {
  * One test's world: the stack, one Chromium, and the participants opened in it. `run` gets the
  * world; afterwards everything is stopped, and on failure every page is screenshotted and its
  * console printed, with the tails of the stack's logs. `server` 'ejabberd' runs the stack on
- * ejabberd instead of Prosody.
+ * ejabberd instead of Prosody. With `hosts` (a number), that many hosts of their own, each
+ * behind a link whose rate the test can cap (startStack's `hosts`); a participant joins from
+ * one with `world.join(…, { host })`.
  */
 export async function withWorld(name, run, {
-  camera = 'default', bridges = 1, bridgeEnvs = [], linked = false, server = 'prosody',
+  camera = 'default', bridges = 1, bridgeEnvs = [], linked = false, server = 'prosody', hosts = 0,
 } = {}) {
   if (!process.env.TUTTI_TEST_IN_NETNS) {
     throw new Error('browser tests run inside their own network namespace: use tests/browser/run');
@@ -90,16 +92,31 @@ export async function withWorld(name, run, {
     bridgeEnvs,
     linked,
     server,
+    hosts,
     binDir: process.env.TUTTI_BIN_DIR ?? join(root, 'target', 'debug'),
   });
   const args = [...CHROMIUM_ARGS];
-  if (camera === 'noise') {
-    args.push(`--use-file-for-fake-video-capture=${writeNoiseVideo(runDir)}`);
+  if (camera === 'noise' || camera === 'noise-540') {
+    const height = camera === 'noise' ? 360 : 540;
+    args.push(`--use-file-for-fake-video-capture=${writeNoiseVideo(runDir, height)}`);
   }
   /** A Chromium whose fake microphone plays `audioFile`. */
   const launch = (audioFile) => launchChromium([...args, `--use-file-for-fake-audio-capture=${audioFile}`]);
-  const browser = await launch(writeAudio(runDir, 'speech.wav', 'beeps'));
-  const world = new World(name, stack, browser, (participant, sound) => launch(writeAudio(runDir, `${participant}.wav`, sound)));
+  const beeps = writeAudio(runDir, 'speech.wav', 'beeps');
+  const browser = await launch(beeps);
+  /** A Chromium (beeping) in host h's network namespace, which reaches the page off loopback. */
+  const launchOnHost = (h) => {
+    const host = stack.hosts[h];
+    const wrapper = join(runDir, `chromium-host${h}`);
+    const chromium = process.env.TUTTI_CHROMIUM ?? '/usr/bin/chromium';
+    writeFileSync(wrapper, `#!/bin/sh\nexec nsenter --net=${host.netns} ${chromium} "$@"\n`, { mode: 0o755 });
+    // getUserMedia wants a secure origin: localhost is one, the stack's link address is not.
+    const origin = new URL(host.url).origin;
+    return launchChromium([
+      ...args, `--use-file-for-fake-audio-capture=${beeps}`, `--unsafely-treat-insecure-origin-as-secure=${origin}`,
+    ], wrapper);
+  };
+  const world = new World(name, stack, browser, (participant, sound) => launch(writeAudio(runDir, `${participant}.wav`, sound)), launchOnHost);
   try {
     await run(world);
   } catch (error) {
@@ -168,12 +185,13 @@ export function writeAudio(dir, file, sound) {
 }
 
 /**
- * A 640x360, 30 fps Y4M clip of noise for the fake camera. Chromium's built-in fake camera
- * draws a simple pattern that VP8 codes in a few hundred kbit/s whatever the network allows;
- * noise makes the encoder use what congestion control gives it.
+ * A 30 fps Y4M clip of noise, `height` lines of 16:9, for the fake camera. Chromium's built-in
+ * fake camera draws a simple pattern that VP8 codes in a few hundred kbit/s whatever the network
+ * allows; noise makes the encoder use what congestion control gives it (and, from 540 lines up,
+ * each simulcast layer what Chromium allots it).
  */
-function writeNoiseVideo(dir) {
-  const [width, height, frames] = [640, 360, 30];
+function writeNoiseVideo(dir, height) {
+  const [width, frames] = [(height * 16) / 9, 30];
   const file = join(dir, 'noise.y4m');
   const luma = width * height;
   const chroma = luma / 4;
@@ -186,11 +204,14 @@ function writeNoiseVideo(dir) {
 }
 
 class World {
-  constructor(name, stack, browser, launch) {
+  constructor(name, stack, browser, launch, launchOnHost) {
     this.name = name;
     this.stack = stack;
     this.browser = browser;
     this.launch = launch;
+    this.launchOnHost = launchOnHost;
+    /** The Chromium of each host, once one of its participants joined. */
+    this.hostBrowsers = new Map();
     /** Chromiums of participants that have a microphone of their own. */
     this.ownBrowsers = [];
     this.participants = [];
@@ -201,15 +222,25 @@ class World {
    * `capture` ({ resolution, fps }) sets its camera, `region` where it says it is, and `query`
    * adds to the page's address (e.g. { receive: '180' }). With `audio` ('voice' or 'silence';
    * see writeAudio) the participant gets a Chromium of its own whose microphone plays that;
-   * otherwise it shares the world's, whose microphone beeps.
+   * otherwise it shares the world's, whose microphone beeps. With `host` (withWorld's `hosts`)
+   * it joins from that host, in the host's Chromium.
    */
-  async join(room, displayName, { region, query = {}, audio, ...options } = {}) {
+  async join(room, displayName, { region, query = {}, audio, host, ...options } = {}) {
     let browser = this.browser;
-    if (audio) {
+    let { url } = this.stack;
+    if (host !== undefined) {
+      if (!this.hostBrowsers.has(host)) {
+        const launched = await this.launchOnHost(host);
+        this.hostBrowsers.set(host, launched);
+        this.ownBrowsers.push(launched);
+      }
+      browser = this.hostBrowsers.get(host);
+      url = this.stack.hosts[host].url;
+    } else if (audio) {
       browser = await this.launch(displayName, audio);
       this.ownBrowsers.push(browser);
     }
-    return joinPage(browser, this.stack.url, room, displayName, {
+    return joinPage(browser, url, room, displayName, {
       ...options, query: { ...query, ...(region ? { region } : {}) }, joined: this.participants,
     });
   }
@@ -238,6 +269,25 @@ class World {
   /** Sets the link of the pool's bridge `index` down (a cut cable) or up (`withWorld`'s `linked`). */
   setLink(index, up) {
     this.stack.setLink(index, up);
+  }
+
+  /**
+   * Caps the rate towards host h (withWorld's `hosts`) at `kbps`, or lifts the cap (null); see
+   * startStack's shape.
+   */
+  shape(h, kbps) {
+    this.stack.shape(h, kbps);
+  }
+
+  /** What the link towards host h sent and dropped: { bytes, packets, dropped, overlimits }. */
+  linkStats(h) {
+    return this.stack.linkStats(h);
+  }
+
+  /** The bridge's per-receiver bandwidth and layer choices (`/debug/receivers`). */
+  async receivers() {
+    const response = await fetch(`http://${this.stack.bridge.http}/debug/receivers`);
+    return response.json();
   }
 
   /** Freezes one of the stack's processes (SIGSTOP): it answers nothing until `resume`. */
@@ -366,12 +416,15 @@ class Participant {
     return this.page.evaluate(() => window.tutti.conference.myUserId());
   }
 
-  /** Mutes or unmutes the page's microphone track (lib-jitsi-meet sends silence while muted). */
-  async muteAudio(muted) {
-    await this.page.evaluate(async (mute) => {
-      const track = window.tutti.localTracks.find((t) => t.getType() === 'audio');
+  /**
+   * Mutes or unmutes the page's `kind` ('audio' or 'video') track: lib-jitsi-meet sends silence
+   * for a muted microphone, nothing for a muted camera.
+   */
+  async mute(kind, muted) {
+    await this.page.evaluate(async ([type, mute]) => {
+      const track = window.tutti.localTracks.find((t) => t.getType() === type);
       await (mute ? track.mute() : track.unmute());
-    }, muted);
+    }, [kind, muted]);
   }
 
   /** The dominant speaker the bridge last named to this page (lib-jitsi-meet's id), and when. */
@@ -399,6 +452,7 @@ class Participant {
           result.inboundVideo.push({
             ssrc: stat.ssrc,
             framesDecoded: stat.framesDecoded ?? 0,
+            freezeCount: stat.freezeCount ?? 0,
             frameWidth: stat.frameWidth ?? 0,
             frameHeight: stat.frameHeight ?? 0,
             packetsReceived: stat.packetsReceived ?? 0,

@@ -38,7 +38,7 @@ test('the speaker is dominant everywhere, last-N follows it, senders encode only
     const capture = { resolution: '720', fps: '15' };
     const ada = await world.join('speakers', 'ada', { capture, audio: 'voice' });
     const bob = await world.join('speakers', 'bob', { capture, audio: 'voice' });
-    await bob.muteAudio(true);
+    await bob.mute('audio', true);
     const cyd = await world.join('speakers', 'cyd', { capture, audio: 'silence' });
     const people = [ada, bob, cyd];
     for (const person of people) {
@@ -54,7 +54,7 @@ test('the speaker is dominant everywhere, last-N follows it, senders encode only
     // Ada falls silent as Bob starts: every page hears of Bob, within about a second.
     await sleep(2000);
     const swappedAt = Date.now();
-    await Promise.all([ada.muteAudio(true), bob.muteAudio(false)]);
+    await Promise.all([ada.mute('audio', true), bob.mute('audio', false)]);
     const latencies = [];
     for (const person of [ada, cyd]) {
       const told = await waitFor(`${person.name} to be told bob speaks`, async () => {
