@@ -29,9 +29,10 @@ test('a receiver behind a 600 kbit/s link decodes a lower layer, and the top one
       const video = stats.inboundVideo.find((v) => ssrcs.includes(v.ssrc) && v.framesDecoded > 0);
       return { height: video?.frameHeight ?? 0, frames: video?.framesDecoded ?? 0, freezes: video?.freezeCount ?? 0 };
     };
-    const cydsEstimate = async () => {
-      const cydId = await cyd.id();
-      const report = (await world.receivers()).find((r) => r.participant_id === cydId || r.endpoint_id === cydId);
+    /** The bridge's estimate towards `person`, and what limits it. */
+    const estimateFor = async (person) => {
+      const id = await person.id();
+      const report = (await world.receivers()).find((r) => r.participant_id === id || r.endpoint_id === id);
       return report ? `${report.estimate_bps} (${report.estimate_limited_by})` : 'unknown';
     };
 
@@ -58,7 +59,9 @@ test('a receiver behind a 600 kbit/s link decodes a lower layer, and the top one
     for (let second = 0; second < 10; second += 1) {
       await sleep(1000);
       const [b, c] = [await adaSeenBy(bob), await adaSeenBy(cyd)];
-      samples.push({ bob: b.height, cyd: c.height, cydFrames: c.frames - previous.frames, estimate: await cydsEstimate() });
+      samples.push({
+        bob: b.height, cyd: c.height, cydFrames: c.frames - previous.frames, bobs: await estimateFor(bob), cyds: await estimateFor(cyd),
+      });
       previous = c;
     }
     const linkAfter = world.linkStats(0);
@@ -83,6 +86,6 @@ test('a receiver behind a 600 kbit/s link decodes a lower layer, and the top one
     world.shape(0, null);
     const liftedAt = Date.now();
     await waitFor(`cyd to decode ada at ${TOP} again`, async () => (await adaSeenBy(cyd)).height === TOP, 15000, 500);
-    console.log(`cap lifted: cyd at ${TOP} after ${Date.now() - liftedAt} ms (estimate ${await cydsEstimate()})`);
+    console.log(`cap lifted: cyd at ${TOP} after ${Date.now() - liftedAt} ms (estimate ${await estimateFor(cyd)})`);
   }, { hosts: 1, camera: 'noise-540' });
 });
