@@ -71,6 +71,13 @@ impl LinkCapacity {
         self.estimate_kbps = estimate.is_finite().then_some(estimate);
     }
 
+    /// A probe cluster that filled the path measured it (libwebrtc weighs such a result half).
+    fn on_probe(&mut self, bps: f64) {
+        let sample = bps / 1000.0;
+        let estimate = self.estimate_kbps.map_or(sample, |e| (e + sample) / 2.0);
+        self.estimate_kbps = estimate.is_finite().then_some(estimate);
+    }
+
     fn reset(&mut self) {
         self.estimate_kbps = None;
     }
@@ -83,6 +90,12 @@ pub(crate) struct Aimd {
     capacity: LinkCapacity,
     /// The last acknowledged rate given, used when an update comes without one.
     acked_bps: Option<f64>,
+    /// What the last probe cluster that filled the path measured: the rate does not grow
+    /// beyond it by itself (a sender that does not fill the link, such as one sending the
+    /// layer below, sees no delay that would stop it; on a token bucket link it grew up to 1.5
+    /// times what arrived, the allocator chose the layer above, and loss cut it). A probe that
+    /// arrives faster lifts it.
+    probed_bps: Option<f64>,
 }
 
 impl Aimd {
@@ -96,6 +109,7 @@ impl Aimd {
                 variance: CAPACITY_VARIANCE_MIN,
             },
             acked_bps: None,
+            probed_bps: None,
         }
     }
 
@@ -103,10 +117,25 @@ impl Aimd {
         self.bps as u64
     }
 
-    /// Sets the rate (a probe's result, or halving before anything was acknowledged).
+    /// Sets the rate (halving before anything was acknowledged, or lowering it to what a probe
+    /// or the path showed).
     pub fn set(&mut self, now_us: i64, bps: u64) {
         self.bps = clamp(bps as f64);
         self.last_change_us = Some(now_us);
+    }
+
+    /// A probe cluster's result sets the rate. One that filled the path (`saturated`) measured
+    /// it: the rate grows no further by itself, and near it only additively (the result counts
+    /// as the link's capacity, as an overuse at that rate would); one that did not lifts what an
+    /// earlier one measured, if it went beyond.
+    pub fn on_probe(&mut self, now_us: i64, bps: u64, saturated: bool) {
+        self.set(now_us, bps);
+        if saturated {
+            self.probed_bps = Some(self.bps);
+            self.capacity.on_probe(self.bps);
+        } else if self.probed_bps.is_some_and(|probed| self.bps > probed) {
+            self.probed_bps = None;
+        }
     }
 
     fn elapsed_us(&self, now_us: i64) -> i64 {
@@ -143,8 +172,9 @@ impl Aimd {
                 if throughput.is_some_and(|t| t > self.capacity.upper_bps()) {
                     self.capacity.reset();
                 }
-                let limit =
-                    throughput.map_or(f64::INFINITY, |t| ACKED_HEADROOM * t + ACKED_HEADROOM_BPS);
+                let limit = throughput
+                    .map_or(f64::INFINITY, |t| ACKED_HEADROOM * t + ACKED_HEADROOM_BPS)
+                    .min(self.probed_bps.unwrap_or(f64::INFINITY));
                 if self.bps < limit {
                     let elapsed_s = (self.elapsed_us(now_us) as f64 / 1e6).min(1.0);
                     let step = if self.capacity.estimate_kbps.is_some() {

@@ -55,11 +55,15 @@
 //! the rate it was sent whatever the link carries). Its result (given 80% of its packets and
 //! bytes arrived) is the lower of its send and receive rates, or 95% of the receive rate when
 //! that is below 90% of the send rate (the link was saturated); the receive rate is the lower of
-//! the whole cluster's and, when its second half arrived that much slower than it was sent, that
-//! half's (a bucket's burst went first). A saturated result sets the delay-based rate, up or
+//! the whole cluster's and, when its last third arrived that much slower than it was sent, that
+//! third's (a bucket's burst went first). A saturated result sets the delay-based rate, up or
 //! down (the cluster measured the path), and overuse within 1 s of it is the cluster's own
-//! queue, not cut for; another result above the estimate raises it; a result of at least 70% of
-//! the rate probed that did not saturate probes again at twice the result.
+//! queue, not cut for; the rate then grows no further than that result by itself (a sender
+//! below the link's rate, such as one sending a layer that fits, sees no delay that would stop
+//! it: it grew to 1.5 times what arrived, past a token bucket link's rate, until loss cut it),
+//! and near it additively. Another result above the estimate raises it (and lifts that limit
+//! once above it); a result of at least 70% of the rate probed that did not saturate probes
+//! again at twice the result.
 //!
 //! The [`Pacer`] sends media at [`PACING_FACTOR`] times the media rate, runs the probe
 //! clusters, and says how much padding they need.
@@ -201,7 +205,7 @@ impl BandwidthEstimator {
             // The queue is the probe's own, and the rate is already what the probe measured
             // (the media alone leaves the queue to drain): not a reason to cut further.
             if bps < self.aimd.bps() {
-                self.aimd.set(now_us, bps);
+                self.aimd.on_probe(now_us, bps, true);
             }
         } else if usage == Usage::Over {
             if self.aimd.time_to_reduce(now_us, acked, self.rtt_us) {
@@ -211,7 +215,7 @@ impl BandwidthEstimator {
                 }
             }
         } else if let Some(result) = probe {
-            self.aimd.set(now_us, result.bps);
+            self.aimd.on_probe(now_us, result.bps, result.saturated);
         } else {
             self.aimd.update(now_us, usage, acked, self.rtt_us);
         }

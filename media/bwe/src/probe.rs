@@ -21,6 +21,12 @@ const MIN_PACKETS: u32 = 5;
 /// once; a cluster within that reaches the receiver at the rate it was sent, whatever the link
 /// carries. 15 ms at 1.2 Mbit/s is 2.25 kB, less than the 4 kB bucket of a tbf link.
 const MIN_BYTES: u64 = 12_000;
+/// The tail of a cluster, measured on its own, starts with the packet with which this
+/// fraction of its bytes arrived. A bucket of B bytes, with a cluster sent at k times the
+/// link's rate, empties once k B / (k - 1) bytes were sent: 8 kB of 12 at twice the rate for the
+/// 4 kB of a tbf link. Measured from half the cluster, the tail still had some of the bucket
+/// and came out at 1.1 times the link's rate, and the estimate a little above it.
+const TAIL_FROM: f64 = 2.0 / 3.0;
 /// A result needs this fraction of the cluster's packets and bytes received.
 const MIN_RECEIVED: f64 = 0.8;
 /// Send and receive spans longer than this are not a probe's.
@@ -66,9 +72,9 @@ struct Received {
     first_arrival_us: i64,
     first_arrival_bytes: u32,
     last_arrival_us: i64,
-    /// The packet (in send order) with which half the cluster's bytes had arrived: its send
-    /// and arrival times, and the bytes up to and with it.
-    half: Option<(i64, i64, u64)>,
+    /// The packet (in send order) with which [`TAIL_FROM`] of the cluster's bytes had arrived:
+    /// its send and arrival times, and the bytes up to and with it.
+    tail_start: Option<(i64, i64, u64)>,
     updated: bool,
 }
 
@@ -84,7 +90,7 @@ impl Received {
             first_arrival_us: i64::MAX,
             first_arrival_bytes: 0,
             last_arrival_us: i64::MIN,
-            half: None,
+            tail_start: None,
             updated: false,
         }
     }
@@ -102,8 +108,9 @@ impl Received {
             self.first_arrival_bytes = size;
         }
         self.last_arrival_us = self.last_arrival_us.max(arrival_us);
-        if self.half.is_none() && self.bytes.saturating_mul(2) >= self.cluster.bytes() {
-            self.half = Some((send_us, arrival_us, self.bytes));
+        let tail_from = self.cluster.bytes() as f64 * TAIL_FROM;
+        if self.tail_start.is_none() && self.bytes as f64 >= tail_from {
+            self.tail_start = Some((send_us, arrival_us, self.bytes));
         }
         self.updated = true;
     }
@@ -130,16 +137,16 @@ impl Received {
         if receive_bps > MAX_RATIO * send_bps {
             return None;
         }
-        // The second half on its own: what a token bucket let through at once went in the
-        // first, and the rest at the rate of the link.
-        if let Some((half_send_us, half_arrival_us, half_bytes)) = self.half {
-            let tail_bytes = self.bytes.saturating_sub(half_bytes) as f64;
-            let tail_send_span = self.last_send_us.saturating_sub(half_send_us);
-            let tail_receive_span = self.last_arrival_us.saturating_sub(half_arrival_us);
+        // The tail on its own: what a token bucket let through at once went before it, and the
+        // rest at the rate of the link.
+        if let Some((start_send_us, start_arrival_us, start_bytes)) = self.tail_start {
+            let tail_bytes = self.bytes.saturating_sub(start_bytes) as f64;
+            let tail_send_span = self.last_send_us.saturating_sub(start_send_us);
+            let tail_receive_span = self.last_arrival_us.saturating_sub(start_arrival_us);
             if tail_bytes > 0.0 && tail_send_span > 0 && tail_receive_span > 0 {
                 let tail_send_bps = tail_bytes * 8e6 / tail_send_span as f64;
                 let tail_receive_bps = tail_bytes * 8e6 / tail_receive_span as f64;
-                // Saturated in its second half: what arrived then is the link's rate.
+                // Saturated in its tail: what arrived then is the link's rate.
                 if tail_receive_bps < SATURATED_RATIO * tail_send_bps {
                     receive_bps = receive_bps.min(tail_receive_bps);
                 }

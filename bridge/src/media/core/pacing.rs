@@ -66,7 +66,7 @@ impl Core {
         let Some(e) = self.endpoints[receiver].as_mut() else {
             return;
         };
-        e.transport.congestion.begin_padding(padding.probe_cluster);
+        e.transport.congestion.begin_padding(padding);
         let resent = self.resend_for_probe(receiver, conference, padding.bytes, now_us, out);
         if resent < padding.bytes as usize {
             self.pad_for_probe(
