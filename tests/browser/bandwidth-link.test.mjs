@@ -30,11 +30,20 @@ test('a receiver behind a 600 kbit/s link decodes a lower layer, and the top one
       const video = stats.inboundVideo.find((v) => ssrcs.includes(v.ssrc) && v.framesDecoded > 0);
       return { height: video?.frameHeight ?? 0, frames: video?.framesDecoded ?? 0, freezes: video?.freezeCount ?? 0 };
     };
-    /** The bridge's estimate towards `person`, and what limits it. */
+    /**
+     * The bridge's estimate towards `person`, what limits it, and the measured bitrates (kbit/s)
+     * of the layers of the active sources it may get (height:kbit/s, the one it gets marked *).
+     */
     const estimateFor = async (person) => {
       const id = await person.id();
       const report = (await world.receivers()).find((r) => r.participant_id === id || r.endpoint_id === id);
-      return report ? `${report.estimate_bps} (${report.estimate_limited_by})` : 'unknown';
+      if (!report) {
+        return 'unknown';
+      }
+      const layers = report.sources.filter((s) => s.encodings.some((e) => e.active)).map((s) => s.encodings
+        .map((e, i) => `${e.height}:${Math.round((e.bps_by_temporal_layer.at(-1) ?? 0) / 1000)}${s.forwarding === i ? '*' : ''}`)
+        .join(' '));
+      return `${report.estimate_bps} (${report.estimate_limited_by}) ${layers.join(', ')}`;
     };
 
     const startedAt = Date.now();

@@ -130,7 +130,7 @@ impl Core {
                     self.counters.probe_packets_sent += 1;
                     self.counters.probe_bytes_sent += n as u64;
                 }
-                Err(RetransmitError::Missed) => {}
+                Err(RetransmitError::Missed | RetransmitError::Superseded) => {}
                 Err(RetransmitError::NotSent) => break,
             }
         }
