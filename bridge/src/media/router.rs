@@ -732,12 +732,12 @@ impl Router {
         self.allocation.run(last_n, bps);
         self.forwarded.clear();
         for (i, &(p, owner)) in self.allocated.iter().enumerate() {
-            let layer = self.allocation.chosen[i];
+            let mut layer = self.allocation.chosen[i];
             if let Some(consumer) = self.producers[p]
                 .as_mut()
                 .and_then(|producer| producer.consumer_of(receiver))
             {
-                consumer.target = layer;
+                layer = consumer.settle(layer, now_us);
                 consumer.wanted_height = self.allocation.wanted[i];
             }
             let tag = endpoints[owner].as_ref().map_or(0, |e| e.tag);
