@@ -90,12 +90,15 @@ pub(crate) struct Aimd {
     capacity: LinkCapacity,
     /// The last acknowledged rate given, used when an update comes without one.
     acked_bps: Option<f64>,
-    /// What the last probe cluster that filled the path measured: the rate does not grow
-    /// beyond it by itself (a sender that does not fill the link, such as one sending the
-    /// layer below, sees no delay that would stop it; on a token bucket link it grew up to 1.5
-    /// times what arrived, the allocator chose the layer above, and loss cut it). A probe that
-    /// arrives faster lifts it.
+    /// What the last two probe clusters that filled the path measured, the lower: the rate
+    /// does not grow beyond it by itself (a sender that does not fill the link, such as one
+    /// sending the layer below, sees no delay that would stop it; on a token bucket link it
+    /// grew up to 1.5 times what arrived, the allocator chose the layer above, and loss cut
+    /// it). Two, because one may measure high (Chromium's arrival times behind a 600 kbit/s
+    /// tbf link gave 616–653 kbit/s at times). A probe that arrives faster lifts it.
     probed_bps: Option<f64>,
+    /// The last such probe's result.
+    last_probe_bps: Option<f64>,
 }
 
 impl Aimd {
@@ -110,6 +113,7 @@ impl Aimd {
             },
             acked_bps: None,
             probed_bps: None,
+            last_probe_bps: None,
         }
     }
 
@@ -131,10 +135,17 @@ impl Aimd {
     pub fn on_probe(&mut self, now_us: i64, bps: u64, saturated: bool) {
         self.set(now_us, bps);
         if saturated {
-            self.probed_bps = Some(self.bps);
-            self.capacity.on_probe(self.bps);
+            let measured = self.bps;
+            let probed = self
+                .last_probe_bps
+                .map_or(measured, |last| last.min(measured));
+            self.last_probe_bps = Some(measured);
+            self.probed_bps = Some(probed);
+            self.bps = probed;
+            self.capacity.on_probe(probed);
         } else if self.probed_bps.is_some_and(|probed| self.bps > probed) {
             self.probed_bps = None;
+            self.last_probe_bps = None;
         }
     }
 
@@ -224,4 +235,36 @@ fn clamp(bps: f64) -> f64 {
         return MIN_BPS as f64;
     }
     bps.clamp(MIN_BPS as f64, MAX_BPS as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_grows_no_further_than_the_lower_of_the_last_two_probes_that_filled_the_path() {
+        let mut aimd = Aimd::new(300_000);
+        let grow = |aimd: &mut Aimd, from_s: i64| {
+            for step in 1..=20 {
+                let now_us = from_s * 1_000_000 + step * 100_000;
+                aimd.update(now_us, Usage::Normal, Some(1_000_000), 50_000);
+            }
+        };
+        aimd.on_probe(0, 570_000, true);
+        // Far more arrives than that (or the headroom above it would allow): no growth.
+        grow(&mut aimd, 0);
+        assert_eq!(aimd.bps(), 570_000);
+        // One probe measuring higher: the lower of the two holds.
+        aimd.on_probe(3_000_000, 640_000, true);
+        grow(&mut aimd, 3);
+        assert_eq!(aimd.bps(), 570_000);
+        // Two: it moves up.
+        aimd.on_probe(8_000_000, 640_000, true);
+        grow(&mut aimd, 8);
+        assert_eq!(aimd.bps(), 640_000);
+        // A probe that arrived as fast as it went, above that: lifted, and growth resumes.
+        aimd.on_probe(13_000_000, 1_200_000, false);
+        grow(&mut aimd, 13);
+        assert!(aimd.bps() > 1_200_000, "{}", aimd.bps());
+    }
 }

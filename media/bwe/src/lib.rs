@@ -58,7 +58,8 @@
 //! the whole cluster's and, when its last third arrived that much slower than it was sent, that
 //! third's (a bucket's burst went first). A saturated result sets the delay-based rate, up or
 //! down (the cluster measured the path), and overuse within 1 s of it is the cluster's own
-//! queue, not cut for; the rate then grows no further than that result by itself (a sender
+//! queue, not cut for; the rate then grows no further by itself than the lower of the last two
+//! such results (one may measure high; a sender
 //! below the link's rate, such as one sending a layer that fits, sees no delay that would stop
 //! it: it grew to 1.5 times what arrived, past a token bucket link's rate, until loss cut it),
 //! and near it additively. Another result above the estimate raises it (and lifts that limit
