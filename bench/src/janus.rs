@@ -651,6 +651,7 @@ fn endpoint(
         layers,
         session: Some(handover),
         receives,
+        bridge: 0,
     })
 }
 

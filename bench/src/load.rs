@@ -87,8 +87,15 @@ pub struct LoadResult {
     /// what a forwarder's own count of sent packets is checked against.
     pub received_total: u64,
     pub window_secs: f64,
-    /// Verified packets' latencies (kernel arrival time − trailer send time), sorted.
+    /// Verified packets' latencies (kernel arrival time − trailer send time), sorted: of the
+    /// packets that crossed no relay (sender and receiver on one bridge).
     pub latencies_us: Vec<u32>,
+    /// The same of the packets that crossed a relay (a conference split over bridges).
+    pub relayed_latencies_us: Vec<u32>,
+    /// Of `received`, the packets that crossed a relay, and their datagrams' bytes as the
+    /// receivers got them (SRTP).
+    pub relayed_received: u64,
+    pub relayed_bytes: u64,
     /// Sampled packets, and RTCP packets to publishers, that failed SRTP(C) authentication or
     /// decryption.
     pub srtp_errors: u64,
@@ -129,6 +136,8 @@ struct Inbound {
     /// The endpoint's sequence numbers minus the publisher's; unknown until a packet's trailer
     /// told (a renumbering forwarder), 0 for one that keeps them.
     offset: Option<u16>,
+    /// The publisher is on another bridge: the stream crosses a relay.
+    relayed: bool,
 }
 
 struct Publisher {
@@ -497,6 +506,10 @@ impl Tally<'_> {
                     return Ok(());
                 }
                 result.received += 1;
+                if route.relayed {
+                    result.relayed_received += 1;
+                    result.relayed_bytes += datagram.len() as u64;
+                }
                 if !verify {
                     return Ok(());
                 }
@@ -510,9 +523,12 @@ impl Tally<'_> {
                 match read_trailer(&plain, stream.video) {
                     Some(t) if t.ssrc == route.source_ssrc && t.seq == seq => {
                         let latency = arrival_us.saturating_sub(t.sent_at_us);
-                        result
-                            .latencies_us
-                            .push(latency.min(u32::MAX as u64) as u32);
+                        let latencies = if route.relayed {
+                            &mut result.relayed_latencies_us
+                        } else {
+                            &mut result.latencies_us
+                        };
+                        latencies.push(latency.min(u32::MAX as u64) as u32);
                     }
                     _ => result.payload_errors += 1,
                 }
@@ -745,6 +761,7 @@ pub fn run(
         .map(|s| u64::from(s.sent) * s.receivers)
         .sum();
     result.latencies_us.sort_unstable();
+    result.relayed_latencies_us.sort_unstable();
     Ok(result)
 }
 
@@ -766,6 +783,7 @@ fn inbound_routes(
                         stream,
                         source_ssrc: ssrc,
                         offset: Some(0),
+                        relayed: endpoints[streams[stream].publisher].bridge != e.bridge,
                     };
                     (ssrc, route)
                 })
@@ -780,6 +798,7 @@ fn inbound_routes(
                         stream,
                         source_ssrc: source,
                         offset: None,
+                        relayed: false,
                     };
                     Ok((arrives, route))
                 })

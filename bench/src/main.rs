@@ -4,7 +4,9 @@
 //! server started fresh on CPU 0, and prints one JSON line of medians per scenario and profile.
 //! With `--bridge-before`, an earlier build of the bridge runs in the same rounds (A B C A B C),
 //! so a change is measured against what it changes in one run on the same machine. With
-//! `--peer janus`, Janus VideoRoom runs in every round too, at each `--peer-threading`.
+//! `--peer janus`, Janus VideoRoom runs in every round too, at each `--peer-threading`. The
+//! `cascade` scenario alternates the same conference on one bridge and split over two bridges
+//! linked by a relay (both on CPU 0), instead of the bridge and the relay baseline.
 //! Each run's own figures go to stderr as JSON lines.
 
 mod janus;
@@ -26,10 +28,13 @@ use crate::setup::{Profile, Role};
 const SCRAPE_GAP: Duration = Duration::from_millis(1100);
 
 const USAGE: &str = "usage: bench-driver --bridge PATH --relay PATH [options]
-  --scenarios LIST        fanout,meeting (default both)
+  --scenarios LIST        fanout,meeting,cascade (default fanout,meeting)
   --profiles LIST         gcm,aes-cm (default both)
   --fanout-subscribers N  subscribers of the one fan-out publisher (default 400)
-  --meeting-publishers N  publishers in the meeting, all subscribing to all (default 8)
+  --meeting-publishers N  publishers in the meeting, all subscribing to all (default 8); also
+                          the cascade's publishers
+  --cascade-subscribers N subscribers in the cascade besides its publishers (default 24): the
+                          conference on one bridge, then split over two linked by a relay
   --warmup S              seconds before the window (default 5)
   --window S              steady window in seconds (default 10)
   --repeats N             A B pairs per scenario and profile; medians are reported (default 2)
@@ -39,7 +44,8 @@ const USAGE: &str = "usage: bench-driver --bridge PATH --relay PATH [options]
   --layers N              video layers per publisher: 3 (simulcast 180/360/720p at 150k/500k/
                           1.5M, receivers get the first; default) or 1 (one 360p stream, 2M)
   --feedback-ms MS        each receiver's transport-cc feedback interval (default 50; 0 = none)
-  --quick                 smoke run: 20 subscribers, 4 publishers, 2 s + 3 s, 1 repeat
+  --quick                 smoke run: 20 subscribers, 4 publishers (cascade: 4 + 8), 2 s + 3 s,
+                          1 repeat
   --peer janus            run Janus VideoRoom (Debian's janus) in every round too, compared
   --peer-threading LIST   its threading: loops1 (event_loops = 1), default (default both;
                           the first is the one cpu_ratio_vs_peer uses)
@@ -59,6 +65,7 @@ struct Args {
     profiles: Vec<Profile>,
     fanout_subscribers: usize,
     meeting_publishers: usize,
+    cascade_subscribers: usize,
     warmup: f64,
     window: f64,
     repeats: usize,
@@ -82,6 +89,7 @@ fn parse_args() -> anyhow::Result<Args> {
         profiles: vec![Profile::Gcm, Profile::AesCm],
         fanout_subscribers: 400,
         meeting_publishers: 8,
+        cascade_subscribers: 24,
         warmup: 5.0,
         window: 10.0,
         repeats: 2,
@@ -97,6 +105,7 @@ fn parse_args() -> anyhow::Result<Args> {
         if flag == "--quick" {
             args.fanout_subscribers = 20;
             args.meeting_publishers = 4;
+            args.cascade_subscribers = 8;
             args.warmup = 2.0;
             args.window = 3.0;
             args.repeats = 1;
@@ -134,9 +143,9 @@ fn parse_args() -> anyhow::Result<Args> {
                 if let Some(s) = args
                     .scenarios
                     .iter()
-                    .find(|s| *s != "fanout" && *s != "meeting")
+                    .find(|s| !["fanout", "meeting", "cascade"].contains(&s.as_str()))
                 {
-                    bail!("unknown scenario {s:?} (fanout, meeting)");
+                    bail!("unknown scenario {s:?} (fanout, meeting, cascade)");
                 }
             }
             "--profiles" => {
@@ -147,6 +156,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--fanout-subscribers" => args.fanout_subscribers = value.parse()?,
             "--meeting-publishers" => args.meeting_publishers = value.parse()?,
+            "--cascade-subscribers" => args.cascade_subscribers = value.parse()?,
             "--warmup" => args.warmup = value.parse()?,
             "--window" => args.window = value.parse()?,
             "--repeats" => args.repeats = value.parse()?,
@@ -165,6 +175,10 @@ fn parse_args() -> anyhow::Result<Args> {
     if args.repeats == 0 || args.sample_every == 0 || args.window <= 0.0 {
         bail!("--repeats, --sample-every and --window must be positive");
     }
+    // Split over two bridges, each has publishers (every other endpoint is on the second).
+    if args.scenarios.iter().any(|s| s == "cascade") && args.meeting_publishers < 2 {
+        bail!("the cascade needs at least two publishers, one on each bridge");
+    }
     if args.layers != 1 && args.layers != 3 {
         bail!("--layers is 1 or 3");
     }
@@ -181,6 +195,12 @@ fn roles(args: &Args, scenario: &str) -> Vec<Role> {
             .chain(std::iter::repeat_n(
                 Role { publishes: false },
                 args.fanout_subscribers,
+            ))
+            .collect(),
+        "cascade" => std::iter::repeat_n(Role { publishes: true }, args.meeting_publishers)
+            .chain(std::iter::repeat_n(
+                Role { publishes: false },
+                args.cascade_subscribers,
             ))
             .collect(),
         _ => vec![Role { publishes: true }; args.meeting_publishers],
@@ -208,6 +228,13 @@ struct Run {
     bridge_reported_lost: f64,
     /// Peer only: the media packets it reports having sent to the subscribers over the run.
     peer_reported_sent: Option<u64>,
+    /// Bridge runs: how many bridges the conference was on, and (split over two) the RTP
+    /// packets and bytes the bridges sent on their relays in the window, both ways.
+    bridges: usize,
+    relay_packets: f64,
+    relay_bytes: f64,
+    /// The machine's load average over one minute at the window's end (/proc/loadavg).
+    loadavg: f64,
 }
 
 impl Run {
@@ -231,6 +258,10 @@ impl Run {
             None => f64::NAN,
         }
     }
+    /// Bytes on the relays over what the receivers behind them got of the sources that crossed.
+    fn relay_bytes_ratio(&self) -> f64 {
+        self.relay_bytes / self.load.relayed_bytes as f64
+    }
     fn loss_pct(&self) -> f64 {
         if self.load.expected == 0 {
             return 100.0;
@@ -239,7 +270,7 @@ impl Run {
     }
     fn json(&self, kind: &str, scenario: &str, profile: Profile) -> Value {
         let l = &self.load;
-        json!({
+        let mut line = json!({
             "run": kind,
             "scenario": scenario,
             "srtp_profile": profile.name(),
@@ -256,7 +287,9 @@ impl Run {
             "latency_p50_us": load::percentile(&l.latencies_us, 0.5),
             "latency_p99_us": load::percentile(&l.latencies_us, 0.99),
             "latency_p999_us": load::percentile(&l.latencies_us, 0.999),
-            "verified": l.latencies_us.len(),
+            "verified": l.latencies_us.len() + l.relayed_latencies_us.len(),
+            "bridges": self.bridges,
+            "loadavg_1m": self.loadavg,
             "payload_errors": l.payload_errors,
             "srtp_errors": l.srtp_errors,
             "allocs_in_window": self.allocs_in_window,
@@ -275,7 +308,22 @@ impl Run {
             "unexpected": l.unexpected,
             "late_sends": l.late_sends,
             "generator_cpu_util": round3(l.generator_cpu_util),
-        })
+        });
+        if self.bridges > 1 {
+            let relay = json!({
+                "relayed_latency_p50_us": load::percentile(&l.relayed_latencies_us, 0.5),
+                "relayed_latency_p99_us": load::percentile(&l.relayed_latencies_us, 0.99),
+                "relayed_pps": (l.relayed_received as f64 / l.window_secs).round(),
+                "relay_pps": (self.relay_packets / self.server_window_s).round(),
+                "relay_bytes_per_s": (self.relay_bytes / self.server_window_s).round(),
+                "relayed_received_bytes_per_s": (l.relayed_bytes as f64 / l.window_secs).round(),
+                "relay_bytes_ratio": round3(self.relay_bytes_ratio()),
+            });
+            if let (Some(line), Value::Object(relay)) = (line.as_object_mut(), relay) {
+                line.extend(relay);
+            }
+        }
+        line
     }
 }
 
@@ -296,7 +344,8 @@ fn rss_kb(pid: &str) -> f64 {
 
 /// CPU and error counters at the window's start, and what the end makes of them.
 struct Meter {
-    pid: String,
+    /// The server's processes (two bridges for a split conference), their CPU summed.
+    pids: Vec<String>,
     cpu: f64,
     cpu0: (u64, u64),
     errors: u64,
@@ -304,10 +353,10 @@ struct Meter {
 }
 
 impl Meter {
-    fn start(pid: &str) -> anyhow::Result<Meter> {
+    fn start(pids: &[String]) -> anyhow::Result<Meter> {
         Ok(Meter {
-            pid: pid.to_owned(),
-            cpu: sys::process_cpu_seconds(pid)?,
+            pids: pids.to_vec(),
+            cpu: cpu_seconds(pids)?,
             cpu0: sys::cpu_jiffies(0)?,
             errors: sys::udp_buffer_errors()?,
             at: Instant::now(),
@@ -316,13 +365,18 @@ impl Meter {
 
     fn finish(&self, run: &mut Run) -> anyhow::Result<()> {
         run.server_window_s = self.at.elapsed().as_secs_f64();
-        run.server_cpu_s = sys::process_cpu_seconds(&self.pid)? - self.cpu;
+        run.server_cpu_s = cpu_seconds(&self.pids)? - self.cpu;
         let (busy, total) = sys::cpu_jiffies(0)?;
         run.cpu0_util = (busy - self.cpu0.0) as f64 / (total - self.cpu0.1).max(1) as f64;
         run.udp_buffer_errors = sys::udp_buffer_errors()? - self.errors;
-        run.server_rss_kb = rss_kb(&self.pid);
+        run.server_rss_kb = self.pids.iter().map(|p| rss_kb(p)).sum();
+        run.loadavg = sys::load_average()?;
         Ok(())
     }
+}
+
+fn cpu_seconds(pids: &[String]) -> anyhow::Result<f64> {
+    pids.iter().map(|p| sys::process_cpu_seconds(p)).sum()
 }
 
 fn load_config(args: &Args, roles: &[Role], profile: Profile) -> LoadConfig {
@@ -338,51 +392,74 @@ fn load_config(args: &Args, roles: &[Role], profile: Profile) -> LoadConfig {
     }
 }
 
+/// A run against `bridges` fresh bridges of `binary` (one, or two with the conference split
+/// over them and linked by a relay), all on CPU 0; their CPU, allocations and counters summed.
 fn run_bridge(
     args: &Args,
     binary: &std::path::Path,
     rt: &tokio::runtime::Runtime,
     roles: &[Role],
     profile: Profile,
+    bridges: usize,
 ) -> anyhow::Result<Run> {
-    let (server, addresses) = setup::start_bridge(binary, profile)?;
+    let mut servers = Vec::new();
+    let mut http = Vec::new();
+    let mut grpc = Vec::new();
+    for _ in 0..bridges {
+        let (server, addresses) = setup::start_bridge(binary, profile)?;
+        servers.push(server);
+        http.push(addresses.http);
+        grpc.push(addresses.grpc);
+    }
     let setup_started = Instant::now();
-    let endpoints = rt.block_on(setup::bridge_endpoints(
-        addresses.grpc,
-        roles,
-        profile,
-        args.layers,
-    ))?;
+    let endpoints = rt.block_on(setup::bridge_endpoints(&grpc, roles, profile, args.layers))?;
     eprintln!(
-        "bench: {} endpoints connected to the bridge in {:.1} s",
+        "bench: {} endpoints connected to {bridges} bridge(s) in {:.1} s",
         endpoints.len(),
         setup_started.elapsed().as_secs_f64()
     );
-    let pid = server.pid().to_string();
-    let mut run = Run::default();
-    // What one scrape of /metrics allocates in the bridge (after the counter is read, and
-    // before it is read in the next scrape), measured on the idle bridge: scrapes at least a
+    let pids: Vec<String> = servers.iter().map(|s| s.pid().to_string()).collect();
+    let mut run = Run {
+        bridges,
+        ..Run::default()
+    };
+    // What one scrape of /metrics allocates in a bridge (after the counter is read, and
+    // before it is read in the next scrape), measured on the idle bridges: scrapes at least a
     // second apart, like the window's, where the HTTP stack renders a fresh Date header.
-    let mut calibration = Vec::new();
+    let mut calibration = vec![Vec::new(); bridges];
     for _ in 0..3 {
         std::thread::sleep(SCRAPE_GAP);
-        calibration.push(sys::allocations(&sys::scrape(addresses.http)?)?);
+        for (address, values) in http.iter().zip(&mut calibration) {
+            values.push(sys::allocations(&sys::scrape(*address)?)?);
+        }
     }
-    run.scrape_allocs = calibration[2] - calibration[1];
+    run.scrape_allocs = calibration.iter().map(|c| c[2] - c[1]).sum();
+    let scrape_all =
+        || -> anyhow::Result<Vec<_>> { http.iter().map(|a| sys::scrape(*a)).collect() };
     let mut meter = None;
     let mut scrapes = Vec::new();
     run.load = load::run(endpoints, &load_config(args, roles, profile), |boundary| {
         match boundary {
             Boundary::Start => {
-                scrapes.push(sys::scrape(addresses.http)?);
-                meter = Some(Meter::start(&pid)?);
+                let at_start = scrape_all()?;
+                if bridges > 1 {
+                    for (bridge, metrics) in at_start.iter().enumerate() {
+                        let arrived =
+                            sys::metric(metrics, "tutti_bridge_relay_packets_received_total")?;
+                        if arrived == 0.0 {
+                            bail!("bridge {bridge} received nothing on its relay in the warm-up");
+                        }
+                    }
+                }
+                scrapes.push(at_start);
+                meter = Some(Meter::start(&pids)?);
             }
             Boundary::End => {
                 meter
                     .as_ref()
                     .context("window ended before it started")?
                     .finish(&mut run)?;
-                scrapes.push(sys::scrape(addresses.http)?);
+                scrapes.push(scrape_all()?);
             }
         }
         Ok(())
@@ -390,13 +467,25 @@ fn run_bridge(
     let [s1, s2] = &scrapes[..] else {
         bail!("expected two scrapes of /metrics");
     };
-    run.allocs_raw = sys::allocations(s2)? - sys::allocations(s1)?;
+    let delta = |name: &str| -> anyhow::Result<f64> {
+        s1.iter()
+            .zip(s2)
+            .map(|(a, b)| Ok(sys::metric(b, name)? - sys::metric(a, name)?))
+            .sum()
+    };
+    for (a, b) in s1.iter().zip(s2) {
+        run.allocs_raw += sys::allocations(b)? - sys::allocations(a)?;
+        run.bridge_sent += sys::media_packets_sent(b) - sys::media_packets_sent(a);
+    }
     run.allocs_in_window = run.allocs_raw - run.scrape_allocs;
-    run.bridge_sent = sys::media_packets_sent(s2) - sys::media_packets_sent(s1);
-    let delta = |name: &str| anyhow::Ok(sys::metric(s2, name)? - sys::metric(s1, name)?);
     run.bridge_feedback_received = delta("tutti_bridge_transport_cc_feedback_received_total")?;
     run.bridge_reported_lost = delta("tutti_bridge_transport_cc_reported_lost_total")?;
-    drop(server);
+    if bridges > 1 {
+        run.relay_packets = delta("tutti_bridge_relay_packets_sent_total")?;
+        // (Bridges from before 2026-12-06 16:00 UTC do not count the bytes.)
+        run.relay_bytes = delta("tutti_bridge_relay_bytes_sent_total").unwrap_or(f64::NAN);
+    }
+    drop(servers);
     Ok(run)
 }
 
@@ -407,7 +496,7 @@ fn run_baseline(args: &Args, roles: &[Role], profile: Profile) -> anyhow::Result
     let mut meter = None;
     run.load = load::run(endpoints, &load_config(args, roles, profile), |boundary| {
         match boundary {
-            Boundary::Start => meter = Some(Meter::start(&pid)?),
+            Boundary::Start => meter = Some(Meter::start(std::slice::from_ref(&pid))?),
             Boundary::End => meter
                 .as_ref()
                 .context("window ended before it started")?
@@ -442,7 +531,7 @@ fn run_janus(
     let mut meter = None;
     run.load = load::run(endpoints, &load_config(args, roles, profile), |boundary| {
         match boundary {
-            Boundary::Start => meter = Some(Meter::start(&pid)?),
+            Boundary::Start => meter = Some(Meter::start(std::slice::from_ref(&pid))?),
             Boundary::End => meter
                 .as_ref()
                 .context("window ended before it started")?
@@ -618,6 +707,124 @@ fn summary(
     line
 }
 
+/// The cascade: per round the conference on one bridge, then split over two linked by a
+/// relay (and the same with the earlier build, with `--bridge-before`); one JSON line of
+/// medians and their ratios.
+fn cascade(
+    args: &Args,
+    rt: &tokio::runtime::Runtime,
+    roles: &[Role],
+    profile: Profile,
+) -> anyhow::Result<Value> {
+    let scenario = "cascade";
+    // Per build (this one, then the earlier one): its runs on one bridge, and split over two.
+    let mut builds = vec![(&args.bridge, "bridge", Vec::new(), Vec::new())];
+    if let Some(before) = &args.bridge_before {
+        builds.push((before, "bridge_before", Vec::new(), Vec::new()));
+    }
+    for _ in 0..args.repeats {
+        for (binary, kind, single, split) in &mut builds {
+            for (bridges, runs) in [(1, &mut *single), (2, &mut *split)] {
+                let run =
+                    run_bridge(args, binary, rt, roles, profile, bridges).with_context(|| {
+                        format!("{scenario}/{}: {kind} run on {bridges}", profile.name())
+                    })?;
+                eprintln!("{}", run.json(kind, scenario, profile));
+                runs.push(run);
+            }
+        }
+    }
+    let m = |runs: &[Run], f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
+    let p = |runs: &[Run], q: f64| m(runs, &|r| load::percentile(&r.load.latencies_us, q));
+    let relayed =
+        |runs: &[Run], q: f64| m(runs, &|r| load::percentile(&r.load.relayed_latencies_us, q));
+    let cpu = |runs: &[Run]| m(runs, &|r| r.cpu_s_per_mpkt());
+    let allocs_per_packet = |runs: &[Run]| {
+        let received: u64 = runs.iter().map(|r| r.load.received).sum();
+        m(runs, &|r| r.allocs_in_window) / (received as f64 / runs.len() as f64).max(1.0)
+    };
+    let (_, _, single, split) = &builds[0];
+    let all = || builds.iter().flat_map(|b| b.2.iter().chain(&b.3));
+    let publishers = roles.iter().filter(|r| r.publishes).count();
+    let mut line = json!({
+        "scenario": scenario,
+        "srtp_profile": profile.name(),
+        "endpoints": roles.len(),
+        "publishers": publishers,
+        "bridges": 2,
+        "window_s": args.window,
+        "pacing_factor": args.pacing_factor,
+        "layers": args.layers,
+        "feedback_ms": args.feedback_ms,
+        "repeats": args.repeats,
+        "forwarded_pps": m(single, &|r| r.forwarded_pps()).round(),
+        "split_forwarded_pps": m(split, &|r| r.forwarded_pps()).round(),
+        "single_cpu_s_per_mpkt": round3(cpu(single)),
+        "split_cpu_s_per_mpkt": round3(cpu(split)),
+        "cpu_ratio_split_vs_single": round3(cpu(split) / cpu(single)),
+        "single_cpu_util": round3(m(single, &|r| r.cpu_util())),
+        "split_cpu_util": round3(m(split, &|r| r.cpu_util())),
+        "single_cpu0_util": round3(m(single, &|r| r.cpu0_util)),
+        "split_cpu0_util": round3(m(split, &|r| r.cpu0_util)),
+    });
+    let measured = json!({
+        "single_loss_pct": round3(m(single, &|r| r.loss_pct())),
+        "split_loss_pct": round3(m(split, &|r| r.loss_pct())),
+        "single_latency_p50_us": p(single, 0.5),
+        "single_latency_p99_us": p(single, 0.99),
+        "split_local_latency_p50_us": p(split, 0.5),
+        "split_local_latency_p99_us": p(split, 0.99),
+        "split_relayed_latency_p50_us": relayed(split, 0.5),
+        "split_relayed_latency_p99_us": relayed(split, 0.99),
+        "added_latency_p50_us": relayed(split, 0.5) - p(single, 0.5),
+        "added_latency_p99_us": relayed(split, 0.99) - p(single, 0.99),
+        "relayed_pps": m(split, &|r| r.load.relayed_received as f64 / r.load.window_secs).round(),
+        "relay_pps": m(split, &|r| r.relay_packets / r.server_window_s).round(),
+        "relay_bytes_per_s": m(split, &|r| r.relay_bytes / r.server_window_s).round(),
+        "relayed_received_bytes_per_s":
+            m(split, &|r| r.load.relayed_bytes as f64 / r.load.window_secs).round(),
+        "relay_bytes_ratio": round3(m(split, &|r| r.relay_bytes_ratio())),
+        "single_allocs_per_packet": allocs_per_packet(single),
+        "split_allocs_per_packet": allocs_per_packet(split),
+    });
+    if let (Some(line), Value::Object(measured)) = (line.as_object_mut(), measured) {
+        line.extend(measured);
+    }
+    let checks = json!({
+        "payload_errors": all().map(|r| r.load.payload_errors).sum::<u64>(),
+        "srtp_errors": all().map(|r| r.load.srtp_errors).sum::<u64>(),
+        "udp_buffer_errors": all().map(|r| r.udp_buffer_errors).sum::<u64>(),
+        "unexpected": all().map(|r| r.load.unexpected).sum::<u64>(),
+        "keyframe_requests": all().map(|r| r.load.keyframe_requests).sum::<u64>(),
+        "generator_cpu_util_max": round3(
+            all().map(|r| r.load.generator_cpu_util).fold(0.0, f64::max)
+        ),
+        "generator_late_sends": all().map(|r| r.load.late_sends).sum::<u64>(),
+        "loadavg_1m": round3(median(all().map(|r| r.loadavg).collect())),
+        "commit": args.commit,
+        "date": args.date,
+    });
+    if let (Some(line), Value::Object(checks)) = (line.as_object_mut(), checks) {
+        line.extend(checks);
+    }
+    if let Some((_, _, before_single, before_split)) = builds.get(1) {
+        let fields = json!({
+            "before_commit": args.before_commit,
+            "before_single_cpu_s_per_mpkt": round3(cpu(before_single)),
+            "before_split_cpu_s_per_mpkt": round3(cpu(before_split)),
+            "single_cpu_ratio_vs_before": round3(cpu(single) / cpu(before_single)),
+            "split_cpu_ratio_vs_before": round3(cpu(split) / cpu(before_split)),
+            "before_split_loss_pct": round3(m(before_split, &|r| r.loss_pct())),
+            "before_split_relayed_latency_p99_us": relayed(before_split, 0.99),
+            "before_split_allocs_per_packet": allocs_per_packet(before_split),
+        });
+        if let (Some(line), Value::Object(fields)) = (line.as_object_mut(), fields) {
+            line.extend(fields);
+        }
+    }
+    Ok(line)
+}
+
 fn raise_fd_limit() -> anyhow::Result<()> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -645,15 +852,19 @@ fn main() -> anyhow::Result<()> {
     for scenario in &args.scenarios {
         let roles = roles(&args, scenario);
         for &profile in &args.profiles {
+            if scenario == "cascade" {
+                println!("{}", cascade(&args, &rt, &roles, profile)?);
+                continue;
+            }
             let mut rounds = Rounds::default();
             for _ in 0..args.repeats {
-                let run = run_bridge(&args, &args.bridge, &rt, &roles, profile)
+                let run = run_bridge(&args, &args.bridge, &rt, &roles, profile, 1)
                     .with_context(|| format!("{scenario}/{}: bridge run", profile.name()))?;
                 eprintln!("{}", run.json("bridge", scenario, profile));
                 rounds.bridge.push(run);
                 if let Some(binary) = &args.bridge_before {
                     let run =
-                        run_bridge(&args, binary, &rt, &roles, profile).with_context(|| {
+                        run_bridge(&args, binary, &rt, &roles, profile, 1).with_context(|| {
                             format!("{scenario}/{}: earlier bridge run", profile.name())
                         })?;
                     eprintln!("{}", run.json("bridge_before", scenario, profile));

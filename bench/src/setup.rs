@@ -104,6 +104,9 @@ pub struct Endpoint {
     pub session: Option<Handover>,
     /// What it receives, and under which SSRCs.
     pub receives: Receives,
+    /// Which of the run's bridges it is on (0 but in a conference split over bridges): what
+    /// it receives from a publisher on another one crossed a relay.
+    pub bridge: usize,
 }
 
 /// The streams an endpoint receives and how they arrive.
@@ -297,27 +300,40 @@ pub fn video_layers(config: &ParticipantConfig, count: usize) -> anyhow::Result<
         .collect())
 }
 
-/// Allocates every endpoint on the bridge over gRPC and connects it (ICE + DTLS-SRTP), then
-/// takes the sessions over from the participants.
+/// Allocates every endpoint over gRPC and connects it (ICE + DTLS-SRTP), then takes the
+/// sessions over from the participants. With one bridge every endpoint is on it; with two the
+/// conference is split over them (endpoint `i` on bridge `i % 2`) and they are linked by a
+/// relay as the focus links them (docs/bridge.md, Cascading): `AllocateRelay` on both (the
+/// first controlling), `UpdateRelay` with the other's transport and the conference's media,
+/// and, once every endpoint has joined, each bridge told the publishers behind its relay.
 pub async fn bridge_endpoints(
-    grpc: SocketAddr,
+    grpc: &[SocketAddr],
     roles: &[Role],
     profile: Profile,
     layers: usize,
 ) -> anyhow::Result<Vec<Endpoint>> {
-    let mut client = BridgeClient::connect(format!("http://{grpc}"))
-        .await
-        .context("connecting to the bridge's gRPC API")?;
-    client
-        .create_conference(pb::CreateConferenceRequest {
-            conference_id: "bench".into(),
-            name: "bench".into(),
-        })
-        .await?;
+    let mut clients = Vec::with_capacity(grpc.len());
+    for address in grpc {
+        let mut client = BridgeClient::connect(format!("http://{address}"))
+            .await
+            .context("connecting to the bridge's gRPC API")?;
+        client
+            .create_conference(pb::CreateConferenceRequest {
+                conference_id: CONFERENCE.into(),
+                name: CONFERENCE.into(),
+            })
+            .await?;
+        clients.push(client);
+    }
+    match clients.as_mut_slice() {
+        [_] => {}
+        [a, b] => link(a, b, profile).await?,
+        _ => bail!("a conference on one bridge or split over two"),
+    }
     let permits = Arc::new(tokio::sync::Semaphore::new(SETUP_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, role) in roles.iter().copied().enumerate() {
-        let client = client.clone();
+        let client = clients[index % clients.len()].clone();
         let permits = permits.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await?;
@@ -346,13 +362,89 @@ pub async fn bridge_endpoints(
             layers,
             session: Some(handover),
             receives: Receives::AllOthers,
+            bridge: index % clients.len(),
         });
     }
     let endpoints: Vec<Endpoint> = endpoints.into_iter().flatten().collect();
+    if clients.len() > 1 {
+        for (bridge, client) in clients.iter_mut().enumerate() {
+            let behind_relay = endpoints
+                .iter()
+                .filter(|e| e.bridge != bridge && e.publishes())
+                .map(|e| pb::RemoteEndpoint {
+                    endpoint_id: e.config.name.clone(),
+                    participant_id: e.config.name.clone(),
+                    sources: Some(source_list(&e.config, &e.layers)),
+                })
+                .collect();
+            client
+                .update_relay(relay_update(bridge, None, None, Some(behind_relay)))
+                .await
+                .context("telling a bridge the publishers behind its relay")?;
+        }
+    }
     for e in &endpoints {
         force_rcvbuf(&e.socket)?;
     }
     Ok(endpoints)
+}
+
+/// The conference every run's endpoints are in.
+const CONFERENCE: &str = "bench";
+
+/// The relay's id on bridge `bridge` of a conference split over two.
+fn relay_id(bridge: usize) -> String {
+    format!("relay-to-{}", 1 - bridge)
+}
+
+fn relay_update(
+    bridge: usize,
+    transport: Option<pb::RelayTransport>,
+    media: Option<pb::MediaList>,
+    remote_endpoints: Option<Vec<pb::RemoteEndpoint>>,
+) -> pb::UpdateRelayRequest {
+    pb::UpdateRelayRequest {
+        conference_id: CONFERENCE.into(),
+        relay_id: relay_id(bridge),
+        transport,
+        media,
+        remote_endpoints: remote_endpoints.map(|endpoints| pb::RemoteEndpointList { endpoints }),
+    }
+}
+
+/// Links the conference on two bridges by a relay: the first side controlling (and DTLS
+/// client), each given the other's transport and the conference's media (every endpoint
+/// negotiates the same).
+async fn link(
+    a: &mut BridgeClient<Channel>,
+    b: &mut BridgeClient<Channel>,
+    profile: Profile,
+) -> anyhow::Result<()> {
+    let mut transports = Vec::new();
+    for (bridge, client) in [&mut *a, &mut *b].into_iter().enumerate() {
+        let allocated = client
+            .allocate_relay(pb::AllocateRelayRequest {
+                conference_id: CONFERENCE.into(),
+                relay_id: relay_id(bridge),
+                controlling: bridge == 0,
+            })
+            .await
+            .context("allocating a relay")?
+            .into_inner();
+        transports.push(allocated.transport.context("no relay transport")?);
+    }
+    let media = media_list(
+        &participant_config(0, Role { publishes: true }, profile),
+        true,
+    );
+    for (bridge, client) in [a, b].into_iter().enumerate() {
+        let far = transports[1 - bridge].clone();
+        client
+            .update_relay(relay_update(bridge, Some(far), Some(media.clone()), None))
+            .await
+            .context("giving a relay the far side's transport")?;
+    }
+    Ok(())
 }
 
 async fn join(
@@ -364,7 +456,7 @@ async fn join(
     let endpoint_id = format!("ep{index}");
     let allocated = client
         .allocate_endpoint(pb::AllocateEndpointRequest {
-            conference_id: "bench".into(),
+            conference_id: CONFERENCE.into(),
             endpoint_id: endpoint_id.clone(),
             dtls_setup: pb::DtlsSetup::Actpass as i32,
             participant_id: String::new(),
@@ -378,7 +470,7 @@ async fn join(
     let publishes = config.send_audio;
     client
         .update_endpoint(pb::UpdateEndpointRequest {
-            conference_id: "bench".into(),
+            conference_id: CONFERENCE.into(),
             endpoint_id,
             transport: Some(remote_transport(&participant)),
             media: Some(media_list(&config, publishes)),
@@ -387,6 +479,7 @@ async fn join(
             } else {
                 pb::SourceList::default()
             }),
+            receive_mids: None,
         })
         .await?;
     participant.connect(&remote, CONNECT_TIMEOUT).await?;
@@ -568,6 +661,7 @@ pub fn relay_endpoints(
             layers,
             session: None,
             receives: Receives::AllOthers,
+            bridge: 0,
         });
     }
     let addrs: Vec<SocketAddr> = endpoints

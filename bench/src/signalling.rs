@@ -19,7 +19,7 @@ use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::Stanza;
-use tutti_focus::connector::{Plaintext, StreamErrors};
+use tutti_focus::connector::{Plaintext, Received};
 use tutti_focus::jingle::{
     Action, Candidate, CandidateType, Content, Creator, DtlsSetup, Fingerprint, Group,
     GroupSemantics, IceUdpTransport, Jingle, Parameter, PayloadType, RtpDescription, Senders,
@@ -372,7 +372,7 @@ pub async fn login() -> anyhow::Result<StanzaStream> {
     let mut stream = StanzaStream::new_c2s(
         Plaintext(
             SocketAddr::from(([127, 0, 0, 1], C2S_PORT)),
-            StreamErrors::default(),
+            Received::default(),
         ),
         BareJid::new(&format!("bench@{GUEST_DOMAIN}"))?.into(),
         String::new(),

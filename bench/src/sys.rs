@@ -53,6 +53,17 @@ pub fn cpu_jiffies(cpu: usize) -> anyhow::Result<(u64, u64)> {
     Ok((total - idle, total))
 }
 
+/// The machine's load average over the last minute (/proc/loadavg): how busy the shared machine
+/// was around a run.
+pub fn load_average() -> anyhow::Result<f64> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg")?;
+    Ok(loadavg
+        .split_whitespace()
+        .next()
+        .context("empty /proc/loadavg")?
+        .parse()?)
+}
+
 /// RcvbufErrors + SndbufErrors of UDP in this network namespace (/proc/net/snmp).
 pub fn udp_buffer_errors() -> anyhow::Result<u64> {
     let snmp = std::fs::read_to_string("/proc/net/snmp")?;

@@ -184,7 +184,7 @@ fn report_histograms<const B: usize>(
     name: &str,
     help: &str,
     bounds: &[f64; B],
-    histograms: &[[Histogram<B>; 2]; 2],
+    histograms: &[[Histogram<B>; 2]; DIRECTION_LABELS.len()],
 ) -> std::fmt::Result {
     let mut family = encoder.encode_descriptor(
         name,
@@ -399,6 +399,12 @@ impl Collector for BridgeCollector {
         )?;
         counter(
             e,
+            "tutti_bridge_relay_bytes_sent",
+            "Bytes of the RTP datagrams sent on relays to other bridges (SRTP, with the link id)",
+            c.relay_bytes_sent,
+        )?;
+        counter(
+            e,
             "tutti_bridge_nacks_sent",
             "Sequence numbers NACKed to senders (lost on their way to the bridge)",
             c.nacks_sent,
@@ -588,17 +594,24 @@ impl Collector for BridgeCollector {
             &RTT_BOUNDS,
             &c.rtt,
         )?;
+        histogram(
+            e,
+            "tutti_bridge_relay_rtt_seconds",
+            "Round-trip time on relays to other bridges, from their report blocks (LSR/DLSR) about the sender reports passed on the relay",
+            &RTT_BOUNDS,
+            &c.relay_rtt,
+        )?;
         report_histograms(
             e,
             "tutti_bridge_loss_ratio",
-            "Fraction of packets lost in each RTCP report interval: upstream as the bridge reports it to senders, downstream as receivers report it",
+            "Fraction of packets lost in each RTCP report interval: upstream as the bridge reports it to senders, downstream as receivers report it, relay_in as the bridge reports it on relays, relay_out as the far bridges report it",
             &LOSS_BOUNDS,
             &c.report_quality.loss,
         )?;
         report_histograms(
             e,
             "tutti_bridge_jitter_seconds",
-            "Interarrival jitter of each RTCP report block: upstream as the bridge reports it to senders, downstream as receivers report it",
+            "Interarrival jitter of each RTCP report block: upstream as the bridge reports it to senders, downstream as receivers report it, relay_in as the bridge reports it on relays, relay_out as the far bridges report it",
             &JITTER_BOUNDS,
             &c.report_quality.jitter,
         )?;
@@ -642,6 +655,9 @@ mod tests {
         c.report_quality.observe(1, 1, 64, 900, 90_000);
         // Upstream audio: nothing lost, 48 ticks of 48 kHz (1 ms).
         c.report_quality.observe(0, 0, 0, 48, 48_000);
+        // What a far bridge reports of the video this one sends on a relay: 26 of 256 lost.
+        c.report_quality.observe(3, 1, 26, 90, 90_000);
+        c.relay_rtt.observe(&RTT_BOUNDS, 0.03);
         let text = exposition(snapshot);
         let has = |line: &str| {
             assert!(
@@ -666,5 +682,10 @@ mod tests {
         has("tutti_bridge_loss_ratio_count{direction=\"upstream\",media=\"video\"} 0");
         has("tutti_bridge_jitter_seconds_bucket{le=\"0.01\",direction=\"downstream\",media=\"video\"} 1");
         has("tutti_bridge_jitter_seconds_bucket{le=\"0.001\",direction=\"upstream\",media=\"audio\"} 1");
+        has("tutti_bridge_loss_ratio_bucket{le=\"0.1\",direction=\"relay_out\",media=\"video\"} 0");
+        has("tutti_bridge_loss_ratio_bucket{le=\"0.2\",direction=\"relay_out\",media=\"video\"} 1");
+        has("tutti_bridge_loss_ratio_count{direction=\"relay_in\",media=\"video\"} 0");
+        has("tutti_bridge_relay_rtt_seconds_bucket{le=\"0.025\"} 0");
+        has("tutti_bridge_relay_rtt_seconds_bucket{le=\"0.05\"} 1");
     }
 }

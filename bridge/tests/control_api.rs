@@ -100,6 +100,7 @@ async fn control_api_errors_and_idempotency() {
         transport: None,
         media: None,
         sources: None,
+        receive_mids: None,
     };
     let err = client.update_endpoint(update("ghost")).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);

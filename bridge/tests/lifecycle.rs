@@ -183,6 +183,7 @@ async fn failures_are_reported_as_events() {
             transport: Some(transport),
             media: None,
             sources: None,
+            receive_mids: None,
         })
         .await
         .unwrap();
@@ -215,6 +216,7 @@ async fn failures_are_reported_as_events() {
             transport: Some(transport),
             media: None,
             sources: None,
+            receive_mids: None,
         })
         .await
         .unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sim::{expect, Call};
 use tutti_bridge::media::stats::DropReason;
-use tutti_bridge::media::{MediaKind, SourceDesc, SourceSet};
+use tutti_bridge::media::{EndpointState, MediaKind, SourceDesc, SourceSet};
 
 #[test]
 fn bad_datagrams_are_counted_and_harm_no_one() {
@@ -61,6 +61,7 @@ fn bad_datagrams_are_counted_and_harm_no_one() {
             b.inject(now, stranger, &rtp_like); // media from nobody
             b.inject(now, alice_addr, &rtp_like); // forged SRTP from alice's address
             b.inject(now, alice_addr, &rtcp_like); // forged SRTCP
+            b.inject(now, alice_addr, &[22; 5]); // DTLS-like from alice's address, not DTLS
         });
         call.sim.run_for(Duration::from_millis(100));
     }
@@ -73,6 +74,9 @@ fn bad_datagrams_are_counted_and_harm_no_one() {
     assert_eq!(drops(DropReason::Oversized), 10);
     assert_eq!(drops(DropReason::StunMalformed), 10);
     assert_eq!(drops(DropReason::DtlsUnknownAddress), 10);
+    // Dropped, where it once ended her DTLS session (found by the bridge_core_warm fuzz target).
+    assert_eq!(drops(DropReason::DtlsMalformed), 10);
+    assert!(!call.states("alice").contains(&EndpointState::DtlsFailed));
     assert_eq!(drops(DropReason::UnknownAddress), 10);
     assert_eq!(drops(DropReason::SrtpAuthFailed), 20);
     assert!(

@@ -67,6 +67,17 @@ fn a_source_crosses_the_relay_once_for_three_receivers() {
     assert_eq!(near_in, sent);
     assert_eq!(near_out, near_in);
     assert_eq!(relayed, near_in, "each packet relayed once");
+    // And every byte it sent went on the relay: the datagrams as sent (SRTP, link id).
+    let relay_bytes = near.relay_bytes_sent - near_before.relay_bytes_sent;
+    let near_bytes_out = |c: &Counters| c.bytes_out[0] + c.bytes_out[1];
+    assert_eq!(
+        relay_bytes,
+        near_bytes_out(&near) - near_bytes_out(&near_before)
+    );
+    assert!(
+        relay_bytes > relayed * 100 && relay_bytes < relayed * 1300,
+        "{relay_bytes} bytes in {relayed} datagrams"
+    );
     // Nothing lost (but what is in flight at either end of the window): the far bridge got
     // each of them once, and sent each to its three receivers.
     assert!(

@@ -3,10 +3,12 @@
 //! each participant); with Nagle on, each one after the first waits for the server's delayed
 //! ACK, up to 40 ms on Linux, and joins would wait with them.
 //!
-//! What a connection receives passes through a [`StreamErrorWatch`]: the stream errors the
-//! server sends are kept in the connector's [`StreamErrors`]. After a `<conflict/>` (another
-//! client bound the same resource) the connector makes no more connections: reconnecting would
-//! take the resource back from that client, which would do the same (docs/focus.md).
+//! What a connection receives passes through an [`Inbound`] on its way to the XML parser: the
+//! stream errors the server sends are kept in the connector's [`StreamErrors`], and the stanzas
+//! refused (nested too deep, malformed) are counted through its [`Received`]. After a
+//! `<conflict/>` (another client bound the same resource) the connector makes no more
+//! connections: reconnecting would take the resource back from that client, which would do the
+//! same (docs/focus.md).
 
 use std::borrow::Cow;
 use std::io;
@@ -26,7 +28,7 @@ use tokio_xmpp::error::ProtocolError;
 use tokio_xmpp::xmlstream::{initiate_stream, PendingFeaturesRecv, StreamHeader, Timeouts};
 use tokio_xmpp::Error;
 
-use crate::stream_errors::StreamErrorWatch;
+use crate::inbound::{Inbound, Refused};
 
 /// The stream errors the server sent on a connector's connections (shared by its clones).
 #[derive(Debug, Clone, Default)]
@@ -68,50 +70,88 @@ impl StreamErrors {
     }
 }
 
-/// A connection whose received bytes go through a [`StreamErrorWatch`] on their way to the
-/// XML parser.
+/// What a connector's connections report of what they receive (shared by its clones): the
+/// stream errors, and each stanza refused, to `refused`.
+#[derive(Clone)]
+pub struct Received {
+    pub stream_errors: StreamErrors,
+    refused: Arc<dyn Fn(Refused) + Send + Sync>,
+}
+
+impl Received {
+    pub fn new(refused: impl Fn(Refused) + Send + Sync + 'static) -> Received {
+        Received {
+            stream_errors: StreamErrors::default(),
+            refused: Arc::new(refused),
+        }
+    }
+}
+
+impl Default for Received {
+    /// Refusals are logged only.
+    fn default() -> Self {
+        Received::new(|_| {})
+    }
+}
+
+impl std::fmt::Debug for Received {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Received")
+            .field("stream_errors", &self.stream_errors)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection whose received bytes go through an [`Inbound`] on their way to the XML parser.
 #[derive(Debug)]
 pub struct Watched<S> {
     inner: S,
-    watch: StreamErrorWatch,
-    /// How much of the inner buffer the watch has seen.
-    scanned: usize,
-    errors: StreamErrors,
+    inbound: Inbound,
+    /// What the inbound handed on: `checked[taken..]` is for the parser.
+    checked: Vec<u8>,
+    taken: usize,
+    received: Received,
 }
 
 impl<S> Watched<S> {
-    fn new(inner: S, errors: &StreamErrors) -> Watched<S> {
+    fn new(inner: S, received: &Received) -> Watched<S> {
         Watched {
             inner,
-            watch: StreamErrorWatch::default(),
-            scanned: 0,
-            errors: errors.clone(),
+            inbound: Inbound::default(),
+            checked: Vec::new(),
+            taken: 0,
+            received: received.clone(),
         }
     }
 }
 
 impl<S: AsyncBufRead + Unpin> Watched<S> {
     fn fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
-        let Watched {
-            inner,
-            watch,
-            scanned,
-            errors,
-        } = self;
-        let buffer = ready!(Pin::new(inner).poll_fill_buf(cx))?;
-        if buffer.len() > *scanned {
-            if let Some(condition) = watch.feed(&buffer[*scanned..]) {
-                tracing::warn!(%condition, "the XMPP server sent a stream error");
-                errors.record(condition);
+        while self.taken == self.checked.len() {
+            self.checked.clear();
+            self.taken = 0;
+            let buffer = ready!(Pin::new(&mut self.inner).poll_fill_buf(cx))?;
+            if buffer.is_empty() {
+                // The end of the stream.
+                break;
             }
-            *scanned = buffer.len();
+            let length = buffer.len();
+            let found = self.inbound.feed(buffer, &mut self.checked);
+            Pin::new(&mut self.inner).consume(length);
+            if let Some(condition) = found.stream_error {
+                tracing::warn!(%condition, "the XMPP server sent a stream error");
+                self.received.stream_errors.record(condition);
+            }
+            for refused in found.refused {
+                tracing::info!(kind = refused.kind(), "a stanza was refused before parsing");
+                (self.received.refused)(refused);
+            }
         }
-        Poll::Ready(Ok(buffer))
+        Poll::Ready(Ok(&self.checked[self.taken..]))
     }
 
     fn consume_bytes(&mut self, amount: usize) {
-        self.scanned = self.scanned.saturating_sub(amount);
-        Pin::new(&mut self.inner).consume(amount);
+        self.taken = (self.taken + amount).min(self.checked.len());
     }
 }
 
@@ -174,7 +214,7 @@ fn header(jid: &Jid) -> StreamHeader<'_> {
 
 /// Plaintext (loopback only, see the configuration's `xmpp_security`).
 #[derive(Debug, Clone)]
-pub struct Plaintext(pub SocketAddr, pub StreamErrors);
+pub struct Plaintext(pub SocketAddr, pub Received);
 
 impl ServerConnector for Plaintext {
     type Stream = Watched<BufStream<TcpStream>>;
@@ -185,7 +225,7 @@ impl ServerConnector for Plaintext {
         ns: &'static str,
         timeouts: Timeouts,
     ) -> Result<(PendingFeaturesRecv<Self::Stream>, ChannelBinding), Error> {
-        self.1.refuse_after_conflict()?;
+        self.1.stream_errors.refuse_after_conflict()?;
         let stream = Watched::new(connect_tcp(self.0).await?, &self.1);
         let pending = initiate_stream(stream, ns, header(jid), timeouts).await?;
         Ok((pending, ChannelBinding::None))
@@ -194,7 +234,7 @@ impl ServerConnector for Plaintext {
 
 /// STARTTLS, required: a server that does not offer it is refused.
 #[derive(Debug, Clone)]
-pub struct StartTls(pub SocketAddr, pub StreamErrors);
+pub struct StartTls(pub SocketAddr, pub Received);
 
 impl ServerConnector for StartTls {
     type Stream = Watched<BufStream<TlsStream<TcpStream>>>;
@@ -205,7 +245,7 @@ impl ServerConnector for StartTls {
         ns: &'static str,
         timeouts: Timeouts,
     ) -> Result<(PendingFeaturesRecv<Self::Stream>, ChannelBinding), Error> {
-        self.1.refuse_after_conflict()?;
+        self.1.stream_errors.refuse_after_conflict()?;
         let stream = connect_tcp(self.0).await?;
         let pending = initiate_stream(stream, ns, header(jid), timeouts).await?;
         let (features, stream) = pending.recv_features().await?;

@@ -161,14 +161,25 @@ const MAX_REGION_LEN: usize = 64;
 
 /// The region a participant's MUC presence names: lib-jitsi-meet adds
 /// `<region xmlns='http://jitsi.org/jitsi-meet' id='REGION'/>` when its deployment info has a
-/// `userRegion`. An empty or overlong id is no region.
+/// `userRegion`, and its participant property `<jitsi_participant_region>REGION</…>` (in the
+/// presence's own namespace; Jitsi's Prosody module adds it too, from the session). The first
+/// is read first. An empty or overlong region is no region.
 pub fn participant_region(payloads: &[Element]) -> Option<String> {
-    payloads
+    let usable = |region: &str| !region.is_empty() && region.len() <= MAX_REGION_LEN;
+    let element = payloads
         .iter()
         .find(|payload| payload.is("region", ns::JITSI_MEET_PRESENCE))
         .and_then(|region| region.attr("id"))
-        .filter(|id| !id.is_empty() && id.len() <= MAX_REGION_LEN)
-        .map(str::to_owned)
+        .filter(|id| usable(id))
+        .map(str::to_owned);
+    element.or_else(|| {
+        payloads
+            .iter()
+            .find(|payload| payload.is("jitsi_participant_region", ns::JABBER_CLIENT))
+            .map(|property| property.text())
+            .map(|text| text.trim().to_owned())
+            .filter(|text| usable(text))
+    })
 }
 
 #[cfg(test)]
@@ -198,6 +209,24 @@ mod tests {
             "x".repeat(65)
         );
         assert_eq!(participant_region(&parse(&long)), None);
+        // The participant property, as lib-jitsi-meet puts it in its presence.
+        let property = |text: &str| {
+            parse(&format!(
+                "<jitsi_participant_region xmlns='jabber:client'>{text}</jitsi_participant_region>"
+            ))
+        };
+        assert_eq!(
+            participant_region(&property("us-east-1")),
+            Some("us-east-1".to_owned())
+        );
+        assert_eq!(participant_region(&property("")), None);
+        assert_eq!(participant_region(&property(&"x".repeat(65))), None);
+        let both = [
+            "<jitsi_participant_region xmlns='jabber:client'>ap</jitsi_participant_region>",
+            "<region xmlns='http://jitsi.org/jitsi-meet' id='eu'/>",
+        ]
+        .map(|xml| xml.parse::<Element>().unwrap());
+        assert_eq!(participant_region(&both), Some("eu".to_owned()));
     }
 
     #[test]

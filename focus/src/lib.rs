@@ -13,13 +13,14 @@
 //!   conference goes, and which failed (their conferences move).
 //! - [`stanzas`]: the stanzas the focus sends, and the errors it answers requests with.
 //! - [`connector`]: XMPP client connections with Nagle's algorithm off, shared with the
-//!   benchmark's simulated participants, and the stream errors the server sends on them
-//!   ([`stream_errors`]).
+//!   benchmark's simulated participants, whose received bytes are checked on their way to the
+//!   XML parser ([`inbound`]: stanzas nested too deep or malformed, stream errors).
 
 pub mod capabilities;
 pub mod connector;
 pub mod error;
 pub mod extensions;
+pub mod inbound;
 pub mod jingle;
 pub mod jitsi;
 pub mod ns;
@@ -28,7 +29,6 @@ pub mod pool;
 pub mod room;
 pub mod sources;
 pub mod stanzas;
-pub mod stream_errors;
 pub mod to_bridge;
 mod xml;
 

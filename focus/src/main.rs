@@ -18,7 +18,7 @@ use service::config::Config;
 use service::focus::Focus;
 use service::metrics::{self, Metrics};
 use service::pool::Bridges;
-use tutti_focus::connector::StreamErrors;
+use tutti_focus::connector::Received;
 
 /// How long the start waits for the bridges to say what conferences they hold.
 const SETTLE_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
@@ -44,8 +44,9 @@ fn usage() -> ExitCode {
 /// functions that recurse once per level of nesting (minidom's, xso's), and a server passes on
 /// stanzas of up to `c2s_stanza_size_limit` (Prosody's default: 256 KiB), that is up to about
 /// 37,000 levels of `<x></x>`: tokio's default of 2 MiB overflowed at 30,000 (the process
-/// aborted), 64 MiB holds the deepest (focus/tests/hostile_signalling.rs). It is address space;
-/// pages are only touched as deep as a stanza goes.
+/// aborted). The connections now refuse stanzas nested deeper than 64 levels before they are
+/// parsed (`tutti_focus::inbound`); 64 MiB, which held the deepest, stays as the margin. It is
+/// address space; pages are only touched as deep as a stanza goes.
 const THREAD_STACK_BYTES: usize = 64 << 20;
 
 fn main() -> ExitCode {
@@ -119,8 +120,12 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
     });
     let (bridges, mut found) = Bridges::start(&settings, metrics.clone())?;
     info!(jid = %settings.jid, server = %settings.xmpp_server, "logging in");
-    let stream_errors = StreamErrors::default();
-    let (mut client, bound) = service::login::login(&settings, &stream_errors).await?;
+    let received = {
+        let metrics = metrics.clone();
+        Received::new(move |refused| metrics.error(refused.kind()))
+    };
+    let stream_errors = received.stream_errors.clone();
+    let (mut client, bound) = service::login::login(&settings, &received).await?;
     let bound = bound.to_string();
     info!(jid = %bound, "online");
     metrics.set_online(true);

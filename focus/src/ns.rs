@@ -26,3 +26,8 @@ pub const JITSI_MEET_PRESENCE: &str = "http://jitsi.org/jitsi-meet";
 pub const JITSI_COLIBRI: &str = "http://jitsi.org/protocol/colibri";
 /// Jitsi focus: `bridge-session`.
 pub const JITSI_FOCUS: &str = "http://jitsi.org/protocol/focus";
+/// A client's stanzas: unqualified elements in a presence (lib-jitsi-meet's participant
+/// properties such as `jitsi_participant_region`) are in it.
+pub const JABBER_CLIENT: &str = "jabber:client";
+/// XEP-0353 Jingle Message Initiation: `<propose>` (a client rings) and `<proceed>`.
+pub const JINGLE_MESSAGE: &str = "urn:xmpp:jingle-message:0";

@@ -316,6 +316,7 @@ pub fn session_accept_update(
         transport: transport.apply(accept)?,
         media: media_list(accept, contents)?,
         sources: Some(source_list(owner, sources, outputs)),
+        receive_mids: None,
     })
 }
 
@@ -333,6 +334,7 @@ pub fn transport_info_update(
             transport: Some(remote),
             media: None,
             sources: None,
+            receive_mids: None,
         }))
 }
 
@@ -350,6 +352,32 @@ pub fn sources_update(
         transport: None,
         media: None,
         sources: Some(source_list(owner, sources, outputs)),
+        receive_mids: None,
+    }
+}
+
+/// The update telling the bridge the MIDs a standards client receives its streams under: each
+/// content's name (its m-line's MID) by the SSRC the stream is forwarded under. The bridge
+/// writes them into what it forwards, for clients that route by MID.
+pub fn receive_mids_update(
+    endpoint: EndpointId<'_>,
+    mids: &[(u32, String)],
+) -> pb::UpdateEndpointRequest {
+    pb::UpdateEndpointRequest {
+        conference_id: endpoint.conference_id.to_owned(),
+        endpoint_id: endpoint.endpoint_id.to_owned(),
+        transport: None,
+        media: None,
+        sources: None,
+        receive_mids: Some(pb::ReceiveMidList {
+            mids: mids
+                .iter()
+                .map(|(ssrc, mid)| pb::ReceiveMid {
+                    ssrc: *ssrc,
+                    mid: mid.clone(),
+                })
+                .collect(),
+        }),
     }
 }
 

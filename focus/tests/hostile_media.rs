@@ -2,7 +2,9 @@
 //! focus in the test's own network namespace; alice and bob hold a call (tutti-participant
 //! media, VP8 at 30 frames per second and Opus) and what each receives of the other is measured
 //! in windows: a baseline without the attacker, then while a stranger floods the media port,
-//! then while mallory, a participant of the call, sends what it should not.
+//! then while mallory, a participant of the call, sends what it should not. The stranger and
+//! mallory are an [`Attacker`]: a process of their own at a lower priority, so that what their
+//! floods cost in CPU is not taken from alice's and bob's media in the test's process.
 
 mod support;
 
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use support::*;
 use tutti_participant::ice::{binding_request, Credentials, IceRole};
 use tutti_participant::Handover;
@@ -86,13 +89,17 @@ impl Flood {
     }
 }
 
-/// Mallory's flood: SRTP-protected from its own session, in a cycle of ten.
+/// Mallory's flood: SRTP-protected from its own session, in a cycle of ten, written before
+/// the flood starts (protecting 25,000 a second as it went, at a low priority on a busy
+/// 2-core machine, the flood reached 6,555 a second).
 struct Mallory {
     session: Handover,
     own_ssrc: u32,
     /// Alice's and bob's (audio SSRC, camera SSRC, camera SSRC as forwarded to mallory).
     victims: [(u32, u32, u32); 2],
     nack_items: Vec<u32>,
+    /// What it sends, in order (and again from the start should the flood last longer).
+    written: Vec<Vec<u8>>,
 }
 
 impl Mallory {
@@ -107,6 +114,23 @@ impl Mallory {
 
 impl Datagrams for Mallory {
     fn next(&mut self, i: u64) -> Vec<u8> {
+        self.written[i as usize % self.written.len()].clone()
+    }
+
+    /// Keeps the bridge's consent: its checks are answered.
+    fn answer(&self, datagram: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
+        self.session.answer_stun(datagram, from)
+    }
+}
+
+impl Mallory {
+    /// Writes the flood: `FLOOD_RATE` datagrams a second for `duration`.
+    fn write(&mut self, duration: Duration) {
+        let count = FLOOD_RATE * duration.as_millis() as u64 / 1000;
+        self.written = (0..count).map(|i| self.datagram(i)).collect();
+    }
+
+    fn datagram(&mut self, i: u64) -> Vec<u8> {
         let (audio, video, camera) = self.victims[(i / 10) as usize % 2];
         let seq = (i / 10) as u16;
         let own = self.own_ssrc;
@@ -137,11 +161,6 @@ impl Datagrams for Mallory {
                 cut
             }
         }
-    }
-
-    /// Keeps the bridge's consent: its checks are answered.
-    fn answer(&self, datagram: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
-        self.session.answer_stun(datagram, from)
     }
 }
 
@@ -203,30 +222,27 @@ fn words(values: &[u32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_be_bytes()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hostile_participant_costs_the_others_nothing_on_the_media_port() {
-    if rerun_in_own_netns("a_hostile_participant_costs_the_others_nothing_on_the_media_port") {
-        return;
-    }
-    let mut stack = Stack::start("hostile-media", &["alice", "bob", "mallory"]);
-    stack.start_focus(&[]);
-    let (alice, bob, alice_camera, bob_camera) = call_of_two(ROOM).await;
-    let watched = Watched::call_of_two(&alice, &bob, alice_camera, bob_camera);
+const TEST: &str = "a_hostile_participant_costs_the_others_nothing_on_the_media_port";
+
+/// The attacker's process: mallory joins the call; on `stranger`, a stranger (an address that
+/// never passed ICE) floods the media port until `stop`; on `mallory`, mallory takes its
+/// session over and floods it until `stop`. After each flood it says how many datagrams it
+/// sent, and at what rate.
+async fn attack(arguments: serde_json::Value) {
+    let number = |value: &serde_json::Value| value.as_u64().unwrap() as u32;
     let mallory = join_and_accept(ROOM, "mallory", |_| {}).await;
     let media_port = remote_description(&mallory.initiate).candidates[0];
+    attacker_says("joined");
 
-    let baseline = watched.baseline().await;
-
-    // A stranger (an address that never passed ICE) floods the media port: garbage, STUN
-    // checks naming alice's and bob's usernames (with a key it cannot know), RTP and RTCP,
-    // datagrams larger than any the bridge takes, and datagrams cut short.
+    // Garbage, STUN checks naming alice's and bob's usernames (with a key it cannot know), RTP
+    // and RTCP, datagrams larger than any the bridge takes, and datagrams cut short.
+    assert_eq!(attacker_hears(), "stranger");
     let mut stranger_datagrams: Vec<Vec<u8>> = Vec::new();
-    for joined in [&alice, &bob] {
-        let bridge_ufrag = remote_description(&joined.initiate).ufrag;
+    for ufrags in arguments["ufrags"].as_array().unwrap() {
         let credentials = Credentials {
-            local_ufrag: joined.media.local_description().ufrag,
+            local_ufrag: ufrags[0].as_str().unwrap().to_owned(),
             local_pwd: "not-the-password-at-all".into(),
-            remote_ufrag: bridge_ufrag,
+            remote_ufrag: ufrags[1].as_str().unwrap().to_owned(),
             remote_pwd: "not-the-password-at-all".into(),
         };
         for _ in 0..64 {
@@ -235,80 +251,129 @@ async fn a_hostile_participant_costs_the_others_nothing_on_the_media_port() {
         }
     }
     let stun_count = stranger_datagrams.len();
+    let [alice_audio, alice_video, alice_camera] =
+        [0, 1, 2].map(|i| number(&arguments["alice"][i]));
+    let [bob_audio, bob_video, bob_camera] = [0, 1, 2].map(|i| number(&arguments["bob"][i]));
     for seq in 0..64u16 {
-        stranger_datagrams.push(rtp(100, seq, alice.config.video_ssrc, 1000));
+        stranger_datagrams.push(rtp(100, seq, alice_video, 1000));
         stranger_datagrams.push(rtcp(1, 206, &words(&[1, alice_camera])));
         stranger_datagrams.push((0..200).map(|i| (i * 7 + seq) as u8 | 0xc0).collect());
         stranger_datagrams.push(vec![0x80; 1700]);
         stranger_datagrams.push(vec![0x80, 0x60, 0, 1]);
     }
+    eprintln!(
+        "stranger: {stun_count} STUN of every cycle of {}",
+        stranger_datagrams.len()
+    );
     let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let before_stranger = drop_counts(
-        &stack,
-        &[
-            "stun_bad_integrity",
-            "unknown_address",
-            "unrecognized_protocol",
-            "oversized",
-            "truncated",
-        ],
-    )
-    .await;
     let flood = Flood::start(stranger, media_port, Cycle(stranger_datagrams));
-    let during_flood = watched.window().await;
+    attacker_says("flooding");
+    assert_eq!(attacker_hears(), "stop");
     let (sent, rate) = flood.stop();
-    eprintln!("stranger: {sent} datagrams, {rate:.0}/s ({stun_count} STUN of every cycle)");
-    assert!(rate >= 20_000.0, "the flood reached {rate:.0} datagrams/s");
-    watched.assert_unharmed("stranger's flood", &baseline, &during_flood);
-    drops_grew(
-        &stack,
-        &[
-            "stun_bad_integrity",
-            "unknown_address",
-            "unrecognized_protocol",
-            "oversized",
-            "truncated",
-        ],
-        &before_stranger,
-        1000.0,
-    )
-    .await;
+    attacker_says(&format!("{sent} {rate:.0}"));
 
     // Mallory, a participant of the call, takes its session over and sends, SRTP-protected
     // from its ICE-validated address: RTP under an SSRC it never signalled and under alice's
     // and bob's SSRCs, key-frame requests (PLI, FIR) and NACKs naming alice's and bob's
     // cameras, BYEs for their SSRCs, and packets too large or cut short.
-    let plis_before = [
-        alice
-            .media
-            .stats()
-            .plis_received
-            .get(&alice.config.video_ssrc)
-            .copied()
-            .unwrap_or(0),
-        bob.media
-            .stats()
-            .plis_received
-            .get(&bob.config.video_ssrc)
-            .copied()
-            .unwrap_or(0),
-    ];
+    assert_eq!(attacker_hears(), "mallory");
     let session = mallory.media.hand_over().await.unwrap();
     let socket = session.socket.try_clone().unwrap();
     let remote = session.remote;
-    let mallory_flood = Mallory {
+    let mut mallory_flood = Mallory {
         session,
         own_ssrc: mallory.config.video_ssrc,
         victims: [
-            (
-                alice.config.audio_ssrc,
-                alice.config.video_ssrc,
-                alice_camera,
-            ),
-            (bob.config.audio_ssrc, bob.config.video_ssrc, bob_camera),
+            (alice_audio, alice_video, alice_camera),
+            (bob_audio, bob_video, bob_camera),
         ],
         nack_items: (0..100u32).map(|i| (i * 17) << 16 | 0xffff).collect(),
+        written: Vec::new(),
     };
+    mallory_flood.write(WINDOW + Duration::from_secs(2));
+    let flood = Flood::start(socket, remote, mallory_flood);
+    attacker_says("flooding");
+    assert_eq!(attacker_hears(), "stop");
+    let (sent, rate) = flood.stop();
+    attacker_says(&format!("{sent} {rate:.0}"));
+}
+
+/// Has the attacker flood (`what`: `stranger` or `mallory`) while alice's and bob's media is
+/// measured over a window; returns the window and the rate the flood reached.
+async fn flooded(
+    watched: &Watched<'_>,
+    attacker: &mut Attacker,
+    what: &str,
+) -> (Vec<Quality>, f64) {
+    attacker.tell(what);
+    assert_eq!(attacker.hear().await, "flooding");
+    let window = watched.window().await;
+    attacker.tell("stop");
+    let said = attacker.hear().await;
+    let (sent, rate) = said.split_once(' ').unwrap();
+    eprintln!("{what}: {sent} datagrams, {rate}/s (nice 10, in a process of its own)");
+    (window, rate.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_participant_costs_the_others_nothing_on_the_media_port() {
+    if rerun_in_own_netns(TEST) {
+        return;
+    }
+    if let Some(arguments) = attacker_arguments() {
+        attack(arguments).await;
+        return;
+    }
+    let mut stack = Stack::start("hostile-media", &["alice", "bob", "mallory"]);
+    stack.start_focus(&[]);
+    let (alice, bob, alice_camera, bob_camera) = call_of_two(ROOM).await;
+    let watched = Watched::call_of_two(&alice, &bob, alice_camera, bob_camera);
+    let ufrags: Vec<[String; 2]> = [&alice, &bob]
+        .iter()
+        .map(|joined| {
+            [
+                joined.media.local_description().ufrag,
+                remote_description(&joined.initiate).ufrag,
+            ]
+        })
+        .collect();
+    let mut attacker = Attacker::start(
+        TEST,
+        &json!({
+            "ufrags": ufrags,
+            "alice": [alice.config.audio_ssrc, alice.config.video_ssrc, alice_camera],
+            "bob": [bob.config.audio_ssrc, bob.config.video_ssrc, bob_camera],
+        }),
+    );
+    assert_eq!(attacker.hear().await, "joined");
+
+    let baseline = watched.baseline().await;
+
+    let stranger_reasons = [
+        "stun_bad_integrity",
+        "unknown_address",
+        "unrecognized_protocol",
+        "oversized",
+        "truncated",
+    ];
+    let before_stranger = drop_counts(&stack, &stranger_reasons).await;
+    let (during_flood, rate) = flooded(&watched, &mut attacker, "stranger").await;
+    assert!(rate >= 20_000.0, "the flood reached {rate:.0} datagrams/s");
+    watched.assert_unharmed("stranger's flood", &baseline, &during_flood);
+    drops_grew(&stack, &stranger_reasons, &before_stranger, 1000.0).await;
+
+    let plis = || {
+        [&alice, &bob].map(|joined| {
+            joined
+                .media
+                .stats()
+                .plis_received
+                .get(&joined.config.video_ssrc)
+                .copied()
+                .unwrap_or(0)
+        })
+    };
+    let plis_before = plis();
     let mallory_reasons = [
         "unknown_ssrc",
         "rtcp_foreign_ssrc",
@@ -320,26 +385,14 @@ async fn a_hostile_participant_costs_the_others_nothing_on_the_media_port() {
     let before_mallory = drop_counts(&stack, &mallory_reasons).await;
     let keyframes_limited = "tutti_bridge_keyframe_requests_rate_limited_total";
     let keyframes_limited_before = stack.bridge_metric(keyframes_limited).await.unwrap();
-    let flood = Flood::start(socket, remote, mallory_flood);
-    let during_mallory = watched.window().await;
-    let (sent, rate) = flood.stop();
-    eprintln!("mallory: {sent} datagrams, {rate:.0}/s");
+    let (during_mallory, rate) = flooded(&watched, &mut attacker, "mallory").await;
+    attacker.finish().await;
+    assert!(
+        rate >= 20_000.0,
+        "mallory's flood reached {rate:.0} datagrams/s"
+    );
     watched.assert_unharmed("mallory's flood", &baseline, &during_mallory);
-    let plis_after = [
-        alice
-            .media
-            .stats()
-            .plis_received
-            .get(&alice.config.video_ssrc)
-            .copied()
-            .unwrap_or(0),
-        bob.media
-            .stats()
-            .plis_received
-            .get(&bob.config.video_ssrc)
-            .copied()
-            .unwrap_or(0),
-    ];
+    let plis_after = plis();
     for (name, (before, after)) in ["alice", "bob"]
         .iter()
         .zip(plis_before.iter().zip(plis_after))

@@ -27,36 +27,6 @@ fn owner(user: &str) -> String {
     format!("{ROOM}/{user}")
 }
 
-/// A session-accept without the video sources (and their group).
-fn without_video(accept: &mut Jingle) {
-    for description in accept
-        .contents
-        .iter_mut()
-        .filter_map(|content| content.description.as_mut())
-        .filter(|description| description.media.as_deref() == Some("video"))
-    {
-        description.sources.clear();
-        description.source_groups.clear();
-    }
-}
-
-/// A `source-add` or `source-remove` of `user`'s camera (VP8 SSRC and its RTX, FID group), as
-/// lib-jitsi-meet sends it.
-fn video_update(action: Action, sid: &str, user: &str, ssrcs: [u32; 2]) -> Jingle {
-    let mut description = RtpDescription::new("video");
-    for ssrc in ssrcs {
-        let mut source = Source::new(ssrc);
-        source.name = Some(format!("{user}-v0"));
-        description.sources.push(source);
-    }
-    description.source_groups = vec![SourceGroup::new(GroupSemantics::Fid, ssrcs.to_vec())];
-    let mut content = Content::new("video");
-    content.description = Some(description);
-    let mut jingle = Jingle::new(action, sid);
-    jingle.contents.push(content);
-    jingle
-}
-
 /// A transport-info with one candidate in a content named "0" (lib-jitsi-meet names trickled
 /// candidates by m-line index).
 fn transport_info(sid: &str, joined: &Joined, candidate: Candidate) -> Jingle {
@@ -256,11 +226,6 @@ async fn a_simulcast_source_reaches_the_others_as_the_bridge_forwards_it() {
     assert_eq!(ssrcs(&remove), shown);
     alice.media.close().await;
     dave.media.close().await;
-}
-
-fn is_jingle(stanza: &Stanza, action: Action) -> bool {
-    matches!(stanza, Stanza::Iq(Iq::Set { payload, .. })
-        if Jingle::from_element(payload).is_ok_and(|jingle| jingle.action == action))
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! Placement over a pool of bridges, on the pool state machine alone (simulated clock, status
 //! reports by hand): a burst of new conferences spreads at once, by padded stress; the region
 //! is preferred; draining bridges take nothing; a recovering bridge waits out its back-off; a
-//! stress that makes no sense counts as full.
+//! stress that makes no sense counts as full; a conference spreading a room over another
+//! bridge avoids the room's bridges, keeps to its region when asked, and takes no bridge that
+//! is failed or unheard.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -161,4 +163,35 @@ fn a_recovered_bridge_is_used_again_after_its_back_off() {
 
 fn pool_of_one(now: Instant) -> Pool {
     pool(now, &[("solo", "")])
+}
+
+#[test]
+fn a_spreading_conference_avoids_the_rooms_bridges_and_may_keep_to_its_region() {
+    let now = Instant::now();
+    let mut pool = pool(now, &[("eu1", "eu"), ("eu2", "eu"), ("us1", "us")]);
+    pool.set_listed([id("eu1"), id("eu2"), id("us1"), id("unheard")]);
+    assert_eq!(pool.region(&id("us1")), "us");
+    assert_eq!(
+        pool.place_avoiding(now, "eu", &[id("eu1")], false),
+        Some(id("eu2"))
+    );
+    assert_eq!(
+        pool.place_avoiding(now, "eu", &[id("eu1"), id("eu2")], false),
+        Some(id("us1")),
+        "another region rather than none"
+    );
+    assert_eq!(
+        pool.place_avoiding(now, "eu", &[id("eu1"), id("eu2")], true),
+        None,
+        "strictly in eu: none left"
+    );
+    assert_eq!(
+        pool.place_avoiding(now, "us", &[id("eu1")], true),
+        Some(id("us1"))
+    );
+    // Only an unheard bridge left: not for spreading (a plain placement would take it).
+    assert_eq!(
+        pool.place_avoiding(now, "", &[id("eu1"), id("eu2"), id("us1")], false),
+        None
+    );
 }

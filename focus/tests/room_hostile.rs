@@ -6,7 +6,9 @@
 //! that are not Jingle at all — while the bridge answers in any order,
 //! fails, takes its time, or fails for good and the room moves to another; conferences found on
 //! a bridge (its own, or left behind by an earlier focus) and lost XMPP connections come in
-//! between. Nothing panics, the gauges never go negative, and once the bridge
+//! between. 40 more storms run in a room capped at 2 participants per bridge (cascading),
+//! whose conferences on several bridges fail one by one and whose relays time out at random.
+//! Nothing panics, the gauges never go negative, and once the bridge
 //! has answered everything every request an occupant made has exactly one answer. (When the last
 //! participant leaves, the focus leaves the room; the storm goes on in a new one, as the next
 //! conference request would make it.)
@@ -21,7 +23,7 @@ use minidom::Element;
 use room::*;
 use tutti_focus::capabilities::REQUIRED_FEATURES;
 use tutti_focus::jingle::{Action, Content, Jingle, Senders};
-use tutti_focus::room::BridgeError;
+use tutti_focus::room::{BridgeError, Metric};
 
 /// xorshift64*: the storm's choices, from a seed.
 struct Rng(u64);
@@ -46,6 +48,24 @@ struct Reached {
     standard_initiates: usize,
     content_adds: usize,
     results: usize,
+    /// Relays linked (cascading storms).
+    relays: usize,
+}
+
+/// A room for a storm: with `cascading`, capped at 2 participants per bridge, on a pool of
+/// three bridges.
+fn storm_room(cascading: bool) -> Sim {
+    if !cascading {
+        return Sim::new();
+    }
+    Sim::capped(2, &["b1", "b2", "b3"])
+}
+
+fn relays_linked(sim: &Sim) -> usize {
+    sim.metrics
+        .iter()
+        .filter(|m| **m == Metric::RelayLinked)
+        .count()
 }
 
 fn storm(seed: u64, steps: usize) -> Reached {
@@ -53,7 +73,8 @@ fn storm(seed: u64, steps: usize) -> Reached {
     let mut initiates = 0;
     let mut results = 0;
     let mut rng = Rng(seed | 1);
-    let mut sim = Sim::new();
+    let cascading = seed > 40;
+    let mut sim = storm_room(cascading);
     let mut sids: HashMap<&str, String> = HashMap::new();
     let mut asked: Vec<String> = Vec::new();
     for _ in 0..steps {
@@ -106,7 +127,22 @@ fn storm(seed: u64, steps: usize) -> Reached {
                 };
                 sim.answer(id, answer);
             }
-            12 if rng.below(10) == 0 => sim.bridge_failed(),
+            12 if rng.below(10) == 0 => {
+                // The room's bridge fails; or, spread over several, one of them, or a relay.
+                let ids = sim.room.conference_ids();
+                let pick = |rng: &mut Rng| ids[rng.below(ids.len() as u64) as usize].clone();
+                match rng.below(3) {
+                    1 if !ids.is_empty() => {
+                        let failed = pick(&mut rng);
+                        sim.conference_failed(&failed);
+                    }
+                    2 if ids.len() >= 2 => {
+                        let (a, b) = (pick(&mut rng), pick(&mut rng));
+                        sim.relay_failed(&a, &b);
+                    }
+                    _ => sim.bridge_failed(),
+                }
+            }
             // A conference found on a bridge (the room's own, or one an earlier focus left)
             // naming sessions current, stale or made up; or a lost XMPP connection.
             13 if rng.below(5) == 0 => {
@@ -156,12 +192,14 @@ fn storm(seed: u64, steps: usize) -> Reached {
         assert!(sim.sessions("pending") >= 0 && sim.sessions("active") >= 0);
         if sim.room.is_closed() {
             results += settle(&mut sim, &asked);
-            sim = Sim::new();
+            reached.relays += relays_linked(&sim);
+            sim = storm_room(cascading);
             sids.clear();
             asked.clear();
         }
     }
     results += settle(&mut sim, &asked);
+    reached.relays += relays_linked(&sim);
     reached.initiates = initiates;
     reached.results = results;
     reached
@@ -180,20 +218,26 @@ fn settle(sim: &mut Sim, asked: &[String]) -> usize {
 #[test]
 fn a_storm_of_hostile_input_leaves_the_room_consistent() {
     let mut total = Reached::default();
-    for seed in 1..=40 {
+    for seed in 1..=80 {
         let reached = storm(seed, 400);
         total.initiates += reached.initiates;
         total.standard_initiates += reached.standard_initiates;
         total.content_adds += reached.content_adds;
         total.results += reached.results;
+        total.relays += reached.relays;
     }
     let Reached {
         initiates,
         standard_initiates,
         content_adds,
         results,
+        relays,
     } = total;
-    println!("{initiates} session-initiates ({standard_initiates} to standards clients), {content_adds} content-adds, {results} results");
+    println!("{initiates} session-initiates ({standard_initiates} to standards clients), {content_adds} content-adds, {results} results, {relays} relays linked");
+    assert!(
+        relays > 10,
+        "{relays} relays linked: the cascading storms spread"
+    );
     assert!(initiates > 200, "{initiates} session-initiates");
     assert!(
         standard_initiates > 30,

@@ -19,6 +19,7 @@ fn requests_beyond_a_participants_rate_are_refused_and_counted() {
         false,
         RoomLimits {
             jingle_request_rate: 10,
+            ..RoomLimits::default()
         },
     );
     let alice = sim.join_and_accept("alice", 1000);

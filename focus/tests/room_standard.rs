@@ -6,14 +6,15 @@
 
 mod room;
 
+use jid::Jid;
 use room::*;
 use tokio_xmpp::parsers::stanza_error::DefinedCondition;
 use tutti_focus::capabilities::REQUIRED_FEATURES;
 use tutti_focus::jingle::{
-    Action, Content, Creator, Group, Jingle, Parameter, PayloadType, RtpDescription, Senders,
-    Source,
+    Action, Content, Creator, DtlsSetup, Group, Jingle, Parameter, PayloadType, ReasonCondition,
+    RtpDescription, Senders, Source,
 };
-use tutti_focus::room::BridgeRequest;
+use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest};
 
 /// What a GStreamer- or libwebrtc-based desktop client lists: the XEPs, nothing of Jitsi's.
 fn standard_features() -> Vec<&'static str> {
@@ -276,4 +277,308 @@ fn fifty_joins_and_leaves_leave_a_standards_clients_session_as_it_was() {
     assert_eq!(contents, ["audio", "video", "audio-1", "video-2"]);
     assert_eq!(names_seen.len(), 4 + 100);
     assert_eq!(sim.sessions("active"), 2);
+}
+
+/// The SSRC each remote stream's content of `jingle` carries first, by content name.
+fn stream_ssrcs(jingle: &Jingle) -> Vec<(u32, String)> {
+    jingle
+        .contents
+        .iter()
+        .filter(|c| c.name != "audio" && c.name != "video")
+        .map(|c| {
+            let ssrc = c.description.as_ref().unwrap().sources[0].ssrc;
+            (ssrc, c.name.clone())
+        })
+        .collect()
+}
+
+/// The MIDs an UpdateEndpoint carries, by SSRC.
+fn receive_mids(request: &BridgeRequest) -> Vec<(u32, String)> {
+    let BridgeRequest::UpdateEndpoint(update) = request else {
+        panic!("not an UpdateEndpoint: {request:?}")
+    };
+    assert!(
+        update.sources.is_none() && update.media.is_none() && update.transport.is_none(),
+        "MIDs alone: {update:?}"
+    );
+    update
+        .receive_mids
+        .as_ref()
+        .expect("receive_mids")
+        .mids
+        .iter()
+        .map(|m| (m.ssrc, m.mid.clone()))
+        .collect()
+}
+
+#[test]
+fn the_bridge_is_told_each_streams_mid_one_update_at_a_time() {
+    let mut sim = Sim::new();
+    sim.join_and_accept("ada", 100);
+    sim.join_with_features("gus", "v1", &standard_features());
+    sim.grant("AllocateEndpoint");
+    let initiate = sim.take_jingle("gus", Action::SessionInitiate);
+    // Its contents' names by the SSRC each stream is forwarded under: the bridge writes them.
+    let (first, request) = sim.take_request("UpdateEndpoint");
+    assert_eq!(receive_mids(&request), stream_ssrcs(&initiate));
+    assert_eq!(receive_mids(&request)[0], (100, "audio-1".to_owned()));
+    let id = sim.jingle("gus", &standard_accept(&initiate, "gus", 300));
+    let (accept_id, accept) = sim.take_request("UpdateEndpoint");
+    let BridgeRequest::UpdateEndpoint(update) = &accept else {
+        unreachable!()
+    };
+    assert!(
+        update.receive_mids.is_none(),
+        "the accept leaves the MIDs alone"
+    );
+    sim.answer(accept_id, Ok(yes(&accept)));
+    assert_eq!(sim.reply(&id), Ok(()));
+
+    // cy joins while the first list is in flight: the new list waits for its answer.
+    let cy = sim.join_and_offer("cy");
+    let id = sim.jingle("cy", &session_accept(&cy.sid, "cy", 500));
+    let (cy_id, cy_accept) = sim.take_request("UpdateEndpoint");
+    let BridgeRequest::UpdateEndpoint(update) = &cy_accept else {
+        unreachable!()
+    };
+    assert!(update.receive_mids.is_none(), "Jitsi clients get no MIDs");
+    sim.answer(cy_id, Ok(yes(&cy_accept)));
+    assert_eq!(sim.reply(&id), Ok(()));
+    let added = sim.take_jingle("gus", Action::ContentAdd);
+    assert!(
+        !sim.has_request("UpdateEndpoint"),
+        "one list in flight at a time"
+    );
+    sim.answer(first, Ok(BridgeAnswer::Updated(Default::default())));
+    let (second, request) = sim.take_request("UpdateEndpoint");
+    let mut expected = stream_ssrcs(&initiate);
+    expected.extend(stream_ssrcs(&added));
+    assert_eq!(receive_mids(&request), expected);
+    assert_eq!(expected.len(), 4);
+
+    // A failure is counted; the next change sends the whole list again.
+    let failure = BridgeError {
+        call: "UpdateEndpoint",
+        cause: "down for a moment".to_owned(),
+    };
+    sim.answer(second, Err(failure));
+    assert_eq!(sim.errors("bridge"), 1);
+    let mut reject = Jingle::new(Action::ContentReject, &initiate.sid);
+    reject
+        .contents
+        .push(Content::new(added.contents[1].name.clone()));
+    let id = sim.jingle("gus", &reject);
+    assert_eq!(sim.reply(&id), Ok(()));
+    let (_, request) = sim.take_request("UpdateEndpoint");
+    assert_eq!(receive_mids(&request), expected[..3]);
+}
+
+/// A standards client's own offer (as Dino or Conversations make one): audio `0` (SSRC `ssrc`,
+/// Opus and telephone-event) and video `1` (`ssrc + 1`, VP8), both ways, DTLS `actpass`.
+fn client_initiate(sid: &str, nick: &str, ssrc: u32) -> Jingle {
+    let mut transport = participant_transport(nick);
+    for fingerprint in &mut transport.fingerprints {
+        fingerprint.setup = Some(DtlsSetup::Actpass);
+    }
+    let mut jingle = Jingle::new(Action::SessionInitiate, sid);
+    jingle.initiator = Some(occupant(nick).to_string());
+    let offers = [
+        (
+            "0",
+            "audio",
+            vec![
+                PayloadType::new(111, "opus", 48000, Some(2)),
+                PayloadType::new(126, "telephone-event", 8000, None),
+            ],
+            ssrc,
+        ),
+        (
+            "1",
+            "video",
+            vec![PayloadType::new(100, "VP8", 90000, None)],
+            ssrc + 1,
+        ),
+    ];
+    for (name, media, payload_types, own) in offers {
+        let mut description = RtpDescription::new(media);
+        description.payload_types = payload_types;
+        description.rtcp_mux = true;
+        let mut source = Source::new(own);
+        source.parameters = vec![Parameter::new("msid", format!("{nick} {nick}-{media}"))];
+        description.sources.push(source);
+        let mut content = Content::new(name);
+        content.creator = Some(Creator::Initiator);
+        content.senders = Some(Senders::Both);
+        content.description = Some(description);
+        content.transport = Some(transport.clone());
+        jingle.contents.push(content);
+    }
+    jingle.groups.push(Group::bundle(["0", "1"]));
+    jingle
+}
+
+#[test]
+fn a_standards_client_may_initiate_the_session_itself() {
+    let mut sim = Sim::new();
+    sim.join_and_accept("ada", 100);
+    // A Jitsi client may not: the focus initiates its sessions.
+    let id = sim.jingle("ada", &client_initiate("ljm-1", "ada", 900));
+    assert_eq!(
+        sim.reply(&id).unwrap_err().0,
+        DefinedCondition::ServiceUnavailable
+    );
+
+    sim.join_with_features("gus", "v1", &standard_features());
+    sim.answer_all();
+    let offered = sim.take_jingle("gus", Action::SessionInitiate);
+    // gus calls the focus instead of answering its offer.
+    let id = sim.jingle("gus", &client_initiate("gus-call", "gus", 300));
+    let (request_id, request) = sim.take_request("UpdateEndpoint");
+    let BridgeRequest::UpdateEndpoint(update) = &request else {
+        unreachable!()
+    };
+    // Read as an answer: its sources, and the DTLS client role (it offered actpass).
+    let ssrcs: Vec<u32> = update
+        .sources
+        .as_ref()
+        .unwrap()
+        .sources
+        .iter()
+        .map(|s| s.ssrc)
+        .collect();
+    assert_eq!(ssrcs, [300, 301]);
+    let dtls = update.transport.as_ref().unwrap().dtls.as_ref().unwrap();
+    assert_eq!(dtls.setup, tutti_proto::bridge_v1::DtlsSetup::Active as i32);
+    assert!(!sim.answered(&id), "answered once the bridge has taken it");
+    sim.answer(request_id, Ok(yes(&request)));
+    assert_eq!(sim.reply(&id), Ok(()));
+
+    let jingles = sim.take_jingles("gus");
+    let actions: Vec<Action> = jingles.iter().map(|j| j.action).collect();
+    assert_eq!(
+        actions,
+        [
+            Action::SessionTerminate,
+            Action::SessionAccept,
+            Action::ContentAdd
+        ]
+    );
+    // The focus's offer ends, naming the client's session as the one that goes on.
+    assert_eq!(jingles[0].sid, offered.sid);
+    assert_eq!(
+        jingles[0].reason.as_ref().unwrap().condition,
+        ReasonCondition::AlternativeSession {
+            sid: "gus-call".to_owned()
+        }
+    );
+    // The accept: the client's contents, the codecs of its offer the bridge forwards, the
+    // bridge's transport with DTLS passive, one BUNDLE.
+    let accept = &jingles[1];
+    assert_eq!(accept.sid, "gus-call");
+    assert_eq!(names(accept), ["0", "1"]);
+    assert_eq!(accept.groups, [Group::bundle(["0", "1"])]);
+    let audio = accept.content("0").unwrap();
+    let codecs: Vec<_> = audio
+        .description
+        .as_ref()
+        .unwrap()
+        .payload_types
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(codecs, [111], "telephone-event is not forwarded");
+    let transport = audio.transport.as_ref().unwrap();
+    assert_eq!(transport.fingerprints[0].setup, Some(DtlsSetup::Passive));
+    assert_eq!(
+        transport.ufrag,
+        offered.contents[0].transport.as_ref().unwrap().ufrag,
+        "the endpoint the focus had allocated"
+    );
+    // ada's streams follow under new names, BUNDLEd with the client's contents.
+    let add = &jingles[2];
+    assert_eq!(add.sid, "gus-call");
+    let added = names(add);
+    assert_eq!(added.len(), 2);
+    assert!(
+        added.iter().all(|name| !names(&offered).contains(name)),
+        "{added:?}"
+    );
+    let mut bundle = vec!["0", "1"];
+    bundle.extend(&added);
+    assert_eq!(add.groups, [Group::bundle(bundle)]);
+    assert_eq!(ssrcs_of(add)[0], 100);
+    // ada hears of gus's sources; the bridge is told gus's new MIDs.
+    assert_eq!(
+        ssrcs_of(&sim.take_jingle("ada", Action::SourceAdd)),
+        [300, 301]
+    );
+    let (_, request) = sim.take_request("UpdateEndpoint");
+    assert_eq!(receive_mids(&request), stream_ssrcs(add));
+    assert_eq!(sim.sessions("active"), 2);
+
+    // The session is the client's: its content names are the session's; a second initiate
+    // is refused.
+    let mut info = Jingle::new(Action::TransportInfo, "gus-call");
+    let mut content = Content::new("0");
+    content.transport = Some(participant_transport("gus"));
+    info.contents.push(content);
+    let id = sim.jingle("gus", &info);
+    sim.answer_all();
+    assert_eq!(sim.reply(&id), Ok(()));
+    let id = sim.jingle("gus", &client_initiate("gus-again", "gus", 300));
+    let (condition, _, text) = sim.reply(&id).unwrap_err();
+    assert_eq!(condition, DefinedCondition::ServiceUnavailable);
+    assert!(text.contains("established"), "{text}");
+}
+
+/// A `<propose>` (XEP-0353) from `nick` to the focus; the `<proceed>` ids the focus answered.
+fn ring(sim: &mut Sim, nick: &str, id: &str) -> Vec<String> {
+    let propose: minidom::Element = format!(
+        "<propose xmlns='urn:xmpp:jingle-message:0' id='{id}'>\
+         <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'/></propose>"
+    )
+    .parse()
+    .expect("a propose");
+    let mut message =
+        tokio_xmpp::parsers::message::Message::chat(Some(Jid::from(occupant("focus"))));
+    message.from = Some(Jid::from(occupant(nick)));
+    message.payloads.push(propose);
+    sim.stanza(tokio_xmpp::Stanza::Message(message));
+    sim.take_sent()
+        .into_iter()
+        .filter_map(|stanza| match stanza {
+            tokio_xmpp::Stanza::Message(m) if m.to == Some(Jid::from(occupant(nick))) => m
+                .payloads
+                .iter()
+                .find(|p| p.is("proceed", "urn:xmpp:jingle-message:0"))
+                .and_then(|p| p.attr("id").map(str::to_owned)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_client_that_rings_is_told_to_proceed_and_its_session_initiate_is_taken() {
+    let mut sim = Sim::new();
+    sim.join_and_accept("ada", 100);
+    assert!(
+        ring(&mut sim, "ada", "r0").is_empty(),
+        "a Jitsi client is not rung"
+    );
+    sim.join_with_features("gus", "v1", &standard_features());
+    sim.answer_all();
+    sim.take_jingle("gus", Action::SessionInitiate);
+    assert_eq!(ring(&mut sim, "gus", "gus-ring"), ["gus-ring"]);
+    let id = sim.jingle("gus", &client_initiate("gus-ring", "gus", 300));
+    sim.answer_all();
+    assert_eq!(sim.reply(&id), Ok(()));
+    let accept = sim
+        .take_jingles("gus")
+        .into_iter()
+        .find(|j| j.action == Action::SessionAccept)
+        .expect("the focus accepts the session");
+    assert_eq!(accept.sid, "gus-ring");
+    assert_eq!(sim.sessions("active"), 2);
+    // Rung again with a session established: not taken.
+    assert!(ring(&mut sim, "gus", "gus-ring-2").is_empty());
 }

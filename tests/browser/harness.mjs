@@ -96,8 +96,9 @@ export async function withWorld(name, run, {
     binDir: process.env.TUTTI_BIN_DIR ?? join(root, 'target', 'debug'),
   });
   const args = [...CHROMIUM_ARGS];
-  if (camera === 'noise') {
-    args.push(`--use-file-for-fake-video-capture=${writeNoiseVideo(runDir)}`);
+  if (camera === 'noise' || camera === 'noise-540') {
+    const height = camera === 'noise' ? 360 : 540;
+    args.push(`--use-file-for-fake-video-capture=${writeNoiseVideo(runDir, height)}`);
   }
   /** A Chromium whose fake microphone plays `audioFile`. */
   const launch = (audioFile) => launchChromium([...args, `--use-file-for-fake-audio-capture=${audioFile}`]);
@@ -184,12 +185,13 @@ export function writeAudio(dir, file, sound) {
 }
 
 /**
- * A 640x360, 30 fps Y4M clip of noise for the fake camera. Chromium's built-in fake camera
- * draws a simple pattern that VP8 codes in a few hundred kbit/s whatever the network allows;
- * noise makes the encoder use what congestion control gives it.
+ * A 30 fps Y4M clip of noise, `height` lines of 16:9, for the fake camera. Chromium's built-in
+ * fake camera draws a simple pattern that VP8 codes in a few hundred kbit/s whatever the network
+ * allows; noise makes the encoder use what congestion control gives it (and, from 540 lines up,
+ * each simulcast layer what Chromium allots it).
  */
-function writeNoiseVideo(dir) {
-  const [width, height, frames] = [640, 360, 30];
+function writeNoiseVideo(dir, height) {
+  const [width, frames] = [(height * 16) / 9, 30];
   const file = join(dir, 'noise.y4m');
   const luma = width * height;
   const chroma = luma / 4;

@@ -2,7 +2,7 @@
 // hand (RFC 7395, SASL ANONYMOUS, bind, MUC), caps whose disco#info lists the Jingle XEPs and
 // nothing of Jitsi's, and XEP-0166/0167/0176/0320/0338/0339 Jingle mapped to and from SDP for
 // the page's RTCPeerConnection, one m-line per content (its name the MID), as desktop Jingle
-// clients do; a removed content's m-line is recycled for the next content of its media (JSEP),
+// clients do, without the remote streams' SSRCs (what it receives is routed by MID alone); a removed content's m-line is recycled for the next content of its media (JSEP),
 // so the session description does not grow with joins and leaves. Nothing of lib-jitsi-meet. Injected into a page by standard-client.test.mjs;
 // window.standardClient is its handle.
 'use strict';
@@ -212,14 +212,13 @@
           for (const fb of children(p, 'rtcp-fb', NS.fb)) lines.push(`a=rtcp-fb:${id} ${fb.getAttribute('type')}${fb.getAttribute('subtype') ? ` ${fb.getAttribute('subtype')}` : ''}`);
         }
         for (const ext of children(description, 'rtp-hdrext', NS.hdrext)) lines.push(`a=extmap:${ext.getAttribute('id')} ${ext.getAttribute('uri')}`);
-        for (const group of children(description, 'ssrc-group', NS.ssma)) {
-          lines.push(`a=ssrc-group:${group.getAttribute('semantics')} ${children(group, 'source', NS.ssma).map((s) => s.getAttribute('ssrc')).join(' ')}`);
-        }
-        for (const source of children(description, 'source', NS.ssma)) {
-          for (const parameter of children(source, 'parameter', NS.ssma)) {
-            lines.push(`a=ssrc:${source.getAttribute('ssrc')} ${parameter.getAttribute('name')}:${parameter.getAttribute('value')}`);
-          }
-        }
+        // A remote stream's content: its msid as the m-line's, and no a=ssrc lines, so that
+        // Chromium routes its packets by the MID the bridge writes into them (RFC 8843), as
+        // clients that route by MID alone do.
+        const msid = children(description, 'source', NS.ssma)
+          .flatMap((source) => children(source, 'parameter', NS.ssma))
+          .find((parameter) => parameter.getAttribute('name') === 'msid');
+        if (msid) lines.push(`a=msid:${msid.getAttribute('value')}`);
         for (const c of children(transport, 'candidate', NS.ice)) {
           lines.push(`a=candidate:${c.getAttribute('foundation')} ${c.getAttribute('component')} ${c.getAttribute('protocol')} ${c.getAttribute('priority')} ${c.getAttribute('ip')} ${c.getAttribute('port')} typ ${c.getAttribute('type')}`);
         }
@@ -259,7 +258,13 @@
           if (!ssrcs.has(ssrc)) ssrcs.set(ssrc, []);
           if (key === 'cname' || key === 'msid') ssrcs.get(ssrc).push(`<parameter name='${key}' value='${esc(val)}'/>`);
         }
-        for (const [ssrc, parameters] of ssrcs) description += `<source xmlns='${NS.ssma}' ssrc='${ssrc}'>${parameters.join('')}</source>`;
+        // Chromium puts the msid on the m-line (a=msid) when the offer did, as this client's
+        // does: each source gets it as XEP-0339 carries it.
+        const msid = value('a=msid:');
+        for (const [ssrc, parameters] of ssrcs) {
+          if (msid && !parameters.some((p) => p.includes("name='msid'"))) parameters.push(`<parameter name='msid' value='${esc(msid)}'/>`);
+          description += `<source xmlns='${NS.ssma}' ssrc='${ssrc}'>${parameters.join('')}</source>`;
+        }
         for (const line of lines.filter((l) => l.startsWith('a=ssrc-group:'))) {
           const [semantics, ...members] = line.slice('a=ssrc-group:'.length).split(' ');
           description += `<ssrc-group xmlns='${NS.ssma}' semantics='${semantics}'>${members.map((s) => `<source ssrc='${s}'/>`).join('')}</ssrc-group>`;
@@ -300,6 +305,7 @@
           if (report.type === 'inbound-rtp' && report.trackIdentifier === track.id) {
             byMid[transceiver.mid] = {
               kind: report.kind,
+              mid: report.mid,
               ssrc: report.ssrc,
               framesDecoded: report.framesDecoded ?? 0,
               audioEnergy: report.totalAudioEnergy ?? 0,

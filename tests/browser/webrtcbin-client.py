@@ -233,9 +233,25 @@ class Participant:
         mid = pad.get_property("transceiver").get_property("mid")
         decode = Gst.ElementFactory.make("decodebin")
         self.pipe.add(decode)
+        decode.connect("element-added", lambda _d, element: self.ask_for_key_frames(element))
         decode.connect("pad-added", lambda _d, p: self.on_decoded(p, mid))
         decode.sync_state_with_parent()
         pad.link(decode.get_static_pad("sink"))
+
+    @staticmethod
+    def ask_for_key_frames(element):
+        """A VP8 stream that starts between key frames (a content added mid-call, the m-lines
+        renegotiated) or loses a packet is not decodable until the next key frame: the
+        depayloader and the decoder ask for one at once (a PLI, through webrtcbin's RTP
+        session, which the bridge passes to the sender), as browsers do, instead of waiting for
+        the sender's periodic one."""
+        factory = element.get_factory().get_name() if element.get_factory() else ""
+        if factory == "rtpvp8depay":
+            element.set_property("request-keyframe", True)
+            element.set_property("wait-for-keyframe", True)
+        elif factory == "vp8dec":
+            element.set_property("automatic-request-sync-points", True)
+            element.set_property("min-force-key-unit-interval", 500 * Gst.MSECOND)
 
     def on_decoded(self, pad, mid):
         sink = Gst.ElementFactory.make("fakesink")

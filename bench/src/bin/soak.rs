@@ -393,6 +393,7 @@ async fn idle_probe(stack: &Stack, count: usize) -> anyhow::Result<(f64, f64)> {
                 transport: None,
                 media: Some(setup::media_list(&config, true)),
                 sources: Some(setup::source_list(&config, &[camera])),
+                receive_mids: None,
             })
             .await?;
     }

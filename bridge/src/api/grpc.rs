@@ -17,7 +17,7 @@ use tutti_rtp::codec::Codec;
 use crate::control::{Control, ControlError};
 use crate::lifecycle::BridgeState;
 use crate::media::{
-    Command, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind, RelayTransport,
+    Command, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind, Mid, RelayTransport,
     RemoteEndpoint, RemoteSetup, RemoteTransport, RidSource, SourceDesc, SourceGroup, SourceOutput,
     SourceSet, WorkerEvent, MAX_ENCODINGS,
 };
@@ -306,6 +306,41 @@ pub fn remote_endpoints_from_pb(
         ssrcs,
         endpoints: remotes,
     })
+}
+
+/// Most streams one endpoint may be given MIDs for.
+const MAX_RECEIVE_MIDS: usize = 1024;
+
+/// The MIDs an endpoint receives streams under, checked.
+pub fn receive_mids_from_pb(list: &pb::ReceiveMidList) -> Result<Vec<(u32, Mid)>, Status> {
+    if list.mids.len() > MAX_RECEIVE_MIDS {
+        return Err(invalid(format!(
+            "too many receive_mids: {} (at most {MAX_RECEIVE_MIDS})",
+            list.mids.len()
+        )));
+    }
+    let mut mids: Vec<(u32, Mid)> = Vec::with_capacity(list.mids.len());
+    for m in &list.mids {
+        if m.ssrc == 0 {
+            return Err(invalid("receive_mids: ssrc 0"));
+        }
+        if mids.iter().any(|(ssrc, _)| *ssrc == m.ssrc) {
+            return Err(invalid(format!(
+                "receive_mids: ssrc {} listed twice",
+                m.ssrc
+            )));
+        }
+        let mid = Mid::new(&m.mid).ok_or_else(|| {
+            invalid(format!(
+                "receive_mids: ssrc {}: mid {:?} is not 1 to {} token characters",
+                m.ssrc,
+                m.mid.chars().take(32).collect::<String>(),
+                Mid::MAX
+            ))
+        })?;
+        mids.push((m.ssrc, mid));
+    }
+    Ok(mids)
 }
 
 /// Every SSRC an endpoint's sources take in the conference: what it sends and what its
@@ -693,6 +728,11 @@ impl Bridge for BridgeService {
             .as_ref()
             .map(|s| sources_from_pb(s, self.control.config.max_sources_per_endpoint))
             .transpose()?;
+        let receive_mids = r
+            .receive_mids
+            .as_ref()
+            .map(receive_mids_from_pb)
+            .transpose()?;
         let ssrcs = sources.as_ref().map(taken_ssrcs);
         let forwarded = r
             .sources
@@ -705,6 +745,7 @@ impl Bridge for BridgeService {
             transport,
             media,
             sources,
+            receive_mids,
         };
         self.control
             .update_endpoint(&r.conference_id, &r.endpoint_id, ssrcs, command)?;
@@ -1035,6 +1076,31 @@ mod tests {
         ] {
             let err = remote_endpoints_from_pb(&bad, 20).unwrap_err();
             assert_eq!(err.code(), code, "{}", err.message());
+            assert!(err.message().contains(says), "{}", err.message());
+        }
+    }
+
+    #[test]
+    fn receive_mids_are_validated() {
+        let mid = |ssrc, mid: &str| pb::ReceiveMid {
+            ssrc,
+            mid: mid.into(),
+        };
+        let list = |mids| pb::ReceiveMidList { mids };
+        let ok = receive_mids_from_pb(&list(vec![mid(7, "video-3"), mid(8, "audio-12")])).unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!((ok[0].0, ok[0].1.as_bytes()), (7, &b"video-3"[..]));
+        assert!(receive_mids_from_pb(&list(Vec::new())).unwrap().is_empty());
+        for (bad, says) in [
+            (list(vec![mid(0, "a")]), "ssrc 0"),
+            (list(vec![mid(1, "a"), mid(1, "b")]), "listed twice"),
+            (list(vec![mid(1, "")]), "token characters"),
+            (list(vec![mid(1, "a b")]), "token characters"),
+            (list(vec![mid(1, "abcdefghijklmnopq")]), "1 to 16"),
+            (list((1..=1025).map(|s| mid(s, "a")).collect()), "too many"),
+        ] {
+            let err = receive_mids_from_pb(&bad).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
             assert!(err.message().contains(says), "{}", err.message());
         }
     }

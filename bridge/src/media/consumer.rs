@@ -14,7 +14,7 @@ use super::outbox::SLOT;
 use super::rewriter::{Rewriter, SwitchPoint};
 use super::stream_history::StoppedStream;
 use super::transport::Paced;
-use super::MediaKind;
+use super::{MediaKind, Mid};
 
 /// Room kept at the end of a send slot for the SRTP/SRTCP tag and index.
 pub const TAG_ROOM: usize = 32;
@@ -96,6 +96,9 @@ pub struct Consumer {
     /// above the target has fitted since (see [`Consumer::settle`]).
     moved_down_us: Option<i64>,
     fits_higher_since_us: Option<i64>,
+    /// The MID its receiver gets this stream under (written into every packet sent to it, when
+    /// its media negotiated the sdes:mid extension); `None`: sent without one.
+    pub mid: Option<Mid>,
     rewriter: Rewriter,
     next_rtx_sequence: u16,
 }
@@ -124,6 +127,7 @@ impl Consumer {
             waiting_for_keyframe: false,
             moved_down_us: None,
             fits_higher_since_us: None,
+            mid: None,
             rewriter: Rewriter::new(clock_rate, before.map(|s| s.last_sequence)),
             next_rtx_sequence: rtx_start,
         }
@@ -248,9 +252,15 @@ impl Consumer {
         })
     }
 
+    /// The receiver's MID of this stream and the extension id to write it at, when both are
+    /// known.
+    fn mid_for(&self, receiver: &Endpoint, kind: MediaKind) -> Option<(Mid, u8)> {
+        self.mid.zip(receiver.mid_extension(kind))
+    }
+
     /// Writes an admitted packet for the receiver into `slot`: its sequence number, timestamp
-    /// and VP8 picture numbering in the receiver's stream, its transport-wide sequence number,
-    /// encrypted with its keys.
+    /// and VP8 picture numbering in the receiver's stream, the receiver's MID of it, its
+    /// transport-wide sequence number, encrypted with its keys.
     pub fn forward(
         &mut self,
         receiver: &mut Endpoint,
@@ -265,9 +275,19 @@ impl Consumer {
             vp8.and_then(|d| d.tl0_pic_idx).map(|f| f.value),
             p.now_us,
         )?;
-        let len = p.packet.len();
         let body = slot.get_mut(..SLOT - TAG_ROOM)?;
-        body.get_mut(..len)?.copy_from_slice(p.packet);
+        let (len, header) = match self.mid_for(receiver, p.kind) {
+            Some((mid, id)) => {
+                let len =
+                    rtp::copy_with_extension(p.packet, p.header, id, mid.as_bytes(), body).ok()?;
+                (len, rtp::parse(&body[..len]).ok()?)
+            }
+            None => {
+                let len = p.packet.len();
+                body.get_mut(..len)?.copy_from_slice(p.packet);
+                (len, *p.header)
+            }
+        };
         if w.sequence != p.header.sequence {
             rtp::set_sequence(body, w.sequence);
         }
@@ -278,9 +298,13 @@ impl Consumer {
             rtp::set_ssrc(body, p.ssrc);
         }
         if let Some(d) = vp8 {
-            let payload = &mut body[p.header.payload_offset..p.header.payload_end];
+            let payload = &mut body[header.payload_offset..header.payload_end];
             renumber_vp8(payload, &d, w.picture_id_delta, w.tl0_pic_idx_delta);
         }
+        let p = Outgoing {
+            header: &header,
+            ..p
+        };
         seal(receiver, slot, len, p)?.now()
     }
 
@@ -298,7 +322,18 @@ impl Consumer {
         let w = self
             .rewriter
             .sent_as(p.encoding, p.header.sequence, p.header.timestamp)?;
-        let mut header = *p.header;
+        // With the receiver's MID, the packet is staged with it first (on the stack: a
+        // retransmission is rare, and nothing is allocated).
+        let mut staged = [0u8; SLOT];
+        let (packet, mut header) = match self.mid_for(receiver, p.kind) {
+            Some((mid, id)) => {
+                let n =
+                    rtp::copy_with_extension(p.packet, p.header, id, mid.as_bytes(), &mut staged)
+                        .ok()?;
+                (&staged[..n], rtp::parse(&staged[..n]).ok()?)
+            }
+            None => (p.packet, *p.header),
+        };
         header.sequence = w.sequence;
         header.timestamp = w.timestamp;
         let body = slot.get_mut(..SLOT - TAG_ROOM)?;
@@ -309,15 +344,15 @@ impl Consumer {
             Some((rtx_ssrc, rtx_pt)) => {
                 let rtx_sequence = self.take_rtx_sequence();
                 let n =
-                    rtp::write_rtx(p.packet, &header, rtx_ssrc, rtx_pt, rtx_sequence, body).ok()?;
+                    rtp::write_rtx(packet, &header, rtx_ssrc, rtx_pt, rtx_sequence, body).ok()?;
                 (n, 2)
             }
             None => {
-                body.get_mut(..p.packet.len())?.copy_from_slice(p.packet);
+                body.get_mut(..packet.len())?.copy_from_slice(packet);
                 rtp::set_sequence(body, w.sequence);
                 rtp::set_timestamp(body, w.timestamp);
                 rtp::set_ssrc(body, p.ssrc);
-                (p.packet.len(), 0)
+                (packet.len(), 0)
             }
         };
         let written = rtp::parse(&body[..len]).ok()?;

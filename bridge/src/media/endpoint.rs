@@ -14,7 +14,7 @@ use super::constraints::ReceiverConstraints;
 use super::limits::RateLimit;
 use super::stream_history::StreamHistory;
 use super::transport::{EndpointSettings, Transport};
-use super::{MediaConfig, MediaKind};
+use super::{MediaConfig, MediaKind, Mid};
 
 /// What a member of a conference is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +54,9 @@ pub struct Endpoint {
     pub constraints: ReceiverConstraints,
     /// The endpoints (by tag) it was last told it gets video from.
     pub forwarded: Vec<u32>,
+    /// The MIDs it receives streams under, by the SSRC it gets each under (its consumers copy
+    /// theirs).
+    pub receive_mids: Vec<(u32, Mid)>,
     /// The tallest video of it any receiver wants, as it was last told (SenderVideoConstraints).
     pub told_ideal_height: Option<u32>,
     /// SRTP and SRTCP packets it may send (`endpoint_packet_rate`).
@@ -92,6 +95,7 @@ impl Endpoint {
             history: StreamHistory::new(),
             constraints: ReceiverConstraints::default(),
             forwarded: Vec::new(),
+            receive_mids: Vec::new(),
             told_ideal_height: None,
             packet_limit: RateLimit::new(settings.limits.endpoint_packet_rate),
             feedback_limit: RateLimit::new(settings.limits.endpoint_feedback_rate),
@@ -122,6 +126,22 @@ impl Endpoint {
     /// The id of the audio level extension in the audio it sends.
     pub fn audio_level_extension(&self) -> Option<u8> {
         self.media.audio.as_ref()?.audio_level_extension
+    }
+
+    /// The MID it receives the stream under `ssrc` under, if it was given one.
+    pub fn receive_mid(&self, ssrc: u32) -> Option<Mid> {
+        self.receive_mids
+            .iter()
+            .find(|(s, _)| *s == ssrc)
+            .map(|(_, mid)| *mid)
+    }
+
+    /// The id of its sdes:mid header extension for `kind`.
+    pub fn mid_extension(&self, kind: MediaKind) -> Option<u8> {
+        self.media
+            .get(kind)
+            .map(|m| m.sender_local_extensions[0])
+            .filter(|&id| id != 0)
     }
 
     pub fn twcc_extension(&self, kind: MediaKind) -> Option<u8> {
@@ -197,7 +217,8 @@ impl Endpoint {
             + self.conference_id.capacity()
             + self.endpoint_id.capacity()
             + self.participant_id.capacity()
-            + self.forwarded.len() * std::mem::size_of::<u32>();
+            + self.forwarded.len() * std::mem::size_of::<u32>()
+            + self.receive_mids.capacity() * std::mem::size_of::<(u32, Mid)>();
         let media = [&self.media.audio, &self.media.video]
             .iter()
             .filter_map(|m| m.as_ref())

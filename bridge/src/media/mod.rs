@@ -104,6 +104,8 @@ pub struct MediaDesc {
     /// repaired-rid). Removed from what it sends before forwarding: browsers route an incoming
     /// packet by its mid before its SSRC, so a forwarded sender's mid would land the packet on
     /// the receiver's transceiver of that number instead of the one signalled for the SSRC.
+    /// The receiver's own mid id is where the bridge writes the MIDs it was given for it
+    /// (`Command::UpdateEndpoint::receive_mids`).
     /// 0 = not negotiated (one slot per URI in `api::grpc::SENDER_LOCAL_URIS`).
     pub sender_local_extensions: [u8; 3],
     /// transport-cc rtcp-fb negotiated (else the bridge sends REMB).
@@ -113,6 +115,38 @@ pub struct MediaDesc {
     /// (payload type, codec) of the payload types whose frames the bridge understands (VP8,
     /// H264).
     pub codecs: Vec<(u8, tutti_rtp::codec::Codec)>,
+}
+
+/// A MID (RFC 8843) the bridge writes into what it forwards to a receiver: 1 to [`Mid::MAX`]
+/// token characters, kept inline (a consumer holds its own copy; nothing is allocated or
+/// looked up per packet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mid {
+    len: u8,
+    bytes: [u8; Mid::MAX],
+}
+
+impl Mid {
+    /// What the one-byte header extension form carries.
+    pub const MAX: usize = 16;
+
+    /// `None` unless `mid` is 1 to 16 of RFC 8843's token characters.
+    pub fn new(mid: &str) -> Option<Mid> {
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`{|}~".contains(&b);
+        if mid.is_empty() || mid.len() > Mid::MAX || !mid.bytes().all(token) {
+            return None;
+        }
+        let mut bytes = [0; Mid::MAX];
+        bytes[..mid.len()].copy_from_slice(mid.as_bytes());
+        Some(Mid {
+            len: mid.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -154,6 +188,8 @@ pub enum Command {
         transport: Option<RemoteTransport>,
         media: Option<MediaConfig>,
         sources: Option<SourceSet>,
+        /// Replaces the MIDs it receives streams under: (the SSRC it gets a stream under, MID).
+        receive_mids: Option<Vec<(u32, Mid)>>,
     },
     ExpireEndpoint {
         conference_id: String,

@@ -49,8 +49,9 @@ pub struct Sent {
     pub dropped_temporal: u32,
     /// A consumer waits for a key frame of this encoding.
     pub keyframe_wanted: bool,
-    /// Of `packets`, those sent on relays to other bridges.
+    /// Of `packets`, those sent on relays to other bridges, and their datagrams' bytes.
     pub relayed: u64,
+    pub relayed_bytes: u64,
 }
 
 /// Why a receiver's NACK could not be answered.
@@ -324,6 +325,23 @@ impl Router {
         }
     }
 
+    /// Gives `receiver`'s consumers the MIDs it now receives their streams under.
+    pub fn update_receive_mids(&mut self, receiver: usize, endpoints: &[Option<Endpoint>]) {
+        let Some(endpoint) = endpoints[receiver].as_ref() else {
+            return;
+        };
+        for producer in self.producers.iter_mut().flatten() {
+            let output = producer.output_ssrcs().0;
+            for consumer in producer
+                .consumers
+                .iter_mut()
+                .filter(|c| c.receiver == receiver)
+            {
+                consumer.mid = endpoint.receive_mid(output);
+            }
+        }
+    }
+
     pub fn add_member(&mut self, endpoint_id: String, slot: usize) {
         self.members.push(slot);
         self.by_endpoint_id.insert(endpoint_id, slot);
@@ -402,6 +420,7 @@ impl Router {
                     sent.packets += 1;
                     sent.relayed += 1;
                     sent.bytes += written as u64;
+                    sent.relayed_bytes += written as u64;
                 }
                 continue;
             }
@@ -906,8 +925,8 @@ fn layer_options(producer: &Producer, now_us: i64) -> impl Iterator<Item = Layer
 /// Approximate bytes of one hash map entry, for the memory gauge.
 pub const ROUTE_ENTRY_BYTES: usize = 48;
 
-/// A consumer for `receiver`, continuing what it saw of `output` from an earlier producer, and
-/// resuming the outbound SRTP state it had for it.
+/// A consumer for `receiver`, continuing what it saw of `output` from an earlier producer,
+/// resuming the outbound SRTP state it had for it, with the MID it receives `output` under.
 fn new_consumer(
     slot: usize,
     receiver: &mut Endpoint,
@@ -922,13 +941,15 @@ fn new_consumer(
     ) {
         srtp.resume_outbound(output, state);
     }
-    Consumer::new(
+    let mut consumer = Consumer::new(
         slot,
         receiver.is_relay(),
         kind,
         before.as_ref(),
         rng.random(),
-    )
+    );
+    consumer.mid = receiver.receive_mid(output);
+    consumer
 }
 
 /// `receiver` is to get sources of `kind` from a sender that is on this bridge (`local`) or

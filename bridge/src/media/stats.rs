@@ -29,6 +29,7 @@ reasons! {
     StunUnsupported => "stun_unsupported",
     DtlsUnknownAddress => "dtls_unknown_address",
     DtlsNotReady => "dtls_not_ready",
+    DtlsMalformed => "dtls_malformed",
     UnknownAddress => "unknown_address",
     UnknownLink => "relay_unknown_link",
     NotConnected => "not_connected",
@@ -61,8 +62,11 @@ pub const LOSS_BOUNDS: [f64; 8] = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5];
 /// Buckets of interarrival jitter, seconds.
 pub const JITTER_BOUNDS: [f64; 9] = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32];
 /// The hops a report describes: index 0 `upstream` (sender → bridge, the bridge's own receive
-/// statistics), 1 `downstream` (bridge → receiver, the receivers' report blocks).
-pub const DIRECTION_LABELS: [&str; 2] = ["upstream", "downstream"];
+/// statistics), 1 `downstream` (bridge → receiver, the receivers' report blocks), 2 `relay_in`
+/// (another bridge → this one on a relay: this bridge's receive statistics of the sources
+/// behind it, which it reports on the relay), 3 `relay_out` (this bridge → another on a relay:
+/// the other bridge's report blocks).
+pub const DIRECTION_LABELS: [&str; 4] = ["upstream", "downstream", "relay_in", "relay_out"];
 /// Media of a report's stream: index 0 audio, 1 video.
 pub const REPORT_MEDIA_LABELS: [&str; 2] = ["audio", "video"];
 
@@ -70,8 +74,8 @@ pub const REPORT_MEDIA_LABELS: [&str; 2] = ["audio", "video"];
 /// [`REPORT_MEDIA_LABELS`]).
 #[derive(Clone, Debug, Default)]
 pub struct ReportQuality {
-    pub loss: [[Histogram<{ LOSS_BOUNDS.len() }>; 2]; 2],
-    pub jitter: [[Histogram<{ JITTER_BOUNDS.len() }>; 2]; 2],
+    pub loss: [[Histogram<{ LOSS_BOUNDS.len() }>; 2]; DIRECTION_LABELS.len()],
+    pub jitter: [[Histogram<{ JITTER_BOUNDS.len() }>; 2]; DIRECTION_LABELS.len()],
 }
 
 impl ReportQuality {
@@ -144,9 +148,11 @@ pub struct Counters {
     pub rtx_consumed: u64,
     /// RTX from senders that answered a NACK of the bridge's: forwarded as the original.
     pub rtx_recovered: u64,
-    /// RTP packets sent on relays to other bridges, and received from them.
+    /// RTP packets sent on relays to other bridges, and received from them; the bytes of the
+    /// datagrams sent (SRTP with the link id).
     pub relay_packets_sent: u64,
     pub relay_packets_received: u64,
+    pub relay_bytes_sent: u64,
     /// Sequence numbers the bridge NACKed to senders (what it lost on their way in).
     pub nacks_sent: u64,
     /// Key frames (their first packets) senders sent, of the codecs the bridge understands.
@@ -202,7 +208,11 @@ pub struct Counters {
     /// Round-trip times to receivers, from their report blocks about the sender reports the
     /// bridge passed them (LSR/DLSR).
     pub rtt: Histogram<{ RTT_BOUNDS.len() }>,
-    /// Loss and jitter: what the bridge reports to senders and what receivers report to it.
+    /// Round-trip times on relays to other bridges, from their report blocks about the sender
+    /// reports this bridge passed on the relay.
+    pub relay_rtt: Histogram<{ RTT_BOUNDS.len() }>,
+    /// Loss and jitter: what the bridge reports to senders and what receivers report to it, and
+    /// the same on relays (what it reports on them, and what the far bridges report).
     pub report_quality: ReportQuality,
 }
 

@@ -189,6 +189,7 @@ impl Cascade {
                     }),
                     media: Some(media_config(&config)),
                     sources: Some(signalled),
+                    receive_mids: None,
                 },
             );
         });

@@ -13,6 +13,7 @@
 
 pub mod cascade;
 pub mod receiver_link;
+mod record;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -25,11 +26,13 @@ use tutti_bridge::media::outbox::{Datagrams, SLOT};
 use tutti_bridge::media::stats::Counters;
 use tutti_bridge::media::{
     ChannelNotice, Command, ConnectionStats, EndpointSettings, EndpointState, ForwardedEndpoints,
-    GroupSemantics, MediaConfig, MediaDesc, MediaKind, RemoteSetup, RemoteTransport, RidSource,
-    SourceDesc, SourceGroup, SourceOutput, SourceSet, SpeakerSettings, WorkerEvent,
+    GroupSemantics, MediaConfig, MediaDesc, MediaKind, Mid, RemoteSetup, RemoteTransport,
+    RidSource, SourceDesc, SourceGroup, SourceOutput, SourceSet, SpeakerSettings, WorkerEvent,
 };
 use tutti_rtp::codec::Codec;
 use tutti_sim::{LinkConfig, Node, NodeId, Outbox, PeerConfig, RxStream, Sim, SimPeer};
+
+use record::SeedRecorder;
 
 pub const BRIDGE: &str = "10.0.0.1:10000";
 pub const CONFERENCE: &str = "conference";
@@ -46,6 +49,8 @@ pub struct BridgeNode {
     /// Every bridge-channel notice, with when it was queued.
     notices: Vec<(Instant, ChannelNotice)>,
     last_now: Instant,
+    /// What arrives, kept as fuzz seeds when `TUTTI_RECORD_SEEDS` asks for it.
+    recorder: Option<SeedRecorder>,
 }
 
 impl BridgeNode {
@@ -98,6 +103,7 @@ impl BridgeNode {
             connection_stats: Vec::new(),
             notices: Vec::new(),
             last_now: start,
+            recorder: SeedRecorder::from_env(srtp_profiles),
         }
     }
 
@@ -178,6 +184,9 @@ impl Node for BridgeNode {
         data: &[u8],
         out: &mut Outbox,
     ) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.record(from, data);
+        }
         self.inject(now, from, data);
         self.flush(out);
     }
@@ -368,6 +377,7 @@ impl Call {
                     }),
                     media: Some(media_config(&config)),
                     sources: Some(signalled),
+                    receive_mids: None,
                 },
             );
         });
@@ -377,6 +387,29 @@ impl Call {
             fingerprint,
             &[(bridge_addr, 2_130_706_431)],
         );
+    }
+
+    /// Gives `peer` the MIDs it receives streams under (by the SSRC it gets each under), as the
+    /// focus does for a standards client; an empty list takes them away.
+    pub fn set_receive_mids(&mut self, peer: NodeId<SimPeer>, mids: &[(u32, &str)]) {
+        let name = self.sim.node(peer).config().name.clone();
+        let mids = mids
+            .iter()
+            .map(|&(ssrc, mid)| (ssrc, Mid::new(mid).expect("a valid MID")))
+            .collect();
+        self.sim.with(self.bridge, |b, now| {
+            b.command(
+                now,
+                Command::UpdateEndpoint {
+                    conference_id: CONFERENCE.into(),
+                    endpoint_id: name,
+                    transport: None,
+                    media: None,
+                    sources: None,
+                    receive_mids: Some(mids),
+                },
+            )
+        });
     }
 
     /// Expires `peer`'s endpoint on the bridge.

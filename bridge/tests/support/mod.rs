@@ -336,6 +336,7 @@ pub async fn join_with(
             transport: Some(remote_transport(&participant.local_description())),
             media: Some(media),
             sources: Some(sources),
+            receive_mids: None,
         })
         .await
         .expect("update endpoint");

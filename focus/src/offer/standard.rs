@@ -22,8 +22,8 @@
 //! streams that are forwarded now, however many came and went.
 
 use crate::jingle::{
-    Action, Content, Creator, Group, IceUdpTransport, Jingle, Parameter, RtpDescription, Senders,
-    Source, SourceGroup,
+    Action, Content, Creator, DtlsSetup, Group, IceUdpTransport, Jingle, Parameter, RtpDescription,
+    Senders, Source, SourceGroup,
 };
 use crate::sources::{MediaType, ReceiverView};
 
@@ -113,6 +113,9 @@ impl RemoteStream {
 pub struct StandardSession {
     /// The bridge's transport as offered: every content carries it.
     transport: IceUdpTransport,
+    /// The names of the client's own contents (what it sends): `audio` and `video` in the
+    /// focus's offer, the client's names in a session it initiated.
+    own: Vec<String>,
     /// The remote streams the client has a content for, in the order they were added.
     streams: Vec<StreamContent>,
     /// Numbers the next content; names are never reused in a session.
@@ -134,12 +137,32 @@ struct StreamContent {
 )]
 pub struct UnknownContent(pub String);
 
+/// A client's `session-initiate` the focus cannot accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InitiateError {
+    #[error("content '{0}' is neither audio nor video")]
+    NotAudioOrVideo(String),
+    #[error("the session has no audio or video content")]
+    NoContents,
+    #[error("content '{0}' has no DTLS fingerprint")]
+    NoFingerprint(String),
+    #[error("content '{0}' offers no codec the bridge forwards")]
+    NoCodec(String),
+}
+
+/// Codecs the bridge forwards (and their retransmissions).
+const FORWARDED_CODECS: [&str; 4] = ["opus", "VP8", "H264", "rtx"];
+
 impl StandardSession {
     /// The `session-initiate` for a standards client: its own audio and video contents and one
     /// content per stream of `offer.sources`; with the session that keeps them.
     pub fn initiate(offer: &SessionInitiate<'_>) -> Result<(StandardSession, Jingle), OfferError> {
         let mut session = StandardSession {
             transport: bridge_transport(offer.bridge_transport, false)?,
+            own: vec![
+                MediaType::Audio.as_str().to_owned(),
+                MediaType::Video.as_str().to_owned(),
+            ],
             streams: Vec::new(),
             next: 0,
         };
@@ -157,6 +180,83 @@ impl StandardSession {
         jingle.contents.extend(session.new_contents(offer.sources));
         jingle.groups.push(session.bundle());
         Ok((session, jingle))
+    }
+
+    /// The client started a session of its own (`initiate`, XEP-0166) instead of answering
+    /// the focus's: the session becomes the client's, with the client's own contents in place of
+    /// `audio` and `video` and none of the streams the focus had offered (they follow in a
+    /// `content-add`, under new names). The focus's `session-accept` of it: each of the
+    /// client's contents with the codecs of its offer that the bridge forwards (the client's
+    /// payload types, parameters and feedback), the header extensions of its offer, and the
+    /// bridge's transport — DTLS `passive` to a client that offered `actpass` or `active`,
+    /// `active` to one that offered `passive` — in one BUNDLE group. Returns the accept and
+    /// the DTLS role the client takes (what the bridge is to be told).
+    pub fn take_over(
+        &mut self,
+        initiate: &Jingle,
+        focus: &str,
+    ) -> Result<(Jingle, DtlsSetup), InitiateError> {
+        let mut accept = Jingle::new(Action::SessionAccept, &initiate.sid);
+        accept.initiator = initiate.initiator.clone();
+        accept.responder = Some(focus.to_owned());
+        let mut client_setup = DtlsSetup::Active;
+        for content in &initiate.contents {
+            let offered = content
+                .description
+                .as_ref()
+                .filter(|d| {
+                    MediaType::from_jingle(d.media.as_deref().unwrap_or(&content.name)).is_some()
+                })
+                .ok_or_else(|| {
+                    InitiateError::NotAudioOrVideo(crate::error::quote(&content.name))
+                })?;
+            let fingerprint = content
+                .transport
+                .as_ref()
+                .and_then(|t| t.fingerprints.first())
+                .ok_or_else(|| InitiateError::NoFingerprint(crate::error::quote(&content.name)))?;
+            if fingerprint.setup == Some(DtlsSetup::Passive) {
+                client_setup = DtlsSetup::Passive;
+            }
+            let mut description = offered.clone();
+            description.payload_types.retain(|pt| {
+                pt.name.as_deref().is_some_and(|name| {
+                    FORWARDED_CODECS
+                        .iter()
+                        .any(|codec| codec.eq_ignore_ascii_case(name))
+                })
+            });
+            if description.payload_types.is_empty() {
+                return Err(InitiateError::NoCodec(crate::error::quote(&content.name)));
+            }
+            description.sources.clear();
+            description.source_groups.clear();
+            description.ssrc = None;
+            let mut answer = Content::new(content.name.clone());
+            answer.creator = Some(Creator::Initiator);
+            answer.senders = content.senders;
+            answer.description = Some(description);
+            answer.transport = Some(self.transport.clone());
+            accept.contents.push(answer);
+        }
+        if accept.contents.is_empty() {
+            return Err(InitiateError::NoContents);
+        }
+        // The focus's role from now on, in the accept and in the contents added later.
+        let focus_setup = match client_setup {
+            DtlsSetup::Passive => DtlsSetup::Active,
+            _ => DtlsSetup::Passive,
+        };
+        for fingerprint in &mut self.transport.fingerprints {
+            fingerprint.setup = Some(focus_setup);
+        }
+        for content in &mut accept.contents {
+            content.transport = Some(self.transport.clone());
+        }
+        self.own = accept.contents.iter().map(|c| c.name.clone()).collect();
+        self.streams.clear();
+        accept.groups.push(self.bundle());
+        Ok((accept, client_setup))
     }
 
     /// A `content-add` of the streams of `views` the client has no content for yet (with the
@@ -209,13 +309,22 @@ impl StandardSession {
         });
     }
 
+    /// The MID the client receives each remote stream under (its content's name), by the SSRC
+    /// the bridge forwards it under: what the bridge writes into the stream's packets.
+    pub fn receive_mids(&self) -> Vec<(u32, String)> {
+        self.streams
+            .iter()
+            .map(|stream| (stream.ssrc, stream.name.clone()))
+            .collect()
+    }
+
     /// How many contents the session has (its own two and one per remote stream).
     pub fn content_count(&self) -> usize {
-        2 + self.streams.len()
+        self.own.len() + self.streams.len()
     }
 
     fn has_content(&self, name: &str) -> bool {
-        MediaType::from_jingle(name).is_some() || self.streams.iter().any(|s| s.name == name)
+        self.own.iter().any(|own| own == name) || self.streams.iter().any(|s| s.name == name)
     }
 
     fn position(&self, stream: &RemoteStream) -> Option<usize> {
@@ -230,8 +339,11 @@ impl StandardSession {
             if self.position(&stream).is_some() {
                 continue;
             }
-            self.next += 1;
-            let name = format!("{}-{}", stream.media, self.next);
+            let mut name = String::new();
+            while name.is_empty() || self.own.contains(&name) {
+                self.next += 1;
+                name = format!("{}-{}", stream.media, self.next);
+            }
             contents.push(stream.content(&name, &self.transport));
             self.streams.push(StreamContent {
                 owner: stream.owner,
@@ -244,9 +356,9 @@ impl StandardSession {
 
     fn bundle(&self) -> Group {
         Group::bundle(
-            [MediaType::Audio, MediaType::Video]
-                .into_iter()
-                .map(|media| media.as_str().to_owned())
+            self.own
+                .iter()
+                .cloned()
                 .chain(self.streams.iter().map(|stream| stream.name.clone())),
         )
     }

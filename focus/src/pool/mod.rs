@@ -288,9 +288,25 @@ impl Pool {
     /// The bridge for a new conference whose first participant is in `region` (empty: none),
     /// padded at once for its first endpoint; `None` when no bridge takes conferences.
     pub fn place(&mut self, now: Instant, region: &str) -> Option<BridgeId> {
+        self.place_avoiding(now, region, &[], false)
+    }
+
+    /// As [`Pool::place`], for a conference that spreads a room over another bridge
+    /// (cascading): on none of `avoid` (the room's other bridges), with `strict_region` only in
+    /// `region`, and only on a bridge that is ready or recovering (a failed or unheard one
+    /// would only delay the participants it is for, who can stay where the room is).
+    pub fn place_avoiding(
+        &mut self,
+        now: Instant,
+        region: &str,
+        avoid: &[BridgeId],
+        strict_region: bool,
+    ) -> Option<BridgeId> {
+        let spreading = !avoid.is_empty() || strict_region;
         let candidates: Vec<Candidate<'_>> = self
             .bridges
             .iter()
+            .filter(|(id, _)| !avoid.contains(id))
             .filter_map(|(id, bridge)| {
                 Some(Candidate {
                     id,
@@ -303,11 +319,21 @@ impl Pool {
                     tier: bridge.tier(now)?,
                 })
             })
+            .filter(|c| !strict_region || c.region == region)
+            .filter(|c| !spreading || matches!(c.tier, Tier::Ready | Tier::Recovering))
             .collect();
         let chosen = placement::choose(&candidates, region)?.clone();
         tracing::debug!(?candidates, %chosen, region, "placed a conference");
         self.pad(now, &chosen);
         Some(chosen)
+    }
+
+    /// The region `bridge` reports (empty: none, or not heard yet).
+    pub fn region(&self, bridge: &BridgeId) -> String {
+        self.bridges
+            .get(bridge)
+            .and_then(|b| b.health.status.as_ref())
+            .map_or_else(String::new, |s| s.region.clone())
     }
 
     /// Another endpoint is being allocated on `bridge`: its stress is padded until a status

@@ -6,9 +6,12 @@
 
 use std::time::{Duration, Instant};
 
+use jid::FullJid;
 use tracing::{info, warn};
 use tutti_proto::bridge_v1 as pb;
 
+use super::cascade::Cascade;
+use super::cascade::Destination;
 use super::requests::{self, BridgeAnswer, BridgeError, BridgeRequest, RequestId};
 use super::sessions::{Session, SessionDialect};
 use super::{Metric, Pending, Room};
@@ -16,6 +19,7 @@ use crate::capabilities::Dialect;
 use crate::jingle::{Action, Jingle, Reason, ReasonKind};
 use crate::offer::standard::StandardSession;
 use crate::offer::{self, SessionInitiate};
+use crate::sources::ReceiverView;
 
 /// How soon a room whose bridge failed tries it again, doubling up to `BRIDGE_RETRY_MAX`.
 const BRIDGE_RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -35,6 +39,12 @@ pub(super) enum Invitation {
     },
     /// Its invitation failed on the bridge: invited again at the room's next attempt.
     AwaitingBridge,
+    /// Invited at `started`; waits for the room's conference on another bridge that the
+    /// `CreateConference` `request` makes (`cascade.rs`).
+    AwaitingLeg {
+        request: RequestId,
+        started: Instant,
+    },
 }
 
 impl Invitation {
@@ -68,6 +78,17 @@ pub(super) struct BridgeState {
 }
 
 impl BridgeState {
+    /// The room's first conference is made.
+    pub(super) fn is_ready(&self) -> bool {
+        matches!(self.conference, Conference::Ready(_))
+    }
+
+    /// The room's conference `conference_id`, on another bridge, becomes its first.
+    pub(super) fn promote(&mut self, conference_id: String) {
+        self.conference = Conference::Ready(conference_id);
+        self.attempt = None;
+    }
+
     pub(super) fn retry_at(&self) -> Option<Instant> {
         self.retry_at
     }
@@ -99,12 +120,31 @@ impl Room {
     /// Gives a participant without a session a bridge endpoint (and the room its conference,
     /// the first time); its session-initiate goes out once the bridge has answered.
     pub(super) fn invite(&mut self, now: Instant, nick: &str) {
+        self.invite_to(now, nick, true);
+    }
+
+    /// As [`Room::invite`]; `spread`: the room may take another bridge for it (cascading),
+    /// not when it just could not.
+    pub(super) fn invite_to(&mut self, now: Instant, nick: &str, spread: bool) {
         if !self.participants.contains_key(nick) {
             return;
         }
-        if let Conference::Ready(conference_id) = &self.bridge.conference {
-            let conference_id = conference_id.clone();
-            self.allocate(nick, conference_id, now);
+        if let Conference::Ready(primary) = &self.bridge.conference {
+            let primary = primary.clone();
+            let request = match self.destination(nick, &primary, spread) {
+                Destination::Ready(conference_id) => {
+                    self.allocate(nick, conference_id, now);
+                    return;
+                }
+                Destination::Awaiting(request) => request,
+                Destination::NewLeg { region, strict } => self.create_leg(now, region, strict),
+            };
+            if let Some(participant) = self.participants.get_mut(nick) {
+                participant.invitation = Invitation::AwaitingLeg {
+                    request,
+                    started: now,
+                };
+            }
             return;
         }
         if let Some(participant) = self.participants.get_mut(nick) {
@@ -129,6 +169,8 @@ impl Room {
                     conference_id: conference_id.clone(),
                     name: self.jid.to_string(),
                     region,
+                    avoid: Vec::new(),
+                    strict_region: false,
                 },
                 Pending::CreateConference {
                     conference_id: conference_id.clone(),
@@ -138,7 +180,7 @@ impl Room {
         }
     }
 
-    fn allocate(&mut self, nick: &str, conference_id: String, started: Instant) {
+    pub(super) fn allocate(&mut self, nick: &str, conference_id: String, started: Instant) {
         let Some(attempt) = self
             .participants
             .get_mut(nick)
@@ -315,6 +357,11 @@ impl Room {
             change: 1,
         });
         self.send_iq_set(&occupant, jingle.to_element());
+        if dialect == Dialect::Standard && jingle.contents.len() > 2 {
+            // A standards client was offered remote streams (beyond its own two contents): the
+            // bridge is to write their MIDs.
+            self.sync_receive_mids(nick);
+        }
         self.metric(Metric::Allocation(now.saturating_duration_since(started)));
         self.bridge_back_if_done();
     }
@@ -392,6 +439,7 @@ impl Room {
         info!(room = %self.jid, "the conference's bridge failed: moving every participant");
         self.bridge.conference = Conference::None;
         self.bridge.attempt = None;
+        self.forget_legs(true);
         let mut moving = Vec::new();
         let mut orphaned = Vec::new();
         for (nick, participant) in &mut self.participants {
@@ -407,19 +455,10 @@ impl Room {
             moving.push((nick.clone(), participant.occupant.clone(), session));
         }
         for (_, occupant, session) in &moving {
-            let Some(session) = session else {
-                continue;
-            };
-            self.metric(Metric::Sessions {
-                state: session.state.label(),
-                change: -1,
-            });
-            let mut terminate = Jingle::new(Action::SessionTerminate, session.sid().to_owned());
-            terminate.reason =
-                Some(Reason::new(ReasonKind::Success).with_text("moving to another bridge"));
-            self.send_iq_set(occupant, terminate.to_element());
-            // Nobody keeps a session to tell: the sources are only forgotten.
-            self.sources.remove_participant(occupant.as_str());
+            if let Some(session) = session {
+                // Nobody keeps a session to tell: the sources are only forgotten.
+                self.end_for_move(occupant, session);
+            }
         }
         for queue in orphaned {
             self.answer_orphaned(now, queue);
@@ -429,8 +468,24 @@ impl Room {
         }
     }
 
+    /// Ends `occupant`'s `session` because it moves to another bridge (a `session-terminate`
+    /// with the reason, the session no longer counted) and forgets its sources: what it had, for
+    /// those who keep their sessions to be told.
+    pub(super) fn end_for_move(&mut self, occupant: &FullJid, session: &Session) -> ReceiverView {
+        self.metric(Metric::Sessions {
+            state: session.state.label(),
+            change: -1,
+        });
+        let mut terminate = Jingle::new(Action::SessionTerminate, session.sid().to_owned());
+        terminate.reason =
+            Some(Reason::new(ReasonKind::Success).with_text("moving to another bridge"));
+        self.send_iq_set(occupant, terminate.to_element());
+        self.sources.remove_participant(occupant.as_str())
+    }
+
     /// Expires the room's conference (the last participant left a configured room).
     pub(super) fn expire_conference(&mut self) {
+        self.forget_legs(true);
         if let Conference::Ready(conference_id) = std::mem::take(&mut self.bridge.conference) {
             self.expire(BridgeRequest::ExpireConference { conference_id }, true);
         }
@@ -459,6 +514,7 @@ impl Room {
             self.expire(BridgeRequest::ExpireConference { conference_id }, false);
         }
         self.bridge = BridgeState::default();
+        self.cascade = Cascade::default();
     }
 
     /// An expiry; `reported`: its failure is logged and counted.

@@ -17,6 +17,7 @@
 //!   and their limit, and the fan-out of sources ([`crate::sources`]) to the others.
 
 mod allocation;
+mod cascade;
 mod membership;
 mod requests;
 mod sessions;
@@ -39,6 +40,7 @@ use crate::stanzas::{self, Refusal};
 pub use requests::{BridgeAnswer, BridgeError, BridgeRequest, RequestId};
 
 use allocation::BridgeState;
+use cascade::{Cascade, RelayKey};
 use membership::{CapabilityQuery, Participant};
 use sessions::InFlight;
 
@@ -78,6 +80,8 @@ pub const ERROR_KINDS: &[&str] = &[
     "room_backlog",
     "outbox_full",
     "rate_limited",
+    "stanza_too_deep",
+    "stanza_malformed",
 ];
 
 /// What a room's occupants may ask of it.
@@ -87,12 +91,16 @@ pub struct RoomLimits {
     /// beyond, each is refused with `resource-constraint` and counted as `rate_limited` (0: no
     /// limit).
     pub jingle_request_rate: u32,
+    /// Participants of a conference on one bridge: one more is put on another bridge of the
+    /// pool, linked by relays (0: no cap). See `cascade.rs`.
+    pub participants_per_bridge: u32,
 }
 
 impl Default for RoomLimits {
     fn default() -> Self {
         RoomLimits {
             jingle_request_rate: 20,
+            participants_per_bridge: 0,
         }
     }
 }
@@ -110,6 +118,12 @@ pub enum Metric {
     Allocation(Duration),
     /// A refused stanza or a failed operation, by kind.
     Error(&'static str),
+    /// A relay between two bridges of a conference is linked (both sides took the other's
+    /// transport).
+    RelayLinked,
+    /// A relay failed (refused by a bridge, or timed out): one of its bridges' part of the
+    /// conference was given up.
+    RelayFailed,
 }
 
 /// Where an IQ's answer goes.
@@ -124,6 +138,10 @@ enum Pending {
     CreateConference {
         conference_id: String,
     },
+    /// A further conference of the room, on another bridge.
+    CreateLeg {
+        conference_id: String,
+    },
     AllocateEndpoint {
         nick: String,
         conference_id: String,
@@ -131,6 +149,21 @@ enum Pending {
     },
     /// A participant's Jingle request, answered once the bridge has.
     Jingle(InFlight),
+    /// One side (0: controlling, 1: controlled) of a relay.
+    AllocateRelay {
+        key: RelayKey,
+        side: usize,
+    },
+    UpdateRelay {
+        key: RelayKey,
+        side: usize,
+        with_transport: bool,
+    },
+    /// The MIDs a standards client's session (`sid`) receives its streams under.
+    ReceiveMids {
+        nick: String,
+        sid: String,
+    },
     /// An expiry; `reported`: a failure is logged and counted (`bridge`).
     Expiry {
         reported: bool,
@@ -159,6 +192,8 @@ pub struct Room {
     capability_queries: HashMap<String, CapabilityQuery>,
     sources: ConferenceSources,
     bridge: BridgeState,
+    /// The room's conferences on further bridges, and the relays between them.
+    cascade: Cascade,
     /// Bridge requests in flight.
     requests: HashMap<RequestId, Pending>,
     next_request: u64,
@@ -195,6 +230,7 @@ impl Room {
             capability_queries: HashMap::new(),
             sources,
             bridge: BridgeState::default(),
+            cascade: Cascade::default(),
             requests: HashMap::new(),
             next_request: 0,
             rng,
@@ -231,8 +267,9 @@ impl Room {
         match stanza {
             Stanza::Iq(iq) => self.on_iq(now, iq, capabilities),
             Stanza::Presence(presence) => self.on_presence(now, presence, capabilities),
-            Stanza::Message(_) => {}
+            Stanza::Message(message) => self.on_message(message),
         }
+        self.settle(now);
     }
 
     /// The bridge's answer to the request `id`. Answers for requests the room no longer needs
@@ -251,12 +288,24 @@ impl Room {
             Pending::CreateConference { conference_id } => {
                 self.on_conference_answer(now, id, conference_id, answer);
             }
+            Pending::CreateLeg { conference_id } => {
+                self.on_leg_answer(now, id, conference_id, answer);
+            }
+            Pending::AllocateRelay { key, side } => {
+                self.on_relay_allocated(now, key, side, answer);
+            }
+            Pending::UpdateRelay {
+                key,
+                side,
+                with_transport,
+            } => self.on_relay_updated(now, id, key, side, with_transport, answer),
             Pending::AllocateEndpoint {
                 nick,
                 conference_id,
                 endpoint_id,
             } => self.on_endpoint_answer(now, id, nick, conference_id, endpoint_id, answer),
             Pending::Jingle(in_flight) => self.on_jingle_answer(now, id, in_flight, answer),
+            Pending::ReceiveMids { nick, sid } => self.on_receive_mids_answer(&nick, &sid, answer),
             Pending::Expiry { reported } => {
                 if let (true, Err(error)) = (reported, answer) {
                     warn!(room = %self.jid, %error, "expiring on the bridge failed");
@@ -264,6 +313,7 @@ impl Room {
                 }
             }
         }
+        self.settle(now);
     }
 
     /// The time has come for what [`Room::poll_timeout`] asked.
@@ -271,6 +321,7 @@ impl Room {
         if self.bridge.retry_due(now) {
             self.retry_invitations(now);
         }
+        self.settle(now);
     }
 
     /// A new XMPP session after a lost connection: the server took the focus out of the room,
@@ -302,7 +353,7 @@ impl Room {
     /// `session-initiate` (lib-jitsi-meet takes the pair as a move). The room's own conference
     /// is left alone.
     pub fn left_behind(&mut self, conference_id: String, sessions: Vec<(String, String)>) {
-        if self.ended || self.conference_id() == Some(conference_id.as_str()) {
+        if self.ended || self.holds_conference(&conference_id) {
             return;
         }
         info!(room = %self.jid, conference = %conference_id, sessions = sessions.len(), "expiring a conference an earlier focus left behind");

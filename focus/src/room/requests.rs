@@ -6,6 +6,8 @@
 
 use tutti_proto::bridge_v1 as pb;
 
+use crate::pool::BridgeId;
+
 /// The room's name for one of its bridge requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
@@ -14,11 +16,16 @@ pub struct RequestId(pub u64);
 #[derive(Debug, Clone, PartialEq)]
 pub enum BridgeRequest {
     /// Idempotent: asking again for an id the bridge has changes nothing. `region`: the first
-    /// participant's (empty: none), for the executor's choice of bridge.
+    /// participant's (empty: none), for the executor's choice of bridge. A conference that
+    /// spreads the room over another bridge (cascading) is placed on none of `avoid` (the
+    /// bridges of the room's other conferences) and, with `strict_region`, only on a bridge in
+    /// `region`; when no bridge fits, the request fails.
     CreateConference {
         conference_id: String,
         name: String,
         region: String,
+        avoid: Vec<BridgeId>,
+        strict_region: bool,
     },
     ExpireConference {
         conference_id: String,
@@ -37,6 +44,19 @@ pub enum BridgeRequest {
         conference_id: String,
         endpoint_id: String,
     },
+    /// A relay of the conference to the room's conference `relay_id` on another bridge
+    /// (idempotent); exactly one side of a relay is `controlling`.
+    AllocateRelay {
+        conference_id: String,
+        relay_id: String,
+        controlling: bool,
+    },
+    /// The far side of a relay, the conference's media and the participants behind it.
+    UpdateRelay(Box<pb::UpdateRelayRequest>),
+    ExpireRelay {
+        conference_id: String,
+        relay_id: String,
+    },
 }
 
 impl BridgeRequest {
@@ -46,8 +66,11 @@ impl BridgeRequest {
             BridgeRequest::CreateConference { conference_id, .. }
             | BridgeRequest::ExpireConference { conference_id }
             | BridgeRequest::AllocateEndpoint { conference_id, .. }
-            | BridgeRequest::ExpireEndpoint { conference_id, .. } => conference_id,
+            | BridgeRequest::ExpireEndpoint { conference_id, .. }
+            | BridgeRequest::AllocateRelay { conference_id, .. }
+            | BridgeRequest::ExpireRelay { conference_id, .. } => conference_id,
             BridgeRequest::UpdateEndpoint(update) => &update.conference_id,
+            BridgeRequest::UpdateRelay(update) => &update.conference_id,
         }
     }
 
@@ -59,6 +82,9 @@ impl BridgeRequest {
             BridgeRequest::AllocateEndpoint { .. } => "AllocateEndpoint",
             BridgeRequest::UpdateEndpoint(_) => "UpdateEndpoint",
             BridgeRequest::ExpireEndpoint { .. } => "ExpireEndpoint",
+            BridgeRequest::AllocateRelay { .. } => "AllocateRelay",
+            BridgeRequest::UpdateRelay(_) => "UpdateRelay",
+            BridgeRequest::ExpireRelay { .. } => "ExpireRelay",
         }
     }
 }
@@ -66,8 +92,11 @@ impl BridgeRequest {
 /// What the bridge answered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BridgeAnswer {
-    /// `CreateConference`, `ExpireConference`, `ExpireEndpoint`: done.
+    /// `CreateConference`, `ExpireConference`, `ExpireEndpoint`, `UpdateRelay`, `ExpireRelay`:
+    /// done.
     Done,
+    /// `AllocateRelay`: this side of the relay, for the far bridge's `UpdateRelay`.
+    RelayAllocated(pb::RelayTransport),
     /// `AllocateEndpoint`: the bridge's transport for the offer.
     Allocated(pb::Transport),
     /// `UpdateEndpoint`: what the bridge forwards of the endpoint's sources, if they were in it.
@@ -89,6 +118,16 @@ pub(super) fn allocated(
     match answer? {
         BridgeAnswer::Allocated(transport) => Ok(transport),
         other => Err(not_an_answer_to("AllocateEndpoint", &other)),
+    }
+}
+
+/// The transport of an `AllocateRelay` answer.
+pub(super) fn relay_allocated(
+    answer: Result<BridgeAnswer, BridgeError>,
+) -> Result<pb::RelayTransport, BridgeError> {
+    match answer? {
+        BridgeAnswer::RelayAllocated(transport) => Ok(transport),
+        other => Err(not_an_answer_to("AllocateRelay", &other)),
     }
 }
 

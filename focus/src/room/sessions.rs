@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use jid::{FullJid, Jid};
 use minidom::Element;
+use tokio_xmpp::parsers::message::Message;
+use tokio_xmpp::Stanza;
 use tracing::{info, warn};
 
 use super::requests::{self, BridgeAnswer, BridgeError, BridgeRequest, RequestId};
 use super::{Metric, Pending, Reply, Room};
-use crate::jingle::{Action, Jingle, Reason, ReasonKind};
+use crate::jingle::{Action, Jingle, Reason, ReasonCondition, ReasonKind};
 use crate::jitsi::BridgeSession;
 use crate::offer;
 use crate::offer::standard::StandardSession;
@@ -50,6 +52,16 @@ pub(super) struct Session {
     pub(super) state: SessionState,
     transport: RemoteTransportState,
     dialect: SessionDialect,
+    receive_mids: MidSync,
+}
+
+/// Where telling the bridge a standards client's MIDs stands: one update in flight at a time
+/// (each carries the whole list, so two in flight could land out of order), and whether the
+/// list changed since it was sent.
+#[derive(Default)]
+struct MidSync {
+    in_flight: bool,
+    stale: bool,
 }
 
 /// The Jingle a session speaks (see [`crate::capabilities::Dialect`]).
@@ -75,6 +87,7 @@ impl Session {
             state: SessionState::Pending { queued: Vec::new() },
             transport: RemoteTransportState::new(),
             dialect,
+            receive_mids: MidSync::default(),
         }
     }
 
@@ -107,6 +120,15 @@ impl Session {
 
     pub(super) fn sid(&self) -> &str {
         &self.sid
+    }
+
+    /// The conference (of the room's, one per bridge) its endpoint is in.
+    pub(super) fn conference_id(&self) -> &str {
+        &self.conference_id
+    }
+
+    pub(super) fn endpoint_id(&self) -> &str {
+        &self.endpoint_id
     }
 
     fn endpoint(&self) -> EndpointId<'_> {
@@ -198,6 +220,12 @@ enum Change {
     Accept {
         transport: RemoteTransportState,
     },
+    /// A client's own session-initiate, taken in place of the focus's offer: its transport,
+    /// and the focus's session-accept, sent once the bridge has taken it.
+    Takeover {
+        transport: RemoteTransportState,
+        accept: Box<Jingle>,
+    },
     Transport {
         transport: RemoteTransportState,
     },
@@ -212,8 +240,8 @@ enum Change {
 enum Step {
     /// Nothing more: answered with a result.
     Done,
-    /// This bridge request; the IQ is answered with the bridge's answer.
-    Bridge(BridgeRequest, Change),
+    /// This update of the participant's endpoint; the IQ is answered with the bridge's answer.
+    Bridge(Box<tutti_proto::bridge_v1::UpdateEndpointRequest>, Change),
 }
 
 impl Room {
@@ -257,11 +285,17 @@ impl Room {
                 .map(|_| nick.clone())
         });
         if jingle.action == Action::SessionInitiate {
-            let refusal = Refusal::ServiceUnavailable(match found {
-                Some(_) => format!("session '{}' already exists", jingle.sid),
-                None => "the focus initiates the sessions; it accepts none".to_owned(),
-            });
-            return self.reply(reply, Err(refusal));
+            let taken = match found {
+                Some(_) => Err(Refusal::ServiceUnavailable(format!(
+                    "session '{}' already exists",
+                    jingle.sid
+                ))),
+                None => self.on_client_initiate(&from, &jingle),
+            };
+            return match taken {
+                Ok((nick, step)) => self.carry_out(&nick, jingle.sid, reply, Ok(step)),
+                Err(refusal) => self.reply(reply, Err(refusal)),
+            };
         }
         let participant = found.and_then(|nick| {
             self.participants
@@ -280,22 +314,172 @@ impl Room {
             });
             return;
         }
-        match self.on_session_jingle(now, &nick, &jingle) {
+        let step = self.on_session_jingle(now, &nick, &jingle);
+        self.carry_out(&nick, jingle.sid, reply, step);
+    }
+
+    /// Answers a checked Jingle request, or hands it to the bridge (answered once the bridge
+    /// has, the participant's next requests waiting behind it).
+    fn carry_out(&mut self, nick: &str, sid: String, reply: Reply, step: Result<Step, Refusal>) {
+        match step {
             Ok(Step::Done) => self.reply(reply, Ok(())),
             Err(refusal) => self.reply(reply, Err(refusal)),
             Ok(Step::Bridge(request, change)) => {
                 let in_flight = InFlight {
-                    nick: nick.clone(),
-                    sid: jingle.sid,
+                    nick: nick.to_owned(),
+                    sid,
                     reply,
                     change,
                 };
-                let id = self.request(request, Pending::Jingle(in_flight));
-                if let Some(participant) = self.participants.get_mut(&nick) {
+                let id = self.request(
+                    BridgeRequest::UpdateEndpoint(request),
+                    Pending::Jingle(in_flight),
+                );
+                if let Some(participant) = self.participants.get_mut(nick) {
                     participant.jingle.busy = Some(id);
                 }
             }
         }
+    }
+
+    /// XEP-0353: a standards client that rings the focus (`<propose id>` in a message to its
+    /// occupant JID) while the focus's offer to it is unanswered is answered `<proceed id>`;
+    /// its `session-initiate` then takes the offer's place ([`Room::on_client_initiate`]).
+    /// Anyone else's ringing is ignored (the focus offers every occupant a session as it
+    /// joins; a Jitsi client is never rung).
+    pub(super) fn on_message(&mut self, message: Message) {
+        let Some(from) = message.from.clone() else {
+            return;
+        };
+        let Some(id) = message
+            .payloads
+            .iter()
+            .find(|p| p.is("propose", crate::ns::JINGLE_MESSAGE))
+            .and_then(|propose| propose.attr("id"))
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let ringing = from.resource().and_then(|nick| {
+            self.participants
+                .get(nick.as_str())
+                .filter(|participant| from == participant.occupant.clone())
+        });
+        let offered = ringing
+            .and_then(|participant| participant.session.as_ref())
+            .is_some_and(|session| {
+                matches!(session.state, SessionState::Pending { .. })
+                    && session.standard().is_some()
+            });
+        if !offered {
+            info!(%from, "a ring (XEP-0353 propose) the focus does not take");
+            return;
+        }
+        let proceed = Element::builder("proceed", crate::ns::JINGLE_MESSAGE)
+            .attr(rxml::xml_ncname!("id").into(), id)
+            .build();
+        self.send(Stanza::Message(
+            Message::chat(from).with_payloads(vec![proceed]),
+        ));
+    }
+
+    /// A `session-initiate` from an occupant (XEP-0166: a standards client may start the
+    /// session itself, e.g. after XEP-0353's propose and proceed): taken in place of the
+    /// focus's own offer while that is unanswered — the session becomes the client's (its sid,
+    /// its contents; the focus's offer is terminated naming it as the alternative session), on
+    /// the endpoint the focus allocated. The client's offer is read as a session-accept is
+    /// (sources, transport, media to the bridge); once the bridge has taken it the focus sends
+    /// its `session-accept` and the others' streams as a `content-add`. Refused (as before):
+    /// from a Jitsi client, from someone outside the room, before the focus's offer exists and
+    /// once a session is established.
+    fn on_client_initiate(
+        &mut self,
+        from: &Jid,
+        jingle: &Jingle,
+    ) -> Result<(String, Step), Refusal> {
+        let unavailable = |why: &str| Refusal::ServiceUnavailable(why.to_owned());
+        let nick = from
+            .resource()
+            .map(|resource| resource.to_string())
+            .filter(|nick| {
+                self.participants
+                    .get(nick)
+                    .is_some_and(|participant| *from == participant.occupant.clone())
+            })
+            .ok_or_else(|| unavailable("the focus initiates the sessions; it accepts none"))?;
+        let focus = self.focus_occupant.to_string();
+        let participant = self
+            .participants
+            .get_mut(&nick)
+            .ok_or(Refusal::UnknownSession)?;
+        let owner = participant.occupant.to_string();
+        let session = participant.session.as_mut().ok_or_else(|| {
+            unavailable("no session offered yet: the focus offers one (session-initiate) as an occupant joins")
+        })?;
+        if !matches!(session.state, SessionState::Pending { .. }) {
+            return Err(Refusal::ServiceUnavailable(format!(
+                "session '{}' is established: one session per participant",
+                session.sid
+            )));
+        }
+        let SessionDialect::Standard(standard) = &session.dialect else {
+            return Err(unavailable(
+                "the focus initiates the sessions of Jitsi clients; it accepts none",
+            ));
+        };
+        let mut taken = standard.as_ref().clone();
+        let (accept, client_setup) = taken
+            .take_over(jingle, &focus)
+            .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+        // The bridge reads the client's offer as an answer taking the DTLS role it offered.
+        let mut offer = jingle.clone();
+        for content in &mut offer.contents {
+            if let Some(transport) = content.transport.as_mut() {
+                for fingerprint in &mut transport.fingerprints {
+                    fingerprint.setup = Some(client_setup);
+                }
+            }
+        }
+        let sources = EndpointSources::from_jingle(&offer).map_err(bad_sources)?;
+        let mut trial = self.sources.clone();
+        trial.accept(&owner, sources.clone()).map_err(bad_sources)?;
+        let mut transport = session.transport.clone();
+        let update = to_bridge::session_accept_update(
+            session.endpoint(),
+            &owner,
+            &offer,
+            to_bridge::ContentsPerMedia::Many,
+            &mut transport,
+            &sources,
+            trial.outputs(&owner),
+        )
+        .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+        // Checked: the session is the client's from here on.
+        let offered_sid = std::mem::replace(&mut session.sid, jingle.sid.clone());
+        session.dialect = SessionDialect::Standard(Box::new(taken));
+        session.state = SessionState::Pending { queued: Vec::new() };
+        let occupant = participant.occupant.clone();
+        self.sources = trial;
+        let mut terminate = Jingle::new(Action::SessionTerminate, offered_sid);
+        terminate.reason = Some(Reason {
+            condition: ReasonCondition::AlternativeSession {
+                sid: jingle.sid.clone(),
+            },
+            text: None,
+            extensions: Default::default(),
+        });
+        self.send_iq_set(&occupant, terminate.to_element());
+        info!(%occupant, sid = %jingle.sid, "taking the session the client initiated");
+        Ok((
+            nick,
+            Step::Bridge(
+                Box::new(update),
+                Change::Takeover {
+                    transport,
+                    accept: Box::new(accept),
+                },
+            ),
+        ))
     }
 
     /// Answers the Jingle requests of a participant that is gone (none of them has a session
@@ -385,8 +569,60 @@ impl Room {
             (&mut session.dialect, jingle.action)
         {
             standard.forget(jingle);
+            self.sync_receive_mids(nick);
         }
         Ok(Step::Done)
+    }
+
+    /// Tells the bridge the MIDs a standards client receives its streams under now (its
+    /// contents' names), after one update in flight has been answered.
+    pub(super) fn sync_receive_mids(&mut self, nick: &str) {
+        let Some(session) = self
+            .participants
+            .get_mut(nick)
+            .and_then(|participant| participant.session.as_mut())
+        else {
+            return;
+        };
+        let SessionDialect::Standard(standard) = &session.dialect else {
+            return;
+        };
+        if session.receive_mids.in_flight {
+            session.receive_mids.stale = true;
+            return;
+        }
+        session.receive_mids = MidSync {
+            in_flight: true,
+            stale: false,
+        };
+        let update = to_bridge::receive_mids_update(session.endpoint(), &standard.receive_mids());
+        let pending = Pending::ReceiveMids {
+            nick: nick.to_owned(),
+            sid: session.sid.clone(),
+        };
+        self.request(BridgeRequest::UpdateEndpoint(Box::new(update)), pending);
+    }
+
+    /// The bridge took (or failed) a standards client's MIDs; a newer list goes next. A
+    /// failure is logged and counted (`bridge`); the next change sends the whole list again.
+    pub(super) fn on_receive_mids_answer(
+        &mut self,
+        nick: &str,
+        sid: &str,
+        answer: Result<BridgeAnswer, BridgeError>,
+    ) {
+        let Some(session) = self.session_mut(nick, sid) else {
+            return;
+        };
+        session.receive_mids.in_flight = false;
+        let stale = std::mem::take(&mut session.receive_mids.stale);
+        if let Err(error) = answer {
+            warn!(room = %self.jid, nick, %error, "the bridge did not take the client's MIDs");
+            self.metric(Metric::Error("bridge"));
+        }
+        if stale {
+            self.sync_receive_mids(nick);
+        }
     }
 
     /// Whether the participant may restart its session now (and counts it if so).
@@ -451,10 +687,8 @@ impl Room {
         // Stored now, so that nobody else claims them meanwhile; shown to the others once the
         // bridge says what it forwards of them.
         self.sources = trial;
-        Ok(Step::Bridge(
-            BridgeRequest::UpdateEndpoint(Box::new(update)),
-            Change::Accept { transport },
-        ))
+        self.cascade.learn_media(update.media.as_ref());
+        Ok(Step::Bridge(Box::new(update), Change::Accept { transport }))
     }
 
     fn on_transport_info(&mut self, nick: &str, jingle: &Jingle) -> Result<Step, Refusal> {
@@ -468,7 +702,7 @@ impl Room {
             .map_err(|e| Refusal::BadRequest(e.to_string()))?;
         match update {
             Some(update) => Ok(Step::Bridge(
-                BridgeRequest::UpdateEndpoint(Box::new(update)),
+                Box::new(update),
                 Change::Transport { transport },
             )),
             None => {
@@ -503,10 +737,20 @@ impl Room {
             to_bridge::sources_update(session.endpoint(), &owner, &now, trial.outputs(&owner));
         let previous = self.sources.get(&owner).cloned().unwrap_or_default();
         self.sources = trial;
-        Ok(Step::Bridge(
-            BridgeRequest::UpdateEndpoint(Box::new(update)),
-            Change::Sources { previous },
-        ))
+        Ok(Step::Bridge(Box::new(update), Change::Sources { previous }))
+    }
+
+    /// The bridge did not take a participant's session (its accept, or its own offer taking
+    /// the focus's place): the request is answered with the bridge's error and the session
+    /// dropped.
+    fn session_not_taken(&mut self, now: Instant, nick: &str, reply: Reply, error: &str) {
+        self.reply(
+            reply,
+            Err(Refusal::Internal(format!(
+                "the bridge did not take the session: {error}"
+            ))),
+        );
+        self.drop_failed_session(now, nick, error);
     }
 
     /// The bridge answered a participant's Jingle request: applied and answered, and the
@@ -540,15 +784,17 @@ impl Room {
                     self.activate(&nick, &owner, transport, &forwarded);
                     self.reply(reply, Ok(()));
                 }
-                Err(error) => {
-                    self.reply(
-                        reply,
-                        Err(Refusal::Internal(format!(
-                            "the bridge did not take the session: {error}"
-                        ))),
-                    );
-                    self.drop_failed_session(now, &nick, &error.to_string());
+                Err(error) => self.session_not_taken(now, &nick, reply, &error.to_string()),
+            },
+            Change::Takeover { transport, accept } => match requests::forwarded(answer) {
+                Ok(forwarded) => {
+                    self.reply(reply, Ok(()));
+                    self.send_iq_set(&owner, accept.to_element());
+                    self.queue_streams(&nick, &owner);
+                    self.activate(&nick, &owner, transport, &forwarded);
+                    self.sync_receive_mids(&nick);
                 }
+                Err(error) => self.session_not_taken(now, &nick, reply, &error.to_string()),
             },
             Change::Transport { transport } => {
                 let result = answer
@@ -585,6 +831,24 @@ impl Room {
             .unwrap_or_default();
         for request in waiting {
             self.on_jingle(now, request);
+        }
+    }
+
+    /// Queues, for a standards client's session that is about to be accepted, a `content-add`
+    /// of everyone else's streams.
+    fn queue_streams(&mut self, nick: &str, owner: &FullJid) {
+        let views = self.sources.receiver_views_except(owner.as_str());
+        let Some(session) = self
+            .participants
+            .get_mut(nick)
+            .and_then(|participant| participant.session.as_mut())
+        else {
+            return;
+        };
+        if let (SessionDialect::Standard(standard), SessionState::Pending { queued }) =
+            (&mut session.dialect, &mut session.state)
+        {
+            queued.extend(standard.content_add(&session.sid, &views));
         }
     }
 
@@ -683,13 +947,14 @@ impl Room {
     /// Sends `view` as `action` (source-add or source-remove; to standards clients as
     /// content-add or content-remove) to everyone with a session but `owner`; a participant
     /// that has not accepted yet gets it after its session-accept.
-    fn signal(&mut self, owner: &str, view: &ReceiverView, action: Action) {
+    pub(super) fn signal(&mut self, owner: &str, view: &ReceiverView, action: Action) {
         if view.is_empty() {
             return;
         }
         let views = std::slice::from_ref(view);
         let mut to_send = Vec::new();
-        for participant in self.participants.values_mut() {
+        let mut changed_mids = Vec::new();
+        for (nick, participant) in self.participants.iter_mut() {
             if participant.occupant.as_str() == owner {
                 continue;
             }
@@ -711,6 +976,9 @@ impl Room {
             let Some(update) = update else {
                 continue;
             };
+            if matches!(session.dialect, SessionDialect::Standard(_)) {
+                changed_mids.push(nick.clone());
+            }
             match &mut session.state {
                 SessionState::Pending { queued } => queued.push(update),
                 SessionState::Active => to_send.push((participant.occupant.clone(), update)),
@@ -718,6 +986,9 @@ impl Room {
         }
         for (occupant, update) in to_send {
             self.send_iq_set(&occupant, update.to_element());
+        }
+        for nick in changed_mids {
+            self.sync_receive_mids(&nick);
         }
     }
 }

@@ -127,7 +127,7 @@ impl Bridge {
             BridgeRequest::CreateConference {
                 conference_id,
                 name,
-                region: _,
+                ..
             } => {
                 let call = client.create_conference(pb::CreateConferenceRequest {
                     conference_id,
@@ -175,6 +175,40 @@ impl Bridge {
                     endpoint_id,
                 });
                 self.expire("ExpireEndpoint", call).await
+            }
+            BridgeRequest::AllocateRelay {
+                conference_id,
+                relay_id,
+                controlling,
+            } => {
+                let call = client.allocate_relay(pb::AllocateRelayRequest {
+                    conference_id,
+                    relay_id,
+                    controlling,
+                });
+                let response = self.call("AllocateRelay", call).await?;
+                response
+                    .transport
+                    .map(BridgeAnswer::RelayAllocated)
+                    .ok_or(BridgeError {
+                        call: "AllocateRelay",
+                        cause: "the answer has no transport".to_owned(),
+                    })
+            }
+            BridgeRequest::UpdateRelay(update) => {
+                let call = client.update_relay(*update);
+                self.call("UpdateRelay", call).await?;
+                Ok(BridgeAnswer::Done)
+            }
+            BridgeRequest::ExpireRelay {
+                conference_id,
+                relay_id,
+            } => {
+                let call = client.expire_relay(pb::ExpireRelayRequest {
+                    conference_id,
+                    relay_id,
+                });
+                self.expire("ExpireRelay", call).await
             }
         }
     }

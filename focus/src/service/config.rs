@@ -82,6 +82,9 @@ pub struct Config {
     /// Jingle requests a second one participant may send (a second's worth at once); beyond,
     /// each is refused with `resource-constraint` (0: no limit).
     pub jingle_request_rate: u32,
+    /// Participants of a conference on one bridge; one more goes to another bridge of the
+    /// pool, linked by relays (0: no cap; docs/focus.md, Cascading).
+    pub participants_per_bridge: u32,
 }
 
 impl Default for Config {
@@ -105,6 +108,7 @@ impl Default for Config {
             login_timeout_secs: 5,
             bridge_timeout_secs: 5,
             jingle_request_rate: RoomLimits::default().jingle_request_rate,
+            participants_per_bridge: RoomLimits::default().participants_per_bridge,
         }
     }
 }
@@ -211,6 +215,10 @@ impl Config {
                 (
                     "jingle_request_rate",
                     Field::value(&mut self.jingle_request_rate),
+                ),
+                (
+                    "participants_per_bridge",
+                    Field::value(&mut self.participants_per_bridge),
                 ),
             ],
         )?;
@@ -319,6 +327,7 @@ impl Config {
             bridge_timeout: Duration::from_secs(self.bridge_timeout_secs),
             room_limits: RoomLimits {
                 jingle_request_rate: self.jingle_request_rate,
+                participants_per_bridge: self.participants_per_bridge,
             },
         })
     }
@@ -409,12 +418,22 @@ mod tests {
                     Some("a@conference.localhost, b@conference.localhost".into())
                 }
                 "TUTTI_FOCUS_XMPP_SECURITY" => Some("plaintext".into()),
+                "TUTTI_FOCUS_PARTICIPANTS_PER_BRIDGE" => Some(" 2 ".into()),
                 _ => None,
             })
             .unwrap();
         let settings = config.settings().unwrap();
         assert_eq!(settings.rooms.len(), 2);
         assert_eq!(settings.xmpp_security, XmppSecurity::Plaintext);
+        assert_eq!(settings.room_limits.participants_per_bridge, 2);
+        assert_eq!(
+            base()
+                .settings()
+                .unwrap()
+                .room_limits
+                .participants_per_bridge,
+            0
+        );
     }
 
     #[test]
@@ -555,6 +574,7 @@ mod tests {
         assert_eq!(settings.bridges.len(), 2);
         assert!(settings.bridge_dns.is_some());
         assert!(settings.bridges.iter().all(|b| b.tls.is_some()));
+        assert_eq!(settings.room_limits.participants_per_bridge, 50);
     }
 
     #[test]

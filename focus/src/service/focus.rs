@@ -17,6 +17,7 @@ use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::Stanza;
 use tracing::{info, warn};
+use tutti_focus::inbound::Refused;
 use tutti_focus::jingle::{Action, Jingle};
 use tutti_focus::stanzas::{self, Refusal};
 
@@ -224,6 +225,19 @@ impl Focus {
     }
 
     fn on_message(&mut self, message: Message) {
+        // XEP-0353: a participant ringing the focus's occupant JID; its room answers.
+        if message
+            .payloads
+            .iter()
+            .any(|p| p.is("propose", tutti_focus::ns::JINGLE_MESSAGE))
+        {
+            if let Some(room) = message.from.as_ref().map(Jid::to_bare) {
+                if let Routed::Busy(_) = self.to_room(&room, Stanza::Message(message)) {
+                    self.services.metrics.error("room_backlog");
+                }
+            }
+            return;
+        }
         let Some(invite) = message
             .payloads
             .iter()
@@ -260,6 +274,24 @@ impl Focus {
     }
 
     fn on_iq(&mut self, iq: Iq) {
+        // A request its connection refused to read (crate::inbound): answered here, whoever
+        // it is from, and no room is held up by it.
+        if let Iq::Get {
+            from, id, payload, ..
+        }
+        | Iq::Set {
+            from, id, payload, ..
+        } = &iq
+        {
+            if let Some(refused) = Refused::of_payload(payload) {
+                self.answer(
+                    from.clone(),
+                    id.clone(),
+                    Err(Refusal::BadRequest(refused.describe())),
+                );
+                return;
+            }
+        }
         let sender_room = match &iq {
             Iq::Get { .. } => None,
             Iq::Set { from, .. } | Iq::Result { from, .. } | Iq::Error { from, .. } => {

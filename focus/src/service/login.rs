@@ -22,7 +22,7 @@ use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 
 use super::config::{Settings, XmppSecurity};
-use tutti_focus::connector::{Plaintext, StartTls, StreamErrors};
+use tutti_focus::connector::{Plaintext, Received, StartTls};
 
 /// Why the focus could not log in.
 #[derive(Debug, thiserror::Error)]
@@ -56,10 +56,10 @@ const QUEUE_DEPTH: usize = 256;
 
 /// Checks the account with one login of its own, then starts the long-lived stream and waits
 /// until it is online; all within `settings.login_timeout`. Returns the stream and its bound JID;
-/// the stream errors the server sends on its connections go to `errors`.
+/// what its connections report of what they receive goes to `received`.
 pub async fn login(
     settings: &Settings,
-    errors: &StreamErrors,
+    received: &Received,
 ) -> Result<(StanzaStream, Jid), LoginError> {
     let timed_out = || LoginError::TimedOut {
         jid: settings.jid.to_string(),
@@ -70,10 +70,10 @@ pub async fn login(
     let check = async {
         match settings.xmpp_security {
             XmppSecurity::Starttls => {
-                check_login(StartTls(settings.xmpp_server, errors.clone()), settings).await
+                check_login(StartTls(settings.xmpp_server, received.clone()), settings).await
             }
             XmppSecurity::Plaintext => {
-                check_login(Plaintext(settings.xmpp_server, errors.clone()), settings).await
+                check_login(Plaintext(settings.xmpp_server, received.clone()), settings).await
             }
         }
     };
@@ -83,14 +83,14 @@ pub async fn login(
     let password = settings.password.clone();
     let mut stream = match settings.xmpp_security {
         XmppSecurity::Starttls => StanzaStream::new_c2s(
-            StartTls(settings.xmpp_server, errors.clone()),
+            StartTls(settings.xmpp_server, received.clone()),
             settings.jid(),
             password,
             Timeouts::default(),
             QUEUE_DEPTH,
         ),
         XmppSecurity::Plaintext => StanzaStream::new_c2s(
-            Plaintext(settings.xmpp_server, errors.clone()),
+            Plaintext(settings.xmpp_server, received.clone()),
             settings.jid(),
             password,
             Timeouts::default(),

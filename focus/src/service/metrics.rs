@@ -42,6 +42,10 @@ pub struct Metrics {
     pub bridge_failures: Counter,
     /// Rooms whose conference moved to another bridge.
     pub conferences_moved: Counter,
+    /// Relays linked between two bridges of a conference.
+    relays_linked: Counter,
+    /// Relays that failed (refused by a bridge, or timed out).
+    relay_failures: Counter,
     /// 1 while the XMPP session is up (logged in), else 0.
     xmpp_connected: Gauge,
     registry: Registry,
@@ -58,6 +62,8 @@ impl Metrics {
         let bridges_alive = Gauge::default();
         let bridge_failures = Counter::default();
         let conferences_moved = Counter::default();
+        let relays_linked = Counter::default();
+        let relay_failures = Counter::default();
         let xmpp_connected = Gauge::default();
         let mut registry = Registry::with_prefix("tutti_focus");
         registry.register(
@@ -74,6 +80,16 @@ impl Metrics {
             "conferences_moved",
             "Conferences moved off a failed bridge (every participant re-invited)",
             conferences_moved.clone(),
+        );
+        registry.register(
+            "relays_linked",
+            "Relays linked between two bridges of a conference (cascading)",
+            relays_linked.clone(),
+        );
+        registry.register(
+            "relay_failures",
+            "Relays between two bridges of a conference that failed (refused or timed out)",
+            relay_failures.clone(),
         );
         registry.register(
             "xmpp_connected",
@@ -118,6 +134,8 @@ impl Metrics {
             bridges_alive,
             bridge_failures,
             conferences_moved,
+            relays_linked,
+            relay_failures,
             xmpp_connected,
             registry,
         })
@@ -151,6 +169,12 @@ impl Metrics {
             }
             Metric::Allocation(elapsed) => self.allocation_seconds.observe(elapsed.as_secs_f64()),
             Metric::Error(kind) => self.error(kind),
+            Metric::RelayLinked => {
+                self.relays_linked.inc();
+            }
+            Metric::RelayFailed => {
+                self.relay_failures.inc();
+            }
         }
     }
 

@@ -36,6 +36,13 @@ pub enum News {
     Available(BridgeId),
     /// The bridge restarted and lost its conferences: they are made again.
     Restarted(BridgeId),
+    /// A relay of the conference `conference_id` on `bridge` to the room's conference
+    /// `relay_id` on another bridge failed (consent lost, ICE or DTLS failed).
+    RelayFailed {
+        bridge: BridgeId,
+        conference_id: String,
+        relay_id: String,
+    },
 }
 
 /// The conferences on a bridge heard for the first time.
@@ -47,6 +54,8 @@ pub struct Found {
 /// What a bridge's stream brought.
 enum Watched {
     Status(Status),
+    /// A relay failed: (conference id, relay id).
+    RelayFailed(String, String),
     Lost(String),
 }
 
@@ -131,9 +140,16 @@ impl Bridges {
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The bridge for a new conference whose first participant is in `region`.
-    pub fn place(&self, region: &str) -> Option<BridgeId> {
-        self.pool().place(Instant::now(), region)
+    /// The bridge for a new conference whose first participant is in `region`: on none of
+    /// `avoid`, and with `strict_region` only in `region` (see `Pool::place_avoiding`).
+    pub fn place(&self, region: &str, avoid: &[BridgeId], strict_region: bool) -> Option<BridgeId> {
+        self.pool()
+            .place_avoiding(Instant::now(), region, avoid, strict_region)
+    }
+
+    /// The region `bridge` reports.
+    pub fn region(&self, bridge: &BridgeId) -> String {
+        self.pool().region(bridge)
     }
 
     /// An endpoint is being allocated on `bridge` (its stress is padded until reported).
@@ -232,6 +248,13 @@ impl Driver {
                     let mut pool = self.bridges.pool();
                     match what {
                         Watched::Status(status) => pool.on_status(Instant::now(), &bridge, status),
+                        Watched::RelayFailed(conference_id, relay_id) => {
+                            let _ = self.bridges.news.send(News::RelayFailed {
+                                bridge,
+                                conference_id,
+                                relay_id,
+                            });
+                        }
                         Watched::Lost(cause) => {
                             pool.on_stream_lost(Instant::now(), &bridge, &cause);
                             drop(pool);
@@ -364,6 +387,15 @@ async fn watch(bridge: BridgeId, client: Bridge, to: mpsc::UnboundedSender<(Brid
                             return;
                         }
                     }
+                    Ok(Some(pb::BridgeEvent {
+                        event: Some(pb::bridge_event::Event::Endpoint(event)),
+                    })) => {
+                        if let Some(failed) = relay_failure(event) {
+                            if to.send((bridge.clone(), failed)).is_err() {
+                                return;
+                            }
+                        }
+                    }
                     Ok(Some(_)) => {}
                     Ok(None) => break "the bridge ended it".to_owned(),
                     Err(status) => break format!("{:?}: {}", status.code(), status.message()),
@@ -376,6 +408,21 @@ async fn watch(bridge: BridgeId, client: Bridge, to: mpsc::UnboundedSender<(Brid
         }
         tokio::time::sleep(RECONNECT).await;
     }
+}
+
+/// A relay's failure among a bridge's endpoint events (its own expiry is none: the focus
+/// asked for it, or gave the relay up already).
+fn relay_failure(event: pb::EndpointEvent) -> Option<Watched> {
+    let failed = matches!(
+        pb::EndpointState::try_from(event.state),
+        Ok(pb::EndpointState::TimedOut
+            | pb::EndpointState::IceFailed
+            | pb::EndpointState::DtlsFailed)
+    );
+    (event.relay && failed).then(|| {
+        warn!(conference = %event.conference_id, relay = %event.endpoint_id, detail = %event.detail, "a relay failed");
+        Watched::RelayFailed(event.conference_id, event.endpoint_id)
+    })
 }
 
 fn status_from_pb(status: pb::BridgeStatus) -> Status {

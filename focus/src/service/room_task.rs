@@ -6,9 +6,12 @@
 //! order) and applies its metrics. `focus.rs` routes stanzas to the rooms' tasks.
 //!
 //! Each of the room's conferences is on one bridge of the pool: placed there by its
-//! `CreateConference` (`pool.rs`), and every later request about it goes to the same bridge.
-//! When that bridge fails and another can take the conference, the room moves
-//! (`Room::bridge_failed`); with none, it moves as soon as one becomes available.
+//! `CreateConference` (`pool.rs`; a room spread over several bridges has one conference on
+//! each, see `Room::conference_placed`), and every later request about it goes to the same
+//! bridge. When that bridge fails and another can take the conference, its participants move
+//! (`Room::conference_failed`); with none, they move as soon as one becomes available. A
+//! relay between two of the room's bridges that fails is the room's to handle
+//! (`Room::relay_failed`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -182,14 +185,19 @@ impl RoomTask {
         let conference_id = request.conference_id().to_owned();
         let placed = self.placements.get_mut(&conference_id);
         let bridge = match &request {
-            BridgeRequest::CreateConference { region, .. } => match placed {
+            BridgeRequest::CreateConference {
+                region,
+                avoid,
+                strict_region,
+                ..
+            } => match placed {
                 // Asked again (a retry under the same id): where it is, unless that failed.
                 Some(placement) if !bridges.is_failed(&placement.bridge) => {
                     Some(placement.bridge.clone())
                 }
                 previous => {
                     let previous = previous.map(|placement| placement.bridge.clone());
-                    let bridge = bridges.place(region);
+                    let bridge = bridges.place(region, avoid, *strict_region);
                     if let Some(bridge) = &bridge {
                         // The failed bridge may have made it (an answer lost to the time-out):
                         // expired there if it comes back.
@@ -200,6 +208,11 @@ impl RoomTask {
                             bridge: bridge.clone(),
                             first_endpoint_padded: true,
                         };
+                        self.room.conference_placed(
+                            &conference_id,
+                            bridge.clone(),
+                            bridges.region(bridge),
+                        );
                         self.placements.insert(conference_id, placement);
                     }
                     bridge
@@ -215,15 +228,19 @@ impl RoomTask {
                 .placements
                 .remove(&conference_id)
                 .map(|placement| placement.bridge),
-            BridgeRequest::UpdateEndpoint(_) | BridgeRequest::ExpireEndpoint { .. } => {
-                placed.map(|placement| placement.bridge.clone())
-            }
+            BridgeRequest::UpdateEndpoint(_)
+            | BridgeRequest::ExpireEndpoint { .. }
+            | BridgeRequest::AllocateRelay { .. }
+            | BridgeRequest::UpdateRelay(_)
+            | BridgeRequest::ExpireRelay { .. } => placed.map(|placement| placement.bridge.clone()),
         };
         match bridge.and_then(|bridge| Some((bridges.client(&bridge)?, bridge))) {
             Some((client, bridge)) => {
                 let expiry = matches!(
                     request,
-                    BridgeRequest::ExpireConference { .. } | BridgeRequest::ExpireEndpoint { .. }
+                    BridgeRequest::ExpireConference { .. }
+                        | BridgeRequest::ExpireEndpoint { .. }
+                        | BridgeRequest::ExpireRelay { .. }
                 );
                 let later = expiry.then(|| request.clone());
                 let bridges = bridges.clone();
@@ -251,60 +268,83 @@ impl RoomTask {
         }
     }
 
-    /// The bridge of the room's conference.
-    fn current_bridge(&self) -> Option<BridgeId> {
-        let conference_id = self.room.conference_id()?;
-        Some(self.placements.get(conference_id)?.bridge.clone())
+    /// The room's conferences on `bridge` (one, or none: a room spread over bridges has one
+    /// conference on each).
+    fn conferences_on(&self, bridge: &BridgeId) -> Vec<String> {
+        self.room
+            .conference_ids()
+            .into_iter()
+            .filter(|id| {
+                self.placements
+                    .get(id)
+                    .is_some_and(|placement| placement.bridge == *bridge)
+            })
+            .collect()
     }
 
     /// What the pool says: a failed bridge, a bridge available (for a conference left on a
-    /// failed one), or that news were missed (`None`: whatever is the case now).
+    /// failed one), a failed relay, or that news were missed (`None`: whatever is the case
+    /// now).
     fn on_news(&mut self, news: Option<News>) {
-        let Some(current) = self.current_bridge() else {
-            return;
-        };
-        let failed = match news {
-            Some(News::Failed(bridge)) => bridge == current,
-            Some(News::Restarted(bridge)) => {
-                if bridge == current {
-                    self.make_again(&current);
+        match news {
+            Some(News::Failed(bridge)) => {
+                for conference_id in self.conferences_on(&bridge) {
+                    self.move_off(&bridge, conference_id);
                 }
-                return;
             }
-            Some(News::Available(_)) | None => self.services.bridges.is_failed(&current),
-        };
-        if failed {
-            self.move_off(&current);
+            Some(News::Restarted(bridge)) => {
+                for conference_id in self.conferences_on(&bridge) {
+                    self.make_again(&bridge, conference_id);
+                }
+            }
+            Some(News::RelayFailed {
+                bridge,
+                conference_id,
+                relay_id,
+            }) => {
+                if self.conferences_on(&bridge).contains(&conference_id) {
+                    self.room
+                        .relay_failed(Instant::now(), &conference_id, &relay_id);
+                }
+            }
+            Some(News::Available(_)) | None => {
+                for conference_id in self.room.conference_ids() {
+                    let Some(bridge) = self
+                        .placements
+                        .get(&conference_id)
+                        .map(|p| p.bridge.clone())
+                    else {
+                        continue;
+                    };
+                    if self.services.bridges.is_failed(&bridge) {
+                        self.move_off(&bridge, conference_id);
+                    }
+                }
+            }
         }
     }
 
-    /// The conference's bridge restarted and lost it: everyone is invited again on a new
-    /// conference, placed anew (the restarted bridge included).
-    fn make_again(&mut self, bridge: &BridgeId) {
-        let Some(conference_id) = self.room.conference_id().map(str::to_owned) else {
-            return;
-        };
-        info!(room = %self.room.jid(), %bridge, "the conference's bridge restarted: inviting everyone again");
+    /// A conference's bridge restarted and lost it: its participants are invited again on a
+    /// new conference, placed anew (the restarted bridge included).
+    fn make_again(&mut self, bridge: &BridgeId, conference_id: String) {
+        info!(room = %self.room.jid(), %bridge, "the conference's bridge restarted: inviting its participants again");
         self.placements.remove(&conference_id);
         self.services.metrics.conferences_moved.inc();
-        self.room.bridge_failed(Instant::now());
+        self.room.conference_failed(Instant::now(), &conference_id);
     }
 
-    /// The room's conference moves off the failed `bridge` if another bridge can take it (with
-    /// none it stays: a bridge that was frozen still holds it when it thaws).
-    fn move_off(&mut self, bridge: &BridgeId) {
+    /// A conference of the room moves off the failed `bridge` if another bridge can take it
+    /// (with none it stays: a bridge that was frozen still holds it when it thaws).
+    fn move_off(&mut self, bridge: &BridgeId, conference_id: String) {
         if !self.services.bridges.has_alternative(bridge) {
             warn!(room = %self.room.jid(), %bridge, "the conference's bridge failed and no other can take it yet");
             return;
         }
-        let Some(conference_id) = self.room.conference_id().map(str::to_owned) else {
-            return;
-        };
         info!(room = %self.room.jid(), %bridge, "moving the conference off a failed bridge");
         self.placements.remove(&conference_id);
-        self.services.bridges.orphan(bridge, conference_id);
+        self.services.bridges.orphan(bridge, conference_id.clone());
         self.services.metrics.conferences_moved.inc();
-        self.room.bridge_failed(Instant::now());
+        self.room.conference_failed(Instant::now(), &conference_id);
     }
 
     /// The pool's next news; `None` inside when some were missed.

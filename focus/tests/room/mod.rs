@@ -44,6 +44,11 @@ pub struct Sim {
     pub requests: Vec<(RequestId, BridgeRequest)>,
     /// Every metric event so far.
     pub metrics: Vec<Metric>,
+    /// The bridges `answer_all` places conferences on, as its executor's pool would: (bridge,
+    /// region). Empty: conferences are made without being placed anywhere.
+    pub pool: Vec<(String, String)>,
+    /// Every request `answer_all` answered, in order.
+    pub answered: Vec<BridgeRequest>,
     next_id: u64,
 }
 
@@ -67,11 +72,46 @@ impl Sim {
             sent: Vec::new(),
             requests: Vec::new(),
             metrics: Vec::new(),
+            pool: Vec::new(),
+            answered: Vec::new(),
             next_id: 0,
         };
         sim.drain();
         sim.sent.clear();
         sim
+    }
+
+    /// A room capped at `per_bridge` participants per bridge, placed on the bridges `pool` (in
+    /// order, no region).
+    pub fn capped(per_bridge: u32, pool: &[&str]) -> Sim {
+        let mut sim = Sim::with_limits(
+            false,
+            RoomLimits {
+                participants_per_bridge: per_bridge,
+                ..RoomLimits::default()
+            },
+        );
+        sim.pool = pool
+            .iter()
+            .map(|bridge| (bridge.to_string(), String::new()))
+            .collect();
+        sim
+    }
+
+    /// The conference `nick`'s endpoint was last allocated in, from the answered requests.
+    pub fn conference_of(&self, nick: &str) -> String {
+        self.answered
+            .iter()
+            .rev()
+            .find_map(|request| match request {
+                BridgeRequest::AllocateEndpoint {
+                    conference_id,
+                    participant_id,
+                    ..
+                } if participant_id == nick => Some(conference_id.clone()),
+                _ => None,
+            })
+            .expect("an allocation")
     }
 
     fn drain(&mut self) {
@@ -124,6 +164,18 @@ impl Sim {
     /// The bridge of the room's conference failed (its executor says so).
     pub fn bridge_failed(&mut self) {
         self.room.bridge_failed(self.now);
+        self.drain();
+    }
+
+    /// The conference `conference_id` lost its bridge (its executor says so).
+    pub fn conference_failed(&mut self, conference_id: &str) {
+        self.room.conference_failed(self.now, conference_id);
+        self.drain();
+    }
+
+    /// The relay of `conference_id` to `relay_id` timed out (its bridge says so).
+    pub fn relay_failed(&mut self, conference_id: &str, relay_id: &str) {
+        self.room.relay_failed(self.now, conference_id, relay_id);
         self.drain();
     }
 
@@ -242,12 +294,63 @@ impl Sim {
         request
     }
 
-    /// Answers every request, and those they lead to, as a working bridge would.
+    /// Answers every request, and those they lead to, as a working bridge would; with a
+    /// `pool`, each `CreateConference` is placed first as the executor would (the first bridge
+    /// in the participant's region, else the first, never one of `avoid`, with `strict_region`
+    /// only in the region), and fails when no bridge fits.
     pub fn answer_all(&mut self) {
         while !self.requests.is_empty() {
             let (id, request) = self.requests.remove(0);
+            self.answered.push(request.clone());
+            if let (
+                BridgeRequest::CreateConference {
+                    conference_id,
+                    region,
+                    avoid,
+                    strict_region,
+                    ..
+                },
+                false,
+            ) = (&request, self.pool.is_empty())
+            {
+                let fitting: Vec<&(String, String)> = self
+                    .pool
+                    .iter()
+                    .filter(|(bridge, _)| !avoid.iter().any(|a| a.0 == *bridge))
+                    .filter(|(_, r)| !*strict_region || r == region)
+                    .collect();
+                let chosen = fitting
+                    .iter()
+                    .find(|(_, r)| !region.is_empty() && r == region)
+                    .or(fitting.first())
+                    .map(|&placed| placed.clone());
+                let Some((bridge, bridge_region)) = chosen else {
+                    self.answer(
+                        id,
+                        Err(BridgeError {
+                            call: "CreateConference",
+                            cause: "no bridge is available".to_owned(),
+                        }),
+                    );
+                    continue;
+                };
+                self.room.conference_placed(
+                    conference_id,
+                    tutti_focus::pool::BridgeId(bridge),
+                    bridge_region,
+                );
+            }
             self.answer(id, Ok(yes(&request)));
         }
+    }
+
+    /// Takes the requests `answer_all` answered for `call`.
+    pub fn take_answered(&mut self, call: &str) -> Vec<BridgeRequest> {
+        let (taken, kept) = std::mem::take(&mut self.answered)
+            .into_iter()
+            .partition(|request| request.call() == call);
+        self.answered = kept;
+        taken
     }
 
     pub fn take_sent(&mut self) -> Vec<Stanza> {
@@ -405,6 +508,11 @@ pub fn yes(request: &BridgeRequest) -> BridgeAnswer {
                 forwarded: update.sources.clone(),
             })
         }
+        BridgeRequest::AllocateRelay {
+            conference_id,
+            relay_id,
+            controlling,
+        } => BridgeAnswer::RelayAllocated(relay_transport(conference_id, relay_id, *controlling)),
         _ => BridgeAnswer::Done,
     }
 }
@@ -486,5 +594,42 @@ pub fn named_id(request: &BridgeRequest) -> String {
         BridgeRequest::CreateConference { conference_id, .. }
         | BridgeRequest::ExpireConference { conference_id } => conference_id.clone(),
         BridgeRequest::UpdateEndpoint(update) => update.endpoint_id.clone(),
+        BridgeRequest::AllocateRelay { relay_id, .. }
+        | BridgeRequest::ExpireRelay { relay_id, .. } => relay_id.clone(),
+        BridgeRequest::UpdateRelay(update) => update.relay_id.clone(),
+    }
+}
+
+/// What a bridge's `AllocateRelay` answers: its side of the relay (ICE role and DTLS setup by
+/// `controlling`, a link id made from the ids).
+pub fn relay_transport(
+    conference_id: &str,
+    relay_id: &str,
+    controlling: bool,
+) -> pb::RelayTransport {
+    let link_id = conference_id
+        .bytes()
+        .chain(relay_id.bytes())
+        .fold(1u32, |id, byte| {
+            id.wrapping_mul(31).wrapping_add(u32::from(byte))
+        })
+        .max(1);
+    pb::RelayTransport {
+        ice: Some(pb::IceParameters {
+            ufrag: format!("r-{conference_id}"),
+            pwd: "relay-password-relay-password".to_owned(),
+            controlling,
+        }),
+        candidates: bridge_transport(conference_id).candidates,
+        dtls: Some(pb::DtlsParameters {
+            hash: "sha-256".to_owned(),
+            fingerprint: format!("FP:{conference_id}"),
+            setup: if controlling {
+                pb::DtlsSetup::Active
+            } else {
+                pb::DtlsSetup::Passive
+            } as i32,
+        }),
+        link_id,
     }
 }

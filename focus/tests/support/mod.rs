@@ -21,7 +21,9 @@ use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::Stanza;
-use tutti_focus::jingle::{Action, Jingle};
+use tutti_focus::jingle::{
+    Action, Content, GroupSemantics, Jingle, RtpDescription, Source, SourceGroup,
+};
 use tutti_focus::jitsi::WebSocket;
 use tutti_participant::{Participant, ParticipantConfig};
 use tutti_test_harness::ejabberd::{self, Ejabberd};
@@ -866,6 +868,42 @@ pub async fn accept(
     media
 }
 
+/// A session-accept without the video sources (and their group).
+pub fn without_video(accept: &mut Jingle) {
+    for description in accept
+        .contents
+        .iter_mut()
+        .filter_map(|content| content.description.as_mut())
+        .filter(|description| description.media.as_deref() == Some("video"))
+    {
+        description.sources.clear();
+        description.source_groups.clear();
+    }
+}
+
+/// A `source-add` or `source-remove` of `user`'s camera (VP8 SSRC and its RTX, FID group), as
+/// lib-jitsi-meet sends it.
+pub fn video_update(action: Action, sid: &str, user: &str, ssrcs: [u32; 2]) -> Jingle {
+    let mut description = RtpDescription::new("video");
+    for ssrc in ssrcs {
+        let mut source = Source::new(ssrc);
+        source.name = Some(format!("{user}-v0"));
+        description.sources.push(source);
+    }
+    description.source_groups = vec![SourceGroup::new(GroupSemantics::Fid, ssrcs.to_vec())];
+    let mut content = Content::new("video");
+    content.description = Some(description);
+    let mut jingle = Jingle::new(action, sid);
+    jingle.contents.push(content);
+    jingle
+}
+
+/// Whether `stanza` is a Jingle request of `action`.
+pub fn is_jingle(stanza: &Stanza, action: Action) -> bool {
+    matches!(stanza, Stanza::Iq(Iq::Set { payload, .. })
+        if Jingle::from_element(payload).is_ok_and(|jingle| jingle.action == action))
+}
+
 /// Packets received from `ssrc` so far.
 pub fn received(participant: &Participant, ssrc: u32) -> u64 {
     participant
@@ -1032,4 +1070,206 @@ impl<'a> Watched<'a> {
         assert!(baseline[1].frame_rate > 10.0, "baseline: {baseline:?}");
         baseline
     }
+}
+
+/// Set in an [`Attacker`]'s process; its value is the JSON the test gave it.
+const ATTACKER: &str = "TUTTI_ATTACKER";
+/// What starts the lines an attacker says to its test on its stdout.
+const ATTACKER_SAYS: &str = "attacker says: ";
+
+/// The attacker of a hostile test, in a process of its own: this test binary again, running
+/// the same test (which, seeing [`attacker_arguments`], plays the attacker), at a lower
+/// priority (`nice -n 10`). Alice's and bob's media are sent and received in the test's
+/// process; an attacker on a thread of it took their CPU on a 2-core machine (the media flood
+/// cost bob's camera 1.1 % loss, the nested stanzas' writer cost it 14 % of its frame rate),
+/// while a real attacker's CPU is its own. They talk in lines: the test's on the attacker's
+/// stdin, the attacker's after [`ATTACKER_SAYS`] on its stdout.
+pub struct Attacker {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    said: std::sync::mpsc::Receiver<String>,
+}
+
+impl Attacker {
+    /// Starts the attacker of `test_name` with `arguments`.
+    pub fn start(test_name: &str, arguments: &serde_json::Value) -> Attacker {
+        let exe = std::env::current_exe().expect("test executable path");
+        let mut child = Command::new("nice")
+            .args(["-n", "10"])
+            .arg(exe)
+            .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(ATTACKER, arguments.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting the attacker's process");
+        let stdin = child.stdin.take().expect("the attacker's stdin");
+        let stdout = child.stdout.take().expect("the attacker's stdout");
+        let (says, said) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Anywhere in the line: the test harness starts its first without a newline.
+                match line.split_once(ATTACKER_SAYS) {
+                    Some((_, line)) => {
+                        if says.send(line.to_owned()).is_err() {
+                            break;
+                        }
+                    }
+                    None => eprintln!("[attacker] {line}"),
+                }
+            }
+        });
+        Attacker {
+            child,
+            stdin: Some(stdin),
+            said,
+        }
+    }
+
+    /// Tells the attacker `line`.
+    pub fn tell(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("the attacker's stdin");
+        writeln!(stdin, "{line}").expect("telling the attacker");
+        stdin.flush().expect("telling the attacker");
+    }
+
+    /// The attacker's next line (within 5 minutes).
+    pub async fn hear(&mut self) -> String {
+        tokio::task::block_in_place(|| self.said.recv_timeout(Duration::from_secs(300)))
+            .expect("the attacker said nothing (it failed: see its output)")
+    }
+
+    /// Waits for the attacker to finish; it must succeed.
+    pub async fn finish(mut self) {
+        drop(self.stdin.take());
+        let status = tokio::task::block_in_place(|| self.child.wait()).expect("the attacker");
+        assert!(status.success(), "the attacker failed: {status}");
+    }
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// In an [`Attacker`]'s process: the arguments its test gave it.
+pub fn attacker_arguments() -> Option<serde_json::Value> {
+    let arguments = std::env::var(ATTACKER).ok()?;
+    Some(serde_json::from_str(&arguments).expect("the attacker's arguments"))
+}
+
+/// In an [`Attacker`]'s process: says `line` to the test.
+pub fn attacker_says(line: &str) {
+    println!("{ATTACKER_SAYS}{line}");
+}
+
+/// In an [`Attacker`]'s process: the test's next line.
+pub fn attacker_hears() -> String {
+    let mut line = String::new();
+    tokio::task::block_in_place(|| std::io::stdin().read_line(&mut line)).expect("the test's line");
+    line.trim_end().to_owned()
+}
+
+/// A client connection written and read as bytes, logged in (SASL PLAIN, which the test's
+/// Prosody allows on loopback) and bound: for what the typed client cannot send in reasonable
+/// time, such as stanzas nested 30,000 levels deep (tokio-xmpp's writer takes minutes for one
+/// in a debug build).
+pub struct RawXmppClient {
+    stream: tokio::net::TcpStream,
+    /// Received and not taken yet.
+    received: Vec<u8>,
+}
+
+impl RawXmppClient {
+    pub async fn connect(user: &str) -> RawXmppClient {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", C2S_PORT))
+            .await
+            .expect("connecting to Prosody");
+        let mut client = RawXmppClient {
+            stream,
+            received: Vec::new(),
+        };
+        client.open().await;
+        let token = base64(format!("\0{user}\0{USER_PASSWORD}").as_bytes());
+        client
+            .send(
+                format!(
+                    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>"
+                )
+                .as_bytes(),
+            )
+            .await;
+        client.read_until("<success").await;
+        client.open().await;
+        client
+            .send(b"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+            .await;
+        client.read_until("</iq>").await;
+        client
+    }
+
+    /// Opens a stream and reads its features.
+    async fn open(&mut self) {
+        self.send(
+            format!(
+                "<?xml version='1.0'?><stream:stream to='{DOMAIN}' xmlns='jabber:client' \
+                 xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+            )
+            .as_bytes(),
+        )
+        .await;
+        self.read_until("</stream:features>").await;
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.expect("sending");
+    }
+
+    /// What arrives up to and including `needle` (within [`TIMEOUT`] × 3).
+    pub async fn read_until(&mut self, needle: &str) -> String {
+        use tokio::io::AsyncReadExt;
+        let deadline = Instant::now() + TIMEOUT * 3;
+        loop {
+            if let Some(at) = self
+                .received
+                .windows(needle.len())
+                .position(|window| window == needle.as_bytes())
+            {
+                let taken: Vec<u8> = self.received.drain(..at + needle.len()).collect();
+                return String::from_utf8_lossy(&taken).into_owned();
+            }
+            let mut buffer = [0u8; 4096];
+            let left = deadline.saturating_duration_since(Instant::now());
+            let n = tokio::time::timeout(left, self.stream.read(&mut buffer))
+                .await
+                .unwrap_or_else(|_| panic!("{needle:?} did not arrive"))
+                .expect("reading");
+            assert!(n > 0, "the server closed the connection before {needle:?}");
+            self.received.extend_from_slice(&buffer[..n]);
+        }
+    }
+}
+
+/// Standard base64, with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

@@ -1,6 +1,7 @@
 //! The bridge core's datagram path as a whole: demultiplex → endpoint (ICE, DTLS, SRTP) →
 //! router, with no sockets.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use tutti_bridge::api::grpc::{media_from_pb, sources_from_pb};
 use tutti_bridge::media::core::Core;
 use tutti_bridge::media::outbox::Datagrams;
 use tutti_bridge::media::{
-    Command, EndpointSettings, RemoteSetup, RemoteTransport, SpeakerSettings,
+    Command, EndpointSettings, EndpointState, RemoteSetup, RemoteTransport, SpeakerSettings,
 };
 use tutti_ice::stun::{self, BindingRequest, Class, IntegrityKey, Message};
 use tutti_proto::bridge_v1 as pb;
@@ -176,6 +177,7 @@ fn connected(start: Instant) -> (Core, Vec<Peer>, Datagrams) {
                 }),
                 media: Some(media.clone()),
                 sources: Some(sources_from_pb(&sources(n, endpoint), 64).expect("valid sources")),
+                receive_mids: None,
             },
             &mut out,
         );
@@ -269,49 +271,126 @@ fn connected(start: Instant) -> (Core, Vec<Peer>, Datagrams) {
     (core, peers, out)
 }
 
+/// A core with its two connected peers, the clock they share and the core's outbox.
+struct Connected {
+    core: Core,
+    peers: Vec<Peer>,
+    out: Datagrams,
+    now: Instant,
+}
+
+impl Connected {
+    /// A core whose two peers went through ICE and DTLS (asserted: the setup itself must work).
+    fn new() -> Connected {
+        let start = Instant::now();
+        let (core, peers, out) = connected(start);
+        assert!(
+            peers.iter().all(|p| p.srtp.is_some()),
+            "the setup connects both peers"
+        );
+        Connected {
+            core,
+            peers,
+            out,
+            now: start + Duration::from_secs(1),
+        }
+    }
+
+    /// Each peer checks its pair again (ICE consent, RFC 7675), as a browser does every few
+    /// seconds, so the endpoints stay alive across inputs.
+    fn keep_alive(&mut self) {
+        let mut buf = vec![0u8; 512];
+        for peer in &self.peers {
+            let username = format!("{}:{PEER_UFRAG}", peer.local_ufrag);
+            let len = BindingRequest {
+                transaction_id: [peer.endpoint.as_bytes()[0]; 12],
+                username: &username,
+                password: LOCAL_PWD,
+                priority: 1_845_501_695,
+                role: stun::Role::Controlled(1),
+                use_candidate: false,
+            }
+            .encode(&mut buf)
+            .expect("room for a request");
+            self.core
+                .handle_datagram(self.now, peer.addr, &mut buf, len, &mut self.out);
+        }
+        self.out.sent.clear();
+    }
+
+    /// Feeds one input's [`Records`] (see [`bridge_core`]); false if an endpoint failed or
+    /// ended on the way (so a warm core is not reused).
+    fn feed(&mut self, data: &[u8]) -> bool {
+        let stranger = SocketAddr::from(([192, 0, 2, 7], 7));
+        let mut alive = true;
+        for (op, bytes) in Records::new(data) {
+            let peer = &mut self.peers[usize::from((op >> 3) & 1)];
+            let mut buf = bytes.to_vec();
+            buf.resize(bytes.len() + 64, 0);
+            let kind = (op & 0b111) % MEDIA_OPS;
+            let from = match kind {
+                0 => Some((peer.addr, bytes.len())),
+                1 | 2 => peer.srtp.as_mut().and_then(|(outbound, _)| {
+                    let protected = if kind == 1 {
+                        outbound.protect_rtp(&mut buf, bytes.len())
+                    } else {
+                        outbound.protect_rtcp(&mut buf, bytes.len())
+                    };
+                    protected.ok().map(|len| (peer.addr, len))
+                }),
+                3 => Some((stranger, bytes.len())),
+                _ => {
+                    self.now +=
+                        Duration::from_millis(u64::from(bytes.first().copied().unwrap_or(1)));
+                    None
+                }
+            };
+            if let Some((from, len)) = from {
+                self.core
+                    .handle_datagram(self.now, from, &mut buf, len, &mut self.out);
+            }
+            if self.core.poll_timeout() <= self.now {
+                self.core.handle_timeout(self.now, &mut self.out);
+            }
+            self.out.sent.clear();
+            while let Some(event) = self.core.poll_event() {
+                alive &= event.state == EndpointState::Connected;
+            }
+            while self.core.poll_forwarded().is_some() {}
+        }
+        alive
+    }
+}
+
 /// A conference of two connected endpoints fed a sequence of [`Records`]. Op bits 0-2: 0 a raw
 /// datagram from a peer, 1 plaintext RTP the peer protects first, 2 plaintext RTCP the peer
 /// protects first, 3 a raw datagram from an unknown address, 4 a pause of `bytes[0]` ms; bit 3
 /// picks the peer. The setup (ICE checks answered, DTLS handshakes with tutti-dtls clients)
-/// runs for every input, so the router is reached with packets only the fuzzer shaped.
+/// runs for every input, so the router is reached with packets only the fuzzer shaped, and
+/// each input's outcome depends on it alone.
 pub fn bridge_core(data: &[u8]) {
-    let start = Instant::now();
-    let (mut core, mut peers, mut out) = connected(start);
-    assert!(
-        peers.iter().all(|p| p.srtp.is_some()),
-        "the setup connects both peers"
-    );
-    let mut now = start + Duration::from_secs(1);
-    let stranger = SocketAddr::from(([192, 0, 2, 7], 7));
-    for (op, bytes) in Records::new(data) {
-        let peer = &mut peers[usize::from((op >> 3) & 1)];
-        let mut buf = bytes.to_vec();
-        buf.resize(bytes.len() + 64, 0);
-        let kind = (op & 0b111) % MEDIA_OPS;
-        let from = match kind {
-            0 => Some((peer.addr, bytes.len())),
-            1 | 2 => peer.srtp.as_mut().and_then(|(outbound, _)| {
-                let protected = if kind == 1 {
-                    outbound.protect_rtp(&mut buf, bytes.len())
-                } else {
-                    outbound.protect_rtcp(&mut buf, bytes.len())
-                };
-                protected.ok().map(|len| (peer.addr, len))
-            }),
-            3 => Some((stranger, bytes.len())),
-            _ => {
-                now += Duration::from_millis(u64::from(bytes.first().copied().unwrap_or(1)));
-                None
-            }
-        };
-        if let Some((from, len)) = from {
-            core.handle_datagram(now, from, &mut buf, len, &mut out);
+    Connected::new().feed(data);
+}
+
+thread_local! {
+    /// The warm target's connected core, kept from one input to the next.
+    static WARM: RefCell<Option<Connected>> = const { RefCell::new(None) };
+}
+
+/// [`bridge_core`] on a core connected once and kept across inputs: each input is fed to
+/// the same two endpoints after a second of simulated time and a consent check from each peer,
+/// and the core is connected anew only when an input made an endpoint fail or end. The two DTLS
+/// handshakes per input are most of [`bridge_core`]'s cost; the price of skipping them: an
+/// input's outcome also depends on the inputs before it in the process (SRTP replay windows,
+/// sequence numbers and estimates they left), so a crash found here is reproduced by replaying
+/// the run's inputs in order, or shrunk with `bridge_core`.
+pub fn bridge_core_warm(data: &[u8]) {
+    WARM.with_borrow_mut(|warm| {
+        let connected = warm.get_or_insert_with(Connected::new);
+        connected.now += Duration::from_secs(1);
+        connected.keep_alive();
+        if !connected.feed(data) {
+            *warm = None;
         }
-        if core.poll_timeout() <= now {
-            core.handle_timeout(now, &mut out);
-        }
-        out.sent.clear();
-        while core.poll_event().is_some() {}
-        while core.poll_forwarded().is_some() {}
-    }
+    });
 }

@@ -11,7 +11,7 @@ mod focus;
 mod media;
 mod signalling;
 
-pub use crate::core::bridge_core;
+pub use crate::core::{bridge_core, bridge_core_warm};
 pub use crate::focus::{jingle, pool, room};
 pub use crate::media::{
     dtls, ice_agent, rtcp, rtp, srtp, stun, SRTP_KEY, SRTP_SALT, STUN_PASSWORD,
@@ -30,6 +30,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("srtp", srtp),
     ("dtls", dtls),
     ("bridge_core", bridge_core),
+    ("bridge_core_warm", bridge_core_warm),
     ("jingle", jingle),
     ("room", room),
     ("pool", pool),

@@ -110,6 +110,7 @@ fn update_request(u: &mut Unstructured) -> Result<pb::UpdateEndpointRequest> {
         } else {
             None
         },
+        receive_mids: None,
     })
 }
 

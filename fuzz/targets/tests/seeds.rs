@@ -209,21 +209,20 @@ fn write_seeds() {
     let (_, rr) = &rtcp[1];
     let (_, pli) = &rtcp[2];
     let (_, compound) = rtcp.last().unwrap();
-    write(
-        "bridge_core",
-        "media",
-        &encode_records([
-            (1, &vp8[..]),
-            (1, &h264[..]),
-            (4, &[30][..]),
-            (10, &rr[..]),
-            (10, &pli[..]),
-            (2, &compound[..]),
-            (4, &[250][..]),
-            (0, &vp8[..]),
-            (3, &request[..]),
-        ]),
-    );
+    let core_media = encode_records([
+        (1, &vp8[..]),
+        (1, &h264[..]),
+        (4, &[30][..]),
+        (10, &rr[..]),
+        (10, &pli[..]),
+        (2, &compound[..]),
+        (4, &[250][..]),
+        (0, &vp8[..]),
+        (3, &request[..]),
+    ]);
+    // The warm variant reads the same records.
+    write("bridge_core", "media", &core_media);
+    write("bridge_core_warm", "media", &core_media);
 
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
     // The captured IQs carry no stream namespace of their own: their <jingle/> child is the seed.

@@ -658,8 +658,9 @@ fn srtp_keying(ssl: &SslRef) -> Result<(u16, Vec<u8>), Error> {
 }
 
 /// True if `data` is one or more complete DTLS 1.0/1.2 records (RFC 6347 section 4.1): a known
-/// content type, version major 0xFE, and lengths that tile the datagram exactly.
-fn is_dtls_record_sequence(mut data: &[u8]) -> bool {
+/// content type, version major 0xFE, and lengths that tile the datagram exactly. A [`Dtls`]
+/// session fails on a datagram that is not; a caller that would rather drop it checks first.
+pub fn is_dtls_record_sequence(mut data: &[u8]) -> bool {
     if data.is_empty() {
         return false;
     }

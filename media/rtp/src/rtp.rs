@@ -249,6 +249,80 @@ pub fn blank_extension(buf: &mut [u8], header: &Header, id: u8) -> bool {
     }
 }
 
+/// Copies the packet `src` (parsed as `header`) into `out` with the extension element `id` set
+/// to `value`, appended after the elements it has (an element `id` it has is blanked; trailing
+/// padding inside the block is reused), in the block's form: one-byte (id 1..=14, 1 to 16
+/// bytes; also for a packet without a block, which gets one) or two-byte (id 1..=255, up to
+/// 255 bytes). The payload and the packet's padding follow unchanged. Returns the length
+/// written. A block of another profile, or a value its form cannot carry, is `Unsupported`.
+pub fn copy_with_extension(
+    src: &[u8],
+    header: &Header,
+    id: u8,
+    value: &[u8],
+    out: &mut [u8],
+) -> Result<usize, Error> {
+    let two_byte = match header.extensions.map(|b| b.profile) {
+        None | Some(PROFILE_ONE_BYTE) => false,
+        Some(p) if p & 0xfff0 == PROFILE_TWO_BYTE => true,
+        Some(_) => return Err(Error::Unsupported),
+    };
+    let fits = if two_byte {
+        id != 0 && value.len() <= 255
+    } else {
+        (1..=14).contains(&id) && (1..=16).contains(&value.len())
+    };
+    if !fits {
+        return Err(Error::Unsupported);
+    }
+    let tail = src.get(header.payload_offset..).ok_or(Error::BadLength)?;
+    // Where the elements start in `out`, and the bytes of the kept ones (through the end of the
+    // last element; padding after it is dropped).
+    let (elements_at, kept) = match header.extensions {
+        Some(block) => {
+            let end = Elements::new(src, header)
+                .map(|e| e.value.end)
+                .max()
+                .unwrap_or(block.offset);
+            (block.offset, end - block.offset)
+        }
+        None => (header.payload_offset + 4, 0),
+    };
+    let element = if two_byte { 2 } else { 1 } + value.len();
+    let block_len = (kept + element).div_ceil(4) * 4;
+    if block_len / 4 > usize::from(u16::MAX) {
+        return Err(Error::Unsupported);
+    }
+    let total = elements_at + block_len + tail.len();
+    let out = out.get_mut(..total).ok_or(Error::BufferTooSmall)?;
+    match header.extensions {
+        Some(_) => out[..elements_at + kept].copy_from_slice(&src[..elements_at + kept]),
+        None => {
+            out[..header.payload_offset].copy_from_slice(&src[..header.payload_offset]);
+            out[header.payload_offset..header.payload_offset + 2]
+                .copy_from_slice(&PROFILE_ONE_BYTE.to_be_bytes());
+            out[0] |= 0x10;
+        }
+    }
+    out[elements_at - 2..elements_at].copy_from_slice(&((block_len / 4) as u16).to_be_bytes());
+    if let Some(old) = Elements::new(src, header).find(|e| e.id == id) {
+        out[old.id_at..old.value.end].fill(0);
+    }
+    let at = elements_at + kept;
+    let value_at = if two_byte {
+        out[at] = id;
+        out[at + 1] = value.len() as u8;
+        at + 2
+    } else {
+        out[at] = (id << 4) | (value.len() as u8 - 1);
+        at + 1
+    };
+    out[value_at..value_at + value.len()].copy_from_slice(value);
+    out[value_at + value.len()..elements_at + block_len].fill(0);
+    out[elements_at + block_len..].copy_from_slice(tail);
+    Ok(total)
+}
+
 /// Rewrites the sequence number in place (no-op on a buffer shorter than the fixed header).
 pub fn set_sequence(buf: &mut [u8], seq: u16) {
     if let Some(field) = buf.get_mut(2..4) {

@@ -114,6 +114,10 @@ fn exercise_rtp(buf: &mut [u8], rng: &mut Rng) -> bool {
     let _ = rtp::blank_extension(buf, &h, to);
     let _ = rtp::find_extension(buf, &h, from);
     let mut out = vec![0u8; rng.below(buf.len() as u64 + 8) as usize];
+    if let Ok(n) = rtp::copy_with_extension(buf, &h, (from % 14) + 1, b"mid", &mut out) {
+        let added = rtp::parse(&out[..n]).expect("a packet with an element added is valid");
+        assert_eq!(added.payload(&out[..n]), h.payload(buf));
+    }
     if let Ok(n) = rtp::write_rtx(buf, &h, 1, 2, 3, &mut out) {
         let rtx = rtp::parse(&out[..n]).expect("RTX of a valid packet is valid");
         assert_eq!(

@@ -161,6 +161,58 @@ fn blanked_extensions_become_padding_that_other_stacks_skip() {
 }
 
 #[test]
+fn an_extension_is_added_in_the_blocks_form_and_other_stacks_read_it() {
+    let mid = b"video-12";
+    for (profile, extensions, id) in [
+        (PROFILE_ONE_BYTE, vec![ext(3, b"ab"), ext(10, b"0")], 10u8),
+        (PROFILE_ONE_BYTE, Vec::new(), 4),
+        (PROFILE_TWO_BYTE, vec![ext(3, b"ab"), ext(200, b"x")], 201),
+    ] {
+        for padding in [false, true] {
+            let p = packet(profile, extensions.clone(), padding);
+            let src = p.marshal().unwrap();
+            let h = tr::parse(&src).unwrap();
+            let mut out = [0u8; 256];
+            let n = tr::copy_with_extension(&src, &h, id, mid, &mut out).unwrap();
+            let written = tr::parse(&out[..n]).unwrap();
+            assert_eq!(written.payload(&out[..n]), b"hello payload!!");
+            assert_eq!(
+                n - written.payload_end,
+                src.len() - h.payload_end,
+                "padding kept"
+            );
+            let ids: Vec<u8> = tr::extensions(&out[..n], &written)
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(ids.iter().filter(|&&i| i == id).count(), 1, "{ids:?}");
+            let back = theirs(&out[..n]);
+            assert_eq!(back.header.get_extension(id).as_deref(), Some(&mid[..]));
+            assert_eq!(back.header.csrc, vec![1, 2, 3]);
+            assert_eq!(
+                (back.header.sequence_number, back.header.ssrc),
+                (65535, 0x1234_5678)
+            );
+            for e in extensions.iter().filter(|e| e.id != id) {
+                assert_eq!(back.header.get_extension(e.id), Some(e.payload.clone()));
+            }
+            assert!(tr::copy_with_extension(&src, &h, id, mid, &mut out[..n - 1]).is_err());
+        }
+    }
+    // What the one-byte form cannot carry.
+    let src = packet(PROFILE_ONE_BYTE, vec![ext(3, b"ab")], false)
+        .marshal()
+        .unwrap();
+    let h = tr::parse(&src).unwrap();
+    let mut out = [0u8; 256];
+    for (id, value) in [(15u8, &b"0"[..]), (0, b"0"), (5, b""), (5, &[b'a'; 17][..])] {
+        assert_eq!(
+            tr::copy_with_extension(&src, &h, id, value, &mut out),
+            Err(Error::Unsupported)
+        );
+    }
+}
+
+#[test]
 fn setters_rewrite_fields_in_place() {
     let mut buf = packet(PROFILE_ONE_BYTE, vec![ext(1, b"ab")], true)
         .marshal()

@@ -421,6 +421,10 @@ pub struct RxStream {
     pub rid: Option<String>,
     pub rid_packets: u64,
     pub repaired_rid: Option<String>,
+    /// Every MID (sdes:mid, when [`PeerConfig::mid_ext`] maps it) the packets on `ssrc` and on
+    /// its RTX SSRC carried, with how many carried each; and how many carried none.
+    pub mids: Vec<(String, u64)>,
+    pub without_mid: u64,
     highest_seq: Option<u64>,
     wire_seen: HashSet<u64>,
     wire_last: Option<u64>,
@@ -444,6 +448,8 @@ impl RxStream {
             rid: None,
             rid_packets: 0,
             repaired_rid: None,
+            mids: Vec::new(),
+            without_mid: 0,
             highest_seq: None,
             wire_seen: HashSet::new(),
             wire_last: None,
@@ -452,6 +458,17 @@ impl RxStream {
 
     pub fn received(&self) -> usize {
         self.packets.len()
+    }
+
+    fn count_mid(&mut self, mid: Option<Mid>) {
+        let Some(mid) = mid else {
+            self.without_mid += 1;
+            return;
+        };
+        match self.mids.iter_mut().find(|(m, _)| m.as_str() == &*mid) {
+            Some((_, n)) => *n += 1,
+            None => self.mids.push((mid.to_string(), 1)),
+        }
     }
 
     /// Sequence numbers between the lowest and the highest received that never arrived.
@@ -1570,6 +1587,7 @@ impl SimPeer {
             RawPacket::RtpRx(header, payload) => {
                 let ssrc = *header.ssrc;
                 if let Some(stream) = self.rx.get_mut(&ssrc) {
+                    stream.count_mid(header.ext_vals.mid);
                     if let Some(rid) = header.ext_vals.rid {
                         stream.rid = Some(rid.to_string());
                         stream.rid_packets += 1;
@@ -1582,6 +1600,7 @@ impl SimPeer {
                 let Some(stream) = self.rx.get_mut(&main) else {
                     return;
                 };
+                stream.count_mid(header.ext_vals.mid);
                 if let Some(rid) = header.ext_vals.rid_repair {
                     stream.repaired_rid = Some(rid.to_string());
                 }

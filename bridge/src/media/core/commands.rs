@@ -91,12 +91,7 @@ impl Core {
                 media,
                 remote_endpoints,
             } => {
-                let Some((conference, slot)) = self
-                    .endpoint_slot(&conference_id, &relay_id)
-                    .filter(|&(_, slot)| {
-                        self.endpoints[slot].as_ref().is_some_and(|e| e.is_relay())
-                    })
-                else {
+                let Some((conference, slot)) = self.relay_slot(&conference_id, &relay_id) else {
                     return;
                 };
                 if let Some(transport) = transport {
@@ -126,12 +121,7 @@ impl Core {
                 conference_id,
                 relay_id,
             } => {
-                let Some((conference, slot)) = self
-                    .endpoint_slot(&conference_id, &relay_id)
-                    .filter(|&(_, slot)| {
-                        self.endpoints[slot].as_ref().is_some_and(|e| e.is_relay())
-                    })
-                else {
+                let Some((conference, slot)) = self.relay_slot(&conference_id, &relay_id) else {
                     return;
                 };
                 self.set_remote_endpoints(conference, slot, Vec::new(), now);
@@ -143,6 +133,7 @@ impl Core {
                 transport,
                 media,
                 sources,
+                receive_mids,
             } => {
                 let Some((conference, slot)) = self.participant_slot(&conference_id, &endpoint_id)
                 else {
@@ -158,9 +149,16 @@ impl Core {
                 if let Some(media) = media {
                     endpoint.media = media;
                 }
+                let mids_changed = receive_mids.is_some();
+                if let Some(mids) = receive_mids {
+                    endpoint.receive_mids = mids;
+                }
                 if let Some(router) = self.routers[conference].as_mut() {
                     if media_changed {
                         router.update_consumers(slot, &mut self.endpoints, &mut self.rng);
+                    }
+                    if mids_changed {
+                        router.update_receive_mids(slot, &self.endpoints);
                     }
                     if let Some(sources) = sources {
                         router.set_producers(
@@ -209,6 +207,12 @@ impl Core {
         let conference = *self.router_ids.get(conference_id)?;
         let router = self.routers[conference].as_ref()?;
         Some((conference, *router.by_endpoint_id.get(endpoint_id)?))
+    }
+
+    /// The router and endpoint slots of a relay to another bridge.
+    fn relay_slot(&self, conference_id: &str, relay_id: &str) -> Option<(usize, usize)> {
+        self.endpoint_slot(conference_id, relay_id)
+            .filter(|&(_, slot)| self.endpoints[slot].as_ref().is_some_and(|e| e.is_relay()))
     }
 
     /// The router and endpoint slots of a client of this bridge.

@@ -575,6 +575,12 @@ impl Core {
         let Some(endpoint) = self.endpoints[slot].as_mut() else {
             return;
         };
+        // Not a sequence of DTLS records: tutti-dtls would fail the session on it, and one
+        // datagram from (or spoofed as from) the participant's address must not end its media.
+        if !tutti_dtls::is_dtls_record_sequence(buf) {
+            self.counters.drop(DropReason::DtlsMalformed);
+            return;
+        }
         if !endpoint
             .transport
             .handle_dtls(from, buf, &self.cert, &self.settings, now)

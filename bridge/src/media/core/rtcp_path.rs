@@ -2,7 +2,9 @@
 //! sender (rate-limited), NACKs are answered from the producer's cache, sender reports are
 //! passed to the consumers' receivers, transport-cc feedback is matched against the send
 //! history. What the bridge sends of its own: receiver reports (with REMB for senders without
-//! transport-cc), transport-cc feedback and NACKs for what it lost from senders.
+//! transport-cc), transport-cc feedback and NACKs for what it lost from senders. On a relay the
+//! same per hop: each side reports what it receives on the relay, and reads the far side's
+//! reports of what it sends there.
 
 use std::time::Instant;
 
@@ -27,6 +29,10 @@ const MAX_REPORT_BLOCKS: usize = 31;
 const UPSTREAM: usize = 0;
 /// Index of the bridge → receiver hop.
 const DOWNSTREAM: usize = 1;
+/// Index of the other bridge → this one hop of a relay (what this bridge reports on it).
+const RELAY_IN: usize = 2;
+/// Index of this bridge → the other one (what the other reports on the relay).
+const RELAY_OUT: usize = 3;
 
 fn media_index(kind: MediaKind) -> usize {
     match kind {
@@ -175,6 +181,10 @@ impl Core {
         reports: rtcp::ReportBlocks<'_>,
         now: Instant,
     ) {
+        if self.endpoints[slot].as_ref().is_some_and(|e| e.is_relay()) {
+            self.on_relay_report_blocks(slot, conference, reports, now);
+            return;
+        }
         let now_us = self.micros(now);
         let Some(router) = self.routers[conference].as_ref() else {
             return;
@@ -211,6 +221,59 @@ impl Core {
                 let rtt_us = now_us - at - dlsr_us;
                 if rtt_us >= 0 {
                     self.counters.rtt.observe(&RTT_BOUNDS, rtt_us as f64 / 1e6);
+                }
+            }
+        }
+    }
+
+    /// The far bridge's report blocks about what this one sends on `relay`: they name the
+    /// encodings by their own SSRCs, as they cross. Their loss and jitter are the relay hop's
+    /// outgoing figures; the round trip on the relay from a block naming the last sender report
+    /// of that encoding this bridge passed on (at its arrival here).
+    fn on_relay_report_blocks(
+        &mut self,
+        relay: usize,
+        conference: usize,
+        reports: rtcp::ReportBlocks<'_>,
+        now: Instant,
+    ) {
+        let now_us = self.micros(now);
+        let Some(router) = self.routers[conference].as_ref() else {
+            return;
+        };
+        for block in reports {
+            let Some((producer, encoding)) = router
+                .route(block.ssrc)
+                .filter(|r| !r.rtx)
+                .and_then(|r| {
+                    let producer = router.producer(r.producer)?;
+                    Some((producer, producer.encodings.get(usize::from(r.encoding))?))
+                })
+                .filter(|(p, _)| p.consumers.iter().any(|c| c.relay && c.receiver == relay))
+            else {
+                continue;
+            };
+            self.counters.report_quality.observe(
+                RELAY_OUT,
+                media_index(producer.kind),
+                block.fraction_lost,
+                block.jitter,
+                encoding.stats.clock_rate(),
+            );
+            if block.last_sr == 0 {
+                continue;
+            }
+            let passed_on = encoding
+                .stats
+                .last_sender_report()
+                .filter(|&(lsr, _)| lsr == block.last_sr);
+            if let Some((_, at)) = passed_on {
+                let dlsr_us = i64::from(block.delay_since_last_sr) * 1_000_000 / 65_536;
+                let rtt_us = now_us - at - dlsr_us;
+                if rtt_us >= 0 {
+                    self.counters
+                        .relay_rtt
+                        .observe(&RTT_BOUNDS, rtt_us as f64 / 1e6);
                 }
             }
         }
@@ -546,13 +609,23 @@ impl Core {
         }
     }
 
-    /// Receiver reports for every sender's streams; REMB for senders without transport-cc.
+    /// Receiver reports for every sender's streams; REMB for senders without transport-cc. A
+    /// participant on another bridge sends through its relay: its streams are reported on the
+    /// relay (one RR per participant behind it), as the relay hop's.
     pub(super) fn send_receiver_reports(&mut self, now: Instant, out: &mut impl Outbox) {
         let now_us = self.micros(now);
-        for endpoint in self.endpoints.iter_mut().flatten() {
-            if !endpoint.transport.is_connected() || endpoint.producers.is_empty() {
+        for slot in 0..self.endpoints.len() {
+            let Some(endpoint) = self.endpoints[slot].as_ref() else {
+                continue;
+            };
+            let via = endpoint.relay().unwrap_or(slot);
+            let connected = self.endpoints[via]
+                .as_ref()
+                .is_some_and(|e| e.transport.is_connected());
+            if !connected || endpoint.producers.is_empty() {
                 continue;
             }
+            let direction = if via == slot { UPSTREAM } else { RELAY_IN };
             let Some(router) = self.routers[endpoint.conference].as_mut() else {
                 continue;
             };
@@ -575,7 +648,7 @@ impl Core {
                         blocks[count] = stats.report_block(ssrc, now_us);
                         if ssrc == media_ssrc {
                             self.counters.report_quality.observe(
-                                UPSTREAM,
+                                direction,
                                 media,
                                 blocks[count].fraction_lost,
                                 blocks[count].jitter,
@@ -590,8 +663,11 @@ impl Core {
             if count == 0 {
                 continue;
             }
-            let remb = !endpoint.wants_transport_cc();
-            let transport = &mut endpoint.transport;
+            let Some(sender) = self.endpoints[via].as_mut() else {
+                continue;
+            };
+            let remb = !sender.wants_transport_cc();
+            let transport = &mut sender.transport;
             let rtcp_ssrc = transport.rtcp_ssrc;
             let mut sent = false;
             out.push(|slot| {

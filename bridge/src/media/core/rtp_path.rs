@@ -282,6 +282,7 @@ impl Core {
         self.counters.packets_out[kind_index(kind)] += sent.packets;
         self.counters.bytes_out[kind_index(kind)] += sent.bytes;
         self.counters.relay_packets_sent += sent.relayed;
+        self.counters.relay_bytes_sent += sent.relayed_bytes;
         if kind == MediaKind::Video {
             self.counters.layer_switches[0] += u64::from(sent.started);
             self.counters.layer_switches[1] += u64::from(sent.switched_up);

@@ -65,6 +65,7 @@ fn first_checks(seed: u64, now: Instant) -> Vec<Vec<u8>> {
             }),
             media: None,
             sources: None,
+            receive_mids: None,
         },
         &mut out,
     );
