@@ -57,8 +57,12 @@
 //! that is below 90% of the send rate (the link was saturated); the receive rate is the lower of
 //! the whole cluster's and, when its last third arrived that much slower than it was sent, that
 //! third's (a bucket's burst went first). A saturated result sets the delay-based rate, up or
-//! down (the cluster measured the path), and overuse within 1 s of it is the cluster's own
-//! queue, not cut for; the rate then grows no further by itself than the lower of the last two
+//! down (the cluster measured the path). Overuse while a cluster is on its way (packets of it
+//! reported, not yet its result) or within 1 s of a saturated result is the cluster's own
+//! queue, not cut for (a cluster above the link's rate queues from its first packet, and the
+//! delay trend saw it before 80% of the cluster arrived: cut to 0.85 times what the receiver
+//! acknowledged, the media's rate, the rate fell to a fraction of the link, and the result
+//! arriving after was dropped); the rate then grows no further by itself than the lower of the last two
 //! such results (one may measure high; a sender
 //! below the link's rate, such as one sending a layer that fits, sees no delay that would stop
 //! it: it grew to 1.5 times what arrived, past a token bucket link's rate, until loss cut it),
@@ -202,10 +206,16 @@ impl BandwidthEstimator {
             .saturated_probe
             .filter(|&(at_us, _)| now_us.saturating_sub(at_us) <= PROBE_QUEUE_US);
         let usage = self.trendline.usage();
-        if let (Usage::Over, Some((_, bps))) = (usage, probe_queue) {
-            // The queue is the probe's own, and the rate is already what the probe measured
-            // (the media alone leaves the queue to drain): not a reason to cut further.
-            if bps < self.aimd.bps() {
+        let probes_queue = probe_queue.is_some() || self.prober.awaiting_result(now_us);
+        if usage == Usage::Over && probes_queue {
+            // The queue is a probe cluster's own: what the cluster measured sets the rate, up
+            // or down, and nothing else cuts it (the media alone leaves the queue to drain).
+            // Cut to what the receiver acknowledged meanwhile, the rate would fall to the media's
+            // (a receiver forwarded less than the link carries is probed above it), and the
+            // cluster's result, arriving after, be lost.
+            if let Some(result) = probe.filter(|result| result.saturated) {
+                self.aimd.on_probe(now_us, result.bps, true);
+            } else if let Some((_, bps)) = probe_queue.filter(|&(_, bps)| bps < self.aimd.bps()) {
                 self.aimd.on_probe(now_us, bps, true);
             }
         } else if usage == Usage::Over {

@@ -76,10 +76,13 @@ struct Received {
     /// its send and arrival times, and the bytes up to and with it.
     tail_start: Option<(i64, i64, u64)>,
     updated: bool,
+    /// When the cluster was decided, and whether it gave a result yet.
+    queued_us: i64,
+    resulted: bool,
 }
 
 impl Received {
-    fn new(cluster: ProbeCluster) -> Received {
+    fn new(cluster: ProbeCluster, queued_us: i64) -> Received {
         Received {
             cluster,
             packets: 0,
@@ -92,6 +95,8 @@ impl Received {
             last_arrival_us: i64::MIN,
             tail_start: None,
             updated: false,
+            queued_us,
+            resulted: false,
         }
     }
 
@@ -228,7 +233,7 @@ impl Prober {
                     let target = estimate_bps.saturating_mul(factor).min(MAX_BPS);
                     if target > estimate_bps && target > highest {
                         highest = target;
-                        self.queue(target);
+                        self.queue(now_us, target);
                     }
                 }
                 self.wait(now_us, highest);
@@ -243,7 +248,7 @@ impl Prober {
                 let due = now_us.saturating_sub(since_us) >= INTERVAL_US;
                 let target = estimate_bps.saturating_mul(FACTOR).min(MAX_BPS);
                 if allowed && wanted && due && target > estimate_bps {
-                    self.queue(target);
+                    self.queue(now_us, target);
                     self.wait(now_us, target);
                 }
             }
@@ -258,13 +263,13 @@ impl Prober {
             let bps = result.bps;
             let target = bps.saturating_mul(FACTOR).min(MAX_BPS);
             if allowed && wanted && !result.saturated && bps >= continue_bps && target > bps {
-                self.queue(target);
+                self.queue(now_us, target);
                 self.wait(now_us, target);
             }
         }
     }
 
-    fn queue(&mut self, target_bps: u64) {
+    fn queue(&mut self, now_us: i64, target_bps: u64) {
         let for_min_bytes = MIN_BYTES as u128 * 8_000_000 / u128::from(target_bps.max(1));
         let cluster = ProbeCluster {
             id: self.next_id,
@@ -276,7 +281,7 @@ impl Prober {
         if let Some(slot) = self.pending.iter_mut().find(|c| c.is_none()) {
             *slot = Some(cluster);
         }
-        self.received[self.next_slot] = Some(Received::new(cluster));
+        self.received[self.next_slot] = Some(Received::new(cluster, now_us));
         self.next_slot = (self.next_slot + 1) % CLUSTERS;
     }
 
@@ -311,9 +316,21 @@ impl Prober {
         let mut best = None;
         for received in self.received.iter_mut().flatten() {
             if std::mem::take(&mut received.updated) {
-                best = best.max(received.result());
+                let result = received.result();
+                received.resulted |= result.is_some();
+                best = best.max(result);
             }
         }
         best
+    }
+
+    /// A cluster is on its way: packets of it were reported, not yet enough for a result, and it
+    /// was sent within [`RESULT_TIMEOUT_US`]. A queue the path shows meanwhile is most likely
+    /// the cluster's own (a cluster above the path's rate queues from its first packets, and
+    /// the delay trend sees it before 80% of the cluster arrived).
+    pub fn awaiting_result(&self, now_us: i64) -> bool {
+        self.received.iter().flatten().any(|r| {
+            r.packets > 0 && !r.resulted && now_us.saturating_sub(r.queued_us) <= RESULT_TIMEOUT_US
+        })
     }
 }
