@@ -173,6 +173,7 @@ impl BandwidthEstimator {
         let mut rtt_sample: Option<i64> = None;
         for result in results {
             total = total.saturating_add(1);
+            self.prober.on_packet(result);
             let Some(arrival_us) = result.arrival_us else {
                 lost = lost.saturating_add(1);
                 continue;
@@ -182,7 +183,6 @@ impl BandwidthEstimator {
             if let Some(delta) = self.inter_arrival.push(result.send_us, arrival_us) {
                 self.trendline.update(delta);
             }
-            self.prober.on_packet(result);
             let since_sent = now_us.saturating_sub(result.send_us);
             if since_sent >= 0 {
                 rtt_sample = Some(rtt_sample.map_or(since_sent, |r| r.min(since_sent)));

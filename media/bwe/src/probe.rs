@@ -79,6 +79,8 @@ struct Received {
     /// When the cluster was decided, and whether it gave a result yet.
     queued_us: i64,
     resulted: bool,
+    /// A packet of it was reported lost: the path dropped, a queue beyond the cluster's own.
+    lost: bool,
 }
 
 impl Received {
@@ -97,6 +99,7 @@ impl Received {
             updated: false,
             queued_us,
             resulted: false,
+            lost: false,
         }
     }
 
@@ -296,9 +299,9 @@ impl Prober {
         };
     }
 
-    /// Counts a received packet of a cluster (of ours, remembered still).
+    /// Counts a packet of a cluster (of ours, remembered still), received or lost.
     pub fn on_packet(&mut self, result: &PacketResult) {
-        let (Some(id), Some(arrival_us)) = (result.probe_cluster, result.arrival_us) else {
+        let Some(id) = result.probe_cluster else {
             return;
         };
         let slot = self
@@ -306,8 +309,12 @@ impl Prober {
             .iter_mut()
             .flatten()
             .find(|r| r.cluster.id == id);
-        if let Some(received) = slot {
-            received.add(result.send_us, arrival_us, result.size);
+        match (slot, result.arrival_us) {
+            (Some(received), Some(arrival_us)) => {
+                received.add(result.send_us, arrival_us, result.size)
+            }
+            (Some(received), None) => received.lost = true,
+            (None, _) => {}
         }
     }
 
@@ -324,13 +331,17 @@ impl Prober {
         best
     }
 
-    /// A cluster is on its way: packets of it were reported, not yet enough for a result, and it
-    /// was sent within [`RESULT_TIMEOUT_US`]. A queue the path shows meanwhile is most likely
-    /// the cluster's own (a cluster above the path's rate queues from its first packets, and
-    /// the delay trend sees it before 80% of the cluster arrived).
+    /// A cluster is on its way: packets of it were reported, none lost, not yet enough for a
+    /// result, and it was sent within [`RESULT_TIMEOUT_US`]. A queue the path shows meanwhile
+    /// is most likely the cluster's own (a cluster above the path's rate queues from its first
+    /// packets, and the delay trend sees it before 80% of the cluster arrived); one that lost
+    /// packets met a full queue, which is congestion whoever made it.
     pub fn awaiting_result(&self, now_us: i64) -> bool {
         self.received.iter().flatten().any(|r| {
-            r.packets > 0 && !r.resulted && now_us.saturating_sub(r.queued_us) <= RESULT_TIMEOUT_US
+            r.packets > 0
+                && !r.resulted
+                && !r.lost
+                && now_us.saturating_sub(r.queued_us) <= RESULT_TIMEOUT_US
         })
     }
 }
