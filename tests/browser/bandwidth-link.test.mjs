@@ -57,22 +57,35 @@ test('a receiver behind a 600 kbit/s link decodes a lower layer, and the top one
     const shapedAt = Date.now();
     const linkBefore = world.linkStats(0);
     const atCap = await adaSeenBy(cyd);
+    let seen;
     const below = await waitFor('cyd to decode ada below the top layer', async () => {
       const c = await adaSeenBy(cyd);
+      seen = { ...c, estimate: await estimateFor(cyd), link: world.linkStats(0) };
       return c.height > 0 && c.height < TOP && c;
-    }, 10000);
+    }, 10000).catch((e) => {
+      throw new Error(`${e.message}; cyd then: ${JSON.stringify(seen)} (at the cap: ${JSON.stringify(atCap)}, link ${JSON.stringify(linkBefore)})`);
+    });
     const downAfterMs = Date.now() - shapedAt;
 
     // Ten seconds at the cap: Cyd decodes a lower layer all along, and on; Bob the top one.
     const samples = [];
     let previous = await adaSeenBy(cyd);
+    let dropped = world.linkStats(0).dropped;
     for (let second = 0; second < 10; second += 1) {
       await sleep(1000);
       const [b, c] = [await adaSeenBy(bob), await adaSeenBy(cyd)];
+      const link = world.linkStats(0);
       samples.push({
-        bob: b.height, cyd: c.height, cydFrames: c.frames - previous.frames, bobs: await estimateFor(bob), cyds: await estimateFor(cyd),
+        bob: b.height,
+        cyd: c.height,
+        cydFrames: c.frames - previous.frames,
+        cydFreezes: c.freezes - previous.freezes,
+        dropped: link.dropped - dropped,
+        bobs: await estimateFor(bob),
+        cyds: await estimateFor(cyd),
       });
       previous = c;
+      dropped = link.dropped;
     }
     const linkAfter = world.linkStats(0);
     const shapedS = (Date.now() - shapedAt) / 1000;
