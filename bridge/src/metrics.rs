@@ -504,6 +504,12 @@ impl Collector for BridgeCollector {
         )?;
         counter(
             e,
+            "tutti_bridge_retransmissions_superseded",
+            "NACKs not answered because the packet is of an encoding the receiver no longer gets",
+            c.retransmissions_superseded,
+        )?;
+        counter(
+            e,
             "tutti_bridge_nack_cache_misses",
             "NACKed packets no longer in the cache",
             c.nack_cache_misses,

@@ -191,7 +191,10 @@ fn temporal_layers_are_dropped_before_a_spatial_one() {
     assert_eq!(step(&mut call, 3_000_000), (layer(2), Some(2)));
     assert_eq!(step(&mut call, 1_100_000), (layer(1), Some(2)));
     assert_eq!(step(&mut call, 300_000), (layer(1), Some(1)));
-    assert_eq!(step(&mut call, 3_000_000), (layer(2), Some(2)));
+    // Up again once the top layer fitted for 2 s (bob was moved down less than 10 s ago).
+    step(&mut call, 3_000_000);
+    call.sim.run_for(Duration::from_secs(2));
+    assert_eq!(recent(&call), (layer(2), Some(2)));
     let stream = call.video_from(bob, &alice);
     assert_continuous(stream, "bob's view of alice");
     assert!(call.counters().temporal_drops > 0);

@@ -46,8 +46,11 @@ pub struct Congestion {
     pacer: Pacer,
     ranges: [Option<ClusterRange>; CLUSTER_RANGES],
     next_range: usize,
-    /// The cluster the packets being sent now are padding of (not counted again as media).
-    padding_for: Option<u32>,
+    /// The cluster the packets being sent now are padding of, and the bytes of the padding the
+    /// pacer counted already that they have not used up (what goes beyond is counted: a
+    /// retransmission of 1200 bytes for 265 of padding sent clusters at four times their rate,
+    /// 18 kB at once that overflowed a 600 kbit/s tbf link's queue at every probe).
+    padding_for: Option<(u32, u32)>,
     desired_bps: u64,
     /// The estimate the receiver's allocator last ran with.
     allocated_with_bps: u64,
@@ -183,9 +186,14 @@ impl Congestion {
     /// packet is counted as sent, with the probe cluster it belongs to.
     pub fn try_send(&mut self, now_us: i64, bytes: usize, paced: bool) -> Pace {
         let bytes = bytes.min(u32::MAX as usize) as u32;
-        if let Some(id) = self.padding_for {
+        if let Some((id, left)) = self.padding_for.as_mut() {
+            let beyond = bytes.saturating_sub(*left);
+            *left = left.saturating_sub(bytes);
+            if beyond > 0 {
+                self.pacer.account(now_us, beyond);
+            }
             return Pace::Now {
-                probe_cluster: Some(id),
+                probe_cluster: Some(*id),
             };
         }
         if !paced {
@@ -282,9 +290,10 @@ impl Congestion {
         self.pacer.poll_padding(now_us)
     }
 
-    /// Packets sent from now on are padding of `cluster` (already counted by the pacer).
-    pub fn begin_padding(&mut self, cluster: u32) {
-        self.padding_for = Some(cluster);
+    /// Packets sent from now on are `padding` (counted by the pacer as it gave it; the bytes
+    /// sent beyond it are counted as they go).
+    pub fn begin_padding(&mut self, padding: Padding) {
+        self.padding_for = Some((padding.probe_cluster, padding.bytes));
     }
 
     pub fn end_padding(&mut self) {
@@ -342,7 +351,7 @@ mod tests {
         let padding = (0..10)
             .find_map(|t| c.poll_padding(t * 1000))
             .expect("the first probe cluster starts");
-        c.begin_padding(padding.probe_cluster);
+        c.begin_padding(padding);
         for seq in [100, 101] {
             let Pace::Now { probe_cluster } = c.try_send(1_000, 1200, true) else {
                 panic!("padding is not paced");
@@ -363,6 +372,35 @@ mod tests {
         assert_eq!(c.cluster_of(101), Some(padding.probe_cluster));
         assert_eq!(c.cluster_of(99), None);
         assert_eq!(c.cluster_of(109), None);
+    }
+
+    #[test]
+    fn a_retransmission_larger_than_a_probes_padding_counts_against_its_rate() {
+        let mut c = Congestion::new(300_000);
+        c.allocated(300_000, 5_000_000);
+        let (start_us, padding) = (0..10)
+            .find_map(|t| c.poll_padding(t * 1000).map(|p| (t * 1000, p)))
+            .expect("the first probe cluster starts");
+        // The first cluster goes at 900 kbit/s: 225 bytes of padding per 2 ms.
+        assert_eq!(padding.bytes, 225);
+        c.begin_padding(padding);
+        assert!(matches!(
+            c.try_send(start_us, 1200, true),
+            Pace::Now {
+                probe_cluster: Some(_)
+            }
+        ));
+        c.end_padding();
+        // 1200 bytes at 900 kbit/s take 10.7 ms: the cluster's next packet waits that long.
+        let next_us = (start_us + 1..start_us + 20_000)
+            .step_by(100)
+            .find(|&t| c.poll_padding(t).is_some())
+            .expect("the cluster goes on");
+        assert!(
+            next_us - start_us >= 10_600,
+            "next padding after {} µs",
+            next_us - start_us
+        );
     }
 
     #[test]

@@ -70,6 +70,10 @@ pub enum Admission {
 /// The height a relay is taken to want of every video it gets (it gets all their encodings).
 pub const RELAY_WANTED_HEIGHT: u32 = 2160;
 
+/// See [`Consumer::settle`].
+const RECENTLY_DOWN_US: i64 = 10_000_000;
+const UP_AFTER_DOWN_US: i64 = 2_000_000;
+
 pub struct Consumer {
     /// The receiving endpoint's slot.
     pub receiver: usize,
@@ -88,6 +92,10 @@ pub struct Consumer {
     temporal: u8,
     /// A packet of the target encoding went by while the consumer waited for its key frame.
     pub waiting_for_keyframe: bool,
+    /// When the allocator last moved it down to a lower encoding, and since when an encoding
+    /// above the target has fitted since (see [`Consumer::settle`]).
+    moved_down_us: Option<i64>,
+    fits_higher_since_us: Option<i64>,
     /// The MID its receiver gets this stream under (written into every packet sent to it, when
     /// its media negotiated the sdes:mid extension); `None`: sent without one.
     pub mid: Option<Mid>,
@@ -117,10 +125,37 @@ impl Consumer {
             wanted_height: if relay { RELAY_WANTED_HEIGHT } else { 0 },
             temporal: 0,
             waiting_for_keyframe: false,
+            moved_down_us: None,
+            fits_higher_since_us: None,
             mid: None,
             rewriter: Rewriter::new(clock_rate, before.map(|s| s.last_sequence)),
             next_rtx_sequence: rtx_start,
         }
+    }
+
+    /// The allocator chose `chosen`: the target it becomes. Moving up to a higher encoding
+    /// within [`RECENTLY_DOWN_US`] of moving down waits until it fitted for [`UP_AFTER_DOWN_US`]
+    /// (the encoding it left did not fit; the bitrate a sender short of CPU gives a layer dips
+    /// for a second at times, and a receiver moved up in the dip is moved down at the next
+    /// peak, each switch at a key frame: behind a 600 kbit/s link, Chromium's 720 lines came
+    /// back for a second, with two freezes, in 3 of 11 runs of bandwidth-link.test.mjs).
+    pub fn settle(&mut self, chosen: Option<Layer>, now_us: i64) -> Option<Layer> {
+        let spatial = |layer: Option<Layer>| layer.map(|l| l.spatial);
+        let (to, from) = (spatial(chosen), spatial(self.target));
+        let recently_down = self
+            .moved_down_us
+            .is_some_and(|t| now_us.saturating_sub(t) < RECENTLY_DOWN_US);
+        if to < from {
+            self.moved_down_us = Some(now_us);
+        } else if to > from && recently_down {
+            let since = *self.fits_higher_since_us.get_or_insert(now_us);
+            if now_us.saturating_sub(since) < UP_AFTER_DOWN_US {
+                return self.target;
+            }
+        }
+        self.fits_higher_since_us = None;
+        self.target = chosen;
+        chosen
     }
 
     /// Decides what to do with a packet (and moves to its encoding when it is the key frame

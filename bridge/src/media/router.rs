@@ -61,6 +61,11 @@ pub enum RetransmitError {
     Missed,
     /// In the cache, but the receiver cannot be sent to now.
     NotSent,
+    /// Video of an encoding the receiver is no longer forwarded: it decodes from the key frame
+    /// that began the one it gets now, and the packet would take its link for nothing (behind
+    /// a 600 kbit/s link, Chromium NACKs what the link dropped of the layer it was moved down
+    /// from, each packet up to ten times).
+    Superseded,
 }
 
 #[derive(Default)]
@@ -494,6 +499,9 @@ impl Router {
             .ok_or(RetransmitError::Missed)?;
         let (layer, original_sequence) =
             consumer.incoming(sequence).ok_or(RetransmitError::Missed)?;
+        if kind == MediaKind::Video && consumer.current != Some(layer) {
+            return Err(RetransmitError::Superseded);
+        }
         let original = encodings
             .get(usize::from(layer))
             .and_then(|e| e.cache.as_ref()?.get(original_sequence))
@@ -743,12 +751,12 @@ impl Router {
         self.allocation.run(last_n, bps);
         self.forwarded.clear();
         for (i, &(p, owner)) in self.allocated.iter().enumerate() {
-            let layer = self.allocation.chosen[i];
+            let mut layer = self.allocation.chosen[i];
             if let Some(consumer) = self.producers[p]
                 .as_mut()
                 .and_then(|producer| producer.consumer_of(receiver))
             {
-                consumer.target = layer;
+                layer = consumer.settle(layer, now_us);
                 consumer.wanted_height = self.allocation.wanted[i];
             }
             let tag = endpoints[owner].as_ref().map_or(0, |e| e.tag);

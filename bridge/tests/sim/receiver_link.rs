@@ -4,7 +4,7 @@
 //! bandwidth scenarios and `bench/quality`.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tutti_bridge::media::constraints::ConstraintsUpdate;
 use tutti_sim::{LinkConfig, NodeId, PeerConfig, SimPeer};
@@ -25,9 +25,17 @@ impl Scenario {
 
     /// Alice's top layer at `top_bps` (each lower one a quarter of the next).
     pub fn with_top_layer(seed: u64, top_bps: u32) -> Scenario {
+        Scenario::with_layers(seed, [top_bps >> 4, top_bps >> 2, top_bps])
+    }
+
+    /// Alice's layers (180, 360 and 720 lines) at these bitrates.
+    pub fn with_layers(seed: u64, layers_bps: [u32; 3]) -> Scenario {
         let mut call = Call::new(seed, 20);
         call.mint_outputs = true;
-        let alice = call.peer_config("alice").simulcast(3, top_bps);
+        let mut alice = call.peer_config("alice").simulcast(3, layers_bps[2]);
+        for (layer, bps) in alice.video.iter_mut().zip(layers_bps) {
+            layer.bitrate_bps = bps;
+        }
         let mut bob = call.peer_config("bob");
         bob.video.clear();
         let bob_ip = bob.addr.ip();
@@ -53,6 +61,18 @@ impl Scenario {
     /// The link from the bridge to bob: a bottleneck of `bps` with 250 ms of queue, or none.
     pub fn cap(&mut self, bps: Option<u64>) {
         self.shape(bps, 0.0, Duration::ZERO);
+    }
+
+    /// The link from the bridge to bob: a token bucket of `bps` as `tc … tbf rate … burst 4kb
+    /// latency 200ms` (the browser test's link: 4 kB pass at once after an idle spell, 200 ms
+    /// of queue), and 20 ms of delay.
+    pub fn token_bucket(&mut self, bps: u64) {
+        const BURST: usize = 4096;
+        let link = LinkConfig::new()
+            .delay(Duration::from_millis(20))
+            .token_bucket(bps, (bps / 8 / 5) as usize + BURST, BURST);
+        let bridge = self.call.bridge_ip();
+        self.call.sim.net.set_link(bridge, self.bob_ip, link);
     }
 
     /// The link from the bridge to bob: a bottleneck of `bps` (250 ms of queue) or none,
@@ -93,6 +113,13 @@ impl Scenario {
     pub fn stays_below(&mut self, layer: usize, d: Duration) -> Result<(), String> {
         let from = self.call.sim.now();
         self.call.sim.run_for(d);
+        self.stayed_below(layer, from)
+    }
+
+    /// Whether bob got none of layer `layer` of alice's video since `from` (retransmissions
+    /// aside), and no freeze: never 500 ms without a packet of it.
+    pub fn stayed_below(&self, layer: usize, from: Instant) -> Result<(), String> {
+        let d = self.call.sim.now().duration_since(from);
         let stream = self.call.video_from(self.bob, &self.alice);
         let recent: Vec<_> = stream
             .packets

@@ -71,6 +71,13 @@ impl LinkCapacity {
         self.estimate_kbps = estimate.is_finite().then_some(estimate);
     }
 
+    /// A probe cluster that filled the path measured it (libwebrtc weighs such a result half).
+    fn on_probe(&mut self, bps: f64) {
+        let sample = bps / 1000.0;
+        let estimate = self.estimate_kbps.map_or(sample, |e| (e + sample) / 2.0);
+        self.estimate_kbps = estimate.is_finite().then_some(estimate);
+    }
+
     fn reset(&mut self) {
         self.estimate_kbps = None;
     }
@@ -83,6 +90,15 @@ pub(crate) struct Aimd {
     capacity: LinkCapacity,
     /// The last acknowledged rate given, used when an update comes without one.
     acked_bps: Option<f64>,
+    /// What the last two probe clusters that filled the path measured, the lower: the rate
+    /// does not grow beyond it by itself (a sender that does not fill the link, such as one
+    /// sending the layer below, sees no delay that would stop it; on a token bucket link it
+    /// grew up to 1.5 times what arrived, the allocator chose the layer above, and loss cut
+    /// it). Two, because one may measure high (Chromium's arrival times behind a 600 kbit/s
+    /// tbf link gave 616–653 kbit/s at times). A probe that arrives faster lifts it.
+    probed_bps: Option<f64>,
+    /// The last such probe's result.
+    last_probe_bps: Option<f64>,
 }
 
 impl Aimd {
@@ -96,6 +112,8 @@ impl Aimd {
                 variance: CAPACITY_VARIANCE_MIN,
             },
             acked_bps: None,
+            probed_bps: None,
+            last_probe_bps: None,
         }
     }
 
@@ -103,10 +121,32 @@ impl Aimd {
         self.bps as u64
     }
 
-    /// Sets the rate (a probe's result, or halving before anything was acknowledged).
+    /// Sets the rate (halving before anything was acknowledged, or lowering it to what a probe
+    /// or the path showed).
     pub fn set(&mut self, now_us: i64, bps: u64) {
         self.bps = clamp(bps as f64);
         self.last_change_us = Some(now_us);
+    }
+
+    /// A probe cluster's result sets the rate. One that filled the path (`saturated`) measured
+    /// it: the rate grows no further by itself, and near it only additively (the result counts
+    /// as the link's capacity, as an overuse at that rate would); one that did not lifts what an
+    /// earlier one measured, if it went beyond.
+    pub fn on_probe(&mut self, now_us: i64, bps: u64, saturated: bool) {
+        self.set(now_us, bps);
+        if saturated {
+            let measured = self.bps;
+            let probed = self
+                .last_probe_bps
+                .map_or(measured, |last| last.min(measured));
+            self.last_probe_bps = Some(measured);
+            self.probed_bps = Some(probed);
+            self.bps = probed;
+            self.capacity.on_probe(probed);
+        } else if self.probed_bps.is_some_and(|probed| self.bps > probed) {
+            self.probed_bps = None;
+            self.last_probe_bps = None;
+        }
     }
 
     fn elapsed_us(&self, now_us: i64) -> i64 {
@@ -143,8 +183,9 @@ impl Aimd {
                 if throughput.is_some_and(|t| t > self.capacity.upper_bps()) {
                     self.capacity.reset();
                 }
-                let limit =
-                    throughput.map_or(f64::INFINITY, |t| ACKED_HEADROOM * t + ACKED_HEADROOM_BPS);
+                let limit = throughput
+                    .map_or(f64::INFINITY, |t| ACKED_HEADROOM * t + ACKED_HEADROOM_BPS)
+                    .min(self.probed_bps.unwrap_or(f64::INFINITY));
                 if self.bps < limit {
                     let elapsed_s = (self.elapsed_us(now_us) as f64 / 1e6).min(1.0);
                     let step = if self.capacity.estimate_kbps.is_some() {
@@ -194,4 +235,36 @@ fn clamp(bps: f64) -> f64 {
         return MIN_BPS as f64;
     }
     bps.clamp(MIN_BPS as f64, MAX_BPS as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_grows_no_further_than_the_lower_of_the_last_two_probes_that_filled_the_path() {
+        let mut aimd = Aimd::new(300_000);
+        let grow = |aimd: &mut Aimd, from_s: i64| {
+            for step in 1..=20 {
+                let now_us = from_s * 1_000_000 + step * 100_000;
+                aimd.update(now_us, Usage::Normal, Some(1_000_000), 50_000);
+            }
+        };
+        aimd.on_probe(0, 570_000, true);
+        // Far more arrives than that (or the headroom above it would allow): no growth.
+        grow(&mut aimd, 0);
+        assert_eq!(aimd.bps(), 570_000);
+        // One probe measuring higher: the lower of the two holds.
+        aimd.on_probe(3_000_000, 640_000, true);
+        grow(&mut aimd, 3);
+        assert_eq!(aimd.bps(), 570_000);
+        // Two: it moves up.
+        aimd.on_probe(8_000_000, 640_000, true);
+        grow(&mut aimd, 8);
+        assert_eq!(aimd.bps(), 640_000);
+        // A probe that arrived as fast as it went, above that: lifted, and growth resumes.
+        aimd.on_probe(13_000_000, 1_200_000, false);
+        grow(&mut aimd, 13);
+        assert!(aimd.bps() > 1_200_000, "{}", aimd.bps());
+    }
 }

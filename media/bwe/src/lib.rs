@@ -55,11 +55,20 @@
 //! the rate it was sent whatever the link carries). Its result (given 80% of its packets and
 //! bytes arrived) is the lower of its send and receive rates, or 95% of the receive rate when
 //! that is below 90% of the send rate (the link was saturated); the receive rate is the lower of
-//! the whole cluster's and, when its second half arrived that much slower than it was sent, that
-//! half's (a bucket's burst went first). A saturated result sets the delay-based rate, up or
-//! down (the cluster measured the path), and overuse within 1 s of it is the cluster's own
-//! queue, not cut for; another result above the estimate raises it; a result of at least 70% of
-//! the rate probed that did not saturate probes again at twice the result.
+//! the whole cluster's and, when its last third arrived that much slower than it was sent, that
+//! third's (a bucket's burst went first). A saturated result sets the delay-based rate, up or
+//! down (the cluster measured the path). Overuse while a cluster is on its way (packets of it
+//! reported, not yet its result) or within 1 s of a saturated result is the cluster's own
+//! queue, not cut for (a cluster above the link's rate queues from its first packet, and the
+//! delay trend saw it before 80% of the cluster arrived: cut to 0.85 times what the receiver
+//! acknowledged, the media's rate, the rate fell to a fraction of the link, and the result
+//! arriving after was dropped); the rate then grows no further by itself than the lower of the last two
+//! such results (one may measure high; a sender
+//! below the link's rate, such as one sending a layer that fits, sees no delay that would stop
+//! it: it grew to 1.5 times what arrived, past a token bucket link's rate, until loss cut it),
+//! and near it additively. Another result above the estimate raises it (and lifts that limit
+//! once above it); a result of at least 70% of the rate probed that did not saturate probes
+//! again at twice the result.
 //!
 //! The [`Pacer`] sends media at [`PACING_FACTOR`] times the media rate, runs the probe
 //! clusters, and says how much padding they need.
@@ -164,6 +173,7 @@ impl BandwidthEstimator {
         let mut rtt_sample: Option<i64> = None;
         for result in results {
             total = total.saturating_add(1);
+            self.prober.on_packet(result);
             let Some(arrival_us) = result.arrival_us else {
                 lost = lost.saturating_add(1);
                 continue;
@@ -173,7 +183,6 @@ impl BandwidthEstimator {
             if let Some(delta) = self.inter_arrival.push(result.send_us, arrival_us) {
                 self.trendline.update(delta);
             }
-            self.prober.on_packet(result);
             let since_sent = now_us.saturating_sub(result.send_us);
             if since_sent >= 0 {
                 rtt_sample = Some(rtt_sample.map_or(since_sent, |r| r.min(since_sent)));
@@ -197,11 +206,17 @@ impl BandwidthEstimator {
             .saturated_probe
             .filter(|&(at_us, _)| now_us.saturating_sub(at_us) <= PROBE_QUEUE_US);
         let usage = self.trendline.usage();
-        if let (Usage::Over, Some((_, bps))) = (usage, probe_queue) {
-            // The queue is the probe's own, and the rate is already what the probe measured
-            // (the media alone leaves the queue to drain): not a reason to cut further.
-            if bps < self.aimd.bps() {
-                self.aimd.set(now_us, bps);
+        let probes_queue = probe_queue.is_some() || self.prober.awaiting_result(now_us);
+        if usage == Usage::Over && probes_queue {
+            // The queue is a probe cluster's own: what the cluster measured sets the rate, up
+            // or down, and nothing else cuts it (the media alone leaves the queue to drain).
+            // Cut to what the receiver acknowledged meanwhile, the rate would fall to the media's
+            // (a receiver forwarded less than the link carries is probed above it), and the
+            // cluster's result, arriving after, be lost.
+            if let Some(result) = probe.filter(|result| result.saturated) {
+                self.aimd.on_probe(now_us, result.bps, true);
+            } else if let Some((_, bps)) = probe_queue.filter(|&(_, bps)| bps < self.aimd.bps()) {
+                self.aimd.on_probe(now_us, bps, true);
             }
         } else if usage == Usage::Over {
             if self.aimd.time_to_reduce(now_us, acked, self.rtt_us) {
@@ -211,7 +226,7 @@ impl BandwidthEstimator {
                 }
             }
         } else if let Some(result) = probe {
-            self.aimd.set(now_us, result.bps);
+            self.aimd.on_probe(now_us, result.bps, result.saturated);
         } else {
             self.aimd.update(now_us, usage, acked, self.rtt_us);
         }

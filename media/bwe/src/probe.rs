@@ -21,6 +21,12 @@ const MIN_PACKETS: u32 = 5;
 /// once; a cluster within that reaches the receiver at the rate it was sent, whatever the link
 /// carries. 15 ms at 1.2 Mbit/s is 2.25 kB, less than the 4 kB bucket of a tbf link.
 const MIN_BYTES: u64 = 12_000;
+/// The tail of a cluster, measured on its own, starts with the packet with which this
+/// fraction of its bytes arrived. A bucket of B bytes, with a cluster sent at k times the
+/// link's rate, empties once k B / (k - 1) bytes were sent: 8 kB of 12 at twice the rate for the
+/// 4 kB of a tbf link. Measured from half the cluster, the tail still had some of the bucket
+/// and came out at 1.1 times the link's rate, and the estimate a little above it.
+const TAIL_FROM: f64 = 2.0 / 3.0;
 /// A result needs this fraction of the cluster's packets and bytes received.
 const MIN_RECEIVED: f64 = 0.8;
 /// Send and receive spans longer than this are not a probe's.
@@ -66,14 +72,19 @@ struct Received {
     first_arrival_us: i64,
     first_arrival_bytes: u32,
     last_arrival_us: i64,
-    /// The packet (in send order) with which half the cluster's bytes had arrived: its send
-    /// and arrival times, and the bytes up to and with it.
-    half: Option<(i64, i64, u64)>,
+    /// The packet (in send order) with which [`TAIL_FROM`] of the cluster's bytes had arrived:
+    /// its send and arrival times, and the bytes up to and with it.
+    tail_start: Option<(i64, i64, u64)>,
     updated: bool,
+    /// When the cluster was decided, and whether it gave a result yet.
+    queued_us: i64,
+    resulted: bool,
+    /// A packet of it was reported lost: the path dropped, a queue beyond the cluster's own.
+    lost: bool,
 }
 
 impl Received {
-    fn new(cluster: ProbeCluster) -> Received {
+    fn new(cluster: ProbeCluster, queued_us: i64) -> Received {
         Received {
             cluster,
             packets: 0,
@@ -84,8 +95,11 @@ impl Received {
             first_arrival_us: i64::MAX,
             first_arrival_bytes: 0,
             last_arrival_us: i64::MIN,
-            half: None,
+            tail_start: None,
             updated: false,
+            queued_us,
+            resulted: false,
+            lost: false,
         }
     }
 
@@ -102,8 +116,9 @@ impl Received {
             self.first_arrival_bytes = size;
         }
         self.last_arrival_us = self.last_arrival_us.max(arrival_us);
-        if self.half.is_none() && self.bytes.saturating_mul(2) >= self.cluster.bytes() {
-            self.half = Some((send_us, arrival_us, self.bytes));
+        let tail_from = self.cluster.bytes() as f64 * TAIL_FROM;
+        if self.tail_start.is_none() && self.bytes as f64 >= tail_from {
+            self.tail_start = Some((send_us, arrival_us, self.bytes));
         }
         self.updated = true;
     }
@@ -130,16 +145,16 @@ impl Received {
         if receive_bps > MAX_RATIO * send_bps {
             return None;
         }
-        // The second half on its own: what a token bucket let through at once went in the
-        // first, and the rest at the rate of the link.
-        if let Some((half_send_us, half_arrival_us, half_bytes)) = self.half {
-            let tail_bytes = self.bytes.saturating_sub(half_bytes) as f64;
-            let tail_send_span = self.last_send_us.saturating_sub(half_send_us);
-            let tail_receive_span = self.last_arrival_us.saturating_sub(half_arrival_us);
+        // The tail on its own: what a token bucket let through at once went before it, and the
+        // rest at the rate of the link.
+        if let Some((start_send_us, start_arrival_us, start_bytes)) = self.tail_start {
+            let tail_bytes = self.bytes.saturating_sub(start_bytes) as f64;
+            let tail_send_span = self.last_send_us.saturating_sub(start_send_us);
+            let tail_receive_span = self.last_arrival_us.saturating_sub(start_arrival_us);
             if tail_bytes > 0.0 && tail_send_span > 0 && tail_receive_span > 0 {
                 let tail_send_bps = tail_bytes * 8e6 / tail_send_span as f64;
                 let tail_receive_bps = tail_bytes * 8e6 / tail_receive_span as f64;
-                // Saturated in its second half: what arrived then is the link's rate.
+                // Saturated in its tail: what arrived then is the link's rate.
                 if tail_receive_bps < SATURATED_RATIO * tail_send_bps {
                     receive_bps = receive_bps.min(tail_receive_bps);
                 }
@@ -221,7 +236,7 @@ impl Prober {
                     let target = estimate_bps.saturating_mul(factor).min(MAX_BPS);
                     if target > estimate_bps && target > highest {
                         highest = target;
-                        self.queue(target);
+                        self.queue(now_us, target);
                     }
                 }
                 self.wait(now_us, highest);
@@ -236,7 +251,7 @@ impl Prober {
                 let due = now_us.saturating_sub(since_us) >= INTERVAL_US;
                 let target = estimate_bps.saturating_mul(FACTOR).min(MAX_BPS);
                 if allowed && wanted && due && target > estimate_bps {
-                    self.queue(target);
+                    self.queue(now_us, target);
                     self.wait(now_us, target);
                 }
             }
@@ -251,13 +266,13 @@ impl Prober {
             let bps = result.bps;
             let target = bps.saturating_mul(FACTOR).min(MAX_BPS);
             if allowed && wanted && !result.saturated && bps >= continue_bps && target > bps {
-                self.queue(target);
+                self.queue(now_us, target);
                 self.wait(now_us, target);
             }
         }
     }
 
-    fn queue(&mut self, target_bps: u64) {
+    fn queue(&mut self, now_us: i64, target_bps: u64) {
         let for_min_bytes = MIN_BYTES as u128 * 8_000_000 / u128::from(target_bps.max(1));
         let cluster = ProbeCluster {
             id: self.next_id,
@@ -269,7 +284,7 @@ impl Prober {
         if let Some(slot) = self.pending.iter_mut().find(|c| c.is_none()) {
             *slot = Some(cluster);
         }
-        self.received[self.next_slot] = Some(Received::new(cluster));
+        self.received[self.next_slot] = Some(Received::new(cluster, now_us));
         self.next_slot = (self.next_slot + 1) % CLUSTERS;
     }
 
@@ -284,9 +299,9 @@ impl Prober {
         };
     }
 
-    /// Counts a received packet of a cluster (of ours, remembered still).
+    /// Counts a packet of a cluster (of ours, remembered still), received or lost.
     pub fn on_packet(&mut self, result: &PacketResult) {
-        let (Some(id), Some(arrival_us)) = (result.probe_cluster, result.arrival_us) else {
+        let Some(id) = result.probe_cluster else {
             return;
         };
         let slot = self
@@ -294,8 +309,12 @@ impl Prober {
             .iter_mut()
             .flatten()
             .find(|r| r.cluster.id == id);
-        if let Some(received) = slot {
-            received.add(result.send_us, arrival_us, result.size);
+        match (slot, result.arrival_us) {
+            (Some(received), Some(arrival_us)) => {
+                received.add(result.send_us, arrival_us, result.size)
+            }
+            (Some(received), None) => received.lost = true,
+            (None, _) => {}
         }
     }
 
@@ -304,9 +323,25 @@ impl Prober {
         let mut best = None;
         for received in self.received.iter_mut().flatten() {
             if std::mem::take(&mut received.updated) {
-                best = best.max(received.result());
+                let result = received.result();
+                received.resulted |= result.is_some();
+                best = best.max(result);
             }
         }
         best
+    }
+
+    /// A cluster is on its way: packets of it were reported, none lost, not yet enough for a
+    /// result, and it was sent within [`RESULT_TIMEOUT_US`]. A queue the path shows meanwhile
+    /// is most likely the cluster's own (a cluster above the path's rate queues from its first
+    /// packets, and the delay trend sees it before 80% of the cluster arrived); one that lost
+    /// packets met a full queue, which is congestion whoever made it.
+    pub fn awaiting_result(&self, now_us: i64) -> bool {
+        self.received.iter().flatten().any(|r| {
+            r.packets > 0
+                && !r.resulted
+                && !r.lost
+                && now_us.saturating_sub(r.queued_us) <= RESULT_TIMEOUT_US
+        })
     }
 }

@@ -12,7 +12,11 @@
 //! 3. **bottleneck** (only with `rate_bps`): a FIFO in front of a serializer of `rate_bps`. The
 //!    packet waits until the packets before it have left, then takes
 //!    `(len + PACKET_OVERHEAD) * 8 / rate_bps` to serialize. If the bytes still waiting or in
-//!    service plus this packet exceed `queue_bytes` it is tail-dropped (`queue_dropped`);
+//!    service plus this packet exceed `queue_bytes` it is tail-dropped (`queue_dropped`).
+//!    With `burst_bytes` the serializer is a token bucket (as Linux's `tc … tbf`): tokens
+//!    accrue at `rate_bps` while the link is idle, up to `burst_bytes`, and a packet at the
+//!    head leaves as soon as there are tokens for it (at once after an idle spell, a burst of
+//!    up to `burst_bytes` passing at line speed);
 //! 4. **propagation**: `delay` plus a uniformly random `0..=jitter`, plus `reorder_delay` with
 //!    probability `reorder` (which lets later packets overtake it). Jitter alone may reorder
 //!    packets that are closer together than the jitter, as with Linux netem.
@@ -61,6 +65,9 @@ pub struct LinkConfig {
     pub rate_bps: Option<u64>,
     /// Bytes the bottleneck queue holds (the packet in service included) before tail drop.
     pub queue_bytes: usize,
+    /// The bottleneck's token bucket depth (bytes it lets through at once after being idle);
+    /// 0: every packet takes its time at `rate_bps`.
+    pub burst_bytes: usize,
     /// Drops every packet while set.
     pub cut: bool,
 }
@@ -82,6 +89,7 @@ impl LinkConfig {
             reorder_delay: Duration::from_millis(10),
             rate_bps: None,
             queue_bytes: 64 * 1024,
+            burst_bytes: 0,
             cut: false,
         }
     }
@@ -112,6 +120,15 @@ impl LinkConfig {
     pub fn rate(mut self, bps: u64, queue_bytes: usize) -> Self {
         self.rate_bps = Some(bps);
         self.queue_bytes = queue_bytes;
+        self
+    }
+
+    /// A token bucket bottleneck (`tc … tbf rate bps burst burst_bytes`): a rate, its queue,
+    /// and the bytes it lets through at once after being idle.
+    pub fn token_bucket(mut self, bps: u64, queue_bytes: usize, burst_bytes: usize) -> Self {
+        self.rate_bps = Some(bps);
+        self.queue_bytes = queue_bytes;
+        self.burst_bytes = burst_bytes;
         self
     }
 
@@ -171,6 +188,9 @@ struct Link {
     /// Packets in the bottleneck (waiting or in service): (time it leaves, wire bytes).
     queue: VecDeque<(Instant, usize)>,
     queued_bytes: usize,
+    /// The token bucket's bytes when the last packet left the bottleneck, and when that was.
+    tokens: f64,
+    last_left: Option<Instant>,
     rng: StdRng,
     stats: LinkStats,
     /// When each packet entered the bottleneck, and how long it waited before its turn (µs).
@@ -183,6 +203,8 @@ impl Link {
             config: None,
             queue: VecDeque::new(),
             queued_bytes: 0,
+            tokens: 0.0,
+            last_left: None,
             rng: StdRng::seed_from_u64(link_seed(seed, from, to)),
             stats: LinkStats::default(),
             queue_delays_us: Vec::new(),
@@ -332,8 +354,21 @@ impl SimNetwork {
             let waited = start.duration_since(now).as_micros();
             link.queue_delays_us
                 .push((now, waited.min(u128::from(u32::MAX)) as u32));
-            let nanos = (wire as u128 * 8 * 1_000_000_000).div_ceil(u128::from(rate));
+            let nanos = if config.burst_bytes == 0 {
+                (wire as u128 * 8 * 1_000_000_000).div_ceil(u128::from(rate))
+            } else {
+                // Tokens accrued since the last packet left (none while packets queue); the
+                // bucket starts full.
+                let accrued = link.last_left.map_or(f64::INFINITY, |t| {
+                    start.saturating_duration_since(t).as_secs_f64() * rate as f64 / 8.0
+                });
+                let tokens = (link.tokens + accrued).min(config.burst_bytes as f64);
+                let short = (wire as f64 - tokens).max(0.0);
+                link.tokens = (tokens - wire as f64).max(0.0);
+                (short * 8e9 / rate as f64).ceil() as u128
+            };
             leaves = start + Duration::from_nanos(nanos as u64);
+            link.last_left = Some(leaves);
             link.queue.push_back((leaves, wire));
             link.queued_bytes += wire;
         }
@@ -531,6 +566,45 @@ mod tests {
         net.send(t0 + ms(104), a, b, payload);
         drain(&mut net, t0 + ms(108));
         assert_eq!(net.next_delivery_time(), Some(t0 + ms(116)));
+    }
+
+    #[test]
+    fn a_token_bucket_lets_its_burst_through_at_once_after_an_idle_spell() {
+        let t0 = Instant::now();
+        let (a, b) = (addr("10.0.0.1:1"), addr("10.0.0.2:2"));
+        let mut net = SimNetwork::new(1);
+        // 1 Mbit/s, 3,000 bytes of bucket: three packets of 1,000 wire bytes pass at once, the
+        // next ones 8 ms apart.
+        net.set_link(
+            a.ip(),
+            b.ip(),
+            LinkConfig::new().token_bucket(1_000_000, 10_000, 3_000),
+        );
+        let payload = vec![0; 1000 - PACKET_OVERHEAD];
+        // Sends five at `at`, and takes what arrived up to `until` (times only go forward).
+        let send_five = |net: &mut SimNetwork, at: Instant, until: Duration| {
+            for _ in 0..5 {
+                assert!(net.send(at, a, b, payload.clone()));
+            }
+            drain(net, at + until)
+                .iter()
+                .map(|d| d.at - at)
+                .collect::<Vec<Duration>>()
+        };
+        assert_eq!(
+            send_five(&mut net, t0, ms(16)),
+            [ms(0), ms(0), ms(0), ms(8), ms(16)]
+        );
+        // 100 ms idle refilled the bucket (to its depth, no more).
+        assert_eq!(
+            send_five(&mut net, t0 + ms(116), ms(16)),
+            [ms(0), ms(0), ms(0), ms(8), ms(16)]
+        );
+        // 8 ms idle after the last packet left: one packet's worth.
+        assert_eq!(
+            send_five(&mut net, t0 + ms(140), ms(32)),
+            [ms(0), ms(8), ms(16), ms(24), ms(32)]
+        );
     }
 
     #[test]

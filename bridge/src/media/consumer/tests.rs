@@ -199,3 +199,25 @@ fn payloads_the_bridge_cannot_read_stay_on_the_lowest_encoding() {
     let audio = Consumer::new(0, false, MediaKind::Audio, None, 0);
     assert_eq!(audio.target, Some(Layer::BASE_ALL));
 }
+
+#[test]
+fn moving_up_soon_after_moving_down_waits_until_the_layer_fitted_two_seconds() {
+    let mut c = Consumer::new(0, false, MediaKind::Video, None, 0);
+    // Up at once while it never moved down.
+    assert_eq!(c.settle(target(0, 2), 0), target(0, 2));
+    assert_eq!(c.settle(target(2, 2), 500_000), target(2, 2));
+    // Down at once.
+    assert_eq!(c.settle(target(1, 2), 1_000_000), target(1, 2));
+    // Temporal layers of the same encoding move freely.
+    assert_eq!(c.settle(target(1, 0), 1_500_000), target(1, 0));
+    assert_eq!(c.settle(target(1, 2), 2_000_000), target(1, 2));
+    // 720 fits for a moment: held at 360; once it fitted 2 s in a row, up.
+    assert_eq!(c.settle(target(2, 2), 2_500_000), target(1, 2));
+    assert_eq!(c.settle(target(1, 2), 3_000_000), target(1, 2));
+    assert_eq!(c.settle(target(2, 2), 3_500_000), target(1, 2));
+    assert_eq!(c.settle(target(2, 2), 4_500_000), target(1, 2));
+    assert_eq!(c.settle(target(2, 2), 5_500_000), target(2, 2));
+    // Ten seconds after the last move down, up at once again.
+    assert_eq!(c.settle(None, 6_000_000), None);
+    assert_eq!(c.settle(target(0, 0), 16_000_000), target(0, 0));
+}

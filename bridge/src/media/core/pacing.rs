@@ -66,7 +66,7 @@ impl Core {
         let Some(e) = self.endpoints[receiver].as_mut() else {
             return;
         };
-        e.transport.congestion.begin_padding(padding.probe_cluster);
+        e.transport.congestion.begin_padding(padding);
         let resent = self.resend_for_probe(receiver, conference, padding.bytes, now_us, out);
         if resent < padding.bytes as usize {
             self.pad_for_probe(
@@ -130,7 +130,7 @@ impl Core {
                     self.counters.probe_packets_sent += 1;
                     self.counters.probe_bytes_sent += n as u64;
                 }
-                Err(RetransmitError::Missed) => {}
+                Err(RetransmitError::Missed | RetransmitError::Superseded) => {}
                 Err(RetransmitError::NotSent) => break,
             }
         }

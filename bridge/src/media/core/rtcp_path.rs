@@ -730,6 +730,7 @@ fn count_retransmission(
             }
         }
         Err(RetransmitError::Missed) => counters.nack_cache_misses += 1,
+        Err(RetransmitError::Superseded) => counters.retransmissions_superseded += 1,
         Err(RetransmitError::NotSent) => {}
     }
 }
