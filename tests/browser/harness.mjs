@@ -586,6 +586,42 @@ class Participant {
     }, timeoutMs);
   }
 
+  /**
+   * What this page received of each remote participant, by display name (one getStats): frames
+   * decoded of its video, packets and total energy of its audio, summed over the inbound streams
+   * of the SSRCs lib-jitsi-meet was told are its.
+   */
+  async receivedFrom() {
+    return this.page.evaluate(async () => {
+      const { conference } = window.tutti;
+      const owners = new Map();
+      for (const p of conference.getParticipants()) {
+        for (const track of p.getTracks()) {
+          owners.set(track.getSSRC(), { name: p.getDisplayName(), kind: track.getType() });
+        }
+      }
+      const received = {};
+      const pc = conference.getActivePeerConnection();
+      if (!pc) {
+        return received;
+      }
+      (await pc.peerconnection.getStats()).forEach((stat) => {
+        const owner = stat.type === 'inbound-rtp' && owners.get(stat.ssrc);
+        if (!owner || owner.kind !== stat.kind) {
+          return;
+        }
+        received[owner.name] ??= { framesDecoded: 0, audioPackets: 0, audioEnergy: 0 };
+        if (stat.kind === 'video') {
+          received[owner.name].framesDecoded += stat.framesDecoded ?? 0;
+        } else {
+          received[owner.name].audioPackets += stat.packetsReceived ?? 0;
+          received[owner.name].audioEnergy += stat.totalAudioEnergy ?? 0;
+        }
+      });
+      return received;
+    });
+  }
+
   /** Waits until `count` inbound audio streams carry sound. */
   async waitForAudio(count, timeoutMs = 20000) {
     await waitFor(`${this.name} to hear ${count} audio streams`, async () => {
