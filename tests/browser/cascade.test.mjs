@@ -106,7 +106,8 @@ async function onNewSession(person) {
 /**
  * Watches `pairs` ([viewer, sender name]) every 250 ms from `since` until `stop()` is called;
  * resolves with the longest time any viewer went without a new decoded frame of its sender's
- * video ({ ms, pair, at: when that gap ended, after `since` }).
+ * video ({ ms, pair, at: when that gap ended, after `since`, packets: video packets received
+ * in it }).
  */
 function watchDecoding(pairs, since) {
   let running = true;
@@ -115,14 +116,15 @@ function watchDecoding(pairs, since) {
     let longest = { ms: 0 };
     while (running) {
       for (const [viewer, sender] of pairs) {
-        const frames = (await viewer.receivedFrom())[sender]?.framesDecoded ?? 0;
+        const { framesDecoded: frames = 0, videoPackets: packets = 0 } = (await viewer.receivedFrom())[sender] ?? {};
         const now = Date.now();
         const pair = `${viewer.name}<-${sender}`;
         const seen = last.get(pair);
         if (!seen || frames > seen.frames) {
-          last.set(pair, { frames, at: now });
+          last.set(pair, { frames, packets, at: now });
         } else if (now - seen.at > longest.ms) {
-          longest = { ms: now - seen.at, pair, at: now - since };
+          // With the video packets that came meanwhile: none, or packets not making frames.
+          longest = { ms: now - seen.at, pair, at: now - since, packets: packets - seen.packets };
         }
       }
       await sleep(250);

@@ -588,8 +588,8 @@ class Participant {
 
   /**
    * What this page received of each remote participant, by display name (one getStats): frames
-   * decoded of its video, packets and total energy of its audio, summed over the inbound streams
-   * of the SSRCs lib-jitsi-meet was told are its.
+   * decoded and packets of its video, packets and total energy of its audio, summed over the
+   * inbound streams of the SSRCs lib-jitsi-meet was told are its.
    */
   async receivedFrom() {
     return this.page.evaluate(async () => {
@@ -610,9 +610,10 @@ class Participant {
         if (!owner || owner.kind !== stat.kind) {
           return;
         }
-        received[owner.name] ??= { framesDecoded: 0, audioPackets: 0, audioEnergy: 0 };
+        received[owner.name] ??= { framesDecoded: 0, videoPackets: 0, audioPackets: 0, audioEnergy: 0 };
         if (stat.kind === 'video') {
           received[owner.name].framesDecoded += stat.framesDecoded ?? 0;
+          received[owner.name].videoPackets += stat.packetsReceived ?? 0;
         } else {
           received[owner.name].audioPackets += stat.packetsReceived ?? 0;
           received[owner.name].audioEnergy += stat.totalAudioEnergy ?? 0;
