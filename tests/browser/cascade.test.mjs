@@ -104,27 +104,53 @@ async function onNewSession(person) {
 }
 
 /**
+ * What the bridge `index` does with `viewer`'s video from the page named `sender`
+ * (`/debug/receivers`: the encodings it knows, the layer its allocator wants and the one it
+ * forwards, whether it waits for a key frame).
+ */
+async function bridgeView(world, index, viewer, senderId) {
+  const receivers = await world.receivers(index);
+  const viewerId = await viewer.id();
+  const source = receivers.find((r) => r.participant_id === viewerId)?.sources
+    ?.find((s) => s.sender === senderId || s.source.startsWith(senderId));
+  return source && {
+    encodings: source.encodings.map((e) => `${e.height}${e.active ? '' : ' off'}`),
+    target: source.target,
+    forwarding: source.forwarding,
+    waiting: source.waiting_for_keyframe,
+  };
+}
+
+/**
  * Watches `pairs` ([viewer, sender name]) every 250 ms from `since` until `stop()` is called;
  * resolves with the longest time any viewer went without a new decoded frame of its sender's
- * video ({ ms, pair, at: when that gap ended, after `since`, packets: video packets received
- * in it }).
+ * video ({ ms, pair, at: when that gap ended, after `since`, and what the viewer received and
+ * sent in it: packets, plis, keyFrames, streams, and `describe(viewer, sender)`: the bridge's
+ * view of it then).
  */
-function watchDecoding(pairs, since) {
+function watchDecoding(pairs, since, describe) {
   let running = true;
   const watched = (async () => {
     const last = new Map();
     let longest = { ms: 0 };
     while (running) {
       for (const [viewer, sender] of pairs) {
-        const { framesDecoded: frames = 0, videoPackets: packets = 0 } = (await viewer.receivedFrom())[sender] ?? {};
+        const video = (await viewer.receivedFrom())[sender] ?? {};
+        const frames = video.framesDecoded ?? 0;
         const now = Date.now();
         const pair = `${viewer.name}<-${sender}`;
         const seen = last.get(pair);
-        if (!seen || frames > seen.frames) {
-          last.set(pair, { frames, packets, at: now });
+        if (!seen || frames > seen.video.framesDecoded) {
+          last.set(pair, { video: { ...video, framesDecoded: frames }, at: now });
         } else if (now - seen.at > longest.ms) {
-          // With the video packets that came meanwhile: none, or packets not making frames.
-          longest = { ms: now - seen.at, pair, at: now - since, packets: packets - seen.packets };
+          // With what came meanwhile: no packets, or packets making no frames (and then whether
+          // the viewer asked for a key frame), or another inbound stream.
+          const gained = (field) => (video[field] ?? 0) - (seen.video[field] ?? 0);
+          longest = {
+            ms: now - seen.at, pair, at: now - since, packets: gained('videoPackets'), plis: gained('pliSent'),
+            keyFrames: gained('keyFramesDecoded'), streams: `${seen.video.videoStreams}->${video.videoStreams}`,
+            bridge: await describe(viewer, sender),
+          };
         }
       }
       await sleep(250);
@@ -266,10 +292,12 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
     assert.equal(last.dee, 180);
 
     // 3. The path between the near and the far bridge cut.
+    const ids = { ada: adaId, bob: await bob.id() };
+    const describeNear = (viewer, sender) => bridgeView(world, near, viewer, ids[sender]);
     await markSessions(people);
     const failuresBefore = await focusCount('tutti_focus_relay_failures_total');
     const cut = Date.now();
-    const partners = watchDecoding([[ada, 'bob'], [bob, 'ada']], cut);
+    const partners = watchDecoding([[ada, 'bob'], [bob, 'ada']], cut, describeNear);
     world.setPath(near, far, false);
     await Promise.all([cyd, dee].map((p) => waitFor(`${p.name} on a new session`, () => onNewSession(p), RECOVERY_BOUND_MS, 100)));
     const moved = Date.now() - cut;
@@ -295,7 +323,7 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
     // 4. The third bridge, where Cyd and Dee are now, killed.
     await markSessions(people);
     const killed = Date.now();
-    const watching = watchDecoding([[ada, 'bob'], [bob, 'ada']], killed);
+    const watching = watchDecoding([[ada, 'bob'], [bob, 'ada']], killed, describeNear);
     await world.kill(bridgeName(third));
     await Promise.all([cyd, dee].map((p) => waitFor(`${p.name} on a new session`, () => onNewSession(p), RECOVERY_BOUND_MS, 100)));
     const movedAgain = Date.now() - killed;

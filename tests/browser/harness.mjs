@@ -587,9 +587,10 @@ class Participant {
   }
 
   /**
-   * What this page received of each remote participant, by display name (one getStats): frames
-   * decoded and packets of its video, packets and total energy of its audio, summed over the
-   * inbound streams of the SSRCs lib-jitsi-meet was told are its.
+   * What this page received of each remote participant, by display name (one getStats): of its
+   * video the frames decoded, key frames decoded, packets, PLIs sent and the number of inbound
+   * streams, of its audio the packets and total energy, summed over the inbound streams of the
+   * SSRCs lib-jitsi-meet was told are its.
    */
   async receivedFrom() {
     return this.page.evaluate(async () => {
@@ -610,10 +611,15 @@ class Participant {
         if (!owner || owner.kind !== stat.kind) {
           return;
         }
-        received[owner.name] ??= { framesDecoded: 0, videoPackets: 0, audioPackets: 0, audioEnergy: 0 };
+        received[owner.name] ??= {
+          framesDecoded: 0, keyFramesDecoded: 0, videoPackets: 0, pliSent: 0, videoStreams: 0, audioPackets: 0, audioEnergy: 0,
+        };
         if (stat.kind === 'video') {
           received[owner.name].framesDecoded += stat.framesDecoded ?? 0;
+          received[owner.name].keyFramesDecoded += stat.keyFramesDecoded ?? 0;
           received[owner.name].videoPackets += stat.packetsReceived ?? 0;
+          received[owner.name].pliSent += stat.pliCount ?? 0;
+          received[owner.name].videoStreams += 1;
         } else {
           received[owner.name].audioPackets += stat.packetsReceived ?? 0;
           received[owner.name].audioEnergy += stat.totalAudioEnergy ?? 0;
