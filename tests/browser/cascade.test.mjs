@@ -222,7 +222,8 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
     console.log(`cascade: joined in ${joined - started} ms (stack included), all 12 videos and audios in ${decoding - joined} ms more`);
 
     // Each near source crosses the relay once: over a window, the near bridge's relay packets
-    // are what Ada and Bob sent (every layer and their audio), not that once per far receiver.
+    // are what it took in from Ada and Bob (every layer and their audio), not that once per far
+    // receiver.
     const sample = async () => {
       const [nearText, farText] = await Promise.all([world.bridgeMetrics(near), world.bridgeMetrics(far)]);
       const [sent, cydGot, deeGot] = await Promise.all([
