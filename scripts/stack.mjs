@@ -276,6 +276,10 @@ function tc(args) {
  * 10.77.100.2, …), whose rate towards the host `shape(h, kbps)` caps; Prosody and the bridge
  * (media, HTTP) then listen on the first link's stack-side address too, where every host
  * reaches them. `hosts[h].netns` is the namespace to run a host's browser in.
+ * Linked bridges and hosts reach each other through the stack's namespace, which forwards
+ * between its links; `setPath(i, j, up)` cuts only the path between linked bridges i and j (a
+ * relay's link) and restores it. `options.focusEnv` adds settings for the focus (e.g.
+ * TUTTI_FOCUS_PARTICIPANTS_PER_BRIDGE), as `options.bridgeEnvs[i]` does for bridge i.
  * Resolves with the addresses in use and stop(). Rejects (after stopping whatever started) with
  * a message naming what failed.
  */
@@ -391,6 +395,11 @@ export async function startStack(options = {}) {
       }
     }
 
+    if (options.linked || hostCount > 0) {
+      // Bridges and hosts each behind a link of their own reach each other (relays between
+      // bridges, browsers to bridges) through this namespace: it routes between its links.
+      writeFileSync('/proc/sys/net/ipv4/ip_forward', '1\n');
+    }
     const listen = address ?? '127.0.0.1';
     const bridgeEnv = {
       TUTTI_BRIDGE_MEDIA_ADDRESS: `${listen}:10000`,
@@ -458,6 +467,7 @@ export async function startStack(options = {}) {
       TUTTI_FOCUS_XMPP_SECURITY: 'plaintext',
       TUTTI_FOCUS_MUC_DOMAIN: s.muc,
       TUTTI_FOCUS_BRIDGE_URL: `http://${bridge.ready.grpc}`,
+      ...options.focusEnv,
     };
     if (pool.length > 1) {
       focusEnv.TUTTI_FOCUS_BRIDGE_URLS = pool.map((b) => `http://${b.ready.grpc}`).join(',');
@@ -494,6 +504,23 @@ export async function startStack(options = {}) {
         const set = spawnSync('ip', ['link', 'set', `tutti-link${i}`, up ? 'up' : 'down'], { encoding: 'utf8' });
         if (set.status !== 0) {
           throw new Error(`ip link set tutti-link${i}: ${set.error?.message ?? set.stderr}`);
+        }
+      },
+      /**
+       * Cuts the path between linked bridges i and j (`up` false: the stack's namespace, which
+       * routes between their links, drops what either sends the other; each still reaches the
+       * focus and the browsers) or restores it.
+       */
+      setPath(i, j, up) {
+        if (!options.linked) {
+          throw new Error('setPath needs bridges on hosts of their own (options.linked)');
+        }
+        for (const [from, to] of [[i, j], [j, i]]) {
+          const rule = ['rule', up ? 'del' : 'add', 'from', `${host(from)}/32`, 'to', `${host(to)}/32`, 'blackhole'];
+          const set = spawnSync('ip', rule, { encoding: 'utf8' });
+          if (set.status !== 0) {
+            throw new Error(`ip ${rule.join(' ')}: ${set.error?.message ?? set.stderr}`);
+          }
         }
       },
       /**

@@ -76,10 +76,11 @@ export async function joinPage(browser, url, room, displayName, {
  * console printed, with the tails of the stack's logs. `server` 'ejabberd' runs the stack on
  * ejabberd instead of Prosody. With `hosts` (a number), that many hosts of their own, each
  * behind a link whose rate the test can cap (startStack's `hosts`); a participant joins from
- * one with `world.join(…, { host })`.
+ * one with `world.join(…, { host })`. `focusEnv` and `bridgeEnvs[i]` add settings for the focus
+ * and for bridge i.
  */
 export async function withWorld(name, run, {
-  camera = 'default', bridges = 1, bridgeEnvs = [], linked = false, server = 'prosody', hosts = 0,
+  camera = 'default', bridges = 1, bridgeEnvs = [], focusEnv = {}, linked = false, server = 'prosody', hosts = 0,
 } = {}) {
   if (!process.env.TUTTI_TEST_IN_NETNS) {
     throw new Error('browser tests run inside their own network namespace: use tests/browser/run');
@@ -90,6 +91,7 @@ export async function withWorld(name, run, {
     logs: 'files',
     bridges,
     bridgeEnvs,
+    focusEnv,
     linked,
     server,
     hosts,
@@ -272,6 +274,14 @@ class World {
   }
 
   /**
+   * Cuts the path between the pool's bridges i and j only (`up` false; withWorld's `linked`):
+   * the link a relay between them takes; each still reaches the focus and the pages.
+   */
+  setPath(i, j, up) {
+    this.stack.setPath(i, j, up);
+  }
+
+  /**
    * Caps the rate towards host h (withWorld's `hosts`) at `kbps`, or lifts the cap (null); see
    * startStack's shape.
    */
@@ -284,9 +294,9 @@ class World {
     return this.stack.linkStats(h);
   }
 
-  /** The bridge's per-receiver bandwidth and layer choices (`/debug/receivers`). */
-  async receivers() {
-    const response = await fetch(`http://${this.stack.bridge.http}/debug/receivers`);
+  /** The bridge's (the pool's bridge `index`'s) per-receiver bandwidth and layer choices (`/debug/receivers`). */
+  async receivers(index = 0) {
+    const response = await fetch(`http://${this.stack.bridges[index].http}/debug/receivers`);
     return response.json();
   }
 
@@ -307,6 +317,12 @@ class World {
   /** The Prometheus text of the bridge (of the pool's bridge `index`). */
   async bridgeMetrics(index = 0) {
     const response = await fetch(`http://${this.stack.bridges[index].http}/metrics`);
+    return response.text();
+  }
+
+  /** The Prometheus text of the focus. */
+  async focusMetrics() {
+    const response = await fetch(`http://${this.stack.focus.http}/metrics`);
     return response.text();
   }
 
@@ -342,7 +358,12 @@ export async function reportPages(name, participants) {
   }
 }
 
-export function sumMetric(text, family) {
+/**
+ * Sum of the samples of one metric family in a Prometheus text, of those whose labels include
+ * `labels` (e.g. { media: 'video' }; by default every sample).
+ */
+export function sumMetric(text, family, labels = {}) {
+  const wanted = Object.entries(labels).map(([name, value]) => `${name}="${value}"`);
   let sum = 0;
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) {
@@ -350,7 +371,10 @@ export function sumMetric(text, family) {
     }
     const match = /^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
     if (match && match[1] === family) {
-      sum += Number(match[3]);
+      const has = (match[2] ?? '').slice(1, -1).split(',');
+      if (wanted.every((label) => has.includes(label))) {
+        sum += Number(match[3]);
+      }
     }
   }
   return sum;
@@ -446,7 +470,10 @@ class Participant {
         return null;
       }
       const report = await pc.peerconnection.getStats();
-      const result = { inboundVideo: [], inboundAudio: [], outboundVideo: [], candidatePair: null, localSdp: pc.peerconnection.localDescription?.sdp ?? '' };
+      const result = {
+        inboundVideo: [], inboundAudio: [], outboundVideo: [], outboundAudio: [], candidatePair: null,
+        localSdp: pc.peerconnection.localDescription?.sdp ?? '',
+      };
       report.forEach((stat) => {
         if (stat.type === 'inbound-rtp' && stat.kind === 'video') {
           result.inboundVideo.push({
@@ -471,9 +498,12 @@ class Participant {
             timestamp: stat.timestamp,
             frameHeight: stat.frameHeight ?? 0,
             framesEncoded: stat.framesEncoded ?? 0,
+            packetsSent: stat.packetsSent ?? 0,
             active: stat.active ?? true,
             rid: stat.rid ?? '',
           });
+        } else if (stat.type === 'outbound-rtp' && stat.kind === 'audio') {
+          result.outboundAudio.push({ ssrc: stat.ssrc, packetsSent: stat.packetsSent ?? 0 });
         } else if (stat.type === 'candidate-pair' && stat.nominated && stat.state === 'succeeded') {
           result.candidatePair = { availableOutgoingBitrate: stat.availableOutgoingBitrate ?? 0 };
         }
@@ -554,6 +584,49 @@ class Participant {
       });
       return risen.length >= count;
     }, timeoutMs);
+  }
+
+  /**
+   * What this page received of each remote participant, by display name (one getStats): of its
+   * video the frames decoded, key frames decoded, packets, PLIs sent and the number of inbound
+   * streams, of its audio the packets and total energy, summed over the inbound streams of the
+   * SSRCs lib-jitsi-meet was told are its.
+   */
+  async receivedFrom() {
+    return this.page.evaluate(async () => {
+      const { conference } = window.tutti;
+      const owners = new Map();
+      for (const p of conference.getParticipants()) {
+        for (const track of p.getTracks()) {
+          owners.set(track.getSSRC(), { name: p.getDisplayName(), kind: track.getType() });
+        }
+      }
+      const received = {};
+      const pc = conference.getActivePeerConnection();
+      if (!pc) {
+        return received;
+      }
+      (await pc.peerconnection.getStats()).forEach((stat) => {
+        const owner = stat.type === 'inbound-rtp' && owners.get(stat.ssrc);
+        if (!owner || owner.kind !== stat.kind) {
+          return;
+        }
+        received[owner.name] ??= {
+          framesDecoded: 0, keyFramesDecoded: 0, videoPackets: 0, pliSent: 0, videoStreams: 0, audioPackets: 0, audioEnergy: 0,
+        };
+        if (stat.kind === 'video') {
+          received[owner.name].framesDecoded += stat.framesDecoded ?? 0;
+          received[owner.name].keyFramesDecoded += stat.keyFramesDecoded ?? 0;
+          received[owner.name].videoPackets += stat.packetsReceived ?? 0;
+          received[owner.name].pliSent += stat.pliCount ?? 0;
+          received[owner.name].videoStreams += 1;
+        } else {
+          received[owner.name].audioPackets += stat.packetsReceived ?? 0;
+          received[owner.name].audioEnergy += stat.totalAudioEnergy ?? 0;
+        }
+      });
+      return received;
+    });
   }
 
   /** Waits until `count` inbound audio streams carry sound. */
