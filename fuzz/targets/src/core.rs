@@ -28,6 +28,27 @@ struct Peer {
     srtp: Option<(Context, Context)>,
 }
 
+impl Peer {
+    /// The peer's ICE connectivity check to the bridge (controlled, as a browser sends it), fed
+    /// to the core: during setup it shows the endpoint the peer's address, afterwards it renews
+    /// consent (RFC 7675).
+    fn check(&self, core: &mut Core, now: Instant, out: &mut Datagrams) {
+        let mut buf = [0u8; 512];
+        let username = format!("{}:{PEER_UFRAG}", self.local_ufrag);
+        let len = BindingRequest {
+            transaction_id: [self.endpoint.as_bytes()[0]; 12],
+            username: &username,
+            password: LOCAL_PWD,
+            priority: 1_845_501_695,
+            role: stun::Role::Controlled(1),
+            use_candidate: false,
+        }
+        .encode(&mut buf)
+        .expect("room for a request");
+        core.handle_datagram(now, self.addr, &mut buf, len, out);
+    }
+}
+
 /// Every peer's remote ICE password (the bridge checks them with it).
 const PEER_PWD: &str = "remote-password-of-24-ch";
 const PEER_UFRAG: &str = "remoteuf";
@@ -222,18 +243,7 @@ fn connected(start: Instant) -> (Core, Vec<Peer>, Datagrams) {
                     .expect("room for a response");
                     core.handle_datagram(now, to, &mut buf, len, &mut out);
                     // The peer checks back, so the bridge's endpoint learns the address.
-                    let username = format!("{}:{PEER_UFRAG}", peer.local_ufrag);
-                    let len = BindingRequest {
-                        transaction_id: [peer.endpoint.as_bytes()[0]; 12],
-                        username: &username,
-                        password: LOCAL_PWD,
-                        priority: 1_845_501_695,
-                        role: stun::Role::Controlled(1),
-                        use_candidate: false,
-                    }
-                    .encode(&mut buf)
-                    .expect("room for a request");
-                    core.handle_datagram(now, to, &mut buf, len, &mut out);
+                    peer.check(&mut core, now, &mut out);
                     peer.dtls.start(now);
                 }
                 Some(20..=63) => peer.dtls.handle_datagram(&bytes, now),
@@ -299,21 +309,8 @@ impl Connected {
     /// Each peer checks its pair again (ICE consent, RFC 7675), as a browser does every few
     /// seconds, so the endpoints stay alive across inputs.
     fn keep_alive(&mut self) {
-        let mut buf = vec![0u8; 512];
         for peer in &self.peers {
-            let username = format!("{}:{PEER_UFRAG}", peer.local_ufrag);
-            let len = BindingRequest {
-                transaction_id: [peer.endpoint.as_bytes()[0]; 12],
-                username: &username,
-                password: LOCAL_PWD,
-                priority: 1_845_501_695,
-                role: stun::Role::Controlled(1),
-                use_candidate: false,
-            }
-            .encode(&mut buf)
-            .expect("room for a request");
-            self.core
-                .handle_datagram(self.now, peer.addr, &mut buf, len, &mut self.out);
+            peer.check(&mut self.core, self.now, &mut self.out);
         }
         self.out.sent.clear();
     }
