@@ -318,6 +318,11 @@ impl StandardSession {
             .collect()
     }
 
+    /// The names of the client's own contents (what it sends).
+    pub fn own_contents(&self) -> &[String] {
+        &self.own
+    }
+
     /// How many contents the session has (its own two and one per remote stream).
     pub fn content_count(&self) -> usize {
         self.own.len() + self.streams.len()
