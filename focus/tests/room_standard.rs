@@ -513,6 +513,14 @@ fn a_standards_client_may_initiate_the_session_itself() {
     bundle.extend(&added);
     assert_eq!(add.groups, [Group::bundle(bundle)]);
     assert_eq!(ssrcs_of(add)[0], 100);
+    // The focus is the responder of this session: it creates the contents it adds and is
+    // their sender (XEP-0166 names both by the session's roles).
+    assert!(
+        add.contents
+            .iter()
+            .all(|c| c.creator == Some(Creator::Responder) && c.senders == Some(Senders::Responder)),
+        "{add:?}"
+    );
     // ada hears of gus's sources; the bridge is told gus's new MIDs.
     assert_eq!(
         ssrcs_of(&sim.take_jingle("ada", Action::SourceAdd)),
