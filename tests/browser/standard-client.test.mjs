@@ -64,6 +64,12 @@ test('a standards client and lib-jitsi-meet pages see and hear each other', { ti
       // dropped as unknown SSRCs and they would decode one video and hear one page).
       const accept = await gus.evaluate(() => window.standardClient.client.accept);
       assert.ok(!/<source /.test(accept), `no source in gus's session-accept: ${accept}`);
+      const learnt = await waitFor('the bridge to learn gus\'s audio and video SSRCs', async () => {
+        const count = await world.bridgeMetric('tutti_bridge_streams_learnt_total');
+        return count >= 2 && count;
+      }, 10000);
+      const drops = await world.bridgeMetrics();
+      console.log(`the bridge learnt ${learnt} of gus's SSRCs from their MIDs; ${drops.split('\n').filter((l) => /reason="(unknown_mid|mid_taken|unknown_ssrc)"/.test(l)).join(', ')}`);
       for (const page of [ada, bob]) {
         await page.waitForDecodedVideo(2);
         await page.waitForAudio(2);
