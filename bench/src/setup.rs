@@ -621,7 +621,7 @@ pub fn source_list(config: &ParticipantConfig, layers: &[Layer]) -> pb::SourceLi
         sources,
         groups,
         outputs: Vec::new(),
-        rid_sources: Vec::new(),
+        learnt_sources: Vec::new(),
     }
 }
 

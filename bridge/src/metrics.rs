@@ -449,9 +449,9 @@ impl Collector for BridgeCollector {
         )?;
         counter(
             e,
-            "tutti_bridge_rid_streams_learnt",
-            "SSRCs learnt for simulcast encodings named by RID, from their first packet",
-            c.rid_streams_learnt,
+            "tutti_bridge_streams_learnt",
+            "SSRCs learnt for streams named by MID or RID (no signalled SSRC), from their first packet",
+            c.streams_learnt,
         )?;
         histogram(
             e,

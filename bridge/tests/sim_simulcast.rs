@@ -293,9 +293,9 @@ fn rid_senders_are_learnt_from_their_packets_and_switch_like_the_others() {
     assert_eq!(call.layer_now(bob, &alice), Some(alice.video[2].ssrc));
     let c = call.counters();
     assert!(
-        c.rid_streams_learnt >= 4,
+        c.streams_learnt >= 4,
         "three encodings and some RTX: {}",
-        c.rid_streams_learnt
+        c.streams_learnt
     );
     assert!(c.rtx_recovered > 0);
     assert_eq!(

@@ -37,7 +37,7 @@ fn process(element: &Element) {
     let _ = RemoteTransportState::new().apply(&jingle);
     if let Ok(sources) = EndpointSources::from_jingle(&jingle) {
         // A bridge that forwards everything it is given, groups included.
-        let everything = forwarded_from_pb(&source_list("room@muc/a", &sources, &[]));
+        let everything = forwarded_from_pb(&source_list("room@muc/a", &sources, &[], &[]));
         let _ = sources.receiver_view("room@muc/a", &everything, &[]);
         let mut conference = ConferenceSources::new();
         let _ = conference.accept("room@muc/a", sources.clone());

@@ -96,6 +96,80 @@ pub struct SourceOutput {
     pub rtx: Option<u32>,
 }
 
+/// A stream a standards client sends without XEP-0339 sources in its content: the content's
+/// name is its m-line's MID, and the bridge learns its SSRCs from the sdes:mid extension of its
+/// first packets (as WebRTC stacks route a BUNDLE). The others receive it under SSRCs the focus
+/// mints ([`MidStream`]), so its own SSRCs are never needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MidSource {
+    pub media: MediaType,
+    /// The MID its packets carry: its content's name.
+    pub mid: String,
+    /// What receivers are told of it: a source name in lib-jitsi-meet's form (`<nick>-a0`,
+    /// `<nick>-v0`) and an `msid` (the sender's nick as the MediaStream, so its audio and video
+    /// are one stream, and the source name as the track).
+    pub name: String,
+    pub msid: String,
+}
+
+impl MidSource {
+    /// The client's own contents of `jingle` that it sends without XEP-0339 sources (audio or
+    /// video, `sends` by their `senders`), named after `nick`: `<nick>-a0`, `<nick>-v0`, …
+    pub fn of_contents(
+        jingle: &Jingle,
+        own: &[String],
+        nick: &str,
+        sends: impl Fn(Option<crate::jingle::Senders>) -> bool,
+    ) -> Vec<MidSource> {
+        let mut counts = [0usize; 2];
+        let mut mids = Vec::new();
+        for content in jingle.contents.iter().filter(|c| own.contains(&c.name)) {
+            let Some(description) = &content.description else {
+                continue;
+            };
+            let media_name = description.media.as_deref().unwrap_or(&content.name);
+            let Some(media) = MediaType::from_jingle(media_name) else {
+                continue;
+            };
+            if !description.sources.is_empty() || !sends(content.senders) {
+                continue;
+            }
+            let count = &mut counts[media as usize];
+            let name = format!("{nick}-{}{count}", &media.as_str()[..1]);
+            *count += 1;
+            mids.push(MidSource {
+                media,
+                mid: content.name.clone(),
+                msid: format!("{nick} {name}"),
+                name,
+            });
+        }
+        mids
+    }
+}
+
+/// A [`MidSource`] and what the others receive it under: an SSRC the focus minted and, for
+/// video, an RTX SSRC; unique in the conference, kept while the source stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MidStream {
+    pub source: MidSource,
+    pub ssrc: u32,
+    pub rtx: Option<u32>,
+}
+
+impl MidStream {
+    /// How receivers are told of `ssrc`, one of this stream's outputs.
+    fn describe(&self, ssrc: u32) -> MediaSource {
+        MediaSource {
+            ssrc,
+            media: self.source.media,
+            name: Some(self.source.name.clone()),
+            msid: Some(self.source.msid.clone()),
+            video_type: (self.source.media == MediaType::Video).then(|| "camera".to_owned()),
+        }
+    }
+}
+
 /// What the bridge forwards of one participant's sources to every other participant, from its
 /// answer to the `UpdateEndpoint` that gave it those sources (see
 /// [`crate::to_bridge::forwarded_from_pb`]): the SSRCs receivers get, and the groups among them
@@ -428,6 +502,35 @@ struct ParticipantSources {
     shown: EndpointSources,
     /// What the others receive its video sources under, one entry per video source.
     outputs: Vec<SourceOutput>,
+    /// What it sends without XEP-0339 sources (a standards client), with its outputs.
+    mid_streams: Vec<MidStream>,
+}
+
+impl ParticipantSources {
+    /// What the others receive of it, given what the bridge forwards: its sources' view
+    /// ([`EndpointSources::receiver_view`]) and, after them, its MID streams' outputs with the
+    /// FID group of each video's.
+    fn receiver_view(&self, owner: &str, forwarded: &Forwarded) -> EndpointSources {
+        let mut view = self
+            .sources
+            .receiver_view(owner, forwarded, &self.outputs)
+            .sources;
+        for stream in &self.mid_streams {
+            let ssrcs = std::iter::once(stream.ssrc).chain(stream.rtx);
+            if !ssrcs.clone().all(|ssrc| forwarded.ssrcs.contains(&ssrc)) {
+                continue;
+            }
+            view.sources.extend(ssrcs.map(|ssrc| stream.describe(ssrc)));
+            if let Some(rtx) = stream.rtx {
+                view.groups.push(SsrcGroup {
+                    media: stream.source.media,
+                    semantics: GroupSemantics::Fid,
+                    ssrcs: vec![stream.ssrc, rtx],
+                });
+            }
+        }
+        view
+    }
 }
 
 /// Every participant's sources in one conference, by occupant JID.
@@ -473,6 +576,48 @@ impl ConferenceSources {
         self.participants
             .get(owner)
             .map_or(&[], |participant| &participant.outputs)
+    }
+
+    /// What `owner` sends without XEP-0339 sources, with what the others receive it under (to
+    /// give to the bridge with its sources).
+    pub fn mid_streams(&self, owner: &str) -> &[MidStream] {
+        self.participants
+            .get(owner)
+            .map_or(&[], |participant| &participant.mid_streams)
+    }
+
+    /// Sets what `owner` (a standards client) sends without XEP-0339 sources, replacing what it
+    /// had; each keeps the outputs it had (a stream of the same MID and media), a new one gets
+    /// new ones. Its sources must have been stored first ([`ConferenceSources::accept`]).
+    pub fn set_mid_sources(&mut self, owner: &str, sources: Vec<MidSource>) {
+        let before = self
+            .participants
+            .get(owner)
+            .map(|participant| participant.mid_streams.clone())
+            .unwrap_or_default();
+        let mut streams: Vec<MidStream> = Vec::with_capacity(sources.len());
+        for source in sources {
+            let kept = before
+                .iter()
+                .find(|s| s.source.mid == source.mid && s.source.media == source.media);
+            let (ssrc, rtx) = match kept {
+                Some(kept) => (kept.ssrc, kept.rtx),
+                None => {
+                    let pending: Vec<u32> = streams
+                        .iter()
+                        .flat_map(|s| std::iter::once(s.ssrc).chain(s.rtx))
+                        .collect();
+                    let ssrc = self.mint(&pending, 0);
+                    let rtx = (source.media == MediaType::Video).then(|| self.mint(&pending, ssrc));
+                    (ssrc, rtx)
+                }
+            };
+            streams.push(MidStream { source, ssrc, rtx });
+        }
+        self.participants
+            .entry(owner.to_owned())
+            .or_default()
+            .mid_streams = streams;
     }
 
     /// The sources `owner` sends.
@@ -570,10 +715,7 @@ impl ConferenceSources {
                 removed: view(EndpointSources::default()),
             };
         };
-        let now = participant
-            .sources
-            .receiver_view(owner, forwarded, &participant.outputs)
-            .sources;
+        let now = participant.receiver_view(owner, forwarded);
         let change = SourceChange {
             added: view(now.difference(&participant.shown)),
             removed: view(participant.shown.difference(&now)),
@@ -619,6 +761,10 @@ impl ConferenceSources {
                 .outputs
                 .iter()
                 .any(|o| o.ssrc == ssrc || o.rtx == Some(ssrc))
+                || participant
+                    .mid_streams
+                    .iter()
+                    .any(|s| s.ssrc == ssrc || s.rtx == Some(ssrc))
         })
     }
 
@@ -638,12 +784,12 @@ impl ConferenceSources {
             let kept = before.iter().find(|o| o.source == source);
             let ssrc = match kept {
                 Some(output) => output.ssrc,
-                None => self.mint(&outputs, 0),
+                None => self.mint(&pending(&outputs), 0),
             };
             let rtx = match (rtx, kept.and_then(|o| o.rtx)) {
                 (None, _) => None,
                 (Some(_), Some(kept)) => Some(kept),
-                (Some(_), None) => Some(self.mint(&outputs, ssrc)),
+                (Some(_), None) => Some(self.mint(&pending(&outputs), ssrc)),
             };
             outputs.push(SourceOutput { source, ssrc, rtx });
         }
@@ -654,21 +800,27 @@ impl ConferenceSources {
 
     /// A new output SSRC: non-zero, not `also`, no participant's SSRC and no output's
     /// (`pending` included).
-    fn mint(&mut self, pending: &[SourceOutput], also: u32) -> u32 {
+    fn mint(&mut self, pending: &[u32], also: u32) -> u32 {
         loop {
             let ssrc: u32 = self.rng.random();
             let taken = ssrc == 0
                 || ssrc == also
                 || self.owner_of(ssrc).is_some()
                 || self.is_output(ssrc)
-                || pending
-                    .iter()
-                    .any(|o| o.ssrc == ssrc || o.rtx == Some(ssrc));
+                || pending.contains(&ssrc);
             if !taken {
                 return ssrc;
             }
         }
     }
+}
+
+/// The SSRCs of `outputs`, with their RTX SSRCs.
+fn pending(outputs: &[SourceOutput]) -> Vec<u32> {
+    outputs
+        .iter()
+        .flat_map(|o| std::iter::once(o.ssrc).chain(o.rtx))
+        .collect()
 }
 
 #[cfg(test)]

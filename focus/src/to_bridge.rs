@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use tutti_proto::bridge_v1 as pb;
 
 use crate::jingle::{DtlsSetup, GroupSemantics, Jingle, RtpDescription, Senders};
-use crate::sources::{EndpointSources, Forwarded, MediaType, SourceOutput};
+use crate::sources::{EndpointSources, Forwarded, MediaType, MidStream, SourceOutput};
 
 /// The bridge parses header extensions with one-byte headers only (RFC 8285 ids 1 to 14).
 const MAX_ONE_BYTE_HEADER_EXTENSION_ID: u8 = 14;
@@ -256,11 +256,13 @@ fn payload_types(description: &RtpDescription) -> Result<Vec<pb::PayloadType>, T
 
 /// A participant's sources for the bridge: every SSRC it sends (all simulcast layers and RTX:
 /// the bridge receives them all) with media type, owner and name, its SIM and FID groups (the
-/// only ones the bridge acts on), and what receivers get its video sources under.
+/// only ones the bridge acts on), what receivers get its video sources under, and what it sends
+/// without signalled SSRCs (`mid_streams`: the bridge learns their SSRCs from their MIDs).
 pub fn source_list(
     owner: &str,
     sources: &EndpointSources,
     outputs: &[SourceOutput],
+    mid_streams: &[MidStream],
 ) -> pb::SourceList {
     pb::SourceList {
         sources: sources
@@ -295,12 +297,24 @@ pub fn source_list(
                 rtx_ssrc: output.rtx.unwrap_or(0),
             })
             .collect(),
-        rid_sources: Vec::new(),
+        learnt_sources: mid_streams
+            .iter()
+            .map(|stream| pb::LearntSource {
+                owner: owner.to_owned(),
+                name: stream.source.name.clone(),
+                rids: Vec::new(),
+                output_ssrc: stream.ssrc,
+                output_rtx_ssrc: stream.rtx.unwrap_or(0),
+                mid: stream.source.mid.clone(),
+                media_type: media_type(stream.source.media) as i32,
+            })
+            .collect(),
     }
 }
 
 /// The update for a participant's `session-accept`: transport, media and its (validated)
 /// sources, all at once.
+#[allow(clippy::too_many_arguments)]
 pub fn session_accept_update(
     endpoint: EndpointId<'_>,
     owner: &str,
@@ -309,13 +323,14 @@ pub fn session_accept_update(
     transport: &mut RemoteTransportState,
     sources: &EndpointSources,
     outputs: &[SourceOutput],
+    mid_streams: &[MidStream],
 ) -> Result<pb::UpdateEndpointRequest, ToBridgeError> {
     Ok(pb::UpdateEndpointRequest {
         conference_id: endpoint.conference_id.to_owned(),
         endpoint_id: endpoint.endpoint_id.to_owned(),
         transport: transport.apply(accept)?,
         media: media_list(accept, contents)?,
-        sources: Some(source_list(owner, sources, outputs)),
+        sources: Some(source_list(owner, sources, outputs, mid_streams)),
         receive_mids: None,
     })
 }
@@ -345,13 +360,14 @@ pub fn sources_update(
     owner: &str,
     sources: &EndpointSources,
     outputs: &[SourceOutput],
+    mid_streams: &[MidStream],
 ) -> pb::UpdateEndpointRequest {
     pb::UpdateEndpointRequest {
         conference_id: endpoint.conference_id.to_owned(),
         endpoint_id: endpoint.endpoint_id.to_owned(),
         transport: None,
         media: None,
-        sources: Some(source_list(owner, sources, outputs)),
+        sources: Some(source_list(owner, sources, outputs, mid_streams)),
         receive_mids: None,
     }
 }

@@ -15,6 +15,7 @@ use tutti_focus::jingle::{
     RtpDescription, Senders, Source,
 };
 use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest};
+use tutti_proto::bridge_v1 as pb;
 
 /// What a GStreamer- or libwebrtc-based desktop client lists: the XEPs, nothing of Jitsi's.
 fn standard_features() -> Vec<&'static str> {
@@ -37,6 +38,11 @@ fn names(jingle: &Jingle) -> Vec<&str> {
 /// A standards client's session-accept of `initiate`: its own audio (SSRC `ssrc`) and video
 /// (`ssrc + 1`) with msids, every remote stream's content accepted receive-only.
 fn standard_accept(initiate: &Jingle, nick: &str, ssrc: u32) -> Jingle {
+    accept_with_sources(initiate, nick, Some(ssrc))
+}
+
+/// [`standard_accept`], with XEP-0339 sources in its own contents only when `ssrc` is given.
+fn accept_with_sources(initiate: &Jingle, nick: &str, ssrc: Option<u32>) -> Jingle {
     let transport = participant_transport(nick);
     let mut accept = Jingle::new(Action::SessionAccept, &initiate.sid);
     for offered in &initiate.contents {
@@ -52,7 +58,7 @@ fn standard_accept(initiate: &Jingle, nick: &str, ssrc: u32) -> Jingle {
         };
         description.rtcp_mux = true;
         let own = offered.name == "audio" || offered.name == "video";
-        if own {
+        if let Some(ssrc) = ssrc.filter(|_| own) {
             let own_ssrc = if media == "audio" { ssrc } else { ssrc + 1 };
             let mut source = Source::new(own_ssrc);
             source.parameters = vec![Parameter::new("msid", format!("{nick} {nick}-{media}"))];
@@ -507,6 +513,14 @@ fn a_standards_client_may_initiate_the_session_itself() {
     bundle.extend(&added);
     assert_eq!(add.groups, [Group::bundle(bundle)]);
     assert_eq!(ssrcs_of(add)[0], 100);
+    // The focus is the responder of this session: it creates the contents it adds and is
+    // their sender (XEP-0166 names both by the session's roles).
+    assert!(
+        add.contents
+            .iter()
+            .all(|c| c.creator == Some(Creator::Responder) && c.senders == Some(Senders::Responder)),
+        "{add:?}"
+    );
     // ada hears of gus's sources; the bridge is told gus's new MIDs.
     assert_eq!(
         ssrcs_of(&sim.take_jingle("ada", Action::SourceAdd)),
@@ -581,4 +595,85 @@ fn a_client_that_rings_is_told_to_proceed_and_its_session_initiate_is_taken() {
     assert_eq!(sim.sessions("active"), 2);
     // Rung again with a session established: not taken.
     assert!(ring(&mut sim, "gus", "gus-ring-2").is_empty());
+}
+
+#[test]
+fn a_standards_client_that_signals_no_ssrcs_is_routed_by_its_mids() {
+    let mut sim = Sim::new();
+    sim.join_and_accept("ada", 100);
+    sim.join_with_features("gus", "v1", &standard_features());
+    sim.answer_all();
+    let initiate = sim.take_jingle("gus", Action::SessionInitiate);
+
+    // gus accepts without a single XEP-0339 source: the bridge is given its contents' names as
+    // the MIDs to learn its streams' SSRCs by, and the SSRCs the focus minted for the others to
+    // receive them under.
+    let id = sim.jingle("gus", &accept_with_sources(&initiate, "gus", None));
+    let (request_id, request) = sim.take_request("UpdateEndpoint");
+    let BridgeRequest::UpdateEndpoint(update) = &request else {
+        unreachable!()
+    };
+    let sources = update.sources.as_ref().unwrap();
+    assert!(sources.sources.is_empty());
+    let learnt: Vec<(&str, &str, i32, bool)> = sources
+        .learnt_sources
+        .iter()
+        .map(|l| {
+            (
+                l.mid.as_str(),
+                l.name.as_str(),
+                l.media_type,
+                l.output_rtx_ssrc != 0,
+            )
+        })
+        .collect();
+    let (audio, video) = (pb::MediaType::Audio as i32, pb::MediaType::Video as i32);
+    assert_eq!(
+        learnt,
+        [
+            ("audio", "gus-a0", audio, false),
+            ("video", "gus-v0", video, true)
+        ]
+    );
+    let outputs: Vec<u32> = sources
+        .learnt_sources
+        .iter()
+        .flat_map(|l| [l.output_ssrc, l.output_rtx_ssrc])
+        .filter(|&ssrc| ssrc != 0)
+        .collect();
+    assert_eq!(outputs.len(), 3);
+    assert!(!outputs.contains(&100), "never a participant's SSRC");
+    assert!(sources
+        .learnt_sources
+        .iter()
+        .all(|l| l.owner.ends_with("/gus")));
+    sim.answer(request_id, Ok(yes(&request)));
+    assert_eq!(sim.reply(&id), Ok(()));
+
+    // ada, a Jitsi client, is told of gus's streams under those SSRCs, with gus's msid.
+    let add = sim.take_jingle("ada", Action::SourceAdd);
+    assert_eq!(ssrcs_of(&add), outputs);
+    let video_content = add.content("video").unwrap();
+    let description = video_content.description.as_ref().unwrap();
+    assert_eq!(description.sources[0].parameter("msid"), Some("gus gus-v0"));
+    assert_eq!(description.source_groups[0].ssrcs, outputs[1..]);
+
+    // cy, a standards client that signals its SSRCs, gets gus's streams as contents of their
+    // own under the same SSRCs; its own sources go to the bridge as before, no MID needed.
+    sim.join_with_features("cy", "v1", &standard_features());
+    sim.answer_all();
+    let cy = sim.take_jingle("cy", Action::SessionInitiate);
+    let offered = ssrcs_of(&cy);
+    assert!(
+        outputs.iter().all(|ssrc| offered.contains(ssrc)),
+        "{offered:?}"
+    );
+    sim.jingle("cy", &standard_accept(&cy, "cy", 500));
+    let (_, request) = sim.take_request("UpdateEndpoint");
+    let BridgeRequest::UpdateEndpoint(update) = &request else {
+        unreachable!()
+    };
+    let sources = update.sources.as_ref().unwrap();
+    assert!(sources.learnt_sources.is_empty());
+    assert_eq!(sources.sources.len(), 2);
 }

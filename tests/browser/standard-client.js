@@ -2,8 +2,11 @@
 // hand (RFC 7395, SASL ANONYMOUS, bind, MUC), caps whose disco#info lists the Jingle XEPs and
 // nothing of Jitsi's, and XEP-0166/0167/0176/0320/0338/0339 Jingle mapped to and from SDP for
 // the page's RTCPeerConnection, one m-line per content (its name the MID), as desktop Jingle
-// clients do, without the remote streams' SSRCs (what it receives is routed by MID alone); a removed content's m-line is recycled for the next content of its media (JSEP),
-// so the session description does not grow with joins and leaves. Nothing of lib-jitsi-meet. Injected into a page by standard-client.test.mjs;
+// clients do, without the remote streams' SSRCs (what it receives is routed by MID alone); a
+// removed content's m-line is recycled for the next content of its media (JSEP), so the session
+// description does not grow with joins and leaves. With `{ sources: false }` it signals no
+// XEP-0339 source of what it sends either (the bridge routes it by the MIDs of its packets).
+// Nothing of lib-jitsi-meet. Injected into a page by standard-client.test.mjs;
 // window.standardClient is its handle.
 'use strict';
 
@@ -27,9 +30,11 @@
   const child = (el, name, ns) => children(el, name, ns)[0];
 
   class Client {
-    constructor(url, domain) {
+    constructor(url, domain, { sources = true } = {}) {
       this.url = url;
       this.domain = domain;
+      // Whether its own contents carry XEP-0339 sources (its SSRCs).
+      this.signalsSources = sources;
       this.log = [];
       this.jingles = [];
       this.nextId = 0;
@@ -140,7 +145,8 @@
           }
         }
         const answer = await this.answer();
-        await this.iq('set', this.focus, this.jingleOf('session-accept', answer, this.slots.map((slot) => slot.content.getAttribute('name'))));
+        this.accept = this.jingleOf('session-accept', answer, this.slots.map((slot) => slot.content.getAttribute('name')));
+        await this.iq('set', this.focus, this.accept);
       } else if (action === 'content-add') {
         const added = children(jingle, 'content', NS.jingle);
         for (const content of added) {
@@ -253,7 +259,8 @@
         }
         description += '<rtcp-mux/>';
         const ssrcs = new Map();
-        for (const line of lines.filter((l) => l.startsWith('a=ssrc:'))) {
+        const sourceLines = this.signalsSources ? lines : [];
+        for (const line of sourceLines.filter((l) => l.startsWith('a=ssrc:'))) {
           const [, ssrc, key, val] = /a=ssrc:(\d+) ([^:]+)(?::(.*))?/.exec(line);
           if (!ssrcs.has(ssrc)) ssrcs.set(ssrc, []);
           if (key === 'cname' || key === 'msid') ssrcs.get(ssrc).push(`<parameter name='${key}' value='${esc(val)}'/>`);
@@ -265,7 +272,7 @@
           if (msid && !parameters.some((p) => p.includes("name='msid'"))) parameters.push(`<parameter name='msid' value='${esc(msid)}'/>`);
           description += `<source xmlns='${NS.ssma}' ssrc='${ssrc}'>${parameters.join('')}</source>`;
         }
-        for (const line of lines.filter((l) => l.startsWith('a=ssrc-group:'))) {
+        for (const line of sourceLines.filter((l) => l.startsWith('a=ssrc-group:'))) {
           const [semantics, ...members] = line.slice('a=ssrc-group:'.length).split(' ');
           description += `<ssrc-group xmlns='${NS.ssma}' semantics='${semantics}'>${members.map((s) => `<source ssrc='${s}'/>`).join('')}</ssrc-group>`;
         }
@@ -319,8 +326,8 @@
   }
 
   window.standardClient = {
-    async join(room, nick) {
-      const client = new Client(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/xmpp-websocket`, window.TUTTI_CONFIG.guestDomain);
+    async join(room, nick, options) {
+      const client = new Client(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/xmpp-websocket`, window.TUTTI_CONFIG.guestDomain, options);
       window.standardClient.client = client;
       await client.join(room, nick);
     },

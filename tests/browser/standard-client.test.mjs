@@ -2,8 +2,10 @@
 // without any Jitsi feature) in a room with lib-jitsi-meet pages: the focus offers it plain XEP
 // Jingle, one content per remote stream; routing by MID alone (its session description lists no
 // remote SSRC; the bridge writes each stream's MID), it decodes each page's video and audio as
-// streams of their own (one MID each), the pages decode its video, and a page that joins and leaves reaches
-// it as content-add and content-remove.
+// streams of their own (one MID each); it signals no SSRC of its own either (no XEP-0339 source
+// in its session-accept: the bridge learns its SSRCs from the MIDs of its packets) and the pages
+// decode its video and hear it; a page that joins and leaves reaches it as content-add and
+// content-remove.
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -38,7 +40,7 @@ test('a standards client and lib-jitsi-meet pages see and hear each other', { ti
     gus.on('console', (message) => console.error(`[gus ${message.type()}] ${message.text()}`));
     await gus.goto(world.stack.url);
     await gus.addScriptTag({ path: join(here, 'standard-client.js') });
-    await gus.evaluate(() => window.standardClient.join(`mixed@${window.TUTTI_CONFIG.muc}`, 'gus'));
+    await gus.evaluate(() => window.standardClient.join(`mixed@${window.TUTTI_CONFIG.muc}`, 'gus', { sources: false }));
     try {
       const byMid = await waitFor('gus to decode ada\'s and bob\'s video and hear their audio', async () => {
         const now = await received(gus);
@@ -57,6 +59,17 @@ test('a standards client and lib-jitsi-meet pages see and hear each other', { ti
       const offered = await gus.evaluate(() => window.standardClient.client.pc.remoteDescription.sdp);
       assert.ok(!/^a=ssrc:/m.test(offered), 'no SSRC in the offer it routes by');
 
+      // Its own streams: no XEP-0339 source in its accept, routed by MID on the way in, yet the
+      // pages decode its video and hear its audio (without routing by MID, its packets would be
+      // dropped as unknown SSRCs and they would decode one video and hear one page).
+      const accept = await gus.evaluate(() => window.standardClient.client.accept);
+      assert.ok(!/<source /.test(accept), `no source in gus's session-accept: ${accept}`);
+      const learnt = await waitFor('the bridge to learn gus\'s audio and video SSRCs', async () => {
+        const count = await world.bridgeMetric('tutti_bridge_streams_learnt_total');
+        return count >= 2 && count;
+      }, 10000);
+      const drops = await world.bridgeMetrics();
+      console.log(`the bridge learnt ${learnt} of gus's SSRCs from their MIDs; ${drops.split('\n').filter((l) => /reason="(unknown_mid|mid_taken|unknown_ssrc)"/.test(l)).join(', ')}`);
       for (const page of [ada, bob]) {
         await page.waitForDecodedVideo(2);
         await page.waitForAudio(2);

@@ -17,9 +17,9 @@ use tutti_rtp::codec::Codec;
 use crate::control::{Control, ControlError};
 use crate::lifecycle::BridgeState;
 use crate::media::{
-    Command, EndpointState, GroupSemantics, MediaConfig, MediaDesc, MediaKind, Mid, RelayTransport,
-    RemoteEndpoint, RemoteSetup, RemoteTransport, RidSource, SourceDesc, SourceGroup, SourceOutput,
-    SourceSet, WorkerEvent, MAX_ENCODINGS,
+    Command, EndpointState, GroupSemantics, LearntSource, MediaConfig, MediaDesc, MediaKind, Mid,
+    RelayTransport, RemoteEndpoint, RemoteSetup, RemoteTransport, SourceDesc, SourceGroup,
+    SourceOutput, SourceSet, WorkerEvent, MAX_ENCODINGS,
 };
 use crate::metrics::Rates;
 
@@ -355,9 +355,9 @@ fn taken_ssrcs(s: &SourceSet) -> Vec<u32> {
                 .flat_map(|o| std::iter::once(o.ssrc).chain(o.rtx)),
         )
         .chain(
-            s.rid_sources
+            s.learnt_sources
                 .iter()
-                .flat_map(|r| std::iter::once(r.output.0).chain(r.output.1)),
+                .flat_map(|l| std::iter::once(l.output.0).chain(l.output.1)),
         )
         .collect()
 }
@@ -522,36 +522,60 @@ pub fn sources_from_pb(list: &pb::SourceList, max_sources: usize) -> Result<Sour
             rtx,
         });
     }
-    for r in &list.rid_sources {
-        set.rid_sources.push(rid_source_from_pb(r, &set)?);
+    for l in &list.learnt_sources {
+        set.learnt_sources.push(learnt_source_from_pb(l, &set)?);
     }
     Ok(set)
 }
 
-/// A RID source, checked against the sources and outputs already in `set`.
-fn rid_source_from_pb(r: &pb::RidSource, set: &SourceSet) -> Result<RidSource, Status> {
-    if r.rids.is_empty() || r.rids.len() > MAX_ENCODINGS {
+/// A learnt source, checked against the sources and outputs already in `set`.
+fn learnt_source_from_pb(l: &pb::LearntSource, set: &SourceSet) -> Result<LearntSource, Status> {
+    let name = || l.name.chars().take(64).collect::<String>();
+    let mid = match l.mid.as_str() {
+        "" => None,
+        mid => Some(Mid::new(mid).ok_or_else(|| {
+            invalid(format!(
+                "learnt source {:?}: mid {:?} is not 1 to {} token characters",
+                name(),
+                mid.chars().take(32).collect::<String>(),
+                Mid::MAX
+            ))
+        })?),
+    };
+    if (mid.is_none() && l.rids.is_empty()) || l.rids.len() > MAX_ENCODINGS {
         return Err(invalid(format!(
-            "rid source {:?}: 1 to {MAX_ENCODINGS} rids",
-            r.name
+            "learnt source {:?}: a mid, or 1 to {MAX_ENCODINGS} rids",
+            name()
         )));
     }
-    for (i, rid) in r.rids.iter().enumerate() {
+    for (i, rid) in l.rids.iter().enumerate() {
         let valid = (1..=16).contains(&rid.len())
             && rid
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid || r.rids[..i].contains(rid) {
+        if !valid || l.rids[..i].contains(rid) {
             return Err(invalid(format!(
-                "rid source {:?}: rid {rid:?} (1 to 16 letters, digits, '-' or '_', each once)",
-                r.name
+                "learnt source {:?}: rid {:?} (1 to 16 letters, digits, '-' or '_', each once)",
+                name(),
+                rid.chars().take(32).collect::<String>()
             )));
         }
     }
-    if r.name.len() > 256 {
-        return Err(invalid("rid source name longer than 256 bytes"));
+    if l.name.len() > 256 {
+        return Err(invalid("learnt source name longer than 256 bytes"));
     }
-    let rtx = (r.output_rtx_ssrc != 0).then_some(r.output_rtx_ssrc);
+    if mid.is_some() && set.learnt_sources.iter().any(|other| other.mid == mid) {
+        return Err(invalid(format!(
+            "learnt source {:?}: mid {:?} names another source too",
+            name(),
+            l.mid
+        )));
+    }
+    let kind = match l.media_type {
+        0 => MediaKind::Video,
+        other => kind_from_pb(other, &format!("learnt source {:?}", name()))?,
+    };
+    let rtx = (l.output_rtx_ssrc != 0).then_some(l.output_rtx_ssrc);
     let taken = |ssrc: u32| {
         set.sources.iter().any(|d| d.ssrc == ssrc)
             || set
@@ -559,22 +583,24 @@ fn rid_source_from_pb(r: &pb::RidSource, set: &SourceSet) -> Result<RidSource, S
                 .iter()
                 .any(|o| o.ssrc == ssrc || o.rtx == Some(ssrc))
             || set
-                .rid_sources
+                .learnt_sources
                 .iter()
                 .any(|s| s.output.0 == ssrc || s.output.1 == Some(ssrc))
     };
-    for ssrc in std::iter::once(r.output_ssrc).chain(rtx) {
-        if ssrc == 0 || taken(ssrc) || rtx == Some(r.output_ssrc) {
+    for ssrc in std::iter::once(l.output_ssrc).chain(rtx) {
+        if ssrc == 0 || taken(ssrc) || rtx == Some(l.output_ssrc) {
             return Err(invalid(format!(
-                "rid source {:?}: output ssrc {ssrc} is 0 or taken",
-                r.name
+                "learnt source {:?}: output ssrc {ssrc} is 0 or taken",
+                name()
             )));
         }
     }
-    Ok(RidSource {
-        name: r.name.clone(),
-        rids: r.rids.clone(),
-        output: (r.output_ssrc, rtx),
+    Ok(LearntSource {
+        kind,
+        name: l.name.clone(),
+        mid,
+        rids: l.rids.clone(),
+        output: (l.output_ssrc, rtx),
     })
 }
 
@@ -590,7 +616,7 @@ fn forwarded_to_pb(list: &pb::SourceList, set: &SourceSet) -> pb::SourceList {
         })
     };
     let mut forwarded = pb::SourceList::default();
-    for spec in set.producers().iter().filter(|spec| spec.rids.is_empty()) {
+    for spec in set.producers().iter().filter(|spec| !spec.is_learnt()) {
         let first = spec.encodings[0].0;
         let (ssrc, rtx) = spec.output_ssrcs();
         forwarded.sources.extend(described(first, ssrc));
@@ -602,13 +628,17 @@ fn forwarded_to_pb(list: &pb::SourceList, set: &SourceSet) -> pb::SourceList {
             });
         }
     }
-    for r in &list.rid_sources {
-        let (ssrc, rtx) = (r.output_ssrc, r.output_rtx_ssrc);
+    for (l, learnt) in list.learnt_sources.iter().zip(&set.learnt_sources) {
+        let (ssrc, rtx) = (l.output_ssrc, l.output_rtx_ssrc);
+        let media_type = match learnt.kind {
+            MediaKind::Audio => pb::MediaType::Audio,
+            MediaKind::Video => pb::MediaType::Video,
+        };
         let described = |ssrc| pb::Source {
             ssrc,
-            media_type: pb::MediaType::Video as i32,
-            owner: r.owner.clone(),
-            name: r.name.clone(),
+            media_type: media_type as i32,
+            owner: l.owner.clone(),
+            name: l.name.clone(),
         };
         forwarded.sources.push(described(ssrc));
         if rtx != 0 {
@@ -1177,7 +1207,7 @@ mod tests {
                     rtx_ssrc,
                 })
                 .collect(),
-            rid_sources: Vec::new(),
+            learnt_sources: Vec::new(),
         };
         let set = sources_from_pb(&with(vec![(1, 500, 501)]), 20).unwrap();
         assert_eq!(set.producers()[0].output_ssrcs(), (500, Some(501)));
@@ -1202,26 +1232,30 @@ mod tests {
     }
 
     #[test]
-    fn rid_sources_are_validated() {
-        let list = |rids: &[&str], output: u32, rtx: u32| pb::SourceList {
+    fn learnt_sources_are_validated() {
+        let learnt = |mid: &str, rids: &[&str], output: u32, rtx: u32| pb::LearntSource {
+            owner: "alice".into(),
+            name: "alice-v0".into(),
+            rids: rids.iter().map(|r| r.to_string()).collect(),
+            output_ssrc: output,
+            output_rtx_ssrc: rtx,
+            mid: mid.into(),
+            media_type: 0,
+        };
+        let list = |learnt_sources: Vec<pb::LearntSource>| pb::SourceList {
             sources: vec![pb::Source {
                 ssrc: 7,
                 media_type: pb::MediaType::Audio as i32,
                 ..Default::default()
             }],
-            rid_sources: vec![pb::RidSource {
-                owner: "alice".into(),
-                name: "alice-v0".into(),
-                rids: rids.iter().map(|r| r.to_string()).collect(),
-                output_ssrc: output,
-                output_rtx_ssrc: rtx,
-            }],
+            learnt_sources,
             ..Default::default()
         };
-        let ok = list(&["q", "h", "f"], 900, 901);
+        let ok = list(vec![learnt("", &["q", "h", "f"], 900, 901)]);
         let set = sources_from_pb(&ok, 20).unwrap();
         let spec = &set.producers()[1];
         assert_eq!(spec.rids, ["q", "h", "f"]);
+        assert_eq!(spec.mid, None);
         assert_eq!(
             spec.encodings,
             [(0, None); 3],
@@ -1232,15 +1266,49 @@ mod tests {
         let ssrcs: Vec<u32> = forwarded.sources.iter().map(|s| s.ssrc).collect();
         assert_eq!(ssrcs, [7, 900, 901]);
         assert_eq!(forwarded.sources[1].name, "alice-v0");
+        // A standards client's audio and video named by their MIDs alone: one encoding each,
+        // forwarded under their outputs with their media types.
+        let by_mid = list(vec![
+            pb::LearntSource {
+                media_type: pb::MediaType::Audio as i32,
+                name: "alice-a0".into(),
+                ..learnt("0", &[], 800, 0)
+            },
+            learnt("1", &[], 900, 901),
+        ]);
+        let set = sources_from_pb(&by_mid, 20).unwrap();
+        let specs = set.producers();
+        assert_eq!(specs[1].kind, MediaKind::Audio);
+        assert_eq!(specs[1].mid, Mid::new("0"));
+        assert_eq!(specs[1].encodings, [(0, None)]);
+        assert_eq!(specs[2].kind, MediaKind::Video);
+        let forwarded = forwarded_to_pb(&by_mid, &set);
+        let described: Vec<(u32, i32)> = forwarded
+            .sources
+            .iter()
+            .map(|s| (s.ssrc, s.media_type))
+            .collect();
+        let (audio, video) = (pb::MediaType::Audio as i32, pb::MediaType::Video as i32);
+        assert_eq!(
+            described,
+            [(7, audio), (800, audio), (900, video), (901, video)]
+        );
         for bad in [
-            list(&[], 900, 0),
-            list(&["q"; 9], 900, 0),
-            list(&["q", "q"], 900, 0),
-            list(&["a b"], 900, 0),
-            list(&["seventeen-chars-x"], 900, 0),
-            list(&["q"], 0, 0),
-            list(&["q"], 7, 0),
-            list(&["q"], 900, 900),
+            list(vec![learnt("", &[], 900, 0)]),
+            list(vec![learnt("", &["q"; 9], 900, 0)]),
+            list(vec![learnt("", &["q", "q"], 900, 0)]),
+            list(vec![learnt("", &["a b"], 900, 0)]),
+            list(vec![learnt("", &["seventeen-chars-x"], 900, 0)]),
+            list(vec![learnt("", &["q"], 0, 0)]),
+            list(vec![learnt("", &["q"], 7, 0)]),
+            list(vec![learnt("", &["q"], 900, 900)]),
+            list(vec![learnt("a b", &[], 900, 0)]),
+            list(vec![learnt("seventeen-chars-x", &[], 900, 0)]),
+            list(vec![learnt("1", &[], 900, 0), learnt("1", &[], 901, 0)]),
+            list(vec![pb::LearntSource {
+                media_type: 9,
+                ..learnt("1", &[], 900, 0)
+            }]),
         ] {
             assert!(sources_from_pb(&bad, 20).is_err(), "{bad:?}");
         }

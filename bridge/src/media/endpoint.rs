@@ -12,6 +12,7 @@ use tutti_rtp::rtp;
 
 use super::constraints::ReceiverConstraints;
 use super::limits::RateLimit;
+use super::producer::StreamIds;
 use super::stream_history::StreamHistory;
 use super::transport::{EndpointSettings, Transport};
 use super::{MediaConfig, MediaKind, Mid};
@@ -188,19 +189,37 @@ impl Endpoint {
             .map(|(apt, _)| *apt)
     }
 
+    /// What a packet from this endpoint on an SSRC it has not been heard on says of its
+    /// stream: its mid, rid and repaired-rid extensions (at the ids of either media: BUNDLEd
+    /// m-lines share them), and whether its payload type is one of its RTX payload types.
+    pub fn stream_ids<'a>(&self, packet: &'a [u8], header: &rtp::Header) -> StreamIds<'a> {
+        let find = |slot: usize| {
+            [&self.media.audio, &self.media.video]
+                .into_iter()
+                .flatten()
+                .find_map(|m| rtp::find_extension(packet, header, m.sender_local_extensions[slot]))
+                .and_then(|range| packet.get(range))
+        };
+        StreamIds {
+            mid: find(0),
+            rid: find(1),
+            repaired_rid: find(2),
+            rtx_payload: self
+                .rtx_original_payload_type(header.payload_type)
+                .is_some(),
+        }
+    }
+
     /// Blanks, once on arrival, the extensions of a packet from this endpoint that must not
     /// reach other endpoints (see `MediaDesc::sender_local_extensions`); the cached copy used for
     /// retransmissions is then clean too.
-    pub fn remove_sender_local_extensions(&self, packet: &mut [u8]) {
-        let Ok(header) = rtp::parse(packet) else {
-            return;
-        };
+    pub fn remove_sender_local_extensions(&self, packet: &mut [u8], header: &rtp::Header) {
         if header.extensions.is_none() {
             return;
         }
         for media in [&self.media.audio, &self.media.video].into_iter().flatten() {
             for id in media.sender_local_extensions {
-                rtp::blank_extension(packet, &header, id);
+                rtp::blank_extension(packet, header, id);
             }
         }
     }

@@ -43,7 +43,7 @@ use std::net::SocketAddr;
 
 pub use router::MAX_ENCODINGS;
 pub use sources::{
-    GroupSemantics, ProducerSpec, RidSource, SourceDesc, SourceGroup, SourceOutput, SourceSet,
+    GroupSemantics, LearntSource, ProducerSpec, SourceDesc, SourceGroup, SourceOutput, SourceSet,
 };
 pub use transport::{EndpointSettings, SpeakerSettings};
 
@@ -117,9 +117,9 @@ pub struct MediaDesc {
     pub codecs: Vec<(u8, tutti_rtp::codec::Codec)>,
 }
 
-/// A MID (RFC 8843) the bridge writes into what it forwards to a receiver: 1 to [`Mid::MAX`]
-/// token characters, kept inline (a consumer holds its own copy; nothing is allocated or
-/// looked up per packet).
+/// A MID (RFC 8843): one the bridge writes into what it forwards to a receiver, or one a
+/// sender's packets name a learnt source by. 1 to [`Mid::MAX`] token characters, kept inline (a
+/// consumer or producer holds its own copy; nothing is allocated per packet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mid {
     len: u8,

@@ -13,7 +13,7 @@ use super::nack::NackGenerator;
 use super::retransmission::RetransmissionCache;
 use super::sources::ProducerSpec;
 use super::speakers::SpeechActivity;
-use super::MediaKind;
+use super::{MediaKind, Mid};
 
 /// A sender is asked for a key frame of an encoding at most this often, however many receivers
 /// ask.
@@ -131,6 +131,28 @@ impl KeyframeRequests {
     }
 }
 
+/// What a packet on an SSRC its sender has not been heard on says of its stream: its sdes:mid,
+/// RtpStreamId and RepairedRtpStreamId header extensions (read before they are blanked), and
+/// whether its payload type is one of the sender's RTX payload types.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StreamIds<'a> {
+    pub mid: Option<&'a [u8]>,
+    pub rid: Option<&'a [u8]>,
+    pub repaired_rid: Option<&'a [u8]>,
+    pub rtx_payload: bool,
+}
+
+/// What [`Producer::learn`] made of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learnt {
+    /// The SSRC is this encoding's (its RTX stream's when `rtx`) from now on.
+    Bound { encoding: u8, rtx: bool },
+    /// The packet names an encoding (or its RTX stream) already learnt under another SSRC.
+    Taken,
+    /// The packet names no stream of this source.
+    NotNamed,
+}
+
 pub struct Producer {
     /// The sending endpoint's slot.
     pub owner: usize,
@@ -138,7 +160,10 @@ pub struct Producer {
     /// The source's name (e.g. `<endpoint>-v0`), as receivers' constraints may name it.
     pub name: String,
     pub encodings: Vec<Encoding>,
-    /// The RIDs naming its encodings (empty when their SSRCs were signalled).
+    /// The MID naming its packets, when its SSRCs are learnt from them.
+    pub mid: Option<Mid>,
+    /// The RIDs naming its encodings (empty when their SSRCs were signalled, or for a source of
+    /// one encoding named by its MID).
     pub rids: Vec<String>,
     /// The SSRC receivers get it under, and its RTX SSRC.
     output: (u32, Option<u32>),
@@ -157,6 +182,7 @@ impl Producer {
             owner,
             kind: spec.kind,
             name: spec.name.clone(),
+            mid: spec.mid,
             rids: spec.rids.clone(),
             encodings: spec
                 .encodings
@@ -182,14 +208,15 @@ impl Producer {
         }
     }
 
-    /// Made from this spec (a source that stays keeps its state, the SSRCs learnt for its RIDs
-    /// included).
+    /// Made from this spec (a source that stays keeps its state, the SSRCs learnt for its MID
+    /// and RIDs included).
     pub fn is(&self, spec: &ProducerSpec) -> bool {
         self.kind == spec.kind
             && self.output == spec.output_ssrcs()
             && self.encodings.len() == spec.encodings.len()
+            && self.mid == spec.mid
             && self.rids == spec.rids
-            && (!self.rids.is_empty()
+            && (spec.is_learnt()
                 || self
                     .encodings
                     .iter()
@@ -197,36 +224,65 @@ impl Producer {
                     .all(|(e, s)| (e.ssrc, e.rtx_ssrc) == *s))
     }
 
-    /// Learns the SSRC of the encoding named `rid` (its RTX SSRC when `repaired`); returns the
-    /// encoding, or `None` when no encoding has that RID or it already has an SSRC. A sender
-    /// that negotiated RTX (`nackable`) is NACKed from its first packet on: its RTX SSRC shows
-    /// with its first retransmission.
-    pub fn bind_rid(
-        &mut self,
-        rid: &[u8],
-        repaired: bool,
-        ssrc: u32,
-        nackable: bool,
-    ) -> Option<u8> {
-        let index = self.rids.iter().position(|r| r.as_bytes() == rid)?;
-        let e = self.encodings.get_mut(index)?;
-        if repaired {
+    /// Its SSRCs are learnt from its packets rather than signalled.
+    pub fn is_learnt(&self) -> bool {
+        self.mid.is_some() || !self.rids.is_empty()
+    }
+
+    /// Learns `ssrc` from a packet that names one of this source's encodings by `ids`: the
+    /// MID must be the source's (any, for a source named by RIDs alone); the RtpStreamId names
+    /// an encoding's media stream, the RepairedRtpStreamId its RTX stream; a source without
+    /// RIDs has one encoding, whose RTX stream is told by its payload type. A sender that
+    /// negotiated RTX (`nackable`) is NACKed from its first packet on: its RTX SSRC shows with
+    /// its first retransmission.
+    pub fn learn(&mut self, ids: &StreamIds<'_>, ssrc: u32, nackable: bool) -> Learnt {
+        if !self.is_learnt() || self.mid.is_some_and(|mid| ids.mid != Some(mid.as_bytes())) {
+            return Learnt::NotNamed;
+        }
+        let named = if self.rids.is_empty() {
+            Some((0, ids.rtx_payload))
+        } else {
+            let position = |rid: &[u8]| self.rids.iter().position(|r| r.as_bytes() == rid);
+            match (ids.rid, ids.repaired_rid) {
+                (Some(rid), _) => position(rid).map(|i| (i, false)),
+                (None, Some(rid)) => position(rid).map(|i| (i, true)),
+                (None, None) => None,
+            }
+        };
+        let Some((index, rtx)) = named else {
+            return Learnt::NotNamed;
+        };
+        let clock_rate = self.clock_rate();
+        let Some(e) = self.encodings.get_mut(index) else {
+            return Learnt::NotNamed;
+        };
+        if rtx {
             if e.rtx_ssrc.is_some() {
-                return None;
+                return Learnt::Taken;
             }
             e.rtx_ssrc = Some(ssrc);
-            e.rtx_stats = Some(ReceiveStats::new(90_000));
+            e.rtx_stats = Some(ReceiveStats::new(clock_rate));
             e.nacks.get_or_insert_with(NackGenerator::new);
         } else {
             if e.ssrc != 0 {
-                return None;
+                return Learnt::Taken;
             }
             e.ssrc = ssrc;
             if nackable {
                 e.nacks.get_or_insert_with(NackGenerator::new);
             }
         }
-        Some(index as u8)
+        Learnt::Bound {
+            encoding: index as u8,
+            rtx,
+        }
+    }
+
+    fn clock_rate(&self) -> u32 {
+        match self.kind {
+            MediaKind::Audio => 48_000,
+            MediaKind::Video => 90_000,
+        }
     }
 
     /// The SSRC receivers get this source under, and its RTX SSRC.
@@ -275,6 +331,7 @@ mod tests {
             kind: MediaKind::Video,
             name: "cam".to_owned(),
             encodings: vec![(1, Some(2)), (3, Some(4)), (5, Some(6))],
+            mid: None,
             rids: Vec::new(),
             output: None,
         };

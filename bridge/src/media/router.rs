@@ -15,7 +15,7 @@ use super::consumer::{Admission, Consumer, Layer, Outgoing, TAG_ROOM};
 use super::endpoint::Endpoint;
 use super::limits::RateLimit;
 use super::outbox::{Outbox, SLOT};
-use super::producer::Producer;
+use super::producer::{Learnt, Producer, StreamIds};
 use super::retransmission::RetransmissionCache;
 use super::sources::ProducerSpec;
 use super::speakers::{Dominance, Score};
@@ -54,6 +54,20 @@ pub struct Sent {
     pub relayed_bytes: u64,
 }
 
+/// Why a packet's SSRC was not learnt ([`Router::learn`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LearnError {
+    /// Someone signalled the SSRC.
+    Signalled,
+    /// The sender has no source whose SSRCs are learnt.
+    NoLearntSource,
+    /// The packet names none of its sender's learnt sources' streams (an unknown MID or RID,
+    /// or none).
+    NotNamed,
+    /// The stream it names was learnt under another SSRC.
+    Taken,
+}
+
 /// Why a receiver's NACK could not be answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetransmitError {
@@ -75,8 +89,12 @@ pub struct Router {
     pub by_endpoint_id: HashMap<String, usize>,
     producers: Vec<Option<Producer>>,
     free_producers: Vec<usize>,
-    /// Every SSRC a producer receives.
+    /// Every signalled SSRC a producer receives.
     routes: FxHashMap<u32, Route>,
+    /// The SSRCs learnt from senders' packets (sources named by MID or RID), by sender slot:
+    /// one sender's learnt SSRC is never another's, so what one sends cannot take another's
+    /// stream, whenever it sends it.
+    learnt: FxHashMap<(usize, u32), Route>,
     /// The SSRCs receivers get (and name in their RTCP) → producer.
     outputs: FxHashMap<u32, usize>,
     /// Buffers of the allocator runs, kept between them.
@@ -110,8 +128,15 @@ impl Router {
         }
     }
 
+    /// Where a signalled SSRC goes.
     pub fn route(&self, ssrc: u32) -> Option<Route> {
         self.routes.get(&ssrc).copied()
+    }
+
+    /// Where a packet of the member in `slot` on `ssrc` goes when its SSRC was learnt from its
+    /// packets.
+    pub fn learnt_route(&self, slot: usize, ssrc: u32) -> Option<Route> {
+        self.learnt.get(&(slot, ssrc)).copied()
     }
 
     /// The producer a receiver knows under `ssrc` (its output SSRC or output RTX SSRC).
@@ -246,7 +271,11 @@ impl Router {
             }
         }
         for ssrc in producer.ssrcs() {
-            self.routes.remove(&ssrc);
+            if producer.is_learnt() {
+                self.learnt.remove(&(producer.owner, ssrc));
+            } else {
+                self.routes.remove(&ssrc);
+            }
         }
         self.outputs.remove(&output);
         if let Some(rtx) = output_rtx {
@@ -258,39 +287,47 @@ impl Router {
         self.free_producers.push(p);
     }
 
-    /// A packet of `owner` on `ssrc`, which no producer receives, carries RID `rid` (the
-    /// RepairedRtpStreamId when `repaired`): when one of `owner`'s producers has an encoding of
-    /// that RID without an SSRC yet, the SSRC is that encoding's from now on.
-    pub fn bind_rid(
+    /// A packet of `owner` on `ssrc`, which none of its producers receives, names a stream by
+    /// `ids`: when it names an encoding of one of `owner`'s learnt sources that has no SSRC yet,
+    /// the SSRC is that encoding's (or its RTX stream's) from now on. An SSRC signalled by
+    /// anyone is never learnt.
+    pub fn learn(
         &mut self,
         owner: usize,
         owner_producers: &[usize],
-        rid: &[u8],
-        repaired: bool,
+        ids: &StreamIds<'_>,
         ssrc: u32,
         nackable: bool,
-    ) -> Option<Route> {
-        if self.routes.contains_key(&ssrc) || self.outputs.contains_key(&ssrc) {
-            return None;
+    ) -> Result<Route, LearnError> {
+        if self.routes.contains_key(&ssrc) {
+            return Err(LearnError::Signalled);
         }
+        let mut error = LearnError::NoLearntSource;
         for &p in owner_producers {
             let Some(producer) = self
                 .producer_mut(p)
-                .filter(|producer| producer.owner == owner)
+                .filter(|producer| producer.owner == owner && producer.is_learnt())
             else {
                 continue;
             };
-            if let Some(encoding) = producer.bind_rid(rid, repaired, ssrc, nackable) {
-                let route = Route {
-                    producer: p,
-                    encoding,
-                    rtx: repaired,
-                };
-                self.routes.insert(ssrc, route);
-                return Some(route);
+            match producer.learn(ids, ssrc, nackable) {
+                Learnt::Bound { encoding, rtx } => {
+                    let route = Route {
+                        producer: p,
+                        encoding,
+                        rtx,
+                    };
+                    self.learnt.insert((owner, ssrc), route);
+                    return Ok(route);
+                }
+                Learnt::Taken => error = LearnError::Taken,
+                Learnt::NotNamed if error == LearnError::NoLearntSource => {
+                    error = LearnError::NotNamed
+                }
+                Learnt::NotNamed => {}
             }
         }
-        None
+        Err(error)
     }
 
     /// Makes `receiver`'s consumers match what it receives now (after it joined or changed its
@@ -367,6 +404,7 @@ impl Router {
             self.producers = Vec::new();
             self.free_producers = Vec::new();
             self.routes = FxHashMap::default();
+            self.learnt = FxHashMap::default();
             self.outputs = FxHashMap::default();
         }
     }
@@ -895,7 +933,10 @@ impl Router {
                 .flatten()
                 .map(Producer::heap_bytes)
                 .sum::<usize>()
-            + (self.routes.len() + self.outputs.len() + self.by_endpoint_id.len())
+            + (self.routes.len()
+                + self.learnt.len()
+                + self.outputs.len()
+                + self.by_endpoint_id.len())
                 * ROUTE_ENTRY_BYTES
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A producer is one source of a sender as a receiver sees it: an audio stream, or a video
 //! whose simulcast (SIM) layers are its encodings, each with its FID (RTX) partner.
-use super::MediaKind;
+use super::{MediaKind, Mid};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceDesc {
@@ -34,14 +34,18 @@ pub struct SourceOutput {
     pub rtx: Option<u32>,
 }
 
-/// A video source whose encodings are named by RID (`a=rid`, the RtpStreamId header
-/// extension) rather than signalled SSRCs, as Chromium's own simulcast and WHIP clients send:
-/// the bridge learns each encoding's SSRC (and its RTX SSRC, from RepairedRtpStreamId) from the
-/// first packet that carries its RID.
+/// A source whose SSRCs are not signalled: named by its sender's MID (`a=mid`, the sdes:mid
+/// header extension: a standards client that signals no sources), by the RIDs of its
+/// encodings (`a=rid`, the RtpStreamId header extension: Chromium's own simulcast, WHIP
+/// clients), or both. The bridge learns each encoding's SSRC (and its RTX SSRC) from the first
+/// packet of its sender that names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RidSource {
+pub struct LearntSource {
+    pub kind: MediaKind,
     pub name: String,
-    /// Lowest encoding first.
+    /// The MID its packets carry; `None`: any (a source named by its RIDs alone).
+    pub mid: Option<Mid>,
+    /// Lowest encoding first; empty for one encoding named by its MID.
     pub rids: Vec<String>,
     /// What receivers get it under (and its RTX SSRC).
     pub output: (u32, Option<u32>),
@@ -52,19 +56,20 @@ pub struct SourceSet {
     pub sources: Vec<SourceDesc>,
     pub groups: Vec<SourceGroup>,
     pub outputs: Vec<SourceOutput>,
-    pub rid_sources: Vec<RidSource>,
+    pub learnt_sources: Vec<LearntSource>,
 }
 
 /// One producer's shape: its media kind, its encodings, lowest simulcast layer first, each as
-/// (media SSRC, RTX SSRC) (never empty; 0 while an encoding named by RID has not been seen),
-/// the RIDs naming them (empty for signalled SSRCs), and the SSRCs receivers get it under when
-/// the focus chose them.
+/// (media SSRC, RTX SSRC) (never empty; 0 while the encoding of a learnt source has not been
+/// seen), the MID and RIDs naming them (none for signalled SSRCs), and the SSRCs receivers get
+/// it under when the focus chose them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerSpec {
     pub kind: MediaKind,
     /// The name of its first SSRC's source.
     pub name: String,
     pub encodings: Vec<(u32, Option<u32>)>,
+    pub mid: Option<Mid>,
     pub rids: Vec<String>,
     pub output: Option<(u32, Option<u32>)>,
 }
@@ -74,6 +79,11 @@ impl ProducerSpec {
     /// forwards: the focus's choice, else the first layer's.
     pub fn output_ssrcs(&self) -> (u32, Option<u32>) {
         self.output.unwrap_or(self.encodings[0])
+    }
+
+    /// Its SSRCs are learnt from its packets rather than signalled.
+    pub fn is_learnt(&self) -> bool {
+        self.mid.is_some() || !self.rids.is_empty()
     }
 }
 
@@ -116,6 +126,7 @@ impl SourceSet {
                     .into_iter()
                     .map(|ssrc| (ssrc, rtx_of(ssrc)))
                     .collect(),
+                mid: None,
                 rids: Vec::new(),
                 output: self
                     .outputs
@@ -124,12 +135,13 @@ impl SourceSet {
                     .map(|o| (o.ssrc, o.rtx)),
             });
         }
-        specs.extend(self.rid_sources.iter().map(|r| ProducerSpec {
-            kind: MediaKind::Video,
-            name: r.name.clone(),
-            encodings: vec![(0, None); r.rids.len()],
-            rids: r.rids.clone(),
-            output: Some(r.output),
+        specs.extend(self.learnt_sources.iter().map(|l| ProducerSpec {
+            kind: l.kind,
+            name: l.name.clone(),
+            encodings: vec![(0, None); l.rids.len().max(1)],
+            mid: l.mid,
+            rids: l.rids.clone(),
+            output: Some(l.output),
         }));
         specs
     }
@@ -186,7 +198,7 @@ mod tests {
                 ssrc: 900,
                 rtx: Some(901),
             }],
-            rid_sources: Vec::new(),
+            learnt_sources: Vec::new(),
         };
         assert_eq!(
             set.producers(),
@@ -195,6 +207,7 @@ mod tests {
                     kind: MediaKind::Video,
                     name: "v1".into(),
                     encodings: vec![(1, Some(11)), (2, Some(12)), (3, Some(13))],
+                    mid: None,
                     rids: Vec::new(),
                     output: Some((900, Some(901))),
                 },
@@ -202,6 +215,7 @@ mod tests {
                     kind: MediaKind::Audio,
                     name: "a0".into(),
                     encodings: vec![(50, None)],
+                    mid: None,
                     rids: Vec::new(),
                     output: None,
                 },

@@ -39,6 +39,8 @@ reasons! {
     RtpMalformed => "rtp_malformed",
     RtcpMalformed => "rtcp_malformed",
     UnknownSsrc => "unknown_ssrc",
+    UnknownMid => "unknown_mid",
+    MidTaken => "mid_taken",
     RtcpForeignSsrc => "rtcp_foreign_ssrc",
     EndpointRateLimited => "endpoint_rate_limited",
     ConferenceRateLimited => "conference_rate_limited",
@@ -201,8 +203,8 @@ pub struct Counters {
     /// Packets that went by while a receiver waited for a key frame of their encoding (each
     /// asks the sender for one, rate-limited).
     pub keyframes_for_switch: u64,
-    /// SSRCs learnt for encodings named by RID, from their first packet.
-    pub rid_streams_learnt: u64,
+    /// SSRCs learnt for streams named by MID or RID, from their first packet.
+    pub streams_learnt: u64,
     /// The height of the encoding each video consumer forwards, sampled at every allocation.
     pub forwarded_height: Histogram<{ HEIGHT_BOUNDS.len() }>,
     /// Round-trip times to receivers, from their report blocks about the sender reports the

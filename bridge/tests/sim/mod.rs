@@ -26,8 +26,9 @@ use tutti_bridge::media::outbox::{Datagrams, SLOT};
 use tutti_bridge::media::stats::Counters;
 use tutti_bridge::media::{
     ChannelNotice, Command, ConnectionStats, EndpointSettings, EndpointState, ForwardedEndpoints,
-    GroupSemantics, MediaConfig, MediaDesc, MediaKind, Mid, RemoteSetup, RemoteTransport,
-    RidSource, SourceDesc, SourceGroup, SourceOutput, SourceSet, SpeakerSettings, WorkerEvent,
+    GroupSemantics, LearntSource, MediaConfig, MediaDesc, MediaKind, Mid, RemoteSetup,
+    RemoteTransport, SourceDesc, SourceGroup, SourceOutput, SourceSet, SpeakerSettings,
+    WorkerEvent,
 };
 use tutti_rtp::codec::Codec;
 use tutti_sim::{LinkConfig, Node, NodeId, Outbox, PeerConfig, RxStream, Sim, SimPeer};
@@ -323,6 +324,29 @@ impl Call {
             let other_config = self.sim.node(other).config().clone();
             expect(self.sim.node_mut(other), &config);
             expect(self.sim.node_mut(id), &other_config);
+        }
+        self.sim.node_mut(id).set_sending(true);
+        self.peers.push(id);
+        id
+    }
+
+    /// Joins a participant signalled by MID alone (`signalled`, e.g. [`sources_by_mid`]): a
+    /// standards client that sends no XEP-0339 sources. The others are told of its streams under
+    /// their outputs, it of theirs as [`Call::join`] tells (join such participants last).
+    pub fn join_by_mid(&mut self, config: PeerConfig, signalled: SourceSet) -> NodeId<SimPeer> {
+        let name = config.name.clone();
+        let peer = SimPeer::new(config, self.sim.start());
+        let id = self.sim.add(&name, peer);
+        self.connect_signalling(id, signalled.clone());
+        let config = self.sim.node(id).config().clone();
+        for &other in &self.peers {
+            let other_config = self.sim.node(other).config().clone();
+            expect_by_mid(self.sim.node_mut(other), &config, &signalled);
+            if self.mint_outputs {
+                expect_simulcast(self.sim.node_mut(id), &other_config);
+            } else {
+                expect(self.sim.node_mut(id), &other_config);
+            }
         }
         self.sim.node_mut(id).set_sending(true);
         self.peers.push(id);
@@ -647,8 +671,10 @@ pub fn sources_with_output(config: &PeerConfig) -> SourceSet {
             ..config.clone()
         };
         let mut set = sources(&audio_only);
-        set.rid_sources.push(RidSource {
+        set.learnt_sources.push(LearntSource {
+            kind: MediaKind::Video,
             name: format!("{}-v0", config.name),
+            mid: None,
             rids: config.video.iter().filter_map(|l| l.rid.clone()).collect(),
             output: (ssrc, Some(rtx)),
         });
@@ -661,6 +687,58 @@ pub fn sources_with_output(config: &PeerConfig) -> SourceSet {
         rtx: Some(rtx),
     });
     set
+}
+
+/// The SSRC `config`'s audio is forwarded under when it is signalled by MID (as the focus would
+/// mint it).
+pub fn audio_output_of(config: &PeerConfig) -> u32 {
+    config.audio.unwrap() ^ 0x5a5a_0003
+}
+
+/// `config`'s audio and video signalled by MID alone, as the focus describes a standards client
+/// that sends no XEP-0339 sources: no SSRC, the peer's MIDs, forwarded under outputs
+/// ([`audio_output_of`], [`output_of`]).
+pub fn sources_by_mid(config: &PeerConfig) -> SourceSet {
+    let (ssrc, rtx) = output_of(config);
+    let learnt = |kind, mid: &str, suffix: &str, output| LearntSource {
+        kind,
+        name: format!("{}-{suffix}", config.name),
+        mid: Some(Mid::new(mid).expect("a valid MID")),
+        rids: Vec::new(),
+        output,
+    };
+    SourceSet {
+        learnt_sources: vec![
+            learnt(
+                MediaKind::Audio,
+                tutti_sim::AUDIO_MID,
+                "a0",
+                (audio_output_of(config), None),
+            ),
+            learnt(
+                MediaKind::Video,
+                tutti_sim::VIDEO_MID,
+                "v0",
+                (ssrc, Some(rtx)),
+            ),
+        ],
+        ..SourceSet::default()
+    }
+}
+
+/// What a receiver is told of a `sender` signalled by MID alone (`signalled`, e.g.
+/// [`sources_by_mid`]): its audio and first video layer under their outputs.
+pub fn expect_by_mid(receiver: &mut SimPeer, sender: &PeerConfig, signalled: &SourceSet) {
+    for learnt in &signalled.learnt_sources {
+        match learnt.kind {
+            MediaKind::Audio => receiver.expect_audio_from(learnt.output.0, sender.audio.unwrap()),
+            MediaKind::Video => receiver.expect_video_from(
+                learnt.output.0,
+                learnt.output.1,
+                &[sender.video[0].ssrc],
+            ),
+        }
+    }
 }
 
 /// What a receiver is told of a simulcast `sender` whose sources were given with

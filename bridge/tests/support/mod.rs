@@ -283,7 +283,7 @@ pub fn source_list(config: &ParticipantConfig) -> pb::SourceList {
             ssrcs: vec![config.video_ssrc, config.video_rtx_ssrc],
         }],
         outputs: Vec::new(),
-        rid_sources: Vec::new(),
+        learnt_sources: Vec::new(),
     }
 }
 

@@ -81,7 +81,9 @@ impl RemoteStream {
         self.owner.rsplit('/').next().unwrap_or(&self.owner)
     }
 
-    fn content(&self, name: &str, transport: &IceUdpTransport) -> Content {
+    /// Its content, created and sent by the focus in its `role` (the session's initiator when
+    /// the focus offered the session, its responder when the client initiated it).
+    fn content(&self, name: &str, transport: &IceUdpTransport, role: Role) -> Content {
         let mut description = description(self.media);
         let mut ssrcs = vec![self.ssrc];
         ssrcs.extend(self.rtx);
@@ -100,11 +102,35 @@ impl RemoteStream {
             ));
         }
         let mut content = Content::new(name);
-        content.creator = Some(Creator::Initiator);
-        content.senders = Some(Senders::Initiator);
+        content.creator = Some(role.creator());
+        content.senders = Some(role.senders());
         content.description = Some(description);
         content.transport = Some(transport.clone());
         content
+    }
+}
+
+/// The focus's role in a session (XEP-0166): `creator` and `senders` of the contents it adds
+/// are named by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Initiator,
+    Responder,
+}
+
+impl Role {
+    fn creator(self) -> Creator {
+        match self {
+            Role::Initiator => Creator::Initiator,
+            Role::Responder => Creator::Responder,
+        }
+    }
+
+    fn senders(self) -> Senders {
+        match self {
+            Role::Initiator => Senders::Initiator,
+            Role::Responder => Senders::Responder,
+        }
     }
 }
 
@@ -120,6 +146,9 @@ pub struct StandardSession {
     streams: Vec<StreamContent>,
     /// Numbers the next content; names are never reused in a session.
     next: u64,
+    /// The focus's role: initiator of the sessions it offers, responder of one the client
+    /// initiated.
+    role: Role,
 }
 
 /// A remote stream's content in a session.
@@ -165,6 +194,7 @@ impl StandardSession {
             ],
             streams: Vec::new(),
             next: 0,
+            role: Role::Initiator,
         };
         let mut jingle = Jingle::new(Action::SessionInitiate, offer.sid);
         jingle.initiator = Some(offer.initiator.to_owned());
@@ -255,6 +285,7 @@ impl StandardSession {
         }
         self.own = accept.contents.iter().map(|c| c.name.clone()).collect();
         self.streams.clear();
+        self.role = Role::Responder;
         accept.groups.push(self.bundle());
         Ok((accept, client_setup))
     }
@@ -279,7 +310,7 @@ impl StandardSession {
         for stream in views.iter().flat_map(RemoteStream::of_view) {
             if let Some(index) = self.position(&stream) {
                 let mut content = Content::new(self.streams.remove(index).name);
-                content.creator = Some(Creator::Initiator);
+                content.creator = Some(self.role.creator());
                 jingle.contents.push(content);
             }
         }
@@ -318,6 +349,11 @@ impl StandardSession {
             .collect()
     }
 
+    /// The names of the client's own contents (what it sends).
+    pub fn own_contents(&self) -> &[String] {
+        &self.own
+    }
+
     /// How many contents the session has (its own two and one per remote stream).
     pub fn content_count(&self) -> usize {
         self.own.len() + self.streams.len()
@@ -344,7 +380,7 @@ impl StandardSession {
                 self.next += 1;
                 name = format!("{}-{}", stream.media, self.next);
             }
-            contents.push(stream.content(&name, &self.transport));
+            contents.push(stream.content(&name, &self.transport, self.role));
             self.streams.push(StreamContent {
                 owner: stream.owner,
                 ssrc: stream.ssrc,

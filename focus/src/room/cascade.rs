@@ -581,10 +581,13 @@ impl Room {
                 Some(pb::RemoteEndpoint {
                     endpoint_id: session.endpoint_id().to_owned(),
                     participant_id: nick.clone(),
+                    // Streams signalled by MID alone are not relayed: the far bridge could not
+                    // learn their SSRCs (a relay carries no sender's MID).
                     sources: Some(to_bridge::source_list(
                         owner,
                         &sources,
                         self.sources.outputs(owner),
+                        &[],
                     )),
                 })
             })

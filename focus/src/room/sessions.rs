@@ -14,11 +14,11 @@ use tracing::{info, warn};
 
 use super::requests::{self, BridgeAnswer, BridgeError, BridgeRequest, RequestId};
 use super::{Metric, Pending, Reply, Room};
-use crate::jingle::{Action, Jingle, Reason, ReasonCondition, ReasonKind};
+use crate::jingle::{Action, Jingle, Reason, ReasonCondition, ReasonKind, Senders};
 use crate::jitsi::BridgeSession;
 use crate::offer;
 use crate::offer::standard::StandardSession;
-use crate::sources::{EndpointSources, ReceiverView, SourceChange, SourceError};
+use crate::sources::{EndpointSources, MidSource, ReceiverView, SourceChange, SourceError};
 use crate::stanzas::Refusal;
 use crate::to_bridge::{self, EndpointId, RemoteTransportState};
 
@@ -443,6 +443,16 @@ impl Room {
         let sources = EndpointSources::from_jingle(&offer).map_err(bad_sources)?;
         let mut trial = self.sources.clone();
         trial.accept(&owner, sources.clone()).map_err(bad_sources)?;
+        // The client is the initiator here: it sends on its contents for the initiator.
+        trial.set_mid_sources(
+            &owner,
+            MidSource::of_contents(&offer, taken.own_contents(), &nick, |senders| {
+                matches!(
+                    senders.unwrap_or(Senders::Both),
+                    Senders::Initiator | Senders::Both
+                )
+            }),
+        );
         let mut transport = session.transport.clone();
         let update = to_bridge::session_accept_update(
             session.endpoint(),
@@ -452,6 +462,7 @@ impl Room {
             &mut transport,
             &sources,
             trial.outputs(&owner),
+            trial.mid_streams(&owner),
         )
         .map_err(|e| Refusal::BadRequest(e.to_string()))?;
         // Checked: the session is the client's from here on.
@@ -673,6 +684,19 @@ impl Room {
         let sources = EndpointSources::from_jingle(jingle).map_err(bad_sources)?;
         let mut trial = self.sources.clone();
         trial.accept(&owner, sources.clone()).map_err(bad_sources)?;
+        if let Some(standard) = session.standard() {
+            // What a standards client sends on its own contents without XEP-0339 sources is
+            // routed by its MIDs (the client is the responder: it sends for the responder).
+            trial.set_mid_sources(
+                &owner,
+                MidSource::of_contents(jingle, standard.own_contents(), nick, |senders| {
+                    matches!(
+                        senders.unwrap_or(Senders::Both),
+                        Senders::Responder | Senders::Both
+                    )
+                }),
+            );
+        }
         let mut transport = session.transport.clone();
         let update = to_bridge::session_accept_update(
             session.endpoint(),
@@ -682,6 +706,7 @@ impl Room {
             &mut transport,
             &sources,
             trial.outputs(&owner),
+            trial.mid_streams(&owner),
         )
         .map_err(|e| Refusal::BadRequest(e.to_string()))?;
         // Stored now, so that nobody else claims them meanwhile; shown to the others once the
@@ -733,8 +758,13 @@ impl Room {
         }
         .map_err(bad_sources)?;
         let now = trial.get(&owner).cloned().unwrap_or_default();
-        let update =
-            to_bridge::sources_update(session.endpoint(), &owner, &now, trial.outputs(&owner));
+        let update = to_bridge::sources_update(
+            session.endpoint(),
+            &owner,
+            &now,
+            trial.outputs(&owner),
+            trial.mid_streams(&owner),
+        );
         let previous = self.sources.get(&owner).cloned().unwrap_or_default();
         self.sources = trial;
         Ok(Step::Bridge(Box::new(update), Change::Sources { previous }))

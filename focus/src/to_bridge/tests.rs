@@ -336,7 +336,7 @@ fn malformed_media_is_refused() {
 fn captured_sources_are_given_whole_with_owner_and_groups() {
     let accept = fixture_jingle(SESSION_ACCEPT);
     let sources = EndpointSources::from_jingle(&accept).unwrap();
-    let list = source_list(ALICE, &sources, &[]);
+    let list = source_list(ALICE, &sources, &[], &[]);
     assert_eq!(list.sources.len(), 7, "every layer and RTX SSRC");
     assert!(list.sources.iter().all(|source| source.owner == ALICE));
     assert_eq!(list.sources[0].media_type, pb::MediaType::Audio as i32);
@@ -359,6 +359,7 @@ fn captured_sources_are_given_whole_with_owner_and_groups() {
         &mut state,
         &sources,
         &[],
+        &[],
     )
     .unwrap();
     assert_eq!(request.conference_id, "conf-1");
@@ -377,7 +378,7 @@ fn captured_sources_are_given_whole_with_owner_and_groups() {
         Ok(None)
     );
 
-    let update = sources_update(ENDPOINT, ALICE, &sources, &[]);
+    let update = sources_update(ENDPOINT, ALICE, &sources, &[], &[]);
     assert!(update.transport.is_none() && update.media.is_none());
     assert_eq!(update.sources, Some(list));
 }
@@ -392,7 +393,7 @@ fn groups_the_bridge_does_not_know_are_left_out() {
          <source ssrc='5'/></ssrc-group></description></content></jingle>",
     );
     let sources = EndpointSources::from_jingle(&jingle).unwrap();
-    let list = source_list(ALICE, &sources, &[]);
+    let list = source_list(ALICE, &sources, &[], &[]);
     assert_eq!(list.sources[0].name, "a-v0");
     assert!(list.groups.is_empty());
 }
@@ -400,7 +401,7 @@ fn groups_the_bridge_does_not_know_are_left_out() {
 #[test]
 fn the_bridges_forwarded_answer_gives_the_streams_receivers_get() {
     let sources = EndpointSources::from_jingle(&fixture_jingle(SESSION_ACCEPT)).unwrap();
-    let list = source_list(ALICE, &sources, &[]);
+    let list = source_list(ALICE, &sources, &[], &[]);
     // The bridge's answer to the captured sources: the audio, and the video's first layer with
     // its RTX, each described as the request described it.
     let described = |ssrc: u32| {
@@ -421,7 +422,7 @@ fn the_bridges_forwarded_answer_gives_the_streams_receivers_get() {
             ssrcs: vec![1130870372, 624615736],
         }],
         outputs: Vec::new(),
-        rid_sources: Vec::new(),
+        learnt_sources: Vec::new(),
     };
     let forwarded = forwarded_from_pb(&answer);
     assert_eq!(
@@ -439,7 +440,7 @@ fn the_bridges_forwarded_answer_gives_the_streams_receivers_get() {
             ssrcs: vec![5, 6],
         }],
         outputs: Vec::new(),
-        rid_sources: Vec::new(),
+        learnt_sources: Vec::new(),
     });
     assert_eq!(
         unknown.groups,

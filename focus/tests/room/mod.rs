@@ -505,7 +505,7 @@ pub fn yes(request: &BridgeRequest) -> BridgeAnswer {
         }
         BridgeRequest::UpdateEndpoint(update) => {
             BridgeAnswer::Updated(pb::UpdateEndpointResponse {
-                forwarded: update.sources.clone(),
+                forwarded: update.sources.clone().map(forward_learnt_sources),
             })
         }
         BridgeRequest::AllocateRelay {
@@ -515,6 +515,28 @@ pub fn yes(request: &BridgeRequest) -> BridgeAnswer {
         } => BridgeAnswer::RelayAllocated(relay_transport(conference_id, relay_id, *controlling)),
         _ => BridgeAnswer::Done,
     }
+}
+
+/// Streams signalled by MID alone are forwarded under their outputs, each with its RTX output
+/// in an FID group, as the bridge answers (docs/bridge.md).
+fn forward_learnt_sources(mut list: pb::SourceList) -> pb::SourceList {
+    for learnt in std::mem::take(&mut list.learnt_sources) {
+        let described = |ssrc| pb::Source {
+            ssrc,
+            media_type: learnt.media_type,
+            owner: learnt.owner.clone(),
+            name: learnt.name.clone(),
+        };
+        list.sources.push(described(learnt.output_ssrc));
+        if learnt.output_rtx_ssrc != 0 {
+            list.sources.push(described(learnt.output_rtx_ssrc));
+            list.groups.push(pb::SourceGroup {
+                semantics: "FID".to_owned(),
+                ssrcs: vec![learnt.output_ssrc, learnt.output_rtx_ssrc],
+            });
+        }
+    }
+    list
 }
 
 pub fn bridge_transport(endpoint_id: &str) -> pb::Transport {

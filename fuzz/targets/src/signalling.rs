@@ -200,13 +200,15 @@ fn sources(u: &mut Unstructured) -> Result<pb::SourceList> {
                 rtx_ssrc: number(u)?,
             })
         })?,
-        rid_sources: list(u, |u| {
-            Ok(pb::RidSource {
+        learnt_sources: list(u, |u| {
+            Ok(pb::LearntSource {
                 owner: text(u)?,
                 name: text(u)?,
                 rids: list(u, text)?,
                 output_ssrc: number(u)?,
                 output_rtx_ssrc: number(u)?,
+                mid: text(u)?,
+                media_type: number(u)? as i32,
             })
         })?,
     })

@@ -50,6 +50,6 @@ pub mod sim;
 pub use net::{Delivery, LinkConfig, LinkStats, SimNetwork, PACKET_OVERHEAD};
 pub use peer::{
     call_each_other, speech_levels, FrameCounts, LocalParams, PeerConfig, PeerStats, RtcpCounts,
-    RxPacket, RxStream, SimPeer, Switch, TxStream, VideoCodec, VideoLayer,
+    RxPacket, RxStream, SimPeer, Switch, TxStream, VideoCodec, VideoLayer, AUDIO_MID, VIDEO_MID,
 };
 pub use sim::{Node, NodeId, Outbox, Sim, TraceEntry, Transmit};

@@ -1248,14 +1248,20 @@ impl SimPeer {
 
     /// Announces a remote audio source.
     pub fn expect_audio(&mut self, ssrc: u32) {
+        self.expect_audio_from(ssrc, ssrc);
+    }
+
+    /// Announces a remote audio source that a bridge sends on `output_ssrc` with the media of
+    /// the sender's SSRC `sender`: its payload trailers must name `sender`.
+    pub fn expect_audio_from(&mut self, output_ssrc: u32, sender: u32) {
         // Browsers do not NACK audio.
         self.rtc
             .direct_api()
-            .expect_stream_rx(ssrc.into(), None, Mid::from(AUDIO_MID), None)
+            .expect_stream_rx(output_ssrc.into(), None, Mid::from(AUDIO_MID), None)
             .suppress_nack(true);
         self.rx
-            .entry(ssrc)
-            .or_insert_with(|| RxStream::new(ssrc, None, MediaKind::Audio, &[ssrc]));
+            .entry(output_ssrc)
+            .or_insert_with(|| RxStream::new(output_ssrc, None, MediaKind::Audio, &[sender]));
     }
 
     /// Announces a remote video source and its RTX SSRC; its payload trailers must name

@@ -12,6 +12,7 @@ use super::Core;
 use crate::media::endpoint::Endpoint;
 use crate::media::nack::Arrival;
 use crate::media::outbox::Outbox;
+use crate::media::router::{LearnError, Route};
 use crate::media::stats::DropReason;
 use crate::media::MediaKind;
 
@@ -91,53 +92,56 @@ impl Core {
             self.counters.bytes_in[2] += len as u64;
             self.on_rtcp(slot, &buf[..len], now, out);
         } else {
-            self.learn_rid(slot, &buf[..len]);
-            if let Some(endpoint) = self.endpoints[slot].as_ref() {
-                endpoint.remove_sender_local_extensions(&mut buf[..len]);
-            }
             self.on_rtp(slot, &mut buf[..len], now, out);
         }
     }
 
-    /// A packet on an SSRC no producer receives yet may name, by its RtpStreamId or
-    /// RepairedRtpStreamId extension, an encoding of one of its sender's RID sources: that
-    /// encoding is then received on it. (Read before the sender's RID extensions are blanked.)
-    fn learn_rid(&mut self, slot: usize, packet: &[u8]) {
-        let Ok(header) = rtp::parse(packet) else {
-            return;
-        };
-        let Some(sender) = self.endpoints[slot].as_ref() else {
-            return;
-        };
-        let Some(router) = self.routers[sender.conference].as_mut() else {
-            return;
-        };
-        if router.route(header.ssrc).is_some() {
-            return;
-        }
-        let Some(video) = sender.media.video.as_ref() else {
-            return;
-        };
-        let [_, rid, repaired_rid] = video.sender_local_extensions;
-        let nackable = !video.rtx.is_empty();
-        for (id, repaired) in [(rid, false), (repaired_rid, true)] {
-            let Some(range) = rtp::find_extension(packet, &header, id) else {
-                continue;
-            };
-            if router
-                .bind_rid(
-                    slot,
-                    &sender.producers,
-                    &packet[range],
-                    repaired,
-                    header.ssrc,
-                    nackable,
-                )
-                .is_some()
-            {
-                self.counters.rid_streams_learnt += 1;
+    /// Where a packet of the endpoint in `slot` on `ssrc` goes: a signalled SSRC of its own (or,
+    /// on a relay, of a participant behind it), else one learnt from its packets.
+    pub(super) fn sender_route(&self, conference: usize, slot: usize, ssrc: u32) -> Option<Route> {
+        let router = self.routers[conference].as_ref()?;
+        router
+            .route(ssrc)
+            .filter(|r| {
+                router
+                    .producer(r.producer)
+                    .is_some_and(|p| sends_through(&self.endpoints, p.owner, slot))
+            })
+            .or_else(|| router.learnt_route(slot, ssrc))
+    }
+
+    /// A packet on an SSRC its sender was not heard on may name, by its MID, RtpStreamId or
+    /// RepairedRtpStreamId extension, a stream of one of its sender's learnt sources: that
+    /// stream is then received on it. Otherwise the packet is dropped, counted by why. (Read
+    /// before the sender's extensions are blanked; once per SSRC.)
+    fn learn(
+        &mut self,
+        conference: usize,
+        slot: usize,
+        packet: &[u8],
+        header: &rtp::Header,
+    ) -> Option<Route> {
+        let sender = self.endpoints[slot].as_ref()?;
+        let router = self.routers[conference].as_mut()?;
+        let ids = sender.stream_ids(packet, header);
+        let nackable = sender
+            .media
+            .video
+            .as_ref()
+            .is_some_and(|v| !v.rtx.is_empty());
+        match router.learn(slot, &sender.producers, &ids, header.ssrc, nackable) {
+            Ok(route) => {
+                self.counters.streams_learnt += 1;
+                Some(route)
             }
-            return;
+            Err(error) => {
+                self.counters.drop(match error {
+                    LearnError::Signalled | LearnError::NoLearntSource => DropReason::UnknownSsrc,
+                    LearnError::NotNamed => DropReason::UnknownMid,
+                    LearnError::Taken => DropReason::MidTaken,
+                });
+                None
+            }
         }
     }
 
@@ -147,22 +151,23 @@ impl Core {
             self.counters.drop(DropReason::RtpMalformed);
             return;
         };
-        let endpoints = &self.endpoints;
-        let Some(conference) = endpoints[slot].as_ref().map(|e| e.conference) else {
+        let Some(conference) = self.endpoints[slot].as_ref().map(|e| e.conference) else {
             return;
         };
-        let Some(router) = self.routers[conference].as_mut() else {
-            return;
-        };
-        let Some((route, producer)) = router
-            .route(header.ssrc)
-            .and_then(|r| Some((r, router.producer_mut(r.producer)?)))
-            .filter(|(_, p)| sends_through(endpoints, p.owner, slot))
+        let Some(route) = self
+            .sender_route(conference, slot, header.ssrc)
+            .or_else(|| self.learn(conference, slot, packet, &header))
         else {
-            self.counters.drop(DropReason::UnknownSsrc);
             return;
         };
         let Some(sender) = self.endpoints[slot].as_mut() else {
+            return;
+        };
+        sender.remove_sender_local_extensions(packet, &header);
+        let Some(producer) = self.routers[conference]
+            .as_mut()
+            .and_then(|router| router.producer_mut(route.producer))
+        else {
             return;
         };
         let kind = producer.kind;
