@@ -21,7 +21,7 @@
 //    keep decoding each other through the move, and everyone decodes everyone again.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { sleep, sumMetric, waitFor, withWorld } from './harness.mjs';
+import { activeEncodings, sleep, sumMetric, waitFor, withWorld } from './harness.mjs';
 
 const CONSENT_TIMEOUT_S = 5;
 /** From a fault to every page decoding every other again. */
@@ -163,19 +163,6 @@ function watchDecoding(pairs, since, describe) {
   return { stop: () => { running = false; return watched; } };
 }
 
-/** The heights of `person`'s camera encodings that encoded frames over the last second. */
-async function activeHeights(person) {
-  const before = await person.stats();
-  await sleep(1000);
-  const after = await person.stats();
-  return after.outboundVideo
-    .filter((e) => {
-      const then = before.outboundVideo.find((b) => b.ssrc === e.ssrc);
-      return then && e.framesEncoded > then.framesEncoded && e.frameHeight > 0;
-    })
-    .map((e) => e.frameHeight);
-}
-
 /** RTP packets `person` sent (every encoding of its camera, and its microphone). */
 async function packetsSent(person) {
   const stats = await person.stats();
@@ -284,7 +271,7 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
     };
     let last = {};
     await waitFor('cyd to decode ada at her top layer', async () => {
-      const active = await activeHeights(ada);
+      const active = await activeEncodings(ada);
       last = { active, cyd: await adaHeight(cyd), dee: await adaHeight(dee) };
       const top = Math.max(...active);
       return active.length >= 2 && last.cyd === top && last.dee === Math.min(...active);

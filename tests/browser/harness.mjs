@@ -33,6 +33,23 @@ export function sleep(ms) {
   return new Promise((done) => setTimeout(done, ms));
 }
 
+/**
+ * The heights of `person`'s camera encodings that encoded frames over the last second, lowest
+ * first.
+ */
+export async function activeEncodings(person) {
+  const before = await person.stats();
+  await sleep(1000);
+  const after = await person.stats();
+  return after.outboundVideo
+    .filter((e) => {
+      const then = before.outboundVideo.find((b) => b.ssrc === e.ssrc);
+      return then && e.framesEncoded > then.framesEncoded && e.frameHeight > 0;
+    })
+    .map((e) => e.frameHeight)
+    .sort((a, b) => a - b);
+}
+
 /** Polls `probe` until it returns a truthy value; throws with `what` and the last value. */
 export async function waitFor(what, probe, timeoutMs = 20000, intervalMs = 250) {
   const deadline = Date.now() + timeoutMs;

@@ -7,21 +7,7 @@
 // saved is printed), and come back when Bob puts her on stage.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { sleep, waitFor, withWorld } from './harness.mjs';
-
-/** The heights of `person`'s camera encodings that encoded frames over the last second. */
-async function activeEncodings(person) {
-  const before = await person.stats();
-  await sleep(1000);
-  const after = await person.stats();
-  return after.outboundVideo
-    .filter((e) => {
-      const then = before.outboundVideo.find((b) => b.ssrc === e.ssrc);
-      return then && e.framesEncoded > then.framesEncoded && e.frameHeight > 0;
-    })
-    .map((e) => e.frameHeight)
-    .sort((a, b) => a - b);
-}
+import { activeEncodings, sleep, waitFor, withWorld } from './harness.mjs';
 
 /** The SSRCs whose decoded frame counts rose at `person` over two seconds. */
 async function decodingSsrcs(person) {
