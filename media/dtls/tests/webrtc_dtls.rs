@@ -139,16 +139,46 @@ async fn run(ours: &mut Dtls, peer_is_client: bool, config: Config) -> Outcome {
     }
 }
 
-fn ours(role: Role, profiles: SrtpProfiles, peer: &Peer, cert: &Certificate) -> Dtls {
-    Dtls::new(
-        cert,
-        role,
-        profiles,
-        peer.fingerprint,
-        Instant::now(),
-        Duration::from_secs(5),
-    )
-    .unwrap()
+/// Our side in `role` offering `profiles`, against a webrtc-rs peer offering `peer_profiles`
+/// (in its order of preference) with `mtu` (0: its default). With `impostor`, the peer
+/// presents another certificate than the fingerprint we were told.
+struct Handshake {
+    role: Role,
+    profiles: SrtpProfiles,
+    peer_profiles: Vec<SrtpProtectionProfile>,
+    mtu: usize,
+    impostor: bool,
+}
+
+impl Handshake {
+    fn new(role: Role, profiles: SrtpProfiles, peer_profiles: &[SrtpProtectionProfile]) -> Self {
+        Self {
+            role,
+            profiles,
+            peer_profiles: peer_profiles.to_vec(),
+            mtu: 0,
+            impostor: false,
+        }
+    }
+
+    /// Runs it: our certificate, our state machine afterwards, and what both sides saw.
+    async fn run(self) -> (Certificate, Dtls, Outcome) {
+        let cert = Certificate::generate().unwrap();
+        let peer = peer_identity();
+        let mut dtls = Dtls::new(
+            &cert,
+            self.role,
+            self.profiles,
+            peer.fingerprint,
+            Instant::now(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let presented = if self.impostor { peer_identity() } else { peer };
+        let config = peer_config(&presented, self.peer_profiles, self.mtu);
+        let outcome = run(&mut dtls, self.role == Role::Server, config).await;
+        (cert, dtls, outcome)
+    }
 }
 
 fn assert_agree(outcome: Outcome, cert: &Certificate, profile: u16, len: usize) {
@@ -169,60 +199,55 @@ fn assert_agree(outcome: Outcome, cert: &Certificate, profile: u16, len: usize) 
     assert_eq!(peer.our_cert_sha256, ours, "peer saw our certificate");
 }
 
+fn assert_fingerprint_mismatch(dtls: &Dtls, outcome: &Outcome) {
+    assert!(
+        matches!(
+            outcome.ours.as_slice(),
+            [Event::Failed(Error::FingerprintMismatch)]
+        ),
+        "{:?}",
+        outcome.ours
+    );
+    assert!(!dtls.is_connected());
+}
+
+const GCM: SrtpProtectionProfile = SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm;
+const AES_CM: SrtpProtectionProfile = SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80;
+
 #[tokio::test]
 async fn server_gcm_only_vs_webrtc_client() {
-    let cert = Certificate::generate().unwrap();
-    let peer = peer_identity();
-    let mut dtls = ours(Role::Server, SrtpProfiles::GcmOnly, &peer, &cert);
-    let config = peer_config(&peer, vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm], 0);
-    let outcome = run(&mut dtls, true, config).await;
+    let (cert, dtls, outcome) = Handshake::new(Role::Server, SrtpProfiles::GcmOnly, &[GCM])
+        .run()
+        .await;
     assert_agree(outcome, &cert, 7, 56);
     assert!(dtls.is_connected());
 }
 
 #[tokio::test]
 async fn server_aes_cm_only_vs_webrtc_client() {
-    let cert = Certificate::generate().unwrap();
-    let peer = peer_identity();
-    let mut dtls = ours(Role::Server, SrtpProfiles::AesCmOnly, &peer, &cert);
-    let config = peer_config(
-        &peer,
-        vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80],
-        0,
-    );
-    let outcome = run(&mut dtls, true, config).await;
+    let (cert, _, outcome) = Handshake::new(Role::Server, SrtpProfiles::AesCmOnly, &[AES_CM])
+        .run()
+        .await;
     assert_agree(outcome, &cert, 1, 60);
 }
 
 #[tokio::test]
 async fn server_prefers_gcm_over_client_order() {
-    let cert = Certificate::generate().unwrap();
-    let peer = peer_identity();
-    let mut dtls = ours(Role::Server, SrtpProfiles::GcmThenAesCm, &peer, &cert);
-    let config = peer_config(
-        &peer,
-        vec![
-            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-        ],
-        0,
-    );
-    let outcome = run(&mut dtls, true, config).await;
+    let (cert, _, outcome) =
+        Handshake::new(Role::Server, SrtpProfiles::GcmThenAesCm, &[AES_CM, GCM])
+            .run()
+            .await;
     assert_agree(outcome, &cert, 7, 56);
 }
 
 #[tokio::test]
 async fn server_reassembles_client_hello_fragmented_over_datagrams() {
-    let cert = Certificate::generate().unwrap();
-    let peer = peer_identity();
-    let mut dtls = ours(Role::Server, SrtpProfiles::GcmThenAesCm, &peer, &cert);
-    let config = peer_config(
-        &peer,
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-        32,
-    );
-    let outcome = run(&mut dtls, true, config).await;
-
+    let (cert, _, outcome) = Handshake {
+        mtu: 32,
+        ..Handshake::new(Role::Server, SrtpProfiles::GcmThenAesCm, &[GCM])
+    }
+    .run()
+    .await;
     // Everything the client sent before our first answer is its ClientHello in fragments, one
     // handshake record per datagram, that together cover the message exactly once.
     let flight = &outcome.peer_first_flight;
@@ -258,82 +283,41 @@ async fn server_reassembles_client_hello_fragmented_over_datagrams() {
 
 #[tokio::test]
 async fn client_vs_webrtc_server() {
-    let cert = Certificate::generate().unwrap();
-    let peer = peer_identity();
-    let mut dtls = ours(Role::Client, SrtpProfiles::GcmThenAesCm, &peer, &cert);
-    let config = peer_config(
-        &peer,
-        vec![
-            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-        ],
-        0,
-    );
-    let outcome = run(&mut dtls, false, config).await;
+    let (cert, dtls, outcome) =
+        Handshake::new(Role::Client, SrtpProfiles::GcmThenAesCm, &[GCM, AES_CM])
+            .run()
+            .await;
     assert_agree(outcome, &cert, 7, 56);
     assert!(dtls.is_connected());
 }
 
 #[tokio::test]
 async fn client_aes_cm_vs_webrtc_server() {
-    let cert = Certificate::generate().unwrap();
-    let peer = peer_identity();
-    let mut dtls = ours(Role::Client, SrtpProfiles::AesCmOnly, &peer, &cert);
-    let config = peer_config(
-        &peer,
-        vec![
-            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-        ],
-        0,
-    );
-    let outcome = run(&mut dtls, false, config).await;
+    let (cert, _, outcome) = Handshake::new(Role::Client, SrtpProfiles::AesCmOnly, &[AES_CM, GCM])
+        .run()
+        .await;
     assert_agree(outcome, &cert, 1, 60);
 }
 
 #[tokio::test]
 async fn server_rejects_webrtc_client_with_wrong_fingerprint() {
-    let cert = Certificate::generate().unwrap();
-    let peer = peer_identity();
-    let impostor = peer_identity();
-    let mut dtls = ours(Role::Server, SrtpProfiles::GcmThenAesCm, &peer, &cert);
-    let config = peer_config(
-        &impostor,
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-        0,
-    );
-    let outcome = run(&mut dtls, true, config).await;
-    assert!(
-        matches!(
-            outcome.ours.as_slice(),
-            [Event::Failed(Error::FingerprintMismatch)]
-        ),
-        "{:?}",
-        outcome.ours
-    );
-    assert!(!dtls.is_connected());
+    let (_, dtls, outcome) = Handshake {
+        impostor: true,
+        ..Handshake::new(Role::Server, SrtpProfiles::GcmThenAesCm, &[GCM])
+    }
+    .run()
+    .await;
+    assert_fingerprint_mismatch(&dtls, &outcome);
     assert!(outcome.peer.is_err(), "peer must not think it is connected");
 }
 
 #[tokio::test]
 async fn client_rejects_webrtc_server_with_wrong_fingerprint() {
-    let cert = Certificate::generate().unwrap();
-    let peer = peer_identity();
-    let impostor = peer_identity();
-    let mut dtls = ours(Role::Client, SrtpProfiles::GcmThenAesCm, &peer, &cert);
-    let config = peer_config(
-        &impostor,
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-        0,
-    );
-    let outcome = run(&mut dtls, false, config).await;
-    assert!(
-        matches!(
-            outcome.ours.as_slice(),
-            [Event::Failed(Error::FingerprintMismatch)]
-        ),
-        "{:?}",
-        outcome.ours
-    );
-    assert!(!dtls.is_connected());
+    let (_, dtls, outcome) = Handshake {
+        impostor: true,
+        ..Handshake::new(Role::Client, SrtpProfiles::GcmThenAesCm, &[GCM])
+    }
+    .run()
+    .await;
+    assert_fingerprint_mismatch(&dtls, &outcome);
 }
