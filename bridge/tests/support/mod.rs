@@ -347,6 +347,12 @@ pub async fn join_with(
     participant
 }
 
+/// A gRPC call refused with `code`, its message saying `says`.
+pub fn assert_refused(err: &tonic::Status, code: tonic::Code, says: &str) {
+    assert_eq!(err.code(), code, "{}", err.message());
+    assert!(err.message().contains(says), "{}", err.message());
+}
+
 /// Polls `check` every 20 ms until it returns true or `timeout` passes.
 pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
