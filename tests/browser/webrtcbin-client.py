@@ -6,8 +6,8 @@ plain-XEP offer mapped to SDP (one m-line per content, its name the MID), answer
 the answer mapped back to a Jingle session-accept; content-add and content-remove renegotiated
 (a removed content's m-line left inactive: webrtcbin 1.22 takes no rejected or recycled one). It sends a test tone
 and test pattern and prints one JSON line a second: per received m-line (MID), its kind and
-decoded buffers, the sender (cname) each remote stream's content names, the Jingle requests the
-focus sent and, with --ring, its ring.
+decoded buffers, the pipeline's state, the sender (cname) each remote stream's content names, the
+Jingle requests the focus sent and, with --ring, its ring.
 
 With --ring it calls the focus instead of answering the focus's offer: once in the room it rings
 the focus's occupant JID (XEP-0353 `<propose>`) and, on the focus's `<proceed>`, sends a
@@ -289,9 +289,15 @@ class Participant:
             element.set_property("min-force-key-unit-interval", 500 * Gst.MSECOND)
 
     def on_decoded(self, pad, mid):
+        """Counts a decoded stream's buffers. Its sink neither syncs nor takes part in state
+        changes (`async` off): an async sink added to the playing pipeline takes it back to
+        PAUSED until every sink has prerolled, and one whose stream had delivered nothing yet
+        held the calling client's pipeline there (its report's state 'paused/paused', every
+        stream's count 0 for 30 s: 3 runs of 15 with --ring, 2026-12-06)."""
         sink = Gst.ElementFactory.make("fakesink")
         sink.set_property("signal-handoffs", True)
         sink.set_property("sync", False)
+        sink.set_property("async", False)
         kind = "video" if pad.query_caps(None).to_string().startswith("video") else "audio"
         self.decoded[mid] = {"kind": kind, "buffers": 0}
         sink.connect("handoff", lambda *_: self.decoded[mid].__setitem__("buffers", self.decoded[mid]["buffers"] + 1))
@@ -427,7 +433,9 @@ def main():
     def report():
         while True:
             time.sleep(1)
+            _, current, pending = participant.pipe.get_state(0)
             print(json.dumps({"seconds": round(time.time() - started, 1), "decoded": participant.decoded,
+                              "state": f"{current.value_nick}/{pending.value_nick}",
                               "owners": participant.owners, "jingles": participant.jingles,
                               "ring": participant.ring}), flush=True)
 
