@@ -289,11 +289,9 @@ class Participant:
             element.set_property("min-force-key-unit-interval", 500 * Gst.MSECOND)
 
     def on_decoded(self, pad, mid):
-        """Counts a decoded stream's buffers. Its sink neither syncs nor takes part in state
-        changes (`async` off): an async sink added to the playing pipeline takes it back to
-        PAUSED until every sink has prerolled, and one whose stream had delivered nothing yet
-        held the calling client's pipeline there (its report's state 'paused/paused', every
-        stream's count 0 for 30 s: 3 runs of 15 with --ring, 2026-12-06)."""
+        """Counts a decoded stream's buffers. Its sink, added to the playing live pipeline,
+        neither syncs nor prerolls (`async` off: an async sink added to a playing pipeline takes
+        it back to PAUSED until it prerolls)."""
         sink = Gst.ElementFactory.make("fakesink")
         sink.set_property("signal-handoffs", True)
         sink.set_property("sync", False)
@@ -304,6 +302,17 @@ class Participant:
         self.pipe.add(sink)
         sink.sync_state_with_parent()
         pad.link(sink.get_static_pad("sink"))
+
+    def behind(self):
+        """The elements of the pipeline that are not PLAYING (state/pending)."""
+        elements, found = self.pipe.iterate_recurse(), []
+        while True:
+            result, element = elements.next()
+            if result != Gst.IteratorResult.OK:
+                return found
+            _, current, pending = element.get_state(0)
+            if current != Gst.State.PLAYING:
+                found.append(f"{element.get_name()}:{current.value_nick}/{pending.value_nick}")
 
     def ring_focus(self):
         """XEP-0353: rings the focus's occupant JID (a `<propose>` whose id is the sid to be)."""
@@ -418,10 +427,26 @@ class Participant:
         self.xmpp.iq_set(self.focus, jingle_of(action, local, self.sid, party, names, self.client_role, self.creators))
 
 
+def load_bindings():
+    """Loads every GObject binding the client uses, in the main thread before any pipeline
+    runs. PyGObject loads a namespace's classes and constants on first use, and that is not
+    thread-safe: webrtcbin's streaming threads calling `on_pad` at once for several new
+    streams raised "type object 'PadDirection' has no attribute 'SRC'" (2026-12-06), the
+    streams left unlinked."""
+    for namespace, names in ((Gst, ("Caps", "ElementFactory", "IteratorResult", "MSECOND", "PadDirection",
+                                    "Promise", "State")),
+                             (GstSdp, ("SDPMessage",)),
+                             (GstWebRTC, ("WebRTCICEGatheringState", "WebRTCKind", "WebRTCSDPType",
+                                          "WebRTCSessionDescription"))):
+        for name in names:
+            getattr(namespace, name)
+
+
 def main():
     address, domain, room, nick = sys.argv[1:5]
     ring = "--ring" in sys.argv[5:]
     Gst.init(None)
+    load_bindings()
     xmpp = Xmpp(address, domain)
     xmpp.login()
     participant = Participant(xmpp, room, nick, ring)
@@ -434,8 +459,10 @@ def main():
         while True:
             time.sleep(1)
             _, current, pending = participant.pipe.get_state(0)
+            # Below PLAYING: which elements hold it there.
+            behind = [] if current == Gst.State.PLAYING else participant.behind()
             print(json.dumps({"seconds": round(time.time() - started, 1), "decoded": participant.decoded,
-                              "state": f"{current.value_nick}/{pending.value_nick}",
+                              "state": f"{current.value_nick}/{pending.value_nick}", "behind": behind,
                               "owners": participant.owners, "jingles": participant.jingles,
                               "ring": participant.ring}), flush=True)
 
