@@ -263,15 +263,28 @@ class Participant:
         transceiver.set_property("codec-preferences", Gst.Caps.from_string(OPUS if audio else VP8))
 
     def on_pad(self, _w, pad):
+        """A received stream: depayloaded, decoded and counted, in a chain of elements that
+        all change state at once (no decodebin: it completes its change to PAUSED only once it
+        has found its stream's type, and one added to the playing pipeline took the whole
+        pipeline back to PAUSED until then — a video waiting for its first key frame kept the
+        calling client's pipeline there with nothing decoded, 'decodebin3:ready/paused' among
+        the elements its report named, 2026-12-06)."""
         if pad.get_direction() != Gst.PadDirection.SRC:
             return
-        mid = pad.get_property("transceiver").get_property("mid")
-        decode = Gst.ElementFactory.make("decodebin")
-        self.pipe.add(decode)
-        decode.connect("element-added", lambda _d, element: self.ask_for_key_frames(element))
-        decode.connect("pad-added", lambda _d, p: self.on_decoded(p, mid))
-        decode.sync_state_with_parent()
-        pad.link(decode.get_static_pad("sink"))
+        transceiver = pad.get_property("transceiver")
+        mid = transceiver.get_property("mid")
+        # Each transceiver was given one codec (on_new_transceiver): Opus or VP8.
+        audio = transceiver.get_property("kind") == GstWebRTC.WebRTCKind.AUDIO
+        names = ("rtpopusdepay", "opusdec") if audio else ("rtpvp8depay", "vp8dec")
+        elements = [Gst.ElementFactory.make(name) for name in names] + [self.counter(mid, audio)]
+        for element in elements:
+            self.ask_for_key_frames(element)
+            self.pipe.add(element)
+        for upstream, downstream in zip(elements, elements[1:]):
+            upstream.link(downstream)
+        for element in reversed(elements):
+            element.sync_state_with_parent()
+        pad.link(elements[0].get_static_pad("sink"))
 
     @staticmethod
     def ask_for_key_frames(element):
@@ -288,20 +301,17 @@ class Participant:
             element.set_property("automatic-request-sync-points", True)
             element.set_property("min-force-key-unit-interval", 500 * Gst.MSECOND)
 
-    def on_decoded(self, pad, mid):
-        """Counts a decoded stream's buffers. Its sink, added to the playing live pipeline,
-        neither syncs nor prerolls (`async` off: an async sink added to a playing pipeline takes
-        it back to PAUSED until it prerolls)."""
+    def counter(self, mid, audio):
+        """A sink counting the stream's decoded buffers. It neither syncs nor prerolls (`async`
+        off: an async sink added to a playing pipeline takes it back to PAUSED until it
+        prerolls)."""
         sink = Gst.ElementFactory.make("fakesink")
         sink.set_property("signal-handoffs", True)
         sink.set_property("sync", False)
         sink.set_property("async", False)
-        kind = "video" if pad.query_caps(None).to_string().startswith("video") else "audio"
-        self.decoded[mid] = {"kind": kind, "buffers": 0}
+        self.decoded[mid] = {"kind": "audio" if audio else "video", "buffers": 0}
         sink.connect("handoff", lambda *_: self.decoded[mid].__setitem__("buffers", self.decoded[mid]["buffers"] + 1))
-        self.pipe.add(sink)
-        sink.sync_state_with_parent()
-        pad.link(sink.get_static_pad("sink"))
+        return sink
 
     def behind(self):
         """The elements of the pipeline that are not PLAYING (state/pending)."""
