@@ -558,8 +558,12 @@ fn ring(sim: &mut Sim, nick: &str, id: &str) -> Vec<String> {
     message.from = Some(Jid::from(occupant(nick)));
     message.payloads.push(propose);
     sim.stanza(tokio_xmpp::Stanza::Message(message));
-    sim.take_sent()
-        .into_iter()
+    proceeds(&sim.take_sent(), nick)
+}
+
+/// The ids of the `<proceed>`s (XEP-0353) among `sent` to `nick`.
+fn proceeds(sent: &[tokio_xmpp::Stanza], nick: &str) -> Vec<String> {
+    sent.iter()
         .filter_map(|stanza| match stanza {
             tokio_xmpp::Stanza::Message(m) if m.to == Some(Jid::from(occupant(nick))) => m
                 .payloads
@@ -595,6 +599,50 @@ fn a_client_that_rings_is_told_to_proceed_and_its_session_initiate_is_taken() {
     assert_eq!(sim.sessions("active"), 2);
     // Rung again with a session established: not taken.
     assert!(ring(&mut sim, "gus", "gus-ring-2").is_empty());
+}
+
+#[test]
+fn a_client_that_rings_as_it_joins_is_told_to_proceed_right_behind_the_offer() {
+    let mut sim = Sim::new();
+    // A Jitsi client ringing as it joins is not rung back once its offer goes out.
+    sim.join("ada");
+    assert!(ring(&mut sim, "ada", "ada-ring").is_empty());
+    sim.answer_all();
+    let sent = sim.take_sent();
+    assert!(
+        proceeds(&sent, "ada").is_empty(),
+        "a Jitsi client is not rung"
+    );
+    sim.join_and_accept("bob", 100);
+
+    // gus rings before the focus has offered it anything (its endpoint is being allocated).
+    sim.join_with_features("gus", "v1", &standard_features());
+    assert!(
+        ring(&mut sim, "gus", "gus-ring").is_empty(),
+        "no proceed before the offer"
+    );
+    sim.answer_all();
+    let sent = sim.take_sent();
+    let offer_at = sent
+        .iter()
+        .position(|stanza| matches!(stanza, tokio_xmpp::Stanza::Iq(_)))
+        .expect("the focus's offer");
+    assert_eq!(proceeds(&sent[offer_at..], "gus"), ["gus-ring"]);
+    assert_eq!(proceeds(&sent, "gus").len(), 1, "once, behind the offer");
+    // Its session-initiate with the propose's id takes the offer's place.
+    let id = sim.jingle("gus", &client_initiate("gus-ring", "gus", 300));
+    sim.answer_all();
+    assert_eq!(sim.reply(&id), Ok(()));
+    let actions: Vec<Action> = sim.take_jingles("gus").iter().map(|j| j.action).collect();
+    assert_eq!(
+        actions,
+        [
+            Action::SessionTerminate,
+            Action::SessionAccept,
+            Action::ContentAdd
+        ]
+    );
+    assert_eq!(sim.sessions("active"), 2);
 }
 
 #[test]

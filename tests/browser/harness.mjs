@@ -646,6 +646,38 @@ class Participant {
     });
   }
 
+  /**
+   * Every inbound video stream of this page's bridge connection (one getStats): its SSRC,
+   * packets, frames and key frames decoded, PLIs and NACKs sent, and the remote track
+   * lib-jitsi-meet made of it (owner, muted), if any; with the video SSRCs of the remote
+   * description (`signalled`).
+   */
+  async inboundVideo() {
+    return this.page.evaluate(async () => {
+      const { conference } = window.tutti;
+      const tracks = new Map();
+      for (const p of conference.getParticipants()) {
+        for (const track of p.getTracks()) {
+          tracks.set(track.getSSRC(), { owner: p.getDisplayName(), muted: track.isMuted() });
+        }
+      }
+      const pc = conference.getActivePeerConnection();
+      const streams = [];
+      (await pc?.peerconnection.getStats())?.forEach((stat) => {
+        if (stat.type === 'inbound-rtp' && stat.kind === 'video') {
+          streams.push({
+            ssrc: stat.ssrc, packets: stat.packetsReceived, frames: stat.framesDecoded, keyFrames: stat.keyFramesDecoded,
+            plis: stat.pliCount, nacks: stat.nackCount, track: tracks.get(stat.ssrc) ?? null,
+          });
+        }
+      });
+      const signalled = (pc?.peerconnection.remoteDescription?.sdp ?? '').split('\r\nm=')
+        .filter((section) => section.startsWith('video'))
+        .flatMap((section) => [...section.matchAll(/a=ssrc:(\d+) msid:(\S+)/g)].map((m) => `${m[1]} ${m[2]}`));
+      return { streams, signalled };
+    });
+  }
+
   /** Waits until `count` inbound audio streams carry sound. */
   async waitForAudio(count, timeoutMs = 20000) {
     await waitFor(`${this.name} to hear ${count} audio streams`, async () => {

@@ -150,6 +150,12 @@ const capture = {
  * encoding the layers above.
  */
 const receiveHeight = Number(new URLSearchParams(location.search).get('receive')) || 360;
+/**
+ * The bandwidth (bits/s) the bridge is to assume towards the page for video, in place of its
+ * estimate, from &assumed=BPS (the colibri `assumedBandwidthBps`; for tests whose subject is not
+ * bandwidth estimation).
+ */
+const assumedBandwidth = Number(new URLSearchParams(location.search).get('assumed')) || null;
 
 /**
  * How the page reaches the XMPP server, from &transport=: 'websocket' (default, /xmpp-websocket)
@@ -196,6 +202,7 @@ async function join(roomName, displayName) {
     onStageEndpoints: [],
     defaultConstraints: { maxHeight: receiveHeight },
     constraints: {},
+    ...(assumedBandwidth ? { assumedBandwidthBps: assumedBandwidth } : {}),
   });
 
   const localTile = tileFor('local', displayName, true);

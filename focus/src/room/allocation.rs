@@ -357,6 +357,7 @@ impl Room {
             change: 1,
         });
         self.send_iq_set(&occupant, jingle.to_element());
+        self.proceed_if_rung(nick);
         if dialect == Dialect::Standard && jingle.contents.len() > 2 {
             // A standards client was offered remote streams (beyond its own two contents): the
             // bridge is to write their MIDs.

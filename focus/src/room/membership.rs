@@ -37,6 +37,10 @@ pub(super) struct Participant {
     /// What is left of its Jingle request rate (`RoomLimits::jingle_request_rate`).
     pub(super) requests: RequestBudget,
     pub(super) jingle: JingleQueue,
+    /// The id of an XEP-0353 `<propose>` it sent before the focus had offered it a session
+    /// (its caps not answered yet, its endpoint not allocated): answered `<proceed>` right
+    /// behind the offer if it is a standards client (`Room::on_message`).
+    pub(super) rang: Option<String>,
 }
 
 /// An occupant whose caps the focus asked about (disco#info) before inviting it.
@@ -196,6 +200,7 @@ impl Room {
                 restarts: RestartLimit::default(),
                 requests: RequestBudget::default(),
                 jingle: JingleQueue::default(),
+                rang: None,
             },
         );
         self.metric(Metric::Participants(1));

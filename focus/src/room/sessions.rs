@@ -345,8 +345,11 @@ impl Room {
     /// XEP-0353: a standards client that rings the focus (`<propose id>` in a message to its
     /// occupant JID) while the focus's offer to it is unanswered is answered `<proceed id>`;
     /// its `session-initiate` then takes the offer's place ([`Room::on_client_initiate`]).
-    /// Anyone else's ringing is ignored (the focus offers every occupant a session as it
-    /// joins; a Jitsi client is never rung).
+    /// A client that rings as it joins, before the focus has offered it a session (its caps
+    /// not answered yet, its endpoint being allocated), is answered right behind the offer,
+    /// if it is a standards client ([`Room::proceed_if_rung`]). Anyone else's ringing is
+    /// ignored (the focus offers every occupant a session as it joins; a Jitsi client is
+    /// never rung).
     pub(super) fn on_message(&mut self, message: Message) {
         let Some(from) = message.from.clone() else {
             return;
@@ -360,26 +363,56 @@ impl Room {
         else {
             return;
         };
-        let ringing = from.resource().and_then(|nick| {
+        let Some(ringing) = from.resource().and_then(|nick| {
             self.participants
-                .get(nick.as_str())
+                .get_mut(nick.as_str())
                 .filter(|participant| from == participant.occupant.clone())
-        });
-        let offered = ringing
-            .and_then(|participant| participant.session.as_ref())
-            .is_some_and(|session| {
-                matches!(session.state, SessionState::Pending { .. })
-                    && session.standard().is_some()
-            });
-        if !offered {
-            info!(%from, "a ring (XEP-0353 propose) the focus does not take");
+        }) else {
+            info!(%from, "a ring (XEP-0353 propose) from someone not in the room");
             return;
+        };
+        match ringing.session.as_ref() {
+            None => {
+                info!(%from, %id, "a ring (XEP-0353 propose) before the focus's offer: answered behind it");
+                ringing.rang = Some(id);
+            }
+            Some(session)
+                if matches!(session.state, SessionState::Pending { .. })
+                    && session.standard().is_some() =>
+            {
+                self.send_proceed(from, id);
+            }
+            Some(_) => info!(%from, "a ring (XEP-0353 propose) the focus does not take"),
         }
+    }
+
+    /// Right behind the focus's offer to `nick`: `<proceed>` for the ring it sent before the
+    /// offer existed, if it is a standards client.
+    pub(super) fn proceed_if_rung(&mut self, nick: &str) {
+        let Some(participant) = self.participants.get_mut(nick) else {
+            return;
+        };
+        let Some(id) = participant.rang.take() else {
+            return;
+        };
+        let occupant = Jid::from(participant.occupant.clone());
+        if participant
+            .session
+            .as_ref()
+            .is_some_and(|session| session.standard().is_some())
+        {
+            self.send_proceed(occupant, id);
+        } else {
+            info!(%occupant, "a ring (XEP-0353 propose) from a Jitsi client: not taken");
+        }
+    }
+
+    fn send_proceed(&mut self, to: Jid, id: String) {
         let proceed = Element::builder("proceed", crate::ns::JINGLE_MESSAGE)
             .attr(rxml::xml_ncname!("id").into(), id)
             .build();
         self.send(Stanza::Message(
-            Message::chat(from).with_payloads(vec![proceed]),
+            Message::chat(to).with_payloads(vec![proceed]),
         ));
     }
 
