@@ -89,11 +89,27 @@ async function everyoneDecodesEveryone(people, timeoutMs, since = Date.now()) {
   return each.join(', ');
 }
 
-/** Remembers each page's peer connection, to tell later whether it got a new session. */
+/**
+ * Remembers each page's peer connection, to tell later whether it got a new session, and records
+ * from now on when its signalling state changes (each renegotiation: `have-remote-offer`, then
+ * `stable`), for a gap's report.
+ */
 async function markSessions(people) {
   await Promise.all(people.map((p) => p.page.evaluate(() => {
     window.session = window.tutti.conference.getActivePeerConnection();
+    const pc = window.session?.peerconnection;
+    window.signalling = [];
+    if (pc && !pc.tuttiWatched) {
+      pc.tuttiWatched = true;
+      pc.addEventListener('signalingstatechange', () => window.signalling.push([Date.now(), pc.signalingState]));
+    }
   })));
+}
+
+/** When `person`'s signalling state changed since it was marked, in ms after `since`. */
+async function signallingSince(person, since) {
+  const changes = await person.page.evaluate(() => window.signalling ?? []);
+  return changes.map(([at, state]) => `${state}@${at - since}`).join(' ');
 }
 
 async function onNewSession(person) {
@@ -125,8 +141,9 @@ async function bridgeView(world, index, viewer, senderId) {
  * Watches `pairs` ([viewer, sender name]) every 250 ms from `since` until `stop()` is called;
  * resolves with the longest time any viewer went without a new decoded frame of its sender's
  * video ({ ms, pair, at: when that gap ended, after `since`, and what the viewer received and
- * sent in it: packets, plis, keyFrames, streams, and `describe(viewer, sender)`: the bridge's
- * view of it then).
+ * sent in it: packets, framesReceived (assembled), framesDropped, nacks, plis, keyFrames,
+ * streams, `describe(viewer, sender)`: the bridge's view of it then, and the viewer's
+ * renegotiations since `since`).
  */
 function watchDecoding(pairs, since, describe) {
   let running = true;
@@ -147,9 +164,11 @@ function watchDecoding(pairs, since, describe) {
           // the viewer asked for a key frame), or another inbound stream.
           const gained = (field) => (video[field] ?? 0) - (seen.video[field] ?? 0);
           longest = {
-            ms: now - seen.at, pair, at: now - since, packets: gained('videoPackets'), plis: gained('pliSent'),
+            ms: now - seen.at, pair, at: now - since, packets: gained('videoPackets'), framesReceived: gained('framesReceived'),
+            framesDropped: gained('framesDropped'), nacks: gained('nackSent'), plis: gained('pliSent'),
             keyFrames: gained('keyFramesDecoded'), streams: `${seen.video.videoStreams}->${video.videoStreams}`,
             bridge: await describe(viewer, sender),
+            signalling: await signallingSince(viewer, since),
           };
         }
       }
@@ -297,7 +316,8 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
     const cutStall = await partners.stop();
     world.setPath(near, far, true);
     console.log(`cascade: path cut: cyd and dee on new sessions ${moved} ms after, everyone decoding everyone `
-      + `${recovered} ms after (${cutEach}); ada and bob's longest gap without a frame of each other: ${JSON.stringify(cutStall)}`);
+      + `${recovered} ms after (${cutEach}); ada and bob's longest gap without a frame of each other: ${JSON.stringify(cutStall)}; `
+      + `their signalling states since the cut: ada ${await signallingSince(ada, cut)}, bob ${await signallingSince(bob, cut)}`);
     for (const person of [cyd, dee]) {
       assert.equal(await bridgeOf(person), third, `${person.name} moved to the third bridge`);
     }
@@ -323,7 +343,8 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
     const recoveredAgain = Date.now() - killed;
     const killStall = await watching.stop();
     console.log(`cascade: bridge killed: cyd and dee on new sessions ${movedAgain} ms after, everyone decoding `
-      + `everyone ${recoveredAgain} ms after (${killEach}); ada and bob's longest gap without a frame of each other: ${JSON.stringify(killStall)}`);
+      + `everyone ${recoveredAgain} ms after (${killEach}); ada and bob's longest gap without a frame of each other: ${JSON.stringify(killStall)}; `
+      + `their signalling states since the kill: ada ${await signallingSince(ada, killed)}, bob ${await signallingSince(bob, killed)}`);
     for (const person of [cyd, dee]) {
       assert.equal(await bridgeOf(person), near, `${person.name} moved to the near bridge (the far one is given up)`);
     }

@@ -1,6 +1,7 @@
 //! What the participants who keep their sessions are told when others move to another bridge
-//! (a bridge of the room failed, a relay was given up: `cascade.rs`; the room's only bridge
-//! failed: `allocation.rs`), coalesced per move.
+//! (a bridge of the room failed, a relay was given up: `cascade.rs`), and what each participant
+//! of a room that moves as a whole is told of the others (the room's only bridge failed:
+//! `allocation.rs`), coalesced per move.
 //!
 //! Each source update a client gets is a renegotiation, and lib-jitsi-meet carries them out one
 //! after the other; told of each moved participant on its own, a page that stays renegotiates
