@@ -122,18 +122,24 @@ async function onNewSession(person) {
 /**
  * What the bridge `index` does with `viewer`'s video from the page named `sender`
  * (`/debug/receivers`: the encodings it knows, the layer its allocator wants and the one it
- * forwards, whether it waits for a key frame).
+ * forwards, whether it waits for a key frame; the viewer's estimate, desired rate and the
+ * endpoints it gets video from).
  */
 async function bridgeView(world, index, viewer, senderId) {
   const receivers = await world.receivers(index);
   const viewerId = await viewer.id();
-  const source = receivers.find((r) => r.participant_id === viewerId)?.sources
-    ?.find((s) => s.sender === senderId || s.source.startsWith(senderId));
+  const receiver = receivers.find((r) => r.participant_id === viewerId);
+  const source = receiver?.sources?.find((s) => s.sender === senderId || s.source.startsWith(senderId));
   return source && {
     encodings: source.encodings.map((e) => `${e.height}${e.active ? '' : ' off'}`),
     target: source.target,
     forwarding: source.forwarding,
     waiting: source.waiting_for_keyframe,
+    // The viewer's allocation then: its estimate (and what set it), what it would take, whom
+    // it gets video from.
+    estimate: `${receiver.estimate_bps} (${receiver.estimate_limited_by})`,
+    desired: receiver.desired_bps,
+    forwarded: receiver.forwarded_endpoints,
   };
 }
 
