@@ -19,6 +19,8 @@
 // 4. The bridge Cyd and Dee are on is killed: they move to a remaining bridge (the near one: the
 //    far one was given up for the room for a minute), while Ada and Bob keep their sessions and
 //    keep decoding each other through the move, and everyone decodes everyone again.
+// In 3 and 4, Ada and Bob take each move in as two renegotiations (at most three), not one
+// source-remove and one source-add per moved page.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { activeEncodings, sleep, sumMetric, waitFor, withWorld } from './harness.mjs';
@@ -110,6 +112,21 @@ async function markSessions(people) {
 async function signallingSince(person, since) {
   const changes = await person.page.evaluate(() => window.signalling ?? []);
   return changes.map(([at, state]) => `${state}@${at - since}`).join(' ');
+}
+
+/**
+ * Checks that `people`, who kept their sessions through a move of two others, renegotiated at
+ * most three times since they were marked: the focus tells them in one source-remove that both
+ * went and in one source-add that both came back (a third when one of the two comes back more
+ * than the focus's MOVE_HOLD after the other); told of each moved page on its own, they took
+ * four.
+ */
+async function assertOneUpdatePerMove(people) {
+  for (const person of people) {
+    const changes = await person.page.evaluate(() => window.signalling ?? []);
+    const renegotiations = changes.filter(([, state]) => state === 'have-remote-offer').length;
+    assert.ok(renegotiations <= 3, `${person.name} renegotiated ${renegotiations} times for one move`);
+  }
 }
 
 async function onNewSession(person) {
@@ -334,6 +351,7 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
     assert.ok(moved >= CONSENT_TIMEOUT_S * 1000 - 500, `moved ${moved} ms after the cut: before the relay timed out?`);
     assert.ok(recovered <= RECOVERY_BOUND_MS, `everyone decoded everyone ${recovered} ms after the cut`);
     assert.ok(cutStall.ms <= STALL_BOUND_MS, `ada and bob stalled ${cutStall.ms} ms`);
+    await assertOneUpdatePerMove([ada, bob]);
     assert.equal(await focusCount('tutti_focus_relay_failures_total') - failuresBefore, 1, 'one relay given up');
     assert.equal(await focusCount('tutti_focus_relays_linked_total'), 2, 'the near and the third bridge linked');
     assert.deepEqual([await endpoints(near), await endpoints(far), await endpoints(third)], [2, 0, 2]);
@@ -358,6 +376,7 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
       assert.equal(await onNewSession(person), false, `${person.name} kept its session`);
     }
     assert.ok(killStall.ms <= STALL_BOUND_MS, `ada and bob stalled ${killStall.ms} ms`);
+    await assertOneUpdatePerMove([ada, bob]);
     assert.ok(recoveredAgain <= RECOVERY_BOUND_MS, `everyone decoded everyone ${recoveredAgain} ms after the kill`);
     assert.equal(await endpoints(near), 4);
     for (const person of people) {
