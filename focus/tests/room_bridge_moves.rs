@@ -7,8 +7,10 @@
 mod room;
 
 use room::*;
+use std::time::Duration;
 use tutti_focus::jingle::{Action, ReasonCondition, ReasonKind};
-use tutti_focus::room::BridgeRequest;
+
+use tutti_focus::room::{BridgeRequest, MOVE_HOLD};
 
 #[test]
 fn every_participant_is_re_invited_on_a_new_conference() {
@@ -95,19 +97,36 @@ fn every_participant_is_re_invited_on_a_new_conference() {
         offers.push(initiate);
     }
     assert_eq!(sim.sessions("pending"), 3);
-    // Accepted again: the sources reach the others anew.
+    // Accepted again: the sources reach the others anew, held for the others of the move
+    // (one update each once all are back), at most MOVE_HOLD: carol does not answer.
     let id = sim.jingle("alice", &session_accept(&offers[0].sid, "alice", 1000));
     sim.answer_all();
     assert_eq!(sim.reply(&id), Ok(()));
     let id = sim.jingle("bob", &session_accept(&offers[1].sid, "bob", 2000));
     sim.answer_all();
     assert_eq!(sim.reply(&id), Ok(()));
+    sim.advance(MOVE_HOLD - Duration::from_millis(1));
+    assert!(sim.take_jingles("alice").is_empty());
+    sim.advance(Duration::from_millis(1));
     let add = sim.take_jingle("alice", Action::SourceAdd);
     assert_eq!(
         (ssrcs(&add), add.sid),
         (vec![2000, 2001], offers[0].sid.clone())
     );
+    let add = sim.take_jingle("bob", Action::SourceAdd);
+    assert_eq!(ssrcs(&add), [1000, 1001]);
     assert_eq!(sim.sessions("active"), 2);
+    // Carol accepts late: alice's and bob's sources in one source-add, hers to each of them
+    // at once (the move is over).
+    let id = sim.jingle("carol", &session_accept(&offers[2].sid, "carol", 3000));
+    sim.answer_all();
+    assert_eq!(sim.reply(&id), Ok(()));
+    let add = sim.take_jingle("carol", Action::SourceAdd);
+    assert_eq!(ssrcs(&add), [1000, 2000, 1001, 2001]);
+    for nick in ["alice", "bob"] {
+        let add = sim.take_jingle(nick, Action::SourceAdd);
+        assert_eq!(ssrcs(&add), [3000, 3001], "{nick}");
+    }
     assert_eq!(sim.errors("restart_limited"), 0);
 }
 

@@ -9,9 +9,11 @@
 mod room;
 
 use room::*;
+use std::time::Duration;
 use tutti_focus::jingle::{Action, ReasonCondition, ReasonKind};
 use tutti_focus::pool::BridgeId;
-use tutti_focus::room::{BridgeRequest, Metric};
+
+use tutti_focus::room::{BridgeRequest, Metric, MOVE_HOLD};
 
 /// A room capped at 2 per bridge on bridges `pool` (in order), with `nicks` in it, each having
 /// accepted its session (audio SSRC 1000, 2000, …).
@@ -51,15 +53,26 @@ fn moved(sim: &mut Sim, nick: &str, ssrc: u32) {
     assert_eq!(sim.reply(&id), Ok(()), "{nick}'s new session-accept");
 }
 
-/// `nick` kept its session: no terminate, no initiate; told of the moved ones' sources going
-/// (`removed`) and coming back (`added`).
-fn stayed(sim: &mut Sim, nick: &str, removed: u32, added: u32) {
+/// `nick` kept its session: no terminate, no initiate; told in one source-remove that the
+/// sources of every participant moved (`moved`: their audio SSRCs) went, and in one source-add,
+/// once all of them had their new sessions, that they came back — not once per moved
+/// participant (each update is a renegotiation for the client).
+fn stayed(sim: &mut Sim, nick: &str, moved: &[u32]) {
     let jingles = sim.take_jingles(nick);
-    let count = |action| jingles.iter().filter(|j| j.action == action).count();
-    assert_eq!(count(Action::SessionTerminate), 0, "{nick}: {jingles:?}");
-    assert_eq!(count(Action::SessionInitiate), 0, "{nick}: {jingles:?}");
-    assert_eq!(count(Action::SourceRemove) as u32, removed, "{nick}");
-    assert_eq!(count(Action::SourceAdd) as u32, added, "{nick}");
+    let actions: Vec<Action> = jingles.iter().map(|j| j.action).collect();
+    assert_eq!(
+        actions,
+        [Action::SourceRemove, Action::SourceAdd],
+        "{nick}: {jingles:?}"
+    );
+    for update in &jingles {
+        let ssrcs = ssrcs(update);
+        // Audio and video of each.
+        assert_eq!(ssrcs.len(), 2 * moved.len(), "{nick}: {update:?}");
+        for audio in moved {
+            assert!(ssrcs.contains(audio), "{nick}: {audio} in {update:?}");
+        }
+    }
 }
 
 #[test]
@@ -107,11 +120,78 @@ fn a_failed_bridge_moves_only_its_participants_to_another_bridge_linked_anew() {
     }
     // Alice and bob keep their sessions and hear of carol's and dave's sources going and
     // coming back; the new bridge is linked to theirs.
-    stayed(&mut sim, "alice", 2, 2);
-    stayed(&mut sim, "bob", 2, 2);
+    stayed(&mut sim, "alice", &[3000, 4000]);
+    stayed(&mut sim, "bob", &[3000, 4000]);
     assert_eq!(sim.sessions("active"), 4);
     assert_eq!(relays_linked(&sim), 2);
     assert_eq!(sim.room.conference_ids(), [primary, third.clone()]);
+}
+
+#[test]
+fn a_moved_participant_that_does_not_come_back_holds_the_others_return_for_at_most_move_hold() {
+    let mut sim = room_with(&["b1", "b2", "b3"], &["alice", "bob", "carol", "dave"]);
+    let leg = sim.room.conference_ids()[1].clone();
+    sim.take_sent();
+    sim.pool.retain(|(bridge, _)| bridge != "b2");
+    sim.conference_failed(&leg);
+    sim.answer_all();
+    moved(&mut sim, "carol", 3000);
+    // Dave is offered his new session and does not answer: alice was told both went, and is
+    // told of carol's return MOVE_HOLD after it was held, not before.
+    let dave = sim.take_jingle("dave", Action::SessionInitiate);
+    let remove = sim.take_jingle("alice", Action::SourceRemove);
+    assert_eq!(ssrcs(&remove).len(), 4);
+    sim.advance(MOVE_HOLD - Duration::from_millis(1));
+    assert!(sim.take_jingles("alice").is_empty());
+    sim.advance(Duration::from_millis(1));
+    let add = sim.take_jingle("alice", Action::SourceAdd);
+    assert_eq!(ssrcs(&add).len(), 2);
+    assert!(ssrcs(&add).contains(&3000));
+    // Dave's return, later, goes at once.
+    let id = sim.jingle("dave", &session_accept(&dave.sid, "dave", 4000));
+    sim.answer_all();
+    assert_eq!(sim.reply(&id), Ok(()));
+    let add = sim.take_jingle("alice", Action::SourceAdd);
+    assert_eq!(ssrcs(&add).len(), 2);
+    assert!(ssrcs(&add).contains(&4000));
+    assert_eq!(sim.sessions("active"), 4);
+}
+
+#[test]
+fn a_standards_client_that_stays_gets_one_content_remove_and_one_content_add_per_move() {
+    let mut sim = Sim::capped(2, &["b1", "b2", "b3"]);
+    sim.join_with_features("gus", "v1", &standard_features());
+    sim.answer_all();
+    let initiate = sim.take_jingle("gus", Action::SessionInitiate);
+    let id = sim.jingle("gus", &standard_accept(&initiate, "gus", 300));
+    sim.answer_all();
+    assert_eq!(sim.reply(&id), Ok(()));
+    for (nick, ssrc) in [("alice", 1000), ("carol", 3000), ("dave", 4000)] {
+        sim.join_and_accept(nick, ssrc);
+    }
+    let leg = sim.room.conference_ids()[1].clone();
+    assert_eq!(sim.conference_of("carol"), leg);
+    assert_eq!(sim.conference_of("dave"), leg);
+    sim.take_sent();
+
+    sim.pool.retain(|(bridge, _)| bridge != "b2");
+    sim.conference_failed(&leg);
+    sim.answer_all();
+    let removed = sim.take_jingle("gus", Action::ContentRemove);
+    assert_eq!(
+        removed.contents.len(),
+        4,
+        "carol's and dave's audio and video"
+    );
+    moved(&mut sim, "carol", 3000);
+    moved(&mut sim, "dave", 4000);
+    let jingles = sim.take_jingles("gus");
+    assert_eq!(jingles.len(), 1, "{jingles:?}");
+    assert_eq!(jingles[0].action, Action::ContentAdd);
+    assert_eq!(jingles[0].contents.len(), 4);
+    let ssrcs = ssrcs(&jingles[0]);
+    assert!(ssrcs.contains(&3000) && ssrcs.contains(&4000), "{ssrcs:?}");
+    stayed(&mut sim, "alice", &[3000, 4000]);
 }
 
 #[test]
@@ -138,7 +218,7 @@ fn the_first_bridge_failing_hands_its_role_to_the_other() {
     moved(&mut sim, "bob", 2000);
     let third = sim.conference_of("bob");
     assert_ne!(third, leg);
-    stayed(&mut sim, "carol", 2, 2);
+    stayed(&mut sim, "carol", &[1000, 2000]);
     assert_eq!(sim.room.conference_ids(), [leg, third]);
     assert_eq!(relays_linked(&sim), 2);
 }
@@ -177,7 +257,7 @@ fn a_timed_out_relay_gives_up_the_smaller_side() {
     moved(&mut sim, "carol", 3000);
     let new_leg = sim.conference_of("carol");
     assert_ne!(new_leg, leg);
-    stayed(&mut sim, "alice", 1, 1);
+    stayed(&mut sim, "alice", &[3000]);
     assert_eq!(
         sim.room.conference_ids(),
         [primary.clone(), new_leg.clone()]

@@ -17,64 +17,8 @@ use tutti_focus::jingle::{
 use tutti_focus::room::{BridgeAnswer, BridgeError, BridgeRequest};
 use tutti_proto::bridge_v1 as pb;
 
-/// What a GStreamer- or libwebrtc-based desktop client lists: the XEPs, nothing of Jitsi's.
-fn standard_features() -> Vec<&'static str> {
-    let mut features = REQUIRED_FEATURES.to_vec();
-    features.extend([
-        "urn:xmpp:jingle:apps:rtp:audio",
-        "urn:xmpp:jingle:apps:rtp:video",
-        "urn:xmpp:jingle:apps:rtp:rtcp-fb:0",
-        "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0",
-        "urn:xmpp:jingle:apps:grouping:0",
-        "urn:xmpp:jingle-message:0",
-    ]);
-    features
-}
-
 fn names(jingle: &Jingle) -> Vec<&str> {
     jingle.contents.iter().map(|c| c.name.as_str()).collect()
-}
-
-/// A standards client's session-accept of `initiate`: its own audio (SSRC `ssrc`) and video
-/// (`ssrc + 1`) with msids, every remote stream's content accepted receive-only.
-fn standard_accept(initiate: &Jingle, nick: &str, ssrc: u32) -> Jingle {
-    accept_with_sources(initiate, nick, Some(ssrc))
-}
-
-/// [`standard_accept`], with XEP-0339 sources in its own contents only when `ssrc` is given.
-fn accept_with_sources(initiate: &Jingle, nick: &str, ssrc: Option<u32>) -> Jingle {
-    let transport = participant_transport(nick);
-    let mut accept = Jingle::new(Action::SessionAccept, &initiate.sid);
-    for offered in &initiate.contents {
-        let media = offered
-            .description
-            .as_ref()
-            .and_then(|d| d.media.clone())
-            .unwrap();
-        let mut description = RtpDescription::new(&media);
-        description.payload_types = match media.as_str() {
-            "audio" => vec![PayloadType::new(111, "opus", 48000, Some(2))],
-            _ => vec![PayloadType::new(100, "VP8", 90000, None)],
-        };
-        description.rtcp_mux = true;
-        let own = offered.name == "audio" || offered.name == "video";
-        if let Some(ssrc) = ssrc.filter(|_| own) {
-            let own_ssrc = if media == "audio" { ssrc } else { ssrc + 1 };
-            let mut source = Source::new(own_ssrc);
-            source.parameters = vec![Parameter::new("msid", format!("{nick} {nick}-{media}"))];
-            description.sources.push(source);
-        }
-        let mut content = Content::new(offered.name.clone());
-        content.creator = Some(Creator::Initiator);
-        content.senders = offered.senders;
-        content.description = Some(description);
-        content.transport = Some(transport.clone());
-        accept.contents.push(content);
-    }
-    accept.groups.push(Group::bundle(
-        initiate.contents.iter().map(|c| c.name.clone()),
-    ));
-    accept
 }
 
 fn ssrcs_of(jingle: &Jingle) -> Vec<u32> {

@@ -19,6 +19,8 @@
 // 4. The bridge Cyd and Dee are on is killed: they move to a remaining bridge (the near one: the
 //    far one was given up for the room for a minute), while Ada and Bob keep their sessions and
 //    keep decoding each other through the move, and everyone decodes everyone again.
+// In 3 and 4, Ada and Bob take each move in as two renegotiations (at most three), not one
+// source-remove and one source-add per moved page.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { activeEncodings, sleep, sumMetric, waitFor, withWorld } from './harness.mjs';
@@ -89,11 +91,42 @@ async function everyoneDecodesEveryone(people, timeoutMs, since = Date.now()) {
   return each.join(', ');
 }
 
-/** Remembers each page's peer connection, to tell later whether it got a new session. */
+/**
+ * Remembers each page's peer connection, to tell later whether it got a new session, and records
+ * from now on when its signalling state changes (each renegotiation: `have-remote-offer`, then
+ * `stable`), for a gap's report.
+ */
 async function markSessions(people) {
   await Promise.all(people.map((p) => p.page.evaluate(() => {
     window.session = window.tutti.conference.getActivePeerConnection();
+    const pc = window.session?.peerconnection;
+    window.signalling = [];
+    if (pc && !pc.tuttiWatched) {
+      pc.tuttiWatched = true;
+      pc.addEventListener('signalingstatechange', () => window.signalling.push([Date.now(), pc.signalingState]));
+    }
   })));
+}
+
+/** When `person`'s signalling state changed since it was marked, in ms after `since`. */
+async function signallingSince(person, since) {
+  const changes = await person.page.evaluate(() => window.signalling ?? []);
+  return changes.map(([at, state]) => `${state}@${at - since}`).join(' ');
+}
+
+/**
+ * Checks that `people`, who kept their sessions through a move of two others, renegotiated at
+ * most three times since they were marked: the focus tells them in one source-remove that both
+ * went and in one source-add that both came back (a third when one of the two comes back more
+ * than the focus's MOVE_HOLD after the other); told of each moved page on its own, they took
+ * four.
+ */
+async function assertOneUpdatePerMove(people) {
+  for (const person of people) {
+    const changes = await person.page.evaluate(() => window.signalling ?? []);
+    const renegotiations = changes.filter(([, state]) => state === 'have-remote-offer').length;
+    assert.ok(renegotiations <= 3, `${person.name} renegotiated ${renegotiations} times for one move`);
+  }
 }
 
 async function onNewSession(person) {
@@ -106,18 +139,24 @@ async function onNewSession(person) {
 /**
  * What the bridge `index` does with `viewer`'s video from the page named `sender`
  * (`/debug/receivers`: the encodings it knows, the layer its allocator wants and the one it
- * forwards, whether it waits for a key frame).
+ * forwards, whether it waits for a key frame; the viewer's estimate, desired rate and the
+ * endpoints it gets video from).
  */
 async function bridgeView(world, index, viewer, senderId) {
   const receivers = await world.receivers(index);
   const viewerId = await viewer.id();
-  const source = receivers.find((r) => r.participant_id === viewerId)?.sources
-    ?.find((s) => s.sender === senderId || s.source.startsWith(senderId));
+  const receiver = receivers.find((r) => r.participant_id === viewerId);
+  const source = receiver?.sources?.find((s) => s.sender === senderId || s.source.startsWith(senderId));
   return source && {
     encodings: source.encodings.map((e) => `${e.height}${e.active ? '' : ' off'}`),
     target: source.target,
     forwarding: source.forwarding,
     waiting: source.waiting_for_keyframe,
+    // The viewer's allocation then: its estimate (and what set it), what it would take, whom
+    // it gets video from.
+    estimate: `${receiver.estimate_bps} (${receiver.estimate_limited_by})`,
+    desired: receiver.desired_bps,
+    forwarded: receiver.forwarded_endpoints,
   };
 }
 
@@ -125,8 +164,9 @@ async function bridgeView(world, index, viewer, senderId) {
  * Watches `pairs` ([viewer, sender name]) every 250 ms from `since` until `stop()` is called;
  * resolves with the longest time any viewer went without a new decoded frame of its sender's
  * video ({ ms, pair, at: when that gap ended, after `since`, and what the viewer received and
- * sent in it: packets, plis, keyFrames, streams, and `describe(viewer, sender)`: the bridge's
- * view of it then).
+ * sent in it: packets, framesReceived (assembled), framesDropped, nacks, plis, keyFrames,
+ * streams, `describe(viewer, sender)`: the bridge's view of it then, and the viewer's
+ * renegotiations since `since`).
  */
 function watchDecoding(pairs, since, describe) {
   let running = true;
@@ -147,9 +187,11 @@ function watchDecoding(pairs, since, describe) {
           // the viewer asked for a key frame), or another inbound stream.
           const gained = (field) => (video[field] ?? 0) - (seen.video[field] ?? 0);
           longest = {
-            ms: now - seen.at, pair, at: now - since, packets: gained('videoPackets'), plis: gained('pliSent'),
+            ms: now - seen.at, pair, at: now - since, packets: gained('videoPackets'), framesReceived: gained('framesReceived'),
+            framesDropped: gained('framesDropped'), nacks: gained('nackSent'), plis: gained('pliSent'),
             keyFrames: gained('keyFramesDecoded'), streams: `${seen.video.videoStreams}->${video.videoStreams}`,
             bridge: await describe(viewer, sender),
+            signalling: await signallingSince(viewer, since),
           };
         }
       }
@@ -297,7 +339,8 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
     const cutStall = await partners.stop();
     world.setPath(near, far, true);
     console.log(`cascade: path cut: cyd and dee on new sessions ${moved} ms after, everyone decoding everyone `
-      + `${recovered} ms after (${cutEach}); ada and bob's longest gap without a frame of each other: ${JSON.stringify(cutStall)}`);
+      + `${recovered} ms after (${cutEach}); ada and bob's longest gap without a frame of each other: ${JSON.stringify(cutStall)}; `
+      + `their signalling states since the cut: ada ${await signallingSince(ada, cut)}, bob ${await signallingSince(bob, cut)}`);
     for (const person of [cyd, dee]) {
       assert.equal(await bridgeOf(person), third, `${person.name} moved to the third bridge`);
     }
@@ -308,6 +351,7 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
     assert.ok(moved >= CONSENT_TIMEOUT_S * 1000 - 500, `moved ${moved} ms after the cut: before the relay timed out?`);
     assert.ok(recovered <= RECOVERY_BOUND_MS, `everyone decoded everyone ${recovered} ms after the cut`);
     assert.ok(cutStall.ms <= STALL_BOUND_MS, `ada and bob stalled ${cutStall.ms} ms`);
+    await assertOneUpdatePerMove([ada, bob]);
     assert.equal(await focusCount('tutti_focus_relay_failures_total') - failuresBefore, 1, 'one relay given up');
     assert.equal(await focusCount('tutti_focus_relays_linked_total'), 2, 'the near and the third bridge linked');
     assert.deepEqual([await endpoints(near), await endpoints(far), await endpoints(third)], [2, 0, 2]);
@@ -323,7 +367,8 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
     const recoveredAgain = Date.now() - killed;
     const killStall = await watching.stop();
     console.log(`cascade: bridge killed: cyd and dee on new sessions ${movedAgain} ms after, everyone decoding `
-      + `everyone ${recoveredAgain} ms after (${killEach}); ada and bob's longest gap without a frame of each other: ${JSON.stringify(killStall)}`);
+      + `everyone ${recoveredAgain} ms after (${killEach}); ada and bob's longest gap without a frame of each other: ${JSON.stringify(killStall)}; `
+      + `their signalling states since the kill: ada ${await signallingSince(ada, killed)}, bob ${await signallingSince(bob, killed)}`);
     for (const person of [cyd, dee]) {
       assert.equal(await bridgeOf(person), near, `${person.name} moved to the near bridge (the far one is given up)`);
     }
@@ -331,6 +376,7 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
       assert.equal(await onNewSession(person), false, `${person.name} kept its session`);
     }
     assert.ok(killStall.ms <= STALL_BOUND_MS, `ada and bob stalled ${killStall.ms} ms`);
+    await assertOneUpdatePerMove([ada, bob]);
     assert.ok(recoveredAgain <= RECOVERY_BOUND_MS, `everyone decoded everyone ${recoveredAgain} ms after the kill`);
     assert.equal(await endpoints(near), 4);
     for (const person of people) {

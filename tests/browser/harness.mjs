@@ -605,9 +605,9 @@ class Participant {
 
   /**
    * What this page received of each remote participant, by display name (one getStats): of its
-   * video the frames decoded, key frames decoded, packets, PLIs sent and the number of inbound
-   * streams, of its audio the packets and total energy, summed over the inbound streams of the
-   * SSRCs lib-jitsi-meet was told are its.
+   * video the frames decoded, key frames decoded, frames assembled (received) and dropped,
+   * packets, NACKs and PLIs sent and the number of inbound streams, of its audio the packets and
+   * total energy, summed over the inbound streams of the SSRCs lib-jitsi-meet was told are its.
    */
   async receivedFrom() {
     return this.page.evaluate(async () => {
@@ -629,12 +629,16 @@ class Participant {
           return;
         }
         received[owner.name] ??= {
-          framesDecoded: 0, keyFramesDecoded: 0, videoPackets: 0, pliSent: 0, videoStreams: 0, audioPackets: 0, audioEnergy: 0,
+          framesDecoded: 0, keyFramesDecoded: 0, framesReceived: 0, framesDropped: 0, videoPackets: 0, nackSent: 0,
+          pliSent: 0, videoStreams: 0, audioPackets: 0, audioEnergy: 0,
         };
         if (stat.kind === 'video') {
           received[owner.name].framesDecoded += stat.framesDecoded ?? 0;
           received[owner.name].keyFramesDecoded += stat.keyFramesDecoded ?? 0;
+          received[owner.name].framesReceived += stat.framesReceived ?? 0;
+          received[owner.name].framesDropped += stat.framesDropped ?? 0;
           received[owner.name].videoPackets += stat.packetsReceived ?? 0;
+          received[owner.name].nackSent += stat.nackCount ?? 0;
           received[owner.name].pliSent += stat.pliCount ?? 0;
           received[owner.name].videoStreams += 1;
         } else {

@@ -455,6 +455,8 @@ impl Room {
             orphaned.push(std::mem::take(&mut participant.jingle));
             moving.push((nick.clone(), participant.occupant.clone(), session));
         }
+        // Their sources reach each other again in one update each, once all are back.
+        self.moving(moving.iter().map(|(nick, ..)| nick));
         for (_, occupant, session) in &moving {
             if let Some(session) = session {
                 // Nobody keeps a session to tell: the sources are only forgotten.

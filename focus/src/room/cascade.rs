@@ -28,7 +28,6 @@ use super::allocation::Invitation;
 use super::requests::{self, BridgeAnswer, BridgeError, BridgeRequest, RequestId};
 use super::sessions::SessionState;
 use super::{Metric, Pending, Room};
-use crate::jingle::Action;
 use crate::pool::BridgeId;
 use crate::to_bridge;
 
@@ -442,15 +441,17 @@ impl Room {
             let queue = std::mem::take(&mut participant.jingle);
             moving.push((nick.clone(), participant.occupant.clone(), session, queue));
         }
+        // The others keep their sessions: they are told the moved participants' sources are
+        // gone, all in one update, and of their return once every one of them is back
+        // (`moves.rs`).
+        self.moving(moving.iter().map(|(nick, ..)| nick));
+        let mut removed = Vec::new();
         for (_, occupant, session, _) in &mut moving {
-            let Some(session) = session.take() else {
-                continue;
-            };
-            // The others keep their sessions: they are told its sources are gone (until its
-            // new session is accepted).
-            let removed = self.end_for_move(occupant, &session);
-            self.signal(occupant.as_str(), &removed, Action::SourceRemove);
+            if let Some(session) = session.take() {
+                removed.push(self.end_for_move(occupant, &session));
+            }
         }
+        self.signal_moved_away(removed);
         for (nick, _, _, queue) in moving {
             self.answer_orphaned(now, queue);
             self.invite(now, &nick);

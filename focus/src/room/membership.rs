@@ -277,6 +277,7 @@ impl Room {
         if let Some(session) = participant.session.take() {
             self.end_session(&participant.occupant, session);
         }
+        self.moved_one_left(nick);
         if let Some(endpoint_id) = participant.endpoint_attempt.take() {
             // A failed allocation the bridge may have made after all.
             self.expire_endpoint_attempt(endpoint_id);
@@ -309,6 +310,7 @@ impl Room {
             orphaned.push(participant.jingle);
         }
         self.sources = ConferenceSources::with_seed(self.rng.random());
+        self.moves = Default::default();
         self.capability_queries.clear();
         if expire {
             self.forget_bridge();

@@ -14,11 +14,15 @@
 //! - `allocation.rs`: the room's bridge conference and each participant's endpoint, retried
 //!   with back-off under the same ids when the bridge fails;
 //! - `sessions.rs`: one Jingle session per participant, its requests one at a time, restarts
-//!   and their limit, and the fan-out of sources ([`crate::sources`]) to the others.
+//!   and their limit, and the fan-out of sources ([`crate::sources`]) to the others;
+//! - `cascade.rs`: the room's conferences on further bridges and the relays between them;
+//! - `moves.rs`: what the others are told when participants move to another bridge, one
+//!   update per move.
 
 mod allocation;
 mod cascade;
 mod membership;
+mod moves;
 mod requests;
 mod sessions;
 
@@ -37,11 +41,13 @@ use crate::jingle::{Action, Jingle, Reason, ReasonKind};
 use crate::sources::ConferenceSources;
 use crate::stanzas::{self, Refusal};
 
+pub use moves::MOVE_HOLD;
 pub use requests::{BridgeAnswer, BridgeError, BridgeRequest, RequestId};
 
 use allocation::BridgeState;
 use cascade::{Cascade, RelayKey};
 use membership::{CapabilityQuery, Participant};
+use moves::Moves;
 use sessions::InFlight;
 
 /// The nick lib-jitsi-meet expects the focus to have.
@@ -194,6 +200,8 @@ pub struct Room {
     bridge: BridgeState,
     /// The room's conferences on further bridges, and the relays between them.
     cascade: Cascade,
+    /// Participants moving to another bridge, and their returns held for the others.
+    moves: Moves,
     /// Bridge requests in flight.
     requests: HashMap<RequestId, Pending>,
     next_request: u64,
@@ -231,6 +239,7 @@ impl Room {
             sources,
             bridge: BridgeState::default(),
             cascade: Cascade::default(),
+            moves: Moves::default(),
             requests: HashMap::new(),
             next_request: 0,
             rng,
@@ -321,6 +330,7 @@ impl Room {
         if self.bridge.retry_due(now) {
             self.retry_invitations(now);
         }
+        self.release_moves_due(now);
         self.settle(now);
     }
 
@@ -400,7 +410,10 @@ impl Room {
 
     /// When the room next wants [`Room::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.bridge.retry_at()
+        match (self.bridge.retry_at(), self.moves.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The focus has left the room: it takes no more stanzas. Its executor still hands it the

@@ -12,6 +12,7 @@ use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::Stanza;
 use tracing::{info, warn};
 
+use super::moves::Deliveries;
 use super::requests::{self, BridgeAnswer, BridgeError, BridgeRequest, RequestId};
 use super::{Metric, Pending, Reply, Room};
 use crate::jingle::{Action, Jingle, Reason, ReasonCondition, ReasonKind, Senders};
@@ -844,7 +845,7 @@ impl Room {
         match change {
             Change::Accept { transport } => match requests::forwarded(answer) {
                 Ok(forwarded) => {
-                    self.activate(&nick, &owner, transport, &forwarded);
+                    self.activate(now, &nick, &owner, transport, &forwarded);
                     self.reply(reply, Ok(()));
                 }
                 Err(error) => self.session_not_taken(now, &nick, reply, &error.to_string()),
@@ -854,7 +855,7 @@ impl Room {
                     self.reply(reply, Ok(()));
                     self.send_iq_set(&owner, accept.to_element());
                     self.queue_streams(&nick, &owner);
-                    self.activate(&nick, &owner, transport, &forwarded);
+                    self.activate(now, &nick, &owner, transport, &forwarded);
                     self.sync_receive_mids(&nick);
                 }
                 Err(error) => self.session_not_taken(now, &nick, reply, &error.to_string()),
@@ -875,7 +876,7 @@ impl Room {
                     let change = self
                         .sources
                         .show(owner.as_str(), &to_bridge::forwarded_from_pb(&forwarded));
-                    self.signal_change(owner.as_str(), &change);
+                    self.signal_change(&change);
                     self.reply(reply, Ok(()));
                 }
                 Err(error) => {
@@ -927,6 +928,7 @@ impl Room {
     /// and the others are told of what the bridge forwards of the participant's sources.
     fn activate(
         &mut self,
+        now: Instant,
         nick: &str,
         owner: &FullJid,
         transport: RemoteTransportState,
@@ -959,7 +961,7 @@ impl Room {
         let change = self
             .sources
             .show(owner.as_str(), &to_bridge::forwarded_from_pb(forwarded));
-        self.signal_change(owner.as_str(), &change);
+        self.signal_accepted(now, nick, &change);
     }
 
     /// The bridge failed the participant's session after its session-initiate: the session is
@@ -998,42 +1000,55 @@ impl Room {
             true,
         );
         let removed = self.sources.remove_participant(occupant.as_str());
-        self.signal(occupant.as_str(), &removed, Action::SourceRemove);
+        self.signal(&removed, Action::SourceRemove);
     }
 
-    /// Tells everyone but `owner` of `owner`'s added and removed sources.
-    fn signal_change(&mut self, owner: &str, change: &SourceChange) {
-        self.signal(owner, &change.removed, Action::SourceRemove);
-        self.signal(owner, &change.added, Action::SourceAdd);
+    /// Tells everyone but their owner of a participant's removed and added sources.
+    pub(super) fn signal_change(&mut self, change: &SourceChange) {
+        self.signal(&change.removed, Action::SourceRemove);
+        self.signal(&change.added, Action::SourceAdd);
     }
 
     /// Sends `view` as `action` (source-add or source-remove; to standards clients as
-    /// content-add or content-remove) to everyone with a session but `owner`; a participant
+    /// content-add or content-remove) to everyone with a session but its owner; a participant
     /// that has not accepted yet gets it after its session-accept.
-    pub(super) fn signal(&mut self, owner: &str, view: &ReceiverView, action: Action) {
+    pub(super) fn signal(&mut self, view: &ReceiverView, action: Action) {
         if view.is_empty() {
             return;
         }
-        let views = std::slice::from_ref(view);
+        let deliveries = self.receivers(std::slice::from_ref(view));
+        self.deliver(deliveries, action);
+    }
+
+    /// Sends each receiver its views in one `action` (as [`Room::signal`]); the held return of
+    /// a moved participant whose sources they name goes first (`moves.rs`).
+    pub(super) fn deliver(&mut self, deliveries: Deliveries, action: Action) {
+        let held = deliveries
+            .iter()
+            .flat_map(|(_, _, views)| views)
+            .any(|view| self.return_held(view.owner()));
+        if held {
+            self.release_moves();
+        }
         let mut to_send = Vec::new();
         let mut changed_mids = Vec::new();
-        for (nick, participant) in self.participants.iter_mut() {
-            if participant.occupant.as_str() == owner {
+        for (nick, sid, views) in deliveries {
+            let Some(participant) = self.participants.get_mut(&nick) else {
                 continue;
-            }
-            let Some(session) = participant.session.as_mut() else {
+            };
+            let Some(session) = participant.session.as_mut().filter(|s| s.sid == sid) else {
                 continue;
             };
             let update = match (&mut session.dialect, action) {
                 (SessionDialect::Jitsi, Action::SourceAdd) => {
-                    offer::source_add(&session.sid, views)
+                    offer::source_add(&session.sid, &views)
                 }
-                (SessionDialect::Jitsi, _) => offer::source_remove(&session.sid, views),
+                (SessionDialect::Jitsi, _) => offer::source_remove(&session.sid, &views),
                 (SessionDialect::Standard(standard), Action::SourceAdd) => {
-                    standard.content_add(&session.sid, views)
+                    standard.content_add(&session.sid, &views)
                 }
                 (SessionDialect::Standard(standard), _) => {
-                    standard.content_remove(&session.sid, views)
+                    standard.content_remove(&session.sid, &views)
                 }
             };
             let Some(update) = update else {
