@@ -345,6 +345,13 @@ impl Consumer {
                 let rtx_sequence = self.take_rtx_sequence();
                 let n =
                     rtp::write_rtx(packet, &header, rtx_ssrc, rtx_pt, rtx_sequence, body).ok()?;
+                // RTX keeps the original's header but for the fields it replaces: the
+                // timestamp too must be the receiver's. With the sender's, a repaired packet
+                // of any encoding but the first one forwarded belonged to no frame, which
+                // stayed incomplete: behind a 600 kbit/s link a receiver moved down decoded
+                // nothing from its new layer's key frame (a packet of it lost and repaired)
+                // until the sender's next one, 2-3 s later.
+                rtp::set_timestamp(body, w.timestamp);
                 (n, 2)
             }
             None => {

@@ -588,6 +588,62 @@ impl RxStream {
         })
     }
 
+    /// When each video frame could be decoded, in sequence order, by a decoder that needs
+    /// every frame since the last key frame (no temporal layers): a complete key frame, or a
+    /// complete frame right after one that could be decoded (nothing missing between them),
+    /// once its last packet arrived and the frame before it was decoded. A frame is its
+    /// packets with one RTP timestamp: a packet written with another timestamp (a
+    /// retransmission the bridge wrote wrong) belongs to no frame, and its own stays
+    /// incomplete, as in a browser's jitter buffer.
+    pub fn decodable_at(&self) -> Vec<Instant> {
+        struct Frame {
+            lo: u64,
+            hi: u64,
+            count: u64,
+            start: bool,
+            end: bool,
+            key: bool,
+            complete_at: Instant,
+        }
+        let mut frames: BTreeMap<u32, Frame> = BTreeMap::new();
+        for p in &self.packets {
+            let f = frames.entry(p.timestamp).or_insert(Frame {
+                lo: p.seq,
+                hi: p.seq,
+                count: 0,
+                start: false,
+                end: false,
+                key: false,
+                complete_at: p.arrived,
+            });
+            f.lo = f.lo.min(p.seq);
+            f.hi = f.hi.max(p.seq);
+            f.count += 1;
+            f.start |= p.start_of_frame;
+            f.end |= p.marker;
+            f.key |= p.keyframe;
+            f.complete_at = f.complete_at.max(p.arrived);
+        }
+        let mut frames: Vec<Frame> = frames.into_values().collect();
+        frames.sort_by_key(|f| f.lo);
+        let mut decoded = Vec::new();
+        // The last frame decoded: its highest sequence number and when.
+        let mut chain: Option<(u64, Instant)> = None;
+        for f in frames {
+            let complete = f.start && f.end && f.count == f.hi - f.lo + 1;
+            let follows = chain.filter(|&(hi, _)| f.lo == hi + 1);
+            chain = match (complete, f.key, follows) {
+                (true, true, _) | (true, false, Some(_)) => {
+                    let at = follows.map_or(f.complete_at, |(_, t)| t.max(f.complete_at));
+                    decoded.push(at);
+                    Some((f.hi, at))
+                }
+                _ => None,
+            };
+        }
+        decoded
+    }
+
     /// Frame completeness (video; every audio packet is a frame of its own).
     pub fn frames(&self) -> FrameCounts {
         struct Frame {
