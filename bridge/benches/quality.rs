@@ -13,6 +13,11 @@
 //!   scenario's time;
 //! - `queue_delay_p95_ms`: the 95th percentile of the time packets waited in the bottleneck,
 //!   in steady state.
+//!
+//! `--trace` prints, every 100 ms of simulated time, Bob's estimate (kbit/s), what limits it,
+//! his allocator's desired rate, what he acknowledged, the layer of his newest packet, the
+//! bottleneck's bytes sent and dropped so far and its longest wait in the last 100 ms, and the
+//! bridge's retransmissions and probe bytes so far.
 
 #[path = "../tests/sim/mod.rs"]
 mod sim;
@@ -97,7 +102,7 @@ fn median(values: &mut [f64]) -> Option<f64> {
     values.get(values.len() / 2).copied()
 }
 
-fn measure(run: &Run, seed: u64) -> serde_json::Value {
+fn measure(run: &Run, seed: u64, trace: bool) -> serde_json::Value {
     let mut s = Scenario::new(seed);
     s.call.sim.run_for(WARM_UP);
     let start = s.call.sim.now();
@@ -127,8 +132,38 @@ fn measure(run: &Run, seed: u64) -> serde_json::Value {
             if up && switch_up_ms.is_none() && layer == Some(2) {
                 switch_up_ms = Some(elapsed_ms);
             }
-            let estimate = s.call.receiver_report(s.bob).estimate_bps;
+            let report = s.call.receiver_report(s.bob);
+            let estimate = report.estimate_bps;
             samples.push((now, estimate, st.capacity_bps));
+            if trace {
+                let link = s.call.sim.net.stats(bridge, bob);
+                let counters = s.call.counters();
+                let waited = s
+                    .call
+                    .sim
+                    .net
+                    .queue_delays_us(bridge, bob)
+                    .iter()
+                    .rev()
+                    .take_while(|(at, _)| now.duration_since(*at) < Duration::from_millis(100))
+                    .map(|&(_, us)| us / 1000)
+                    .max();
+                eprintln!(
+                    "{} {seed} t={:.1} est={} {} desired={} acked={:?} layer={:?} sent={} dropped={} waited_ms={:?} rtx={} probe={}",
+                    run.scenario,
+                    now.duration_since(start).as_secs_f64(),
+                    estimate / 1000,
+                    report.estimate_limited_by,
+                    report.desired_bps / 1000,
+                    report.acknowledged_bps.map(|b| b / 1000),
+                    layer,
+                    link.bytes_sent,
+                    link.queue_dropped,
+                    waited,
+                    counters.retransmissions_sent,
+                    counters.probe_bytes_sent,
+                );
+            }
         }
         capacity_time += st.capacity_bps.unwrap_or(0) as f64 * st.lasts.as_secs_f64();
     }
@@ -200,14 +235,17 @@ fn measure(run: &Run, seed: u64) -> serde_json::Value {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a scenario name narrows the run, `--seeds N` repeats.
+    // `cargo bench` passes `--bench`; a scenario name narrows the run, `--seeds N` repeats,
+    // `--trace` prints the state every 100 ms of simulated time to stderr.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut seeds = 1u64;
+    let mut trace = false;
     let mut only = Vec::new();
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--bench" => {}
+            "--trace" => trace = true,
             "--seeds" => {
                 i += 1;
                 seeds = args.get(i).and_then(|n| n.parse().ok()).unwrap_or(1);
@@ -221,7 +259,7 @@ fn main() {
             continue;
         }
         for seed in 1..=seeds {
-            println!("{}", measure(&run, 100 + seed));
+            println!("{}", measure(&run, 100 + seed, trace));
         }
     }
 }

@@ -52,11 +52,14 @@
 //! loss, nor by REMB) and the path is not overused, one at twice the estimate every 5 s. A cluster
 //! is 15 ms, at least 5 packets and at least 12 kB (longer at low rates: a token bucket on the
 //! path lets what it saved up pass at once, and a smaller cluster would reach the receiver at
-//! the rate it was sent whatever the link carries). Its result (given 80% of its packets and
+//! the rate it was sent whatever the link carries), but no longer than 125 ms for that (the
+//! queue it makes on a slow link). Its result (given 80% of its packets and
 //! bytes arrived) is the lower of its send and receive rates, or 95% of the receive rate when
 //! that is below 90% of the send rate (the link was saturated); the receive rate is the lower of
 //! the whole cluster's and, when its last third arrived that much slower than it was sent, that
-//! third's (a bucket's burst went first). A saturated result sets the delay-based rate, up or
+//! third's (a bucket's burst went first); when its packets arrived out of order (jitter), the
+//! receive rates are the slopes of least-squares lines through the arrivals, the last third's
+//! from 8 packets on. A saturated result sets the delay-based rate, up or
 //! down (the cluster measured the path). Overuse while a cluster is on its way (packets of it
 //! reported, not yet its result) or within 1 s of a saturated result is the cluster's own
 //! queue, not cut for (a cluster above the link's rate queues from its first packet, and the
@@ -104,7 +107,7 @@ const MAX_RTT_US: i64 = 2_000_000;
 pub struct PacketResult {
     /// When it was sent, µs on the sender's clock.
     pub send_us: i64,
-    /// Bytes sent (the whole datagram).
+    /// Bytes sent: the whole datagram, with its UDP and IP headers (what the link carries).
     pub size: u32,
     /// When it arrived, µs on the receiver's clock (only differences count); None: lost.
     pub arrival_us: Option<i64>,
