@@ -18,20 +18,7 @@ const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 /// Installs `dnsmasq-base` with apt-get when `/usr/sbin/dnsmasq` is missing (call it before
 /// entering a network namespace: there is no network inside).
 pub fn ensure_installed() -> anyhow::Result<()> {
-    if Path::new(DNSMASQ).exists() {
-        return Ok(());
-    }
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq-base",
-        ])
-        .status()
-        .context("running apt-get")?;
-    if !status.success() {
-        bail!("installing dnsmasq-base failed: {status}");
-    }
-    Ok(())
+    crate::apt::ensure(DNSMASQ, "dnsmasq-base", None)
 }
 
 /// A dnsmasq answering A records from its hosts file; stopped, and its directory removed, when

@@ -26,22 +26,12 @@ pub const TEMPLATE: &str = include_str!("../ejabberd.yml.in");
 /// Installs Debian's ejabberd when `/usr/sbin/ejabberdctl` is missing (before entering a
 /// network namespace), and stops and disables the service the package starts under systemd.
 pub fn ensure_installed() -> anyhow::Result<()> {
-    if std::path::Path::new("/usr/sbin/ejabberdctl").exists() {
-        return Ok(());
-    }
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            // The package starts its service where systemd runs: the tests run their own.
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ejabberd \
-             && if [ -d /run/systemd/system ]; then systemctl disable --now ejabberd; fi",
-        ])
-        .status()
-        .context("running apt-get")?;
-    if !status.success() {
-        bail!("installing ejabberd failed: {status}");
-    }
-    Ok(())
+    crate::apt::ensure(
+        "/usr/sbin/ejabberdctl",
+        "--no-install-recommends ejabberd",
+        // The package starts its service where systemd runs: the tests run their own.
+        Some("if [ -d /run/systemd/system ]; then systemctl disable --now ejabberd; fi"),
+    )
 }
 
 /// A running ejabberd with its accounts; stopped (with the `epmd` daemon its node started), and

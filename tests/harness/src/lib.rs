@@ -1,6 +1,7 @@
 //! Test plumbing written once, for the bridge's and the focus's end-to-end tests, the
 //! benchmarks (`bench/`) and the scripts:
 //!
+//! - [`apt`]: the Debian packages a test needs, installed when missing, one apt-get at a time;
 //! - [`netns`]: a test (or any program) re-run inside a fresh network namespace with only `lo`
 //!   up, and [`netns::Network`], several hosts in their own namespaces on links that can be
 //!   shaped (`tc … tbf`) and cut;
@@ -16,6 +17,7 @@
 //! The binary `in-own-netns PROGRAM [ARG...]` runs a program in a fresh network namespace for
 //! the shell scripts (`bench/bridge`, `bench/focus`, `tests/browser/run`).
 
+pub mod apt;
 pub mod certs;
 pub mod dns;
 pub mod ejabberd;

@@ -144,20 +144,7 @@ impl Config {
 /// Installs Debian's Prosody when `/usr/bin/prosody` is missing (before entering a network
 /// namespace, which has no route to the package registry).
 pub fn ensure_installed() -> anyhow::Result<()> {
-    if Path::new("/usr/bin/prosody").exists() {
-        return Ok(());
-    }
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prosody",
-        ])
-        .status()
-        .context("running apt-get")?;
-    if !status.success() {
-        bail!("installing prosody failed: {status}");
-    }
-    Ok(())
+    crate::apt::ensure("/usr/bin/prosody", "prosody", None)
 }
 
 /// A Prosody server of one [`Config`]: configured (and its accounts registered) first, then
