@@ -49,27 +49,36 @@ pub fn jingle(data: &[u8]) {
 /// answers and timers need far fewer steps than this to reach every state.
 const ROOM_STEPS: usize = 64;
 
-/// A room the focus joined, fed a sequence of [`Records`] (the first `ROOM_STEPS`); op bits
-/// 0-2: 0 occupant `bytes[0]` (of four) joins, 1 leaves, 2 sends an IQ set whose payload is the
-/// record's XML (after its first byte, the occupant), 3 the oldest bridge request is answered
-/// as a working bridge would, 4 it fails, 5 time passes (`bytes[0]` × 100 ms) and timers fire.
+/// A room the focus joined, fed a sequence of [`Records`] (the first `ROOM_STEPS`). An input
+/// whose first op is 128 or more caps the conference at two participants per bridge, so that
+/// four occupants spread it over bridges linked by relays (cascading). Op bits 0-2 (op % 6): 0
+/// occupant `bytes[0]` (of four) joins, 1 leaves, 2 sends an IQ set whose payload is the
+/// record's XML (after its first byte, the occupant), 3 the oldest bridge request is answered as
+/// a working bridge would (each conference placed on a bridge of its own), 4 a failure: below
+/// op 128 the oldest bridge request fails, from 128 the bridge of the room's conference
+/// `bytes[0]` fails, from 192 the relay between its conferences `bytes[0]` and `bytes[1]`
+/// times out; 5 time passes (`bytes[0]` × 100 ms) and timers fire.
 pub fn room(data: &[u8]) {
-    let Ok(mut room) = Room::join(
-        BareJid::new(ROOM).expect("a room JID"),
-        false,
-        7,
-        RoomLimits::default(),
-    ) else {
+    let limits = RoomLimits {
+        participants_per_bridge: if data.first().is_some_and(|op| *op >= 128) {
+            2
+        } else {
+            0
+        },
+        ..RoomLimits::default()
+    };
+    let Ok(mut room) = Room::join(BareJid::new(ROOM).expect("a room JID"), false, 7, limits)
+    else {
         return;
     };
     let mut now = Instant::now();
     let mut capabilities = CapabilityCache::default();
-    let mut requests: Vec<(RequestId, BridgeRequest)> = Vec::new();
+    let mut bridges = Bridges::default();
     let occupant = |byte: Option<&u8>| {
         let nick = ["alice", "bob", "carol", "dave"][usize::from(byte.copied().unwrap_or(0) % 4)];
         Jid::from(FullJid::new(&format!("{ROOM}/{nick}")).expect("an occupant JID"))
     };
-    drain(&mut room, &mut requests);
+    bridges.drain(&mut room);
     for (n, (op, bytes)) in Records::new(data).take(ROOM_STEPS).enumerate() {
         match op % 6 {
             0 => {
@@ -98,8 +107,8 @@ pub fn room(data: &[u8]) {
                     room.handle_stanza(now, Stanza::Iq(iq), &mut capabilities);
                 }
             }
-            3 | 4 if !requests.is_empty() => {
-                let (id, request) = requests.remove(0);
+            3 | 4 if op < 128 && !bridges.requests.is_empty() => {
+                let (id, request) = bridges.requests.remove(0);
                 let answer = if op % 6 == 3 {
                     Ok(yes(&request))
                 } else {
@@ -110,6 +119,22 @@ pub fn room(data: &[u8]) {
                 };
                 room.handle_bridge_answer(now, id, answer);
             }
+            3 if !bridges.requests.is_empty() => {
+                let (id, request) = bridges.requests.remove(0);
+                room.handle_bridge_answer(now, id, Ok(yes(&request)));
+            }
+            4 if op >= 128 => {
+                let conferences = room.conference_ids();
+                let pick = |byte: Option<&u8>| {
+                    let i = usize::from(byte.copied().unwrap_or(0));
+                    conferences.get(i % conferences.len().max(1)).cloned()
+                };
+                match (pick(bytes.first()), pick(bytes.get(1))) {
+                    (Some(a), Some(b)) if op >= 192 => room.relay_failed(now, &a, &b),
+                    (Some(a), _) if op < 192 => room.conference_failed(now, &a),
+                    _ => {}
+                }
+            }
             3 | 4 => {}
             _ => {
                 now += Duration::from_millis(100 * u64::from(bytes.first().copied().unwrap_or(1)));
@@ -118,7 +143,32 @@ pub fn room(data: &[u8]) {
                 }
             }
         }
-        drain(&mut room, &mut requests);
+        bridges.drain(&mut room);
+    }
+}
+
+/// The room target's bridges: the requests waiting for an answer, and how many conferences
+/// were placed (each on a bridge of its own, as a pool of many bridges places them).
+#[derive(Default)]
+struct Bridges {
+    requests: Vec<(RequestId, BridgeRequest)>,
+    placed: usize,
+}
+
+impl Bridges {
+    /// Takes the room's outputs, keeping its bridge requests to answer and placing the
+    /// conferences it creates.
+    fn drain(&mut self, room: &mut Room) {
+        while let Some(output) = room.poll_output() {
+            if let Output::Bridge { id, request } = output {
+                if let BridgeRequest::CreateConference { conference_id, .. } = &request {
+                    self.placed += 1;
+                    let bridge = BridgeId(format!("bridge-{}", self.placed));
+                    room.conference_placed(conference_id, bridge, String::new());
+                }
+                self.requests.push((id, request));
+            }
+        }
     }
 }
 
@@ -233,15 +283,6 @@ pub fn pool(data: &[u8]) {
     }
 }
 
-/// Takes the room's outputs, keeping its bridge requests to answer.
-fn drain(room: &mut Room, requests: &mut Vec<(RequestId, BridgeRequest)>) {
-    while let Some(output) = room.poll_output() {
-        if let Output::Bridge { id, request } = output {
-            requests.push((id, request));
-        }
-    }
-}
-
 /// What a bridge that says yes to everything answers.
 fn yes(request: &BridgeRequest) -> BridgeAnswer {
     match request {
@@ -252,16 +293,7 @@ fn yes(request: &BridgeRequest) -> BridgeAnswer {
                     pwd: "bridge-password-bridge-password".to_owned(),
                     controlling: true,
                 }),
-                candidates: vec![pb::Candidate {
-                    foundation: "1".to_owned(),
-                    component: 1,
-                    protocol: "udp".to_owned(),
-                    priority: 2_130_706_431,
-                    ip: "10.0.0.1".to_owned(),
-                    port: 10000,
-                    r#type: "host".to_owned(),
-                    generation: 0,
-                }],
+                candidates: vec![candidate()],
                 dtls: Some(pb::DtlsParameters {
                     hash: "sha-256".to_owned(),
                     fingerprint: "AB:CD".to_owned(),
@@ -275,6 +307,42 @@ fn yes(request: &BridgeRequest) -> BridgeAnswer {
                 forwarded: update.sources.clone(),
             })
         }
+        BridgeRequest::AllocateRelay {
+            conference_id,
+            controlling,
+            ..
+        } => BridgeAnswer::RelayAllocated(pb::RelayTransport {
+            ice: Some(pb::IceParameters {
+                ufrag: format!("r-{conference_id}"),
+                pwd: "relay-password-relay-password".to_owned(),
+                controlling: *controlling,
+            }),
+            candidates: vec![candidate()],
+            dtls: Some(pb::DtlsParameters {
+                hash: "sha-256".to_owned(),
+                fingerprint: "EF:01".to_owned(),
+                setup: if *controlling {
+                    pb::DtlsSetup::Active
+                } else {
+                    pb::DtlsSetup::Passive
+                } as i32,
+            }),
+            link_id: 1,
+        }),
         _ => BridgeAnswer::Done,
+    }
+}
+
+/// The one host candidate of every transport a [`yes`] bridge answers.
+fn candidate() -> pb::Candidate {
+    pb::Candidate {
+        foundation: "1".to_owned(),
+        component: 1,
+        protocol: "udp".to_owned(),
+        priority: 2_130_706_431,
+        ip: "10.0.0.1".to_owned(),
+        port: 10000,
+        r#type: "host".to_owned(),
+        generation: 0,
     }
 }
