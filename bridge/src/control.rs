@@ -83,6 +83,8 @@ pub struct Registry {
     pub names: HashMap<String, String>,
     /// The conferences without an endpoint, and since when.
     pub empty_since: HashMap<String, Instant>,
+    /// Endpoints allocated so far: the number of the last (`Command::AllocateEndpoint`).
+    pub allocations: u64,
 }
 
 /// A conference as `ListConferences` reports it.
@@ -366,13 +368,14 @@ impl Control {
     }
 
     /// Allocates (or returns the existing) endpoint: its ICE credentials, its bridge-channel
-    /// URL, and whether it is new. `participant_id` names it in bridge-channel messages.
+    /// URL, and the allocation's number when it is new (`None`: it existed). `participant_id`
+    /// names it in bridge-channel messages.
     pub fn allocate_endpoint(
         &self,
         conference_id: &str,
         endpoint_id: &str,
         participant_id: &str,
-    ) -> Result<(tutti_ice::Credentials, String, bool), ControlError> {
+    ) -> Result<(tutti_ice::Credentials, String, Option<u64>), ControlError> {
         check_id("endpoint_id", endpoint_id)?;
         if participant_id.len() > 256 {
             return Err(ControlError::Invalid(
@@ -414,15 +417,10 @@ impl Control {
             let password = self
                 .channels
                 .add(conference_id, endpoint_id, participant_id);
-            return Ok((entry.ice.clone(), channel_url(&password), false));
+            return Ok((entry.ice.clone(), channel_url(&password), None));
         }
         let ice = tutti_ice::Credentials::random();
-        self.reserve()?.send(Command::AllocateEndpoint {
-            conference_id: conference_id.to_string(),
-            endpoint_id: endpoint_id.to_string(),
-            participant_id: participant_id.to_string(),
-            ice: ice.clone(),
-        });
+        let permit = self.reserve()?;
         conference.insert(
             endpoint_id.to_string(),
             EndpointEntry {
@@ -436,10 +434,19 @@ impl Control {
             },
         );
         registry.empty_since.remove(conference_id);
+        registry.allocations += 1;
+        let allocation = registry.allocations;
+        permit.send(Command::AllocateEndpoint {
+            conference_id: conference_id.to_string(),
+            endpoint_id: endpoint_id.to_string(),
+            participant_id: participant_id.to_string(),
+            ice: ice.clone(),
+            allocation,
+        });
         let password = self
             .channels
             .add(conference_id, endpoint_id, participant_id);
-        Ok((ice, channel_url(&password), true))
+        Ok((ice, channel_url(&password), Some(allocation)))
     }
 
     /// Checks that the endpoint exists and that `ssrcs` (when given) are its own to signal,
@@ -781,6 +788,25 @@ mod tests {
             commands,
         );
         (control, receiver)
+    }
+
+    #[test]
+    fn new_endpoints_are_numbered_in_the_order_their_commands_go_to_the_worker() {
+        let (control, mut worker) = stalled();
+        control.create_conference("c", "c").unwrap();
+        let number = |endpoint: &str| control.allocate_endpoint("c", endpoint, "").unwrap().2;
+        assert_eq!(number("e1"), Some(1));
+        assert_eq!(number("e2"), Some(2));
+        // Asked again: the same endpoint, nothing new for a status to count.
+        assert_eq!(number("e1"), None);
+        assert_eq!(number("e3"), Some(3));
+        let mut sent = Vec::new();
+        while let Ok(command) = worker.try_recv() {
+            if let Command::AllocateEndpoint { allocation, .. } = command {
+                sent.push(allocation);
+            }
+        }
+        assert_eq!(sent, [1, 2, 3]);
     }
 
     #[test]

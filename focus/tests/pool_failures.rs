@@ -21,6 +21,7 @@ fn status(state: BridgeState) -> Status {
         endpoints: 3,
         endpoint_capacity: 100,
         instance: "1".to_owned(),
+        allocations: 0,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Placement over a pool of bridges, on the pool state machine alone (simulated clock, status
-//! reports by hand): a burst of new conferences spreads at once, by padded stress; the region
+//! reports by hand): a burst of new conferences spreads at once, by padded stress, and a report
+//! in the middle of it counts each allocation once (reported or padded); the region
 //! is preferred; draining bridges take nothing; a recovering bridge waits out its back-off; a
 //! stress that makes no sense counts as full; a conference spreading a room over another
 //! bridge avoids the room's bridges, keeps to its region when asked, and takes no bridge that
@@ -23,6 +24,7 @@ fn status(region: &str, state: BridgeState, stress: f64) -> Status {
         endpoints: 0,
         endpoint_capacity: 100,
         instance: "1".to_owned(),
+        allocations: 0,
     }
 }
 
@@ -58,6 +60,73 @@ fn a_burst_of_conferences_spreads_before_any_report() {
     let min = endpoints.values().min().copied().unwrap_or(0);
     assert_eq!(endpoints.len(), 3, "{endpoints:?}");
     assert!(f64::from(max) / f64::from(min) <= 1.5, "{endpoints:?}");
+}
+
+#[test]
+fn a_report_in_the_middle_of_a_burst_counts_each_allocation_once() {
+    let now = Instant::now();
+    let mut pool = pool(now, &[("a", ""), ("b", ""), ("c", "")]);
+    let mut endpoints: HashMap<BridgeId, u32> = HashMap::new();
+    // Ten rooms of three at once; every allocation answered with the bridge's number for it
+    // (its endpoint count so far).
+    let mut join_room = |pool: &mut Pool| {
+        let bridge = pool.place(now, "").expect("a bridge");
+        for first in [true, false, false] {
+            if !first {
+                pool.pad(now, &bridge);
+            }
+            let count = endpoints.entry(bridge.clone()).or_default();
+            *count += 1;
+            pool.allocated(&bridge, Some(u64::from(*count)));
+        }
+    };
+    for _ in 0..6 {
+        join_room(&mut pool);
+    }
+    // Two rooms each; then a reports (its other status ticks fall outside the burst), a
+    // load that counts its six endpoints: their paddings go, or a would count them twice,
+    // look twice as loaded as b and c, and get none of the next four rooms (2, 4, 4).
+    let a = id("a");
+    pool.on_status(
+        now + Duration::from_millis(100),
+        &a,
+        Status {
+            stress: 0.06,
+            endpoints: 6,
+            allocations: 6,
+            ..status("", BridgeState::Operational, 0.0)
+        },
+    );
+    for _ in 0..4 {
+        join_room(&mut pool);
+    }
+    let max = endpoints.values().max().copied().unwrap_or(0);
+    let min = endpoints.values().min().copied().unwrap_or(0);
+    assert!(f64::from(max) / f64::from(min) <= 1.5, "{endpoints:?}");
+}
+
+#[test]
+fn an_allocation_answered_after_the_report_that_counts_it_is_not_padded() {
+    let now = Instant::now();
+    let mut pool = pool(now, &[("a", ""), ("b", "")]);
+    // Placed on a (both idle: the first listed), and counted by a's report before the
+    // answer reached the focus.
+    let placed = pool.place(now, "").expect("a bridge");
+    pool.on_status(
+        now,
+        &placed,
+        Status {
+            stress: 0.01,
+            endpoints: 1,
+            allocations: 1,
+            ..status("", BridgeState::Operational, 0.0)
+        },
+    );
+    pool.allocated(&placed, Some(1));
+    // 0.01 each way: a as loaded as b plus one endpoint's padding, not two.
+    let other = pool.place(now, "").expect("a bridge");
+    assert_ne!(other, placed);
+    assert_eq!(pool.place(now, ""), Some(placed));
 }
 
 #[test]

@@ -54,12 +54,13 @@ fn bridge_state_to_pb(state: BridgeState) -> pb::BridgeState {
 
 /// The bridge's identity, state and load now.
 fn status(control: &Control, rates: &Rates) -> pb::BridgeStatus {
-    let (_, _, stress) = rates.current();
-    let (conferences, endpoints) = control
+    // The snapshot first: the stress, read after it, counts at least its allocations.
+    let (conferences, endpoints, allocations) = control
         .snapshot
         .lock()
-        .map(|s| (s.conferences, s.endpoints))
+        .map(|s| (s.conferences, s.endpoints, s.allocations))
         .unwrap_or_default();
+    let (_, _, stress) = rates.current();
     let config = &control.config;
     pb::BridgeStatus {
         bridge_id: config.bridge_id.clone(),
@@ -71,6 +72,7 @@ fn status(control: &Control, rates: &Rates) -> pb::BridgeStatus {
         endpoints: endpoints as u32,
         endpoint_capacity: config.endpoint_capacity,
         instance: control.instance.clone(),
+        allocations,
     }
 }
 
@@ -720,11 +722,12 @@ impl Bridge for BridgeService {
                 ))
             }
         };
-        let (ice, bridge_channel_url, created) =
+        let (ice, bridge_channel_url, allocation) =
             self.control
                 .allocate_endpoint(&r.conference_id, &r.endpoint_id, &r.participant_id)?;
         Ok(Response::new(pb::AllocateEndpointResponse {
-            created,
+            created: allocation.is_some(),
+            allocation: allocation.unwrap_or(0),
             transport: Some(pb::Transport {
                 ice: Some(pb::IceParameters {
                     ufrag: ice.ufrag,

@@ -181,6 +181,10 @@ pub enum Command {
         /// What the conference's clients call it (bridge-channel messages).
         participant_id: String,
         ice: tutti_ice::Credentials,
+        /// The control plane's number for this allocation (1, 2, …): the worker publishes
+        /// the last one it applied (`Snapshot::allocations`), so that a status says which
+        /// allocations the load it reports counts.
+        allocation: u64,
     },
     UpdateEndpoint {
         conference_id: String,

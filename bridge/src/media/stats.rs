@@ -230,6 +230,9 @@ pub struct Snapshot {
     pub counters: Counters,
     pub conferences: u64,
     pub endpoints: u64,
+    /// The last endpoint allocation the worker applied (`Command::AllocateEndpoint`): what
+    /// `endpoints` and the stress made of it count.
+    pub allocations: u64,
     /// Bytes held by endpoint state (all endpoints, including their routing entries).
     pub endpoint_state_bytes: u64,
     /// Per endpoint, on average: idle (not connected) and connected (`Core::endpoint_bytes`).

@@ -163,6 +163,7 @@ impl Worker {
                 counters: core.counters().clone(),
                 conferences: core.conferences() as u64,
                 endpoints: core.endpoints() as u64,
+                allocations: core.allocations(),
                 endpoint_state_bytes: core.state_bytes() as u64,
                 idle_endpoint_bytes: idle_endpoint_bytes as u64,
                 connected_endpoint_bytes: connected_endpoint_bytes as u64,

@@ -173,6 +173,7 @@ impl Cascade {
                     endpoint_id: config.name.clone(),
                     participant_id: config.name.clone(),
                     ice,
+                    allocation: 1,
                 },
             );
             b.command(

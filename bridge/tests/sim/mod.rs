@@ -381,6 +381,7 @@ impl Call {
                     endpoint_id: config.name.clone(),
                     participant_id: config.name.clone(),
                     ice,
+                    allocation: 1,
                 },
             );
             b.command(

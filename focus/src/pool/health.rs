@@ -159,6 +159,7 @@ mod tests {
             endpoints: 0,
             endpoint_capacity: 100,
             instance: String::new(),
+            allocations: 0,
         }
     }
 

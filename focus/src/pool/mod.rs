@@ -54,6 +54,9 @@ pub struct Status {
     /// The bridge process's instance: another one than before means that the bridge
     /// restarted and lost every conference (empty: the bridge does not say).
     pub instance: String,
+    /// The last of the bridge's endpoint allocations its load counts (see
+    /// [`Pool::allocated`]; 0: none, or the bridge does not say).
+    pub allocations: u64,
 }
 
 /// What happened to the pool's bridges.
@@ -81,18 +84,25 @@ pub enum Event {
 const FULL: f64 = 1.0e9;
 /// Padding for an endpoint placed on a bridge whose status does not say its capacity.
 const DEFAULT_PADDING: f64 = 0.01;
-/// A padding is dropped by the first status heard this long after it (time enough for the
-/// allocation to be made and counted), or after `PADDING_MAX` in any case.
-const PADDING_REPORTED: Duration = Duration::from_millis(250);
+/// A padding is dropped by the first status that counts its allocation (`Status::allocations`),
+/// or after `PADDING_MAX` in any case.
 const PADDING_MAX: Duration = Duration::from_secs(3);
+
+/// An endpoint placed on a bridge that no status counts yet.
+#[derive(Debug, Clone, Copy)]
+struct Padding {
+    at: Instant,
+    /// The bridge's number for the allocation, once it answered ([`Pool::allocated`]).
+    allocation: Option<u64>,
+}
 
 #[derive(Debug, Default)]
 struct Bridge {
     health: Health,
     /// In the configuration or the last discovery.
     listed: bool,
-    /// When endpoints were placed here that no status reflects yet.
-    paddings: Vec<Instant>,
+    /// Endpoints placed here that no status counts yet.
+    paddings: Vec<Padding>,
     /// Conferences moved off it while it was failed.
     orphans: Vec<String>,
 }
@@ -187,18 +197,20 @@ impl Pool {
         let Some(entry) = self.bridges.get_mut(bridge) else {
             return;
         };
-        entry
-            .paddings
-            .retain(|at| now.saturating_duration_since(*at) < PADDING_REPORTED);
         let restarted = entry
             .health
             .status
             .as_ref()
             .is_some_and(|last| !last.instance.is_empty() && last.instance != status.instance);
         if restarted {
-            // Nothing the focus moved off it is left there to expire.
+            // Nothing the focus moved off it is left there to expire, and the allocations
+            // numbered by the last instance are gone.
             entry.orphans.clear();
+            entry.paddings.retain(|p| p.allocation.is_none());
         }
+        entry
+            .paddings
+            .retain(|p| p.allocation.is_none_or(|n| n > status.allocations));
         let change = entry.health.heard(now, status);
         self.apply(bridge, change);
         if restarted {
@@ -261,7 +273,7 @@ impl Pool {
             };
             entry
                 .paddings
-                .retain(|at| now.saturating_duration_since(*at) < PADDING_MAX);
+                .retain(|p| now.saturating_duration_since(p.at) < PADDING_MAX);
             let change = entry.health.check(now);
             self.apply(&id, change);
         }
@@ -276,7 +288,7 @@ impl Pool {
                 b.health
                     .deadline()
                     .into_iter()
-                    .chain(b.paddings.first().map(|at| *at + PADDING_MAX))
+                    .chain(b.paddings.first().map(|p| p.at + PADDING_MAX))
             })
             .min()
     }
@@ -340,7 +352,30 @@ impl Pool {
     /// counts it.
     pub fn pad(&mut self, now: Instant, bridge: &BridgeId) {
         if let Some(entry) = self.bridges.get_mut(bridge) {
-            entry.paddings.push(now);
+            entry.paddings.push(Padding {
+                at: now,
+                allocation: None,
+            });
+        }
+    }
+
+    /// An allocation on `bridge` was answered: `Some(n)`, the bridge's number for the new
+    /// endpoint (its padding stays until a status counts allocation `n`); `None`, nothing new
+    /// to count (the endpoint existed, or the call failed). Answers are matched with the
+    /// oldest padding not answered yet: which one does not matter, only how many stay.
+    pub fn allocated(&mut self, bridge: &BridgeId, allocation: Option<u64>) {
+        let Some(entry) = self.bridges.get_mut(bridge) else {
+            return;
+        };
+        let Some(i) = entry.paddings.iter().position(|p| p.allocation.is_none()) else {
+            return;
+        };
+        let counted = entry.health.status.as_ref().map_or(0, |s| s.allocations);
+        match allocation {
+            Some(n) if n > counted => entry.paddings[i].allocation = Some(n),
+            _ => {
+                entry.paddings.remove(i);
+            }
         }
     }
 

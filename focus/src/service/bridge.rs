@@ -120,8 +120,14 @@ impl Bridge {
         Ok(self.call("ListConferences", call).await?.conferences)
     }
 
-    /// Carries out one of a room's requests.
-    pub async fn perform(&self, request: BridgeRequest) -> Result<BridgeAnswer, BridgeError> {
+    /// Carries out one of a room's requests; `allocated` hears how an `AllocateEndpoint`
+    /// ended: the bridge's number for a new endpoint, or `None` (it existed, or the call
+    /// failed), for the pool's padding (`Pool::allocated`).
+    pub async fn perform(
+        &self,
+        request: BridgeRequest,
+        allocated: impl FnOnce(Option<u64>),
+    ) -> Result<BridgeAnswer, BridgeError> {
         let mut client = self.client.clone();
         match request {
             BridgeRequest::CreateConference {
@@ -151,8 +157,14 @@ impl Bridge {
                     dtls_setup: pb::DtlsSetup::Actpass as i32,
                     participant_id,
                 });
-                let response = self.call("AllocateEndpoint", call).await?;
-                response
+                let response = self.call("AllocateEndpoint", call).await;
+                allocated(
+                    response
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| (r.created && r.allocation > 0).then_some(r.allocation)),
+                );
+                response?
                     .transport
                     .map(BridgeAnswer::Allocated)
                     .ok_or(BridgeError {

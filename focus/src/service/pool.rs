@@ -157,6 +157,11 @@ impl Bridges {
         self.pool().pad(Instant::now(), bridge);
     }
 
+    /// How an allocation on `bridge` ended (see `Pool::allocated`).
+    pub fn allocated(&self, bridge: &BridgeId, allocation: Option<u64>) {
+        self.pool().allocated(bridge, allocation);
+    }
+
     pub fn is_failed(&self, bridge: &BridgeId) -> bool {
         self.pool().is_failed(bridge)
     }
@@ -440,6 +445,7 @@ fn status_from_pb(status: pb::BridgeStatus) -> Status {
         endpoints: status.endpoints,
         endpoint_capacity: status.endpoint_capacity,
         instance: status.instance,
+        allocations: status.allocations,
     }
 }
 
@@ -471,7 +477,7 @@ async fn expire_left_over(bridge: BridgeId, client: Bridge, expiries: Vec<Bridge
     for expiry in expiries {
         let call = expiry.call();
         let conference = expiry.conference_id().to_owned();
-        match client.perform(expiry).await {
+        match client.perform(expiry, |_| {}).await {
             Ok(_) => {
                 info!(%bridge, conference, call, "expired what was left on a bridge that came back")
             }

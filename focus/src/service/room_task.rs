@@ -245,7 +245,8 @@ impl RoomTask {
                 let later = expiry.then(|| request.clone());
                 let bridges = bridges.clone();
                 self.calls.push(Box::pin(async move {
-                    match (client.perform(request).await, later) {
+                    let allocated = |allocation| bridges.allocated(&bridge, allocation);
+                    match (client.perform(request, allocated).await, later) {
                         // The bridge is down (frozen, cut off): what it holds is expired once
                         // it is heard again, not left behind.
                         (Err(error), Some(later)) if bridges.is_failed(&bridge) => {

@@ -67,8 +67,7 @@ pub fn room(data: &[u8]) {
         },
         ..RoomLimits::default()
     };
-    let Ok(mut room) = Room::join(BareJid::new(ROOM).expect("a room JID"), false, 7, limits)
-    else {
+    let Ok(mut room) = Room::join(BareJid::new(ROOM).expect("a room JID"), false, 7, limits) else {
         return;
     };
     let mut now = Instant::now();
@@ -178,9 +177,11 @@ const BRIDGES: [&str; 4] = ["a", "b", "c", "d"];
 /// A bridge pool fed a sequence of [`Records`]; op bits 0-2 (the bridge is `bytes[0]` of four):
 /// 0 the bridges listed are those of the bits of `bytes[0]`; 1 a status from the bridge: state
 /// `bytes[1]` (of three), stress `bytes[2..10]` as an f64 (any bits: NaN, infinities,
-/// negatives), region `bytes[10]` (of two), endpoint capacity `bytes[11]`; 2 its stream is lost;
-/// 3 time passes (`bytes[0]` × 50 ms) and timers fire; 4 a conference is placed (region
-/// `bytes[0]`); 5 an endpoint is padded on the bridge; 6 a conference is orphaned there.
+/// negatives), region `bytes[10]` (of two), endpoint capacity `bytes[11]`, instance `bytes[12]`
+/// (of two), allocations counted `bytes[13]`; 2 its stream is lost; 3 time passes (`bytes[0]` ×
+/// 50 ms) and timers fire; 4 a conference is placed (region `bytes[0]`); 5 an endpoint is padded
+/// on the bridge and, when there is a `bytes[1]`, its allocation answered (number `bytes[1]`, 0:
+/// none); 6 a conference is orphaned there.
 /// Besides never panicking: a placed bridge is listed and not draining, failures and
 /// recoveries alternate per bridge, and after its timers fired the next lies in the future.
 pub fn pool(data: &[u8]) {
@@ -233,6 +234,7 @@ pub fn pool(data: &[u8]) {
                     endpoints: 0,
                     endpoint_capacity: u32::from(bytes.get(11).copied().unwrap_or(0)),
                     instance: (bytes.get(12).copied().unwrap_or(0) % 2).to_string(),
+                    allocations: u64::from(bytes.get(13).copied().unwrap_or(0)),
                 };
                 pool.on_status(now, &bridge, status);
             }
@@ -253,7 +255,13 @@ pub fn pool(data: &[u8]) {
                     assert!(!draining.contains(&bridge), "placed on a draining bridge");
                 }
             }
-            5 => pool.pad(now, &id(bytes.first())),
+            5 => {
+                let bridge = id(bytes.first());
+                pool.pad(now, &bridge);
+                if let Some(&allocation) = bytes.get(1) {
+                    pool.allocated(&bridge, (allocation > 0).then_some(u64::from(allocation)));
+                }
+            }
             _ => pool.orphan(&id(bytes.first()), format!("conference-{n}")),
         }
         while let Some(event) = pool.poll_event() {

@@ -46,7 +46,9 @@ impl Core {
                 endpoint_id,
                 participant_id,
                 ice,
+                allocation,
             } => {
+                self.allocations = self.allocations.max(allocation);
                 self.add_endpoint(
                     EndpointKind::Participant,
                     conference_id,

@@ -69,6 +69,8 @@ pub struct Core {
     /// Addresses of the bridges this one has relays with, and how many relays each.
     relay_peers: FxHashMap<SocketAddr, usize>,
     next_tag: u32,
+    /// The last `Command::AllocateEndpoint::allocation` applied.
+    allocations: u64,
     counters: Counters,
     events: VecDeque<WorkerEvent>,
     forwarded: VecDeque<ForwardedEndpoints>,
@@ -104,6 +106,7 @@ impl Core {
             by_link: FxHashMap::default(),
             relay_peers: FxHashMap::default(),
             next_tag: 1,
+            allocations: 0,
             counters: Counters::default(),
             events: VecDeque::new(),
             forwarded: VecDeque::new(),
@@ -133,6 +136,11 @@ impl Core {
 
     pub fn conferences(&self) -> usize {
         self.router_ids.len()
+    }
+
+    /// The number of the last endpoint allocation applied (see `Command::AllocateEndpoint`).
+    pub fn allocations(&self) -> u64 {
+        self.allocations
     }
 
     /// Clients of this bridge (relays and the participants behind them not counted).
