@@ -372,6 +372,7 @@ impl Control {
         conference_id: &str,
         endpoint_id: &str,
         participant_id: &str,
+        receives_by_mid: bool,
     ) -> Result<(tutti_ice::Credentials, String, bool), ControlError> {
         check_id("endpoint_id", endpoint_id)?;
         if participant_id.len() > 256 {
@@ -422,6 +423,7 @@ impl Control {
             endpoint_id: endpoint_id.to_string(),
             participant_id: participant_id.to_string(),
             ice: ice.clone(),
+            receives_by_mid,
         });
         conference.insert(
             endpoint_id.to_string(),
@@ -790,8 +792,12 @@ mod tests {
         control.create_conference("never-used", "a").unwrap();
         control.create_conference("emptied", "b").unwrap();
         control.create_conference("in-use", "c").unwrap();
-        control.allocate_endpoint("emptied", "e1", "").unwrap();
-        control.allocate_endpoint("in-use", "e2", "").unwrap();
+        control
+            .allocate_endpoint("emptied", "e1", "", false)
+            .unwrap();
+        control
+            .allocate_endpoint("in-use", "e2", "", false)
+            .unwrap();
         let later = Instant::now() + expiry;
         // Emptied after `later` was taken: its time runs from then.
         control.expire_endpoint("emptied", "e1").unwrap();
@@ -820,12 +826,14 @@ mod tests {
         assert_eq!(control.create_conference("c", "room"), Ok(true));
         for i in 1..COMMAND_QUEUE {
             control
-                .allocate_endpoint("c", &format!("e{i}"), "")
+                .allocate_endpoint("c", &format!("e{i}"), "", false)
                 .expect("room in the queue");
         }
         // Full: nothing more is taken, and what was asked is not half done.
         assert_eq!(
-            control.allocate_endpoint("c", "late", "").map(|_| ()),
+            control
+                .allocate_endpoint("c", "late", "", false)
+                .map(|_| ()),
             Err(ControlError::WorkerBusy)
         );
         assert_eq!(

@@ -720,9 +720,12 @@ impl Bridge for BridgeService {
                 ))
             }
         };
-        let (ice, bridge_channel_url, created) =
-            self.control
-                .allocate_endpoint(&r.conference_id, &r.endpoint_id, &r.participant_id)?;
+        let (ice, bridge_channel_url, created) = self.control.allocate_endpoint(
+            &r.conference_id,
+            &r.endpoint_id,
+            &r.participant_id,
+            r.receives_by_mid,
+        )?;
         Ok(Response::new(pb::AllocateEndpointResponse {
             created,
             transport: Some(pb::Transport {

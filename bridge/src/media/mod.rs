@@ -181,6 +181,8 @@ pub enum Command {
         /// What the conference's clients call it (bridge-channel messages).
         participant_id: String,
         ice: tutti_ice::Credentials,
+        /// It routes what it receives by MID: it gets only the streams `receive_mids` names.
+        receives_by_mid: bool,
     },
     UpdateEndpoint {
         conference_id: String,
@@ -188,7 +190,8 @@ pub enum Command {
         transport: Option<RemoteTransport>,
         media: Option<MediaConfig>,
         sources: Option<SourceSet>,
-        /// Replaces the MIDs it receives streams under: (the SSRC it gets a stream under, MID).
+        /// Replaces the MIDs it receives streams under: (the SSRC it gets a stream under, MID);
+        /// to an endpoint that receives by MID, the streams it is forwarded.
         receive_mids: Option<Vec<(u32, Mid)>>,
     },
     ExpireEndpoint {

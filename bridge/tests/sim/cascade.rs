@@ -173,6 +173,7 @@ impl Cascade {
                     endpoint_id: config.name.clone(),
                     participant_id: config.name.clone(),
                     ice,
+                    receives_by_mid: false,
                 },
             );
             b.command(

@@ -180,6 +180,7 @@ fn connected(start: Instant) -> (Core, Vec<Peer>, Datagrams) {
                     ufrag: local_ufrag.clone(),
                     pwd: LOCAL_PWD.to_owned(),
                 },
+                receives_by_mid: false,
             },
             &mut out,
         );

@@ -48,6 +48,7 @@ fn first_checks(seed: u64, now: Instant) -> Vec<Vec<u8>> {
                 ufrag: id("localufr"),
                 pwd: id("local-password-of-24-chr"),
             },
+            receives_by_mid: false,
         },
         &mut out,
     );
