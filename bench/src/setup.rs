@@ -460,6 +460,7 @@ async fn join(
             endpoint_id: endpoint_id.clone(),
             dtls_setup: pb::DtlsSetup::Actpass as i32,
             participant_id: String::new(),
+            receives_by_mid: false,
         })
         .await?
         .into_inner();

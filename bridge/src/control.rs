@@ -375,6 +375,7 @@ impl Control {
         conference_id: &str,
         endpoint_id: &str,
         participant_id: &str,
+        receives_by_mid: bool,
     ) -> Result<(tutti_ice::Credentials, String, Option<u64>), ControlError> {
         check_id("endpoint_id", endpoint_id)?;
         if participant_id.len() > 256 {
@@ -442,6 +443,7 @@ impl Control {
             participant_id: participant_id.to_string(),
             ice: ice.clone(),
             allocation,
+            receives_by_mid,
         });
         let password = self
             .channels
@@ -794,7 +796,12 @@ mod tests {
     fn new_endpoints_are_numbered_in_the_order_their_commands_go_to_the_worker() {
         let (control, mut worker) = stalled();
         control.create_conference("c", "c").unwrap();
-        let number = |endpoint: &str| control.allocate_endpoint("c", endpoint, "").unwrap().2;
+        let number = |endpoint: &str| {
+            control
+                .allocate_endpoint("c", endpoint, "", false)
+                .unwrap()
+                .2
+        };
         assert_eq!(number("e1"), Some(1));
         assert_eq!(number("e2"), Some(2));
         // Asked again: the same endpoint, nothing new for a status to count.
@@ -816,8 +823,12 @@ mod tests {
         control.create_conference("never-used", "a").unwrap();
         control.create_conference("emptied", "b").unwrap();
         control.create_conference("in-use", "c").unwrap();
-        control.allocate_endpoint("emptied", "e1", "").unwrap();
-        control.allocate_endpoint("in-use", "e2", "").unwrap();
+        control
+            .allocate_endpoint("emptied", "e1", "", false)
+            .unwrap();
+        control
+            .allocate_endpoint("in-use", "e2", "", false)
+            .unwrap();
         let later = Instant::now() + expiry;
         // Emptied after `later` was taken: its time runs from then.
         control.expire_endpoint("emptied", "e1").unwrap();
@@ -846,12 +857,14 @@ mod tests {
         assert_eq!(control.create_conference("c", "room"), Ok(true));
         for i in 1..COMMAND_QUEUE {
             control
-                .allocate_endpoint("c", &format!("e{i}"), "")
+                .allocate_endpoint("c", &format!("e{i}"), "", false)
                 .expect("room in the queue");
         }
         // Full: nothing more is taken, and what was asked is not half done.
         assert_eq!(
-            control.allocate_endpoint("c", "late", "").map(|_| ()),
+            control
+                .allocate_endpoint("c", "late", "", false)
+                .map(|_| ()),
             Err(ControlError::WorkerBusy)
         );
         assert_eq!(

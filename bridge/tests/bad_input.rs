@@ -73,6 +73,7 @@ async fn bad_datagrams_are_counted_and_harmless() {
             endpoint_id: "receiver".into(),
             dtls_setup: 0,
             participant_id: String::new(),
+            receives_by_mid: false,
         })
         .await
         .unwrap()

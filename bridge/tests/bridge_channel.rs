@@ -29,6 +29,7 @@ async fn allocate(
             endpoint_id: endpoint.into(),
             dtls_setup: 0,
             participant_id: participant.into(),
+            receives_by_mid: false,
         })
         .await
         .unwrap()

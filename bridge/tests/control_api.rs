@@ -25,6 +25,7 @@ async fn control_api_errors_and_idempotency() {
             endpoint_id: "e".into(),
             dtls_setup: 0,
             participant_id: String::new(),
+            receives_by_mid: false,
         })
         .await
         .unwrap_err();
@@ -57,6 +58,7 @@ async fn control_api_errors_and_idempotency() {
         endpoint_id: "e1".into(),
         dtls_setup: 0,
         participant_id: String::new(),
+        receives_by_mid: false,
     };
     let first = client
         .allocate_endpoint(allocate.clone())
@@ -205,6 +207,7 @@ async fn control_api_errors_and_idempotency() {
             endpoint_id: "e2".into(),
             dtls_setup: 0,
             participant_id: "bob".into(),
+            receives_by_mid: false,
         })
         .await
         .unwrap();
@@ -348,6 +351,7 @@ async fn a_watcher_that_stops_reading_is_cut_off_not_buffered() {
                 endpoint_id: endpoint_id.clone(),
                 dtls_setup: 0,
                 participant_id: String::new(),
+                receives_by_mid: false,
             })
             .await
             .unwrap();

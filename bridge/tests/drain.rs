@@ -33,6 +33,7 @@ async fn allocate(
             endpoint_id: endpoint.into(),
             dtls_setup: pb::DtlsSetup::Actpass as i32,
             participant_id: String::new(),
+            receives_by_mid: false,
         })
         .await
         .map(tonic::Response::into_inner)

@@ -167,6 +167,7 @@ async fn failures_are_reported_as_events() {
             endpoint_id: "dead".into(),
             dtls_setup: 0,
             participant_id: String::new(),
+            receives_by_mid: false,
         })
         .await
         .unwrap();
@@ -199,6 +200,7 @@ async fn failures_are_reported_as_events() {
             endpoint_id: "liar".into(),
             dtls_setup: 0,
             participant_id: String::new(),
+            receives_by_mid: false,
         })
         .await
         .unwrap()

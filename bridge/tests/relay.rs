@@ -185,6 +185,7 @@ async fn two_bridges_linked_by_a_relay() {
             endpoint_id: "sender".into(),
             dtls_setup: 0,
             participant_id: String::new(),
+            receives_by_mid: false,
         })
         .await
         .unwrap_err();

@@ -28,12 +28,17 @@ fn a_join_becomes_a_session_and_its_sources_reach_the_others() {
         conference_id,
         endpoint_id,
         participant_id,
+        receives_by_mid,
     } = &allocate
     else {
         unreachable!()
     };
     assert_eq!(conference_id, &named_id(&request));
     assert_eq!(participant_id, "alice");
+    assert!(
+        !receives_by_mid,
+        "a Jitsi client routes by SSRC: it gets every stream"
+    );
 
     let initiate = sim.take_jingle("alice", Action::SessionInitiate);
     assert_eq!(

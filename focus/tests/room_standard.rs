@@ -268,10 +268,6 @@ fn the_bridge_is_told_each_streams_mid_one_update_at_a_time() {
     sim.join_with_features("gus", "v1", &standard_features());
     sim.grant("AllocateEndpoint");
     let initiate = sim.take_jingle("gus", Action::SessionInitiate);
-    // Its contents' names by the SSRC each stream is forwarded under: the bridge writes them.
-    let (first, request) = sim.take_request("UpdateEndpoint");
-    assert_eq!(receive_mids(&request), stream_ssrcs(&initiate));
-    assert_eq!(receive_mids(&request)[0], (100, "audio-1".to_owned()));
     let id = sim.jingle("gus", &standard_accept(&initiate, "gus", 300));
     let (accept_id, accept) = sim.take_request("UpdateEndpoint");
     let BridgeRequest::UpdateEndpoint(update) = &accept else {
@@ -283,6 +279,10 @@ fn the_bridge_is_told_each_streams_mid_one_update_at_a_time() {
     );
     sim.answer(accept_id, Ok(yes(&accept)));
     assert_eq!(sim.reply(&id), Ok(()));
+    // Its contents' names by the SSRC each stream is forwarded under: the bridge writes them.
+    let (first, request) = sim.take_request("UpdateEndpoint");
+    assert_eq!(receive_mids(&request), stream_ssrcs(&initiate));
+    assert_eq!(receive_mids(&request)[0], (100, "audio-1".to_owned()));
 
     // cy joins while the first list is in flight: the new list waits for its answer.
     let cy = sim.join_and_offer("cy");
@@ -295,6 +295,10 @@ fn the_bridge_is_told_each_streams_mid_one_update_at_a_time() {
     sim.answer(cy_id, Ok(yes(&cy_accept)));
     assert_eq!(sim.reply(&id), Ok(()));
     let added = sim.take_jingle("gus", Action::ContentAdd);
+    let mut accept = Jingle::new(Action::ContentAccept, &initiate.sid);
+    accept.contents = added.contents.clone();
+    let id = sim.jingle("gus", &accept);
+    assert_eq!(sim.reply(&id), Ok(()));
     assert!(
         !sim.has_request("UpdateEndpoint"),
         "one list in flight at a time"
@@ -465,11 +469,17 @@ fn a_standards_client_may_initiate_the_session_itself() {
             .all(|c| c.creator == Some(Creator::Responder) && c.senders == Some(Senders::Responder)),
         "{add:?}"
     );
-    // ada hears of gus's sources; the bridge is told gus's new MIDs.
+    // ada hears of gus's sources; once gus accepts ada's streams, the bridge is told their
+    // MIDs.
     assert_eq!(
         ssrcs_of(&sim.take_jingle("ada", Action::SourceAdd)),
         [300, 301]
     );
+    assert!(!sim.has_request("UpdateEndpoint"), "nothing accepted yet");
+    let mut content_accept = Jingle::new(Action::ContentAccept, "gus-call");
+    content_accept.contents = add.contents.clone();
+    let id = sim.jingle("gus", &content_accept);
+    assert_eq!(sim.reply(&id), Ok(()));
     let (_, request) = sim.take_request("UpdateEndpoint");
     assert_eq!(receive_mids(&request), stream_ssrcs(add));
     assert_eq!(sim.sessions("active"), 2);

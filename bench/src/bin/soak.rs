@@ -376,6 +376,7 @@ async fn idle_probe(stack: &Stack, count: usize) -> anyhow::Result<(f64, f64)> {
                 endpoint_id: endpoint_id.clone(),
                 dtls_setup: pb::DtlsSetup::Actpass as i32,
                 participant_id: String::new(),
+                receives_by_mid: false,
             })
             .await?;
         let config = ParticipantConfig::new(&endpoint_id);

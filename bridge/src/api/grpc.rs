@@ -722,9 +722,12 @@ impl Bridge for BridgeService {
                 ))
             }
         };
-        let (ice, bridge_channel_url, allocation) =
-            self.control
-                .allocate_endpoint(&r.conference_id, &r.endpoint_id, &r.participant_id)?;
+        let (ice, bridge_channel_url, allocation) = self.control.allocate_endpoint(
+            &r.conference_id,
+            &r.endpoint_id,
+            &r.participant_id,
+            r.receives_by_mid,
+        )?;
         Ok(Response::new(pb::AllocateEndpointResponse {
             created: allocation.is_some(),
             allocation: allocation.unwrap_or(0),

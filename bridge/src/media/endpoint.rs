@@ -58,6 +58,9 @@ pub struct Endpoint {
     /// The MIDs it receives streams under, by the SSRC it gets each under (its consumers copy
     /// theirs).
     pub receive_mids: Vec<(u32, Mid)>,
+    /// It routes what it receives by MID (a standards client): it gets only the streams
+    /// `receive_mids` names (see [`Endpoint::takes`]).
+    pub receives_by_mid: bool,
     /// The tallest video of it any receiver wants, as it was last told (SenderVideoConstraints).
     pub told_ideal_height: Option<u32>,
     /// SRTP and SRTCP packets it may send (`endpoint_packet_rate`).
@@ -97,6 +100,7 @@ impl Endpoint {
             constraints: ReceiverConstraints::default(),
             forwarded: Vec::new(),
             receive_mids: Vec::new(),
+            receives_by_mid: false,
             told_ideal_height: None,
             packet_limit: RateLimit::new(settings.limits.endpoint_packet_rate),
             feedback_limit: RateLimit::new(settings.limits.endpoint_feedback_rate),
@@ -135,6 +139,14 @@ impl Endpoint {
             .iter()
             .find(|(s, _)| *s == ssrc)
             .map(|(_, mid)| *mid)
+    }
+
+    /// Whether the stream it would get under `ssrc` is to be forwarded to it: always, unless it
+    /// routes by MID and has no MID for the stream (its client has not accepted the stream's
+    /// content, or removed it): a packet it could not place would reach it before its client
+    /// has set up the stream (GStreamer's webrtcbin 1.22 took such packets badly, docs/focus.md).
+    pub fn takes(&self, ssrc: u32) -> bool {
+        !self.receives_by_mid || self.receive_mid(ssrc).is_some()
     }
 
     /// The id of its sdes:mid header extension for `kind`.

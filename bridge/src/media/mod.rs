@@ -185,6 +185,8 @@ pub enum Command {
         /// the last one it applied (`Snapshot::allocations`), so that a status says which
         /// allocations the load it reports counts.
         allocation: u64,
+        /// It routes what it receives by MID: it gets only the streams `receive_mids` names.
+        receives_by_mid: bool,
     },
     UpdateEndpoint {
         conference_id: String,
@@ -192,7 +194,8 @@ pub enum Command {
         transport: Option<RemoteTransport>,
         media: Option<MediaConfig>,
         sources: Option<SourceSet>,
-        /// Replaces the MIDs it receives streams under: (the SSRC it gets a stream under, MID).
+        /// Replaces the MIDs it receives streams under: (the SSRC it gets a stream under, MID);
+        /// to an endpoint that receives by MID, the streams it is forwarded.
         receive_mids: Option<Vec<(u32, Mid)>>,
     },
     ExpireEndpoint {

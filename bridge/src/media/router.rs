@@ -214,7 +214,7 @@ impl Router {
             let Some(receiver) = endpoints[member].as_mut() else {
                 continue;
             };
-            if member != owner && receives(receiver, spec.kind, local) {
+            if member != owner && receives(receiver, spec.kind, local, output) {
                 producer
                     .consumers
                     .push(new_consumer(member, receiver, spec.kind, output, rng));
@@ -255,19 +255,8 @@ impl Router {
         };
         let (output, output_rtx) = producer.output_ssrcs();
         for consumer in &producer.consumers {
-            let Some(receiver) = endpoints[consumer.receiver].as_mut() else {
-                continue;
-            };
-            let srtp = receiver.transport.srtp_out.as_mut();
-            let state = srtp.map(|srtp| {
-                if let Some(rtx) = output_rtx {
-                    srtp.remove_ssrc(rtx);
-                }
-                srtp.remove_ssrc(output)
-            });
-            if let Some(mut stopped) = consumer.stopped(output) {
-                stopped.srtp = state;
-                receiver.history.remember(stopped);
+            if let Some(receiver) = endpoints[consumer.receiver].as_mut() {
+                retire(consumer, receiver, output, output_rtx);
             }
         }
         for ssrc in producer.ssrcs() {
@@ -330,53 +319,51 @@ impl Router {
         Err(error)
     }
 
-    /// Makes `receiver`'s consumers match what it receives now (after it joined or changed its
-    /// media).
+    /// Makes `receiver`'s consumers match what it receives now (after it joined, changed its
+    /// media or was given MIDs), and gives them the MIDs it receives their streams under. A
+    /// consumer that goes leaves the receiver where its stream stood, as a producer that goes
+    /// does. Returns the producers it got a consumer of here (a video one starts at a key frame:
+    /// the caller asks their senders for one).
     pub fn update_consumers(
         &mut self,
         receiver: usize,
         endpoints: &mut [Option<Endpoint>],
         rng: &mut impl Rng,
-    ) {
-        for producer in self.producers.iter_mut().flatten() {
-            if producer.owner == receiver {
+    ) -> Vec<usize> {
+        let mut started = Vec::new();
+        for (p, producer) in self.producers.iter_mut().enumerate() {
+            let Some(producer) = producer.as_mut().filter(|q| q.owner != receiver) else {
                 continue;
-            }
+            };
             let local = endpoints[producer.owner]
                 .as_ref()
                 .is_some_and(|o| o.relay().is_none());
             let Some(endpoint) = endpoints[receiver].as_mut() else {
-                return;
+                break;
             };
-            let has = producer.consumers.iter().any(|c| c.receiver == receiver);
-            let wants = receives(endpoint, producer.kind, local);
-            if wants && !has {
-                let output = producer.output_ssrcs().0;
-                let kind = producer.kind;
-                producer
-                    .consumers
-                    .push(new_consumer(receiver, endpoint, kind, output, rng));
-            } else if has && !wants {
-                producer.consumers.retain(|c| c.receiver != receiver);
-            }
-        }
-    }
-
-    /// Gives `receiver`'s consumers the MIDs it now receives their streams under.
-    pub fn update_receive_mids(&mut self, receiver: usize, endpoints: &[Option<Endpoint>]) {
-        let Some(endpoint) = endpoints[receiver].as_ref() else {
-            return;
-        };
-        for producer in self.producers.iter_mut().flatten() {
-            let output = producer.output_ssrcs().0;
-            for consumer in producer
+            let (output, output_rtx) = producer.output_ssrcs();
+            let has = producer
                 .consumers
-                .iter_mut()
-                .filter(|c| c.receiver == receiver)
-            {
-                consumer.mid = endpoint.receive_mid(output);
+                .iter()
+                .position(|c| c.receiver == receiver);
+            let wants = receives(endpoint, producer.kind, local, output);
+            match has {
+                None if wants => {
+                    let kind = producer.kind;
+                    producer
+                        .consumers
+                        .push(new_consumer(receiver, endpoint, kind, output, rng));
+                    started.push(p);
+                }
+                Some(i) if !wants => {
+                    let consumer = producer.consumers.remove(i);
+                    retire(&consumer, endpoint, output, output_rtx);
+                }
+                Some(i) => producer.consumers[i].mid = endpoint.receive_mid(output),
+                None => {}
             }
         }
+        started
     }
 
     pub fn add_member(&mut self, endpoint_id: String, slot: usize) {
@@ -993,9 +980,27 @@ fn new_consumer(
     consumer
 }
 
-/// `receiver` is to get sources of `kind` from a sender that is on this bridge (`local`) or
-/// behind a relay: a relay gets only local ones (every bridge of a conference sends its own
-/// participants' sources on each of its relays).
-fn receives(receiver: &Endpoint, kind: MediaKind, local: bool) -> bool {
-    receiver.receives(kind) && (local || !receiver.is_relay())
+/// `receiver` is to get a source of `kind`, forwarded under `output`, from a sender that is on
+/// this bridge (`local`) or behind a relay: a relay gets only local ones (every bridge of a
+/// conference sends its own participants' sources on each of its relays); a receiver that
+/// routes by MID only those it has a MID for ([`Endpoint::takes`]).
+fn receives(receiver: &Endpoint, kind: MediaKind, local: bool, output: u32) -> bool {
+    receiver.receives(kind) && (local || !receiver.is_relay()) && receiver.takes(output)
+}
+
+/// What `receiver` keeps of the stream `consumer` gave it under `output` (and `output_rtx`)
+/// when the consumer goes: where its numbering and its outbound SRTP state stood, so that a
+/// consumer of the same output later continues them.
+fn retire(consumer: &Consumer, receiver: &mut Endpoint, output: u32, output_rtx: Option<u32>) {
+    let srtp = receiver.transport.srtp_out.as_mut();
+    let state = srtp.map(|srtp| {
+        if let Some(rtx) = output_rtx {
+            srtp.remove_ssrc(rtx);
+        }
+        srtp.remove_ssrc(output)
+    });
+    if let Some(mut stopped) = consumer.stopped(output) {
+        stopped.srtp = state;
+        receiver.history.remember(stopped);
+    }
 }

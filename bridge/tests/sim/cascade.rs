@@ -174,6 +174,7 @@ impl Cascade {
                     participant_id: config.name.clone(),
                     ice,
                     allocation: 1,
+                    receives_by_mid: false,
                 },
             );
             b.command(

@@ -219,6 +219,9 @@ pub struct Call {
     /// Video sources are forwarded under SSRCs of their own ([`sources_with_output`]), as the
     /// focus mints them, rather than under their first layer's.
     pub mint_outputs: bool,
+    /// The participants whose endpoints receive by MID, as the focus allocates a standards
+    /// client's ([`Call::join_receiving_by_mid`]).
+    by_mid: Vec<String>,
 }
 
 impl Call {
@@ -290,6 +293,7 @@ impl Call {
             next_host: 2,
             delay,
             mint_outputs: false,
+            by_mid: Vec::new(),
         }
     }
 
@@ -328,6 +332,14 @@ impl Call {
         self.sim.node_mut(id).set_sending(true);
         self.peers.push(id);
         id
+    }
+
+    /// Joins a participant as [`Call::join`] does, on an endpoint that receives by MID (a
+    /// standards client): it is forwarded only the streams [`Call::set_receive_mids`] gives a
+    /// MID.
+    pub fn join_receiving_by_mid(&mut self, config: PeerConfig) -> NodeId<SimPeer> {
+        self.by_mid.push(config.name.clone());
+        self.join(config)
     }
 
     /// Joins a participant signalled by MID alone (`signalled`, e.g. [`sources_by_mid`]): a
@@ -373,6 +385,7 @@ impl Call {
         let (ufrag, pwd) = (ice.ufrag.clone(), ice.pwd.clone());
         let bridge_addr = self.sim.node(self.bridge).addr;
         let fingerprint = self.sim.node(self.bridge).fingerprint;
+        let receives_by_mid = self.by_mid.contains(&config.name);
         self.sim.with(self.bridge, |b, now| {
             b.command(
                 now,
@@ -382,6 +395,7 @@ impl Call {
                     participant_id: config.name.clone(),
                     ice,
                     allocation: 1,
+                    receives_by_mid,
                 },
             );
             b.command(

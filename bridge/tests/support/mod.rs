@@ -321,6 +321,7 @@ pub async fn join_with(
             endpoint_id: endpoint.into(),
             dtls_setup: pb::DtlsSetup::Actpass as i32,
             participant_id: String::new(),
+            receives_by_mid: false,
         })
         .await
         .expect("allocate endpoint")

@@ -20,6 +20,13 @@
 //! of a removed content may be recycled for a new content, but with a new MID (JSEP, RFC 8829
 //! §5.2.2), so a name is the identity of one stream. The session holds only the contents of the
 //! streams that are forwarded now, however many came and went.
+//!
+//! The bridge forwards a stream to the client only once the client has accepted its content
+//! (the streams of the focus's offer with its `session-accept`, a `content-add`'s with its
+//! `content-accept`): its MID (the content's name) is given to the bridge then
+//! ([`StandardSession::receive_mids`]), and a stream without one reaches a client that routes by
+//! MID not at all. Packets of a stream that reach a client before it has applied the content
+//! find no m-line there (GStreamer's webrtcbin 1.22 took them badly).
 
 use crate::jingle::{
     Action, Content, Creator, DtlsSetup, Group, IceUdpTransport, Jingle, Parameter, RtpDescription,
@@ -157,6 +164,18 @@ struct StreamContent {
     owner: String,
     ssrc: u32,
     name: String,
+    answer: Answer,
+}
+
+/// Where the client's answer to a remote stream's content stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// In the focus's offer (its session-initiate): accepted with the session.
+    InOffer,
+    /// In a `content-add` the client has not accepted.
+    Added,
+    /// Accepted: the bridge forwards the stream to the client.
+    Accepted,
 }
 
 /// A content a standards client named that the session does not have.
@@ -207,7 +226,9 @@ impl StandardSession {
             content.transport = Some(session.transport.clone());
             jingle.contents.push(content);
         }
-        jingle.contents.extend(session.new_contents(offer.sources));
+        jingle
+            .contents
+            .extend(session.new_contents(offer.sources, Answer::InOffer));
         jingle.groups.push(session.bundle());
         Ok((session, jingle))
     }
@@ -293,7 +314,7 @@ impl StandardSession {
     /// A `content-add` of the streams of `views` the client has no content for yet (with the
     /// BUNDLE group of every content); `None` when there are none.
     pub fn content_add(&mut self, sid: &str, views: &[ReceiverView]) -> Option<Jingle> {
-        let contents = self.new_contents(views);
+        let contents = self.new_contents(views, Answer::Added);
         if contents.is_empty() {
             return None;
         }
@@ -340,11 +361,33 @@ impl StandardSession {
         });
     }
 
-    /// The MID the client receives each remote stream under (its content's name), by the SSRC
-    /// the bridge forwards it under: what the bridge writes into the stream's packets.
+    /// The client accepted the focus's offer (`session-accept`): the streams it offered are
+    /// accepted with it (those the focus added since wait for their `content-accept`).
+    pub fn accept_offer(&mut self) {
+        for stream in &mut self.streams {
+            if stream.answer == Answer::InOffer {
+                stream.answer = Answer::Accepted;
+            }
+        }
+    }
+
+    /// The client accepted these contents of remote streams (`content-accept`).
+    pub fn accept_contents(&mut self, jingle: &Jingle) {
+        for stream in &mut self.streams {
+            if jingle.contents.iter().any(|c| c.name == stream.name) {
+                stream.answer = Answer::Accepted;
+            }
+        }
+    }
+
+    /// The MID the client receives each remote stream it accepted under (its content's name),
+    /// by the SSRC the bridge forwards it under: what the bridge writes into the stream's
+    /// packets, and the streams it forwards the client (streams not accepted yet, or never,
+    /// reach it not at all).
     pub fn receive_mids(&self) -> Vec<(u32, String)> {
         self.streams
             .iter()
+            .filter(|stream| stream.answer == Answer::Accepted)
             .map(|stream| (stream.ssrc, stream.name.clone()))
             .collect()
     }
@@ -369,7 +412,7 @@ impl StandardSession {
             .position(|known| known.owner == stream.owner && known.ssrc == stream.ssrc)
     }
 
-    fn new_contents(&mut self, views: &[ReceiverView]) -> Vec<Content> {
+    fn new_contents(&mut self, views: &[ReceiverView], answer: Answer) -> Vec<Content> {
         let mut contents = Vec::new();
         for stream in views.iter().flat_map(RemoteStream::of_view) {
             if self.position(&stream).is_some() {
@@ -385,6 +428,7 @@ impl StandardSession {
                 owner: stream.owner,
                 ssrc: stream.ssrc,
                 name,
+                answer,
             });
         }
         contents

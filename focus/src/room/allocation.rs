@@ -181,10 +181,10 @@ impl Room {
     }
 
     pub(super) fn allocate(&mut self, nick: &str, conference_id: String, started: Instant) {
-        let Some(attempt) = self
+        let Some((attempt, dialect)) = self
             .participants
             .get_mut(nick)
-            .map(|participant| participant.endpoint_attempt.take())
+            .map(|participant| (participant.endpoint_attempt.take(), participant.dialect))
         else {
             return;
         };
@@ -194,6 +194,9 @@ impl Room {
                 conference_id: conference_id.clone(),
                 endpoint_id: endpoint_id.clone(),
                 participant_id: nick.to_owned(),
+                // A standards client places what it receives by MID: it gets the streams it
+                // accepted, each once it has (`Room::sync_receive_mids`).
+                receives_by_mid: dialect == Dialect::Standard,
             },
             Pending::AllocateEndpoint {
                 nick: nick.to_owned(),
@@ -358,11 +361,6 @@ impl Room {
         });
         self.send_iq_set(&occupant, jingle.to_element());
         self.proceed_if_rung(nick);
-        if dialect == Dialect::Standard && jingle.contents.len() > 2 {
-            // A standards client was offered remote streams (beyond its own two contents): the
-            // bridge is to write their MIDs.
-            self.sync_receive_mids(nick);
-        }
         self.metric(Metric::Allocation(now.saturating_duration_since(started)));
         self.bridge_back_if_done();
     }

@@ -31,12 +31,14 @@ pub enum BridgeRequest {
         conference_id: String,
     },
     /// A new endpoint, DTLS `actpass`; `participant_id` is the MUC nick, the id the room's
-    /// clients use for each other in bridge-channel messages. Idempotent like
-    /// `CreateConference`.
+    /// clients use for each other in bridge-channel messages; `receives_by_mid` for a standards
+    /// client: it is forwarded only the streams its `receive_mids` name, those it accepted.
+    /// Idempotent like `CreateConference`.
     AllocateEndpoint {
         conference_id: String,
         endpoint_id: String,
         participant_id: String,
+        receives_by_mid: bool,
     },
     /// The remote side of an endpoint: transport, media, sources (boxed: the largest request).
     UpdateEndpoint(Box<pb::UpdateEndpointRequest>),

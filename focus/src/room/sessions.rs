@@ -57,12 +57,24 @@ pub(super) struct Session {
 }
 
 /// Where telling the bridge a standards client's MIDs stands: one update in flight at a time
-/// (each carries the whole list, so two in flight could land out of order), and whether the
-/// list changed since it was sent.
-#[derive(Default)]
+/// (each carries the whole list, so two in flight could land out of order), whether the list
+/// changed since it was sent, and the list the bridge has (or is being sent); `None` after a
+/// failure: unknown.
 struct MidSync {
     in_flight: bool,
     stale: bool,
+    told: Option<Vec<(u32, String)>>,
+}
+
+impl Default for MidSync {
+    /// A new endpoint has no MIDs.
+    fn default() -> MidSync {
+        MidSync {
+            in_flight: false,
+            stale: false,
+            told: Some(Vec::new()),
+        }
+    }
 }
 
 /// The Jingle a session speaks (see [`crate::capabilities::Dialect`]).
@@ -602,25 +614,44 @@ impl Room {
     }
 
     /// A standards client's answer to a `content-add` (`content-accept`, `content-reject`), or
-    /// its `content-remove` of a remote stream's content: refused or removed contents are no
-    /// longer the session's (no `content-remove` follows for them); its own contents stay.
+    /// its `content-remove` of a remote stream's content: accepted streams are forwarded to it
+    /// from now on; refused or removed contents are no longer the session's (no
+    /// `content-remove` follows for them); its own contents stay.
     fn on_content_answer(&mut self, nick: &str, jingle: &Jingle) -> Result<Step, Refusal> {
         let session = self
             .participants
             .get_mut(nick)
             .and_then(|participant| participant.session.as_mut())
             .ok_or(Refusal::UnknownSession)?;
-        if let (SessionDialect::Standard(standard), Action::ContentReject | Action::ContentRemove) =
-            (&mut session.dialect, jingle.action)
-        {
-            standard.forget(jingle);
+        if let SessionDialect::Standard(standard) = &mut session.dialect {
+            match jingle.action {
+                Action::ContentAccept => standard.accept_contents(jingle),
+                _ => standard.forget(jingle),
+            }
             self.sync_receive_mids(nick);
         }
         Ok(Step::Done)
     }
 
-    /// Tells the bridge the MIDs a standards client receives its streams under now (its
-    /// contents' names), after one update in flight has been answered.
+    /// The bridge took a standards client's `session-accept` of the focus's offer: the streams
+    /// of the offer are forwarded to it from now on.
+    fn offer_accepted(&mut self, nick: &str) {
+        let Some(session) = self
+            .participants
+            .get_mut(nick)
+            .and_then(|participant| participant.session.as_mut())
+        else {
+            return;
+        };
+        if let SessionDialect::Standard(standard) = &mut session.dialect {
+            standard.accept_offer();
+            self.sync_receive_mids(nick);
+        }
+    }
+
+    /// Tells the bridge the MIDs a standards client receives the streams it accepted under now
+    /// (its contents' names): the streams the bridge forwards it. After one update in flight has
+    /// been answered; nothing when the bridge has the list already.
     pub(super) fn sync_receive_mids(&mut self, nick: &str) {
         let Some(session) = self
             .participants
@@ -636,11 +667,16 @@ impl Room {
             session.receive_mids.stale = true;
             return;
         }
+        let mids = standard.receive_mids();
+        if session.receive_mids.told.as_ref() == Some(&mids) {
+            return;
+        }
+        let update = to_bridge::receive_mids_update(session.endpoint(), &mids);
         session.receive_mids = MidSync {
             in_flight: true,
             stale: false,
+            told: Some(mids),
         };
-        let update = to_bridge::receive_mids_update(session.endpoint(), &standard.receive_mids());
         let pending = Pending::ReceiveMids {
             nick: nick.to_owned(),
             sid: session.sid.clone(),
@@ -662,6 +698,7 @@ impl Room {
         session.receive_mids.in_flight = false;
         let stale = std::mem::take(&mut session.receive_mids.stale);
         if let Err(error) = answer {
+            session.receive_mids.told = None;
             warn!(room = %self.jid, nick, %error, "the bridge did not take the client's MIDs");
             self.metric(Metric::Error("bridge"));
         }
@@ -847,6 +884,7 @@ impl Room {
                 Ok(forwarded) => {
                     self.activate(now, &nick, &owner, transport, &forwarded);
                     self.reply(reply, Ok(()));
+                    self.offer_accepted(&nick);
                 }
                 Err(error) => self.session_not_taken(now, &nick, reply, &error.to_string()),
             },
@@ -856,7 +894,6 @@ impl Room {
                     self.send_iq_set(&owner, accept.to_element());
                     self.queue_streams(&nick, &owner);
                     self.activate(now, &nick, &owner, transport, &forwarded);
-                    self.sync_receive_mids(&nick);
                 }
                 Err(error) => self.session_not_taken(now, &nick, reply, &error.to_string()),
             },

@@ -150,12 +150,14 @@ impl Bridge {
                 conference_id,
                 endpoint_id,
                 participant_id,
+                receives_by_mid,
             } => {
                 let call = client.allocate_endpoint(pb::AllocateEndpointRequest {
                     conference_id,
                     endpoint_id,
                     dtls_setup: pb::DtlsSetup::Actpass as i32,
                     participant_id,
+                    receives_by_mid,
                 });
                 let response = self.call("AllocateEndpoint", call).await;
                 allocated(

@@ -181,6 +181,7 @@ fn connected(start: Instant) -> (Core, Vec<Peer>, Datagrams) {
                     pwd: LOCAL_PWD.to_owned(),
                 },
                 allocation: u64::from(n),
+                receives_by_mid: false,
             },
             &mut out,
         );

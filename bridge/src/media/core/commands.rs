@@ -8,7 +8,8 @@ use crate::media::endpoint::{Endpoint, EndpointKind};
 use crate::media::outbox::Outbox;
 use crate::media::router::Router;
 use crate::media::{
-    Command, EndpointState, MediaConfig, MediaDesc, RelayTransport, RemoteEndpoint, WorkerEvent,
+    Command, EndpointState, MediaConfig, MediaDesc, MediaKind, RelayTransport, RemoteEndpoint,
+    WorkerEvent,
 };
 
 impl Core {
@@ -47,9 +48,10 @@ impl Core {
                 participant_id,
                 ice,
                 allocation,
+                receives_by_mid,
             } => {
                 self.allocations = self.allocations.max(allocation);
-                self.add_endpoint(
+                let slot = self.add_endpoint(
                     EndpointKind::Participant,
                     conference_id,
                     endpoint_id,
@@ -58,6 +60,9 @@ impl Core {
                     true,
                     now,
                 );
+                if let Some(endpoint) = slot.and_then(|slot| self.endpoints[slot].as_mut()) {
+                    endpoint.receives_by_mid = receives_by_mid;
+                }
             }
             Command::AllocateRelay {
                 conference_id,
@@ -155,12 +160,10 @@ impl Core {
                 if let Some(mids) = receive_mids {
                     endpoint.receive_mids = mids;
                 }
+                let mut started = Vec::new();
                 if let Some(router) = self.routers[conference].as_mut() {
-                    if media_changed {
-                        router.update_consumers(slot, &mut self.endpoints, &mut self.rng);
-                    }
-                    if mids_changed {
-                        router.update_receive_mids(slot, &self.endpoints);
+                    if media_changed || mids_changed {
+                        started = router.update_consumers(slot, &mut self.endpoints, &mut self.rng);
                     }
                     if let Some(sources) = sources {
                         router.set_producers(
@@ -172,6 +175,7 @@ impl Core {
                     }
                 }
                 self.allocate_all(conference, now);
+                self.start_at_keyframes(conference, slot, &started, now, out);
                 self.drive(slot, now, out);
             }
             Command::ExpireEndpoint {
@@ -201,6 +205,39 @@ impl Core {
                     self.allocate(conference, slot, now);
                 }
             }
+        }
+    }
+
+    /// `receiver` was just given consumers of the producers `started` (it accepted their
+    /// streams, or changed its media): each video one starts at a key frame, so while the
+    /// receiver can be sent to, the sender is asked for one of the encoding the allocator chose
+    /// for it now rather than at the next packet that is none (a receiver not connected yet
+    /// asks itself once it decodes nothing).
+    fn start_at_keyframes(
+        &mut self,
+        conference: usize,
+        receiver: usize,
+        started: &[usize],
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let connected = self.endpoints[receiver]
+            .as_ref()
+            .is_some_and(|e| e.transport.media_destination().is_some());
+        if !connected {
+            return;
+        }
+        for &p in started {
+            let Some(encoding) = self.routers[conference]
+                .as_mut()
+                .and_then(|router| router.producer_mut(p))
+                .filter(|producer| producer.kind == MediaKind::Video)
+                .and_then(|producer| producer.consumer_of(receiver)?.target)
+                .map(|target| target.spatial)
+            else {
+                continue;
+            };
+            self.request_keyframe(conference, p, encoding, now, out);
         }
     }
 

@@ -49,6 +49,7 @@ fn first_checks(seed: u64, now: Instant) -> Vec<Vec<u8>> {
                 pwd: id("local-password-of-24-chr"),
             },
             allocation: 1,
+            receives_by_mid: false,
         },
         &mut out,
     );
