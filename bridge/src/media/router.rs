@@ -758,9 +758,14 @@ impl Router {
                     continue;
                 }
                 let (id, name) = (&owner.participant_id, &producer.name);
+                let forwarded = producer
+                    .consumers
+                    .iter()
+                    .any(|c| c.receiver == receiver && c.target.is_some());
                 self.allocation.push(
                     constraints.priority(id, name),
                     constraints.max_height_for(id, name),
+                    forwarded,
                     layer_options(producer, now_us),
                 );
                 self.allocated.push((p, member));
