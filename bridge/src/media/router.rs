@@ -443,25 +443,6 @@ impl Router {
             now_us,
         };
         for consumer in producer.consumers.iter_mut() {
-            if consumer.relay {
-                sent.wanted = true;
-                let Some(relay) = endpoints[consumer.receiver].as_mut() else {
-                    continue;
-                };
-                let mut written = 0;
-                out.push(|slot| {
-                    let w = consumer.relay(relay, outgoing, slot);
-                    written = w.map_or(0, |w| w.1);
-                    w
-                });
-                if written > 0 {
-                    sent.packets += 1;
-                    sent.relayed += 1;
-                    sent.bytes += written as u64;
-                    sent.relayed_bytes += written as u64;
-                }
-                continue;
-            }
             match consumer.admit(&outgoing) {
                 Admission::Skip => {
                     let wanted = consumer.target.is_some_and(|t| t.spatial == encoding);
@@ -487,12 +468,16 @@ impl Router {
             let mut written = 0;
             out.push(|slot| {
                 let w = consumer.forward(receiver, outgoing, slot);
-                written = w.map_or(0, |w| w.1);
+                written = w.map_or(0, |w| w.1) as u64;
                 w
             });
             if written > 0 {
                 sent.packets += 1;
-                sent.bytes += written as u64;
+                sent.bytes += written;
+                if consumer.relay {
+                    sent.relayed += 1;
+                    sent.relayed_bytes += written;
+                }
             }
         }
         if sent.wanted && producer.kind == MediaKind::Video {
