@@ -138,59 +138,87 @@ async function onNewSession(person) {
 
 /**
  * What the bridge `index` does with `viewer`'s video from the page named `sender`
- * (`/debug/receivers`: the encodings it knows, the layer its allocator wants and the one it
- * forwards, whether it waits for a key frame; the viewer's estimate, desired rate and the
- * endpoints it gets video from).
+ * (`/debug/receivers`: the encodings it knows with their measured rates, the layer its allocator
+ * wants and the one it forwards, whether it waits for a key frame; the viewer's estimate, what
+ * set it, what it acknowledged, its desired rate and the endpoints it gets video from; and what
+ * it wants of every other source, by sender: `target/forwarding`).
  */
 async function bridgeView(world, index, viewer, senderId) {
   const receivers = await world.receivers(index);
   const viewerId = await viewer.id();
   const receiver = receivers.find((r) => r.participant_id === viewerId);
   const source = receiver?.sources?.find((s) => s.sender === senderId || s.source.startsWith(senderId));
+  const layer = (s) => `${s.target ? s.target.join('.') : '-'}/${s.forwarding ?? '-'}${s.waiting_for_keyframe ? ' waiting' : ''}`;
   return source && {
-    encodings: source.encodings.map((e) => `${e.height}${e.active ? '' : ' off'}`),
+    encodings: source.encodings.map((e) => `${e.height}${e.active ? '' : ' off'} ${e.bps_by_temporal_layer.join('/')}`),
     target: source.target,
     forwarding: source.forwarding,
     waiting: source.waiting_for_keyframe,
-    // The viewer's allocation then: its estimate (and what set it), what it would take, whom
-    // it gets video from.
-    estimate: `${receiver.estimate_bps} (${receiver.estimate_limited_by})`,
+    estimate: `${receiver.estimate_bps} (${receiver.estimate_limited_by}, acked ${receiver.acknowledged_bps})`,
     desired: receiver.desired_bps,
     forwarded: receiver.forwarded_endpoints,
+    others: Object.fromEntries(receiver.sources.filter((s) => s !== source).map((s) => [s.sender, layer(s)])),
   };
 }
 
+/** Per simulcast encoding of `person`'s camera (by height): frames encoded and packets sent. */
+async function encoded(person) {
+  const stats = await person.stats();
+  return Object.fromEntries((stats?.outboundVideo ?? []).map((e) => [
+    e.rid || e.ssrc, { height: e.frameHeight, frames: e.framesEncoded, packets: e.packetsSent, active: e.active }]));
+}
+
 /**
- * Watches `pairs` ([viewer, sender name]) every 250 ms from `since` until `stop()` is called;
+ * Watches `pairs` ([viewer, sender page]) every 250 ms from `since` until `stop()` is called;
  * resolves with the longest time any viewer went without a new decoded frame of its sender's
  * video ({ ms, pair, at: when that gap ended, after `since`, and what the viewer received and
  * sent in it: packets, framesReceived (assembled), framesDropped, nacks, plis, keyFrames,
- * streams, `describe(viewer, sender)`: the bridge's view of it then, and the viewer's
- * renegotiations since `since`).
+ * streams; what the sender encoded and sent in it, per encoding; `timeline`: every change of
+ * `describe(viewer, sender)`, the bridge's view of that source and of the viewer's allocation,
+ * from a second before the gap to its end, in ms after `since`; and the viewer's renegotiations
+ * since `since`).
  */
 function watchDecoding(pairs, since, describe) {
   let running = true;
   const watched = (async () => {
     const last = new Map();
+    /** Per pair: the bridge's view at each change, [{ at, view }]. */
+    const views = new Map();
     let longest = { ms: 0 };
     while (running) {
       for (const [viewer, sender] of pairs) {
-        const video = (await viewer.receivedFrom())[sender] ?? {};
-        const frames = video.framesDecoded ?? 0;
+        const pair = `${viewer.name}<-${sender.name}`;
+        const [video, view, sent] = await Promise.all([
+          viewer.receivedFrom().then((r) => r[sender.name] ?? {}),
+          describe(viewer, sender.name).catch((error) => ({ error: error.message })),
+          encoded(sender).catch(() => ({})),
+        ]);
         const now = Date.now();
-        const pair = `${viewer.name}<-${sender}`;
+        const changes = views.get(pair) ?? [];
+        const text = JSON.stringify(view);
+        if (changes.at(-1)?.text !== text) {
+          changes.push({ at: now, text, view });
+        }
+        views.set(pair, changes);
+        const frames = video.framesDecoded ?? 0;
         const seen = last.get(pair);
         if (!seen || frames > seen.video.framesDecoded) {
-          last.set(pair, { video: { ...video, framesDecoded: frames }, at: now });
+          last.set(pair, { video: { ...video, framesDecoded: frames }, sent, at: now });
         } else if (now - seen.at > longest.ms) {
           // With what came meanwhile: no packets, or packets making no frames (and then whether
-          // the viewer asked for a key frame), or another inbound stream.
+          // the viewer asked for a key frame), or another inbound stream; and what the sender
+          // encoded and sent meanwhile.
           const gained = (field) => (video[field] ?? 0) - (seen.video[field] ?? 0);
+          const senderGained = Object.fromEntries(Object.entries(sent).map(([key, e]) => [
+            `${key}@${e.height}${e.active ? '' : ' off'}`,
+            `frames +${e.frames - (seen.sent[key]?.frames ?? 0)} packets +${e.packets - (seen.sent[key]?.packets ?? 0)}`]));
           longest = {
             ms: now - seen.at, pair, at: now - since, packets: gained('videoPackets'), framesReceived: gained('framesReceived'),
             framesDropped: gained('framesDropped'), nacks: gained('nackSent'), plis: gained('pliSent'),
             keyFrames: gained('keyFramesDecoded'), streams: `${seen.video.videoStreams}->${video.videoStreams}`,
-            bridge: await describe(viewer, sender),
+            sender: senderGained,
+            timeline: changes.filter((c, i) => c.at >= seen.at - 1000 || changes[i + 1]?.at >= seen.at - 1000)
+              .map((c) => ({ at: c.at - since, ...c.view })),
             signalling: await signallingSince(viewer, since),
           };
         }
@@ -330,7 +358,7 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
     await markSessions(people);
     const failuresBefore = await focusCount('tutti_focus_relay_failures_total');
     const cut = Date.now();
-    const partners = watchDecoding([[ada, 'bob'], [bob, 'ada']], cut, describeNear);
+    const partners = watchDecoding([[ada, bob], [bob, ada]], cut, describeNear);
     world.setPath(near, far, false);
     await Promise.all([cyd, dee].map((p) => waitFor(`${p.name} on a new session`, () => onNewSession(p), RECOVERY_BOUND_MS, 100)));
     const moved = Date.now() - cut;
@@ -359,7 +387,7 @@ test('a conference across bridges linked by a relay: media, layers, a cut link, 
     // 4. The third bridge, where Cyd and Dee are now, killed.
     await markSessions(people);
     const killed = Date.now();
-    const watching = watchDecoding([[ada, 'bob'], [bob, 'ada']], killed, describeNear);
+    const watching = watchDecoding([[ada, bob], [bob, ada]], killed, describeNear);
     await world.kill(bridgeName(third));
     await Promise.all([cyd, dee].map((p) => waitFor(`${p.name} on a new session`, () => onNewSession(p), RECOVERY_BOUND_MS, 100)));
     const movedAgain = Date.now() - killed;

@@ -12,9 +12,21 @@
 //!    candidates: a receiver short of bandwidth sees 360 lines at full frame rate rather than
 //!    720 lines at a quarter of it (Jitsi Videobridge's preferred height and frame rate).
 //! 3. In rank order every source gets its lowest candidate if it fits in what is left of the
-//!    bandwidth; then, again in rank order, each moves up to its highest candidate that fits.
-//!    On-stage and selected sources so reach their caps before the others move above their
-//!    lowest layer. A source whose lowest layer does not fit gets no video.
+//!    bandwidth — within each of the three priorities, the sources the receiver is forwarded
+//!    now before the others (see below); then, again in rank order, each moves up to its
+//!    highest candidate that fits. On-stage and selected sources so reach their caps before
+//!    the others move above their lowest layer. A source whose lowest layer does not fit gets
+//!    no video.
+//!
+//! A source forwarded now is not paused to make room for one that is not, of the same
+//! priority: a paused video starts again only at a key frame, after a freeze. So a source that
+//! appears (a participant joining, or coming back behind another bridge after a move), or a
+//! speaker ranked up, gets video from what is left, and more once the estimate grows — the
+//! allocator wants more than the estimate, which makes the estimator probe. Without it, a
+//! receiver short of bandwidth lost a video it had whenever the speaker order changed: in
+//! `tests/browser/cascade.test.mjs`, the far participants coming back on new sessions talked,
+//! ranked first, and took the estimate of a staying page, which had fallen while it received
+//! only its neighbour's video (`bridge/tests/sim_relay_part_returns.rs`).
 
 use std::ops::Range;
 
@@ -41,6 +53,8 @@ struct Candidate {
     max_height: u32,
     /// Its active layers: a range of [`Allocation::layers`].
     layers: Range<usize>,
+    /// The receiver is forwarded it now.
+    forwarded: bool,
 }
 
 /// One run of a receiver's allocator, with buffers that are kept between runs: once they have
@@ -78,12 +92,13 @@ impl Allocation {
         self.desired_bps = 0;
     }
 
-    /// Adds a source: its rank, the receiver's height cap for it, and its active layers in
-    /// (spatial, temporal) order.
+    /// Adds a source: its rank, the receiver's height cap for it, whether the receiver is
+    /// forwarded it now, and its active layers in (spatial, temporal) order.
     pub fn push(
         &mut self,
         priority: Priority,
         max_height: u32,
+        forwarded: bool,
         layers: impl IntoIterator<Item = LayerOption>,
     ) {
         let start = self.layers.len();
@@ -100,6 +115,7 @@ impl Allocation {
             priority,
             max_height,
             layers: start..self.layers.len(),
+            forwarded,
         });
     }
 
@@ -146,14 +162,22 @@ impl Allocation {
             .map(|(_, options, _)| self.layers[options.end - 1].bps)
             .sum();
         let mut left = available_bps;
-        for (_, options, picked) in &mut self.order {
-            if let Some(lowest) = self
-                .layers
-                .get(options.start)
-                .filter(|o| options.start < options.end && o.bps <= left)
-            {
-                left -= lowest.bps;
-                *picked = Some(options.start);
+        for class in 0..3 {
+            for forwarded in [true, false] {
+                for (i, options, picked) in &mut self.order {
+                    let c = &self.candidates[*i];
+                    if rank(c.priority) != class || c.forwarded != forwarded {
+                        continue;
+                    }
+                    if let Some(lowest) = self
+                        .layers
+                        .get(options.start)
+                        .filter(|o| options.start < options.end && o.bps <= left)
+                    {
+                        left -= lowest.bps;
+                        *picked = Some(options.start);
+                    }
+                }
             }
         }
         for (_, options, picked) in &mut self.order {
@@ -235,6 +259,7 @@ mod tests {
                 a.push(
                     constraints.priority(name, &source),
                     constraints.max_height_for(name, &source),
+                    false,
                     layers.iter().copied(),
                 );
             }
@@ -386,6 +411,7 @@ mod tests {
                 a.push(
                     stage.priority(name, &source),
                     stage.max_height_for(name, &source),
+                    false,
                     layers.iter().copied(),
                 );
             }
@@ -420,6 +446,7 @@ mod tests {
                 a.push(
                     stage.priority(name, &source),
                     stage.max_height_for(name, &source),
+                    false,
                     layers.iter().copied(),
                 );
             }
@@ -429,5 +456,53 @@ mod tests {
         }
         // Forwarded: a only (c, in the other slot, sends nothing to forward).
         assert_eq!(a.chosen, [layer(0, 2), None, None, None]);
+    }
+
+    #[test]
+    fn a_source_forwarded_now_is_not_paused_for_one_that_is_not() {
+        let layers = simulcast();
+        // Room for two lowest layers (150 kbit/s each): a, ranked first (a recent speaker),
+        // is not forwarded now; b and c are.
+        let tile = constraints(ConstraintsUpdate {
+            default_max_height: Some(180),
+            ..Default::default()
+        });
+        let run = |forwarded: [bool; 3], tile: &ReceiverConstraints| {
+            let mut a = Allocation::default();
+            for (name, now) in ["a", "b", "c"].into_iter().zip(forwarded) {
+                let source = format!("{name}-v0");
+                a.push(
+                    tile.priority(name, &source),
+                    tile.max_height_for(name, &source),
+                    now,
+                    layers.iter().copied(),
+                );
+            }
+            a.run(None, 320_000);
+            a.chosen
+        };
+        assert_eq!(
+            run([false, true, true], &tile),
+            [None, layer(0, 0), layer(0, 0)]
+        );
+        // Nobody forwarded yet (or everybody): the rank decides.
+        assert_eq!(
+            run([false, false, false], &tile),
+            [layer(0, 0), layer(0, 0), None]
+        );
+        assert_eq!(
+            run([true, true, true], &tile),
+            [layer(0, 0), layer(0, 0), None]
+        );
+        // A higher priority still goes first: on stage, a takes c's place.
+        let stage = constraints(ConstraintsUpdate {
+            default_max_height: Some(180),
+            on_stage: Some(vec!["a".into()]),
+            ..Default::default()
+        });
+        assert_eq!(
+            run([false, true, true], &stage),
+            [layer(0, 0), layer(0, 0), None]
+        );
     }
 }

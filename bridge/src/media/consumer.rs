@@ -78,7 +78,7 @@ pub struct Consumer {
     /// The receiving endpoint's slot.
     pub receiver: usize,
     /// The receiver is a relay to another bridge: it gets every encoding as the sender sent it
-    /// (see [`Consumer::relay`]), whatever its target.
+    /// (see [`Consumer::forward`]), whatever its target.
     pub relay: bool,
     /// What its receiver's allocator wants forwarded; `None`: nothing (beyond its last-N, or
     /// no room in its bandwidth). Audio consumers forward [`Layer::BASE_ALL`].
@@ -161,6 +161,10 @@ impl Consumer {
     /// Decides what to do with a packet (and moves to its encoding when it is the key frame
     /// the consumer waits for).
     pub fn admit(&mut self, p: &Outgoing<'_>) -> Admission {
+        if self.relay {
+            // A relay gets every packet of every encoding, as it came (see [`Consumer::forward`]).
+            return Admission::Forward;
+        }
         let Some(target) = self.target else {
             // Paused: when video resumes, it starts again at a key frame.
             self.current = None;
@@ -258,15 +262,20 @@ impl Consumer {
         self.mid.zip(receiver.mid_extension(kind))
     }
 
-    /// Writes an admitted packet for the receiver into `slot`: its sequence number, timestamp
-    /// and VP8 picture numbering in the receiver's stream, the receiver's MID of it, its
-    /// transport-wide sequence number, encrypted with its keys.
+    /// Writes an admitted packet for the receiver into `slot`, encrypted with its keys: for a
+    /// relay as the sender sent it ([`Consumer::relay`]), for a client with its sequence number,
+    /// timestamp and VP8 picture numbering in the receiver's stream, the receiver's MID of it
+    /// and its transport-wide sequence number. `None`: nothing goes now (not connected, or the
+    /// receiver's pacer holds it).
     pub fn forward(
         &mut self,
         receiver: &mut Endpoint,
         p: Outgoing<'_>,
         slot: &mut [u8],
     ) -> Option<(SocketAddr, usize)> {
+        if self.relay {
+            return self.relay(receiver, p, slot);
+        }
         let vp8 = vp8_descriptor(p.frame);
         let w = self.rewriter.forward(
             p.header.sequence,
@@ -381,7 +390,7 @@ impl Consumer {
     /// Writes a packet for a relay: as the sender sent it (each encoding under its own SSRC,
     /// sequence numbers and timestamps), with the relay's transport-wide sequence number,
     /// encrypted with its keys. Never paced: it leaves as it came.
-    pub fn relay(
+    fn relay(
         &mut self,
         relay: &mut Endpoint,
         p: Outgoing<'_>,

@@ -430,25 +430,6 @@ impl Router {
             now_us,
         };
         for consumer in producer.consumers.iter_mut() {
-            if consumer.relay {
-                sent.wanted = true;
-                let Some(relay) = endpoints[consumer.receiver].as_mut() else {
-                    continue;
-                };
-                let mut written = 0;
-                out.push(|slot| {
-                    let w = consumer.relay(relay, outgoing, slot);
-                    written = w.map_or(0, |w| w.1);
-                    w
-                });
-                if written > 0 {
-                    sent.packets += 1;
-                    sent.relayed += 1;
-                    sent.bytes += written as u64;
-                    sent.relayed_bytes += written as u64;
-                }
-                continue;
-            }
             match consumer.admit(&outgoing) {
                 Admission::Skip => {
                     let wanted = consumer.target.is_some_and(|t| t.spatial == encoding);
@@ -474,12 +455,16 @@ impl Router {
             let mut written = 0;
             out.push(|slot| {
                 let w = consumer.forward(receiver, outgoing, slot);
-                written = w.map_or(0, |w| w.1);
+                written = w.map_or(0, |w| w.1) as u64;
                 w
             });
             if written > 0 {
                 sent.packets += 1;
-                sent.bytes += written as u64;
+                sent.bytes += written;
+                if consumer.relay {
+                    sent.relayed += 1;
+                    sent.relayed_bytes += written;
+                }
             }
         }
         if sent.wanted && producer.kind == MediaKind::Video {
@@ -745,9 +730,14 @@ impl Router {
                     continue;
                 }
                 let (id, name) = (&owner.participant_id, &producer.name);
+                let forwarded = producer
+                    .consumers
+                    .iter()
+                    .any(|c| c.receiver == receiver && c.target.is_some());
                 self.allocation.push(
                     constraints.priority(id, name),
                     constraints.max_height_for(id, name),
+                    forwarded,
                     layer_options(producer, now_us),
                 );
                 self.allocated.push((p, member));

@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tutti_bridge::media::constraints::ConstraintsUpdate;
+use tutti_bridge::media::core::describe::ReceiverReport;
 use tutti_bridge::media::limits::LimitSettings;
 use tutti_bridge::media::stats::Counters;
 use tutti_bridge::media::{
@@ -39,6 +40,9 @@ pub struct Cascade {
     /// Video sources are forwarded under SSRCs of their own ([`sources_with_output`]), as the
     /// focus mints them, rather than under their first layer's.
     pub mint_outputs: bool,
+    /// The id of the relay that links the bridges now, on both ([`RELAY`] until
+    /// [`Cascade::relink`]).
+    pub relay: String,
 }
 
 impl Cascade {
@@ -67,6 +71,7 @@ impl Cascade {
             next_host: 2,
             delay,
             mint_outputs: false,
+            relay: RELAY.to_string(),
         };
         cascade.add_conference(CONFERENCE, LINK_IDS);
         cascade
@@ -75,9 +80,7 @@ impl Cascade {
     /// A conference on both bridges, linked by a relay that each bridge knows by its
     /// `link_ids` entry.
     pub fn add_conference(&mut self, conference: &str, link_ids: [u32; 2]) {
-        let ice = [0, 1].map(|_| tutti_ice::Credentials::random());
         for i in 0..2 {
-            let ice = ice[i].clone();
             self.sim.with(self.bridges[i], |b, now| {
                 b.command(
                     now,
@@ -85,11 +88,24 @@ impl Cascade {
                         conference_id: conference.into(),
                     },
                 );
+            });
+        }
+        self.link(conference, RELAY, link_ids);
+        self.conferences.push(conference.to_string());
+    }
+
+    /// Links the bridges' `conference` by a relay named `relay_id` on both, which each bridge
+    /// knows by its `link_ids` entry, as the focus does (the first bridge's side controlling).
+    fn link(&mut self, conference: &str, relay_id: &str, link_ids: [u32; 2]) {
+        let ice = [0, 1].map(|_| tutti_ice::Credentials::random());
+        for i in 0..2 {
+            let ice = ice[i].clone();
+            self.sim.with(self.bridges[i], |b, now| {
                 b.command(
                     now,
                     Command::AllocateRelay {
                         conference_id: conference.into(),
-                        relay_id: RELAY.into(),
+                        relay_id: relay_id.into(),
                         link_id: link_ids[i],
                         ice,
                         controlling: i == 0,
@@ -123,7 +139,7 @@ impl Cascade {
                     now,
                     Command::UpdateRelay {
                         conference_id: conference.into(),
-                        relay_id: RELAY.into(),
+                        relay_id: relay_id.into(),
                         transport: Some(transport),
                         media: Some(relay_media()),
                         remote_endpoints: None,
@@ -131,7 +147,53 @@ impl Cascade {
                 )
             });
         }
-        self.conferences.push(conference.to_string());
+    }
+
+    /// Expires the first conference's relay on bridge `bridge` (with the participants behind
+    /// it there), as the focus does when it gives a link up.
+    pub fn expire_relay(&mut self, bridge: usize) {
+        let relay_id = self.relay.clone();
+        self.sim.with(self.bridges[bridge], |b, now| {
+            b.command(
+                now,
+                Command::ExpireRelay {
+                    conference_id: CONFERENCE.into(),
+                    relay_id,
+                },
+            )
+        });
+    }
+
+    /// Links the first conference's bridges again by a new relay, `relay_id` with `link_ids`
+    /// (after [`Cascade::expire_relay`] on both), each told the participants on the other.
+    pub fn relink(&mut self, relay_id: &str, link_ids: [u32; 2]) {
+        self.relay = relay_id.to_string();
+        self.link(CONFERENCE, relay_id, link_ids);
+        for bridge in 0..2 {
+            self.tell_remote_endpoints(CONFERENCE, bridge);
+        }
+    }
+
+    /// Takes `peer` out of its conference: it stops sending and its bridge expires its
+    /// endpoint (the other bridge is not told: its relay is gone, or about to be).
+    pub fn leave(&mut self, peer: NodeId<SimPeer>) {
+        let at = self
+            .peers
+            .iter()
+            .position(|p| p.0.index() == peer.index())
+            .expect("a participant of the cascade");
+        let (_, bridge, conference) = self.peers.remove(at);
+        self.sim.node_mut(peer).set_sending(false);
+        let endpoint_id = self.sim.node(peer).config().name.clone();
+        self.sim.with(self.bridges[bridge], |b, now| {
+            b.command(
+                now,
+                Command::ExpireEndpoint {
+                    conference_id: conference,
+                    endpoint_id,
+                },
+            )
+        });
     }
 
     /// A browser-like participant's configuration at the next free address.
@@ -233,12 +295,13 @@ impl Cascade {
                 }
             })
             .collect();
+        let relay_id = self.relay.clone();
         self.sim.with(self.bridges[bridge], |b, now| {
             b.command(
                 now,
                 Command::UpdateRelay {
                     conference_id: conference.into(),
-                    relay_id: RELAY.into(),
+                    relay_id,
                     transport: None,
                     media: None,
                     remote_endpoints: Some(remotes),
@@ -252,12 +315,13 @@ impl Cascade {
     pub fn connect_all(&mut self) {
         let peers: Vec<_> = self.peers.iter().map(|p| p.0).collect();
         let (bridges, conferences) = (self.bridges, self.conferences.clone());
+        let relay = self.relay.clone();
         let connected = self.sim.run_until_cond(Duration::from_secs(10), |sim| {
             peers.iter().all(|&p| sim.node(p).is_connected())
                 && bridges.iter().all(|&b| {
                     conferences.iter().all(|c| {
                         sim.node(b).events().iter().any(|e| {
-                            e.endpoint_id == RELAY
+                            e.endpoint_id == relay
                                 && &e.conference_id == c
                                 && e.state == EndpointState::Connected
                         })
@@ -313,6 +377,18 @@ impl Cascade {
 
     pub fn peer(&self, id: NodeId<SimPeer>) -> &SimPeer {
         self.sim.node(id)
+    }
+
+    /// What bridge `bridge`'s debug endpoint would say of `peer` as a receiver.
+    pub fn receiver_report(&mut self, bridge: usize, peer: NodeId<SimPeer>) -> ReceiverReport {
+        let name = self.sim.node(peer).config().name.clone();
+        self.sim
+            .with(self.bridges[bridge], |b, now| {
+                b.core.describe_receivers(now)
+            })
+            .into_iter()
+            .find(|r| r.endpoint_id == name)
+            .expect("the receiver is on the bridge")
     }
 
     pub fn counters(&self, bridge: usize) -> Counters {
