@@ -130,9 +130,9 @@ impl Congestion {
     /// path), and a NACK of it now is answered by it.
     pub fn retransmitted_within_rtt(&self, ssrc: u32, sequence: u16, now_us: i64) -> bool {
         let rtt_us = self.estimator.rtt_us();
-        self.recent_retransmissions
-            .iter()
-            .any(|&(s, q, at_us)| s == ssrc && q == sequence && now_us.saturating_sub(at_us) < rtt_us)
+        self.recent_retransmissions.iter().any(|&(s, q, at_us)| {
+            s == ssrc && q == sequence && now_us.saturating_sub(at_us) < rtt_us
+        })
     }
 
     /// The estimate the allocator spends, bit/s.
@@ -383,8 +383,14 @@ mod tests {
         c.retransmitted(7, 100, 1200, now);
         // NACKed again 100 ms later (Chromium's pace): that retransmission is still on its way.
         assert!(c.retransmitted_within_rtt(7, 100, now + 100_000));
-        assert!(!c.retransmitted_within_rtt(7, 101, now + 100_000), "another packet");
-        assert!(!c.retransmitted_within_rtt(8, 100, now + 100_000), "another stream");
+        assert!(
+            !c.retransmitted_within_rtt(7, 101, now + 100_000),
+            "another packet"
+        );
+        assert!(
+            !c.retransmitted_within_rtt(8, 100, now + 100_000),
+            "another stream"
+        );
         // A round trip later it was lost again, or the NACK is new: it goes again.
         assert!(!c.retransmitted_within_rtt(7, 100, now + 320_000));
     }
