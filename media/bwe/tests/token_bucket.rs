@@ -109,6 +109,14 @@ fn after_a_loss_cut_a_probe_through_the_bucket_does_not_lift_the_estimate_above_
         "after the loss: estimate {lowest}..{highest} bit/s, above the capacity in {above} of {} samples",
         after.len()
     );
-    assert!(lowest < CAPACITY_BPS * 6 / 10, "the loss cut the estimate to {lowest} only");
-    assert_eq!(above, 0, "above the capacity in {above} of {} samples (up to {highest})", after.len());
+    assert!(
+        lowest < CAPACITY_BPS * 6 / 10,
+        "the loss cut the estimate to {lowest} only"
+    );
+    assert_eq!(
+        above,
+        0,
+        "above the capacity in {above} of {} samples (up to {highest})",
+        after.len()
+    );
 }
