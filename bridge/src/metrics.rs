@@ -510,6 +510,12 @@ impl Collector for BridgeCollector {
         )?;
         counter(
             e,
+            "tutti_bridge_retransmissions_repeated",
+            "NACKs not answered because the packet was retransmitted to that receiver less than a round trip before",
+            c.retransmissions_repeated,
+        )?;
+        counter(
+            e,
             "tutti_bridge_nack_cache_misses",
             "NACKed packets no longer in the cache",
             c.nack_cache_misses,

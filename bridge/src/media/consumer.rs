@@ -1,8 +1,9 @@
 //! One receiver × one producer: what that receiver gets of that source. Its allocator sets the
 //! layer it is to get ([`Consumer::target`]); the consumer moves to a new encoding only at a key
-//! frame of it (until then the old one keeps flowing), drops frames of temporal layers above the
-//! target, and gives the receiver one continuous stream under the producer's output SSRC
-//! ([`Rewriter`]). It answers the receiver's NACKs and numbers the RTX stream it sends them on.
+//! frame of it (until then the old one keeps flowing; moving down, up to its next key frame),
+//! drops frames of temporal layers above the target, and gives the receiver one continuous
+//! stream under the producer's output SSRC ([`Rewriter`]). It answers the receiver's NACKs and
+//! numbers the RTX stream it sends them on.
 
 use std::net::SocketAddr;
 
@@ -92,6 +93,9 @@ pub struct Consumer {
     temporal: u8,
     /// A packet of the target encoding went by while the consumer waited for its key frame.
     pub waiting_for_keyframe: bool,
+    /// Moving down, a key frame of the encoding forwarded now began: from it on nothing more
+    /// of that encoding is forwarded (see [`Consumer::admit`]).
+    leaving: bool,
     /// When the allocator last moved it down to a lower encoding, and since when an encoding
     /// above the target has fitted since (see [`Consumer::settle`]).
     moved_down_us: Option<i64>,
@@ -125,6 +129,7 @@ impl Consumer {
             wanted_height: if relay { RELAY_WANTED_HEIGHT } else { 0 },
             temporal: 0,
             waiting_for_keyframe: false,
+            leaving: false,
             moved_down_us: None,
             fits_higher_since_us: None,
             mid: None,
@@ -168,6 +173,7 @@ impl Consumer {
         let Some(target) = self.target else {
             // Paused: when video resumes, it starts again at a key frame.
             self.current = None;
+            self.leaving = false;
             return Admission::Skip;
         };
         let e = p.encoding;
@@ -188,6 +194,21 @@ impl Consumer {
                 return self.switch(p, target);
             }
             self.waiting_for_keyframe = true;
+            return Admission::Skip;
+        }
+        if frame.starts_frame && frame.keyframe {
+            // Moving down, the encoding being left is not forwarded from its next key frame
+            // on: the target's key frame, asked for at the same time, is on its way (Chromium
+            // encodes every simulcast layer's key frame at once), and the receiver, moved
+            // down because it lacks the bandwidth, would get it only behind that one's bytes.
+            // Behind a 600 kbit/s link a 720-line key frame of 30-50 kB is most of a second.
+            self.leaving = target.spatial < e;
+        }
+        if self.leaving {
+            // Closed up, as a temporal layer's drop: should the target come back to this
+            // encoding, it resumes at its next key frame without a gap to NACK.
+            self.rewriter
+                .drop_packet(p.header.sequence, frame.starts_frame);
             return Admission::Skip;
         }
         if let Some(tid) = frame.temporal_layer {
@@ -220,6 +241,7 @@ impl Consumer {
         let from = self.current.replace(p.encoding);
         self.temporal = target.temporal;
         self.waiting_for_keyframe = false;
+        self.leaving = false;
         Admission::Switch { from }
     }
 

@@ -170,6 +170,9 @@ pub struct Counters {
     /// NACKs not answered because the packet is of an encoding the receiver was moved away
     /// from (at a key frame of the one it gets now).
     pub retransmissions_superseded: u64,
+    /// NACKs not answered because the packet was retransmitted to that receiver less than a
+    /// round trip before (that retransmission is still on its way).
+    pub retransmissions_repeated: u64,
     pub transport_cc_feedback_sent: u64,
     pub transport_cc_feedback_received: u64,
     /// Packets the bridge sent that receivers' transport-cc feedback reported as arrived / lost.

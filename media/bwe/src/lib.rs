@@ -277,6 +277,12 @@ impl BandwidthEstimator {
         self.combined().1
     }
 
+    /// The round-trip time, µs: from sending a packet to its feedback coming back (queues on
+    /// the path included), smoothed.
+    pub fn rtt_us(&self) -> i64 {
+        self.rtt_us
+    }
+
     /// The rate the receiver is getting, from its feedback, once known.
     pub fn acknowledged_bps(&self) -> Option<u64> {
         self.acked.bps()

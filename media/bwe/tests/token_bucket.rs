@@ -78,3 +78,45 @@ fn a_token_bucket_does_not_make_probes_overestimate_the_link() {
     println!("the link at 3 Mbit/s: the estimate at 1.6 Mbit/s after {reached:?} µs");
     assert!(reached.is_some(), "the estimate stayed below 1.6 Mbit/s");
 }
+
+#[test]
+fn after_a_loss_cut_a_probe_through_the_bucket_does_not_lift_the_estimate_above_the_link() {
+    let link = Link {
+        capacity_bps: CAPACITY_BPS,
+        queue_limit_bytes: CAPACITY_BPS / 8 / 5 + 4_096,
+        delay_us: 20_000,
+        loss: 0.0,
+        burst_bytes: 4_096,
+    };
+    let mut sim = Sim::new(2_500_000, 1_600_000, link, 5);
+    sim.layers = vec![150_000, 500_000, 1_500_000];
+    sim.run_until(20_000_000);
+    // A spell of loss (another flow, a radio link) cuts the estimate well below the link's rate.
+    sim.link.loss = 0.3;
+    sim.run_until(21_500_000);
+    sim.link.loss = 0.0;
+    sim.run_until(50_000_000);
+    let after: Vec<u64> = sim
+        .samples
+        .iter()
+        .filter(|s| s.at_us >= 21_500_000)
+        .map(|s| s.estimate_bps)
+        .collect();
+    let lowest = after.iter().copied().min().unwrap_or_default();
+    let highest = after.iter().copied().max().unwrap_or_default();
+    let above = after.iter().filter(|&&bps| bps > CAPACITY_BPS).count();
+    println!(
+        "after the loss: estimate {lowest}..{highest} bit/s, above the capacity in {above} of {} samples",
+        after.len()
+    );
+    assert!(
+        lowest < CAPACITY_BPS * 6 / 10,
+        "the loss cut the estimate to {lowest} only"
+    );
+    assert_eq!(
+        above,
+        0,
+        "above the capacity in {above} of {} samples (up to {highest})",
+        after.len()
+    );
+}

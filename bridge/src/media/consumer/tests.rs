@@ -138,6 +138,66 @@ fn the_old_layer_flows_until_the_new_one_has_a_key_frame() {
 }
 
 #[test]
+fn moving_down_the_old_layer_stops_at_its_next_key_frame() {
+    let mut c = Consumer::new(0, false, MediaKind::Video, None, 0);
+    c.target = target(2, 2);
+    assert!(matches!(
+        admit(&mut c, &vp8(2, 100, 10, 0, true, true)),
+        Admission::Switch { .. }
+    ));
+    c.target = target(1, 2);
+    // Its delta frames flow until the target's key frame...
+    assert_eq!(
+        admit(&mut c, &vp8(2, 101, 11, 0, true, false)),
+        Admission::Forward
+    );
+    // ...but its key frame (asked for with the target's), and what follows it, do not.
+    assert_eq!(
+        admit(&mut c, &vp8(2, 102, 12, 0, true, true)),
+        Admission::Skip
+    );
+    assert_eq!(
+        admit(&mut c, &vp8(2, 103, 12, 0, false, false)),
+        Admission::Skip
+    );
+    assert_eq!(
+        admit(&mut c, &vp8(2, 104, 13, 0, true, false)),
+        Admission::Skip
+    );
+    assert_eq!(
+        admit(&mut c, &vp8(1, 500, 70, 0, true, true)),
+        Admission::Switch { from: Some(2) }
+    );
+    assert_eq!(
+        admit(&mut c, &vp8(1, 501, 71, 0, true, false)),
+        Admission::Forward
+    );
+
+    // The target back up before the lower key frame came: the encoding flows again from its
+    // next key frame (its frames in between refer to the one skipped).
+    c.target = target(0, 2);
+    assert_eq!(
+        admit(&mut c, &vp8(1, 502, 72, 0, true, true)),
+        Admission::Skip
+    );
+    c.target = target(1, 2);
+    assert_eq!(
+        admit(&mut c, &vp8(1, 503, 73, 0, true, false)),
+        Admission::Skip
+    );
+    assert_eq!(
+        admit(&mut c, &vp8(1, 504, 74, 0, true, true)),
+        Admission::Forward
+    );
+    // Moving up, the old layer's key frames flow until the switch.
+    c.target = target(2, 2);
+    assert_eq!(
+        admit(&mut c, &vp8(1, 505, 75, 0, true, true)),
+        Admission::Forward
+    );
+}
+
+#[test]
 fn temporal_layers_go_down_at_once_and_up_at_a_sync_frame() {
     let mut c = Consumer::new(0, false, MediaKind::Video, None, 0);
     c.target = target(0, 2);

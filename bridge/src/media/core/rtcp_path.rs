@@ -447,8 +447,8 @@ impl Core {
         let sender_twcc = self.endpoints[owner]
             .as_ref()
             .and_then(|e| e.twcc_extension(kind));
-        if !within_retransmission_budget(&mut self.endpoints, &mut self.counters, requester, now_us)
-        {
+        let to = (requester, media_ssrc, seq);
+        if !retransmission_due(&mut self.endpoints, &mut self.counters, to, now_us) {
             return;
         }
         let sent = router.retransmit(
@@ -460,7 +460,13 @@ impl Core {
             &mut self.endpoints,
             out,
         );
-        count_retransmission(&mut self.endpoints, &mut self.counters, requester, sent);
+        count_retransmission(
+            &mut self.endpoints,
+            &mut self.counters,
+            requester,
+            (media_ssrc, seq, now_us),
+            sent,
+        );
     }
 
     /// A relay's NACK for `seq` of the encoding it names by its SSRC: answered from that
@@ -491,7 +497,12 @@ impl Core {
         let sender_twcc = self.endpoints[owner]
             .as_ref()
             .and_then(|e| e.twcc_extension(kind));
-        if !within_retransmission_budget(&mut self.endpoints, &mut self.counters, relay, now_us) {
+        if !retransmission_due(
+            &mut self.endpoints,
+            &mut self.counters,
+            (relay, media_ssrc, seq),
+            now_us,
+        ) {
             return;
         }
         let sent = router.retransmit_to_relay(
@@ -503,7 +514,13 @@ impl Core {
             &mut self.endpoints,
             out,
         );
-        count_retransmission(&mut self.endpoints, &mut self.counters, relay, sent);
+        count_retransmission(
+            &mut self.endpoints,
+            &mut self.counters,
+            relay,
+            (media_ssrc, seq, now_us),
+            sent,
+        );
     }
 
     /// Producer `p` is sent on `relay` (a participant of this bridge's, not one behind a relay).
@@ -697,36 +714,46 @@ impl Core {
     }
 }
 
-/// Whether `to`'s retransmission budget (its estimate over a second) takes one more now;
-/// a NACK beyond it is counted and not answered.
-fn within_retransmission_budget(
+/// Whether a NACK of `to` (an endpoint, and the SSRC and sequence number it names) is to be
+/// answered now: not if the packet was retransmitted to it less than a round trip ago, nor
+/// beyond its retransmission budget (its estimate over a second); either is counted.
+fn retransmission_due(
     endpoints: &mut [Option<Endpoint>],
     counters: &mut Counters,
-    to: usize,
+    (to, ssrc, sequence): (usize, u32, u16),
     now_us: i64,
 ) -> bool {
     let Some(endpoint) = endpoints[to].as_mut() else {
         return false;
     };
-    let allowed = endpoint.transport.congestion.retransmission_allowed(now_us);
+    let congestion = &mut endpoint.transport.congestion;
+    if congestion.retransmitted_within_rtt(ssrc, sequence, now_us) {
+        counters.retransmissions_repeated += 1;
+        return false;
+    }
+    let allowed = congestion.retransmission_allowed(now_us);
     if !allowed {
         counters.retransmissions_rate_limited += 1;
     }
     allowed
 }
 
-/// Counts a retransmission to `to` (and charges its budget), or why there was none.
+/// Counts a retransmission to `to` of packet `sequence` of its stream `ssrc` at `now_us` (and
+/// charges its budget), or why there was none.
 fn count_retransmission(
     endpoints: &mut [Option<Endpoint>],
     counters: &mut Counters,
     to: usize,
+    (ssrc, sequence, now_us): (u32, u16, i64),
     sent: Result<usize, RetransmitError>,
 ) {
     match sent {
         Ok(bytes) => {
             counters.retransmissions_sent += 1;
             if let Some(e) = endpoints[to].as_mut() {
-                e.transport.congestion.retransmitted(bytes);
+                e.transport
+                    .congestion
+                    .retransmitted(ssrc, sequence, bytes, now_us);
             }
         }
         Err(RetransmitError::Missed) => counters.nack_cache_misses += 1,
