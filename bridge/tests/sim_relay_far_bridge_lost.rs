@@ -9,19 +9,12 @@
 
 mod sim;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sim::cascade::{Cascade, RELAY};
 use tutti_bridge::media::constraints::ConstraintsUpdate;
 use tutti_bridge::media::{ChannelNotice, Command};
-use tutti_sim::{NodeId, PeerConfig, SimPeer};
-
-/// A Chromium-like camera: 180 and 360 lines, three temporal layers.
-fn camera(cascade: &mut Cascade, name: &str) -> PeerConfig {
-    let mut config = cascade.peer_config(name).simulcast(2, 600_000);
-    config.temporal_layers = 3;
-    config
-}
+use tutti_sim::{NodeId, SimPeer};
 
 fn on_stage(cascade: &mut Cascade, viewer: NodeId<SimPeer>, sender: &str) {
     cascade.set_constraints(
@@ -34,39 +27,14 @@ fn on_stage(cascade: &mut Cascade, viewer: NodeId<SimPeer>, sender: &str) {
     );
 }
 
-/// The longest time between two packets `viewer` got of `sender`'s video after `since`.
-fn longest_pause(
-    cascade: &Cascade,
-    viewer: NodeId<SimPeer>,
-    sender: &PeerConfig,
-    since: Instant,
-) -> Duration {
-    let (ssrc, _) = sim::output_of(sender);
-    let mut arrivals: Vec<Instant> = cascade
-        .peer(viewer)
-        .rx(ssrc)
-        .unwrap()
-        .packets
-        .iter()
-        .map(|p| p.arrived)
-        .filter(|at| *at >= since)
-        .collect();
-    arrivals.sort();
-    arrivals
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .max()
-        .unwrap_or(Duration::MAX)
-}
-
 #[test]
 fn losing_the_far_bridge_leaves_the_near_participants_streams_untouched() {
     let mut cascade = Cascade::new(23, 10);
     cascade.mint_outputs = true;
-    let ada = camera(&mut cascade, "ada");
-    let bob = camera(&mut cascade, "bob");
-    let cyd = camera(&mut cascade, "cyd");
-    let dee = camera(&mut cascade, "dee");
+    let ada = cascade.camera("ada");
+    let bob = cascade.camera("bob");
+    let cyd = cascade.camera("cyd");
+    let dee = cascade.camera("dee");
     let ada_id = cascade.join(0, ada.clone());
     let bob_id = cascade.join(0, bob.clone());
     let cyd_id = cascade.join(1, cyd);
@@ -96,8 +64,8 @@ fn losing_the_far_bridge_leaves_the_near_participants_streams_untouched() {
     });
     // Cyd and dee on new sessions here, 0.4 s later; cyd puts ada on stage again.
     cascade.sim.run_for(Duration::from_millis(400));
-    let cyd_again = camera(&mut cascade, "cyd-again");
-    let dee_again = camera(&mut cascade, "dee-again");
+    let cyd_again = cascade.camera("cyd-again");
+    let dee_again = cascade.camera("dee-again");
     let cyd_again = cascade.join(0, cyd_again);
     cascade.join(0, dee_again);
     on_stage(&mut cascade, cyd_again, "ada");
@@ -131,7 +99,7 @@ fn losing_the_far_bridge_leaves_the_near_participants_streams_untouched() {
             [sender.video[0].ssrc],
             "{name:?}: the 180-line layer throughout"
         );
-        let pause = longest_pause(&cascade, viewer, sender, lost);
+        let pause = cascade.longest_pause(viewer, sender, lost);
         assert!(
             pause < Duration::from_millis(150),
             "{name:?}: {pause:?} without a packet"

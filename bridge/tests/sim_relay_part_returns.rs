@@ -19,18 +19,11 @@
 
 mod sim;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sim::cascade::Cascade;
 use tutti_bridge::media::constraints::ConstraintsUpdate;
-use tutti_sim::{speech_levels, NodeId, PeerConfig, SimPeer};
-
-/// A Chromium-like camera: 180 and 360 lines, three temporal layers.
-fn camera(cascade: &mut Cascade, name: &str) -> PeerConfig {
-    let mut config = cascade.peer_config(name).simulcast(2, 600_000);
-    config.temporal_layers = 3;
-    config
-}
+use tutti_sim::{speech_levels, NodeId, SimPeer};
 
 /// Every page of the browser test asks 180 lines of everyone; `on_stage` at 360.
 fn ask(cascade: &mut Cascade, viewer: NodeId<SimPeer>, on_stage: Option<&str>) {
@@ -46,39 +39,14 @@ fn ask(cascade: &mut Cascade, viewer: NodeId<SimPeer>, on_stage: Option<&str>) {
     );
 }
 
-/// The longest time between two packets `viewer` got of `sender`'s video after `since`.
-fn longest_pause(
-    cascade: &Cascade,
-    viewer: NodeId<SimPeer>,
-    sender: &PeerConfig,
-    since: Instant,
-) -> Duration {
-    let (ssrc, _) = sim::output_of(sender);
-    let mut arrivals: Vec<Instant> = cascade
-        .peer(viewer)
-        .rx(ssrc)
-        .unwrap()
-        .packets
-        .iter()
-        .map(|p| p.arrived)
-        .filter(|at| *at >= since)
-        .collect();
-    arrivals.sort();
-    arrivals
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .max()
-        .unwrap_or(Duration::MAX)
-}
-
 #[test]
 fn the_far_part_going_and_coming_back_leaves_the_near_pair_untouched() {
     let mut cascade = Cascade::new(29, 10);
     cascade.mint_outputs = true;
-    let ada = camera(&mut cascade, "ada");
-    let bob = camera(&mut cascade, "bob");
-    let cyd = camera(&mut cascade, "cyd");
-    let dee = camera(&mut cascade, "dee");
+    let ada = cascade.camera("ada");
+    let bob = cascade.camera("bob");
+    let cyd = cascade.camera("cyd");
+    let dee = cascade.camera("dee");
     let ada_id = cascade.join(0, ada.clone());
     let bob_id = cascade.join(0, bob.clone());
     let cyd_id = cascade.join(1, cyd);
@@ -150,8 +118,8 @@ fn the_far_part_going_and_coming_back_leaves_the_near_pair_untouched() {
     // dee on new sessions behind it 0.5 s later, talking; cyd puts ada on stage again.
     cascade.relink("relay-2", [0x0000_0c03, 0x0000_0d04]);
     cascade.sim.run_for(Duration::from_millis(500));
-    let cyd_again = camera(&mut cascade, "cyd-again");
-    let dee_again = camera(&mut cascade, "dee-again");
+    let cyd_again = cascade.camera("cyd-again");
+    let dee_again = cascade.camera("dee-again");
     let cyd_again = cascade.join(1, cyd_again);
     let dee_again = cascade.join(1, dee_again);
     for id in [cyd_again, dee_again] {
@@ -177,7 +145,7 @@ fn the_far_part_going_and_coming_back_leaves_the_near_pair_untouched() {
         let name = (&cascade.peer(viewer).config().name, &sender.name);
         let (ssrc, _) = sim::output_of(sender);
         let stream = cascade.peer(viewer).rx(ssrc).unwrap();
-        let pause = longest_pause(&cascade, viewer, sender, cut);
+        let pause = cascade.longest_pause(viewer, sender, cut);
         println!("{name:?}: longest pause after the cut {pause:?}");
         assert!(
             stream.is_continuous(),

@@ -229,19 +229,6 @@ fn fifty_joins_and_leaves_leave_a_standards_clients_session_as_it_was() {
     assert_eq!(sim.sessions("active"), 2);
 }
 
-/// The SSRC each remote stream's content of `jingle` carries first, by content name.
-fn stream_ssrcs(jingle: &Jingle) -> Vec<(u32, String)> {
-    jingle
-        .contents
-        .iter()
-        .filter(|c| c.name != "audio" && c.name != "video")
-        .map(|c| {
-            let ssrc = c.description.as_ref().unwrap().sources[0].ssrc;
-            (ssrc, c.name.clone())
-        })
-        .collect()
-}
-
 /// The MIDs an UpdateEndpoint carries, by SSRC.
 fn receive_mids(request: &BridgeRequest) -> Vec<(u32, String)> {
     let BridgeRequest::UpdateEndpoint(update) = request else {

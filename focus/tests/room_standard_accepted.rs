@@ -27,21 +27,6 @@ fn sorted(mut mids: Vec<(u32, String)>) -> Vec<(u32, String)> {
     mids
 }
 
-/// The SSRC each remote stream's content of `jingle` carries first, by content name.
-fn stream_ssrcs(jingle: &Jingle) -> Vec<(u32, String)> {
-    jingle
-        .contents
-        .iter()
-        .filter(|c| c.name != "audio" && c.name != "video")
-        .map(|c| {
-            (
-                c.description.as_ref().unwrap().sources[0].ssrc,
-                c.name.clone(),
-            )
-        })
-        .collect()
-}
-
 /// A `content-accept` or `content-reject` of `contents` in session `sid`.
 fn answer(action: Action, sid: &str, contents: &[&Content]) -> Jingle {
     let mut jingle = Jingle::new(action, sid);

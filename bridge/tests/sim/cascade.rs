@@ -203,6 +203,39 @@ impl Cascade {
         PeerConfig::new(name, addr, u64::from(self.next_host))
     }
 
+    /// A Chromium-like camera at the next free address: 180 and 360 lines, three temporal
+    /// layers.
+    pub fn camera(&mut self, name: &str) -> PeerConfig {
+        let mut config = self.peer_config(name).simulcast(2, 600_000);
+        config.temporal_layers = 3;
+        config
+    }
+
+    /// The longest time between two packets `viewer` got of `sender`'s video after `since`.
+    pub fn longest_pause(
+        &self,
+        viewer: NodeId<SimPeer>,
+        sender: &PeerConfig,
+        since: Instant,
+    ) -> Duration {
+        let (ssrc, _) = super::output_of(sender);
+        let mut arrivals: Vec<Instant> = self
+            .peer(viewer)
+            .rx(ssrc)
+            .unwrap()
+            .packets
+            .iter()
+            .map(|p| p.arrived)
+            .filter(|at| *at >= since)
+            .collect();
+        arrivals.sort();
+        arrivals
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or(Duration::MAX)
+    }
+
     /// Joins a participant to bridge `bridge` in the first conference.
     pub fn join(&mut self, bridge: usize, config: PeerConfig) -> NodeId<SimPeer> {
         self.join_conference(CONFERENCE, bridge, config)

@@ -618,11 +618,7 @@ impl Room {
     /// from now on; refused or removed contents are no longer the session's (no
     /// `content-remove` follows for them); its own contents stay.
     fn on_content_answer(&mut self, nick: &str, jingle: &Jingle) -> Result<Step, Refusal> {
-        let session = self
-            .participants
-            .get_mut(nick)
-            .and_then(|participant| participant.session.as_mut())
-            .ok_or(Refusal::UnknownSession)?;
+        let session = self.session_of(nick).ok_or(Refusal::UnknownSession)?;
         if let SessionDialect::Standard(standard) = &mut session.dialect {
             match jingle.action {
                 Action::ContentAccept => standard.accept_contents(jingle),
@@ -636,11 +632,7 @@ impl Room {
     /// The bridge took a standards client's `session-accept` of the focus's offer: the streams
     /// of the offer are forwarded to it from now on.
     fn offer_accepted(&mut self, nick: &str) {
-        let Some(session) = self
-            .participants
-            .get_mut(nick)
-            .and_then(|participant| participant.session.as_mut())
-        else {
+        let Some(session) = self.session_of(nick) else {
             return;
         };
         if let SessionDialect::Standard(standard) = &mut session.dialect {
@@ -653,11 +645,7 @@ impl Room {
     /// (its contents' names): the streams the bridge forwards it. After one update in flight has
     /// been answered; nothing when the bridge has the list already.
     pub(super) fn sync_receive_mids(&mut self, nick: &str) {
-        let Some(session) = self
-            .participants
-            .get_mut(nick)
-            .and_then(|participant| participant.session.as_mut())
-        else {
+        let Some(session) = self.session_of(nick) else {
             return;
         };
         let SessionDialect::Standard(standard) = &session.dialect else {
@@ -788,11 +776,7 @@ impl Room {
     }
 
     fn on_transport_info(&mut self, nick: &str, jingle: &Jingle) -> Result<Step, Refusal> {
-        let session = self
-            .participants
-            .get_mut(nick)
-            .and_then(|participant| participant.session.as_mut())
-            .ok_or(Refusal::UnknownSession)?;
+        let session = self.session_of(nick).ok_or(Refusal::UnknownSession)?;
         let mut transport = session.transport.clone();
         let update = to_bridge::transport_info_update(session.endpoint(), jingle, &mut transport)
             .map_err(|e| Refusal::BadRequest(e.to_string()))?;
@@ -939,11 +923,7 @@ impl Room {
     /// of everyone else's streams.
     fn queue_streams(&mut self, nick: &str, owner: &FullJid) {
         let views = self.sources.receiver_views_except(owner.as_str());
-        let Some(session) = self
-            .participants
-            .get_mut(nick)
-            .and_then(|participant| participant.session.as_mut())
-        else {
+        let Some(session) = self.session_of(nick) else {
             return;
         };
         if let (SessionDialect::Standard(standard), SessionState::Pending { queued }) =
@@ -951,6 +931,11 @@ impl Room {
         {
             queued.extend(standard.content_add(&session.sid, &views));
         }
+    }
+
+    /// `nick`'s session, whichever it is.
+    fn session_of(&mut self, nick: &str) -> Option<&mut Session> {
+        self.participants.get_mut(nick)?.session.as_mut()
     }
 
     fn session_mut(&mut self, nick: &str, sid: &str) -> Option<&mut Session> {
@@ -971,11 +956,7 @@ impl Room {
         transport: RemoteTransportState,
         forwarded: &tutti_proto::bridge_v1::SourceList,
     ) {
-        let Some(session) = self
-            .participants
-            .get_mut(nick)
-            .and_then(|participant| participant.session.as_mut())
-        else {
+        let Some(session) = self.session_of(nick) else {
             return;
         };
         session.transport = transport;

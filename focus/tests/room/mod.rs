@@ -712,3 +712,17 @@ pub fn accept_with_sources(initiate: &Jingle, nick: &str, ssrc: Option<u32>) -> 
     ));
     accept
 }
+
+/// The SSRC each remote stream's content of `jingle` carries first, by content name (a
+/// standards client's session: its own contents are `audio` and `video`).
+pub fn stream_ssrcs(jingle: &Jingle) -> Vec<(u32, String)> {
+    jingle
+        .contents
+        .iter()
+        .filter(|c| c.name != "audio" && c.name != "video")
+        .map(|c| {
+            let ssrc = c.description.as_ref().unwrap().sources[0].ssrc;
+            (ssrc, c.name.clone())
+        })
+        .collect()
+}

@@ -16,8 +16,9 @@ use tutti_bwe::Limit;
 
 const CAPACITY_BPS: u64 = 600_000;
 
-#[test]
-fn a_token_bucket_does_not_make_probes_overestimate_the_link() {
+/// A receiver of three layers behind a 600 kbit/s token bucket of 4 kB (`tc tbf`'s burst) with
+/// 200 ms of queue, starting at 2.5 Mbit/s.
+fn behind_the_bucket(seed: u64) -> Sim {
     let link = Link {
         capacity_bps: CAPACITY_BPS,
         queue_limit_bytes: CAPACITY_BPS / 8 / 5 + 4_096,
@@ -25,8 +26,14 @@ fn a_token_bucket_does_not_make_probes_overestimate_the_link() {
         loss: 0.0,
         burst_bytes: 4_096,
     };
-    let mut sim = Sim::new(2_500_000, 1_600_000, link, 3);
+    let mut sim = Sim::new(2_500_000, 1_600_000, link, seed);
     sim.layers = vec![150_000, 500_000, 1_500_000];
+    sim
+}
+
+#[test]
+fn a_token_bucket_does_not_make_probes_overestimate_the_link() {
+    let mut sim = behind_the_bucket(3);
     sim.run_until(60_000_000);
     let p95 = support::p95_queue_delay_us(&sim.samples);
     let by_loss = sim
@@ -81,15 +88,7 @@ fn a_token_bucket_does_not_make_probes_overestimate_the_link() {
 
 #[test]
 fn after_a_loss_cut_a_probe_through_the_bucket_does_not_lift_the_estimate_above_the_link() {
-    let link = Link {
-        capacity_bps: CAPACITY_BPS,
-        queue_limit_bytes: CAPACITY_BPS / 8 / 5 + 4_096,
-        delay_us: 20_000,
-        loss: 0.0,
-        burst_bytes: 4_096,
-    };
-    let mut sim = Sim::new(2_500_000, 1_600_000, link, 5);
-    sim.layers = vec![150_000, 500_000, 1_500_000];
+    let mut sim = behind_the_bucket(5);
     sim.run_until(20_000_000);
     // A spell of loss (another flow, a radio link) cuts the estimate well below the link's rate.
     sim.link.loss = 0.3;
