@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use tokio::signal::unix::{signal, SignalKind};
 use tutti_bridge::config::Config;
 
 /// With the `alloc-counter` feature every heap allocation is counted (see `metrics`).
@@ -46,17 +47,28 @@ async fn main() -> ExitCode {
         }
     };
     // Ctrl-C (SIGINT) stops at once; SIGTERM (what service managers and Kubernetes send)
-    // drains: no new conferences, exit once empty or at drain_timeout_secs.
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let drain = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    // drains: no new conferences, exit once empty or at drain_timeout_secs. Both handlers are
+    // installed here, before the ready line: a signal sent as soon as the bridge answers must
+    // not meet the default action (a test's SIGTERM right after its first allocation did).
+    let mut interrupt = match signal(SignalKind::interrupt()) {
+        Ok(interrupt) => interrupt,
+        Err(e) => {
+            eprintln!("bridge: installing the SIGINT handler: {e}");
+            return ExitCode::FAILURE;
         }
+    };
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            eprintln!("bridge: installing the SIGTERM handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shutdown = async move {
+        interrupt.recv().await;
+    };
+    let drain = async move {
+        term.recv().await;
     };
     let announce = |bound: &tutti_bridge::Bound| {
         let mut stdout = std::io::stdout().lock();

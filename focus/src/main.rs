@@ -107,6 +107,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
+    // Installed before anything can announce the focus ready: a signal that arrives before
+    // its handler exists gets the default action, and the rooms would not be left.
+    let shutdown = shutdown_signal()?;
     let metrics = Metrics::new();
     let listener = tokio::net::TcpListener::bind(settings.http_address)
         .await
@@ -150,7 +153,6 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
         );
         let _ = stdout.flush();
     }
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -202,13 +204,17 @@ async fn run(settings: service::config::Settings) -> anyhow::Result<()> {
     }
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+/// SIGTERM or SIGINT, with both handlers installed when this is called.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| anyhow::anyhow!("installing the SIGTERM handler: {e}"))?;
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| anyhow::anyhow!("installing the SIGINT handler: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
