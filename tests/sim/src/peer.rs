@@ -375,6 +375,25 @@ pub struct Switch {
     pub at_keyframe: bool,
 }
 
+/// One frame as it arrived: the packets of one RTP timestamp.
+struct Frame {
+    lo: u64,
+    hi: u64,
+    count: u64,
+    start: bool,
+    end: bool,
+    key: bool,
+    /// When its last packet arrived.
+    complete_at: Instant,
+}
+
+impl Frame {
+    /// Its first and last packet, and none missing between them.
+    fn complete(&self) -> bool {
+        self.start && self.end && self.count == self.hi - self.lo + 1
+    }
+}
+
 /// Frames of a received stream, grouped by RTP timestamp.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FrameCounts {
@@ -596,15 +615,41 @@ impl RxStream {
     /// retransmission the bridge wrote wrong) belongs to no frame, and its own stays
     /// incomplete, as in a browser's jitter buffer.
     pub fn decodable_at(&self) -> Vec<Instant> {
-        struct Frame {
-            lo: u64,
-            hi: u64,
-            count: u64,
-            start: bool,
-            end: bool,
-            key: bool,
-            complete_at: Instant,
+        let mut decoded = Vec::new();
+        // The last frame decoded: its highest sequence number and when.
+        let mut chain: Option<(u64, Instant)> = None;
+        for f in self.assemble() {
+            let follows = chain.filter(|&(hi, _)| f.lo == hi + 1);
+            chain = match (f.complete(), f.key, follows) {
+                (true, true, _) | (true, false, Some(_)) => {
+                    let at = follows.map_or(f.complete_at, |(_, t)| t.max(f.complete_at));
+                    decoded.push(at);
+                    Some((f.hi, at))
+                }
+                _ => None,
+            };
         }
+        decoded
+    }
+
+    /// Frame completeness (video; every audio packet is a frame of its own).
+    pub fn frames(&self) -> FrameCounts {
+        let mut counts = FrameCounts::default();
+        for f in self.assemble() {
+            if f.complete() {
+                counts.complete += 1;
+                counts.keyframes += usize::from(f.key);
+            } else {
+                counts.incomplete += 1;
+            }
+        }
+        counts
+    }
+
+    /// The frames of what arrived, in sequence order: the packets of each RTP timestamp (every
+    /// audio packet starts and ends its frame).
+    fn assemble(&self) -> Vec<Frame> {
+        let audio = self.kind == MediaKind::Audio;
         let mut frames: BTreeMap<u32, Frame> = BTreeMap::new();
         for p in &self.packets {
             let f = frames.entry(p.timestamp).or_insert(Frame {
@@ -619,69 +664,14 @@ impl RxStream {
             f.lo = f.lo.min(p.seq);
             f.hi = f.hi.max(p.seq);
             f.count += 1;
-            f.start |= p.start_of_frame;
-            f.end |= p.marker;
+            f.start |= audio || p.start_of_frame;
+            f.end |= audio || p.marker;
             f.key |= p.keyframe;
             f.complete_at = f.complete_at.max(p.arrived);
         }
         let mut frames: Vec<Frame> = frames.into_values().collect();
         frames.sort_by_key(|f| f.lo);
-        let mut decoded = Vec::new();
-        // The last frame decoded: its highest sequence number and when.
-        let mut chain: Option<(u64, Instant)> = None;
-        for f in frames {
-            let complete = f.start && f.end && f.count == f.hi - f.lo + 1;
-            let follows = chain.filter(|&(hi, _)| f.lo == hi + 1);
-            chain = match (complete, f.key, follows) {
-                (true, true, _) | (true, false, Some(_)) => {
-                    let at = follows.map_or(f.complete_at, |(_, t)| t.max(f.complete_at));
-                    decoded.push(at);
-                    Some((f.hi, at))
-                }
-                _ => None,
-            };
-        }
-        decoded
-    }
-
-    /// Frame completeness (video; every audio packet is a frame of its own).
-    pub fn frames(&self) -> FrameCounts {
-        struct Frame {
-            lo: u64,
-            hi: u64,
-            count: u64,
-            start: bool,
-            end: bool,
-            key: bool,
-        }
-        let mut frames: BTreeMap<u32, Frame> = BTreeMap::new();
-        for p in &self.packets {
-            let f = frames.entry(p.timestamp).or_insert(Frame {
-                lo: p.seq,
-                hi: p.seq,
-                count: 0,
-                start: false,
-                end: false,
-                key: false,
-            });
-            f.lo = f.lo.min(p.seq);
-            f.hi = f.hi.max(p.seq);
-            f.count += 1;
-            let audio = self.kind == MediaKind::Audio;
-            f.start |= audio || p.start_of_frame;
-            f.end |= audio || p.marker;
-            f.key |= p.keyframe;
-        }
-        let mut counts = FrameCounts::default();
-        for f in frames.values() {
-            if f.start && f.end && f.count == f.hi - f.lo + 1 {
-                counts.complete += 1;
-                counts.keyframes += usize::from(f.key);
-            } else {
-                counts.incomplete += 1;
-            }
-        }
-        counts
+        frames
     }
 
     /// Receive time minus the trailer's send time, of every verified packet (µs; the sender
