@@ -253,19 +253,30 @@ mod tests {
         let mut a = Allocation::default();
         // Twice, as the router does every 500 ms: buffers reused, same answer.
         for _ in 0..2 {
-            a.clear();
-            for (name, layers) in senders {
-                let source = format!("{name}-v0");
-                a.push(
-                    constraints.priority(name, &source),
-                    constraints.max_height_for(name, &source),
-                    false,
-                    layers.iter().copied(),
-                );
-            }
-            a.run(constraints.last_n, bps);
+            rerun(&mut a, constraints, bps, senders);
         }
         a.chosen.clone()
+    }
+
+    /// Runs `a` again for a receiver with `constraints` and `bps`, over `senders` (none of
+    /// them forwarded now).
+    fn rerun(
+        a: &mut Allocation,
+        constraints: &ReceiverConstraints,
+        bps: u64,
+        senders: &[(&str, &[LayerOption])],
+    ) {
+        a.clear();
+        for (name, layers) in senders {
+            let source = format!("{name}-v0");
+            a.push(
+                constraints.priority(name, &source),
+                constraints.max_height_for(name, &source),
+                false,
+                layers.iter().copied(),
+            );
+        }
+        a.run(constraints.last_n, bps);
     }
 
     fn constraints(update: ConstraintsUpdate) -> ReceiverConstraints {
@@ -405,17 +416,7 @@ mod tests {
         });
         let mut a = Allocation::default();
         for bps in [200_000, 50_000_000] {
-            a.clear();
-            for (name, layers) in &senders {
-                let source = format!("{name}-v0");
-                a.push(
-                    stage.priority(name, &source),
-                    stage.max_height_for(name, &source),
-                    false,
-                    layers.iter().copied(),
-                );
-            }
-            a.run(stage.last_n, bps);
+            rerun(&mut a, &stage, bps, &senders);
             // b at 720 (2 Mbit/s) and a at 180 (300 kbit/s); c is beyond last-N.
             assert_eq!(a.desired_bps, 2_300_000, "at {bps} bit/s");
         }
@@ -440,17 +441,7 @@ mod tests {
         });
         let mut a = Allocation::default();
         for bps in [50_000, 10_000_000] {
-            a.clear();
-            for (name, layers) in &senders {
-                let source = format!("{name}-v0");
-                a.push(
-                    stage.priority(name, &source),
-                    stage.max_height_for(name, &source),
-                    false,
-                    layers.iter().copied(),
-                );
-            }
-            a.run(stage.last_n, bps);
+            rerun(&mut a, &stage, bps, &senders);
             // c on stage and a are the receiver's two; whatever the bandwidth.
             assert_eq!(a.wanted, [180, 0, 720, 0], "at {bps} bit/s");
         }
