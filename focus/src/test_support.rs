@@ -1,6 +1,7 @@
 //! Captured wire data and tree comparison shared by the unit tests.
 
 use minidom::Element;
+use tutti_proto::bridge_v1 as pb;
 
 use crate::jingle::{GroupSemantics, Jingle};
 use crate::ns;
@@ -132,5 +133,33 @@ mod tests {
                 "{damaged}"
             );
         }
+    }
+}
+
+/// A bridge's transport for an endpoint: ICE, one host candidate, DTLS `actpass`, the bridge
+/// channel's URL.
+pub fn bridge_transport() -> pb::Transport {
+    pb::Transport {
+        ice: Some(pb::IceParameters {
+            ufrag: "brdg".into(),
+            pwd: "0123456789abcdefghijklmn".into(),
+            controlling: true,
+        }),
+        candidates: vec![pb::Candidate {
+            foundation: "1".into(),
+            component: 1,
+            protocol: "udp".into(),
+            priority: 2130706431,
+            ip: "192.0.2.10".into(),
+            port: 10000,
+            r#type: "host".into(),
+            generation: 0,
+        }],
+        dtls: Some(pb::DtlsParameters {
+            hash: "sha-256".into(),
+            fingerprint: "AA:BB".into(),
+            setup: pb::DtlsSetup::Actpass as i32,
+        }),
+        bridge_channel_url: "wss://bridge/colibri-ws/b1/c1/e1?pwd=x".into(),
     }
 }

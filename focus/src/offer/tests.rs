@@ -4,35 +4,11 @@ use super::*;
 use crate::jingle::GroupSemantics;
 use crate::ns;
 use crate::sources::{ConferenceSources, EndpointSources, MediaSource};
-use crate::test_support::{fixture_jingle, forwarded, SESSION_ACCEPT, SESSION_ACCEPT_FORWARDED};
+use crate::test_support::{
+    bridge_transport, fixture_jingle, forwarded, SESSION_ACCEPT, SESSION_ACCEPT_FORWARDED,
+};
 
 const ALICE: &str = "room@muc/alice";
-
-fn bridge() -> pb::Transport {
-    pb::Transport {
-        ice: Some(pb::IceParameters {
-            ufrag: "brdg".into(),
-            pwd: "0123456789abcdefghijklmn".into(),
-            controlling: true,
-        }),
-        candidates: vec![pb::Candidate {
-            foundation: "1".into(),
-            component: 1,
-            protocol: "udp".into(),
-            priority: 2130706431,
-            ip: "192.0.2.10".into(),
-            port: 10000,
-            r#type: "host".into(),
-            generation: 0,
-        }],
-        dtls: Some(pb::DtlsParameters {
-            hash: "sha-256".into(),
-            fingerprint: "AA:BB".into(),
-            setup: pb::DtlsSetup::Actpass as i32,
-        }),
-        bridge_channel_url: "wss://bridge/colibri-ws/b1/c1/e1?pwd=x".into(),
-    }
-}
 
 /// A conference where alice has answered with the captured simulcast session-accept, and the
 /// bridge forwards its audio and the video's first layer with RTX.
@@ -67,7 +43,7 @@ fn simulcast_groups(jingle: &Jingle) -> usize {
 
 #[test]
 fn session_initiate_carries_the_bridge_transport_in_every_bundled_content() {
-    let jingle = offer_for_bob(&bridge(), &[]).unwrap();
+    let jingle = offer_for_bob(&bridge_transport(), &[]).unwrap();
     assert_eq!(jingle.action, Action::SessionInitiate);
     assert_eq!(jingle.initiator.as_deref(), Some("room@muc/focus"));
     assert_eq!(jingle.responder.as_deref(), Some("bob@example.com/web"));
@@ -122,7 +98,7 @@ fn session_initiate_carries_the_bridge_transport_in_every_bundled_content() {
 
 #[test]
 fn session_initiate_offers_jicofos_codecs() {
-    let jingle = offer_for_bob(&bridge(), &[]).unwrap();
+    let jingle = offer_for_bob(&bridge_transport(), &[]).unwrap();
     let audio = jingle
         .content("audio")
         .unwrap()
@@ -184,7 +160,7 @@ fn session_initiate_offers_jicofos_codecs() {
 
 #[test]
 fn session_initiate_offers_others_sources_as_the_bridge_forwards_them() {
-    let jingle = offer_for_bob(&bridge(), &alice_views()).unwrap();
+    let jingle = offer_for_bob(&bridge_transport(), &alice_views()).unwrap();
     assert_eq!(simulcast_groups(&jingle), 0);
     let audio = jingle
         .content("audio")
@@ -234,7 +210,7 @@ fn session_initiate_offers_others_sources_as_the_bridge_forwards_them() {
 
 #[test]
 fn session_initiate_serialises_to_what_a_jitsi_client_parses() {
-    let element = offer_for_bob(&bridge(), &alice_views())
+    let element = offer_for_bob(&bridge_transport(), &alice_views())
         .unwrap()
         .to_element();
     let text = String::from(&element);
@@ -256,13 +232,13 @@ fn session_initiate_serialises_to_what_a_jitsi_client_parses() {
 
 #[test]
 fn an_incomplete_bridge_transport_is_refused() {
-    let mut transport = bridge();
+    let mut transport = bridge_transport();
     transport.ice = None;
     assert_eq!(offer_for_bob(&transport, &[]), Err(OfferError::MissingIce));
-    let mut transport = bridge();
+    let mut transport = bridge_transport();
     transport.dtls = None;
     assert_eq!(offer_for_bob(&transport, &[]), Err(OfferError::MissingDtls));
-    let mut transport = bridge();
+    let mut transport = bridge_transport();
     transport.candidates[0].port = 70000;
     assert_eq!(
         offer_for_bob(&transport, &[]),
@@ -272,7 +248,7 @@ fn an_incomplete_bridge_transport_is_refused() {
             value: 70000
         })
     );
-    let mut transport = bridge();
+    let mut transport = bridge_transport();
     transport.candidates[0].r#type = "turn".into();
     assert!(matches!(
         offer_for_bob(&transport, &[]),
@@ -282,7 +258,7 @@ fn an_incomplete_bridge_transport_is_refused() {
 
 #[test]
 fn a_bridge_without_a_channel_url_gets_no_web_socket() {
-    let mut transport = bridge();
+    let mut transport = bridge_transport();
     transport.bridge_channel_url.clear();
     let jingle = offer_for_bob(&transport, &[]).unwrap();
     let transport = jingle.contents[0].transport.as_ref().unwrap();

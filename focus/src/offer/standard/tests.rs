@@ -1,40 +1,14 @@
-use tutti_proto::bridge_v1 as pb;
-
 use super::*;
 use crate::jingle::{DtlsSetup, GroupSemantics};
 use crate::ns;
 use crate::sources::{ConferenceSources, EndpointSources, MediaSource};
-use crate::test_support::{fixture_jingle, forwarded, SESSION_ACCEPT, SESSION_ACCEPT_FORWARDED};
+use crate::test_support::{
+    bridge_transport, fixture_jingle, forwarded, SESSION_ACCEPT, SESSION_ACCEPT_FORWARDED,
+};
 
 const ALICE: &str = "room@muc/alice";
 const CAROL: &str = "room@muc/carol";
 const BOB: &str = "room@muc/bob";
-
-fn bridge() -> pb::Transport {
-    pb::Transport {
-        ice: Some(pb::IceParameters {
-            ufrag: "brdg".into(),
-            pwd: "0123456789abcdefghijklmn".into(),
-            controlling: true,
-        }),
-        candidates: vec![pb::Candidate {
-            foundation: "1".into(),
-            component: 1,
-            protocol: "udp".into(),
-            priority: 2130706431,
-            ip: "192.0.2.10".into(),
-            port: 10000,
-            r#type: "host".into(),
-            generation: 0,
-        }],
-        dtls: Some(pb::DtlsParameters {
-            hash: "sha-256".into(),
-            fingerprint: "AA:BB".into(),
-            setup: pb::DtlsSetup::Actpass as i32,
-        }),
-        bridge_channel_url: "wss://bridge/colibri-ws/b1/c1/e1?pwd=x".into(),
-    }
-}
 
 /// A conference where alice answered with the captured lib-jitsi-meet session-accept (the
 /// bridge forwarding its audio and its video's first layer with RTX) and carol, a standards
@@ -60,7 +34,7 @@ fn conference() -> ConferenceSources {
 }
 
 fn initiate(views: &[ReceiverView]) -> (StandardSession, Jingle) {
-    let transport = bridge();
+    let transport = bridge_transport();
     StandardSession::initiate(&SessionInitiate {
         sid: "sid-bob",
         initiator: "room@muc/focus",
