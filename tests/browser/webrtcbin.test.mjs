@@ -133,6 +133,9 @@ test('webrtcbin participants, answering and calling the focus, and lib-jitsi-mee
         console.error(`${page.name} received: ${JSON.stringify(await page.inboundVideo())}`);
       }
       console.error(`bridge receivers: ${JSON.stringify(await world.receivers())}`);
+      // The clients' UDP sockets: a receive queue that is full while a client decodes nothing
+      // means the bridge is sending and the client stopped reading.
+      console.error(`UDP sockets: ${spawnSync('ss', ['-uanpm'], { encoding: 'utf8' }).stdout}`);
       console.error(`bridge key-frame counters: ${(await world.bridgeMetrics()).split('\n').filter((l) => /keyframe|pli/.test(l) && !l.startsWith('#')).join(' | ')}`);
       throw error;
     } finally {
