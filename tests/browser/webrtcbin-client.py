@@ -374,17 +374,7 @@ class Participant:
             return
         self.ring["proceed"] = proceed_id
         self.sid, self.focus = proceed_id, sender
-        made = Gst.Promise.new()
-        self.w.emit("create-offer", None, made)
-        made.wait()
-        reply = made.get_reply()
-        offer = reply.get_value("offer")
-        if offer is None:
-            raise RuntimeError(f"webrtcbin made no offer: {reply.to_string()}")
-        text = offer.sdp.as_text().replace("\r\n", "\n").replace("\n", "\r\n")
-        local_set = Gst.Promise.new()
-        self.w.emit("set-local-description", offer, local_set)
-        local_set.wait()
+        text = self.local_description("offer")
         names = [line[len("a=mid:"):] for line in text.split("\r\n") if line.startswith("a=mid:")]
         log("session-initiate :", names)
         self.send_local("session-initiate", text, names, f"initiator={quoteattr(self.xmpp.jid)}")
@@ -442,22 +432,27 @@ class Participant:
         if reply is not None and reply.has_field("error"):
             raise RuntimeError(f"webrtcbin refused the focus's description: {reply.to_string()}")
 
+    def local_description(self, kind):
+        """webrtcbin's offer or answer (`kind`), set as its local description: its SDP text."""
+        made = Gst.Promise.new()
+        self.w.emit(f"create-{kind}", None, made)
+        made.wait()
+        # The description belongs to the promise's reply: both are kept while it is used.
+        reply = made.get_reply()
+        description = reply.get_value(kind)
+        if description is None:
+            raise RuntimeError(f"webrtcbin made no {kind}: {reply.to_string()}")
+        text = description.sdp.as_text().replace("\r\n", "\n").replace("\n", "\r\n")
+        local_set = Gst.Promise.new()
+        self.w.emit("set-local-description", description, local_set)
+        local_set.wait()
+        return text
+
     def negotiate(self, action, names):
         """Offers the session's m-lines to webrtcbin; sends its answer's `names` as `action`."""
         self.version += 1
         self.set_remote(GstWebRTC.WebRTCSDPType.OFFER)
-        # The answer belongs to the promise's reply: both are kept while it is used.
-        answered = Gst.Promise.new()
-        self.w.emit("create-answer", None, answered)
-        answered.wait()
-        reply = answered.get_reply()
-        answer = reply.get_value("answer")
-        if answer is None:
-            raise RuntimeError(f"webrtcbin made no answer: {reply.to_string()}")
-        text = answer.sdp.as_text().replace("\r\n", "\n").replace("\n", "\r\n")
-        local_set = Gst.Promise.new()
-        self.w.emit("set-local-description", answer, local_set)
-        local_set.wait()
+        text = self.local_description("answer")
         log(action, ":", text.count("\r\nm="), "m-lines")
         party = f"responder={quoteattr(self.xmpp.jid)}" if self.client_role == "responder" else ""
         self.send_local(action, text, names, party)
