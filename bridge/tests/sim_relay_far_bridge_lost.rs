@@ -31,15 +31,7 @@ fn on_stage(cascade: &mut Cascade, viewer: NodeId<SimPeer>, sender: &str) {
 fn losing_the_far_bridge_leaves_the_near_participants_streams_untouched() {
     let mut cascade = Cascade::new(23, 10);
     cascade.mint_outputs = true;
-    let ada = cascade.camera("ada");
-    let bob = cascade.camera("bob");
-    let cyd = cascade.camera("cyd");
-    let dee = cascade.camera("dee");
-    let ada_id = cascade.join(0, ada.clone());
-    let bob_id = cascade.join(0, bob.clone());
-    let cyd_id = cascade.join(1, cyd);
-    cascade.join(1, dee);
-    cascade.connect_all();
+    let ([ada, bob, ..], [ada_id, bob_id, cyd_id, _]) = cascade.two_by_two();
     on_stage(&mut cascade, cyd_id, "ada");
     cascade.sim.run_for(Duration::from_secs(4));
     let (ada_out, _) = sim::output_of(&ada);

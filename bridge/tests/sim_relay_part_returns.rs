@@ -43,15 +43,7 @@ fn ask(cascade: &mut Cascade, viewer: NodeId<SimPeer>, on_stage: Option<&str>) {
 fn the_far_part_going_and_coming_back_leaves_the_near_pair_untouched() {
     let mut cascade = Cascade::new(29, 10);
     cascade.mint_outputs = true;
-    let ada = cascade.camera("ada");
-    let bob = cascade.camera("bob");
-    let cyd = cascade.camera("cyd");
-    let dee = cascade.camera("dee");
-    let ada_id = cascade.join(0, ada.clone());
-    let bob_id = cascade.join(0, bob.clone());
-    let cyd_id = cascade.join(1, cyd);
-    let dee_id = cascade.join(1, dee);
-    cascade.connect_all();
+    let ([ada, bob, ..], [ada_id, bob_id, cyd_id, dee_id]) = cascade.two_by_two();
     for id in [ada_id, bob_id, dee_id] {
         ask(&mut cascade, id, None);
     }

@@ -237,6 +237,19 @@ impl Cascade {
     }
 
     /// Joins a participant to bridge `bridge` in the first conference.
+    /// Ada and Bob on bridge 0, Cyd and Dee on bridge 1, each sending a camera, connected: their
+    /// configs and peers, in that order.
+    pub fn two_by_two(&mut self) -> ([PeerConfig; 4], [NodeId<SimPeer>; 4]) {
+        let cameras = ["ada", "bob", "cyd", "dee"].map(|name| self.camera(name));
+        let ids = [0, 0, 1, 1]
+            .into_iter()
+            .zip(&cameras)
+            .map(|(bridge, camera)| self.join(bridge, camera.clone()))
+            .collect::<Vec<_>>();
+        self.connect_all();
+        (cameras, ids.try_into().expect("four peers"))
+    }
+
     pub fn join(&mut self, bridge: usize, config: PeerConfig) -> NodeId<SimPeer> {
         self.join_conference(CONFERENCE, bridge, config)
     }
