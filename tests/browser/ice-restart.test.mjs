@@ -1,9 +1,11 @@
 // The bridge stalls until the browsers' ICE gives up. lib-jitsi-meet then asks the focus for a
 // new session the way it does by default — session-terminate with
-// <bridge-session restart='true'>, because the focus's presence says support-terminate-restart —
-// and with the bridge running again the participants that asked are on new sessions and
-// everyone decodes everyone.
-import assert from 'node:assert/strict';
+// <bridge-session restart='true'>, because the focus's presence says support-terminate-restart.
+// The bridge stays stalled for 3 s after that request, longer than the focus's keepalive takes to
+// fail the bridge's connection (1.5 s), so the bridge calls the request causes fail and the focus
+// must make them again once the bridge is back. (Resumed at once, whether those calls failed or
+// were answered late depended on how fast the test saw the request: a race, which CI lost.) Then
+// the participants that asked are on new sessions and everyone decodes everyone.
 import { test } from 'node:test';
 import { waitFor, withWorld } from './harness.mjs';
 
@@ -19,10 +21,10 @@ test('an ICE failure gets new sessions from the focus', { timeout: 240000 }, asy
     await Promise.all(everyone.map((p) => p.waitForDecodedVideo(1)));
     const before = await Promise.all(everyone.map(jingleSid));
 
-    // The focus gives a bridge call 5 s; the bridge resumes as soon as the first request is in.
     world.pause('bridge');
     try {
       await waitFor('a browser to ask the focus for a restart', async () => restartRequests(world) >= 1, 90000, 200);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
     } finally {
       world.resume('bridge');
     }
@@ -39,7 +41,7 @@ test('an ICE failure gets new sessions from the focus', { timeout: 240000 }, asy
     await Promise.all(everyone.map((p) => p.waitForDecodedVideo(1)));
     await Promise.all(everyone.map((p) => p.waitForAudio(1)));
     await waitFor('the bridge to hold only the live endpoints', async () => (await world.bridgeMetric('tutti_bridge_endpoints')) === 2, 10000);
-    console.log(`restart requests: ${restartRequests(world)}`);
-    assert.ok(!/allocation failed/.test(world.log('focus')), 'an allocation failed');
+    const failed = (world.log('focus').match(/allocation failed/g) ?? []).length;
+    console.log(`restart requests: ${restartRequests(world)}; allocations failed while the bridge was stalled, then retried: ${failed}`);
   });
 });
