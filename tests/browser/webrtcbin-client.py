@@ -350,6 +350,23 @@ class Participant:
             stats.foreach(each, None)
         return received
 
+    def sent(self):
+        """Per SSRC it sends, webrtcbin's count of packets sent: set against the SSRCs its
+        Jingle signalled (logged when sent), it shows a stream sent under another SSRC."""
+        got = Gst.Promise.new()
+        self.w.emit("get-stats", None, got)
+        got.wait()
+        stats, sent = got.get_reply(), {}
+
+        def each(_field, value, *_):
+            if isinstance(value, Gst.Structure) and value.get_name() == "outbound-rtp":
+                sent[str(value.get_value("ssrc"))] = value.get_value("packets-sent") or 0
+            return True
+
+        if stats is not None:
+            stats.foreach(each, None)
+        return sent
+
     def behind(self):
         """The elements of the pipeline that are not PLAYING (state/pending)."""
         elements, found = self.pipe.iterate_recurse(), []
@@ -467,6 +484,13 @@ class Participant:
         # The candidates gathered (trickled by webrtcbin) belong to the one BUNDLEd transport.
         lines = "".join(f"a={c}\r\n" for c in self.candidates)
         local = text.replace("\r\na=mid:", "\r\n" + lines + "a=mid:")
+        signalled = {}
+        for section in text.split("\r\nm=")[1:]:
+            mid = next(l[len("a=mid:"):] for l in section.split("\r\n") if l.startswith("a=mid:"))
+            ssrcs = sorted({l[len("a=ssrc:"):].split(" ")[0] for l in section.split("\r\n") if l.startswith("a=ssrc:")})
+            if mid in names and ssrcs:
+                signalled[mid] = ssrcs
+        log(action, "signals SSRCs", json.dumps(signalled))
         self.xmpp.iq_set(self.focus, jingle_of(action, local, self.sid, party, names, self.client_role, self.creators))
 
 
@@ -509,7 +533,8 @@ def main():
                               "state": f"{current.value_nick}/{pending.value_nick}", "behind": behind,
                               "connection": participant.w.get_property("connection-state").value_nick,
                               "ice": participant.w.get_property("ice-connection-state").value_nick,
-                              "received": received, "owners": participant.owners, "jingles": participant.jingles,
+                              "received": received, "sent": participant.sent(), "owners": participant.owners,
+                              "jingles": participant.jingles,
                               "ring": participant.ring}), flush=True)
 
     threading.Thread(target=report, daemon=True).start()

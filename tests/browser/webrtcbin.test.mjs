@@ -137,6 +137,7 @@ test('webrtcbin participants, answering and calling the focus, and lib-jitsi-mee
       // means the bridge is sending and the client stopped reading.
       console.error(`UDP sockets: ${spawnSync('ss', ['-uanpm'], { encoding: 'utf8' }).stdout}`);
       console.error(`bridge key-frame counters: ${(await world.bridgeMetrics()).split('\n').filter((l) => /keyframe|pli/.test(l) && !l.startsWith('#')).join(' | ')}`);
+      console.error(`bridge drops: ${(await world.bridgeMetrics()).split('\n').filter((l) => l.startsWith('tutti_bridge_drops_total')).join(' | ')}`);
       throw error;
     } finally {
       for (const client of clients) {
