@@ -328,44 +328,35 @@ class Participant:
         sink.connect("handoff", lambda *_: self.decoded[mid].__setitem__("buffers", self.decoded[mid]["buffers"] + 1))
         return sink
 
+    def stats(self, name, fields):
+        """The `fields` of webrtcbin's statistics of one kind (`inbound-rtp`, `outbound-rtp`),
+        by SSRC; read while the promise's reply, which owns them, is held."""
+        got = Gst.Promise.new()
+        self.w.emit("get-stats", None, got)
+        got.wait()
+        stats, found = got.get_reply(), {}
+
+        def each(_field, value, *_):
+            if isinstance(value, Gst.Structure) and value.get_name() == name:
+                found[str(value.get_value("ssrc"))] = {field: value.get_value(field) or 0 for field in fields}
+            return True
+
+        if stats is not None:
+            stats.foreach(each, None)
+        return found
+
     def received(self):
         """Per remote SSRC, webrtcbin's count of packets received and of key frames it asked
         for (PLI and FIR sent): a video stuck waiting for a key frame shows as packets rising
         while its decoded buffers do not."""
-        got = Gst.Promise.new()
-        self.w.emit("get-stats", None, got)
-        got.wait()
-        stats, received = got.get_reply(), {}
-
-        def each(_field, value, *_):
-            if isinstance(value, Gst.Structure) and value.get_name() == "inbound-rtp":
-                count = lambda name: value.get_value(name) or 0  # noqa: E731
-                received[str(value.get_value("ssrc"))] = {
-                    "packets": count("packets-received"),
-                    "key_frame_requests": count("pli-count") + count("fir-count"),
-                }
-            return True
-
-        if stats is not None:
-            stats.foreach(each, None)
-        return received
+        return {ssrc: {"packets": value["packets-received"],
+                       "key_frame_requests": value["pli-count"] + value["fir-count"]}
+                for ssrc, value in self.stats("inbound-rtp", ("packets-received", "pli-count", "fir-count")).items()}
 
     def sent(self):
         """Per SSRC it sends, webrtcbin's count of packets sent: set against the SSRCs its
         Jingle signalled (logged when sent), it shows a stream sent under another SSRC."""
-        got = Gst.Promise.new()
-        self.w.emit("get-stats", None, got)
-        got.wait()
-        stats, sent = got.get_reply(), {}
-
-        def each(_field, value, *_):
-            if isinstance(value, Gst.Structure) and value.get_name() == "outbound-rtp":
-                sent[str(value.get_value("ssrc"))] = value.get_value("packets-sent") or 0
-            return True
-
-        if stats is not None:
-            stats.foreach(each, None)
-        return sent
+        return {ssrc: value["packets-sent"] for ssrc, value in self.stats("outbound-rtp", ("packets-sent",)).items()}
 
     def behind(self):
         """The elements of the pipeline that are not PLAYING (state/pending)."""
