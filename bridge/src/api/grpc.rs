@@ -380,6 +380,7 @@ pub fn media_from_pb(list: &pb::MediaList) -> Result<MediaConfig, Status> {
                     pt.id
                 )));
             }
+            desc.payload_types |= 1u128 << pt.id;
             if pt.rtcp_fb.iter().any(|fb| fb == "transport-cc") {
                 desc.transport_cc = true;
             }
@@ -1114,6 +1115,48 @@ mod tests {
             assert_eq!(err.code(), code, "{}", err.message());
             assert!(err.message().contains(says), "{}", err.message());
         }
+    }
+
+    #[test]
+    fn each_media_keeps_its_payload_types() {
+        let pt = |id, name: &str, rtx_apt| pb::PayloadType {
+            id,
+            name: name.into(),
+            rtx_apt,
+            ..Default::default()
+        };
+        let media = |kind: pb::MediaType, payload_types| pb::Media {
+            r#type: kind as i32,
+            payload_types,
+            ..Default::default()
+        };
+        let config = media_from_pb(&pb::MediaList {
+            media: vec![
+                media(
+                    pb::MediaType::Audio,
+                    vec![pt(111, "opus", 0), pt(0, "PCMU", 0)],
+                ),
+                media(
+                    pb::MediaType::Video,
+                    vec![pt(100, "VP8", 0), pt(96, "rtx", 100), pt(127, "AV1", 0)],
+                ),
+            ],
+        })
+        .unwrap();
+        let (audio, video) = (config.audio.unwrap(), config.video.unwrap());
+        for pt in [111, 0] {
+            assert!(
+                audio.has_payload_type(pt) && !video.has_payload_type(pt),
+                "{pt}"
+            );
+        }
+        for pt in [100, 96, 127] {
+            assert!(
+                video.has_payload_type(pt) && !audio.has_payload_type(pt),
+                "{pt}"
+            );
+        }
+        assert!(!audio.has_payload_type(1) && !video.has_payload_type(200));
     }
 
     #[test]

@@ -203,7 +203,8 @@ impl Endpoint {
 
     /// What a packet from this endpoint on an SSRC it has not been heard on says of its
     /// stream: its mid, rid and repaired-rid extensions (at the ids of either media: BUNDLEd
-    /// m-lines share them), and whether its payload type is one of its RTX payload types.
+    /// m-lines share them), whether its payload type is one of its RTX payload types, and
+    /// which media's payload type it is.
     pub fn stream_ids<'a>(&self, packet: &'a [u8], header: &rtp::Header) -> StreamIds<'a> {
         let find = |slot: usize| {
             [&self.media.audio, &self.media.video]
@@ -219,6 +220,15 @@ impl Endpoint {
             rtx_payload: self
                 .rtx_original_payload_type(header.payload_type)
                 .is_some(),
+            kind: match [MediaKind::Audio, MediaKind::Video].map(|kind| {
+                self.media
+                    .get(kind)
+                    .is_some_and(|m| m.has_payload_type(header.payload_type))
+            }) {
+                [true, false] => Some(MediaKind::Audio),
+                [false, true] => Some(MediaKind::Video),
+                _ => None,
+            },
         }
     }
 

@@ -115,6 +115,14 @@ pub struct MediaDesc {
     /// (payload type, codec) of the payload types whose frames the bridge understands (VP8,
     /// H264).
     pub codecs: Vec<(u8, tutti_rtp::codec::Codec)>,
+    /// Every payload type negotiated for this media, one bit each (bit n: payload type n).
+    pub payload_types: u128,
+}
+
+impl MediaDesc {
+    pub fn has_payload_type(&self, pt: u8) -> bool {
+        pt < 128 && self.payload_types & (1u128 << pt) != 0
+    }
 }
 
 /// A MID (RFC 8843): one the bridge writes into what it forwards to a receiver, or one a

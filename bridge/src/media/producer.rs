@@ -132,14 +132,23 @@ impl KeyframeRequests {
 }
 
 /// What a packet on an SSRC its sender has not been heard on says of its stream: its sdes:mid,
-/// RtpStreamId and RepairedRtpStreamId header extensions (read before they are blanked), and
-/// whether its payload type is one of the sender's RTX payload types.
+/// RtpStreamId and RepairedRtpStreamId header extensions (read before they are blanked),
+/// whether its payload type is one of the sender's RTX payload types, and the media whose
+/// payload types include it (`None` if neither or both).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StreamIds<'a> {
     pub mid: Option<&'a [u8]>,
     pub rid: Option<&'a [u8]>,
     pub repaired_rid: Option<&'a [u8]>,
     pub rtx_payload: bool,
+    pub kind: Option<MediaKind>,
+}
+
+impl StreamIds<'_> {
+    /// Whether the packet names no stream at all (none of the three extensions).
+    pub fn names_nothing(&self) -> bool {
+        self.mid.is_none() && self.rid.is_none() && self.repaired_rid.is_none()
+    }
 }
 
 /// What [`Producer::learn`] made of a packet.

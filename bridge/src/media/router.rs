@@ -19,7 +19,7 @@ use super::producer::{Learnt, Producer, StreamIds};
 use super::retransmission::RetransmissionCache;
 use super::sources::ProducerSpec;
 use super::speakers::{Dominance, Score};
-use super::MediaKind;
+use super::{MediaKind, Mid};
 
 /// Most encodings (simulcast layers) a producer may have.
 pub const MAX_ENCODINGS: usize = 8;
@@ -278,8 +278,12 @@ impl Router {
 
     /// A packet of `owner` on `ssrc`, which none of its producers receives, names a stream by
     /// `ids`: when it names an encoding of one of `owner`'s learnt sources that has no SSRC yet,
-    /// the SSRC is that encoding's (or its RTX stream's) from now on. An SSRC signalled by
-    /// anyone is never learnt.
+    /// the SSRC is that encoding's (or its RTX stream's) from now on. A packet that names
+    /// nothing (no MID, RID or repaired RID: a sender that negotiated no MID extension) is
+    /// placed by its payload type, as RFC 8843 (9.2) has a BUNDLE receiver do: on its sender's
+    /// only source of that payload type's media named by a MID alone, if there is exactly
+    /// one. (GStreamer's webrtcbin 1.22 offers an m-line whose caps have no SSRC yet without
+    /// any, and sends no MID.) An SSRC signalled by anyone is never learnt.
     pub fn learn(
         &mut self,
         owner: usize,
@@ -316,7 +320,43 @@ impl Router {
                 Learnt::NotNamed => {}
             }
         }
+        if error == LearnError::NotNamed && ids.names_nothing() {
+            if let Some((p, mid)) = self.only_mid_source(owner, owner_producers, ids.kind) {
+                let named = StreamIds {
+                    mid: Some(mid.as_bytes()),
+                    ..*ids
+                };
+                return self.learn(owner, &[p], &named, ssrc, nackable);
+            }
+        }
         Err(error)
+    }
+
+    /// `owner`'s one learnt source of media `kind` named by a MID alone (no RIDs), with its
+    /// MID; `None` if it has none or several.
+    fn only_mid_source(
+        &self,
+        owner: usize,
+        owner_producers: &[usize],
+        kind: Option<MediaKind>,
+    ) -> Option<(usize, Mid)> {
+        let kind = kind?;
+        let mut found = None;
+        for &p in owner_producers {
+            let Some(producer) = self.producer(p).filter(|producer| {
+                producer.owner == owner && producer.kind == kind && producer.rids.is_empty()
+            }) else {
+                continue;
+            };
+            let Some(mid) = producer.mid else {
+                continue;
+            };
+            if found.is_some() {
+                return None;
+            }
+            found = Some((p, mid));
+        }
+        found
     }
 
     /// Makes `receiver`'s consumers match what it receives now (after it joined, changed its

@@ -609,7 +609,7 @@ pub fn expect(receiver: &mut SimPeer, sender: &PeerConfig) {
 
 /// The media a peer negotiated, as the gRPC API would give it to the core.
 pub fn media_config(config: &PeerConfig) -> MediaConfig {
-    let desc = |rtx: Vec<(u8, u8)>, codecs: Vec<(u8, Codec)>| MediaDesc {
+    let desc = |rtx: Vec<(u8, u8)>, codecs: Vec<(u8, Codec)>, pts: &[u8]| MediaDesc {
         sends: true,
         receives: true,
         twcc_extension: config.twcc_ext,
@@ -622,11 +622,12 @@ pub fn media_config(config: &PeerConfig) -> MediaConfig {
         transport_cc: config.twcc_feedback,
         rtx,
         codecs,
+        payload_types: pts.iter().fold(0, |set, &pt| set | 1u128 << pt),
     };
     MediaConfig {
         audio: Some(MediaDesc {
             audio_level_extension: config.audio_level_ext,
-            ..desc(Vec::new(), Vec::new())
+            ..desc(Vec::new(), Vec::new(), &[config.opus_pt])
         }),
         video: Some(desc(
             vec![
@@ -634,6 +635,12 @@ pub fn media_config(config: &PeerConfig) -> MediaConfig {
                 (config.h264_pt, config.h264_rtx_pt),
             ],
             vec![(config.vp8_pt, Codec::Vp8), (config.h264_pt, Codec::H264)],
+            &[
+                config.vp8_pt,
+                config.rtx_pt,
+                config.h264_pt,
+                config.h264_rtx_pt,
+            ],
         )),
     }
 }
