@@ -9,7 +9,10 @@ mod sim;
 
 use std::time::Duration;
 
-use sim::{assert_receives_cleanly, audio_output_of, output_of, sources_by_mid, Call};
+use sim::{
+    assert_receives_cleanly, assert_receives_learnt_cleanly, audio_output_of, output_of,
+    sources_by_mid, Call,
+};
 use tutti_bridge::media::stats::DropReason;
 use tutti_bridge::media::Mid;
 
@@ -40,13 +43,7 @@ fn packets_without_a_mid_are_placed_by_payload_type_when_it_names_one_source() {
     call.sim.run_for(Duration::from_secs(1));
 
     let peer = call.peer(pb);
-    let audio = peer.rx(audio_output_of(&alice)).expect("alice's audio");
-    assert!(audio.received() >= 200, "{}", audio.received());
-    let video = peer.rx(output_of(&alice).0).expect("alice's video");
-    assert!(video.frames().complete >= 150, "{:?}", video.frames());
-    assert_eq!(video.frames().incomplete, 0, "{:?}", video.frames());
-    assert!(video.is_continuous(), "gaps {:?}", video.missing());
-    assert_eq!((audio.payload_errors, video.payload_errors), (0, 0));
+    assert_receives_learnt_cleanly(peer, &alice);
     let eve_video = peer.rx(output_of(&eve).0).expect("eve's video");
     assert!(
         eve_video.frames().complete >= 150,

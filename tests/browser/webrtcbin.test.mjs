@@ -75,7 +75,11 @@ test('webrtcbin participants, answering and calling the focus, and lib-jitsi-mee
       for (const client of clients) {
         await waitFor(`${client.nick} to decode 3 videos and 3 audio streams`,
           async () => decoding(client, 'video').length === 3 && decoding(client, 'audio').length === 3, 30000);
-        console.log(`${client.nick} (webrtcbin) decodes 3 videos ${Date.now() - client.started} ms after starting: ${JSON.stringify(client.last.decoded)}; sends ${JSON.stringify(client.last.sent)}`);
+        // Its own contents' SSRCs as its Jingle signalled them, against what it sends: a content
+        // without one (webrtcbin offered it before its caps had an SSRC) is placed by the
+        // bridge by payload type.
+        const signalled = client.stderr.join('').match(/session-(?:initiate|accept) signals SSRCs (\{.*\})/)?.[1];
+        console.log(`${client.nick} (webrtcbin) decodes 3 videos ${Date.now() - client.started} ms after starting: ${JSON.stringify(client.last.decoded)}; signals ${signalled}, sends ${JSON.stringify(client.last.sent)}`);
       }
       // The pages decode both clients' video and hear their tones (as they do each other's).
       for (const page of [ada, bob]) {

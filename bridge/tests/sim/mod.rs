@@ -777,6 +777,29 @@ pub fn expect_simulcast(receiver: &mut SimPeer, sender: &PeerConfig) {
     receiver.expect_video_from(ssrc, Some(rtx), &layers);
 }
 
+/// Asserts that `receiver` got the audio (200 packets or more) and video (150 complete frames
+/// or more) of `sender`, signalled by MID alone, whole under their outputs
+/// ([`sources_by_mid`]): no gap in the video, no incomplete frame, no payload error.
+pub fn assert_receives_learnt_cleanly(receiver: &SimPeer, sender: &PeerConfig) {
+    let name = (&receiver.config().name, &sender.name);
+    let audio = receiver.rx(audio_output_of(sender)).expect("the audio");
+    assert!(audio.received() >= 200, "{name:?}: {}", audio.received());
+    let video = receiver.rx(output_of(sender).0).expect("the video");
+    let frames = video.frames();
+    assert!(frames.complete >= 150, "{name:?}: {frames:?}");
+    assert_eq!(frames.incomplete, 0, "{name:?}: {frames:?}");
+    assert!(
+        video.is_continuous(),
+        "{name:?}: gaps {:?}",
+        video.missing()
+    );
+    assert_eq!(
+        (audio.payload_errors, video.payload_errors),
+        (0, 0),
+        "{name:?}"
+    );
+}
+
 /// Asserts that `receiver` got `sender`'s audio (200 packets or more) and first video encoding
 /// (120 complete frames or more) whole: no gap, no incomplete frame, no payload error.
 pub fn assert_receives_cleanly(receiver: &SimPeer, sender: &PeerConfig) {
