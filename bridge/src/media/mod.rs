@@ -120,6 +120,7 @@ pub struct MediaDesc {
 }
 
 impl MediaDesc {
+    /// Whether `pt` was negotiated for this media.
     pub fn has_payload_type(&self, pt: u8) -> bool {
         pt < 128 && self.payload_types & (1u128 << pt) != 0
     }
