@@ -236,7 +236,6 @@ impl Cascade {
             .unwrap_or(Duration::MAX)
     }
 
-    /// Joins a participant to bridge `bridge` in the first conference.
     /// Ada and Bob on bridge 0, Cyd and Dee on bridge 1, each sending a camera, connected: their
     /// configs and peers, in that order.
     pub fn two_by_two(&mut self) -> ([PeerConfig; 4], [NodeId<SimPeer>; 4]) {
@@ -250,6 +249,7 @@ impl Cascade {
         (cameras, ids.try_into().expect("four peers"))
     }
 
+    /// Joins a participant to bridge `bridge` in the first conference.
     pub fn join(&mut self, bridge: usize, config: PeerConfig) -> NodeId<SimPeer> {
         self.join_conference(CONFERENCE, bridge, config)
     }
